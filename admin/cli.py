@@ -1,0 +1,173 @@
+"""The ``laurel`` command line (CONTRACT.md, Command line).
+
+Exit codes: 0 on success, 1 on a user error (one line on stderr naming the file, row and
+column where it applies), 2 on a usage error. A command that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.db import session_scope
+from engine.errors import LaurelError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a LaurelError into exit code 1 with its one-line reason on stderr."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LaurelError as exc:
+            _fail(str(exc).replace("\n", " "))
+
+    return wrapper
+
+
+def actor_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--as", "actor", metavar="EMAIL", default=None,
+                        help="Act as this back-office user (default: the system user).")(fn)
+
+
+def resolve_actor(session: Any, email: str | None) -> str:
+    """Return the acting user's email, checking that the user exists and is active."""
+    if email is None:
+        return "system"
+    from engine.users import get_user
+
+    user = get_user(session, email)
+    return user.email
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="laurel")
+def main() -> None:
+    """Laurel: rules-driven sales incentives and policies.
+
+    Settings come from the environment: LAUREL_DATABASE_URL (default: a SQLite file under
+    instance/), LAUREL_SECRET_KEY.
+    """
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also load the demo organisation, a year of "
+              "results and one demo user per role.")
+@user_errors
+def init(demo: bool) -> None:
+    """Create or upgrade the schema, load reference data and the policy library."""
+    from engine.rulebook import load_library
+
+    from engine.db import upgrade_schema
+    from engine.metrics import seed_reference_data
+
+    upgrade_schema()
+    with session_scope(actor="system") as session:
+        seed_reference_data(session)
+        loaded = load_library(session, PROJECT_ROOT / "rules")
+        click.echo(f"schema up to date; reference data loaded; {loaded} policies published")
+        if demo:
+            from engine.demo import load_demo
+
+            logins = load_demo(session)
+            click.echo("demo organisation loaded. Demo logins (email / password):")
+            for email, password, role in logins:
+                click.echo(f"  {role:<20} {email:<32} {password}")
+
+
+@main.group("import")
+def import_() -> None:
+    """Import employees or period results from CSV or XLSX."""
+
+
+@import_.command("employees")
+@click.argument("file", type=click.Path(dir_okay=False))
+@actor_option
+@user_errors
+def import_employees_cmd(file: str, actor: str | None) -> None:
+    """Create or update employees and teams from FILE (CSV or XLSX)."""
+    from engine.imports import import_employees
+
+    with session_scope() as session:
+        session.info["actor"] = resolve_actor(session, actor)
+        report = import_employees(session, file, path=file)
+    click.echo(report.summary())
+
+
+@import_.command("results")
+@click.argument("file", type=click.Path(dir_okay=False))
+@actor_option
+@user_errors
+def import_results_cmd(file: str, actor: str | None) -> None:
+    """Load period results from FILE (CSV or XLSX); a period is created on first use."""
+    from engine.imports import import_results
+
+    with session_scope() as session:
+        session.info["actor"] = resolve_actor(session, actor)
+        report = import_results(session, file, path=file)
+    click.echo(report.summary())
+
+
+@main.group()
+def users() -> None:
+    """Manage back-office users."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(
+    ["hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor"]))
+@click.option("--name", default="", help="Display name.")
+@click.option("--team", default=None, help="For a sales manager: the team they manage.")
+@click.option("--locale", type=click.Choice(["en", "zh"]), default=None)
+@user_errors
+def users_create(email: str, role: str, name: str, team: str | None,
+                 locale: str | None) -> None:
+    """Create a back-office user; the password is read from stdin or prompted."""
+    from engine.users import create_user
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            _fail("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    with session_scope() as session:
+        user = create_user(session, email, password, role, name=name, team=team, locale=locale)
+    click.echo(f"user {user.email} created with role {user.role}")
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--debug", is_flag=True, help="Reload on code changes.")
+def serve(port: int, debug: bool) -> None:
+    """Serve the back office on 127.0.0.1 (development server)."""
+    from admin.app import create_app
+
+    app = create_app()
+    app.run(host="127.0.0.1", port=port, debug=debug, use_reloader=debug)
+
+
+def _register_more() -> None:
+    """Attach the command groups defined next to the code they drive."""
+    from admin import cli_rules, cli_runs
+
+    cli_rules.register(main)
+    cli_runs.register(main)
+
+
+_register_more()

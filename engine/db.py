@@ -1,0 +1,179 @@
+"""Engine and session setup, the schema (Alembic) and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.models import AuditLog, Base, Result
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "instance"))
+
+# Tables whose changes are not audited row by row: results are audited per import, the
+# audit log itself never, runs and outcomes through their own lifecycle entries.
+_NOT_AUDITED = {"audit_log", "result", "outcome", "run"}
+
+
+def database_url() -> str:
+    """Return the configured database URL (LAUREL_DATABASE_URL, else SQLite in instance/)."""
+    url = os.environ.get("LAUREL_DATABASE_URL")
+    if url:
+        return url
+    DEFAULT_INSTANCE.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_INSTANCE / 'laurel.db'}"
+
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """Return one engine per URL; SQLite gets foreign keys and a busy timeout."""
+    url = url or database_url()
+    if url not in _engines:
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+        _engines[url] = engine
+    return _engines[url]
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+def make_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str | None = None, actor: str = "system") -> Iterator[Session]:
+    """Open a session that commits on success and rolls back everything on error."""
+    session = make_sessionmaker(url)()
+    session.info["actor"] = actor
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def upgrade_schema(url: str | None = None) -> None:
+    """Create or upgrade the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", (url or database_url()).replace("%", "%%"))
+    cfg.attributes["engine"] = get_engine(url)
+    command.upgrade(cfg, "head")
+
+
+# --- audit trail -------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
+    state = inspect(obj)
+    out: dict[str, Any] = {}
+    for attr in state.mapper.column_attrs:
+        if attr.key == "password_hash":
+            continue
+        hist = state.attrs[attr.key].history
+        if committed:
+            value = hist.deleted[0] if hist.deleted else (
+                hist.unchanged[0] if hist.unchanged else getattr(obj, attr.key)
+            )
+        else:
+            value = getattr(obj, attr.key)
+        out[attr.key] = _plain(value)
+    return out
+
+
+def audit(session: Session, action: str, entity: str, entity_id: Any = "", summary: str = "",
+          before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    """Record one audit entry for the session's actor."""
+    session.add(AuditLog(
+        actor=session.info.get("actor", "system"), action=action, entity=entity,
+        entity_id=str(entity_id or ""), summary=summary, before=before, after=after,
+        at=dt.datetime.now(dt.UTC),
+    ))
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_changes(session: Session, _ctx: Any, _instances: Any) -> None:
+    if session.info.get("audit_off"):
+        return
+    entries = []
+    for obj in session.new:
+        table = getattr(obj, "__tablename__", None)
+        if table and table not in _NOT_AUDITED and isinstance(obj, Base):
+            entries.append(("create", obj, None))
+    for obj in session.dirty:
+        table = getattr(obj, "__tablename__", None)
+        if table and table not in _NOT_AUDITED and session.is_modified(obj):
+            entries.append(("update", obj, _snapshot(obj, committed=True)))
+    for obj in session.deleted:
+        table = getattr(obj, "__tablename__", None)
+        if table and table not in _NOT_AUDITED:
+            entries.append(("delete", obj, _snapshot(obj, committed=True)))
+    pending = session.info.setdefault("_audit_pending", [])
+    pending.extend(entries)
+
+
+@event.listens_for(Session, "after_flush")
+def _audit_write(session: Session, _ctx: Any) -> None:
+    pending = session.info.pop("_audit_pending", [])
+    if not pending:
+        return
+    actor = session.info.get("actor", "system")
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for action, obj, before in pending:
+        after = None if action == "delete" else _snapshot(obj)
+        if action == "update" and before == after:
+            continue
+        rows.append({
+            "actor": actor, "action": action, "entity": obj.__tablename__,
+            "entity_id": str(getattr(obj, "id", "") or ""), "summary": str(obj)[:200],
+            "before": before, "after": after, "at": now,
+        })
+    if rows:
+        session.execute(AuditLog.__table__.insert(), rows)
+
+
+__all__ = [
+    "Result", "audit", "database_url", "get_engine", "make_sessionmaker", "session_scope",
+    "upgrade_schema", "dispose_engines",
+]

@@ -1,0 +1,57 @@
+"""The error tree: one root, and subclasses that carry what they are about."""
+
+from __future__ import annotations
+
+
+class LaurelError(Exception):
+    """A user error: bad input, an unknown period, an invalid rule. Exit code 1."""
+
+
+class ImportFileError(LaurelError):
+    """A file that cannot be imported; names the file, row and column."""
+
+    def __init__(self, file: str, reason: str, row: int | None = None, column: str | None = None):
+        self.file, self.row, self.column, self.reason = file, row, column, reason
+        where = [file]
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column}")
+        super().__init__(f"{', '.join(where)}: {reason}")
+
+
+class RuleError(LaurelError):
+    """An invalid rule definition; names the file or rule, the row and the field."""
+
+    def __init__(self, source: str, reason: str, field: str | None = None, row: int | None = None):
+        self.source, self.reason, self.field, self.row = source, reason, field, row
+        where = [source]
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field}")
+        super().__init__(f"{', '.join(where)}: {reason}")
+
+
+class FormulaError(LaurelError):
+    """A derived-metric formula that does not parse or names an unknown metric."""
+
+    def __init__(self, metric: str, reason: str):
+        self.metric, self.reason = metric, reason
+        super().__init__(f"metric {metric}, field formula: {reason}")
+
+
+class PeriodError(LaurelError):
+    """A malformed period code, an unknown period, or a period that is locked."""
+
+
+class RunError(LaurelError):
+    """A run that cannot start or that failed; the run stores nothing but its failure."""
+
+
+class PermissionDenied(LaurelError):
+    """The acting user's role does not allow this action."""
+
+
+class NotFound(LaurelError):
+    """A run, user or employee that does not exist."""

@@ -1,0 +1,275 @@
+"""The metric catalog, derived-metric formulas (sandboxed) and their evaluation.
+
+A missing value is *undefined* (``None``), never zero. Formulas are evaluated by simpleeval
+with operators that propagate undefined: ``a + b`` is undefined when either is, ``a / b``
+is undefined when ``b`` is undefined or zero. Two helper functions cover the other rules
+of POLICIES.md: ``defined_sum(a, b, ...)`` (undefined only when all are undefined, an
+undefined term counts as 0) and ``positive(x)`` (undefined unless ``x > 0``).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from functools import lru_cache
+from typing import Any
+
+from simpleeval import SimpleEval
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import FormulaError
+from engine.models import Metric
+
+Value = Decimal | None
+
+# (key, English label, Chinese label, type, roll-up, formula)
+CATALOG: list[tuple[str, str, str, str, str, str | None]] = [
+    ("quota", "Quota", "销售指标", "money", "sum", None),
+    ("revenue_new", "Revenue from new customers", "新客户收入", "money", "sum", None),
+    ("revenue_existing", "Revenue from existing customers", "老客户复购收入", "money", "sum",
+     None),
+    ("signed_amount", "Signed amount", "签约金额", "money", "sum", None),
+    ("collected_amount", "Collected amount", "回款金额", "money", "sum", None),
+    ("new_customers", "New effective customers", "新增有效客户数", "count", "sum", None),
+    ("target_customers", "Target customer base", "目标客户基数", "count", "sum", None),
+    ("churned_revenue", "Revenue of lost customers", "流失客户收入", "money", "sum", None),
+    ("customer_revenue_base", "Revenue of all customers", "客户总收入", "money", "sum", None),
+    ("closed_customers", "Customers with a closed deal", "成交客户数", "count", "sum", None),
+    ("leads", "Leads", "线索数", "count", "sum", None),
+    ("opportunities", "Opportunities", "商机数", "count", "sum", None),
+    ("won_leads", "Won leads", "成交线索数", "count", "sum", None),
+    ("visits", "Customer visits", "客户拜访次数", "count", "sum", None),
+    ("satisfaction", "Customer satisfaction", "客户满意度", "score", "mean", None),
+    ("nps", "Net promoter score", "净推荐值", "score", "mean", None),
+    ("self_score", "Self-assessment", "自评分", "score", "mean", None),
+    ("manager_score", "Manager assessment", "上级评分", "score", "mean", None),
+    ("customer_score", "Customer assessment", "客户评分", "score", "mean", None),
+    ("teamwork_score", "Teamwork score", "团队协作评分", "score", "mean", None),
+    ("renewal_intent", "Renewal intent", "续约意向评分", "score", "mean", None),
+    ("max_discount_pct", "Largest discount granted", "最大折扣率", "ratio", "max", None),
+    ("false_ad_complaints", "False advertising complaints", "虚假宣传投诉数", "count", "sum",
+     None),
+    ("revenue_total", "Total revenue", "总收入", "money", "sum",
+     "defined_sum(revenue_new, revenue_existing)"),
+    ("attainment", "Attainment", "指标达成率", "ratio", "mean", "revenue_total / positive(quota)"),
+    ("collection_ratio", "Collection ratio", "回款率", "ratio", "mean",
+     "collected_amount / signed_amount"),
+    ("customer_growth_rate", "Customer growth rate", "客户增长率", "ratio", "mean",
+     "new_customers / target_customers"),
+    ("churn_rate", "Churn rate", "客户流失率", "ratio", "mean",
+     "churned_revenue / customer_revenue_base"),
+    ("avg_deal_size", "Average deal size", "平均客单价", "money", "mean",
+     "revenue_total / closed_customers"),
+    ("lead_conversion", "Lead conversion", "线索转化率", "ratio", "mean", "won_leads / leads"),
+    ("lead_to_opportunity", "Lead to opportunity", "线索转商机率", "ratio", "mean",
+     "opportunities / leads"),
+    ("repurchase_rate", "Repurchase rate", "复购率", "ratio", "mean",
+     "revenue_existing / revenue_total"),
+    ("evaluation_score", "Evaluation score", "综合评价分", "score", "mean",
+     "0.2 * self_score + 0.5 * manager_score + 0.3 * customer_score"),
+    ("annual_score", "Annual score", "年度评分", "score", "mean",
+     "0.8 * evaluation_score + 0.2 * renewal_intent"),
+]
+
+LEVELS = [("S1", "Sales 1", "0.05"), ("S2", "Sales 2", "0.08"), ("S3", "Sales 3", "0.10"),
+          ("M1", "Manager 1", "0.15")]
+
+
+def _undef2(fn: Callable[[Decimal, Decimal], Decimal]) -> Callable[[Value, Value], Value]:
+    def op(a: Value, b: Value) -> Value:
+        if a is None or b is None:
+            return None
+        return fn(a, b)
+
+    return op
+
+
+def _div(a: Value, b: Value) -> Value:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _neg(a: Value) -> Value:
+    return None if a is None else -a
+
+
+def defined_sum(*terms: Value) -> Value:
+    """Sum the defined terms; undefined only when every term is undefined."""
+    defined = [t for t in terms if t is not None]
+    return sum(defined, Decimal(0)) if defined else None
+
+
+def positive(x: Value) -> Value:
+    """Return x when it is defined and > 0, else undefined."""
+    return x if x is not None and x > 0 else None
+
+
+FUNCTIONS = {"defined_sum": defined_sum, "positive": positive}
+OPERATORS = {
+    ast.Add: _undef2(operator.add),
+    ast.Sub: _undef2(operator.sub),
+    ast.Mult: _undef2(operator.mul),
+    ast.Div: _div,
+    ast.USub: _neg,
+    ast.UAdd: lambda a: a,
+}
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A parsed derived-metric formula and the metric keys it reads."""
+
+    metric: str
+    text: str
+    tree: ast.AST
+    names: frozenset[str]
+
+
+def _check_tree(metric: str, tree: ast.AST) -> frozenset[str]:
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Call,
+               ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, allowed):
+            raise FormulaError(metric, f"{type(node).__name__} is not allowed in a formula")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
+            raise FormulaError(metric, f"only numbers may appear as constants, not {node.value!r}")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                raise FormulaError(metric, "the only functions are defined_sum and positive")
+            if node.keywords:
+                raise FormulaError(metric, "functions take no keyword arguments")
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+    names -= set(FUNCTIONS)
+    return frozenset(names)
+
+
+@lru_cache(maxsize=512)
+def parse_formula(metric: str, text: str) -> Formula:
+    """Parse a formula once; raise FormulaError if it is not a plain arithmetic expression."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(metric, f"does not parse: {exc.msg}") from None
+    names = _check_tree(metric, tree)
+    # Number literals become exact decimals: 0.2 is 2/10, not a binary float.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
+                and not isinstance(node.value, bool):
+            node.value = Decimal(repr(node.value))
+    return Formula(metric, text, tree, names)
+
+
+class _Evaluator(SimpleEval):
+    def __init__(self) -> None:
+        super().__init__(operators=OPERATORS, functions=FUNCTIONS)
+        self.nodes[ast.Constant] = lambda node: node.value
+
+
+_EVAL = _Evaluator()
+
+
+def evaluate(formula: Formula, values: Mapping[str, Value]) -> Value:
+    """Evaluate a parsed formula over exact decimals; undefined propagates."""
+    _EVAL.names = {n: values.get(n) for n in formula.names}
+    with localcontext() as ctx:
+        ctx.prec = 34
+        result = _EVAL._eval(formula.tree.body)
+    if result is None:
+        return None
+    return +Decimal(result)
+
+
+def order_formulas(formulas: Iterable[Formula]) -> list[Formula]:
+    """Order derived metrics so that each comes after the derived metrics it reads."""
+    by_key = {f.metric: f for f in formulas}
+    done: list[Formula] = []
+    state: dict[str, int] = {}
+
+    def visit(key: str, chain: list[str]) -> None:
+        if state.get(key) == 2:
+            return
+        if state.get(key) == 1:
+            raise FormulaError(key, "formulas refer to each other in a cycle: "
+                               + " -> ".join(chain + [key]))
+        state[key] = 1
+        for name in sorted(by_key[key].names):
+            if name in by_key:
+                visit(name, chain + [key])
+        state[key] = 2
+        done.append(by_key[key])
+
+    for key in sorted(by_key):
+        visit(key, [])
+    return done
+
+
+@dataclass
+class Catalog:
+    """The metric catalog as the engine reads it."""
+
+    metrics: dict[str, Metric]
+    derived: list[Formula]
+
+    @property
+    def inputs(self) -> dict[str, Metric]:
+        return {k: m for k, m in self.metrics.items() if not m.formula}
+
+    def derive(self, values: dict[str, Value]) -> dict[str, Value]:
+        """Return input values plus every derived metric, in dependency order."""
+        out = dict(values)
+        for formula in self.derived:
+            out[formula.metric] = evaluate(formula, out)
+        return out
+
+
+def load_catalog(session: Session) -> Catalog:
+    metrics = {m.key: m for m in session.scalars(select(Metric).order_by(Metric.id))}
+    formulas = [parse_formula(m.key, m.formula) for m in metrics.values() if m.formula]
+    for f in formulas:
+        unknown = sorted(n for n in f.names if n not in metrics)
+        if unknown:
+            raise FormulaError(f.metric, f"unknown metric {', '.join(unknown)}")
+    return Catalog(metrics, order_formulas(formulas))
+
+
+def validate_formula(session: Session, key: str, text: str) -> Formula:
+    """Check a formula against the catalog (as used when HR saves a metric)."""
+    formula = parse_formula(key, text)
+    known = set(session.scalars(select(Metric.key))) | {key}
+    unknown = sorted(n for n in formula.names if n not in known)
+    if unknown:
+        raise FormulaError(key, f"unknown metric {', '.join(unknown)}")
+    if key in formula.names:
+        raise FormulaError(key, "a formula cannot refer to its own metric")
+    return formula
+
+
+def seed_reference_data(session: Session) -> None:
+    """Create the levels and the whole metric catalog where they are missing."""
+    from engine.models import Level
+
+    have_levels = set(session.scalars(select(Level.code)))
+    for code, name, authority in LEVELS:
+        if code not in have_levels:
+            session.add(Level(code=code, name=name, discount_authority=Decimal(authority)))
+    have = set(session.scalars(select(Metric.key)))
+    for key, en, zh, mtype, rollup, formula in CATALOG:
+        if key not in have:
+            session.add(Metric(key=key, label_en=en, label_zh=zh, type=mtype, rollup=rollup,
+                               formula=formula))
+    session.flush()
+
+
+def to_plain(value: Any) -> Any:
+    """Render a Decimal without exponent or trailing noise for explanations."""
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return text
+    return value

@@ -1,0 +1,251 @@
+"""The domain model (SQLAlchemy 2, typed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Exact decimals everywhere: 20 digits before the point, 6 after, enough for money and
+# ratios alike. Amounts are rounded to 0.01 before they are stored.
+DECIMAL = Numeric(26, 6)
+MONEY = Numeric(18, 2)
+
+PERIOD_KINDS = ("month", "quarter", "year")
+PERIOD_STATUSES = ("open", "locked")
+TEAM_STAGES = ("startup", "growth", "mature")
+METRIC_TYPES = ("money", "count", "score", "ratio")
+ROLLUPS = ("sum", "mean", "max")
+ROLES = ("hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor")
+RUN_STATUSES = ("calculated", "approved", "locked", "discarded", "failed")
+OUTCOME_KINDS = (
+    "commission", "bonus", "award", "rating", "eligibility", "pip", "flag", "alert", "warning",
+)
+RULE_STATUSES = ("draft", "published", "retired")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {Decimal: DECIMAL, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Level(Base):
+    __tablename__ = "level"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    discount_authority: Mapped[Decimal]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Team(Base):
+    __tablename__ = "team"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    region: Mapped[str] = mapped_column(String(100), default="")
+    stage: Mapped[str] = mapped_column(String(20), default="growth")
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("employee.id", use_alter=True, name="fk_team_manager", ondelete="SET NULL")
+    )
+
+    manager: Mapped[Employee | None] = relationship(foreign_keys=[manager_id], post_update=True)
+    members: Mapped[list[Employee]] = relationship(
+        back_populates="team", foreign_keys="Employee.team_id"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Employee(Base):
+    __tablename__ = "employee"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200), default="")
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"), index=True)
+    level_id: Mapped[int] = mapped_column(ForeignKey("level.id"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    hire_date: Mapped[dt.date | None]
+
+    team: Mapped[Team] = relationship(back_populates="members", foreign_keys=[team_id])
+    level: Mapped[Level] = relationship()
+    manager: Mapped[Employee | None] = relationship(remote_side=[id])
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Period(Base):
+    __tablename__ = "period"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(10), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    start: Mapped[dt.date]
+    end: Mapped[dt.date]
+    status: Mapped[str] = mapped_column(String(10), default="open")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Metric(Base):
+    __tablename__ = "metric"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    label_en: Mapped[str] = mapped_column(String(200))
+    label_zh: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[str] = mapped_column(String(10))
+    rollup: Mapped[str] = mapped_column(String(10), default="sum")
+    formula: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def derived(self) -> bool:
+        return bool(self.formula)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Result(Base):
+    """One imported value: employee x period x metric. Undefined values have no row."""
+
+    __tablename__ = "result"
+    __table_args__ = (
+        UniqueConstraint("employee_id", "period_id", "metric_id", name="uq_result"),
+        Index("ix_result_period_employee", "period_id", "employee_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metric.id"))
+    value: Mapped[Decimal]
+
+    employee: Mapped[Employee] = relationship()
+    period: Mapped[Period] = relationship()
+    metric: Mapped[Metric] = relationship()
+
+
+class User(Base):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(300), default="")
+    role: Mapped[str] = mapped_column(String(30))
+    locale: Mapped[str | None] = mapped_column(String(10))
+    active: Mapped[bool] = mapped_column(default=True)
+    # A sales manager sees this team only.
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+
+    team: Mapped[Team | None] = relationship()
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(30))
+    entity: Mapped[str] = mapped_column(String(60))
+    entity_id: Mapped[str] = mapped_column(String(60), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+
+
+class Rule(Base):
+    """One version of one policy rule; the definition is the validated rule document."""
+
+    __tablename__ = "rule"
+    __table_args__ = (UniqueConstraint("key", "version", name="uq_rule_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(default=1)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    period_kind: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    effective_from: Mapped[dt.date | None]
+    effective_to: Mapped[dt.date | None]
+    definition: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    def __str__(self) -> str:
+        return f"{self.key} v{self.version}"
+
+
+class Run(Base):
+    __tablename__ = "run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    ruleset_hash: Mapped[str] = mapped_column(String(64), default="")
+    rules: Mapped[list[Any] | None]
+    started_by: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    employee_count: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    period: Mapped[Period] = relationship()
+    outcomes: Mapped[list[Outcome]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Outcome.id"
+    )
+
+    def __str__(self) -> str:
+        return f"run {self.id}"
+
+
+class Outcome(Base):
+    __tablename__ = "outcome"
+    __table_args__ = (Index("ix_outcome_run_employee", "run_id", "employee_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    rule_key: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    value: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str | None] = mapped_column(String(10))
+    explanation: Mapped[dict[str, Any]]
+
+    run: Mapped[Run] = relationship(back_populates="outcomes")
+    employee: Mapped[Employee] = relationship()

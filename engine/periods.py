@@ -1,0 +1,106 @@
+"""Period codes: YYYY-MM (month), YYYY-Qn (quarter), YYYY (year)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import PeriodError
+from engine.models import Period
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+_YEAR = re.compile(r"^(\d{4})$")
+
+
+def parse(code: str) -> tuple[str, dt.date, dt.date]:
+    """Return (kind, first day, last day) of a period code, or raise PeriodError."""
+    code = (code or "").strip()
+    if m := _MONTH.match(code):
+        y, mo = int(m[1]), int(m[2])
+        return "month", dt.date(y, mo, 1), dt.date(y, mo, calendar.monthrange(y, mo)[1])
+    if m := _QUARTER.match(code):
+        y, q = int(m[1]), int(m[2])
+        first = 3 * (q - 1) + 1
+        last = first + 2
+        return "quarter", dt.date(y, first, 1), dt.date(y, last, calendar.monthrange(y, last)[1])
+    if m := _YEAR.match(code):
+        y = int(m[1])
+        return "year", dt.date(y, 1, 1), dt.date(y, 12, 31)
+    raise PeriodError(
+        f"period {code!r} is not a period code (YYYY-MM, YYYY-Qn or YYYY)"
+    )
+
+
+def is_valid(code: str) -> bool:
+    try:
+        parse(code)
+    except PeriodError:
+        return False
+    return True
+
+
+def parents(code: str) -> list[str]:
+    """Return the codes of the periods that contain this one (month -> quarter, year)."""
+    kind, start, _ = parse(code)
+    if kind == "month":
+        return [f"{start.year}-Q{(start.month - 1) // 3 + 1}", f"{start.year}"]
+    if kind == "quarter":
+        return [f"{start.year}"]
+    return []
+
+
+def children(code: str) -> list[str]:
+    """Return the codes of the periods one level below (quarter -> months, year -> quarters)."""
+    kind, start, _ = parse(code)
+    if kind == "quarter":
+        return [f"{start.year}-{m:02d}" for m in range(start.month, start.month + 3)]
+    if kind == "year":
+        return [f"{start.year}-Q{q}" for q in range(1, 5)]
+    return []
+
+
+def previous(code: str) -> str:
+    """Return the period of the same kind just before (2026-Q1 -> 2025-Q4)."""
+    kind, start, _ = parse(code)
+    if kind == "month":
+        y, m = (start.year, start.month - 1) if start.month > 1 else (start.year - 1, 12)
+        return f"{y}-{m:02d}"
+    if kind == "quarter":
+        q = (start.month - 1) // 3 + 1
+        return f"{start.year}-Q{q - 1}" if q > 1 else f"{start.year - 1}-Q4"
+    return f"{start.year - 1}"
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month0 = day.month - 1 + months
+    y, m = day.year + month0 // 12, month0 % 12 + 1
+    return dt.date(y, m, min(day.day, calendar.monthrange(y, m)[1]))
+
+
+def get(session: Session, code: str) -> Period | None:
+    return session.scalar(select(Period).where(Period.code == code))
+
+
+def get_or_create(session: Session, code: str) -> Period:
+    """Return the period, creating it (open) on first use."""
+    period = get(session, code)
+    if period is None:
+        kind, start, end = parse(code)
+        period = Period(code=code, kind=kind, start=start, end=end, status="open")
+        session.add(period)
+        session.flush()
+    return period
+
+
+def require(session: Session, code: str) -> Period:
+    """Return an existing period or raise PeriodError naming it."""
+    parse(code)
+    period = get(session, code)
+    if period is None:
+        raise PeriodError(f"period {code} does not exist: import results for it first")
+    return period

@@ -1,0 +1,92 @@
+"""Period figures: imported values, and quarter/year figures rolled up from below.
+
+A quarter's figures that were not imported are built from the employee's month rows of
+that quarter; a year's from its quarters' figures (each quarter as imported or rolled up).
+A mean counts only the periods where the value is defined; a metric imported on the
+quarter (year) row wins over the roll-up, metric by metric. An employee with no row for
+the period and none below it is not in that period's population.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal, localcontext
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import periods
+from engine.models import Metric, Period, Result
+
+Figures = dict[int, dict[str, Decimal]]
+
+
+def _imported(session: Session, codes: list[str], keys: dict[int, str]) -> dict[str, Figures]:
+    out: dict[str, Figures] = {c: defaultdict(dict) for c in codes}
+    rows = session.execute(
+        select(Period.code, Result.employee_id, Result.metric_id, Result.value)
+        .join(Period, Period.id == Result.period_id)
+        .where(Period.code.in_(codes))
+    )
+    for code, emp, metric_id, value in rows:
+        key = keys.get(metric_id)
+        if key is not None:
+            out[code][emp][key] = value
+    return out
+
+
+def combine(rollup: str, values: list[Decimal]) -> Decimal | None:
+    """Roll defined values up by sum, mean or max; undefined when none is defined."""
+    if not values:
+        return None
+    if rollup == "sum":
+        return sum(values, Decimal(0))
+    if rollup == "max":
+        return max(values)
+    with localcontext() as ctx:
+        ctx.prec = 34
+        mean = sum(values, Decimal(0)) / len(values)
+    return +mean
+
+
+def _roll(imported: Figures, parts: list[Figures], rollups: dict[str, str]) -> Figures:
+    employees = set(imported)
+    for part in parts:
+        employees.update(part)
+    out: Figures = {}
+    for emp in employees:
+        own = dict(imported.get(emp, {}))
+        for key, how in rollups.items():
+            if key in own:
+                continue
+            defined = [p[emp][key] for p in parts if emp in p and key in p[emp]]
+            value = combine(how, defined)
+            if value is not None:
+                own[key] = value
+        out[emp] = own
+    return out
+
+
+def period_figures(session: Session, code: str) -> Figures:
+    """Return {employee_id: {metric_key: value}} of the input metrics of a period.
+
+    Undefined values are absent. Employees with nothing for the period or below it are
+    absent too.
+    """
+    kind, _, _ = periods.parse(code)
+    metrics = list(session.scalars(select(Metric).where(Metric.formula.is_(None))))
+    keys = {m.id: m.key for m in metrics}
+    rollups = {m.key: m.rollup for m in metrics}
+    if kind == "month":
+        return dict(_imported(session, [code], keys)[code])
+    if kind == "quarter":
+        months = periods.children(code)
+        data = _imported(session, [code, *months], keys)
+        return _roll(data[code], [data[m] for m in months], rollups)
+    quarters = periods.children(code)
+    months = [m for q in quarters for m in periods.children(q)]
+    data = _imported(session, [code, *quarters, *months], keys)
+    rolled_quarters = [
+        _roll(data[q], [data[m] for m in periods.children(q)], rollups) for q in quarters
+    ]
+    return _roll(data[code], rolled_quarters, rollups)

@@ -1,0 +1,54 @@
+"""Back-office users and their roles."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engine.errors import LaurelError, NotFound
+from engine.models import ROLES, Team, User
+
+MIN_PASSWORD = 8
+
+
+def get_user(session: Session, email: str) -> User:
+    """Return the active user with this email or raise NotFound naming it."""
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.active:
+        raise NotFound(f"user {email} does not exist or is inactive")
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise LaurelError(f"user {user.email}, field password: at least {MIN_PASSWORD} "
+                          "characters are needed")
+    user.password_hash = generate_password_hash(password)
+
+
+def check_password(user: User, password: str) -> bool:
+    return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+
+
+def create_user(session: Session, email: str, password: str, role: str, name: str = "",
+                team: str | None = None, locale: str | None = None) -> User:
+    """Create a user; the email must be new and a sales manager needs a team."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise LaurelError(f"user {email!r}, field email: not an email address")
+    if role not in ROLES:
+        raise LaurelError(f"user {email}, field role: {role!r} is not one of {', '.join(ROLES)}")
+    if session.scalar(select(User).where(func.lower(User.email) == email)):
+        raise LaurelError(f"user {email} already exists")
+    team_obj = None
+    if team:
+        team_obj = session.scalar(select(Team).where(Team.name == team))
+        if team_obj is None:
+            raise LaurelError(f"user {email}, field team: unknown team {team!r}")
+    user = User(email=email, name=name or email.split("@")[0], role=role, team=team_obj,
+                locale=locale, active=True)
+    set_password(user, password)
+    session.add(user)
+    session.flush()
+    return user

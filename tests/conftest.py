@@ -1,0 +1,84 @@
+"""Fixtures that mirror the factory: a clean database per test, on SQLite or PostgreSQL.
+
+LAUREL_TEST_DATABASE_URL selects PostgreSQL (the whole suite runs on both in .ci/run);
+otherwise each test gets its own SQLite file, copied from a migrated template.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from engine import db
+from engine.models import Base
+
+PG_URL = os.environ.get("LAUREL_TEST_DATABASE_URL")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _seed(url: str) -> None:
+    from engine.metrics import seed_reference_data
+    from engine.rulebook import load_library
+
+    with db.session_scope(url) as session:
+        session.info["audit_off"] = True
+        seed_reference_data(session)
+        load_library(session, ROOT / "rules")
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if PG_URL:
+        engine = db.get_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        db.upgrade_schema(PG_URL)
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    db.upgrade_schema(url)
+    _seed(url)
+    db.dispose_engines()
+    return str(path)
+
+
+@pytest.fixture()
+def db_url(_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated database with reference data and the published policy library."""
+    if PG_URL:
+        engine = db.get_engine(PG_URL)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        _seed(PG_URL)
+        url = PG_URL
+    else:
+        path = tmp_path / "laurel.db"
+        shutil.copy(_template, path)
+        url = f"sqlite:///{path}"
+    monkeypatch.setenv("LAUREL_DATABASE_URL", url)
+    monkeypatch.setenv("LAUREL_INSTANCE_PATH", str(tmp_path / "instance"))
+    yield url
+    if not PG_URL:
+        engine = db._engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
+
+
+@pytest.fixture()
+def session(db_url: str) -> Iterator[Session]:
+    """A session on the clean database; the test commits when it needs to."""
+    s = db.make_sessionmaker(db_url)()
+    s.info["actor"] = "tester@example.com"
+    try:
+        yield s
+    finally:
+        s.rollback()
+        s.close()
