@@ -70,10 +70,9 @@ def main() -> None:
 @user_errors
 def init(demo: bool) -> None:
     """Create or upgrade the schema, load reference data and the policy library."""
-    from engine.rulebook import load_library
-
     from engine.db import upgrade_schema
     from engine.metrics import seed_reference_data
+    from engine.rulebook import load_library
 
     upgrade_schema()
     with session_scope(actor="system") as session:

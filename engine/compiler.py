@@ -1,0 +1,427 @@
+"""Compile published rules to one durable_rules ruleset, and evaluate it per employee.
+
+What DESIGN.md measured about durable_rules shapes this module:
+- facts, not events (every matching rule fires); one sid per employee, asserted, collected
+  and deleted at once, so one state is live at a time;
+- one ``Host`` per process with the background dispatcher off, rulesets registered under
+  a name made of the content hash, actions looked up by name on our host;
+- numbers cross as floats: conditions never divide, ratios are computed beforehand, and
+  each value is encoded so that its order against every constant of the rules is the
+  order of the exact decimals (a ratio of 0.7999... never passes for 0.80);
+- undefined values are dropped from the fact, never sent as null.
+
+Rules chain through the engine: a rating rule asserts a ``rated`` fact (the employee's
+facts plus the rating) that eligibility and PIP rules match; a commission or bonus
+asserts a ``payout`` fact and a holding flag a ``hold`` fact, and a system rule that joins
+the two marks the payout held. First match wins in a decision table because each row is
+compiled with the negation of the rows above it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import os
+from bisect import bisect_left
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from engine.conditions import (
+    CHAINED_FACTS,
+    POPULATION_OPS,
+    facts_read,
+    lower_leaf,
+    negate,
+    push_not,
+)
+from engine.errors import RunError
+
+# --- the compiled form ----------------------------------------------------------------------
+
+
+@dataclass
+class Firing:
+    """One compiled durable rule: which rule document, and what part of it."""
+
+    rule: dict[str, Any]
+    role: str  # main, tier, row, warn, hold
+    index: int | None = None  # tier or row number (1-based)
+    missing: str | None = None  # for warnings: the undefined fact
+    condition: dict[str, Any] | None = None  # what held, for the explanation
+
+
+@dataclass
+class CompiledRuleset:
+    name: str
+    content_hash: str
+    rules: list[dict[str, Any]]
+    definition: dict[str, Any]
+    firings: dict[str, Firing]
+    conditions: dict[str, dict[str, Any]]  # durable rule name -> plain condition tree
+    stages: dict[str, str]  # durable rule name -> fact type it matches (emp or rated)
+    thresholds: dict[str, list[tuple[Decimal, float]]]
+    fields: set[str]
+    population: set[str] = field(default_factory=set)
+
+
+def _num(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def scope_condition(rule: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for fact, values in (rule.get("scope") or {}).items():
+        out.append({"fact": fact, "op": "in", "value": list(values)})
+    return out
+
+
+def _all(*parts: Any) -> dict[str, Any]:
+    items = []
+    for p in parts:
+        if p is None:
+            continue
+        if isinstance(p, list):
+            items.extend(p)
+        else:
+            items.append(p)
+    return {"all": items}
+
+
+def _without_fact(cond: dict[str, Any] | None, fact: str) -> dict[str, Any] | None | bool:
+    """Drop a conjunction's leaves on a fact; False when cond is not a plain conjunction."""
+    if cond is None:
+        return None
+    if "fact" in cond:
+        return None if cond["fact"] == fact or cond.get("ref") == fact else cond
+    if "all" in cond and all("fact" in c for c in cond["all"]):
+        return {"all": [c for c in cond["all"] if c["fact"] != fact and c.get("ref") != fact]}
+    return False
+
+
+def required_facts(rule: Mapping[str, Any]) -> list[str]:
+    """Facts the rule's amount or value needs; undefined, they give a warning."""
+    action = rule["action"]
+    atype = action["type"]
+    if atype == "tiers":
+        return list(dict.fromkeys([action["metric"], action["base"]]))
+    if atype == "rate":
+        return [action["base"]]
+    if atype == "per_unit":
+        return [action["per"]]
+    if atype == "table":
+        last = action["rows"][-1]["when"]
+        cond = last if last is None or "fact" in last else None
+        conj = [cond] if cond else (last or {}).get("all", []) if last and "all" in last else []
+        return [c["fact"] for c in conj if "fact" in c and c["op"] == "defined"]
+    return []
+
+
+def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]]:
+    """Return (name, firing, condition) for every durable rule the documents make."""
+    out: list[tuple[str, Firing, dict[str, Any]]] = []
+    counter = itertools.count(1)
+    for rule in rules:
+        base = _all(scope_condition(rule), rule.get("when"))
+        action = rule["action"]
+        if action["type"] == "tiers":
+            metric, tbase = action["metric"], action["base"]
+            for i, tier in enumerate(action["tiers"], start=1):
+                band = []
+                if tier["from"] is not None:
+                    band.append({"fact": metric, "op": ">=", "value": _num(tier["from"])})
+                if tier["to"] is not None:
+                    band.append({"fact": metric, "op": "<", "value": _num(tier["to"])})
+                if not band:
+                    band.append({"fact": metric, "op": "defined"})
+                cond = _all(base, band, {"fact": tbase, "op": "defined"})
+                out.append((f"r{next(counter)}", Firing(rule, "tier", i, condition=cond), cond))
+        elif action["type"] == "table":
+            above: list[dict[str, Any]] = []
+            for i, row in enumerate(action["rows"], start=1):
+                this = row["when"] or {"all": []}
+                cond = _all(base, this, [negate(a) for a in above])
+                shown = _all(base, this)
+                out.append((f"r{next(counter)}", Firing(rule, "row", i, condition=shown), cond))
+                above.append(this)
+        else:
+            needs = [{"fact": f, "op": "defined"} for f in required_facts(rule)]
+            cond = _all(base, needs)
+            out.append((f"r{next(counter)}", Firing(rule, "main", condition=base), cond))
+        for fact in required_facts(rule):
+            rest = _without_fact(rule.get("when"), fact)
+            if rest is False or fact in CHAINED_FACTS:
+                continue
+            cond = _all(scope_condition(rule), rest, {"fact": fact, "op": "undefined"})
+            out.append((f"r{next(counter)}", Firing(rule, "warn", missing=fact), cond))
+    return out
+
+
+# --- to durable_rules JSON ---------------------------------------------------------------------
+
+
+def _lower(cond: dict[str, Any]) -> dict[str, Any]:
+    """Push negations to the leaves and rewrite population operators as comparisons."""
+    cond = push_not(cond)
+
+    def walk(c: dict[str, Any]) -> dict[str, Any]:
+        if "all" in c:
+            return {"all": [walk(x) for x in c["all"]]}
+        if "any" in c:
+            return {"any": [walk(x) for x in c["any"]]}
+        if c["op"] in POPULATION_OPS:
+            return lower_leaf(c)
+        return c
+
+    return walk(cond)
+
+
+_DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, Decimal) or (isinstance(value, str) and _looks_numeric(value)):
+        return float(value)
+    return value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        Decimal(text)
+    except Exception:
+        return False
+    return True
+
+
+class _Emitter:
+    def __init__(self, numeric: set[str]):
+        self.numeric = numeric
+        self.thresholds: dict[str, set[Decimal]] = {}
+        self.fields: set[str] = set()
+
+    def value(self, fact: str, value: Any) -> Any:
+        if fact in self.numeric or "__" in fact:  # population facts are numbers
+            d = _num(value)
+            self.thresholds.setdefault(fact, set()).add(d)
+            return float(d)
+        return str(value)
+
+    def expr(self, c: dict[str, Any]) -> dict[str, Any]:
+        if "all" in c:
+            parts = [self.expr(x) for x in c["all"]]
+            return parts[0] if len(parts) == 1 else {"$and": parts} if parts else \
+                {"$ex": {"t": 1}}
+        if "any" in c:
+            parts = [self.expr(x) for x in c["any"]]
+            return parts[0] if len(parts) == 1 else {"$or": parts} if parts else \
+                {"$nex": {"t": 1}}
+        fact, op = c["fact"], c["op"]
+        self.fields.add(fact)
+        if op == "defined":
+            return {"$ex": {fact: 1}}
+        if op == "undefined":
+            return {"$nex": {fact: 1}}
+        if op in ("in", "not_in"):
+            values = [self.value(fact, v) for v in c["value"]]
+            if op == "in":
+                eqs = [{fact: v} for v in values]
+                return eqs[0] if len(eqs) == 1 else {"$or": eqs}
+            return {"$and": [{"$ex": {fact: 1}}, *({"$neq": {fact: v}} for v in values)]}
+        if "ref" in c:
+            self.fields.add(c["ref"])
+            other: Any = {"$m": c["ref"]}
+            guard = [{"$ex": {fact: 1}}, {"$ex": {c["ref"]: 1}}]
+        else:
+            other = self.value(fact, c["value"])
+            guard = [{"$ex": {fact: 1}}]
+        if op == "==":
+            test = {fact: other}
+        else:
+            test = {_DURABLE_OPS[op]: {fact: other}}
+        return {"$and": [*guard, test]} if op == "!=" or "ref" in c else test
+
+
+def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> CompiledRuleset:
+    """Compile rule documents (validated, stored form) into one durable_rules ruleset."""
+    digest = hashlib.sha256(json.dumps(rules, sort_keys=True, default=str).encode()).hexdigest()
+    emitter = _Emitter(numeric_facts)
+    definition: dict[str, Any] = {}
+    firings: dict[str, Firing] = {}
+    conditions: dict[str, dict[str, Any]] = {}
+    stages: dict[str, str] = {}
+    population: set[str] = set()
+    for name, firing, cond in plan(rules):
+        reads = facts_read(cond)
+        stage = "rated" if any(f in CHAINED_FACTS for f in reads) else "emp"
+        for leaf_fact, leaf_op in _leaf_ops(cond):
+            if leaf_op in POPULATION_OPS:
+                population.add(leaf_fact)
+        lowered = _lower(cond)
+        expr = emitter.expr(lowered)
+        definition[name] = {"all": [{"m": {"$and": [{"t": stage}, expr]}}], "run": name}
+        firings[name] = firing
+        conditions[name] = lowered
+        stages[name] = stage
+    definition["hold"] = {
+        "all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}], "run": "hold",
+    }
+    thresholds = {
+        f: sorted((d, float(d)) for d in values) for f, values in emitter.thresholds.items()
+    }
+    return CompiledRuleset(
+        name=f"laurel_{digest[:16]}", content_hash=digest, rules=rules, definition=definition,
+        firings=firings, conditions=conditions, stages=stages, thresholds=thresholds,
+        fields=emitter.fields, population=population,
+    )
+
+
+def _leaf_ops(cond: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    stack = [cond]
+    while stack:
+        c = stack.pop()
+        if "all" in c or "any" in c:
+            stack.extend(c.get("all") or c.get("any") or [])
+        elif "not" in c:
+            stack.append(c["not"])
+        else:
+            out.append((c["fact"], c["op"]))
+    return out
+
+
+def encode(value: Decimal, thresholds: list[tuple[Decimal, float]]) -> float:
+    """Return a float whose order against each threshold is the decimal's order."""
+    f = float(value)
+    if not thresholds:
+        return f
+    i = bisect_left(thresholds, (value, -math.inf))
+    # thresholds[i-1] < value <= thresholds[i] in exact terms
+    if i < len(thresholds) and thresholds[i][0] == value:
+        return thresholds[i][1]
+    if i > 0 and f <= thresholds[i - 1][1]:
+        f = math.nextafter(thresholds[i - 1][1], math.inf)
+    if i < len(thresholds) and f >= thresholds[i][1]:
+        f = math.nextafter(thresholds[i][1], -math.inf)
+    return f
+
+
+def to_fact(values: Mapping[str, Any], compiled: CompiledRuleset) -> dict[str, Any]:
+    """The employee's facts as durable_rules sees them: only fields the rules read."""
+    fact: dict[str, Any] = {"t": "emp"}
+    for name in compiled.fields:
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, Decimal):
+            fact[name] = encode(value, compiled.thresholds.get(name, []))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            fact[name] = encode(Decimal(value), compiled.thresholds.get(name, []))
+        else:
+            fact[name] = str(value)
+    return fact
+
+
+# --- the host ----------------------------------------------------------------------------------
+
+_host: Any = None
+_host_pid: int | None = None
+
+
+def _durable() -> Any:
+    from durable import engine as durable_engine
+
+    return durable_engine
+
+
+def get_host() -> Any:
+    """One host per process, dispatcher off (DESIGN.md: threads and the dispatcher)."""
+    global _host, _host_pid
+    if _host is None or _host_pid != os.getpid():
+        durable_engine = _durable()
+
+        class QuietHost(durable_engine.Host):
+            def __init__(self) -> None:
+                self.actions: dict[str, Any] = {}
+                super().__init__()
+
+            def _run(self) -> None:  # no background dispatcher thread
+                return None
+
+            def get_action(self, action_name: str) -> Any:
+                return self.actions[action_name]
+
+        _host, _host_pid = QuietHost(), os.getpid()
+    return _host
+
+
+class Session:
+    """Evaluate employees one at a time against a compiled ruleset in this process."""
+
+    def __init__(self, compiled: CompiledRuleset):
+        self.compiled = compiled
+        self.host = get_host()
+        self.fired: list[tuple[str, dict[str, Any]]] = []
+        self.holds: list[tuple[str, str]] = []
+        if compiled.name not in self.host._ruleset_directory:
+            for name, firing in compiled.firings.items():
+                self.host.actions[name] = self._action(name, firing)
+            self.host.actions["hold"] = self._hold
+            # set_rulesets deletes "run" from the dicts it is given: pass a copy.
+            self.host.set_rulesets({compiled.name: copy.deepcopy(compiled.definition)})
+        else:
+            # The ruleset is registered; point its actions at this session.
+            ruleset = self.host._ruleset_directory[compiled.name]
+            for name, firing in compiled.firings.items():
+                ruleset._actions[name] = _promise(self._action(name, firing))
+            ruleset._actions["hold"] = _promise(self._hold)
+        self._ruleset = self.host._ruleset_directory[compiled.name]
+
+    def _action(self, name: str, firing: Firing) -> Any:
+        rule = firing.rule
+
+        def action(c: Any) -> None:
+            self.fired.append((name, {}))
+            if firing.role == "warn":
+                return
+            if rule["kind"] == "rating":
+                value = rule["action"]["rows"][firing.index - 1]["value"]
+                rated = dict(c.m._d)
+                rated.update(t="rated", rating=value, rating_rule=rule["key"])
+                c.assert_fact(rated)
+            if rule["kind"] in ("commission", "bonus"):
+                c.assert_fact({"t": "payout", "rule": rule["key"]})
+            if rule.get("hold"):
+                c.assert_fact({"t": "hold", "rule": rule["key"]})
+
+        return action
+
+    def _hold(self, c: Any) -> None:
+        self.holds.append((c.p["rule"], c.h["rule"]))
+
+    def evaluate(self, sid: str, fact: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+        """Assert one employee's fact, collect what fired, delete the state."""
+        durable_engine = _durable()
+        self.fired, self.holds = [], []
+        fact = dict(fact, sid=sid)
+        try:
+            self.host.assert_fact(self.compiled.name, fact)
+        except durable_engine.MessageNotHandledException:
+            pass
+        except durable_engine.MessageObservedException:
+            raise RunError(f"employee {sid}: the same facts were asserted twice") from None
+        except Exception as exc:
+            raise RunError(f"employee {sid}: the rule engine failed: {exc}") from exc
+        finally:
+            try:
+                self._ruleset.delete_state(sid)
+            except Exception:  # a sid with no state left: nothing to delete
+                pass
+        return [name for name, _ in self.fired], list(self.holds)
+
+
+def _promise(fn: Any) -> Any:
+    return _durable().Promise(fn)

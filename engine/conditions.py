@@ -1,0 +1,263 @@
+"""Conditions over facts: the fact catalog, the operators, and their meaning.
+
+A condition is a tree: ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": cond}`` or a leaf
+``{"fact": "attainment", "op": ">=", "value": "1.10"}`` (``"ref": "level_authority"``
+compares with another fact instead of a constant). A condition on an undefined value is
+false. This module gives conditions their meaning in plain Python (the reference the
+durable_rules compilation is tested against) and renders them in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+NUMBER_OPS = ("==", "!=", "<", "<=", ">", ">=")
+TEXT_OPS = ("==", "!=", "in", "not_in")
+PRESENCE_OPS = ("defined", "undefined")
+POPULATION_OPS = ("top_share", "highest")
+ALL_OPS = NUMBER_OPS + ("in", "not_in") + PRESENCE_OPS + POPULATION_OPS
+
+# Facts that are not metrics: (name, type, English description).
+CONTEXT_FACTS: list[tuple[str, str, str]] = [
+    ("team", "text", "the employee's team"),
+    ("team_stage", "text", "the team's stage (startup, growth, mature)"),
+    ("region", "text", "the team's region"),
+    ("level", "text", "the employee's level"),
+    ("level_authority", "ratio", "the discount authority of the employee's level"),
+    ("team_revenue", "money", "sum of the team members' revenue_total"),
+    ("team_quota", "money", "sum of the team members' quota"),
+    ("team_attainment", "ratio", "team_revenue / team_quota"),
+    ("per_capita_output", "money", "team_revenue / number of team members"),
+    ("team_members", "count", "team members with a result for the period"),
+    ("previous_rating", "text", "the rating of the previous period of the same kind"),
+    ("pips_overlapping", "count", "PIPs of the employee that overlap this period"),
+    ("rating", "text", "the rating given in this run (set by a rating rule)"),
+]
+# Facts set by rules during the run; a rule that reads one runs after the rule that sets it.
+CHAINED_FACTS = {"rating"}
+
+
+@dataclass(frozen=True)
+class FactInfo:
+    name: str
+    type: str  # money, count, score, ratio, text
+
+    @property
+    def numeric(self) -> bool:
+        return self.type != "text"
+
+
+def fact_catalog(metric_types: Mapping[str, str]) -> dict[str, FactInfo]:
+    """Return every fact a condition may read: the metrics and the context facts."""
+    facts = {k: FactInfo(k, t) for k, t in metric_types.items()}
+    for name, ftype, _ in CONTEXT_FACTS:
+        facts[name] = FactInfo(name, ftype)
+    return facts
+
+
+def population_fields(fact: str) -> tuple[str, str, str]:
+    """Names of the population facts of a metric: strictly-higher count, N, higher share."""
+    return f"{fact}__higher", f"{fact}__n", f"{fact}__higher_share"
+
+
+# --- walking ------------------------------------------------------------------------------
+
+
+def leaves(cond: Mapping[str, Any] | None) -> Iterable[Mapping[str, Any]]:
+    if not cond:
+        return
+    if "all" in cond or "any" in cond:
+        for sub in cond.get("all") or cond.get("any") or []:
+            yield from leaves(sub)
+    elif "not" in cond:
+        yield from leaves(cond["not"])
+    else:
+        yield cond
+
+
+def facts_read(cond: Mapping[str, Any] | None) -> list[str]:
+    """Return the facts a condition reads, in order of first use."""
+    out: list[str] = []
+    for leaf in leaves(cond):
+        for name in (leaf["fact"], leaf.get("ref")):
+            if name and name not in out:
+                out.append(name)
+    return out
+
+
+# --- plain-Python meaning -----------------------------------------------------------------
+
+
+def _num(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def leaf_holds(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    op, name = leaf["op"], leaf["fact"]
+    value = facts.get(name)
+    if op == "defined":
+        return value is not None
+    if op == "undefined":
+        return value is None
+    if value is None:
+        return False
+    if op == "highest":
+        return facts.get(population_fields(name)[0]) == 0
+    if op == "top_share":
+        share = facts.get(population_fields(name)[2])
+        return share is not None and share < _num(leaf["value"])
+    if op in ("in", "not_in"):
+        found = str(value) in [str(v) for v in leaf["value"]]
+        return found if op == "in" else not found
+    if "ref" in leaf:
+        other = facts.get(leaf["ref"])
+        if other is None:
+            return False
+    else:
+        other = leaf["value"]
+    if isinstance(value, str) or isinstance(other, str) and not _is_number(other):
+        a, b = str(value), str(other)
+        return a == b if op == "==" else a != b if op == "!=" else False
+    a, b = _num(value), _num(other)
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b,
+            ">=": a >= b}[op]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except Exception:
+        return False
+    return True
+
+
+def holds(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> bool:
+    """Evaluate a condition tree over facts (undefined values are absent or None)."""
+    if not cond:
+        return True
+    if "all" in cond:
+        return all(holds(c, facts) for c in cond["all"])
+    if "any" in cond:
+        return any(holds(c, facts) for c in cond["any"])
+    if "not" in cond:
+        return not holds(cond["not"], facts)
+    return leaf_holds(cond, facts)
+
+
+# --- negation that keeps "undefined is false" ----------------------------------------------
+
+_FLIP = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<",
+         "in": "not_in", "not_in": "in", "defined": "undefined", "undefined": "defined"}
+
+
+def negate(cond: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a tree without "not" that holds exactly when cond does not."""
+    if not cond:
+        return {"any": []}
+    if "all" in cond:
+        return {"any": [negate(c) for c in cond["all"]]}
+    if "any" in cond:
+        return {"all": [negate(c) for c in cond["any"]]}
+    if "not" in cond:
+        return push_not(cond["not"])
+    leaf = dict(cond)
+    op = leaf["op"]
+    if op in PRESENCE_OPS:
+        leaf["op"] = _FLIP[op]
+        return leaf
+    undefined = [{"fact": leaf["fact"], "op": "undefined"}]
+    if "ref" in leaf:
+        undefined.append({"fact": leaf["ref"], "op": "undefined"})
+    if op in POPULATION_OPS:
+        return negate(lower_leaf(leaf))
+    leaf["op"] = _FLIP[op]
+    return {"any": [leaf, *undefined]}
+
+
+def lower_leaf(leaf: Mapping[str, Any]) -> dict[str, Any]:
+    """Rewrite a population leaf as a plain comparison on its population fact."""
+    higher, _, share = population_fields(leaf["fact"])
+    if leaf["op"] == "highest":
+        return {"fact": higher, "op": "==", "value": 0}
+    if leaf["op"] == "top_share":
+        return {"fact": share, "op": "<", "value": leaf["value"]}
+    return dict(leaf)
+
+
+def push_not(cond: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the tree with every "not" pushed down to the leaves (see negate)."""
+    if not cond:
+        return {"all": []}
+    if "all" in cond:
+        return {"all": [push_not(c) for c in cond["all"]]}
+    if "any" in cond:
+        return {"any": [push_not(c) for c in cond["any"]]}
+    if "not" in cond:
+        return negate(cond["not"])
+    return dict(cond)
+
+
+# --- words --------------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def describe(cond: Mapping[str, Any] | None) -> str:
+    """Render a condition tree in words, e.g. ``attainment >= 1.10 and evaluation_score >= 80``."""
+    if not cond:
+        return "always"
+    if "all" in cond:
+        parts = [describe(c) for c in cond["all"]]
+        return " and ".join(f"({p})" if " or " in p else p for p in parts) or "always"
+    if "any" in cond:
+        return " or ".join(describe(c) for c in cond["any"]) or "never"
+    if "not" in cond:
+        return f"not ({describe(cond['not'])})"
+    op, name = cond["op"], cond["fact"]
+    if op in PRESENCE_OPS:
+        return f"{name} {op}"
+    if op == "highest":
+        return f"{name} is the highest (no one has a strictly higher {name})"
+    if op == "top_share":
+        share = _num(cond["value"]) * 100
+        return (f"fewer than {format(share.normalize(), 'f')}% of the employees with a defined "
+                f"{name} have a strictly higher one")
+    other = cond["ref"] if "ref" in cond else _fmt(cond["value"])
+    return f"{name} {op.replace('_', ' ')} {other}"
+
+
+def describe_leaf_with_values(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
+    """Render a leaf with the values it read: ``attainment 1.23 >= 1.20``."""
+    name, op = leaf["fact"], leaf["op"]
+    value = facts.get(name)
+    shown = _fmt(value) if value is not None else "undefined"
+    if op in PRESENCE_OPS:
+        return f"{name} {op} ({shown})"
+    if op == "highest":
+        return f"{name} {shown} is the highest ({facts.get(population_fields(name)[0])} higher)"
+    if op == "top_share":
+        higher, n, _ = population_fields(name)
+        return (f"{name} {shown}: {facts.get(higher)} of {facts.get(n)} have a strictly higher "
+                f"{name}, fewer than {_fmt(_num(leaf['value']) * 100)}%")
+    if "ref" in leaf:
+        other = facts.get(leaf["ref"])
+        return f"{name} {shown} {op} {leaf['ref']} {_fmt(other) if other is not None else '-'}"
+    return f"{name} {shown} {op.replace('_', ' ')} {_fmt(leaf['value'])}"
+
+
+def held_leaves(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> list[str]:
+    """Return the leaves that hold, with their values, for an explanation."""
+    out = []
+    for leaf in leaves(cond):
+        if leaf_holds(leaf, facts):
+            out.append(describe_leaf_with_values(leaf, facts))
+    return out

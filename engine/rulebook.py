@@ -1,0 +1,693 @@
+"""Rules as data: the rule document, its validation, YAML files, versions and publishing.
+
+One validation serves the back office and the files: ``validate(doc, source, ...)``
+returns the normalised document or raises ``RuleError`` naming the file or rule, the row
+and the field. An invalid rule cannot be stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.conditions import (
+    ALL_OPS,
+    NUMBER_OPS,
+    POPULATION_OPS,
+    PRESENCE_OPS,
+    FactInfo,
+    fact_catalog,
+    leaves,
+)
+from engine.errors import RuleError
+from engine.models import OUTCOME_KINDS, PERIOD_KINDS, TEAM_STAGES, Level, Metric, Rule
+
+RULE_KINDS = tuple(k for k in OUTCOME_KINDS if k != "warning")
+MONEY_KINDS = ("commission", "bonus")
+# Which action types fit which kind.
+ACTIONS_FOR_KIND = {
+    "commission": ("rate", "tiers", "per_unit", "fixed"),
+    "bonus": ("fixed", "rate", "per_unit", "tiers"),
+    "award": ("value", "fixed"),
+    "rating": ("table",),
+    "eligibility": ("value",),
+    "pip": ("pip",),
+    "flag": ("value",),
+    "alert": ("value",),
+}
+TOP_FIELDS = ("key", "name", "description", "kind", "period_kind", "version", "status",
+              "effective_from", "effective_to", "scope", "when", "action", "hold")
+SCOPE_FIELDS = ("team_stage", "level", "region")
+
+
+# --- YAML with exact decimals ---------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _decimal_constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    return Decimal(loader.construct_scalar(node).replace("_", ""))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _decimal_constructor)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _decimal_representer(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+    text = format(value, "f")
+    if "." not in text:
+        text += ".0"
+    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+_Dumper.add_representer(Decimal, _decimal_representer)
+
+
+def read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        row = mark.line + 1 if mark else None
+        raise RuleError(source, f"is not valid YAML: {getattr(exc, 'problem', exc)}",
+                        row=row) from None
+    if not isinstance(data, dict):
+        raise RuleError(source, "a rule file holds one mapping (key: value lines)")
+    return data
+
+
+# --- canonical form -----------------------------------------------------------------------
+
+
+def _to_json(value: Any) -> Any:
+    """Decimals become canonical strings, dates ISO strings: the stored form."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral_value() \
+            else format(value, "f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def content_hash(doc: Mapping[str, Any]) -> str:
+    """Hash the rule's content (not its version or status)."""
+    body = {k: v for k, v in doc.items() if k not in ("version", "status")}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def num(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+class _Validator:
+    def __init__(self, source: str, facts: Mapping[str, FactInfo], metrics: set[str],
+                 levels: set[str] | None):
+        self.source, self.facts, self.metrics, self.levels = source, facts, metrics, levels
+
+    def fail(self, reason: str, field: str | None = None, row: int | None = None) -> None:
+        raise RuleError(self.source, reason, field=field, row=row)
+
+    def number(self, value: Any, field: str, row: int | None = None) -> Decimal:
+        if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+            self.fail(f"{value!r} is not a number", field, row)
+        try:
+            d = Decimal(str(value))
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a number", field, row)
+        if not d.is_finite():
+            self.fail(f"{value!r} is not a finite number", field, row)
+        return d
+
+    def text(self, value: Any, field: str, row: int | None = None, required: bool = True) -> str:
+        if value is None or value == "":
+            if required:
+                self.fail("is missing", field, row)
+            return ""
+        if not isinstance(value, str | int | Decimal) or isinstance(value, bool):
+            self.fail(f"{value!r} is not text", field, row)
+        return str(value)
+
+    def metric(self, value: Any, field: str, row: int | None = None,
+               numeric: bool = True) -> str:
+        name = self.text(value, field, row)
+        if name not in self.facts:
+            self.fail(f"unknown metric or fact {name!r}", field, row)
+        if numeric and not self.facts[name].numeric:
+            self.fail(f"{name} is text, a number is needed here", field, row)
+        return name
+
+    def condition(self, cond: Any, field: str, row: int | None = None) -> dict[str, Any] | None:
+        if cond is None or cond == {} or cond == []:
+            return None
+        if isinstance(cond, list):
+            cond = {"all": cond}
+        if not isinstance(cond, dict):
+            self.fail("a condition is a mapping (fact, op, value) or all/any/not of them",
+                      field, row)
+        groups = [k for k in ("all", "any", "not") if k in cond]
+        if groups:
+            if len(cond) != 1:
+                self.fail(f"{groups[0]} stands alone in its mapping", field, row)
+            key = groups[0]
+            if key == "not":
+                inner = self.condition(cond["not"], f"{field}.not", row)
+                if inner is None:
+                    self.fail("not needs a condition", f"{field}.not", row)
+                return {"not": inner}
+            items = cond[key]
+            if not isinstance(items, list) or not items:
+                self.fail(f"{key} needs a list of conditions", f"{field}.{key}", row)
+            return {key: [self.condition(c, f"{field}.{key}[{i + 1}]", row) or {"all": []}
+                          for i, c in enumerate(items)]}
+        return self.leaf(cond, field, row)
+
+    def leaf(self, cond: dict[str, Any], field: str, row: int | None) -> dict[str, Any]:
+        extra = set(cond) - {"fact", "metric", "op", "value", "ref"}
+        if extra:
+            self.fail(f"unknown field {sorted(extra)[0]!r}", field, row)
+        name = cond.get("fact", cond.get("metric"))
+        if name is None:
+            self.fail("is missing", f"{field}.fact", row)
+        name = self.metric(name, f"{field}.fact", row, numeric=False)
+        info = self.facts[name]
+        op = cond.get("op")
+        if op is None:
+            self.fail("is missing", f"{field}.op", row)
+        if op not in ALL_OPS:
+            self.fail(f"unknown operator {op!r}; the operators are {', '.join(ALL_OPS)}",
+                      f"{field}.op", row)
+        out: dict[str, Any] = {"fact": name, "op": op}
+        if op in PRESENCE_OPS:
+            if "value" in cond or "ref" in cond:
+                self.fail(f"{op} takes no value", f"{field}.value", row)
+            return out
+        if op in POPULATION_OPS:
+            if name not in self.metrics or not info.numeric:
+                self.fail(f"{op} needs a numeric metric, not {name}", f"{field}.op", row)
+            if op == "top_share":
+                share = self.number(cond.get("value"), f"{field}.value", row)
+                if not Decimal(0) < share <= Decimal(1):
+                    self.fail("a top share is a fraction above 0 and at most 1 (0.10 is 10%)",
+                              f"{field}.value", row)
+                out["value"] = share
+            elif "value" in cond:
+                self.fail("highest takes no value", f"{field}.value", row)
+            return out
+        if "ref" in cond:
+            if "value" in cond:
+                self.fail("give a value or a ref, not both", f"{field}.ref", row)
+            ref = self.metric(cond["ref"], f"{field}.ref", row, numeric=False)
+            if self.facts[ref].numeric != info.numeric:
+                self.fail(f"{name} and {ref} cannot be compared (a number and text)",
+                          f"{field}.ref", row)
+            if not info.numeric and op not in ("==", "!="):
+                self.fail(f"operator {op} does not fit text fact {name}", f"{field}.op", row)
+            out["ref"] = ref
+            return out
+        if "value" not in cond:
+            self.fail("is missing", f"{field}.value", row)
+        value = cond["value"]
+        if info.numeric:
+            if op not in NUMBER_OPS:
+                self.fail(f"operator {op} does not fit {info.type} metric {name}; use one of "
+                          + ", ".join(NUMBER_OPS + PRESENCE_OPS), f"{field}.op", row)
+            out["value"] = self.number(value, f"{field}.value", row)
+        else:
+            if op not in ("==", "!=", "in", "not_in"):
+                self.fail(f"operator {op} does not fit text fact {name}; use ==, !=, in, "
+                          "not_in, defined or undefined", f"{field}.op", row)
+            if op in ("in", "not_in"):
+                if not isinstance(value, list) or not value:
+                    self.fail(f"{op} needs a list of values", f"{field}.value", row)
+                out["value"] = [self.text(v, f"{field}.value", row) for v in value]
+            else:
+                out["value"] = self.text(value, f"{field}.value", row)
+        return out
+
+
+def _interval(leaves_: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Intersect the constraints of a conjunction per fact; None if it cannot hold."""
+    per: dict[str, dict[str, Any]] = {}
+    for leaf in leaves_:
+        f = per.setdefault(leaf["fact"], {"lo": None, "lo_in": True, "hi": None, "hi_in": True,
+                                          "eq": None, "defined": False, "undefined": False,
+                                          "ne": set()})
+        op = leaf["op"]
+        if op == "defined" or op in POPULATION_OPS or "ref" in leaf:
+            f["defined"] = True
+            continue
+        if op == "undefined":
+            f["undefined"] = True
+            continue
+        f["defined"] = True
+        v = leaf.get("value")
+        if op in ("==", "in"):
+            vals = {str(x) for x in (v if isinstance(v, list) else [v])}
+            f["eq"] = vals if f["eq"] is None else f["eq"] & vals
+        elif op == "!=":
+            f["ne"].add(str(v))
+        elif op in (">", ">="):
+            if f["lo"] is None or v > f["lo"] or (v == f["lo"] and op == ">"):
+                f["lo"], f["lo_in"] = v, op == ">="
+        elif op in ("<", "<="):
+            if f["hi"] is None or v < f["hi"] or (v == f["hi"] and op == "<"):
+                f["hi"], f["hi_in"] = v, op == "<="
+    for f in per.values():
+        if f["defined"] and f["undefined"]:
+            return None
+        if f["lo"] is not None and f["hi"] is not None:
+            if f["lo"] > f["hi"] or (f["lo"] == f["hi"] and not (f["lo_in"] and f["hi_in"])):
+                return None
+        if f["eq"] is not None and not f["eq"]:
+            return None
+    return per
+
+
+def _conjunction(cond: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The leaves of a condition that is a plain conjunction, else None."""
+    if cond is None:
+        return []
+    if "all" in cond and all("fact" in c for c in cond["all"]):
+        return list(cond["all"])
+    if "fact" in cond:
+        return [cond]
+    return None
+
+
+def _covers(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
+    """True when every value the later conjunction admits, the earlier one admits too."""
+    for fact, e in earlier.items():
+        lat = later.get(fact)
+        if lat is None:
+            return False
+        if e["undefined"]:
+            if not lat["undefined"]:
+                return False
+            continue
+        if lat["undefined"] or not lat["defined"]:
+            return False
+        if e["eq"] is not None and (lat["eq"] is None or not lat["eq"] <= e["eq"]):
+            return False
+        if e["ne"] and not (lat["eq"] is not None and not (lat["eq"] & e["ne"])) \
+                and not e["ne"] <= lat["ne"]:
+            return False
+        if e["lo"] is not None:
+            if lat["lo"] is None or lat["lo"] < e["lo"] or (
+                    lat["lo"] == e["lo"] and lat["lo_in"] and not e["lo_in"]):
+                return False
+        if e["hi"] is not None:
+            if lat["hi"] is None or lat["hi"] > e["hi"] or (
+                    lat["hi"] == e["hi"] and lat["hi_in"] and not e["hi_in"]):
+                return False
+    return True
+
+
+def _validate_tiers(v: _Validator, tiers: Any, field: str) -> list[dict[str, Any]]:
+    if not isinstance(tiers, list) or not tiers:
+        v.fail("a tier table needs at least one tier", field)
+    out = []
+    for i, tier in enumerate(tiers, start=1):
+        if not isinstance(tier, dict):
+            v.fail("a tier is a mapping with from, to and rate", field, row=i)
+        extra = set(tier) - {"from", "to", "rate"}
+        if extra:
+            v.fail(f"unknown field {sorted(extra)[0]!r}", f"{field}[{i}]", row=i)
+        lo = None if tier.get("from") is None else v.number(tier["from"], f"{field}.from", i)
+        hi = None if tier.get("to") is None else v.number(tier["to"], f"{field}.to", i)
+        if "rate" not in tier:
+            v.fail("is missing", f"{field}.rate", i)
+        rate = v.number(tier["rate"], f"{field}.rate", i)
+        if rate < 0:
+            v.fail("a rate cannot be negative", f"{field}.rate", i)
+        if lo is not None and hi is not None and lo >= hi:
+            v.fail(f"from {lo} is not below to {hi}", f"{field}.to", i)
+        if i > 1:
+            prev_hi = out[-1]["to"]
+            if prev_hi is None:
+                v.fail(f"tier {i - 1} has no upper bound, so tier {i} overlaps it",
+                       f"{field}.from", i)
+            if lo is None:
+                v.fail(f"overlaps tier {i - 1}: only the first tier may be open below",
+                       f"{field}.from", i)
+            if lo > prev_hi:
+                v.fail(f"gap between {prev_hi} (tier {i - 1}) and {lo}", f"{field}.from", i)
+            if lo < prev_hi:
+                v.fail(f"overlaps tier {i - 1}, which runs to {prev_hi}", f"{field}.from", i)
+        out.append({"from": lo, "to": hi, "rate": rate})
+    return out
+
+
+def _validate_action(v: _Validator, kind: str, action: Any) -> dict[str, Any]:
+    if not isinstance(action, dict):
+        v.fail("is missing (a mapping with a type)", "action")
+    atype = action.get("type")
+    allowed = ACTIONS_FOR_KIND[kind]
+    if atype is None:
+        v.fail("is missing", "action.type")
+    if atype not in allowed:
+        v.fail(f"action {atype!r} does not fit a {kind} rule; use {', '.join(allowed)}",
+               "action.type")
+    fields_for = {
+        "fixed": {"type", "amount", "value"}, "rate": {"type", "rate", "base"},
+        "per_unit": {"type", "amount", "per"}, "tiers": {"type", "metric", "base", "tiers"},
+        "value": {"type", "value"}, "table": {"type", "rows"},
+        "pip": {"type", "start", "months", "target"},
+    }
+    extra = set(action) - fields_for[atype]
+    if extra:
+        v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
+               f"action.{sorted(extra)[0]}")
+    out: dict[str, Any] = {"type": atype}
+    if atype == "fixed":
+        out["amount"] = v.number(action.get("amount"), "action.amount")
+        if "value" in action:
+            out["value"] = v.text(action["value"], "action.value")
+    elif atype == "rate":
+        out["rate"] = v.number(action.get("rate"), "action.rate")
+        out["base"] = v.metric(action.get("base"), "action.base")
+    elif atype == "per_unit":
+        out["amount"] = v.number(action.get("amount"), "action.amount")
+        out["per"] = v.metric(action.get("per"), "action.per")
+    elif atype == "tiers":
+        out["metric"] = v.metric(action.get("metric"), "action.metric")
+        out["base"] = v.metric(action.get("base"), "action.base")
+        out["tiers"] = _validate_tiers(v, action.get("tiers"), "action.tiers")
+    elif atype == "value":
+        out["value"] = v.text(action.get("value"), "action.value")
+    elif atype == "pip":
+        start = action.get("start", "next_period")
+        if start != "next_period":
+            v.fail("a PIP starts on the first day of the next period: next_period",
+                   "action.start")
+        months = v.number(action.get("months"), "action.months")
+        if months != months.to_integral_value() or not 1 <= months <= 24:
+            v.fail("a PIP lasts a whole number of months, 1 to 24", "action.months")
+        out.update(start=start, months=int(months),
+                   target=v.text(action.get("target"), "action.target"))
+    elif atype == "table":
+        rows = action.get("rows")
+        if not isinstance(rows, list) or not rows:
+            v.fail("a decision table needs at least one row", "action.rows")
+        out_rows = []
+        seen_conj: list[tuple[int, dict[str, Any]]] = []
+        for i, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):
+                v.fail("a row is a mapping with when and value", "action.rows", row=i)
+            extra = set(row) - {"when", "value"}
+            if extra:
+                v.fail(f"unknown field {sorted(extra)[0]!r}", f"action.rows.{sorted(extra)[0]}",
+                       row=i)
+            when = v.condition(row.get("when"), "action.rows.when", row=i)
+            value = v.text(row.get("value"), "action.rows.value", row=i)
+            conj = _conjunction(when)
+            if conj is not None:
+                region = _interval(conj)
+                if region is None:
+                    v.fail("this row's conditions contradict each other, so it can never "
+                           "match", "action.rows.when", row=i)
+                for j, earlier in seen_conj:
+                    if _covers(earlier, region):
+                        v.fail(f"this row can never match: every case it covers matches row "
+                               f"{j} first", "action.rows.when", row=i)
+                seen_conj.append((i, region))
+            out_rows.append({"when": when, "value": value})
+        out["rows"] = out_rows
+    return out
+
+
+def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str],
+             levels: Iterable[str] | None = None) -> dict[str, Any]:
+    """Check a rule document and return it normalised; raise RuleError naming the field."""
+    facts = fact_catalog(metric_types)
+    v = _Validator(source, facts, set(metric_types), set(levels) if levels else None)
+    if not isinstance(doc, Mapping):
+        v.fail("a rule is a mapping of fields")
+    extra = set(doc) - set(TOP_FIELDS)
+    if extra:
+        name = sorted(extra)[0]
+        v.fail(f"unknown field {name!r}; the fields are {', '.join(TOP_FIELDS)}", name)
+    key = v.text(doc.get("key"), "key")
+    if len(key) > 100 or not all(c.isalnum() or c in "._-" for c in key):
+        v.fail("a key is letters, digits, '.', '_' or '-' (at most 100)", "key")
+    if source.startswith("rule ") is False and source == "":
+        source = f"rule {key}"
+    kind = v.text(doc.get("kind"), "kind")
+    if kind not in RULE_KINDS:
+        v.fail(f"unknown kind {kind!r}; the kinds are {', '.join(RULE_KINDS)}", "kind")
+    period_kind = v.text(doc.get("period_kind"), "period_kind")
+    if period_kind not in PERIOD_KINDS:
+        v.fail(f"unknown period kind {period_kind!r}; use month, quarter or year",
+               "period_kind")
+    out: dict[str, Any] = {
+        "key": key, "name": v.text(doc.get("name"), "name", required=False) or key,
+        "description": v.text(doc.get("description"), "description", required=False),
+        "kind": kind, "period_kind": period_kind,
+    }
+    for f in ("effective_from", "effective_to"):
+        value = doc.get(f)
+        if value in (None, ""):
+            out[f] = None
+            continue
+        if isinstance(value, dt.date):
+            out[f] = value
+        else:
+            try:
+                out[f] = dt.date.fromisoformat(str(value))
+            except ValueError:
+                v.fail(f"{value!r} is not a date (YYYY-MM-DD)", f)
+    if out["effective_from"] and out["effective_to"] and \
+            out["effective_to"] < out["effective_from"]:
+        v.fail("ends before effective_from", "effective_to")
+    scope = doc.get("scope") or {}
+    if not isinstance(scope, dict):
+        v.fail("scope is a mapping of team_stage, level, region", "scope")
+    extra = set(scope) - set(SCOPE_FIELDS)
+    if extra:
+        v.fail(f"unknown scope {sorted(extra)[0]!r}; use team_stage, level, region",
+               f"scope.{sorted(extra)[0]}")
+    out_scope = {}
+    for f in SCOPE_FIELDS:
+        values = scope.get(f) or []
+        if isinstance(values, str):
+            values = [values]
+        values = [v.text(x, f"scope.{f}") for x in values]
+        if f == "team_stage":
+            for x in values:
+                if x not in TEAM_STAGES:
+                    v.fail(f"unknown team stage {x!r}; use startup, growth, mature",
+                           "scope.team_stage")
+        if f == "level" and v.levels is not None:
+            for x in values:
+                if x not in v.levels:
+                    v.fail(f"unknown level {x!r}", "scope.level")
+        if values:
+            out_scope[f] = values
+    out["scope"] = out_scope
+    out["when"] = v.condition(doc.get("when"), "when")
+    out["action"] = _validate_action(v, kind, doc.get("action"))
+    hold = doc.get("hold", False)
+    if not isinstance(hold, bool):
+        v.fail("hold is true or false", "hold")
+    if hold and kind != "flag":
+        v.fail("only a flag can hold payouts", "hold")
+    out["hold"] = hold
+    for leaf in leaves(out["when"]):
+        if leaf["fact"] == "rating" and kind == "rating":
+            v.fail("a rating rule cannot read the rating it sets", "when")
+    return out
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+def catalog_types(session: Session) -> dict[str, str]:
+    return dict(session.execute(select(Metric.key, Metric.type)).all())
+
+
+def validate_for_session(session: Session, doc: Mapping[str, Any], source: str
+                         ) -> dict[str, Any]:
+    levels = session.scalars(select(Level.code)).all()
+    return validate(doc, source, catalog_types(session), levels)
+
+
+def stored_form(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return _to_json(dict(doc))
+
+
+def latest(session: Session, key: str) -> Rule | None:
+    return session.scalar(select(Rule).where(Rule.key == key).order_by(Rule.version.desc())
+                          .limit(1))
+
+
+def save_rule(session: Session, doc: Mapping[str, Any], source: str, publish: bool = False
+              ) -> tuple[Rule, bool]:
+    """Validate and store a rule as a new version unless its content is unchanged.
+
+    Publishing a version retires the key's earlier published version. Returns the rule
+    and whether a new version was written.
+    """
+    clean = validate_for_session(session, doc, source)
+    stored = stored_form(clean)
+    digest = content_hash(stored)
+    current = latest(session, clean["key"])
+    created = False
+    if current is not None and current.content_hash == digest:
+        rule = current
+    else:
+        rule = Rule(key=clean["key"], version=(current.version + 1) if current else 1,
+                    name=clean["name"], kind=clean["kind"], period_kind=clean["period_kind"],
+                    status="draft", effective_from=clean["effective_from"],
+                    effective_to=clean["effective_to"], definition=stored,
+                    content_hash=digest)
+        session.add(rule)
+        created = True
+    if publish and rule.status != "published":
+        publish_rule(session, rule)
+    session.flush()
+    return rule, created
+
+
+def publish_rule(session: Session, rule: Rule) -> None:
+    for other in session.scalars(select(Rule).where(Rule.key == rule.key,
+                                                    Rule.status == "published")):
+        if other is not rule:
+            other.status = "retired"
+    rule.status = "published"
+    session.flush()
+
+
+def published_rules(session: Session, period_kind: str | None = None,
+                    on: dt.date | None = None) -> list[Rule]:
+    """Return the published rules (of a period kind, in force on a date), by key."""
+    stmt = select(Rule).where(Rule.status == "published")
+    if period_kind:
+        stmt = stmt.where(Rule.period_kind == period_kind)
+    rules = list(session.scalars(stmt.order_by(Rule.key)))
+    if on is not None:
+        rules = [r for r in rules if (r.effective_from is None or r.effective_from <= on)
+                 and (r.effective_to is None or r.effective_to >= on)]
+    return rules
+
+
+def rule_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]
+
+
+def read_rule_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot be read: {exc.strerror}") from None
+    return read_yaml(text, str(path))
+
+
+def validate_files(session: Session, path: Path) -> list[dict[str, Any]]:
+    """Validate every rule file under path; keys must be unique across the files."""
+    files = rule_files(path)
+    if not files:
+        raise RuleError(str(path), "holds no rule files (*.yaml)")
+    docs, seen = [], {}
+    for f in files:
+        doc = validate_for_session(session, read_rule_file(f), str(f))
+        if doc["key"] in seen:
+            raise RuleError(str(f), f"key {doc['key']} is also in {seen[doc['key']]}",
+                            field="key")
+        seen[doc["key"]] = str(f)
+        docs.append((f, doc))
+    return docs
+
+
+def load_files(session: Session, path: Path, publish: bool = False) -> list[tuple[Rule, bool]]:
+    """Load rule files as drafts (or published); all of them or none."""
+    out = []
+    for f, doc in validate_files(session, path):
+        out.append(save_rule(session, doc, str(f), publish=publish))
+    return out
+
+
+def load_library(session: Session, directory: Path) -> int:
+    """Publish the reference library's rules whose keys the database does not have yet.
+
+    A key already present is left alone: HR may have changed it in the back office.
+    """
+    if not directory.is_dir():
+        return 0
+    have = set(session.scalars(select(Rule.key).distinct()))
+    count = 0
+    for f, doc in validate_files(session, directory):
+        if doc["key"] not in have:
+            save_rule(session, doc, str(f), publish=True)
+            count += 1
+    return count
+
+
+def to_document(rule: Rule) -> dict[str, Any]:
+    """The rule as a file holds it (version and status for the reader; load ignores them)."""
+    d = dict(rule.definition)
+    ordered: dict[str, Any] = {}
+    for k in TOP_FIELDS:
+        if k == "version":
+            ordered[k] = rule.version
+        elif k == "status":
+            ordered[k] = rule.status
+        elif k in d and d[k] not in (None, {}, "") or k in ("when",) and d.get(k):
+            ordered[k] = d[k]
+    return _with_decimals(ordered)
+
+
+def _with_decimals(value: Any, key: str = "") -> Any:
+    numeric_keys = {"value", "amount", "rate", "from", "to"}
+    if isinstance(value, dict):
+        return {k: _with_decimals(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_decimals(v, key) for v in value]
+    if key in numeric_keys and isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return value
+    return value
+
+
+def dump_yaml(doc: Mapping[str, Any]) -> str:
+    return yaml.dump(dict(doc), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=None, width=100)
+
+
+def export_rules(session: Session, directory: Path) -> list[Path]:
+    """Write every published rule as YAML, one file per rule."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for rule in published_rules(session):
+        path = directory / f"{rule.key}.yaml"
+        path.write_text(dump_yaml(to_document(rule)), encoding="utf-8")
+        out.append(path)
+    return out
+
+
+def rule_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Rule)) or 0

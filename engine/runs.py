@@ -1,0 +1,328 @@
+"""Compensation runs: load, enrich, evaluate, store; and the outcomes they give.
+
+A run evaluates the published rules whose period kind matches the period. It stores the
+content hash of the rule set it used and, for every outcome, its explanation. If any
+employee fails, the run fails as a whole: the caller rolls back and records only the
+failure (``record_failure``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine import periods, pips
+from engine.compiler import CompiledRuleset, Firing, compile_rules, to_fact
+from engine.compiler import Session as EngineSession
+from engine.conditions import facts_read, held_leaves, population_fields
+from engine.db import audit
+from engine.errors import NotFound, RunError
+from engine.facts import EmployeeFacts, build_facts
+from engine.metrics import to_plain
+from engine.models import Employee, Metric, Outcome, Period, Run
+from engine.rulebook import published_rules
+
+CENT = Decimal("0.01")
+MONEY_KINDS = ("commission", "bonus")
+
+
+def currency() -> str:
+    return os.environ.get("LAUREL_CURRENCY", "CNY")
+
+
+def round_money(value: Decimal) -> Decimal:
+    """Round to 0.01, half up (1234.50 x 3% = 37.035 -> 37.04)."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _pct(rate: Decimal) -> str:
+    return format((rate * 100).normalize(), "f") + "%"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "undefined"
+    return str(to_plain(value))
+
+
+@dataclass
+class Timings:
+    load: float = 0.0
+    enrich: float = 0.0
+    evaluate: float = 0.0
+    store: float = 0.0
+
+
+@dataclass
+class RunResult:
+    run: Run | None
+    period: Period
+    outcomes: list[dict[str, Any]]
+    employees: int
+    ruleset_hash: str
+    timings: Timings = field(default_factory=Timings)
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        total = Decimal(0)
+        held = Decimal(0)
+        for o in self.outcomes:
+            counts[o["kind"]] = counts.get(o["kind"], 0) + 1
+            if o["amount"] is not None:
+                if o["status"] == "held":
+                    held += o["amount"]
+                else:
+                    total += o["amount"]
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no outcomes"
+        return (f"period {self.period.code}: {self.employees} employees, "
+                f"{len(self.outcomes)} outcomes ({parts}); payable {currency()} {total:.2f}, "
+                f"held {currency()} {held:.2f}")
+
+
+# --- outcomes of one employee --------------------------------------------------------------------
+
+
+def _explain_facts(names: list[str], values: dict[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in names:
+        value = values.get(name)
+        out[name] = None if value is None else str(to_plain(value))
+        higher, n, _ = population_fields(name)
+        if higher in values:
+            out[f"{name} (strictly higher)"] = str(to_plain(values[higher]))
+            out[f"{name} (defined, N)"] = str(to_plain(values[n]))
+            out[f"{name} (company maximum)"] = str(to_plain(values[f"{name}__max"]))
+    return out
+
+
+def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
+            ) -> tuple[Decimal | None, str, list[str], str | None]:
+    """Return (amount, arithmetic in words, facts read, matched tier) of a money rule."""
+    action = rule["action"]
+    atype = action["type"]
+    if atype == "fixed":
+        amount = round_money(Decimal(action["amount"]))
+        return amount, f"fixed amount {amount:.2f}", [], None
+    if atype == "rate":
+        rate, base = Decimal(action["rate"]), values[action["base"]]
+        amount = round_money(base * rate)
+        return (amount, f"{_pct(rate)} of {action['base']} {_show(base)} = {amount:.2f}",
+                [action["base"]], None)
+    if atype == "per_unit":
+        unit, per = Decimal(action["amount"]), values[action["per"]]
+        amount = round_money(unit * per)
+        return (amount, f"{unit:.2f} x {action['per']} {_show(per)} = {amount:.2f}",
+                [action["per"]], None)
+    tier = action["tiers"][firing.index - 1]
+    rate, base = Decimal(tier["rate"]), values[action["base"]]
+    amount = round_money(base * rate)
+    metric = action["metric"]
+    lo, hi = tier["from"], tier["to"]
+    if lo is None:
+        band = f"{metric} below {hi}"
+    elif hi is None:
+        band = f"{metric} {lo} and above"
+    else:
+        band = f"{metric} from {lo} to below {hi}"
+    words = (f"{metric} {_show(values[metric])}: tier {firing.index} ({band}), so "
+             f"{_pct(rate)} of {action['base']} {_show(base)} = {amount:.2f}")
+    return amount, words, [metric, action["base"]], f"tier {firing.index}: {band}"
+
+
+def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRuleset,
+                      fired: list[str], holds: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Turn what fired for one employee into outcomes with their explanations."""
+    values = ef.values
+    held_by: dict[str, list[str]] = {}
+    for payout_rule, hold_rule in holds:
+        held_by.setdefault(payout_rule, []).append(hold_rule)
+    out = []
+    for name in fired:
+        firing = compiled.firings[name]
+        rule = firing.rule
+        cond = firing.condition
+        reads = facts_read(cond)
+        explanation: dict[str, Any] = {"rule": rule.get("name") or rule["key"]}
+        amount = None
+        value = None
+        kind = rule["kind"]
+        if firing.role == "warn":
+            kind = "warning"
+            value = f"{firing.missing} undefined"
+            explanation["facts"] = _explain_facts([firing.missing], values)
+            explanation["conditions"] = [f"{firing.missing} undefined"]
+            explanation["message"] = (f"employee {ef.code}, rule {rule['key']}: "
+                                      f"{firing.missing} is undefined, so the rule cannot "
+                                      "give its outcome")
+            out.append(_outcome(ef, period, rule["key"], kind, None, value, None, explanation))
+            continue
+        atype = rule["action"]["type"]
+        arithmetic_facts: list[str] = []
+        if atype in ("fixed", "rate", "per_unit", "tiers"):
+            amount, words, arithmetic_facts, matched = _amount(rule, firing, values)
+            explanation["arithmetic"] = words
+            if matched:
+                explanation["matched"] = matched
+            if atype == "fixed" and rule["action"].get("value"):
+                value = rule["action"]["value"]
+        elif atype == "table":
+            row = rule["action"]["rows"][firing.index - 1]
+            value = row["value"]
+            explanation["matched"] = f"row {firing.index} ({value}), the first that matches"
+        elif atype == "pip":
+            start = period.end + dt.timedelta(days=1)
+            start, end = pips.span(start, rule["action"]["months"])
+            value = start.isoformat()
+            explanation["pip"] = {"start": start.isoformat(), "end": end.isoformat(),
+                                  "months": rule["action"]["months"],
+                                  "target": rule["action"]["target"]}
+        else:
+            value = rule["action"]["value"]
+        explanation["facts"] = _explain_facts(
+            list(dict.fromkeys(reads + arithmetic_facts)), values)
+        explanation["conditions"] = held_leaves(cond, values)
+        status = None
+        if amount is not None:
+            status = "payable"
+            if kind in MONEY_KINDS and rule["key"] in held_by:
+                status = "held"
+                explanation["held_by"] = sorted(held_by[rule["key"]])
+        out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation))
+    out.sort(key=lambda o: (o["kind"] == "warning", o["rule_key"]))
+    return out
+
+
+def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Decimal | None,
+             value: str | None, status: str | None, explanation: dict[str, Any]
+             ) -> dict[str, Any]:
+    return {"employee_id": ef.employee_id, "employee_code": ef.code, "period": period.code,
+            "rule_key": key, "kind": kind, "amount": amount,
+            "currency": currency() if amount is not None else None, "value": value,
+            "status": status, "explanation": explanation}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def compile_for(session: Session, period: Period) -> tuple[CompiledRuleset, list[dict[str, Any]]]:
+    """Compile the published rules in force for the period's kind on its last day."""
+    rules = published_rules(session, period.kind, on=period.end)
+    numeric = {k for k, t in session.execute(select(Metric.key, Metric.type))}
+    numeric |= {"level_authority", "team_revenue", "team_quota", "team_attainment",
+                "per_capita_output", "team_members", "pips_overlapping"}
+    compiled = compile_rules([dict(r.definition) for r in rules], numeric)
+    return compiled, [{"key": r.key, "version": r.version, "hash": r.content_hash}
+                      for r in rules]
+
+
+def evaluate_period(session: Session, period: Period,
+                    progress: Callable[[int, int], None] | None = None
+                    ) -> tuple[list[dict[str, Any]], int, CompiledRuleset, list[dict[str, Any]],
+                               Timings]:
+    """Evaluate the period without storing anything; return outcomes and what was used."""
+    timings = Timings()
+    t0 = time.perf_counter()
+    compiled, used = compile_for(session, period)
+    t1 = time.perf_counter()
+    facts = build_facts(session, period, sorted(compiled.population))
+    t2 = time.perf_counter()
+    timings.load, timings.enrich = t1 - t0, t2 - t1
+    if not facts:
+        raise RunError(f"period {period.code} has no results: import results for it first")
+    engine_session = EngineSession(compiled)
+    outcomes: list[dict[str, Any]] = []
+    total = len(facts)
+    for i, ef in enumerate(facts, start=1):
+        try:
+            fired, holds = engine_session.evaluate(ef.code, to_fact(ef.values, compiled))
+            outcomes.extend(employee_outcomes(ef, period, compiled, fired, holds))
+        except RunError:
+            raise
+        except Exception as exc:  # any failure fails the whole run, naming the employee
+            raise RunError(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
+        if progress and (i % 200 == 0 or i == total):
+            progress(i, total)
+    timings.evaluate = time.perf_counter() - t2
+    return outcomes, total, compiled, used, timings
+
+
+def start_run(session: Session, code: str, actor: str = "system", dry_run: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Run the period: evaluate, then (unless a dry run) store the run and its outcomes."""
+    period = periods.require(session, code)
+    if period.status == "locked":
+        raise RunError(f"period {code} is locked: no new run starts")
+    outcomes, employees, compiled, used, timings = evaluate_period(session, period, progress)
+    if dry_run:
+        return RunResult(None, period, outcomes, employees, compiled.content_hash, timings)
+    t0 = time.perf_counter()
+    discarded = session.scalars(select(Run.id).where(
+        Run.period_id == period.id, Run.status.in_(("calculated", "approved")))).all()
+    if discarded:
+        session.execute(update(Run).where(Run.id.in_(discarded)).values(status="discarded"))
+    run = Run(period_id=period.id, status="calculated", ruleset_hash=compiled.content_hash,
+              rules=used, started_by=actor, employee_count=employees,
+              started_at=dt.datetime.now(dt.UTC), finished_at=dt.datetime.now(dt.UTC))
+    session.add(run)
+    session.flush()
+    rows = [{"run_id": run.id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],
+             "kind": o["kind"], "amount": o["amount"], "currency": o["currency"],
+             "value": o["value"], "status": o["status"], "explanation": o["explanation"]}
+            for o in outcomes]
+    if rows:
+        session.execute(Outcome.__table__.insert(), rows)
+    audit(session, "run", "run", run.id,
+          summary=f"run {run.id} of {period.code}: {employees} employees, "
+                  f"{len(outcomes)} outcomes",
+          after={"period": period.code, "ruleset_hash": compiled.content_hash,
+                 "discarded_runs": list(discarded)})
+    session.flush()
+    timings.store = time.perf_counter() - t0
+    return RunResult(run, period, outcomes, employees, compiled.content_hash, timings)
+
+
+def record_failure(session: Session, code: str, actor: str, reason: str) -> Run | None:
+    """Store a failed run with its reason (nothing else), when the period exists."""
+    period = periods.get(session, code) if periods.is_valid(code) else None
+    if period is None:
+        return None
+    run = Run(period_id=period.id, status="failed", started_by=actor, error=reason[:4000],
+              started_at=dt.datetime.now(dt.UTC), finished_at=dt.datetime.now(dt.UTC))
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return run
+
+
+def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes)."""
+    rows = session.execute(
+        select(Outcome, Employee.code).join(Employee, Employee.id == Outcome.employee_id)
+        .where(Outcome.run_id == run.id).order_by(Employee.code, Outcome.id)).all()
+    out = []
+    for o, code in rows:
+        out.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
+                    "rule_key": o.rule_key, "kind": o.kind,
+                    "amount": None if o.amount is None else f"{o.amount:.2f}",
+                    "currency": o.currency, "value": o.value, "status": o.status,
+                    "explanation": o.explanation})
+    return out
+
+
+def outcomes_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, indent=1)
