@@ -1,0 +1,148 @@
+"""The back office: ``create_app()`` builds the Flask app with Flask-Admin at /admin.
+
+Configuration is layered as in Flask's tutorial: defaults, then the environment (settings
+prefixed ``LAUREL_``: LAUREL_DATABASE_URL, LAUREL_SECRET_KEY), then the test mapping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import flask_admin
+from flask import Flask, render_template, request
+from flask_babel import Babel
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm import scoped_session
+from werkzeug.exceptions import HTTPException
+
+from admin import auth, i18n
+from engine import db as engine_db
+
+ADMIN_TRANSLATIONS = str(Path(flask_admin.__file__).parent / "translations")
+
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def _instance_path() -> Path:
+    # Read at call time: tests and deployments set LAUREL_INSTANCE_PATH after import.
+    return Path(os.environ.get("LAUREL_INSTANCE_PATH") or engine_db.DEFAULT_INSTANCE)
+
+
+def _secret_key(instance: Path) -> str:
+    """Return the key kept in instance/secret_key, making one on first use."""
+    path = instance / "secret_key"
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the back-office app: defaults -> LAUREL_ environment -> test mapping."""
+    instance = _instance_path()
+    app = Flask(__name__, instance_path=str(instance.resolve()),
+                instance_relative_config=True)
+    app.config.from_mapping(
+        DATABASE_URL=None,
+        SECRET_KEY=None,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        BABEL_DEFAULT_LOCALE="en",
+        # Ours first, then Flask-Admin's own catalogs (domain "admin").
+        BABEL_TRANSLATION_DIRECTORIES=f"translations;{ADMIN_TRANSLATIONS}",
+        BABEL_DOMAIN="messages;admin",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        FLASK_ADMIN_SWATCH="default",
+    )
+    app.config.from_prefixed_env("LAUREL", loads=str)
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = engine_db.database_url()
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _secret_key(instance)
+
+    db = scoped_session(engine_db.make_sessionmaker(app.config["DATABASE_URL"]))
+    app.extensions["laurel_db"] = db
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        db.remove()
+
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    auth.init_app(app, db)
+
+    @app.before_request
+    def _per_request() -> None:
+        i18n.remember_switch()
+        # Every change made in this request is audited in the name of who is logged in.
+        from flask_login import current_user
+
+        db.info["actor"] = current_user.email if current_user.is_authenticated else "anonymous"
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"laurel_languages": i18n.LANGUAGES, "laurel_language": i18n.current_language,
+                "laurel_user": auth.current_principal, "lang_url": i18n.lang_url}
+
+    from admin.views import init_admin
+
+    init_admin(app, db)
+    _register_errors(app, db)
+
+    @app.route("/")
+    def _root() -> Any:
+        from flask import redirect, url_for
+
+        return redirect(url_for("admin.index"))
+
+    return app
+
+
+_ERROR_TITLES = {
+    400: _l("The request could not be understood"),
+    403: _l("You do not have access to this page"),
+    404: _l("This page or record does not exist"),
+    405: _l("This action is not allowed here"),
+    413: _l("The file is too large"),
+    500: _l("Something went wrong"),
+}
+
+
+def _register_errors(app: Flask, db: scoped_session) -> None:
+    def render(code: int, detail: str = "") -> tuple[str, int]:
+        title = _ERROR_TITLES.get(code, _ERROR_TITLES[500])
+        return render_template("laurel/error.html", code=code, title=title,
+                               detail=detail), code
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc: CSRFError) -> tuple[str, int]:
+        return render(400, str(_l("The form has expired or was not sent from this site. "
+                                  "Reload the page and try again.")))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        if exc.code is None or exc.code < 400 or request.path.startswith("/admin/static/"):
+            return exc
+        return render(exc.code)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[str, int]:
+        # Nothing half-done is kept; the page says so instead of a bare 500.
+        db.rollback()
+        app.logger.exception("unexpected error on %s", request.path)
+        if app.config.get("TESTING") and app.config.get("PROPAGATE_UNEXPECTED", True):
+            raise exc
+        return render(500, str(_l("Nothing was saved. The error has been logged.")))

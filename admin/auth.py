@@ -1,0 +1,118 @@
+"""Login, logout and who is logged in (Flask-Login; passwords hashed by engine.users)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import scoped_session
+from werkzeug.wrappers import Response
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from engine.errors import NotFound
+from engine.models import User
+from engine.users import check_password, get_user
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+
+
+@dataclass
+class Principal:
+    """The logged-in user, detached from any session: the role decides what they may do."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    team_id: int | None
+    locale: str | None
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @classmethod
+    def of(cls, user: User) -> Principal:
+        return cls(user.id, user.email, user.name, user.role, user.team_id, user.locale)
+
+
+def current_principal() -> Principal | None:
+    return current_user if current_user and current_user.is_authenticated else None
+
+
+def current_role() -> str | None:
+    user = current_principal()
+    return user.role if user else None
+
+
+class LoginForm(FlaskForm):
+    email = StringField(_l("Email"), validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Accept only a path on this site as the place to go after login."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Show the login form; on success go to ``next`` or the dashboard."""
+    target = _safe_next(request.args.get("next")) or url_for("admin.index")
+    if current_principal():
+        return redirect(target)
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        db = current_app.extensions["laurel_db"]
+        try:
+            user = get_user(db, form.email.data or "")
+        except NotFound:
+            user = None
+        if user is not None and check_password(user, form.password.data or ""):
+            login_user(Principal.of(user))
+            return redirect(target)
+        # One message for an unknown email and a wrong password: nothing to probe.
+        error = _l("The email or the password is not right.")
+    status = 200 if error is None and not form.errors else 401 if error else 400
+    return render_template("laurel/login.html", form=form, error=error), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Response:
+    logout_user()
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app: Flask, db: scoped_session) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def _load(user_id: str) -> Principal | None:
+        try:
+            user = db.get(User, int(user_id))
+        except ValueError:
+            return None
+        if user is None or not user.active:
+            return None
+        return Principal.of(user)
+
+    app.register_blueprint(bp)

@@ -1,0 +1,110 @@
+"""Languages of the back office and the formatting of amounts, percents and labels.
+
+English and Simplified Chinese. The locale comes from the user's own setting (User.locale),
+else the language switch (``?lang=zh``, kept in the session), else the browser. Chinese is
+the babel locale ``zh_Hans_CN``: Flask-Admin ships its catalog under that name, and gettext
+falls back from it to our own ``translations/zh``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import request, session
+from flask_babel import format_currency, format_decimal, format_percent, get_locale
+from flask_login import current_user
+
+LANGUAGES = {"en": "English", "zh": "中文"}
+_BABEL_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
+DEFAULT_CURRENCY = "CNY"
+
+
+def language_code(value: str | None) -> str | None:
+    """Map a locale string (``zh``, ``zh-CN``, ``zh_Hans_CN``, ``en-GB``) to en or zh."""
+    if not value:
+        return None
+    value = value.strip().lower().replace("-", "_")
+    for code in LANGUAGES:
+        if value == code or value.startswith(code + "_"):
+            return code
+    return None
+
+
+def remember_switch() -> None:
+    """Keep ``?lang=xx`` of this request in the session (the language switch)."""
+    code = language_code(request.args.get("lang"))
+    if code:
+        session["lang"] = code
+
+
+def current_language() -> str:
+    """Return en or zh for this request."""
+    user_code = None
+    if current_user and current_user.is_authenticated:
+        user_code = language_code(current_user.locale)
+    if user_code:
+        return user_code
+    code = language_code(session.get("lang"))
+    if code:
+        return code
+    for value, _quality in request.accept_languages:
+        code = language_code(value)
+        if code:
+            return code
+    return "en"
+
+
+def select_locale() -> str:
+    """Return the babel locale for Flask-Babel's locale selector."""
+    return _BABEL_LOCALE[current_language()]
+
+
+def is_chinese() -> bool:
+    locale = get_locale()
+    return locale is not None and locale.language == "zh"
+
+
+def metric_label(metric: Any) -> str:
+    """Return the metric's label in the current language (Chinese falls back to English)."""
+    if metric is None:
+        return ""
+    if is_chinese() and metric.label_zh:
+        return metric.label_zh
+    return metric.label_en or metric.key
+
+
+def money(amount: Decimal | None, currency: str | None = None) -> str:
+    """Format an amount with its currency (CNY by default): CN¥1,234.50, ¥1,234.50."""
+    if amount is None:
+        return ""
+    return format_currency(amount, currency or DEFAULT_CURRENCY)
+
+
+def percent(fraction: Decimal | None) -> str:
+    """Format a fraction as a percent: 0.05 -> 5%."""
+    if fraction is None:
+        return ""
+    return format_percent(fraction, "#,##0.##%")
+
+
+def metric_value(value: Decimal | None, metric_type: str | None) -> str:
+    """Format a result value by its metric type: money, ratio (percent), count, score."""
+    if value is None:
+        return ""
+    if metric_type == "money":
+        return money(value)
+    if metric_type == "ratio":
+        return percent(value)
+    if metric_type == "count":
+        return format_decimal(value, "#,##0")
+    return format_decimal(value, "#,##0.######")
+
+
+def lang_url(code: str) -> str:
+    """Return this page's address with the language switched to ``code``."""
+    from urllib.parse import urlencode
+
+    args = request.args.to_dict(flat=False)
+    args["lang"] = [code]
+    return f"{request.path}?{urlencode(args, doseq=True)}"

@@ -1,0 +1,803 @@
+"""The Flask-Admin views: one ModelView per model, the dashboard, imports and help.
+
+Who may do what is one table (READ, WRITE, IMPORT below); the help page shows the same
+table, so what the page says is what the code does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, abort, current_app, flash, has_app_context, redirect, request, url_for
+from flask_admin import Admin, AdminIndexView, BaseView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
+from flask_admin.form import SecureForm
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from markupsafe import Markup
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, scoped_session
+from wtforms import PasswordField, SelectField, ValidationError
+from wtforms.csrf.core import CSRF
+from wtforms.validators import Optional
+
+from admin import i18n
+from admin.auth import current_principal, current_role
+from engine import periods
+from engine.db import audit
+from engine.errors import FormulaError, ImportFileError, LaurelError
+from engine.imports import import_employees, import_results
+from engine.metrics import validate_formula
+from engine.models import (
+    METRIC_TYPES,
+    PERIOD_KINDS,
+    PERIOD_STATUSES,
+    ROLES,
+    ROLLUPS,
+    TEAM_STAGES,
+    AuditLog,
+    Employee,
+    Level,
+    Metric,
+    Period,
+    Result,
+    Team,
+    User,
+)
+from engine.users import MIN_PASSWORD, set_password
+
+# --- who may do what ----------------------------------------------------------------------
+
+ALL_ROLES = frozenset(ROLES)
+READ: dict[str, frozenset[str]] = {
+    "employee": ALL_ROLES,
+    "team": ALL_ROLES,
+    "period": ALL_ROLES,
+    "metric": ALL_ROLES,
+    "result": ALL_ROLES,
+    "level": ALL_ROLES - {"sales_manager"},
+    "audit_log": frozenset({"hr_admin", "comp_analyst", "compliance_officer", "auditor"}),
+    # The auditor reads everything, users and roles included; only HR changes them.
+    "user": frozenset({"hr_admin", "auditor"}),
+    "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
+}
+WRITE: dict[str, frozenset[str]] = {
+    "employee": frozenset({"hr_admin"}),
+    "team": frozenset({"hr_admin"}),
+    "level": frozenset({"hr_admin"}),
+    "metric": frozenset({"hr_admin"}),
+    "user": frozenset({"hr_admin"}),
+    "result": frozenset({"comp_analyst"}),
+}
+IMPORT: dict[str, frozenset[str]] = {
+    "employees": frozenset({"hr_admin"}),
+    "results": frozenset({"hr_admin", "comp_analyst"}),
+}
+# Sales managers see these resources for their own team only.
+TEAM_SCOPED = {"employee", "team", "result"}
+
+ROLE_NAMES = {
+    "hr_admin": _l("HR administrator"),
+    "comp_analyst": _l("Compensation analyst"),
+    "compliance_officer": _l("Compliance officer"),
+    "sales_manager": _l("Sales manager"),
+    "auditor": _l("Auditor"),
+}
+RESOURCE_NAMES = {
+    "employee": _l("Employees"), "team": _l("Teams"), "level": _l("Levels"),
+    "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
+    "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
+}
+CHOICE_NAMES: dict[str, Any] = {
+    "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
+    "month": _l("month"), "quarter": _l("quarter"), "year": _l("year"),
+    "open": _l("open"), "locked": _l("locked"),
+    "money": _l("money"), "count": _l("count"), "score": _l("score"), "ratio": _l("ratio"),
+    "sum": _l("sum"), "mean": _l("mean"), "max": _l("max"),
+    "create": _l("create"), "update": _l("update"), "delete": _l("delete"),
+    "import": _l("import"), **ROLE_NAMES,
+}
+
+
+def may_read(resource: str, role: str | None = None) -> bool:
+    role = role or current_role()
+    return role is not None and role in READ.get(resource, ())
+
+
+def may_write(resource: str, role: str | None = None) -> bool:
+    role = role or current_role()
+    return role is not None and role in WRITE.get(resource, ())
+
+
+def _db() -> scoped_session:
+    return current_app.extensions["laurel_db"]
+
+
+def _live(fn: Any) -> Any:
+    """Filter options read from the database at request time (none while views are built)."""
+
+    def options() -> list[tuple[Any, str]]:
+        if not has_app_context() or "laurel_db" not in current_app.extensions:
+            return []
+        return fn()
+
+    options.live = True  # type: ignore[attr-defined]
+    return options
+
+
+def _choices(values: tuple[str, ...]) -> list[tuple[str, Any]]:
+    return [(v, CHOICE_NAMES.get(v, v)) for v in values]
+
+
+def _choice_label(_view: Any, _ctx: Any, model: Any, name: str) -> str:
+    value = getattr(model, name)
+    return str(CHOICE_NAMES.get(value, value)) if value is not None else ""
+
+
+def _team_scope() -> int | None:
+    """Return the team a sales manager is limited to (-1: none), else None."""
+    user = current_principal()
+    if user is None or user.role != "sales_manager":
+        return None
+    return user.team_id if user.team_id is not None else -1
+
+
+# --- CSRF: Flask-Admin's SecureForm, carrying Flask-WTF's token -------------------------
+
+
+class _FlaskWTFCSRF(CSRF):
+    """The token of CSRFProtect, so one token satisfies both Flask-WTF and the form."""
+
+    def generate_csrf_token(self, csrf_token_field: Any) -> str:
+        return generate_csrf()
+
+    def validate_csrf_token(self, form: Any, field: Any) -> None:
+        try:
+            validate_csrf(field.data)
+        except Exception as exc:  # flask_wtf raises wtforms.ValidationError subclasses
+            raise ValidationError(str(exc)) from None
+
+
+class LaurelSecureForm(SecureForm):
+    class Meta(SecureForm.Meta):
+        csrf_class = _FlaskWTFCSRF
+
+        @property
+        def csrf(self) -> bool:  # type: ignore[override]
+            return bool(current_app.config.get("WTF_CSRF_ENABLED", True))
+
+
+# --- the base model view ------------------------------------------------------------------
+
+_WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update",
+                    "ajax_lookup"}
+
+
+class LaurelModelView(ModelView):
+    """Role-checked view: readers get lists and details, writers forms; POSTs need WRITE."""
+
+    resource = ""
+    form_base_class = LaurelSecureForm
+    page_size = 50
+    can_set_page_size = False
+    can_view_details = True
+    can_export = False
+    details_modal = False
+    column_display_actions = True
+
+    @property
+    def can_create(self) -> bool:  # type: ignore[override]
+        return may_write(self.resource)
+
+    @property
+    def can_edit(self) -> bool:  # type: ignore[override]
+        return may_write(self.resource)
+
+    @property
+    def can_delete(self) -> bool:  # type: ignore[override]
+        return may_write(self.resource)
+
+    def is_accessible(self) -> bool:
+        return may_read(self.resource)
+
+    def is_visible(self) -> bool:
+        return may_read(self.resource)
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if current_principal() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        abort(403)
+
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        refused = super()._handle_view(name, **kwargs)
+        if refused is not None:
+            return refused
+        if (name in _WRITE_ENDPOINTS or request.method not in ("GET", "HEAD")) \
+                and not may_write(self.resource):
+            abort(403)
+        return None
+
+    # Queries: sales managers see their own team only, everywhere (list, count, one row).
+    def scope(self, query: Any, team_id: int) -> Any:
+        return query
+
+    def get_query(self) -> Any:
+        query = super().get_query()
+        team_id = _team_scope()
+        return self.scope(query, team_id) if team_id is not None else query
+
+    def get_count_query(self) -> Any:
+        query = super().get_count_query()
+        team_id = _team_scope()
+        return self.scope(query, team_id) if team_id is not None else query
+
+    def get_one(self, id: Any) -> Any:
+        try:
+            pk = int(id)
+        except (TypeError, ValueError):
+            abort(404)
+        row = self.get_query().filter(self.model.id == pk).one_or_none()
+        if row is None:
+            abort(404)
+        return row
+
+    def _get_filter_groups(self) -> Any:
+        # Flask-Admin computes filter options once, when the view is built; teams, periods
+        # and metrics come and go, so options marked live are read again per request.
+        groups = super()._get_filter_groups()
+        for items in (groups or {}).values():
+            for item in items:
+                _, flt = self._filter_args[item["arg"]]
+                if getattr(flt.options, "live", False):
+                    item["options"] = [(k, str(v)) for k, v in flt.options()]
+        return groups
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, LaurelError):
+            flash(str(exc), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+
+def _team_options() -> list[tuple[int, str]]:
+    stmt = select(Team.id, Team.name).order_by(Team.name)
+    team_id = _team_scope()
+    if team_id is not None:
+        stmt = stmt.where(Team.id == team_id)
+    return [(tid, name) for tid, name in _db().execute(stmt)]
+
+
+def _level_options() -> list[tuple[int, str]]:
+    return [(i, c) for i, c in _db().execute(select(Level.id, Level.code).order_by(Level.code))]
+
+
+def _period_options() -> list[tuple[int, str]]:
+    return [(i, c) for i, c in _db().execute(
+        select(Period.id, Period.code).order_by(Period.start.desc(), Period.kind))]
+
+
+def _metric_options() -> list[tuple[int, str]]:
+    return [(m.id, f"{m.key} - {i18n.metric_label(m)}")
+            for m in _db().scalars(select(Metric).order_by(Metric.key))]
+
+
+def _region_options() -> list[tuple[str, str]]:
+    stmt = select(Team.region).where(Team.region != "").distinct().order_by(Team.region)
+    return [(r, r) for r in _db().scalars(stmt)]
+
+
+class ResultTeamFilter(BaseSQLAFilter):
+    """Results of one team's employees, without joining (the count stays one table)."""
+
+    def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
+        return query.filter(Result.employee_id.in_(
+            select(Employee.id).where(Employee.team_id == int(value))))
+
+    def clean(self, value: str) -> int:
+        return int(value)
+
+    def validate(self, value: str) -> bool:
+        return value.isdigit()
+
+    def operation(self) -> Any:
+        return _l("equals")
+
+
+class EmployeeRegionFilter(BaseSQLAFilter):
+    def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
+        return query.filter(Employee.team_id.in_(select(Team.id).where(Team.region == value)))
+
+    def operation(self) -> Any:
+        return _l("equals")
+
+
+# --- the model views ----------------------------------------------------------------------
+
+
+class EmployeeView(LaurelModelView):
+    resource = "employee"
+    column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date"]
+    column_searchable_list = ["code", "name", "email"]
+    column_filters = [
+        IntEqualFilter(Employee.team_id, _l("Team"), options=_live(_team_options)),
+        EmployeeRegionFilter(Employee.team_id, _l("Region"), options=_live(_region_options)),
+        IntEqualFilter(Employee.level_id, _l("Level"), options=_live(_level_options)),
+    ]
+    column_sortable_list = ["code", "name", "email", ("team", "team.name"),
+                            ("level", "level.code"), "hire_date"]
+    column_default_sort = "code"
+    column_select_related_list = [Employee.team, Employee.level, Employee.manager]
+    column_formatters = {"region": lambda v, c, m, n: m.team.region if m.team else ""}
+    column_details_list = column_list
+    form_columns = ["code", "name", "email", "team", "level", "manager", "hire_date"]
+    form_ajax_refs = {
+        "team": {"fields": ["name"], "page_size": 20},
+        "manager": {"fields": ["code", "name"], "page_size": 20},
+    }
+    column_labels = {
+        "code": _l("Code"), "name": _l("Name"), "email": _l("Email"), "team": _l("Team"),
+        "region": _l("Region"), "level": _l("Level"), "manager": _l("Manager"),
+        "hire_date": _l("Hire date"),
+    }
+
+    def scope(self, query: Any, team_id: int) -> Any:
+        return query.filter(Employee.team_id == team_id)
+
+
+class TeamView(LaurelModelView):
+    resource = "team"
+    column_list = ["name", "region", "stage", "manager"]
+    column_searchable_list = ["name", "region"]
+    column_filters = [
+        "stage",
+        "region",
+        IntEqualFilter(Team.manager_id, _l("Manager"), options=_live(lambda: [
+            (e.id, str(e)) for e in _db().scalars(
+                select(Employee).join(Team, Team.manager_id == Employee.id)
+                .order_by(Employee.code))])),
+    ]
+    column_sortable_list = ["name", "region", "stage"]
+    column_default_sort = "name"
+    column_select_related_list = [Team.manager]
+    column_formatters = {"stage": _choice_label}
+    form_columns = ["name", "region", "stage", "manager"]
+    form_choices = {"stage": _choices(TEAM_STAGES)}
+    form_ajax_refs = {"manager": {"fields": ["code", "name"], "page_size": 20}}
+    column_labels = {"name": _l("Name"), "region": _l("Region"), "stage": _l("Stage"),
+                     "manager": _l("Manager")}
+
+    def scope(self, query: Any, team_id: int) -> Any:
+        return query.filter(Team.id == team_id)
+
+
+class LevelView(LaurelModelView):
+    resource = "level"
+    column_list = ["code", "name", "discount_authority"]
+    column_searchable_list = ["code", "name"]
+    column_default_sort = "code"
+    column_formatters = {"discount_authority": lambda v, c, m, n: i18n.percent(
+        m.discount_authority)}
+    form_columns = ["code", "name", "discount_authority"]
+    column_labels = {"code": _l("Code"), "name": _l("Name"),
+                     "discount_authority": _l("Discount authority")}
+    column_descriptions = {"discount_authority": _l("A fraction: 0.05 is 5%.")}
+
+
+class PeriodView(LaurelModelView):
+    resource = "period"
+    column_list = ["code", "kind", "start", "end", "status"]
+    column_searchable_list = ["code"]
+    column_filters = ["status", "kind"]
+    column_default_sort = ("start", True)
+    column_formatters = {"kind": _choice_label, "status": _choice_label}
+    column_labels = {"code": _l("Code"), "kind": _l("Kind"), "start": _l("Start"),
+                     "end": _l("End"), "status": _l("Status")}
+    column_choices = {"status": _choices(PERIOD_STATUSES), "kind": _choices(PERIOD_KINDS)}
+
+
+def _check_formula(form: Any, field: Any) -> None:
+    """Validate a derived-metric formula as it is saved (the same check as on load)."""
+    text = (field.data or "").strip()
+    if not text:
+        field.data = None
+        return
+    key = (form.key.data or "").strip() if hasattr(form, "key") else ""
+    try:
+        validate_formula(_db(), key or "metric", text)
+    except FormulaError as exc:
+        raise ValidationError(exc.reason) from None
+    field.data = text
+
+
+class MetricView(LaurelModelView):
+    resource = "metric"
+    column_list = ["key", "label_en", "label_zh", "type", "rollup", "formula"]
+    column_searchable_list = ["key", "label_en", "label_zh"]
+    column_filters = ["type", "rollup"]
+    column_default_sort = "key"
+    column_formatters = {"type": _choice_label, "rollup": _choice_label}
+    form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "description"]
+    form_choices = {"type": _choices(METRIC_TYPES), "rollup": _choices(ROLLUPS)}
+    form_args = {"formula": {"validators": [Optional(), _check_formula]}}
+    column_labels = {"key": _l("Key"), "label_en": _l("English label"),
+                     "label_zh": _l("Chinese label"), "type": _l("Type"),
+                     "rollup": _l("Roll-up"), "formula": _l("Formula"),
+                     "description": _l("Description")}
+    column_descriptions = {"formula": _l(
+        "Empty for an imported metric. A derived metric is computed from others, for "
+        "example: revenue / target")}
+
+
+class ResultView(LaurelModelView):
+    resource = "result"
+    column_list = ["period", "employee", "team", "metric", "value"]
+    column_sortable_list = [("period", "period.code"), ("employee", "employee.code"),
+                            ("metric", "metric.key"), "value"]
+    column_default_sort = ("id", True)
+    column_filters = [
+        IntEqualFilter(Result.period_id, _l("Period"), options=_live(_period_options)),
+        ResultTeamFilter(Result.employee_id, _l("Team"), options=_live(_team_options)),
+        IntEqualFilter(Result.metric_id, _l("Metric"), options=_live(_metric_options)),
+    ]
+    column_formatters = {
+        "metric": lambda v, c, m, n: f"{i18n.metric_label(m.metric)} ({m.metric.key})",
+        "value": lambda v, c, m, n: i18n.metric_value(m.value, m.metric.type),
+        "team": lambda v, c, m, n: m.employee.team.name,
+    }
+    column_details_list = column_list
+    form_columns = ["period", "employee", "metric", "value"]
+    form_ajax_refs = {
+        "employee": {"fields": ["code", "name"], "page_size": 20},
+        "period": {"fields": ["code"], "page_size": 20},
+    }
+    column_labels = {"period": _l("Period"), "employee": _l("Employee"), "team": _l("Team"),
+                     "metric": _l("Metric"), "value": _l("Value")}
+
+    def get_query(self) -> Any:
+        # One query per page: every row's employee, team, period and metric joined in.
+        return super().get_query().options(
+            joinedload(Result.employee).joinedload(Employee.team),
+            joinedload(Result.period), joinedload(Result.metric))
+
+    def scope(self, query: Any, team_id: int) -> Any:
+        return query.filter(Result.employee_id.in_(
+            select(Employee.id).where(Employee.team_id == team_id)))
+
+    def _check_period(self, period: Period | None) -> None:
+        if period is None:
+            return
+        codes = [period.code, *periods.parents(period.code)]
+        locked = _db().scalar(select(Period.code).where(
+            Period.code.in_(codes), Period.status == "locked").limit(1))
+        if locked:
+            raise ValidationError(_("Period %(code)s is locked: its results cannot change.",
+                                    code=locked))
+
+    def update_model(self, form: Any, model: Result) -> bool:
+        model._laurel_before = _result_snapshot(model)  # type: ignore[attr-defined]
+        model._laurel_old_period = model.period  # type: ignore[attr-defined]
+        return super().update_model(form, model)
+
+    def on_model_change(self, form: Any, model: Result, is_created: bool) -> None:
+        # Results are not audited row by row by the session; a hand edit is, here, in the
+        # same transaction as the change.
+        self._check_period(model.period)
+        if not is_created:
+            self._check_period(getattr(model, "_laurel_old_period", None))
+        db = _db()
+        db.flush()
+        audit(db, "create" if is_created else "update", "result", model.id,
+              summary=_result_summary(model),
+              before=getattr(model, "_laurel_before", None), after=_result_snapshot(model))
+
+    def on_model_delete(self, model: Result) -> None:
+        self._check_period(model.period)
+        audit(_db(), "delete", "result", model.id, summary=_result_summary(model),
+              before=_result_snapshot(model))
+
+
+def _result_summary(model: Result) -> str:
+    return f"{model.employee.code} {model.period.code} {model.metric.key}"
+
+
+def _result_snapshot(model: Result) -> dict[str, Any]:
+    return {"employee": model.employee.code if model.employee else None,
+            "period": model.period.code if model.period else None,
+            "metric": model.metric.key if model.metric else None,
+            "value": str(model.value) if model.value is not None else None}
+
+
+def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None) -> Markup:
+    """Render a before/after snapshot as a key: value table; changed keys are marked."""
+    if not data:
+        return Markup("")
+    rows = []
+    for key, value in data.items():
+        changed = other is not None and other.get(key) != value
+        css = ' class="table-warning"' if changed else ""
+        shown = "" if value is None else value
+        if isinstance(shown, dict | list):
+            shown = ", ".join(f"{k}: {v}" for k, v in shown.items()) if isinstance(
+                shown, dict) else ", ".join(str(v) for v in shown)
+        rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
+            Markup(css), key, shown))
+    return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
+                  ).format(Markup("").join(rows))
+
+
+def render_changes(entry: AuditLog) -> Markup:
+    """One line per changed field: 'name: old -> new' (what an HR reader needs)."""
+    before, after = entry.before or {}, entry.after or {}
+    if entry.action == "update":
+        keys = [k for k in after if before.get(k) != after.get(k)]
+        parts = [Markup("<b>{}</b>: {} &rarr; {}").format(
+            k, "" if before.get(k) is None else before.get(k),
+            "" if after.get(k) is None else after.get(k)) for k in keys]
+        return Markup("<br>").join(parts)
+    data = after if entry.action != "delete" else before
+    parts = [Markup("<b>{}</b>: {}").format(k, _short(v)) for k, v in data.items()
+             if v not in (None, "", [], {})][:6]
+    return Markup("<br>").join(parts)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+class AuditLogView(LaurelModelView):
+    resource = "audit_log"
+    can_create = False  # type: ignore[assignment]
+    can_edit = False  # type: ignore[assignment]
+    can_delete = False  # type: ignore[assignment]
+    column_list = ["at", "actor", "action", "entity", "entity_id", "summary", "changes"]
+    column_details_list = ["at", "actor", "action", "entity", "entity_id", "summary",
+                           "before", "after"]
+    column_searchable_list = ["actor", "summary", "entity_id"]
+    column_filters = ["actor", "action", "entity", "at"]
+    column_sortable_list = ["at", "actor", "action", "entity"]
+    column_default_sort = ("id", True)
+    column_formatters = {
+        "action": _choice_label,
+        "changes": lambda v, c, m, n: render_changes(m),
+    }
+    column_formatters_detail = {
+        "action": _choice_label,
+        "before": lambda v, c, m, n: render_mapping(m.before, m.after),
+        "after": lambda v, c, m, n: render_mapping(m.after, m.before),
+    }
+    column_labels = {"at": _l("When"), "actor": _l("Who"), "action": _l("Action"),
+                     "entity": _l("Record type"), "entity_id": _l("Record"),
+                     "summary": _l("Summary"), "changes": _l("Changes"),
+                     "before": _l("Before"), "after": _l("After")}
+
+
+def _password_length(form: Any, field: Any) -> None:
+    if field.data and len(field.data) < MIN_PASSWORD:
+        raise ValidationError(_("At least %(n)d characters are needed.", n=MIN_PASSWORD))
+
+
+class UserView(LaurelModelView):
+    resource = "user"
+    column_list = ["email", "name", "role", "team", "locale", "active"]
+    column_details_list = column_list
+    column_searchable_list = ["email", "name"]
+    column_filters = ["role", "active"]
+    column_default_sort = "email"
+    column_formatters = {"role": _choice_label,
+                         "locale": lambda v, c, m, n: i18n.LANGUAGES.get(m.locale or "", "")}
+    form_columns = ["email", "name", "password", "role", "team", "locale", "active"]
+    form_extra_fields = {"password": PasswordField(
+        _l("Password"), validators=[Optional(), _password_length],
+        description=_l("Leave empty to keep the current password."))}
+    form_choices = {"role": _choices(ROLES),
+                    "locale": [("", _l("Browser language")), ("en", "English"),
+                               ("zh", "中文")]}
+    column_labels = {"email": _l("Email"), "name": _l("Name"), "role": _l("Role"),
+                     "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
+                     "password": _l("Password")}
+    column_descriptions = {"team": _l("A sales manager sees this team only.")}
+
+    def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
+        model.email = (model.email or "").strip().lower()
+        if "@" not in model.email:
+            raise ValidationError(_("The email is not an email address."))
+        model.locale = model.locale or None
+        if model.role == "sales_manager" and model.team_id is None and model.team is None:
+            raise ValidationError(_("A sales manager needs a team."))
+        password = form.password.data
+        if password:
+            set_password(model, password)
+        elif is_created:
+            raise ValidationError(_("A new user needs a password."))
+
+
+# --- dashboard, imports, help -------------------------------------------------------------
+
+
+class LaurelBaseView(BaseView):
+    resource = ""
+
+    def is_accessible(self) -> bool:
+        return current_principal() is not None and (
+            not self.resource or may_read(self.resource))
+
+    def is_visible(self) -> bool:
+        return self.is_accessible()
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if current_principal() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        abort(403)
+
+
+class DashboardView(AdminIndexView):
+    """What the logged-in role looks after: counts, the latest changes, its tasks."""
+
+    def is_accessible(self) -> bool:
+        return current_principal() is not None
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    @expose("/")
+    def index(self) -> Any:
+        db = _db()
+        team_id = _team_scope()
+        emp = select(func.count()).select_from(Employee)
+        teams = select(func.count()).select_from(Team)
+        res = select(func.count()).select_from(Result)
+        if team_id is not None:
+            emp = emp.where(Employee.team_id == team_id)
+            teams = teams.where(Team.id == team_id)
+            res = res.where(Result.employee_id.in_(
+                select(Employee.id).where(Employee.team_id == team_id)))
+        counts = [
+            ("employee", _l("Employees"), db.scalar(emp)),
+            ("team", _l("Teams"), db.scalar(teams)),
+            ("period", _l("Periods"), db.scalar(select(func.count()).select_from(Period))),
+            ("result", _l("Results"), db.scalar(res)),
+        ]
+        open_periods = db.scalars(select(Period).where(Period.status == "open")
+                                  .order_by(Period.start.desc()).limit(6)).all()
+        entries = []
+        if may_read("audit_log"):
+            entries = db.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(8)).all()
+        my_team = db.get(Team, team_id) if team_id and team_id > 0 else None
+        return self.render("laurel/dashboard.html", counts=counts, entries=entries,
+                           open_periods=open_periods, tasks=_tasks(), my_team=my_team,
+                           role_name=ROLE_NAMES.get(current_role() or "", ""),
+                           render_changes=render_changes, choice=CHOICE_NAMES)
+
+
+def _tasks() -> list[tuple[Any, str]]:
+    """Links to what the current role does, in the order of its work."""
+    out: list[tuple[Any, str]] = []
+    role = current_role()
+    if role in IMPORT["employees"] or role in IMPORT["results"]:
+        out.append((_l("Import a file"), url_for("imports.index")))
+    for resource, endpoint in [("employee", "employee"), ("team", "team"),
+                               ("result", "result"), ("metric", "metric"),
+                               ("level", "level"), ("period", "period"),
+                               ("user", "user"), ("audit_log", "auditlog")]:
+        if may_write(resource):
+            out.append((_l("Edit %(what)s", what=RESOURCE_NAMES[resource]),
+                        url_for(f"{endpoint}.index_view")))
+        elif may_read(resource):
+            out.append((_l("See %(what)s", what=RESOURCE_NAMES[resource]),
+                        url_for(f"{endpoint}.index_view")))
+    out.append((_l("Help: who does what"), url_for("help.index")))
+    return out
+
+
+class ImportForm(FlaskForm):
+    kind = SelectField(_l("What the file holds"), choices=[])
+    file = FileField(_l("File (CSV or XLSX)"), validators=[
+        FileRequired(_l("Choose a file.")),
+        FileAllowed(["csv", "xlsx", "xlsm"], _l("Only CSV or XLSX files can be imported."))])
+
+
+class ImportView(LaurelBaseView):
+    """Upload employees or results; the whole file is imported or nothing is."""
+
+    resource = "imports"
+
+    def _kinds(self) -> list[tuple[str, Any]]:
+        role = current_role()
+        names = {"employees": _l("Employees and teams"), "results": _l("Period results")}
+        return [(k, names[k]) for k in ("employees", "results") if role in IMPORT[k]]
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self) -> Any:
+        kinds = self._kinds()
+        if request.method == "POST" and not kinds:
+            abort(403)
+        form = ImportForm()
+        form.kind.choices = kinds
+        report = error = None
+        if request.method == "POST" and form.validate_on_submit():
+            upload = form.file.data
+            name = upload.filename or "upload"
+            data = upload.read()
+            db = _db()
+            fn = import_employees if form.kind.data == "employees" else import_results
+            try:
+                report = fn(db, name, data=data)
+                db.commit()
+            except ImportFileError as exc:
+                db.rollback()
+                error = str(exc)
+            except LaurelError as exc:
+                db.rollback()
+                error = str(exc)
+        recent = _db().scalars(select(AuditLog).where(AuditLog.action == "import")
+                               .order_by(AuditLog.id.desc()).limit(10)).all()
+        status = 400 if error or form.errors else 200
+        return self.render("laurel/imports.html", form=form, report=report, error=error,
+                           recent=recent, can_import=bool(kinds),
+                           choice=CHOICE_NAMES), status
+
+
+class HelpView(LaurelBaseView):
+    @expose("/")
+    def index(self) -> Any:
+        resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
+                     "user", "imports"]
+        matrix = []
+        for role in ROLES:
+            row = []
+            for r in resources:
+                if r == "imports":
+                    kinds = [k for k in ("employees", "results") if role in IMPORT[k]]
+                    row.append("write" if kinds else ("read" if may_read(r, role) else ""))
+                elif may_write(r, role):
+                    row.append("write")
+                elif may_read(r, role):
+                    row.append("team" if role == "sales_manager" and r in TEAM_SCOPED
+                               else "read")
+                else:
+                    row.append("")
+            matrix.append((role, ROLE_NAMES[role], row))
+        return self.render("laurel/help.html", matrix=matrix,
+                           resources=[RESOURCE_NAMES[r] for r in resources])
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+
+def init_admin(app: Flask, db: scoped_session) -> Admin:
+    """Create the Admin for this app and add every view, grouped by category."""
+    import warnings
+
+    admin = Admin(app, name="Laurel", url="/admin",
+                  theme=Bootstrap4Theme(base_template="laurel/base.html", fluid=True),
+                  index_view=DashboardView(name=_l("Home"), url="/admin"))
+    org, comp, comp_cat = _l("Organisation"), _l("Compensation"), _l("Compliance")
+    with warnings.catch_warnings():
+        # Flask-Admin 2.2 would rather have a Flask-SQLAlchemy object; a plain scoped
+        # session is what engine/ offers and is still supported until Flask-Admin 3.
+        warnings.filterwarnings("ignore", message="Passing a session object directly",
+                                category=DeprecationWarning)
+        admin.add_view(EmployeeView(Employee, db, _l("Employees"), org, endpoint="employee"))
+        admin.add_view(TeamView(Team, db, _l("Teams"), org, endpoint="team"))
+        admin.add_view(LevelView(Level, db, _l("Levels"), org, endpoint="level"))
+        admin.add_view(UserView(User, db, _l("Users"), org, endpoint="user"))
+        admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
+        admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
+        admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
+        admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
+                                    endpoint="auditlog"))
+    admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))
+    admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
+    return admin
+
+
+__all__ = ["init_admin", "may_read", "may_write", "READ", "WRITE", "IMPORT"]
