@@ -91,6 +91,10 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
         header = next(rows)
     except StopIteration:
         raise ImportFileError(name, "is empty: a header row is needed") from None
+    if not any(header):
+        if not any(any(cells) for cells in rows):
+            raise ImportFileError(name, "is empty: a header row is needed")
+        raise ImportFileError(name, "the header row is empty", row=1)
     while header and header[-1] == "":
         header.pop()
     header = [h.strip() for h in header]
@@ -120,11 +124,13 @@ def _first_error(name: str, number: int, err: ValidationError) -> ImportFileErro
 class EmployeeRowSchema(Schema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=40))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(load_default="")
+    # The lengths are the columns' sizes: PostgreSQL would refuse a longer value only at
+    # flush, after other rows were written.
+    email = fields.Email(load_default="", validate=validate.Length(max=200))
     team = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    region = fields.String(load_default="")
+    region = fields.String(load_default="", validate=validate.Length(max=100))
     level = fields.String(required=True)
-    manager_code = fields.String(load_default="")
+    manager_code = fields.String(load_default="", validate=validate.Length(max=40))
     hire_date = fields.Date(load_default=None)
     team_stage = fields.String(load_default="", validate=validate.OneOf(
         ("",) + TEAM_STAGES, error="must be one of startup, growth, mature"))
@@ -251,6 +257,10 @@ def _locked_between(session: Session, codes: set[str]) -> dict[str, str]:
     return out
 
 
+# Result.value is Numeric(26, 6): PostgreSQL refuses 10**20 and above, and only at insert.
+_LARGEST = Decimal(10) ** 20
+
+
 def _parse_decimal(text: str) -> Decimal | None:
     try:
         value = Decimal(text)
@@ -318,6 +328,9 @@ def import_results(session: Session, name: str, data: bytes | None = None,
                 raise ImportFileError(name, f"{text!r} is not a number (use . as the decimal "
                                       "mark and no thousands separator)", row=number,
                                       column=metric.key)
+            if abs(value) >= _LARGEST:
+                raise ImportFileError(name, f"{text!r} is too large (at most 20 digits before "
+                                      "the decimal mark)", row=number, column=metric.key)
             if metric.type == "count" and value != value.to_integral_value():
                 raise ImportFileError(name, f"{text!r} is not a whole number", row=number,
                                       column=metric.key)

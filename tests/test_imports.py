@@ -1,0 +1,439 @@
+"""Imports of employees and results: all rows or none, errors that name file/row/column."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.errors import ImportFileError
+from engine.imports import import_employees, import_results
+from engine.models import AuditLog, Employee, Level, Metric, Period, Result, Team
+
+D = Decimal
+
+EMPLOYEES = """code,name,email,team,region,level,manager_code,hire_date,team_stage
+M1,Mei Lin,mei@example.com,North,Beijing,M1,,2019-03-01,startup
+E1,Ann Wu,ann@example.com,North,Beijing,S1,M1,2024-01-15,
+E2,Bo Li,bo@example.com,North,Beijing,S2,M1,2023-06-01,
+E3,Cai Xu,cai@example.com,South,Shenzhen,S3,,2022-02-01,mature
+"""
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Rows of every table an import writes, as the database (this transaction) sees them."""
+    return {m.__tablename__: session.scalar(select(func.count()).select_from(m))
+            for m in (Result, Employee, Team, Period, AuditLog)}
+
+
+@pytest.fixture()
+def org(session: Session) -> Session:
+    """A session whose database has the EMPLOYEES organisation and one month of results."""
+    import_employees(session, "employees.csv", data=EMPLOYEES.encode())
+    import_results(session, "seed.csv", data=b"period,employee_code,quota\n2026-01,E1,100\n")
+    session.flush()
+    return session
+
+
+def rejects(session: Session, call: Callable[[], object], row: int | None,
+            column: str | None, reason: str, file: str) -> ImportFileError:
+    """Assert the import fails naming file, row and column, and changes nothing."""
+    before = counts(session)
+    with pytest.raises(ImportFileError) as info:
+        call()
+    err = info.value
+    message = str(err)
+    assert err.file == file and message.startswith(file)
+    if row is not None:
+        assert err.row == row and f"row {row}" in message
+    if column is not None:
+        assert err.column == column and f"column {column}" in message
+    assert re.search(reason, message), message
+    session.flush()
+    assert counts(session) == before
+    return err
+
+
+def bad_results(session: Session, text: str, row: int | None, column: str | None,
+                reason: str) -> ImportFileError:
+    return rejects(session, lambda: import_results(session, "bad.csv", data=text.encode()),
+                   row, column, reason, "bad.csv")
+
+
+def bad_employees(session: Session, text: str, row: int | None, column: str | None,
+                  reason: str) -> ImportFileError:
+    return rejects(session, lambda: import_employees(session, "emp.csv", data=text.encode()),
+                   row, column, reason, "emp.csv")
+
+
+# --- results: bad input -------------------------------------------------------------------
+
+
+def test_unknown_employee(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota\n2026-02,E1,100\n2026-02,NOBODY,100\n",
+                3, "employee_code", "unknown employee 'NOBODY'")
+
+
+def test_unknown_metric_column(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota,bonus_points\n2026-02,E1,100,5\n",
+                1, "bonus_points", "unknown metric column")
+
+
+def test_derived_metric_column(org: Session) -> None:
+    bad_results(org, "period,employee_code,attainment\n2026-02,E1,1.2\n",
+                1, "attainment", "derived metric")
+
+
+@pytest.mark.parametrize("value", ["1,000", "abc", "NaN", "nan", "Infinity", "-inf", "1.2.3",
+                                   "12%", "¥100", "1 000"])
+def test_value_that_is_not_a_number(org: Session, value: str) -> None:
+    cell = f'"{value}"' if "," in value else value
+    bad_results(org, f"period,employee_code,leads,quota\n2026-02,E1,3,100\n2026-03,E1,4,{cell}\n",
+                3, "quota", "is not a number")
+
+
+def test_count_with_decimals(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota,new_customers\n2026-02,E1,100,2.5\n",
+                2, "new_customers", "not a whole number")
+
+
+def test_count_with_a_zero_fraction_is_a_whole_number(org: Session) -> None:
+    import_results(org, "ok.csv", data=b"period,employee_code,new_customers\n2026-02,E1,2.0\n")
+    assert org.scalar(select(Result.value).join(Metric).where(
+        Metric.key == "new_customers")) == D(2)
+
+
+def test_same_employee_and_period_twice(org: Session) -> None:
+    err = bad_results(org, "period,employee_code,quota\n2026-02,E1,100\n2026-02,E2,100\n"
+                      "2026-02,E1,200\n", 4, "employee_code", "appear twice")
+    assert "rows 2 and 4" in str(err)
+
+
+@pytest.mark.parametrize("code", ["2026-13", "2026/02", "Q1-2026", "2026-Q5", "26-02"])
+def test_malformed_period_code(org: Session, code: str) -> None:
+    bad_results(org, f"period,employee_code,quota\n2026-02,E1,1\n{code},E2,100\n",
+                3, "period", "malformed period code")
+
+
+def test_empty_period(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota\n,E1,100\n", 2, "period", "period is empty")
+
+
+def test_locked_period(org: Session) -> None:
+    org.scalar(select(Period).where(Period.code == "2026-01")).status = "locked"
+    org.flush()
+    bad_results(org, "period,employee_code,quota\n2026-02,E2,100\n2026-01,E2,100\n",
+                3, "period", "period 2026-01 is locked")
+
+
+def test_month_inside_a_locked_quarter(org: Session) -> None:
+    org.scalar(select(Period).where(Period.code == "2026-Q1")).status = "locked"
+    org.flush()
+    bad_results(org, "period,employee_code,quota\n2026-04,E1,100\n2026-03,E2,100\n",
+                3, "period", "2026-03 is in 2026-Q1, which is locked")
+
+
+def test_month_inside_a_locked_year(org: Session) -> None:
+    org.scalar(select(Period).where(Period.code == "2026")).status = "locked"
+    org.flush()
+    bad_results(org, "period,employee_code,quota\n2026-11,E1,100\n",
+                2, "period", "2026-11 is in 2026, which is locked")
+
+
+def test_missing_required_column(org: Session) -> None:
+    bad_results(org, "period,quota\n2026-02,100\n", 1, "employee_code", "required column")
+    bad_results(org, "employee_code,quota\nE1,100\n", 1, "period", "required column")
+
+
+def test_duplicate_column(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota,quota\n2026-02,E1,1,2\n", 1, "quota",
+                "appears twice")
+
+
+def test_more_cells_than_columns(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota\n2026-02,E1,100,7\n", 2, None,
+                "3 columns")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "\ufeff"])
+def test_empty_results_file(org: Session, text: str) -> None:
+    # An empty file has no row or column to name: the message names the file.
+    bad_results(org, text, None, None, "is empty")
+
+
+def test_header_only_results_file(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota\n\n", None, None, "no data rows")
+
+
+def test_not_utf8(org: Session) -> None:
+    rejects(org, lambda: import_results(org, "bad.csv", data="period,employee_code,quota\n"
+                                        "2026-02,E1,一百\n".encode("gb18030")),
+            None, None, "not UTF-8", "bad.csv")
+
+
+def test_error_on_the_last_row_writes_nothing(org: Session) -> None:
+    rows = "".join(f"2026-{m:02d},E{e},{m * 100}\n" for m in range(2, 13) for e in (1, 2, 3))
+    bad_results(org, f"period,employee_code,quota\n{rows}2026-12,E9,1\n", 35,
+                "employee_code", "unknown employee")
+    assert org.scalar(select(func.count()).select_from(Period).where(
+        Period.code == "2026-12")) == 0
+
+
+def test_unreadable_file(tmp_path: Path, org: Session) -> None:
+    missing = str(tmp_path / "nope.csv")
+    rejects(org, lambda: import_results(org, missing, path=missing), None, None,
+            "cannot be read", missing)
+
+
+def test_damaged_xlsx(org: Session) -> None:
+    rejects(org, lambda: import_results(org, "bad.xlsx", data=b"not a zip"), None, None,
+            "not a readable XLSX", "bad.xlsx")
+
+
+# --- employees: bad input -----------------------------------------------------------------
+
+HEAD = "code,name,email,team,region,level,manager_code,hire_date,team_stage\n"
+
+
+def test_unknown_level(org: Session) -> None:
+    bad_employees(org, HEAD + "E9,Dan,d@example.com,North,,S1,,,\n"
+                  "E8,Eve,e@example.com,North,,S9,,,\n", 3, "level", "unknown level 'S9'")
+
+
+def test_manager_that_does_not_exist(org: Session) -> None:
+    bad_employees(org, HEAD + "E9,Dan,d@example.com,North,,S1,X42,,\n", 2, "manager_code",
+                  "manager X42 does not exist")
+
+
+def test_manager_may_be_an_existing_employee_or_in_the_same_file(org: Session) -> None:
+    import_employees(org, "emp.csv", data=(HEAD + "E9,Dan,,North,,S1,E8,,\n"
+                                           "E8,Eve,,North,,S2,M1,,\n").encode())
+    by = {e.code: e for e in org.scalars(select(Employee))}
+    assert by["E9"].manager_id == by["E8"].id
+    assert by["E8"].manager_id == by["M1"].id
+
+
+def test_own_manager(org: Session) -> None:
+    bad_employees(org, HEAD + "E9,Dan,,North,,S1,E9,,\n", 2, "manager_code", "own manager")
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), [
+    ("email", "not-an-email", "email"),
+    ("hire_date", "2026-02-30", "date"),
+    ("hire_date", "01/02/2026", "date"),
+    ("team_stage", "scaleup", "must be one of startup, growth, mature"),
+    ("name", "", "Missing data"),
+    ("team", "", "Missing data"),
+])
+def test_bad_employee_cell(org: Session, column: str, value: str, reason: str) -> None:
+    row = {"code": "E9", "name": "Dan", "email": "dan@example.com", "team": "North",
+           "region": "", "level": "S1", "manager_code": "", "hire_date": "2024-01-01",
+           "team_stage": ""}
+    row[column] = value
+    good = "E8,Eve,,North,,S1,,,\n"
+    bad_employees(org, HEAD + good + ",".join(row.values()) + "\n", 3, column, reason)
+
+
+def test_employee_twice_in_one_file(org: Session) -> None:
+    bad_employees(org, HEAD + "E9,Dan,,North,,S1,,,\nE9,Dan,,North,,S2,,,\n", 3, "code",
+                  "appears twice")
+
+
+def test_unknown_employee_column(org: Session) -> None:
+    bad_employees(org, "code,name,team,level,salary\nE9,Dan,North,S1,100\n", 1, "salary",
+                  "unknown column")
+
+
+def test_missing_employee_column(org: Session) -> None:
+    bad_employees(org, "code,name,team\nE9,Dan,North\n", 1, "level", "required column")
+
+
+def test_empty_employees_file(org: Session) -> None:
+    bad_employees(org, "", None, None, "is empty")
+    bad_employees(org, HEAD, None, None, "no data rows")
+
+
+def test_too_long_values_are_rejected_before_writing(org: Session) -> None:
+    bad_employees(org, HEAD + f"E9,Dan,,North,{'x' * 101},S1,,,\n", 2, "region", "")
+    bad_employees(org, HEAD + f"E9,{'n' * 201},,North,,S1,,,\n", 2, "name", "")
+
+
+def test_number_too_large_is_rejected_before_writing(org: Session) -> None:
+    bad_results(org, "period,employee_code,quota\n2026-05,E1,1e30\n", 2, "quota", "too large")
+
+
+# --- results: good input ------------------------------------------------------------------
+
+
+def values(session: Session, code: str, period: str) -> dict[str, Decimal]:
+    return dict(session.execute(
+        select(Metric.key, Result.value).join(Result.metric).join(Result.period)
+        .join(Result.employee).where(Employee.code == code, Period.code == period)).all())
+
+
+def test_month_row_creates_month_quarter_and_year(org: Session) -> None:
+    report = import_results(org, "r.csv", data=b"period,employee_code,quota\n2026-05,E1,100\n")
+    got = {p.code: (p.kind, p.start, p.end, p.status) for p in org.scalars(select(Period))}
+    assert got["2026-05"] == ("month", dt.date(2026, 5, 1), dt.date(2026, 5, 31), "open")
+    assert got["2026-Q2"] == ("quarter", dt.date(2026, 4, 1), dt.date(2026, 6, 30), "open")
+    assert got["2026"] == ("year", dt.date(2026, 1, 1), dt.date(2026, 12, 31), "open")
+    assert report.periods == ["2026-05"]
+    assert report.rows == 1 and report.created == 1
+
+
+def test_quarter_row_creates_quarter_and_year_only(org: Session) -> None:
+    import_results(org, "r.csv", data=b"period,employee_code,quota\n2027-Q3,E1,100\n")
+    codes = set(org.scalars(select(Period.code)))
+    assert {"2027-Q3", "2027"} <= codes
+    assert not any(c.startswith("2027-0") for c in codes)
+
+
+def test_reimport_replaces_only_the_metrics_the_row_gives(org: Session) -> None:
+    import_results(org, "a.csv", data=b"period,employee_code,quota,revenue_new,leads\n"
+                                      b"2026-02,E1,100,90,30\n2026-02,E2,200,210,40\n")
+    report = import_results(org, "b.csv", data=b"period,employee_code,revenue_new,quota\n"
+                                               b"2026-02,E1,95,\n")
+    assert values(org, "E1", "2026-02") == {"quota": D(100), "revenue_new": D(95),
+                                            "leads": D(30)}
+    assert values(org, "E2", "2026-02") == {"quota": D(200), "revenue_new": D(210),
+                                            "leads": D(40)}
+    assert (report.created, report.updated) == (0, 1)
+    report = import_results(org, "c.csv", data=b"period,employee_code,revenue_new\n"
+                                               b"2026-02,E1,95\n")
+    assert (report.created, report.updated) == (0, 0)
+
+
+def test_empty_cell_is_undefined(org: Session) -> None:
+    import_results(org, "r.csv", data=b"period,employee_code,quota,satisfaction,leads\n"
+                                      b"2026-03,E2,,,0\n")
+    assert values(org, "E2", "2026-03") == {"leads": D(0)}
+
+
+def test_row_of_empty_cells_is_skipped(org: Session) -> None:
+    report = import_results(org, "r.csv", data=b"period,employee_code,quota\n,,\n"
+                                               b"2026-03,E2,5\n")
+    assert report.rows == 1
+
+
+def test_columns_in_any_order_and_exact_decimals(org: Session) -> None:
+    import_results(org, "r.csv", data=b"max_discount_pct,quota,employee_code,period,nps\n"
+                                      b"0.075,1234.56,E3,2026-04,-12\n")
+    assert values(org, "E3", "2026-04") == {"max_discount_pct": D("0.075"),
+                                            "quota": D("1234.56"), "nps": D(-12)}
+
+
+def test_results_audit_entry_names_the_file_and_actor(org: Session) -> None:
+    import_results(org, "r.csv", data=b"period,employee_code,quota\n2026-07,E1,100\n")
+    entry = org.scalars(select(AuditLog).where(AuditLog.entity == "result")
+                        .order_by(AuditLog.id.desc())).first()
+    assert entry.action == "import"
+    assert entry.actor == "tester@example.com"
+    assert entry.after["file"] == "r.csv"
+    assert entry.after["values_created"] == 1
+    assert entry.after["periods"] == ["2026-07"]
+
+
+def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def test_results_from_xlsx(org: Session, tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "results.xlsx", [
+        ["period", "employee_code", "quota", "revenue_new", "max_discount_pct", "satisfaction"],
+        ["2026-06", "E1", 120000, 1234.5, 0.07, None],
+        [None, None, None, None, None, None],
+        ["2026-06", "E2", "80000", "99.99", 0.1, 88],
+    ])
+    report = import_results(org, str(path), path=path)
+    assert report.rows == 2
+    assert values(org, "E1", "2026-06") == {"quota": D(120000), "revenue_new": D("1234.5"),
+                                            "max_discount_pct": D("0.07")}
+    assert values(org, "E2", "2026-06")["satisfaction"] == D(88)
+
+
+def test_xlsx_errors_name_the_spreadsheet_row(org: Session, tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "results.xlsx", [
+        ["period", "employee_code", "leads"],
+        ["2026-06", "E1", 3],
+        [None, None, None],
+        ["2026-06", "E2", 2.5],
+    ])
+    rejects(org, lambda: import_results(org, "results.xlsx", path=path), 4, "leads",
+            "not a whole number", "results.xlsx")
+
+
+# --- employees: good input ----------------------------------------------------------------
+
+
+def test_teams_created_with_stage_region_and_manager(org: Session) -> None:
+    teams = {t.name: t for t in org.scalars(select(Team))}
+    assert (teams["North"].stage, teams["North"].region) == ("startup", "Beijing")
+    assert (teams["South"].stage, teams["South"].region) == ("mature", "Shenzhen")
+    assert teams["North"].manager.code == "M1"
+    assert teams["South"].manager.code == "E3"  # the one member who reports to nobody
+    e1 = org.scalar(select(Employee).where(Employee.code == "E1"))
+    assert (e1.name, e1.email, e1.level.code, e1.team.name, e1.manager.code, e1.hire_date) == (
+        "Ann Wu", "ann@example.com", "S1", "North", "M1", dt.date(2024, 1, 15))
+
+
+def test_team_without_stage_defaults_to_growth(org: Session) -> None:
+    import_employees(org, "e.csv", data=b"code,name,team,level\nE9,Dan,West,S1\n")
+    assert org.scalar(select(Team.stage).where(Team.name == "West")) == "growth"
+
+
+def test_employees_update_on_reimport(org: Session) -> None:
+    report = import_employees(org, "emp2.csv", data=(
+        HEAD + "E1,Ann Wu-Li,ann.wu@example.com,South,Shenzhen,S2,E3,2024-01-15,growth\n"
+        "E4,Dee Ma,,South,,S1,E3,,\n").encode())
+    assert (report.rows, report.created, report.updated) == (2, 1, 1)
+    e1 = org.scalar(select(Employee).where(Employee.code == "E1"))
+    assert (e1.name, e1.email, e1.level.code, e1.team.name, e1.manager.code) == (
+        "Ann Wu-Li", "ann.wu@example.com", "S2", "South", "E3")
+    assert org.scalar(select(Team.stage).where(Team.name == "South")) == "growth"
+    assert org.scalar(select(func.count()).select_from(Employee)) == 5
+
+
+def test_employee_import_is_audited_with_actor(org: Session) -> None:
+    entries = list(org.scalars(select(AuditLog).order_by(AuditLog.id)))
+    created = [(e.entity, e.action) for e in entries if e.action == "create"]
+    assert created.count(("employee", "create")) == 4
+    assert created.count(("team", "create")) == 2
+    assert {e.actor for e in entries} == {"tester@example.com"}
+    summary = next(e for e in entries if e.entity == "employee" and e.action == "import")
+    assert summary.after == {"file": "employees.csv", "rows": 4, "created": 4, "updated": 0}
+    import_employees(org, "emp2.csv", data=(HEAD + "E2,Bo Li,,North,,S3,M1,,\n").encode())
+    org.flush()
+    update = org.scalars(select(AuditLog).where(AuditLog.action == "update",
+                                                AuditLog.entity == "employee")).one()
+    level_ids = dict(org.execute(select(Level.code, Level.id)).all())
+    assert update.before["level_id"] == level_ids["S2"]
+    assert update.after["level_id"] == level_ids["S3"]
+    assert update.after["email"] == ""
+
+
+def test_employees_from_xlsx(session: Session, tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "employees.xlsx", [
+        ["code", "name", "email", "team", "region", "level", "manager_code", "hire_date",
+         "team_stage"],
+        ["M7", "Mo", "mo@example.com", "East", "Shanghai", "M1", None,
+         dt.datetime(2020, 5, 4), "growth"],
+        [1001, "Num", None, "East", "Shanghai", "S1", "M7", dt.date(2025, 1, 2), None],
+    ])
+    report = import_employees(session, "employees.xlsx", path=path)
+    assert report.created == 2
+    by = {e.code: e for e in session.scalars(select(Employee))}
+    assert by["1001"].manager.code == "M7"  # a number cell is read as its text
+    assert by["M7"].hire_date == dt.date(2020, 5, 4)
+    assert session.scalar(select(Team).where(Team.name == "East")).manager.code == "M7"
