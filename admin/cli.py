@@ -167,6 +167,7 @@ def _register_more() -> None:
 
     cli_rules.register(main)
     cli_runs.register(main)
+    cli_runs.register_lifecycle(main)
 
 
 _register_more()

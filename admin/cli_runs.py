@@ -1,4 +1,4 @@
-"""``laurel run``, ``outcomes``."""
+"""``laurel run``, ``outcomes``, ``approve``, ``lock``, ``export``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import click
 
 from engine.db import session_scope
-from engine.errors import RunError
+from engine.errors import RunFailed
 
 
 def register(main: click.Group) -> None:
@@ -36,7 +36,7 @@ def register(main: click.Group) -> None:
                                         progress=_progress_bar())
                 if dry_run:
                     session.rollback()
-        except RunError as exc:
+        except RunFailed as exc:
             with session_scope(actor=who) as session:
                 runs.record_failure(session, period, who, str(exc))
             raise
@@ -85,3 +85,60 @@ def _progress_bar():  # noqa: ANN202
             bar.__exit__(None, None, None)
 
     return progress
+
+
+def register_lifecycle(main: click.Group) -> None:
+    """Attach approve, lock and export."""
+    from admin.cli import user_errors
+
+    @main.command("approve")
+    @click.argument("run_id", type=int)
+    @click.option("--as", "actor", metavar="EMAIL", required=True,
+                  help="The approving comp_analyst or hr_admin (not who started the run).")
+    @user_errors
+    def approve_cmd(run_id: int, actor: str) -> None:
+        """Approve a calculated run; refused when EMAIL is the user who started it."""
+        from engine.lifecycle import approve
+
+        with session_scope(actor=actor) as session:
+            run = approve(session, run_id, actor)
+            click.echo(f"run {run.id} approved by {run.approved_by}")
+
+    @main.command("lock")
+    @click.argument("run_id", type=int)
+    @click.option("--as", "actor", metavar="EMAIL", required=True,
+                  help="A comp_analyst or hr_admin.")
+    @user_errors
+    def lock_cmd(run_id: int, actor: str) -> None:
+        """Lock an approved run: its period's results and outcomes can no longer change."""
+        from engine.lifecycle import lock
+
+        with session_scope(actor=actor) as session:
+            run = lock(session, run_id, actor)
+            click.echo(f"run {run.id} locked; period {run.period.code} locked")
+
+    @main.command("export")
+    @click.argument("run_id", type=int)
+    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+                  show_default=True)
+    @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+                  help="Write to FILE (default: stdout for CSV; XLSX needs -o).")
+    @click.option("--draft", is_flag=True, help="Export a calculated (not yet approved) run; "
+                  "the file says it is a draft.")
+    @user_errors
+    def export_cmd(run_id: int, fmt: str, output: str | None, draft: bool) -> None:
+        """Payroll export: one line per payable, held or forfeited amount, then totals."""
+        from engine.errors import LaurelError
+        from engine.lifecycle import export
+
+        if fmt == "xlsx" and output is None and sys.stdout.isatty():
+            raise LaurelError("an XLSX export needs -o FILE")
+        with session_scope() as session:
+            data = export(session, run_id, fmt, draft=draft)
+        if output:
+            with open(output, "wb") as fh:
+                fh.write(data)
+            click.echo(f"run {run_id} exported to {output}", err=True)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()

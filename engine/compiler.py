@@ -39,7 +39,7 @@ from engine.conditions import (
     negate,
     push_not,
 )
-from engine.errors import RunError
+from engine.errors import RunFailed
 
 # --- the compiled form ----------------------------------------------------------------------
 
@@ -412,9 +412,9 @@ class Session:
         except durable_engine.MessageNotHandledException:
             pass
         except durable_engine.MessageObservedException:
-            raise RunError(f"employee {sid}: the same facts were asserted twice") from None
+            raise RunFailed(f"employee {sid}: the same facts were asserted twice") from None
         except Exception as exc:
-            raise RunError(f"employee {sid}: the rule engine failed: {exc}") from exc
+            raise RunFailed(f"employee {sid}: the rule engine failed: {exc}") from exc
         finally:
             try:
                 self._ruleset.delete_state(sid)

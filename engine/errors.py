@@ -55,3 +55,7 @@ class PermissionDenied(LaurelError):
 
 class NotFound(LaurelError):
     """A run, user or employee that does not exist."""
+
+
+class RunFailed(RunError):
+    """A run that failed while evaluating; it is recorded as failed with this reason."""

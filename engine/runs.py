@@ -25,7 +25,7 @@ from engine.compiler import CompiledRuleset, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import facts_read, held_leaves, population_fields
 from engine.db import audit
-from engine.errors import NotFound, RunError
+from engine.errors import NotFound, RunError, RunFailed
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
 from engine.models import Employee, Metric, Outcome, Period, Run
@@ -245,10 +245,10 @@ def evaluate_period(session: Session, period: Period,
         try:
             fired, holds = engine_session.evaluate(ef.code, to_fact(ef.values, compiled))
             outcomes.extend(employee_outcomes(ef, period, compiled, fired, holds))
-        except RunError:
+        except RunFailed:
             raise
         except Exception as exc:  # any failure fails the whole run, naming the employee
-            raise RunError(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
+            raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
         if progress and (i % 200 == 0 or i == total):
             progress(i, total)
     timings.evaluate = time.perf_counter() - t2
