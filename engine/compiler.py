@@ -207,7 +207,7 @@ class _Emitter:
         if fact in self.numeric or "__" in fact:  # population facts are numbers
             d = _num(value)
             self.thresholds.setdefault(fact, set()).add(d)
-            return float(d)
+            return safe_float(float(d))
         return str(value)
 
     def expr(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +270,8 @@ def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> Compi
         "all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}], "run": "hold",
     }
     thresholds = {
-        f: sorted((d, float(d)) for d in values) for f, values in emitter.thresholds.items()
+        f: sorted((d, safe_float(float(d))) for d in values)
+        for f, values in emitter.thresholds.items()
     }
     return CompiledRuleset(
         name=f"laurel_{digest[:16]}", content_hash=digest, rules=rules, definition=definition,
@@ -293,8 +294,24 @@ def _leaf_ops(cond: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def safe_float(f: float) -> float:
+    """Avoid the one float spelling durable_rules' JSON parser refuses (1e-05, 1e+16).
+
+    It needs a decimal point in the mantissa; one step away from zero gives one
+    (1.0000000000000001e-05) and keeps the value's order against every other float.
+    """
+    text = repr(f)
+    if "e" in text and "." not in text:
+        return math.nextafter(f, math.copysign(math.inf, f))
+    return f
+
+
 def encode(value: Decimal, thresholds: list[tuple[Decimal, float]]) -> float:
     """Return a float whose order against each threshold is the decimal's order."""
+    return safe_float(_encode(value, thresholds))
+
+
+def _encode(value: Decimal, thresholds: list[tuple[Decimal, float]]) -> float:
     f = float(value)
     if not thresholds:
         return f

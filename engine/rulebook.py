@@ -161,8 +161,9 @@ class _Validator:
     def condition(self, cond: Any, field: str, row: int | None = None) -> dict[str, Any] | None:
         if cond is None or cond == {} or cond == []:
             return None
-        if isinstance(cond, list):
-            cond = {"all": cond}
+        if isinstance(cond, list):  # a plain list means all of them
+            return {"all": [self.condition(c, f"{field}[{i + 1}]", row) or {"all": []}
+                            for i, c in enumerate(cond)]}
         if not isinstance(cond, dict):
             self.fail("a condition is a mapping (fact, op, value) or all/any/not of them",
                       field, row)

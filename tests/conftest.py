@@ -22,7 +22,8 @@ PG_URL = os.environ.get("LAUREL_TEST_DATABASE_URL")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _seed(url: str) -> None:
+def seed(url: str) -> None:
+    """Load the reference data and publish the policy library, unaudited."""
     from engine.metrics import seed_reference_data
     from engine.rulebook import load_library
 
@@ -30,6 +31,16 @@ def _seed(url: str) -> None:
         session.info["audit_off"] = True
         seed_reference_data(session)
         load_library(session, ROOT / "rules")
+
+
+def reset_postgres(url: str) -> None:
+    """Bring a PostgreSQL database to the newest schema, empty but for reference data."""
+    db.upgrade_schema(url)
+    engine = db.get_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    seed(url)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +55,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("template") / "template.db"
     url = f"sqlite:///{path}"
     db.upgrade_schema(url)
-    _seed(url)
+    seed(url)
     db.dispose_engines()
     return str(path)
 
@@ -53,11 +64,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
 def db_url(_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated database with reference data and the published policy library."""
     if PG_URL:
-        engine = db.get_engine(PG_URL)
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        _seed(PG_URL)
+        reset_postgres(PG_URL)
         url = PG_URL
     else:
         path = tmp_path / "laurel.db"

@@ -1,0 +1,157 @@
+"""The compiler: its output per operator and table kind, value encoding, and a differential
+test of durable_rules against the plain-Python meaning of the same conditions."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine import compiler
+from engine.conditions import CHAINED_FACTS, holds, negate
+from engine.metrics import CATALOG
+from engine.rulebook import read_yaml, stored_form, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+TYPES = {k: t for k, _, _, t, _, _ in CATALOG}
+NUMERIC = set(TYPES) | {"level_authority", "team_revenue", "team_quota", "team_attainment",
+                        "per_capita_output", "team_members", "pips_overlapping"}
+
+EXTRA_RULES = [
+    {"key": "x.ops", "kind": "alert", "period_kind": "month",
+     "scope": {"level": ["S1", "S2"], "team_stage": ["growth"]},
+     "when": {"any": [
+         {"all": [{"fact": "visits", "op": "!=", "value": 3},
+                  {"fact": "nps", "op": "<=", "value": "-10.5"}]},
+         {"not": {"fact": "region", "op": "in", "value": ["North", "East"]}},
+         {"fact": "teamwork_score", "op": "undefined"},
+     ]},
+     "action": {"type": "value", "value": "x"}},
+    {"key": "x.ref", "kind": "flag", "period_kind": "month",
+     "when": [{"fact": "collected_amount", "op": ">=", "ref": "signed_amount"},
+              {"fact": "level", "op": "not_in", "value": ["M1"]}],
+     "action": {"type": "value", "value": "y"}},
+    {"key": "x.highest", "kind": "award", "period_kind": "month",
+     "when": [{"fact": "visits", "op": "highest"},
+              {"fact": "satisfaction", "op": "top_share", "value": "0.25"}],
+     "action": {"type": "fixed", "amount": "10"}},
+]
+
+
+def library(period_kind: str | None = None) -> list[dict]:
+    docs = []
+    for path in sorted((ROOT / "rules").glob("*.yaml")):
+        doc = validate(read_yaml(path.read_text(), str(path)), str(path), TYPES)
+        docs.append(stored_form(doc))
+    docs += [stored_form(validate(d, d["key"], TYPES)) for d in EXTRA_RULES]
+    return [d for d in docs if period_kind is None or d["period_kind"] == period_kind]
+
+
+def test_comparison_operators_compile_to_durable_tests():
+    c = compiler.compile_rules([stored_form(validate(d, d["key"], TYPES))
+                                for d in EXTRA_RULES[:2]], NUMERIC)
+    text = str(c.definition)
+    for token in ("$neq", "$lte", "$or", "$nex", "$m", "$ex", "'t': 'emp'"):
+        assert token in text, token
+    assert "hold" in c.definition  # the payout x hold join
+
+
+def test_tier_table_compiles_to_one_exclusive_rule_per_tier():
+    docs = [d for d in library("month") if d["key"] == "commission.tiered"]
+    c = compiler.compile_rules(docs, NUMERIC)
+    tiers = [f for f in c.firings.values() if f.role == "tier"]
+    assert [f.index for f in tiers] == [1, 2, 3, 4]
+    # tier 2 is attainment >= 0.80 and < 1.00
+    name = next(n for n, f in c.firings.items() if f.index == 2)
+    body = str(c.definition[name])
+    assert "{'$gte': {'attainment': 0.8}}" in body and "{'$lt': {'attainment': 1.0}}" in body
+    warn = [f for f in c.firings.values() if f.role == "warn"]
+    assert {f.missing for f in warn} == {"attainment", "revenue_total"}
+
+
+def test_decision_rows_carry_the_negation_of_the_rows_above():
+    docs = [d for d in library("quarter") if d["key"] == "rating.quarterly"]
+    c = compiler.compile_rules(docs, NUMERIC)
+    rows = {f.index: n for n, f in c.firings.items() if f.role == "row"}
+    assert "$or" not in str(c.definition[rows[1]])
+    assert "$or" in str(c.definition[rows[2]])  # not A: attainment < 1.10 or ... undefined
+    # the chained rules read the rating from the rated fact
+    chained = [n for n, s in c.stages.items() if s == "rated"]
+    assert chained == []  # rating rules themselves read no rating
+    c2 = compiler.compile_rules(library("quarter"), NUMERIC)
+    keys = {c2.firings[n].rule["key"] for n, s in c2.stages.items() if s == "rated"}
+    assert keys == {"eligibility.reserve_supervisor", "pip.trigger"}
+
+
+def test_negation_keeps_undefined_false():
+    cond = {"fact": "attainment", "op": ">=", "value": Decimal("1.1")}
+    neg = negate(cond)
+    assert holds(neg, {}) is True  # undefined: the original is false, so its negation holds
+    assert holds(neg, {"attainment": Decimal("1.0")}) is True
+    assert holds(neg, {"attainment": Decimal("1.1")}) is False
+
+
+@pytest.mark.parametrize("value,threshold", [
+    ("0.79999999999999999999", "0.80"), ("0.80000000000000000001", "0.80"),
+    ("1.19999999999999999999", "1.2"), ("0.3", "0.30"), ("-0.0000000000000000001", "0"),
+])
+def test_encoding_keeps_the_exact_order_against_thresholds(value, threshold):
+    v, t = Decimal(value), Decimal(threshold)
+    f = compiler.encode(v, [(t, float(t))])
+    assert (f < float(t)) == (v < t)
+    assert (f == float(t)) == (v == t)
+    assert (f > float(t)) == (v > t)
+
+
+# --- differential test ----------------------------------------------------------------------
+
+THRESHOLDS = {}
+
+
+def _random_facts(rng: random.Random, c: compiler.CompiledRuleset) -> dict:
+    facts: dict = {}
+    for name in sorted(c.fields):
+        if name in CHAINED_FACTS:
+            continue
+        if rng.random() < 0.12:
+            continue  # undefined
+        if name in ("team_stage",):
+            facts[name] = rng.choice(["startup", "growth", "mature"])
+        elif name == "level":
+            facts[name] = rng.choice(["S1", "S2", "S3", "M1"])
+        elif name == "region":
+            facts[name] = rng.choice(["North", "East", "South"])
+        elif name == "previous_rating":
+            facts[name] = rng.choice("ABCD")
+        else:
+            near = [t for t, _ in c.thresholds.get(name, [])] or [Decimal(0)]
+            base = rng.choice(near)
+            tiny = Decimal(1).scaleb(-rng.choice([2, 6, 18, 22]))
+            facts[name] = base + rng.choice([-1, 0, 0, 1]) * tiny * rng.randint(1, 9)
+    return facts
+
+
+def _plain(c: compiler.CompiledRuleset, facts: dict) -> set[str]:
+    fired = {n for n, cond in c.conditions.items()
+             if c.stages[n] == "emp" and holds(cond, facts)}
+    for n in list(fired):
+        f = c.firings[n]
+        if f.role == "row" and f.rule["kind"] == "rating":
+            rated = dict(facts, rating=f.rule["action"]["rows"][f.index - 1]["value"])
+            fired |= {m for m, cond in c.conditions.items()
+                      if c.stages[m] == "rated" and holds(cond, rated)}
+    return fired
+
+
+@pytest.mark.parametrize("period_kind", ["month", "quarter", "year"])
+def test_durable_rules_agree_with_the_plain_evaluator(period_kind):
+    c = compiler.compile_rules(library(period_kind), NUMERIC)
+    session = compiler.Session(c)
+    rng = random.Random(20261127)
+    for i in range(1500):
+        facts = _random_facts(rng, c)
+        fired, _ = session.evaluate(f"e{i}", compiler.to_fact(facts, c))
+        expected = _plain(c, facts)
+        assert set(fired) == expected, (facts, sorted(fired), sorted(expected))
