@@ -1,0 +1,118 @@
+"""Login, logout, the login redirect and CSRF."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+
+from admin.app import create_app
+from engine.models import Team, User
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+
+PASSWORD = support.PASSWORD
+ROLE_EMAILS = support.ROLE_EMAILS
+Org = support.Org
+login = support.login
+text_of = support.text_of
+pytest_plugins = [support.__name__]
+
+
+def test_anonymous_gets_the_login_page(client: FlaskClient) -> None:
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response.location.startswith("/login?next=")
+    page = client.get(response.location)
+    assert page.status_code == 200
+    assert 'name="password"' in page.get_data(as_text=True)
+
+
+def test_anonymous_on_a_model_page_is_sent_to_login_with_next(client: FlaskClient) -> None:
+    response = client.get("/admin/employee/?search=N1")
+    assert response.status_code == 302
+    assert "/login?next=" in response.location
+    assert "next=/admin/employee/" in response.location
+    after = client.post(response.location, data={"email": ROLE_EMAILS["hr_admin"],
+                                                  "password": PASSWORD})
+    assert after.status_code == 302
+    assert after.location == "/admin/employee/?search=N1"
+
+
+def test_each_role_logs_in_and_sees_its_dashboard(client: FlaskClient) -> None:
+    names = {"hr_admin": "HR administrator", "comp_analyst": "Compensation analyst",
+             "compliance_officer": "Compliance officer", "sales_manager": "Sales manager",
+             "auditor": "Auditor"}
+    for role, name in names.items():
+        login(client, role)
+        page = client.get("/admin/")
+        assert page.status_code == 200
+        text = text_of(page)
+        assert name in text and ROLE_EMAILS[role] in text
+        client.post("/logout")
+
+
+def test_a_wrong_password_keeps_the_typed_email(client: FlaskClient) -> None:
+    response = client.post("/login", data={"email": "hr@example.com", "password": "wrong!!!"})
+    assert response.status_code == 401
+    html = response.get_data(as_text=True)
+    assert 'value="hr@example.com"' in html
+    assert "The email or the password is not right." in html
+    assert "wrong!!!" not in html
+    unknown = client.post("/login", data={"email": "nobody@example.com", "password": "x" * 9})
+    assert unknown.status_code == 401
+
+
+def test_an_inactive_user_cannot_log_in(client: FlaskClient, org: Org) -> None:
+    with org.session() as s:
+        s.query(User).filter_by(email="auditor@example.com").update({"active": False})
+        s.commit()
+    response = client.post("/login", data={"email": "auditor@example.com",
+                                           "password": PASSWORD})
+    assert response.status_code == 401
+
+
+def test_logout_ends_the_session(client: FlaskClient) -> None:
+    login(client, "hr_admin")
+    assert client.get("/admin/").status_code == 200
+    assert client.post("/logout").status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_next_cannot_leave_the_site(client: FlaskClient) -> None:
+    response = client.post("/login?next=//evil.example/x",
+                           data={"email": "hr@example.com", "password": PASSWORD})
+    assert response.location == "/admin/"
+
+
+def _token(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def test_csrf_is_enforced_when_enabled(db_url: str, org: Org) -> None:
+    app = create_app({"TESTING": True, "SECRET_KEY": "t"})
+    client = app.test_client()
+    refused = client.post("/login", data={"email": "hr@example.com", "password": PASSWORD})
+    assert refused.status_code == 400
+    token = _token(client.get("/login").get_data(as_text=True))
+    ok = client.post("/login", data={"email": "hr@example.com", "password": PASSWORD,
+                                     "csrf_token": token})
+    assert ok.status_code == 302
+
+    form = {"name": "West", "region": "W", "stage": "growth"}
+    assert client.post("/admin/team/new/", data=form).status_code == 400
+    with org.session() as s:
+        assert s.query(Team).filter_by(name="West").count() == 0
+    token = _token(client.get("/admin/team/new/").get_data(as_text=True))
+    assert client.post("/admin/team/new/", data={**form, "csrf_token": token}
+                       ).status_code == 302
+    with org.session() as s:
+        assert s.query(Team).filter_by(name="West").count() == 1
+    # Logging out is a form too.
+    assert client.post("/logout").status_code == 400
