@@ -74,7 +74,7 @@ def _safe_next(target: str | None) -> str | None:
 def login() -> Any:
     """Show the login form; on success go to ``next`` or the dashboard."""
     target = _safe_next(request.args.get("next")) or url_for("admin.index")
-    if current_principal():
+    if current_principal() and request.method == "GET":
         return redirect(target)
     form = LoginForm()
     error = None

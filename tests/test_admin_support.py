@@ -108,4 +108,7 @@ def result_count(org: Org) -> int:
 def text_of(response: object) -> str:
     """The page text without tags, for looking for words."""
     html = response.get_data(as_text=True)  # type: ignore[attr-defined]
+    # Scripts and Flask-Admin's hidden filter data (JSON for its JavaScript) are not text.
+    html = re.sub(r"<script.*?</script>|<div id=\"filter-groups-data\".*?</div>", " ", html,
+                  flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
