@@ -383,6 +383,8 @@ class Session:
         self.host = get_host()
         self.fired: list[tuple[str, dict[str, Any]]] = []
         self.holds: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.pending: list[dict[str, Any]] = []
         if compiled.name not in self.host._ruleset_directory:
             for name, firing in compiled.firings.items():
                 self.host.actions[name] = self._action(name, firing)
@@ -401,33 +403,55 @@ class Session:
         rule = firing.rule
 
         def action(c: Any) -> None:
-            self.fired.append((name, {}))
-            if firing.role == "warn":
-                return
-            if rule["kind"] == "rating":
-                value = rule["action"]["rows"][firing.index - 1]["value"]
-                rated = dict(c.m._d)
-                rated.update(t="rated", rating=value, rating_rule=rule["key"])
-                c.assert_fact(rated)
-            if rule["kind"] in ("commission", "bonus"):
-                c.assert_fact({"t": "payout", "rule": rule["key"]})
-            if rule.get("hold"):
-                c.assert_fact({"t": "hold", "rule": rule["key"]})
+            # durable_rules keeps an exception raised here on the state instead of raising
+            # it: catch everything, and evaluate() turns it into a failed run. Chained facts
+            # are asserted by evaluate() after the action: asserted from inside an action,
+            # durable_rules ran the action a second time.
+            try:
+                # A condition with "or" in it is expanded by durable_rules into one path per
+                # alternative, and fires once for each that holds: count a rule once per fact.
+                seen = (name, c.m._d.get("t"), c.m._d.get("rating_rule"))
+                if seen in self.seen:
+                    return
+                self.seen.add(seen)
+                self.fired.append((name, {}))
+                if firing.role == "warn":
+                    return
+                if rule["kind"] == "rating":
+                    value = rule["action"]["rows"][firing.index - 1]["value"]
+                    rated = dict(c.m._d)
+                    rated.update(t="rated", rating=value, rating_rule=rule["key"])
+                    self.pending.append(rated)
+                if rule["kind"] in ("commission", "bonus"):
+                    self.pending.append({"t": "payout", "rule": rule["key"]})
+                if rule.get("hold"):
+                    self.pending.append({"t": "hold", "rule": rule["key"]})
+            except BaseException as exc:  # noqa: BLE001 - reported by evaluate()
+                self.errors.append(f"rule {rule['key']}: {type(exc).__name__}: {exc}")
 
         return action
 
     def _hold(self, c: Any) -> None:
-        self.holds.append((c.p["rule"], c.h["rule"]))
+        pair = (c.p["rule"], c.h["rule"])
+        if pair not in self.holds:
+            self.holds.append(pair)
 
     def evaluate(self, sid: str, fact: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
         """Assert one employee's fact, collect what fired, delete the state."""
         durable_engine = _durable()
-        self.fired, self.holds = [], []
-        fact = dict(fact, sid=sid)
+        self.fired, self.holds, self.errors, self.pending = [], [], [], []
+        self.seen: set[tuple[Any, ...]] = set()
+        queue = [dict(fact, sid=sid)]
         try:
-            self.host.assert_fact(self.compiled.name, fact)
-        except durable_engine.MessageNotHandledException:
-            pass
+            while queue:
+                try:
+                    self.host.assert_fact(self.compiled.name, queue.pop(0))
+                except durable_engine.MessageNotHandledException:
+                    pass  # a fact no rule reads
+                for chained in self.pending:
+                    chained["sid"] = sid
+                    queue.append(chained)
+                self.pending = []
         except durable_engine.MessageObservedException:
             raise RunFailed(f"employee {sid}: the same facts were asserted twice") from None
         except Exception as exc:
@@ -437,6 +461,8 @@ class Session:
                 self._ruleset.delete_state(sid)
             except Exception:  # a sid with no state left: nothing to delete
                 pass
+        if self.errors:
+            raise RunFailed(f"employee {sid}: {self.errors[0]}")
         return [name for name, _ in self.fired], list(self.holds)
 
 

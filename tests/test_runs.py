@@ -93,6 +93,9 @@ def test_two_runs_of_a_period_give_the_same_outcomes_and_discard_the_first(sessi
     second = runs.start_run(session, "2026-Q1")
     session.commit()
     assert comparable(first.outcomes) == comparable(second.outcomes)
+    keys = [(o["employee_code"], o["rule_key"], o["kind"]) for o in first.outcomes
+            if o["kind"] != "warning"]
+    assert len(keys) == len(set(keys))  # one outcome per employee and rule
     session.refresh(first.run)
     assert first.run.status == "discarded" and second.run.status == "calculated"
     assert first.run.ruleset_hash == second.run.ruleset_hash
