@@ -103,7 +103,10 @@ def main() -> None:
             result = runs.start_run(session, code, actor="bench")
             total = time.perf_counter() - t0
         t = result.timings
-        rate = (lambda s: f"{count / s:,.0f}/s" if s > 0 else "-")
+
+        def rate(seconds: float, count: int = count) -> str:
+            return f"{count / seconds:,.0f}/s" if seconds > 0 else "-"
+
         print(f"{code}: {count} employees, {len(result.outcomes)} outcomes")
         print(f"  load {t.load:.2f}s ({rate(t.load)})  enrich {t.enrich:.2f}s "
               f"({rate(t.enrich)})  evaluate {t.evaluate:.2f}s ({rate(t.evaluate)})  "

@@ -71,10 +71,15 @@ def pip_spans(session: Session, exclude_period_id: int | None = None
     return pips.spans(session, exclude_period_id)
 
 
-def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = ()
-                ) -> list[EmployeeFacts]:
-    """Return the facts of every employee in the period's population, by employee code."""
-    figures = period_figures(session, period.code)
+def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = (),
+                figures: dict[int, dict[str, Decimal]] | None = None) -> list[EmployeeFacts]:
+    """Return the facts of every employee in the period's population, by employee code.
+
+    ``figures`` are the period's input figures (rollup.period_figures) when the caller
+    has loaded them already.
+    """
+    if figures is None:
+        figures = period_figures(session, period.code)
     if not figures:
         return []
     catalog = load_catalog(session)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -29,6 +31,7 @@ from engine.errors import NotFound, RunError, RunFailed
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
 from engine.models import Employee, Metric, Outcome, Period, Run
+from engine.rollup import period_figures
 from engine.rulebook import published_rules
 
 CENT = Decimal("0.01")
@@ -213,6 +216,64 @@ def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Dec
 # --- the run ------------------------------------------------------------------------------------
 
 
+PARALLEL_MIN = 2000  # below this, starting worker processes costs more than it saves
+CHUNK = 500
+_JOB: dict[str, Any] = {}
+
+
+def workers() -> int:
+    """Worker processes for evaluation: LAUREL_RUN_WORKERS, else the number of cores."""
+    try:
+        return max(1, int(os.environ.get("LAUREL_RUN_WORKERS") or os.cpu_count() or 1))
+    except ValueError:
+        return 1
+
+
+def _evaluate_chunk(index: int) -> list[dict[str, Any]]:
+    """Evaluate one slice of the employees (in this process or a forked worker)."""
+    facts, period, compiled = _JOB["facts"], _JOB["period"], _JOB["compiled"]
+    engine_session = _JOB.get("session")
+    if engine_session is None or _JOB.get("pid") != os.getpid():
+        engine_session = _JOB["session"] = EngineSession(compiled)
+        _JOB["pid"] = os.getpid()
+    out: list[dict[str, Any]] = []
+    for ef in facts[index * CHUNK:(index + 1) * CHUNK]:
+        try:
+            fired, holds = engine_session.evaluate(ef.code, to_fact(ef.values, compiled))
+            out.extend(employee_outcomes(ef, period, compiled, fired, holds))
+        except RunFailed:
+            raise
+        except Exception as exc:  # any failure fails the whole run, naming the employee
+            raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: CompiledRuleset
+                     ) -> Any:
+    """Yield (employees done, outcomes) slice by slice; forked workers for large runs.
+
+    durable_rules holds the GIL in its C core, so it scales with processes, not threads
+    (DESIGN.md). Workers are forked: they inherit the facts and the compiled rule set
+    instead of receiving them pickled, and each builds its own host.
+    """
+    plain = SimpleNamespace(code=period.code, start=period.start, end=period.end,
+                            kind=period.kind)
+    _JOB.clear()
+    _JOB.update(facts=facts, period=plain, compiled=compiled)
+    count = (len(facts) + CHUNK - 1) // CHUNK
+    n = workers()
+    try:
+        if n > 1 and len(facts) >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
+            with mp.get_context("fork").Pool(min(n, count)) as pool:
+                for i, chunk in enumerate(pool.imap(_evaluate_chunk, range(count))):
+                    yield min((i + 1) * CHUNK, len(facts)), chunk
+        else:
+            for i in range(count):
+                yield min((i + 1) * CHUNK, len(facts)), _evaluate_chunk(i)
+    finally:
+        _JOB.clear()
+
+
 def compile_for(session: Session, period: Period) -> tuple[CompiledRuleset, list[dict[str, Any]]]:
     """Compile the published rules in force for the period's kind on its last day."""
     rules = published_rules(session, period.kind, on=period.end)
@@ -232,25 +293,19 @@ def evaluate_period(session: Session, period: Period,
     timings = Timings()
     t0 = time.perf_counter()
     compiled, used = compile_for(session, period)
+    figures = period_figures(session, period.code)
     t1 = time.perf_counter()
-    facts = build_facts(session, period, sorted(compiled.population))
+    facts = build_facts(session, period, sorted(compiled.population), figures)
     t2 = time.perf_counter()
     timings.load, timings.enrich = t1 - t0, t2 - t1
     if not facts:
         raise RunError(f"period {period.code} has no results: import results for it first")
-    engine_session = EngineSession(compiled)
     outcomes: list[dict[str, Any]] = []
     total = len(facts)
-    for i, ef in enumerate(facts, start=1):
-        try:
-            fired, holds = engine_session.evaluate(ef.code, to_fact(ef.values, compiled))
-            outcomes.extend(employee_outcomes(ef, period, compiled, fired, holds))
-        except RunFailed:
-            raise
-        except Exception as exc:  # any failure fails the whole run, naming the employee
-            raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
-        if progress and (i % 200 == 0 or i == total):
-            progress(i, total)
+    for done, chunk in _evaluate_chunks(facts, period, compiled):
+        outcomes.extend(chunk)
+        if progress:
+            progress(done, total)
     timings.evaluate = time.perf_counter() - t2
     return outcomes, total, compiled, used, timings
 
