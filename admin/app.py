@@ -58,9 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         BABEL_DEFAULT_LOCALE="en",
-        # Ours first, then Flask-Admin's own catalogs (domain "admin").
-        BABEL_TRANSLATION_DIRECTORIES=f"translations;{ADMIN_TRANSLATIONS}",
-        BABEL_DOMAIN="messages;admin",
+        # Flask-Admin's own catalog (domain "admin"), then ours: merged in this order, so
+        # where both translate a word (a column label), ours wins.
+        BABEL_TRANSLATION_DIRECTORIES=f"{ADMIN_TRANSLATIONS};translations",
+        BABEL_DOMAIN="admin;messages",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         FLASK_ADMIN_SWATCH="default",

@@ -272,6 +272,14 @@ def _team_options() -> list[tuple[int, str]]:
     return [(tid, name) for tid, name in _db().execute(stmt)]
 
 
+def _manager_options() -> list[tuple[int, str]]:
+    stmt = select(Employee).join(Team, Team.manager_id == Employee.id).order_by(Employee.code)
+    team_id = _team_scope()
+    if team_id is not None:
+        stmt = stmt.where(Team.id == team_id)
+    return [(e.id, str(e)) for e in _db().scalars(stmt)]
+
+
 def _level_options() -> list[tuple[int, str]]:
     return [(i, c) for i, c in _db().execute(select(Level.id, Level.code).order_by(Level.code))]
 
@@ -288,6 +296,9 @@ def _metric_options() -> list[tuple[int, str]]:
 
 def _region_options() -> list[tuple[str, str]]:
     stmt = select(Team.region).where(Team.region != "").distinct().order_by(Team.region)
+    team_id = _team_scope()
+    if team_id is not None:
+        stmt = stmt.where(Team.id == team_id)
     return [(r, r) for r in _db().scalars(stmt)]
 
 
@@ -356,10 +367,7 @@ class TeamView(LaurelModelView):
     column_filters = [
         "stage",
         "region",
-        IntEqualFilter(Team.manager_id, _l("Manager"), options=_live(lambda: [
-            (e.id, str(e)) for e in _db().scalars(
-                select(Employee).join(Team, Team.manager_id == Employee.id)
-                .order_by(Employee.code))])),
+        IntEqualFilter(Team.manager_id, _l("Manager"), options=_live(_manager_options)),
     ]
     column_sortable_list = ["name", "region", "stage"]
     column_default_sort = "name"
@@ -545,6 +553,10 @@ def render_changes(entry: AuditLog) -> Markup:
     return Markup("<br>").join(parts)
 
 
+def _when(at: Any) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else ""
+
+
 def _short(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
@@ -566,11 +578,15 @@ class AuditLogView(LaurelModelView):
     column_sortable_list = ["at", "actor", "action", "entity"]
     column_default_sort = ("id", True)
     column_formatters = {
+        "at": lambda v, c, m, n: _when(m.at),
         "action": _choice_label,
+        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
         "changes": lambda v, c, m, n: render_changes(m),
     }
     column_formatters_detail = {
+        "at": lambda v, c, m, n: _when(m.at),
         "action": _choice_label,
+        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
         "after": lambda v, c, m, n: render_mapping(m.after, m.before),
     }
