@@ -67,6 +67,7 @@ class CompiledRuleset:
     thresholds: dict[str, list[tuple[Decimal, float]]]
     fields: set[str]
     population: set[str] = field(default_factory=set)
+    ref_pairs: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _num(value: Any) -> Decimal:
@@ -202,6 +203,7 @@ class _Emitter:
         self.numeric = numeric
         self.thresholds: dict[str, set[Decimal]] = {}
         self.fields: set[str] = set()
+        self.ref_pairs: set[tuple[str, str]] = set()
 
     def value(self, fact: str, value: Any) -> Any:
         if fact in self.numeric or "__" in fact:  # population facts are numbers
@@ -233,6 +235,8 @@ class _Emitter:
             return {"$and": [{"$ex": {fact: 1}}, *({"$neq": {fact: v}} for v in values)]}
         if "ref" in c:
             self.fields.add(c["ref"])
+            if fact in self.numeric:
+                self.ref_pairs.add((fact, c["ref"]))
             other: Any = {"$m": c["ref"]}
             guard = [{"$ex": {fact: 1}}, {"$ex": {c["ref"]: 1}}]
         else:
@@ -276,7 +280,7 @@ def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> Compi
     return CompiledRuleset(
         name=f"laurel_{digest[:16]}", content_hash=digest, rules=rules, definition=definition,
         firings=firings, conditions=conditions, stages=stages, thresholds=thresholds,
-        fields=emitter.fields, population=population,
+        fields=emitter.fields, population=population, ref_pairs=sorted(emitter.ref_pairs),
     )
 
 
@@ -339,6 +343,13 @@ def to_fact(values: Mapping[str, Any], compiled: CompiledRuleset) -> dict[str, A
             fact[name] = encode(Decimal(value), compiled.thresholds.get(name, []))
         else:
             fact[name] = str(value)
+    # Two facts compared with each other: distinct decimals that meet in one float are
+    # pulled one step apart in the decimals' order.
+    for a, b in compiled.ref_pairs:
+        if a in fact and b in fact and fact[a] == fact[b]:
+            da, db = _num(values[a]), _num(values[b])
+            if da != db:
+                fact[a] = math.nextafter(fact[a], math.inf if da > db else -math.inf)
     return fact
 
 

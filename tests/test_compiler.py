@@ -155,3 +155,14 @@ def test_durable_rules_agree_with_the_plain_evaluator(period_kind):
         fired, _ = session.evaluate(f"e{i}", compiler.to_fact(facts, c))
         expected = _plain(c, facts)
         assert sorted(fired) == sorted(expected), (facts, sorted(fired), sorted(expected))
+
+
+def test_two_facts_compared_keep_their_exact_order():
+    docs = [d for d in library("month") if d["key"] == "compliance.discount_authority"]
+    c = compiler.compile_rules(docs, NUMERIC)
+    session = compiler.Session(c)
+    for discount, fires in (("0.08", False), ("0.08000000000000000001", True),
+                            ("0.07999999999999999999", False), ("0.0801", True)):
+        facts = {"max_discount_pct": Decimal(discount), "level_authority": Decimal("0.08")}
+        fired, _ = session.evaluate("e", compiler.to_fact(facts, c))
+        assert bool(fired) is fires, discount
