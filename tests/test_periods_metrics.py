@@ -115,7 +115,20 @@ def test_exact_decimal_results() -> None:
     got = derive(revenue_new="1234.50", quota="1000")
     assert got["attainment"] == D("1.2345")
     got = derive(revenue_new="1", quota="3")
-    assert got["attainment"] == D(1) / D(3)
+    assert got["attainment"].quantize(D("1e-20")) == D("0.33333333333333333333")
+
+
+def test_catalog_derive_agrees_with_evaluate(session) -> None:
+    inputs = {"revenue_new": D("1234.50"), "revenue_existing": D("765.5"), "quota": D("3000"),
+              "self_score": D("80"), "manager_score": D("70"), "customer_score": D("91"),
+              "renewal_intent": D("66"), "leads": D("0"), "opportunities": D("4"),
+              "closed_customers": D("7"), "signed_amount": D("50000"),
+              "collected_amount": D("24999.99")}
+    expected = derive(**{k: str(v) for k, v in inputs.items()})
+    got = metrics.load_catalog(session).derive(dict(inputs))
+    assert got == expected
+    assert got["lead_to_opportunity"] is None
+    assert got["collection_ratio"] < D("0.5")
 
 
 @pytest.mark.parametrize("missing", ["self_score", "manager_score", "customer_score"])
