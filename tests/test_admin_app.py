@@ -1,0 +1,53 @@
+"""The app factory: configuration layers, the kept secret key, wsgi and ajax lookups."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from admin.app import create_app
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+
+login = support.login
+pytest_plugins = [support.__name__]
+
+
+def test_a_secret_key_is_made_once_and_kept(db_url: str, tmp_path: Path) -> None:
+    first = create_app()
+    kept = tmp_path / "instance" / "secret_key"
+    assert kept.exists() and first.secret_key == kept.read_text().strip()
+    assert create_app().secret_key == first.secret_key
+    assert first.config["DATABASE_URL"] == db_url
+
+
+def test_the_environment_then_the_test_mapping_win(db_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAUREL_SECRET_KEY", "from-env")
+    assert create_app().secret_key == "from-env"
+    assert create_app({"SECRET_KEY": "from-test"}).secret_key == "from-test"
+
+
+def test_wsgi_exposes_the_app(db_url: str) -> None:
+    # Loaded from its file: the project root is not always on sys.path under pytest.
+    spec = importlib.util.spec_from_file_location(
+        "wsgi", Path(__file__).resolve().parent.parent / "wsgi.py")
+    assert spec and spec.loader
+    wsgi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wsgi)
+    assert wsgi.app.name == "admin.app"
+    assert wsgi.app.test_client().get("/login").status_code == 200
+
+
+def test_hr_looks_employees_up_while_editing(client: FlaskClient) -> None:
+    login(client, "hr_admin")
+    found = client.get("/admin/employee/ajax/lookup/?name=manager&query=Nora")
+    assert found.status_code == 200
+    assert any("Nora North" in label for _id, label in found.get_json())
+    assert client.get("/").status_code == 302
