@@ -21,6 +21,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from markupsafe import Markup
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, scoped_session
 from wtforms import PasswordField, SelectField, ValidationError
 from wtforms.csrf.core import CSRF
@@ -260,6 +261,12 @@ class LaurelModelView(ModelView):
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, LaurelError):
             flash(str(exc), "error")
+            return True
+        if isinstance(exc, IntegrityError):
+            # The database's own message (SQL, constraint names) means nothing to HR.
+            flash(_("Not saved: this record is still used by others (for example a team's "
+                    "employees or an employee's results), or a value that must be unique "
+                    "is already taken."), "error")
             return True
         return super().handle_view_exception(exc)
 

@@ -265,3 +265,18 @@ def test_the_dashboard_shows_counts_and_latest_changes(client: FlaskClient, org:
     with org.session() as s:
         assert s.scalar(select(Team.name).where(Team.id == org.north)) == "North"
         assert s.query(Employee).count() == 4
+
+
+def test_deleting_a_team_in_use_is_refused_in_plain_words(client: FlaskClient,
+                                                          org: Org) -> None:
+    login(client, "hr_admin")
+    response = client.post("/admin/team/delete/", data={"id": str(org.north)},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "still used by others" in text and "FOREIGN KEY" not in text.upper()
+    assert count(org, Team, Team.id == org.north) == 1
+    duplicate = client.post("/admin/team/new/", data={"name": "North", "region": "",
+                                                      "stage": "growth"})
+    assert duplicate.status_code == 200 and "Already exists." in text_of(duplicate)
+    assert 'value="North"' in duplicate.get_data(as_text=True)
