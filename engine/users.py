@@ -41,6 +41,8 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
         raise LaurelError(f"user {email}, field role: {role!r} is not one of {', '.join(ROLES)}")
     if session.scalar(select(User).where(func.lower(User.email) == email)):
         raise LaurelError(f"user {email} already exists")
+    if role == "sales_manager" and not team:
+        raise LaurelError(f"user {email}, field team: a sales manager needs a team")
     team_obj = None
     if team:
         team_obj = session.scalar(select(Team).where(Team.name == team))

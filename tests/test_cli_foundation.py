@@ -145,6 +145,8 @@ def test_users_create_reads_the_password_from_stdin(db_url: str, runner: CliRunn
     (["not-an-email", "--role", "auditor"], "long-enough\n", "not an email address"),
     (["m@example.com", "--role", "sales_manager", "--team", "Nowhere"], "long-enough\n",
      "unknown team 'Nowhere'"),
+    (["m@example.com", "--role", "sales_manager"], "long-enough\n",
+     "field team: a sales manager needs a team"),
 ])
 def test_users_create_rejects_bad_input(db_url: str, runner: CliRunner, args: list[str],
                                         stdin: str, reason: str) -> None:
@@ -152,6 +154,18 @@ def test_users_create_rejects_bad_input(db_url: str, runner: CliRunner, args: li
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and reason in result.stderr
     assert counts(db_url)["user"] == 0
+
+
+def test_users_create_a_sales_manager_of_a_team(db_url: str, runner: CliRunner,
+                                                employees_file: Path) -> None:
+    runner.invoke(main, ["import", "employees", str(employees_file)])
+    result = runner.invoke(main, ["users", "create", "mei@example.com", "--role",
+                                  "sales_manager", "--team", "North", "--locale", "zh"],
+                           input="long-enough\n")
+    assert result.exit_code == 0, result.output
+    with db.session_scope(db_url) as session:
+        user = session.scalars(select(User)).one()
+        assert (user.team.name, user.locale) == ("North", "zh")
 
 
 def test_users_create_refuses_a_duplicate(db_url: str, runner: CliRunner) -> None:
