@@ -56,8 +56,10 @@ def current_role() -> str | None:
 
 
 class LoginForm(FlaskForm):
-    email = StringField(_l("Email"), validators=[DataRequired(), Length(max=200)])
-    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    email = StringField(_l("Email"), validators=[
+        DataRequired(_l("This field is required.")), Length(max=200)])
+    password = PasswordField(_l("Password"), validators=[
+        DataRequired(_l("This field is required."))])
 
 
 def _safe_next(target: str | None) -> str | None:
