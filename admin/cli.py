@@ -83,7 +83,11 @@ def init(demo: bool) -> None:
             from engine.demo import load_demo
 
             logins = load_demo(session)
-            click.echo("demo organisation loaded. Demo logins (email / password):")
+            if logins.already_loaded:
+                click.echo("demo organisation already loaded; nothing changed.")
+            else:
+                click.echo("demo organisation loaded.")
+            click.echo("Demo logins (email / password):")
             for email, password, role in logins:
                 click.echo(f"  {role:<20} {email:<32} {password}")
 

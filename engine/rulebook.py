@@ -635,7 +635,7 @@ def load_library(session: Session, directory: Path) -> int:
 
     A key already present is left alone: HR may have changed it in the back office.
     """
-    if not directory.is_dir():
+    if not directory.is_dir() or not rule_files(directory):
         return 0
     have = set(session.scalars(select(Rule.key).distinct()))
     count = 0
