@@ -21,7 +21,7 @@ DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "i
 
 # Tables whose changes are not audited row by row: results are audited per import, the
 # audit log itself never, runs and outcomes through their own lifecycle entries.
-_NOT_AUDITED = {"audit_log", "result", "outcome", "run"}
+_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment"}
 
 
 def database_url() -> str:
@@ -50,6 +50,8 @@ def get_engine(url: str | None = None) -> Engine:
             def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA foreign_keys=ON")
+                # WAL: a run's worker writes its progress while readers keep reading.
+                cur.execute("PRAGMA journal_mode=WAL")
                 cur.close()
 
         _engines[url] = engine
@@ -122,10 +124,11 @@ def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
 
 
 def audit(session: Session, action: str, entity: str, entity_id: Any = "", summary: str = "",
-          before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
-    """Record one audit entry for the session's actor."""
+          before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+          actor: str | None = None) -> None:
+    """Record one audit entry for the actor (default: the session's actor)."""
     session.add(AuditLog(
-        actor=session.info.get("actor", "system"), action=action, entity=entity,
+        actor=actor or session.info.get("actor", "system"), action=action, entity=entity,
         entity_id=str(entity_id or ""), summary=summary, before=before, after=after,
         at=dt.datetime.now(dt.UTC),
     ))

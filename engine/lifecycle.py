@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import periods
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
-from engine.models import Employee, Outcome, Run
+from engine.models import Adjustment, Employee, Outcome, Run
 from engine.runs import get_run
 from engine.users import get_user
 
@@ -48,7 +49,8 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
                                "approve it")
     run.status, run.approved_by = "approved", email
     audit(session, "approve", "run", run.id, summary=f"run {run.id} approved",
-          before={"status": "calculated"}, after={"status": "approved", "approved_by": email})
+          before={"status": "calculated"}, after={"status": "approved", "approved_by": email},
+          actor=email)
     session.flush()
     return run
 
@@ -63,21 +65,88 @@ def lock(session: Session, run_id: int, actor: str | None) -> Run:
     run.period.status = "locked"
     audit(session, "lock", "run", run.id, summary=f"run {run.id} and period "
           f"{run.period.code} locked", before={"status": "approved"},
-          after={"status": "locked", "locked_by": email, "period": run.period.code})
+          after={"status": "locked", "locked_by": email, "period": run.period.code},
+          actor=email)
     session.flush()
     return run
 
 
 def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
-    """One line per payable, held or forfeited amount, by employee code and rule."""
+    """One line per payable, held or forfeited amount (adjustments included)."""
     rows = session.execute(
         select(Outcome, Employee.code, Employee.name)
         .join(Employee, Employee.id == Outcome.employee_id)
         .where(Outcome.run_id == run.id, Outcome.amount.is_not(None))
         .order_by(Employee.code, Outcome.rule_key, Outcome.id)).all()
-    return [{"run_id": run.id, "period": run.period.code, "employee_code": code,
-             "employee_name": name, "rule_key": o.rule_key, "kind": o.kind, "amount": o.amount,
-             "currency": o.currency, "status": o.status} for o, code, name in rows]
+    lines = [{"run_id": run.id, "period": run.period.code, "employee_code": code,
+              "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
+              "amount": o.amount, "currency": o.currency, "status": o.status}
+             for o, code, name in rows]
+    for adj, code, name in session.execute(
+            select(Adjustment, Employee.code, Employee.name)
+            .join(Employee, Employee.id == Adjustment.employee_id)
+            .where(Adjustment.run_id == run.id).order_by(Adjustment.id)):
+        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
+                      "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
+                      "amount": adj.amount, "currency": adj.currency, "status": "payable"})
+    lines.sort(key=lambda line: (line["employee_code"], line["rule_key"] == "adjustment"))
+    return lines
+
+
+def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
+                   reason: str, actor: str | None) -> Adjustment:
+    """Add a manual line (amount, reason) to a calculated or approved run."""
+    run = get_run(session, run_id)
+    email = _approver(session, actor, "adjust")
+    if run.status not in ("calculated", "approved"):
+        raise LaurelError(f"run {run.id} is {run.status}: adjustments are refused")
+    if run.period.status == "locked":
+        raise LaurelError(f"period {run.period.code} is locked: adjustments are refused")
+    employee = session.scalar(select(Employee).where(Employee.code == employee_code))
+    if employee is None:
+        raise LaurelError(f"adjustment, field employee: unknown employee {employee_code!r}")
+    try:
+        value = Decimal(str(amount).strip())
+    except ArithmeticError:
+        raise LaurelError(f"adjustment, field amount: {amount!r} is not a number") from None
+    if not value.is_finite() or value == 0 or abs(value) >= Decimal("1e12"):
+        raise LaurelError("adjustment, field amount: give a non-zero amount")
+    if value != value.quantize(Decimal("0.01")):
+        raise LaurelError("adjustment, field amount: at most two decimals")
+    if not (reason or "").strip():
+        raise LaurelError("adjustment, field reason: a reason is required")
+    currency = session.scalar(select(Outcome.currency).where(
+        Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
+    adj = Adjustment(run_id=run.id, employee_id=employee.id, amount=value, currency=currency,
+                     reason=reason.strip(), created_by=email)
+    session.add(adj)
+    session.flush()
+    audit(session, "adjust", "run", run.id,
+          summary=f"adjustment of {currency} {value:.2f} for {employee.code} in run {run.id}",
+          after={"employee": employee.code, "amount": f"{value:.2f}", "reason": adj.reason},
+          actor=email)
+    session.flush()
+    return adj
+
+
+def reopen_period(session: Session, code: str, actor: str | None, reason: str) -> None:
+    """Reopen a locked period (hr_admin only, with a written reason)."""
+    period = periods.require(session, code)
+    if not actor or actor == "system":
+        raise PermissionDenied("the system user cannot reopen a period: use --as EMAIL")
+    user = get_user(session, actor)
+    if user.role != "hr_admin":
+        raise PermissionDenied(f"user {user.email} is a {user.role}; only an hr_admin can "
+                               "reopen a locked period")
+    if period.status != "locked":
+        raise LaurelError(f"period {code} is not locked")
+    if not (reason or "").strip():
+        raise LaurelError(f"period {code}, field reason: a written reason is required")
+    period.status = "open"
+    audit(session, "reopen", "period", period.id, summary=f"period {code} reopened: {reason}",
+          before={"status": "locked"}, after={"status": "open", "reason": reason.strip()},
+          actor=user.email)
+    session.flush()
 
 
 def _check_exportable(run: Run, draft: bool) -> None:

@@ -249,3 +249,51 @@ class Outcome(Base):
 
     run: Mapped[Run] = relationship(back_populates="outcomes")
     employee: Mapped[Employee] = relationship()
+
+
+class Adjustment(Base):
+    """A manual line an analyst adds to an unlocked run (amount and reason)."""
+
+    __tablename__ = "adjustment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    run: Mapped[Run] = relationship()
+    employee: Mapped[Employee] = relationship()
+
+    def __str__(self) -> str:
+        return f"adjustment {self.id} of run {self.run_id}"
+
+
+class RunJob(Base):
+    """A run started from the back office, evaluated in a worker process.
+
+    The worker writes its progress here in short transactions of its own; the run and its
+    outcomes are written in one transaction at the end, so a worker that crashes or is
+    killed leaves no outcomes, and the job shows as failed with its reason.
+    """
+
+    __tablename__ = "run_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_code: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued running done failed
+    started_by: Mapped[str] = mapped_column(String(200))
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    pid: Mapped[int | None]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -237,7 +237,8 @@ def _evaluate_chunk(index: int) -> list[dict[str, Any]]:
         engine_session = _JOB["session"] = EngineSession(compiled)
         _JOB["pid"] = os.getpid()
     out: list[dict[str, Any]] = []
-    for ef in facts[index * CHUNK:(index + 1) * CHUNK]:
+    size = _JOB["chunk"]
+    for ef in facts[index * size:(index + 1) * size]:
         try:
             fired, holds = engine_session.evaluate(ef.code, to_fact(ef.values, compiled))
             out.extend(employee_outcomes(ef, period, compiled, fired, holds))
@@ -259,17 +260,19 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
     plain = SimpleNamespace(code=period.code, start=period.start, end=period.end,
                             kind=period.kind)
     _JOB.clear()
-    _JOB.update(facts=facts, period=plain, compiled=compiled)
-    count = (len(facts) + CHUNK - 1) // CHUNK
+    # about twenty slices: progress moves visibly, and workers share the load
+    size = max(1, min(CHUNK, len(facts) // 20))
+    _JOB.update(facts=facts, period=plain, compiled=compiled, chunk=size)
+    count = (len(facts) + size - 1) // size
     n = workers()
     try:
         if n > 1 and len(facts) >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
             with mp.get_context("fork").Pool(min(n, count)) as pool:
                 for i, chunk in enumerate(pool.imap(_evaluate_chunk, range(count))):
-                    yield min((i + 1) * CHUNK, len(facts)), chunk
+                    yield min((i + 1) * size, len(facts)), chunk
         else:
             for i in range(count):
-                yield min((i + 1) * CHUNK, len(facts)), _evaluate_chunk(i)
+                yield min((i + 1) * size, len(facts)), _evaluate_chunk(i)
     finally:
         _JOB.clear()
 

@@ -1,0 +1,229 @@
+"""What a run says, for people: statements, run differences and the run overview."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import NotFound
+from engine.models import Adjustment, Employee, Outcome, Run, Team
+
+ZERO = Decimal("0.00")
+MONEY_STATUSES = ("payable", "held", "forfeited")
+
+
+@dataclass
+class StatementLine:
+    rule_key: str
+    rule_name: str
+    kind: str
+    amount: Decimal | None
+    currency: str | None
+    value: str | None
+    status: str | None
+    words: list[str]
+    explanation: dict[str, Any]
+    adjustment_id: int | None = None
+
+
+@dataclass
+class Statement:
+    run: Run
+    employee: Employee
+    lines: list[StatementLine] = field(default_factory=list)
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    currency: str = "CNY"
+
+
+def explain_in_words(outcome_kind: str, explanation: dict[str, Any]) -> list[str]:
+    """The explanation as sentences: what held, what matched, the arithmetic."""
+    words: list[str] = []
+    conditions = explanation.get("conditions") or []
+    if explanation.get("message"):
+        return [explanation["message"]]
+    if explanation.get("arithmetic") and explanation.get("matched", "").startswith("tier"):
+        words.append(explanation["arithmetic"])
+        return words + [f"held by {', '.join(explanation['held_by'])}"] \
+            if explanation.get("held_by") else words
+    if conditions:
+        words.append("because " + "; ".join(conditions))
+    if explanation.get("matched"):
+        words.append(explanation["matched"])
+    if explanation.get("arithmetic"):
+        words.append(explanation["arithmetic"])
+    if explanation.get("pip"):
+        pip = explanation["pip"]
+        words.append(f"PIP from {pip['start']} to {pip['end']} ({pip['months']} months), "
+                     f"target: {pip['target']}")
+    if explanation.get("held_by"):
+        words.append(f"held by {', '.join(explanation['held_by'])} until compliance review")
+    return words
+
+
+def totals_of(lines: list[StatementLine]) -> dict[str, Decimal]:
+    out = {s: ZERO for s in MONEY_STATUSES}
+    for line in lines:
+        if line.amount is not None and line.status in out:
+            out[line.status] += line.amount
+    return out
+
+
+def statement(session: Session, run: Run, employee_code: str) -> Statement:
+    """Every line of one employee in one run, with totals payable, held and forfeited."""
+    employee = session.scalar(select(Employee).where(Employee.code == employee_code))
+    if employee is None:
+        raise NotFound(f"employee {employee_code} does not exist")
+    st = Statement(run, employee)
+    names = {r.get("key"): r.get("name") for r in (run.rules or []) if isinstance(r, dict)}
+    for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id,
+                                                   Outcome.employee_id == employee.id)
+                             .order_by(Outcome.id)):
+        exp = o.explanation or {}
+        st.lines.append(StatementLine(
+            o.rule_key, exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
+            o.amount, o.currency, o.value, o.status, explain_in_words(o.kind, exp), exp))
+    for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id,
+                                                        Adjustment.employee_id == employee.id)
+                               .order_by(Adjustment.id)):
+        st.lines.append(StatementLine(
+            "adjustment", "Manual adjustment", "adjustment", adj.amount, adj.currency, None,
+            "payable", [f"{adj.reason} (added by {adj.created_by})"],
+            {"reason": adj.reason, "by": adj.created_by}, adjustment_id=adj.id))
+    st.totals = totals_of(st.lines)
+    currencies = {line.currency for line in st.lines if line.currency}
+    if currencies:
+        st.currency = sorted(currencies)[0]
+    return st
+
+
+# --- difference between two runs ------------------------------------------------------------
+
+
+def _keyed(session: Session, run: Run) -> dict[tuple[str, str], dict[str, Any]]:
+    rows = session.execute(
+        select(Employee.code, Employee.name, Outcome.rule_key, Outcome.kind, Outcome.amount,
+               Outcome.value, Outcome.status)
+        .join(Employee, Employee.id == Outcome.employee_id).where(Outcome.run_id == run.id))
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for code, name, key, kind, amount, value, status in rows:
+        k = (code, key if kind != "warning" else f"{key} (warning: {value})")
+        out[k] = {"employee_code": code, "employee_name": name, "rule_key": key, "kind": kind,
+                  "amount": amount, "value": value, "status": status}
+    return out
+
+
+def diff_runs(session: Session, old: Run, new: Run) -> list[dict[str, Any]]:
+    """Employee by employee and rule by rule: added, removed and changed outcomes."""
+    a, b = _keyed(session, old), _keyed(session, new)
+    out = []
+    for k in sorted(set(a) | set(b)):
+        before, after = a.get(k), b.get(k)
+        if before is None:
+            change = "added"
+        elif after is None:
+            change = "removed"
+        elif (before["amount"], before["value"], before["status"]) != \
+                (after["amount"], after["value"], after["status"]):
+            change = "changed"
+        else:
+            continue
+        row = after or before
+        delta = (after["amount"] if after and after["amount"] is not None else ZERO) - \
+            (before["amount"] if before and before["amount"] is not None else ZERO)
+        out.append({"employee_code": k[0], "employee_name": row["employee_name"],
+                    "rule_key": row["rule_key"], "kind": row["kind"], "change": change,
+                    "before": before, "after": after, "delta": delta})
+    return out
+
+
+# --- overview ---------------------------------------------------------------------------------
+
+
+def overview(session: Session, run: Run) -> dict[str, Any]:
+    """Totals by kind, rule and team; counts; the payout distribution; attainment by team."""
+    rows = session.execute(
+        select(Outcome.kind, Outcome.rule_key, Outcome.amount, Outcome.status,
+               Outcome.employee_id, Team.name, Outcome.explanation)
+        .join(Employee, Employee.id == Outcome.employee_id)
+        .join(Team, Team.id == Employee.team_id)
+        .where(Outcome.run_id == run.id)).all()
+    adjustments = session.execute(
+        select(Adjustment.amount, Adjustment.employee_id, Team.name)
+        .join(Employee, Employee.id == Adjustment.employee_id)
+        .join(Team, Team.id == Employee.team_id)
+        .where(Adjustment.run_id == run.id)).all()
+    by_kind: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    by_rule: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    by_team: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    by_status = {s: ZERO for s in MONEY_STATUSES}
+    per_employee: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    kinds: Counter[str] = Counter()
+    held_employees: set[int] = set()
+    team_attainment: dict[str, Decimal] = {}
+    employees: set[int] = set()
+    for kind, key, amount, status, emp, team, exp in rows:
+        employees.add(emp)
+        kinds[kind] += 1
+        if amount is not None:
+            by_kind[kind] += amount
+            by_rule[key] += amount
+            by_team[team] += amount
+            by_status[status] = by_status.get(status, ZERO) + amount
+            per_employee[emp] += amount
+            if status == "held":
+                held_employees.add(emp)
+        facts = (exp or {}).get("facts") or {}
+        if "team_attainment" in facts and facts["team_attainment"] is not None:
+            team_attainment[team] = Decimal(facts["team_attainment"])
+    for amount, emp, team in adjustments:
+        by_kind["adjustment"] += amount
+        by_rule["adjustment"] += amount
+        by_team[team] += amount
+        by_status["payable"] += amount
+        per_employee[emp] += amount
+    if not team_attainment:
+        team_attainment = _team_attainment(session, run)
+    return {
+        "employees": run.employee_count or len(employees),
+        "outcomes": sum(kinds.values()), "counts": dict(sorted(kinds.items())),
+        "flags": kinds.get("flag", 0), "holds": len(held_employees),
+        "by_kind": dict(sorted(by_kind.items())), "by_rule": dict(sorted(by_rule.items())),
+        "by_team": dict(sorted(by_team.items())), "by_status": by_status,
+        "total": sum(by_status.values(), ZERO),
+        "distribution": distribution(list(per_employee.values())),
+        "team_attainment": dict(sorted(team_attainment.items())),
+    }
+
+
+def _team_attainment(session: Session, run: Run) -> dict[str, Decimal]:
+    """Attainment by team from the period's figures (when no rule read team_attainment)."""
+    from engine.facts import build_facts
+
+    out: dict[str, Decimal] = {}
+    for ef in build_facts(session, run.period):
+        team = ef.values.get("team")
+        if team not in out and ef.values.get("team_attainment") is not None:
+            out[team] = ef.values["team_attainment"]
+    return out
+
+
+def distribution(amounts: list[Decimal], buckets: int = 8) -> list[dict[str, Any]]:
+    """A histogram of per-employee payout totals: [{from, to, count}]."""
+    if not amounts:
+        return []
+    lo, hi = min(amounts), max(amounts)
+    if lo == hi:
+        return [{"from": lo, "to": hi, "count": len(amounts)}]
+    width = (hi - lo) / buckets
+    counts = [0] * buckets
+    for a in amounts:
+        i = min(int((a - lo) / width), buckets - 1)
+        counts[i] += 1
+    return [{"from": (lo + width * i).quantize(Decimal("0.01")),
+             "to": (lo + width * (i + 1)).quantize(Decimal("0.01")), "count": c}
+            for i, c in enumerate(counts)]

@@ -1,0 +1,254 @@
+"""The period end: approve, lock, reopen, adjustments, export, diff, statements, jobs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import time
+from decimal import Decimal
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from admin.cli import main
+from engine import jobs, lifecycle, runs, statements
+from engine.errors import LaurelError, PermissionDenied, RunError
+from engine.imports import import_results
+from engine.models import AuditLog, Outcome, Run, RunJob
+from engine.users import create_user
+from tests.test_runs import load
+
+
+@pytest.fixture()
+def people(session):
+    for email, role in (("ann@x.com", "comp_analyst"), ("bob@x.com", "comp_analyst"),
+                        ("hr@x.com", "hr_admin"), ("cat@x.com", "compliance_officer"),
+                        ("aud@x.com", "auditor")):
+        create_user(session, email, "password-123", role)
+    session.commit()
+
+
+@pytest.fixture()
+def run(session, people):
+    load(session)
+    result = runs.start_run(session, "2026-01", actor="ann@x.com")
+    session.commit()
+    return result.run
+
+
+def test_two_people_approve_then_lock(session, run):
+    with pytest.raises(PermissionDenied, match="another person"):
+        lifecycle.approve(session, run.id, "ann@x.com")
+    with pytest.raises(PermissionDenied, match="system user"):
+        lifecycle.approve(session, run.id, None)
+    for who in ("cat@x.com", "aud@x.com"):
+        with pytest.raises(PermissionDenied, match="only a comp_analyst or hr_admin"):
+            lifecycle.approve(session, run.id, who)
+    with pytest.raises(LaurelError, match="approve it before locking"):
+        lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.approve(session, run.id, "bob@x.com")
+    with pytest.raises(LaurelError, match="only a calculated run"):
+        lifecycle.approve(session, run.id, "hr@x.com")
+    lifecycle.lock(session, run.id, "ann@x.com")
+    session.commit()
+    assert run.status == "locked" and run.period.status == "locked"
+    actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "run")).all()
+    assert {"approve", "lock"} <= set(actions)
+
+
+def test_a_locked_period_refuses_imports_runs_and_adjustments(session, run):
+    lifecycle.approve(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com")
+    session.commit()
+    with pytest.raises(LaurelError, match="locked"):
+        import_results(session, "late.csv", data=b"period,employee_code,quota\n"
+                                                  b"2026-01,E001,5\n")
+    session.rollback()
+    with pytest.raises(RunError, match="locked"):
+        runs.start_run(session, "2026-01")
+    with pytest.raises(LaurelError, match="refused"):
+        lifecycle.add_adjustment(session, run.id, "E001", "10", "late bonus", "bob@x.com")
+
+
+def test_only_hr_reopens_with_a_reason(session, run):
+    lifecycle.approve(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com")
+    with pytest.raises(PermissionDenied, match="only an hr_admin"):
+        lifecycle.reopen_period(session, "2026-01", "ann@x.com", "typo")
+    with pytest.raises(LaurelError, match="reason"):
+        lifecycle.reopen_period(session, "2026-01", "hr@x.com", "  ")
+    lifecycle.reopen_period(session, "2026-01", "hr@x.com", "late results from the North")
+    session.commit()
+    assert run.period.status == "open"
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == "reopen")).one()
+    assert entry.actor == "hr@x.com" and "late results" in entry.after["reason"]
+    again = runs.start_run(session, "2026-01")  # a new run starts; the locked one stays
+    session.commit()
+    session.refresh(run)
+    assert run.status == "locked" and again.run.status == "calculated"
+
+
+def test_a_new_run_discards_earlier_unlocked_ones(session, run):
+    lifecycle.approve(session, run.id, "bob@x.com")
+    session.commit()
+    second = runs.start_run(session, "2026-01")
+    session.commit()
+    session.refresh(run)
+    assert run.status == "discarded" and second.run.status == "calculated"
+
+
+def test_adjustment_shows_in_statement_totals_and_export(session, run):
+    code = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id,
+                                                            Outcome.status == "payable"))
+    from engine.models import Employee
+
+    emp = session.get(Employee, code)
+    before = statements.statement(session, run, emp.code)
+    with pytest.raises(LaurelError, match="reason"):
+        lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "", "bob@x.com")
+    with pytest.raises(LaurelError, match="not a number"):
+        lifecycle.add_adjustment(session, run.id, emp.code, "1,000", "x", "bob@x.com")
+    with pytest.raises(PermissionDenied):
+        lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "x", "cat@x.com")
+    lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "missed deal", "bob@x.com")
+    session.commit()
+    after = statements.statement(session, run, emp.code)
+    assert after.totals["payable"] - before.totals["payable"] == Decimal("150.50")
+    assert any(line.kind == "adjustment" and "missed deal" in line.words[0]
+               for line in after.lines)
+    data = lifecycle.export(session, run.id, "csv", draft=True).decode()
+    rows = list(csv.DictReader(io.StringIO(data)))
+    assert any(r["rule_key"] == "adjustment" and r["amount"] == "150.50" for r in rows)
+    assert session.scalar(select(func.count()).select_from(AuditLog)
+                          .where(AuditLog.action == "adjust")) == 1
+
+
+def test_export_columns_and_totals_equal_the_outcomes(session, run):
+    with pytest.raises(LaurelError, match="not approved"):
+        lifecycle.export(session, run.id, "csv")
+    draft = lifecycle.export(session, run.id, "csv", draft=True).decode()
+    assert "DRAFT" in draft.splitlines()[-1]
+    lifecycle.approve(session, run.id, "bob@x.com")
+    session.commit()
+    text = lifecycle.export(session, run.id, "csv").decode()
+    assert "DRAFT" not in text
+    reader = list(csv.reader(io.StringIO(text)))
+    assert reader[0] == lifecycle.EXPORT_COLUMNS
+    lines = [r for r in reader[1:] if r[3] != "TOTAL"]
+    total_rows = {r[8]: Decimal(r[6]) for r in reader[1:] if r[3] == "TOTAL"}
+    outcomes = session.execute(select(Outcome.amount, Outcome.status).where(
+        Outcome.run_id == run.id, Outcome.amount.is_not(None))).all()
+    assert len(lines) == len(outcomes)
+    for status in ("payable", "held", "forfeited"):
+        assert total_rows[status] == sum((a for a, s in outcomes if s == status), Decimal(0))
+    book = openpyxl.load_workbook(io.BytesIO(lifecycle.export(session, run.id, "xlsx")))
+    sheet = book.active
+    values = list(sheet.iter_rows(values_only=True))
+    assert list(values[0]) == lifecycle.EXPORT_COLUMNS
+    assert len(values) == 1 + len(lines) + 3
+    assert Decimal(str(values[-3][6])) == total_rows["payable"]
+
+
+def test_cli_approve_lock_export(db_url, session, people, tmp_path):
+    load(session)
+    runner = CliRunner()
+    run_id = runner.invoke(main, ["run", "2026-02", "--as", "ann@x.com"]).stdout.split()[0]
+    refused = runner.invoke(main, ["approve", run_id, "--as", "ann@x.com"])
+    assert refused.exit_code == 1 and "another person" in refused.stderr
+    assert runner.invoke(main, ["export", run_id]).exit_code == 1
+    assert runner.invoke(main, ["approve", run_id, "--as", "bob@x.com"]).exit_code == 0
+    assert runner.invoke(main, ["lock", run_id, "--as", "bob@x.com"]).exit_code == 0
+    out = tmp_path / "pay.xlsx"
+    result = runner.invoke(main, ["export", run_id, "--format", "xlsx", "-o", str(out)])
+    assert result.exit_code == 0 and out.stat().st_size > 0
+    usage = runner.invoke(main, ["approve", run_id])
+    assert usage.exit_code == 2
+
+
+def test_run_diff_on_a_known_change(session, run):
+    # raise one employee's quota so that their attainment tier drops
+    import_results(session, "fix.csv", data=b"period,employee_code,quota\n2026-01,E002,900000\n")
+    session.commit()
+    second = runs.start_run(session, "2026-01").run
+    session.commit()
+    rows = statements.diff_runs(session, run, second)
+    assert rows and {r["employee_code"] for r in rows} == {"E002"}
+    tiered = next(r for r in rows if r["rule_key"] == "commission.tiered")
+    assert tiered["change"] == "changed"
+    assert tiered["delta"] == tiered["after"]["amount"] - tiered["before"]["amount"] < 0
+
+
+def test_statement_explains_each_line(session, run):
+    code = session.scalar(select(Outcome.employee_id).where(
+        Outcome.run_id == run.id, Outcome.rule_key == "commission.tiered"))
+    from engine.models import Employee
+
+    st = statements.statement(session, run, session.get(Employee, code).code)
+    line = next(x for x in st.lines if x.rule_key == "commission.tiered")
+    assert "of revenue_total" in line.words[0] and f"{line.amount:.2f}" in line.words[0]
+    assert st.totals["payable"] + st.totals["held"] == sum(
+        (x.amount for x in st.lines if x.amount is not None), Decimal(0))
+
+
+def test_overview_totals(session, run):
+    data = statements.overview(session, run)
+    amounts = session.execute(select(Outcome.amount, Outcome.kind).where(
+        Outcome.run_id == run.id, Outcome.amount.is_not(None))).all()
+    assert data["total"] == sum((a for a, _ in amounts), Decimal(0))
+    assert data["by_kind"]["commission"] == sum((a for a, k in amounts if k == "commission"),
+                                                Decimal(0))
+    assert sum(b["count"] for b in data["distribution"]) == data["employees"]
+    assert set(data["team_attainment"]) == {"North", "East", "West"}
+
+
+def test_job_runs_in_a_worker_and_reports_progress(db_url, session, people):
+    load(session)
+    job = jobs.start(session, "2026-03", "ann@x.com")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs.refresh(session, job)
+        if job.status not in jobs.ACTIVE:
+            break
+        time.sleep(0.2)
+    assert job.status == "done", job.error
+    assert job.done == job.total == 24
+    assert session.get(Run, job.run_id).status == "calculated"
+
+
+def test_a_killed_worker_stores_no_outcomes(db_url, session, people, monkeypatch):
+    load(session)
+    job = jobs.start(session, "2026-03", "ann@x.com", spawn=False)
+    session.commit()
+    # a worker that is killed while it evaluates: it stops before its one transaction
+    pid = os.fork()
+    if pid == 0:  # the worker
+        os.setsid()
+        real = runs.employee_outcomes
+
+        def slow(*a, **k):
+            time.sleep(0.05)
+            return real(*a, **k)
+
+        runs.employee_outcomes = slow
+        try:
+            jobs.run_job(job.id, db_url)
+        finally:
+            os._exit(0)
+    job.pid = pid
+    session.commit()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        session.refresh(job)
+        if job.status == "running" and job.done > 0:
+            break
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    jobs.refresh(session, job)
+    assert job.status == "failed" and "killed" in job.error
+    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    assert session.scalar(select(func.count()).select_from(RunJob)) == 1
