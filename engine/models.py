@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -297,3 +298,106 @@ class RunJob(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+FLAG_STATUSES = ("open", "in_review", "confirmed", "dismissed")
+PIP_STATUSES = ("proposed", "active", "discarded", "closed", "passed", "extended",
+                "role_change", "exit")
+CANDIDATE_STATUSES = ("eligible", "nominated", "accepted", "declined")
+
+
+class FlagCase(Base):
+    """The compliance review of one flag outcome: open -> in review -> confirmed/dismissed."""
+
+    __tablename__ = "flag_case"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outcome_id: Mapped[int] = mapped_column(
+        ForeignKey("outcome.id", ondelete="CASCADE"), unique=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    rule_key: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str | None] = mapped_column(String(200))
+    holds: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # A hold released after its run was locked is paid in the employee's next run of the
+    # same period kind; this is that run.
+    released_in_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="SET NULL"))
+    decided_after_lock: Mapped[bool] = mapped_column(default=False)
+
+    outcome: Mapped[Outcome] = relationship(foreign_keys=[outcome_id])
+    run: Mapped[Run] = relationship(foreign_keys=[run_id])
+    employee: Mapped[Employee] = relationship()
+    notes: Mapped[list[FlagNote]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="FlagNote.id")
+
+    def __str__(self) -> str:
+        return f"flag {self.id} ({self.rule_key})"
+
+
+class FlagNote(Base):
+    """A note or an evidence file on a flag case."""
+
+    __tablename__ = "flag_note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("flag_case.id", ondelete="CASCADE"),
+                                         index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str | None] = mapped_column(String(200))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+
+    case: Mapped[FlagCase] = relationship(back_populates="notes")
+
+
+class Pip(Base):
+    """A performance improvement plan started by a run's pip outcome."""
+
+    __tablename__ = "pip"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    outcome_id: Mapped[int | None] = mapped_column(ForeignKey("outcome.id", ondelete="SET NULL"))
+    start: Mapped[dt.date]
+    end: Mapped[dt.date]
+    target: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), default="proposed")
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    employee: Mapped[Employee] = relationship()
+    run: Mapped[Run] = relationship()
+
+    def __str__(self) -> str:
+        return f"PIP {self.id} {self.start}..{self.end}"
+
+
+class Candidate(Base):
+    """A candidate for the Reserve Supervisor Program, from an approved run."""
+
+    __tablename__ = "candidate"
+    __table_args__ = (UniqueConstraint("outcome_id", name="uq_candidate_outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    outcome_id: Mapped[int] = mapped_column(ForeignKey("outcome.id", ondelete="CASCADE"))
+    program: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10), default="eligible")
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    employee: Mapped[Employee] = relationship()
+    run: Mapped[Run] = relationship()
