@@ -201,9 +201,34 @@ class Rule(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # Who wrote this version, who asked to publish it and who approved it (another
+    # hr_admin): none of them for a version loaded from the library's files.
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    publish_requested_by: Mapped[str | None] = mapped_column(String(200))
+    publish_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
+
+
+class RuleScenario(Base):
+    """The scenarios HR wrote for a policy (Given/When/Then), kept with its key.
+
+    They belong to the policy, not to one version: every later version must pass them too.
+    """
+
+    __tablename__ = "rule_scenario"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_key: Mapped[str] = mapped_column(String(100), unique=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __str__(self) -> str:
+        return f"scenarios of {self.rule_key}"
 
 
 class Run(Base):
