@@ -277,25 +277,39 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
         _JOB.clear()
 
 
-def compile_for(session: Session, period: Period) -> tuple[CompiledRuleset, list[dict[str, Any]]]:
-    """Compile the published rules in force for the period's kind on its last day."""
-    rules = published_rules(session, period.kind, on=period.end)
+def compile_for(session: Session, period: Period,
+                documents: list[dict[str, Any]] | None = None
+                ) -> tuple[CompiledRuleset, list[dict[str, Any]]]:
+    """Compile the published rules in force for the period's kind on its last day.
+
+    ``documents`` (stored rule definitions) replace the published rules: a draft rule set
+    tried or previewed in the back office, evaluated exactly as a run would.
+    """
     numeric = {k for k, t in session.execute(select(Metric.key, Metric.type))}
     numeric |= {"level_authority", "team_revenue", "team_quota", "team_attainment",
                 "per_capita_output", "team_members", "pips_overlapping"}
+    if documents is not None:
+        compiled = compile_rules([dict(d) for d in documents], numeric)
+        return compiled, [{"key": d["key"], "version": d.get("version"), "hash": None}
+                          for d in documents]
+    rules = published_rules(session, period.kind, on=period.end)
     compiled = compile_rules([dict(r.definition) for r in rules], numeric)
     return compiled, [{"key": r.key, "version": r.version, "hash": r.content_hash}
                       for r in rules]
 
 
 def evaluate_period(session: Session, period: Period,
-                    progress: Callable[[int, int], None] | None = None
+                    progress: Callable[[int, int], None] | None = None,
+                    documents: list[dict[str, Any]] | None = None
                     ) -> tuple[list[dict[str, Any]], int, CompiledRuleset, list[dict[str, Any]],
                                Timings]:
-    """Evaluate the period without storing anything; return outcomes and what was used."""
+    """Evaluate the period without storing anything; return outcomes and what was used.
+
+    ``documents`` replace the published rules (see compile_for).
+    """
     timings = Timings()
     t0 = time.perf_counter()
-    compiled, used = compile_for(session, period)
+    compiled, used = compile_for(session, period, documents)
     figures = period_figures(session, period.code)
     t1 = time.perf_counter()
     facts = build_facts(session, period, sorted(compiled.population), figures)
