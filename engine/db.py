@@ -21,7 +21,8 @@ DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "i
 
 # Tables whose changes are not audited row by row: results are audited per import, the
 # audit log itself never, runs and outcomes through their own lifecycle entries.
-_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment"}
+_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment",
+                "flag_case", "flag_note", "pip", "candidate"}
 
 
 def database_url() -> str:
@@ -103,6 +104,8 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
     return value
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import periods
+from engine import followup, periods
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import Adjustment, Employee, Outcome, Run
@@ -48,6 +48,7 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
         raise PermissionDenied(f"run {run.id} was started by {email}: another person must "
                                "approve it")
     run.status, run.approved_by = "approved", email
+    followup.on_approve(session, run)
     audit(session, "approve", "run", run.id, summary=f"run {run.id} approved",
           before={"status": "calculated"}, after={"status": "approved", "approved_by": email},
           actor=email)

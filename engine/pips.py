@@ -1,4 +1,4 @@
-"""Performance improvement plans: the spans that started PIPs cover."""
+"""Performance improvement plans: the spans that PIP records cover."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import periods
-from engine.models import Outcome, Run
-
-LIVE_RUN = ("calculated", "approved", "locked")
+from engine.models import Pip, Run
 
 
 def span(start: dt.date, months: int) -> tuple[dt.date, dt.date]:
@@ -21,19 +19,16 @@ def span(start: dt.date, months: int) -> tuple[dt.date, dt.date]:
 
 def spans(session: Session, exclude_period_id: int | None = None
           ) -> dict[int, list[tuple[dt.date, dt.date]]]:
-    """Each employee's PIPs (start, end) started by the live runs of other periods."""
-    stmt = (select(Outcome.employee_id, Outcome.value, Outcome.explanation)
-            .join(Run, Run.id == Outcome.run_id)
-            .where(Outcome.kind == "pip", Run.status.in_(LIVE_RUN)))
+    """Each employee's PIPs (start, end): every PIP record that is not discarded.
+
+    The PIPs started by runs of the period being run are left out: a new run of that
+    period discards them.
+    """
+    stmt = (select(Pip.employee_id, Pip.start, Pip.end).join(Run, Run.id == Pip.run_id)
+            .where(Pip.status != "discarded"))
     if exclude_period_id is not None:
         stmt = stmt.where(Run.period_id != exclude_period_id)
     out: dict[int, list[tuple[dt.date, dt.date]]] = defaultdict(list)
-    for emp, value, explanation in session.execute(stmt):
-        pip = (explanation or {}).get("pip") or {}
-        try:
-            start = dt.date.fromisoformat(pip.get("start") or value)
-            end = dt.date.fromisoformat(pip["end"]) if pip.get("end") else span(start, 3)[1]
-        except (TypeError, ValueError):
-            continue
+    for emp, start, end in session.execute(stmt):
         out[emp].append((start, end))
     return out

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine import periods, pips
+from engine import compliance, followup, periods, pips
 from engine.compiler import CompiledRuleset, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import facts_read, held_leaves, population_fields
@@ -334,6 +334,9 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     if period.status == "locked":
         raise RunError(f"period {code} is locked: no new run starts")
     outcomes, employees, compiled, used, timings = evaluate_period(session, period, progress)
+    releases = compliance.releases_for(
+        session, period, {o["employee_id"] for o in outcomes} or {-1})
+    outcomes.extend(_released_hold_outcomes(session, period, releases))
     if dry_run:
         return RunResult(None, period, outcomes, employees, compiled.content_hash, timings)
     t0 = time.perf_counter()
@@ -341,6 +344,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
         Run.period_id == period.id, Run.status.in_(("calculated", "approved")))).all()
     if discarded:
         session.execute(update(Run).where(Run.id.in_(discarded)).values(status="discarded"))
+        followup.on_discard(session, list(discarded))
     run = Run(period_id=period.id, status="calculated", ruleset_hash=compiled.content_hash,
               rules=used, started_by=actor, employee_count=employees,
               started_at=dt.datetime.now(dt.UTC), finished_at=dt.datetime.now(dt.UTC))
@@ -352,6 +356,9 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
             for o in outcomes]
     if rows:
         session.execute(Outcome.__table__.insert(), rows)
+    compliance.open_cases(session, run, compiled.rules)
+    followup.record_pips(session, run)
+    compliance.mark_released(session, run.id, releases)
     audit(session, "run", "run", run.id,
           summary=f"run {run.id} of {period.code}: {employees} employees, "
                   f"{len(outcomes)} outcomes",
@@ -360,6 +367,32 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     session.flush()
     timings.store = time.perf_counter() - t0
     return RunResult(run, period, outcomes, employees, compiled.content_hash, timings)
+
+
+def _released_hold_outcomes(session: Session, period: Period,
+                            releases: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Holds released after their run was locked, paid in this run as their own lines."""
+    if not releases:
+        return []
+    codes = dict(session.execute(select(Employee.id, Employee.code)
+                                 .where(Employee.id.in_(list(releases)))).all())
+    out = []
+    for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
+        for line in lines:
+            ef = EmployeeFacts(emp, codes[emp], "", {})
+            out.append(_outcome(ef, period, "released_hold", line["kind"], line["amount"],
+                                f"{line['rule_key']} of run {line['run_id']} "
+                                f"({line['period']})", "payable", {
+                                    "rule": "Released hold",
+                                    "facts": {"amount": f"{line['amount']:.2f}"},
+                                    "conditions": [f"every flag that held it "
+                                                   f"({', '.join(line['held_by'])}) was "
+                                                   "dismissed after run "
+                                                   f"{line['run_id']} was locked"],
+                                    "arithmetic": f"released {line['amount']:.2f} held in "
+                                                  f"run {line['run_id']} ({line['period']})",
+                                }))
+    return out
 
 
 def record_failure(session: Session, code: str, actor: str, reason: str) -> Run | None:

@@ -1,0 +1,246 @@
+"""The compliance review of flags, and how its decisions move money.
+
+Each flag outcome of a run opens a case: open -> in review (assigned to a compliance
+officer) -> confirmed or dismissed, always with a written reason. A payout held by flags
+is forfeited when any of its holding flags is confirmed, held while any is still open or
+in review, and payable once all of them are dismissed. A run that is locked does not
+change: a hold dismissed after the lock is paid as a "released hold" line in the
+employee's next run of the same period kind; one confirmed after the lock pays nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine.db import audit
+from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.models import Employee, FlagCase, FlagNote, Outcome, Period, Run, User
+from engine.users import get_user
+
+DECIDERS = ("compliance_officer",)
+MAX_EVIDENCE = 10 * 1024 * 1024
+LIVE = ("calculated", "approved", "locked")
+
+
+def open_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]]) -> int:
+    """Open a case for every flag outcome of a newly stored run."""
+    holds = {r["key"] for r in rules if r.get("hold")}
+    rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.rule_key,
+                                  Outcome.value)
+                           .where(Outcome.run_id == run.id, Outcome.kind == "flag")).all()
+    if rows:
+        session.execute(FlagCase.__table__.insert(), [
+            {"outcome_id": oid, "run_id": run.id, "employee_id": emp, "rule_key": key,
+             "severity": value, "holds": key in holds, "status": "open",
+             "decided_after_lock": False}
+            for oid, emp, key, value in rows])
+    return len(rows)
+
+
+def _officer(session: Session, actor: str | None) -> User:
+    if not actor or actor == "system":
+        raise PermissionDenied("flags are decided by a compliance officer: use --as EMAIL")
+    user = get_user(session, actor)
+    if user.role not in DECIDERS:
+        raise PermissionDenied(f"user {user.email} is a {user.role}; only a compliance "
+                               "officer works flags")
+    return user
+
+
+def get_case(session: Session, case_id: int) -> FlagCase:
+    case = session.get(FlagCase, case_id)
+    if case is None:
+        raise NotFound(f"flag {case_id} does not exist")
+    return case
+
+
+def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str | None
+           ) -> list[FlagCase]:
+    """Assign open (or in-review) flags to a compliance officer: they go in review."""
+    user = _officer(session, actor)
+    target = get_user(session, assignee)
+    if target.role not in DECIDERS:
+        raise LaurelError(f"flag, field assignee: {target.email} is not a compliance officer")
+    cases = []
+    for case_id in case_ids:
+        case = get_case(session, case_id)
+        if case.status not in ("open", "in_review"):
+            raise LaurelError(f"flag {case.id} is {case.status}: it cannot be assigned")
+        before = {"status": case.status, "assignee": case.assignee}
+        case.status, case.assignee = "in_review", target.email
+        audit(session, "assign", "flag", case.id,
+              summary=f"flag {case.id} ({case.rule_key}) assigned to {target.email}",
+              before=before, after={"status": case.status, "assignee": target.email},
+              actor=user.email)
+        cases.append(case)
+    if not cases:
+        raise LaurelError("flag, field flags: choose at least one flag")
+    session.flush()
+    return cases
+
+
+def add_note(session: Session, case_id: int, actor: str | None, text: str = "",
+             filename: str | None = None, content: bytes | None = None,
+             content_type: str | None = None) -> FlagNote:
+    """Attach a note or an evidence file to a flag."""
+    user = _officer(session, actor)
+    case = get_case(session, case_id)
+    if not (text or "").strip() and not content:
+        raise LaurelError("flag note, field text: write a note or attach a file")
+    if content is not None and len(content) > MAX_EVIDENCE:
+        raise LaurelError(f"flag note, field file: {filename} is larger than 10 MB")
+    note = FlagNote(case_id=case.id, author=user.email, text=(text or "").strip(),
+                    filename=filename, content=content, content_type=content_type)
+    session.add(note)
+    audit(session, "note", "flag", case.id, summary=f"note on flag {case.id}"
+          + (f" with evidence {filename}" if filename else ""),
+          after={"text": note.text, "file": filename}, actor=user.email)
+    session.flush()
+    return note
+
+
+def decide(session: Session, case_id: int, decision: str, reason: str, actor: str | None
+           ) -> FlagCase:
+    """Confirm or dismiss a flag in review, with a written reason; money follows."""
+    user = _officer(session, actor)
+    case = get_case(session, case_id)
+    if decision not in ("confirmed", "dismissed"):
+        raise LaurelError(f"flag {case.id}, field decision: confirm or dismiss")
+    if case.status != "in_review":
+        raise LaurelError(f"flag {case.id} is {case.status}; it must be in review (assigned) "
+                          "before a decision")
+    if not (reason or "").strip():
+        raise LaurelError(f"flag {case.id}, field reason: a written reason is required")
+    run = session.get(Run, case.run_id)
+    if run.status in ("discarded", "failed"):
+        raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
+    before = {"status": case.status}
+    case.status, case.reason = decision, reason.strip()
+    case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)
+    case.decided_after_lock = run.status == "locked"
+    audit(session, "decide", "flag", case.id,
+          summary=f"flag {case.id} ({case.rule_key}) {decision}: {case.reason}",
+          before=before, after={"status": decision, "reason": case.reason,
+                                "after_lock": case.decided_after_lock}, actor=user.email)
+    session.flush()
+    if case.holds and run.status != "locked":
+        apply_holds(session, run.id, case.employee_id)
+    return case
+
+
+def hold_status(holding: list[str], cases: dict[str, str]) -> str:
+    """The status of a payout held by these flags, given each flag's case status."""
+    states = [cases.get(k, "open") for k in holding]
+    if any(s == "confirmed" for s in states):
+        return "forfeited"
+    if all(s == "dismissed" for s in states):
+        return "payable"
+    return "held"
+
+
+def apply_holds(session: Session, run_id: int, employee_id: int) -> None:
+    """Set the status of the employee's held payouts in the run from the flag decisions."""
+    cases = {c.rule_key: c.status for c in session.scalars(select(FlagCase).where(
+        FlagCase.run_id == run_id, FlagCase.employee_id == employee_id, FlagCase.holds))}
+    for o in session.scalars(select(Outcome).where(
+            Outcome.run_id == run_id, Outcome.employee_id == employee_id,
+            Outcome.amount.is_not(None))):
+        holding = (o.explanation or {}).get("held_by")
+        if not holding:
+            continue
+        status = hold_status(holding, cases)
+        if o.status != status:
+            session.execute(update(Outcome).where(Outcome.id == o.id).values(status=status))
+    session.flush()
+
+
+def releases_for(session: Session, period: Period, employee_ids: set[int]
+                 ) -> dict[int, list[dict[str, Any]]]:
+    """Held amounts of locked runs of earlier periods of this kind, since released.
+
+    A payout of a locked run is released when every flag that held it was dismissed
+    after the lock and no live run has paid the release yet.
+    """
+    rows = session.execute(
+        select(FlagCase, Run, Period).join(Run, Run.id == FlagCase.run_id)
+        .join(Period, Period.id == Run.period_id)
+        .where(Run.status == "locked", Period.kind == period.kind,
+               Period.start < period.start, FlagCase.holds,
+               FlagCase.employee_id.in_(employee_ids))).all()
+    # A live run of this same period is about to be discarded by the new one: what it paid
+    # is paid again by the new run.
+    paid_runs = {r.id for r in session.scalars(select(Run).where(
+        Run.status.in_(LIVE), Run.period_id != period.id))}
+    by_run_emp: dict[tuple[int, int], list[FlagCase]] = defaultdict(list)
+    info: dict[int, tuple[Run, Period]] = {}
+    for case, run, per in rows:
+        by_run_emp[(run.id, case.employee_id)].append(case)
+        info[run.id] = (run, per)
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for (run_id, emp), cases in by_run_emp.items():
+        if not all(c.status == "dismissed" and c.decided_after_lock for c in cases):
+            continue
+        if any(c.released_in_run_id in paid_runs for c in cases):
+            continue
+        states = {c.rule_key: c.status for c in cases}
+        run, per = info[run_id]
+        for o in session.scalars(select(Outcome).where(
+                Outcome.run_id == run_id, Outcome.employee_id == emp,
+                Outcome.status == "held")):
+            holding = (o.explanation or {}).get("held_by") or []
+            if hold_status(holding, states) == "payable":
+                out[emp].append({"case_ids": [c.id for c in cases], "run_id": run_id,
+                                 "period": per.code, "rule_key": o.rule_key, "kind": o.kind,
+                                 "amount": o.amount, "currency": o.currency,
+                                 "held_by": holding})
+    return out
+
+
+def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[str, Any]]]
+                  ) -> None:
+    ids = {cid for lines in releases.values() for line in lines for cid in line["case_ids"]}
+    if ids:
+        session.execute(update(FlagCase).where(FlagCase.id.in_(ids))
+                        .values(released_in_run_id=run_id))
+
+
+def queue(session: Session, status: str | None = None, severity: str | None = None,
+          rule_key: str | None = None, team_id: int | None = None,
+          period_code: str | None = None, employee_code: str | None = None,
+          include_discarded: bool = False) -> list[FlagCase]:
+    """Every flag of every run, filtered; newest first."""
+    from engine.models import Team
+
+    stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
+            .join(Period, Period.id == Run.period_id)
+            .join(Employee, Employee.id == FlagCase.employee_id)
+            .join(Team, Team.id == Employee.team_id))
+    if not include_discarded:
+        stmt = stmt.where(Run.status.in_(LIVE))
+    if status:
+        stmt = stmt.where(FlagCase.status == status)
+    if severity:
+        stmt = stmt.where(FlagCase.severity == severity)
+    if rule_key:
+        stmt = stmt.where(FlagCase.rule_key == rule_key)
+    if team_id:
+        stmt = stmt.where(Team.id == team_id)
+    if period_code:
+        stmt = stmt.where(Period.code == period_code)
+    if employee_code:
+        stmt = stmt.where(Employee.code == employee_code)
+    return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
+
+
+def held_total(session: Session, run_id: int) -> Decimal:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.coalesce(func.sum(Outcome.amount), 0)).where(
+        Outcome.run_id == run_id, Outcome.status == "held")) or Decimal(0)

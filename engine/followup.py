@@ -1,0 +1,205 @@
+"""Following ratings up: PIP records and promotion candidates.
+
+A run's ``pip`` outcomes become PIP records, ``proposed`` until the run is approved, then
+``active``; discarding the run discards them. HR records the decision at the end (passed,
+extended with a new end, change of role, exit) or closes an active PIP early, always with
+a reason. ``eligibility`` outcomes of approved runs become candidates for the program:
+eligible -> nominated -> accepted or declined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine import periods
+from engine.db import audit
+from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.facts import build_facts
+from engine.models import Candidate, Employee, Outcome, Pip, Run
+from engine.users import get_user
+
+PIP_DECISIONS = ("passed", "extended", "role_change", "exit")
+_TARGET = re.compile(r"^\s*monthly\s+([a-z_][a-z0-9_]*)\s*(>=|>|<=|<)\s*([0-9.]+)\s*$")
+
+
+def record_pips(session: Session, run: Run) -> int:
+    """Create the PIP records of a newly stored run (proposed)."""
+    rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.explanation)
+                           .where(Outcome.run_id == run.id, Outcome.kind == "pip")).all()
+    for oid, emp, exp in rows:
+        pip = (exp or {}).get("pip") or {}
+        session.add(Pip(employee_id=emp, run_id=run.id, outcome_id=oid,
+                        start=dt.date.fromisoformat(pip["start"]),
+                        end=dt.date.fromisoformat(pip["end"]), target=pip.get("target", ""),
+                        status="proposed"))
+    session.flush()
+    return len(rows)
+
+
+def on_discard(session: Session, run_ids: list[int]) -> None:
+    """Discarding runs discards their PIP records."""
+    if run_ids:
+        session.execute(update(Pip).where(Pip.run_id.in_(run_ids)).values(status="discarded"))
+
+
+def on_approve(session: Session, run: Run) -> None:
+    """Approval activates the run's PIPs and lists its promotion candidates."""
+    session.execute(update(Pip).where(Pip.run_id == run.id, Pip.status == "proposed")
+                    .values(status="active"))
+    have = set(session.scalars(select(Candidate.outcome_id).where(Candidate.run_id == run.id)))
+    for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id,
+                                                   Outcome.kind == "eligibility")):
+        if o.id not in have:
+            session.add(Candidate(employee_id=o.employee_id, run_id=run.id, outcome_id=o.id,
+                                  program=o.value or o.rule_key, status="eligible"))
+    session.flush()
+
+
+def _hr(session: Session, actor: str | None, what: str) -> str:
+    if not actor or actor == "system":
+        raise PermissionDenied(f"the system user cannot {what}: use --as EMAIL")
+    user = get_user(session, actor)
+    if user.role != "hr_admin":
+        raise PermissionDenied(f"user {user.email} is a {user.role}; only an hr_admin can "
+                               f"{what}")
+    return user.email
+
+
+def get_pip(session: Session, pip_id: int) -> Pip:
+    pip = session.get(Pip, pip_id)
+    if pip is None:
+        raise NotFound(f"PIP {pip_id} does not exist")
+    return pip
+
+
+def decide_pip(session: Session, pip_id: int, decision: str, reason: str, actor: str | None,
+               new_end: dt.date | None = None) -> Pip:
+    """Record HR's decision at the end of an active PIP."""
+    email = _hr(session, actor, "decide a PIP")
+    pip = get_pip(session, pip_id)
+    if pip.status not in ("active", "extended"):
+        raise LaurelError(f"PIP {pip.id} is {pip.status}; only an active PIP gets a decision")
+    if decision not in PIP_DECISIONS:
+        raise LaurelError(f"PIP {pip.id}, field decision: one of {', '.join(PIP_DECISIONS)}")
+    if not (reason or "").strip():
+        raise LaurelError(f"PIP {pip.id}, field reason: a written reason is required")
+    before = {"status": pip.status, "end": pip.end.isoformat()}
+    if decision == "extended":
+        if new_end is None or new_end <= pip.end:
+            raise LaurelError(f"PIP {pip.id}, field new_end: an extension ends after "
+                              f"{pip.end.isoformat()}")
+        pip.end = new_end
+    pip.status, pip.decision_reason = decision, reason.strip()
+    pip.decided_by, pip.decided_at = email, dt.datetime.now(dt.UTC)
+    audit(session, "decide", "pip", pip.id, summary=f"PIP {pip.id}: {decision}: {reason}",
+          before=before, after={"status": decision, "end": pip.end.isoformat(),
+                                "reason": pip.decision_reason}, actor=email)
+    session.flush()
+    return pip
+
+
+def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
+              on: dt.date | None = None) -> Pip:
+    """Close an active PIP early, with a reason; it ends on that day."""
+    email = _hr(session, actor, "close a PIP")
+    pip = get_pip(session, pip_id)
+    if pip.status not in ("active", "extended"):
+        raise LaurelError(f"PIP {pip.id} is {pip.status}; only an active PIP can be closed")
+    if not (reason or "").strip():
+        raise LaurelError(f"PIP {pip.id}, field reason: a written reason is required")
+    day = on or dt.date.today()
+    if day < pip.start:  # closed before it began: it covers no day at all
+        day = pip.start - dt.timedelta(days=1)
+    before = {"status": pip.status, "end": pip.end.isoformat()}
+    pip.status, pip.end = "closed", min(pip.end, day)
+    pip.decision_reason, pip.decided_by = reason.strip(), email
+    pip.decided_at = dt.datetime.now(dt.UTC)
+    audit(session, "close", "pip", pip.id, summary=f"PIP {pip.id} closed early: {reason}",
+          before=before, after={"status": "closed", "end": pip.end.isoformat(),
+                                "reason": pip.decision_reason}, actor=email)
+    session.flush()
+    return pip
+
+
+def target_of(pip: Pip) -> tuple[str, str, Decimal] | None:
+    m = _TARGET.match(pip.target or "")
+    if not m:
+        return None
+    return m[1], m[2], Decimal(m[3])
+
+
+def progress(session: Session, pip: Pip) -> list[dict[str, Any]]:
+    """Each month of the PIP with the target metric as results arrive, and whether it met it."""
+    target = target_of(pip)
+    metric, op, value = target if target else ("attainment", ">=", Decimal("0.80"))
+    out = []
+    day = pip.start.replace(day=1)
+    while day <= pip.end:
+        code = f"{day.year}-{day.month:02d}"
+        period = periods.get(session, code)
+        actual = None
+        if period is not None:
+            for ef in build_facts(session, period):
+                if ef.employee_id == pip.employee_id:
+                    actual = ef.values.get(metric)
+                    break
+        met = None
+        if actual is not None:
+            met = {">=": actual >= value, ">": actual > value, "<=": actual <= value,
+                   "<": actual < value}[op]
+        out.append({"month": code, "metric": metric, "op": op, "target": value,
+                    "actual": actual, "met": met})
+        day = periods.add_months(day, 1)
+    return out
+
+
+# --- candidates --------------------------------------------------------------------------------
+
+_CANDIDATE_STEPS = {"eligible": ("nominated", "declined"), "nominated": ("accepted", "declined")}
+
+
+def move_candidate(session: Session, candidate_id: int, status: str, reason: str,
+                   actor: str | None) -> Candidate:
+    """Move a candidate on (managers nominate their own team; HR decides)."""
+    cand = session.get(Candidate, candidate_id)
+    if cand is None:
+        raise NotFound(f"candidate {candidate_id} does not exist")
+    if not actor or actor == "system":
+        raise PermissionDenied("candidates are moved by HR or the team's manager")
+    user = get_user(session, actor)
+    employee = session.get(Employee, cand.employee_id)
+    if user.role == "sales_manager":
+        if user.team_id != employee.team_id:
+            raise PermissionDenied(f"{employee.code} is not in {user.email}'s team")
+        if status != "nominated":
+            raise PermissionDenied("a manager nominates; HR accepts or declines")
+    elif user.role != "hr_admin":
+        raise PermissionDenied(f"user {user.email} is a {user.role}; HR or the team's manager "
+                               "moves candidates")
+    if status not in _CANDIDATE_STEPS.get(cand.status, ()):
+        raise LaurelError(f"candidate {cand.id} is {cand.status}; it cannot become {status}")
+    if not (reason or "").strip():
+        raise LaurelError(f"candidate {cand.id}, field reason: a reason is required")
+    before = {"status": cand.status}
+    cand.status, cand.reason = status, reason.strip()
+    cand.updated_by, cand.updated_at = user.email, dt.datetime.now(dt.UTC)
+    audit(session, status, "candidate", cand.id,
+          summary=f"{employee.code} {status} for {cand.program}: {reason}",
+          before=before, after={"status": status, "reason": cand.reason}, actor=user.email)
+    session.flush()
+    return cand
+
+
+def candidates(session: Session, team_id: int | None = None) -> list[Candidate]:
+    stmt = (select(Candidate).join(Run, Run.id == Candidate.run_id)
+            .join(Employee, Employee.id == Candidate.employee_id)
+            .where(Run.status.in_(("approved", "locked"))))
+    if team_id:
+        stmt = stmt.where(Employee.team_id == team_id)
+    return list(session.scalars(stmt.order_by(Candidate.id.desc())))
