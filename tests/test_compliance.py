@@ -23,7 +23,8 @@ C1,Cid,c1@x.com,South,S,S1,,2020-01-01,mature
 """
 # A1 gives a discount beyond S2's 8% and has one false-advertising complaint in January:
 # two holding flags. B1 and C1 are clean.
-RESULTS = """period,employee_code,quota,revenue_new,revenue_existing,max_discount_pct,false_ad_complaints,self_score,manager_score,customer_score
+RESULTS = ("period,employee_code,quota,revenue_new,revenue_existing,max_discount_pct,"
+           "false_ad_complaints,self_score,manager_score,customer_score\n") + """\
 2026-01,A1,100000,20000,100000,0.09,1,90,90,90
 2026-01,B1,100000,10000,60000,0.05,0,70,70,70
 2026-01,C1,100000,0,50000,0.05,0,50,50,50
