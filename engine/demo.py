@@ -330,10 +330,12 @@ def demo_files(seed: int = SEED) -> tuple[bytes, bytes]:
 
 
 def load_demo(session: Session) -> DemoLogins:
-    """Load the demo organisation, its 2026 results and one user per role.
+    """Load the demo organisation, its 2026 results, one user per role and some history.
 
-    Loading twice changes nothing the second time: the logins come back with
-    ``already_loaded`` set. Rules are not run.
+    The first quarter is run, approved and locked (its months and the quarter), and April
+    is run and waits for approval, so that every role finds work in the back office: flags
+    to review, a run to approve, statements to read. Loading twice changes nothing the
+    second time: the logins come back with ``already_loaded`` set.
     """
     out = DemoLogins(logins())
     if is_loaded(session):
@@ -346,7 +348,25 @@ def load_demo(session: Session) -> DemoLogins:
         if session.scalar(select(User.id).where(func.lower(User.email) == email)) is None:
             create_user(session, email, password, role, name=_display(email, role),
                         team=MANAGER_TEAM if role == "sales_manager" else None)
+    session.flush()
+    run_history(session)
     return out
+
+
+HISTORY_LOCKED = ("2026-01", "2026-02", "2026-03", "2026-Q1")
+HISTORY_OPEN = ("2026-04",)
+
+
+def run_history(session: Session) -> None:
+    """Run the demo's first periods: Q1 locked by two analysts, April calculated."""
+    from engine import lifecycle, runs
+
+    for code in HISTORY_LOCKED + HISTORY_OPEN:
+        run = runs.start_run(session, code, actor=f"analyst@{DOMAIN}").run
+        if code in HISTORY_LOCKED:
+            lifecycle.approve(session, run.id, f"analyst2@{DOMAIN}")
+            lifecycle.lock(session, run.id, f"analyst2@{DOMAIN}")
+    session.flush()
 
 
 def _display(email: str, role: str) -> str:

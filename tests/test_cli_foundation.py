@@ -308,3 +308,22 @@ def check_demo_covers_the_policies(session: Session) -> None:
     assert ratings["2026-Q2"]["E0045"] == ratings["2026-Q3"]["E0045"] == "C"
     year = figures("2026")["E0023"]
     assert year["annual_score"] >= 85 and year["attainment"] >= 1
+
+
+def test_demo_leaves_work_for_every_role(db_url):
+    """The first quarter is locked, April waits for approval, flags wait for review."""
+    from sqlalchemy import select
+
+    from engine import db
+    from engine.demo import load_demo
+    from engine.models import FlagCase, Period, Run
+
+    with db.session_scope(db_url) as session:
+        load_demo(session)
+    with db.session_scope(db_url) as session:
+        runs = {code: status for code, status in session.execute(
+            select(Period.code, Run.status).join(Run, Run.period_id == Period.id))}
+        assert runs == {"2026-01": "locked", "2026-02": "locked", "2026-03": "locked",
+                        "2026-Q1": "locked", "2026-04": "calculated"}
+        assert session.scalar(select(Period.status).where(Period.code == "2026-Q1")) == "locked"
+        assert session.scalars(select(FlagCase).where(FlagCase.status == "open")).first()
