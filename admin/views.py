@@ -66,6 +66,7 @@ READ: dict[str, frozenset[str]] = {
     # The auditor reads everything, users and roles included; only HR changes them.
     "user": frozenset({"hr_admin", "auditor"}),
     "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
+    "runs": ALL_ROLES,
 }
 WRITE: dict[str, frozenset[str]] = {
     "employee": frozenset({"hr_admin"}),
@@ -74,13 +75,24 @@ WRITE: dict[str, frozenset[str]] = {
     "metric": frozenset({"hr_admin"}),
     "user": frozenset({"hr_admin"}),
     "result": frozenset({"comp_analyst"}),
+    "runs": frozenset({"hr_admin", "comp_analyst"}),
 }
 IMPORT: dict[str, frozenset[str]] = {
     "employees": frozenset({"hr_admin"}),
     "results": frozenset({"hr_admin", "comp_analyst"}),
 }
+# The period end (admin/runs_views.py): who does which step of a run. "overview" reads a
+# whole run (totals, charts, comparisons, the payroll export and run jobs).
+RUNS: dict[str, frozenset[str]] = {
+    "overview": ALL_ROLES - {"sales_manager"},
+    "start": frozenset({"hr_admin", "comp_analyst"}),
+    "approve": frozenset({"hr_admin", "comp_analyst"}),
+    "lock": frozenset({"hr_admin", "comp_analyst"}),
+    "adjust": frozenset({"hr_admin", "comp_analyst"}),
+    "reopen": frozenset({"hr_admin"}),
+}
 # Sales managers see these resources for their own team only.
-TEAM_SCOPED = {"employee", "team", "result"}
+TEAM_SCOPED = {"employee", "team", "result", "runs"}
 
 ROLE_NAMES = {
     "hr_admin": _l("HR administrator"),
@@ -93,6 +105,7 @@ RESOURCE_NAMES = {
     "employee": _l("Employees"), "team": _l("Teams"), "level": _l("Levels"),
     "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
     "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
+    "runs": _l("Runs"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -773,7 +786,7 @@ class HelpView(LaurelBaseView):
     @expose("/")
     def index(self) -> Any:
         resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
-                     "user", "imports"]
+                     "user", "imports", "runs"]
         matrix = []
         for role in ROLES:
             row = []
@@ -819,6 +832,9 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
         admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
                                     endpoint="auditlog"))
     admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))
+    from admin.runs_views import add_views as add_run_views
+
+    add_run_views(admin)
     admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
     return admin
 

@@ -1,0 +1,427 @@
+"""The period end in the back office: runs, their lifecycle, statements and the export.
+
+Thin on purpose: every figure comes from engine/ (runs, jobs, lifecycle, statements). A
+view checks the role (``RUNS`` in admin/views.py), calls the engine, commits, and when the
+engine refuses shows its message on the page it came from, with status 400 and what was
+typed kept. A run is evaluated by a worker process (engine.jobs), never in the request.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, abort, flash, jsonify, redirect, request, url_for
+from flask_admin import Admin, expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from admin import i18n
+from admin.auth import current_principal, current_role
+from admin.views import RUNS, LaurelBaseView, _db, _team_scope
+from engine import jobs, lifecycle, statements
+from engine.errors import LaurelError, NotFound
+from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
+
+PAGE = 50
+EMPLOYEE_PAGE = 100
+ZERO = Decimal("0.00")
+
+KIND_NAMES: dict[str, Any] = {
+    "commission": _l("commission"), "bonus": _l("bonus"), "award": _l("award"),
+    "rating": _l("rating"), "eligibility": _l("eligibility"), "pip": _l("PIP"),
+    "flag": _l("flag"), "alert": _l("alert"), "warning": _l("warning"),
+    "adjustment": _l("adjustment"),
+}
+STATUS_NAMES: dict[str, Any] = {
+    # runs
+    "calculated": _l("calculated"), "approved": _l("approved"), "locked": _l("locked"),
+    "discarded": _l("discarded"), "failed": _l("failed"),
+    # jobs
+    "queued": _l("queued"), "running": _l("running"), "done": _l("done"),
+    # outcome amounts
+    "payable": _l("payable"), "held": _l("held"), "forfeited": _l("forfeited"),
+    # periods
+    "open": _l("open"),
+}
+CHANGE_NAMES: dict[str, Any] = {"added": _l("added"), "removed": _l("removed"),
+                                "changed": _l("changed")}
+STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success",
+                 "discarded": "secondary", "failed": "danger", "queued": "secondary",
+                 "running": "info", "done": "success", "held": "warning",
+                 "forfeited": "secondary", "payable": "success"}
+_FIELD = re.compile(r"field (\w+): (.*)$")
+
+
+def may(action: str, role: str | None = None) -> bool:
+    role = role or current_role()
+    return role is not None and role in RUNS.get(action, ())
+
+
+def _require(action: str) -> None:
+    if not may(action):
+        abort(403)
+
+
+def _email() -> str:
+    user = current_principal()
+    return user.email if user else "anonymous"
+
+
+def _int_arg(name: str, default: int = 1) -> int:
+    try:
+        return max(default, int(request.args.get(name, default)))
+    except (TypeError, ValueError):
+        return default
+
+
+def field_error(message: str) -> tuple[str | None, str]:
+    """Split an engine message 'x, field amount: reason' into ('amount', 'reason')."""
+    found = _FIELD.search(message)
+    return (found.group(1), found.group(2)) if found else (None, message)
+
+
+def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False
+                 ) -> dict[Any, dict[str, Decimal]]:
+    """Stored amounts summed by run (or employee) and status, adjustments as payable.
+
+    The same sums as a statement's totals (engine.statements.totals_of), read in two
+    grouped queries so a list of runs or employees does not load every outcome.
+    """
+    out: dict[Any, dict[str, Decimal]] = {}
+    if not run_ids:
+        return out
+    db = _db()
+    owner = Outcome.employee_id if by_employee else Outcome.run_id
+    stmt = (select(owner, Outcome.status, func.sum(Outcome.amount))
+            .where(Outcome.run_id.in_(run_ids), Outcome.amount.is_not(None),
+                   Outcome.status.in_(statements.MONEY_STATUSES))
+            .group_by(owner, Outcome.status))
+    adj_owner = Adjustment.employee_id if by_employee else Adjustment.run_id
+    adj = (select(adj_owner, func.sum(Adjustment.amount)).where(Adjustment.run_id.in_(run_ids))
+           .group_by(adj_owner))
+    if team_id is not None:
+        team = select(Employee.id).where(Employee.team_id == team_id)
+        stmt = stmt.where(Outcome.employee_id.in_(team))
+        adj = adj.where(Adjustment.employee_id.in_(team))
+    for key, status, amount in db.execute(stmt):
+        sums = out.setdefault(key, {s: ZERO for s in statements.MONEY_STATUSES})
+        sums[status] += Decimal(amount)
+    for key, amount in db.execute(adj):
+        sums = out.setdefault(key, {s: ZERO for s in statements.MONEY_STATUSES})
+        sums["payable"] += Decimal(amount)
+    return out
+
+
+def _helpers() -> dict[str, Any]:
+    return {"money": i18n.money, "percent": i18n.percent, "may": may,
+            "kind_name": lambda k: KIND_NAMES.get(k, k),
+            "status_name": lambda s: STATUS_NAMES.get(s, s) if s else "",
+            "change_name": lambda c: CHANGE_NAMES.get(c, c),
+            "badge": lambda s: STATUS_BADGES.get(s or "", "light"),
+            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else ""}
+
+
+def _job_state(job: RunJob) -> dict[str, Any]:
+    percent = int(job.done * 100 / job.total) if job.total else 0
+    if job.status == "done":
+        percent = 100
+    return {"id": job.id, "period": job.period_code, "status": job.status,
+            "status_label": str(STATUS_NAMES.get(job.status, job.status)),
+            "done": job.done, "total": job.total, "percent": percent, "run_id": job.run_id,
+            "run_url": url_for(".run", run_id=job.run_id) if job.run_id else None,
+            "error": job.error, "finished": job.status not in jobs.ACTIVE}
+
+
+class RunsView(LaurelBaseView):
+    """Runs of the period end: start, follow, review, approve, lock, adjust, export."""
+
+    resource = "runs"
+    extra_css: list[str] = []
+
+    def render(self, template: str, **kwargs: Any) -> str:
+        return super().render(template, **_helpers(), **kwargs)
+
+    # --- the list and the start of a run ----------------------------------------------
+
+    @expose("/")
+    def index(self) -> Any:
+        return self._list()
+
+    def _list(self, error: str | None = None, chosen: str = "", status: int = 200) -> Any:
+        db = _db()
+        period = request.args.get("period", "").strip()
+        state = request.args.get("status", "").strip()
+        stmt = select(Run).join(Period, Period.id == Run.period_id)
+        if period:
+            stmt = stmt.where(Period.code == period)
+        if state in RUN_STATUSES:
+            stmt = stmt.where(Run.status == state)
+        total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        page = _int_arg("page")
+        rows = db.scalars(stmt.options(joinedload(Run.period)).order_by(Run.id.desc())
+                          .limit(PAGE).offset((page - 1) * PAGE)).all()
+        team_id = _team_scope()
+        sums = money_totals([r.id for r in rows], team_id=team_id)
+        all_periods = db.scalars(select(Period).order_by(Period.start.desc(), Period.kind)).all()
+        recent_jobs = []
+        if may("overview"):
+            recent_jobs = db.scalars(select(RunJob).order_by(RunJob.id.desc()).limit(5)).all()
+            for job in recent_jobs:
+                if job.status in jobs.ACTIVE:
+                    jobs.refresh(db, job)
+        return self.render(
+            "laurel/runs/list.html", runs=rows, sums=sums, total=total, page=page,
+            pages=max(1, (total + PAGE - 1) // PAGE), periods=all_periods,
+            open_periods=[p for p in all_periods if p.status == "open"],
+            chosen_period=period, chosen_status=state, statuses=RUN_STATUSES,
+            error=error, start_period=chosen, recent_jobs=recent_jobs,
+            team_only=team_id is not None), status
+
+    @expose("/start", methods=("POST",))
+    def start(self) -> Any:
+        _require("start")
+        code = request.form.get("period", "").strip()
+        db = _db()
+        try:
+            if not code:
+                raise LaurelError(_("Choose a period to run."))
+            job = jobs.start(db, code, _email())
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            return self._list(error=str(exc), chosen=code, status=400)
+        return redirect(url_for(".job", job_id=job.id))
+
+    # --- a run job: live progress -------------------------------------------------------
+
+    def _job(self, job_id: int) -> RunJob:
+        _require("overview")
+        db = _db()
+        job = db.get(RunJob, job_id)
+        if job is None:
+            abort(404)
+        return jobs.refresh(db, job)
+
+    @expose("/job/<int:job_id>")
+    def job(self, job_id: int) -> Any:
+        job = self._job(job_id)
+        return self.render("laurel/runs/job.html", job=job, state=_job_state(job))
+
+    @expose("/job/<int:job_id>/progress")
+    def job_progress(self, job_id: int) -> Any:
+        response = jsonify(_job_state(self._job(job_id)))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # --- one run ------------------------------------------------------------------------
+
+    def _get_run(self, run_id: int) -> Run:
+        run = _db().get(Run, run_id)
+        if run is None:
+            abort(404)
+        return run
+
+    @expose("/<int:run_id>/")
+    def run(self, run_id: int) -> Any:
+        adjust = {"employee": request.args.get("employee", "")}
+        return self._run_page(run_id, adjust=adjust)
+
+    def _run_page(self, run_id: int, status: int = 200, error: str | None = None,
+                  adjust: dict[str, str] | None = None,
+                  adjust_errors: dict[str, str] | None = None,
+                  reopen: str = "", reopen_error: str | None = None) -> Any:
+        db = _db()
+        run = self._get_run(run_id)
+        team_id = _team_scope()
+        overview = statements.overview(db, run) if may("overview") else None
+        in_run = select(Outcome.employee_id).where(Outcome.run_id == run.id).union(
+            select(Adjustment.employee_id).where(Adjustment.run_id == run.id))
+        stmt = (select(Employee, Team.name).join(Team, Team.id == Employee.team_id)
+                .where(Employee.id.in_(in_run)))
+        if team_id is not None:
+            stmt = stmt.where(Employee.team_id == team_id)
+        query = request.args.get("q", "").strip()
+        if query:
+            like = f"%{query}%"
+            stmt = stmt.where(Employee.code.ilike(like) | Employee.name.ilike(like))
+        count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        page = _int_arg("page")
+        people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
+                            .offset((page - 1) * EMPLOYEE_PAGE)).all()
+        ids = [e.id for e, _team in people]
+        sums = money_totals([run.id], team_id=team_id, by_employee=True)
+        flags = dict(db.execute(
+            select(Outcome.employee_id, func.count()).where(
+                Outcome.run_id == run.id, Outcome.kind == "flag",
+                Outcome.employee_id.in_(ids)).group_by(Outcome.employee_id)).all())
+        others = db.scalars(select(Run).where(
+            Run.period_id == run.period_id, Run.id != run.id, Run.status != "failed")
+            .order_by(Run.id.desc())).all() if may("overview") else []
+        charts = self._charts(overview) if overview else None
+        return self.render(
+            "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
+            flags=flags, count=count, page=page,
+            pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
+            others=others, charts=charts, error=error,
+            adjust=adjust or {}, adjust_errors=adjust_errors or {}, reopen=reopen,
+            reopen_error=reopen_error, team_only=team_id is not None,
+            editable=run.status in ("calculated", "approved")
+            and run.period.status != "locked",
+            me=_email()), status
+
+    @staticmethod
+    def _charts(overview: dict[str, Any]) -> dict[str, Any]:
+        # Floats only here, at the boundary to the chart library.
+        dist = overview["distribution"]
+        teams = overview["team_attainment"]
+        return {
+            "distribution": {
+                "labels": [f"{i18n.money(b['from'])} – {i18n.money(b['to'])}" for b in dist],
+                "values": [b["count"] for b in dist],
+                "label": str(_l("Employees")),
+            },
+            "attainment": {
+                "labels": list(teams),
+                "values": [round(float(v) * 100, 1) for v in teams.values()],
+                "label": str(_l("Attainment (%)")),
+            },
+        }
+
+    def _act(self, run_id: int, action: Any, done: str) -> Any:
+        db = _db()
+        self._get_run(run_id)
+        try:
+            action(db, _email())
+            db.commit()
+        except NotFound:
+            db.rollback()
+            abort(404)
+        except LaurelError as exc:
+            db.rollback()
+            return self._run_page(run_id, status=400, error=str(exc))
+        flash(done, "success")
+        return redirect(url_for(".run", run_id=run_id))
+
+    @expose("/<int:run_id>/approve", methods=("POST",))
+    def approve(self, run_id: int) -> Any:
+        _require("approve")
+        return self._act(run_id, lambda db, who: lifecycle.approve(db, run_id, who),
+                         _("Run %(id)s is approved.", id=run_id))
+
+    @expose("/<int:run_id>/lock", methods=("POST",))
+    def lock(self, run_id: int) -> Any:
+        _require("lock")
+        return self._act(run_id, lambda db, who: lifecycle.lock(db, run_id, who),
+                         _("Run %(id)s and its period are locked.", id=run_id))
+
+    @expose("/<int:run_id>/reopen", methods=("POST",))
+    def reopen(self, run_id: int) -> Any:
+        _require("reopen")
+        db = _db()
+        run = self._get_run(run_id)
+        reason = request.form.get("reason", "")
+        code = run.period.code
+        try:
+            lifecycle.reopen_period(db, code, _email(), reason)
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            field, message = field_error(str(exc))
+            if field == "reason":
+                return self._run_page(run_id, status=400, reopen=reason,
+                                      reopen_error=message)
+            return self._run_page(run_id, status=400, error=str(exc), reopen=reason)
+        flash(_("Period %(code)s is open again.", code=code), "success")
+        return redirect(url_for(".run", run_id=run_id))
+
+    @expose("/<int:run_id>/adjust", methods=("POST",))
+    def adjust(self, run_id: int) -> Any:
+        _require("adjust")
+        db = _db()
+        self._get_run(run_id)
+        typed = {k: request.form.get(k, "") for k in ("employee", "amount", "reason")}
+        try:
+            adj = lifecycle.add_adjustment(db, run_id, typed["employee"].strip(),
+                                           typed["amount"], typed["reason"], _email())
+            code, amount, currency = adj.employee.code, adj.amount, adj.currency
+            db.commit()
+        except NotFound:
+            db.rollback()
+            abort(404)
+        except LaurelError as exc:
+            db.rollback()
+            field, message = field_error(str(exc))
+            if field in typed:
+                return self._run_page(run_id, status=400, adjust=typed,
+                                      adjust_errors={field: message})
+            return self._run_page(run_id, status=400, adjust=typed, error=str(exc))
+        flash(_("Adjustment of %(amount)s added for %(code)s.",
+                amount=i18n.money(amount, currency), code=code), "success")
+        return redirect(url_for(".statement", run_id=run_id, code=code))
+
+    @expose("/<int:run_id>/export")
+    def export(self, run_id: int) -> Any:
+        _require("overview")
+        db = _db()
+        run = self._get_run(run_id)
+        fmt = request.args.get("format", "csv")
+        draft = request.args.get("draft") == "1"
+        try:
+            data = lifecycle.export(db, run_id, fmt, draft=draft)
+        except LaurelError as exc:
+            return self._run_page(run_id, status=400, error=str(exc))
+        name = f"laurel-run-{run.id}-{run.period.code}"
+        if run.status == "calculated":
+            name += "-DRAFT"
+        mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(data, mimetype=mimetype, headers={
+            "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+
+    @expose("/<int:run_id>/compare")
+    def compare(self, run_id: int) -> Any:
+        _require("overview")
+        db = _db()
+        run = self._get_run(run_id)
+        try:
+            other_id = int(request.args.get("with", ""))
+        except ValueError:
+            other_id = 0
+        other = db.get(Run, other_id) if other_id else None
+        if other is None or other.id == run.id or other.period_id != run.period_id:
+            return self._run_page(run_id, status=400, error=_(
+                "Choose another run of period %(code)s to compare with.",
+                code=run.period.code))
+        old, new = sorted((run, other), key=lambda r: r.id)
+        rows = statements.diff_runs(db, old, new)
+        counts = {c: sum(1 for r in rows if r["change"] == c) for c in CHANGE_NAMES}
+        delta = sum((r["delta"] for r in rows), ZERO)
+        return self.render("laurel/runs/compare.html", run=run, old=old, new=new, rows=rows,
+                           counts=counts, delta=delta,
+                           employees=len({r["employee_code"] for r in rows}))
+
+    # --- statements ---------------------------------------------------------------------
+
+    @expose("/<int:run_id>/statement/<code>")
+    def statement(self, run_id: int, code: str) -> Any:
+        db = _db()
+        run = self._get_run(run_id)
+        employee = db.scalar(select(Employee).where(Employee.code == code))
+        team_id = _team_scope()
+        # A sales manager does not learn that another team's employee exists: 404, not 403.
+        if employee is None or (team_id is not None and employee.team_id != team_id):
+            abort(404)
+        st = statements.statement(db, run, code)
+        return self.render("laurel/runs/statement.html", run=run, st=st,
+                           editable=run.status in ("calculated", "approved")
+                           and run.period.status != "locked")
+
+
+def add_views(admin: Admin) -> None:
+    """Add the period-end views to the back office (category "Period end")."""
+    admin.add_view(RunsView(_l("Runs"), _l("Period end"), endpoint="runs",
+                            url="/admin/runs"))

@@ -1,0 +1,107 @@
+/* The period-end pages: charts (Chart.js, vendored), live progress of a run job, printing.
+   Plain JavaScript, no network but this site. */
+(function () {
+  "use strict";
+
+  function drawCharts() {
+    if (typeof Chart === "undefined") { return; }
+    document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
+      var source = document.getElementById("chart-data-" + canvas.dataset.chart);
+      if (!source) { return; }
+      var data = JSON.parse(source.textContent);
+      var percent = canvas.dataset.chart === "attainment";
+      new Chart(canvas, {
+        type: "bar",
+        data: {
+          labels: data.labels,
+          datasets: [{
+            label: data.label,
+            data: data.values,
+            backgroundColor: percent ? "rgba(40, 167, 69, 0.6)" : "rgba(0, 123, 255, 0.6)",
+            borderColor: percent ? "rgb(40, 167, 69)" : "rgb(0, 123, 255)",
+            borderWidth: 1
+          }]
+        },
+        options: {
+          responsive: true,
+          maintainAspectRatio: false,
+          animation: false,
+          plugins: { legend: { display: false } },
+          scales: {
+            y: {
+              beginAtZero: true,
+              title: { display: true, text: data.label },
+              ticks: percent ? { callback: function (v) { return v + "%"; } } : { precision: 0 }
+            }
+          }
+        }
+      });
+    });
+  }
+
+  function followJob(box) {
+    var bar = document.getElementById("job-bar");
+    var count = document.getElementById("job-count");
+    var status = document.getElementById("job-status");
+
+    function show(state) {
+      bar.style.width = state.percent + "%";
+      bar.setAttribute("aria-valuenow", state.percent);
+      bar.textContent = state.percent + "%";
+      status.textContent = state.status_label;
+      status.className = "badge badge-" + ({done: "success", failed: "danger", running: "info"}[state.status] || "secondary");
+      count.textContent = state.total
+        ? box.dataset.progress.replace("{done}", state.done.toLocaleString()).replace("{total}", state.total.toLocaleString())
+        : box.dataset.waiting;
+      if (state.finished) {
+        bar.classList.remove("progress-bar-striped", "progress-bar-animated");
+      }
+      if (state.status === "done") {
+        bar.classList.add("bg-success");
+        document.getElementById("job-run-link").href = state.run_url;
+        document.getElementById("job-done").classList.remove("d-none");
+      } else if (state.status === "failed") {
+        bar.classList.add("bg-danger");
+        document.getElementById("job-error").textContent = state.error || "";
+        document.getElementById("job-failed").classList.remove("d-none");
+      }
+    }
+
+    function poll() {
+      fetch(box.dataset.url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (state) {
+          show(state);
+          if (!state.finished) { setTimeout(poll, 1000); }
+        })
+        .catch(function () { setTimeout(poll, 2000); });
+    }
+    poll();
+  }
+
+  function openAll(open) {
+    document.querySelectorAll("details").forEach(function (d) { d.open = open; });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts();
+    var box = document.getElementById("job");
+    if (box) { followJob(box); }
+    document.querySelectorAll("[data-action=print]").forEach(function (b) {
+      b.addEventListener("click", function () { window.print(); });
+    });
+    document.querySelectorAll("[data-action=toggle-details]").forEach(function (b) {
+      var open = false;
+      b.addEventListener("click", function () { open = !open; openAll(open); });
+    });
+    // A printed statement shows every explanation, whatever was open on screen.
+    var wasOpen = [];
+    window.addEventListener("beforeprint", function () {
+      wasOpen = Array.prototype.map.call(document.querySelectorAll("details"), function (d) { return d.open; });
+      openAll(true);
+    });
+    window.addEventListener("afterprint", function () {
+      document.querySelectorAll("details").forEach(function (d, i) { d.open = !!wasOpen[i]; });
+    });
+  });
+})();

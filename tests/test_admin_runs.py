@@ -1,0 +1,480 @@
+"""The period end in the back office: runs, jobs, lifecycle, statements, export, diff."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import time
+from decimal import Decimal
+
+import openpyxl
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from admin import i18n
+from engine import jobs, lifecycle, runs, statements
+from engine.imports import import_results
+from engine.models import ROLES, Adjustment, AuditLog, Outcome, Period, Run, RunJob
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+
+Org = support.Org
+login = support.login
+text_of = support.text_of
+count = support.count
+pytest_plugins = [support.__name__]
+
+HR, CA, CO, SM, AU = ROLES
+ANALYST = support.ROLE_EMAILS[CA]
+
+
+def start(org: Org, actor: str = ANALYST, code: str = "2026-01") -> int:
+    """A calculated run of the period, started by ``actor`` (through the engine)."""
+    with org.session() as s:
+        run_id = runs.start_run(s, code, actor=actor).run.id
+        s.commit()
+    return run_id
+
+
+def status_of(org: Org, run_id: int) -> tuple[str, str]:
+    with org.session() as s:
+        run = s.get(Run, run_id)
+        return run.status, run.period.status
+
+
+def money(app: Flask, amount: Decimal, lang: str = "en") -> str:
+    with app.test_request_context(f"/?lang={lang}"):
+        from flask import session
+
+        session["lang"] = lang
+        return i18n.money(amount)
+
+
+@pytest.fixture()
+def run_id(org: Org) -> int:
+    return start(org)
+
+
+# --- the list and the jobs ---------------------------------------------------------------
+
+
+def test_the_list_shows_runs_with_totals_and_filters(
+        app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:
+        payable = statements.overview(s, s.get(Run, run_id))["by_status"]["payable"]
+    login(client, AU)
+    page = client.get("/admin/runs/")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert f"Run {run_id}" in text and "2026-01" in text and ANALYST in text
+    assert money(app, payable) in text
+    assert f"Run {run_id}" not in text_of(client.get("/admin/runs/?status=approved"))
+    assert f"Run {run_id}" in text_of(client.get("/admin/runs/?period=2026-01&status=calculated"))
+    assert "Start a run" not in text  # the auditor reads; it does not start runs
+    login(client, CA)
+    assert "Start a run" in text_of(client.get("/admin/runs/"))
+
+
+def test_start_a_run_and_follow_its_job(
+        client: FlaskClient, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    real = jobs.start
+
+    def no_spawn(session, code, actor):  # the worker is run inline below
+        job = real(session, code, actor, spawn=False)
+        started.append(job.id)
+        return job
+
+    monkeypatch.setattr("admin.runs_views.jobs.start", no_spawn)
+    login(client, CA)
+    response = client.post("/admin/runs/start", data={"period": "2026-01"})
+    assert response.status_code == 302 and response.location.endswith(
+        f"/admin/runs/job/{started[0]}")
+    queued = client.get(f"/admin/runs/job/{started[0]}/progress").get_json()
+    assert queued["status"] == "queued" and queued["finished"] is False
+
+    jobs.run_job(started[0], org.url)
+
+    state = client.get(f"/admin/runs/job/{started[0]}/progress").get_json()
+    assert state["status"] == "done" and state["finished"] is True
+    assert state["done"] == state["total"] == 4 and state["percent"] == 100
+    assert state["run_url"] == f"/admin/runs/{state['run_id']}/"
+    page = client.get(f"/admin/runs/job/{started[0]}")
+    assert page.status_code == 200 and state["run_url"] in page.get_data(as_text=True)
+    assert "4 of 4 employees" in text_of(page)
+    with org.session() as s:
+        run = s.get(Run, state["run_id"])
+        assert (run.status, run.started_by) == ("calculated", ANALYST)
+
+    unknown = client.post("/admin/runs/start", data={"period": "2031-07"})
+    assert unknown.status_code == 400 and "2031-07" in text_of(unknown)
+    for role in (AU, CO, SM):
+        login(client, role)
+        assert client.post("/admin/runs/start", data={"period": "2026-01"}).status_code == 403
+    assert count(org, RunJob) == 1
+
+
+def test_a_spawned_run_is_followed_until_done(client: FlaskClient, org: Org) -> None:
+    login(client, HR)
+    response = client.post("/admin/runs/start", data={"period": "2026-01"})
+    assert response.status_code == 302
+    url = response.location + "/progress"
+    deadline = time.monotonic() + 60
+    state = client.get(url).get_json()
+    while not state["finished"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+        state = client.get(url).get_json()
+    assert state["status"] == "done", state
+    assert state["done"] == state["total"] == 4
+    assert client.get(state["run_url"]).status_code == 200
+
+
+def test_a_killed_worker_shows_as_failed_with_its_reason(client: FlaskClient, org: Org) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with org.session() as s:
+        job = jobs.start(s, "2026-01", ANALYST, spawn=False)
+        job.status, job.pid = "running", gone.pid
+        s.commit()
+        job_id = job.id
+    login(client, CA)
+    state = client.get(f"/admin/runs/job/{job_id}/progress").get_json()
+    assert state["status"] == "failed" and "killed" in state["error"]
+    page = client.get(f"/admin/runs/job/{job_id}")
+    assert "nothing was stored" in text_of(page) and count(org, Outcome) == 0
+
+
+# --- the lifecycle, allowed and refused -----------------------------------------------------
+
+
+def test_the_starter_cannot_approve_and_lock_needs_the_approval(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    login(client, CA)  # the analyst started the run
+    refused = client.post(f"/admin/runs/{run_id}/approve")
+    assert refused.status_code == 400
+    assert "another person must approve it" in text_of(refused)
+    login(client, HR)
+    early = client.post(f"/admin/runs/{run_id}/lock")
+    assert early.status_code == 400 and "approve it before locking" in text_of(early)
+    assert status_of(org, run_id) == ("calculated", "open")
+
+    assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
+    assert status_of(org, run_id) == ("approved", "open")
+    page = client.get(f"/admin/runs/{run_id}/")
+    assert f"approved by {support.ROLE_EMAILS[HR]}" in text_of(page)
+    again = client.post(f"/admin/runs/{run_id}/approve")
+    assert again.status_code == 400 and "only a calculated run" in text_of(again)
+    login(client, CA)
+    assert client.post(f"/admin/runs/{run_id}/lock").status_code == 302
+    assert status_of(org, run_id) == ("locked", "locked")
+
+
+def test_only_hr_reopens_a_locked_period_with_a_reason(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:
+        lifecycle.approve(s, run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR])
+        s.commit()
+    login(client, CA)
+    page = text_of(client.get(f"/admin/runs/{run_id}/"))
+    assert "Reopen period" not in page and "Add an adjustment" not in page
+    assert client.post(f"/admin/runs/{run_id}/reopen", data={"reason": "x"}).status_code == 403
+    login(client, HR)
+    assert "Reopen period 2026-01" in text_of(client.get(f"/admin/runs/{run_id}/"))
+    empty = client.post(f"/admin/runs/{run_id}/reopen", data={"reason": "   "})
+    assert empty.status_code == 400
+    assert re.search(r'is-invalid">\s+</textarea>', empty.get_data(as_text=True))
+    assert "a written reason is required" in text_of(empty)
+    assert status_of(org, run_id) == ("locked", "locked")
+    done = client.post(f"/admin/runs/{run_id}/reopen", data={"reason": "late North results"})
+    assert done.status_code == 302
+    assert status_of(org, run_id) == ("locked", "open")
+    with org.session() as s:
+        entry = s.scalars(select(AuditLog).where(AuditLog.action == "reopen")).one()
+        assert entry.actor == support.ROLE_EMAILS[HR]
+        assert entry.after["reason"] == "late North results"
+
+
+@pytest.mark.parametrize("role", [AU, CO, SM])
+def test_readers_posts_are_refused_and_change_nothing(
+        client: FlaskClient, org: Org, run_id: int, role: str) -> None:
+    login(client, role)
+    audits = count(org, AuditLog)
+    forms = {"approve": {}, "lock": {}, "reopen": {"reason": "because"},
+             "adjust": {"employee": "N1", "amount": "10", "reason": "x"}}
+    for action, form in forms.items():
+        assert client.post(f"/admin/runs/{run_id}/{action}", data=form).status_code == 403
+    assert client.post("/admin/runs/start", data={"period": "2026-01"}).status_code == 403
+    assert status_of(org, run_id) == ("calculated", "open")
+    assert count(org, AuditLog) == audits and count(org, Adjustment) == 0
+    assert count(org, RunJob) == 0 and count(org, Run) == 1
+
+
+def test_discarded_and_failed_runs_are_read_only(client: FlaskClient, org: Org,
+                                                 run_id: int) -> None:
+    newer = start(org, actor=support.ROLE_EMAILS[HR])
+    with org.session() as s:
+        failed = runs.record_failure(s, "2026-01", ANALYST, "employee N2: boom").id
+        s.commit()
+    login(client, HR)
+    old = client.get(f"/admin/runs/{run_id}/")
+    assert old.status_code == 200 and "discarded by a later run" in text_of(old)
+    html = old.get_data(as_text=True)
+    assert f"/admin/runs/{run_id}/approve" not in html and 'id="adjust"' not in html
+    bad = client.get(f"/admin/runs/{failed}/")
+    assert bad.status_code == 200 and "employee N2: boom" in text_of(bad)
+    assert f"/admin/runs/{failed}/approve" not in bad.get_data(as_text=True)
+    refused = client.post(f"/admin/runs/{run_id}/approve")
+    assert refused.status_code == 400 and "only a calculated run" in text_of(refused)
+    assert f"/admin/runs/{newer}/approve" in client.get(
+        f"/admin/runs/{newer}/").get_data(as_text=True)
+
+
+# --- the run page --------------------------------------------------------------------------
+
+
+def test_the_run_page_shows_the_engine_overview_and_charts(
+        app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:
+        run = s.get(Run, run_id)
+        data = statements.overview(s, run)
+        per_employee = {code: statements.statement(s, run, code).totals
+                        for code in ("N1", "N2", "S1", "S2")}
+    login(client, CO)
+    page = client.get(f"/admin/runs/{run_id}/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+
+    def section(name: str) -> str:
+        found = re.search(rf'id="{name}".*?</table>', html, re.S)
+        assert found, name
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0)))
+
+    for key, amount in data["by_rule"].items():
+        assert f"{key} {money(app, amount)}" in section("by-rule")
+    for team, amount in data["by_team"].items():
+        assert f"{team} {money(app, amount)}" in section("by-team")
+    for kind, amount in data["by_kind"].items():
+        assert f"{data['counts'][kind]} {money(app, amount)}" in section("by-kind")
+    counts = text_of(client.get(f"/admin/runs/{run_id}/"))
+    assert f"Employees {data['employees']}" in counts
+    assert f"Outcomes {data['outcomes']}" in counts and f"Flags {data['flags']}" in counts
+    assert money(app, data["by_status"]["payable"]) in counts
+    # every employee's row carries the statement's own totals
+    employees = section("employees")
+    for code, totals in per_employee.items():
+        assert re.search(rf"{code} .*? {re.escape(money(app, totals['payable']))} "
+                         rf"{re.escape(money(app, totals['held']))}", employees), code
+
+    chart = json.loads(re.search(r'id="chart-data-distribution">(.*?)</script>', html,
+                                 re.S).group(1))
+    assert chart["values"] == [b["count"] for b in data["distribution"]]
+    teams = json.loads(re.search(r'id="chart-data-attainment">(.*?)</script>', html,
+                                 re.S).group(1))
+    assert teams["labels"] == list(data["team_attainment"])
+    script = re.search(r'src="([^"]*chart\.umd\.min\.js)"', html).group(1)
+    library = client.get(script)
+    assert library.status_code == 200 and b"Chart.js v4" in library.data[:200]
+    assert "cdn" not in html.lower()
+
+
+def test_export_downloads_draft_then_approved(
+        app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
+    login(client, CA)
+    refused = client.get(f"/admin/runs/{run_id}/export?format=csv")
+    assert refused.status_code == 400 and "not approved yet" in text_of(refused)
+    page = text_of(client.get(f"/admin/runs/{run_id}/"))
+    assert "DRAFT export (CSV)" in page and "Payroll export (CSV)" not in page
+    draft = client.get(f"/admin/runs/{run_id}/export?format=csv&draft=1")
+    assert draft.status_code == 200
+    assert "DRAFT" in draft.headers["Content-Disposition"]
+    assert draft.get_data(as_text=True).splitlines()[-1].startswith("DRAFT")
+
+    login(client, HR)
+    assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
+    login(client, AU)  # an auditor reads the export too
+    response = client.get(f"/admin/runs/{run_id}/export?format=csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "DRAFT" not in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == lifecycle.EXPORT_COLUMNS
+    lines = [r for r in rows[1:] if r[3] != "TOTAL"]
+    totals = {r[8]: Decimal(r[6]) for r in rows[1:] if r[3] == "TOTAL"}
+    with org.session() as s:
+        outcomes = s.execute(select(Outcome.amount, Outcome.status).where(
+            Outcome.run_id == run_id, Outcome.amount.is_not(None))).all()
+    assert len(lines) == len(outcomes)
+    for status in ("payable", "held", "forfeited"):
+        assert totals[status] == sum((a for a, st in outcomes if st == status), Decimal(0))
+    book = client.get(f"/admin/runs/{run_id}/export?format=xlsx")
+    assert book.status_code == 200 and book.mimetype.endswith("spreadsheetml.sheet")
+    sheet = openpyxl.load_workbook(io.BytesIO(book.data)).active
+    assert [c.value for c in sheet[1]] == lifecycle.EXPORT_COLUMNS
+    login(client, SM)
+    assert client.get(f"/admin/runs/{run_id}/export?format=csv").status_code == 403
+
+
+def test_an_adjustment_shows_in_the_statement_totals_and_export(
+        app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:
+        before = statements.statement(s, s.get(Run, run_id), "N2").totals["payable"]
+    login(client, CA)
+    typed = {"employee": "N2", "amount": "1,000", "reason": "missed deal in March"}
+    bad = client.post(f"/admin/runs/{run_id}/adjust", data=typed)
+    assert bad.status_code == 400
+    html = bad.get_data(as_text=True)
+    assert re.search(r'name="amount" value="1,000" class="form-control is-invalid"', html)
+    assert "is not a number" in text_of(bad)
+    assert 'value="missed deal in March"' in html and 'value="N2"' in html
+    nobody = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "employee": "ZZ9",
+                                                               "amount": "150.50"})
+    assert nobody.status_code == 400 and "unknown employee" in text_of(nobody)
+    assert re.search(r'name="employee" value="ZZ9" class="form-control is-invalid"',
+                     nobody.get_data(as_text=True))
+    assert count(org, Adjustment) == 0
+
+    done = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "150.50"})
+    assert done.status_code == 302 and done.location.endswith(
+        f"/admin/runs/{run_id}/statement/N2")
+    page = client.get(done.location)
+    text = text_of(page)
+    assert "Manual adjustment" in text and "missed deal in March" in text
+    assert f"Total payable {money(app, before + Decimal('150.50'))}" in text
+    draft = client.get(f"/admin/runs/{run_id}/export?format=csv&draft=1").get_data(as_text=True)
+    assert any(r["rule_key"] == "adjustment" and r["amount"] == "150.50"
+               and r["employee_code"] == "N2" for r in csv.DictReader(io.StringIO(draft)))
+    with org.session() as s:
+        assert statements.overview(s, s.get(Run, run_id))["by_kind"]["adjustment"] == \
+            Decimal("150.50")
+        entry = s.scalars(select(AuditLog).where(AuditLog.action == "adjust")).one()
+        assert entry.actor == ANALYST
+
+    with org.session() as s:
+        lifecycle.approve(s, run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR])
+        s.commit()
+    locked = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "5"})
+    assert locked.status_code == 400 and "adjustments are refused" in text_of(locked)
+    assert count(org, Adjustment) == 1
+
+
+# --- statements ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_statement_pages_for_each_role(
+        app: Flask, client: FlaskClient, org: Org, run_id: int, lang: str) -> None:
+    with org.session() as s:
+        st = statements.statement(s, s.get(Run, run_id), "N1")
+    tiered = next(line for line in st.lines if line.rule_key == "commission.tiered")
+    for role in ROLES:
+        login(client, role)
+        page = client.get(f"/admin/runs/{run_id}/statement/N1?lang={lang}")
+        assert page.status_code == 200, role
+        html = page.get_data(as_text=True)
+        text = text_of(page)
+        assert "<details>" in html and tiered.words[0] in text
+        assert money(app, tiered.amount, lang) in text
+        assert money(app, st.totals["payable"], lang) in text
+        assert "laurel/runs.css" in html
+        if lang == "zh":
+            assert "应付" in text and "对账单" in text and "提成" in text
+        else:
+            assert "payable" in text and "Statement" in text
+        other = client.get(f"/admin/runs/{run_id}/statement/S1?lang={lang}")
+        assert other.status_code == (404 if role == SM else 200), role
+    assert client.get(f"/admin/runs/{run_id}/statement/NOPE").status_code == 404
+
+
+def test_a_sales_manager_sees_their_team_only(client: FlaskClient, org: Org,
+                                              run_id: int) -> None:
+    login(client, SM)
+    page = client.get(f"/admin/runs/{run_id}/")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert "Nora North" in text and "Sam South" not in text
+    assert "Overview" not in text and "South" not in text
+    for url in (f"/admin/runs/{run_id}/compare?with={run_id}",
+                f"/admin/runs/{run_id}/export?format=csv&draft=1"):
+        assert client.get(url).status_code == 403
+
+
+# --- the difference between two runs --------------------------------------------------------
+
+
+def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org: Org,
+                                            run_id: int) -> None:
+    with org.session() as s:
+        import_results(s, "fix.csv", data=b"period,employee_code,quota\n2026-01,N2,10000\n")
+        s.commit()
+    newer = start(org, actor=support.ROLE_EMAILS[HR])
+    with org.session() as s:
+        rows = statements.diff_runs(s, s.get(Run, run_id), s.get(Run, newer))
+    tiered = next(r for r in rows if r["rule_key"] == "commission.tiered")
+    login(client, CA)
+    assert f"compare?with={run_id}" not in client.get(f"/admin/runs/{newer}/").get_data(
+        as_text=True)  # a GET form: the choice is in a select, not a link
+    page = client.get(f"/admin/runs/{newer}/compare?with={run_id}")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert f"run {run_id} compared with run {newer}" in text
+    assert "N2" in text and "N1" not in text and "S1" not in text
+    assert money(app, tiered["before"]["amount"]) in text
+    assert money(app, tiered["after"]["amount"]) in text
+    assert money(app, tiered["delta"]) in text and "changed" in text
+    # the same from the other side: the earlier run is always "before"
+    reverse = text_of(client.get(f"/admin/runs/{run_id}/compare?with={newer}"))
+    assert reverse.replace(f"Back to run {run_id}", "") == text.replace(
+        f"Back to run {newer}", "")
+
+    with org.session() as s:
+        other = runs.start_run(s, "2026", actor=ANALYST).run.id
+        s.commit()
+    wrong = client.get(f"/admin/runs/{newer}/compare?with={other}")
+    assert wrong.status_code == 400 and "Choose another run of period 2026-01" in text_of(wrong)
+    zh = client.get(f"/admin/runs/{newer}/compare?with={run_id}&lang=zh")
+    assert zh.status_code == 200 and "已变更" in text_of(zh)
+
+
+# --- every page, every role that may see it, both languages ---------------------------------
+
+
+def test_every_page_renders_for_each_role_in_both_languages(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    newer = start(org, actor=support.ROLE_EMAILS[HR])
+    with org.session() as s:
+        job_id = jobs.start(s, "2026-01", ANALYST, spawn=False).id
+        s.commit()
+    pages = {
+        "list": "/admin/runs/",
+        "run": f"/admin/runs/{newer}/",
+        "old run": f"/admin/runs/{run_id}/",
+        "statement": f"/admin/runs/{newer}/statement/N2",
+        "compare": f"/admin/runs/{newer}/compare?with={run_id}",
+        "job": f"/admin/runs/job/{job_id}",
+    }
+    team_pages = {"list", "run", "old run", "statement"}
+    for role in ROLES:
+        login(client, role)
+        for lang in ("en", "zh"):
+            for name, url in pages.items():
+                sep = "&" if "?" in url else "?"
+                response = client.get(f"{url}{sep}lang={lang}")
+                expected = 200 if role != SM or name in team_pages else 403
+                assert response.status_code == expected, (role, lang, name)
+                if expected == 200 and lang == "zh":
+                    assert "期末" in text_of(response), (role, name)  # the menu, in Chinese
+    login(client, HR)
+    help_page = text_of(client.get("/admin/help/?lang=en"))
+    assert "Runs" in help_page
+    with org.session() as s:
+        assert s.scalar(select(func.count()).select_from(Period)
+                        .where(Period.status == "locked")) == 0
