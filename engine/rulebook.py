@@ -571,24 +571,46 @@ def save_rule(session: Session, doc: Mapping[str, Any], source: str, publish: bo
 
 
 def publish_rule(session: Session, rule: Rule) -> None:
+    """Publish a version; the key's published version retires.
+
+    A version that starts on a date (effective_from) retires its predecessor from that
+    date only: the predecessor's effective_to becomes the day before, so a run of an
+    earlier period still uses it (published_rules with ``on``).
+    """
     for other in session.scalars(select(Rule).where(Rule.key == rule.key,
                                                     Rule.status == "published")):
         if other is not rule:
             other.status = "retired"
+            if rule.effective_from is not None:
+                last = rule.effective_from - dt.timedelta(days=1)
+                if other.effective_to is None or other.effective_to > last:
+                    other.effective_to = last
     rule.status = "published"
     session.flush()
 
 
 def published_rules(session: Session, period_kind: str | None = None,
                     on: dt.date | None = None) -> list[Rule]:
-    """Return the published rules (of a period kind, in force on a date), by key."""
-    stmt = select(Rule).where(Rule.status == "published")
+    """Return the published rules (of a period kind, in force on a date), by key.
+
+    On a date, the newest version of each key in force that day wins; a retired version
+    counts when it was retired as of a date (it has an effective_to), so an older period
+    keeps the version that was in force on its last day.
+    """
+    statuses = ("published",) if on is None else ("published", "retired")
+    stmt = select(Rule).where(Rule.status.in_(statuses))
     if period_kind:
         stmt = stmt.where(Rule.period_kind == period_kind)
-    rules = list(session.scalars(stmt.order_by(Rule.key)))
+    rules = list(session.scalars(stmt.order_by(Rule.key, Rule.version)))
     if on is not None:
-        rules = [r for r in rules if (r.effective_from is None or r.effective_from <= on)
-                 and (r.effective_to is None or r.effective_to >= on)]
+        newest: dict[str, Rule] = {}
+        for r in rules:
+            if r.status == "retired" and r.effective_to is None:
+                continue
+            if (r.effective_from is None or r.effective_from <= on) \
+                    and (r.effective_to is None or r.effective_to >= on):
+                newest[r.key] = r
+        rules = [newest[k] for k in sorted(newest)]
     return rules
 
 
