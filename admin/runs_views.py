@@ -176,7 +176,9 @@ class RunsView(LaurelBaseView):
         return self.render(
             "laurel/runs/list.html", runs=rows, sums=sums, total=total, page=page,
             pages=max(1, (total + PAGE - 1) // PAGE), periods=all_periods,
-            open_periods=[p for p in all_periods if p.status == "open"],
+            # the next period to run first: months before their quarter and year
+            open_periods=sorted((p for p in all_periods if p.status == "open"),
+                                key=lambda p: (p.end, -p.start.toordinal())),
             chosen_period=period, chosen_status=state, statuses=RUN_STATUSES,
             error=error, start_period=chosen, recent_jobs=recent_jobs,
             team_only=team_id is not None), status
