@@ -1,0 +1,243 @@
+"""The policies in the back office: the editor, its messages, versions, approval, impact."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from engine.models import Rule, User
+from engine.rulebook import read_rule_file, stored_form, validate_for_session
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+
+Org = support.Org
+login = support.login
+text_of = support.text_of
+pytest_plugins = [support.__name__]
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((ROOT / "rules").glob("*.yaml"))
+HR2 = "hr2@example.com"
+
+
+class FormFields(HTMLParser):
+    """The fields a browser would send for the form #rule-form, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self.in_form = self.in_template = False
+        self.select: str | None = None
+        self.select_value: str | None = None
+        self.first_option: str | None = None
+        self.textarea: str | None = None
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and a.get("id") == "rule-form":
+            self.in_form = True
+        if tag == "template":
+            self.in_template = True
+        if not self.in_form or self.in_template:
+            return
+        if tag == "input" and "name" in a:
+            if a.get("type") == "checkbox" and "checked" not in a:
+                return
+            self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "select":
+            self.select, self.select_value, self.first_option = a.get("name"), None, None
+        elif tag == "option" and self.select:
+            if self.first_option is None:
+                self.first_option = a.get("value", "")
+            if "selected" in a:
+                self.select_value = a.get("value", "")
+        elif tag == "textarea":
+            self.textarea, self.text = a.get("name"), ""
+
+    def handle_data(self, data: str) -> None:
+        if self.textarea:
+            self.text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "template":
+            self.in_template = False
+        if tag == "form":
+            self.in_form = False
+        if not self.in_form and tag != "form":
+            return
+        if tag == "select" and self.select:
+            value = self.select_value if self.select_value is not None else self.first_option
+            self.fields.append((self.select, value or ""))
+            self.select = None
+        elif tag == "textarea" and self.textarea:
+            import html
+
+            self.fields.append((self.textarea, html.unescape(self.text).removeprefix("\n")))
+            self.textarea = None
+
+
+def form_of(page: Any) -> list[tuple[str, str]]:
+    parser = FormFields()
+    parser.feed(page.get_data(as_text=True))
+    return parser.fields
+
+
+def replace(fields: list[tuple[str, str]], **values: str) -> list[tuple[str, str]]:
+    return [(k, values.get(k, v)) for k, v in fields]
+
+
+def definition(org: Org, key: str) -> tuple[int, dict[str, Any]]:
+    with org.session() as s:
+        rule = s.scalar(select(Rule).where(Rule.key == key).order_by(Rule.version.desc()))
+        return rule.version, rule.definition
+
+
+@pytest.fixture()
+def hr2(org: Org) -> str:
+    with org.session() as s:
+        s.add(User(email=HR2, name="hr2", role="hr_admin", password_hash=support.FAST_HASH))
+        s.commit()
+    return HR2
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=[p.stem for p in RULE_FILES])
+def test_every_reference_rule_opens_and_is_built_again_by_the_form(
+        client: FlaskClient, org: Org, path: Path) -> None:
+    login(client, "hr_admin")
+    with org.session() as s:
+        expected = stored_form(validate_for_session(s, read_rule_file(path), str(path)))
+    key = expected["key"]
+    page = client.get(f"/admin/rules/{key}/edit")
+    assert page.status_code == 200
+    fields = form_of(page)
+    # the same rule, unchanged: no new version
+    saved = client.post(f"/admin/rules/{key}/edit", data=MultiDict(fields))
+    assert saved.status_code == 302, text_of(saved)[:2000]
+    assert definition(org, key) == (1, expected)
+    # built again from nothing, under another key
+    copy = replace(fields, key=f"copy.{key}")
+    saved = client.post("/admin/rules/new", data=MultiDict(copy))
+    assert saved.status_code == 302, text_of(saved)[:2000]
+    assert definition(org, f"copy.{key}") == (1, {**expected, "key": f"copy.{key}"})
+
+
+# --- validation messages at their field and row ---------------------------------------------------
+
+ACTION_BLANK = [("a_amount", ""), ("a_rate", ""), ("a_metric", ""), ("a_base", ""),
+                ("a_per", ""), ("a_value", ""), ("a_months", ""), ("a_target", "")]
+
+
+def cond(fact: str, op: str, value: str = "", ref: str = "", depth: int = 0,
+         node: str = "leaf", owner: str = "when") -> list[tuple[str, str]]:
+    return [("c_owner", owner), ("c_depth", str(depth)), ("c_node", node), ("c_fact", fact),
+            ("c_op", op), ("c_value", value), ("c_ref", ref)]
+
+
+def group(node: str, depth: int = 0, owner: str = "when") -> list[tuple[str, str]]:
+    return cond("", "", depth=depth, node=node, owner=owner)
+
+
+def new_rule(key: str = "commission.key_accounts", kind: str = "commission",
+             conds: list[tuple[str, str]] | None = None, action: str = "tiers",
+             tiers: list[tuple[str, str, str]] = (("", "1.00", "0.02"), ("1.00", "", "0.03")),
+             extra: list[tuple[str, str]] = ()) -> MultiDict:
+    fields = [("key", key), ("name", "Key accounts"), ("description", ""), ("kind", kind),
+              ("period_kind", "month"), ("when_join", "all"),
+              *(conds if conds is not None else cond("revenue_total", ">", "0")),
+              ("a_type", action), *ACTION_BLANK]
+    fields = [(k, v) for k, v in fields if not any(k == e for e, _ in extra)] + list(extra)
+    for lo, hi, rate in tiers:
+        fields += [("t_from", lo), ("t_to", hi), ("t_rate", rate)]
+    return MultiDict(fields + [("effective_from", ""), ("effective_to", "")])
+
+
+TIERS = [("a_metric", "attainment"), ("a_base", "revenue_total")]
+
+
+def error_at(page: Any, where: str) -> str:
+    found = re.search(rf'data-for="{re.escape(where)}">([^<]*)<', page.get_data(as_text=True))
+    assert found, f"no message at {where}: {text_of(page)[:1500]}"
+    return html.unescape(found[1])
+
+
+def test_an_overlap_is_shown_at_its_tier_and_the_typing_is_kept(client: FlaskClient,
+                                                                org: Org) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(
+        tiers=[("", "1.00", "0.02"), ("0.90", "", "0.03")], extra=TIERS))
+    assert page.status_code == 400
+    assert error_at(page, "tier:1:from") == "overlaps tier 1, which runs to 1.00"
+    fields = form_of(page)
+    assert ("t_from", "0.90") in fields and ("key", "commission.key_accounts") in fields
+    assert ("c_fact", "revenue_total") in fields and ("a_metric", "attainment") in fields
+    # blank rows in between are no tiers: the numbering follows the filled ones
+    page = client.post("/admin/rules/new", data=new_rule(
+        tiers=[("", "", ""), ("", "1.00", "0.02"), ("1.10", "", "0.03")], extra=TIERS))
+    assert error_at(page, "tier:2:from") == "gap between 1.00 (tier 1) and 1.10"
+
+
+@pytest.mark.parametrize("conds, where, message", [
+    (cond("team_stage", ">", "growth"), "cond:0:op", "operator > does not fit text fact "
+     "team_stage; use ==, !=, in, not_in, defined or undefined"),
+    (cond("revenue_total", ">", "lots"), "cond:0:value", "'lots' is not a number"),
+    (cond("nothing_like_it", ">", "1"), "cond:0:fact", "unknown metric or fact "
+     "'nothing_like_it'"),
+    (cond("max_discount_pct", ">", ref="team"), "cond:0:ref",
+     "max_discount_pct and team cannot be compared (a number and text)"),
+    (cond("leads", ">=", "20") + group("any") + cond("rating", "==", "D", depth=1)
+     + cond("visits", "defined", "3", depth=1), "cond:3:value", "defined takes no value"),
+    (cond("leads", ">=", "20") + group("any"), "cond:1:row", "any needs a list of conditions"),
+])
+def test_each_condition_message_is_shown_at_its_row(client: FlaskClient, org: Org,
+                                                    conds: list[tuple[str, str]],
+                                                    where: str, message: str) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(conds=conds, extra=TIERS))
+    assert page.status_code == 400
+    assert error_at(page, where) == message
+
+
+def test_top_fields_and_action_fields_show_their_message(client: FlaskClient,
+                                                         org: Org) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(key="bad key!", extra=TIERS))
+    assert error_at(page, "key").startswith("a key is letters, digits")
+    page = client.post("/admin/rules/new", data=new_rule(action="rate", extra=[
+        ("a_rate", "0.01"), ("a_base", "team")]))
+    assert error_at(page, "action:base") == "team is text, a number is needed here"
+    page = client.post("/admin/rules/new", data=new_rule(action="value", extra=[
+        ("a_value", "x")]))
+    assert error_at(page, "action:type").startswith("action 'value' does not fit a "
+                                                    "commission rule")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[*TIERS, ("hold", "y")]))
+    assert error_at(page, "hold") == "only a flag can hold payouts"
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("effective_from", "2026-05-01"), ("effective_to", "2026-04-01")]))
+    assert error_at(page, "effective_to") == "ends before effective_from"
+
+
+def test_an_unreachable_decision_row_is_shown_at_that_row(client: FlaskClient,
+                                                          org: Org) -> None:
+    login(client, "hr_admin")
+    rows = [("r_token", "t1"), ("r_value", "A"), ("r_join", "all"),
+            *cond("attainment", ">=", "1", owner="t1"),
+            ("r_token", "t2"), ("r_value", "B"), ("r_join", "all"),
+            *cond("attainment", ">=", "1.1", owner="t2")]
+    page = client.post("/admin/rules/new", data=new_rule(
+        key="rating.monthly", kind="rating", action="table", conds=[], tiers=[],
+        extra=rows))
+    assert error_at(page, "row:1:when") == ("this row can never match: every case it covers "
+                                            "matches row 1 first")
+    assert ("r_value", "B") in form_of(page)
