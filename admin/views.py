@@ -66,6 +66,8 @@ READ: dict[str, frozenset[str]] = {
     # The auditor reads everything, users and roles included; only HR changes them.
     "user": frozenset({"hr_admin", "auditor"}),
     "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
+    # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
+    "rules": ALL_ROLES - {"sales_manager"},
     "runs": ALL_ROLES,
 }
 WRITE: dict[str, frozenset[str]] = {
@@ -75,6 +77,7 @@ WRITE: dict[str, frozenset[str]] = {
     "metric": frozenset({"hr_admin"}),
     "user": frozenset({"hr_admin"}),
     "result": frozenset({"comp_analyst"}),
+    "rules": frozenset({"hr_admin"}),
     "runs": frozenset({"hr_admin", "comp_analyst"}),
 }
 IMPORT: dict[str, frozenset[str]] = {
@@ -106,6 +109,7 @@ RESOURCE_NAMES = {
     "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
     "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
     "runs": _l("Runs"),
+    "rules": _l("Policies"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -835,6 +839,9 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
     from admin.runs_views import add_views as add_run_views
 
     add_run_views(admin)
+    from admin.rules_views import add_views as add_rule_views
+
+    add_rule_views(admin)
     admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
     return admin
 
