@@ -66,9 +66,12 @@ READ: dict[str, frozenset[str]] = {
     # The auditor reads everything, users and roles included; only HR changes them.
     "user": frozenset({"hr_admin", "auditor"}),
     "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
-    "rules": ALL_ROLES - {"sales_manager"},
     "runs": ALL_ROLES,
+    # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
+    "compliance": ALL_ROLES,
+    "pips": ALL_ROLES - {"compliance_officer"},
+    "candidates": ALL_ROLES - {"compliance_officer"},
+    "dashboard": ALL_ROLES,
 }
 WRITE: dict[str, frozenset[str]] = {
     "employee": frozenset({"hr_admin"}),
@@ -77,8 +80,12 @@ WRITE: dict[str, frozenset[str]] = {
     "metric": frozenset({"hr_admin"}),
     "user": frozenset({"hr_admin"}),
     "result": frozenset({"comp_analyst"}),
-    "rules": frozenset({"hr_admin"}),
     "runs": frozenset({"hr_admin", "comp_analyst"}),
+    # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
+    # nominates candidates of their own team and HR accepts or declines them.
+    "compliance": frozenset({"compliance_officer"}),
+    "pips": frozenset({"hr_admin"}),
+    "candidates": frozenset({"hr_admin", "sales_manager"}),
 }
 IMPORT: dict[str, frozenset[str]] = {
     "employees": frozenset({"hr_admin"}),
@@ -95,7 +102,8 @@ RUNS: dict[str, frozenset[str]] = {
     "reopen": frozenset({"hr_admin"}),
 }
 # Sales managers see these resources for their own team only.
-TEAM_SCOPED = {"employee", "team", "result", "runs"}
+TEAM_SCOPED = {"employee", "team", "result", "runs", "compliance", "pips", "candidates",
+               "dashboard"}
 
 ROLE_NAMES = {
     "hr_admin": _l("HR administrator"),
@@ -109,7 +117,8 @@ RESOURCE_NAMES = {
     "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
     "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
     "runs": _l("Runs"),
-    "rules": _l("Policies"),
+    "compliance": _l("Flags"), "pips": _l("PIPs"), "candidates": _l("Promotion candidates"),
+    "dashboard": _l("Team dashboard"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -790,7 +799,8 @@ class HelpView(LaurelBaseView):
     @expose("/")
     def index(self) -> Any:
         resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
-                     "user", "imports", "runs"]
+                     "user", "imports", "runs", "compliance", "pips", "candidates",
+                     "dashboard"]
         matrix = []
         for role in ROLES:
             row = []
@@ -839,9 +849,9 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
     from admin.runs_views import add_views as add_run_views
 
     add_run_views(admin)
-    from admin.rules_views import add_views as add_rule_views
+    from admin.compliance_views import add_views as add_followup_views
 
-    add_rule_views(admin)
+    add_followup_views(admin)
     admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
     return admin
 

@@ -1,0 +1,324 @@
+"""The compliance queue in the back office: flags, their notes and evidence, decisions.
+
+Thin on purpose, like the runs pages: every rule about who may do what to a flag lives in
+engine/compliance.py. A view checks the role first (READ/WRITE "compliance" in
+admin/views.py: nobody but a compliance officer may POST, and a refused POST changes
+nothing), calls the engine and commits; when the engine refuses, its message is shown
+next to the field it names, with status 400 and what was typed kept.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, abort, flash, redirect, request, url_for
+from flask_admin import Admin, expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from admin import i18n
+from admin.auth import _safe_next, current_principal
+from admin.runs_views import STATUS_BADGES, field_error
+from admin.views import LaurelBaseView, _db, _team_scope, may_write
+from engine import compliance, statements
+from engine.errors import LaurelError, NotFound
+from engine.models import (
+    FLAG_STATUSES,
+    AuditLog,
+    Employee,
+    FlagCase,
+    FlagNote,
+    Outcome,
+    Period,
+    Run,
+    Team,
+    User,
+)
+
+PAGE = 50
+ZERO = Decimal("0.00")
+
+FLAG_STATUS_NAMES: dict[str, Any] = {
+    "open": _l("open"), "in_review": _l("in review"), "confirmed": _l("confirmed"),
+    "dismissed": _l("dismissed"),
+}
+SEVERITY_NAMES: dict[str, Any] = {"high": _l("high"), "medium": _l("medium"), "low": _l("low")}
+MONEY_NAMES: dict[str, Any] = {"payable": _l("payable"), "held": _l("held"),
+                               "forfeited": _l("forfeited")}
+BADGES = {"open": "warning", "in_review": "info", "confirmed": "danger",
+          "dismissed": "success", "high": "danger", "medium": "warning", "low": "secondary",
+          **STATUS_BADGES}
+# The engine's messages are English; where one names a field a person fills in, the page
+# says it in the reader's language (the engine's words stay for anything else).
+FIELD_MESSAGES: dict[str, Any] = {
+    "reason": _l("A written reason is required."),
+    "text": _l("Write a note or attach a file."),
+    "flags": _l("Choose at least one flag."),
+}
+
+
+def field_message(exc: LaurelError) -> tuple[str | None, str]:
+    """The field an engine error names and what to say about it."""
+    field, message = field_error(str(exc))
+    if field in FIELD_MESSAGES and ("required" in message or "choose" in message
+                                    or "write a note" in message):
+        return field, str(FIELD_MESSAGES[field])
+    return field, message
+
+
+def email() -> str:
+    user = current_principal()
+    return user.email if user else "anonymous"
+
+
+def page_arg() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def helpers() -> dict[str, Any]:
+    """What every follow-up template uses: names, badges, amounts, dates."""
+    return {
+        "money": i18n.money, "percent": i18n.percent,
+        "flag_status": lambda s: FLAG_STATUS_NAMES.get(s, s) if s else "",
+        "severity_name": lambda s: SEVERITY_NAMES.get(s, s) if s else "",
+        "money_status": lambda s: MONEY_NAMES.get(s, s) if s else "",
+        "badge": lambda s: BADGES.get(s or "", "light"),
+        "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+    }
+
+
+def held_amounts(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Decimal]]:
+    """For (run, employee) pairs: the amounts flags held, by their status now.
+
+    A payout held by flags names them in its explanation (``held_by``); once the flags
+    are decided it is payable or forfeited, and still shown here as what the flags held.
+    """
+    out: dict[tuple[int, int], dict[str, Decimal]] = {}
+    if not pairs:
+        return out
+    runs_ = {r for r, _e in pairs}
+    emps = {e for _r, e in pairs}
+    for run_id, emp, amount, status, exp in _db().execute(
+            select(Outcome.run_id, Outcome.employee_id, Outcome.amount, Outcome.status,
+                   Outcome.explanation)
+            .where(Outcome.run_id.in_(runs_), Outcome.employee_id.in_(emps),
+                   Outcome.amount.is_not(None))):
+        if (run_id, emp) not in pairs or not (exp or {}).get("held_by"):
+            continue
+        sums = out.setdefault((run_id, emp), {s: ZERO for s in statements.MONEY_STATUSES})
+        sums[status] = sums.get(status, ZERO) + amount
+    return out
+
+
+def officers() -> list[str]:
+    return list(_db().scalars(select(User.email).where(User.role.in_(compliance.DECIDERS),
+                                                       User.active).order_by(User.email)))
+
+
+class ComplianceView(LaurelBaseView):
+    """The compliance queue: every flag of every live run, and one flag's case."""
+
+    resource = "compliance"
+
+    def render(self, template: str, **kwargs: Any) -> str:
+        return super().render(template, **helpers(), **kwargs)
+
+    def _require_decider(self) -> None:
+        # Checked before anything is read from the form: a refused POST changes nothing.
+        if not may_write("compliance"):
+            abort(403)
+
+    # --- the queue --------------------------------------------------------------------
+
+    def _filters(self) -> dict[str, str]:
+        return {k: request.args.get(k, "").strip()
+                for k in ("status", "severity", "rule", "team", "period", "employee")}
+
+    @expose("/")
+    def index(self) -> Any:
+        return self._queue()
+
+    def _queue(self, status: int = 200, chosen: list[int] | None = None,
+               assignee: str = "", errors: dict[str, str] | None = None) -> Any:
+        db = _db()
+        f = self._filters()
+        team_id = _team_scope()
+        team = int(f["team"]) if f["team"].isdigit() else None
+        if team_id is not None:
+            team = team_id
+        cases = compliance.queue(
+            db, status=f["status"] if f["status"] in FLAG_STATUSES else None,
+            severity=f["severity"] or None, rule_key=f["rule"] or None, team_id=team,
+            period_code=f["period"] or None, employee_code=f["employee"] or None)
+        total = len(cases)
+        page = page_arg()
+        rows = cases[(page - 1) * PAGE:page * PAGE]
+        ids = [c.id for c in rows]
+        if ids:  # one query for what each row shows
+            rows = list(db.scalars(
+                select(FlagCase).where(FlagCase.id.in_(ids))
+                .options(joinedload(FlagCase.employee).joinedload(Employee.team),
+                         joinedload(FlagCase.run).joinedload(Run.period))
+                .order_by(FlagCase.id.desc())))
+        held = held_amounts({(c.run_id, c.employee_id) for c in rows})
+        teams = db.execute(select(Team.id, Team.name).order_by(Team.name)).all()
+        if team_id is not None:
+            teams = [t for t in teams if t[0] == team_id]
+        return self.render(
+            "laurel/compliance/queue.html", cases=rows, held=held, total=total, page=page,
+            pages=max(1, (total + PAGE - 1) // PAGE), filters=f, statuses=FLAG_STATUSES,
+            severities=sorted(set(db.scalars(select(FlagCase.severity).distinct())) - {None}),
+            rules=sorted(set(db.scalars(select(FlagCase.rule_key).distinct()))),
+            teams=teams, team_only=team_id is not None,
+            periods=list(db.scalars(select(Period.code).order_by(Period.start.desc(),
+                                                                 Period.end))),
+            can_decide=may_write("compliance"), officers=officers(),
+            chosen=set(chosen or []), assignee=assignee or email(),
+            errors=errors or {}), status
+
+    @expose("/assign", methods=("POST",))
+    def assign_many(self) -> Any:
+        self._require_decider()
+        db = _db()
+        chosen = [int(v) for v in request.form.getlist("case") if v.isdigit()]
+        assignee = request.form.get("assignee", "").strip()
+        try:
+            cases = compliance.assign(db, chosen, assignee, email())
+            db.commit()
+        except NotFound as exc:
+            db.rollback()
+            return self._queue(400, chosen, assignee, {"assignee": str(exc)})
+        except LaurelError as exc:
+            db.rollback()
+            field, message = field_message(exc)
+            return self._queue(400, chosen, assignee,
+                               {field if field in ("assignee", "flags") else "flags": message})
+        flash(_("%(n)d flags assigned to %(email)s.", n=len(cases), email=assignee),
+              "success")
+        return redirect(_safe_next(request.form.get("next")) or url_for(".index"))
+
+    # --- one flag ---------------------------------------------------------------------
+
+    def _case(self, case_id: int) -> FlagCase:
+        case = _db().get(FlagCase, case_id)
+        team_id = _team_scope()
+        # A sales manager does not learn that another team's flag exists: 404, not 403.
+        if case is None or (team_id is not None and case.employee.team_id != team_id):
+            abort(404)
+        return case
+
+    @expose("/<int:case_id>/")
+    def case(self, case_id: int) -> Any:
+        return self._case_page(case_id)
+
+    def _case_page(self, case_id: int, status: int = 200, typed: dict[str, str] | None = None,
+                   errors: dict[str, str] | None = None) -> Any:
+        db = _db()
+        case = self._case(case_id)
+        outcome = case.outcome
+        exp = outcome.explanation or {}
+        held = [o for o in db.scalars(select(Outcome).where(
+            Outcome.run_id == case.run_id, Outcome.employee_id == case.employee_id,
+            Outcome.amount.is_not(None)).order_by(Outcome.id))
+            if case.rule_key in ((o.explanation or {}).get("held_by") or [])]
+        trail = db.scalars(select(AuditLog).where(AuditLog.entity == "flag",
+                                                  AuditLog.entity_id == str(case.id))
+                           .order_by(AuditLog.id)).all()
+        st = statements.statement(db, case.run, case.employee.code)
+        return self.render(
+            "laurel/compliance/case.html", case=case, outcome=outcome,
+            words=statements.explain_in_words(outcome.kind, exp),
+            facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
+            currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
+            typed=typed or {}, errors=errors or {},
+            open_case=case.status in ("open", "in_review")), status
+
+    @expose("/<int:case_id>/assign", methods=("POST",))
+    def assign(self, case_id: int) -> Any:
+        self._require_decider()
+        db = _db()
+        self._case(case_id)
+        assignee = request.form.get("assignee", "").strip()
+        try:
+            compliance.assign(db, [case_id], assignee, email())
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            _field, message = field_message(exc)
+            return self._case_page(case_id, 400, {"assignee": assignee},
+                                   {"assignee": message})
+        flash(_("Flag %(id)s assigned to %(email)s.", id=case_id, email=assignee), "success")
+        return redirect(url_for(".case", case_id=case_id))
+
+    @expose("/<int:case_id>/note", methods=("POST",))
+    def note(self, case_id: int) -> Any:
+        self._require_decider()
+        db = _db()
+        self._case(case_id)
+        text = request.form.get("text", "")
+        upload = request.files.get("file")
+        content = filename = content_type = None
+        if upload is not None and upload.filename:
+            content = upload.read()
+            filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
+            content_type = upload.mimetype or "application/octet-stream"
+        try:
+            compliance.add_note(db, case_id, email(), text, filename=filename,
+                                content=content, content_type=content_type)
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            field, message = field_message(exc)
+            return self._case_page(case_id, 400, {"text": text},
+                                   {"file" if field == "file" else "text": message})
+        flash(_("Note added."), "success")
+        return redirect(url_for(".case", case_id=case_id))
+
+    @expose("/<int:case_id>/decide", methods=("POST",))
+    def decide(self, case_id: int) -> Any:
+        self._require_decider()
+        db = _db()
+        self._case(case_id)
+        typed = {k: request.form.get(k, "") for k in ("decision", "reason")}
+        try:
+            case = compliance.decide(db, case_id, typed["decision"], typed["reason"], email())
+            decision = case.status
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            field, message = field_message(exc)
+            return self._case_page(case_id, 400, typed,
+                                   {field if field in typed else "decide": message})
+        flash(_("Flag %(id)s is %(status)s.", id=case_id,
+                status=FLAG_STATUS_NAMES[decision]), "success")
+        return redirect(url_for(".case", case_id=case_id))
+
+    @expose("/<int:case_id>/evidence/<int:note_id>")
+    def evidence(self, case_id: int, note_id: int) -> Any:
+        self._case(case_id)
+        note = _db().get(FlagNote, note_id)
+        if note is None or note.case_id != case_id or note.content is None:
+            abort(404)
+        # Always a download, never shown inline: an uploaded HTML file must not run here.
+        response = Response(note.content,
+                            mimetype=note.content_type or "application/octet-stream")
+        name = (note.filename or f"evidence-{note.id}").replace('"', "")
+        from urllib.parse import quote
+
+        response.headers["Content-Disposition"] = (
+            f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
+            f"filename*=UTF-8''{quote(name)}")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def add_views(admin: Admin) -> None:
+    """Add the compliance queue (category "Compliance")."""
+    admin.add_view(ComplianceView(_l("Flags"), _l("Compliance"), endpoint="compliance",
+                                  url="/admin/compliance"))

@@ -1,0 +1,269 @@
+"""The compliance queue in the back office: every flag transition by role, and the money."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from admin.app import create_app
+from engine import db, lifecycle, runs, statements
+from engine.imports import import_employees, import_results
+from engine.models import ROLES, AuditLog, FlagCase, FlagNote, Run, Team, User
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+    from tests import test_compliance as flags_data
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+    import test_compliance as flags_data  # type: ignore[no-redef]
+
+login = support.login
+text_of = support.text_of
+pytest_plugins = [support.__name__]
+
+HR, CA, CO, SM, AU = ROLES
+OFFICER = support.ROLE_EMAILS[CO]
+OFFICER2 = "compliance2@example.com"
+SOUTH_MANAGER = "south@example.com"
+NOT_DECIDERS = (HR, CA, SM, AU)
+
+
+@dataclass
+class World:
+    """January's run of tests/test_compliance.py: A1 (North) has two holding flags."""
+
+    url: str
+    run_id: int
+    discount: int  # compliance.discount_authority
+    false_ad: int  # compliance.false_advertising
+
+    def session(self):  # type: ignore[no-untyped-def]
+        return db.make_sessionmaker(self.url)()
+
+    def case(self, case_id: int) -> tuple[str, str | None, str | None, int]:
+        with self.session() as s:
+            c = s.get(FlagCase, case_id)
+            notes = s.scalar(select(func.count()).select_from(FlagNote)
+                             .where(FlagNote.case_id == case_id))
+            return c.status, c.assignee, c.reason, notes
+
+    def totals(self, code: str = "A1") -> dict:
+        with self.session() as s:
+            return statements.statement(s, s.get(Run, self.run_id), code).totals
+
+    def audit_count(self) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(AuditLog)
+                            .where(AuditLog.entity == "flag"))
+
+
+def build_world(url: str) -> World:
+    with db.session_scope(url, actor="tester@example.com") as s:
+        import_employees(s, "e.csv", data=flags_data.EMPLOYEES.encode())
+        import_results(s, "r.csv", data=flags_data.RESULTS.encode())
+        teams = dict(s.execute(select(Team.name, Team.id)).all())
+        users = dict(support.ROLE_EMAILS)
+        users["compliance_officer2"] = OFFICER2
+        users["south_manager"] = SOUTH_MANAGER
+        for key, email in users.items():
+            role = {"compliance_officer2": CO, "south_manager": SM}.get(key, key)
+            team = {"sales_manager": "North", "south_manager": "South"}.get(key)
+            s.add(User(email=email, name=email.split("@")[0], role=role, active=True,
+                       password_hash=support.FAST_HASH,
+                       team_id=teams[team] if team else None))
+        s.flush()
+        run = runs.start_run(s, "2026-01", actor=support.ROLE_EMAILS[CA]).run
+        cases = dict(s.execute(select(FlagCase.rule_key, FlagCase.id)
+                               .where(FlagCase.run_id == run.id)).all())
+        run_id = run.id
+    return World(url, run_id, cases["compliance.discount_authority"],
+                 cases["compliance.false_advertising"])
+
+
+@pytest.fixture()
+def world(db_url: str) -> World:
+    return build_world(db_url)
+
+
+@pytest.fixture()
+def app(db_url: str, world: World) -> Iterator[Flask]:
+    yield create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"})
+
+
+def as_user(app: Flask, who: str) -> FlaskClient:
+    client = app.test_client()
+    login(client, who)
+    return client
+
+
+def test_every_reader_sees_the_queue_and_the_case_in_both_languages(app, world) -> None:
+    for role in ROLES:
+        client = as_user(app, role)
+        for lang, title in (("en", "Compliance queue"), ("zh", "合规审查队列")):
+            page = client.get(f"/admin/compliance/?lang={lang}")
+            assert page.status_code == 200, (role, lang)
+            text = text_of(page)
+            assert title in text and "compliance.false_advertising" in text
+            case = client.get(f"/admin/compliance/{world.discount}/?lang={lang}")
+            assert case.status_code == 200, (role, lang)
+            # the explanation that raised it, in words
+            assert "max_discount_pct" in text_of(case)
+        forms = 'id="decide"' in case.get_data(as_text=True)
+        assert forms == (role == CO)
+
+
+def test_a_sales_manager_sees_their_own_team_only(app, world) -> None:
+    north = as_user(app, SM)
+    assert "A1" in text_of(north.get("/admin/compliance/"))
+    south = as_user(app, SOUTH_MANAGER)
+    assert "A1" not in text_of(south.get("/admin/compliance/"))
+    assert south.get(f"/admin/compliance/{world.discount}/").status_code == 404
+    # the team filter cannot widen the view
+    north_id = str(app.extensions["laurel_db"].scalar(select(Team.id)
+                                                       .where(Team.name == "North")))
+    assert "A1" not in text_of(south.get(f"/admin/compliance/?team={north_id}"))
+
+
+@pytest.mark.parametrize("role", NOT_DECIDERS)
+def test_nobody_but_a_compliance_officer_may_post(app, world, role) -> None:
+    client = as_user(app, role)
+    before = (world.case(world.discount), world.audit_count(), world.totals())
+    posts = [
+        ("/admin/compliance/assign", {"case": [world.discount, world.false_ad],
+                                      "assignee": OFFICER}),
+        (f"/admin/compliance/{world.discount}/assign", {"assignee": OFFICER}),
+        (f"/admin/compliance/{world.discount}/note",
+         {"text": "x", "file": (io.BytesIO(b"evidence"), "mail.txt")}),
+        (f"/admin/compliance/{world.discount}/decide", {"decision": "dismissed",
+                                                         "reason": "fine"}),
+    ]
+    for url, data in posts:
+        assert client.post(url, data=data).status_code == 403, url
+    assert (world.case(world.discount), world.audit_count(), world.totals()) == before
+
+
+def test_an_officer_assigns_in_bulk_notes_with_evidence_and_decides(app, world) -> None:
+    client = as_user(app, CO)
+    # nothing chosen: said next to the list, nothing changes
+    refused = client.post("/admin/compliance/assign", data={"assignee": OFFICER2})
+    assert refused.status_code == 400 and "Choose at least one flag." in text_of(refused)
+    # a decision before review is refused by the engine, shown, typed text kept
+    early = client.post(f"/admin/compliance/{world.discount}/decide",
+                        data={"decision": "dismissed", "reason": "my typed reason"})
+    assert early.status_code == 400 and "must be in review" in text_of(early)
+    assert "my typed reason" in early.get_data(as_text=True)
+    # assigning to someone who is not an officer
+    wrong = client.post(f"/admin/compliance/{world.discount}/assign",
+                        data={"assignee": support.ROLE_EMAILS[HR]})
+    assert wrong.status_code == 400 and "not a compliance officer" in text_of(wrong)
+    assert world.case(world.discount)[0] == "open"
+
+    done = client.post("/admin/compliance/assign",
+                       data={"case": [world.discount, world.false_ad], "assignee": OFFICER2})
+    assert done.status_code == 302
+    assert world.case(world.discount)[:2] == world.case(world.false_ad)[:2] == (
+        "in_review", OFFICER2)
+
+    empty = client.post(f"/admin/compliance/{world.discount}/note", data={"text": " "})
+    assert empty.status_code == 400 and "Write a note or attach a file." in text_of(empty)
+    noted = client.post(f"/admin/compliance/{world.discount}/note",
+                        data={"text": "called the customer",
+                              "file": (io.BytesIO(b"<html>proof</html>"), "proof.html")},
+                        content_type="multipart/form-data")
+    assert noted.status_code == 302 and world.case(world.discount)[3] == 1
+    page = client.get(f"/admin/compliance/{world.discount}/")
+    assert "called the customer" in text_of(page) and "proof.html" in text_of(page)
+    with world.session() as s:
+        note_id = s.scalar(select(FlagNote.id).where(FlagNote.case_id == world.discount))
+    download = client.get(f"/admin/compliance/{world.discount}/evidence/{note_id}")
+    assert download.status_code == 200 and download.data == b"<html>proof</html>"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    # readers download evidence too; the wrong flag's number does not find it
+    assert as_user(app, AU).get(
+        f"/admin/compliance/{world.discount}/evidence/{note_id}").status_code == 200
+    assert client.get(f"/admin/compliance/{world.false_ad}/evidence/{note_id}"
+                      ).status_code == 404
+
+    no_reason = client.post(f"/admin/compliance/{world.discount}/decide",
+                            data={"decision": "dismissed", "reason": "  "})
+    assert no_reason.status_code == 400
+    assert "A written reason is required." in text_of(no_reason)
+    assert 'value="dismissed" checked' in no_reason.get_data(as_text=True)
+    assert world.case(world.discount)[0] == "in_review"
+
+    held = world.totals()["held"]
+    assert held > 0
+    assert client.post(f"/admin/compliance/{world.discount}/decide",
+                       data={"decision": "dismissed", "reason": "authorised by the director"}
+                       ).status_code == 302
+    assert world.totals()["held"] == held  # still held by the other flag
+    assert client.post(f"/admin/compliance/{world.false_ad}/decide",
+                       data={"decision": "confirmed", "reason": "claims were false"}
+                       ).status_code == 302
+    totals = world.totals()
+    assert (totals["held"], totals["payable"], totals["forfeited"]) == (0, 0, held)
+    again = client.post(f"/admin/compliance/{world.false_ad}/decide",
+                        data={"decision": "dismissed", "reason": "changed my mind"})
+    assert again.status_code == 400 and world.case(world.false_ad)[0] == "confirmed"
+    # the page shows the statement totals and the trail: who, from which status, why
+    page = text_of(client.get(f"/admin/compliance/{world.false_ad}/"))
+    assert "claims were false" in page and OFFICER in page
+    with world.session() as s:
+        entry = s.scalars(select(AuditLog).where(AuditLog.entity == "flag",
+                                                 AuditLog.action == "decide",
+                                                 AuditLog.entity_id == str(world.false_ad))
+                          ).one()
+        assert (entry.actor, entry.before, entry.after["status"]) == (
+            OFFICER, {"status": "in_review"}, "confirmed")
+
+
+def export_statuses(world: World) -> set[str]:
+    with world.session() as s:
+        lifecycle.approve(s, world.run_id, support.ROLE_EMAILS[HR])
+        s.commit()
+        data = lifecycle.export(s, world.run_id).decode()
+    return {r["status"] for r in csv.DictReader(io.StringIO(data))
+            if r["employee_code"] == "A1"}
+
+
+def test_dismissing_both_flags_pays_the_held_amounts(app, world) -> None:
+    client = as_user(app, CO)
+    held = world.totals()["held"]
+    client.post("/admin/compliance/assign",
+                data={"case": [world.discount, world.false_ad], "assignee": OFFICER})
+    for case_id in (world.discount, world.false_ad):
+        assert client.post(f"/admin/compliance/{case_id}/decide",
+                           data={"decision": "dismissed", "reason": "cleared"}
+                           ).status_code == 302
+    totals = world.totals()
+    assert (totals["payable"], totals["held"]) == (held, 0)
+    queue = text_of(client.get("/admin/compliance/?status=dismissed"))
+    assert "released" in queue
+    assert export_statuses(world) == {"payable"}
+
+
+def test_a_confirmed_flag_is_exported_as_forfeited(app, world) -> None:
+    client = as_user(app, CO)
+    client.post("/admin/compliance/assign", data={"case": [world.false_ad],
+                                                  "assignee": OFFICER})
+    client.post(f"/admin/compliance/{world.false_ad}/decide",
+                data={"decision": "confirmed", "reason": "false claims"})
+    assert export_statuses(world) == {"forfeited"}
+
+
+def test_the_queue_filters(app, world) -> None:
+    client = as_user(app, AU)
+    for query, expected in (("status=open", 2), ("status=dismissed", 0),
+                            ("rule=compliance.discount_authority", 1),
+                            ("severity=high", 2), ("period=2026-01", 2),
+                            ("period=2026-02", 0), ("employee=A1", 2), ("employee=B1", 0)):
+        text = text_of(client.get(f"/admin/compliance/?{query}"))
+        assert f"Flags ({expected})" in text, query
