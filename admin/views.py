@@ -66,6 +66,8 @@ READ: dict[str, frozenset[str]] = {
     # The auditor reads everything, users and roles included; only HR changes them.
     "user": frozenset({"hr_admin", "auditor"}),
     "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
+    # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
+    "rules": ALL_ROLES - {"sales_manager"},
     "runs": ALL_ROLES,
     # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
     "compliance": ALL_ROLES,
@@ -80,6 +82,7 @@ WRITE: dict[str, frozenset[str]] = {
     "metric": frozenset({"hr_admin"}),
     "user": frozenset({"hr_admin"}),
     "result": frozenset({"comp_analyst"}),
+    "rules": frozenset({"hr_admin"}),
     "runs": frozenset({"hr_admin", "comp_analyst"}),
     # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
     # nominates candidates of their own team and HR accepts or declines them.
@@ -117,6 +120,7 @@ RESOURCE_NAMES = {
     "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
     "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
     "runs": _l("Runs"),
+    "rules": _l("Policies"),
     "compliance": _l("Flags"), "pips": _l("PIPs"), "candidates": _l("Promotion candidates"),
     "dashboard": _l("Team dashboard"),
 }
@@ -849,6 +853,9 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
     from admin.runs_views import add_views as add_run_views
 
     add_run_views(admin)
+    from admin.rules_views import add_views as add_rule_views
+
+    add_rule_views(admin)
     from admin.compliance_views import add_views as add_followup_views
 
     add_followup_views(admin)
