@@ -188,6 +188,12 @@ class RunsView(LaurelBaseView):
         _require("start")
         code = request.form.get("period", "").strip()
         db = _db()
+        # A second click while the first run is evaluated follows the first one.
+        for active in db.scalars(select(RunJob).where(RunJob.period_code == code,
+                                                      RunJob.status.in_(jobs.ACTIVE))):
+            if jobs.refresh(db, active).status in jobs.ACTIVE:
+                flash(_("A run of period %(code)s is already in progress.", code=code), "info")
+                return redirect(url_for(".job", job_id=active.id))
         try:
             if not code:
                 raise LaurelError(_("Choose a period to run."))

@@ -114,12 +114,22 @@ def test_start_a_run_and_follow_its_job(
         run = s.get(Run, state["run_id"])
         assert (run.status, run.started_by) == ("calculated", ANALYST)
 
+    with org.session() as s:  # a job still being evaluated: a second click follows it
+        s.add(RunJob(period_code="2026-01", status="running", started_by=ANALYST))
+        s.commit()
+        busy = s.scalar(select(func.max(RunJob.id)))
+    again = client.post("/admin/runs/start", data={"period": "2026-01"})
+    assert again.status_code == 302 and again.location.endswith(f"/admin/runs/job/{busy}")
+    with org.session() as s:
+        s.get(RunJob, busy).status = "failed"
+        s.commit()
+
     unknown = client.post("/admin/runs/start", data={"period": "2031-07"})
     assert unknown.status_code == 400 and "2031-07" in text_of(unknown)
     for role in (AU, CO, SM):
         login(client, role)
         assert client.post("/admin/runs/start", data={"period": "2026-01"}).status_code == 403
-    assert count(org, RunJob) == 1
+    assert count(org, RunJob) == 2
 
 
 def test_a_spawned_run_is_followed_until_done(client: FlaskClient, org: Org) -> None:
