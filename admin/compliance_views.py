@@ -319,12 +319,15 @@ class ComplianceView(LaurelBaseView):
 
 
 def add_views(admin: Admin) -> None:
-    """Add the compliance queue, and the PIP and candidate pages."""
+    """Add the compliance queue, the PIP and candidate pages and the team dashboard."""
+    from admin.dashboard_views import TeamDashboardView
     from admin.followup_views import CandidatesView, PipsView
 
     admin.add_view(ComplianceView(_l("Flags"), _l("Compliance"), endpoint="compliance",
                                   url="/admin/compliance"))
     people = _l("People")
+    admin.add_view(TeamDashboardView(_l("Team dashboard"), people, endpoint="teamdash",
+                                     url="/admin/team-dashboard"))
     admin.add_view(PipsView(_l("PIPs"), people, endpoint="pips", url="/admin/pips"))
     admin.add_view(CandidatesView(_l("Promotion candidates"), people, endpoint="candidates",
                                   url="/admin/candidates"))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from decimal import Decimal, localcontext
 
+import pytest
+from flask import Flask
 from sqlalchemy import select
 
-from engine import compliance, dashboard, runs
-from engine.models import Employee, FlagCase, Team
+from admin.app import create_app
+from engine import compliance, dashboard, db, runs
+from engine.models import ROLES, Employee, FlagCase, Team, User
 from engine.users import create_user
 
 try:  # tests/ may or may not be a package
@@ -118,3 +122,60 @@ def test_company_view_by_region_adds_up(session) -> None:
         assert region.quota == summed(rows, {"2026-02"}, codes, "quota")
     assert fig["total"].funnel.leads == summed(rows, {"2026-02"}, set(people), "leads")
     assert fig["warning_line"] == Decimal("0.30")
+
+
+# --- the pages ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def app(db_url: str) -> Iterator[Flask]:
+    with db.session_scope(db_url, actor="tester@example.com") as s:
+        load(s)
+        runs.start_run(s, "2026-01")
+        runs.start_run(s, "2026-Q1")
+        north = s.scalar(select(Team.id).where(Team.name == "North"))
+        for role, email in support.ROLE_EMAILS.items():
+            s.add(User(email=email, name=email.split("@")[0], role=role, active=True,
+                       password_hash=support.FAST_HASH,
+                       team_id=north if role == "sales_manager" else None))
+    yield create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"})
+
+
+def test_every_role_sees_the_dashboard_in_both_languages(app) -> None:
+    db_ = app.extensions["laurel_db"]
+    teams = dict(db_.execute(select(Team.name, Team.id)).all())
+    for role in ROLES:
+        client = app.test_client()
+        login(client, role)
+        for lang, word in (("en", "Funnel: leads, opportunities, won"),
+                           ("zh", "漏斗：线索、商机、成交")):
+            page = client.get(f"/admin/team-dashboard/?team={teams['East']}&period=2026-01"
+                              f"&lang={lang}")
+            assert page.status_code == 200, (role, lang)
+            html = page.get_data(as_text=True)
+            assert word in text_of(page)
+            assert "vendor/chartjs/chart.umd.min.js" in html and "chart-data-funnel" in html
+            # a sales manager lands on their own team whatever the address asks for
+            team = "North" if role == "sales_manager" else "East"
+            assert f"{team} · 2026-01" in text_of(page).replace("&middot;", "·")
+            company = client.get(f"/admin/team-dashboard/company?period=2026-Q1&lang={lang}")
+            assert company.status_code == (403 if role == "sales_manager" else 200), role
+
+
+def test_the_pages_show_the_engine_figures(app) -> None:
+    client = app.test_client()
+    login(client, "sales_manager")
+    db_ = app.extensions["laurel_db"]
+    north = db_.scalar(select(Team.id).where(Team.name == "North"))
+    fig = dashboard.team_figures(db_, north, "2026-Q1")
+    text = text_of(client.get("/admin/team-dashboard/?period=2026-Q1"))
+    f = fig.funnel
+    assert f"Leads {f.leads:,.0f} Opportunities {f.opportunities:,.0f} Won " \
+           f"{f.won_leads:,.0f}" in text
+    assert "warning line" in text
+    for grade, n in fig.ratings.items():
+        assert f"{grade} {n}" in text
+    login(client, "auditor")
+    company = text_of(client.get("/admin/team-dashboard/company?period=2026-01"))
+    total = dashboard.company_figures(db_, "2026-01")["total"]
+    assert f"Company {total.funnel.leads:,.0f} {total.funnel.opportunities:,.0f}" in company
