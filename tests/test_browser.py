@@ -1,0 +1,167 @@
+"""A policy change from end to end in a real browser (headless Chromium, Selenium).
+
+HR writes a commission rule with two tiers, meets the overlap message, fixes it and asks to
+publish; a second HR administrator sees the impact preview and approves; a run of the
+period then shows the new line on a statement. Debian's chromium and chromium-driver are
+used as installed (.ci/run installs them): Selenium Manager downloads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from admin.app import create_app
+from engine import db
+from engine.models import User
+from engine.runs import start_run
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+
+pytest_plugins = [support.__name__]
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+HR2 = "hr2@example.com"
+
+if not (CHROMIUM.exists() and DRIVER.exists()) and not os.environ.get("CI"):
+    pytest.skip("no chromium or chromium-driver here (CI installs them)",
+                allow_module_level=True)
+if not os.environ.get("CI"):
+    pytest.importorskip("selenium")
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+@pytest.fixture()
+def server(org: support.Org) -> Iterator[str]:
+    """The back office on a free localhost port, in a thread, on the test database."""
+    with org.session() as s:
+        s.add(User(email=HR2, name="hr2", role="hr_admin", password_hash=support.FAST_HASH))
+        s.commit()
+    app = create_app({"TESTING": True, "SECRET_KEY": "browser-test",
+                      "PROPAGATE_UNEXPECTED": False})
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture()
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver.implicitly_wait(5)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def log_in(driver: Any, base: str, email: str) -> None:
+    driver.get(f"{base}/login")
+    driver.find_element(By.NAME, "email").send_keys(email)
+    driver.find_element(By.NAME, "password").send_keys(support.PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]"
+                        ).click()
+    WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CLASS_NAME, "navbar")))
+
+
+def log_out(driver: Any) -> None:
+    driver.find_element(By.XPATH, "//form[contains(@action, '/logout')]//button").click()
+    WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.NAME, "password")))
+
+
+def body(driver: Any) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def choose(element: Any, value: str) -> None:
+    Select(element).select_by_value(value)
+
+
+def test_hr_writes_a_rule_another_approves_it_and_a_statement_shows_it(
+        server: str, browser: Any, org: support.Org) -> None:
+    # A page being replaced makes the element read a moment ago stale: read it again.
+    driver = browser
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    log_in(driver, server, support.ROLE_EMAILS["hr_admin"])
+    driver.get(f"{server}/admin/rules/new")
+    driver.find_element(By.ID, "key").send_keys("commission.key_accounts")
+    driver.find_element(By.ID, "name").send_keys("Key accounts")
+    row = driver.find_element(By.CSS_SELECTOR, "#when-conds .laurel-cond")
+    choose(row.find_element(By.NAME, "c_fact"), "revenue_total")
+    choose(row.find_element(By.NAME, "c_op"), ">")
+    row.find_element(By.NAME, "c_value").send_keys("0")
+    choose(driver.find_element(By.ID, "a_type"), "tiers")
+    choose(driver.find_element(By.ID, "a_metric"), "attainment")
+    choose(driver.find_element(By.ID, "a_base"), "revenue_total")
+    froms, tos = driver.find_elements(By.NAME, "t_from"), driver.find_elements(By.NAME, "t_to")
+    rates = driver.find_elements(By.NAME, "t_rate")
+    tos[0].send_keys("1.00")
+    rates[0].send_keys("0.01")
+    froms[1].send_keys("0.90")
+    rates[1].send_keys("0.02")
+    driver.find_element(By.ID, "save-rule").click()
+
+    # the overlap is shown at the second tier, with what was typed kept
+    message = wait.until(ec.visibility_of_element_located(
+        (By.CSS_SELECTOR, '[data-for="tier:1:from"]')))
+    assert message.text == "overlaps tier 1, which runs to 1.00"
+    second_from = driver.find_elements(By.NAME, "t_from")[1]
+    assert second_from.get_attribute("value") == "0.90"
+    second_from.clear()
+    second_from.send_keys("1.00")
+    driver.find_element(By.ID, "save-rule").click()
+    wait.until(ec.presence_of_element_located((By.ID, "request-publish"))).click()
+    wait.until(lambda d: "Sent for approval" in body(d))
+    # the author cannot approve
+    driver.find_element(By.ID, "review-link").click()
+    assert driver.find_elements(By.ID, "cannot-approve")
+    driver.implicitly_wait(0)  # looking for what is not there: no need to wait for it
+    assert not driver.find_elements(By.ID, "approve")
+    driver.implicitly_wait(5)
+    log_out(driver)
+
+    log_in(driver, server, HR2)
+    driver.get(f"{server}/admin/rules/")
+    driver.find_element(By.LINK_TEXT, "commission.key_accounts v1").click()
+    summary = wait.until(ec.presence_of_element_located((By.ID, "impact-summary")))
+    assert "4 of 4 employees change" in summary.text
+    # N1 2% of 123456.50, N2 1% of 20000, S1 1% of 90000, S2 2% of 61000
+    assert driver.find_element(By.ID, "impact-total").text == "+4,789.13"
+    table = driver.find_element(By.ID, "impact-employees")
+    table.find_elements(By.TAG_NAME, "th")[4].click()  # sort by the difference
+    first = table.find_elements(By.CSS_SELECTOR, "tbody tr")[0]
+    assert first.find_element(By.TAG_NAME, "td").text == "N2"
+    driver.find_element(By.ID, "approve").click()
+    wait.until(lambda d: "Published version 1" in body(d))
+
+    # a run of the period pays the new commission
+    with db.session_scope(org.url, actor=HR2) as s:
+        run_id = start_run(s, "2026-01", actor=HR2).run.id
+    driver.get(f"{server}/admin/runs/{run_id}/statement/N1")
+    text = body(driver)
+    assert "Key accounts" in text or "commission.key_accounts" in text
+    assert "2,469.13" in text or "2469.13" in text
