@@ -241,3 +241,129 @@ def test_an_unreachable_decision_row_is_shown_at_that_row(client: FlaskClient,
     assert error_at(page, "row:1:when") == ("this row can never match: every case it covers "
                                             "matches row 1 first")
     assert ("r_value", "B") in form_of(page)
+
+
+# --- versions, scenarios, approval, try-it ----------------------------------------------
+
+
+def change_tier_rate(client: FlaskClient, key: str, rate: str) -> Any:
+    fields = form_of(client.get(f"/admin/rules/{key}/edit"))
+    rates = [i for i, (k, _) in enumerate(fields) if k == "t_rate"]
+    fields[rates[-1]] = ("t_rate", rate)
+    return client.post(f"/admin/rules/{key}/edit", data=MultiDict(fields))
+
+
+def test_a_change_is_a_new_draft_and_versions_compare_side_by_side(client: FlaskClient,
+                                                                   org: Org) -> None:
+    login(client, "hr_admin")
+    assert change_tier_rate(client, "commission.tiered", "0.07").status_code == 302
+    page = client.get("/admin/rules/commission.tiered/")
+    assert "Version 2 is a draft" in text_of(page) and "Version 1 is published" in text_of(page)
+    assert support.ROLE_EMAILS["hr_admin"] in text_of(page)
+    page = client.get("/admin/rules/commission.tiered/compare?a=1&b=2")
+    changed = re.findall(r'<tr class="js-changed"><th>([^<]*)</th><td[^>]*>([^<]*)</td>'
+                         r'<td[^>]*>([^<]*)</td>', page.get_data(as_text=True))
+    assert changed == [("Tier 4", "1.20 and above: rate 0.06", "1.20 and above: rate 0.07")]
+
+
+def test_a_failing_feature_scenario_blocks_the_request_and_shows_the_step(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    change_tier_rate(client, "commission.tiered", "0.07")
+    page = client.post("/admin/rules/commission.tiered/v2/request")
+    assert page.status_code == 400
+    text = text_of(page)
+    assert "Not sent for approval" in text and "fails here" in text
+    assert "Expected: E1 commission.tiered commission 7200.00 CNY payable" in text
+    assert "Found: E1 commission.tiered commission 8400.00 CNY payable" in text
+    with org.session() as s:
+        assert s.scalar(select(Rule.publish_requested_by).where(Rule.version == 2)) is None
+
+
+BIG_MONTH = '''Scenario: N1's big month
+  Given employee "N1" at level "S1" in team "North"
+  And the results for "2026-02":
+    | employee | quota  | revenue_new |
+    | N1       | 100000 | 150000      |
+  When the compensation run for "2026-02" is made
+  Then "N1" receives a "bonus.big_month" bonus of {amount} payable
+'''
+
+
+def big_month(client: FlaskClient) -> None:
+    fields = new_rule(key="bonus.big_month", kind="bonus", action="fixed", tiers=[],
+                      conds=cond("revenue_total", ">=", "100000"),
+                      extra=[("a_amount", "250.00")])
+    assert client.post("/admin/rules/new", data=fields).status_code == 302
+
+
+def test_hr_scenarios_gate_the_request_and_another_hr_admin_approves(
+        client: FlaskClient, org: Org, hr2: str) -> None:
+    login(client, "hr_admin")
+    big_month(client)
+    page = client.post("/admin/rules/bonus.big_month/scenarios",
+                       data={"scenarios": BIG_MONTH.format(amount="300.00"), "run": "1"})
+    assert "Expected: N1 bonus.big_month bonus 300.00 CNY payable" in text_of(page)
+    assert "Found: N1 bonus.big_month bonus 250.00 CNY payable" in text_of(page)
+    assert client.post("/admin/rules/bonus.big_month/v1/request").status_code == 400
+    client.post("/admin/rules/bonus.big_month/scenarios",
+                data={"scenarios": BIG_MONTH.format(amount="250.00")})
+    page = client.post("/admin/rules/bonus.big_month/v1/request", follow_redirects=True)
+    assert "Sent for approval: 1 scenarios passed." in text_of(page)
+    # the requester sees the review but cannot approve
+    review = client.get("/admin/rules/bonus.big_month/v1/review?period=2026-01")
+    assert 'id="cannot-approve"' in review.get_data(as_text=True)
+    page = client.post("/admin/rules/bonus.big_month/v1/approve", follow_redirects=True)
+    assert "another hr_admin approves it" in text_of(page)
+    client.post("/logout")
+    login(client, hr2)
+    review = client.get("/admin/rules/bonus.big_month/v1/review?period=2026-01")
+    text = html.unescape(text_of(review))
+    # N1 has 123456.50 of revenue: the only one above 100000
+    assert "1 of 4 employees change" in text and "( +250.00 )" in text
+    assert "bonus 0.00 250.00 +250.00 commission 18,211.96 18,211.96 +0.00" in text
+    assert "bonus.big_month: nothing -> 250.00" in text
+    page = client.post("/admin/rules/bonus.big_month/v1/approve", follow_redirects=True)
+    assert "Published version 1. 1 scenarios passed." in text_of(page)
+    with org.session() as s:
+        rule = s.scalar(select(Rule).where(Rule.key == "bonus.big_month"))
+        assert (rule.status, rule.created_by, rule.publish_requested_by, rule.approved_by) == (
+            "published", support.ROLE_EMAILS["hr_admin"], support.ROLE_EMAILS["hr_admin"],
+            hr2)
+
+
+def test_try_it_shows_the_outcome_and_its_explanation(client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    change_tier_rate(client, "commission.tiered", "0.07")
+    page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-01&employee=N1")
+    text = text_of(page)
+    assert "commission.tiered commission 8,641.96 payable" in text
+    assert "tier 4" in text and "so 7% of revenue_total" in text
+    page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-01&employee=NOPE")
+    assert "employee NOPE has no results in 2026-01" in text_of(page)
+
+
+def test_who_may_read_and_change_policies(client: FlaskClient, org: Org) -> None:
+    login(client, "auditor")
+    assert client.get("/admin/rules/").status_code == 200
+    assert client.get("/admin/rules/commission.tiered/").status_code == 200
+    assert client.get("/admin/rules/new").status_code == 403
+    assert client.post("/admin/rules/commission.tiered/v1/request").status_code == 403
+    client.post("/logout")
+    login(client, "sales_manager")
+    assert client.get("/admin/rules/").status_code == 403
+
+
+def test_a_new_metric_is_offered_in_the_editor_at_once(client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    created = client.post("/admin/metric/new/", data={
+        "key": "market_penetration", "label_en": "Market penetration", "label_zh": "",
+        "type": "ratio", "rollup": "mean", "formula": "", "description": ""})
+    assert created.status_code == 302
+    page = client.get("/admin/rules/new")
+    assert 'value="market_penetration" data-type="ratio" data-group="metric"' in \
+        page.get_data(as_text=True)
+    fields = new_rule(key="bonus.penetration", kind="bonus", action="fixed", tiers=[],
+                      conds=cond("market_penetration", ">=", "0.3"),
+                      extra=[("a_amount", "100")])
+    assert client.post("/admin/rules/new", data=fields).status_code == 302
