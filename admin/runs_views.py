@@ -423,7 +423,7 @@ class RunsView(LaurelBaseView):
         # A sales manager does not learn that another team's employee exists: 404, not 403.
         if employee is None or (team_id is not None and employee.team_id != team_id):
             abort(404)
-        st = statements.statement(db, run, code)
+        st = statements.statement(db, run, code, lang="zh" if i18n.is_chinese() else "en")
         return self.render("laurel/runs/statement.html", run=run, st=st,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")

@@ -261,3 +261,26 @@ def held_leaves(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> lis
         if leaf_holds(leaf, facts):
             out.append(describe_leaf_with_values(leaf, facts))
     return out
+
+
+def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The leaves that hold, as data (fact, op, compared value, the values read)."""
+    out = []
+    for leaf in leaves(cond):
+        if not leaf_holds(leaf, facts):
+            continue
+        item: dict[str, Any] = {"fact": leaf["fact"], "op": leaf["op"]}
+        if "value" in leaf:
+            item["value"] = [str(v) for v in leaf["value"]] if isinstance(leaf["value"], list) \
+                else _fmt(leaf["value"])
+        if "ref" in leaf:
+            item["ref"] = leaf["ref"]
+            item["ref_actual"] = _fmt(facts.get(leaf["ref"]))
+        actual = facts.get(leaf["fact"])
+        item["actual"] = None if actual is None else _fmt(actual)
+        if leaf["op"] in POPULATION_OPS:
+            higher, n, _ = population_fields(leaf["fact"])
+            item["higher"] = _fmt(facts.get(higher))
+            item["n"] = _fmt(facts.get(n))
+        out.append(item)
+    return out

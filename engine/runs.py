@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, periods, pips
+from engine import compliance, followup, periods, pips, wording
 from engine.compiler import CompiledRuleset, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
-from engine.conditions import facts_read, held_leaves, population_fields
+from engine.conditions import facts_read, held_checks, held_leaves, population_fields
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed
 from engine.facts import EmployeeFacts, build_facts
@@ -45,10 +45,6 @@ def currency() -> str:
 def round_money(value: Decimal) -> Decimal:
     """Round to 0.01, half up (1234.50 x 3% = 37.035 -> 37.04)."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _pct(rate: Decimal) -> str:
-    return format((rate * 100).normalize(), "f") + "%"
 
 
 def _show(value: Any) -> str:
@@ -108,37 +104,31 @@ def _explain_facts(names: list[str], values: dict[str, Any]) -> dict[str, str | 
 
 
 def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
-            ) -> tuple[Decimal | None, str, list[str], str | None]:
-    """Return (amount, arithmetic in words, facts read, matched tier) of a money rule."""
+            ) -> tuple[Decimal, dict[str, Any], list[str]]:
+    """Return (amount, its calculation as data, facts read) of a money rule."""
     action = rule["action"]
     atype = action["type"]
     if atype == "fixed":
         amount = round_money(Decimal(action["amount"]))
-        return amount, f"fixed amount {amount:.2f}", [], None
+        return amount, {"type": "fixed", "amount": f"{amount:.2f}"}, []
     if atype == "rate":
         rate, base = Decimal(action["rate"]), values[action["base"]]
         amount = round_money(base * rate)
-        return (amount, f"{_pct(rate)} of {action['base']} {_show(base)} = {amount:.2f}",
-                [action["base"]], None)
+        return amount, {"type": "rate", "rate": str(rate), "base": action["base"],
+                        "base_value": _show(base), "amount": f"{amount:.2f}"}, [action["base"]]
     if atype == "per_unit":
         unit, per = Decimal(action["amount"]), values[action["per"]]
         amount = round_money(unit * per)
-        return (amount, f"{unit:.2f} x {action['per']} {_show(per)} = {amount:.2f}",
-                [action["per"]], None)
+        return amount, {"type": "per_unit", "unit": str(unit), "per": action["per"],
+                        "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
     tier = action["tiers"][firing.index - 1]
     rate, base = Decimal(tier["rate"]), values[action["base"]]
     amount = round_money(base * rate)
     metric = action["metric"]
-    lo, hi = tier["from"], tier["to"]
-    if lo is None:
-        band = f"{metric} below {hi}"
-    elif hi is None:
-        band = f"{metric} {lo} and above"
-    else:
-        band = f"{metric} from {lo} to below {hi}"
-    words = (f"{metric} {_show(values[metric])}: tier {firing.index} ({band}), so "
-             f"{_pct(rate)} of {action['base']} {_show(base)} = {amount:.2f}")
-    return amount, words, [metric, action["base"]], f"tier {firing.index}: {band}"
+    calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
+            "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
+            "base": action["base"], "base_value": _show(base), "amount": f"{amount:.2f}"}
+    return amount, calc, [metric, action["base"]]
 
 
 def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRuleset,
@@ -163,23 +153,25 @@ def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRules
             value = f"{firing.missing} undefined"
             explanation["facts"] = _explain_facts([firing.missing], values)
             explanation["conditions"] = [f"{firing.missing} undefined"]
-            explanation["message"] = (f"employee {ef.code}, rule {rule['key']}: "
-                                      f"{firing.missing} is undefined, so the rule cannot "
-                                      "give its outcome")
+            explanation.update(missing=firing.missing, employee=ef.code, rule_key=rule["key"])
+            explanation["message"] = wording.explain("warning", explanation)[0]
             out.append(_outcome(ef, period, rule["key"], kind, None, value, None, explanation))
             continue
         atype = rule["action"]["type"]
         arithmetic_facts: list[str] = []
         if atype in ("fixed", "rate", "per_unit", "tiers"):
-            amount, words, arithmetic_facts, matched = _amount(rule, firing, values)
-            explanation["arithmetic"] = words
-            if matched:
-                explanation["matched"] = matched
+            amount, calc, arithmetic_facts = _amount(rule, firing, values)
+            explanation["calc"] = calc
+            explanation["arithmetic"] = wording.calculation(calc)
+            if calc["type"] == "tiers":
+                explanation["matched"] = (f"tier {calc['tier']}: {calc['metric']} "
+                                          f"{wording.band(calc, 'en')}")
             if atype == "fixed" and rule["action"].get("value"):
                 value = rule["action"]["value"]
         elif atype == "table":
             row = rule["action"]["rows"][firing.index - 1]
             value = row["value"]
+            explanation["row"] = {"index": firing.index, "value": value}
             explanation["matched"] = f"row {firing.index} ({value}), the first that matches"
         elif atype == "pip":
             start = period.end + dt.timedelta(days=1)
@@ -193,6 +185,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRules
         explanation["facts"] = _explain_facts(
             list(dict.fromkeys(reads + arithmetic_facts)), values)
         explanation["conditions"] = held_leaves(cond, values)
+        explanation["checks"] = held_checks(cond, values)
         status = None
         if amount is not None:
             status = "payable"

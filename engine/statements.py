@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -10,8 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import wording
 from engine.errors import NotFound
-from engine.models import Adjustment, Employee, Outcome, Run, Team
+from engine.models import Adjustment, Employee, Metric, Outcome, Run, Team
 
 ZERO = Decimal("0.00")
 MONEY_STATUSES = ("payable", "held", "forfeited")
@@ -40,29 +42,19 @@ class Statement:
     currency: str = "CNY"
 
 
-def explain_in_words(outcome_kind: str, explanation: dict[str, Any]) -> list[str]:
+def labels(session: Session, lang: str = "en") -> Callable[[str], str]:
+    """Name facts for a reader: metric keys in English, their Chinese labels in Chinese."""
+    if lang != "zh":
+        return lambda key: key
+    names = dict(wording.CONTEXT_ZH)
+    names.update({k: zh for k, zh in session.execute(select(Metric.key, Metric.label_zh)) if zh})
+    return lambda key: names.get(key, key)
+
+
+def explain_in_words(outcome_kind: str, explanation: dict[str, Any], lang: str = "en",
+                     label: Callable[[str], str] | None = None) -> list[str]:
     """The explanation as sentences: what held, what matched, the arithmetic."""
-    words: list[str] = []
-    conditions = explanation.get("conditions") or []
-    if explanation.get("message"):
-        return [explanation["message"]]
-    if explanation.get("arithmetic") and explanation.get("matched", "").startswith("tier"):
-        words.append(explanation["arithmetic"])
-        return words + [f"held by {', '.join(explanation['held_by'])}"] \
-            if explanation.get("held_by") else words
-    if conditions:
-        words.append("because " + "; ".join(conditions))
-    if explanation.get("matched"):
-        words.append(explanation["matched"])
-    if explanation.get("arithmetic"):
-        words.append(explanation["arithmetic"])
-    if explanation.get("pip"):
-        pip = explanation["pip"]
-        words.append(f"PIP from {pip['start']} to {pip['end']} ({pip['months']} months), "
-                     f"target: {pip['target']}")
-    if explanation.get("held_by"):
-        words.append(f"held by {', '.join(explanation['held_by'])} until compliance review")
-    return words
+    return wording.explain(outcome_kind, explanation or {}, lang, label or (lambda k: k))
 
 
 def totals_of(lines: list[StatementLine]) -> dict[str, Decimal]:
@@ -73,8 +65,12 @@ def totals_of(lines: list[StatementLine]) -> dict[str, Decimal]:
     return out
 
 
-def statement(session: Session, run: Run, employee_code: str) -> Statement:
-    """Every line of one employee in one run, with totals payable, held and forfeited."""
+def statement(session: Session, run: Run, employee_code: str, lang: str = "en") -> Statement:
+    """Every line of one employee in one run, with totals payable, held and forfeited.
+
+    The lines' explanations are put in words in ``lang`` (en or zh).
+    """
+    label = labels(session, lang)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
         raise NotFound(f"employee {employee_code} does not exist")
@@ -86,13 +82,15 @@ def statement(session: Session, run: Run, employee_code: str) -> Statement:
         exp = o.explanation or {}
         st.lines.append(StatementLine(
             o.rule_key, exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
-            o.amount, o.currency, o.value, o.status, explain_in_words(o.kind, exp), exp))
+            o.amount, o.currency, o.value, o.status,
+            explain_in_words(o.kind, exp, lang, label), exp))
     for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id,
                                                         Adjustment.employee_id == employee.id)
                                .order_by(Adjustment.id)):
         st.lines.append(StatementLine(
             "adjustment", "Manual adjustment", "adjustment", adj.amount, adj.currency, None,
-            "payable", [f"{adj.reason} (added by {adj.created_by})"],
+            "payable", [f"{adj.reason} ({'由' if lang == 'zh' else 'added by'} "
+                        f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
             {"reason": adj.reason, "by": adj.created_by}, adjustment_id=adj.id))
     st.totals = totals_of(st.lines)
     currencies = {line.currency for line in st.lines if line.currency}

@@ -383,8 +383,10 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
 def test_statement_pages_for_each_role(
         app: Flask, client: FlaskClient, org: Org, run_id: int, lang: str) -> None:
     with org.session() as s:
-        st = statements.statement(s, s.get(Run, run_id), "N1")
+        st = statements.statement(s, s.get(Run, run_id), "N1", lang=lang)
     tiered = next(line for line in st.lines if line.rule_key == "commission.tiered")
+    # the explanation is put in words in the reader's language
+    assert ("档" in tiered.words[0]) if lang == "zh" else (": tier " in tiered.words[0])
     for role in ROLES:
         login(client, role)
         page = client.get(f"/admin/runs/{run_id}/statement/N1?lang={lang}")
@@ -488,3 +490,4 @@ def test_every_page_renders_for_each_role_in_both_languages(
     with org.session() as s:
         assert s.scalar(select(func.count()).select_from(Period)
                         .where(Period.status == "locked")) == 0
+

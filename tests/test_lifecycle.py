@@ -189,7 +189,12 @@ def test_statement_explains_each_line(session, run):
 
     st = statements.statement(session, run, session.get(Employee, code).code)
     line = next(x for x in st.lines if x.rule_key == "commission.tiered")
-    assert "of revenue_total" in line.words[0] and f"{line.amount:.2f}" in line.words[0]
+    assert "of revenue_total" in line.words[0] and f"{line.amount:,.2f}" in line.words[0]
+    assert line.words[0].startswith("attainment ") and ": tier " in line.words[0]
+    zh = statements.statement(session, run, st.employee.code, lang="zh")
+    line_zh = next(x for x in zh.lines if x.rule_key == "commission.tiered")
+    assert line_zh.words[0].startswith("指标达成率 ") and "档" in line_zh.words[0]
+    assert f"{line.amount:,.2f}" in line_zh.words[0]
     assert st.totals["payable"] + st.totals["held"] == sum(
         (x.amount for x in st.lines if x.amount is not None), Decimal(0))
 

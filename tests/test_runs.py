@@ -76,7 +76,7 @@ def test_a_run_stores_outcomes_with_explanations(session):
         exp = r["explanation"]
         assert "attainment" in exp["facts"] and "revenue_total" in exp["facts"]
         assert exp["matched"].startswith("tier ")
-        assert exp["arithmetic"].endswith(r["amount"])
+        assert exp["arithmetic"].endswith(f"{Decimal(r['amount']):,.2f}")
         assert any(c.startswith("attainment ") for c in exp["conditions"])
         rate = {"1": Decimal("0.03"), "2": Decimal("0.04"), "3": Decimal("0.05"),
                 "4": Decimal("0.06")}[exp["matched"].split()[1].rstrip(":")]
