@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import _safe_next, current_principal
-from admin.runs_views import STATUS_BADGES, field_error
+from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error
 from admin.views import LaurelBaseView, _db, _team_scope, may_write
 from engine import compliance, statements
 from engine.errors import LaurelError, NotFound
@@ -88,6 +88,7 @@ def helpers() -> dict[str, Any]:
         "flag_status": lambda s: FLAG_STATUS_NAMES.get(s, s) if s else "",
         "severity_name": lambda s: SEVERITY_NAMES.get(s, s) if s else "",
         "money_status": lambda s: MONEY_NAMES.get(s, s) if s else "",
+        "run_status": lambda s: STATUS_NAMES.get(s, s) if s else "",
         "badge": lambda s: BADGES.get(s or "", "light"),
         "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
     }
