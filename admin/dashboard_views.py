@@ -66,7 +66,7 @@ class TeamDashboardView(LaurelBaseView):
         else:
             arg = request.args.get("team", "")
             chosen = int(arg) if arg.isdigit() else (teams[0][0] if teams else None)
-            if chosen not in {t for t, _n in teams}:
+            if chosen is not None and chosen not in {t for t, _n in teams}:
                 abort(404)
         codes = dashboard.period_codes(db)
         period = self._period(codes)

@@ -179,3 +179,16 @@ def test_the_pages_show_the_engine_figures(app) -> None:
     company = text_of(client.get("/admin/team-dashboard/company?period=2026-01"))
     total = dashboard.company_figures(db_, "2026-01")["total"]
     assert f"Company {total.funnel.leads:,.0f} {total.funnel.opportunities:,.0f}" in company
+
+
+def test_the_dashboard_of_an_empty_organisation_says_so(db_url: str) -> None:
+    with db.session_scope(db_url) as s:
+        s.add(User(email="hr@example.com", name="hr", role="hr_admin", active=True,
+                   password_hash=support.FAST_HASH))
+    client = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False,
+                         "SECRET_KEY": "t"}).test_client()
+    login(client, "hr_admin")
+    for path in ("/admin/team-dashboard/", "/admin/team-dashboard/company"):
+        page = client.get(path)
+        assert page.status_code == 200 and "No figures yet" in text_of(page)
+    assert client.get("/admin/team-dashboard/?team=99").status_code == 404
