@@ -9,15 +9,16 @@ used as installed (.ci/run installs them): Selenium Manager downloads nothing.
 from __future__ import annotations
 
 import os
-import threading
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
-from admin.app import create_app
 from engine import db
 from engine.models import User
 from engine.runs import start_run
@@ -45,23 +46,51 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+SERVE = """
+import sys
+from werkzeug.serving import make_server
+from admin.app import create_app
+app = create_app({"TESTING": True, "SECRET_KEY": "browser-test", "PROPAGATE_UNEXPECTED": False})
+make_server("127.0.0.1", int(sys.argv[1]), app, threaded=False).serve_forever()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 @pytest.fixture()
-def server(org: support.Org) -> Iterator[str]:
-    """The back office on a free localhost port, in a thread, on the test database."""
+def server(org: support.Org, db_url: str) -> Iterator[str]:
+    """The back office on a free localhost port, on the test database.
+
+    It runs in a process of its own: durable_rules' host must not be shared between
+    threads (DESIGN.md), and the test process evaluates a run of its own afterwards.
+    """
     with org.session() as s:
         s.add(User(email=HR2, name="hr2", role="hr_admin", password_hash=support.FAST_HASH))
         s.commit()
-    app = create_app({"TESTING": True, "SECRET_KEY": "browser-test",
-                      "PROPAGATE_UNEXPECTED": False})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    port = _free_port()
+    env = {**os.environ, "LAUREL_DATABASE_URL": db_url}
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=env,
+                            cwd=str(Path(__file__).resolve().parent.parent),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the back office did not start: "
+                                       + (proc.stderr.read() or b"").decode()[-2000:]) from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        httpd.shutdown()
-        thread.join(5)
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture()
