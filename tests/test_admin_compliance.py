@@ -126,8 +126,8 @@ def test_a_sales_manager_sees_their_own_team_only(app, world) -> None:
     assert "A1" not in text_of(south.get("/admin/compliance/"))
     assert south.get(f"/admin/compliance/{world.discount}/").status_code == 404
     # the team filter cannot widen the view
-    north_id = str(app.extensions["laurel_db"].scalar(select(Team.id)
-                                                       .where(Team.name == "North")))
+    with world.session() as s:
+        north_id = str(s.scalar(select(Team.id).where(Team.name == "North")))
     assert "A1" not in text_of(south.get(f"/admin/compliance/?team={north_id}"))
 
 

@@ -141,9 +141,9 @@ def app(db_url: str) -> Iterator[Flask]:
     yield create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"})
 
 
-def test_every_role_sees_the_dashboard_in_both_languages(app) -> None:
-    db_ = app.extensions["laurel_db"]
-    teams = dict(db_.execute(select(Team.name, Team.id)).all())
+def test_every_role_sees_the_dashboard_in_both_languages(app, db_url) -> None:
+    with db.make_sessionmaker(db_url)() as s:
+        teams = dict(s.execute(select(Team.name, Team.id)).all())
     for role in ROLES:
         client = app.test_client()
         login(client, role)
@@ -162,12 +162,14 @@ def test_every_role_sees_the_dashboard_in_both_languages(app) -> None:
             assert company.status_code == (403 if role == "sales_manager" else 200), role
 
 
-def test_the_pages_show_the_engine_figures(app) -> None:
+def test_the_pages_show_the_engine_figures(app, db_url) -> None:
     client = app.test_client()
     login(client, "sales_manager")
-    db_ = app.extensions["laurel_db"]
-    north = db_.scalar(select(Team.id).where(Team.name == "North"))
-    fig = dashboard.team_figures(db_, north, "2026-Q1")
+    # Its own session, closed: an open transaction would block PostgreSQL's next reset.
+    with db.make_sessionmaker(db_url)() as s:
+        north = s.scalar(select(Team.id).where(Team.name == "North"))
+        fig = dashboard.team_figures(s, north, "2026-Q1")
+        total = dashboard.company_figures(s, "2026-01")["total"]
     text = text_of(client.get("/admin/team-dashboard/?period=2026-Q1"))
     f = fig.funnel
     assert f"Leads {f.leads:,.0f} Opportunities {f.opportunities:,.0f} Won " \
@@ -177,7 +179,6 @@ def test_the_pages_show_the_engine_figures(app) -> None:
         assert f"{grade} {n}" in text
     login(client, "auditor")
     company = text_of(client.get("/admin/team-dashboard/company?period=2026-01"))
-    total = dashboard.company_figures(db_, "2026-01")["total"]
     assert f"Company {total.funnel.leads:,.0f} {total.funnel.opportunities:,.0f}" in company
 
 
