@@ -25,6 +25,7 @@ import itertools
 import json
 import math
 import os
+import threading
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -273,6 +274,9 @@ def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> Compi
     definition["hold"] = {
         "all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}], "run": "hold",
     }
+    # Every employee's fact must match some rule: durable_rules keeps a state for a fact
+    # that matched nothing, and deleting that state crashed the process (measured here).
+    definition["seen"] = {"all": [{"m": {"t": "emp"}}], "run": "seen"}
     thresholds = {
         f: sorted((d, safe_float(float(d))) for d in values)
         for f, values in emitter.thresholds.items()
@@ -383,7 +387,50 @@ def get_host() -> Any:
                 return self.actions[action_name]
 
         _host, _host_pid = QuietHost(), os.getpid()
+        _registered.clear()
     return _host
+
+
+# The C core is not safe when several threads share a host (DESIGN.md): a web server's
+# threads that preview or try a rule take turns.
+ENGINE_LOCK = threading.RLock()
+MAX_RULESETS = 16
+_registered: list[str] = []
+
+
+def _register(host: Any, compiled: CompiledRuleset) -> Any:
+    """Register a compiled ruleset once per process; drop the oldest beyond MAX_RULESETS."""
+    if compiled.name in host._ruleset_directory:
+        if compiled.name in _registered:
+            _registered.remove(compiled.name)
+        _registered.append(compiled.name)
+        return host._ruleset_directory[compiled.name]
+    for name in compiled.firings:
+        host.actions[name] = _noop
+    host.actions["hold"] = _noop
+    host.actions["seen"] = _noop
+    # set_rulesets deletes "run" from the dicts it is given: pass a copy.
+    host.set_rulesets({compiled.name: copy.deepcopy(compiled.definition)})
+    _registered.append(compiled.name)
+    while len(_registered) > MAX_RULESETS:
+        _drop(host, _registered.pop(0))
+    return host._ruleset_directory[compiled.name]
+
+
+def _drop(host: Any, name: str) -> None:
+    """Unregister a ruleset and free its C side (popping the name alone would leak it)."""
+    import durable_rules_engine
+
+    ruleset = host._ruleset_directory.pop(name, None)
+    if ruleset is None:
+        return
+    if ruleset in host._ruleset_list:
+        host._ruleset_list.remove(ruleset)
+    durable_rules_engine.delete_ruleset(ruleset._handle)
+
+
+def _noop(c: Any) -> None:
+    return None
 
 
 class Session:
@@ -391,24 +438,17 @@ class Session:
 
     def __init__(self, compiled: CompiledRuleset):
         self.compiled = compiled
-        self.host = get_host()
         self.fired: list[tuple[str, dict[str, Any]]] = []
         self.holds: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.pending: list[dict[str, Any]] = []
-        if compiled.name not in self.host._ruleset_directory:
-            for name, firing in compiled.firings.items():
-                self.host.actions[name] = self._action(name, firing)
-            self.host.actions["hold"] = self._hold
-            # set_rulesets deletes "run" from the dicts it is given: pass a copy.
-            self.host.set_rulesets({compiled.name: copy.deepcopy(compiled.definition)})
-        else:
-            # The ruleset is registered; point its actions at this session.
-            ruleset = self.host._ruleset_directory[compiled.name]
-            for name, firing in compiled.firings.items():
-                ruleset._actions[name] = _promise(self._action(name, firing))
-            ruleset._actions["hold"] = _promise(self._hold)
-        self._ruleset = self.host._ruleset_directory[compiled.name]
+        self._actions = {name: _promise(self._action(name, firing))
+                         for name, firing in compiled.firings.items()}
+        self._actions["hold"] = _promise(self._hold)
+        self._actions["seen"] = _promise(_noop)
+        with ENGINE_LOCK:
+            self.host = get_host()
+            self._ruleset = _register(self.host, compiled)
 
     def _action(self, name: str, firing: Firing) -> Any:
         rule = firing.rule
@@ -449,6 +489,15 @@ class Session:
 
     def evaluate(self, sid: str, fact: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
         """Assert one employee's fact, collect what fired, delete the state."""
+        with ENGINE_LOCK:
+            if self._ruleset is not self.host._ruleset_directory.get(self.compiled.name):
+                self._ruleset = _register(self.host, self.compiled)  # dropped meanwhile
+            # the ruleset may serve several sessions in turn: its actions are ours now
+            self._ruleset._actions = self._actions
+            return self._evaluate(sid, fact)
+
+    def _evaluate(self, sid: str, fact: dict[str, Any]
+                  ) -> tuple[list[str], list[tuple[str, str]]]:
         durable_engine = _durable()
         self.fired, self.holds, self.errors, self.pending = [], [], [], []
         self.seen: set[tuple[Any, ...]] = set()
@@ -458,7 +507,7 @@ class Session:
                 try:
                     self.host.assert_fact(self.compiled.name, queue.pop(0))
                 except durable_engine.MessageNotHandledException:
-                    pass  # a fact no rule reads
+                    pass  # a chained fact no rule reads
                 for chained in self.pending:
                     chained["sid"] = sid
                     queue.append(chained)
@@ -468,10 +517,7 @@ class Session:
         except Exception as exc:
             raise RunFailed(f"employee {sid}: the rule engine failed: {exc}") from exc
         finally:
-            try:
-                self._ruleset.delete_state(sid)
-            except Exception:  # a sid with no state left: nothing to delete
-                pass
+            self._ruleset.delete_state(sid)
         if self.errors:
             raise RunFailed(f"employee {sid}: {self.errors[0]}")
         return [name for name, _ in self.fired], list(self.holds)

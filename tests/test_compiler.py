@@ -166,3 +166,60 @@ def test_two_facts_compared_keep_their_exact_order():
         facts = {"max_discount_pct": Decimal(discount), "level_authority": Decimal("0.08")}
         fired, _ = session.evaluate("e", compiler.to_fact(facts, c))
         assert bool(fired) is fires, discount
+
+
+def test_rulesets_beyond_the_limit_are_freed_and_come_back():
+    """Previews register rule sets; the oldest are dropped (and freed) past the limit."""
+    base = library("month")
+    sessions = []
+    for i in range(compiler.MAX_RULESETS + 3):
+        docs = [dict(d) for d in base]
+        docs[0] = dict(docs[0], description=f"variant {i}")
+        c = compiler.compile_rules(docs, NUMERIC)
+        sessions.append((c, compiler.Session(c)))
+    host = compiler.get_host()
+    assert len([n for n in host._ruleset_directory if n.startswith("laurel_")]) \
+        <= compiler.MAX_RULESETS + 3  # the library's own sets of other tests may be there
+    assert sessions[0][0].name not in host._ruleset_directory
+    c, first = sessions[0]
+    facts = {"revenue_new": Decimal("100"), "revenue_existing": Decimal("0"),
+             "quota": Decimal("100"), "revenue_total": Decimal("100"),
+             "attainment": Decimal("1")}
+    fired, _ = first.evaluate("x", compiler.to_fact(facts, c))  # registered again
+    assert fired
+
+
+def test_threads_take_turns_on_the_engine():
+    import threading
+
+    c = compiler.compile_rules(library("month"), NUMERIC)
+    errors = []
+
+    def work(n):
+        try:
+            s = compiler.Session(c)
+            rng = random.Random(n)
+            for i in range(200):
+                facts = _random_facts(rng, c)
+                fired, _ = s.evaluate(f"t{n}-{i}", compiler.to_fact(facts, c))
+                assert sorted(fired) == sorted(_plain(c, facts))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_employees_that_match_no_rule_leave_no_state_behind():
+    """Over 1,024 employees that match nothing: no live-state limit, no crash."""
+    docs = [d for d in library("month") if d["key"] == "compliance.discount_authority"]
+    c = compiler.compile_rules(docs, NUMERIC)
+    session = compiler.Session(c)
+    facts = {"max_discount_pct": Decimal("0.01"), "level_authority": Decimal("0.08")}
+    for i in range(1500):
+        fired, _ = session.evaluate(f"n{i}", compiler.to_fact(facts, c))
+        assert fired == []
