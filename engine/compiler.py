@@ -54,6 +54,7 @@ class Firing:
     index: int | None = None  # tier or row number (1-based)
     missing: str | None = None  # for warnings: the undefined fact
     condition: dict[str, Any] | None = None  # what held, for the explanation
+    parts: tuple[list[str], list[Any]] | None = None  # its facts and leaves, once worked out
 
 
 @dataclass

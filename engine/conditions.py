@@ -254,21 +254,16 @@ def describe_leaf_with_values(leaf: Mapping[str, Any], facts: Mapping[str, Any])
     return f"{name} {shown} {op.replace('_', ' ')} {_fmt(leaf['value'])}"
 
 
-def held_leaves(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> list[str]:
-    """Return the leaves that hold, with their values, for an explanation."""
-    out = []
-    for leaf in leaves(cond):
-        if leaf_holds(leaf, facts):
-            out.append(describe_leaf_with_values(leaf, facts))
-    return out
-
-
-def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The leaves that hold, as data (fact, op, compared value, the values read)."""
-    out = []
-    for leaf in leaves(cond):
+def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any],
+                leaf_list: list[Mapping[str, Any]] | None = None
+                ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The leaves that hold: as data (fact, op, compared value, the values read) and in
+    words (``attainment 1.23 >= 1.20``)."""
+    out, words = [], []
+    for leaf in leaf_list if leaf_list is not None else leaves(cond):
         if not leaf_holds(leaf, facts):
             continue
+        words.append(describe_leaf_with_values(leaf, facts))
         item: dict[str, Any] = {"fact": leaf["fact"], "op": leaf["op"]}
         if "value" in leaf:
             item["value"] = [str(v) for v in leaf["value"]] if isinstance(leaf["value"], list) \
@@ -283,4 +278,4 @@ def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]) -> lis
             item["higher"] = _fmt(facts.get(higher))
             item["n"] = _fmt(facts.get(n))
         out.append(item)
-    return out
+    return out, words

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from engine import compliance, followup, periods, pips, wording
 from engine.compiler import CompiledRuleset, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
-from engine.conditions import facts_read, held_checks, held_leaves, population_fields
+from engine.conditions import facts_read, held_checks, leaves, population_fields
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed
 from engine.facts import EmployeeFacts, build_facts
@@ -131,6 +131,13 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
     return amount, calc, [metric, action["base"]]
 
 
+def _firing_parts(firing: Firing) -> tuple[list[str], list[Any]]:
+    """The facts a firing's condition reads and its leaves, worked out once per firing."""
+    if firing.parts is None:
+        firing.parts = (facts_read(firing.condition), list(leaves(firing.condition)))
+    return firing.parts
+
+
 def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRuleset,
                       fired: list[str], holds: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Turn what fired for one employee into outcomes with their explanations."""
@@ -143,7 +150,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRules
         firing = compiled.firings[name]
         rule = firing.rule
         cond = firing.condition
-        reads = facts_read(cond)
+        reads, leaf_list = _firing_parts(firing)
         explanation: dict[str, Any] = {"rule": rule.get("name") or rule["key"]}
         amount = None
         value = None
@@ -184,8 +191,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRules
             value = rule["action"]["value"]
         explanation["facts"] = _explain_facts(
             list(dict.fromkeys(reads + arithmetic_facts)), values)
-        explanation["conditions"] = held_leaves(cond, values)
-        explanation["checks"] = held_checks(cond, values)
+        explanation["checks"], explanation["conditions"] = held_checks(cond, values, leaf_list)
         status = None
         if amount is not None:
             status = "payable"
