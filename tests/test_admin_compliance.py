@@ -267,3 +267,27 @@ def test_the_queue_filters(app, world) -> None:
                             ("period=2026-02", 0), ("employee=A1", 2), ("employee=B1", 0)):
         text = text_of(client.get(f"/admin/compliance/?{query}"))
         assert f"Flags ({expected})" in text, query
+
+
+def test_a_hold_dismissed_after_the_lock_pays_in_the_next_run(app, world) -> None:
+    held = world.totals()["held"]
+    with world.session() as s:
+        lifecycle.approve(s, world.run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, world.run_id, support.ROLE_EMAILS[HR])
+        s.commit()
+    client = as_user(app, CO)
+    client.post("/admin/compliance/assign",
+                data={"case": [world.discount, world.false_ad], "assignee": OFFICER})
+    for case_id in (world.discount, world.false_ad):
+        assert client.post(f"/admin/compliance/{case_id}/decide",
+                           data={"decision": "dismissed", "reason": "cleared late"}
+                           ).status_code == 302
+    assert world.totals()["held"] == held  # the locked run does not change
+    assert "after the run was locked" in text_of(client.get(
+        f"/admin/compliance/{world.discount}/"))
+    with world.session() as s:
+        february = runs.start_run(s, "2026-02", actor=support.ROLE_EMAILS[CA])
+        released = [o for o in february.outcomes if o["rule_key"] == "released_hold"]
+        s.rollback()
+    assert {o["employee_code"] for o in released} == {"A1"}
+    assert sum(o["amount"] for o in released) == held
