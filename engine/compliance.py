@@ -65,6 +65,11 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
            ) -> list[FlagCase]:
     """Assign open (or in-review) flags to a compliance officer: they go in review."""
     user = _officer(session, actor)
+    case_ids = list(case_ids)
+    if not case_ids:
+        raise LaurelError("flag, field flags: choose at least one flag")
+    if not (assignee or "").strip():
+        raise LaurelError("flag, field assignee: choose a compliance officer")
     target = get_user(session, assignee)
     if target.role not in DECIDERS:
         raise LaurelError(f"flag, field assignee: {target.email} is not a compliance officer")
@@ -73,6 +78,9 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
         case = get_case(session, case_id)
         if case.status not in ("open", "in_review"):
             raise LaurelError(f"flag {case.id} is {case.status}: it cannot be assigned")
+        run = session.get(Run, case.run_id)
+        if run.status in ("discarded", "failed"):
+            raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
         before = {"status": case.status, "assignee": case.assignee}
         case.status, case.assignee = "in_review", target.email
         audit(session, "assign", "flag", case.id,
@@ -80,8 +88,6 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
               before=before, after={"status": case.status, "assignee": target.email},
               actor=user.email)
         cases.append(case)
-    if not cases:
-        raise LaurelError("flag, field flags: choose at least one flag")
     session.flush()
     return cases
 
@@ -94,6 +100,8 @@ def add_note(session: Session, case_id: int, actor: str | None, text: str = "",
     case = get_case(session, case_id)
     if not (text or "").strip() and not content:
         raise LaurelError("flag note, field text: write a note or attach a file")
+    if content is not None and not filename:
+        raise LaurelError("flag note, field file: the file has no name")
     if content is not None and len(content) > MAX_EVIDENCE:
         raise LaurelError(f"flag note, field file: {filename} is larger than 10 MB")
     note = FlagNote(case_id=case.id, author=user.email, text=(text or "").strip(),

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from engine import periods
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
-from engine.facts import build_facts
+from engine.metrics import load_catalog
 from engine.models import Candidate, Employee, Outcome, Pip, Run
+from engine.rollup import period_figures
 from engine.users import get_user
 
 PIP_DECISIONS = ("passed", "extended", "role_change", "exit")
@@ -138,17 +139,13 @@ def progress(session: Session, pip: Pip) -> list[dict[str, Any]]:
     """Each month of the PIP with the target metric as results arrive, and whether it met it."""
     target = target_of(pip)
     metric, op, value = target if target else ("attainment", ">=", Decimal("0.80"))
+    catalog = load_catalog(session)
     out = []
     day = pip.start.replace(day=1)
     while day <= pip.end:
         code = f"{day.year}-{day.month:02d}"
-        period = periods.get(session, code)
-        actual = None
-        if period is not None:
-            for ef in build_facts(session, period):
-                if ef.employee_id == pip.employee_id:
-                    actual = ef.values.get(metric)
-                    break
+        figures = period_figures(session, code, pip.employee_id).get(pip.employee_id)
+        actual = catalog.derive(dict(figures)).get(metric) if figures else None
         met = None
         if actual is not None:
             met = {">=": actual >= value, ">": actual > value, "<=": actual <= value,

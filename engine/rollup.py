@@ -21,13 +21,14 @@ from engine.models import Metric, Period, Result
 Figures = dict[int, dict[str, Decimal]]
 
 
-def _imported(session: Session, codes: list[str], keys: dict[int, str]) -> dict[str, Figures]:
+def _imported(session: Session, codes: list[str], keys: dict[int, str],
+              employee_id: int | None = None) -> dict[str, Figures]:
     out: dict[str, Figures] = {c: defaultdict(dict) for c in codes}
-    rows = session.execute(
-        select(Period.code, Result.employee_id, Result.metric_id, Result.value)
-        .join(Period, Period.id == Result.period_id)
-        .where(Period.code.in_(codes))
-    )
+    stmt = (select(Period.code, Result.employee_id, Result.metric_id, Result.value)
+            .join(Period, Period.id == Result.period_id).where(Period.code.in_(codes)))
+    if employee_id is not None:
+        stmt = stmt.where(Result.employee_id == employee_id)
+    rows = session.execute(stmt)
     for code, emp, metric_id, value in rows:
         key = keys.get(metric_id)
         if key is not None:
@@ -67,25 +68,25 @@ def _roll(imported: Figures, parts: list[Figures], rollups: dict[str, str]) -> F
     return out
 
 
-def period_figures(session: Session, code: str) -> Figures:
+def period_figures(session: Session, code: str, employee_id: int | None = None) -> Figures:
     """Return {employee_id: {metric_key: value}} of the input metrics of a period.
 
     Undefined values are absent. Employees with nothing for the period or below it are
-    absent too.
+    absent too. ``employee_id`` limits the figures to one employee.
     """
     kind, _, _ = periods.parse(code)
     metrics = list(session.scalars(select(Metric).where(Metric.formula.is_(None))))
     keys = {m.id: m.key for m in metrics}
     rollups = {m.key: m.rollup for m in metrics}
     if kind == "month":
-        return dict(_imported(session, [code], keys)[code])
+        return dict(_imported(session, [code], keys, employee_id)[code])
     if kind == "quarter":
         months = periods.children(code)
-        data = _imported(session, [code, *months], keys)
+        data = _imported(session, [code, *months], keys, employee_id)
         return _roll(data[code], [data[m] for m in months], rollups)
     quarters = periods.children(code)
     months = [m for q in quarters for m in periods.children(q)]
-    data = _imported(session, [code, *quarters, *months], keys)
+    data = _imported(session, [code, *quarters, *months], keys, employee_id)
     rolled_quarters = [
         _roll(data[q], [data[m] for m in periods.children(q)], rollups) for q in quarters
     ]

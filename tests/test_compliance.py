@@ -277,3 +277,17 @@ def test_open_flags_do_not_block_approval_and_are_not_exported_as_payable(sessio
     assert session.get(Run, run.id).status == "approved"
     assert session.scalar(select(Outcome.status).where(
         Outcome.run_id == run.id, Outcome.kind == "flag")) is None
+
+
+def test_assign_refuses_nothing_chosen_and_flags_of_discarded_runs(session, org):
+    run, cases = january(session)
+    with pytest.raises(LaurelError, match="choose at least one flag"):
+        compliance.assign(session, [], "", "cat@x.com")
+    with pytest.raises(LaurelError, match="choose a compliance officer"):
+        compliance.assign(session, [cases[0].id], " ", "cat@x.com")
+    with pytest.raises(LaurelError, match="has no name"):
+        compliance.add_note(session, cases[0].id, "cat@x.com", content=b"x")
+    runs.start_run(session, "2026-01", actor="ann@x.com")  # discards the first run
+    session.commit()
+    with pytest.raises(LaurelError, match="discarded"):
+        compliance.assign(session, [cases[0].id], "cat@x.com", "cat@x.com")
