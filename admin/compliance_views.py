@@ -231,10 +231,12 @@ class ComplianceView(LaurelBaseView):
         trail = db.scalars(select(AuditLog).where(AuditLog.entity == "flag",
                                                   AuditLog.entity_id == str(case.id))
                            .order_by(AuditLog.id)).all()
-        st = statements.statement(db, case.run, case.employee.code)
+        lang = "zh" if i18n.is_chinese() else "en"
+        st = statements.statement(db, case.run, case.employee.code, lang=lang)
         return self.render(
             "laurel/compliance/case.html", case=case, outcome=outcome,
-            words=statements.explain_in_words(outcome.kind, exp),
+            words=statements.explain_in_words(
+                outcome.kind, exp, lang, statements.labels(db, lang)),
             facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
             typed=typed or {}, errors=errors or {},
