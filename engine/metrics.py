@@ -284,7 +284,56 @@ def validate_formula(session: Session, key: str, text: str) -> Formula:
         raise FormulaError(key, f"unknown metric {', '.join(unknown)}")
     if key in formula.names:
         raise FormulaError(key, "a formula cannot refer to its own metric")
+    types = dict(session.execute(select(Metric.key, Metric.type)).all())
+    check_types(formula, types)
+    derived = {m.key: m.formula for m in session.scalars(select(Metric).where(
+        Metric.formula.is_not(None))) if m.key != key}
+    order_formulas([parse_formula(k, f) for k, f in derived.items()] + [formula])
     return formula
+
+
+def check_types(formula: Formula, types: Mapping[str, str]) -> str | None:
+    """Refuse sums of unlike quantities (money + count); return the result's type if known.
+
+    Adding or subtracting needs terms of one type; a number scales a term and keeps its
+    type; a product or quotient of two metrics is a new quantity (a ratio, an average).
+    """
+
+    def walk(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Constant):
+            return None
+        if isinstance(node, ast.Name):
+            return types.get(node.id)
+        if isinstance(node, ast.UnaryOp):
+            return walk(node.operand)
+        if isinstance(node, ast.Call):
+            kinds = [walk(a) for a in node.args]
+            if node.func.id == "defined_sum":
+                return _same(kinds, "defined_sum")
+            return kinds[0] if kinds else None
+        if isinstance(node, ast.BinOp):
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Add | ast.Sub):
+                return _same([left, right], "+" if isinstance(node.op, ast.Add) else "-")
+            if isinstance(node.op, ast.Mult):
+                if isinstance(node.left, ast.Constant):
+                    return right
+                if isinstance(node.right, ast.Constant):
+                    return left
+                return None
+            if isinstance(node.right, ast.Constant):
+                return left
+            return None
+        return None
+
+    def _same(kinds: list[str | None], what: str) -> str | None:
+        known = {k for k in kinds if k is not None}
+        if len(known) > 1:
+            raise FormulaError(formula.metric, f"{what} mixes {' and '.join(sorted(known))}: "
+                               "terms of a sum must be of one type")
+        return known.pop() if known else None
+
+    return walk(formula.tree.body)
 
 
 def seed_reference_data(session: Session) -> None:

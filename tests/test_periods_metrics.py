@@ -280,3 +280,29 @@ def test_seed_reference_data_is_idempotent(session) -> None:
 def test_formula_type_is_hashable_and_cached() -> None:
     assert parse_formula("k", "a + b") is parse_formula("k", "a + b")
     assert isinstance(parse_formula("k", "a + b"), Formula)
+
+
+def test_formula_types_refuse_sums_of_unlike_quantities(session):
+    from engine.errors import FormulaError
+    from engine.metrics import validate_formula
+
+    with pytest.raises(FormulaError, match="mixes count and money"):
+        validate_formula(session, "odd", "revenue_new + leads")
+    with pytest.raises(FormulaError, match="mixes"):
+        validate_formula(session, "odd", "defined_sum(quota, satisfaction)")
+    # scaling and ratios are fine
+    validate_formula(session, "ok1", "0.5 * revenue_new - revenue_existing / 2")
+    validate_formula(session, "ok2", "won_leads / leads * satisfaction")
+
+
+def test_formula_cycles_through_the_catalog_are_refused(session):
+    from engine.errors import FormulaError
+    from engine.metrics import validate_formula
+    from engine.models import Metric
+
+    session.add(Metric(key="m_a", label_en="A", type="money", rollup="sum",
+                       formula="m_b + revenue_new"))
+    session.add(Metric(key="m_b", label_en="B", type="money", rollup="sum", formula=None))
+    session.flush()
+    with pytest.raises(FormulaError, match="cycle"):
+        validate_formula(session, "m_b", "m_a * 2")
