@@ -41,9 +41,10 @@ from engine.rulebook import ACTIONS_FOR_KIND, RULE_KINDS, latest
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "defined", "undefined", "highest",
        "top_share")
-OP_WORDS = {"==": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "in": "is one of",
-            "not_in": "is none of", "defined": "is defined", "undefined": "is undefined",
-            "highest": "is the highest", "top_share": "is in the top share"}
+OP_WORDS: dict[str, Any] = {
+    "==": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "in": _l("is one of"),
+    "not_in": _l("is none of"), "defined": _l("is defined"), "undefined": _l("is undefined"),
+    "highest": _l("is the highest"), "top_share": _l("is in the top share")}
 # Which fact types an operator fits (the editor hides the others; validation decides).
 OP_TYPES = {op: "number" for op in NUMBER_OPS[2:]}
 OP_TYPES.update({"==": "any", "!=": "any", "in": "text", "not_in": "text", "defined": "any",

@@ -803,7 +803,7 @@ class HelpView(LaurelBaseView):
     @expose("/")
     def index(self) -> Any:
         resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
-                     "user", "imports", "runs", "compliance", "pips", "candidates",
+                     "user", "imports", "rules", "runs", "compliance", "pips", "candidates",
                      "dashboard"]
         matrix = []
         for role in ROLES:

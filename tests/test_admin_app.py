@@ -64,8 +64,10 @@ def test_the_chinese_catalog_is_complete_and_compiled() -> None:
         mo = read_mo(fh)
     untranslated = [m.id for m in po if m.id and not m.string]
     assert untranslated == []
-    # The committed .mo is compiled from this .po (run pybabel compile after editing).
-    assert {m.id: m.string for m in po if m.id} == {m.id: m.string for m in mo if m.id}
+    # The committed .mo is compiled from this .po (run pybabel compile after editing). Keyed
+    # by context too: one English word can need two Chinese ones (pgettext).
+    assert {(m.context, m.id): m.string for m in po if m.id} == {
+        (m.context, m.id): m.string for m in mo if m.id}
 
 
 def test_an_empty_login_says_so_in_chinese(client: FlaskClient) -> None:
