@@ -33,14 +33,44 @@ def seed(url: str) -> None:
         load_library(session, ROOT / "rules")
 
 
+_SNAPSHOTS: dict[str, list[tuple[str, list[dict]]]] = {}
+
+
 def reset_postgres(url: str) -> None:
-    """Bring a PostgreSQL database to the newest schema, empty but for reference data."""
-    db.upgrade_schema(url)
+    """Bring a PostgreSQL database to the newest schema, empty but for reference data.
+
+    The reference data (levels, metrics, the published library) is seeded once per test
+    session and written back from a snapshot after each TRUNCATE: seeding per test cost
+    more than the tests themselves.
+    """
     engine = db.get_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    if url not in _SNAPSHOTS:
+        db.upgrade_schema(url)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        seed(url)
+        snap = []
+        with engine.connect() as conn:
+            for table in Base.metadata.sorted_tables:
+                rows = [dict(r._mapping) for r in conn.execute(table.select())]
+                if rows:
+                    snap.append((table.name, rows))
+        _SNAPSHOTS[url] = snap
+        return
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    seed(url)
+        # DELETE is much cheaper than TRUNCATE on tables this small
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+            if "id" in table.c:
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', "
+                                  "'id'), 1, false)"))
+        for name, rows in _SNAPSHOTS[url]:
+            table = Base.metadata.tables[name]
+            conn.execute(table.insert(), rows)
+            if "id" in table.c:
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
+                                  f"(SELECT MAX(id) FROM \"{name}\"))"))
 
 
 @pytest.fixture(scope="session")

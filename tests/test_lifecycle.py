@@ -232,6 +232,11 @@ def test_a_killed_worker_stores_no_outcomes(db_url, session, people, monkeypatch
     pid = os.fork()
     if pid == 0:  # the worker
         os.setsid()
+        # the parent's pooled connections are not ours: forget them without closing them
+        from engine import db as engine_db
+
+        for engine in engine_db._engines.values():
+            engine.dispose(close=False)
         real = runs.employee_outcomes
 
         def slow(*a, **k):
