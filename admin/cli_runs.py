@@ -71,7 +71,7 @@ def register(main: click.Group) -> None:
 
 def _progress_bar():  # noqa: ANN202
     """A progress bar on a terminal (stderr); nothing when the output is piped."""
-    if not sys.stderr.isatty():
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
         return None
     state = {"bar": None}
 
