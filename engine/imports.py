@@ -219,9 +219,12 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
             emp.manager_id = manager_id
     # A team's manager: the manager most of its members report to, where that manager is in
     # the team; else the member who reports to nobody in the team.
+    by_team: dict[int, list[Employee]] = {}
+    for e in by_code.values():
+        by_team.setdefault(e.team_id, []).append(e)
     for team_name in {r["team"] for _, r in rows}:
         team = teams[team_name]
-        members = [e for e in by_code.values() if e.team_id == team.id]
+        members = by_team.get(team.id, [])
         member_ids = {e.id for e in members}
         votes = Counter(e.manager_id for e in members if e.manager_id in member_ids)
         manager_id = votes.most_common(1)[0][0] if votes else None
