@@ -16,6 +16,7 @@ from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -42,7 +43,8 @@ PAGE = 50
 ZERO = Decimal("0.00")
 
 FLAG_STATUS_NAMES: dict[str, Any] = {
-    "open": _l("open"), "in_review": _l("in review"), "confirmed": _l("confirmed"),
+    "open": lazy_pgettext("flag status", "open"), "in_review": _l("in review"),
+    "confirmed": _l("confirmed"),
     "dismissed": _l("dismissed"),
 }
 SEVERITY_NAMES: dict[str, Any] = {"high": _l("high"), "medium": _l("medium"), "low": _l("low")}
