@@ -34,15 +34,16 @@ def register(main: click.Group) -> None:
                 session.info["actor"] = who
                 result = runs.start_run(session, period, actor=who, dry_run=dry_run,
                                         progress=_progress_bar())
+                lines = ["dry run: nothing stored" if dry_run else str(result.run.id),
+                         result.summary(), f"rule set {result.ruleset_hash[:12]}"]
                 if dry_run:
                     session.rollback()
         except RunFailed as exc:
             with session_scope(actor=who) as session:
                 runs.record_failure(session, period, who, str(exc))
             raise
-        click.echo("dry run: nothing stored" if dry_run else str(result.run.id))
-        click.echo(result.summary())
-        click.echo(f"rule set {result.ruleset_hash[:12]}")
+        for line in lines:
+            click.echo(line)
 
     @main.command("outcomes")
     @click.argument("run_id", type=int)

@@ -224,3 +224,14 @@ def test_postgresql_and_sqlite_give_the_same_run(db_url, session, tmp_path):
         assert comparable(here.outcomes) == comparable(there.outcomes)
         assert here.ruleset_hash == there.ruleset_hash
         other.rollback()
+
+
+def test_cli_dry_run_prints_the_summary_and_stores_nothing(db_url, session):
+    load(session)
+    result = CliRunner().invoke(main, ["run", "2026-01", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    first, summary = result.stdout.splitlines()[:2]
+    assert first == "dry run: nothing stored"
+    assert summary.startswith("period 2026-01: 24 employees")
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Run)) == 0
