@@ -106,6 +106,20 @@ def _without_fact(cond: dict[str, Any] | None, fact: str) -> dict[str, Any] | No
     return False
 
 
+def _tests_value(cond: dict[str, Any] | None, fact: str) -> bool:
+    """True when the condition compares the fact's value (not only that it is defined)."""
+    stack = [cond] if cond else []
+    while stack:
+        c = stack.pop()
+        if "all" in c or "any" in c:
+            stack.extend(c.get("all") or c.get("any") or [])
+        elif "not" in c:
+            stack.append(c["not"])
+        elif fact in (c["fact"], c.get("ref")) and c["op"] not in ("defined", "undefined"):
+            return True
+    return False
+
+
 def required_facts(rule: Mapping[str, Any]) -> list[str]:
     """Facts the rule's amount or value needs; undefined, they give a warning."""
     action = rule["action"]
@@ -157,7 +171,9 @@ def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]
             out.append((f"r{next(counter)}", Firing(rule, "main", condition=base), cond))
         for fact in required_facts(rule):
             rest = _without_fact(rule.get("when"), fact)
-            if rest is False or fact in CHAINED_FACTS:
+            if rest is False or fact in CHAINED_FACTS or _tests_value(rule.get("when"), fact):
+                # A rule whose condition compares the fact simply does not apply when it is
+                # undefined (a condition on an undefined value is false): no warning.
                 continue
             cond = _all(scope_condition(rule), rest, {"fact": fact, "op": "undefined"})
             out.append((f"r{next(counter)}", Firing(rule, "warn", missing=fact), cond))

@@ -223,3 +223,14 @@ def test_employees_that_match_no_rule_leave_no_state_behind():
     for i in range(1500):
         fired, _ = session.evaluate(f"n{i}", compiler.to_fact(facts, c))
         assert fired == []
+
+
+def test_warnings_only_where_an_amount_needs_the_undefined_value():
+    """A rule whose condition compares the value does not apply when it is undefined;
+    a rule that needs it for its amount or tier warns."""
+    c = compiler.compile_rules(library("month") + library("quarter"), NUMERIC)
+    warns = {(f.rule["key"], f.missing) for f in c.firings.values() if f.role == "warn"}
+    assert ("commission.tiered", "attainment") in warns
+    assert ("rating.quarterly", "attainment") in warns
+    assert not {k for k, _ in warns} & {"commission.new_logo", "bonus.startup_new_customer",
+                                        "bonus.growth_repurchase"}
