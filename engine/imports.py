@@ -185,7 +185,7 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
         team = teams.get(row["team"])
         if team is None:
             team = Team(name=row["team"], region=row["region"],
-                        stage=row["team_stage"] or "growth")
+                        stage=row["team_stage"] or None)
             session.add(team)
             teams[team.name] = team
         else:

@@ -60,7 +60,8 @@ class Team(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     region: Mapped[str] = mapped_column(String(100), default="")
-    stage: Mapped[str] = mapped_column(String(20), default="growth")
+    # None until a file or HR sets it: a stage nobody set is undefined, not a default.
+    stage: Mapped[str | None] = mapped_column(String(20))
     manager_id: Mapped[int | None] = mapped_column(
         ForeignKey("employee.id", use_alter=True, name="fk_team_manager", ondelete="SET NULL")
     )

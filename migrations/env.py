@@ -14,6 +14,10 @@ def run_migrations_online() -> None:
     if connectable is None:
         connectable = create_engine(config.get_main_option("sqlalchemy.url"))
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations rebuild tables; SQLite must not check foreign keys while the
+            # old table is dropped (it is checked again on the next connection).
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

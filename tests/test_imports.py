@@ -388,9 +388,10 @@ def test_teams_created_with_stage_region_and_manager(org: Session) -> None:
         "Ann Wu", "ann@example.com", "S1", "North", "M1", dt.date(2024, 1, 15))
 
 
-def test_team_without_stage_defaults_to_growth(org: Session) -> None:
+def test_team_without_stage_has_no_stage(org: Session) -> None:
+    """A stage nobody set is undefined: no stage-scoped bonus applies by accident."""
     import_employees(org, "e.csv", data=b"code,name,team,level\nE9,Dan,West,S1\n")
-    assert org.scalar(select(Team.stage).where(Team.name == "West")) == "growth"
+    assert org.scalar(select(Team.stage).where(Team.name == "West")) is None
 
 
 def test_employees_update_on_reimport(org: Session) -> None:

@@ -235,3 +235,17 @@ def test_cli_dry_run_prints_the_summary_and_stores_nothing(db_url, session):
     assert summary.startswith("period 2026-01: 24 employees")
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_a_team_without_a_stage_gets_no_stage_bonus(session):
+    import_employees(session, "e.csv", data=(
+        b"code,name,email,team,region,level,manager_code,hire_date,team_stage\n"
+        b"G1,Gao,g1@x.com,NEWTEAM,E,S1,,2025-01-01,\n"))
+    import_results(session, "r.csv", data=(
+        b"period,employee_code,quota,revenue_new,revenue_existing,new_customers\n"
+        b"2025-Q4,G1,1000,400,600,2\n"))
+    session.commit()
+    result = runs.start_run(session, "2025-Q4")
+    keys = {o["rule_key"] for o in result.outcomes}
+    assert "bonus.growth_repurchase" not in keys and "bonus.startup_new_customer" not in keys
+    assert "bonus.team_travel_fund" in keys  # team attainment 1.00: not stage-scoped
