@@ -26,6 +26,15 @@ from engine.db import audit
 from engine.errors import ImportFileError, PeriodError
 from engine.models import TEAM_STAGES, Employee, Level, Metric, Period, Result, Team
 
+# Results are stored with six decimals: a value with more would be rounded, so it is refused.
+DECIMALS = 6
+# The ranges POLICIES.md gives the catalog's scores and ratios.
+BOUNDS = {key: (Decimal(0), Decimal(100)) for key in (
+    "satisfaction", "self_score", "manager_score", "customer_score", "teamwork_score",
+    "renewal_intent")}
+BOUNDS["nps"] = (Decimal(-100), Decimal(100))
+BOUNDS["max_discount_pct"] = (Decimal(0), Decimal(1))
+
 EMPLOYEE_COLUMNS = ["code", "name", "email", "team", "region", "level", "manager_code",
                     "hire_date", "team_stage"]
 EMPLOYEE_REQUIRED = ["code", "name", "team", "level"]
@@ -332,8 +341,18 @@ def import_results(session: Session, name: str, data: bytes | None = None,
             if abs(value) >= _LARGEST:
                 raise ImportFileError(name, f"{text!r} is too large (at most 20 digits before "
                                       "the decimal mark)", row=number, column=key)
+            if value.normalize().as_tuple().exponent < -DECIMALS:
+                raise ImportFileError(name, f"{text!r} has more than {DECIMALS} decimals",
+                                      row=number, column=key)
             if is_count and value != value.to_integral_value():
                 raise ImportFileError(name, f"{text!r} is not a whole number", row=number,
+                                      column=key)
+            if is_count and value < 0:
+                raise ImportFileError(name, f"{text!r} is negative: a count is 0 or more",
+                                      row=number, column=key)
+            low, high = BOUNDS.get(key, (None, None))
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ImportFileError(name, f"{text!r} is outside {low}..{high}", row=number,
                                       column=key)
             values.append((metric_id, value))
         parsed.append((code, emp_id, values))

@@ -438,3 +438,18 @@ def test_employees_from_xlsx(session: Session, tmp_path: Path) -> None:
     assert by["1001"].manager.code == "M7"  # a number cell is read as its text
     assert by["M7"].hire_date == dt.date(2020, 5, 4)
     assert session.scalar(select(Team).where(Team.name == "East")).manager.code == "M7"
+
+
+@pytest.mark.parametrize("column,text,reason", [
+    ("max_discount_pct", "0.0500001", "more than 6 decimals"),
+    ("leads", "-3", "negative"),
+    ("satisfaction", "200", "outside 0..100"),
+    ("nps", "-101", "outside -100..100"),
+    ("max_discount_pct", "1.5", "outside 0..1"),
+])
+def test_values_that_would_be_rounded_or_are_out_of_range_are_refused(
+        org: Session, column: str, text: str, reason: str) -> None:
+    data = f"period,employee_code,{column}\n2026-01,E1,{text}\n".encode()
+    with pytest.raises(ImportFileError) as err:
+        import_results(org, "r.csv", data=data)
+    assert reason in str(err.value) and err.value.row == 2 and err.value.column == column
