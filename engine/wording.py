@@ -10,7 +10,7 @@ revenue_total 123,456.00 = 7,407.36", in the reader's language.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 Label = Callable[[str], str]
@@ -36,15 +36,21 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def number(value: Any) -> str:
-    """A number as people read it: thousands separators, at most four decimals."""
+    """A number as people read it: thousands separators, exact up to eight decimals.
+
+    Longer values are cut (never rounded) after eight decimals and end in "…", so that an
+    attainment of 0.79999999999 never reads as 0.8 next to the tier it missed.
+    """
     d = _dec(value)
     if d is None:
         return str(value)
     if d == d.to_integral_value():
         return f"{d:,.0f}"
-    q = d.quantize(Decimal("0.0001")).normalize()
-    text = f"{q:,f}"
-    return text
+    d = d.normalize()
+    if d.as_tuple().exponent < -8:
+        cut = d.quantize(Decimal("1E-8"), rounding=ROUND_DOWN)
+        return f"{cut:,f}…"
+    return f"{d:,f}"
 
 
 def money(value: Any) -> str:

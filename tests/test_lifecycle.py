@@ -262,3 +262,13 @@ def test_a_killed_worker_stores_no_outcomes(db_url, session, people, monkeypatch
     assert job.status == "failed" and "killed" in job.error
     assert session.scalar(select(func.count()).select_from(Outcome)) == 0
     assert session.scalar(select(func.count()).select_from(RunJob)) == 1
+
+
+def test_words_never_round_a_value_onto_the_boundary_it_missed():
+    from engine.wording import calculation
+
+    calc = {"type": "tiers", "metric": "attainment", "metric_value": "0.799999999999",
+            "tier": 1, "from": None, "to": "0.8", "rate": "0.03", "base": "revenue_total",
+            "base_value": "79999.9999", "amount": "2400.00"}
+    words = calculation(calc)
+    assert words.startswith("attainment 0.79999999…: tier 1 (below 0.80)"), words
