@@ -151,7 +151,12 @@ def users_create(email: str, role: str, name: str, team: str | None,
         password = sys.stdin.readline().rstrip("\n")
     with session_scope() as session:
         user = create_user(session, email, password, role, name=name, team=team, locale=locale)
-    click.echo(f"user {user.email} created with role {user.role}")
+        team_name = user.team.name if user.team else None
+    click.echo(f"user {user.email} created with role {user.role}"
+               + (f" for team {team_name}" if team_name else ""))
+    if role == "sales_manager" and team_name is None:
+        click.echo("note: no team yet; this manager sees nothing until a team is set "
+                   "(--team, or Users in the back office)", err=True)
 
 
 @main.command()

@@ -18,7 +18,7 @@ def register(main: click.Group) -> None:
         """Validate, load and export rule files (YAML, one rule per file)."""
 
     @rules.command("validate")
-    @click.argument("path", type=click.Path(exists=True))
+    @click.argument("path", type=click.Path())
     @user_errors
     def validate_cmd(path: str) -> None:
         """Check the rule files under PATH without loading them."""
@@ -30,7 +30,7 @@ def register(main: click.Group) -> None:
         click.echo(f"{len(docs)} rule file(s) valid")
 
     @rules.command("load")
-    @click.argument("path", type=click.Path(exists=True))
+    @click.argument("path", type=click.Path())
     @click.option("--publish", is_flag=True, help="Publish the rules (default: drafts).")
     @click.option("--as", "actor", metavar="EMAIL", default=None,
                   help="Act as this back-office user (default: the system user).")

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.errors import LaurelError, NotFound
-from engine.models import ROLES, Team, User
+from engine.models import ROLES, Employee, Team, User
 
 MIN_PASSWORD = 8
 
@@ -33,7 +33,11 @@ def check_password(user: User, password: str) -> bool:
 
 def create_user(session: Session, email: str, password: str, role: str, name: str = "",
                 team: str | None = None, locale: str | None = None) -> User:
-    """Create a user; the email must be new and a sales manager needs a team."""
+    """Create a user; the email must be new.
+
+    A sales manager sees one team: the one given, else the team that the employee with
+    the same email manages; without either they see nothing until HR sets it.
+    """
     email = email.strip().lower()
     if "@" not in email:
         raise LaurelError(f"user {email!r}, field email: not an email address")
@@ -41,9 +45,12 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
         raise LaurelError(f"user {email}, field role: {role!r} is not one of {', '.join(ROLES)}")
     if session.scalar(select(User).where(func.lower(User.email) == email)):
         raise LaurelError(f"user {email} already exists")
-    if role == "sales_manager" and not team:
-        raise LaurelError(f"user {email}, field team: a sales manager needs a team")
     team_obj = None
+    if role == "sales_manager" and not team:
+        # The team whose manager is the employee with this email, when there is one; else
+        # none yet (the manager sees nothing until HR sets the team).
+        team_obj = session.scalar(select(Team).join(Employee, Employee.id == Team.manager_id)
+                                  .where(func.lower(Employee.email) == email).limit(1))
     if team:
         team_obj = session.scalar(select(Team).where(Team.name == team))
         if team_obj is None:

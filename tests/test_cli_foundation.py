@@ -145,8 +145,6 @@ def test_users_create_reads_the_password_from_stdin(db_url: str, runner: CliRunn
     (["not-an-email", "--role", "auditor"], "long-enough\n", "not an email address"),
     (["m@example.com", "--role", "sales_manager", "--team", "Nowhere"], "long-enough\n",
      "unknown team 'Nowhere'"),
-    (["m@example.com", "--role", "sales_manager"], "long-enough\n",
-     "field team: a sales manager needs a team"),
 ])
 def test_users_create_rejects_bad_input(db_url: str, runner: CliRunner, args: list[str],
                                         stdin: str, reason: str) -> None:
@@ -166,6 +164,23 @@ def test_users_create_a_sales_manager_of_a_team(db_url: str, runner: CliRunner,
     with db.session_scope(db_url) as session:
         user = session.scalars(select(User)).one()
         assert (user.team.name, user.locale) == ("North", "zh")
+
+
+def test_users_create_a_sales_manager_as_the_contract_says(db_url: str, runner: CliRunner,
+                                                           employees_file: Path) -> None:
+    """`laurel users create EMAIL --role ROLE` works for every role: a sales manager gets the
+    team their employee record manages, else none yet (and a note on stderr)."""
+    result = runner.invoke(main, ["users", "create", "m@example.com", "--role",
+                                  "sales_manager"], input="long-enough\n")
+    assert result.exit_code == 0 and "no team yet" in result.stderr
+    runner.invoke(main, ["import", "employees", str(employees_file)])
+    with db.session_scope(db_url) as session:
+        manager = session.scalars(select(Team)).first().manager
+        email = manager.email
+    result = runner.invoke(main, ["users", "create", email, "--role", "sales_manager"],
+                           input="long-enough\n")
+    assert result.exit_code == 0, result.output
+    assert "for team" in result.stdout and "no team yet" not in result.stderr
 
 
 def test_users_create_refuses_a_duplicate(db_url: str, runner: CliRunner) -> None:

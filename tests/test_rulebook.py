@@ -180,3 +180,8 @@ def test_yaml_syntax_error_names_the_line(db_url, tmp_path):
     result = CliRunner().invoke(main, ["rules", "validate", str(bad)])
     assert result.exit_code == 1
     assert str(bad) in result.stderr and "row" in result.stderr
+
+
+def test_a_missing_rule_path_is_a_user_error(db_url, tmp_path):
+    result = CliRunner().invoke(main, ["rules", "validate", str(tmp_path / "nothing.yaml")])
+    assert result.exit_code == 1 and "nothing.yaml" in result.stderr
