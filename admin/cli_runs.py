@@ -126,16 +126,20 @@ def register_lifecycle(main: click.Group) -> None:
                   help="Write to FILE (default: stdout for CSV; XLSX needs -o).")
     @click.option("--draft", is_flag=True, help="Export a calculated (not yet approved) run; "
                   "the file says it is a draft.")
+    @click.option("--totals", is_flag=True, help="Add totals rows to a CSV file (an XLSX file "
+                  "always has them).")
     @user_errors
-    def export_cmd(run_id: int, fmt: str, output: str | None, draft: bool) -> None:
-        """Payroll export: one line per payable, held or forfeited amount, then totals."""
+    def export_cmd(run_id: int, fmt: str, output: str | None, draft: bool,
+                   totals: bool) -> None:
+        """Payroll export: one line per payable, held or forfeited amount."""
         from engine.errors import LaurelError
         from engine.lifecycle import export
 
         if fmt == "xlsx" and output is None and sys.stdout.isatty():
             raise LaurelError("an XLSX export needs -o FILE")
         with session_scope() as session:
-            data = export(session, run_id, fmt, draft=draft)
+            data = export(session, run_id, fmt, draft=draft,
+                          totals_rows=True if totals or fmt == "xlsx" else None)
         if output:
             with open(output, "wb") as fh:
                 fh.write(data)

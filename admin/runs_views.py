@@ -379,7 +379,9 @@ class RunsView(LaurelBaseView):
         fmt = request.args.get("format", "csv")
         draft = request.args.get("draft") == "1"
         try:
-            data = lifecycle.export(db, run_id, fmt, draft=draft)
+            data = lifecycle.export(db, run_id, fmt, draft=draft,
+                                    totals_rows=True if request.args.get("totals") == "1"
+                                    else None)
         except LaurelError as exc:
             return self._run_page(run_id, status=400, error=str(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"

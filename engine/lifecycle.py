@@ -168,8 +168,16 @@ def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
     return out
 
 
-def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False) -> bytes:
-    """The payroll export of a run as CSV or XLSX: a header, the lines, totals rows."""
+def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
+           totals_rows: bool | None = None) -> bytes:
+    """The payroll export of a run as CSV or XLSX: a header, one line per amount.
+
+    The XLSX file ends with totals rows (payable, held, forfeited); a CSV file holds exactly
+    the lines CONTRACT.md names unless ``totals_rows`` asks for them too, so that a payroll
+    system reading it never counts a total as a payment. A draft says so.
+    """
+    if totals_rows is None:
+        totals_rows = fmt == "xlsx"
     run = get_run(session, run_id)
     _check_exportable(run, draft)
     lines = export_lines(session, run)
@@ -187,7 +195,8 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False)
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(EXPORT_COLUMNS)
         writer.writerows(body)
-        writer.writerows(total_rows)
+        if totals_rows:
+            writer.writerows(total_rows)
         if note:
             writer.writerow([note])
         return buf.getvalue().encode("utf-8")
@@ -205,7 +214,7 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False)
             row = list(row)
             row[6] = Decimal(row[6])
             sheet.append(row)
-        for row in total_rows:
+        for row in total_rows if totals_rows else []:
             row = list(row)
             row[6] = Decimal(row[6])
             sheet.append(row)

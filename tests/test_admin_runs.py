@@ -311,7 +311,7 @@ def test_export_downloads_draft_then_approved(
     login(client, HR)
     assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
     login(client, AU)  # an auditor reads the export too
-    response = client.get(f"/admin/runs/{run_id}/export?format=csv")
+    response = client.get(f"/admin/runs/{run_id}/export?format=csv&totals=1")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "DRAFT" not in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
