@@ -235,35 +235,16 @@ def describe(cond: Mapping[str, Any] | None) -> str:
     return f"{name} {op.replace('_', ' ')} {other}"
 
 
-def describe_leaf_with_values(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
-    """Render a leaf with the values it read: ``attainment 1.23 >= 1.20``."""
-    name, op = leaf["fact"], leaf["op"]
-    value = facts.get(name)
-    shown = _fmt(value) if value is not None else "undefined"
-    if op in PRESENCE_OPS:
-        return f"{name} {op} ({shown})"
-    if op == "highest":
-        return f"{name} {shown} is the highest ({facts.get(population_fields(name)[0])} higher)"
-    if op == "top_share":
-        higher, n, _ = population_fields(name)
-        return (f"{name} {shown}: {facts.get(higher)} of {facts.get(n)} have a strictly higher "
-                f"{name}, fewer than {_fmt(_num(leaf['value']) * 100)}%")
-    if "ref" in leaf:
-        other = facts.get(leaf["ref"])
-        return f"{name} {shown} {op} {leaf['ref']} {_fmt(other) if other is not None else '-'}"
-    return f"{name} {shown} {op.replace('_', ' ')} {_fmt(leaf['value'])}"
-
-
 def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any],
                 leaf_list: list[Mapping[str, Any]] | None = None
                 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The leaves that hold: as data (fact, op, compared value, the values read) and in
-    words (``attainment 1.23 >= 1.20``)."""
+    """The leaves that hold: as data (fact, op, compared value, the values read) and as the
+    rule states them (``attainment >= 1.20``, the form of CONTRACT.md's example)."""
     out, words = [], []
     for leaf in leaf_list if leaf_list is not None else leaves(cond):
         if not leaf_holds(leaf, facts):
             continue
-        words.append(describe_leaf_with_values(leaf, facts))
+        words.append(describe(leaf))
         item: dict[str, Any] = {"fact": leaf["fact"], "op": leaf["op"]}
         if "value" in leaf:
             item["value"] = [str(v) for v in leaf["value"]] if isinstance(leaf["value"], list) \

@@ -69,8 +69,8 @@ class _Dumper(yaml.SafeDumper):
 
 def _decimal_representer(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
     text = format(value, "f")
-    if "." not in text:
-        text += ".0"
+    if "." not in text:  # a whole number reads back as the same whole number
+        return dumper.represent_scalar("tag:yaml.org,2002:int", text)
     return dumper.represent_scalar("tag:yaml.org,2002:float", text)
 
 
@@ -96,8 +96,7 @@ def read_yaml(text: str, source: str) -> dict[str, Any]:
 def _to_json(value: Any) -> Any:
     """Decimals become canonical strings, dates ISO strings: the stored form."""
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral_value() \
-            else format(value, "f")
+        return format(value, "f")  # as written: 1.00 stays 1.00
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, dict):
