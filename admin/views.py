@@ -737,6 +737,15 @@ def _tasks() -> list[tuple[Any, str]]:
     role = current_role()
     if role in IMPORT["employees"] or role in IMPORT["results"]:
         out.append((_l("Import a file"), url_for("imports.index")))
+    # The period end, policies and people first: where each role's daily work is.
+    for resource, endpoint in [("runs", "runs.index"), ("compliance", "compliance.index"),
+                               ("rules", "rules.index"), ("dashboard", "teamdash.index"),
+                               ("pips", "pips.index"), ("candidates", "candidates.index")]:
+        if may_write(resource):
+            out.append((_l("Work on %(what)s", what=RESOURCE_NAMES[resource]),
+                        url_for(endpoint)))
+        elif may_read(resource):
+            out.append((_l("See %(what)s", what=RESOURCE_NAMES[resource]), url_for(endpoint)))
     for resource, endpoint in [("employee", "employee"), ("team", "team"),
                                ("result", "result"), ("metric", "metric"),
                                ("level", "level"), ("period", "period"),

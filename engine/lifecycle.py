@@ -49,7 +49,7 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
                                "approve it")
     run.status, run.approved_by = "approved", email
     followup.on_approve(session, run)
-    audit(session, "approve", "run", run.id, summary=f"run {run.id} approved",
+    audit(session, "approve", "run", run.id, summary=f"{run.id} approved",
           before={"status": "calculated"}, after={"status": "approved", "approved_by": email},
           actor=email)
     session.flush()
@@ -64,7 +64,7 @@ def lock(session: Session, run_id: int, actor: str | None) -> Run:
         raise LaurelError(f"run {run.id} is {run.status}; approve it before locking")
     run.status, run.locked_by = "locked", email
     run.period.status = "locked"
-    audit(session, "lock", "run", run.id, summary=f"run {run.id} and period "
+    audit(session, "lock", "run", run.id, summary=f"{run.id} and period "
           f"{run.period.code} locked", before={"status": "approved"},
           after={"status": "locked", "locked_by": email, "period": run.period.code},
           actor=email)
@@ -123,7 +123,7 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     session.add(adj)
     session.flush()
     audit(session, "adjust", "run", run.id,
-          summary=f"adjustment of {currency} {value:.2f} for {employee.code} in run {run.id}",
+          summary=f"{run.id}: adjustment of {currency} {value:.2f} for {employee.code}",
           after={"employee": employee.code, "amount": f"{value:.2f}", "reason": adj.reason},
           actor=email)
     session.flush()

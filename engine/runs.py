@@ -359,8 +359,8 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     followup.record_pips(session, run)
     compliance.mark_released(session, run.id, releases)
     audit(session, "run", "run", run.id,
-          summary=f"run {run.id} of {period.code}: {employees} employees, "
-                  f"{len(outcomes)} outcomes",
+          summary=f"{run.id} of {period.code}: {employees} employees, "
+                  f"{len(outcomes)} outcomes", actor=actor,
           after={"period": period.code, "ruleset_hash": compiled.content_hash,
                  "discarded_runs": list(discarded)})
     session.flush()
