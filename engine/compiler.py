@@ -202,18 +202,8 @@ def _lower(cond: dict[str, Any]) -> dict[str, Any]:
 _DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 
 
-def _scalar(value: Any) -> Any:
-    if isinstance(value, Decimal) or (isinstance(value, str) and _looks_numeric(value)):
-        return float(value)
-    return value
 
 
-def _looks_numeric(text: str) -> bool:
-    try:
-        Decimal(text)
-    except Exception:
-        return False
-    return True
 
 
 class _Emitter:

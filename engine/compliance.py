@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
@@ -246,9 +245,3 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
         stmt = stmt.where(Employee.code == employee_code)
     return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
 
-
-def held_total(session: Session, run_id: int) -> Decimal:
-    from sqlalchemy import func
-
-    return session.scalar(select(func.coalesce(func.sum(Outcome.amount), 0)).where(
-        Outcome.run_id == run_id, Outcome.status == "held")) or Decimal(0)

@@ -8,7 +8,6 @@ by the time a fact reaches it, every figure is a plain field.
 
 from __future__ import annotations
 
-import datetime as dt
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import periods
+from engine import periods, pips
 from engine.conditions import population_fields
 from engine.metrics import load_catalog
 from engine.models import Employee, Level, Outcome, Period, Run, Team
@@ -63,12 +62,6 @@ def previous_ratings(session: Session, period: Period) -> dict[int, str]:
     return out
 
 
-def pip_spans(session: Session, exclude_period_id: int | None = None
-              ) -> dict[int, list[tuple[dt.date, dt.date]]]:
-    """Each employee's PIPs (start, end) from the live runs of other periods."""
-    from engine import pips
-
-    return pips.spans(session, exclude_period_id)
 
 
 def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = (),
@@ -90,7 +83,7 @@ def build_facts(session: Session, period: Period, population_metrics: Iterable[s
         .where(Employee.id.in_(list(figures)))
     ).all()
     ratings = previous_ratings(session, period)
-    spans = pip_spans(session, exclude_period_id=period.id)
+    spans = pips.spans(session, exclude_period_id=period.id)
     facts: list[EmployeeFacts] = []
     by_team: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:

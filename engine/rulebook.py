@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.conditions import (
@@ -710,6 +710,3 @@ def export_rules(session: Session, directory: Path) -> list[Path]:
         out.append(path)
     return out
 
-
-def rule_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Rule)) or 0
