@@ -23,7 +23,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, scoped_session
-from wtforms import PasswordField, SelectField, ValidationError
+from wtforms import DecimalField, PasswordField, SelectField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional
 
@@ -422,6 +422,8 @@ class TeamView(LaurelModelView):
 
 class LevelView(LaurelModelView):
     resource = "level"
+    # an exact decimal column (engine.models.ExactDecimal) is a decimal field
+    form_overrides = {"discount_authority": DecimalField}
     column_list = ["code", "name", "discount_authority"]
     column_searchable_list = ["code", "name"]
     column_default_sort = "code"
@@ -480,6 +482,7 @@ class MetricView(LaurelModelView):
 
 class ResultView(LaurelModelView):
     resource = "result"
+    form_overrides = {"value": DecimalField}
     column_list = ["period", "employee", "team", "metric", "value"]
     column_sortable_list = [("period", "period.code"), ("employee", "employee.code"),
                             ("metric", "metric.key"), "value"]

@@ -15,15 +15,48 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """NUMERIC where the database has it; exact decimal text in SQLite.
+
+    SQLite keeps NUMERIC values as binary floats, which lose digits past the fifteenth
+    (12345678901234.10 came back as ...234.099609). There the value is stored as text
+    and read back as the same Decimal, at the column's scale as PostgreSQL gives it.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision=precision, scale=scale)
+        self.quantum = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(48))
+        return dialect.type_descriptor(Numeric(self.impl.precision, self.impl.scale))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return format(Decimal(value).quantize(self.quantum), "f")
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return Decimal(str(value)).quantize(self.quantum)
+
+
 # Exact decimals everywhere: 20 digits before the point, 6 after, enough for money and
 # ratios alike. Amounts are rounded to 0.01 before they are stored.
-DECIMAL = Numeric(26, 6)
-MONEY = Numeric(18, 2)
+DECIMAL = ExactDecimal(26, 6)
+MONEY = ExactDecimal(18, 2)
 
 PERIOD_KINDS = ("month", "quarter", "year")
 PERIOD_STATUSES = ("open", "locked")

@@ -249,3 +249,19 @@ def test_a_team_without_a_stage_gets_no_stage_bonus(session):
     keys = {o["rule_key"] for o in result.outcomes}
     assert "bonus.growth_repurchase" not in keys and "bonus.startup_new_customer" not in keys
     assert "bonus.team_travel_fund" in keys  # team attainment 1.00: not stage-scoped
+
+
+def test_large_amounts_stay_exact_in_every_database(session):
+    """Sixteen significant digits survive storage (SQLite keeps them as text)."""
+    import_employees(session, "e.csv", data=(
+        b"code,name,email,team,region,level,manager_code,hire_date,team_stage\n"
+        b"B1,Big,b@x.com,T,R,S1,,2020-01-01,growth\n"))
+    import_results(session, "r.csv", data=(
+        b"period,employee_code,quota,revenue_new\n"
+        b"2026-05,B1,12345678901234.10,12345678901234.10\n"))
+    session.commit()
+    result = runs.start_run(session, "2026-05")
+    session.commit()
+    amounts = {o["rule_key"]: o["amount"] for o in runs.outcome_rows(session, result.run)}
+    assert amounts["commission.tiered"] == "617283945061.71"  # 5% of ...234.10, half up
+    assert amounts["commission.new_logo"] == "123456789012.34"
