@@ -19,13 +19,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.db import audit
-from engine.errors import LaurelError, NotFound, PermissionDenied
-from engine.models import Employee, FlagCase, FlagNote, Outcome, Period, Run, User
-from engine.users import get_user
+from engine.errors import LaurelError, NotFound
+from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
+from engine.users import get_user, require_role
 
 DECIDERS = ("compliance_officer",)
 MAX_EVIDENCE = 10 * 1024 * 1024
-LIVE = ("calculated", "approved", "locked")
 
 
 def open_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]]) -> int:
@@ -44,13 +43,7 @@ def open_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]]) -> i
 
 
 def _officer(session: Session, actor: str | None) -> User:
-    if not actor or actor == "system":
-        raise PermissionDenied("flags are decided by a compliance officer: use --as EMAIL")
-    user = get_user(session, actor)
-    if user.role not in DECIDERS:
-        raise PermissionDenied(f"user {user.email} is a {user.role}; only a compliance "
-                               "officer works flags")
-    return user
+    return require_role(session, actor, DECIDERS, "work flags")
 
 
 def get_case(session: Session, case_id: int) -> FlagCase:
@@ -175,6 +168,8 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
     A payout of a locked run is released when every flag that held it was dismissed
     after the lock and no live run has paid the release yet.
     """
+    if not employee_ids:
+        return {}
     rows = session.execute(
         select(FlagCase, Run, Period).join(Run, Run.id == FlagCase.run_id)
         .join(Period, Period.id == Run.period_id)
@@ -184,7 +179,7 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
     # A live run of this same period is about to be discarded by the new one: what it paid
     # is paid again by the new run.
     paid_runs = {r.id for r in session.scalars(select(Run).where(
-        Run.status.in_(LIVE), Run.period_id != period.id))}
+        Run.status.in_(LIVE_RUN), Run.period_id != period.id))}
     by_run_emp: dict[tuple[int, int], list[FlagCase]] = defaultdict(list)
     info: dict[int, tuple[Run, Period]] = {}
     for case, run, per in rows:
@@ -230,7 +225,7 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
             .join(Employee, Employee.id == FlagCase.employee_id)
             .join(Team, Team.id == Employee.team_id))
     if not include_discarded:
-        stmt = stmt.where(Run.status.in_(LIVE))
+        stmt = stmt.where(Run.status.in_(LIVE_RUN))
     if status:
         stmt = stmt.where(FlagCase.status == status)
     if severity:

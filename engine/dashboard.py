@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import periods
-from engine.facts import LIVE_RUN, EmployeeFacts, build_facts
-from engine.models import Employee, FlagCase, Outcome, Period, Run, Team
+from engine.facts import EmployeeFacts, build_facts
+from engine.models import LIVE_RUN, Employee, FlagCase, Outcome, Period, Run, Team
 
 # The shipped funnel warning line (alert.funnel): used when no published rule says otherwise.
 WARNING_LINE = Decimal("0.30")

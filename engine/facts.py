@@ -21,10 +21,8 @@ from sqlalchemy.orm import Session
 from engine import periods, pips
 from engine.conditions import population_fields
 from engine.metrics import load_catalog
-from engine.models import Employee, Level, Outcome, Period, Run, Team
+from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
 from engine.rollup import period_figures
-
-LIVE_RUN = ("calculated", "approved", "locked")
 
 
 @dataclass

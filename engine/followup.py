@@ -23,7 +23,7 @@ from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.metrics import load_catalog
 from engine.models import Candidate, Employee, Outcome, Pip, Run
 from engine.rollup import period_figures
-from engine.users import get_user
+from engine.users import get_user, require_role
 
 PIP_DECISIONS = ("passed", "extended", "role_change", "exit")
 _TARGET = re.compile(r"^\s*monthly\s+([a-z_][a-z0-9_]*)\s*(>=|>|<=|<)\s*([0-9.]+)\s*$")
@@ -63,13 +63,7 @@ def on_approve(session: Session, run: Run) -> None:
 
 
 def _hr(session: Session, actor: str | None, what: str) -> str:
-    if not actor or actor == "system":
-        raise PermissionDenied(f"the system user cannot {what}: use --as EMAIL")
-    user = get_user(session, actor)
-    if user.role != "hr_admin":
-        raise PermissionDenied(f"user {user.email} is a {user.role}; only an hr_admin can "
-                               f"{what}")
-    return user.email
+    return require_role(session, actor, ("hr_admin",), what).email
 
 
 def get_pip(session: Session, pip_id: int) -> Pip:

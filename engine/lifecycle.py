@@ -21,7 +21,7 @@ from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import Adjustment, Employee, Outcome, Run
 from engine.runs import get_run
-from engine.users import get_user
+from engine.users import require_role
 
 APPROVERS = ("comp_analyst", "hr_admin")
 EXPORT_COLUMNS = ["run_id", "period", "employee_code", "employee_name", "rule_key", "kind",
@@ -29,13 +29,7 @@ EXPORT_COLUMNS = ["run_id", "period", "employee_code", "employee_name", "rule_ke
 
 
 def _approver(session: Session, email: str | None, what: str) -> str:
-    if not email or email == "system":
-        raise PermissionDenied(f"the system user cannot {what} a run: use --as EMAIL")
-    user = get_user(session, email)
-    if user.role not in APPROVERS:
-        raise PermissionDenied(f"user {user.email} is a {user.role}; only a comp_analyst or "
-                               f"hr_admin can {what} a run")
-    return user.email
+    return require_role(session, email, APPROVERS, f"{what} a run").email
 
 
 def approve(session: Session, run_id: int, actor: str | None) -> Run:
@@ -133,12 +127,7 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
 def reopen_period(session: Session, code: str, actor: str | None, reason: str) -> None:
     """Reopen a locked period (hr_admin only, with a written reason)."""
     period = periods.require(session, code)
-    if not actor or actor == "system":
-        raise PermissionDenied("the system user cannot reopen a period: use --as EMAIL")
-    user = get_user(session, actor)
-    if user.role != "hr_admin":
-        raise PermissionDenied(f"user {user.email} is a {user.role}; only an hr_admin can "
-                               "reopen a locked period")
+    user = require_role(session, actor, ("hr_admin",), "reopen a locked period")
     if period.status != "locked":
         raise LaurelError(f"period {code} is not locked")
     if not (reason or "").strip():

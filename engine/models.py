@@ -65,6 +65,8 @@ METRIC_TYPES = ("money", "count", "score", "ratio")
 ROLLUPS = ("sum", "mean", "max")
 ROLES = ("hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor")
 RUN_STATUSES = ("calculated", "approved", "locked", "discarded", "failed")
+# Runs that count: their outcomes are read as history and pay.
+LIVE_RUN = ("calculated", "approved", "locked")
 OUTCOME_KINDS = (
     "commission", "bonus", "award", "rating", "eligibility", "pip", "flag", "alert", "warning",
 )

@@ -333,8 +333,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     if period.status == "locked":
         raise RunError(f"period {code} is locked: no new run starts")
     outcomes, employees, compiled, used, timings = evaluate_period(session, period, progress)
-    releases = compliance.releases_for(
-        session, period, {o["employee_id"] for o in outcomes} or {-1})
+    releases = compliance.releases_for(session, period, {o["employee_id"] for o in outcomes})
     outcomes.extend(_released_hold_outcomes(session, period, releases))
     if dry_run:
         return RunResult(None, period, outcomes, employees, compiled.content_hash, timings)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engine.errors import LaurelError, NotFound
+from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import ROLES, Employee, Team, User
 
 MIN_PASSWORD = 8
@@ -60,4 +60,21 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
     set_password(user, password)
     session.add(user)
     session.flush()
+    return user
+
+
+ROLE_WORDS = {"hr_admin": "an hr_admin", "comp_analyst": "a comp_analyst",
+              "compliance_officer": "a compliance officer", "sales_manager": "a sales manager",
+              "auditor": "an auditor"}
+
+
+def require_role(session: Session, actor: str | None, roles: tuple[str, ...], what: str
+                 ) -> User:
+    """Return the acting user when their role may do this; the system user never may."""
+    if not actor or actor == "system":
+        raise PermissionDenied(f"the system user cannot {what}: use --as EMAIL")
+    user = get_user(session, actor)
+    if user.role not in roles:
+        allowed = " or ".join([ROLE_WORDS[roles[0]], *roles[1:]])  # a comp_analyst or hr_admin
+        raise PermissionDenied(f"user {user.email} is a {user.role}; only {allowed} can {what}")
     return user
