@@ -32,7 +32,7 @@ from admin.auth import current_principal, current_role
 from engine import periods
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError
-from engine.imports import import_employees, import_results
+from engine.imports import import_employees, import_results, record_rows
 from engine.metrics import validate_formula
 from engine.models import (
     METRIC_TYPES,
@@ -539,6 +539,7 @@ class ResultView(LaurelModelView):
             self._check_period(getattr(model, "_laurel_old_period", None))
         db = _db()
         db.flush()
+        record_rows(db, {(model.employee_id, model.period_id)})
         audit(db, "create" if is_created else "update", "result", model.id,
               summary=_result_summary(model),
               before=getattr(model, "_laurel_before", None), after=_result_snapshot(model))

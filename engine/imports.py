@@ -24,16 +24,18 @@ from sqlalchemy.orm import Session
 from engine import periods
 from engine.db import audit
 from engine.errors import ImportFileError, PeriodError
-from engine.models import TEAM_STAGES, Employee, Level, Metric, Period, Result, Team
+from engine.metrics import DECIMALS, range_problem
+from engine.models import (
+    TEAM_STAGES,
+    Employee,
+    Level,
+    Metric,
+    Period,
+    Result,
+    ResultRow,
+    Team,
+)
 
-# Results are stored with six decimals: a value with more would be rounded, so it is refused.
-DECIMALS = 6
-# The ranges POLICIES.md gives the catalog's scores and ratios.
-BOUNDS = {key: (Decimal(0), Decimal(100)) for key in (
-    "satisfaction", "self_score", "manager_score", "customer_score", "teamwork_score",
-    "renewal_intent")}
-BOUNDS["nps"] = (Decimal(-100), Decimal(100))
-BOUNDS["max_discount_pct"] = (Decimal(0), Decimal(1))
 
 EMPLOYEE_COLUMNS = ["code", "name", "email", "team", "region", "level", "manager_code",
                     "hire_date", "team_stage"]
@@ -269,10 +271,6 @@ def _locked_between(session: Session, codes: set[str]) -> dict[str, str]:
     return out
 
 
-# Result.value is Numeric(26, 6): PostgreSQL refuses 10**20 and above, and only at insert.
-_LARGEST = Decimal(10) ** 20
-
-
 def import_results(session: Session, name: str, data: bytes | None = None,
                    path: str | Path | None = None) -> ImportReport:
     """Load period results from a file; all rows or none (CONTRACT.md, Files)."""
@@ -298,7 +296,8 @@ def import_results(session: Session, name: str, data: bytes | None = None,
         metric_cols.append((idx, metric))
     p_idx, e_idx = header.index("period"), header.index("employee_code")
     # Plain tuples: ORM attribute access per cell was a tenth of the import's time.
-    columns = [(idx, m.key, m.id, m.type == "count") for idx, m in metric_cols]
+    columns = [(idx, m.key, m.id, m.type == "count", m.type, m.min_value, m.max_value)
+               for idx, m in metric_cols]
     employees = dict(session.execute(select(Employee.code, Employee.id)).all())
 
     parsed: list[tuple[str, int, list[tuple[int, Decimal]]]] = []
@@ -326,7 +325,7 @@ def import_results(session: Session, name: str, data: bytes | None = None,
                                   column="employee_code")
         seen[(emp_code, code)] = number
         values = []
-        for idx, key, metric_id, is_count in columns:
+        for idx, key, metric_id, is_count, mtype, low, high in columns:
             text = cells[idx]
             if text == "":
                 continue
@@ -338,10 +337,8 @@ def import_results(session: Session, name: str, data: bytes | None = None,
                 raise ImportFileError(name, f"{text!r} is not a number (use . as the decimal "
                                       "mark and no thousands separator)", row=number,
                                       column=key)
-            if abs(value) >= _LARGEST:
-                raise ImportFileError(name, f"{text!r} is too large (at most 20 digits before "
-                                      "the decimal mark)", row=number, column=key)
-            if value.normalize().as_tuple().exponent < -DECIMALS:
+            if value.as_tuple().exponent < -DECIMALS and \
+                    value.normalize().as_tuple().exponent < -DECIMALS:
                 raise ImportFileError(name, f"{text!r} has more than {DECIMALS} decimals",
                                       row=number, column=key)
             if is_count and value != value.to_integral_value():
@@ -350,10 +347,9 @@ def import_results(session: Session, name: str, data: bytes | None = None,
             if is_count and value < 0:
                 raise ImportFileError(name, f"{text!r} is negative: a count is 0 or more",
                                       row=number, column=key)
-            low, high = BOUNDS.get(key, (None, None))
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise ImportFileError(name, f"{text!r} is outside {low}..{high}", row=number,
-                                      column=key)
+            problem = range_problem(value, mtype, low, high)
+            if problem:
+                raise ImportFileError(name, f"{text!r} {problem}", row=number, column=key)
             values.append((metric_id, value))
         parsed.append((code, emp_id, values))
     if not parsed:
@@ -392,12 +388,24 @@ def import_results(session: Session, name: str, data: bytes | None = None,
             elif old[1] != value:
                 updates.append((value, old[0]))
     _write_results(session, inserts, updates)
+    record_rows(session, {(emp_id, period_ids[code]) for code, emp_id, _ in parsed})
     report.created, report.updated = len(inserts), len(updates)
     audit(session, "import", "result", summary=report.summary(),
           after={"file": name, "rows": report.rows, "values_created": report.created,
                  "values_updated": report.updated, "periods": report.periods})
     session.flush()
     return report
+
+
+def record_rows(session: Session, rows: set[tuple[int, int]]) -> None:
+    """Record (employee, period) rows of results, empty ones too (rollup reads them)."""
+    period_ids = {p for _, p in rows}
+    have = set(session.execute(select(ResultRow.employee_id, ResultRow.period_id)
+                               .where(ResultRow.period_id.in_(period_ids))).all())
+    new = sorted(rows - have)
+    if new:
+        session.execute(ResultRow.__table__.insert(),
+                        [{"employee_id": e, "period_id": p} for e, p in new])
 
 
 def _write_results(session: Session, inserts: list[tuple[int, int, int, Decimal]],

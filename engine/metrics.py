@@ -75,6 +75,53 @@ CATALOG: list[tuple[str, str, str, str, str, str | None]] = [
      "0.8 * evaluation_score + 0.2 * renewal_intent"),
 ]
 
+# The ranges POLICIES.md gives the catalog's scores and its discount ratio; other input
+# metrics take their type's range (HR may set a metric's own in the back office).
+BOUNDS = {key: ("0", "100") for key in (
+    "satisfaction", "self_score", "manager_score", "customer_score", "teamwork_score",
+    "renewal_intent")}
+BOUNDS["nps"] = ("-100", "100")
+BOUNDS["max_discount_pct"] = ("0", "1")
+
+# The accepted range of each metric type, bounds included: imported values and the numbers
+# of a rule (thresholds, amounts) alike (README, Files). Imported values have at most
+# DECIMALS decimals; the numbers of a rule at most RULE_DECIMALS.
+DECIMALS = 6
+RULE_DECIMALS = 12
+_MONEY_MAX = Decimal("999999999999999999.999999")
+TYPE_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "money": (-_MONEY_MAX, _MONEY_MAX),
+    "count": (Decimal(0), Decimal("999999999999999")),
+    "score": (Decimal(-100), Decimal(100)),
+    "ratio": (Decimal(-1000000), Decimal(1000000)),
+}
+TYPE_RANGE_WORDS = {
+    "money": "a money value is less than 10^18 in absolute value (at most 18 digits before "
+             "the decimal mark)",
+    "count": "a count is a whole number from 0 to 999,999,999,999,999",
+    "score": "a score is from -100 to 100",
+    "ratio": "a ratio is from -1,000,000 to 1,000,000 (0.05 is 5%)",
+}
+
+
+def metric_range(mtype: str, low: Decimal | None = None, high: Decimal | None = None
+                 ) -> tuple[Decimal, Decimal]:
+    """The accepted range of a metric: its own bounds within its type's range."""
+    tlow, thigh = TYPE_RANGES.get(mtype, TYPE_RANGES["ratio"])
+    return (tlow if low is None else max(tlow, low), thigh if high is None else min(thigh, high))
+
+
+def range_problem(value: Decimal, mtype: str, low: Decimal | None = None,
+                  high: Decimal | None = None) -> str | None:
+    """Why a value is outside a metric's accepted range, or None when it is inside."""
+    lo, hi = metric_range(mtype, low, high)
+    if lo <= value <= hi:
+        return None
+    if low is None and high is None:
+        return f"is outside the accepted range: {TYPE_RANGE_WORDS[mtype]}"
+    return f"is outside {to_plain(lo)}..{to_plain(hi)}"
+
+
 LEVELS = [("S1", "Sales 1", "0.05"), ("S2", "Sales 2", "0.08"), ("S3", "Sales 3", "0.10"),
           ("M1", "Manager 1", "0.15")]
 
@@ -347,8 +394,11 @@ def seed_reference_data(session: Session) -> None:
     have = set(session.scalars(select(Metric.key)))
     for key, en, zh, mtype, rollup, formula in CATALOG:
         if key not in have:
+            low, high = BOUNDS.get(key, (None, None))
             session.add(Metric(key=key, label_en=en, label_zh=zh, type=mtype, rollup=rollup,
-                               formula=formula))
+                               formula=formula,
+                               min_value=None if low is None else Decimal(low),
+                               max_value=None if high is None else Decimal(high)))
     session.flush()
 
 

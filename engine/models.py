@@ -56,7 +56,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
 # Exact decimals everywhere: 20 digits before the point, 6 after, enough for money and
 # ratios alike. Amounts are rounded to 0.01 before they are stored.
 DECIMAL = ExactDecimal(26, 6)
-MONEY = ExactDecimal(18, 2)
+# Amounts: 24 digits before the point, room for a rate of up to 100 on the largest money
+# value an import accepts (engine.metrics.TYPE_RANGES).
+MONEY = ExactDecimal(26, 2)
 
 PERIOD_KINDS = ("month", "quarter", "year")
 PERIOD_STATUSES = ("open", "locked")
@@ -155,6 +157,10 @@ class Metric(Base):
     rollup: Mapped[str] = mapped_column(String(10), default="sum")
     formula: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
+    # The accepted range of an input metric, within its type's (engine.metrics.TYPE_RANGES);
+    # None: the type's own limit.
+    min_value: Mapped[Decimal | None]
+    max_value: Mapped[Decimal | None]
 
     @property
     def derived(self) -> bool:
@@ -182,6 +188,24 @@ class Result(Base):
     employee: Mapped[Employee] = relationship()
     period: Mapped[Period] = relationship()
     metric: Mapped[Metric] = relationship()
+
+
+class ResultRow(Base):
+    """An employee's row of results for a period, even when every cell of it was empty.
+
+    It puts the employee in the period's population with every metric it left out
+    undefined (POLICIES.md: only an employee with no row at all is left out).
+    """
+
+    __tablename__ = "result_row"
+    __table_args__ = (
+        UniqueConstraint("employee_id", "period_id", name="uq_result_row"),
+        Index("ix_result_row_period", "period_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"))
 
 
 class User(Base):

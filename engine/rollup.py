@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import periods
-from engine.models import Metric, Period, Result
+from engine.models import Metric, Period, Result, ResultRow
 
 Figures = dict[int, dict[str, Decimal]]
 
@@ -24,6 +24,13 @@ Figures = dict[int, dict[str, Decimal]]
 def _imported(session: Session, codes: list[str], keys: dict[int, str],
               employee_id: int | None = None) -> dict[str, Figures]:
     out: dict[str, Figures] = {c: defaultdict(dict) for c in codes}
+    # A row whose every cell was empty still puts its employee in the population.
+    present = (select(Period.code, ResultRow.employee_id)
+               .join(Period, Period.id == ResultRow.period_id).where(Period.code.in_(codes)))
+    if employee_id is not None:
+        present = present.where(ResultRow.employee_id == employee_id)
+    for code, emp in session.execute(present):
+        out[code][emp]  # noqa: B018 - creates the employee's (empty) figures
     stmt = (select(Period.code, Result.employee_id, Result.metric_id, Result.value)
             .join(Period, Period.id == Result.period_id).where(Period.code.in_(codes)))
     if employee_id is not None:

@@ -266,7 +266,29 @@ def test_too_long_values_are_rejected_before_writing(org: Session) -> None:
 
 
 def test_number_too_large_is_rejected_before_writing(org: Session) -> None:
-    bad_results(org, "period,employee_code,quota\n2026-05,E1,1e30\n", 2, "quota", "too large")
+    bad_results(org, "period,employee_code,quota\n2026-05,E1,1e30\n", 2, "quota",
+                "outside the accepted range: a money value is less than 10\\^18")
+
+
+@pytest.mark.parametrize(("column", "value", "ok"), [
+    ("quota", "999999999999999999.999999", True),
+    ("quota", "-999999999999999999.999999", True),
+    ("quota", "1000000000000000000", False),
+    ("new_customers", "999999999999999", True),
+    ("new_customers", "1000000000000000", False),
+    ("satisfaction", "100", True),
+    ("satisfaction", "100.000001", False),
+])
+def test_each_metric_type_accepts_its_range_to_the_edge(org: Session, column: str, value: str,
+                                                         ok: bool) -> None:
+    data = f"period,employee_code,{column}\n2031-05,E1,{value}\n"
+    if ok:
+        import_results(org, "edge.csv", data=data.encode())
+        stored = org.scalar(select(Result.value).join(Metric).join(Period)
+                            .where(Metric.key == column, Period.code == "2031-05"))
+        assert stored == Decimal(value)
+    else:
+        bad_results(org, data, 2, column, "outside")
 
 
 # --- results: good input ------------------------------------------------------------------
