@@ -288,9 +288,8 @@ def try_rule(session: Session, draft: Mapping[str, Any], period_code: str,
              employee_code: str) -> list[TriedOutcome]:
     """Evaluate the draft rule set for one employee in one period; store nothing."""
     from engine.compiler import Session as EngineSession
-    from engine.compiler import to_fact
     from engine.facts import build_facts
-    from engine.runs import compile_for, employee_outcomes
+    from engine.runs import compile_for, evaluate_employee
     from engine.statements import explain_in_words
 
     period = periods.require(session, period_code)
@@ -300,11 +299,10 @@ def try_rule(session: Session, draft: Mapping[str, Any], period_code: str,
     ef = next((f for f in facts if f.code == employee_code), None)
     if ef is None:
         raise NotFound(f"employee {employee_code} has no results in {period.code}")
-    fired, holds = EngineSession(compiled).evaluate(ef.code, to_fact(ef.values, compiled))
     return [TriedOutcome(o["rule_key"], o["kind"], o["amount"], o["value"], o["status"],
                          explain_in_words(o["kind"], o["explanation"]), o["explanation"],
                          o["rule_key"] == draft["key"])
-            for o in employee_outcomes(ef, period, compiled, fired, holds)]
+            for o in evaluate_employee(EngineSession(compiled), ef, period, compiled)]
 
 
 @dataclass

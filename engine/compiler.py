@@ -5,16 +5,21 @@ What DESIGN.md measured about durable_rules shapes this module:
   and deleted at once, so one state is live at a time;
 - one ``Host`` per process with the background dispatcher off, rulesets registered under
   a name made of the content hash, actions looked up by name on our host;
-- numbers cross as floats: conditions never divide, ratios are computed beforehand, and
-  each value is encoded so that its order against every constant of the rules is the
-  order of the exact decimals (a ratio of 0.7999... never passes for 0.80);
+- numbers cross as floats, and distinct decimals can meet in one float (1e15 + 0.01 and
+  1e15 + 0.04 do). So no number crosses as itself: each numeric fact belongs to a
+  ``Scale``, the sorted distinct constants of the rules on it and on every fact compared
+  with it by ``ref``; a constant crosses as its place on the scale and a value as the place
+  of the gap it falls in, values of one employee in the same gap ordered among
+  themselves. Small whole floats, exact at every magnitude the decimals have;
+- conditions never divide (ratios are computed beforehand, exactly: engine.exact);
 - undefined values are dropped from the fact, never sent as null.
 
 Rules chain through the engine: a rating rule asserts a ``rated`` fact (the employee's
-facts plus the rating) that eligibility and PIP rules match; a commission or bonus
-asserts a ``payout`` fact and a holding flag a ``hold`` fact, and a system rule that joins
-the two marks the payout held. First match wins in a decision table because each row is
-compiled with the negation of the rows above it.
+facts plus the rating) that rules reading ``rating`` match; an employee no rating rule
+rated gets a ``rated`` fact without one, so those rules see every employee. A commission
+or bonus asserts a ``payout`` fact and a holding flag a ``hold`` fact, and a system rule
+that joins the two marks the payout held. First match wins in a decision table because
+each row is compiled with the negation of the rows above it.
 """
 
 from __future__ import annotations
@@ -23,24 +28,27 @@ import copy
 import hashlib
 import itertools
 import json
-import math
 import os
 import threading
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.conditions import (
     CHAINED_FACTS,
     POPULATION_OPS,
+    PRESENCE_OPS,
     facts_read,
+    leaves,
     lower_leaf,
     negate,
     push_not,
 )
 from engine.errors import RunFailed
+from engine.exact import exact
+from engine.reach import numeric_domains, satisfiable
 
 # --- the compiled form ----------------------------------------------------------------------
 
@@ -54,7 +62,7 @@ class Firing:
     index: int | None = None  # tier or row number (1-based)
     missing: str | None = None  # for warnings: the undefined fact
     condition: dict[str, Any] | None = None  # what held, for the explanation
-    parts: tuple[list[str], list[Any]] | None = None  # its facts and leaves, once worked out
+    reads: list[str] | None = None  # the facts its condition reads, once worked out
 
 
 @dataclass
@@ -66,10 +74,58 @@ class CompiledRuleset:
     firings: dict[str, Firing]
     conditions: dict[str, dict[str, Any]]  # durable rule name -> plain condition tree
     stages: dict[str, str]  # durable rule name -> fact type it matches (emp or rated)
-    thresholds: dict[str, list[tuple[Decimal, float]]]
-    fields: set[str]
+    scales: list[Scale]  # the numeric facts the rules read, by group compared together
+    text_fields: set[str]
     population: set[str] = field(default_factory=set)
-    ref_pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def fields(self) -> set[str]:
+        return self.text_fields | {f for s in self.scales for f in s.fields}
+
+    @property
+    def rates(self) -> bool:
+        """True when some rule reads the rating of this run (it needs the rated stage)."""
+        return "rated" in self.stages.values()
+
+
+# A constant's code is (2i + 1) x STEP, i its place on the scale; a value between two
+# constants gets the code of the gap (2i x STEP) plus its rank among the employee's values
+# in that gap. STEP bounds the facts one scale may hold.
+STEP = 1024
+
+
+@dataclass
+class Scale:
+    """A group of numeric facts compared with each other, and every constant they meet."""
+
+    fields: tuple[str, ...]
+    keys: list[Decimal]  # the constants, sorted, one per value (0.7 and 0.70 are one)
+
+    def code(self, constant: Decimal) -> float:
+        i = bisect_left(self.keys, constant)
+        return float((2 * i + 1) * STEP)
+
+    def encode(self, values: Mapping[str, Any], fact: dict[str, Any]) -> None:
+        """Write the codes of the employee's values of this scale's facts into fact."""
+        gaps: dict[int, list[tuple[Any, str]]] = {}
+        keys = self.keys
+        for name in self.fields:
+            value = values.get(name)
+            if value is None:
+                continue
+            v = exact(value)
+            i = bisect_left(keys, v)
+            if i < len(keys) and keys[i] == v:
+                fact[name] = float((2 * i + 1) * STEP)
+            else:
+                gaps.setdefault(i, []).append((v, name))
+        for i, items in gaps.items():
+            if len(items) == 1:
+                fact[items[0][1]] = float(2 * i * STEP + 1)
+                continue
+            rank = {v: r for r, v in enumerate(sorted({v for v, _ in items}), start=1)}
+            for v, name in items:
+                fact[name] = float(2 * i * STEP + rank[v])
 
 
 def _num(value: Any) -> Decimal:
@@ -95,33 +151,26 @@ def _all(*parts: Any) -> dict[str, Any]:
     return {"all": items}
 
 
-def _without_fact(cond: dict[str, Any] | None, fact: str) -> dict[str, Any] | None | bool:
-    """Drop a conjunction's leaves on a fact; False when cond is not a plain conjunction."""
+def assume_defined(cond: dict[str, Any] | None, fact: str) -> dict[str, Any] | None:
+    """The condition as it reads once ``fact`` is known to be defined: its presence tests
+    become true or false; comparisons of its value stay (false while it is undefined)."""
     if cond is None:
         return None
-    if "fact" in cond:
-        return None if cond["fact"] == fact or cond.get("ref") == fact else cond
-    if "all" in cond and all("fact" in c for c in cond["all"]):
-        return {"all": [c for c in cond["all"] if c["fact"] != fact and c.get("ref") != fact]}
-    return False
-
-
-def _tests_value(cond: dict[str, Any] | None, fact: str) -> bool:
-    """True when the condition compares the fact's value (not only that it is defined)."""
-    stack = [cond] if cond else []
-    while stack:
-        c = stack.pop()
-        if "all" in c or "any" in c:
-            stack.extend(c.get("all") or c.get("any") or [])
-        elif "not" in c:
-            stack.append(c["not"])
-        elif fact in (c["fact"], c.get("ref")) and c["op"] not in ("defined", "undefined"):
-            return True
-    return False
+    if "all" in cond or "any" in cond:
+        key = "all" if "all" in cond else "any"
+        return {key: [assume_defined(c, fact) for c in cond[key]]}
+    if "not" in cond:
+        return {"not": assume_defined(cond["not"], fact)}
+    if cond["fact"] == fact and cond["op"] in PRESENCE_OPS:
+        return {"all": []} if cond["op"] == "defined" else {"any": []}
+    return cond
 
 
 def required_facts(rule: Mapping[str, Any]) -> list[str]:
-    """Facts the rule's amount or value needs; undefined, they give a warning."""
+    """Facts the rule's amount or value needs; undefined, they give a warning.
+
+    A decision table needs the facts its last row (the catch-all) asks to be defined.
+    """
     action = rule["action"]
     atype = action["type"]
     if atype == "tiers":
@@ -131,10 +180,8 @@ def required_facts(rule: Mapping[str, Any]) -> list[str]:
     if atype == "per_unit":
         return [action["per"]]
     if atype == "table":
-        last = action["rows"][-1]["when"]
-        cond = last if last is None or "fact" in last else None
-        conj = [cond] if cond else (last or {}).get("all", []) if last and "all" in last else []
-        return [c["fact"] for c in conj if "fact" in c and c["op"] == "defined"]
+        last = push_not(action["rows"][-1]["when"])
+        return list(dict.fromkeys(c["fact"] for c in leaves(last) if c["op"] == "defined"))
     return []
 
 
@@ -170,12 +217,20 @@ def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]
             cond = _all(base, needs)
             out.append((f"r{next(counter)}", Firing(rule, "main", condition=base), cond))
         for fact in required_facts(rule):
-            rest = _without_fact(rule.get("when"), fact)
-            if rest is False or fact in CHAINED_FACTS or _tests_value(rule.get("when"), fact):
-                # A rule whose condition compares the fact simply does not apply when it is
-                # undefined (a condition on an undefined value is false): no warning.
+            if fact in CHAINED_FACTS:
                 continue
-            cond = _all(scope_condition(rule), rest, {"fact": fact, "op": "undefined"})
+            # The warning: the rule would apply were the fact defined (its scope and
+            # condition hold, reading the fact's presence tests as met), but its amount or
+            # value needs it. A comparison of the fact's value is false while it is
+            # undefined, so a rule that compares it simply does not apply: no warning.
+            undefined = {"fact": fact, "op": "undefined"}
+            if action["type"] == "table":
+                rows = [r["when"] or {"all": []} for r in action["rows"]]
+                cond = _all(base, [negate(r) for r in rows],
+                            assume_defined(rows[-1], fact), undefined)
+            else:
+                cond = _all(scope_condition(rule), assume_defined(rule.get("when"), fact),
+                            undefined)
             out.append((f"r{next(counter)}", Firing(rule, "warn", missing=fact), cond))
     return out
 
@@ -202,22 +257,60 @@ def _lower(cond: dict[str, Any]) -> dict[str, Any]:
 _DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 
 
+def _is_numeric(fact: str, numeric: set[str]) -> bool:
+    return fact in numeric or "__" in fact  # population facts are numbers
 
 
+def _scales(conds: list[dict[str, Any]], numeric: set[str]) -> tuple[list[Scale], set[str]]:
+    """Group the numeric facts the conditions read by ``ref`` and gather their constants."""
+    parent: dict[str, str] = {}
+
+    def find(f: str) -> str:
+        while parent.setdefault(f, f) != f:
+            parent[f] = parent[parent[f]]
+            f = parent[f]
+        return f
+
+    constants: dict[str, set[Decimal]] = {}
+    text: set[str] = set()
+    for cond in conds:
+        for leaf in leaves(cond):
+            fact = leaf["fact"]
+            if not _is_numeric(fact, numeric):
+                text.add(fact)
+                if "ref" in leaf:
+                    text.add(leaf["ref"])
+                continue
+            find(fact)
+            if "ref" in leaf:
+                parent[find(leaf["ref"])] = find(fact)
+            elif "value" in leaf:
+                values = leaf["value"] if isinstance(leaf["value"], list) else [leaf["value"]]
+                constants.setdefault(fact, set()).update(Decimal(str(v)) for v in values)
+    groups: dict[str, list[str]] = {}
+    for fact in sorted(parent):
+        groups.setdefault(find(fact), []).append(fact)
+    scales = []
+    for members in groups.values():
+        if len(members) >= STEP:
+            raise RunFailed(f"{len(members)} facts compared with each other: at most "
+                            f"{STEP - 1}")
+        keys: dict[Decimal, Decimal] = {}
+        for fact in members:
+            for c in constants.get(fact, ()):
+                keys.setdefault(c.normalize(), c)  # 0.7 and 0.70 are one place
+        scales.append(Scale(tuple(members), sorted(keys.values())))
+    return scales, text
 
 
 class _Emitter:
-    def __init__(self, numeric: set[str]):
+    def __init__(self, numeric: set[str], scales: list[Scale]):
         self.numeric = numeric
-        self.thresholds: dict[str, set[Decimal]] = {}
-        self.fields: set[str] = set()
-        self.ref_pairs: set[tuple[str, str]] = set()
+        self.scale = {f: s for s in scales for f in s.fields}
 
     def value(self, fact: str, value: Any) -> Any:
-        if fact in self.numeric or "__" in fact:  # population facts are numbers
-            d = _num(value)
-            self.thresholds.setdefault(fact, set()).add(d)
-            return safe_float(float(d))
+        if _is_numeric(fact, self.numeric):
+            return self.scale[fact].code(Decimal(str(value)))
         return str(value)
 
     def expr(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +323,6 @@ class _Emitter:
             return parts[0] if len(parts) == 1 else {"$or": parts} if parts else \
                 {"$nex": {"t": 1}}
         fact, op = c["fact"], c["op"]
-        self.fields.add(fact)
         if op == "defined":
             return {"$ex": {fact: 1}}
         if op == "undefined":
@@ -242,9 +334,6 @@ class _Emitter:
                 return eqs[0] if len(eqs) == 1 else {"$or": eqs}
             return {"$and": [{"$ex": {fact: 1}}, *({"$neq": {fact: v}} for v in values)]}
         if "ref" in c:
-            self.fields.add(c["ref"])
-            if fact in self.numeric:
-                self.ref_pairs.add((fact, c["ref"]))
             other: Any = {"$m": c["ref"]}
             guard = [{"$ex": {fact: 1}}, {"$ex": {c["ref"]: 1}}]
         else:
@@ -260,107 +349,54 @@ class _Emitter:
 def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> CompiledRuleset:
     """Compile rule documents (validated, stored form) into one durable_rules ruleset."""
     digest = hashlib.sha256(json.dumps(rules, sort_keys=True, default=str).encode()).hexdigest()
-    emitter = _Emitter(numeric_facts)
     definition: dict[str, Any] = {}
     firings: dict[str, Firing] = {}
     conditions: dict[str, dict[str, Any]] = {}
     stages: dict[str, str] = {}
     population: set[str] = set()
+    domains = numeric_domains(numeric_facts)
     for name, firing, cond in plan(rules):
+        if firing.role == "warn" and not satisfiable(cond, domains):
+            continue  # e.g. the condition compares the very fact that is undefined
         reads = facts_read(cond)
-        stage = "rated" if any(f in CHAINED_FACTS for f in reads) else "emp"
+        stages[name] = "rated" if any(f in CHAINED_FACTS for f in reads) else "emp"
         for leaf_fact, leaf_op in _leaf_ops(cond):
             if leaf_op in POPULATION_OPS:
                 population.add(leaf_fact)
-        lowered = _lower(cond)
-        expr = emitter.expr(lowered)
-        definition[name] = {"all": [{"m": {"$and": [{"t": stage}, expr]}}], "run": name}
         firings[name] = firing
-        conditions[name] = lowered
-        stages[name] = stage
+        conditions[name] = _lower(cond)
+    scales, text = _scales(list(conditions.values()), numeric_facts)
+    emitter = _Emitter(numeric_facts, scales)
+    for name, lowered in conditions.items():
+        expr = emitter.expr(lowered)
+        definition[name] = {"all": [{"m": {"$and": [{"t": stages[name]}, expr]}}], "run": name}
     definition["hold"] = {
         "all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}], "run": "hold",
     }
     # Every employee's fact must match some rule: durable_rules keeps a state for a fact
     # that matched nothing, and deleting that state crashed the process (measured here).
     definition["seen"] = {"all": [{"m": {"t": "emp"}}], "run": "seen"}
-    thresholds = {
-        f: sorted((d, safe_float(float(d))) for d in values)
-        for f, values in emitter.thresholds.items()
-    }
     return CompiledRuleset(
         name=f"laurel_{digest[:16]}", content_hash=digest, rules=rules, definition=definition,
-        firings=firings, conditions=conditions, stages=stages, thresholds=thresholds,
-        fields=emitter.fields, population=population, ref_pairs=sorted(emitter.ref_pairs),
+        firings=firings, conditions=conditions, stages=stages, scales=scales,
+        text_fields=text, population=population,
     )
 
 
 def _leaf_ops(cond: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    stack = [cond]
-    while stack:
-        c = stack.pop()
-        if "all" in c or "any" in c:
-            stack.extend(c.get("all") or c.get("any") or [])
-        elif "not" in c:
-            stack.append(c["not"])
-        else:
-            out.append((c["fact"], c["op"]))
-    return out
-
-
-def safe_float(f: float) -> float:
-    """Avoid the one float spelling durable_rules' JSON parser refuses (1e-05, 1e+16).
-
-    It needs a decimal point in the mantissa; one step away from zero gives one
-    (1.0000000000000001e-05) and keeps the value's order against every other float.
-    """
-    text = repr(f)
-    if "e" in text and "." not in text:
-        return math.nextafter(f, math.copysign(math.inf, f))
-    return f
-
-
-def encode(value: Decimal, thresholds: list[tuple[Decimal, float]]) -> float:
-    """Return a float whose order against each threshold is the decimal's order."""
-    return safe_float(_encode(value, thresholds))
-
-
-def _encode(value: Decimal, thresholds: list[tuple[Decimal, float]]) -> float:
-    f = float(value)
-    if not thresholds:
-        return f
-    i = bisect_left(thresholds, (value, -math.inf))
-    # thresholds[i-1] < value <= thresholds[i] in exact terms
-    if i < len(thresholds) and thresholds[i][0] == value:
-        return thresholds[i][1]
-    if i > 0 and f <= thresholds[i - 1][1]:
-        f = math.nextafter(thresholds[i - 1][1], math.inf)
-    if i < len(thresholds) and f >= thresholds[i][1]:
-        f = math.nextafter(thresholds[i][1], -math.inf)
-    return f
+    return [(c["fact"], c["op"]) for c in leaves(cond)]
 
 
 def to_fact(values: Mapping[str, Any], compiled: CompiledRuleset) -> dict[str, Any]:
-    """The employee's facts as durable_rules sees them: only fields the rules read."""
+    """The employee's facts as durable_rules sees them: only fields the rules read, each
+    number as its code on its scale (see Scale)."""
     fact: dict[str, Any] = {"t": "emp"}
-    for name in compiled.fields:
+    for name in compiled.text_fields:
         value = values.get(name)
-        if value is None:
-            continue
-        if isinstance(value, Decimal):
-            fact[name] = encode(value, compiled.thresholds.get(name, []))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            fact[name] = encode(Decimal(value), compiled.thresholds.get(name, []))
-        else:
+        if value is not None:
             fact[name] = str(value)
-    # Two facts compared with each other: distinct decimals that meet in one float are
-    # pulled one step apart in the decimals' order.
-    for a, b in compiled.ref_pairs:
-        if a in fact and b in fact and fact[a] == fact[b]:
-            da, db = _num(values[a]), _num(values[b])
-            if da != db:
-                fact[a] = math.nextafter(fact[a], math.inf if da > db else -math.inf)
+    for scale in compiled.scales:
+        scale.encode(values, fact)
     return fact
 
 
@@ -440,15 +476,26 @@ def _noop(c: Any) -> None:
     return None
 
 
+class Evaluation(NamedTuple):
+    """What fired for one employee: durable rule names in firing order, the (payout rule,
+    holding flag) pairs, and the rating each rule on the rated stage saw (None: unrated)."""
+
+    fired: list[str]
+    holds: list[tuple[str, str]]
+    ratings: dict[str, str | None]
+
+
 class Session:
     """Evaluate employees one at a time against a compiled ruleset in this process."""
 
     def __init__(self, compiled: CompiledRuleset):
         self.compiled = compiled
-        self.fired: list[tuple[str, dict[str, Any]]] = []
+        self.fired: list[str] = []
+        self.ratings: dict[str, str | None] = {}
         self.holds: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.pending: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
         self._actions = {name: _promise(self._action(name, firing))
                          for name, firing in compiled.firings.items()}
         self._actions["hold"] = _promise(self._hold)
@@ -459,6 +506,7 @@ class Session:
 
     def _action(self, name: str, firing: Firing) -> Any:
         rule = firing.rule
+        rated_stage = self.compiled.stages[name] == "rated"
 
         def action(c: Any) -> None:
             # durable_rules keeps an exception raised here on the state instead of raising
@@ -467,12 +515,14 @@ class Session:
             # durable_rules ran the action a second time.
             try:
                 # A condition with "or" in it is expanded by durable_rules into one path per
-                # alternative, and fires once for each that holds: count a rule once per fact.
-                seen = (name, c.m._d.get("t"), c.m._d.get("rating_rule"))
-                if seen in self.seen:
+                # alternative, and fires once for each that holds; a rule on the rated stage
+                # would fire once per rating rule: count a rule once per employee.
+                if name in self.seen:
                     return
-                self.seen.add(seen)
-                self.fired.append((name, {}))
+                self.seen.add(name)
+                self.fired.append(name)
+                if rated_stage:
+                    self.ratings[name] = c.m._d.get("rating")
                 if firing.role == "warn":
                     return
                 if rule["kind"] == "rating":
@@ -494,7 +544,7 @@ class Session:
         if pair not in self.holds:
             self.holds.append(pair)
 
-    def evaluate(self, sid: str, fact: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    def evaluate(self, sid: str, fact: dict[str, Any]) -> Evaluation:
         """Assert one employee's fact, collect what fired, delete the state."""
         with ENGINE_LOCK:
             if self._ruleset is not self.host._ruleset_directory.get(self.compiled.name):
@@ -503,19 +553,31 @@ class Session:
             self._ruleset._actions = self._actions
             return self._evaluate(sid, fact)
 
-    def _evaluate(self, sid: str, fact: dict[str, Any]
-                  ) -> tuple[list[str], list[tuple[str, str]]]:
+    def _evaluate(self, sid: str, fact: dict[str, Any]) -> Evaluation:
         durable_engine = _durable()
         self.fired, self.holds, self.errors, self.pending = [], [], [], []
-        self.seen: set[tuple[Any, ...]] = set()
-        queue = [dict(fact, sid=sid)]
+        self.ratings, self.seen = {}, set()
+        emp = dict(fact, sid=sid)
+        queue = [emp]
+        asserted: set[tuple[str, str]] = set()
         try:
             while queue:
+                current = queue.pop(0)
                 try:
-                    self.host.assert_fact(self.compiled.name, queue.pop(0))
+                    self.host.assert_fact(self.compiled.name, current)
                 except durable_engine.MessageNotHandledException:
                     pass  # a chained fact no rule reads
+                if current is emp and self.compiled.rates and \
+                        not any(p["t"] == "rated" for p in self.pending):
+                    # No rating rule rated this employee: rules that read the rating still
+                    # see them, with the rating undefined.
+                    self.pending.append(dict(emp, t="rated"))
                 for chained in self.pending:
+                    if chained["t"] in ("payout", "hold"):
+                        key = (chained["t"], chained["rule"])
+                        if key in asserted:
+                            continue
+                        asserted.add(key)
                     chained["sid"] = sid
                     queue.append(chained)
                 self.pending = []
@@ -527,7 +589,7 @@ class Session:
             self._ruleset.delete_state(sid)
         if self.errors:
             raise RunFailed(f"employee {sid}: {self.errors[0]}")
-        return [name for name, _ in self.fired], list(self.holds)
+        return Evaluation(list(self.fired), list(self.holds), dict(self.ratings))
 
 
 def _promise(fn: Any) -> Any:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from engine.exact import exact
+
 NUMBER_OPS = ("==", "!=", "<", "<=", ">", ">=")
 TEXT_OPS = ("==", "!=", "in", "not_in")
 PRESENCE_OPS = ("defined", "undefined")
@@ -108,7 +110,7 @@ def leaf_holds(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
         return facts.get(population_fields(name)[0]) == 0
     if op == "top_share":
         share = facts.get(population_fields(name)[2])
-        return share is not None and share < _num(leaf["value"])
+        return share is not None and exact(share) < exact(leaf["value"])
     if op in ("in", "not_in"):
         found = str(value) in [str(v) for v in leaf["value"]]
         return found if op == "in" else not found
@@ -121,7 +123,7 @@ def leaf_holds(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
     if isinstance(value, str) or isinstance(other, str) and not _is_number(other):
         a, b = str(value), str(other)
         return a == b if op == "==" else a != b if op == "!=" else False
-    a, b = _num(value), _num(other)
+    a, b = exact(value), exact(other)
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b,
             ">=": a >= b}[op]
 
@@ -235,28 +237,55 @@ def describe(cond: Mapping[str, Any] | None) -> str:
     return f"{name} {op.replace('_', ' ')} {other}"
 
 
-def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any],
-                leaf_list: list[Mapping[str, Any]] | None = None
+def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]
                 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The leaves that hold: as data (fact, op, compared value, the values read) and as the
-    rule states them (``attainment >= 1.20``, the form of CONTRACT.md's example)."""
-    out, words = [], []
-    for leaf in leaf_list if leaf_list is not None else leaves(cond):
-        if not leaf_holds(leaf, facts):
+    """The parts of a condition that hold: as data (fact, op, compared value, the values
+    read) and as the rule states them (``attainment >= 1.20``, CONTRACT.md's example).
+
+    A ``not`` that holds is one part, its inner condition marked ``negated``; of an
+    ``any``, the alternatives that hold.
+    """
+    out: list[dict[str, Any]] = []
+    words: list[str] = []
+    for part, negated in _held_parts(cond, facts):
+        words.append(describe({"not": part}) if negated else describe(part))
+        if "fact" not in part:  # not (a group): its words say it
+            out.append({"fact": facts_read(part)[0], "op": "not", "text": describe(part),
+                        "negated": True})
             continue
-        words.append(describe(leaf))
-        item: dict[str, Any] = {"fact": leaf["fact"], "op": leaf["op"]}
-        if "value" in leaf:
-            item["value"] = [str(v) for v in leaf["value"]] if isinstance(leaf["value"], list) \
-                else _fmt(leaf["value"])
-        if "ref" in leaf:
-            item["ref"] = leaf["ref"]
-            item["ref_actual"] = _fmt(facts.get(leaf["ref"]))
-        actual = facts.get(leaf["fact"])
-        item["actual"] = None if actual is None else _fmt(actual)
-        if leaf["op"] in POPULATION_OPS:
-            higher, n, _ = population_fields(leaf["fact"])
-            item["higher"] = _fmt(facts.get(higher))
-            item["n"] = _fmt(facts.get(n))
+        item = _check_item(part, facts)
+        if negated:
+            item["negated"] = True
         out.append(item)
     return out, words
+
+
+def _held_parts(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]
+                ) -> list[tuple[Mapping[str, Any], bool]]:
+    if not cond:
+        return []
+    if "all" in cond:
+        return [p for c in cond["all"] for p in _held_parts(c, facts)]
+    if "any" in cond:
+        return [p for c in cond["any"] if holds(c, facts) for p in _held_parts(c, facts)]
+    if "not" in cond:
+        return [] if holds(cond["not"], facts) else [(cond["not"], True)]
+    return [(cond, False)] if leaf_holds(cond, facts) else []
+
+
+def _check_item(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {"fact": leaf["fact"], "op": leaf["op"]}
+    if "value" in leaf:
+        item["value"] = [str(v) for v in leaf["value"]] if isinstance(leaf["value"], list) \
+            else _fmt(leaf["value"])
+    if "ref" in leaf:
+        item["ref"] = leaf["ref"]
+        ref_actual = facts.get(leaf["ref"])
+        item["ref_actual"] = None if ref_actual is None else _fmt(ref_actual)
+    actual = facts.get(leaf["fact"])
+    item["actual"] = None if actual is None else _fmt(actual)
+    if leaf["op"] in POPULATION_OPS:
+        higher, n, _ = population_fields(leaf["fact"])
+        item["higher"] = _fmt(facts.get(higher))
+        item["n"] = _fmt(facts.get(n))
+    return item

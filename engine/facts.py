@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine import periods, pips
 from engine.conditions import population_fields
+from engine.exact import exact, quotient, total
 from engine.metrics import load_catalog
 from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
 from engine.rollup import period_figures
@@ -31,14 +32,6 @@ class EmployeeFacts:
     code: str
     name: str
     values: dict[str, Any]
-
-
-def _div(a: Decimal | None, b: Decimal | None) -> Decimal | None:
-    if a is None or b is None or b == 0:
-        return None
-    with localcontext() as ctx:
-        ctx.prec = 34
-        return +(a / b)
 
 
 def previous_ratings(session: Session, period: Period) -> dict[int, str]:
@@ -95,25 +88,29 @@ def build_facts(session: Session, period: Period, population_metrics: Iterable[s
         by_team[team_id].append(values)
         facts.append(EmployeeFacts(emp_id, code, name, values))
     for members in by_team.values():
-        revenue = sum((m["revenue_total"] for m in members if m.get("revenue_total")
-                       is not None), Decimal(0))
-        quota = sum((m["quota"] for m in members if m.get("quota") is not None), Decimal(0))
+        revenue = total(m["revenue_total"] for m in members
+                        if m.get("revenue_total") is not None)
+        quota = total(m["quota"] for m in members if m.get("quota") is not None)
         count = Decimal(len(members))
         for m in members:
             m.update(team_revenue=revenue, team_quota=quota, team_members=count,
-                     team_attainment=_div(revenue, quota), per_capita_output=_div(revenue, count))
+                     team_attainment=quotient(revenue, quota),
+                     per_capita_output=quotient(revenue, count))
     for metric in population_metrics:
-        ranked = sorted(f.values[metric] for f in facts if f.values.get(metric) is not None)
+        # ranked by exact value: two attainments that agree to 34 digits still differ
+        ranked = sorted((f.values[metric] for f in facts if f.values.get(metric) is not None),
+                        key=exact)
+        keys = [exact(v) for v in ranked]
         n = len(ranked)
         higher_f, n_f, share_f = population_fields(metric)
         for f in facts:
             value = f.values.get(metric)
             if value is None:
                 continue
-            higher = n - bisect_right(ranked, value)
+            higher = n - bisect_right(keys, exact(value))
             f.values[higher_f] = Decimal(higher)
             f.values[n_f] = Decimal(n)
-            f.values[share_f] = _div(Decimal(higher), Decimal(n))
+            f.values[share_f] = quotient(Decimal(higher), Decimal(n))
             f.values[f"{metric}__max"] = ranked[-1]
     facts.sort(key=lambda f: f.code)
     return facts

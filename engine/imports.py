@@ -36,7 +36,6 @@ from engine.models import (
     Team,
 )
 
-
 EMPLOYEE_COLUMNS = ["code", "name", "email", "team", "region", "level", "manager_code",
                     "hire_date", "team_stage"]
 EMPLOYEE_REQUIRED = ["code", "name", "team", "level"]

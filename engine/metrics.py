@@ -5,6 +5,9 @@ with operators that propagate undefined: ``a + b`` is undefined when either is, 
 is undefined when ``b`` is undefined or zero. Two helper functions cover the other rules
 of POLICIES.md: ``defined_sum(a, b, ...)`` (undefined only when all are undefined, an
 undefined term counts as 0) and ``positive(x)`` (undefined unless ``x > 0``).
+
+A derived value is exact: computed in decimals where they are exact, else as a fraction
+and kept as an ``engine.exact.Quotient`` (2/3 compares as 2/3, not as 0.666...67).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import ast
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact, localcontext
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -22,9 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import FormulaError
+from engine.exact import exact, from_fraction, is_exact_decimal
 from engine.models import Metric
 
-Value = Decimal | None
+Value = Decimal | Fraction | None
 
 # (key, English label, Chinese label, type, roll-up, formula)
 CATALOG: list[tuple[str, str, str, str, str, str | None]] = [
@@ -148,7 +153,7 @@ def _neg(a: Value) -> Value:
 def defined_sum(*terms: Value) -> Value:
     """Sum the defined terms; undefined only when every term is undefined."""
     defined = [t for t in terms if t is not None]
-    return sum(defined, Decimal(0)) if defined else None
+    return sum(defined[1:], defined[0]) if defined else None
 
 
 def positive(x: Value) -> Value:
@@ -181,30 +186,48 @@ class Formula:
         """The formula as a Python closure over the checked tree (fast, still no eval)."""
         return _closure(self.tree.body)
 
+    @property
+    def exact_fn(self) -> Callable[[Mapping[str, Value]], Value]:
+        """The same closure over exact fractions (for a result no decimal holds)."""
+        return _closure(self.tree.body, exact=True)
+
 
 _BINARY = {ast.Add: OPERATORS[ast.Add], ast.Sub: OPERATORS[ast.Sub],
            ast.Mult: OPERATORS[ast.Mult], ast.Div: _div}
 
 
-def _closure(node: ast.AST) -> Callable[[Mapping[str, Value]], Value]:
-    """Turn a checked formula tree into nested closures; only the allowed nodes exist."""
+def _as_fraction(value: Value) -> Fraction | None:
+    if value is None:
+        return None
+    v = exact(value)
+    return v if isinstance(v, Fraction) else Fraction(v)
+
+
+def _closure(node: ast.AST, exact: bool = False) -> Callable[[Mapping[str, Value]], Value]:
+    """Turn a checked formula tree into nested closures; only the allowed nodes exist.
+
+    ``exact``: every value is read as a Fraction, so that no operation rounds.
+    """
     if isinstance(node, ast.Constant):
-        const = node.value
+        const = Fraction(node.value) if exact else node.value
         return lambda values: const
     if isinstance(node, ast.Name):
         name = node.id
+        if exact:
+            return lambda values: _as_fraction(values.get(name))
         return lambda values: values.get(name)
     if isinstance(node, ast.UnaryOp):
-        inner = _closure(node.operand)
+        inner = _closure(node.operand, exact)
         if isinstance(node.op, ast.USub):
             return lambda values: _neg(inner(values))
         return inner
     if isinstance(node, ast.BinOp):
-        left, right, op = _closure(node.left), _closure(node.right), _BINARY[type(node.op)]
+        left, right = _closure(node.left, exact), _closure(node.right, exact)
+        op = _BINARY[type(node.op)]
         return lambda values: op(left(values), right(values))
     if isinstance(node, ast.Call):
         func = FUNCTIONS[node.func.id]
-        args = [_closure(a) for a in node.args]
+        args = [_closure(a, exact) for a in node.args]
         return lambda values: func(*(a(values) for a in args))
     raise FormulaError("?", f"{type(node).__name__} is not allowed in a formula")
 
@@ -295,20 +318,30 @@ class Catalog:
     derived: list[Formula]
 
     def __post_init__(self) -> None:
-        self._steps = [(f.metric, f.fn) for f in self.derived]
+        self._steps = [(f.metric, f.fn, f.exact_fn, tuple(f.names)) for f in self.derived]
 
     @property
     def inputs(self) -> dict[str, Metric]:
         return {k: m for k, m in self.metrics.items() if not m.formula}
 
     def derive(self, values: dict[str, Value]) -> dict[str, Value]:
-        """Return input values plus every derived metric, in dependency order."""
+        """Return input values plus every derived metric, in dependency order, exact.
+
+        Decimals where every input is one and no operation rounds; else the formula is
+        worked again in fractions and the result kept as a Quotient.
+        """
         out = dict(values)
         with localcontext() as ctx:
             ctx.prec = 34
-            for key, fn in self._steps:
-                value = fn(out)
-                out[key] = None if value is None else +value
+            for key, fn, exact_fn, names in self._steps:
+                if all(out.get(n) is None or is_exact_decimal(out[n]) for n in names):
+                    ctx.clear_flags()
+                    value = fn(out)
+                    if value is None or not ctx.flags[Inexact]:
+                        out[key] = value
+                        continue
+                value = exact_fn(out)
+                out[key] = None if value is None else from_fraction(value)
         return out
 
 

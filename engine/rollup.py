@@ -10,12 +10,12 @@ the period and none below it is not in that period's population.
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import periods
+from engine import exact, periods
 from engine.models import Metric, Period, Result, ResultRow
 
 Figures = dict[int, dict[str, Decimal]]
@@ -48,13 +48,10 @@ def combine(rollup: str, values: list[Decimal]) -> Decimal | None:
     if not values:
         return None
     if rollup == "sum":
-        return sum(values, Decimal(0))
+        return exact.total(values)
     if rollup == "max":
-        return max(values)
-    with localcontext() as ctx:
-        ctx.prec = 34
-        mean = sum(values, Decimal(0)) / len(values)
-    return +mean
+        return max(values, key=exact.exact)
+    return exact.mean(values)
 
 
 def _roll(imported: Figures, parts: list[Figures], rollups: dict[str, str]) -> Figures:

@@ -15,7 +15,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,11 +24,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine import compliance, followup, periods, pips, wording
-from engine.compiler import CompiledRuleset, Firing, compile_rules, to_fact
+from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
-from engine.conditions import facts_read, held_checks, leaves, population_fields
+from engine.conditions import facts_read, held_checks, population_fields
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed
+from engine.exact import product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
 from engine.models import Employee, Metric, Outcome, Period, Run
@@ -42,9 +44,19 @@ def currency() -> str:
     return os.environ.get("LAUREL_CURRENCY", "CNY")
 
 
-def round_money(value: Decimal) -> Decimal:
-    """Round to 0.01, half up (1234.50 x 3% = 37.035 -> 37.04)."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+def round_money(value: Decimal | Fraction) -> Decimal:
+    """Round an exact amount to 0.01, half up (1234.50 x 3% = 37.035 -> 37.04); a zero is
+    0.00, never -0.00."""
+    return round_half_up(value, CENT)
+
+
+# The amount column holds 24 digits before the point (engine.models.MONEY).
+AMOUNT_LIMIT = Decimal(10) ** 24
+
+
+def _pay(base: Decimal, factor: Decimal) -> Decimal:
+    """base x factor, exact, rounded once to the cent."""
+    return round_money(product(base, factor))
 
 
 def _show(value: Any) -> str:
@@ -113,17 +125,17 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
         return amount, {"type": "fixed", "amount": f"{amount:.2f}"}, []
     if atype == "rate":
         rate, base = Decimal(action["rate"]), values[action["base"]]
-        amount = round_money(base * rate)
+        amount = _pay(base, rate)
         return amount, {"type": "rate", "rate": str(rate), "base": action["base"],
                         "base_value": _show(base), "amount": f"{amount:.2f}"}, [action["base"]]
     if atype == "per_unit":
         unit, per = Decimal(action["amount"]), values[action["per"]]
-        amount = round_money(unit * per)
+        amount = _pay(per, unit)
         return amount, {"type": "per_unit", "unit": str(unit), "per": action["per"],
                         "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
     tier = action["tiers"][firing.index - 1]
     rate, base = Decimal(tier["rate"]), values[action["base"]]
-    amount = round_money(base * rate)
+    amount = _pay(base, rate)
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
             "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
@@ -131,26 +143,35 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
     return amount, calc, [metric, action["base"]]
 
 
-def _firing_parts(firing: Firing) -> tuple[list[str], list[Any]]:
-    """The facts a firing's condition reads and its leaves, worked out once per firing."""
-    if firing.parts is None:
-        firing.parts = (facts_read(firing.condition), list(leaves(firing.condition)))
-    return firing.parts
+def _firing_reads(firing: Firing) -> list[str]:
+    """The facts a firing's condition reads, worked out once per firing."""
+    if firing.reads is None:
+        firing.reads = facts_read(firing.condition)
+    return firing.reads
 
 
-def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRuleset,
-                      fired: list[str], holds: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def evaluate_employee(engine_session: EngineSession, ef: EmployeeFacts, period: Any,
+                      compiled: CompiledRuleset) -> list[dict[str, Any]]:
+    """Evaluate one employee's facts and return their outcomes (nothing stored)."""
+    return employee_outcomes(ef, period, compiled,
+                             engine_session.evaluate(ef.code, to_fact(ef.values, compiled)))
+
+
+def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
+                      evaluation: Evaluation) -> list[dict[str, Any]]:
     """Turn what fired for one employee into outcomes with their explanations."""
-    values = ef.values
     held_by: dict[str, list[str]] = {}
-    for payout_rule, hold_rule in holds:
+    for payout_rule, hold_rule in evaluation.holds:
         held_by.setdefault(payout_rule, []).append(hold_rule)
     out = []
-    for name in fired:
+    for name in evaluation.fired:
         firing = compiled.firings[name]
         rule = firing.rule
+        values = ef.values
+        if name in evaluation.ratings:  # a rule that read this run's rating
+            values = dict(values, rating=evaluation.ratings[name])
         cond = firing.condition
-        reads, leaf_list = _firing_parts(firing)
+        reads = _firing_reads(firing)
         explanation: dict[str, Any] = {"rule": rule.get("name") or rule["key"]}
         amount = None
         value = None
@@ -191,9 +212,12 @@ def employee_outcomes(ef: EmployeeFacts, period: Period, compiled: CompiledRules
             value = rule["action"]["value"]
         explanation["facts"] = _explain_facts(
             list(dict.fromkeys(reads + arithmetic_facts)), values)
-        explanation["checks"], explanation["conditions"] = held_checks(cond, values, leaf_list)
+        explanation["checks"], explanation["conditions"] = held_checks(cond, values)
         status = None
         if amount is not None:
+            if abs(amount) >= AMOUNT_LIMIT:
+                raise RunFailed(f"employee {ef.code}: rule {rule['key']} gives {amount}, "
+                                "beyond the largest amount (24 digits before the point)")
             status = "payable"
             if kind in MONEY_KINDS and rule["key"] in held_by:
                 status = "held"
@@ -239,8 +263,7 @@ def _evaluate_chunk(index: int) -> list[dict[str, Any]]:
     size = _JOB["chunk"]
     for ef in facts[index * size:(index + 1) * size]:
         try:
-            fired, holds = engine_session.evaluate(ef.code, to_fact(ef.values, compiled))
-            out.extend(employee_outcomes(ef, period, compiled, fired, holds))
+            out.extend(evaluate_employee(engine_session, ef, period, compiled))
         except RunFailed:
             raise
         except Exception as exc:  # any failure fails the whole run, naming the employee

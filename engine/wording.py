@@ -71,10 +71,17 @@ def _plain_label(key: str) -> str:
 
 def check(c: Mapping[str, Any], lang: str = "en", label: Label = _plain_label) -> str:
     """One condition that held, with the values it read."""
+    if c.get("negated"):
+        if c["op"] == "not":
+            inner = c.get("text", "")
+        else:
+            inner = check({k: v for k, v in c.items() if k != "negated"}, lang, label)
+        return f"并非（{inner}）" if lang == "zh" else f"not ({inner})"
     name = label(c["fact"])
     op = c["op"]
     actual = c.get("actual")
     shown = number(actual) if _dec(actual) is not None else (
+        ("未定义" if lang == "zh" else "undefined") if actual is None else
         VALUES_ZH.get(str(actual), str(actual)) if lang == "zh" else str(actual))
     if op == "defined":
         return f"{name} {shown}" + ("（已定义）" if lang == "zh" else " (defined)")

@@ -66,7 +66,10 @@ def test_tier_table_compiles_to_one_exclusive_rule_per_tier():
     # tier 2 is attainment >= 0.80 and < 1.00
     name = next(n for n, f in c.firings.items() if f.index == 2)
     body = str(c.definition[name])
-    assert "{'$gte': {'attainment': 0.8}}" in body and "{'$lt': {'attainment': 1.0}}" in body
+    scale = next(s for s in c.scales if "attainment" in s.fields)
+    low, high = scale.code(Decimal("0.80")), scale.code(Decimal("1.00"))
+    assert f"{{'$gte': {{'attainment': {low}}}}}" in body
+    assert f"{{'$lt': {{'attainment': {high}}}}}" in body
     warn = [f for f in c.firings.values() if f.role == "warn"]
     assert {f.missing for f in warn} == {"attainment", "revenue_total"}
 
@@ -96,13 +99,31 @@ def test_negation_keeps_undefined_false():
 @pytest.mark.parametrize("value,threshold", [
     ("0.79999999999999999999", "0.80"), ("0.80000000000000000001", "0.80"),
     ("1.19999999999999999999", "1.2"), ("0.3", "0.30"), ("-0.0000000000000000001", "0"),
+    ("1000000000000000.05", "1000000000000000.04"), ("1000000000000000.02", "1000000000000000.01"),
+    ("99999999999999.99", "99999999999999.990001"), ("9999999999999999", "10000000000000000"),
 ])
 def test_encoding_keeps_the_exact_order_against_thresholds(value, threshold):
     v, t = Decimal(value), Decimal(threshold)
-    f = compiler.encode(v, [(t, float(t))])
-    assert (f < float(t)) == (v < t)
-    assert (f == float(t)) == (v == t)
-    assert (f > float(t)) == (v > t)
+    scale = compiler.Scale(("x",), [t])
+    fact: dict = {}
+    scale.encode({"x": v}, fact)
+    code = scale.code(t)
+    assert (fact["x"] < code) == (v < t)
+    assert (fact["x"] == code) == (v == t)
+    assert (fact["x"] > code) == (v > t)
+
+
+def test_values_compared_by_ref_keep_their_order_in_one_gap():
+    """Two facts between the same two constants: their codes keep the decimals' order."""
+    scale = compiler.Scale(("a", "b"), [Decimal("1000000000000000.04")])
+    for a, b in (("1000000000000000.05", "1000000000000000.05"),
+                 ("1000000000000000.05", "1000000000000000.06"),
+                 ("12345678901234.56", "12345678901234.560000"),
+                 ("9999999999999999", "10000000000000000")):
+        fact: dict = {}
+        scale.encode({"a": Decimal(a), "b": Decimal(b)}, fact)
+        assert (fact["a"] < fact["b"]) == (Decimal(a) < Decimal(b))
+        assert (fact["a"] == fact["b"]) == (Decimal(a) == Decimal(b))
 
 
 # --- differential test ----------------------------------------------------------------------
@@ -126,7 +147,8 @@ def _random_facts(rng: random.Random, c: compiler.CompiledRuleset) -> dict:
         elif name == "previous_rating":
             facts[name] = rng.choice("ABCD")
         else:
-            near = [t for t, _ in c.thresholds.get(name, [])] or [Decimal(0)]
+            near = next((list(sc.keys) for sc in c.scales if name in sc.fields), []) \
+                or [Decimal(0)]
             base = rng.choice(near)
             tiny = Decimal(1).scaleb(-rng.choice([2, 6, 18, 22]))
             facts[name] = base + rng.choice([-1, 0, 0, 1]) * tiny * rng.randint(1, 9)
@@ -136,12 +158,13 @@ def _random_facts(rng: random.Random, c: compiler.CompiledRuleset) -> dict:
 def _plain(c: compiler.CompiledRuleset, facts: dict) -> set[str]:
     fired = {n for n, cond in c.conditions.items()
              if c.stages[n] == "emp" and holds(cond, facts)}
-    for n in list(fired):
-        f = c.firings[n]
-        if f.role == "row" and f.rule["kind"] == "rating":
-            rated = dict(facts, rating=f.rule["action"]["rows"][f.index - 1]["value"])
-            fired |= {m for m, cond in c.conditions.items()
-                      if c.stages[m] == "rated" and holds(cond, rated)}
+    ratings = [c.firings[n].rule["action"]["rows"][c.firings[n].index - 1]["value"]
+               for n in fired if c.firings[n].role == "row"
+               and c.firings[n].rule["kind"] == "rating"]
+    for rating in ratings or [None]:  # an unrated employee: the rating is undefined
+        rated = dict(facts, rating=rating)
+        fired |= {m for m, cond in c.conditions.items()
+                  if c.stages[m] == "rated" and holds(cond, rated)}
     return fired
 
 
@@ -152,7 +175,7 @@ def test_durable_rules_agree_with_the_plain_evaluator(period_kind):
     rng = random.Random(20261127)
     for i in range(1500):
         facts = _random_facts(rng, c)
-        fired, _ = session.evaluate(f"e{i}", compiler.to_fact(facts, c))
+        fired = session.evaluate(f"e{i}", compiler.to_fact(facts, c)).fired
         expected = _plain(c, facts)
         assert sorted(fired) == sorted(expected), (facts, sorted(fired), sorted(expected))
 
@@ -164,7 +187,7 @@ def test_two_facts_compared_keep_their_exact_order():
     for discount, fires in (("0.08", False), ("0.08000000000000000001", True),
                             ("0.07999999999999999999", False), ("0.0801", True)):
         facts = {"max_discount_pct": Decimal(discount), "level_authority": Decimal("0.08")}
-        fired, _ = session.evaluate("e", compiler.to_fact(facts, c))
+        fired = session.evaluate("e", compiler.to_fact(facts, c)).fired
         assert bool(fired) is fires, discount
 
 
@@ -185,7 +208,7 @@ def test_rulesets_beyond_the_limit_are_freed_and_come_back():
     facts = {"revenue_new": Decimal("100"), "revenue_existing": Decimal("0"),
              "quota": Decimal("100"), "revenue_total": Decimal("100"),
              "attainment": Decimal("1")}
-    fired, _ = first.evaluate("x", compiler.to_fact(facts, c))  # registered again
+    fired = first.evaluate("x", compiler.to_fact(facts, c)).fired  # registered again
     assert fired
 
 
@@ -201,7 +224,7 @@ def test_threads_take_turns_on_the_engine():
             rng = random.Random(n)
             for i in range(200):
                 facts = _random_facts(rng, c)
-                fired, _ = s.evaluate(f"t{n}-{i}", compiler.to_fact(facts, c))
+                fired = s.evaluate(f"t{n}-{i}", compiler.to_fact(facts, c)).fired
                 assert sorted(fired) == sorted(_plain(c, facts))
         except Exception as exc:  # reported below
             errors.append(exc)
@@ -221,7 +244,7 @@ def test_employees_that_match_no_rule_leave_no_state_behind():
     session = compiler.Session(c)
     facts = {"max_discount_pct": Decimal("0.01"), "level_authority": Decimal("0.08")}
     for i in range(1500):
-        fired, _ = session.evaluate(f"n{i}", compiler.to_fact(facts, c))
+        fired = session.evaluate(f"n{i}", compiler.to_fact(facts, c)).fired
         assert fired == []
 
 

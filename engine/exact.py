@@ -1,0 +1,124 @@
+"""Exact numbers: decimals, and quotients that keep their exact fraction.
+
+Imported values are decimals with at most six decimals, and sums and products of them are
+exact decimals. A quotient such as 2/3 (an attainment, a mean of three months) has no
+exact decimal: it is a ``Quotient``, a Decimal of 34 digits for display and arithmetic
+that carries its exact ``Fraction`` for every comparison. Compare numbers through
+``exact()`` (or ``compare()``) and an attainment of 0.79999... never passes for 0.80,
+whatever the magnitudes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, Inexact, localcontext
+from fractions import Fraction
+from typing import Any
+
+Number = Decimal | Fraction
+PRECISION = 34
+
+
+class Quotient(Decimal):
+    """A Decimal rounded to 34 digits that remembers the exact fraction it stands for."""
+
+    __slots__ = ("exact",)
+    exact: Fraction
+
+
+def exact(value: Any) -> Number:
+    """The exact value: a Quotient's fraction, else the Decimal itself."""
+    if isinstance(value, Quotient):
+        return value.exact
+    if isinstance(value, Decimal | Fraction):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a truth value is not a number")
+    return Decimal(str(value))
+
+
+def is_exact_decimal(value: Any) -> bool:
+    return isinstance(value, Decimal) and not isinstance(value, Quotient)
+
+
+def from_fraction(value: Fraction) -> Decimal:
+    """A Decimal when the fraction has one of at most 34 digits, else a Quotient."""
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        ctx.clear_flags()
+        d = Decimal(value.numerator) / Decimal(value.denominator)
+        if not ctx.flags[Inexact]:
+            return d
+    q = Quotient(d)
+    q.exact = value
+    return q
+
+
+def _fraction(value: Number) -> Fraction:
+    return value if isinstance(value, Fraction) else Fraction(value)
+
+
+def quotient(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    """a / b, exact (a Quotient where no decimal is); undefined when b is undefined or 0."""
+    if a is None or b is None:
+        return None
+    ea, eb = exact(a), exact(b)
+    if eb == 0:
+        return None
+    if isinstance(ea, Decimal) and isinstance(eb, Decimal):
+        with localcontext() as ctx:
+            ctx.prec = PRECISION
+            ctx.clear_flags()
+            d = ea / eb
+            if not ctx.flags[Inexact]:
+                return d
+    return from_fraction(_fraction(ea) / _fraction(eb))
+
+
+def total(values: Iterable[Decimal]) -> Decimal:
+    """The exact sum of numbers (Quotients included)."""
+    items = list(values)
+    if all(is_exact_decimal(v) for v in items):
+        with localcontext() as ctx:
+            ctx.prec = PRECISION
+            ctx.clear_flags()
+            s = sum(items, Decimal(0))
+            if not ctx.flags[Inexact]:
+                return s
+    return from_fraction(sum((_fraction(exact(v)) for v in items), Fraction(0)))
+
+
+def mean(values: list[Decimal]) -> Decimal:
+    return quotient(total(values), Decimal(len(values)))  # type: ignore[return-value]
+
+
+def product(a: Decimal, b: Decimal) -> Number:
+    """a x b exactly, as a Decimal where the digits allow, else as a Fraction."""
+    ea, eb = exact(a), exact(b)
+    if isinstance(ea, Decimal) and isinstance(eb, Decimal):
+        with localcontext() as ctx:
+            ctx.prec = 100
+            ctx.clear_flags()
+            p = ea * eb
+            if not ctx.flags[Inexact]:
+                return p
+    return _fraction(ea) * _fraction(eb)
+
+
+def round_half_up(value: Number, quantum: Decimal) -> Decimal:
+    """Round an exact number to the quantum (0.01), half away from zero; never -0.00."""
+    with localcontext() as ctx:
+        ctx.prec = 100
+        if isinstance(value, Fraction):
+            steps = value / Fraction(quantum)
+            whole, rest = divmod(abs(steps.numerator), steps.denominator)
+            if 2 * rest >= steps.denominator:
+                whole += 1
+            if steps < 0:
+                whole = -whole
+            out = Decimal(whole) * quantum
+        else:
+            out = value.quantize(quantum, rounding=ROUND_HALF_UP)
+        if out == 0:
+            out = abs(out)
+        return out
