@@ -109,6 +109,19 @@ TYPE_RANGE_WORDS = {
 }
 
 
+def decimals(d: Decimal) -> int:
+    """How many decimals a number needs (trailing zeros do not count): 1.50 needs 1."""
+    _, digits, exponent = d.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
+        return 0
+    zeros = 0
+    for digit in reversed(digits):
+        if digit != 0 or zeros >= -exponent:
+            break
+        zeros += 1
+    return -exponent - zeros
+
+
 def metric_range(mtype: str, low: Decimal | None = None, high: Decimal | None = None
                  ) -> tuple[Decimal, Decimal]:
     """The accepted range of a metric: its own bounds within its type's range."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -355,3 +355,42 @@ def satisfiable(cond: Mapping[str, Any] | None, domains: Mapping[str, Domain]) -
 def numeric_domains(numeric: set[str]) -> dict[str, Domain]:
     """Plain number domains for the given facts (text for every other one)."""
     return {f: NUMBER for f in numeric}
+
+
+def domains_for(metric_types: Mapping[str, str], levels: Iterable[str] | None = None,
+                inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None]] | None = None,
+                ) -> dict[str, Domain]:
+    """What each fact a rule reads can be.
+
+    ``inputs``: the imported metrics with their type and own bounds; their values are in
+    range, and a count is a whole number. A derived metric can be any number.
+    """
+    from engine.metrics import metric_range
+
+    out: dict[str, Domain] = {}
+    for key in metric_types:
+        if inputs is not None and key in inputs:
+            itype, low, high = inputs[key]
+            lo, hi = metric_range(itype, low, high)
+            out[key] = Domain(integral=itype == "count", low=lo, high=hi)
+        else:
+            out[key] = NUMBER
+    level_texts = tuple(sorted(levels)) if levels else None
+    from engine.models import TEAM_STAGES
+
+    out.update({
+        "team": Domain(numeric=False, always_defined=True),
+        "team_stage": Domain(numeric=False, texts=TEAM_STAGES),
+        "region": Domain(numeric=False, always_defined=True),
+        "level": Domain(numeric=False, always_defined=True, texts=level_texts),
+        "level_authority": Domain(always_defined=True),
+        "team_revenue": Domain(always_defined=True),
+        "team_quota": Domain(always_defined=True),
+        "team_attainment": NUMBER,
+        "per_capita_output": NUMBER,
+        "team_members": Domain(integral=True, low=Decimal(1), always_defined=True),
+        "previous_rating": TEXT,
+        "pips_overlapping": Domain(integral=True, low=Decimal(0), always_defined=True),
+        "rating": TEXT,
+    })
+    return out

@@ -29,7 +29,9 @@ from engine.conditions import (
     leaves,
 )
 from engine.errors import RuleError
+from engine.metrics import RULE_DECIMALS, decimals, range_problem
 from engine.models import OUTCOME_KINDS, PERIOD_KINDS, TEAM_STAGES, Level, Metric, Rule
+from engine.reach import Domain, domains_for, satisfiable
 
 RULE_KINDS = tuple(k for k in OUTCOME_KINDS if k != "warning")
 MONEY_KINDS = ("commission", "bonus")
@@ -56,11 +58,39 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-def _decimal_constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))
+def _decimal_constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | str:
+    """A YAML float as an exact Decimal; .inf, .nan and the like stay text, which the
+    validation refuses as not a finite number."""
+    text = loader.construct_scalar(node)
+    try:
+        value = Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        return text
+    return value if value.is_finite() else text
+
+
+def _lenient_constructor(name: str) -> Any:
+    """A timestamp or int that does not convert (2026-02-30, 5,000 digits) stays text: the
+    validation then names the field, instead of a traceback from the loader."""
+    default = yaml.SafeLoader.yaml_constructors[name]
+
+    def construct(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        try:
+            return default(loader, node)
+        except (ValueError, OverflowError):
+            return loader.construct_scalar(node)
+
+    return construct
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal_constructor)
+for _tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int"):
+    _Loader.add_constructor(_tag, _lenient_constructor(_tag))
+
+# A rule file is small: these bound what a hostile one can cost.
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 40  # nested mappings and lists (a condition nests a few per level)
+MAX_NODES = 100_000  # values in the file, every alias counted as what it stands for
 
 
 class _Dumper(yaml.SafeDumper):
@@ -78,7 +108,11 @@ _Dumper.add_representer(Decimal, _decimal_representer)
 
 
 def read_yaml(text: str, source: str) -> dict[str, Any]:
+    if len(text) > MAX_FILE_BYTES:
+        raise RuleError(source, f"is larger than {MAX_FILE_BYTES:,} characters: a rule file "
+                        "holds one rule")
     try:
+        _check_shape(text, source)
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -88,6 +122,48 @@ def read_yaml(text: str, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RuleError(source, "a rule file holds one mapping (key: value lines)")
     return data
+
+
+def _check_shape(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, and more than MAX_NODES values once aliases
+    are expanded (a "billion laughs" file), before anything is built from the text."""
+    depth = 0
+    sizes: dict[str, int] = {}  # anchor -> values it stands for
+    open_: list[tuple[str | None, int]] = []  # (anchor, values so far) per open collection
+    total = 0
+
+    def add(n: int, line: int) -> None:
+        nonlocal total
+        total += n
+        if total > MAX_NODES:
+            raise RuleError(source, f"holds more than {MAX_NODES:,} values (aliases "
+                            "counted in full)", row=line)
+        if open_:
+            anchor, count = open_[-1]
+            open_[-1] = (anchor, count + n)
+
+    for event in yaml.parse(text, Loader=_Loader):
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RuleError(source, f"is nested more than {MAX_DEPTH} levels deep",
+                                row=line)
+            open_.append((event.anchor, 0))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, count = open_.pop()
+            if anchor:
+                sizes[anchor] = count
+            if open_:
+                parent, so_far = open_[-1]
+                open_[-1] = (parent, so_far + count)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor] = 1
+            add(1, line)
+        elif isinstance(event, yaml.AliasEvent):
+            add(sizes.get(event.anchor, 1), line)
 
 
 # --- canonical form -----------------------------------------------------------------------
@@ -120,23 +196,37 @@ def num(value: Any) -> Decimal:
 # --- validation ---------------------------------------------------------------------------
 
 
+# The largest rate a rule may pay (100 is 10,000%), so an amount fits its column.
+MAX_RATE = Decimal(100)
+MAX_CONDITION_DEPTH = 12  # all/any/not inside each other
+
+
 class _Validator:
     def __init__(self, source: str, facts: Mapping[str, FactInfo], metrics: set[str],
-                 levels: set[str] | None):
+                 levels: set[str] | None, domains: Mapping[str, Domain]):
         self.source, self.facts, self.metrics, self.levels = source, facts, metrics, levels
+        self.domains = domains
 
     def fail(self, reason: str, field: str | None = None, row: int | None = None) -> None:
         raise RuleError(self.source, reason, field=field, row=row)
 
-    def number(self, value: Any, field: str, row: int | None = None) -> Decimal:
+    def number(self, value: Any, field: str, row: int | None = None,
+               kind: str | None = None) -> Decimal:
+        """A number of the rule: finite, at most RULE_DECIMALS decimals, and in the range of
+        ``kind`` (a metric type) when given."""
         if isinstance(value, bool) or value is None or isinstance(value, list | dict):
             self.fail(f"{value!r} is not a number", field, row)
         try:
             d = Decimal(str(value))
-        except InvalidOperation:
-            self.fail(f"{value!r} is not a number", field, row)
+        except (InvalidOperation, ValueError):
+            self.fail(f"{str(value)[:40]!r} is not a number", field, row)
         if not d.is_finite():
             self.fail(f"{value!r} is not a finite number", field, row)
+        if decimals(d) > RULE_DECIMALS:
+            self.fail(f"{str(value)[:40]} has more than {RULE_DECIMALS} decimals", field, row)
+        problem = range_problem(d, kind or "money")
+        if problem:
+            self.fail(f"{str(value)[:40]} {problem}", field, row)
         return d
 
     def text(self, value: Any, field: str, row: int | None = None, required: bool = True) -> str:
@@ -157,12 +247,16 @@ class _Validator:
             self.fail(f"{name} is text, a number is needed here", field, row)
         return name
 
-    def condition(self, cond: Any, field: str, row: int | None = None) -> dict[str, Any] | None:
+    def condition(self, cond: Any, field: str, row: int | None = None,
+                  depth: int = 0) -> dict[str, Any] | None:
         if cond is None or cond == {} or cond == []:
             return None
+        if depth > MAX_CONDITION_DEPTH:
+            self.fail(f"conditions are nested more than {MAX_CONDITION_DEPTH} levels deep",
+                      field, row)
         if isinstance(cond, list):  # a plain list means all of them
-            return {"all": [self.condition(c, f"{field}[{i + 1}]", row) or {"all": []}
-                            for i, c in enumerate(cond)]}
+            return {"all": [self.condition(c, f"{field}[{i + 1}]", row, depth + 1)
+                            or {"all": []} for i, c in enumerate(cond)]}
         if not isinstance(cond, dict):
             self.fail("a condition is a mapping (fact, op, value) or all/any/not of them",
                       field, row)
@@ -172,15 +266,15 @@ class _Validator:
                 self.fail(f"{groups[0]} stands alone in its mapping", field, row)
             key = groups[0]
             if key == "not":
-                inner = self.condition(cond["not"], f"{field}.not", row)
+                inner = self.condition(cond["not"], f"{field}.not", row, depth + 1)
                 if inner is None:
                     self.fail("not needs a condition", f"{field}.not", row)
                 return {"not": inner}
             items = cond[key]
             if not isinstance(items, list) or not items:
                 self.fail(f"{key} needs a list of conditions", f"{field}.{key}", row)
-            return {key: [self.condition(c, f"{field}.{key}[{i + 1}]", row) or {"all": []}
-                          for i, c in enumerate(items)]}
+            return {key: [self.condition(c, f"{field}.{key}[{i + 1}]", row, depth + 1)
+                          or {"all": []} for i, c in enumerate(items)]}
         return self.leaf(cond, field, row)
 
     def leaf(self, cond: dict[str, Any], field: str, row: int | None) -> dict[str, Any]:
@@ -207,7 +301,7 @@ class _Validator:
             if name not in self.metrics or not info.numeric:
                 self.fail(f"{op} needs a numeric metric, not {name}", f"{field}.op", row)
             if op == "top_share":
-                share = self.number(cond.get("value"), f"{field}.value", row)
+                share = self.number(cond.get("value"), f"{field}.value", row, "ratio")
                 if not Decimal(0) < share <= Decimal(1):
                     self.fail("a top share is a fraction above 0 and at most 1 (0.10 is 10%)",
                               f"{field}.value", row)
@@ -233,7 +327,7 @@ class _Validator:
             if op not in NUMBER_OPS:
                 self.fail(f"operator {op} does not fit {info.type} metric {name}; use one of "
                           + ", ".join(NUMBER_OPS + PRESENCE_OPS), f"{field}.op", row)
-            out["value"] = self.number(value, f"{field}.value", row)
+            out["value"] = self.number(value, f"{field}.value", row, info.type)
         else:
             if op not in ("==", "!=", "in", "not_in"):
                 self.fail(f"operator {op} does not fit text fact {name}; use ==, !=, in, "
@@ -247,84 +341,17 @@ class _Validator:
         return out
 
 
-def _interval(leaves_: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Intersect the constraints of a conjunction per fact; None if it cannot hold."""
-    per: dict[str, dict[str, Any]] = {}
-    for leaf in leaves_:
-        f = per.setdefault(leaf["fact"], {"lo": None, "lo_in": True, "hi": None, "hi_in": True,
-                                          "eq": None, "defined": False, "undefined": False,
-                                          "ne": set()})
-        op = leaf["op"]
-        if op == "defined" or op in POPULATION_OPS or "ref" in leaf:
-            f["defined"] = True
-            continue
-        if op == "undefined":
-            f["undefined"] = True
-            continue
-        f["defined"] = True
-        v = leaf.get("value")
-        if op in ("==", "in"):
-            vals = {str(x) for x in (v if isinstance(v, list) else [v])}
-            f["eq"] = vals if f["eq"] is None else f["eq"] & vals
-        elif op == "!=":
-            f["ne"].add(str(v))
-        elif op in (">", ">="):
-            if f["lo"] is None or v > f["lo"] or (v == f["lo"] and op == ">"):
-                f["lo"], f["lo_in"] = v, op == ">="
-        elif op in ("<", "<="):
-            if f["hi"] is None or v < f["hi"] or (v == f["hi"] and op == "<"):
-                f["hi"], f["hi_in"] = v, op == "<="
-    for f in per.values():
-        if f["defined"] and f["undefined"]:
-            return None
-        if f["lo"] is not None and f["hi"] is not None:
-            if f["lo"] > f["hi"] or (f["lo"] == f["hi"] and not (f["lo_in"] and f["hi_in"])):
-                return None
-        if f["eq"] is not None and not f["eq"]:
-            return None
-    return per
+def _rate(v: _Validator, value: Any, field: str, row: int | None = None) -> Decimal:
+    rate = v.number(value, field, row, "ratio")
+    if rate < 0:
+        v.fail("a rate cannot be negative", field, row)
+    if rate > MAX_RATE:
+        v.fail(f"a rate is at most {MAX_RATE} (10,000%)", field, row)
+    return rate
 
 
-def _conjunction(cond: dict[str, Any] | None) -> list[dict[str, Any]] | None:
-    """The leaves of a condition that is a plain conjunction, else None."""
-    if cond is None:
-        return []
-    if "all" in cond and all("fact" in c for c in cond["all"]):
-        return list(cond["all"])
-    if "fact" in cond:
-        return [cond]
-    return None
-
-
-def _covers(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
-    """True when every value the later conjunction admits, the earlier one admits too."""
-    for fact, e in earlier.items():
-        lat = later.get(fact)
-        if lat is None:
-            return False
-        if e["undefined"]:
-            if not lat["undefined"]:
-                return False
-            continue
-        if lat["undefined"] or not lat["defined"]:
-            return False
-        if e["eq"] is not None and (lat["eq"] is None or not lat["eq"] <= e["eq"]):
-            return False
-        if e["ne"] and not (lat["eq"] is not None and not (lat["eq"] & e["ne"])) \
-                and not e["ne"] <= lat["ne"]:
-            return False
-        if e["lo"] is not None:
-            if lat["lo"] is None or lat["lo"] < e["lo"] or (
-                    lat["lo"] == e["lo"] and lat["lo_in"] and not e["lo_in"]):
-                return False
-        if e["hi"] is not None:
-            if lat["hi"] is None or lat["hi"] > e["hi"] or (
-                    lat["hi"] == e["hi"] and lat["hi_in"] and not e["hi_in"]):
-                return False
-    return True
-
-
-def _validate_tiers(v: _Validator, tiers: Any, field: str) -> list[dict[str, Any]]:
+def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
+                    ) -> list[dict[str, Any]]:
     if not isinstance(tiers, list) or not tiers:
         v.fail("a tier table needs at least one tier", field)
     out = []
@@ -334,13 +361,12 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str) -> list[dict[str, Any
         extra = set(tier) - {"from", "to", "rate"}
         if extra:
             v.fail(f"unknown field {sorted(extra)[0]!r}", f"{field}[{i}]", row=i)
-        lo = None if tier.get("from") is None else v.number(tier["from"], f"{field}.from", i)
-        hi = None if tier.get("to") is None else v.number(tier["to"], f"{field}.to", i)
+        lo = None if tier.get("from") is None else v.number(tier["from"], f"{field}.from", i,
+                                                             kind)
+        hi = None if tier.get("to") is None else v.number(tier["to"], f"{field}.to", i, kind)
         if "rate" not in tier:
             v.fail("is missing", f"{field}.rate", i)
-        rate = v.number(tier["rate"], f"{field}.rate", i)
-        if rate < 0:
-            v.fail("a rate cannot be negative", f"{field}.rate", i)
+        rate = _rate(v, tier["rate"], f"{field}.rate", i)
         if lo is not None and hi is not None and lo >= hi:
             v.fail(f"from {lo} is not below to {hi}", f"{field}.to", i)
         if i > 1:
@@ -359,7 +385,10 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str) -> list[dict[str, Any
     return out
 
 
-def _validate_action(v: _Validator, kind: str, action: Any) -> dict[str, Any]:
+def _validate_action(v: _Validator, kind: str, action: Any,
+                     base: list[dict[str, Any]]) -> dict[str, Any]:
+    """The action, checked; ``base`` is the rule's scope and condition (a table's rows are
+    reached only where they hold)."""
     if not isinstance(action, dict):
         v.fail("is missing (a mapping with a type)", "action")
     atype = action.get("type")
@@ -381,19 +410,20 @@ def _validate_action(v: _Validator, kind: str, action: Any) -> dict[str, Any]:
                f"action.{sorted(extra)[0]}")
     out: dict[str, Any] = {"type": atype}
     if atype == "fixed":
-        out["amount"] = v.number(action.get("amount"), "action.amount")
+        out["amount"] = v.number(action.get("amount"), "action.amount", kind="money")
         if "value" in action:
             out["value"] = v.text(action["value"], "action.value")
     elif atype == "rate":
-        out["rate"] = v.number(action.get("rate"), "action.rate")
+        out["rate"] = _rate(v, action.get("rate"), "action.rate")
         out["base"] = v.metric(action.get("base"), "action.base")
     elif atype == "per_unit":
-        out["amount"] = v.number(action.get("amount"), "action.amount")
+        out["amount"] = v.number(action.get("amount"), "action.amount", kind="money")
         out["per"] = v.metric(action.get("per"), "action.per")
     elif atype == "tiers":
         out["metric"] = v.metric(action.get("metric"), "action.metric")
         out["base"] = v.metric(action.get("base"), "action.base")
-        out["tiers"] = _validate_tiers(v, action.get("tiers"), "action.tiers")
+        out["tiers"] = _validate_tiers(v, action.get("tiers"), "action.tiers",
+                                       v.facts[out["metric"]].type)
     elif atype == "value":
         out["value"] = v.text(action.get("value"), "action.value")
     elif atype == "pip":
@@ -411,7 +441,6 @@ def _validate_action(v: _Validator, kind: str, action: Any) -> dict[str, Any]:
         if not isinstance(rows, list) or not rows:
             v.fail("a decision table needs at least one row", "action.rows")
         out_rows = []
-        seen_conj: list[tuple[int, dict[str, Any]]] = []
         for i, row in enumerate(rows, start=1):
             if not isinstance(row, dict):
                 v.fail("a row is a mapping with when and value", "action.rows", row=i)
@@ -421,27 +450,45 @@ def _validate_action(v: _Validator, kind: str, action: Any) -> dict[str, Any]:
                        row=i)
             when = v.condition(row.get("when"), "action.rows.when", row=i)
             value = v.text(row.get("value"), "action.rows.value", row=i)
-            conj = _conjunction(when)
-            if conj is not None:
-                region = _interval(conj)
-                if region is None:
-                    v.fail("this row's conditions contradict each other, so it can never "
-                           "match", "action.rows.when", row=i)
-                for j, earlier in seen_conj:
-                    if _covers(earlier, region):
-                        v.fail(f"this row can never match: every case it covers matches row "
-                               f"{j} first", "action.rows.when", row=i)
-                seen_conj.append((i, region))
             out_rows.append({"when": when, "value": value})
+        _check_rows_reachable(v, base, [r["when"] or {"all": []} for r in out_rows])
         out["rows"] = out_rows
     return out
 
 
+def _check_rows_reachable(v: _Validator, base: list[dict[str, Any]],
+                          rows: list[dict[str, Any]]) -> None:
+    """Refuse a row no input reaches: where the rule applies, its conditions hold only
+    where a row above matches first, or never (engine.reach decides, exactly)."""
+    for i, this in enumerate(rows, start=1):
+        above = rows[: i - 1]
+        cond = {"all": [*base, this, *({"not": a} for a in above)]}
+        if satisfiable(cond, v.domains):
+            continue
+        if not satisfiable({"all": [*base, this]}, v.domains):
+            v.fail("this row's conditions contradict each other (or the rule's scope and "
+                   "condition), so it can never match", "action.rows.when", row=i)
+        alone = [j for j, a in enumerate(above, start=1)
+                 if not satisfiable({"all": [*base, this, {"not": a}]}, v.domains)]
+        first = (f"row {alone[0]}" if alone else
+                 "rows " + ", ".join(str(j) for j in range(1, i)) + " together")
+        v.fail(f"this row can never match: every case it covers matches {first} first",
+               "action.rows.when", row=i)
+
+
 def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str],
-             levels: Iterable[str] | None = None) -> dict[str, Any]:
-    """Check a rule document and return it normalised; raise RuleError naming the field."""
+             levels: Iterable[str] | None = None,
+             inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None]] | None = None
+             ) -> dict[str, Any]:
+    """Check a rule document and return it normalised; raise RuleError naming the field.
+
+    ``inputs`` (the imported metrics, their type and own bounds) lets the check of a
+    decision table know what values each metric can take (engine.reach.domains_for).
+    """
     facts = fact_catalog(metric_types)
-    v = _Validator(source, facts, set(metric_types), set(levels) if levels else None)
+    level_set = set(levels) if levels else None
+    v = _Validator(source, facts, set(metric_types), level_set,
+                   domains_for(metric_types, level_set, inputs))
     if not isinstance(doc, Mapping):
         v.fail("a rule is a mapping of fields")
     extra = set(doc) - set(TOP_FIELDS)
@@ -506,7 +553,10 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
             out_scope[f] = values
     out["scope"] = out_scope
     out["when"] = v.condition(doc.get("when"), "when")
-    out["action"] = _validate_action(v, kind, doc.get("action"))
+    base = [{"fact": f, "op": "in", "value": list(values)} for f, values in out_scope.items()]
+    if out["when"]:
+        base.append(out["when"])
+    out["action"] = _validate_action(v, kind, doc.get("action"), base)
     hold = doc.get("hold", False)
     if not isinstance(hold, bool):
         v.fail("hold is true or false", "hold")
@@ -529,7 +579,9 @@ def catalog_types(session: Session) -> dict[str, str]:
 def validate_for_session(session: Session, doc: Mapping[str, Any], source: str
                          ) -> dict[str, Any]:
     levels = session.scalars(select(Level.code)).all()
-    return validate(doc, source, catalog_types(session), levels)
+    inputs = {m.key: (m.type, m.min_value, m.max_value)
+              for m in session.scalars(select(Metric).where(Metric.formula.is_(None)))}
+    return validate(doc, source, catalog_types(session), levels, inputs)
 
 
 def stored_form(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -621,9 +673,14 @@ def rule_files(path: Path) -> list[Path]:
 
 def read_rule_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise RuleError(str(path), f"is larger than {MAX_FILE_BYTES:,} bytes: a rule file "
+                            "holds one rule")
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise RuleError(str(path), f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RuleError(str(path), "is not UTF-8 text (save it as UTF-8)") from None
     return read_yaml(text, str(path))
 
 
