@@ -33,7 +33,7 @@ from engine import periods
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError
 from engine.imports import import_employees, import_results, record_rows
-from engine.metrics import validate_formula
+from engine.metrics import range_problem, validate_formula
 from engine.models import (
     METRIC_TYPES,
     PERIOD_KINDS,
@@ -461,23 +461,50 @@ def _check_formula(form: Any, field: Any) -> None:
     field.data = text
 
 
+def _check_bound(form: Any, field: Any) -> None:
+    """A metric's own bound lies in its type's range; the lowest is not above the highest."""
+    if field.data is None:
+        return
+    mtype = form.type.data if hasattr(form, "type") else None
+    problem = range_problem(field.data, mtype) if mtype in METRIC_TYPES else None
+    if problem:
+        raise ValidationError(_("Outside the accepted range of its type (see the note "
+                                "below the field)."))
+    low = getattr(form, "min_value", None)
+    if field.name == "max_value" and low is not None and low.data is not None \
+            and low.data > field.data:
+        raise ValidationError(_("The highest accepted value is below the lowest."))
+
+
 class MetricView(LaurelModelView):
     resource = "metric"
-    column_list = ["key", "label_en", "label_zh", "type", "rollup", "formula"]
+    column_list = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
+                   "max_value"]
     column_searchable_list = ["key", "label_en", "label_zh"]
     column_filters = ["type", "rollup"]
     column_default_sort = "key"
     column_formatters = {"type": _choice_label, "rollup": _choice_label}
-    form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "description"]
+    form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
+                    "max_value", "description"]
+    form_overrides = {"min_value": DecimalField, "max_value": DecimalField}
     form_choices = {"type": _choices(METRIC_TYPES), "rollup": _choices(ROLLUPS)}
-    form_args = {"formula": {"validators": [Optional(), _check_formula]}}
+    form_args = {"formula": {"validators": [Optional(), _check_formula]},
+                 "min_value": {"validators": [Optional(), _check_bound]},
+                 "max_value": {"validators": [Optional(), _check_bound]}}
     column_labels = {"key": _l("Key"), "label_en": _l("English label"),
                      "label_zh": _l("Chinese label"), "type": _l("Type"),
                      "rollup": _l("Roll-up"), "formula": _l("Formula"),
-                     "description": _l("Description")}
-    column_descriptions = {"formula": _l(
-        "Empty for an imported metric. A derived metric is computed from others, for "
-        "example: revenue / target")}
+                     "description": _l("Description"),
+                     "min_value": _l("Lowest accepted value"),
+                     "max_value": _l("Highest accepted value")}
+    column_descriptions = {
+        "formula": _l("Empty for an imported metric. A derived metric is computed from "
+                      "others, for example: revenue / target"),
+        "min_value": _l("An import refuses a value below it. Empty: the type's own range "
+                        "(money: less than 10^18 in absolute value; count: 0 or more; "
+                        "score: -100 to 100; ratio: -1,000,000 to 1,000,000)."),
+        "max_value": _l("An import refuses a value above it. Empty: the type's own range."),
+    }
 
 
 class ResultView(LaurelModelView):

@@ -10,6 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from engine import db
+from engine.errors import ImportFileError
+from engine.imports import import_results
 from engine.models import ROLES, AuditLog, Employee, Metric, Period, Result, Team, User
 
 try:  # tests/ may or may not be a package
@@ -108,6 +110,24 @@ def test_a_bad_formula_is_refused_on_the_field_and_the_typed_text_kept(
     with org.session() as s:
         assert s.scalar(select(Metric.formula).where(Metric.key == "win_rate")) == \
             "won_leads / leads"
+
+
+def test_hr_sets_a_metric_range_that_imports_then_keep(client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    form = {"key": "market_share", "label_en": "Market share", "label_zh": "市场份额",
+            "type": "ratio", "rollup": "mean", "formula": "", "min_value": "0",
+            "max_value": "2000000", "description": ""}
+    refused = client.post("/admin/metric/new/", data=form)
+    assert refused.status_code == 200 and "Outside the accepted range" in text_of(refused)
+    refused = client.post("/admin/metric/new/", data={**form, "max_value": "-1"})
+    assert "below the lowest" in text_of(refused)
+    assert count(org, Metric, Metric.key == "market_share") == 0
+    assert client.post("/admin/metric/new/", data={**form, "max_value": "1"}).status_code == 302
+    with org.session() as s:
+        with pytest.raises(ImportFileError, match=r"row 2, column market_share: '1.5' is "
+                                                  r"outside 0\.\.1"):
+            import_results(s, "r.csv", data=b"period,employee_code,market_share\n"
+                                            b"2026-05,N2,1.5\n")
 
 
 def test_hr_creates_a_user_who_can_log_in(client: FlaskClient, org: Org) -> None:
