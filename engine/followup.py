@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from engine import periods
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.exact import exact
 from engine.metrics import load_catalog
 from engine.models import Candidate, Employee, Outcome, Pip, Run
 from engine.rollup import period_figures
@@ -142,8 +143,8 @@ def progress(session: Session, pip: Pip) -> list[dict[str, Any]]:
         actual = catalog.derive(dict(figures)).get(metric) if figures else None
         met = None
         if actual is not None:
-            met = {">=": actual >= value, ">": actual > value, "<=": actual <= value,
-                   "<": actual < value}[op]
+            a = exact(actual)  # an attainment of 2/3 is compared as 2/3
+            met = {">=": a >= value, ">": a > value, "<=": a <= value, "<": a < value}[op]
         out.append({"month": code, "metric": metric, "op": op, "target": value,
                     "actual": actual, "met": met})
         day = periods.add_months(day, 1)

@@ -93,6 +93,7 @@ BOUNDS["max_discount_pct"] = ("0", "1")
 # DECIMALS decimals; the numbers of a rule at most RULE_DECIMALS.
 DECIMALS = 6
 RULE_DECIMALS = 12
+MAX_FORMULA = 500
 _MONEY_MAX = Decimal("999999999999999999.999999")
 TYPE_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     "money": (-_MONEY_MAX, _MONEY_MAX),
@@ -267,17 +268,38 @@ def _check_tree(metric: str, tree: ast.AST) -> frozenset[str]:
 
 @lru_cache(maxsize=512)
 def parse_formula(metric: str, text: str) -> Formula:
-    """Parse a formula once; raise FormulaError if it is not a plain arithmetic expression."""
+    """Parse a formula once; raise FormulaError if it is not a plain arithmetic expression.
+
+    A formula is at most MAX_FORMULA characters; each number in it is finite, has at most
+    RULE_DECIMALS decimals and lies within the money range.
+    """
+    source = text.strip()
+    if len(source) > MAX_FORMULA:
+        raise FormulaError(metric, f"is longer than {MAX_FORMULA} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise FormulaError(metric, f"does not parse: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError):
+        raise FormulaError(metric, "does not parse: too deeply nested or a number too "
+                           "long") from None
     names = _check_tree(metric, tree)
-    # Number literals become exact decimals: 0.2 is 2/10, not a binary float.
+    # Number literals become exact decimals as typed: 0.2 is 2/10, not a binary float.
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
                 and not isinstance(node.value, bool):
-            node.value = Decimal(repr(node.value))
+            typed = ast.get_source_segment(source, node) or repr(node.value)
+            try:
+                value = Decimal(typed.replace("_", ""))
+            except ArithmeticError:
+                value = Decimal(repr(node.value))
+            low, high = TYPE_RANGES["money"]
+            if not value.is_finite() or not low <= value <= high \
+                    or decimals(value) > RULE_DECIMALS:
+                raise FormulaError(metric, f"the number {typed[:40]} is out of range: a "
+                                   "number in a formula is less than 10^18 in absolute "
+                                   f"value, with at most {RULE_DECIMALS} decimals")
+            node.value = value
     return Formula(metric, text, tree, names)
 
 

@@ -378,3 +378,14 @@ action: {type: rate, rate: 0.03, base: revenue_new}
     run_id = str(out["A1", "x.rate"]["run_id"])
     exported = cli("export", run_id, "--draft", "--totals")
     assert "-0.00" not in exported and "0.00" in exported
+
+
+@pytest.mark.parametrize("formula", ["revenue_total * 1e400", "revenue_total * 1e-20",
+                                     "(" * 240 + "quota" + ")" * 240, "quota * " + "9" * 600])
+def test_a_formula_whose_numbers_break_runs_is_refused(formula: str) -> None:
+    from engine.errors import FormulaError
+    from engine.metrics import parse_formula
+
+    with pytest.raises(FormulaError) as err:
+        parse_formula("hostile", formula)
+    assert str(err.value).startswith("metric hostile, field formula: ")
