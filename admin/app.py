@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from admin import auth, i18n
 from engine import db as engine_db
+from engine import isolate
 
 ADMIN_TRANSLATIONS = str(Path(flask_admin.__file__).parent / "translations")
 
@@ -74,7 +75,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _secret_key(instance)
 
-    db = scoped_session(engine_db.make_sessionmaker(app.config["DATABASE_URL"]))
+    # Try-it, the impact preview and the publish gate evaluate rules in child processes:
+    # a crash of the rule engine fails that request, never the server (engine.isolate).
+    db = scoped_session(engine_db.make_sessionmaker(app.config["DATABASE_URL"],
+                                                    info={isolate.ISOLATE: True}))
     app.extensions["laurel_db"] = db
 
     @app.teardown_appcontext

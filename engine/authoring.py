@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import periods
+from engine import isolate, periods
 from engine.conditions import describe
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
@@ -115,8 +115,13 @@ def save_scenarios(session: Session, key: str, text: str, actor: str) -> bool:
 
 
 def check_scenarios(session: Session, rule: Rule) -> GateReport:
-    """Run the policy's feature file and HR's scenarios against the draft rule set."""
-    return run_gate(session, rule.definition, scenarios_of(session, rule.key))
+    """Run the policy's feature file and HR's scenarios against the draft rule set (in a
+    child process where isolation is on: engine.isolate)."""
+    return isolate.run(session, _gate, dict(rule.definition), scenarios_of(session, rule.key))
+
+
+def _gate(session: Session, definition: dict[str, Any], scenarios: str) -> GateReport:
+    return run_gate(session, definition, scenarios)
 
 
 # --- the second pair of eyes ------------------------------------------------------------------
@@ -286,7 +291,13 @@ class TriedOutcome:
 
 def try_rule(session: Session, draft: Mapping[str, Any], period_code: str,
              employee_code: str) -> list[TriedOutcome]:
-    """Evaluate the draft rule set for one employee in one period; store nothing."""
+    """Evaluate the draft rule set for one employee in one period; store nothing (in a
+    child process where isolation is on: engine.isolate)."""
+    return isolate.run(session, _try_rule, dict(draft), period_code, employee_code)
+
+
+def _try_rule(session: Session, draft: Mapping[str, Any], period_code: str,
+              employee_code: str) -> list[TriedOutcome]:
     from engine.compiler import Session as EngineSession
     from engine.facts import build_facts
     from engine.runs import compile_for, evaluate_employee
@@ -360,8 +371,12 @@ def impact_preview(session: Session, draft: Mapping[str, Any], period_code: str)
     """Shadow-run the period with the published rules and with the draft rule set.
 
     Stores nothing. Amounts count whatever their status (payable or held): the cost if
-    every hold were dismissed.
+    every hold were dismissed. Runs in a child process where isolation is on.
     """
+    return isolate.run(session, _impact_preview, dict(draft), period_code)
+
+
+def _impact_preview(session: Session, draft: Mapping[str, Any], period_code: str) -> Impact:
     from engine.models import Employee
     from engine.runs import evaluate_period
 

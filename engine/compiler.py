@@ -1,4 +1,4 @@
-"""Compile published rules to one durable_rules ruleset, and evaluate it per employee.
+"""Compile published rules to durable_rules rulesets, and evaluate them per employee.
 
 What DESIGN.md measured about durable_rules shapes this module:
 - facts, not events (every matching rule fires); one sid per employee, asserted, collected
@@ -14,12 +14,24 @@ What DESIGN.md measured about durable_rules shapes this module:
 - conditions never divide (ratios are computed beforehand, exactly: engine.exact);
 - undefined values are dropped from the fact, never sent as null.
 
-Rules chain through the engine: a rating rule asserts a ``rated`` fact (the employee's
-facts plus the rating) that rules reading ``rating`` match; an employee no rating rule
-rated gets a ``rated`` fact without one, so those rules see every employee. A commission
-or bonus asserts a ``payout`` fact and a holding flag a ``hold`` fact, and a system rule
-that joins the two marks the payout held. First match wins in a decision table because
-each row is compiled with the negation of the rows above it.
+The C core has fixed limits (src/rules of durable_rules 2.0.28): 32 expressions (and, or,
+end) per rule, 64 alpha nodes pending while one fact is matched, 255 fields a fact. A
+ruleset past them crashed the process or refused to load. So no durable rule holds an
+"or": each condition is worked out into its alternatives (negations pushed down to the
+leaves, then distributed), one plain conjunction per durable rule; and the rules are
+shared out among several small rulesets (``Part``), each given only the fields it reads.
+Where a rule cannot fit (too many alternatives, too long a conjunction), ``check_limits``
+refuses it at validation, naming the rule and the limit.
+
+Rules chain through the engine in stages: the employee's ``emp`` fact goes through the
+parts of the first stage; a rating rule's row gives a ``rated`` fact (the employee's facts
+plus the rating) that the parts of rules reading ``rating`` match, and an employee no
+rating rule rated gets a ``rated`` fact without one, so those rules see every employee. A
+commission or bonus gives a ``payout`` fact and a holding flag a ``hold`` fact, which a
+system rule joins in a ruleset of their own to mark the payout held. In a decision table
+each row is a rule of its own and the first row that fired wins (rows above are not
+negated into the ones below: that made conditions no ruleset could hold); likewise a
+table's warning stands only when no row of it fired.
 """
 
 from __future__ import annotations
@@ -43,22 +55,28 @@ from engine.conditions import (
     facts_read,
     leaves,
     lower_leaf,
-    negate,
     push_not,
 )
 from engine.errors import RunFailed
 from engine.exact import exact
 from engine.reach import numeric_domains, satisfiable
 
+# --- limits of the compiled form --------------------------------------------------------------
+
+MAX_ALTERNATIVES = 128  # conjunctions one rule (a row, a tier) may work out to
+MAX_LEAVES = 24  # tests in one conjunction (the C core takes 32 expressions a rule)
+PART_NODES = 40  # tests in one ruleset (the C core keeps at most 64 pending)
+PART_FIELDS = 200  # fields a part's fact may carry (the C core takes 255)
+
 # --- the compiled form ----------------------------------------------------------------------
 
 
 @dataclass
 class Firing:
-    """One compiled durable rule: which rule document, and what part of it."""
+    """One rule of a document as compiled: which rule document, and what part of it."""
 
     rule: dict[str, Any]
-    role: str  # main, tier, row, warn, hold
+    role: str  # main, tier, row, warn
     index: int | None = None  # tier or row number (1-based)
     missing: str | None = None  # for warnings: the undefined fact
     condition: dict[str, Any] | None = None  # what held, for the explanation
@@ -66,26 +84,14 @@ class Firing:
 
 
 @dataclass
-class CompiledRuleset:
+class Part:
+    """One durable_rules ruleset: some conjunctions of one stage, and the fields they read."""
+
     name: str
-    content_hash: str
-    rules: list[dict[str, Any]]
+    stage: str  # emp, rated, or join
     definition: dict[str, Any]
-    firings: dict[str, Firing]
-    conditions: dict[str, dict[str, Any]]  # durable rule name -> plain condition tree
-    stages: dict[str, str]  # durable rule name -> fact type it matches (emp or rated)
-    scales: list[Scale]  # the numeric facts the rules read, by group compared together
-    text_fields: set[str]
-    population: set[str] = field(default_factory=set)
-
-    @property
-    def fields(self) -> set[str]:
-        return self.text_fields | {f for s in self.scales for f in s.fields}
-
-    @property
-    def rates(self) -> bool:
-        """True when some rule reads the rating of this run (it needs the rated stage)."""
-        return "rated" in self.stages.values()
+    paths: dict[str, str]  # durable rule name -> firing name
+    fields: tuple[str, ...]
 
 
 # A constant's code is (2i + 1) x STEP, i its place on the scale; a value between two
@@ -126,6 +132,29 @@ class Scale:
             rank = {v: r for r, v in enumerate(sorted({v for v, _ in items}), start=1)}
             for v, name in items:
                 fact[name] = float(2 * i * STEP + rank[v])
+
+
+@dataclass
+class CompiledRuleset:
+    name: str
+    content_hash: str
+    rules: list[dict[str, Any]]
+    parts: list[Part]
+    firings: dict[str, Firing]
+    conditions: dict[str, dict[str, Any]]  # firing name -> plain condition tree (lowered)
+    stages: dict[str, str]  # firing name -> fact type it matches (emp or rated)
+    scales: list[Scale]  # the numeric facts the rules read, by group compared together
+    text_fields: set[str]
+    population: set[str] = field(default_factory=set)
+
+    @property
+    def fields(self) -> set[str]:
+        return self.text_fields | {f for s in self.scales for f in s.fields}
+
+    @property
+    def rates(self) -> bool:
+        """True when some rule reads the rating of this run (it needs the rated stage)."""
+        return "rated" in self.stages.values()
 
 
 def _num(value: Any) -> Decimal:
@@ -186,7 +215,7 @@ def required_facts(rule: Mapping[str, Any]) -> list[str]:
 
 
 def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]]:
-    """Return (name, firing, condition) for every durable rule the documents make."""
+    """Return (name, firing, condition) for every part of the documents that fires."""
     out: list[tuple[str, Firing, dict[str, Any]]] = []
     counter = itertools.count(1)
     for rule in rules:
@@ -205,13 +234,9 @@ def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]
                 cond = _all(base, band, {"fact": tbase, "op": "defined"})
                 out.append((f"r{next(counter)}", Firing(rule, "tier", i, condition=cond), cond))
         elif action["type"] == "table":
-            above: list[dict[str, Any]] = []
             for i, row in enumerate(action["rows"], start=1):
-                this = row["when"] or {"all": []}
-                cond = _all(base, this, [negate(a) for a in above])
-                shown = _all(base, this)
-                out.append((f"r{next(counter)}", Firing(rule, "row", i, condition=shown), cond))
-                above.append(this)
+                cond = _all(base, row["when"] or {"all": []})
+                out.append((f"r{next(counter)}", Firing(rule, "row", i, condition=cond), cond))
         else:
             needs = [{"fact": f, "op": "defined"} for f in required_facts(rule)]
             cond = _all(base, needs)
@@ -222,12 +247,11 @@ def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]
             # The warning: the rule would apply were the fact defined (its scope and
             # condition hold, reading the fact's presence tests as met), but its amount or
             # value needs it. A comparison of the fact's value is false while it is
-            # undefined, so a rule that compares it simply does not apply: no warning.
+            # undefined, so a rule that compares it simply does not apply: no warning. A
+            # table's warning is dropped when one of its rows fired (Session).
             undefined = {"fact": fact, "op": "undefined"}
             if action["type"] == "table":
-                rows = [r["when"] or {"all": []} for r in action["rows"]]
-                cond = _all(base, [negate(r) for r in rows],
-                            assume_defined(rows[-1], fact), undefined)
+                cond = _all(base, assume_defined(action["rows"][-1]["when"], fact), undefined)
             else:
                 cond = _all(scope_condition(rule), assume_defined(rule.get("when"), fact),
                             undefined)
@@ -235,7 +259,7 @@ def plan(rules: list[dict[str, Any]]) -> list[tuple[str, Firing, dict[str, Any]]
     return out
 
 
-# --- to durable_rules JSON ---------------------------------------------------------------------
+# --- conditions worked out into plain conjunctions ------------------------------------------------
 
 
 def _lower(cond: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +278,68 @@ def _lower(cond: dict[str, Any]) -> dict[str, Any]:
     return walk(cond)
 
 
-_DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+class _TooMany(Exception):
+    pass
+
+
+def alternatives(cond: dict[str, Any], limit: int = MAX_ALTERNATIVES
+                 ) -> list[list[dict[str, Any]]]:
+    """The lowered condition as a list of plain conjunctions (its disjunctive form).
+
+    A conjunction that tests a fact both undefined and anything else can never hold and is
+    left out. Raises _TooMany past ``limit`` conjunctions.
+    """
+
+    def walk(c: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        if "any" in c:
+            out = [conj for x in c["any"] for conj in walk(x)]
+            if len(out) > limit:
+                raise _TooMany
+            return out
+        if "all" in c:
+            out = [[]]
+            for x in c["all"]:
+                out = [a + b for a in out for b in walk(x) if _possible(a + b)]
+                if len(out) > limit:
+                    raise _TooMany
+            return out
+        return [[c]]
+
+    return walk(cond)
+
+
+def _possible(conj: list[dict[str, Any]]) -> bool:
+    undefined = {c["fact"] for c in conj if c["op"] == "undefined"}
+    if not undefined:
+        return True
+    return not any(c["op"] != "undefined" and (c["fact"] in undefined
+                                                or c.get("ref") in undefined) for c in conj)
+
+
+def check_limits(rule: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why the engine cannot hold this rule, as (field, reason), or None when it can."""
+    for name, firing, cond in plan([dict(rule)]):
+        where = _where(firing)
+        try:
+            conjs = alternatives(_split_in(_lower(cond)))
+        except _TooMany:
+            return where, (f"the condition works out to more than {MAX_ALTERNATIVES} "
+                           "alternatives (each 'any', and each 'not' of several tests, "
+                           "multiplies them); split the rule into simpler ones")
+        longest = max((len(c) for c in conjs), default=0)
+        if longest > MAX_LEAVES:
+            return where, (f"one alternative of the condition tests {longest} things; the "
+                           f"engine takes at most {MAX_LEAVES} in one")
+        del name
+    return None
+
+
+def _where(firing: Firing) -> str:
+    if firing.role == "row":
+        return f"action.rows[{firing.index}].when"
+    if firing.role == "tier":
+        return f"action.tiers[{firing.index}]"
+    return "when"
 
 
 def _is_numeric(fact: str, numeric: set[str]) -> bool:
@@ -303,6 +388,9 @@ def _scales(conds: list[dict[str, Any]], numeric: set[str]) -> tuple[list[Scale]
     return scales, text
 
 
+_DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+
+
 class _Emitter:
     def __init__(self, numeric: set[str], scales: list[Scale]):
         self.numeric = numeric
@@ -313,78 +401,123 @@ class _Emitter:
             return self.scale[fact].code(Decimal(str(value)))
         return str(value)
 
-    def expr(self, c: dict[str, Any]) -> dict[str, Any]:
-        if "all" in c:
-            parts = [self.expr(x) for x in c["all"]]
-            return parts[0] if len(parts) == 1 else {"$and": parts} if parts else \
-                {"$ex": {"t": 1}}
-        if "any" in c:
-            parts = [self.expr(x) for x in c["any"]]
-            return parts[0] if len(parts) == 1 else {"$or": parts} if parts else \
-                {"$nex": {"t": 1}}
+    def leaf(self, c: dict[str, Any]) -> list[dict[str, Any]]:
+        """The durable tests of one leaf (a conjunction of them)."""
         fact, op = c["fact"], c["op"]
         if op == "defined":
-            return {"$ex": {fact: 1}}
+            return [{"$ex": {fact: 1}}]
         if op == "undefined":
-            return {"$nex": {fact: 1}}
+            return [{"$nex": {fact: 1}}]
         if op in ("in", "not_in"):
             values = [self.value(fact, v) for v in c["value"]]
-            if op == "in":
-                eqs = [{fact: v} for v in values]
-                return eqs[0] if len(eqs) == 1 else {"$or": eqs}
-            return {"$and": [{"$ex": {fact: 1}}, *({"$neq": {fact: v}} for v in values)]}
+            if op == "in":  # alternatives are worked out before: one value here
+                raise AssertionError("'in' reaches the emitter only as alternatives")
+            return [{"$ex": {fact: 1}}, *({"$neq": {fact: v}} for v in values)]
         if "ref" in c:
             other: Any = {"$m": c["ref"]}
             guard = [{"$ex": {fact: 1}}, {"$ex": {c["ref"]: 1}}]
         else:
             other = self.value(fact, c["value"])
-            guard = [{"$ex": {fact: 1}}]
-        if op == "==":
-            test = {fact: other}
-        else:
-            test = {_DURABLE_OPS[op]: {fact: other}}
-        return {"$and": [*guard, test]} if op == "!=" or "ref" in c else test
+            guard = [{"$ex": {fact: 1}}] if op == "!=" else []
+        test = {fact: other} if op == "==" else {_DURABLE_OPS[op]: {fact: other}}
+        return [*guard, test]
+
+    def conjunction(self, stage: str, conj: list[dict[str, Any]]) -> dict[str, Any]:
+        tests: list[dict[str, Any]] = [{"t": stage}]
+        for c in conj:
+            for test in self.leaf(c):
+                if test not in tests:
+                    tests.append(test)
+        return {"all": [{"m": {"$and": tests}}]}
+
+
+def _split_in(cond: dict[str, Any]) -> dict[str, Any]:
+    """'in' as alternatives of '==' (one value each), so no durable rule holds an 'or'."""
+    if "all" in cond or "any" in cond:
+        key = "all" if "all" in cond else "any"
+        return {key: [_split_in(c) for c in cond[key]]}
+    if cond["op"] == "in":
+        return {"any": [{"fact": cond["fact"], "op": "==", "value": v} for v in cond["value"]]}
+    return cond
 
 
 def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> CompiledRuleset:
-    """Compile rule documents (validated, stored form) into one durable_rules ruleset."""
+    """Compile rule documents (validated, stored form) into durable_rules rulesets."""
     digest = hashlib.sha256(json.dumps(rules, sort_keys=True, default=str).encode()).hexdigest()
-    definition: dict[str, Any] = {}
+    name = f"laurel_{digest[:16]}"
     firings: dict[str, Firing] = {}
     conditions: dict[str, dict[str, Any]] = {}
     stages: dict[str, str] = {}
     population: set[str] = set()
     domains = numeric_domains(numeric_facts)
-    for name, firing, cond in plan(rules):
+    for fname, firing, cond in plan(rules):
         if firing.role == "warn" and not satisfiable(cond, domains):
             continue  # e.g. the condition compares the very fact that is undefined
-        reads = facts_read(cond)
-        stages[name] = "rated" if any(f in CHAINED_FACTS for f in reads) else "emp"
-        for leaf_fact, leaf_op in _leaf_ops(cond):
-            if leaf_op in POPULATION_OPS:
-                population.add(leaf_fact)
-        firings[name] = firing
-        conditions[name] = _lower(cond)
+        stages[fname] = "rated" if any(f in CHAINED_FACTS for f in facts_read(cond)) else "emp"
+        population |= {c["fact"] for c in leaves(cond) if c["op"] in POPULATION_OPS}
+        firings[fname] = firing
+        conditions[fname] = _lower(cond)
     scales, text = _scales(list(conditions.values()), numeric_facts)
     emitter = _Emitter(numeric_facts, scales)
-    for name, lowered in conditions.items():
-        expr = emitter.expr(lowered)
-        definition[name] = {"all": [{"m": {"$and": [{"t": stages[name]}, expr]}}], "run": name}
-    definition["hold"] = {
-        "all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}], "run": "hold",
-    }
-    # Every employee's fact must match some rule: durable_rules keeps a state for a fact
-    # that matched nothing, and deleting that state crashed the process (measured here).
-    definition["seen"] = {"all": [{"m": {"t": "emp"}}], "run": "seen"}
+    paths: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {"emp": [], "rated": []}
+    for fname, lowered in conditions.items():
+        try:
+            conjs = alternatives(_split_in(lowered))
+        except _TooMany:
+            raise RunFailed(f"rule {firings[fname].rule['key']}: its condition works out to "
+                            f"more than {MAX_ALTERNATIVES} alternatives") from None
+        paths[stages[fname]].extend((fname, conj) for conj in conjs)
+    parts = []
+    for stage in ("emp", "rated"):
+        for chunk in _share_out(paths[stage]):
+            parts.append(_part(f"{name}_{len(parts)}", stage, chunk, emitter))
+    parts.append(Part(f"{name}_join", "join", {
+        "hold": {"all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}]},
+        # a fact that matched no rule crashed the state's deletion (DESIGN.md)
+        "seen_p": {"all": [{"m": {"t": "payout"}}]},
+        "seen_h": {"all": [{"m": {"t": "hold"}}]},
+    }, {"hold": "hold", "seen_p": "", "seen_h": ""}, ("rule",)))
     return CompiledRuleset(
-        name=f"laurel_{digest[:16]}", content_hash=digest, rules=rules, definition=definition,
-        firings=firings, conditions=conditions, stages=stages, scales=scales,
-        text_fields=text, population=population,
+        name=name, content_hash=digest, rules=rules, parts=parts, firings=firings,
+        conditions=conditions, stages=stages, scales=scales, text_fields=text,
+        population=population,
     )
 
 
-def _leaf_ops(cond: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(c["fact"], c["op"]) for c in leaves(cond)]
+def _share_out(paths: list[tuple[str, list[dict[str, Any]]]]
+               ) -> list[list[tuple[str, list[dict[str, Any]]]]]:
+    """Share conjunctions out among parts of at most PART_NODES tests and PART_FIELDS
+    fields; the conjunctions of one firing stay together where they fit."""
+    chunks: list[list[tuple[str, list[dict[str, Any]]]]] = []
+    nodes = 0
+    fields: set[str] = set()
+    for fname, conj in paths:
+        cost = len(conj) + 1
+        reads = {f for c in conj for f in (c["fact"], c.get("ref")) if f}
+        if not chunks or nodes + cost > PART_NODES or len(fields | reads) > PART_FIELDS:
+            chunks.append([])
+            nodes, fields = 0, set()
+        chunks[-1].append((fname, conj))
+        nodes += cost
+        fields |= reads
+    return chunks
+
+
+def _part(name: str, stage: str, chunk: list[tuple[str, list[dict[str, Any]]]],
+          emitter: _Emitter) -> Part:
+    definition: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    fields: set[str] = set()
+    for i, (fname, conj) in enumerate(chunk):
+        durable_name = f"{fname}_{i}"
+        definition[durable_name] = emitter.conjunction(stage, conj)
+        paths[durable_name] = fname
+        fields |= {f for c in conj for f in (c["fact"], c.get("ref")) if f}
+    # Every fact must match some rule: durable_rules kept a state for a fact that matched
+    # nothing, and deleting that state crashed the process (measured here).
+    definition["seen"] = {"all": [{"m": {"t": stage}}]}
+    paths["seen"] = ""
+    return Part(name, stage, definition, paths, tuple(sorted(fields)))
 
 
 def to_fact(values: Mapping[str, Any], compiled: CompiledRuleset) -> dict[str, Any]:
@@ -437,39 +570,41 @@ def get_host() -> Any:
 # The C core is not safe when several threads share a host (DESIGN.md): a web server's
 # threads that preview or try a rule take turns.
 ENGINE_LOCK = threading.RLock()
-MAX_RULESETS = 16
+MAX_RULESETS = 16  # compiled rule sets kept registered in one process
 _registered: list[str] = []
 
 
-def _register(host: Any, compiled: CompiledRuleset) -> Any:
-    """Register a compiled ruleset once per process; drop the oldest beyond MAX_RULESETS."""
-    if compiled.name in host._ruleset_directory:
-        if compiled.name in _registered:
-            _registered.remove(compiled.name)
+def _register(host: Any, compiled: CompiledRuleset) -> dict[str, Any]:
+    """Register a compiled rule set's parts once per process; drop the oldest rule sets
+    beyond MAX_RULESETS. Returns the durable rulesets by part name."""
+    if compiled.name in _registered:
+        _registered.remove(compiled.name)
         _registered.append(compiled.name)
-        return host._ruleset_directory[compiled.name]
-    for name in compiled.firings:
-        host.actions[name] = _noop
-    host.actions["hold"] = _noop
-    host.actions["seen"] = _noop
-    # set_rulesets deletes "run" from the dicts it is given: pass a copy.
-    host.set_rulesets({compiled.name: copy.deepcopy(compiled.definition)})
+        return {p.name: host._ruleset_directory[p.name] for p in compiled.parts}
+    for part in compiled.parts:
+        for durable_name in part.definition:
+            host.actions[durable_name] = _noop
+        # set_rulesets deletes "run" from the dicts it is given: pass copies.
+        definition = copy.deepcopy(part.definition)
+        for durable_name, rule in definition.items():
+            rule["run"] = durable_name
+        host.set_rulesets({part.name: definition})
     _registered.append(compiled.name)
     while len(_registered) > MAX_RULESETS:
         _drop(host, _registered.pop(0))
-    return host._ruleset_directory[compiled.name]
+    return {p.name: host._ruleset_directory[p.name] for p in compiled.parts}
 
 
-def _drop(host: Any, name: str) -> None:
-    """Unregister a ruleset and free its C side (popping the name alone would leak it)."""
+def _drop(host: Any, compiled_name: str) -> None:
+    """Unregister a compiled rule set's parts and free their C side (popping the name
+    alone would leak it)."""
     import durable_rules_engine
 
-    ruleset = host._ruleset_directory.pop(name, None)
-    if ruleset is None:
-        return
-    if ruleset in host._ruleset_list:
-        host._ruleset_list.remove(ruleset)
-    durable_rules_engine.delete_ruleset(ruleset._handle)
+    for name in [n for n in host._ruleset_directory if n.startswith(compiled_name + "_")]:
+        ruleset = host._ruleset_directory.pop(name)
+        if ruleset in host._ruleset_list:
+            host._ruleset_list.remove(ruleset)
+        durable_rules_engine.delete_ruleset(ruleset._handle)
 
 
 def _noop(c: Any) -> None:
@@ -477,8 +612,8 @@ def _noop(c: Any) -> None:
 
 
 class Evaluation(NamedTuple):
-    """What fired for one employee: durable rule names in firing order, the (payout rule,
-    holding flag) pairs, and the rating each rule on the rated stage saw (None: unrated)."""
+    """What fired for one employee: firing names in order, the (payout rule, holding flag)
+    pairs, and the rating each firing on the rated stage saw (None: unrated)."""
 
     fired: list[str]
     holds: list[tuple[str, str]]
@@ -486,110 +621,139 @@ class Evaluation(NamedTuple):
 
 
 class Session:
-    """Evaluate employees one at a time against a compiled ruleset in this process."""
+    """Evaluate employees one at a time against a compiled rule set in this process."""
 
     def __init__(self, compiled: CompiledRuleset):
         self.compiled = compiled
-        self.fired: list[str] = []
-        self.ratings: dict[str, str | None] = {}
-        self.holds: list[tuple[str, str]] = []
+        self.hits: list[str] = []
         self.errors: list[str] = []
-        self.pending: list[dict[str, Any]] = []
-        self.seen: set[str] = set()
-        self._actions = {name: _promise(self._action(name, firing))
-                         for name, firing in compiled.firings.items()}
-        self._actions["hold"] = _promise(self._hold)
-        self._actions["seen"] = _promise(_noop)
+        self._actions: dict[str, dict[str, Any]] = {}
+        for part in compiled.parts:
+            self._actions[part.name] = {
+                d: _promise(self._record(d, f)) for d, f in part.paths.items()}
+        self.by_stage = {stage: [p for p in compiled.parts if p.stage == stage]
+                         for stage in ("emp", "rated", "join")}
         with ENGINE_LOCK:
             self.host = get_host()
-            self._ruleset = _register(self.host, compiled)
+            self._rulesets = _register(self.host, compiled)
 
-    def _action(self, name: str, firing: Firing) -> Any:
-        rule = firing.rule
-        rated_stage = self.compiled.stages[name] == "rated"
-
+    def _record(self, durable_name: str, firing_name: str) -> Any:
         def action(c: Any) -> None:
             # durable_rules keeps an exception raised here on the state instead of raising
-            # it: catch everything, and evaluate() turns it into a failed run. Chained facts
-            # are asserted by evaluate() after the action: asserted from inside an action,
-            # durable_rules ran the action a second time.
+            # it: catch everything, and evaluate() turns it into a failed run.
             try:
-                # A condition with "or" in it is expanded by durable_rules into one path per
-                # alternative, and fires once for each that holds; a rule on the rated stage
-                # would fire once per rating rule: count a rule once per employee.
-                if name in self.seen:
-                    return
-                self.seen.add(name)
-                self.fired.append(name)
-                if rated_stage:
-                    self.ratings[name] = c.m._d.get("rating")
-                if firing.role == "warn":
-                    return
-                if rule["kind"] == "rating":
-                    value = rule["action"]["rows"][firing.index - 1]["value"]
-                    rated = dict(c.m._d)
-                    rated.update(t="rated", rating=value, rating_rule=rule["key"])
-                    self.pending.append(rated)
-                if rule["kind"] in ("commission", "bonus"):
-                    self.pending.append({"t": "payout", "rule": rule["key"]})
-                if rule.get("hold"):
-                    self.pending.append({"t": "hold", "rule": rule["key"]})
+                if firing_name == "hold":
+                    self.hits.append(f"hold:{c.p['rule']}:{c.h['rule']}")
+                elif firing_name:
+                    self.hits.append(firing_name)
             except BaseException as exc:  # noqa: BLE001 - reported by evaluate()
-                self.errors.append(f"rule {rule['key']}: {type(exc).__name__}: {exc}")
+                self.errors.append(f"{durable_name}: {type(exc).__name__}: {exc}")
 
         return action
 
-    def _hold(self, c: Any) -> None:
-        pair = (c.p["rule"], c.h["rule"])
-        if pair not in self.holds:
-            self.holds.append(pair)
-
     def evaluate(self, sid: str, fact: dict[str, Any]) -> Evaluation:
-        """Assert one employee's fact, collect what fired, delete the state."""
+        """Assert one employee's fact through the stages, collect what fired, delete the
+        states."""
         with ENGINE_LOCK:
-            if self._ruleset is not self.host._ruleset_directory.get(self.compiled.name):
-                self._ruleset = _register(self.host, self.compiled)  # dropped meanwhile
-            # the ruleset may serve several sessions in turn: its actions are ours now
-            self._ruleset._actions = self._actions
+            if self.compiled.name not in _registered:
+                self._rulesets = _register(self.host, self.compiled)  # dropped meanwhile
+            # the rulesets may serve several sessions in turn: their actions are ours now
+            for part in self.compiled.parts:
+                self._rulesets[part.name]._actions = self._actions[part.name]
             return self._evaluate(sid, fact)
 
-    def _evaluate(self, sid: str, fact: dict[str, Any]) -> Evaluation:
+    def _assert(self, parts: list[Part], sid: str, facts: list[dict[str, Any]]) -> list[str]:
         durable_engine = _durable()
-        self.fired, self.holds, self.errors, self.pending = [], [], [], []
-        self.ratings, self.seen = {}, set()
-        emp = dict(fact, sid=sid)
-        queue = [emp]
-        asserted: set[tuple[str, str]] = set()
-        try:
-            while queue:
-                current = queue.pop(0)
-                try:
-                    self.host.assert_fact(self.compiled.name, current)
-                except durable_engine.MessageNotHandledException:
-                    pass  # a chained fact no rule reads
-                if current is emp and self.compiled.rates and \
-                        not any(p["t"] == "rated" for p in self.pending):
-                    # No rating rule rated this employee: rules that read the rating still
-                    # see them, with the rating undefined.
-                    self.pending.append(dict(emp, t="rated"))
-                for chained in self.pending:
-                    if chained["t"] in ("payout", "hold"):
-                        key = (chained["t"], chained["rule"])
-                        if key in asserted:
-                            continue
-                        asserted.add(key)
-                    chained["sid"] = sid
-                    queue.append(chained)
-                self.pending = []
-        except durable_engine.MessageObservedException:
-            raise RunFailed(f"employee {sid}: the same facts were asserted twice") from None
-        except Exception as exc:
-            raise RunFailed(f"employee {sid}: the rule engine failed: {exc}") from exc
-        finally:
-            self._ruleset.delete_state(sid)
+        self.hits = []
+        for part in parts:
+            try:
+                for fact in facts:
+                    payload = {k: v for k, v in fact.items() if k in part.fields}
+                    payload.update(t=fact["t"], sid=sid)
+                    for key in ("rule", "rating_rule"):  # what tells two such facts apart
+                        if key in fact:
+                            payload[key] = fact[key]
+                    try:
+                        self.host.assert_fact(part.name, payload)
+                    except durable_engine.MessageNotHandledException:
+                        pass
+            except durable_engine.MessageObservedException:
+                raise RunFailed(f"employee {sid}: the same facts were asserted twice") \
+                    from None
+            except RunFailed:
+                raise
+            except Exception as exc:
+                raise RunFailed(f"employee {sid}: the rule engine failed: {exc}") from exc
+            finally:
+                self._rulesets[part.name].delete_state(sid)
         if self.errors:
             raise RunFailed(f"employee {sid}: {self.errors[0]}")
-        return Evaluation(list(self.fired), list(self.holds), dict(self.ratings))
+        return list(dict.fromkeys(self.hits))
+
+    def _evaluate(self, sid: str, fact: dict[str, Any]) -> Evaluation:
+        self.errors = []
+        compiled, firings = self.compiled, self.compiled.firings
+        fired = _first_rows(self._assert(self.by_stage["emp"], sid, [fact]), firings)
+        ratings: dict[str, str | None] = {}
+        if compiled.rates:
+            rated = [dict(fact, t="rated", rating=_row_value(firings[f]),
+                          rating_rule=firings[f].rule["key"])
+                     for f in fired if firings[f].role == "row"
+                     and firings[f].rule["kind"] == "rating"]
+            rated = rated or [dict(fact, t="rated")]
+            for chained in rated:
+                for f in self._assert(self.by_stage["rated"], sid, [chained]):
+                    if f not in ratings:
+                        ratings[f] = chained.get("rating")
+                        fired.append(f)
+        fired = _drop_answered_warnings(fired, firings)
+        payouts = [{"t": "payout", "rule": k} for k in dict.fromkeys(
+            firings[f].rule["key"] for f in fired
+            if firings[f].role != "warn" and firings[f].rule["kind"] in ("commission", "bonus"))]
+        holds_ = [{"t": "hold", "rule": k} for k in dict.fromkeys(
+            firings[f].rule["key"] for f in fired
+            if firings[f].role != "warn" and firings[f].rule.get("hold"))]
+        holds: list[tuple[str, str]] = []
+        if payouts and holds_:
+            for hit in self._assert(self.by_stage["join"], sid, payouts + holds_):
+                _, payout, flag = hit.split(":", 2)
+                holds.append((payout, flag))
+        return Evaluation(fired, holds, ratings)
+
+
+def _row_value(firing: Firing) -> str:
+    return firing.rule["action"]["rows"][firing.index - 1]["value"]
+
+
+def _first_rows(fired: list[str], firings: dict[str, Firing]) -> list[str]:
+    """Of each decision table, keep only the first row that fired (first match wins)."""
+    best: dict[str, tuple[int, str]] = {}
+    for f in fired:
+        firing = firings[f]
+        if firing.role == "row":
+            key = firing.rule["key"]
+            if key not in best or firing.index < best[key][0]:
+                best[key] = (firing.index, f)
+    keep = {f for _, f in best.values()}
+    return [f for f in fired if firings[f].role != "row" or f in keep]
+
+
+def _drop_answered_warnings(fired: list[str], firings: dict[str, Firing]) -> list[str]:
+    """A table warns only when no row of it matched."""
+    answered = {firings[f].rule["key"] for f in fired if firings[f].role == "row"}
+    return [f for f in fired if not (firings[f].role == "warn" and
+                                     firings[f].rule["action"]["type"] == "table"
+                                     and firings[f].rule["key"] in answered)]
+
+
+def resolve(compiled: CompiledRuleset, emp_fired: set[str],
+            rated_fired: dict[str | None, set[str]]) -> set[str]:
+    """What an evaluation keeps of the firings whose conditions held (for the plain-Python
+    differential test): first rows of tables, table warnings only where no row fired."""
+    fired = _first_rows(sorted(emp_fired), compiled.firings)
+    for names in rated_fired.values():
+        fired += [f for f in sorted(names) if f not in fired]
+    return set(_drop_answered_warnings(fired, compiled.firings))
 
 
 def _promise(fn: Any) -> Any:

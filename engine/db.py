@@ -65,8 +65,11 @@ def dispose_engines() -> None:
     _engines.clear()
 
 
-def make_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+def make_sessionmaker(url: str | None = None, info: dict[str, Any] | None = None
+                      ) -> sessionmaker[Session]:
+    """Sessions on the URL's engine; ``info`` seeds each session's info (the back office
+    marks its sessions to evaluate rules in child processes: engine.isolate)."""
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False, info=info or {})
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.compiler import check_limits
 from engine.conditions import (
     ALL_OPS,
     NUMBER_OPS,
@@ -566,6 +567,9 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
     for leaf in leaves(out["when"]):
         if leaf["fact"] == "rating" and kind == "rating":
             v.fail("a rating rule cannot read the rating it sets", "when")
+    limit = check_limits(out)
+    if limit:
+        v.fail(limit[1], limit[0])
     return out
 
 
