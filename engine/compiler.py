@@ -91,7 +91,7 @@ class Part:
     stage: str  # emp, rated, or join
     definition: dict[str, Any]
     paths: dict[str, str]  # durable rule name -> firing name
-    fields: tuple[str, ...]
+    fields: frozenset[str]
 
 
 # A constant's code is (2i + 1) x STEP, i its place on the scale; a value between two
@@ -476,7 +476,7 @@ def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> Compi
         # a fact that matched no rule crashed the state's deletion (DESIGN.md)
         "seen_p": {"all": [{"m": {"t": "payout"}}]},
         "seen_h": {"all": [{"m": {"t": "hold"}}]},
-    }, {"hold": "hold", "seen_p": "", "seen_h": ""}, ("rule",)))
+    }, {"hold": "hold", "seen_p": "", "seen_h": ""}, frozenset(("rule",))))
     return CompiledRuleset(
         name=name, content_hash=digest, rules=rules, parts=parts, firings=firings,
         conditions=conditions, stages=stages, scales=scales, text_fields=text,
@@ -517,7 +517,7 @@ def _part(name: str, stage: str, chunk: list[tuple[str, list[dict[str, Any]]]],
     # nothing, and deleting that state crashed the process (measured here).
     definition["seen"] = {"all": [{"m": {"t": stage}}]}
     paths["seen"] = ""
-    return Part(name, stage, definition, paths, tuple(sorted(fields)))
+    return Part(name, stage, definition, paths, frozenset(fields))
 
 
 def to_fact(values: Mapping[str, Any], compiled: CompiledRuleset) -> dict[str, Any]:
