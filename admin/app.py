@@ -1,7 +1,8 @@
 """The back office: ``create_app()`` builds the Flask app with Flask-Admin at /admin.
 
 Configuration is layered as in Flask's tutorial: defaults, then the environment (settings
-prefixed ``LAUREL_``: LAUREL_DATABASE_URL, LAUREL_SECRET_KEY), then the test mapping.
+prefixed ``LAUREL_``: LAUREL_DATABASE_URL, LAUREL_SECRET_KEY, LAUREL_SESSION_COOKIE_SECURE),
+then the test mapping.
 """
 
 from __future__ import annotations
@@ -49,6 +50,37 @@ def _secret_key(instance: Path) -> str:
     return key
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
+
+
+def _from_environment(app: Flask) -> None:
+    """Load the LAUREL_ settings; one whose default is a flag or a number is read as one.
+
+    Values come in as text (``loads=str``: a secret key must never be parsed as JSON), so
+    without this LAUREL_SESSION_COOKIE_SECURE=false would be the string "false", which is
+    true. An empty value keeps the default; a value that is not a flag or a number is
+    refused at start, naming the variable.
+    """
+    defaults = dict(app.config)
+    app.config.from_prefixed_env("LAUREL", loads=str)
+    for key, default in defaults.items():
+        value = app.config[key]
+        if not isinstance(value, str) or not isinstance(default, bool | int):
+            continue
+        text = value.strip().lower()
+        if not text:
+            app.config[key] = default
+        elif isinstance(default, bool):
+            if text not in _FLAGS:
+                raise ValueError(f"LAUREL_{key}={value!r}: say true or false")
+            app.config[key] = _FLAGS[text]
+        elif text.isdigit():
+            app.config[key] = int(text)
+        else:
+            raise ValueError(f"LAUREL_{key}={value!r}: not a whole number")
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the back-office app: defaults -> LAUREL_ environment -> test mapping."""
     instance = _instance_path()
@@ -67,7 +99,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         FLASK_ADMIN_SWATCH="default",
     )
-    app.config.from_prefixed_env("LAUREL", loads=str)
+    _from_environment(app)
     if test_config:
         app.config.from_mapping(test_config)
     if not app.config["DATABASE_URL"]:
