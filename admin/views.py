@@ -31,7 +31,7 @@ from admin import i18n
 from admin.auth import current_principal, current_role
 from engine import periods
 from engine.db import audit
-from engine.errors import FormulaError, ImportFileError, LaurelError
+from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
 from engine.imports import import_employees, import_results, record_rows
 from engine.metrics import range_problem, validate_formula
 from engine.models import (
@@ -50,7 +50,7 @@ from engine.models import (
     Team,
     User,
 )
-from engine.users import MIN_PASSWORD, set_password
+from engine.users import MIN_PASSWORD, check_new_password, set_password
 
 # --- who may do what ----------------------------------------------------------------------
 
@@ -664,9 +664,18 @@ class AuditLogView(LaurelModelView):
                      "before": _l("Before"), "after": _l("After")}
 
 
-def _password_length(form: Any, field: Any) -> None:
-    if field.data and len(field.data) < MIN_PASSWORD:
-        raise ValidationError(_("At least %(n)d characters are needed.", n=MIN_PASSWORD))
+def _password_allowed(form: Any, field: Any) -> None:
+    """Refuse what set_password would refuse, next to the field and in the user's language."""
+    if not field.data:
+        return
+    try:
+        check_new_password(field.data)
+    except PasswordRefused as exc:
+        if exc.reason == "short":
+            raise ValidationError(_("At least %(n)d characters are needed.",
+                                    n=MIN_PASSWORD)) from None
+        raise ValidationError(_("This is one of the most common passwords: anyone could "
+                                "guess it. Choose another.")) from None
 
 
 class UserView(LaurelModelView):
@@ -680,7 +689,7 @@ class UserView(LaurelModelView):
                          "locale": lambda v, c, m, n: i18n.LANGUAGES.get(m.locale or "", "")}
     form_columns = ["email", "name", "password", "role", "team", "locale", "active"]
     form_extra_fields = {"password": PasswordField(
-        _l("Password"), validators=[Optional(), _password_length],
+        _l("Password"), validators=[Optional(), _password_allowed],
         description=_l("Leave empty to keep the current password."))}
     form_choices = {"role": _choices(ROLES),
                     "locale": [("", _l("Browser language")), ("en", "English"),

@@ -59,3 +59,11 @@ class NotFound(LaurelError):
 
 class RunFailed(RunError):
     """A run that failed while evaluating; it is recorded as failed with this reason."""
+
+
+class PasswordRefused(LaurelError):
+    """A password that may not be set; ``reason`` is ``short`` or ``common``."""
+
+    def __init__(self, email: str, reason: str, detail: str):
+        self.email, self.reason = email, reason
+        super().__init__(f"user {email}, field password: {detail}")

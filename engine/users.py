@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.errors import LaurelError, NotFound, PasswordRefused, PermissionDenied
 from engine.models import ROLES, Employee, Team, User
 
 MIN_PASSWORD = 8
+# Shipped with the package: nothing is fetched when a password is checked.
+COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 
 
 def get_user(session: Session, email: str) -> User:
@@ -20,10 +25,28 @@ def get_user(session: Session, email: str) -> User:
     return user
 
 
-def set_password(user: User, password: str) -> None:
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def check_new_password(password: str, email: str = "") -> None:
+    """Raise PasswordRefused when the password is too short or one of the most common.
+
+    The list is lowercased, so is the comparison: "Password1" is as guessable as
+    "password1".
+    """
     if len(password) < MIN_PASSWORD:
-        raise LaurelError(f"user {user.email}, field password: at least {MIN_PASSWORD} "
-                          "characters are needed")
+        raise PasswordRefused(email, "short", f"at least {MIN_PASSWORD} characters are needed")
+    if password.strip().lower() in _common_passwords():
+        raise PasswordRefused(email, "common", "it is one of the most common passwords; "
+                              "choose another")
+
+
+def set_password(user: User, password: str) -> None:
+    """Hash and keep a new password; every way of setting one comes through here."""
+    check_new_password(password, user.email)
     user.password_hash = generate_password_hash(password)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from admin.app import create_app
 from engine.models import Team, User
@@ -116,3 +117,21 @@ def test_csrf_is_enforced_when_enabled(db_url: str, org: Org) -> None:
         assert s.query(Team).filter_by(name="West").count() == 1
     # Logging out is a form too.
     assert client.post("/logout").status_code == 400
+
+
+def test_the_back_office_refuses_a_common_password(client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    form = {"email": "ana@example.com", "name": "Ana", "password": "Password123",
+            "role": "auditor", "locale": "", "active": "y"}
+    refused = client.post("/admin/user/new/", data=form)
+    assert refused.status_code == 200
+    assert "This is one of the most common passwords" in text_of(refused)
+    with org.session() as s:
+        auditor = s.scalar(select(User).where(User.email == ROLE_EMAILS["auditor"]))
+    edited = client.post(f"/admin/user/edit/?id={auditor.id}",
+                         data={**form, "email": auditor.email, "password": "qwerty123"})
+    assert "This is one of the most common passwords" in text_of(edited)
+    assert "这是最常见的密码之一" in text_of(client.post("/admin/user/new/?lang=zh", data=form))
+    assert support.count(org, User, User.email == "ana@example.com") == 0
+    with org.session() as s:
+        assert s.get(User, auditor.id).password_hash == support.FAST_HASH

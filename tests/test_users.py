@@ -1,0 +1,64 @@
+"""engine.users: which passwords may be set, from the engine and from `laurel users`."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from admin.cli import main
+from engine import db
+from engine.errors import PasswordRefused
+from engine.models import User
+from engine.users import COMMON_PASSWORDS, check_new_password, create_user
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("password", ["password123", "Password123", "QWERTY123", "iloveyou1 "])
+def test_a_common_password_is_refused_whatever_its_case(password: str) -> None:
+    with pytest.raises(PasswordRefused) as refused:
+        check_new_password(password, "ana@example.com")
+    assert refused.value.reason == "common"
+    assert str(refused.value) == ("user ana@example.com, field password: it is one of the "
+                                  "most common passwords; choose another")
+
+
+def test_a_short_password_is_refused_before_the_list_is_read() -> None:
+    with pytest.raises(PasswordRefused) as refused:
+        check_new_password("abc123")
+    assert refused.value.reason == "short"
+
+
+def test_an_uncommon_password_is_accepted() -> None:
+    check_new_password("correct horse battery")
+
+
+def test_the_list_ships_with_the_package() -> None:
+    entries = [line for line in COMMON_PASSWORDS.read_text().splitlines()
+               if line and not line.startswith("#")]
+    assert len(entries) == 5000 and entries[:2] == ["123456789", "password"]
+    assert all(entry == entry.lower() for entry in entries)
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]
+    assert COMMON_PASSWORDS.name in package_data["engine"]
+
+
+def test_create_user_refuses_a_common_password(session: Session) -> None:
+    with pytest.raises(PasswordRefused):
+        create_user(session, "ana@example.com", "letmein123", "auditor")
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_laurel_users_create_refuses_a_common_password(db_url: str) -> None:
+    result = CliRunner().invoke(main, ["users", "create", "ana@example.com", "--role",
+                                       "auditor"], input="Password1\n")
+    assert result.exit_code == 1
+    assert result.stderr == ("error: user ana@example.com, field password: it is one of the "
+                             "most common passwords; choose another\n")
+    with db.session_scope(db_url) as s:
+        assert s.scalar(select(func.count()).select_from(User)) == 0
