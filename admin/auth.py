@@ -1,7 +1,14 @@
-"""Login, logout and who is logged in (Flask-Login; passwords hashed by engine.users)."""
+"""Login, logout and who is logged in (Flask-Login; passwords hashed by engine.users).
+
+Flask's session lives in the browser's cookie, so ending it on the server means refusing
+it: the session holds the user's id and session token (Flask-Login's "alternative id"),
+and each request loads the user and compares the token. Logging out and a new password
+give the user a new token (engine.users.end_sessions), which kills every older cookie.
+"""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +24,7 @@ from wtforms.validators import DataRequired, Length
 
 from engine.errors import NotFound
 from engine.models import User
-from engine.users import check_password, get_user
+from engine.users import check_password, end_sessions, get_user
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -33,17 +40,20 @@ class Principal:
     role: str
     team_id: int | None
     locale: str | None
+    session_token: str
 
     is_authenticated = True
     is_active = True
     is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session keeps: the id and the token the session is valid for."""
+        return f"{self.id}:{self.session_token}"
 
     @classmethod
     def of(cls, user: User) -> Principal:
-        return cls(user.id, user.email, user.name, user.role, user.team_id, user.locale)
+        return cls(user.id, user.email, user.name, user.role, user.team_id, user.locale,
+                   user.session_token)
 
 
 def current_principal() -> Principal | None:
@@ -97,8 +107,23 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
+    """Log out and end the user's every session, so no copy of the cookie stays valid."""
+    user = current_principal()
+    if user is not None:
+        db = current_app.extensions["laurel_db"]
+        row = db.get(User, user.id)
+        if row is not None:
+            end_sessions(row)
+            db.commit()
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+def renew_login(user: User) -> None:
+    """Keep the current login valid after its user's session token changed."""
+    me = current_principal()
+    if me is not None and me.id == user.id:
+        login_user(Principal.of(user))
 
 
 def init_app(app: Flask, db: scoped_session) -> None:
@@ -108,12 +133,14 @@ def init_app(app: Flask, db: scoped_session) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def _load(user_id: str) -> Principal | None:
+    def _load(session_id: str) -> Principal | None:
+        user_id, _sep, token = session_id.partition(":")
         try:
             user = db.get(User, int(user_id))
         except ValueError:
             return None
-        if user is None or not user.active:
+        if user is None or not user.active or not hmac.compare_digest(
+                token.encode(), user.session_token.encode()):
             return None
         return Principal.of(user)
 

@@ -28,7 +28,7 @@ from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional
 
 from admin import i18n
-from admin.auth import current_principal, current_role
+from admin.auth import current_principal, current_role, renew_login
 from engine import periods
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
@@ -711,6 +711,11 @@ class UserView(LaurelModelView):
             set_password(model, password)
         elif is_created:
             raise ValidationError(_("A new user needs a password."))
+
+    def after_model_change(self, form: Any, model: User, is_created: bool) -> None:
+        # A new password ends the user's sessions; who set their own stays logged in here.
+        if form.password.data:
+            renew_login(model)
 
 
 # --- dashboard, imports, help -------------------------------------------------------------

@@ -112,11 +112,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Credentials are never copied into the audit log (User.password_hash, User.session_token).
+_SECRET_COLUMNS = {"password_hash", "session_token"}
+
+
 def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
     state = inspect(obj)
     out: dict[str, Any] = {}
     for attr in state.mapper.column_attrs:
-        if attr.key == "password_hash":
+        if attr.key in _SECRET_COLUMNS:
             continue
         hist = state.attrs[attr.key].history
         if committed:

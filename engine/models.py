@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -208,6 +209,11 @@ class ResultRow(Base):
     period_id: Mapped[int] = mapped_column(ForeignKey("period.id"))
 
 
+def new_session_token() -> str:
+    """Return a fresh User.session_token."""
+    return secrets.token_urlsafe(24)
+
+
 class User(Base):
     __tablename__ = "user"
 
@@ -220,6 +226,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     # A sales manager sees this team only.
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    # Every login session carries it; a new value (logout, a new password) ends them all.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
 
     team: Mapped[Team | None] = relationship()
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.errors import LaurelError, NotFound, PasswordRefused, PermissionDenied
-from engine.models import ROLES, Employee, Team, User
+from engine.models import ROLES, Employee, Team, User, new_session_token
 
 MIN_PASSWORD = 8
 # Shipped with the package: nothing is fetched when a password is checked.
@@ -48,6 +48,16 @@ def set_password(user: User, password: str) -> None:
     """Hash and keep a new password; every way of setting one comes through here."""
     check_new_password(password, user.email)
     user.password_hash = generate_password_hash(password)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every login session of the user: each one's next request is anonymous.
+
+    A session is valid while it carries the user's session token (admin.auth), so a copy
+    of an old session cookie is worthless once the token changes.
+    """
+    user.session_token = new_session_token()
 
 
 def check_password(user: User, password: str) -> bool:

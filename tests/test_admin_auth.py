@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from admin.app import create_app
-from engine.models import Team, User
+from engine.models import AuditLog, Team, User
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -135,3 +136,73 @@ def test_the_back_office_refuses_a_common_password(client: FlaskClient, org: Org
     assert support.count(org, User, User.email == "ana@example.com") == 0
     with org.session() as s:
         assert s.get(User, auditor.id).password_hash == support.FAST_HASH
+
+
+def _copy_of_session(client: FlaskClient, app: Flask) -> FlaskClient:
+    """A second browser holding a copy of this one's session cookie (a stolen cookie)."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    other = app.test_client()
+    other.set_cookie("session", cookie.value)
+    return other
+
+
+def test_logout_makes_every_copy_of_the_session_cookie_worthless(
+        client: FlaskClient, app: Flask, org: Org) -> None:
+    login(client, "hr_admin")
+    stolen = _copy_of_session(client, app)
+    assert stolen.get("/admin/").status_code == 200
+    audit_rows = support.count(org, AuditLog)
+    client.post("/logout")
+    assert stolen.get("/admin/").status_code == 302
+    # the new token is no change anyone needs to read about in the audit log
+    assert support.count(org, AuditLog) == audit_rows
+    # and a second login gets a session that works
+    login(client, "hr_admin")
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_new_password_ends_the_users_sessions(client: FlaskClient, app: Flask,
+                                                org: Org) -> None:
+    auditor = app.test_client()
+    login(auditor, "auditor")
+    with org.session() as s:
+        auditor_id = s.scalar(select(User.id).where(User.email == ROLE_EMAILS["auditor"]))
+    login(client, "hr_admin")
+    form = {"email": ROLE_EMAILS["auditor"], "name": "auditor", "role": "auditor",
+            "locale": "", "active": "y", "password": ""}
+    # an edit that leaves the password alone leaves the sessions alone
+    assert client.post(f"/admin/user/edit/?id={auditor_id}", data=form).status_code == 302
+    assert auditor.get("/admin/").status_code == 200
+    form["password"] = "a-new-long-password"
+    assert client.post(f"/admin/user/edit/?id={auditor_id}", data=form).status_code == 302
+    assert auditor.get("/admin/").status_code == 302
+    login(auditor, "auditor", "a-new-long-password")
+    assert auditor.get("/admin/").status_code == 200
+
+
+def test_who_sets_their_own_password_stays_logged_in_here_only(
+        client: FlaskClient, app: Flask, org: Org) -> None:
+    login(client, "hr_admin")
+    elsewhere = _copy_of_session(client, app)
+    with org.session() as s:
+        hr_id = s.scalar(select(User.id).where(User.email == ROLE_EMAILS["hr_admin"]))
+    form = {"email": ROLE_EMAILS["hr_admin"], "name": "hr", "role": "hr_admin", "locale": "",
+            "active": "y", "password": "a-new-long-password"}
+    assert client.post(f"/admin/user/edit/?id={hr_id}", data=form).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert elsewhere.get("/admin/").status_code == 302
+
+
+def test_a_session_without_the_current_token_is_anonymous(client: FlaskClient,
+                                                          org: Org) -> None:
+    with org.session() as s:
+        hr = s.scalar(select(User).where(User.email == ROLE_EMAILS["hr_admin"]))
+    for session_id in (str(hr.id), f"{hr.id}:", f"{hr.id}:not-the-token",
+                       f"x:{hr.session_token}"):
+        with client.session_transaction() as session:
+            session["_user_id"] = session_id
+        assert client.get("/admin/").status_code == 302, session_id
+    with client.session_transaction() as session:
+        session["_user_id"] = f"{hr.id}:{hr.session_token}"
+    assert client.get("/admin/").status_code == 200

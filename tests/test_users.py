@@ -1,4 +1,4 @@
-"""engine.users: which passwords may be set, from the engine and from `laurel users`."""
+"""engine.users: which passwords may be set (engine and `laurel users`), session tokens."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from admin.cli import main
 from engine import db
 from engine.errors import PasswordRefused
 from engine.models import User
-from engine.users import COMMON_PASSWORDS, check_new_password, create_user
+from engine.users import COMMON_PASSWORDS, check_new_password, create_user, set_password
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,3 +64,30 @@ def test_laurel_users_create_refuses_a_common_password(db_url: str) -> None:
                              "most common passwords; choose another\n")
     with db.session_scope(db_url) as s:
         assert s.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_a_new_password_gives_a_new_session_token(session: Session) -> None:
+    user = create_user(session, "ana@example.com", "correct horse", "auditor")
+    first = user.session_token
+    assert len(first) >= 32
+    set_password(user, "another correct horse")
+    assert user.session_token != first
+
+
+def test_the_migration_gives_every_existing_user_a_token_of_their_own(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["engine"] = db.get_engine(url)
+    try:
+        command.upgrade(cfg, "0007")
+        with db.get_engine(url).begin() as conn:
+            for email in ("a@example.com", "b@example.com"):
+                conn.execute(text("INSERT INTO user (email, name, password_hash, role, active) "
+                                  "VALUES (:e, 'x', '', 'auditor', 1)"), {"e": email})
+        command.upgrade(cfg, "0008")
+        with db.get_engine(url).connect() as conn:
+            tokens = conn.execute(text("SELECT session_token FROM user")).scalars().all()
+        assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(t) >= 32 for t in tokens)
+    finally:
+        db._engines.pop(url).dispose()
