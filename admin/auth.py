@@ -22,9 +22,8 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from engine.errors import NotFound
 from engine.models import User
-from engine.users import check_password, end_sessions, get_user
+from engine.users import authenticate, end_sessions
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -92,11 +91,8 @@ def login() -> Any:
     error = None
     if form.validate_on_submit():
         db = current_app.extensions["laurel_db"]
-        try:
-            user = get_user(db, form.email.data or "")
-        except NotFound:
-            user = None
-        if user is not None and check_password(user, form.password.data or ""):
+        user = authenticate(db, form.email.data or "", form.password.data or "")
+        if user is not None:
             login_user(Principal.of(user))
             return redirect(target)
         # One message for an unknown email and a wrong password: nothing to probe.

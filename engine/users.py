@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -62,6 +63,28 @@ def end_sessions(user: User) -> None:
 
 def check_password(user: User, password: str) -> bool:
     return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    # Made like every stored hash (set_password), so checking against it costs the same.
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """Return the active user with this email and password, else None.
+
+    An unknown email, an inactive user or one without a password is checked against a
+    decoy hash all the same: every refusal costs one password check, so the time of the
+    answer does not tell which emails have an account.
+    """
+    try:
+        user: User | None = get_user(session, email)
+    except NotFound:
+        user = None
+    stored = user.password_hash if user is not None else ""
+    matches = check_password_hash(stored or _decoy_hash(), password)
+    return user if matches and stored else None
 
 
 def create_user(session: Session, email: str, password: str, role: str, name: str = "",

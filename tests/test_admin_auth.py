@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from admin.app import create_app
+from engine import users
 from engine.models import AuditLog, Team, User
 
 try:  # tests/ may or may not be a package
@@ -206,3 +209,32 @@ def test_a_session_without_the_current_token_is_anonymous(client: FlaskClient,
     with client.session_transaction() as session:
         session["_user_id"] = f"{hr.id}:{hr.session_token}"
     assert client.get("/admin/").status_code == 200
+
+
+def test_an_unknown_email_costs_one_password_check_like_a_known_one(
+        client: FlaskClient, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No timing: the refusal of an unknown email does the same work as a wrong password."""
+    with org.session() as s:
+        s.query(User).filter_by(email=ROLE_EMAILS["auditor"]).update({"active": False})
+        s.commit()
+    checked: list[str] = []
+
+    def spy(stored: str, password: str) -> bool:
+        checked.append(stored)
+        return check_password_hash(stored, password)
+
+    monkeypatch.setattr(users, "check_password_hash", spy)
+    answers = {}
+    for email, password in [("hr@example.com", "wrong-password"),
+                            ("nobody@example.com", "wrong-password"),
+                            (ROLE_EMAILS["auditor"], PASSWORD)]:
+        checked.clear()
+        response = client.post("/login", data={"email": email, "password": password})
+        assert len(checked) == 1, email
+        answers[email] = (response.status_code,
+                          response.get_data(as_text=True).replace(email, "EMAIL"))
+        if email != "hr@example.com":
+            # checked against a hash made the way set_password makes them
+            assert checked[0].split("$")[0] == generate_password_hash("x").split("$")[0]
+    assert len(set(answers.values())) == 1
+    assert next(iter(answers.values()))[0] == 401
