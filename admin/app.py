@@ -1,8 +1,7 @@
 """The back office: ``create_app()`` builds the Flask app with Flask-Admin at /admin.
 
 Configuration is layered as in Flask's tutorial: defaults, then the environment (settings
-prefixed ``LAUREL_``: LAUREL_DATABASE_URL, LAUREL_SECRET_KEY, LAUREL_SESSION_COOKIE_SECURE),
-then the test mapping.
+prefixed ``LAUREL_``, as the README's Configuration table lists them), then the test mapping.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import scoped_session
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import auth, i18n
 from engine import db as engine_db
@@ -98,6 +98,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         FLASK_ADMIN_SWATCH="default",
+        # Failed logins (admin.auth): "memory://" counts in each process; with several
+        # processes (gunicorn workers) a shared storage such as redis://host:6379/1.
+        RATELIMIT_STORAGE_URL="memory://",
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        LOGIN_LIMIT_PER_ACCOUNT="10 per 15 minutes",
+        LOGIN_LIMIT_PER_ADDRESS="30 per 15 minutes",
+        # Reverse proxies in front whose X-Forwarded-For/-Proto are believed: behind one,
+        # every request comes from its address, and the per-address limit would be global.
+        TRUSTED_PROXIES=0,
     )
     _from_environment(app)
     if test_config:
@@ -106,6 +116,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"] = engine_db.database_url()
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _secret_key(instance)
+
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     # Try-it, the impact preview and the publish gate evaluate rules in child processes:
     # a crash of the rule engine fails that request, never the server (engine.isolate).

@@ -4,19 +4,32 @@ Flask's session lives in the browser's cookie, so ending it on the server means 
 it: the session holds the user's id and session token (Flask-Login's "alternative id"),
 and each request loads the user and compares the token. Logging out and a new password
 give the user a new token (engine.users.end_sessions), which kills every older cookie.
+
+Failed logins are throttled (Flask-Limiter) per account, the email as typed whether it
+has an account or not, and per address, each in a moving window: past the limit every
+login there is answered 429 without a password check until the oldest failure is older
+than the window, so guessing slows down and nobody is locked out for longer than that.
+The counts live in memory, or in LAUREL_RATELIMIT_STORAGE_URL (redis://...) when several
+processes serve the back office.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from limits import parse_many
 from sqlalchemy.orm import scoped_session
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
@@ -27,6 +40,7 @@ from engine.users import authenticate, end_sessions
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
 
 
 @dataclass
@@ -81,7 +95,23 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _account() -> str:
+    return "account:" + (request.form.get("email") or "").strip().lower()
+
+
+def _address() -> str:
+    return "address:" + get_remote_address()
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], key_func=_address,
+               methods=["POST"], deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], key_func=_account,
+               methods=["POST"], deduct_when=_failed)
 def login() -> Any:
     """Show the login form; on success go to ``next`` or the dashboard."""
     target = _safe_next(request.args.get("next")) or url_for("admin.index")
@@ -99,6 +129,18 @@ def login() -> Any:
         error = _l("The email or the password is not right.")
     status = 200 if error is None and not form.errors else 401 if error else 400
     return render_template("laurel/login.html", form=form, error=error), status
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _throttled(_exc: RateLimitExceeded) -> tuple[str, int, dict[str, str]]:
+    """Answer a throttled login on the login page: how long to wait, in the user's language."""
+    breached = limiter.current_limit
+    wait = max(1, math.ceil(breached.window.reset_time - time.time())) if breached else 60
+    minutes = math.ceil(wait / 60)
+    error = ngettext("Too many failed logins. Try again in %(num)d minute.",
+                     "Too many failed logins. Try again in %(num)d minutes.", minutes)
+    return (render_template("laurel/login.html", form=LoginForm(), error=error), 429,
+            {"Retry-After": str(wait)})
 
 
 @bp.route("/logout", methods=["POST"])
@@ -123,6 +165,15 @@ def renew_login(user: User) -> None:
 
 
 def init_app(app: Flask, db: scoped_session) -> None:
+    for key in ("LOGIN_LIMIT_PER_ACCOUNT", "LOGIN_LIMIT_PER_ADDRESS"):
+        try:  # refused at start, not at the first failed login
+            parse_many(app.config[key])
+        except ValueError:
+            raise ValueError(f"LAUREL_{key}={app.config[key]!r}: not a limit such as "
+                             "'10 per 15 minutes'") from None
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
+    # Each app gets fresh counts in its own storage; limiter.reset() clears them.
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to see this page.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -54,6 +55,7 @@ def test_hr_looks_employees_up_while_editing(client: FlaskClient) -> None:
 
 
 def test_the_chinese_catalog_is_complete_and_compiled() -> None:
+    from babel.messages.catalog import Catalog
     from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
@@ -62,12 +64,19 @@ def test_the_chinese_catalog_is_complete_and_compiled() -> None:
         po = read_po(fh)
     with open(folder / "messages.mo", "rb") as fh:
         mo = read_mo(fh)
-    untranslated = [m.id for m in po if m.id and not m.string]
-    assert untranslated == []
+
+    def entries(catalog: Catalog) -> dict[tuple[str | None, Any], tuple[str, ...]]:
+        # A plural message (ngettext) has its forms as a tuple in the .po, a list in the .mo.
+        def forms(value: Any) -> Any:
+            return (value,) if isinstance(value, str) else tuple(value)
+
+        return {(m.context, forms(m.id)): forms(m.string) for m in catalog if m.id}
+
+    translated = entries(po)
+    assert [key for key, strings in translated.items() if not all(strings)] == []
     # The committed .mo is compiled from this .po (run pybabel compile after editing). Keyed
     # by context too: one English word can need two Chinese ones (pgettext).
-    assert {(m.context, m.id): m.string for m in po if m.id} == {
-        (m.context, m.id): m.string for m in mo if m.id}
+    assert translated == entries(mo)
 
 
 def test_an_empty_login_says_so_in_chinese(client: FlaskClient) -> None:
