@@ -1,0 +1,80 @@
+/* The rule editor (rules/edit.html): conditions, tiers and table rows added, moved and
+   indented; operators and action fields fitted to the chosen fact, kind and type. */
+(function () {
+  var form = document.getElementById('rule-form');
+  function clone(id) { return document.getElementById(id).content.firstElementChild.cloneNode(true); }
+  function setDepth(row, depth) {
+    depth = Math.max(0, Math.min(depth, 8));
+    row.querySelector('.js-depth').value = depth;
+    row.style.marginLeft = (depth * 2) + 'rem';
+  }
+  function fitOps(row) {
+    var fact = row.querySelector('.js-fact'), op = row.querySelector('.js-op');
+    if (!fact || !op) { return; }
+    var opt = fact.options[fact.selectedIndex], type = opt ? opt.dataset.type : '';
+    var metric = opt && opt.dataset.group === 'metric';
+    Array.from(op.options).forEach(function (o) {
+      var fits = o.dataset.fits;
+      var ok = !type || !fits || fits === 'any' || (fits === 'text' && type === 'text') ||
+        (fits === 'number' && type !== 'text') || (fits === 'metric' && metric && type !== 'text');
+      o.hidden = !ok;
+    });
+  }
+  function showNode(row) {
+    var node = row.querySelector('.js-node');
+    var leaf = node.value === 'leaf';
+    row.querySelectorAll('.js-leaf').forEach(function (el) { el.style.display = leaf ? '' : 'none'; });
+    row.classList.toggle('is-group', !leaf);
+  }
+  function showAction() {
+    var type = document.getElementById('a_type').value;
+    form.querySelectorAll('[data-types]').forEach(function (el) {
+      el.style.display = el.dataset.types.split(' ').indexOf(type) >= 0 ? '' : 'none';
+    });
+  }
+  function fitActions() {
+    var kind = document.getElementById('kind').value, select = document.getElementById('a_type');
+    Array.from(select.options).forEach(function (o) { o.hidden = o.dataset.kinds.split(' ').indexOf(kind) < 0; });
+    if (select.options[select.selectedIndex].hidden) {
+      var first = Array.from(select.options).find(function (o) { return !o.hidden; });
+      if (first) { select.value = first.value; }
+    }
+    showAction();
+  }
+  form.addEventListener('click', function (ev) {
+    var btn = ev.target.closest('[data-act]');
+    if (!btn) { return; }
+    var act = btn.dataset.act;
+    var row = btn.closest('.laurel-cond') || btn.closest('.laurel-tier') ||
+      (act !== 'add-cond' ? btn.closest('.laurel-trow') : null);
+    if (act === 'add-cond') {
+      var box = btn.parentElement.querySelector('.js-conds') || btn.previousElementSibling;
+      var fresh = clone('tpl-cond');
+      fresh.querySelector('.js-owner').value = box.dataset.owner;
+      var last = box.lastElementChild;
+      if (last) { setDepth(fresh, parseInt(last.querySelector('.js-depth').value, 10) + (last.querySelector('.js-node').value !== 'leaf' ? 1 : 0)); }
+      box.appendChild(fresh); fitOps(fresh); showNode(fresh);
+    } else if (act === 'add-tier') {
+      form.querySelector('.js-tiers').appendChild(clone('tpl-tier'));
+    } else if (act === 'add-trow') {
+      var t = clone('tpl-trow'), token = Math.random().toString(16).slice(2, 10);
+      t.dataset.token = token;
+      t.querySelector('input[name=r_token]').value = token;
+      t.querySelector('.js-conds').dataset.owner = token;
+      form.querySelector('.js-trows').appendChild(t);
+    } else if (act === 'remove') { row.remove(); }
+    else if (act === 'up' && row.previousElementSibling) { row.parentNode.insertBefore(row, row.previousElementSibling); }
+    else if (act === 'down' && row.nextElementSibling) { row.parentNode.insertBefore(row.nextElementSibling, row); }
+    else if (act === 'indent') { setDepth(row, parseInt(row.querySelector('.js-depth').value, 10) + 1); }
+    else if (act === 'outdent') { setDepth(row, parseInt(row.querySelector('.js-depth').value, 10) - 1); }
+  });
+  form.addEventListener('change', function (ev) {
+    var row = ev.target.closest('.laurel-cond');
+    if (ev.target.classList.contains('js-fact')) { fitOps(row); }
+    if (ev.target.classList.contains('js-node')) { showNode(row); }
+    if (ev.target.id === 'a_type') { showAction(); }
+    if (ev.target.id === 'kind') { fitActions(); }
+  });
+  form.querySelectorAll('.laurel-cond').forEach(function (row) { fitOps(row); showNode(row); });
+  fitActions();
+})();
