@@ -20,7 +20,7 @@ from sqlalchemy.orm import scoped_session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from admin import auth, i18n
+from admin import auth, headers, i18n
 from engine import db as engine_db
 from engine import isolate
 
@@ -133,6 +133,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db.remove()
 
     csrf.init_app(app)
+    headers.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
     auth.init_app(app, db)
 

@@ -29,6 +29,7 @@ from wtforms.validators import Optional
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
+from admin.headers import csp_nonce
 from engine import periods
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
@@ -213,6 +214,7 @@ class LaurelModelView(ModelView):
     """Role-checked view: readers get lists and details, writers forms; POSTs need WRITE."""
 
     resource = ""
+    list_template = "laurel/model/list.html"  # its controls without inline handlers
     form_base_class = LaurelSecureForm
     page_size = 50
     can_set_page_size = False
@@ -887,7 +889,8 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
 
     admin = Admin(app, name="Laurel", url="/admin",
                   theme=Bootstrap4Theme(base_template="laurel/base.html", fluid=True),
-                  index_view=DashboardView(name=_l("Home"), url="/admin"))
+                  index_view=DashboardView(name=_l("Home"), url="/admin"),
+                  csp_nonce_generator=csp_nonce)
     org, comp, comp_cat = _l("Organisation"), _l("Compensation"), _l("Compliance")
     with warnings.catch_warnings():
         # Flask-Admin 2.2 would rather have a Flask-SQLAlchemy object; a plain scoped

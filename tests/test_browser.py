@@ -100,6 +100,7 @@ def browser() -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--window-size=1400,1000"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports go there
     driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
     driver.implicitly_wait(5)
     try:
@@ -120,6 +121,12 @@ def log_in(driver: Any, base: str, email: str) -> None:
 def log_out(driver: Any) -> None:
     driver.find_element(By.XPATH, "//form[contains(@action, '/logout')]//button").click()
     WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.NAME, "password")))
+
+
+def refused_by_the_policy(driver: Any) -> list[str]:
+    """What the browser refused under the Content-Security-Policy since the last look."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]]
 
 
 def body(driver: Any) -> str:
@@ -194,3 +201,48 @@ def test_hr_writes_a_rule_another_approves_it_and_a_statement_shows_it(
     text = body(driver)
     assert "Key accounts" in text or "commission.key_accounts" in text
     assert "2,469.13" in text or "2469.13" in text
+    assert refused_by_the_policy(driver) == []
+
+
+def test_the_back_office_works_under_its_content_security_policy(
+        server: str, browser: Any, org: support.Org) -> None:
+    """Flask-Admin's delete, filter and bulk-action controls and the charts all work, and the
+    browser refuses nothing on the way."""
+    driver = browser
+    wait = WebDriverWait(driver, 10)
+    with db.session_scope(org.url, actor=support.ROLE_EMAILS["comp_analyst"]) as s:
+        run_id = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run.id
+    log_in(driver, server, support.ROLE_EMAILS["hr_admin"])
+
+    driver.get(f"{server}/admin/team/")
+    rows = len(driver.find_elements(By.CSS_SELECTOR, "table.model-list tbody tr"))
+    driver.find_element(By.CSS_SELECTOR, "form.icon button[title='Delete Record']").click()
+    confirm = wait.until(ec.alert_is_present())
+    assert confirm.text == "Are you sure you want to delete this record?"
+    confirm.dismiss()
+    assert len(driver.find_elements(By.CSS_SELECTOR, "table.model-list tbody tr")) == rows
+
+    driver.find_element(By.CSS_SELECTOR, "input.action-checkbox").click()
+    driver.find_element(By.LINK_TEXT, "With selected").click()
+    driver.find_element(By.XPATH, "//a[contains(@class, 'dropdown-item') and "
+                                  "normalize-space()='Delete']").click()
+    confirm = wait.until(ec.alert_is_present())
+    assert "delete" in confirm.text.lower()
+    confirm.dismiss()
+    assert driver.current_url.endswith("/admin/team/")
+
+    driver.find_element(By.LINK_TEXT, "Add Filter").click()
+    driver.find_element(By.CSS_SELECTOR, "a.filter").click()
+    assert driver.find_elements(By.CSS_SELECTOR, "#filter_form .filter-op, .filters .filter-op")
+    assert driver.current_url.endswith("/admin/team/")
+
+    # Chart.js, vendored, draws on the run page and the company dashboard.
+    for path in (f"/admin/runs/{run_id}/", "/admin/team-dashboard/company?period=2026-01"):
+        driver.get(f"{server}{path}")
+        wait.until(lambda d: d.execute_script("return typeof Chart !== 'undefined'"))
+        drawn = driver.execute_script(
+            "var c = document.querySelectorAll('canvas[data-chart]');"
+            "return [c.length, Array.from(c).filter(function (x) {"
+            "  return Chart.getChart(x); }).length];")
+        assert drawn[0] > 0 and drawn[0] == drawn[1], (path, drawn)
+    assert refused_by_the_policy(driver) == []
