@@ -125,15 +125,16 @@ def _numeric_cells(keys: list[Decimal], d: Domain) -> list[Cell]:
             return False
         return not d.integral or v == v.to_integral_value()
 
-    points = [k for k in keys if inside(k)]
+    # Every constant bounds a stretch; it is a cell of its own only where the fact can
+    # take it (a count is never 4.5, yet leads > 4.5 and leads <= 4.5 still differ).
     cells: list[Cell] = []
-    bounds: list[Decimal | None] = [None, *points, None]
+    bounds: list[Decimal | None] = [None, *keys, None]
     for i in range(len(bounds) - 1):
         lo, hi = bounds[i], bounds[i + 1]
         rep = _stretch_value(lo, hi, d)
         if rep is not None:
             cells.append(Cell("s", rep, (lo, hi)))
-        if hi is not None:
+        if hi is not None and inside(hi):
             cells.append(Cell("p", hi))
     if not d.always_defined:
         cells.insert(0, Cell("u"))
