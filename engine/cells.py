@@ -1,0 +1,99 @@
+"""What a cell of an imported file may hold.
+
+Every cell is text of at most MAX_TEXT characters with no control character; a
+number is written as spreadsheets write it (ASCII digits, an optional sign, one ``.``, an
+optional exponent: ``1234.5``, ``-3``, ``1E+15``) and nothing else: no ``1_000``, no
+full-width or Arabic-Indic digits, no ``NaN`` or ``Infinity``, all of which Python's
+``Decimal`` would take. Every check is exact: a value is never rounded to fit, and an
+exponent of a billion is refused, never turned into 0 or an overflow.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from engine.metrics import DECIMALS, range_problem
+
+# The longest cell an import reads; the columns that are stored are shorter still
+# (engine.models: a name 200, a code 40).
+MAX_TEXT = 1000
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+# C0 and C1 controls (NUL, tab, line breaks included), the Unicode line and paragraph
+# separators, and lone surrogates (which neither database can encode).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.([0-9]*))?|\.([0-9]+))([eE][+-]?[0-9]+)?", re.ASCII)
+NOT_A_NUMBER = ("is not a number (write the digits 0-9, . as the decimal mark and no "
+                "thousands separator)")
+
+
+class CellError(ValueError):
+    """A refused cell; ``reason`` is what follows the file, row and column in the message."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def quoted(text: str, most: int = 40) -> str:
+    """The text as a message quotes it: repr, cut short when it is long."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + "..."
+
+
+def text_problem(text: str) -> str | None:
+    """Why a cell's text is refused (too long, a control character), or None."""
+    if len(text) > MAX_TEXT:
+        return f"the cell has {len(text):,} characters; a cell holds at most {MAX_TEXT:,}"
+    found = CONTROL.search(text)
+    if found:
+        return (f"the cell holds the control character U+{ord(found[0]):04X} (a line break, "
+                "tab or NUL, for example); remove it")
+    return None
+
+
+def formula_problem(text: str) -> str | None:
+    """Why a code is refused because a spreadsheet would run it as a formula, or None."""
+    if text.startswith(FORMULA_LEADS):
+        return ("must not begin with =, +, - or @: a spreadsheet would run it as a formula")
+    return None
+
+
+def _places(value: Decimal) -> int:
+    """How many decimals a value needs: trailing zeros do not count."""
+    _, digits, exponent = value.as_tuple()
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if trailing == len(digits):
+        return 0
+    return max(0, -(int(exponent) + trailing))
+
+
+def metric_value(text: str, mtype: str, low: Decimal | None = None,
+                 high: Decimal | None = None) -> Decimal:
+    """Read a metric's value as an import does; raise CellError saying why it is refused.
+
+    The same reading serves a file's cell and a value typed in the back office.
+    """
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        raise CellError(f"{quoted(text)} {NOT_A_NUMBER}")
+    if match[3] is None:  # the common case, without an exponent: count the digits
+        value = Decimal(text)
+        places = len((match[1] or match[2] or "").rstrip("0"))
+    else:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:  # an exponent past what Decimal holds (10**18)
+            raise CellError(f"{quoted(text)} is outside any accepted range") from None
+        places = _places(value)
+    if places > DECIMALS:
+        raise CellError(f"{quoted(text)} has more than {DECIMALS} decimals")
+    if mtype == "count":
+        if places:
+            raise CellError(f"{quoted(text)} is not a whole number")
+        if value < 0:
+            raise CellError(f"{quoted(text)} is negative: a count is 0 or more")
+    problem = range_problem(value, mtype, low, high)
+    if problem:
+        raise CellError(f"{quoted(text)} {problem}")
+    return value
