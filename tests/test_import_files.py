@@ -268,6 +268,16 @@ def test_files_past_the_limits_are_refused_with_the_limit(org: Org, tmp_path: Pa
     assert state(org) == before
 
 
+def test_an_upload_past_the_request_limit_says_so(org: Org, client: FlaskClient) -> None:
+    client.application.config["MAX_CONTENT_LENGTH"] = 1000
+    support.login(client, "comp_analyst")
+    page = client.post("/admin/imports/", data={
+        "kind": "results", "file": (io.BytesIO(b"x" * 5000), "r.csv")},
+        content_type="multipart/form-data")
+    assert page.status_code == 413
+    assert "the upload is larger than 50 MB" in support.text_of(page)
+
+
 # --- what is accepted ----------------------------------------------------------------------
 
 
@@ -331,3 +341,41 @@ def test_names_that_look_like_formulas_are_kept(org: Org) -> None:
         s.commit()
         e8 = s.scalar(select(Employee).where(Employee.code == "E8"))
         assert (e8.name, e8.team.name, e8.team.region) == ('=HYPERLINK("x")', "+Team", "@here")
+
+
+# --- the back office's result form reads a value as an import does -----------------------
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("NaN", "is not a number"), ("１２３", "is not a number"), ("1_000", "is not a number"),
+    ("1e999999999", "outside 0..100"), ("0.0000001", "more than 6 decimals"),
+    ("101", "outside 0..100"), ("", "A value is required.")])
+def test_the_result_form_refuses_what_an_import_refuses(
+        org: Org, client: FlaskClient, text: str, reason: str) -> None:
+    support.login(client, "comp_analyst")
+    with org.session() as s:
+        result = s.scalars(select(Result).join(Metric).where(
+            Metric.key == "satisfaction").limit(1)).one()
+        rid, before = result.id, result.value
+        form = {"period": str(result.period_id), "employee": str(result.employee_id),
+                "metric": str(result.metric_id), "value": text}
+    page = client.post(f"/admin/result/edit/?id={rid}", data=form)
+    assert page.status_code == 200
+    assert reason in html.unescape(support.text_of(page))
+    assert f'value="{html.escape(text)}"' in page.get_data(as_text=True)
+    with org.session() as s:
+        assert s.get(Result, rid).value == before
+    form["value"] = "88.5"
+    assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
+    with org.session() as s:
+        assert s.get(Result, rid).value == Decimal("88.5")
+
+
+def test_the_employee_form_refuses_a_code_that_looks_like_a_formula(
+        org: Org, client: FlaskClient) -> None:
+    support.login(client, "hr_admin")
+    page = client.post("/admin/employee/new/", data={
+        "code": "=1+2", "name": "Eve", "email": "", "team": str(org.north), "level": "1"})
+    assert page.status_code == 200
+    assert "A code must not begin with =, +, - or @" in html.unescape(support.text_of(page))
+    assert support.count(org, Employee, Employee.code == "=1+2") == 0
