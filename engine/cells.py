@@ -1,17 +1,24 @@
-"""What a cell of an imported file may hold.
+"""What a cell may hold: values read from an imported file, text written to an export.
 
-Every cell is text of at most MAX_TEXT characters with no control character; a
+Reading: every cell is text of at most MAX_TEXT characters with no control character; a
 number is written as spreadsheets write it (ASCII digits, an optional sign, one ``.``, an
 optional exponent: ``1234.5``, ``-3``, ``1E+15``) and nothing else: no ``1_000``, no
 full-width or Arabic-Indic digits, no ``NaN`` or ``Infinity``, all of which Python's
 ``Decimal`` would take. Every check is exact: a value is never rounded to fit, and an
 exponent of a billion is refused, never turned into 0 or an overflow.
+
+Writing: a spreadsheet runs text that begins with ``=``, ``+``, ``-`` or ``@`` as a
+formula, and tab or carriage return lead into one (OWASP, CSV injection). Such text goes
+into a CSV file behind an apostrophe, and into an XLSX file as a quote-prefixed string
+cell, never a formula.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from engine.metrics import DECIMALS, range_problem
 
@@ -97,3 +104,51 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
     if problem:
         raise CellError(f"{quoted(text)} {problem}")
     return value
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _risky(text: str) -> bool:
+    # A plain number such as -12.50 is a value, not a formula: it stays as it is. A leading
+    # line feed counts too: in a CSV cell it is what a carriage return becomes.
+    return text.startswith((*FORMULA_LEADS, "\n")) and _NUMBER.fullmatch(text) is None
+
+
+def csv_cell(value: Any) -> Any:
+    """A value for a CSV export: text a spreadsheet would run gets a leading apostrophe.
+
+    A carriage return is written as a line feed: the csv module quotes a cell holding a
+    line feed, but not one holding a bare carriage return, which readers take for the end
+    of the row.
+    """
+    if isinstance(value, str):
+        if "\r" in value:
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        if _risky(value):
+            return "'" + value
+    return value
+
+
+def csv_row(values: Iterable[Any]) -> list[Any]:
+    return [csv_cell(v) for v in values]
+
+
+def xlsx_append(sheet: Any, values: Iterable[Any]) -> None:
+    """Append a row to an openpyxl sheet with every text as a string cell, never a formula.
+
+    openpyxl makes a formula of text that begins with ``=`` and an error cell of ``#N/A``;
+    here text stays text, and text a spreadsheet would run is quote-prefixed, as Excel
+    stores what a person types after an apostrophe. A control character openpyxl refuses
+    is written as U+FFFD.
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    values = [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v
+              for v in values]
+    sheet.append(values)
+    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
+        if isinstance(value, str):
+            cell.data_type = "s"
+            if _risky(value):
+                cell.quotePrefix = True
