@@ -66,6 +66,16 @@ def formula_problem(text: str) -> str | None:
     return None
 
 
+def number(text: str) -> Decimal:
+    """Read a number as spreadsheets write it; raise CellError when the text is not one."""
+    if _NUMBER.fullmatch(text) is None:
+        raise CellError(f"{quoted(text)} {NOT_A_NUMBER}")
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent past what Decimal holds (10**18)
+        raise CellError(f"{quoted(text)} is outside any accepted range") from None
+
+
 def _places(value: Decimal) -> int:
     """How many decimals a value needs: trailing zeros do not count."""
     _, digits, exponent = value.as_tuple()
@@ -82,16 +92,11 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
     The same reading serves a file's cell and a value typed in the back office.
     """
     match = _NUMBER.fullmatch(text)
-    if match is None:
-        raise CellError(f"{quoted(text)} {NOT_A_NUMBER}")
-    if match[3] is None:  # the common case, without an exponent: count the digits
+    if match is not None and match[3] is None:  # the common case: count the digits
         value = Decimal(text)
         places = len((match[1] or match[2] or "").rstrip("0"))
     else:
-        try:
-            value = Decimal(text)
-        except InvalidOperation:  # an exponent past what Decimal holds (10**18)
-            raise CellError(f"{quoted(text)} is outside any accepted range") from None
+        value = number(text)
         places = _places(value)
     if places > DECIMALS:
         raise CellError(f"{quoted(text)} has more than {DECIMALS} decimals")

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import followup, periods
-from engine.cells import csv_row, xlsx_append
+from engine.cells import CellError, csv_row, number, xlsx_append
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import Adjustment, Employee, Outcome, Run
@@ -102,9 +102,9 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     if employee is None:
         raise LaurelError(f"adjustment, field employee: unknown employee {employee_code!r}")
     try:
-        value = Decimal(str(amount).strip())
-    except ArithmeticError:
-        raise LaurelError(f"adjustment, field amount: {amount!r} is not a number") from None
+        value = number(str(amount).strip())
+    except CellError as err:
+        raise LaurelError(f"adjustment, field amount: {err.reason}") from None
     if not value.is_finite() or value == 0 or abs(value) >= Decimal("1e12"):
         raise LaurelError("adjustment, field amount: give a non-zero amount")
     if value != value.quantize(Decimal("0.01")):
