@@ -23,7 +23,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, scoped_session
-from wtforms import DecimalField, PasswordField, SelectField, StringField, ValidationError
+from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional, StopValidation
 
@@ -31,7 +31,7 @@ from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.headers import csp_nonce
 from engine import periods
-from engine.cells import CellError, formula_problem, metric_value
+from engine.cells import CellError, formula_problem, metric_value, number
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
 from engine.imports import MAX_FILE_BYTES, import_employees, import_results, record_rows
@@ -431,10 +431,34 @@ class TeamView(LaurelModelView):
         return query.filter(Team.id == team_id)
 
 
+class NumberField(StringField):
+    """A number typed in the back office, read as an import reads one (engine.cells).
+
+    WTForms' DecimalField gives the text to Decimal, which takes NaN, Infinity, 1_000 and
+    full-width digits; NaN then breaks every comparison with the value.
+    """
+
+    raw: str | None = None
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.raw = valuelist[0].strip() if valuelist else ""
+        self.data = None
+        if self.raw:
+            try:
+                self.data = number(self.raw)
+            except CellError as err:
+                raise ValueError(err.reason) from None
+
+    def _value(self) -> str:
+        if self.raw is not None:
+            return self.raw
+        return "" if self.data is None else str(to_plain(self.data))
+
+
 class LevelView(LaurelModelView):
     resource = "level"
     # an exact decimal column (engine.models.ExactDecimal) is a decimal field
-    form_overrides = {"discount_authority": DecimalField}
+    form_overrides = {"discount_authority": NumberField}
     column_list = ["code", "name", "discount_authority"]
     column_searchable_list = ["code", "name"]
     column_default_sort = "code"
@@ -497,7 +521,7 @@ class MetricView(LaurelModelView):
     column_formatters = {"type": _choice_label, "rollup": _choice_label}
     form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
                     "max_value", "description"]
-    form_overrides = {"min_value": DecimalField, "max_value": DecimalField}
+    form_overrides = {"min_value": NumberField, "max_value": NumberField}
     form_choices = {"type": _choices(METRIC_TYPES), "rollup": _choices(ROLLUPS)}
     form_args = {"formula": {"validators": [Optional(), _check_formula]},
                  "min_value": {"validators": [Optional(), _check_bound]},
@@ -518,12 +542,11 @@ class MetricView(LaurelModelView):
     }
 
 
-class MetricValueField(StringField):
+class MetricValueField(NumberField):
     """A result's value, read as an import reads its cell: the same numbers and ranges."""
 
-    raw: str | None = None
-
     def process_formdata(self, valuelist: list[Any]) -> None:
+        # Read in pre_validate, where the chosen metric (its type and range) is known.
         self.raw = valuelist[0].strip() if valuelist else ""
         self.data = None
 
@@ -540,11 +563,6 @@ class MetricValueField(StringField):
                                      metric.max_value)
         except CellError as err:
             raise StopValidation(err.reason) from None
-
-    def _value(self) -> str:
-        if self.raw is not None:
-            return self.raw
-        return "" if self.data is None else str(to_plain(self.data))
 
 
 class ResultView(LaurelModelView):

@@ -29,7 +29,16 @@ from admin.cli import main
 from engine import imports
 from engine.errors import ImportFileError
 from engine.imports import import_employees, import_results
-from engine.models import AuditLog, Employee, Metric, Period, Result, ResultRow, Team
+from engine.models import (
+    AuditLog,
+    Employee,
+    Level,
+    Metric,
+    Period,
+    Result,
+    ResultRow,
+    Team,
+)
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -379,3 +388,23 @@ def test_the_employee_form_refuses_a_code_that_looks_like_a_formula(
     assert page.status_code == 200
     assert "A code must not begin with =, +, - or @" in html.unescape(support.text_of(page))
     assert support.count(org, Employee, Employee.code == "=1+2") == 0
+
+
+@pytest.mark.parametrize("text", ["NaN", "sNaN", "-Infinity", "１２３", "1_000",
+                                  "1e9999999999999999999"])
+def test_the_metric_and_level_forms_refuse_what_is_not_a_number(
+        org: Org, client: FlaskClient, text: str) -> None:
+    support.login(client, "hr_admin")
+    metric = {"key": "market_share", "label_en": "Market share", "label_zh": "市场份额",
+              "type": "ratio", "rollup": "mean", "formula": "", "min_value": text,
+              "max_value": "1", "description": ""}
+    page = client.post("/admin/metric/new/", data=metric)
+    assert page.status_code == 200
+    assert re.search("is not a number|is outside any accepted range",
+                     html.unescape(support.text_of(page)))
+    assert support.count(org, Metric, Metric.key == "market_share") == 0
+    level = client.post("/admin/level/new/", data={"code": "S9", "name": "Sales 9",
+                                                   "discount_authority": text})
+    assert level.status_code == 200
+    with org.session() as s:
+        assert s.scalar(select(Level).where(Level.code == "S9")) is None
