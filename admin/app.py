@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from admin import auth, headers, i18n
 from engine import db as engine_db
 from engine import isolate
+from engine.imports import MAX_FILE_BYTES
 
 ADMIN_TRANSLATIONS = str(Path(flask_admin.__file__).parent / "translations")
 
@@ -89,7 +90,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         DATABASE_URL=None,
         SECRET_KEY=None,
-        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        # An imported file may be MAX_FILE_BYTES (the engine says so with its own message);
+        # the rest is the form around it.
+        MAX_CONTENT_LENGTH=MAX_FILE_BYTES + 64 * 1024,
         BABEL_DEFAULT_LOCALE="en",
         # Flask-Admin's own catalog (domain "admin"), then ours: merged in this order, so
         # where both translate a word (a column label), ours wins.
@@ -189,6 +192,9 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
     def _http(exc: HTTPException) -> Any:
         if exc.code is None or exc.code < 400 or request.path.startswith("/admin/static/"):
             return exc
+        if exc.code == 413:
+            return render(413, str(_l("Nothing was saved: the upload is larger than %(mb)d MB.",
+                                      mb=MAX_FILE_BYTES // 2**20)))
         return render(exc.code)
 
     @app.errorhandler(Exception)

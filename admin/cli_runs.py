@@ -53,6 +53,7 @@ def register(main: click.Group) -> None:
     def outcomes_cmd(run_id: int, fmt: str) -> None:
         """Print every outcome of RUN_ID to stdout."""
         from engine import runs
+        from engine.cells import csv_row
 
         with session_scope() as session:
             rows = runs.outcome_rows(session, runs.get_run(session, run_id))
@@ -65,8 +66,9 @@ def register(main: click.Group) -> None:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([json.dumps(row[c], ensure_ascii=False) if c == "explanation"
-                             else "" if row[c] is None else row[c] for c in columns])
+            writer.writerow(csv_row(json.dumps(row[c], ensure_ascii=False)
+                                    if c == "explanation" else "" if row[c] is None
+                                    else row[c] for c in columns))
         click.echo(buf.getvalue(), nl=False)
 
 

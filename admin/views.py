@@ -23,18 +23,19 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, scoped_session
-from wtforms import DecimalField, PasswordField, SelectField, ValidationError
+from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
-from wtforms.validators import Optional
+from wtforms.validators import Optional, StopValidation
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.headers import csp_nonce
 from engine import periods
+from engine.cells import CellError, formula_problem, metric_value, number
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
-from engine.imports import import_employees, import_results, record_rows
-from engine.metrics import range_problem, validate_formula
+from engine.imports import MAX_FILE_BYTES, import_employees, import_results, record_rows
+from engine.metrics import range_problem, to_plain, validate_formula
 from engine.models import (
     METRIC_TYPES,
     PERIOD_KINDS,
@@ -369,8 +370,16 @@ class EmployeeRegionFilter(BaseSQLAFilter):
 # --- the model views ----------------------------------------------------------------------
 
 
+def _code_not_a_formula(form: Any, field: Any) -> None:
+    if formula_problem((field.data or "").strip()):
+        raise ValidationError(_("A code must not begin with =, +, - or @: a spreadsheet "
+                                "would run it as a formula."))
+
+
 class EmployeeView(LaurelModelView):
     resource = "employee"
+    # As the import refuses it (engine.imports): payroll files carry the code as it is.
+    form_args = {"code": {"validators": [_code_not_a_formula]}}
     column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date"]
     column_searchable_list = ["code", "name", "email"]
     column_filters = [
@@ -422,10 +431,34 @@ class TeamView(LaurelModelView):
         return query.filter(Team.id == team_id)
 
 
+class NumberField(StringField):
+    """A number typed in the back office, read as an import reads one (engine.cells).
+
+    WTForms' DecimalField gives the text to Decimal, which takes NaN, Infinity, 1_000 and
+    full-width digits; NaN then breaks every comparison with the value.
+    """
+
+    raw: str | None = None
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.raw = valuelist[0].strip() if valuelist else ""
+        self.data = None
+        if self.raw:
+            try:
+                self.data = number(self.raw)
+            except CellError as err:
+                raise ValueError(err.reason) from None
+
+    def _value(self) -> str:
+        if self.raw is not None:
+            return self.raw
+        return "" if self.data is None else str(to_plain(self.data))
+
+
 class LevelView(LaurelModelView):
     resource = "level"
     # an exact decimal column (engine.models.ExactDecimal) is a decimal field
-    form_overrides = {"discount_authority": DecimalField}
+    form_overrides = {"discount_authority": NumberField}
     column_list = ["code", "name", "discount_authority"]
     column_searchable_list = ["code", "name"]
     column_default_sort = "code"
@@ -488,7 +521,7 @@ class MetricView(LaurelModelView):
     column_formatters = {"type": _choice_label, "rollup": _choice_label}
     form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
                     "max_value", "description"]
-    form_overrides = {"min_value": DecimalField, "max_value": DecimalField}
+    form_overrides = {"min_value": NumberField, "max_value": NumberField}
     form_choices = {"type": _choices(METRIC_TYPES), "rollup": _choices(ROLLUPS)}
     form_args = {"formula": {"validators": [Optional(), _check_formula]},
                  "min_value": {"validators": [Optional(), _check_bound]},
@@ -509,9 +542,32 @@ class MetricView(LaurelModelView):
     }
 
 
+class MetricValueField(NumberField):
+    """A result's value, read as an import reads its cell: the same numbers and ranges."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        # Read in pre_validate, where the chosen metric (its type and range) is known.
+        self.raw = valuelist[0].strip() if valuelist else ""
+        self.data = None
+
+    def pre_validate(self, form: Any) -> None:
+        if self.raw is None:
+            return
+        if self.raw == "":
+            raise StopValidation(_("A value is required."))
+        metric = getattr(getattr(form, "metric", None), "data", None)
+        if metric is None:
+            return  # the metric field says what is missing
+        try:
+            self.data = metric_value(self.raw, metric.type, metric.min_value,
+                                     metric.max_value)
+        except CellError as err:
+            raise StopValidation(err.reason) from None
+
+
 class ResultView(LaurelModelView):
     resource = "result"
-    form_overrides = {"value": DecimalField}
+    form_overrides = {"value": MetricValueField}
     column_list = ["period", "employee", "team", "metric", "value"]
     column_sortable_list = [("period", "period.code"), ("employee", "employee.code"),
                             ("metric", "metric.key"), "value"]
@@ -851,8 +907,8 @@ class ImportView(LaurelBaseView):
                                .order_by(AuditLog.id.desc()).limit(10)).all()
         status = 400 if error or form.errors else 200
         return self.render("laurel/imports.html", form=form, report=report, error=error,
-                           recent=recent, can_import=bool(kinds),
-                           choice=CHOICE_NAMES), status
+                           recent=recent, can_import=bool(kinds), choice=CHOICE_NAMES,
+                           max_mb=MAX_FILE_BYTES // 2**20), status
 
 
 class HelpView(LaurelBaseView):

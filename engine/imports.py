@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,16 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from engine import periods
+from engine.cells import (
+    MAX_TEXT,
+    CellError,
+    formula_problem,
+    metric_value,
+    quoted,
+    text_problem,
+)
 from engine.db import audit
 from engine.errors import ImportFileError, PeriodError
-from engine.metrics import DECIMALS, range_problem
 from engine.models import (
     TEAM_STAGES,
     Employee,
@@ -61,62 +70,292 @@ class ImportReport:
 
 # --- reading ------------------------------------------------------------------------------
 
+# The largest file any door takes (the back office, the command line): about 500,000 rows
+# of ten metrics, more than a month of a 50,000-person sales force; split a larger one.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+# An XLSX file is a zip: what its parts declare unpacked (zipfile holds them to it).
+MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
+MAX_ROWS = 1_000_000
+MAX_COLUMNS = 500
+
+
+_SUSPECT = re.compile('["\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]')
+
+
+class _BadCell(Exception):
+    """A refused cell, raised where the header's names are not known yet."""
+
+    def __init__(self, row: int, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.row, self.index, self.reason = row, index, reason
+
+
+def _letter(index: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index + 1)
+
+
+def _check_cells(number: int, cells: list[str]) -> None:
+    for index, text in enumerate(cells):
+        problem = text_problem(text)
+        if problem:
+            raise _BadCell(number, index, problem)
+
 
 def _cell_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     if isinstance(value, dt.datetime):
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float):
-        return repr(value) if not value.is_integer() else str(int(value))
+        # As the spreadsheet shows it: a double holds 15 significant digits, so 0.1 + 0.2
+        # is 0.3, not 0.30000000000000004.
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".15g")
     return str(value).strip()
+
+
+def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFileError(name, "is not UTF-8 text (save it as CSV UTF-8)") from None
+    # Cells are checked one by one only where the text has something to find: a control
+    # character other than a line's end, or a quote (a quoted cell may hold a line break).
+    suspect = _SUSPECT.search(text) is not None
+    # newline="": a line may end in CR LF, LF or a bare CR (csv reads all three).
+    reader = csv.reader(io.StringIO(text, newline=""))
+    number, start = 0, 0
+    try:
+        for number, raw in enumerate(reader, start=1):
+            cells = [c.strip() for c in raw]
+            if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
+                raise ImportFileError(name, f"has {len(cells):,} cells; a file has at most "
+                                      f"{MAX_COLUMNS} columns", row=number)
+            if suspect or max(map(len, cells), default=0) > MAX_TEXT:
+                _check_cells(number, cells)
+            start = reader.line_num
+            yield number, cells
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        if "field limit" not in str(exc):
+            raise ImportFileError(name, f"cannot be read as CSV ({exc})", row=number + 1
+                                  ) from None
+        raise _BadCell(number + 1, _long_cell(text, start), f"the cell has more than "
+                       f"{limit:,} characters; a cell holds at most {MAX_TEXT:,}") from None
+
+
+def _long_cell(text: str, start: int) -> int:
+    """The index of the first cell longer than MAX_TEXT of the record at line ``start``."""
+    lines = io.StringIO(text, newline="")
+    for _ in range(start):
+        next(lines)
+    index, length, quoted = 0, 0, False
+    for line in lines:
+        for ch in line:
+            if ch == '"':
+                quoted = not quoted
+            elif ch == "," and not quoted:
+                index, length = index + 1, 0
+            else:
+                length += 1
+                if length > MAX_TEXT:
+                    return index
+    return index
+
+
+def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
+    """The first worksheet's rows, from the cells the file holds.
+
+    The declared dimension is ignored: a 5 KB file may declare A1:XFD200000, and openpyxl's
+    own iteration pads every row to it. A formula is read as its saved value; one without a
+    saved value (written by a program, never opened in a spreadsheet) is refused, not read
+    as empty.
+    """
+    import zipfile
+
+    import openpyxl
+    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
+
+    unreadable = "is not a readable XLSX workbook"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except Exception as exc:  # zipfile too raises many kinds (NotImplementedError...)
+        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ImportFileError(name, f"unpacks to {unpacked / 2**20:,.0f} MB; a workbook may "
+                              f"unpack to at most {MAX_UNPACKED_BYTES // 2**20:,} MB")
+
+    class Parser(WorkSheetParser):
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            cell = super().parse_cell(element)
+            # A saved empty text is <v></v> with t="str"; openpyxl and other writers leave
+            # <v/> empty, or out, in a formula nobody calculated.
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None \
+                    and element.get("t") != "str":
+                cell["data_type"] = "unsaved formula"
+            return cell
+
+    # openpyxl warns of what it drops (styles, extensions, a date past 9999, read as an
+    # error cell); warnings are left alone here: catch_warnings is not thread-safe.
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+    try:
+        if not book.worksheets:
+            raise ImportFileError(name, "has no worksheet: the first worksheet must hold the "
+                                  "table")
+        sheet = book.worksheets[0]
+        source = sheet._get_source()
+    except ImportFileError:
+        book.close()
+        raise
+    except Exception as exc:
+        book.close()
+        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+    try:
+        parser = Parser(source, sheet._shared_strings, data_only=True, epoch=book.epoch,
+                        date_formats=book._date_formats,
+                        timedelta_formats=book._timedelta_formats)
+        parsed = parser.parse()
+        while True:
+            try:
+                number, found = next(parsed)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+            row = _sheet_row(number, found)
+            if row:
+                yield number, row
+    finally:
+        source.close()
+        book.close()
+
+
+def _sheet_row(number: int, found: list[dict[str, Any]]) -> list[str]:
+    """A worksheet row's cells as text, by column; [] for a row without a value."""
+    cells: dict[int, str] = {}
+    for cell in found:
+        index = cell["column"] - 1
+        if cell["data_type"] == "unsaved formula":
+            raise _BadCell(number, index, "a formula without a saved value; open the file "
+                           "in a spreadsheet and save it again")
+        if cell["value"] is None:
+            continue
+        if cell["data_type"] == "e":
+            raise _BadCell(number, index, f"the cell holds the error {cell['value']}")
+        text = _cell_text(cell["value"])
+        if text == "":
+            continue
+        if index >= MAX_COLUMNS:
+            raise _BadCell(number, index, f"a value in column {_letter(index)}; a file has "
+                           f"at most {MAX_COLUMNS} columns")
+        problem = text_problem(text)
+        if problem:
+            raise _BadCell(number, index, problem)
+        cells[index] = text
+    if not cells:
+        return []
+    row = [""] * (max(cells) + 1)
+    for index, text in cells.items():
+        row[index] = text
+    return row
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _read_bytes(name: str, data: bytes | None, path: str | Path | None) -> bytes:
+    """The file's bytes, refused past MAX_FILE_BYTES before more is read."""
+    if data is None:
+        file = Path(path or name)
+        try:
+            with file.open("rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+                size = max(len(data), os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            raise ImportFileError(name, f"cannot be read: {exc.strerror}") from None
+    else:
+        size = len(data)
+    if size > MAX_FILE_BYTES:
+        raise ImportFileError(name, f"is {size / 2**20:,.1f} MB; a file may be at most "
+                              f"{MAX_FILE_BYTES // 2**20} MB (split it, by period for example)")
+    return data
 
 
 def read_table(name: str, data: bytes | None = None, path: str | Path | None = None
                ) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """Return the header and (row number, cells) of a CSV or XLSX file."""
-    if data is None:
-        try:
-            data = Path(path or name).read_bytes()
-        except OSError as exc:
-            raise ImportFileError(name, f"cannot be read: {exc.strerror}") from None
-    if name.lower().endswith((".xlsx", ".xlsm")):
-        import openpyxl
+    """Return the header and (row number, cells) of a CSV or XLSX file.
 
-        try:
-            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a damaged file
-            raise ImportFileError(name, f"is not a readable XLSX workbook ({exc})") from None
-        sheet = book.worksheets[0]
-        rows = ([_cell_text(v) for v in r] for r in sheet.iter_rows(values_only=True))
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ImportFileError(name, "is not UTF-8 text (save it as CSV UTF-8)") from None
-        rows = ([c.strip() for c in r] for r in csv.reader(io.StringIO(text)))
+    Every cell is stripped text of at most MAX_TEXT characters with no control character;
+    the header names each column once. A file of more than MAX_ROWS rows or MAX_COLUMNS
+    columns is refused, and so is anything unreadable: every refusal is an ImportFileError
+    naming the file, and the row and column where there is one.
+    """
+    data = _read_bytes(name, data, path)
+    xlsx = name.lower().endswith((".xlsx", ".xlsm"))
+    rows = _xlsx_rows(name, data) if xlsx else _csv_rows(name, data)
+    names: list[str] = []
+
+    def refuse(bad: _BadCell) -> ImportFileError:
+        named = bad.index < len(names) and names[bad.index]
+        return ImportFileError(name, bad.reason, row=bad.row,
+                               column=names[bad.index] if named else _letter(bad.index))
+
     try:
-        header = next(rows)
-    except StopIteration:
-        raise ImportFileError(name, "is empty: a header row is needed") from None
-    if not any(header):
-        if not any(any(cells) for cells in rows):
+        number, header = next(rows, (0, []))
+    except _BadCell as bad:
+        raise refuse(bad) from None
+    if number != 1 or not any(header):
+        try:
+            more = number > 1 or any(any(cells) for _, cells in rows)
+        except _BadCell:
+            more = True
+        if not more:
             raise ImportFileError(name, "is empty: a header row is needed")
         raise ImportFileError(name, "the header row is empty", row=1)
     while header and header[-1] == "":
         header.pop()
-    header = [h.strip() for h in header]
+    if len(header) > MAX_COLUMNS:
+        raise ImportFileError(name, f"has {len(header):,} columns; a file has at most "
+                              f"{MAX_COLUMNS}", row=1)
+    for index, title in enumerate(header):
+        if title == "":
+            raise ImportFileError(name, "the column has no name: name it or delete it",
+                                  row=1, column=_letter(index))
+    twice = [h for h, n in Counter(header).items() if n > 1]
+    if twice:
+        raise ImportFileError(name, f"column {twice[0]!r} appears twice", row=1,
+                              column=twice[0])
+    names[:] = header
+    width = len(header)
 
     def body() -> Iterator[tuple[int, list[str]]]:
-        for number, cells in enumerate(rows, start=2):
-            if not any(cells):
-                continue
-            if len(cells) > len(header) and any(cells[len(header):]):
-                raise ImportFileError(name, f"has {len(cells)} cells but the header has "
-                                      f"{len(header)} columns", row=number)
-            yield number, (cells + [""] * len(header))[: len(header)]
+        count = 0
+        try:
+            for number, cells in rows:
+                if not any(cells):
+                    continue
+                count += 1
+                if count > MAX_ROWS:
+                    raise ImportFileError(name, f"has more than {MAX_ROWS:,} rows; split it "
+                                          "(by period, for example)", row=number)
+                if len(cells) > width and any(cells[width:]):
+                    raise ImportFileError(name, f"has {len(cells)} cells but the header has "
+                                          f"{width} columns", row=number)
+                yield number, (cells + [""] * width)[:width]
+        except _BadCell as bad:
+            raise refuse(bad) from None
 
     return header, body()
 
@@ -131,8 +370,18 @@ def _first_error(name: str, number: int, err: ValidationError) -> ImportFileErro
 # --- employees ----------------------------------------------------------------------------
 
 
+def _not_a_formula(text: str) -> None:
+    problem = formula_problem(text)
+    if problem:
+        raise ValidationError(problem)
+
+
 class EmployeeRowSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    # A code is matched and written to payroll files as it is: one that a spreadsheet would
+    # run is refused. A name is kept as written and made harmless on export
+    # (engine.cells.csv_cell).
+    code = fields.String(required=True, validate=[validate.Length(min=1, max=40),
+                                                  _not_a_formula])
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     # The lengths are the columns' sizes: PostgreSQL would refuse a longer value only at
     # flush, after other rows were written.
@@ -140,8 +389,11 @@ class EmployeeRowSchema(Schema):
     team = fields.String(required=True, validate=validate.Length(min=1, max=100))
     region = fields.String(load_default="", validate=validate.Length(max=100))
     level = fields.String(required=True)
-    manager_code = fields.String(load_default="", validate=validate.Length(max=40))
-    hire_date = fields.Date(load_default=None)
+    manager_code = fields.String(load_default="", validate=[validate.Length(max=40),
+                                                           _not_a_formula])
+    hire_date = fields.Date(load_default=None, validate=validate.Range(
+        min=dt.date(periods.FIRST_YEAR, 1, 1), max=dt.date(periods.LAST_YEAR, 12, 31),
+        error=f"must be from {periods.FIRST_YEAR}-01-01 to {periods.LAST_YEAR}-12-31"))
     team_stage = fields.String(load_default="", validate=validate.OneOf(
         ("",) + TEAM_STAGES, error="must be one of startup, growth, mature"))
 
@@ -277,10 +529,6 @@ def import_results(session: Session, name: str, data: bytes | None = None,
     for col in ("period", "employee_code"):
         if col not in header:
             raise ImportFileError(name, f"required column {col!r} is missing", row=1, column=col)
-    dupes = [h for h, n in Counter(header).items() if n > 1]
-    if dupes:
-        raise ImportFileError(name, f"column {dupes[0]!r} appears twice", row=1,
-                              column=dupes[0])
     metrics = {m.key: m for m in session.scalars(select(Metric))}
     metric_cols: list[tuple[int, Metric]] = []
     for idx, col in enumerate(header):
@@ -295,8 +543,7 @@ def import_results(session: Session, name: str, data: bytes | None = None,
         metric_cols.append((idx, metric))
     p_idx, e_idx = header.index("period"), header.index("employee_code")
     # Plain tuples: ORM attribute access per cell was a tenth of the import's time.
-    columns = [(idx, m.key, m.id, m.type == "count", m.type, m.min_value, m.max_value)
-               for idx, m in metric_cols]
+    columns = [(idx, m.key, m.id, m.type, m.min_value, m.max_value) for idx, m in metric_cols]
     employees = dict(session.execute(select(Employee.code, Employee.id)).all())
 
     parsed: list[tuple[str, int, list[tuple[int, Decimal]]]] = []
@@ -310,8 +557,10 @@ def import_results(session: Session, name: str, data: bytes | None = None,
             try:
                 periods.parse(code)
             except PeriodError:
-                raise ImportFileError(name, f"malformed period code {code!r} (use YYYY-MM, "
-                                      "YYYY-Qn or YYYY)", row=number, column="period") from None
+                raise ImportFileError(name, f"malformed period code {quoted(code)} (use "
+                                      "YYYY-MM, YYYY-Qn or YYYY, a year from "
+                                      f"{periods.FIRST_YEAR} to {periods.LAST_YEAR})",
+                                      row=number, column="period") from None
             valid_codes.add(code)
         emp_code = cells[e_idx]
         emp_id = employees.get(emp_code)
@@ -324,31 +573,14 @@ def import_results(session: Session, name: str, data: bytes | None = None,
                                   column="employee_code")
         seen[(emp_code, code)] = number
         values = []
-        for idx, key, metric_id, is_count, mtype, low, high in columns:
+        for idx, key, metric_id, mtype, low, high in columns:
             text = cells[idx]
             if text == "":
                 continue
             try:
-                value = Decimal(text)
-            except InvalidOperation:
-                value = None
-            if value is None or not value.is_finite():
-                raise ImportFileError(name, f"{text!r} is not a number (use . as the decimal "
-                                      "mark and no thousands separator)", row=number,
-                                      column=key)
-            if value.as_tuple().exponent < -DECIMALS and \
-                    value.normalize().as_tuple().exponent < -DECIMALS:
-                raise ImportFileError(name, f"{text!r} has more than {DECIMALS} decimals",
-                                      row=number, column=key)
-            if is_count and value != value.to_integral_value():
-                raise ImportFileError(name, f"{text!r} is not a whole number", row=number,
-                                      column=key)
-            if is_count and value < 0:
-                raise ImportFileError(name, f"{text!r} is negative: a count is 0 or more",
-                                      row=number, column=key)
-            problem = range_problem(value, mtype, low, high)
-            if problem:
-                raise ImportFileError(name, f"{text!r} {problem}", row=number, column=key)
+                value = metric_value(text, mtype, low, high)
+            except CellError as err:
+                raise ImportFileError(name, err.reason, row=number, column=key) from None
             values.append((metric_id, value))
         parsed.append((code, emp_id, values))
     if not parsed:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import followup, periods
+from engine.cells import CellError, csv_row, number, xlsx_append
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import Adjustment, Employee, Outcome, Run
@@ -101,9 +102,9 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     if employee is None:
         raise LaurelError(f"adjustment, field employee: unknown employee {employee_code!r}")
     try:
-        value = Decimal(str(amount).strip())
-    except ArithmeticError:
-        raise LaurelError(f"adjustment, field amount: {amount!r} is not a number") from None
+        value = number(str(amount).strip())
+    except CellError as err:
+        raise LaurelError(f"adjustment, field amount: {err.reason}") from None
     if not value.is_finite() or value == 0 or abs(value) >= Decimal("1e12"):
         raise LaurelError("adjustment, field amount: give a non-zero amount")
     if value != value.quantize(Decimal("0.01")):
@@ -183,9 +184,10 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(EXPORT_COLUMNS)
-        writer.writerows(body)
+        # A name is written as it was imported; one a spreadsheet would run is neutralised.
+        writer.writerows(csv_row(row) for row in body)
         if totals_rows:
-            writer.writerows(total_rows)
+            writer.writerows(csv_row(row) for row in total_rows)
         if note:
             writer.writerow([note])
         return buf.getvalue().encode("utf-8")
@@ -202,11 +204,11 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
         for row in body:
             row = list(row)
             row[6] = Decimal(row[6])
-            sheet.append(row)
+            xlsx_append(sheet, row)
         for row in total_rows if totals_rows else []:
             row = list(row)
             row[6] = Decimal(row[6])
-            sheet.append(row)
+            xlsx_append(sheet, row)
             for cell in sheet[sheet.max_row]:
                 cell.font = Font(bold=True)
         for r in range(2, sheet.max_row + 1):

@@ -1,4 +1,9 @@
-"""Period codes: YYYY-MM (month), YYYY-Qn (quarter), YYYY (year)."""
+"""Period codes: YYYY-MM (month), YYYY-Qn (quarter), YYYY (year).
+
+A code is ASCII (``２０２６-05`` is refused, not read as 2026-05: it would name a second
+period) and its year is from FIRST_YEAR to LAST_YEAR: no spreadsheet date is older than
+1900, and 9999 is the last year Python and both databases hold.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +17,33 @@ from sqlalchemy.orm import Session
 from engine.errors import PeriodError
 from engine.models import Period
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_YEAR = re.compile(r"^(\d{4})$")
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+_QUARTER = re.compile(r"([0-9]{4})-Q([1-4])")
+_YEAR = re.compile(r"([0-9]{4})")
+FIRST_YEAR, LAST_YEAR = 1900, 9999
 
 
 def parse(code: str) -> tuple[str, dt.date, dt.date]:
     """Return (kind, first day, last day) of a period code, or raise PeriodError."""
     code = (code or "").strip()
-    if m := _MONTH.match(code):
-        y, mo = int(m[1]), int(m[2])
+    m = _MONTH.fullmatch(code) or _QUARTER.fullmatch(code) or _YEAR.fullmatch(code)
+    if m is None:
+        raise PeriodError(
+            f"period {code!r} is not a period code (YYYY-MM, YYYY-Qn or YYYY in the digits "
+            "0-9)"
+        )
+    y = int(m[1])
+    if not FIRST_YEAR <= y <= LAST_YEAR:
+        raise PeriodError(f"period {code!r} is out of range: the year is from {FIRST_YEAR} "
+                          f"to {LAST_YEAR}")
+    if m.re is _MONTH:
+        mo = int(m[2])
         return "month", dt.date(y, mo, 1), dt.date(y, mo, calendar.monthrange(y, mo)[1])
-    if m := _QUARTER.match(code):
-        y, q = int(m[1]), int(m[2])
-        first = 3 * (q - 1) + 1
+    if m.re is _QUARTER:
+        first = 3 * (int(m[2]) - 1) + 1
         last = first + 2
         return "quarter", dt.date(y, first, 1), dt.date(y, last, calendar.monthrange(y, last)[1])
-    if m := _YEAR.match(code):
-        y = int(m[1])
-        return "year", dt.date(y, 1, 1), dt.date(y, 12, 31)
-    raise PeriodError(
-        f"period {code!r} is not a period code (YYYY-MM, YYYY-Qn or YYYY)"
-    )
+    return "year", dt.date(y, 1, 1), dt.date(y, 12, 31)
 
 
 def is_valid(code: str) -> bool:
@@ -100,6 +110,7 @@ def get_or_create(session: Session, code: str) -> Period:
 def require(session: Session, code: str) -> Period:
     """Return an existing period or raise PeriodError naming it."""
     parse(code)
+    code = code.strip()
     period = get(session, code)
     if period is None:
         raise PeriodError(f"period {code} does not exist: import results for it first")

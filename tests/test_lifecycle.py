@@ -274,3 +274,15 @@ def test_words_never_round_a_value_onto_the_boundary_it_missed():
             "base_value": "79999.9999", "amount": "2400.00"}
     words = calculation(calc)
     assert words.startswith("attainment 0.79999999…: tier 1 (below 0.80)"), words
+
+
+@pytest.mark.parametrize("amount", ["１２３", "1_000", "NaN", "Infinity", "1e99999999999999999999",
+                                    "1e-999999999"])
+def test_an_adjustment_reads_its_amount_as_an_import_reads_a_number(session, run, amount):
+    code = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id))
+    from engine.models import Adjustment, Employee
+
+    with pytest.raises(LaurelError, match="^adjustment, field amount: "):
+        lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code, amount,
+                                 "x", "bob@x.com")
+    assert session.scalar(select(func.count()).select_from(Adjustment)) == 0

@@ -1,0 +1,159 @@
+"""What a cell may hold: values read from an imported file, text written to an export.
+
+Reading: every cell is text of at most MAX_TEXT characters with no control character; a
+number is written as spreadsheets write it (ASCII digits, an optional sign, one ``.``, an
+optional exponent: ``1234.5``, ``-3``, ``1E+15``) and nothing else: no ``1_000``, no
+full-width or Arabic-Indic digits, no ``NaN`` or ``Infinity``, all of which Python's
+``Decimal`` would take. Every check is exact: a value is never rounded to fit, and an
+exponent of a billion is refused, never turned into 0 or an overflow.
+
+Writing: a spreadsheet runs text that begins with ``=``, ``+``, ``-`` or ``@`` as a
+formula, and tab or carriage return lead into one (OWASP, CSV injection). Such text goes
+into a CSV file behind an apostrophe, and into an XLSX file as a quote-prefixed string
+cell, never a formula.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.metrics import DECIMALS, range_problem
+
+# The longest cell an import reads; the columns that are stored are shorter still
+# (engine.models: a name 200, a code 40).
+MAX_TEXT = 1000
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+# C0 and C1 controls (NUL, tab, line breaks included), the Unicode line and paragraph
+# separators, and lone surrogates (which neither database can encode).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.([0-9]*))?|\.([0-9]+))([eE][+-]?[0-9]+)?", re.ASCII)
+NOT_A_NUMBER = ("is not a number (write the digits 0-9, . as the decimal mark and no "
+                "thousands separator)")
+
+
+class CellError(ValueError):
+    """A refused cell; ``reason`` is what follows the file, row and column in the message."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def quoted(text: str, most: int = 40) -> str:
+    """The text as a message quotes it: repr, cut short when it is long."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + "..."
+
+
+def text_problem(text: str) -> str | None:
+    """Why a cell's text is refused (too long, a control character), or None."""
+    if len(text) > MAX_TEXT:
+        return f"the cell has {len(text):,} characters; a cell holds at most {MAX_TEXT:,}"
+    found = CONTROL.search(text)
+    if found:
+        return (f"the cell holds the control character U+{ord(found[0]):04X} (a line break, "
+                "tab or NUL, for example); remove it")
+    return None
+
+
+def formula_problem(text: str) -> str | None:
+    """Why a code is refused because a spreadsheet would run it as a formula, or None."""
+    if text.startswith(FORMULA_LEADS):
+        return ("must not begin with =, +, - or @: a spreadsheet would run it as a formula")
+    return None
+
+
+def number(text: str) -> Decimal:
+    """Read a number as spreadsheets write it; raise CellError when the text is not one."""
+    if _NUMBER.fullmatch(text) is None:
+        raise CellError(f"{quoted(text)} {NOT_A_NUMBER}")
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent past what Decimal holds (10**18)
+        raise CellError(f"{quoted(text)} is outside any accepted range") from None
+
+
+def _places(value: Decimal) -> int:
+    """How many decimals a value needs: trailing zeros do not count."""
+    _, digits, exponent = value.as_tuple()
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if trailing == len(digits):
+        return 0
+    return max(0, -(int(exponent) + trailing))
+
+
+def metric_value(text: str, mtype: str, low: Decimal | None = None,
+                 high: Decimal | None = None) -> Decimal:
+    """Read a metric's value as an import does; raise CellError saying why it is refused.
+
+    The same reading serves a file's cell and a value typed in the back office.
+    """
+    match = _NUMBER.fullmatch(text)
+    if match is not None and match[3] is None:  # the common case: count the digits
+        value = Decimal(text)
+        places = len((match[1] or match[2] or "").rstrip("0"))
+    else:
+        value = number(text)
+        places = _places(value)
+    if places > DECIMALS:
+        raise CellError(f"{quoted(text)} has more than {DECIMALS} decimals")
+    if mtype == "count":
+        if places:
+            raise CellError(f"{quoted(text)} is not a whole number")
+        if value < 0:
+            raise CellError(f"{quoted(text)} is negative: a count is 0 or more")
+    problem = range_problem(value, mtype, low, high)
+    if problem:
+        raise CellError(f"{quoted(text)} {problem}")
+    return value
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _risky(text: str) -> bool:
+    # A plain number such as -12.50 is a value, not a formula: it stays as it is. A leading
+    # line feed counts too: in a CSV cell it is what a carriage return becomes.
+    return text.startswith((*FORMULA_LEADS, "\n")) and _NUMBER.fullmatch(text) is None
+
+
+def csv_cell(value: Any) -> Any:
+    """A value for a CSV export: text a spreadsheet would run gets a leading apostrophe.
+
+    A carriage return is written as a line feed: the csv module quotes a cell holding a
+    line feed, but not one holding a bare carriage return, which readers take for the end
+    of the row.
+    """
+    if isinstance(value, str):
+        if "\r" in value:
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        if _risky(value):
+            return "'" + value
+    return value
+
+
+def csv_row(values: Iterable[Any]) -> list[Any]:
+    return [csv_cell(v) for v in values]
+
+
+def xlsx_append(sheet: Any, values: Iterable[Any]) -> None:
+    """Append a row to an openpyxl sheet with every text as a string cell, never a formula.
+
+    openpyxl makes a formula of text that begins with ``=`` and an error cell of ``#N/A``;
+    here text stays text, and text a spreadsheet would run is quote-prefixed, as Excel
+    stores what a person types after an apostrophe. A control character openpyxl refuses
+    is written as U+FFFD.
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    values = [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v
+              for v in values]
+    sheet.append(values)
+    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
+        if isinstance(value, str):
+            cell.data_type = "s"
+            if _risky(value):
+                cell.quotePrefix = True
