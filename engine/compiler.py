@@ -318,14 +318,19 @@ def _possible(conj: list[dict[str, Any]]) -> bool:
 
 def check_limits(rule: Mapping[str, Any]) -> tuple[str, str] | None:
     """Why the engine cannot hold this rule, as (field, reason), or None when it can."""
+    for fact, values in (rule.get("scope") or {}).items():
+        if len(values) > MAX_ALTERNATIVES:
+            return f"scope.{fact}", (f"{len(values)} values; a scope takes at most "
+                                     f"{MAX_ALTERNATIVES} (each is an alternative)")
     for name, firing, cond in plan([dict(rule)]):
         where = _where(firing)
         try:
             conjs = alternatives(_split_in(_lower(cond)))
         except _TooMany:
             return where, (f"the condition works out to more than {MAX_ALTERNATIVES} "
-                           "alternatives (each 'any', and each 'not' of several tests, "
-                           "multiplies them); split the rule into simpler ones")
+                           "alternatives (each 'any', each value of an 'in' list and each "
+                           "'not' of several tests multiply them); split the rule into "
+                           "simpler ones")
         longest = max((len(c) for c in conjs), default=0)
         if longest > MAX_LEAVES:
             return where, (f"one alternative of the condition tests {longest} things; the "

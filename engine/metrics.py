@@ -473,6 +473,7 @@ def seed_reference_data(session: Session) -> None:
 def to_plain(value: Any) -> Any:
     """Render a Decimal without exponent or trailing noise for explanations."""
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
+        with localcontext() as ctx:
+            ctx.prec = 60  # all the digits a value holds (a quotient's 34 included)
+            return format(value.normalize(), "f")
     return value

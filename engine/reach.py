@@ -358,21 +358,29 @@ def numeric_domains(numeric: set[str]) -> dict[str, Domain]:
     return {f: NUMBER for f in numeric}
 
 
-def domains_for(metric_types: Mapping[str, str], levels: Iterable[str] | None = None,
-                inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None]] | None = None,
-                ) -> dict[str, Domain]:
-    """What each fact a rule reads can be.
+# How many imported values a period's figure can add up (months of a quarter, of a year).
+_SUMMED = {"month": 1, "quarter": 3, "year": 12}
 
-    ``inputs``: the imported metrics with their type and own bounds; their values are in
-    range, and a count is a whole number. A derived metric can be any number.
+
+def domains_for(metric_types: Mapping[str, str], levels: Iterable[str] | None = None,
+                inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None, str]] | None
+                = None, period_kind: str = "month") -> dict[str, Domain]:
+    """What each fact a rule of the period kind reads can be.
+
+    ``inputs``: the imported metrics with their type, own bounds and roll-up; a value is in
+    its range, and a count is a whole number. A quarter's or a year's figure rolled up by
+    sum can reach 3 or 12 times the bounds. A derived metric can be any number.
     """
     from engine.metrics import metric_range
 
     out: dict[str, Domain] = {}
     for key in metric_types:
         if inputs is not None and key in inputs:
-            itype, low, high = inputs[key]
+            itype, low, high, rollup = inputs[key]
             lo, hi = metric_range(itype, low, high)
+            if rollup == "sum":
+                factor = _SUMMED.get(period_kind, 12)
+                lo, hi = lo * factor if lo < 0 else lo, hi * factor if hi > 0 else hi
             out[key] = Domain(integral=itype == "count", low=lo, high=hi)
         else:
             out[key] = NUMBER

@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.cells import CONTROL
 from engine.compiler import check_limits
 from engine.conditions import (
     ALL_OPS,
@@ -76,6 +77,8 @@ def _lenient_constructor(name: str) -> Any:
     default = yaml.SafeLoader.yaml_constructors[name]
 
     def construct(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        if ":" in str(node.value) and name.endswith(":int"):
+            return loader.construct_scalar(node)  # 1:30 is text, not YAML 1.1's base 60
         try:
             return default(loader, node)
         except (ValueError, OverflowError):
@@ -84,9 +87,22 @@ def _lenient_constructor(name: str) -> Any:
     return construct
 
 
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    """A mapping whose keys are unique: a key given twice is refused, not overwritten."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal_constructor)
 for _tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int"):
     _Loader.add_constructor(_tag, _lenient_constructor(_tag))
+_Loader.add_constructor("tag:yaml.org,2002:map", _unique_mapping)
 
 # A rule file is small: these bound what a hostile one can cost.
 MAX_FILE_BYTES = 1_000_000
@@ -230,14 +246,24 @@ class _Validator:
             self.fail(f"{str(value)[:40]} {problem}", field, row)
         return d
 
-    def text(self, value: Any, field: str, row: int | None = None, required: bool = True) -> str:
+    def text(self, value: Any, field: str, row: int | None = None, required: bool = True,
+             most: int = 200, lines: bool = False) -> str:
+        """Text of at most ``most`` characters, without control characters (line breaks
+        only where ``lines``): what both databases store and an export writes."""
         if value is None or value == "":
             if required:
                 self.fail("is missing", field, row)
             return ""
         if not isinstance(value, str | int | Decimal) or isinstance(value, bool):
             self.fail(f"{value!r} is not text", field, row)
-        return str(value)
+        text = str(value)
+        if len(text) > most:
+            self.fail(f"is {len(text):,} characters long; at most {most:,}", field, row)
+        found = CONTROL.search(text.replace("\n", "").replace("\t", "") if lines else text)
+        if found:
+            self.fail(f"holds the control character U+{ord(found[0]):04X}; remove it",
+                      field, row)
+        return text
 
     def metric(self, value: Any, field: str, row: int | None = None,
                numeric: bool = True) -> str:
@@ -479,7 +505,7 @@ def _check_rows_reachable(v: _Validator, base: list[dict[str, Any]],
 
 def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str],
              levels: Iterable[str] | None = None,
-             inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None]] | None = None
+             inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None, str]] | None = None
              ) -> dict[str, Any]:
     """Check a rule document and return it normalised; raise RuleError naming the field.
 
@@ -488,8 +514,10 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
     """
     facts = fact_catalog(metric_types)
     level_set = set(levels) if levels else None
+    period_kind = doc.get("period_kind") if isinstance(doc, Mapping) else None
     v = _Validator(source, facts, set(metric_types), level_set,
-                   domains_for(metric_types, level_set, inputs))
+                   domains_for(metric_types, level_set, inputs,
+                               period_kind if period_kind in PERIOD_KINDS else "year"))
     if not isinstance(doc, Mapping):
         v.fail("a rule is a mapping of fields")
     extra = set(doc) - set(TOP_FIELDS)
@@ -510,7 +538,8 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
                "period_kind")
     out: dict[str, Any] = {
         "key": key, "name": v.text(doc.get("name"), "name", required=False) or key,
-        "description": v.text(doc.get("description"), "description", required=False),
+        "description": v.text(doc.get("description"), "description", required=False,
+                              most=4000, lines=True),
         "kind": kind, "period_kind": period_kind,
     }
     for f in ("effective_from", "effective_to"):
@@ -583,7 +612,7 @@ def catalog_types(session: Session) -> dict[str, str]:
 def validate_for_session(session: Session, doc: Mapping[str, Any], source: str
                          ) -> dict[str, Any]:
     levels = session.scalars(select(Level.code)).all()
-    inputs = {m.key: (m.type, m.min_value, m.max_value)
+    inputs = {m.key: (m.type, m.min_value, m.max_value, m.rollup)
               for m in session.scalars(select(Metric).where(Metric.formula.is_(None)))}
     return validate(doc, source, catalog_types(session), levels, inputs)
 

@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session
 from engine import compliance, followup, periods, pips, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
-from engine.conditions import facts_read, held_checks, population_fields
+from engine.conditions import (
+    POPULATION_OPS,
+    facts_read,
+    held_checks,
+    leaves,
+    population_fields,
+)
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed
 from engine.exact import product, round_half_up
@@ -102,13 +108,17 @@ class RunResult:
 # --- outcomes of one employee --------------------------------------------------------------------
 
 
-def _explain_facts(names: list[str], values: dict[str, Any]) -> dict[str, str | None]:
+def _explain_facts(names: list[str], values: dict[str, Any],
+                   population: set[str] | frozenset[str] = frozenset()
+                   ) -> dict[str, str | None]:
+    """The facts read, with their values; for a fact the rule ranks (highest, top_share),
+    the count strictly higher, N and the company maximum."""
     out: dict[str, str | None] = {}
     for name in names:
         value = values.get(name)
         out[name] = None if value is None else str(to_plain(value))
         higher, n, _ = population_fields(name)
-        if higher in values:
+        if name in population and higher in values:
             out[f"{name} (strictly higher)"] = str(to_plain(values[higher]))
             out[f"{name} (defined, N)"] = str(to_plain(values[n]))
             out[f"{name} (company maximum)"] = str(to_plain(values[f"{name}__max"]))
@@ -141,6 +151,11 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
             "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
             "base": action["base"], "base_value": _show(base), "amount": f"{amount:.2f}"}
     return amount, calc, [metric, action["base"]]
+
+
+def _firing_ranks(firing: Firing) -> set[str]:
+    """The facts a firing's condition ranks among the population (highest, top_share)."""
+    return {c["fact"] for c in leaves(firing.condition) if c["op"] in POPULATION_OPS}
 
 
 def _firing_reads(firing: Firing) -> list[str]:
@@ -202,8 +217,12 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             explanation["row"] = {"index": firing.index, "value": value}
             explanation["matched"] = f"row {firing.index} ({value}), the first that matches"
         elif atype == "pip":
-            start = period.end + dt.timedelta(days=1)
-            start, end = pips.span(start, rule["action"]["months"])
+            try:
+                start = period.end + dt.timedelta(days=1)
+                start, end = pips.span(start, rule["action"]["months"])
+            except OverflowError:
+                raise RunFailed(f"employee {ef.code}: rule {rule['key']}: a PIP after "
+                                f"{period.code} would end after the year 9999") from None
             value = start.isoformat()
             explanation["pip"] = {"start": start.isoformat(), "end": end.isoformat(),
                                   "months": rule["action"]["months"],
@@ -211,7 +230,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         else:
             value = rule["action"]["value"]
         explanation["facts"] = _explain_facts(
-            list(dict.fromkeys(reads + arithmetic_facts)), values)
+            list(dict.fromkeys(reads + arithmetic_facts)), values, _firing_ranks(firing))
         explanation["checks"], explanation["conditions"] = held_checks(cond, values)
         status = None
         if amount is not None:

@@ -15,7 +15,7 @@ from engine.metrics import CATALOG
 from engine.rulebook import validate
 
 TYPES = {k: t for k, _, _, t, _, _ in CATALOG}
-INPUTS = {k: (t, None, None) for k, _, _, t, _, f in CATALOG if f is None}
+INPUTS = {k: (t, None, None, r) for k, _, _, t, r, f in CATALOG if f is None}
 
 EMPLOYEES = """code,name,email,team,region,level,manager_code,hire_date,team_stage
 A1,Ann,,North,N,S1,,2020-01-01,startup
@@ -147,6 +147,7 @@ action:
              "2026-01,C1,1,0,90\n")
     out = {(o["employee_code"], o["rule_key"]): o for o in cli.outcomes("2026-Q1")}
     assert out["A1", "x.table"]["value"] == "MID"  # 2/3 < 0.666667, >= 0.666666666666
+    assert out["A1", "x.table"]["explanation"]["facts"]["attainment"] == "0." + "6" * 33 + "7"
     assert out["B1", "x.table"]["value"] == "MID"  # (6.000001/9) < 0.666667
     assert out["C1", "x.table"]["value"] == "LOW"
     # A1 (90.333...) is alone above B1 and C1 (90): 0 of 3 higher for A1, 1 of 3 for the rest
@@ -262,6 +263,10 @@ def test_an_all_empty_row_keeps_the_employee_in_the_population(cli: Cli) -> None
     assert ("B1", "commission.tiered", "attainment undefined") in {
         (o["employee_code"], o["rule_key"], o["value"]) for o in out if o["kind"] == "warning"}
     assert "C1" not in {o["employee_code"] for o in out}  # no row at all: not in it
+    # a rule that ranks nothing shows no population figures
+    tiered = next(o for o in out if o["employee_code"] == "A1"
+                  and o["rule_key"] == "commission.tiered")
+    assert not any("strictly higher" in k for k in tiered["explanation"]["facts"])
     assert fired(cli.outcomes("2026-Q2"), "B1") == {"x.qmembers"}
     assert fired(cli.outcomes("2026"), "B1") == {"x.ymembers"}
 
@@ -318,6 +323,38 @@ def test_rows_no_input_reaches_are_refused(rows: tuple, row: int, why: str) -> N
     assert err.value.row == row and why in str(err.value)
 
 
+def test_a_count_above_a_fraction_is_reachable_and_the_gap_between_is_not() -> None:
+    validate(table(leaf("leads", ">", "4.5"), leaf("leads", "<=", "4.5")), "t", TYPES,
+             inputs=INPUTS)
+    with pytest.raises(RuleError, match="contradict"):
+        validate(table([leaf("leads", ">", "4.5"), leaf("leads", "<", "5")]), "t", TYPES,
+                 inputs=INPUTS)
+
+
+def test_a_quarter_sum_may_pass_the_range_of_one_row() -> None:
+    rows = (leaf("revenue_new", "<=", "999999999999999999.999999"),
+            leaf("revenue_new", "defined"))
+    validate(table(*rows), "t", TYPES, inputs=INPUTS)  # a quarter of three months
+    month = dict(table(*rows), period_kind="month")
+    with pytest.raises(RuleError, match="row 1 first"):
+        validate(month, "t", TYPES, inputs=INPUTS)
+
+
+@pytest.mark.parametrize(("doc", "field", "why"), [
+    ({"description": "x\ud800y"}, "description", "U+D800"),
+    ({"action": {"type": "value", "value": "A\x00B"}}, "action.value", "U+0000"),
+    ({"action": {"type": "value", "value": "z" * 201}}, "action.value", "at most 200"),
+    ({"name": "n" * 20000}, "name", "at most 200"),
+    ({"scope": {"region": [f"R{i}" for i in range(129)]}}, "scope.region", "at most 128"),
+])
+def test_text_the_databases_cannot_hold_is_refused(doc: dict, field: str, why: str) -> None:
+    base = {"key": "x.t", "kind": "alert", "period_kind": "month",
+            "action": {"type": "value", "value": "v"}}
+    with pytest.raises(RuleError) as err:
+        validate({**base, **doc}, "t", TYPES)
+    assert err.value.field == field and why in str(err.value)
+
+
 def test_the_reference_library_keeps_its_tables(cli: Cli) -> None:
     out = cli("rules", "validate", str(Path(__file__).parent.parent / "rules"))
     assert "Traceback" not in out
@@ -342,6 +379,7 @@ def test_a_bad_rule_file_gets_one_line(cli: Cli, text: str, field: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "why"), [
+    ("key: a\nkey: b\n", "the key 'key' is given twice"),
     ("a: &a [1,2,3,4,5,6,7,8,9]\n" + "".join(
         f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi",
                                                                   strict=True)),
