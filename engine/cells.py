@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.metrics import DECIMALS, range_problem
+from engine.metrics import DECIMALS, decimals, range_problem
 
 # The longest cell an import reads; the columns that are stored are shorter still
 # (engine.models: a name 200, a code 40).
@@ -76,15 +76,6 @@ def number(text: str) -> Decimal:
         raise CellError(f"{quoted(text)} is outside any accepted range") from None
 
 
-def _places(value: Decimal) -> int:
-    """How many decimals a value needs: trailing zeros do not count."""
-    _, digits, exponent = value.as_tuple()
-    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    if trailing == len(digits):
-        return 0
-    return max(0, -(int(exponent) + trailing))
-
-
 def metric_value(text: str, mtype: str, low: Decimal | None = None,
                  high: Decimal | None = None) -> Decimal:
     """Read a metric's value as an import does; raise CellError saying why it is refused.
@@ -97,7 +88,7 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
         places = len((match[1] or match[2] or "").rstrip("0"))
     else:
         value = number(text)
-        places = _places(value)
+        places = decimals(value)
     if places > DECIMALS:
         raise CellError(f"{quoted(text)} has more than {DECIMALS} decimals")
     if mtype == "count":
