@@ -23,7 +23,7 @@ from admin import i18n
 from admin.auth import current_principal, current_role
 from admin.views import RUNS, LaurelBaseView, _db, _team_scope
 from engine import jobs, lifecycle, statements
-from engine.errors import LaurelError, NotFound
+from engine.errors import LaurelError, NotFound, RunInProgress
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
 PAGE = 50
@@ -188,17 +188,16 @@ class RunsView(LaurelBaseView):
         _require("start")
         code = request.form.get("period", "").strip()
         db = _db()
-        # A second click while the first run is evaluated follows the first one.
-        for active in db.scalars(select(RunJob).where(RunJob.period_code == code,
-                                                      RunJob.status.in_(jobs.ACTIVE))):
-            if jobs.refresh(db, active).status in jobs.ACTIVE:
-                flash(_("A run of period %(code)s is already in progress.", code=code), "info")
-                return redirect(url_for(".job", job_id=active.id))
         try:
             if not code:
                 raise LaurelError(_("Choose a period to run."))
             job = jobs.start(db, code, _email())
             db.commit()
+        except RunInProgress as exc:
+            # A second click while the first run is evaluated follows the first one.
+            db.rollback()
+            flash(_("A run of period %(code)s is already in progress.", code=code), "info")
+            return redirect(url_for(".job", job_id=exc.job_id))
         except LaurelError as exc:
             db.rollback()
             return self._list(error=str(exc), chosen=code, status=400)

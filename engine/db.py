@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import LaurelError
 from engine.models import AuditLog, Base, Result
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,31 @@ def get_engine(url: str | None = None) -> Engine:
 
         _engines[url] = engine
     return _engines[url]
+
+
+def begin_writing(session: Session) -> None:
+    """Make the session's transaction a writer now, waiting for the writer before it (SQLite).
+
+    pysqlite opens a transaction only before the first INSERT, UPDATE or DELETE: the reads
+    before it run on their own and hold no snapshot. ``BEGIN IMMEDIATE`` takes the write
+    lock at once (waiting up to the busy timeout), so what the transaction reads from here on
+    is what the writer before it committed, and no other writer comes in between. A
+    transaction that has written already holds that lock. SQLAlchemy's recipe for pysqlite
+    (the driver in autocommit, BEGIN from the "begin" event) is not applied to every
+    transaction: a transaction that read first and writes later would then fail at once with
+    "database is locked" whenever another writer committed meanwhile, where it waits today.
+    PostgreSQL needs nothing here: it locks rows (periods.serialise).
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        return
+    if conn.connection.dbapi_connection.in_transaction:
+        return
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        raise LaurelError("the database is busy with another change for too long; try "
+                          f"again ({exc.orig})") from None
 
 
 def dispose_engines() -> None:
@@ -187,6 +214,6 @@ def _audit_write(session: Session, _ctx: Any) -> None:
 
 
 __all__ = [
-    "Result", "audit", "database_url", "get_engine", "make_sessionmaker", "session_scope",
-    "upgrade_schema", "dispose_engines",
+    "Result", "audit", "begin_writing", "database_url", "get_engine", "make_sessionmaker",
+    "session_scope", "upgrade_schema", "dispose_engines",
 ]

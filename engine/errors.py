@@ -67,3 +67,12 @@ class PasswordRefused(LaurelError):
     def __init__(self, email: str, reason: str, detail: str):
         self.email, self.reason = email, reason
         super().__init__(f"user {email}, field password: {detail}")
+
+
+class RunInProgress(RunError):
+    """A run of the period is already being calculated (a back-office job)."""
+
+    def __init__(self, period: str, job_id: int, started_by: str):
+        self.period, self.job_id, self.started_by = period, job_id, started_by
+        super().__init__(f"a run of period {period} is already being calculated (job {job_id}, "
+                         f"started by {started_by}); wait for it to finish")

@@ -4,7 +4,7 @@
 as a process of its own; the worker writes its progress (employees done out of total) in
 short transactions and writes the run and its outcomes in one transaction at the end. A
 worker that crashes or is killed leaves no outcomes: ``refresh`` finds its process gone and
-marks the job failed with the reason.
+marks the job failed with the reason. A period has one job at a time.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import periods
 from engine.db import database_url, session_scope
-from engine.errors import LaurelError, RunError, RunFailed
+from engine.errors import LaurelError, RunError, RunFailed, RunInProgress
 from engine.models import RunJob
 
 ACTIVE = ("queued", "running")
@@ -28,20 +29,36 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def start(session: Session, period_code: str, actor: str, spawn: bool = True) -> RunJob:
-    """Record a run job for the period and start its worker process."""
+    """Record a run job for the period and start its worker process.
+
+    One job per period at a time: while a job of the period is queued or running (and its
+    process alive), another start is refused (RunInProgress names it). The check and the
+    new job are made under the period's lock, so two clicks at once start one job.
+    """
     period = periods.require(session, period_code)
+    period = periods.serialise(session, period.id)
     if period.status == "locked":
         raise RunError(f"period {period_code} is locked: no new run starts")
+    for active in session.scalars(select(RunJob).where(RunJob.period_code == period.code,
+                                                       RunJob.status.in_(ACTIVE))):
+        if not _mark_if_gone(active):
+            raise RunInProgress(period.code, active.id, active.started_by)
     job = RunJob(period_code=period.code, status="queued", started_by=actor)
     session.add(job)
     session.flush()
     if spawn:
         session.commit()
         env = dict(os.environ, LAUREL_DATABASE_URL=database_url())
-        proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "engine.jobs", str(job.id)], env=env,
-            cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
+                [sys.executable, "-m", "engine.jobs", str(job.id)], env=env,
+                cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:  # a job without a process would hold the period for ever
+            job.status, job.finished_at = "failed", dt.datetime.now(dt.UTC)
+            job.error = f"the worker process did not start: {exc}"
+            session.commit()
+            raise RunError(job.error) from None
         _children[job.id] = proc
         job.pid = proc.pid
         session.commit()
@@ -62,17 +79,29 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def refresh(session: Session, job: RunJob) -> RunJob:
-    """Mark an active job failed when its worker process is gone."""
-    proc = _children.get(job.id)
-    if proc is not None and proc.poll() is not None:
-        _children.pop(job.id, None)
-    session.refresh(job)
-    if job.status in ACTIVE and job.pid and not _alive(job.pid):
+def _mark_if_gone(job: RunJob) -> bool:
+    """Mark an active job failed when its worker process is gone; True when it is (now) over.
+
+    A job queued without a process yet is not gone.
+    """
+    if job.status not in ACTIVE:
+        return True
+    if job.pid and not _alive(job.pid):
         job.status = "failed"
         job.error = job.error or ("the worker process stopped before the run finished "
                                   "(it crashed or was killed); nothing was stored")
         job.finished_at = dt.datetime.now(dt.UTC)
+        return True
+    return False
+
+
+def refresh(session: Session, job: RunJob) -> RunJob:
+    """Mark an active job failed when its worker process is gone."""
+    proc = _children.get(job.id)
+    if proc is not None and proc.poll() is not None:  # reaped: no zombie left behind
+        _children.pop(job.id, None)
+    session.refresh(job)
+    if job.status in ACTIVE and _mark_if_gone(job):
         session.commit()
     return job
 

@@ -2,7 +2,9 @@
 
 A run is approved by a comp_analyst or hr_admin other than the one who started it (the
 built-in system user never approves); locking needs the approval first and locks the
-run's period: its results and outcomes can no longer change.
+run's period: its results and outcomes can no longer change. Approving, locking, adjusting
+and reopening take the period's lock (periods.serialise) and read the run again under it:
+a run discarded meanwhile, or approved or locked by someone else meanwhile, is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from engine import followup, periods
 from engine.cells import CellError, csv_row, number, xlsx_append
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
-from engine.models import Adjustment, Employee, Outcome, Run
+from engine.models import LIVE_RUN, Adjustment, Employee, Outcome, Period, Run
 from engine.runs import get_run
 from engine.users import require_role
 
@@ -33,10 +35,28 @@ def _approver(session: Session, email: str | None, what: str) -> str:
     return require_role(session, email, APPROVERS, f"{what} a run").email
 
 
+def _live_run(session: Session, run: Run, verb: str, rule: str) -> Period:
+    """Take the run's period lock, read the run again and refuse a run that is not live.
+
+    Whatever happened before the lock (a newer run stored, another approval) is seen here.
+    """
+    period = periods.serialise(session, run.period_id)
+    session.refresh(run)
+    if run.status == "discarded":
+        live = session.scalar(select(Run.id).where(
+            Run.period_id == run.period_id, Run.status.in_(LIVE_RUN)).order_by(Run.id.desc()))
+        by = f" (run {live} of period {period.code} replaced it)" if live else ""
+        raise LaurelError(f"run {run.id} is discarded{by}; {rule}")
+    if period.status == "locked" and run.status != "locked":
+        raise LaurelError(f"period {period.code} is locked: run {run.id} cannot be {verb}")
+    return period
+
+
 def approve(session: Session, run_id: int, actor: str | None) -> Run:
     """Approve a calculated run; refused to the user who started it."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "approve")
+    _live_run(session, run, "approved", "only a calculated run can be approved")
     if run.status != "calculated":
         raise LaurelError(f"run {run.id} is {run.status}; only a calculated run can be approved")
     if email.lower() == (run.started_by or "").lower():
@@ -55,6 +75,9 @@ def lock(session: Session, run_id: int, actor: str | None) -> Run:
     """Lock an approved run and its period."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
+    _live_run(session, run, "locked", "only an approved run can be locked")
+    if run.status == "locked":
+        raise LaurelError(f"run {run.id} is locked already")
     if run.status != "approved":
         raise LaurelError(f"run {run.id} is {run.status}; approve it before locking")
     run.status, run.locked_by = "locked", email
@@ -94,6 +117,7 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     """Add a manual line (amount, reason) to a calculated or approved run."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "adjust")
+    _live_run(session, run, "adjusted", "adjustments are refused")
     if run.status not in ("calculated", "approved"):
         raise LaurelError(f"run {run.id} is {run.status}: adjustments are refused")
     if run.period.status == "locked":
@@ -129,6 +153,7 @@ def reopen_period(session: Session, code: str, actor: str | None, reason: str) -
     """Reopen a locked period (hr_admin only, with a written reason)."""
     period = periods.require(session, code)
     user = require_role(session, actor, ("hr_admin",), "reopen a locked period")
+    period = periods.serialise(session, period.id)
     if period.status != "locked":
         raise LaurelError(f"period {code} is not locked")
     if not (reason or "").strip():

@@ -19,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -142,7 +143,6 @@ class Period(Base):
     start: Mapped[dt.date]
     end: Mapped[dt.date]
     status: Mapped[str] = mapped_column(String(10), default="open")
-
     def __str__(self) -> str:
         return self.code
 
@@ -299,8 +299,17 @@ class RuleScenario(Base):
         return f"scenarios of {self.rule_key}"
 
 
+# At most one run of a period waits for approval or is approved; the database holds to it
+# whatever the timing. (A reopened period keeps its locked run beside the new one.)
+UNLOCKED_LIVE_RUN = text("status IN ('calculated', 'approved')")
+
+
 class Run(Base):
     __tablename__ = "run"
+    __table_args__ = (
+        Index("uq_run_unlocked_period", "period_id", unique=True,
+              sqlite_where=UNLOCKED_LIVE_RUN, postgresql_where=UNLOCKED_LIVE_RUN),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)

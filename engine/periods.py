@@ -14,6 +14,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.db import begin_writing
 from engine.errors import PeriodError
 from engine.models import Period
 
@@ -115,3 +116,16 @@ def require(session: Session, code: str) -> Period:
     if period is None:
         raise PeriodError(f"period {code} does not exist: import results for it first")
     return period
+
+
+def serialise(session: Session, period_id: int) -> Period:
+    """Hold the period's lock until the transaction ends; return the period as it is now.
+
+    Storing a run (and discarding the earlier ones), approving, locking and reopening take
+    it, so they happen one at a time per period and each sees what the one before it
+    committed. PostgreSQL locks the period's row (SELECT ... FOR UPDATE); SQLite has one
+    writer at a time and the transaction becomes the writer at once (db.begin_writing).
+    """
+    begin_writing(session)
+    return session.execute(select(Period).where(Period.id == period_id).with_for_update()
+                           .execution_options(populate_existing=True)).scalar_one()

@@ -20,7 +20,7 @@ from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine import compliance, followup, periods, pips, wording
@@ -370,16 +370,35 @@ def evaluate_period(session: Session, period: Period,
 
 def start_run(session: Session, code: str, actor: str = "system", dry_run: bool = False,
               progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Run the period: evaluate, then (unless a dry run) store the run and its outcomes."""
+    """Run the period: evaluate, then (unless a dry run) store the run and its outcomes.
+
+    The evaluation takes no lock: imports and other runs go on meanwhile. Storing takes the
+    period's lock (periods.serialise) and checks again what the evaluation assumed: a period
+    locked meanwhile, or another run of it stored meanwhile, refuses this one (RunError,
+    nothing stored).
+    """
+    started = dt.datetime.now(dt.UTC)
     period = periods.require(session, code)
     if period.status == "locked":
         raise RunError(f"period {code} is locked: no new run starts")
+    before = session.scalar(select(func.max(Run.id)).where(
+        Run.period_id == period.id, Run.status != "failed")) or 0
     outcomes, employees, compiled, used, timings = evaluate_period(session, period, progress)
     releases = compliance.releases_for(session, period, {o["employee_id"] for o in outcomes})
     outcomes.extend(_released_hold_outcomes(session, period, releases))
     if dry_run:
         return RunResult(None, period, outcomes, employees, compiled.content_hash, timings)
     t0 = time.perf_counter()
+    period = periods.serialise(session, period.id)
+    if period.status == "locked":
+        raise RunError(f"period {code} was locked while this run was calculated; nothing "
+                       "was stored")
+    newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
+                                             Run.status != "failed").order_by(Run.id))
+    if newer is not None:
+        raise RunError(f"another run of period {code} (run {newer.id}, started by "
+                       f"{newer.started_by}) was stored while this one was calculated; "
+                       "this run is not stored")
     discarded = session.scalars(select(Run.id).where(
         Run.period_id == period.id, Run.status.in_(("calculated", "approved")))).all()
     if discarded:
@@ -387,7 +406,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
         followup.on_discard(session, list(discarded))
     run = Run(period_id=period.id, status="calculated", ruleset_hash=compiled.content_hash,
               rules=used, started_by=actor, employee_count=employees,
-              started_at=dt.datetime.now(dt.UTC), finished_at=dt.datetime.now(dt.UTC))
+              started_at=started, finished_at=dt.datetime.now(dt.UTC))
     session.add(run)
     session.flush()
     rows = [{"run_id": run.id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],

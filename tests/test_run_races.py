@@ -1,0 +1,249 @@
+"""Runs whatever the timing: one live run per period (issue 10).
+
+Races are forced, not hoped for: the second action starts from inside the first one's
+critical section (a hook on a function the first calls while it holds the period's lock),
+and the first waits for it a short while. Where the lock works the second action waits for
+the first to commit and is then refused; where it did not, it slipped in and both won.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from admin.cli import main
+from engine import db, followup, jobs, lifecycle, runs
+from engine.errors import LaurelError, RunError, RunInProgress
+from engine.imports import import_results
+from engine.models import AuditLog, Period, Run, RunJob
+from engine.users import create_user
+from tests.test_runs import load
+
+HOLD = 0.5  # how long the first action waits, inside its lock, for the second one
+BOUND = 60  # "within seconds": a generous bound, never a timing under test
+
+
+@pytest.fixture()
+def people(session):
+    for email, role in (("ann@x.com", "comp_analyst"), ("bob@x.com", "comp_analyst"),
+                        ("hr@x.com", "hr_admin")):
+        create_user(session, email, "password-123", role)
+    session.commit()
+
+
+@pytest.fixture()
+def run_id(session, people) -> int:
+    load(session)
+    run = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    return run.id
+
+
+def live_runs(session, code: str = "2026-01") -> list[tuple[int, str]]:
+    session.expire_all()
+    return session.execute(select(Run.id, Run.status).join(Period).where(
+        Period.code == code, Run.status.in_(("calculated", "approved", "locked")))
+        .order_by(Run.id)).all()
+
+
+class Meanwhile:
+    """Another person's action, in a session and a thread of its own."""
+
+    def __init__(self, url: str, action: Callable[[Any], Any]):
+        self.url, self.action = url, action
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            with db.session_scope(self.url, actor="other@x.com") as s:
+                self.result = self.action(s)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            self.error = exc
+
+    def start(self) -> None:
+        self.thread.start()
+        self.thread.join(HOLD)  # finished by now unless the lock holds it back
+
+    def outcome(self) -> tuple[Any, BaseException | None]:
+        self.thread.join(BOUND)
+        assert not self.thread.is_alive(), "the second action never finished"
+        return self.result, self.error
+
+
+def during(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, other: Meanwhile) -> None:
+    """Start ``other`` the first time ``owner.name`` is called (inside the first action)."""
+    real = getattr(owner, name)
+
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        if other.thread.ident is None:
+            other.start()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, hooked)
+
+
+def forget_parent_connections() -> None:
+    """In a forked child: the parent's pooled connections are not ours; drop them unclosed."""
+    for engine in db._engines.values():
+        engine.dispose(close=False)
+
+
+# --- 1. one live run per period ------------------------------------------------------------
+
+
+def _start_in_child(url: str, barrier: Any, results: Any) -> None:
+    forget_parent_connections()
+
+    def both_evaluated(done: int, total: int) -> None:
+        if done == total:
+            barrier.wait(timeout=BOUND)  # both runs are calculated; now both store
+
+    try:
+        with db.session_scope(url, actor="ann@x.com") as s:
+            results.put(("stored", runs.start_run(s, "2026-05", actor="ann@x.com",
+                                                  progress=both_evaluated).run.id))
+    except LaurelError as exc:
+        results.put(("refused", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        results.put(("error", repr(exc)))
+
+
+def test_two_starts_at_once_store_one_run_and_refuse_the_other(db_url, session, people):
+    load(session)
+    import_results(session, "may.csv", data=b"period,employee_code,quota,revenue_new\n"
+                                            b"2026-05,E001,100,120\n2026-05,E002,100,80\n")
+    session.commit()
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_start_in_child, args=(db_url, barrier, results))
+                for _ in range(2)]
+    for child in children:
+        child.start()
+    outcomes = sorted(results.get(timeout=BOUND) for _ in children)
+    for child in children:
+        child.join(BOUND)
+        assert child.exitcode == 0
+    assert [kind for kind, _ in outcomes] == ["refused", "stored"], outcomes
+    stored = outcomes[1][1]
+    assert (f"another run of period 2026-05 (run {stored}, started by ann@x.com) was stored "
+            "while this one was calculated; this run is not stored") == outcomes[0][1]
+    assert live_runs(session, "2026-05") == [(stored, "calculated")]
+    assert session.scalar(select(func.count()).select_from(Run)) == 1  # the loser: nothing
+
+
+def test_an_approval_while_a_newer_run_is_stored_is_refused(db_url, session, run_id,
+                                                             monkeypatch):
+    other = Meanwhile(db_url, lambda s: lifecycle.approve(s, run_id, "bob@x.com"))
+    during(monkeypatch, followup, "on_discard", other)  # the store discards run_id
+    newer = runs.start_run(session, "2026-01", actor="hr@x.com").run.id
+    session.commit()
+    _, error = other.outcome()
+    assert isinstance(error, LaurelError)
+    assert str(error) == (f"run {run_id} is discarded (run {newer} of period 2026-01 "
+                          "replaced it); only a calculated run can be approved")
+    assert live_runs(session) == [(newer, "calculated")]
+
+
+@pytest.mark.parametrize("action", ["approve", "lock"])
+def test_two_approvals_or_locks_at_once_succeed_once(db_url, session, run_id, monkeypatch,
+                                                     action):
+    if action == "lock":
+        lifecycle.approve(session, run_id, "bob@x.com")
+        session.commit()
+    act = getattr(lifecycle, action)
+    other = Meanwhile(db_url, lambda s: act(s, run_id, "hr@x.com"))
+    during(monkeypatch, lifecycle, "audit", other)
+    act(session, run_id, "bob@x.com")
+    session.commit()
+    _, error = other.outcome()
+    assert str(error) == {
+        "approve": f"run {run_id} is approved; only a calculated run can be approved",
+        "lock": f"run {run_id} is locked already"}[action]
+    assert session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == action)) == 1
+    run = session.get(Run, run_id)
+    assert (run.approved_by if action == "approve" else run.locked_by) == "bob@x.com"
+
+
+def test_a_period_locked_while_a_run_is_calculated_refuses_its_store(db_url, session, run_id):
+    def lock_meanwhile(done: int, total: int) -> None:
+        if done == total:
+            with db.session_scope(db_url) as s:
+                lifecycle.approve(s, run_id, "bob@x.com")
+                lifecycle.lock(s, run_id, "bob@x.com")
+
+    with pytest.raises(RunError, match="period 2026-01 was locked while this run was "
+                                       "calculated; nothing was stored"):
+        runs.start_run(session, "2026-01", actor="hr@x.com", progress=lock_meanwhile)
+    session.rollback()
+    assert live_runs(session) == [(run_id, "locked")]
+
+
+def test_a_discarded_run_is_refused_from_the_command_line(db_url, session, run_id):
+    newer = runs.start_run(session, "2026-01", actor="hr@x.com").run.id
+    session.commit()
+    for command in ("approve", "lock"):
+        result = CliRunner().invoke(main, [command, str(run_id), "--as", "bob@x.com"])
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1
+        assert f"run {run_id} is discarded (run {newer} of period 2026-01 replaced it)" \
+            in result.stderr
+
+
+def test_the_database_holds_one_unlocked_live_run_per_period(session, run_id):
+    session.add(Run(period_id=session.get(Run, run_id).period_id, status="approved",
+                    started_by="x@x.com"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_a_second_job_of_a_period_is_refused_while_the_first_runs(session, people):
+    load(session)
+    first = jobs.start(session, "2026-02", "ann@x.com", spawn=False)
+    first.pid = os.getpid()  # a live process
+    session.commit()
+    with pytest.raises(RunInProgress, match=f"job {first.id}, started by ann@x.com"):
+        jobs.start(session, "2026-02", "bob@x.com", spawn=False)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(RunJob)) == 1
+
+
+def test_the_upgrade_discards_all_but_the_newest_unlocked_run_of_a_period(tmp_path: Path):
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    try:
+        cfg.attributes["engine"] = db.get_engine(url)
+        command.upgrade(cfg, "0007")
+        with db.get_engine(url).begin() as conn:
+            conn.execute(text("INSERT INTO period (id, code, kind, start, \"end\", status) "
+                              "VALUES (1, '2026-05', 'month', '2026-05-01', '2026-05-31', "
+                              "'open')"))
+            for run, status in ((1, "locked"), (2, "approved"), (3, "calculated"),
+                                (4, "failed")):
+                conn.execute(text("INSERT INTO run (id, period_id, status, ruleset_hash, "
+                                  "started_by, employee_count) VALUES (:id, 1, :status, '', "
+                                  "'a@x.com', 0)"), {"id": run, "status": status})
+        command.upgrade(cfg, "head")
+        with db.session_scope(url) as s:
+            assert dict(s.execute(select(Run.id, Run.status)).all()) == {
+                1: "locked", 2: "discarded", 3: "calculated", 4: "failed"}
+            assert s.scalars(select(AuditLog.summary).where(AuditLog.action == "discard")
+                             ).one().startswith("2 of 2026-05 discarded by the upgrade: run 3")
+    finally:
+        db._engines.pop(url).dispose()
