@@ -44,6 +44,8 @@ def register(main: click.Group) -> None:
             raise
         for line in lines:
             click.echo(line)
+        if result.stale:
+            click.echo(f"warning: {result.stale}", err=True)
 
     @main.command("outcomes")
     @click.argument("run_id", type=int)

@@ -22,8 +22,8 @@ from sqlalchemy.orm import joinedload
 from admin import i18n
 from admin.auth import current_principal, current_role
 from admin.views import RUNS, LaurelBaseView, _db, _team_scope
-from engine import jobs, lifecycle, statements
-from engine.errors import LaurelError, NotFound, RunInProgress
+from engine import jobs, lifecycle, runs, statements
+from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
 PAGE = 50
@@ -49,6 +49,8 @@ STATUS_NAMES: dict[str, Any] = {
 }
 CHANGE_NAMES: dict[str, Any] = {"added": _l("added"), "removed": _l("removed"),
                                 "changed": _l("changed")}
+# How a period's results changed (engine.periods.results_changed).
+CHANGE_HOW: dict[str, Any] = {"import": _l("import"), "edit": _l("edit")}
 STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success",
                  "discarded": "secondary", "failed": "danger", "queued": "secondary",
                  "running": "info", "done": "success", "held": "warning",
@@ -271,6 +273,7 @@ class RunsView(LaurelBaseView):
         charts = self._charts(overview) if overview else None
         return self.render(
             "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
+            stale=runs.staleness(db, run), change_how=lambda how: CHANGE_HOW.get(how, how),
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
             others=others, charts=charts, error=error,
@@ -307,6 +310,10 @@ class RunsView(LaurelBaseView):
         except NotFound:
             db.rollback()
             abort(404)
+        except RunStale:
+            db.rollback()  # the page says why, in the reader's language
+            return self._run_page(run_id, status=400, error=_(
+                "Run %(id)s is stale: it cannot be approved or locked.", id=run_id))
         except LaurelError as exc:
             db.rollback()
             return self._run_page(run_id, status=400, error=str(exc))

@@ -625,14 +625,19 @@ class ResultView(LaurelModelView):
         db = _db()
         db.flush()
         record_rows(db, {(model.employee_id, model.period_id)})
+        before, after = getattr(model, "_laurel_before", None), _result_snapshot(model)
         audit(db, "create" if is_created else "update", "result", model.id,
-              summary=_result_summary(model),
-              before=getattr(model, "_laurel_before", None), after=_result_snapshot(model))
+              summary=_result_summary(model), before=before, after=after)
+        if before != after:  # runs that read the old value are stale
+            old = getattr(model, "_laurel_old_period", None)
+            periods.results_changed(db, {model.period.code} | ({old.code} if old else set()),
+                                    "edit")
 
     def on_model_delete(self, model: Result) -> None:
         self._check_period(model.period)
         audit(_db(), "delete", "result", model.id, summary=_result_summary(model),
               before=_result_snapshot(model))
+        periods.results_changed(_db(), {model.period.code}, "edit")
 
 
 def _result_summary(model: Result) -> str:

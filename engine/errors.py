@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 class LaurelError(Exception):
     """A user error: bad input, an unknown period, an invalid rule. Exit code 1."""
@@ -76,3 +78,19 @@ class RunInProgress(RunError):
         self.period, self.job_id, self.started_by = period, job_id, started_by
         super().__init__(f"a run of period {period} is already being calculated (job {job_id}, "
                          f"started by {started_by}); wait for it to finish")
+
+
+class RunStale(RunError):
+    """A run whose period's results changed after it read them: it is not approved or locked.
+
+    ``periods`` names the periods whose results changed (a month's change makes its
+    quarter's and its year's runs stale), ``how`` is "import" or "edit".
+    """
+
+    def __init__(self, run_id: int, periods: str, how: str, at: dt.datetime | None,
+                 by: str | None):
+        self.run_id, self.periods, self.how, self.at, self.by = run_id, periods, how, at, by
+        when = at.strftime("%Y-%m-%d %H:%M UTC") if at else "an unknown time"
+        super().__init__(f"run {run_id} is stale: results of {periods} changed after this "
+                         f"run read them ({how} at {when} by {by or 'someone'}); start a new "
+                         "run")

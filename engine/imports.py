@@ -610,16 +610,22 @@ def import_results(session: Session, name: str, data: bytes | None = None,
     }
     inserts: list[tuple[int, int, int, Decimal]] = []
     updates: list[tuple[Decimal, int]] = []
+    changed: set[str] = set()  # periods whose results this file changes
     for code, emp_id, values in parsed:
         pid = period_ids[code]
         for metric_id, value in values:
             old = existing.get((emp_id, pid, metric_id))
             if old is None:
                 inserts.append((emp_id, pid, metric_id, value))
+                changed.add(code)
             elif old[1] != value:
                 updates.append((value, old[0]))
+                changed.add(code)
     _write_results(session, inserts, updates)
-    record_rows(session, {(emp_id, period_ids[code]) for code, emp_id, _ in parsed})
+    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id, _ in parsed})
+    changed |= {c for c in codes if period_ids[c] in new_rows}
+    # Runs that read these periods, or the quarters and years containing them, are stale.
+    periods.results_changed(session, changed, "import")
     report.created, report.updated = len(inserts), len(updates)
     audit(session, "import", "result", summary=report.summary(),
           after={"file": name, "rows": report.rows, "values_created": report.created,
@@ -628,8 +634,11 @@ def import_results(session: Session, name: str, data: bytes | None = None,
     return report
 
 
-def record_rows(session: Session, rows: set[tuple[int, int]]) -> None:
-    """Record (employee, period) rows of results, empty ones too (rollup reads them)."""
+def record_rows(session: Session, rows: set[tuple[int, int]]) -> set[int]:
+    """Record (employee, period) rows of results, empty ones too (rollup reads them).
+
+    Return the ids of the periods that got a row they did not have.
+    """
     period_ids = {p for _, p in rows}
     have = set(session.execute(select(ResultRow.employee_id, ResultRow.period_id)
                                .where(ResultRow.period_id.in_(period_ids))).all())
@@ -637,6 +646,7 @@ def record_rows(session: Session, rows: set[tuple[int, int]]) -> None:
     if new:
         session.execute(ResultRow.__table__.insert(),
                         [{"employee_id": e, "period_id": p} for e, p in new])
+    return {p for _, p in new}
 
 
 def _write_results(session: Session, inserts: list[tuple[int, int, int, Decimal]],

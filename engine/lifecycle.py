@@ -4,7 +4,8 @@ A run is approved by a comp_analyst or hr_admin other than the one who started i
 built-in system user never approves); locking needs the approval first and locks the
 run's period: its results and outcomes can no longer change. Approving, locking, adjusting
 and reopening take the period's lock (periods.serialise) and read the run again under it:
-a run discarded meanwhile, or approved or locked by someone else meanwhile, is refused.
+a run discarded meanwhile, approved or locked by someone else meanwhile, or stale (its
+results changed after it read them) is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from engine.cells import CellError, csv_row, number, xlsx_append
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import LIVE_RUN, Adjustment, Employee, Outcome, Period, Run
-from engine.runs import get_run
+from engine.runs import get_run, staleness
 from engine.users import require_role
 
 APPROVERS = ("comp_analyst", "hr_admin")
@@ -53,7 +54,7 @@ def _live_run(session: Session, run: Run, verb: str, rule: str) -> Period:
 
 
 def approve(session: Session, run_id: int, actor: str | None) -> Run:
-    """Approve a calculated run; refused to the user who started it."""
+    """Approve a calculated run; refused to the user who started it, and when it is stale."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "approve")
     _live_run(session, run, "approved", "only a calculated run can be approved")
@@ -62,6 +63,9 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
     if email.lower() == (run.started_by or "").lower():
         raise PermissionDenied(f"run {run.id} was started by {email}: another person must "
                                "approve it")
+    stale = staleness(session, run)
+    if stale:
+        raise stale
     run.status, run.approved_by = "approved", email
     followup.on_approve(session, run)
     audit(session, "approve", "run", run.id, summary=f"{run.id} approved",
@@ -72,7 +76,7 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
 
 
 def lock(session: Session, run_id: int, actor: str | None) -> Run:
-    """Lock an approved run and its period."""
+    """Lock an approved run and its period; refused when the run is stale."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
     _live_run(session, run, "locked", "only an approved run can be locked")
@@ -80,6 +84,9 @@ def lock(session: Session, run_id: int, actor: str | None) -> Run:
         raise LaurelError(f"run {run.id} is locked already")
     if run.status != "approved":
         raise LaurelError(f"run {run.id} is {run.status}; approve it before locking")
+    stale = staleness(session, run)
+    if stale:
+        raise stale
     run.status, run.locked_by = "locked", email
     run.period.status = "locked"
     audit(session, "lock", "run", run.id, summary=f"{run.id} and period "

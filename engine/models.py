@@ -143,6 +143,16 @@ class Period(Base):
     start: Mapped[dt.date]
     end: Mapped[dt.date]
     status: Mapped[str] = mapped_column(String(10), default="open")
+    # Counts every change of the period's results, and of the results of the periods it
+    # contains (a month's import changes its quarter's and its year's figures): a run
+    # records the version it read, and is stale once the version moved on.
+    results_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The latest such change: how ("import" or "edit"), in which periods, when, by whom.
+    results_changed_how: Mapped[str | None] = mapped_column(String(10))
+    results_changed_in: Mapped[str | None] = mapped_column(String(200))
+    results_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    results_changed_by: Mapped[str | None] = mapped_column(String(200))
+
     def __str__(self) -> str:
         return self.code
 
@@ -325,6 +335,8 @@ class Run(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     employee_count: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The period's results_version this run read; None for a failed run.
+    results_version: Mapped[int | None]
 
     period: Mapped[Period] = relationship()
     outcomes: Mapped[list[Outcome]] = relationship(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.db import begin_writing
@@ -123,9 +124,50 @@ def serialise(session: Session, period_id: int) -> Period:
 
     Storing a run (and discarding the earlier ones), approving, locking and reopening take
     it, so they happen one at a time per period and each sees what the one before it
-    committed. PostgreSQL locks the period's row (SELECT ... FOR UPDATE); SQLite has one
-    writer at a time and the transaction becomes the writer at once (db.begin_writing).
+    committed. PostgreSQL locks the period's row (SELECT ... FOR UPDATE; an import waits on
+    it too, as it counts the change of results on that row); SQLite has one writer at a time
+    and the transaction becomes the writer at once (db.begin_writing).
     """
     begin_writing(session)
     return session.execute(select(Period).where(Period.id == period_id).with_for_update()
                            .execution_options(populate_existing=True)).scalar_one()
+
+
+_CHANGE_FIELDS = ["results_version", "results_changed_how", "results_changed_in",
+                  "results_changed_at", "results_changed_by"]
+
+
+def results_changed(session: Session, codes: Iterable[str], how: str) -> None:
+    """Count a change of these periods' results on them and on the periods containing them.
+
+    ``how`` is "import" or "edit"; the change is the session's actor's. Rows are locked in
+    the order of their ids, so two imports that share a quarter never wait on each other
+    in a circle. A period locked since the caller checked it (a lock that committed in
+    between) refuses the change: the caller's transaction must roll back.
+    """
+    codes = set(codes)
+    within: dict[str, set[str]] = {}
+    for code in codes:
+        for c in [code, *parents(code)]:
+            within.setdefault(c, set()).add(code)
+    if not within:
+        return
+    begin_writing(session)
+    rows = session.execute(select(Period.id, Period.code, Period.status)
+                           .where(Period.code.in_(within)).order_by(Period.id)
+                           .with_for_update()).all()
+    locked = sorted(code for _, code, status in rows if status == "locked")
+    if locked:
+        raise PeriodError(f"period {locked[0]} is locked: the results of "
+                          f"{', '.join(sorted(within[locked[0]]))} cannot change")
+    now, actor = dt.datetime.now(dt.UTC), session.info.get("actor", "system")
+    for period_id, code, _status in rows:
+        session.execute(
+            update(Period).where(Period.id == period_id).values(
+                results_version=Period.results_version + 1, results_changed_how=how,
+                results_changed_in=", ".join(sorted(within[code]))[:200],
+                results_changed_at=now, results_changed_by=actor),
+            execution_options={"synchronize_session": False})
+    for period in session.identity_map.values():
+        if isinstance(period, Period) and period.code in within:
+            session.expire(period, _CHANGE_FIELDS)

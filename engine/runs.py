@@ -34,11 +34,11 @@ from engine.conditions import (
     population_fields,
 )
 from engine.db import audit
-from engine.errors import NotFound, RunError, RunFailed
+from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
-from engine.models import Employee, Metric, Outcome, Period, Run
+from engine.models import LIVE_RUN, Employee, Metric, Outcome, Period, Run
 from engine.rollup import period_figures
 from engine.rulebook import published_rules
 
@@ -87,6 +87,8 @@ class RunResult:
     employees: int
     ruleset_hash: str
     timings: Timings = field(default_factory=Timings)
+    # Set when results of the period changed while the run was calculated.
+    stale: RunStale | None = None
 
     def summary(self) -> str:
         counts: dict[str, int] = {}
@@ -375,12 +377,15 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     The evaluation takes no lock: imports and other runs go on meanwhile. Storing takes the
     period's lock (periods.serialise) and checks again what the evaluation assumed: a period
     locked meanwhile, or another run of it stored meanwhile, refuses this one (RunError,
-    nothing stored).
+    nothing stored). Results changed meanwhile leave it stored but stale
+    (``RunResult.stale``): it cannot be approved, and its page says why.
     """
     started = dt.datetime.now(dt.UTC)
     period = periods.require(session, code)
     if period.status == "locked":
         raise RunError(f"period {code} is locked: no new run starts")
+    # Read before any result: a change after this point shows as a newer version.
+    version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     before = session.scalar(select(func.max(Run.id)).where(
         Run.period_id == period.id, Run.status != "failed")) or 0
     outcomes, employees, compiled, used, timings = evaluate_period(session, period, progress)
@@ -405,7 +410,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
         session.execute(update(Run).where(Run.id.in_(discarded)).values(status="discarded"))
         followup.on_discard(session, list(discarded))
     run = Run(period_id=period.id, status="calculated", ruleset_hash=compiled.content_hash,
-              rules=used, started_by=actor, employee_count=employees,
+              rules=used, started_by=actor, employee_count=employees, results_version=version,
               started_at=started, finished_at=dt.datetime.now(dt.UTC))
     session.add(run)
     session.flush()
@@ -418,14 +423,36 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     compliance.open_cases(session, run, compiled.rules)
     followup.record_pips(session, run)
     compliance.mark_released(session, run.id, releases)
+    stale = staleness(session, run)
     audit(session, "run", "run", run.id,
           summary=f"{run.id} of {period.code}: {employees} employees, "
-                  f"{len(outcomes)} outcomes", actor=actor,
+                  f"{len(outcomes)} outcomes" + (" (stale)" if stale else ""), actor=actor,
           after={"period": period.code, "ruleset_hash": compiled.content_hash,
-                 "discarded_runs": list(discarded)})
+                 "discarded_runs": list(discarded), "results_version": version})
     session.flush()
     timings.store = time.perf_counter() - t0
-    return RunResult(run, period, outcomes, employees, compiled.content_hash, timings)
+    return RunResult(run, period, outcomes, employees, compiled.content_hash, timings,
+                     stale=stale)
+
+
+def staleness(session: Session, run: Run) -> RunStale | None:
+    """The refusal a stale run gets, or None while its period's results are as it read them.
+
+    A run is stale once results of its period, or of a period within it, changed after it
+    read them (an import, or an edit in the back office). A discarded or failed run is
+    neither.
+    """
+    if run.results_version is None or run.status not in LIVE_RUN:
+        return None
+    period = session.execute(select(Period.results_version, Period.results_changed_how,
+                                    Period.results_changed_in, Period.results_changed_at,
+                                    Period.results_changed_by)
+                             .where(Period.id == run.period_id)).one()
+    if period.results_version == run.results_version:
+        return None
+    return RunStale(run.id, period.results_changed_in or run.period.code,
+                    period.results_changed_how or "change", period.results_changed_at,
+                    period.results_changed_by)
 
 
 def _released_hold_outcomes(session: Session, period: Period,

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from admin import i18n
 from engine import jobs, lifecycle, runs, statements
 from engine.imports import import_results
-from engine.models import ROLES, Adjustment, AuditLog, Outcome, Period, Run, RunJob
+from engine.models import ROLES, Adjustment, AuditLog, Outcome, Period, Result, Run, RunJob
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -246,6 +246,32 @@ def test_discarded_and_failed_runs_are_read_only(client: FlaskClient, org: Org,
     assert refused.status_code == 400 and "only a calculated run" in text_of(refused)
     assert f"/admin/runs/{newer}/approve" in client.get(
         f"/admin/runs/{newer}/").get_data(as_text=True)
+
+
+def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:
+        result = s.scalars(select(Result).where(Result.employee_id == org.employees["N2"])
+                           .limit(1)).one()
+        form = {"period": str(result.period_id), "employee": str(result.employee_id),
+                "metric": str(result.metric_id), "value": "4242"}
+        rid = result.id
+    login(client, CA)
+    assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
+    login(client, HR)
+    page = client.get(f"/admin/runs/{run_id}/")
+    assert re.search(r"Stale: results of 2026-01 changed after this run read them \(edit at "
+                     rf"\d{{4}}-\d\d-\d\d \d\d:\d\d by {ANALYST}\); start a new run\. It cannot "
+                     "be approved or locked.", text_of(page))
+    html = page.get_data(as_text=True)
+    assert f"/admin/runs/{run_id}/approve" not in html and f"/admin/runs/{run_id}/lock" not in html
+    refused = client.post(f"/admin/runs/{run_id}/approve")
+    assert refused.status_code == 400
+    assert f"Run {run_id} is stale: it cannot be approved or locked." in text_of(refused)
+    assert status_of(org, run_id) == ("calculated", "open")
+    assert "已过时" in text_of(client.get(f"/admin/runs/{run_id}/?lang=zh"))
+    newer = start(org)
+    assert "Stale" not in text_of(client.get(f"/admin/runs/{newer}/?lang=en"))
 
 
 # --- the run page --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Runs whatever the timing: one live run per period (issue 10).
+"""Runs whatever the timing: one live run per period and no approval of stale
+figures (issue 10).
 
 Races are forced, not hoped for: the second action starts from inside the first one's
 critical section (a hook on a function the first calls while it holds the period's lock),
@@ -20,9 +21,16 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from admin import cli_runs
 from admin.cli import main
-from engine import db, followup, jobs, lifecycle, runs
-from engine.errors import LaurelError, RunError, RunInProgress
+from engine import db, followup, imports, jobs, lifecycle, runs
+from engine.errors import (
+    LaurelError,
+    PeriodError,
+    RunError,
+    RunInProgress,
+    RunStale,
+)
 from engine.imports import import_results
 from engine.models import AuditLog, Period, Run, RunJob
 from engine.users import create_user
@@ -245,5 +253,115 @@ def test_the_upgrade_discards_all_but_the_newest_unlocked_run_of_a_period(tmp_pa
                 1: "locked", 2: "discarded", 3: "calculated", 4: "failed"}
             assert s.scalars(select(AuditLog.summary).where(AuditLog.action == "discard")
                              ).one().startswith("2 of 2026-05 discarded by the upgrade: run 3")
+            assert s.get(Run, 3).results_version == 0 and s.get(Run, 4).results_version is None
     finally:
         db._engines.pop(url).dispose()
+
+
+# --- 2. no run on stale data -----------------------------------------------------------------
+
+
+def change(url: str, csv: bytes, actor: str = "importer@x.com") -> None:
+    with db.session_scope(url, actor=actor) as s:
+        import_results(s, "late.csv", data=b"period,employee_code,quota\n" + csv)
+
+
+def test_an_import_while_a_run_is_calculated_makes_it_stale(db_url, session, people):
+    load(session)
+
+    def import_meanwhile(done: int, total: int) -> None:
+        if done == total:  # evaluated, not stored yet
+            change(db_url, b"2026-01,E001,777\n")
+
+    result = runs.start_run(session, "2026-01", actor="ann@x.com", progress=import_meanwhile)
+    session.commit()
+    stale = result.stale
+    assert isinstance(stale, RunStale) and stale.run_id == result.run.id
+    assert (stale.periods, stale.how, stale.by) == ("2026-01", "import", "importer@x.com")
+    assert str(stale).startswith(f"run {result.run.id} is stale: results of 2026-01 changed "
+                                 "after this run read them (import at ")
+    assert str(stale).endswith(" UTC by importer@x.com); start a new run")
+    with pytest.raises(RunStale):
+        lifecycle.approve(session, result.run.id, "bob@x.com")
+    session.rollback()
+    refused = CliRunner().invoke(main, ["approve", str(result.run.id), "--as", "bob@x.com"])
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: {stale}\n"
+    session.expire_all()
+    assert session.get(Run, result.run.id).status == "calculated"
+    fresh = runs.start_run(session, "2026-01", actor="ann@x.com")
+    assert fresh.stale is None
+    lifecycle.approve(session, fresh.run.id, "bob@x.com")
+
+
+def test_the_command_line_stores_a_run_gone_stale_and_says_so(db_url, session, people,
+                                                              monkeypatch):
+    load(session)
+
+    def import_meanwhile(done: int, total: int) -> None:
+        if done == total:
+            change(db_url, b"2026-01,E001,777\n")
+
+    monkeypatch.setattr(cli_runs, "_progress_bar", lambda: import_meanwhile)
+    result = CliRunner().invoke(main, ["run", "2026-01", "--as", "ann@x.com"])
+    assert result.exit_code == 0, result.output
+    run_id = int(result.stdout.splitlines()[0])
+    assert result.stderr.startswith(f"warning: run {run_id} is stale: results of 2026-01 "
+                                    "changed after this run read them (import at ")
+    assert live_runs(session) == [(run_id, "calculated")]
+
+
+def test_a_month_change_makes_its_quarter_and_year_runs_stale(db_url, session, people):
+    load(session)
+    made = {code: runs.start_run(session, code, actor="ann@x.com").run.id
+            for code in ("2026-01", "2026-02", "2026-Q1", "2026-Q2", "2026")}
+    session.commit()
+    change(db_url, b"2026-02,E003,123\n", actor="hr@x.com")
+    stale = {code: runs.staleness(session, session.get(Run, rid))
+             for code, rid in made.items()}
+    assert {code for code, s in stale.items() if s} == {"2026-02", "2026-Q1", "2026"}
+    assert {s.periods for s in stale.values() if s} == {"2026-02"}
+    lifecycle.approve(session, made["2026-Q2"], "bob@x.com")  # untouched: approved
+    with pytest.raises(RunStale, match="results of 2026-02 changed"):
+        lifecycle.approve(session, made["2026-Q1"], "bob@x.com")
+
+
+def test_an_import_that_changes_nothing_leaves_runs_fresh(db_url, session, people):
+    load(session)
+    run = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    value = session.scalar(text("SELECT r.value FROM result r JOIN metric m ON m.id = "
+                                "r.metric_id JOIN employee e ON e.id = r.employee_id JOIN "
+                                "period p ON p.id = r.period_id WHERE m.key = 'quota' AND "
+                                "e.code = 'E001' AND p.code = '2026-01'"))
+    change(db_url, f"2026-01,E001,{value}\n".encode())
+    assert runs.staleness(session, run) is None
+    lifecycle.approve(session, run.id, "bob@x.com")
+
+
+def test_an_approved_run_whose_results_change_is_not_locked(db_url, session, run_id):
+    lifecycle.approve(session, run_id, "bob@x.com")
+    session.commit()
+    change(db_url, b"2026-03,E001,1\n2026-01,E002,5\n")
+    with pytest.raises(RunStale, match="results of 2026-01 changed"):
+        lifecycle.lock(session, run_id, "bob@x.com")
+
+
+def test_results_imported_while_their_period_is_locked_are_refused(db_url, session, run_id,
+                                                                   monkeypatch):
+    lifecycle.approve(session, run_id, "bob@x.com")
+    session.commit()
+    real = imports._write_results
+
+    def locked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        with db.session_scope(db_url) as s:  # after the import checked the period
+            lifecycle.lock(s, run_id, "bob@x.com")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_write_results", locked_meanwhile)
+    with pytest.raises(PeriodError, match="period 2026-01 is locked: the results of 2026-01 "
+                                          "cannot change"):
+        import_results(session, "late.csv", data=b"period,employee_code,quota\n"
+                                                  b"2026-01,E001,777\n")
+    session.rollback()
+    assert runs.staleness(session, session.get(Run, run_id)) is None

@@ -1,6 +1,9 @@
-"""one unlocked live run per period
+"""one unlocked live run per period, results versions
 
-At most one run of a period is calculated or approved at a time (a partial unique index).
+A period counts the changes of its results (results_version, and who made the latest
+change, how, when and in which periods); a run records the version it read, so a run whose
+results changed after it read them is known to be stale. At most one run of a period is
+calculated or approved at a time (a partial unique index).
 
 Runs stored by two starts at once before this revision can break that rule: of such a
 period's calculated and approved runs the newest stays, the others are discarded (what a
@@ -58,6 +61,18 @@ def _discard_doubles() -> None:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("period", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("results_version", sa.Integer(), nullable=False,
+                                      server_default="0"))
+        batch_op.add_column(sa.Column("results_changed_how", sa.String(10), nullable=True))
+        batch_op.add_column(sa.Column("results_changed_in", sa.String(200), nullable=True))
+        batch_op.add_column(sa.Column("results_changed_at", sa.DateTime(timezone=True),
+                                      nullable=True))
+        batch_op.add_column(sa.Column("results_changed_by", sa.String(200), nullable=True))
+    with op.batch_alter_table("run", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("results_version", sa.Integer(), nullable=True))
+    # The runs there are read the results as they are now: version 0, fresh.
+    op.execute("UPDATE run SET results_version = 0 WHERE status <> 'failed'")
     _discard_doubles()
     op.create_index("uq_run_unlocked_period", "run", ["period_id"], unique=True,
                     sqlite_where=sa.text(UNLOCKED), postgresql_where=sa.text(UNLOCKED))
@@ -65,3 +80,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_run_unlocked_period", table_name="run")
+    with op.batch_alter_table("run", schema=None) as batch_op:
+        batch_op.drop_column("results_version")
+    with op.batch_alter_table("period", schema=None) as batch_op:
+        batch_op.drop_column("results_changed_by")
+        batch_op.drop_column("results_changed_at")
+        batch_op.drop_column("results_changed_in")
+        batch_op.drop_column("results_changed_how")
+        batch_op.drop_column("results_version")
