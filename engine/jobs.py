@@ -4,7 +4,9 @@
 as a process of its own; the worker writes its progress (employees done out of total) in
 short transactions and writes the run and its outcomes in one transaction at the end. A
 worker that crashes or is killed leaves no outcomes: ``refresh`` finds its process gone and
-marks the job failed with the reason. A period has one job at a time.
+marks the job failed with the reason. One of the run's own evaluation processes that dies
+fails the run at once (engine.runs): the worker records the failure and the job's reason.
+A period has one job at a time.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -298,7 +300,10 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
 
     durable_rules holds the GIL in its C core, so it scales with processes, not threads
     (DESIGN.md). Workers are forked: they inherit the facts and the compiled rule set
-    instead of receiving them pickled, and each builds its own host.
+    instead of receiving them pickled, and each builds its own host. A worker that dies
+    (killed, crashed, out of memory) fails the run at once: a process pool executor marks
+    every slice still to come broken, where multiprocessing.Pool waited for the lost slice
+    forever.
     """
     plain = SimpleNamespace(code=period.code, start=period.start, end=period.end,
                             kind=period.kind)
@@ -310,9 +315,16 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
     n = workers()
     try:
         if n > 1 and len(facts) >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
-            with mp.get_context("fork").Pool(min(n, count)) as pool:
-                for i, chunk in enumerate(pool.imap(_evaluate_chunk, range(count))):
+            pool = ProcessPoolExecutor(min(n, count), mp_context=mp.get_context("fork"))
+            try:
+                for i, chunk in enumerate(pool.map(_evaluate_chunk, range(count))):
                     yield min((i + 1) * size, len(facts)), chunk
+            except BrokenProcessPool:
+                raise RunFailed("a worker process of the run stopped while it evaluated "
+                                "employees (it was killed, crashed or ran out of memory)"
+                                ) from None
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         else:
             for i in range(count):
                 yield min((i + 1) * size, len(facts)), _evaluate_chunk(i)
@@ -362,6 +374,8 @@ def evaluate_period(session: Session, period: Period,
         raise RunError(f"period {period.code} has no results: import results for it first")
     outcomes: list[dict[str, Any]] = []
     total = len(facts)
+    if progress:
+        progress(0, total)
     for done, chunk in _evaluate_chunks(facts, period, compiled):
         outcomes.extend(chunk)
         if progress:

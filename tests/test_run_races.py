@@ -1,5 +1,5 @@
-"""Runs whatever the timing: one live run per period and no approval of stale
-figures (issue 10).
+"""Runs whatever the timing: one live run per period, no approval of stale figures, and a dead
+worker fails its run (issue 10).
 
 Races are forced, not hoped for: the second action starts from inside the first one's
 critical section (a hook on a function the first calls while it holds the period's lock),
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from engine.errors import (
     LaurelError,
     PeriodError,
     RunError,
+    RunFailed,
     RunInProgress,
     RunStale,
 )
@@ -365,3 +368,128 @@ def test_results_imported_while_their_period_is_locked_are_refused(db_url, sessi
                                                   b"2026-01,E001,777\n")
     session.rollback()
     assert runs.staleness(session, session.get(Run, run_id)) is None
+
+
+# --- 3. a dead worker fails the run ----------------------------------------------------------
+
+
+def within(seconds: float, action: Callable[[], Any]) -> Any:
+    """Run ``action`` and fail the test if it does not finish in time."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = action()
+        except BaseException as exc:  # noqa: BLE001 - raised again below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def children() -> set[int]:
+    """The live child processes (engine.isolate's pool among them, when a test started it)."""
+    return {p.pid for p in mp.active_children()}
+
+
+@pytest.fixture()
+def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two forked workers even for a small run; every employee takes a little while."""
+    monkeypatch.setenv("LAUREL_RUN_WORKERS", "2")
+    monkeypatch.setattr(runs, "PARALLEL_MIN", 1)
+    real = runs.employee_outcomes
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.02)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "employee_outcomes", slow)
+
+
+def test_a_killed_pool_worker_fails_the_run_and_frees_the_period(db_url, session, people,
+                                                                 parallel, monkeypatch):
+    load(session)
+    killed: list[int] = []
+    others = children()  # processes of this test process that are not the run's
+
+    def kill_a_worker(done: int, total: int) -> None:
+        if 0 < done < total and not killed:
+            victim = min(children() - others)
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    monkeypatch.setattr(cli_runs, "_progress_bar", lambda: kill_a_worker)
+    start = time.monotonic()
+    result = within(BOUND, lambda: CliRunner().invoke(main, ["run", "2026-01", "--as",
+                                                             "ann@x.com"]))
+    assert killed and result.exit_code == 1, result.output
+    assert "a worker process of the run stopped while it evaluated employees" in result.stderr
+    assert time.monotonic() - start < BOUND
+    assert children() <= others  # the run's other workers are gone too
+    session.expire_all()
+    failed = session.scalars(select(Run)).one()
+    assert failed.status == "failed" and "worker process" in failed.error
+    monkeypatch.setattr(cli_runs, "_progress_bar", lambda: None)
+    again = CliRunner().invoke(main, ["run", "2026-01", "--as", "ann@x.com"])
+    assert again.exit_code == 0, again.output
+    assert live_runs(session) == [(int(again.stdout.splitlines()[0]), "calculated")]
+
+
+def test_a_back_office_job_whose_pool_worker_dies_fails_within_seconds(db_url, session,
+                                                                       people, parallel):
+    load(session)
+    job = jobs.start(session, "2026-03", "ann@x.com", spawn=False)
+    session.commit()
+    pid = os.fork()
+    if pid == 0:  # the job's process, as `python -m engine.jobs` would be
+        try:
+            forget_parent_connections()
+            me, real = os.getpid(), runs.employee_outcomes
+
+            def dies_in_a_worker(ef: Any, *args: Any, **kwargs: Any) -> Any:
+                if ef.code == "E005" and os.getpid() != me:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return real(ef, *args, **kwargs)
+
+            runs.employee_outcomes = dies_in_a_worker
+            jobs.run_job(job.id, db_url)
+        finally:
+            os._exit(0)
+    job.pid = pid
+    session.commit()
+    deadline = time.monotonic() + BOUND
+    while jobs.refresh(session, job).status in jobs.ACTIVE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.waitpid(pid, 0)
+    assert job.status == "failed"
+    assert "a worker process of the run stopped while it evaluated employees" in job.error
+    failed = session.scalars(select(Run)).one()
+    assert failed.status == "failed" and failed.error == job.error
+    again = jobs.start(session, "2026-03", "bob@x.com", spawn=False)  # the period is free
+    assert again.status == "queued"
+
+
+@pytest.fixture()
+def e010_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = runs.employee_outcomes
+
+    def failing(ef: Any, *args: Any, **kwargs: Any) -> Any:
+        if ef.code == "E010":
+            raise ArithmeticError("boom")
+        return real(ef, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "employee_outcomes", failing)
+
+
+def test_a_worker_error_in_the_pool_names_the_employee(session, people, parallel,
+                                                        e010_fails):
+    load(session)
+    others = children()
+    with pytest.raises(RunFailed, match="employee E010: ArithmeticError: boom"):
+        within(BOUND, lambda: runs.start_run(session, "2026-01"))
+    assert children() <= others
