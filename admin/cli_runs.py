@@ -39,8 +39,9 @@ def register(main: click.Group) -> None:
                 if dry_run:
                     session.rollback()
         except RunFailed as exc:
-            with session_scope(actor=who) as session:
-                runs.record_failure(session, period, who, str(exc))
+            if not dry_run:  # a dry run stores nothing, not even its failure
+                with session_scope(actor=who) as session:
+                    runs.record_failure(session, period, who, str(exc))
             raise
         for line in lines:
             click.echo(line)

@@ -1,5 +1,5 @@
-"""Runs whatever the timing: one live run per period, no approval of stale figures, and a dead
-worker fails its run (issue 10).
+"""Runs whatever the timing: one live run per period, no approval of stale figures, a dead
+worker fails its run, and a dry run stores nothing (issue 10).
 
 Races are forced, not hoped for: the second action starts from inside the first one's
 critical section (a hook on a function the first calls while it holds the period's lock),
@@ -493,3 +493,16 @@ def test_a_worker_error_in_the_pool_names_the_employee(session, people, parallel
     with pytest.raises(RunFailed, match="employee E010: ArithmeticError: boom"):
         within(BOUND, lambda: runs.start_run(session, "2026-01"))
     assert children() <= others
+
+
+# --- 9. a dry run stores nothing --------------------------------------------------------------
+
+
+def test_a_failing_dry_run_stores_nothing_not_even_its_failure(db_url, session, e010_fails):
+    load(session)
+    result = CliRunner().invoke(main, ["run", "2026-01", "--dry-run"])
+    assert result.exit_code == 1 and "employee E010" in result.stderr
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Run)) == 0
+    assert session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.entity == "run")) == 0
