@@ -30,9 +30,12 @@ MAX_EVIDENCE = 10 * 1024 * 1024
 def open_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]]) -> int:
     """Open a case for every flag outcome of a newly stored run."""
     holds = {r["key"] for r in rules if r.get("hold")}
+    # In the outcomes' order: without it PostgreSQL returns them as they lie on disk, and
+    # a case's id would say nothing about its employee or its rule.
     rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.rule_key,
                                   Outcome.value)
-                           .where(Outcome.run_id == run.id, Outcome.kind == "flag")).all()
+                           .where(Outcome.run_id == run.id, Outcome.kind == "flag")
+                           .order_by(Outcome.id)).all()
     if rows:
         session.execute(FlagCase.__table__.insert(), [
             {"outcome_id": oid, "run_id": run.id, "employee_id": emp, "rule_key": key,
