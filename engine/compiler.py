@@ -26,9 +26,10 @@ refuses it at validation, naming the rule and the limit.
 Rules chain through the engine in stages: the employee's ``emp`` fact goes through the
 parts of the first stage; a rating rule's row gives a ``rated`` fact (the employee's facts
 plus the rating) that the parts of rules reading ``rating`` match, and an employee no
-rating rule rated gets a ``rated`` fact without one, so those rules see every employee. A
-commission or bonus gives a ``payout`` fact and a holding flag a ``hold`` fact, which a
-system rule joins in a ruleset of their own to mark the payout held. In a decision table
+rating rule rated gets a ``rated`` fact without one, so those rules see every employee. Only
+what other rules read is chained: a holding flag that fired holds every commission and
+bonus of the employee, paired here without asserting payouts and holds (a join of two
+facts per payout cost a third of the engine's time and decided nothing). In a decision table
 each row is a rule of its own and the first row that fired wins (rows above are not
 negated into the ones below: that made conditions no ruleset could hold); likewise a
 table's warning stands only when no row of it fired.
@@ -88,7 +89,7 @@ class Part:
     """One durable_rules ruleset: some conjunctions of one stage, and the fields they read."""
 
     name: str
-    stage: str  # emp, rated, or join
+    stage: str  # emp or rated
     definition: dict[str, Any]
     paths: dict[str, str]  # durable rule name -> firing name
     fields: frozenset[str]
@@ -476,12 +477,6 @@ def compile_rules(rules: list[dict[str, Any]], numeric_facts: set[str]) -> Compi
     for stage in ("emp", "rated"):
         for chunk in _share_out(paths[stage]):
             parts.append(_part(f"{name}_{len(parts)}", stage, chunk, emitter))
-    parts.append(Part(f"{name}_join", "join", {
-        "hold": {"all": [{"p": {"t": "payout"}}, {"h": {"t": "hold"}}]},
-        # a fact that matched no rule crashed the state's deletion (DESIGN.md)
-        "seen_p": {"all": [{"m": {"t": "payout"}}]},
-        "seen_h": {"all": [{"m": {"t": "hold"}}]},
-    }, {"hold": "hold", "seen_p": "", "seen_h": ""}, frozenset(("rule",))))
     return CompiledRuleset(
         name=name, content_hash=digest, rules=rules, parts=parts, firings=firings,
         conditions=conditions, stages=stages, scales=scales, text_fields=text,
@@ -637,7 +632,7 @@ class Session:
             self._actions[part.name] = {
                 d: _promise(self._record(d, f)) for d, f in part.paths.items()}
         self.by_stage = {stage: [p for p in compiled.parts if p.stage == stage]
-                         for stage in ("emp", "rated", "join")}
+                         for stage in ("emp", "rated")}
         with ENGINE_LOCK:
             self.host = get_host()
             self._rulesets = _register(self.host, compiled)
@@ -647,9 +642,7 @@ class Session:
             # durable_rules keeps an exception raised here on the state instead of raising
             # it: catch everything, and evaluate() turns it into a failed run.
             try:
-                if firing_name == "hold":
-                    self.hits.append(f"hold:{c.p['rule']}:{c.h['rule']}")
-                elif firing_name:
+                if firing_name:
                     self.hits.append(firing_name)
             except BaseException as exc:  # noqa: BLE001 - reported by evaluate()
                 self.errors.append(f"{durable_name}: {type(exc).__name__}: {exc}")
@@ -675,9 +668,8 @@ class Session:
                 for fact in facts:
                     payload = {k: v for k, v in fact.items() if k in part.fields}
                     payload.update(t=fact["t"], sid=sid)
-                    for key in ("rule", "rating_rule"):  # what tells two such facts apart
-                        if key in fact:
-                            payload[key] = fact[key]
+                    if "rating_rule" in fact:  # what tells two rated facts apart
+                        payload["rating_rule"] = fact["rating_rule"]
                     try:
                         self.host.assert_fact(part.name, payload)
                     except durable_engine.MessageNotHandledException:
@@ -712,18 +704,13 @@ class Session:
                         ratings[f] = chained.get("rating")
                         fired.append(f)
         fired = _drop_answered_warnings(fired, firings)
-        payouts = [{"t": "payout", "rule": k} for k in dict.fromkeys(
+        payouts = list(dict.fromkeys(
             firings[f].rule["key"] for f in fired
-            if firings[f].role != "warn" and firings[f].rule["kind"] in ("commission", "bonus"))]
-        holds_ = [{"t": "hold", "rule": k} for k in dict.fromkeys(
+            if firings[f].role != "warn" and firings[f].rule["kind"] in ("commission", "bonus")))
+        flags = list(dict.fromkeys(
             firings[f].rule["key"] for f in fired
-            if firings[f].role != "warn" and firings[f].rule.get("hold"))]
-        holds: list[tuple[str, str]] = []
-        if payouts and holds_:
-            for hit in self._assert(self.by_stage["join"], sid, payouts + holds_):
-                _, payout, flag = hit.split(":", 2)
-                holds.append((payout, flag))
-        return Evaluation(fired, holds, ratings)
+            if firings[f].role != "warn" and firings[f].rule.get("hold")))
+        return Evaluation(fired, [(p, f) for p in payouts for f in flags], ratings)
 
 
 def _row_value(firing: Firing) -> str:
