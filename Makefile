@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 5000
+# test processes: one a core (pytest-xdist; each worker has a database of its own)
+JOBS   ?= auto
 
 .PHONY: run test install install-test lint bench clean
 
@@ -31,10 +33,10 @@ run: install
 ## LAUREL_TEST_POSTGRES_URL is set (.ci/run sets it and starts PostgreSQL).
 test: install-test
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(JOBS)
 	@if [ -n "$$LAUREL_TEST_POSTGRES_URL" ]; then \
 	  echo "== the suite again on PostgreSQL ($$LAUREL_TEST_POSTGRES_URL)"; \
-	  LAUREL_TEST_DATABASE_URL="$$LAUREL_TEST_POSTGRES_URL" $(BIN)/pytest -q -p no:cacheprovider; \
+	  LAUREL_TEST_DATABASE_URL="$$LAUREL_TEST_POSTGRES_URL" $(BIN)/pytest -q -p no:cacheprovider -n $(JOBS); \
 	else \
 	  echo "LAUREL_TEST_POSTGRES_URL is not set: the suite ran on SQLite only"; \
 	fi

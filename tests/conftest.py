@@ -18,8 +18,32 @@ from sqlalchemy.orm import Session
 from engine import db
 from engine.models import Base
 
-PG_URL = os.environ.get("LAUREL_TEST_DATABASE_URL")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets a database of its own next to the given one
+    (test_gw0, test_gw1, ...), created when missing: workers would empty each other's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            # a test database need not survive a crash (as .ci/run sets for the first one)
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = _worker_database(os.environ["LAUREL_TEST_DATABASE_URL"]) \
+    if os.environ.get("LAUREL_TEST_DATABASE_URL") else None
 
 
 def seed(url: str) -> None:

@@ -99,7 +99,6 @@ def test_a_failing_feature_scenario_blocks_the_request(org: Session) -> None:
     assert failed.expected == "E1 commission.tiered commission 7200.00 CNY payable"
     assert failed.actual == "E1 commission.tiered commission 8400.00 CNY payable"
     assert rule.publish_requested_by is None
-    assert report.seconds < 5
 
 
 HR_SCENARIO = '''Scenario: A big month pays {amount}
