@@ -7,6 +7,10 @@ full-width or Arabic-Indic digits, no ``NaN`` or ``Infinity``, all of which Pyth
 ``Decimal`` would take. Every check is exact: a value is never rounded to fit, and an
 exponent of a billion is refused, never turned into 0 or an overflow.
 
+Typing: a person in the back office writes amounts and rates as they read them, and
+``typed_amount`` and ``typed_percent`` read those: "1,500", "1500元", "CN¥1,500.00"; "7 %"
+or "7" for 7%. Files stay strict: an import never reads a cell this way.
+
 Writing: a spreadsheet runs text that begins with ``=``, ``+``, ``-`` or ``@`` as a
 formula, and tab or carriage return lead into one (OWASP, CSV injection). Such text goes
 into a CSV file behind an apostrophe, and into an XLSX file as a quote-prefixed string
@@ -100,6 +104,68 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
     if problem:
         raise CellError(f"{quoted(text)} {problem}")
     return value
+
+
+# --- typing ------------------------------------------------------------------------------
+
+# The marks of a currency people put before or after an amount; an ISO code always counts.
+CURRENCY_MARKS = {
+    "CNY": (("CN¥", "RMB", "¥", "￥"), ("元", "RMB")),
+    "USD": (("US$", "$"), ()), "EUR": (("€",), ("€",)), "GBP": (("£",), ()),
+    "JPY": (("JP¥", "¥", "￥"), ("円",)), "HKD": (("HK$",), ()),
+}
+_TYPED = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?"
+                    r"(?:\.(?P<dec>[0-9]+))?", re.ASCII)
+
+
+def _typed_number(text: str, what: str) -> Decimal:
+    m = _TYPED.fullmatch(text)
+    if m is None or (m["int"] is None and m["dec"] is None):
+        raise CellError(f"{quoted(text)} is not {what}")
+    digits = (m["int"] or "0").replace(",", "") + ("." + m["dec"] if m["dec"] else "")
+    return Decimal(m["sign"] + digits)
+
+
+def typed_amount(text: str, currency: str = "CNY") -> Decimal:
+    """Read an amount as a person types it: thousands separators in groups of three, the
+    currency's symbol or code before it or its mark after it ("1,500", "1500元",
+    "CN¥1,500.00", "-¥30", "1500 CNY"). Raise CellError saying why it is refused."""
+    raw = text
+    text = text.strip().replace("\u00a0", " ")
+    before, after = CURRENCY_MARKS.get(currency, ((), ()))
+    sign = ""
+    if text and text[0] in "+-":
+        sign, text = text[0], text[1:].lstrip()
+    for mark in sorted({*before, currency}, key=len, reverse=True):
+        if text.upper().startswith(mark.upper()):
+            text = text[len(mark):].strip()
+            break
+    else:
+        for mark in sorted({*after, currency}, key=len, reverse=True):
+            if text.upper().endswith(mark.upper()):
+                text = text[: -len(mark)].strip()
+                break
+    refused = CellError(f"{quoted(raw)} is not an amount in {currency} (write 1500, "
+                        "1,500.00 or 1500元, for example)")
+    if sign and text and text[0] in "+-":
+        raise refused
+    try:
+        return _typed_number(sign + text, "an amount")
+    except CellError:
+        raise refused from None
+
+
+def typed_percent(text: str) -> Decimal:
+    """Read a percentage as a person types it and return the fraction: "7 %", "7%" and
+    "7" are 0.07, "12.5" is 0.125. Raise CellError saying why it is refused."""
+    raw = text
+    text = text.strip().replace("\u00a0", " ")
+    if text.endswith(("%", "％")):
+        text = text[:-1].rstrip()
+    try:
+        return _typed_number(text, "a percentage (write 7 or 7 % for 7%)").scaleb(-2)
+    except CellError:
+        raise CellError(f"{quoted(raw)} is not a percentage (write 7 or 7 % for 7%)") from None
 
 
 # --- writing ------------------------------------------------------------------------------
