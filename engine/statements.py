@@ -42,19 +42,34 @@ class Statement:
     currency: str = "CNY"
 
 
+def reader(session: Session, lang: str = "en") -> wording.Reader:
+    """How facts read for a reader: the catalog's label in the reader's language (the
+    English one where a metric has no Chinese label), the short name of the other facts,
+    and each fact's type (a ratio reads as a percentage)."""
+    import os
+
+    from engine.conditions import CONTEXT_FACTS
+
+    names = dict(wording.CONTEXT_ZH if lang == "zh" else wording.CONTEXT_EN)
+    types = {name: ftype for name, ftype, _ in CONTEXT_FACTS}
+    for key, en, zh, mtype in session.execute(select(Metric.key, Metric.label_en,
+                                                     Metric.label_zh, Metric.type)):
+        names[key] = (zh if lang == "zh" and zh else en) or key
+        types[key] = mtype
+    return wording.Reader(lang, names, types, os.environ.get("LAUREL_CURRENCY", "CNY"))
+
+
 def labels(session: Session, lang: str = "en") -> Callable[[str], str]:
-    """Name facts for a reader: metric keys in English, their Chinese labels in Chinese."""
-    if lang != "zh":
-        return lambda key: key
-    names = dict(wording.CONTEXT_ZH)
-    names.update({k: zh for k, zh in session.execute(select(Metric.key, Metric.label_zh)) if zh})
-    return lambda key: names.get(key, key)
+    """Name facts for a reader: the catalog's labels (engine.statements.reader)."""
+    return reader(session, lang).label
 
 
 def explain_in_words(outcome_kind: str, explanation: dict[str, Any], lang: str = "en",
-                     label: Callable[[str], str] | None = None) -> list[str]:
+                     label: Callable[[str], str] | None = None,
+                     types: dict[str, str] | None = None) -> list[str]:
     """The explanation as sentences: what held, what matched, the arithmetic."""
-    return wording.explain(outcome_kind, explanation or {}, lang, label or (lambda k: k))
+    return wording.explain(outcome_kind, explanation or {}, lang, label or (lambda k: k),
+                           types)
 
 
 def totals_of(lines: list[StatementLine]) -> dict[str, Decimal]:
@@ -70,25 +85,29 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
 
     The lines' explanations are put in words in ``lang`` (en or zh).
     """
-    label = labels(session, lang)
+    r = reader(session, lang)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
         raise NotFound(f"employee {employee_code} does not exist")
     st = Statement(run, employee)
-    names = {r.get("key"): r.get("name") for r in (run.rules or []) if isinstance(r, dict)}
+    names = {x.get("key"): x.get("name") for x in (run.rules or []) if isinstance(x, dict)}
+    if lang == "zh":
+        names.update(_names_zh(session, run))
     for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id,
                                                    Outcome.employee_id == employee.id)
                              .order_by(Outcome.id)):
         exp = o.explanation or {}
+        name = names.get(o.rule_key) if lang == "zh" else None
         st.lines.append(StatementLine(
-            o.rule_key, exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
+            o.rule_key, name or exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
             o.amount, o.currency, o.value, o.status,
-            explain_in_words(o.kind, exp, lang, label), exp))
+            explain_in_words(o.kind, exp, lang, r.label, dict(r.types)), exp))
     for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id,
                                                         Adjustment.employee_id == employee.id)
                                .order_by(Adjustment.id)):
         st.lines.append(StatementLine(
-            "adjustment", "Manual adjustment", "adjustment", adj.amount, adj.currency, None,
+            "adjustment", "人工调整" if lang == "zh" else "Manual adjustment", "adjustment",
+            adj.amount, adj.currency, None,
             "payable", [f"{adj.reason} ({'由' if lang == 'zh' else 'added by'} "
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
             {"reason": adj.reason, "by": adj.created_by}, adjustment_id=adj.id))
@@ -97,6 +116,20 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     if currencies:
         st.currency = sorted(currencies)[0]
     return st
+
+
+def _names_zh(session: Session, run: Run) -> dict[str, str]:
+    """The Chinese names of the rule versions a run used (where they have one)."""
+    from engine.models import Rule
+
+    used = {(x.get("key"), x.get("version")) for x in (run.rules or []) if isinstance(x, dict)}
+    out = {}
+    for key, version, definition in session.execute(
+            select(Rule.key, Rule.version, Rule.definition)
+            .where(Rule.key.in_({k for k, _ in used}))):
+        if (key, version) in used and (definition or {}).get("name_zh"):
+            out[key] = definition["name_zh"]
+    return out
 
 
 # --- difference between two runs ------------------------------------------------------------

@@ -1,15 +1,20 @@
-"""Explanations in plain words, in English or Chinese.
+"""Policies and explanations in plain words, in English or Chinese.
 
 A run stores each outcome's explanation as data: the checks that held (fact, operator,
 the value it read, the value it was compared with), the calculation of the amount, the
 decision-table row, the PIP, the flags that hold it. This module turns that data into
-sentences such as "attainment 1.23 >= 1.20: tier 4 (1.20 and above), so 6% of
-revenue_total 123,456.00 = 7,407.36", in the reader's language.
+sentences such as "attainment 123% >= 120%: tier 4 (120% and above), so 6% of
+revenue_total 123,456.00 = 7,407.36", in the reader's language; and a rule's definition
+into the lines of its page and a summary ("Each month: 3% of Total revenue where
+Attainment is below 80%, ..."). A ratio reads as a percentage wherever it is shown (the
+``types`` of the facts say which are ratios); the stored explanation keeps the fraction.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +29,40 @@ CONTEXT_ZH = {
     "previous_rating": "上期评级", "pips_overlapping": "进行中的改进计划数", "rating": "本期评级",
 }
 VALUES_ZH = {"startup": "初创期", "growth": "成长期", "mature": "成熟期"}
+# Short English names of the same facts (the catalog's metrics have their own labels).
+CONTEXT_EN = {
+    "team": "team", "team_stage": "team stage", "region": "region", "level": "level",
+    "level_authority": "discount authority of the level", "team_revenue": "team revenue",
+    "team_quota": "team quota", "team_attainment": "team attainment",
+    "per_capita_output": "output per team member", "team_members": "team members",
+    "previous_rating": "previous rating", "pips_overlapping": "PIPs running",
+    "rating": "rating of this period",
+}
+# The words of the domain that pages show for codes: kinds, period kinds, statuses.
+TERMS_ZH = {
+    "commission": "提成", "bonus": "奖金", "award": "荣誉奖励", "rating": "评级",
+    "eligibility": "资格", "pip": "绩效改进计划", "flag": "合规标记", "alert": "预警",
+    "warning": "警告", "adjustment": "调整",
+    "month": "月度", "quarter": "季度", "year": "年度",
+    "draft": "草稿", "published": "已发布", "retired": "已停用", "discarded": "已放弃",
+    "payable": "可发放", "held": "暂扣", "forfeited": "没收",
+    "startup": "初创期", "growth": "成长期", "mature": "成熟期",
+    "open": "未结", "resolved": "已处理", "in_review": "审核中", "dismissed": "已驳回",
+    "confirmed": "已确认", "active": "进行中", "passed": "已通过", "extended": "已延长",
+    "closed": "已关闭", "failed": "未通过", "calculated": "已计算", "approved": "已批准",
+    "locked": "已锁定", "low": "低", "medium": "中", "high": "高",
+}
+TERMS_EN = {"pip": "PIP", "in_review": "in review"}
+
+
+def term(word: Any, lang: str = "en") -> str:
+    """A code of the domain (a kind, a status, a stage) as the reader says it."""
+    if word is None:
+        return ""
+    text = str(word)
+    if lang == "zh":
+        return TERMS_ZH.get(text, text)
+    return TERMS_EN.get(text, text)
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -59,57 +98,86 @@ def money(value: Any) -> str:
 
 
 def pct(value: Any) -> str:
+    """A fraction as a percentage, exact (cut after eight decimals, as ``number``)."""
     d = _dec(value)
     if d is None:
         return str(value)
-    return format((d * 100).normalize(), "f") + "%"
+    return number(d.scaleb(2)) + "%"
+
+
+def shown(value: Any, kind: str | None) -> str:
+    """A fact's value as people read it by its type: a ratio as a percentage, money with
+    two decimals, any other number with its thousands separators."""
+    if _dec(value) is None:
+        return str(value)
+    if kind == "ratio":
+        return pct(value)
+    if kind == "money":
+        return money(value)
+    return number(value)
 
 
 def _plain_label(key: str) -> str:
     return key
 
 
-def check(c: Mapping[str, Any], lang: str = "en", label: Label = _plain_label) -> str:
+def check(c: Mapping[str, Any], lang: str = "en", label: Label = _plain_label,
+          types: Mapping[str, str] | None = None) -> str:
     """One condition that held, with the values it read."""
+    types = types or {}
     if c.get("negated"):
         if c["op"] == "not":
             inner = c.get("text", "")
         else:
-            inner = check({k: v for k, v in c.items() if k != "negated"}, lang, label)
+            inner = check({k: v for k, v in c.items() if k != "negated"}, lang, label, types)
         return f"并非（{inner}）" if lang == "zh" else f"not ({inner})"
     name = label(c["fact"])
-    op = c["op"]
     actual = c.get("actual")
-    shown = number(actual) if _dec(actual) is not None else (
+    kind = types.get(c["fact"])
+    shown_ = _shown_actual(actual, kind, lang)
+    return _check_words(c, name, shown_, lang, label, types)
+
+
+def _shown_actual(actual: Any, kind: str | None, lang: str) -> str:
+    return shown(actual, kind) if _dec(actual) is not None else (
         ("未定义" if lang == "zh" else "undefined") if actual is None else
         VALUES_ZH.get(str(actual), str(actual)) if lang == "zh" else str(actual))
+
+
+def _check_words(c: Mapping[str, Any], name: str, read: str, lang: str, label: Label,
+                 types: Mapping[str, str]) -> str:
+    op = c["op"]
     if op == "defined":
-        return f"{name} {shown}" + ("（已定义）" if lang == "zh" else " (defined)")
+        return f"{name} {read}" + ("（已定义）" if lang == "zh" else " (defined)")
     if op == "undefined":
         return f"{name}" + (" 未定义" if lang == "zh" else " undefined")
     if op == "highest":
-        return (f"{name} {shown} 为全公司最高" if lang == "zh"
-                else f"{name} {shown} is the highest in the company")
+        return (f"{name} {read} 为全公司最高" if lang == "zh"
+                else f"{name} {read} is the highest in the company")
     if op == "top_share":
         share = pct(c.get("value"))
         higher, n = c.get("higher"), c.get("n")
         if lang == "zh":
-            return f"{name} {shown}：{n} 人中有 {higher} 人严格更高，少于 {share}"
-        return f"{name} {shown}: {higher} of {n} have a strictly higher one, fewer than {share}"
+            return f"{name} {read}：{n} 人中有 {higher} 人严格更高，少于 {share}"
+        return f"{name} {read}: {higher} of {n} have a strictly higher one, fewer than {share}"
     if op in ("in", "not_in"):
         values = c.get("value") or []
         if lang == "zh":
             vals = "、".join(VALUES_ZH.get(str(v), str(v)) for v in values)
-            return f"{name} {shown} {'属于' if op == 'in' else '不属于'} {vals}"
-        return f"{name} {shown} {'is one of' if op == 'in' else 'is none of'} " + ", ".join(
+            return f"{name} {read} {'属于' if op == 'in' else '不属于'} {vals}"
+        return f"{name} {read} {'is one of' if op == 'in' else 'is none of'} " + ", ".join(
             str(v) for v in values)
     if "ref" in c:
-        other = f"{label(c['ref'])} {number(c.get('ref_actual'))}"
+        other = f"{label(c['ref'])} {shown_value(c.get('ref_actual'), types.get(c['ref']))}"
     else:
         v = c.get("value")
-        other = number(v) if _dec(v) is not None else (
+        other = shown(v, types.get(c["fact"])) if _dec(v) is not None else (
             VALUES_ZH.get(str(v), str(v)) if lang == "zh" else str(v))
-    return f"{name} {shown} {OPS.get(op, op)} {other}"
+    return f"{name} {read} {OPS.get(op, op)} {other}"
+
+
+def shown_value(value: Any, kind: str | None) -> str:
+    return shown(value, kind) if _dec(value) is not None else str(value)
 
 
 def bound(value: Any) -> str:
@@ -122,9 +190,13 @@ def bound(value: Any) -> str:
     return f"{d:,f}"
 
 
-def band(calc: Mapping[str, Any], lang: str) -> str:
+def band(calc: Mapping[str, Any], lang: str, kind: str | None = None) -> str:
+    """A tier's band: "below 0.80", "80% to below 100%" for a ratio."""
     lo, hi = calc.get("from"), calc.get("to")
-    lo, hi = (None if lo is None else bound(lo)), (None if hi is None else bound(hi))
+    show = pct if kind == "ratio" else bound
+    lo, hi = (None if lo is None else show(lo)), (None if hi is None else show(hi))
+    if lo is None and hi is None:
+        return "任何值" if lang == "zh" else "any value"
     if lang == "zh":
         if lo is None:
             return f"低于 {hi}"
@@ -138,8 +210,10 @@ def band(calc: Mapping[str, Any], lang: str) -> str:
     return f"{lo} to below {hi}"
 
 
-def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain_label) -> str:
+def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain_label,
+                types: Mapping[str, str] | None = None) -> str:
     """The arithmetic of an amount."""
+    types = types or {}
     t, amount = calc["type"], money(calc["amount"])
     if t == "fixed":
         return f"固定金额 {amount}" if lang == "zh" else f"fixed amount {amount}"
@@ -151,19 +225,21 @@ def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain
         per = f"{label(calc['per'])} {number(calc['per_value'])}"
         return (f"{money(calc['unit'])} × {per} = {amount}" if lang == "zh"
                 else f"{money(calc['unit'])} x {per} = {amount}")
-    metric = f"{label(calc['metric'])} {number(calc['metric_value'])}"
+    kind = types.get(calc["metric"])
+    metric = f"{label(calc['metric'])} {shown_value(calc['metric_value'], kind)}"
     base = f"{label(calc['base'])} {money(calc['base_value'])}"
     if lang == "zh":
-        return (f"{metric}：第 {calc['tier']} 档（{band(calc, lang)}），按 {base} 的 "
+        return (f"{metric}：第 {calc['tier']} 档（{band(calc, lang, kind)}），按 {base} 的 "
                 f"{pct(calc['rate'])} 计 = {amount}")
-    return (f"{metric}: tier {calc['tier']} ({band(calc, lang)}), so {pct(calc['rate'])} "
+    return (f"{metric}: tier {calc['tier']} ({band(calc, lang, kind)}), so {pct(calc['rate'])} "
             f"of {base} = {amount}")
 
 
 def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
-            label: Label = _plain_label) -> list[str]:
+            label: Label = _plain_label, types: Mapping[str, str] | None = None) -> list[str]:
     """The explanation of one outcome as sentences in the reader's language."""
     zh = lang == "zh"
+    types = types or {}
     if kind == "warning" and exp.get("missing"):
         who, rule = exp.get("employee", ""), exp.get("rule_key", "")
         name = label(exp["missing"])
@@ -174,10 +250,10 @@ def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
     if "checks" not in exp and "calc" not in exp:
         return _stored_words(exp)
     words: list[str] = []
-    checks = [check(c, lang, label) for c in exp.get("checks") or []]
+    checks = [check(c, lang, label, types) for c in exp.get("checks") or []]
     calc = exp.get("calc")
     if calc and calc.get("type") == "tiers":
-        words.append(calculation(calc, lang, label))
+        words.append(calculation(calc, lang, label, types))
         # the tier's own band and the base being defined are said by the calculation
         checks = [c for c, raw in zip(checks, exp.get("checks") or [], strict=False)
                   if raw["fact"] != calc["metric"]
@@ -192,11 +268,11 @@ def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
             words.append(f"第 {row['index']} 行（{row['value']}）：第一个满足的行" if zh
                          else f"row {row['index']} ({row['value']}), the first that matches")
         if calc:
-            words.append(calculation(calc, lang, label))
+            words.append(calculation(calc, lang, label, types))
     if exp.get("pip"):
         pip = exp["pip"]
         words.append(f"改进计划自 {pip['start']} 至 {pip['end']}（{pip['months']} 个月），"
-                     f"目标：{pip['target']}" if zh else
+                     f"目标：{pip_target(pip['target'], lang, label)}" if zh else
                      f"PIP from {pip['start']} to {pip['end']} ({pip['months']} months), "
                      f"target: {pip['target']}")
     if exp.get("held_by"):
@@ -219,3 +295,240 @@ def _stored_words(exp: Mapping[str, Any]) -> list[str]:
     if exp.get("held_by"):
         words.append(f"held by {', '.join(exp['held_by'])} until compliance review")
     return words
+
+
+# --- PIP targets ------------------------------------------------------------------------------
+
+# A PIP's target as a rule states it: "monthly attainment >= 0.80".
+PIP_TARGET = re.compile(r"^\s*monthly\s+([a-z_][a-z0-9_]*)\s*(>=|>|<=|<)\s*([0-9.]+)\s*$")
+
+
+def pip_target(text: str, lang: str = "en", label: Label = _plain_label,
+               types: Mapping[str, str] | None = None) -> str:
+    """A PIP's target in words: "monthly Attainment ≥ 80%", "每月指标达成率 ≥ 80%"."""
+    m = PIP_TARGET.match(text or "")
+    if not m:
+        return text
+    types = types or {"attainment": "ratio"}
+    value = shown(m[3], types.get(m[1]))
+    if lang == "zh":
+        return f"每月{label(m[1])} {OPS[m[2]]} {value}"
+    return f"monthly {label(m[1])} {OPS[m[2]]} {value}"
+
+
+# --- a rule in words: its page's lines and its summary ----------------------------------------
+
+_LINES_ZH = {
+    "Key": "键", "Name": "英文名称", "Name (Chinese)": "中文名称", "Description": "英文说明",
+    "Description (Chinese)": "中文说明", "Kind": "类型", "Period kind": "周期",
+    "Scope: Team stage": "范围：团队阶段", "Scope: Level": "范围：职级",
+    "Scope: Region": "范围：区域", "When": "条件", "Amount or value": "金额或值",
+    "Amount": "金额", "Rate": "比例", "Of metric": "计算基数", "Per unit of": "每单位",
+    "Tier metric": "分档指标", "Value": "值", "PIP months": "改进计划月数",
+    "PIP target": "改进计划目标", "Holds payouts": "暂扣奖金", "Effective from": "生效日期",
+    "Effective to": "失效日期", "Tier": "第 {n} 档", "Row": "第 {n} 行",
+}
+_ACTIONS = {"fixed": ("a fixed amount", "固定金额"), "rate": ("a rate of a metric", "指标的比例"),
+            "per_unit": ("an amount per unit", "按单位计的金额"),
+            "tiers": ("a tier table", "分档表"), "value": ("a value", "一个值"),
+            "table": ("a decision table", "决策表"), "pip": ("a PIP", "绩效改进计划")}
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How a reader reads a rule: the language, the facts' names and types, the currency."""
+
+    lang: str = "en"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    types: Mapping[str, str] = field(default_factory=dict)
+    currency: str = "CNY"
+
+    @property
+    def zh(self) -> bool:
+        return self.lang == "zh"
+
+    def label(self, fact: str) -> str:
+        return self.labels.get(fact, fact)
+
+    def value(self, fact: str, value: Any) -> str:
+        if isinstance(value, list):
+            return ("、" if self.zh else ", ").join(self.value(fact, v) for v in value)
+        if _dec(value) is None:
+            return term(value, self.lang) if self.zh else str(value)
+        return shown(value, self.types.get(fact))
+
+    def line(self, name: str, n: int | None = None) -> str:
+        if n is not None:
+            return _LINES_ZH[name].format(n=n) if self.zh else f"{name} {n}"
+        return _LINES_ZH.get(name, name) if self.zh else name
+
+
+def condition(cond: Mapping[str, Any] | None, r: Reader) -> str:
+    """A condition tree in words: "Attainment ≥ 120% and Evaluation score ≥ 80"."""
+    zh = r.zh
+    if not cond:
+        return "总是" if zh else "always"
+    if isinstance(cond, list):
+        cond = {"all": cond}
+    if "all" in cond:
+        parts = [condition(c, r) for c in cond["all"]]
+        joined = ("且" if zh else " and ").join(
+            f"({p})" if (" or " in p or "或" in p) else p for p in parts)
+        return joined or ("总是" if zh else "always")
+    if "any" in cond:
+        return ("或" if zh else " or ").join(condition(c, r) for c in cond["any"]) or (
+            "从不" if zh else "never")
+    if "not" in cond:
+        inner = condition(cond["not"], r)
+        return f"并非（{inner}）" if zh else f"not ({inner})"
+    op, fact = cond["op"], cond["fact"]
+    name = r.label(fact)
+    if op == "defined":
+        return f"{name}已定义" if zh else f"{name} is defined"
+    if op == "undefined":
+        return f"{name}未定义" if zh else f"{name} is undefined"
+    if op == "highest":
+        return f"{name}为全公司最高" if zh else f"{name} is the highest in the company"
+    if op == "top_share":
+        share = pct(cond["value"])
+        return (f"{name}严格高于本人的员工少于 {share}" if zh else
+                f"fewer than {share} of the employees have a higher {name}")
+    if op in ("in", "not_in"):
+        values = r.value(fact, cond["value"])
+        if zh:
+            return f"{name}{'属于' if op == 'in' else '不属于'} {values}"
+        return f"{name} is {'one' if op == 'in' else 'none'} of {values}"
+    other = r.label(cond["ref"]) if "ref" in cond else r.value(fact, cond["value"])
+    return f"{name} {OPS.get(op, op)} {other}"
+
+
+def tier_band(tier: Mapping[str, Any], metric: str, r: Reader) -> str:
+    return band(tier, r.lang, r.types.get(metric))
+
+
+def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
+    """A definition as (field, words) lines in the editor's order, for the rule's page
+    and for comparing versions: no JSON, ratios as percentages."""
+    zh = r.zh
+    L = r.line  # noqa: N806 - the field's name in the reader's language
+    out = [(L("Key"), d.get("key", "")), (L("Name"), d.get("name", "")),
+           (L("Name (Chinese)"), d.get("name_zh") or ""),
+           (L("Description"), d.get("description") or ""),
+           (L("Description (Chinese)"), d.get("description_zh") or ""),
+           (L("Kind"), term(d.get("kind", ""), r.lang)),
+           (L("Period kind"), term(d.get("period_kind", ""), r.lang))]
+    scope = d.get("scope") or {}
+    for f, name in (("team_stage", "Scope: Team stage"), ("level", "Scope: Level"),
+                    ("region", "Scope: Region")):
+        values = scope.get(f)
+        out.append((L(name), r.value(f, values) if values else ("全部" if zh else "all")))
+    out.append((L("When"), condition(d.get("when"), r)))
+    action = d.get("action") or {}
+    atype = action.get("type", "")
+    out.append((L("Amount or value"), _ACTIONS.get(atype, (atype, atype))[1 if zh else 0]))
+    if "amount" in action:
+        out.append((L("Amount"), f"{money(action['amount'])} {r.currency}"))
+    if "rate" in action:
+        out.append((L("Rate"), pct(action["rate"])))
+    for k, name in (("base", "Of metric"), ("per", "Per unit of"), ("metric", "Tier metric")):
+        if k in action:
+            out.append((L(name), r.label(action[k])))
+    if "value" in action:
+        out.append((L("Value"), str(action["value"])))
+    if "months" in action:
+        out.append((L("PIP months"), str(action["months"])))
+    if "target" in action:
+        out.append((L("PIP target"), pip_target(action["target"], r.lang, r.label, r.types)))
+    for i, tier in enumerate(action.get("tiers") or [], start=1):
+        words = tier_band(tier, action.get("metric", ""), r)
+        out.append((L("Tier", i), f"{words}：{pct(tier.get('rate'))}" if zh
+                    else f"{words}: {pct(tier.get('rate'))}"))
+    for i, row in enumerate(action.get("rows") or [], start=1):
+        when = condition(row.get("when"), r)
+        out.append((L("Row", i), f"{row.get('value')}：{when}" if zh
+                    else f"{row.get('value')} when {when}"))
+    out.append((L("Holds payouts"), ("是" if zh else "yes") if d.get("hold")
+                else ("否" if zh else "no")))
+    out.append((L("Effective from"), str(d.get("effective_from") or "")
+                or ("一直" if zh else "always")))
+    out.append((L("Effective to"), str(d.get("effective_to") or "")
+                or ("长期" if zh else "open-ended")))
+    return out
+
+
+_EACH = {"month": ("Each month", "每月"), "quarter": ("Each quarter", "每季度"),
+         "year": ("Each year", "每年")}
+
+
+def summary(d: Mapping[str, Any], r: Reader) -> str:
+    """The rule in one paragraph, generated from its data, in the reader's language."""
+    zh = r.zh
+    action = d.get("action") or {}
+    atype, kind = action.get("type"), d.get("kind", "")
+    each = _EACH.get(d.get("period_kind", ""), (d.get("period_kind", ""),) * 2)[1 if zh else 0]
+    when = d.get("when")
+    scope = d.get("scope") or {}
+    scoped = [f"{r.label(f)} {r.value(f, v)}" if not zh else f"{r.label(f)}为{r.value(f, v)}"
+              for f, v in scope.items() if v]
+    if atype == "tiers":
+        metric, base = action["metric"], r.label(action["base"])
+        bands = []
+        for i, tier in enumerate(action["tiers"]):
+            lo, hi, rate = tier.get("from"), tier.get("to"), pct(tier["rate"])
+            of = f" of {base}" if i == 0 else ""
+            m, lo_, hi_ = r.label(metric), r.value(metric, lo), r.value(metric, hi)
+            if lo is None and hi is None:
+                bands.append(rate if zh else f"{rate}{of}")
+            elif lo is None:
+                bands.append(f"{m}低于 {hi_} 为 {rate}" if zh
+                             else f"{rate}{of} where {m} is below {hi_}")
+            elif hi is None:
+                bands.append(f"{lo_} 及以上为 {rate}" if zh else f"{rate}{of} from {lo_}")
+            else:
+                bands.append(f"{lo_} 至低于 {hi_} 为 {rate}" if zh
+                             else f"{rate}{of} from {lo_} to below {hi_}")
+        if zh:
+            what = f"按{base}计提，比例随{r.label(metric)}分档：" + "；".join(bands) + \
+                f"；所达档位的比例适用于全部{base}"
+        else:
+            what = ", ".join(bands) + f"; the rate reached applies to all of the {base}"
+    elif atype == "rate":
+        what = (f"按{r.label(action['base'])}的 {pct(action['rate'])} 计" if zh
+                else f"{pct(action['rate'])} of {r.label(action['base'])}")
+    elif atype == "per_unit":
+        what = (f"每单位{r.label(action['per'])} {money(action['amount'])} {r.currency}" if zh
+                else f"{money(action['amount'])} {r.currency} per unit of "
+                f"{r.label(action['per'])}")
+    elif atype == "fixed":
+        what = f"{money(action['amount'])} {r.currency}"
+        if action.get("value"):
+            what += f"（{action['value']}）" if zh else f" ({action['value']})"
+        what = (f"{term(kind, 'zh')} " if zh else f"a {kind} of ") + what
+    elif atype == "value":
+        what = (f"{term(kind, 'zh')}“{action['value']}”" if zh
+                else f"the {term(kind)} \u201c{action['value']}\u201d")
+    elif atype == "table":
+        rows = [(f"{row['value']}：{condition(row.get('when'), r)}" if zh else
+                 f"{row['value']} when {condition(row.get('when'), r)}")
+                for row in action.get("rows") or []]
+        what = ("按第一个满足的行给出" + term(kind, "zh") + "：" + "；".join(rows) if zh
+                else f"the {term(kind)} of the first row that matches: " + "; ".join(rows))
+    elif atype == "pip":
+        target = pip_target(action.get("target", ""), r.lang, r.label, r.types)
+        what = (f"自下一周期首日起为期 {action['months']} 个月的绩效改进计划，目标：{target}" if zh
+                else f"a PIP of {action['months']} months from the first day of the next "
+                f"period, target: {target}")
+    else:
+        what = str(atype)
+    text = f"{each}：{what}" if zh else f"{each}: {what}"
+    if when:
+        text += f"；条件：{condition(when, r)}" if zh else f"; when {condition(when, r)}"
+    if scoped:
+        text += ("；仅限" + "，".join(scoped)) if zh else "; only for " + ", ".join(scoped)
+    if d.get("hold"):
+        text += "；暂扣该员工本次核算的提成和奖金" if zh else \
+            "; holds the employee's commissions and bonuses of the run"
+    if d.get("effective_from") or d.get("effective_to"):
+        span = f"{d.get('effective_from') or '…'} – {d.get('effective_to') or '…'}"
+        text += f"；有效期 {span}" if zh else f"; in force {span}"
+    return text + ("。" if zh else ".")

@@ -191,8 +191,9 @@ def test_statement_explains_each_line(session, run):
 
     st = statements.statement(session, run, session.get(Employee, code).code)
     line = next(x for x in st.lines if x.rule_key == "commission.tiered")
-    assert "of revenue_total" in line.words[0] and f"{line.amount:,.2f}" in line.words[0]
-    assert line.words[0].startswith("attainment ") and ": tier " in line.words[0]
+    assert "of Total revenue" in line.words[0] and f"{line.amount:,.2f}" in line.words[0]
+    # the catalog's label; a ratio as a percentage
+    assert line.words[0].startswith("Attainment ") and "%: tier " in line.words[0]
     zh = statements.statement(session, run, st.employee.code, lang="zh")
     line_zh = next(x for x in zh.lines if x.rule_key == "commission.tiered")
     assert line_zh.words[0].startswith("指标达成率 ") and "档" in line_zh.words[0]
@@ -274,6 +275,8 @@ def test_words_never_round_a_value_onto_the_boundary_it_missed():
             "base_value": "79999.9999", "amount": "2400.00"}
     words = calculation(calc)
     assert words.startswith("attainment 0.79999999…: tier 1 (below 0.80)"), words
+    words = calculation(calc, types={"attainment": "ratio"})
+    assert words.startswith("attainment 79.99999999…%: tier 1 (below 80%)"), words
 
 
 @pytest.mark.parametrize("amount", ["１２３", "1_000", "NaN", "Infinity", "1e99999999999999999999",
