@@ -101,6 +101,13 @@ def metric_value(value: Decimal | None, metric_type: str | None) -> str:
     return format_decimal(value, "#,##0.######")
 
 
+def term(word: Any) -> str:
+    """A code of the domain (kind, period kind, status, stage) in the page's language."""
+    from engine.wording import term as say
+
+    return say(word, current_language())
+
+
 def lang_url(code: str) -> str:
     """Return this page's address with the language switched to ``code``."""
     from urllib.parse import urlencode

@@ -1,11 +1,16 @@
-"""Policies in the back office: the rule editor, versions, try-it, impact and approval.
+"""Policies in the back office: the rule editor, scenarios, versions, try-it, impact, approval.
 
 The editor is a server-rendered form of rows (conditions, tiers, decision-table rows), so
 nobody types code or JSON, and a refused save shows the page again with everything kept
 and the validation message (engine.rulebook.validate, as for files) next to its field or
 row. Condition rows carry their depth in the tree (all / any / not groups), their owner
 (the rule's ``when`` or one decision-table row) and are read in the order the page sends
-them, so moving a row on the page needs no renumbering.
+them, so moving a row on the page needs no renumbering. Numbers are typed in HR's units:
+rates and every ratio as percentages ("7" or "7 %" is 0.07; a rate above 100% needs a
+tick), amounts as people write them ("1,500", "1500元"; engine.cells.typed_amount).
+
+A version's scenarios (engine.scenarios) are shown as people read them and edited as
+tables and values; when the gate finds new figures, HR accepts them into the draft.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import Admin, expose
@@ -28,7 +35,8 @@ from wtforms import ValidationError
 from admin import i18n
 from admin.auth import current_principal
 from admin.views import LaurelBaseView, may_write
-from engine import authoring, specs
+from engine import authoring, scenarios, specs, wording
+from engine.cells import CellError, typed_amount, typed_percent
 from engine.conditions import (
     CONTEXT_FACTS,
     NUMBER_OPS,
@@ -38,6 +46,7 @@ from engine.conditions import (
 from engine.errors import LaurelError, RuleError
 from engine.models import PERIOD_KINDS, TEAM_STAGES, Employee, Level, Metric, Rule
 from engine.rulebook import ACTIONS_FOR_KIND, RULE_KINDS, latest
+from engine.statements import reader
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "defined", "undefined", "highest",
        "top_share")
@@ -59,7 +68,33 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
 ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("rate", "tiers"),
                  "per": ("per_unit",), "metric": ("tiers",), "value": ("value", "fixed"),
                  "months": ("pip",), "target": ("pip",)}
-STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired")}
+STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
+                "discarded": _l("discarded")}
+TOP = ("key", "name", "name_zh", "description", "description_zh", "kind", "period_kind",
+       "effective_from", "effective_to")
+# Starting points for the common kinds of rule: (name, kind, the form's fields).
+STARTS: dict[str, tuple[Any, str, dict[str, Any]]] = {
+    "tiered_commission": (_l("Tiered commission"), "commission", {
+        "when": {"all": [{"fact": "attainment", "op": "defined"}]},
+        "action": {"type": "tiers", "metric": "attainment", "base": "revenue_total",
+                   "tiers": [{"from": None, "to": "0.80", "rate": "0.03"},
+                             {"from": "0.80", "to": "1.00", "rate": "0.04"},
+                             {"from": "1.00", "to": None, "rate": "0.05"}]}}),
+    "fixed_bonus": (_l("Fixed bonus"), "bonus", {
+        "when": {"all": [{"fact": "attainment", "op": ">=", "value": "1.00"}]},
+        "action": {"type": "fixed", "amount": "1000.00"}}),
+    "per_unit_bonus": (_l("Bonus per unit"), "bonus", {
+        "when": {"all": [{"fact": "new_customers", "op": ">", "value": "0"}]},
+        "action": {"type": "per_unit", "amount": "100.00", "per": "new_customers"}}),
+    "rating_table": (_l("Rating table"), "rating", {
+        "action": {"type": "table", "rows": [
+            {"when": {"all": [{"fact": "attainment", "op": ">=", "value": "1.10"}]}, "value": "A"},
+            {"when": {"all": [{"fact": "attainment", "op": ">=", "value": "0.90"}]}, "value": "B"},
+            {"when": {"all": [{"fact": "attainment", "op": "defined"}]}, "value": "C"}]}}),
+    "flag": (_l("Compliance flag"), "flag", {
+        "when": {"all": [{"fact": "max_discount_pct", "op": ">", "ref": "level_authority"}]},
+        "action": {"type": "value", "value": "high"}, "hold": True}),
+}
 
 
 def _db() -> scoped_session:
@@ -160,11 +195,105 @@ def _node_rows(cond: dict[str, Any], owner: str, depth: int) -> list[Cond]:
     return [Cond(owner, depth, node), *_tree_rows(cond, owner, depth + 1)]
 
 
+# --- HR's units --------------------------------------------------------------------------------
+
+
+def _percent_text(value: Any) -> str:
+    """A stored fraction as the percentage HR types: 0.06 -> 6, 1.20 -> 120."""
+    if value in (None, ""):
+        return ""
+    try:
+        return format(Decimal(str(value)).scaleb(2), "f")
+    except InvalidOperation:
+        return str(value)
+
+
+def _unit(fact: str, op: str, types: dict[str, str]) -> str:
+    """How a condition's value is typed: percent, money or number."""
+    if op == "top_share" or types.get(fact) == "ratio":
+        return "percent"
+    return "money" if types.get(fact) == "money" else "number"
+
+
+def _shown(value: Any, unit: str) -> str:
+    return _percent_text(value) if unit == "percent" else _text(value)
+
+
+def _in_units(form: RuleForm, types: dict[str, str]) -> RuleForm:
+    """The form with its stored fractions shown as percentages."""
+    for c in form.conds:
+        if c.node == "leaf" and not c.ref and c.op not in ("in", "not_in"):
+            c.value = _shown(c.value, _unit(c.fact, c.op, types))
+    metric_unit = _unit(form.action.get("metric", ""), "", types)
+    for t in form.tiers:
+        t.lo, t.hi, t.rate = _shown(t.lo, metric_unit), _shown(t.hi, metric_unit), \
+            _percent_text(t.rate)
+    if form.action.get("rate"):
+        form.action["rate"] = _percent_text(form.action["rate"])
+    return form
+
+
+def _typed(text: str, unit: str, where: str, errors: dict[str, str], confirm: bool,
+           rate: bool = False) -> str:
+    """What HR typed, as the rule document holds it; a refused value stays as typed (the
+    validation names it) unless the message here says more."""
+    if text == "" or unit == "number":
+        return text
+    try:
+        value = typed_percent(text) if unit == "percent" else typed_amount(text)
+    except CellError as exc:
+        errors[where] = exc.reason
+        return text
+    if rate and value > 1 and not confirm:
+        errors["_confirm"] = ""
+        errors[where] = str(_("%(p)s%% is a rate above 100%%: tick \"Rates above 100%% are "
+                              "meant\" to save it.", p=_percent_text(value)))
+    return format(value, "f")
+
+
+def to_stored_units(form: RuleForm, types: dict[str, str], confirm: bool
+                    ) -> dict[str, str]:
+    """Turn the form's typed values into the rule's (fractions, plain amounts) in place;
+    return the messages of values that cannot be read, by their place on the form."""
+    errors: dict[str, str] = {}
+    for i, c in enumerate(form.conds):
+        if c.node == "leaf" and not c.ref and c.op not in ("in", "not_in", *PRESENCE_OPS):
+            c.value = _typed(c.value, _unit(c.fact, c.op, types), f"cond:{i}:value", errors,
+                             confirm)
+    metric_unit = _unit(form.action.get("metric", ""), "", types)
+    for i, t in enumerate(form.tiers):
+        t.lo = _typed(t.lo, metric_unit, f"tier:{i}:from", errors, confirm)
+        t.hi = _typed(t.hi, metric_unit, f"tier:{i}:to", errors, confirm)
+        t.rate = _typed(t.rate, "percent", f"tier:{i}:rate", errors, confirm, rate=True)
+    if form.action.get("rate"):
+        form.action["rate"] = _typed(form.action["rate"], "percent", "action:rate", errors,
+                                     confirm, rate=True)
+    if form.action.get("amount"):
+        form.action["amount"] = _typed(form.action["amount"], "money", "action:amount",
+                                       errors, confirm)
+    return errors
+
+
+def keep_written(new: Any, old: Any) -> Any:
+    """The new document with each number that equals the old one's written as before
+    (120 % read back is 1.20; a rule that said 1.2 keeps saying it)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: keep_written(v, old.get(k)) for k, v in new.items()}
+    if isinstance(new, list) and isinstance(old, list):
+        return [keep_written(v, old[i] if i < len(old) else None) for i, v in enumerate(new)]
+    if isinstance(new, str) and isinstance(old, str) and new != old:
+        try:
+            if Decimal(new) == Decimal(old):
+                return old
+        except InvalidOperation:
+            pass
+    return new
+
+
 def form_from_definition(d: dict[str, Any]) -> RuleForm:
-    """The editor's state for a stored definition."""
+    """The editor's state for a stored definition (fractions as stored)."""
     f = RuleForm()
-    f.fields = {k: _text(d.get(k)) for k in ("key", "name", "description", "kind",
-                                              "period_kind", "effective_from", "effective_to")}
+    f.fields = {k: _text(d.get(k)) for k in TOP}
     f.scope = {k: list(v) for k, v in (d.get("scope") or {}).items()}
     f.hold = bool(d.get("hold"))
     when = d.get("when")
@@ -196,9 +325,7 @@ def blank_form(kind: str = "commission") -> RuleForm:
 
 def form_from_request(form: MultiDict) -> RuleForm:
     f = RuleForm()
-    f.fields = {k: (form.get(k) or "").replace("\r\n", "\n").strip()
-                for k in ("key", "name", "description", "kind", "period_kind",
-                          "effective_from", "effective_to")}
+    f.fields = {k: (form.get(k) or "").replace("\r\n", "\n").strip() for k in TOP}
     f.scope = {"team_stage": form.getlist("scope_team_stage"),
                "level": form.getlist("scope_level"),
                "region": [r.strip() for r in (form.get("scope_region") or "").split(",")
@@ -346,6 +473,84 @@ def place_error(f: RuleForm, err: RuleError) -> dict[str, str]:
     return {name or "form": reason}
 
 
+# --- the scenario editor's form ----------------------------------------------------------------
+
+
+def _step_from_form(form: MultiDict, name: str, step: scenarios.Step) -> scenarios.Step:
+    """A step as the form sends it: its keyword, its values (or words) and its table."""
+    keyword = form.get(f"{name}.kw", step.keyword)
+    keyword = keyword if keyword in scenarios.KEYWORDS else step.keyword
+    values = {k[len(name) + 3:]: v.strip() for k, v in form.items()
+              if k.startswith(f"{name}.f.")}
+    text = specs.with_values(step.text, values) if values else \
+        (form.get(f"{name}.text") or step.text).strip()
+    table = _table_from_form(form, name, step.table)
+    return scenarios.Step(keyword, text, table, step.comments)
+
+
+def _table_from_form(form: MultiDict, name: str, table: list[list[str]] | None
+                     ) -> list[list[str]] | None:
+    if not table:
+        return table
+    out = []
+    for r, row in enumerate(table):
+        if r and form.get(f"{name}.r{r}.del"):
+            continue
+        out.append([(form.get(f"{name}.r{r}.c{c}", cell) or "").strip()
+                    for c, cell in enumerate(row)])
+    if form.get("addrow") == name and len(out) > 0:
+        out.append(list(out[-1]) if len(out) > 1 else ["" for _ in out[0]])
+    return out
+
+
+def feature_from_form(feature: scenarios.Feature, form: MultiDict) -> scenarios.Feature:
+    """The scenarios with what HR changed on the page: names, values, tables, examples;
+    scenarios removed or copied."""
+    out = scenarios.Feature(feature.name, feature.description, tags=feature.tags)
+    out.background = [_step_from_form(form, f"b.t{j}", st)
+                      for j, st in enumerate(feature.background)]
+    for i, sc in enumerate(feature.scenarios):
+        if form.get(f"s{i}.remove"):
+            continue
+        new = scenarios.Scenario((form.get(f"s{i}.name") or sc.name).strip(),
+                                 description=sc.description, tags=sc.tags,
+                                 comments=sc.comments)
+        new.steps = [_step_from_form(form, f"s{i}.t{j}", st) for j, st in enumerate(sc.steps)]
+        new.examples = [scenarios.Examples(_table_from_form(form, f"s{i}.e{e}", ex.table)
+                                           or [], ex.name)
+                        for e, ex in enumerate(sc.examples)]
+        out.scenarios.append(new)
+        if form.get("copy") == f"s{i}":
+            twin = scenarios.Scenario(f"{new.name} (2)", [scenarios.Step(
+                st.keyword, st.text, [list(r) for r in st.table] if st.table else None)
+                for st in new.steps], [scenarios.Examples([list(r) for r in ex.table], ex.name)
+                                       for ex in new.examples])
+            out.scenarios.append(twin)
+    return out
+
+
+def _acceptances(values: list[str]) -> list[authoring.Acceptance]:
+    """The examples HR ticked: "scenario:examples:row:step:figures" each."""
+    out = []
+    for value in values:
+        try:
+            sc, ex, row, step, figures = value.split(":", 4)
+            where = scenarios.Where(int(sc), int(ex) if ex else None,
+                                    int(row) if row else None)
+            out.append(authoring.Acceptance(where, int(step), dict(parse_qsl(figures))))
+        except ValueError:
+            abort(400)
+    return out
+
+
+def acceptance_value(s: specs.ScenarioResult) -> str:
+    """How the gate's page names a failing example that HR may accept."""
+    w, step = s.where, s.failed_step
+    assert w is not None and step is not None and step.index is not None
+    return (f"{w.scenario}:{'' if w.examples is None else w.examples}:"
+            f"{'' if w.row is None else w.row}:{step.index}:{urlencode(s.figures or {})}")
+
+
 # --- the views ---------------------------------------------------------------------------------
 
 
@@ -355,9 +560,20 @@ def _facts() -> list[dict[str, str]]:
     for m in _db().scalars(select(Metric).order_by(Metric.key)):
         out.append({"name": m.key, "type": m.type, "group": "metric",
                     "label": f"{m.key} - {i18n.metric_label(m)}"})
+    zh = i18n.current_language() == "zh"
     for name, ftype, words in CONTEXT_FACTS:
-        out.append({"name": name, "type": ftype, "group": "context", "label": f"{name} - {words}"})
+        label = wording.CONTEXT_ZH.get(name, words) if zh else words
+        out.append({"name": name, "type": ftype, "group": "context",
+                    "label": f"{name} - {label}"})
     return out
+
+
+def _reader() -> wording.Reader:
+    return reader(_db(), i18n.current_language())
+
+
+def _types() -> dict[str, str]:
+    return dict(reader(_db()).types)
 
 
 def _user() -> str:
@@ -376,6 +592,11 @@ def _check_csrf() -> None:
 def _gate_summary(report: specs.GateReport) -> str:
     return _("%(n)d scenarios passed.", n=len(report.scenarios)) if report.scenarios \
         else _("This policy has no scenarios yet.")
+
+
+def _rule_name(rule: Rule) -> str:
+    d = rule.definition or {}
+    return (d.get("name_zh") if i18n.current_language() == "zh" else None) or rule.name
 
 
 class RulesView(LaurelBaseView):
@@ -403,6 +624,8 @@ class RulesView(LaurelBaseView):
     def render(self, template: str, **kwargs: Any) -> Any:
         kwargs.setdefault("status_names", STATUS_NAMES)
         kwargs.setdefault("can_write", self._can_write())
+        kwargs.setdefault("rule_name", _rule_name)
+        kwargs.setdefault("lang", i18n.current_language())
         return super().render(template, **kwargs)
 
     # --- list ------------------------------------------------------------------------------
@@ -414,62 +637,102 @@ class RulesView(LaurelBaseView):
         keys = db.scalars(select(Rule.key).distinct().order_by(Rule.key)).all()
         for key in keys:
             all_versions = authoring.versions(db, key)
-            newest = all_versions[0]
+            newest = next((r for r in all_versions if r.status != "discarded"),
+                          all_versions[0])
             published = next((r for r in all_versions if r.status == "published"), None)
             rows.append({"key": key, "newest": newest, "published": published,
                          "waiting": newest.status == "draft"
                          and newest.publish_requested_by is not None})
-        return self.render("laurel/rules/list.html", rows=rows,
+        return self.render("laurel/rules/list.html", rows=rows, starts=STARTS,
                            waiting=authoring.awaiting_approval(db))
 
     # --- the editor ------------------------------------------------------------------------
 
     def _editor(self, form: RuleForm, errors: dict[str, str], rule: Rule | None,
-                message: str | None = None, status: int = 200) -> Any:
+                message: str | None = None, status: int = 200, base: Rule | None = None,
+                copy_of: Rule | None = None) -> Any:
         kind = form.fields.get("kind") or "commission"
         return self.render(
             "laurel/rules/edit.html", form=form, errors=errors, rule=rule, message=message,
+            base=base or rule, copy_of=copy_of,
             facts=_facts(), ops=OPS, op_words=OP_WORDS, op_types=OP_TYPES,
             kinds=RULE_KINDS, period_kinds=PERIOD_KINDS, stages=TEAM_STAGES,
             levels=_db().scalars(select(Level.code).order_by(Level.code)).all(),
             action_types=ACTION_TYPES, action_names=ACTION_NAMES,
             action_fields=ACTION_FIELDS, actions_for_kind=ACTIONS_FOR_KIND,
             allowed=ACTIONS_FOR_KIND.get(kind, ACTION_TYPES),
+            confirm_rates=bool(request.form.get("confirm_rates")),
             new_token=lambda: secrets.token_hex(4)), status
 
     def _save(self, rule: Rule | None) -> Any:
-        form = form_from_request(request.form)
-        doc = definition_from_form(form)
-        if rule is not None and doc.get("key") != rule.key:
-            return self._editor(form, {"key": _("The key of an existing rule cannot change; "
-                                                "save it as a new rule instead.")}, rule,
-                                status=400)
-        if rule is None and doc.get("key") and latest(_db(), doc["key"]) is not None:
-            return self._editor(form, {"key": _("A rule with this key exists: open it to "
-                                                "change it.")}, rule, status=400)
         db = _db()
+        form = form_from_request(request.form)
+        shown = form_from_request(request.form)  # as typed, if the page comes back
+        types = _types()
+        unit_errors = to_stored_units(form, types, bool(request.form.get("confirm_rates")))
+        base = copy_of = None
+        if rule is not None:
+            base = self._rule(rule.key, request.form.get("base_version", type=int)
+                              or rule.version)
+        elif request.form.get("copy_of"):
+            key, _sep, version = request.form["copy_of"].partition("@")
+            copy_of = self._rule(key, int(version) if version.isdigit() else None)
+        if unit_errors:
+            return self._editor(shown, unit_errors, rule, message=next(
+                m for m in unit_errors.values() if m), status=400, base=base, copy_of=copy_of)
+        doc = definition_from_form(form)
+        if base is not None:
+            doc = keep_written(doc, dict(base.definition))
+        if rule is not None and doc.get("key") != rule.key:
+            return self._editor(shown, {"key": _("The key of an existing rule cannot change; "
+                                                 "save it as a new rule instead.")}, rule,
+                                status=400, base=base)
+        if rule is None and doc.get("key") and latest(db, doc["key"]) is not None:
+            return self._editor(shown, {"key": _("A rule with this key exists: open it to "
+                                                 "change it.")}, rule, status=400,
+                                copy_of=copy_of)
+        copied = authoring.renamed(copy_of.scenarios or "", copy_of.key, doc.get("key", "")) \
+            if copy_of is not None else None
         try:
-            saved, created = authoring.save_draft(db, doc, _user())
+            saved, created = authoring.save_draft(db, doc, _user(), base=base,
+                                                  scenarios=copied)
             db.commit()
         except RuleError as exc:
             db.rollback()
-            return self._editor(form, place_error(form, exc), rule, message=str(exc),
-                                status=400)
+            return self._editor(shown, place_error(form, exc), rule, message=str(exc),
+                                status=400, base=base, copy_of=copy_of)
         except LaurelError as exc:
             db.rollback()
-            return self._editor(form, {"form": str(exc)}, rule, message=str(exc), status=400)
+            return self._editor(shown, {"form": str(exc)}, rule, message=str(exc), status=400,
+                                base=base, copy_of=copy_of)
         if created:
             flash(_("Saved as version %(v)d, a draft. Ask for publishing when it is ready.",
                     v=saved.version), "success")
         else:
             flash(_("Nothing changed: version %(v)d stays as it is.", v=saved.version), "info")
-        return redirect(url_for(".rule", key=saved.key))
+        return redirect(url_for(".rule", key=saved.key, version=saved.version))
 
     @expose("/new", methods=("GET", "POST"))
     def new(self) -> Any:
         self._require_write()
         if request.method == "POST":
             return self._save(None)
+        types = _types()
+        source = request.args.get("from")
+        if source:  # a copy of another rule: everything but the key
+            copy_of = self._rule(source, request.args.get("version", type=int))
+            form = _in_units(form_from_definition(copy_of.definition), types)
+            form.fields["key"] = ""
+            form.fields["name"] = str(_("Copy of %(name)s", name=copy_of.name))
+            if form.fields.get("name_zh"):
+                form.fields["name_zh"] = f"{form.fields['name_zh']}（副本）"
+            return self._editor(form, {}, None, copy_of=copy_of)
+        start = STARTS.get(request.args.get("start", ""))
+        if start is not None:
+            name, kind, doc = start
+            form = _in_units(form_from_definition(
+                {"kind": kind, "period_kind": "month", "name": str(name), **doc}), types)
+            return self._editor(form, {}, None)
         kind = request.args.get("kind", "commission")
         return self._editor(blank_form(kind if kind in RULE_KINDS else "commission"), {},
                             None)
@@ -477,82 +740,171 @@ class RulesView(LaurelBaseView):
     @expose("/<key>/edit", methods=("GET", "POST"))
     def edit(self, key: str) -> Any:
         self._require_write()
-        rule = self._rule(key, request.args.get("version", type=int))
         if request.method == "POST":
-            return self._save(rule)
-        return self._editor(form_from_definition(rule.definition), {}, rule)
+            return self._save(self._rule(key))
+        try:
+            base = authoring.starting_version(_db(), key, request.args.get("version", type=int))
+        except LaurelError:
+            abort(404)
+        return self._editor(_in_units(form_from_definition(base.definition), _types()), {},
+                            base)
 
     # --- one rule: versions, scenarios, requests --------------------------------------------
 
-    @expose("/<key>/")
-    def rule(self, key: str) -> Any:
-        db = _db()
-        all_versions = authoring.versions(db, key)
+    def _shown_version(self, key: str) -> Rule:
+        version = request.args.get("version", type=int)
+        if version is not None:
+            return self._rule(key, version)
+        all_versions = authoring.versions(_db(), key)
         if not all_versions:
             abort(404)
-        newest = all_versions[0]
-        published = next((r for r in all_versions if r.status == "published"), None)
-        return self.render("laurel/rules/rule.html", key=key, versions=all_versions,
-                           newest=newest, published=published,
-                           lines=authoring.readable(newest.definition),
-                           scenarios=authoring.scenarios_of(db, key),
-                           has_feature=specs.feature_text(key) is not None,
-                           vocabulary=specs.vocabulary(), report=None)
+        return next((r for r in all_versions if r.status != "discarded"), all_versions[0])
 
-    @expose("/<key>/scenarios", methods=("POST",))
-    def scenarios(self, key: str) -> Any:
+    @expose("/<key>/")
+    def rule(self, key: str) -> Any:
+        return self._rule_page(key, self._shown_version(key))
+
+    def _rule_page(self, key: str, shown: Rule, report: specs.GateReport | None = None,
+                   status: int = 200) -> Any:
+        db = _db()
+        all_versions = authoring.versions(db, key)
+        published = next((r for r in all_versions if r.status == "published"), None)
+        r = _reader()
+        other = reader(db, "en" if r.lang == "zh" else "zh")
+        feature = scenarios.read(shown.scenarios or "", f"{key}.feature")
+        return self.render("laurel/rules/rule.html", key=key, versions=all_versions,
+                           newest=shown, published=published,
+                           lines=authoring.readable(shown.definition, r),
+                           summary=wording.summary(shown.definition, r),
+                           summary_other=wording.summary(shown.definition, other),
+                           feature=feature, editing=False, report=report,
+                           drafts=[v for v in all_versions if v.status == "draft"],
+                           **self._scenario_helpers()), status
+
+    def _scenario_helpers(self) -> dict[str, Any]:
+        return {"step_parts": lambda text: specs.parts(text, i18n.current_language()),
+                "keyword_words": lambda kw: specs.KEYWORDS_ZH.get(kw, kw)
+                if i18n.current_language() == "zh" else kw,
+                "acceptance_value": acceptance_value, "vocabulary": specs.vocabulary(),
+                "keywords": scenarios.KEYWORDS, "kinds": RULE_KINDS}
+
+    @expose("/<key>/v<int:version>/scenarios", methods=("GET", "POST"))
+    def scenarios(self, key: str, version: int) -> Any:
+        rule = self._rule(key, version)
+        if request.method == "GET":
+            return self._scenario_editor(rule)
         self._require_write()
         db = _db()
-        rule = self._rule(key)
-        text = request.form.get("scenarios", "")
         try:
-            authoring.save_scenarios(db, key, text, _user())
+            if request.form.get("save_text"):
+                text = request.form.get("text", "")
+            else:
+                feature = scenarios.read(rule.scenarios or "", f"{key}.feature")
+                text = scenarios.write(feature_from_form(feature, request.form))
+            holder = authoring.save_scenarios(db, rule, text, _user())
             db.commit()
         except LaurelError as exc:
             db.rollback()
             flash(_("Scenarios not saved: %(e)s", e=str(exc)), "error")
-            return self._rule_page_with(key, text=text, status=400)
-        report = None
+            return self._scenario_editor(rule, text=request.form.get("text"), status=400)
+        if holder is not rule:
+            flash(_("The scenarios are saved in a new draft, version %(v)d.",
+                    v=holder.version), "success")
         if request.form.get("run"):
-            report = authoring.check_scenarios(db, rule)
-        else:
+            return self._rule_page(key, holder, report=authoring.check_scenarios(db, holder))
+        if request.form.get("done"):
             flash(_("Scenarios saved."), "success")
-        return self._rule_page_with(key, report=report)
+            return redirect(url_for(".rule", key=key, version=holder.version))
+        return redirect(url_for(".scenarios", key=key, version=holder.version))
 
-    def _rule_page_with(self, key: str, report: specs.GateReport | None = None,
-                        text: str | None = None, status: int = 200) -> Any:
+    def _scenario_editor(self, rule: Rule, text: str | None = None, status: int = 200) -> Any:
+        feature = scenarios.read(rule.scenarios or "", f"{rule.key}.feature")
+        return self.render("laurel/rules/scenarios.html", rule=rule, feature=feature,
+                           text=rule.scenarios if text is None else text, editing=True,
+                           **self._scenario_helpers()), status
+
+    @expose("/<key>/v<int:version>/run", methods=("POST",))
+    def run_scenarios(self, key: str, version: int) -> Any:
+        self._require_write()
+        rule = self._rule(key, version)
+        try:
+            report = authoring.check_scenarios(_db(), rule)
+        except LaurelError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for(".rule", key=key, version=version))
+        return self._rule_page(key, rule, report=report)
+
+    @expose("/<key>/v<int:version>/accept", methods=("POST",))
+    def accept(self, key: str, version: int) -> Any:
+        """Take the new figures of the ticked examples into the draft's scenarios, and ask
+        for publishing when that was what HR was doing."""
+        self._require_write()
         db = _db()
-        all_versions = authoring.versions(db, key)
-        newest = all_versions[0]
-        published = next((r for r in all_versions if r.status == "published"), None)
-        return self.render("laurel/rules/rule.html", key=key, versions=all_versions,
-                           newest=newest, published=published,
-                           lines=authoring.readable(newest.definition),
-                           scenarios=text if text is not None
-                           else authoring.scenarios_of(db, key),
-                           has_feature=specs.feature_text(key) is not None,
-                           vocabulary=specs.vocabulary(), report=report), status
+        rule = self._rule(key, version)
+        chosen = _acceptances(request.form.getlist("accept"))
+        if not chosen:
+            flash(_("Tick the examples whose new figures are right."), "error")
+            return redirect(url_for(".rule", key=key, version=version))
+        try:
+            holder = authoring.accept_figures(db, rule, chosen, _user())
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for(".rule", key=key, version=version))
+        flash(_("%(n)d new figures taken into the scenarios of version %(v)d.", n=len(chosen),
+                v=holder.version), "success")
+        if request.form.get("then") == "request":
+            return self._request(holder)
+        return self._rule_page(key, holder, report=authoring.check_scenarios(db, holder))
+
+    @expose("/<key>/v<int:version>/from-try", methods=("POST",))
+    def from_try(self, key: str, version: int) -> Any:
+        """Add a scenario made from trying the version on one employee."""
+        self._require_write()
+        db = _db()
+        rule = self._rule(key, version)
+        try:
+            added = authoring.scenario_from_try(db, rule.definition,
+                                                request.form.get("period", ""),
+                                                request.form.get("employee", ""))
+            holder = authoring.save_scenarios(
+                db, rule, authoring.with_scenario(rule.scenarios or "", added), _user())
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for(".try_it", key=key, version=version))
+        flash(_("A scenario was added from what you tried; it runs before publishing."),
+              "success")
+        return self._rule_page(key, holder, report=authoring.check_scenarios(db, holder))
 
     @expose("/<key>/v<int:version>/request", methods=("POST",))
     def request_publish(self, key: str, version: int) -> Any:
         self._require_write()
+        return self._request(self._rule(key, version))
+
+    def _request(self, rule: Rule) -> Any:
         db = _db()
-        rule = self._rule(key, version)
         try:
             report = authoring.request_publish(db, rule, _user())
             db.commit()
         except authoring.PublishBlocked as exc:
             db.rollback()
-            flash(_("Not sent for approval: a scenario fails. Fix the rule or the "
-                    "scenario, then ask again."), "error")
-            return self._rule_page_with(key, report=exc.report, status=400)
+            if exc.report.scenarios:
+                flash(_("Not sent for approval: a scenario fails. Accept the new figures "
+                        "where they are right, or fix the rule."), "error")
+            else:
+                flash(_("Not sent for approval: this version has no scenario. Write one, or "
+                        "make one from try-it."), "error")
+            return self._rule_page(rule.key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()
             flash(str(exc), "error")
-            return redirect(url_for(".rule", key=key))
+            return redirect(url_for(".rule", key=rule.key, version=rule.version))
         flash(_("Sent for approval: %(gate)s Another HR administrator approves it.",
                 gate=_gate_summary(report)), "success")
-        return redirect(url_for(".rule", key=key))
+        return redirect(url_for(".rule", key=rule.key, version=rule.version))
 
     @expose("/<key>/v<int:version>/withdraw", methods=("POST",))
     def withdraw(self, key: str, version: int) -> Any:
@@ -564,37 +916,68 @@ class RulesView(LaurelBaseView):
         except LaurelError as exc:
             db.rollback()
             flash(str(exc), "error")
+        return redirect(url_for(".rule", key=key, version=version))
+
+    @expose("/<key>/v<int:version>/discard", methods=("POST",))
+    def discard(self, key: str, version: int) -> Any:
+        self._require_write()
+        db = _db()
+        try:
+            authoring.discard(db, self._rule(key, version), _user())
+            db.commit()
+            flash(_("Version %(v)d was discarded.", v=version), "success")
+        except LaurelError as exc:
+            db.rollback()
+            flash(str(exc), "error")
         return redirect(url_for(".rule", key=key))
 
-    # --- approval with the impact preview ---------------------------------------------------
+    # --- the impact preview and approval ----------------------------------------------------
 
-    def _impact(self, rule: Rule) -> tuple[Any, list[Any], str | None, str | None]:
+    def _impact(self, rule: Rule) -> tuple[Any, list[Any], list[str], str | None]:
         db = _db()
         choices = authoring.preview_periods(db, rule.period_kind)
-        code = request.args.get("period") or (choices[0].code if choices else None)
-        impact = error = None
-        if code:
+        offered = {p.code for p in choices}
+        codes = [c for c in request.args.getlist("period") if c in offered] or \
+            [p.code for p in choices[:1]]
+        impacts = error = None
+        if codes:
             try:
-                impact = authoring.impact_preview(db, rule.definition, code)
+                impacts = authoring.impact_preview(db, rule.definition, codes)
             except LaurelError as exc:
                 error = str(exc)
-        return impact, choices, code, error
+        return impacts, choices, codes, error
 
     @expose("/<key>/v<int:version>/review")
     def review(self, key: str, version: int) -> Any:
         db = _db()
         rule = self._rule(key, version)
         published = authoring.current_published(db, key)
+        r = _reader()
         diff = authoring.diff_definitions(published.definition if published else {},
-                                          rule.definition)
-        impact, choices, code, error = self._impact(rule)
+                                          rule.definition, r) if published else \
+            [authoring.DiffLine(n, "", w) for n, w in authoring.readable(rule.definition, r)]
+        scenario_diff = authoring.diff_scenarios(published.scenarios if published else "",
+                                                 rule.scenarios or "", r.lang)
+        impacts, choices, codes, error = self._impact(rule)
         me = _user()
         may_approve = self._can_write() and rule.status == "draft" and \
             rule.publish_requested_by is not None and \
             me not in (rule.publish_requested_by, rule.created_by)
         return self.render("laurel/rules/review.html", rule=rule, published=published,
-                           diff=diff, impact=impact, periods=choices, period=code,
-                           impact_error=error, may_approve=may_approve, me=me)
+                           diff=diff, scenario_diff=scenario_diff, impacts=impacts,
+                           periods=choices, chosen=codes, impact_error=error,
+                           may_approve=may_approve, me=me,
+                           changes_words=self._change_words)
+
+    @staticmethod
+    def _change_words(said: authoring.Said | None) -> str:
+        if said is None:
+            return str(_("nothing"))
+        if said.amount is not None:
+            text = i18n.money(said.amount)
+            return text if said.status in (None, "payable") else \
+                f"{text} {i18n.term(said.status)}"
+        return said.value or i18n.term(said.kind)
 
     @expose("/<key>/v<int:version>/approve", methods=("POST",))
     def approve(self, key: str, version: int) -> Any:
@@ -607,7 +990,7 @@ class RulesView(LaurelBaseView):
         except authoring.PublishBlocked as exc:
             db.rollback()
             flash(_("Not published: a scenario fails."), "error")
-            return self._rule_page_with(key, report=exc.report, status=400)
+            return self._rule_page(key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()
             flash(str(exc), "error")
@@ -627,21 +1010,26 @@ class RulesView(LaurelBaseView):
         left = by_number.get(request.args.get("a", type=int) or 0) or (
             all_versions[1] if len(all_versions) > 1 else all_versions[0])
         right = by_number.get(request.args.get("b", type=int) or 0) or all_versions[0]
+        r = _reader()
         return self.render("laurel/rules/compare.html", key=key, versions=all_versions,
                            left=left, right=right,
-                           diff=authoring.diff_definitions(left.definition, right.definition))
+                           diff=authoring.diff_definitions(left.definition, right.definition,
+                                                           r),
+                           scenario_diff=authoring.diff_scenarios(
+                               left.scenarios or "", right.scenarios or "", r.lang))
 
     @expose("/<key>/v<int:version>/try")
     def try_it(self, key: str, version: int) -> Any:
         db = _db()
         rule = self._rule(key, version)
-        choices = authoring.preview_periods(db, rule.period_kind)
+        choices = authoring.try_periods(db, rule.period_kind)
         code = request.args.get("period") or (choices[0].code if choices else "")
         employee = (request.args.get("employee") or "").strip()
         outcomes = error = None
         if code and employee:
             try:
-                outcomes = authoring.try_rule(db, rule.definition, code, employee)
+                outcomes = authoring.try_rule(db, rule.definition, code, employee,
+                                              i18n.current_language())
             except LaurelError as exc:
                 error = str(exc)
         employees = db.execute(select(Employee.code, Employee.name)

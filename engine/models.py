@@ -74,7 +74,7 @@ LIVE_RUN = ("calculated", "approved", "locked")
 OUTCOME_KINDS = (
     "commission", "bonus", "award", "rating", "eligibility", "pip", "flag", "alert", "warning",
 )
-RULE_STATUSES = ("draft", "published", "retired")
+RULE_STATUSES = ("draft", "published", "retired", "discarded")
 
 
 class Base(DeclarativeBase):
@@ -286,27 +286,12 @@ class Rule(Base):
     publish_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     approved_by: Mapped[str | None] = mapped_column(String(200))
     approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The version's scenarios: one feature file's Gherkin (engine.scenarios). They are
+    # versioned, compared and approved with the rule, and gate its publishing.
+    scenarios: Mapped[str] = mapped_column(Text, default="")
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
-
-
-class RuleScenario(Base):
-    """The scenarios HR wrote for a policy (Given/When/Then), kept with its key.
-
-    They belong to the policy, not to one version: every later version must pass them too.
-    """
-
-    __tablename__ = "rule_scenario"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    rule_key: Mapped[str] = mapped_column(String(100), unique=True)
-    text: Mapped[str] = mapped_column(Text, default="")
-    updated_by: Mapped[str] = mapped_column(String(200), default="")
-    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-
-    def __str__(self) -> str:
-        return f"scenarios of {self.rule_key}"
 
 
 # At most one run of a period waits for approval or is approved; the database holds to it

@@ -34,6 +34,7 @@ from engine.errors import RuleError
 from engine.metrics import RULE_DECIMALS, decimals, range_problem
 from engine.models import OUTCOME_KINDS, PERIOD_KINDS, TEAM_STAGES, Level, Metric, Rule
 from engine.reach import Domain, domains_for, satisfiable
+from engine.wording import pct
 
 RULE_KINDS = tuple(k for k in OUTCOME_KINDS if k != "warning")
 MONEY_KINDS = ("commission", "bonus")
@@ -48,8 +49,9 @@ ACTIONS_FOR_KIND = {
     "flag": ("value",),
     "alert": ("value",),
 }
-TOP_FIELDS = ("key", "name", "description", "kind", "period_kind", "version", "status",
-              "effective_from", "effective_to", "scope", "when", "action", "hold")
+TOP_FIELDS = ("key", "name", "name_zh", "description", "description_zh", "kind", "period_kind",
+              "version", "status", "effective_from", "effective_to", "scope", "when", "action",
+              "hold")
 SCOPE_FIELDS = ("team_stage", "level", "region")
 
 
@@ -381,6 +383,10 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
                     ) -> list[dict[str, Any]]:
     if not isinstance(tiers, list) or not tiers:
         v.fail("a tier table needs at least one tier", field)
+
+    def said(bound: Decimal) -> str:  # a ratio's bound as HR types it: 1.00 (100%)
+        return f"{bound} ({pct(bound)})" if kind == "ratio" else str(bound)
+
     out = []
     for i, tier in enumerate(tiers, start=1):
         if not isinstance(tier, dict):
@@ -395,7 +401,7 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
             v.fail("is missing", f"{field}.rate", i)
         rate = _rate(v, tier["rate"], f"{field}.rate", i)
         if lo is not None and hi is not None and lo >= hi:
-            v.fail(f"from {lo} is not below to {hi}", f"{field}.to", i)
+            v.fail(f"from {said(lo)} is not below to {said(hi)}", f"{field}.to", i)
         if i > 1:
             prev_hi = out[-1]["to"]
             if prev_hi is None:
@@ -405,9 +411,11 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
                 v.fail(f"overlaps tier {i - 1}: only the first tier may be open below",
                        f"{field}.from", i)
             if lo > prev_hi:
-                v.fail(f"gap between {prev_hi} (tier {i - 1}) and {lo}", f"{field}.from", i)
+                v.fail(f"gap between {said(prev_hi)} (tier {i - 1}) and {said(lo)}",
+                       f"{field}.from", i)
             if lo < prev_hi:
-                v.fail(f"overlaps tier {i - 1}, which runs to {prev_hi}", f"{field}.from", i)
+                v.fail(f"overlaps tier {i - 1}, which runs to {said(prev_hi)}",
+                       f"{field}.from", i)
         out.append({"from": lo, "to": hi, "rate": rate})
     return out
 
@@ -542,6 +550,12 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
                               most=4000, lines=True),
         "kind": kind, "period_kind": period_kind,
     }
+    # The Chinese name and description are kept only when given: a rule without them keeps
+    # the content hash it had before they existed.
+    for f, most in (("name_zh", 200), ("description_zh", 4000)):
+        text = v.text(doc.get(f), f, required=False, most=most, lines=f == "description_zh")
+        if text:
+            out[f] = text
     for f in ("effective_from", "effective_to"):
         value = doc.get(f)
         if value in (None, ""):
@@ -626,26 +640,36 @@ def latest(session: Session, key: str) -> Rule | None:
                           .limit(1))
 
 
-def save_rule(session: Session, doc: Mapping[str, Any], source: str, publish: bool = False
-              ) -> tuple[Rule, bool]:
+def save_rule(session: Session, doc: Mapping[str, Any], source: str, publish: bool = False,
+              scenarios: str | None = None, base: Rule | None = None) -> tuple[Rule, bool]:
     """Validate and store a rule as a new version unless its content is unchanged.
 
+    ``scenarios`` (a feature text, engine.scenarios) are the new version's; None keeps
+    those of ``base``, the version the change starts from (default: the newest). A version
+    is new when its definition or its scenarios differ from the base's and the newest's.
     Publishing a version retires the key's earlier published version. Returns the rule
     and whether a new version was written.
     """
+    from engine.scenarios import same
+
     clean = validate_for_session(session, doc, source)
     stored = stored_form(clean)
     digest = content_hash(stored)
     current = latest(session, clean["key"])
+    base = base or current
+    if scenarios is None:
+        scenarios = base.scenarios if base is not None else ""
     created = False
-    if current is not None and current.content_hash == digest:
-        rule = current
+    unchanged = [r for r in (base, current) if r is not None and r.content_hash == digest
+                 and r.status != "discarded" and same(r.scenarios or "", scenarios)]
+    if unchanged:
+        rule = unchanged[0]
     else:
         rule = Rule(key=clean["key"], version=(current.version + 1) if current else 1,
                     name=clean["name"], kind=clean["kind"], period_kind=clean["period_kind"],
                     status="draft", effective_from=clean["effective_from"],
                     effective_to=clean["effective_to"], definition=stored,
-                    content_hash=digest)
+                    content_hash=digest, scenarios=scenarios)
         session.add(rule)
         created = True
     if publish and rule.status != "published":
@@ -705,20 +729,47 @@ def rule_files(path: Path) -> list[Path]:
 
 
 def read_rule_file(path: Path) -> dict[str, Any]:
+    return read_yaml(_read_text(path), str(path))
+
+
+def _read_text(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise RuleError(str(path), f"is larger than {MAX_FILE_BYTES:,} bytes: a rule file "
                             "holds one rule")
-        text = path.read_bytes().decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise RuleError(str(path), f"cannot be read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise RuleError(str(path), "is not UTF-8 text (save it as UTF-8)") from None
-    return read_yaml(text, str(path))
 
 
-def validate_files(session: Session, path: Path) -> list[dict[str, Any]]:
-    """Validate every rule file under path; keys must be unique across the files."""
+def read_feature_file(path: Path) -> str | None:
+    """A rule's scenarios from its feature file, checked (engine.specs.checked); None when
+    there is no such file."""
+    from engine.specs import SpecSyntaxError, checked
+
+    if not path.is_file():
+        return None
+    try:
+        return checked(_read_text(path), str(path))
+    except SpecSyntaxError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise RuleError(str(path), reason, row=exc.line) from None
+
+
+def feature_path(path: Path, key: str, features: Path | None = None) -> Path:
+    """Where a rule file's scenarios are: KEY.feature beside it, else in ``features``."""
+    beside = path.with_name(f"{key}.feature")
+    if beside.is_file() or features is None:
+        return beside
+    return features / f"{key}.feature"
+
+
+def validate_files(session: Session, path: Path, features: Path | None = None
+                   ) -> list[tuple[Path, dict[str, Any], str | None]]:
+    """Validate every rule file under path and its scenarios (KEY.feature beside it, or in
+    ``features``); keys must be unique across the files."""
     files = rule_files(path)
     if not files:
         raise RuleError(str(path), "holds no rule files (*.yaml)")
@@ -729,30 +780,36 @@ def validate_files(session: Session, path: Path) -> list[dict[str, Any]]:
             raise RuleError(str(f), f"key {doc['key']} is also in {seen[doc['key']]}",
                             field="key")
         seen[doc["key"]] = str(f)
-        docs.append((f, doc))
+        docs.append((f, doc, read_feature_file(feature_path(f, doc["key"], features))))
     return docs
 
 
 def load_files(session: Session, path: Path, publish: bool = False) -> list[tuple[Rule, bool]]:
-    """Load rule files as drafts (or published); all of them or none."""
+    """Load rule files and their scenarios as drafts (or published); all of them or none.
+
+    A rule file without a feature file keeps the scenarios its key has.
+    """
     out = []
-    for f, doc in validate_files(session, path):
-        out.append(save_rule(session, doc, str(f), publish=publish))
+    for f, doc, scenarios in validate_files(session, path):
+        out.append(save_rule(session, doc, str(f), publish=publish, scenarios=scenarios))
     return out
 
 
-def load_library(session: Session, directory: Path) -> int:
-    """Publish the reference library's rules whose keys the database does not have yet.
+def load_library(session: Session, directory: Path, features: Path | None = None) -> int:
+    """Publish the reference library's rules whose keys the database does not have yet,
+    each with its scenarios (``features``, by default the ``features`` folder beside
+    ``directory``).
 
     A key already present is left alone: HR may have changed it in the back office.
     """
     if not directory.is_dir() or not rule_files(directory):
         return 0
+    features = features or directory.parent / "features"
     have = set(session.scalars(select(Rule.key).distinct()))
     count = 0
-    for f, doc in validate_files(session, directory):
+    for f, doc, scenarios in validate_files(session, directory, features):
         if doc["key"] not in have:
-            save_rule(session, doc, str(f), publish=True)
+            save_rule(session, doc, str(f), publish=True, scenarios=scenarios or "")
             count += 1
     return count
 
@@ -791,12 +848,18 @@ def dump_yaml(doc: Mapping[str, Any]) -> str:
 
 
 def export_rules(session: Session, directory: Path) -> list[Path]:
-    """Write every published rule as YAML, one file per rule."""
+    """Write every published rule as YAML, one file per rule, and its scenarios as
+    KEY.feature beside it (the Gherkin of ``features/``)."""
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for rule in published_rules(session):
         path = directory / f"{rule.key}.yaml"
         path.write_text(dump_yaml(to_document(rule)), encoding="utf-8")
         out.append(path)
+        feature = directory / f"{rule.key}.feature"
+        if rule.scenarios:
+            feature.write_text(rule.scenarios, encoding="utf-8")
+        elif feature.exists():  # an older export's scenarios are no longer the rule's
+            feature.unlink()
     return out
 

@@ -2,11 +2,13 @@
 
 The steps are the ones the feature files in ``features/`` use; ``tests/test_policy_specs.py``
 binds the same functions to pytest-bdd, so a step means the same in the test suite and in
-the back office. The runner parses Gherkin with the parser pytest-bdd uses, expands
-backgrounds and outlines (the "pickles" of the Gherkin compiler) and runs every scenario
-against a scratch SQLite database holding the draft rule set: the published rules with
-the draft replacing its key. The scratch database is migrated and seeded once per gate
-run; each scenario starts from a copy of it.
+the back office. A rule version carries its scenarios (engine.scenarios); the runner
+expands backgrounds and outlines (the "pickles" of the Gherkin compiler) and runs every
+scenario against a scratch SQLite database holding the draft rule set: the published rules
+with the draft replacing its key. The scratch database is migrated and seeded once per
+gate run; each scenario starts from a copy of it. A step whose expectation fails says what
+it found, and where one new figure would make it hold (an amount, a status, a value), it
+says which: HR can accept it into the scenario.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import LaurelError
+from engine.scenarios import SpecSyntaxError as SpecSyntaxError  # its errors, said here too
+from engine.scenarios import Where, example_row, expand
 
 ACTOR = "tester@example.com"
 # A team nobody declared is `mature`: no stage-scoped bonus applies to it by accident.
@@ -41,20 +44,19 @@ Runs = list[tuple[str, Any]]  # (period, RunResult) in the order the runs were m
 
 
 class SpecFailure(AssertionError):
-    """A step whose expectation does not hold: what was expected and what was found."""
+    """A step whose expectation does not hold: what was expected and what was found, and
+    the step's figures that would make it hold (``{"amount": "8400.00"}``), if known."""
 
-    def __init__(self, expected: str, actual: str):
-        self.expected, self.actual = expected, actual
+    def __init__(self, expected: str, actual: str, figures: dict[str, str] | None = None):
+        self.expected, self.actual, self.figures = expected, actual, figures
         super().__init__(f"expected {expected}; found {actual}")
 
 
-class SpecSyntaxError(LaurelError):
-    """Scenarios that do not parse as Gherkin; names the line."""
-
-
-def _expect(ok: bool, expected: str, actual: Any) -> None:
+def _expect(ok: bool, expected: str, actual: Any, figures: dict[str, str] | None = None
+            ) -> None:
     if not ok:
-        raise SpecFailure(expected, actual if isinstance(actual, str) else _shown(actual))
+        raise SpecFailure(expected, actual if isinstance(actual, str) else _shown(actual),
+                          figures)
 
 
 def _shown(outcomes: Any) -> str:
@@ -189,13 +191,20 @@ def _codes(text: str) -> list[str]:
 # --- payouts ------------------------------------------------------------------------------------
 
 
+def _payout_figures(found: list[dict[str, Any]], kind: str) -> dict[str, str] | None:
+    """The amount and status found, when there is one payout of the kind to take."""
+    if len(found) == 1 and found[0]["kind"] == kind and found[0]["amount"] is not None:
+        return {"amount": found[0]["amount"], "status": found[0]["status"]}
+    return None
+
+
 def _assert_payout(session: Session, runs: Runs, code: str, rule: str, kind: str,
                    amount: str, status: str) -> None:
     _expect(kind in MONEY_KINDS, "a payout kind (commission or bonus)", kind)
     found = _outcomes(session, runs, code, rule)
     _expect([(o["kind"], o["amount"], o["currency"], o["status"]) for o in found]
             == [(kind, amount, "CNY", status)],
-            f"{code} {rule} {kind} {amount} CNY {status}", found)
+            f"{code} {rule} {kind} {amount} CNY {status}", found, _payout_figures(found, kind))
 
 
 def receives(session: Session, runs: Runs, code: str, rule: str, kind: str, amount: str,
@@ -206,8 +215,14 @@ def receives(session: Session, runs: Runs, code: str, rule: str, kind: str, amou
 def only_they_receive(session: Session, runs: Runs, codes: str, rule: str, kind: str,
                       amount: str, status: str) -> None:
     wanted = _codes(codes)
-    for code in wanted:
-        _assert_payout(session, runs, code, rule, kind, amount, status)
+    try:
+        for code in wanted:
+            _assert_payout(session, runs, code, rule, kind, amount, status)
+    except SpecFailure as exc:
+        # one new figure for the step only when every one of them has the same
+        figures = [_payout_figures(_outcomes(session, runs, c, rule), kind) for c in wanted]
+        exc.figures = figures[0] if all(f == figures[0] for f in figures) else None
+        raise
     others = sorted({o["employee_code"] for o in _outcomes(session, runs, rule=rule,
                                                            kind=kind)})
     _expect(others == sorted(wanted), f"{rule} to go to {', '.join(wanted)} only",
@@ -225,8 +240,10 @@ def receives_no(session: Session, runs: Runs, code: str, rule: str, kind: str) -
 def _assert_valued(session: Session, runs: Runs, code: str, kind: str, rule: str | None,
                    value: str) -> None:
     found = _outcomes(session, runs, code, rule, kind)
+    figures = {"value": found[0]["value"]} if len(found) == 1 and found[0]["value"] \
+        and found[0]["amount"] is None else None
     _expect([(o["value"], o["amount"], o["status"]) for o in found] == [(value, None, None)],
-            f'{code} {rule or ""} {kind} valued "{value}"'.replace("  ", " "), found)
+            f'{code} {rule or ""} {kind} valued "{value}"'.replace("  ", " "), found, figures)
 
 
 def is_rated(session: Session, runs: Runs, code: str, value: str) -> None:
@@ -246,8 +263,14 @@ def gets_valued(session: Session, runs: Runs, code: str, kind: str, rule: str,
 def only_they_get(session: Session, runs: Runs, codes: str, kind: str, rule: str,
                   value: str) -> None:
     wanted = _codes(codes)
-    for code in wanted:
-        _assert_valued(session, runs, code, kind, rule, value)
+    try:
+        for code in wanted:
+            _assert_valued(session, runs, code, kind, rule, value)
+    except SpecFailure as exc:
+        values = [[o["value"] for o in _outcomes(session, runs, c, rule, kind)] for c in wanted]
+        exc.figures = {"value": values[0][0]} if all(
+            len(v) == 1 and v == values[0] for v in values) else None
+        raise
     others = sorted({o["employee_code"] for o in _outcomes(session, runs, rule=rule,
                                                            kind=kind)})
     _expect(others == sorted(wanted), f"{rule} to go to {', '.join(wanted)} only",
@@ -290,6 +313,7 @@ class Step:
     fn: Callable[..., Any]
     target: str | None = None  # the state the function returns (teams, staff or runs)
     table: str = ""  # an example of the table the step takes, for the help
+    zh: str = ""  # the same words in Chinese, for reading (the feature keeps the English)
 
     @property
     def parser(self) -> parse.Parser:
@@ -306,26 +330,31 @@ def _compiled(pattern: str) -> parse.Parser:
 
 
 STEPS: list[Step] = [
-    Step("Given", TEAM_AT_STAGE, team_at_stage, "teams"),
-    Step("Given", ONE_EMPLOYEE, one_employee, "staff"),
-    Step("Given", EMPLOYEE_RANGE, employee_range, "staff"),
+    Step("Given", TEAM_AT_STAGE, team_at_stage, "teams", zh="团队“{team}”处于“{stage}”阶段"),
+    Step("Given", ONE_EMPLOYEE, one_employee, "staff",
+         zh="员工“{code}”，职级“{level}”，团队“{team}”"),
+    Step("Given", EMPLOYEE_RANGE, employee_range, "staff",
+         zh="员工“{first}”至“{last}”，职级“{level}”，团队“{team}”"),
     Step("Given", RESULTS_FOR, results_for,
-         table="| employee | quota | revenue_new |\n| E1 | 100000 | 120000 |"),
+         table="| employee | quota | revenue_new |\n| E1 | 100000 | 120000 |",
+         zh="“{period}”的业绩："),
     Step("Given", RESULTS, results_by_period,
-         table="| period | employee | quota |\n| 2026-01 | E1 | 100000 |"),
-    Step("Given", RUN_WAS_MADE, make_run, "runs"),
-    Step("When", RUN_IS_MADE, make_run, "runs"),
-    Step("Then", RECEIVES, receives),
-    Step("Then", ONLY_RECEIVE, only_they_receive),
-    Step("Then", RECEIVES_NO, receives_no),
-    Step("Then", IS_RATED, is_rated),
-    Step("Then", IS_NOT_RATED, is_not_rated),
-    Step("Then", GETS_VALUED, gets_valued),
-    Step("Then", ONLY_GET, only_they_get),
-    Step("Then", HAS_NO_OUTCOME, has_no_outcome),
-    Step("Then", NOBODY_HAS, nobody_has),
-    Step("Then", GETS_WARNING, gets_warning),
+         table="| period | employee | quota |\n| 2026-01 | E1 | 100000 |", zh="以下各期的业绩："),
+    Step("Given", RUN_WAS_MADE, make_run, "runs", zh="已进行“{period}”的薪酬核算"),
+    Step("When", RUN_IS_MADE, make_run, "runs", zh="进行“{period}”的薪酬核算"),
+    Step("Then", RECEIVES, receives, zh="“{code}”获得“{rule}”{kind} {amount}，{status}"),
+    Step("Then", ONLY_RECEIVE, only_they_receive,
+         zh="只有“{codes}”获得“{rule}”{kind} {amount}，{status}"),
+    Step("Then", RECEIVES_NO, receives_no, zh="“{code}”没有“{rule}”{kind}"),
+    Step("Then", IS_RATED, is_rated, zh="“{code}”评级为“{value}”"),
+    Step("Then", IS_NOT_RATED, is_not_rated, zh="“{code}”没有评级"),
+    Step("Then", GETS_VALUED, gets_valued, zh="“{code}”得到{kind}“{rule}”，值为“{value}”"),
+    Step("Then", ONLY_GET, only_they_get, zh="只有“{codes}”得到{kind}“{rule}”，值为“{value}”"),
+    Step("Then", HAS_NO_OUTCOME, has_no_outcome, zh="“{code}”没有“{rule}”的结果"),
+    Step("Then", NOBODY_HAS, nobody_has, zh="没有人有“{rule}”的结果"),
+    Step("Then", GETS_WARNING, gets_warning, zh="“{code}”收到“{rule}”关于“{metric}”的警告"),
 ]
+KEYWORDS_ZH = {"Given": "假如", "When": "当", "Then": "那么", "And": "并且", "But": "但是"}
 
 
 def vocabulary() -> list[tuple[str, str, str]]:
@@ -341,7 +370,55 @@ def match(text: str) -> tuple[Step, dict[str, Any]] | None:
     return None
 
 
-# --- parsing ------------------------------------------------------------------------------------
+def checked(text: str, source: str) -> str:
+    """The scenarios as a rule version keeps them, once they parse and every step is one
+    of the vocabulary; raise SpecSyntaxError naming the line otherwise."""
+    from engine.scenarios import line_of, normal, read, steps_of
+
+    text = normal(text, source)
+    for step in steps_of(read(text, source)):
+        if match(step.text) is None:
+            line = line_of(text, step)
+            raise SpecSyntaxError(f"{source}: line {line}: no step has the words "
+                                  f"{step.text!r}", line)
+        if step.table is None and "datatable" in inspect.signature(
+                match(step.text)[0].fn).parameters:
+            raise SpecSyntaxError(f"{source}: line {line_of(text, step)}: the step "
+                                  f"{step.text!r} needs a table below it", line_of(text, step))
+    return text
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def parts(text: str, lang: str = "en") -> list[tuple[str, str]] | None:
+    """A step's words cut into ("text", words) and (field name, value) pieces, in the
+    reader's language, so a page can show the values apart or as inputs; None when no
+    step of the vocabulary has these words."""
+    found = match(text)
+    if found is None:
+        return None
+    step, values = found
+    template = step.zh if lang == "zh" and step.zh else step.pattern
+    out: list[tuple[str, str]] = []
+    for i, piece in enumerate(_FIELD.split(template)):
+        if i % 2:
+            out.append((piece, values[piece]))
+        elif piece:
+            out.append(("text", piece))
+    return out
+
+
+def with_values(text: str, values: Mapping[str, str]) -> str:
+    """The step's words with some of its values replaced (the vocabulary's own order)."""
+    found = match(text)
+    if found is None:
+        return text
+    step, old = found
+    return step.pattern.format(**{**old, **{k: v for k, v in values.items() if k in old}})
+
+
+# --- the runner ---------------------------------------------------------------------------------
 
 _KEYWORDS = {"Context": "Given", "Action": "When", "Outcome": "Then"}
 
@@ -351,6 +428,8 @@ class StepResult:
     keyword: str
     text: str
     status: str = "skipped"  # passed, failed, skipped
+    table: list[list[str]] | None = None
+    index: int | None = None  # the scenario's step it is; None for a background step
 
 
 @dataclass
@@ -362,6 +441,9 @@ class ScenarioResult:
     expected: str | None = None
     actual: str | None = None
     error: str | None = None
+    where: Where | None = None
+    figures: dict[str, str] | None = None  # what the failed step would need to hold
+    example: dict[str, str] = field(default_factory=dict)  # an outline's row, by column
 
     @property
     def passed(self) -> bool:
@@ -370,6 +452,18 @@ class ScenarioResult:
     @property
     def failed_step(self) -> StepResult | None:
         return next((s for s in self.steps if s.status == "failed"), None)
+
+    @property
+    def inputs(self) -> list[StepResult]:
+        """The steps that give a table (the results), as the scenario ran them."""
+        return [s for s in self.steps if s.table]
+
+    @property
+    def acceptable(self) -> bool:
+        """Whether HR can take the new figures into the scenario with one click."""
+        step = self.failed_step
+        return bool(self.figures) and step is not None and step.index is not None \
+            and self.where is not None
 
 
 @dataclass
@@ -392,30 +486,7 @@ def parse_scenarios(text: str, source: str) -> list[dict[str, Any]]:
     Text without a ``Feature:`` line (as HR writes it in the back office) is read as the
     body of one feature.
     """
-    from gherkin.parser import Parser
-    from gherkin.pickles.compiler import Compiler
-
-    if not text.strip():
-        return []
-    if not re.search(r"^\s*Feature:", text, flags=re.M):
-        text = f"Feature: {source}\n" + text
-    try:
-        document = Parser().parse(text)
-    except Exception as exc:  # gherkin's CompositeParserException and its kin
-        raise SpecSyntaxError(f"{source}: {exc}") from None
-    document["uri"] = source
-    pickles = Compiler().compile(document)
-    total = Counter(p["name"] for p in pickles)
-    seen: Counter[str] = Counter()
-    for p in pickles:
-        name = p["name"]
-        seen[name] += 1
-        if total[name] > 1:  # the examples of an outline share its name
-            p["name"] = f"{name} (example {seen[name]})"
-    return pickles
-
-
-# --- the runner ---------------------------------------------------------------------------------
+    return [p for p, _, _ in expand(text, source)]
 
 
 def _table(step: Mapping[str, Any]) -> list[list[str]] | None:
@@ -425,11 +496,16 @@ def _table(step: Mapping[str, Any]) -> list[list[str]] | None:
     return [[c["value"] for c in row["cells"]] for row in table["rows"]]
 
 
-def run_scenario(session: Session, pickle: Mapping[str, Any], source: str) -> ScenarioResult:
+def run_scenario(session: Session, pickle: Mapping[str, Any], source: str,
+                 where: Where | None = None, indexes: list[int | None] | None = None
+                 ) -> ScenarioResult:
     """Run one expanded scenario on a session of its own database."""
+    indexes = indexes or [None] * len(pickle["steps"])
     result = ScenarioResult(pickle["name"], source, pickle.get("location", {}).get("line", 0),
-                            [StepResult(_KEYWORDS.get(s.get("type"), "*"), s["text"])
-                             for s in pickle["steps"]])
+                            [StepResult(_KEYWORDS.get(s.get("type"), "*"), s["text"],
+                                        table=_table(s), index=i)
+                             for s, i in zip(pickle["steps"], indexes, strict=True)],
+                            where=where)
     state: dict[str, Any] = {"session": session, "teams": {}, "staff": {}, "runs": []}
     for step, shown in zip(pickle["steps"], result.steps, strict=True):
         found = match(step["text"])
@@ -440,13 +516,12 @@ def run_scenario(session: Session, pickle: Mapping[str, Any], source: str) -> Sc
             return result
         definition, args = found
         params = inspect.signature(definition.fn).parameters
-        table = _table(step)
         if "datatable" in params:
-            if table is None:
+            if shown.table is None:
                 shown.status = "failed"
                 result.error = "this step needs a table below it"
                 return result
-            args["datatable"] = table
+            args["datatable"] = shown.table
         for name in params:
             if name in state and name not in args:
                 args[name] = state[name]
@@ -455,6 +530,7 @@ def run_scenario(session: Session, pickle: Mapping[str, Any], source: str) -> Sc
         except SpecFailure as exc:
             shown.status = "failed"
             result.expected, result.actual = exc.expected, exc.actual
+            result.figures = exc.figures
             return result
         except Exception as exc:  # an import refused, a run that failed: the step fails
             session.rollback()
@@ -537,40 +613,39 @@ def _dispose(url: str) -> None:
 
 
 def feature_text(key: str, features: Path = FEATURES) -> str | None:
+    """The scenarios of the reference library's policy (``features/KEY.feature``)."""
     path = features / f"{key}.feature"
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def run_gate(session: Session, draft: Mapping[str, Any], hr_scenarios: str = "",
-             features: Path = FEATURES) -> GateReport:
-    """Run the policy's feature file and HR's scenarios against the draft rule set.
+def run_gate(session: Session, draft: Mapping[str, Any], text: str,
+             source: str | None = None) -> GateReport:
+    """Run a rule version's scenarios against the draft rule set.
 
-    Nothing is written to the session's database. A syntax error in HR's scenarios is a
+    Nothing is written to the session's database. Scenarios that do not parse are a
     SpecSyntaxError (a LaurelError), before anything runs.
     """
+    from engine.scenarios import read
+
     t0 = time.perf_counter()
-    sources: list[tuple[str, list[dict[str, Any]]]] = []
-    text = feature_text(draft["key"], features)
-    if text is not None:
-        sources.append((f"features/{draft['key']}.feature",
-                        parse_scenarios(text, f"features/{draft['key']}.feature")))
-    if hr_scenarios.strip():
-        sources.append(("scenarios written in the back office",
-                        parse_scenarios(hr_scenarios, "scenarios written in the back office")))
+    source = source or f"{draft['key']}.feature"
+    expanded = expand(text, source)
+    feature = read(text, source) if expanded else None
     report = GateReport()
-    if not any(pickles for _, pickles in sources):
+    if not expanded:
         return report
     scratch = ScratchDatabase(session, draft)
     try:
-        for source, pickles in sources:
-            for pickle in pickles:
-                s, url = scratch.session()
-                try:
-                    report.scenarios.append(run_scenario(s, pickle, source))
-                finally:
-                    s.rollback()
-                    s.close()
-                    _dispose(url)
+        for pickle, where, indexes in expanded:
+            s, url = scratch.session()
+            try:
+                result = run_scenario(s, pickle, source, where, indexes)
+                result.example = example_row(feature, where)
+                report.scenarios.append(result)
+            finally:
+                s.rollback()
+                s.close()
+                _dispose(url)
     finally:
         scratch.close()
     report.seconds = time.perf_counter() - t0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from engine.lifecycle import approve as approve_run
 from engine.models import Rule, User
 from engine.rulebook import read_rule_file, stored_form, validate_for_session
+from engine.runs import outcome_rows, start_run
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -34,8 +37,9 @@ HR2 = "hr2@example.com"
 class FormFields(HTMLParser):
     """The fields a browser would send for the form #rule-form, in document order."""
 
-    def __init__(self) -> None:
+    def __init__(self, form_id: str = "rule-form") -> None:
         super().__init__()
+        self.form_id = form_id
         self.fields: list[tuple[str, str]] = []
         self.in_form = self.in_template = False
         self.select: str | None = None
@@ -46,14 +50,14 @@ class FormFields(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
-        if tag == "form" and a.get("id") == "rule-form":
+        if tag == "form" and a.get("id") == self.form_id:
             self.in_form = True
         if tag == "template":
             self.in_template = True
         if not self.in_form or self.in_template:
             return
         if tag == "input" and "name" in a:
-            if a.get("type") == "checkbox" and "checked" not in a:
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
                 return
             self.fields.append((a["name"], a.get("value", "")))
         elif tag == "select":
@@ -86,6 +90,12 @@ class FormFields(HTMLParser):
 
             self.fields.append((self.textarea, html.unescape(self.text).removeprefix("\n")))
             self.textarea = None
+
+
+def form_of_id(page: Any, form_id: str) -> list[tuple[str, str]]:
+    parser = FormFields(form_id)
+    parser.feed(page.get_data(as_text=True))
+    return parser.fields
 
 
 def form_of(page: Any) -> list[tuple[str, str]]:
@@ -151,7 +161,7 @@ def group(node: str, depth: int = 0, owner: str = "when") -> list[tuple[str, str
 
 def new_rule(key: str = "commission.key_accounts", kind: str = "commission",
              conds: list[tuple[str, str]] | None = None, action: str = "tiers",
-             tiers: list[tuple[str, str, str]] = (("", "1.00", "0.02"), ("1.00", "", "0.03")),
+             tiers: list[tuple[str, str, str]] = (("", "100", "2"), ("100", "", "3")),
              extra: list[tuple[str, str]] = ()) -> MultiDict:
     fields = [("key", key), ("name", "Key accounts"), ("description", ""), ("kind", kind),
               ("period_kind", "month"), ("when_join", "all"),
@@ -176,22 +186,24 @@ def test_an_overlap_is_shown_at_its_tier_and_the_typing_is_kept(client: FlaskCli
                                                                 org: Org) -> None:
     login(client, "hr_admin")
     page = client.post("/admin/rules/new", data=new_rule(
-        tiers=[("", "1.00", "0.02"), ("0.90", "", "0.03")], extra=TIERS))
+        tiers=[("", "100", "2"), ("90 %", "", "3")], extra=TIERS))
     assert page.status_code == 400
-    assert error_at(page, "tier:1:from") == "overlaps tier 1, which runs to 1.00"
+    assert error_at(page, "tier:1:from") == "overlaps tier 1, which runs to 1.00 (100%)"
     fields = form_of(page)
-    assert ("t_from", "0.90") in fields and ("key", "commission.key_accounts") in fields
+    assert ("t_from", "90 %") in fields and ("key", "commission.key_accounts") in fields
     assert ("c_fact", "revenue_total") in fields and ("a_metric", "attainment") in fields
     # blank rows in between are no tiers: the numbering follows the filled ones
     page = client.post("/admin/rules/new", data=new_rule(
-        tiers=[("", "", ""), ("", "1.00", "0.02"), ("1.10", "", "0.03")], extra=TIERS))
-    assert error_at(page, "tier:2:from") == "gap between 1.00 (tier 1) and 1.10"
+        tiers=[("", "", ""), ("", "100", "2"), ("110", "", "3")], extra=TIERS))
+    assert error_at(page, "tier:2:from") == "gap between 1.00 (100%) (tier 1) and 1.10 (110%)"
 
 
 @pytest.mark.parametrize("conds, where, message", [
     (cond("team_stage", ">", "growth"), "cond:0:op", "operator > does not fit text fact "
      "team_stage; use ==, !=, in, not_in, defined or undefined"),
-    (cond("revenue_total", ">", "lots"), "cond:0:value", "'lots' is not a number"),
+    (cond("revenue_total", ">", "lots"), "cond:0:value", "'lots' is not an amount in CNY "
+     "(write 1500, 1,500.00 or 1500元, for example)"),
+    (cond("leads", ">", "lots"), "cond:0:value", "'lots' is not a number"),
     (cond("nothing_like_it", ">", "1"), "cond:0:fact", "unknown metric or fact "
      "'nothing_like_it'"),
     (cond("max_discount_pct", ">", ref="team"), "cond:0:ref",
@@ -215,7 +227,7 @@ def test_top_fields_and_action_fields_show_their_message(client: FlaskClient,
     page = client.post("/admin/rules/new", data=new_rule(key="bad key!", extra=TIERS))
     assert error_at(page, "key").startswith("a key is letters, digits")
     page = client.post("/admin/rules/new", data=new_rule(action="rate", extra=[
-        ("a_rate", "0.01"), ("a_base", "team")]))
+        ("a_rate", "1"), ("a_base", "team")]))
     assert error_at(page, "action:base") == "team is text, a number is needed here"
     page = client.post("/admin/rules/new", data=new_rule(action="value", extra=[
         ("a_value", "x")]))
@@ -246,40 +258,6 @@ def test_an_unreachable_decision_row_is_shown_at_that_row(client: FlaskClient,
 # --- versions, scenarios, approval, try-it ----------------------------------------------
 
 
-def change_tier_rate(client: FlaskClient, key: str, rate: str) -> Any:
-    fields = form_of(client.get(f"/admin/rules/{key}/edit"))
-    rates = [i for i, (k, _) in enumerate(fields) if k == "t_rate"]
-    fields[rates[-1]] = ("t_rate", rate)
-    return client.post(f"/admin/rules/{key}/edit", data=MultiDict(fields))
-
-
-def test_a_change_is_a_new_draft_and_versions_compare_side_by_side(client: FlaskClient,
-                                                                   org: Org) -> None:
-    login(client, "hr_admin")
-    assert change_tier_rate(client, "commission.tiered", "0.07").status_code == 302
-    page = client.get("/admin/rules/commission.tiered/")
-    assert "Version 2 is a draft" in text_of(page) and "Version 1 is published" in text_of(page)
-    assert support.ROLE_EMAILS["hr_admin"] in text_of(page)
-    page = client.get("/admin/rules/commission.tiered/compare?a=1&b=2")
-    changed = re.findall(r'<tr class="js-changed"><th>([^<]*)</th><td[^>]*>([^<]*)</td>'
-                         r'<td[^>]*>([^<]*)</td>', page.get_data(as_text=True))
-    assert changed == [("Tier 4", "1.20 and above: rate 0.06", "1.20 and above: rate 0.07")]
-
-
-def test_a_failing_feature_scenario_blocks_the_request_and_shows_the_step(
-        client: FlaskClient, org: Org) -> None:
-    login(client, "hr_admin")
-    change_tier_rate(client, "commission.tiered", "0.07")
-    page = client.post("/admin/rules/commission.tiered/v2/request")
-    assert page.status_code == 400
-    text = text_of(page)
-    assert "Not sent for approval" in text and "fails here" in text
-    assert "Expected: E1 commission.tiered commission 7200.00 CNY payable" in text
-    assert "Found: E1 commission.tiered commission 8400.00 CNY payable" in text
-    with org.session() as s:
-        assert s.scalar(select(Rule.publish_requested_by).where(Rule.version == 2)) is None
-
-
 BIG_MONTH = '''Scenario: N1's big month
   Given employee "N1" at level "S1" in team "North"
   And the results for "2026-02":
@@ -297,22 +275,194 @@ def big_month(client: FlaskClient) -> None:
     assert client.post("/admin/rules/new", data=fields).status_code == 302
 
 
+def test_a_change_is_a_new_draft_and_versions_compare_side_by_side(client: FlaskClient,
+                                                                   org: Org) -> None:
+    login(client, "hr_admin")
+    fields = form_of(client.get("/admin/rules/commission.tiered/edit"))
+    assert [v for k, v in fields if k == "t_rate"] == ["3", "4", "5", "6"]  # percentages
+    assert [v for k, v in fields if k == "t_from"] == ["", "80", "100", "120"]
+    assert change_tier_rate(client, "commission.tiered", "7").status_code == 302
+    page = client.get("/admin/rules/commission.tiered/")
+    assert "Version 2 is a draft" in text_of(page) and "Version 1 is published" in text_of(page)
+    assert support.ROLE_EMAILS["hr_admin"] in text_of(page)
+    assert "6% from 120%" not in text_of(page) and "7% from 120%" in text_of(page)
+    page = client.get("/admin/rules/commission.tiered/compare?a=1&b=2")
+    changed = re.findall(r'<tr class="js-changed"><th>([^<]*)</th><td[^>]*>([^<]*)</td>'
+                         r'<td[^>]*>([^<]*)</td>', page.get_data(as_text=True))
+    assert changed == [("Tier 4", "120% and above: 6%", "120% and above: 7%")]
+    assert 'id="diff-same-scenarios"' in page.get_data(as_text=True)
+    # a new edit starts from the published version unless HR picks the draft
+    assert ("t_rate", "6") in form_of(client.get("/admin/rules/commission.tiered/edit"))
+    assert ("t_rate", "7") in form_of(client.get("/admin/rules/commission.tiered/edit?version=2"))
+    # a draft can be discarded: the rule is back to its published version
+    client.post("/admin/rules/commission.tiered/v2/discard")
+    page = client.get("/admin/rules/commission.tiered/")
+    assert "Version 1" in text_of(page) and "discarded" in text_of(page)
+    assert 'id="draft-state"' not in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("typed, stored", [
+    ("7", "0.07"), ("7 %", "0.07"), ("7%", "0.07"), ("12.5", "0.125"), ("0.5 %", "0.005")])
+def test_a_rate_is_typed_as_a_percentage(client: FlaskClient, org: Org, typed: str,
+                                         stored: str) -> None:
+    login(client, "hr_admin")
+    fields = new_rule(key="commission.x", action="rate", tiers=[],
+                      extra=[("a_rate", typed), ("a_base", "revenue_total")])
+    assert client.post("/admin/rules/new", data=fields).status_code == 302
+    assert definition(org, "commission.x")[1]["action"]["rate"] == stored
+
+
+def test_a_rate_above_100_percent_needs_a_tick(client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    fields = new_rule(key="commission.x", action="rate", tiers=[],
+                      extra=[("a_rate", "700"), ("a_base", "revenue_total")])
+    page = client.post("/admin/rules/new", data=fields)
+    assert page.status_code == 400
+    assert error_at(page, "action:rate").startswith("700% is a rate above 100%")
+    assert ("a_rate", "700") in form_of(page) and 'id="confirm_rates"' in text_of(page) + \
+        page.get_data(as_text=True)
+    fields.add("confirm_rates", "y")
+    assert client.post("/admin/rules/new", data=fields).status_code == 302
+    assert definition(org, "commission.x")[1]["action"]["rate"] == "7.00"
+    page = client.post("/admin/rules/new", data=new_rule(
+        key="commission.y", action="rate", tiers=[],
+        extra=[("a_rate", "7 percent"), ("a_base", "revenue_total")]))
+    assert error_at(page, "action:rate") == \
+        "'7 percent' is not a percentage (write 7 or 7 % for 7%)"
+
+
+@pytest.mark.parametrize("typed", ["1,500", "1500元", "CN¥1,500.00", "¥1500", "1500"])
+def test_an_amount_is_typed_as_people_write_it(client: FlaskClient, org: Org,
+                                               typed: str) -> None:
+    login(client, "hr_admin")
+    fields = new_rule(key="bonus.x", kind="bonus", action="fixed", tiers=[],
+                      conds=cond("revenue_total", ">=", typed), extra=[("a_amount", typed)])
+    assert client.post("/admin/rules/new", data=fields).status_code == 302
+    doc = definition(org, "bonus.x")[1]
+    assert Decimal(doc["action"]["amount"]) == Decimal(doc["when"]["all"][0]["value"]) == 1500
+
+
+@pytest.mark.parametrize("typed", ["1,50", "1.500,00", "$1,500", "15 00", "1e3"])
+def test_an_amount_in_another_form_is_refused_at_its_field(client: FlaskClient, org: Org,
+                                                           typed: str) -> None:
+    login(client, "hr_admin")
+    fields = new_rule(key="bonus.x", kind="bonus", action="fixed", tiers=[],
+                      extra=[("a_amount", typed)])
+    page = client.post("/admin/rules/new", data=fields)
+    assert page.status_code == 400
+    assert error_at(page, "action:amount").startswith(f"{typed!r} is not an amount in CNY")
+
+
+def test_a_rule_is_duplicated_with_its_scenarios_and_starting_points_are_offered(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    page = client.get("/admin/rules/new?from=commission.tiered")
+    fields = replace(form_of(page), key="commission.tiered_copy")
+    assert ("name", "Copy of Tiered commission") in fields
+    assert client.post("/admin/rules/new", data=MultiDict(fields)).status_code == 302
+    with org.session() as s:
+        copy = s.scalar(select(Rule).where(Rule.key == "commission.tiered_copy"))
+        assert copy.status == "draft" and '"commission.tiered_copy" commission' in copy.scenarios
+    listing = client.get("/admin/rules/").get_data(as_text=True)
+    for start in ("tiered_commission", "fixed_bonus", "per_unit_bonus", "rating_table", "flag"):
+        assert f'id="start-{start}"' in listing
+        page = client.get(f"/admin/rules/new?start={start}")
+        fields = replace(form_of(page), key=f"x.{start}")
+        assert client.post("/admin/rules/new", data=MultiDict(fields)).status_code == 302, \
+            text_of(client.post("/admin/rules/new", data=MultiDict(fields)))[:1500]
+
+
+def change_tier_rate(client: FlaskClient, key: str, rate: str, version: int | None = None
+                     ) -> Any:
+    path = f"/admin/rules/{key}/edit" + (f"?version={version}" if version else "")
+    fields = form_of(client.get(path))
+    rates = [i for i, (k, _) in enumerate(fields) if k == "t_rate"]
+    fields[rates[-1]] = ("t_rate", rate)
+    return client.post(f"/admin/rules/{key}/edit", data=MultiDict(fields))
+
+
+def checked_boxes(page: Any, name: str) -> list[str]:
+    return [html.unescape(v) for v in re.findall(
+        rf'name="{name}" value="([^"]*)" checked', page.get_data(as_text=True))]
+
+
+def test_raising_the_top_rate_from_6_to_7_percent_in_the_back_office(
+        client: FlaskClient, org: Org, hr2: str) -> None:
+    """One edit, one acceptance of the new figures, one approval by a second HR admin; the
+    next run pays 7%."""
+    with org.session() as s:  # the month was run and approved at 6%
+        run_id = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run.id
+        approve_run(s, run_id, hr2)
+        s.commit()
+    login(client, "hr_admin")
+    assert change_tier_rate(client, "commission.tiered", "7").status_code == 302
+    # the impact can be seen before asking
+    review = text_of(client.get("/admin/rules/commission.tiered/v2/review"))
+    assert "Nobody has asked to publish this draft yet" in review
+    assert "2 of 4 employees change" in review and "+CN¥1,844.57" in review
+    page = client.post("/admin/rules/commission.tiered/v2/request")
+    assert page.status_code == 400
+    text = text_of(page)
+    assert "Not sent for approval: a scenario fails" in text
+    assert "Expected: E1 commission.tiered commission 7200.00 CNY payable" in text
+    assert "Found: E1 commission.tiered commission 8400.00 CNY payable" in text
+    accept = checked_boxes(page, "accept")
+    assert len(accept) == 4  # two examples of the outline, two scenarios
+    page = client.post("/admin/rules/commission.tiered/v2/accept",
+                       data=MultiDict([*(("accept", v) for v in accept), ("then", "request")]),
+                       follow_redirects=True)
+    assert "Sent for approval" in text_of(page), text_of(page)[-3000:]
+    with org.session() as s:
+        draft = s.scalar(select(Rule).where(Rule.key == "commission.tiered", Rule.version == 2))
+        assert "| exactly 120% | 120000 | 0 | 8400.00 |" in re.sub(r" +", " ", draft.scenarios)
+    client.post("/logout")
+    login(client, hr2)
+    review = client.get("/admin/rules/commission.tiered/v2/review")
+    body = review.get_data(as_text=True)
+    assert body.index('id="impact"') < body.index('id="approve"')
+    changed = text_of(review)
+    assert "8400.00" in changed and "7200.00" in changed  # the scenarios' changes
+    page = client.post("/admin/rules/commission.tiered/v2/approve", follow_redirects=True)
+    assert "Published version 2" in text_of(page)
+    with org.session() as s:
+        run = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run
+        approve_run(s, run.id, hr2)
+        s.commit()
+        paid = {o["employee_code"]: o["amount"] for o in outcome_rows(s, run)
+                if o["rule_key"] == "commission.tiered"}
+    assert paid["N1"] == "8641.96"  # 7% of 123456.50
+
+
 def test_hr_scenarios_gate_the_request_and_another_hr_admin_approves(
         client: FlaskClient, org: Org, hr2: str) -> None:
+    with org.session() as s:
+        run_id = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run.id
+        approve_run(s, run_id, hr2)
+        s.commit()
     login(client, "hr_admin")
     big_month(client)
-    page = client.post("/admin/rules/bonus.big_month/scenarios",
-                       data={"scenarios": BIG_MONTH.format(amount="300.00"), "run": "1"})
+    # no scenario: no publishing
+    page = client.post("/admin/rules/bonus.big_month/v1/request")
+    assert page.status_code == 400 and "this version has no scenario" in text_of(page)
+    page = client.post("/admin/rules/bonus.big_month/v1/scenarios",
+                       data={"text": BIG_MONTH.format(amount="300.00"), "save_text": "1",
+                             "run": "1"})
     assert "Expected: N1 bonus.big_month bonus 300.00 CNY payable" in text_of(page)
     assert "Found: N1 bonus.big_month bonus 250.00 CNY payable" in text_of(page)
     assert client.post("/admin/rules/bonus.big_month/v1/request").status_code == 400
-    client.post("/admin/rules/bonus.big_month/scenarios",
-                data={"scenarios": BIG_MONTH.format(amount="250.00")})
+    # the expected amount is a field of the scenario's form
+    fields = form_of_id(client.get("/admin/rules/bonus.big_month/v1/scenarios"),
+                        "scenario-form")
+    assert ("s0.t3.f.amount", "300.00") in fields and ("s0.t1.r1.c2", "150000") in fields
+    fields = replace(fields, **{"s0.t3.f.amount": "250.00"}) + [("done", "1")]
+    assert client.post("/admin/rules/bonus.big_month/v1/scenarios",
+                       data=MultiDict(fields)).status_code == 302
     page = client.post("/admin/rules/bonus.big_month/v1/request", follow_redirects=True)
     assert "Sent for approval: 1 scenarios passed." in text_of(page)
     # the requester sees the review but cannot approve
     review = client.get("/admin/rules/bonus.big_month/v1/review?period=2026-01")
     assert 'id="cannot-approve"' in review.get_data(as_text=True)
+    assert "Nothing is published yet" in text_of(review)
     page = client.post("/admin/rules/bonus.big_month/v1/approve", follow_redirects=True)
     assert "another hr_admin approves it" in text_of(page)
     client.post("/logout")
@@ -320,9 +470,10 @@ def test_hr_scenarios_gate_the_request_and_another_hr_admin_approves(
     review = client.get("/admin/rules/bonus.big_month/v1/review?period=2026-01")
     text = html.unescape(text_of(review))
     # N1 has 123456.50 of revenue: the only one above 100000
-    assert "1 of 4 employees change" in text and "( +250.00 )" in text
-    assert "bonus 0.00 250.00 +250.00 commission 18,211.96 18,211.96 +0.00" in text
-    assert "bonus.big_month: nothing -> 250.00" in text
+    assert "1 of 4 employees change" in text and "( +CN¥250.00 )" in text
+    assert "bonus CN¥0.00 CN¥250.00 +CN¥250.00 commission CN¥18,211.96 CN¥18,211.96 " \
+        "+CN¥0.00" in text
+    assert "bonus.big_month: nothing → CN¥250.00" in text
     page = client.post("/admin/rules/bonus.big_month/v1/approve", follow_redirects=True)
     assert "Published version 1. 1 scenarios passed." in text_of(page)
     with org.session() as s:
@@ -332,15 +483,22 @@ def test_hr_scenarios_gate_the_request_and_another_hr_admin_approves(
             hr2)
 
 
-def test_try_it_shows_the_outcome_and_its_explanation(client: FlaskClient, org: Org) -> None:
+def test_try_it_shows_the_outcome_and_makes_a_first_scenario(client: FlaskClient,
+                                                             org: Org) -> None:
     login(client, "hr_admin")
-    change_tier_rate(client, "commission.tiered", "0.07")
+    change_tier_rate(client, "commission.tiered", "7")
     page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-01&employee=N1")
     text = text_of(page)
-    assert "commission.tiered commission 8,641.96 payable" in text
-    assert "tier 4" in text and "so 7% of revenue_total" in text
+    assert "commission.tiered commission CN¥8,641.96 payable" in text
+    assert "tier 4" in text and "so 7% of Total revenue" in text
     page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-01&employee=NOPE")
     assert "employee NOPE has no results in 2026-01" in text_of(page)
+    big_month(client)
+    page = client.post("/admin/rules/bonus.big_month/v1/from-try",
+                       data={"period": "2026-01", "employee": "N1"})
+    assert "all pass" in text_of(page) and "N1 in 2026-01" in text_of(page)
+    page = client.post("/admin/rules/bonus.big_month/v1/request", follow_redirects=True)
+    assert "Sent for approval: 1 scenarios passed." in text_of(page)
 
 
 def test_who_may_read_and_change_policies(client: FlaskClient, org: Org) -> None:

@@ -141,6 +141,43 @@ def test_library_is_published_and_export_load_round_trips(db_url, session, tmp_p
     runner.invoke(main, ["rules", "export", str(again)])
     for f in out.iterdir():
         assert f.read_text() == (again / f.name).read_text()
+    # each rule's scenarios are its feature file, as features/ has it
+    for feature in (ROOT / "features").glob("*.feature"):
+        assert (out / feature.name).read_text() == feature.read_text()
+
+
+def test_scenarios_changed_in_the_back_office_export_and_load_back(db_url, session, tmp_path):
+    from engine import authoring, scenarios
+    from engine.models import User
+
+    session.add(User(email="hr@example.com", name="hr", role="hr_admin"))
+    rule = rulebook.latest(session, "commission.new_logo")
+    feature = scenarios.read(rule.scenarios)
+    feature.scenarios[0].name = "Renamed in the back office"
+    rulebook.publish_rule(session, authoring.save_scenarios(
+        session, rule, scenarios.write(feature), "hr@example.com"))
+    session.commit()
+    out = tmp_path / "export"
+    assert CliRunner().invoke(main, ["rules", "export", str(out)]).exit_code == 0
+    text = (out / "commission.new_logo.feature").read_text()
+    assert "Scenario Outline: Renamed in the back office" in text
+    before = {r.key: (r.version, r.content_hash, r.scenarios)
+              for r in rulebook.published_rules(session)}
+    result = CliRunner().invoke(main, ["rules", "load", str(out), "--publish"])
+    assert result.exit_code == 0 and "commission.new_logo v2 published (unchanged)" in \
+        result.output
+    session.expire_all()
+    assert {r.key: (r.version, r.content_hash, r.scenarios)
+            for r in rulebook.published_rules(session)} == before
+    # a changed feature file alone is a new version of the rule
+    (out / "commission.new_logo.feature").write_text(text.replace("Renamed", "Named"))
+    result = CliRunner().invoke(main, ["rules", "load", str(out / "commission.new_logo.yaml")])
+    assert result.exit_code == 0 and "commission.new_logo v3 draft" in result.output
+    # a feature file with a step no one knows is refused, naming the file and the line
+    (out / "commission.new_logo.feature").write_text(text + "    Then the moon is full\n")
+    result = CliRunner().invoke(main, ["rules", "validate", str(out)])
+    assert result.exit_code == 1
+    assert "commission.new_logo.feature, row" in result.stderr and "the moon" in result.stderr
 
 
 def test_load_changed_file_makes_a_new_version_and_validate_changes_nothing(db_url, session,

@@ -19,6 +19,14 @@
         (fits === 'number' && type !== 'text') || (fits === 'metric' && metric && type !== 'text');
       o.hidden = !ok;
     });
+    // a ratio (and a top share) is typed as a percentage
+    var unit = row.querySelector('.js-unit');
+    if (unit) { unit.style.display = (type === 'ratio' || op.value === 'top_share') ? '' : 'none'; }
+  }
+  function fitTierUnits() {
+    var metric = document.getElementById('a_metric'), opt = metric.options[metric.selectedIndex];
+    var ratio = opt && opt.dataset.type === 'ratio';
+    form.querySelectorAll('.js-tier-unit').forEach(function (el) { el.style.display = ratio ? '' : 'none'; });
   }
   function showNode(row) {
     var node = row.querySelector('.js-node');
@@ -26,12 +34,33 @@
     row.querySelectorAll('.js-leaf').forEach(function (el) { el.style.display = leaf ? '' : 'none'; });
     row.classList.toggle('is-group', !leaf);
   }
+  // Fields that do not apply to the chosen kind and action are hidden and not sent: no
+  // value for a plain bonus, no hold outside flags.
+  function toggle(el, on) {
+    el.style.display = on ? '' : 'none';
+    el.querySelectorAll('input, select, textarea').forEach(function (i) { i.disabled = !on; });
+  }
   function showAction() {
-    var type = document.getElementById('a_type').value;
+    var type = document.getElementById('a_type').value, kind = document.getElementById('kind').value;
     form.querySelectorAll('[data-types]').forEach(function (el) {
-      el.style.display = el.dataset.types.split(' ').indexOf(type) >= 0 ? '' : 'none';
+      var on = el.dataset.types.split(' ').indexOf(type) >= 0;
+      if (on && type === 'fixed' && el.dataset.fixedKinds) { on = el.dataset.fixedKinds.split(' ').indexOf(kind) >= 0; }
+      toggle(el, on);
+    });
+    form.querySelectorAll('[data-kinds]').forEach(function (el) {
+      if (el.tagName !== 'OPTION') { toggle(el, el.dataset.kinds.split(' ').indexOf(kind) >= 0); }
     });
   }
+  // The key is made from the kind and the name until HR types a key of their own.
+  var key = document.getElementById('key'), name = document.getElementById('name');
+  var keyTyped = form.dataset.new !== '1' || key.value !== '';
+  function makeKey() {
+    if (keyTyped) { return; }
+    var slug = name.value.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+    key.value = slug ? document.getElementById('kind').value + '.' + slug : '';
+  }
+  key.addEventListener('input', function () { keyTyped = key.value !== ''; });
+  name.addEventListener('input', makeKey);
   function fitActions() {
     var kind = document.getElementById('kind').value, select = document.getElementById('a_type');
     Array.from(select.options).forEach(function (o) { o.hidden = o.dataset.kinds.split(' ').indexOf(kind) < 0; });
@@ -56,6 +85,7 @@
       box.appendChild(fresh); fitOps(fresh); showNode(fresh);
     } else if (act === 'add-tier') {
       form.querySelector('.js-tiers').appendChild(clone('tpl-tier'));
+      fitTierUnits();
     } else if (act === 'add-trow') {
       var t = clone('tpl-trow'), token = Math.random().toString(16).slice(2, 10);
       t.dataset.token = token;
@@ -70,11 +100,13 @@
   });
   form.addEventListener('change', function (ev) {
     var row = ev.target.closest('.laurel-cond');
-    if (ev.target.classList.contains('js-fact')) { fitOps(row); }
+    if (ev.target.classList.contains('js-fact') || ev.target.classList.contains('js-op')) { fitOps(row); }
+    if (ev.target.id === 'a_metric') { fitTierUnits(); }
     if (ev.target.classList.contains('js-node')) { showNode(row); }
     if (ev.target.id === 'a_type') { showAction(); }
-    if (ev.target.id === 'kind') { fitActions(); }
+    if (ev.target.id === 'kind') { fitActions(); makeKey(); }
   });
   form.querySelectorAll('.laurel-cond').forEach(function (row) { fitOps(row); showNode(row); });
   fitActions();
+  fitTierUnits();
 })();
