@@ -108,6 +108,18 @@ def term(word: Any) -> str:
     return say(word, current_language())
 
 
+def pip_target(text: str) -> str:
+    """A PIP's target ("monthly attainment >= 0.80") in the page's language, the metric by
+    its catalog label and a ratio as a percentage."""
+    from flask import current_app
+
+    from engine.statements import reader
+    from engine.wording import pip_target as words
+
+    r = reader(current_app.extensions["laurel_db"], current_language())
+    return words(text, r.lang, r.label, r.types)
+
+
 def lang_url(code: str) -> str:
     """Return this page's address with the language switched to ``code``."""
     from urllib.parse import urlencode

@@ -70,6 +70,12 @@ ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("r
                  "months": ("pip",), "target": ("pip",)}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
                 "discarded": _l("discarded")}
+# The values of a scenario's steps, as a field's label says them.
+FIELD_WORDS = {"code": _l("Employee code"), "codes": _l("Employee codes"), "rule": _l("Rule"),
+               "kind": _l("Kind"), "amount": _l("Amount"), "status": _l("Status"),
+               "value": _l("Value"), "period": _l("Period"), "level": _l("Level"),
+               "team": _l("Team"), "stage": _l("Team stage"), "first": _l("First code"),
+               "last": _l("Last code"), "metric": _l("Metric")}
 TOP = ("key", "name", "name_zh", "description", "description_zh", "kind", "period_kind",
        "effective_from", "effective_to")
 # Starting points for the common kinds of rule: (name, kind, the form's fields).
@@ -786,6 +792,7 @@ class RulesView(LaurelBaseView):
                 "keyword_words": lambda kw: specs.KEYWORDS_ZH.get(kw, kw)
                 if i18n.current_language() == "zh" else kw,
                 "acceptance_value": acceptance_value, "vocabulary": specs.vocabulary(),
+                "field_words": FIELD_WORDS,
                 "keywords": scenarios.KEYWORDS, "kinds": RULE_KINDS}
 
     @expose("/<key>/v<int:version>/scenarios", methods=("GET", "POST"))

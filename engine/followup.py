@@ -10,7 +10,6 @@ eligible -> nominated -> accepted or declined.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -25,9 +24,9 @@ from engine.metrics import load_catalog
 from engine.models import Candidate, Employee, Outcome, Pip, Run
 from engine.rollup import period_figures
 from engine.users import get_user, require_role
+from engine.wording import PIP_TARGET
 
 PIP_DECISIONS = ("passed", "extended", "role_change", "exit")
-_TARGET = re.compile(r"^\s*monthly\s+([a-z_][a-z0-9_]*)\s*(>=|>|<=|<)\s*([0-9.]+)\s*$")
 
 
 def record_pips(session: Session, run: Run) -> int:
@@ -124,7 +123,7 @@ def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
 
 
 def target_of(pip: Pip) -> tuple[str, str, Decimal] | None:
-    m = _TARGET.match(pip.target or "")
+    m = PIP_TARGET.match(pip.target or "")
     if not m:
         return None
     return m[1], m[2], Decimal(m[3])

@@ -526,7 +526,7 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
     if scoped:
         text += ("；仅限" + "，".join(scoped)) if zh else "; only for " + ", ".join(scoped)
     if d.get("hold"):
-        text += "；暂扣该员工本次核算的提成和奖金" if zh else \
+        text += "；暂扣该员工本计算批次的提成和奖金" if zh else \
             "; holds the employee's commissions and bonuses of the run"
     if d.get("effective_from") or d.get("effective_to"):
         span = f"{d.get('effective_from') or '…'} – {d.get('effective_to') or '…'}"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from engine import db
+from engine.lifecycle import approve as approve_run
 from engine.models import User
 from engine.runs import start_run
 
@@ -137,70 +138,53 @@ def choose(element: Any, value: str) -> None:
     Select(element).select_by_value(value)
 
 
-def test_hr_writes_a_rule_another_approves_it_and_a_statement_shows_it(
+def test_hr_raises_the_top_rate_from_6_to_7_percent_and_the_next_run_pays_it(
         server: str, browser: Any, org: support.Org) -> None:
+    """One edit, one acceptance of the new figures, one approval by a second HR admin."""
     # A page being replaced makes the element read a moment ago stale: read it again.
     driver = browser
     wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    with db.session_scope(org.url, actor=HR2) as s:  # January was run and approved at 6%
+        run_id = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run.id
+        approve_run(s, run_id, HR2)
     log_in(driver, server, support.ROLE_EMAILS["hr_admin"])
-    driver.get(f"{server}/admin/rules/new")
-    driver.find_element(By.ID, "key").send_keys("commission.key_accounts")
-    driver.find_element(By.ID, "name").send_keys("Key accounts")
-    row = driver.find_element(By.CSS_SELECTOR, "#when-conds .laurel-cond")
-    choose(row.find_element(By.NAME, "c_fact"), "revenue_total")
-    choose(row.find_element(By.NAME, "c_op"), ">")
-    row.find_element(By.NAME, "c_value").send_keys("0")
-    choose(driver.find_element(By.ID, "a_type"), "tiers")
-    choose(driver.find_element(By.ID, "a_metric"), "attainment")
-    choose(driver.find_element(By.ID, "a_base"), "revenue_total")
-    froms, tos = driver.find_elements(By.NAME, "t_from"), driver.find_elements(By.NAME, "t_to")
-    rates = driver.find_elements(By.NAME, "t_rate")
-    tos[0].send_keys("1.00")
-    rates[0].send_keys("0.01")
-    froms[1].send_keys("0.90")
-    rates[1].send_keys("0.02")
-    driver.find_element(By.ID, "save-rule").click()
-
-    # the overlap is shown at the second tier, with what was typed kept
-    message = wait.until(ec.visibility_of_element_located(
-        (By.CSS_SELECTOR, '[data-for="tier:1:from"]')))
-    assert message.text == "overlaps tier 1, which runs to 1.00"
-    second_from = driver.find_elements(By.NAME, "t_from")[1]
-    assert second_from.get_attribute("value") == "0.90"
-    second_from.clear()
-    second_from.send_keys("1.00")
+    driver.get(f"{server}/admin/rules/commission.tiered/")
+    driver.find_element(By.ID, "edit-rule").click()
+    rates = wait.until(lambda d: d.find_elements(By.NAME, "t_rate"))
+    assert [r.get_attribute("value") for r in rates] == ["3", "4", "5", "6"]  # percentages
+    # a plain commission holds nothing: the flag's hold is not offered
+    assert not driver.find_element(By.ID, "hold-group").is_displayed()
+    rates[-1].clear()
+    rates[-1].send_keys("7 %")
     driver.find_element(By.ID, "save-rule").click()
     wait.until(ec.presence_of_element_located((By.ID, "request-publish"))).click()
+
+    # the scenarios expect 6%: each failing example shows its new figure, ticked
+    wait.until(lambda d: "Not sent for approval" in body(d))
+    figures = [e.text for e in driver.find_elements(By.CLASS_NAME, "js-figure")]
+    assert "8400.00 payable" in figures
+    assert all(box.is_selected() for box in driver.find_elements(By.CLASS_NAME, "js-accept"))
+    driver.find_element(By.ID, "accept-and-request").click()
     wait.until(lambda d: "Sent for approval" in body(d))
-    # the author cannot approve
-    driver.find_element(By.ID, "review-link").click()
-    assert driver.find_elements(By.ID, "cannot-approve")
-    driver.implicitly_wait(0)  # looking for what is not there: no need to wait for it
-    assert not driver.find_elements(By.ID, "approve")
-    driver.implicitly_wait(5)
     log_out(driver)
 
     log_in(driver, server, HR2)
     driver.get(f"{server}/admin/rules/")
-    driver.find_element(By.LINK_TEXT, "commission.key_accounts v1").click()
+    driver.find_element(By.LINK_TEXT, "commission.tiered v2").click()
     summary = wait.until(ec.presence_of_element_located((By.ID, "impact-summary")))
-    assert "4 of 4 employees change" in summary.text
-    # N1 2% of 123456.50, N2 1% of 20000, S1 1% of 90000, S2 2% of 61000
-    assert driver.find_element(By.ID, "impact-total").text == "+4,789.13"
-    table = driver.find_element(By.ID, "impact-employees")
-    table.find_elements(By.TAG_NAME, "th")[4].click()  # sort by the difference
-    first = table.find_elements(By.CSS_SELECTOR, "tbody tr")[0]
-    assert first.find_element(By.TAG_NAME, "td").text == "N2"
+    assert "2 of 4 employees change" in summary.text
+    # N1 and S2 reach 120%: 1% more of 123456.50 and of 61000
+    assert driver.find_element(By.ID, "impact-total").text == "+CN¥1,844.57"
+    assert "8400.00" in driver.find_element(By.ID, "diff-scenarios").text
     driver.find_element(By.ID, "approve").click()
-    wait.until(lambda d: "Published version 1" in body(d))
+    wait.until(lambda d: "Published version 2" in body(d))
 
-    # a run of the period pays the new commission
+    # the next run pays 7%
     with db.session_scope(org.url, actor=HR2) as s:
-        run_id = start_run(s, "2026-01", actor=HR2).run.id
+        run_id = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run.id
     driver.get(f"{server}/admin/runs/{run_id}/statement/N1")
     text = body(driver)
-    assert "Key accounts" in text or "commission.key_accounts" in text
-    assert "2,469.13" in text or "2469.13" in text
+    assert "Tiered commission" in text and "8,641.96" in text
     assert refused_by_the_policy(driver) == []
 
 
