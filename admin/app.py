@@ -7,15 +7,17 @@ prefixed ``LAUREL_``, as the README's Configuration table lists them), then the 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
 
 import flask_admin
-from flask import Flask, render_template, request
+from flask import Flask, abort, render_template, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import scoped_session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -142,6 +144,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def _per_request() -> None:
+        _refuse_unusable_input()
         i18n.remember_switch()
         # Every change made in this request is audited in the name of who is logged in.
         from flask_login import current_user
@@ -167,6 +170,34 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return redirect(url_for("admin.index"))
 
     return app
+
+
+# Ids and pages are whole numbers the databases hold (a 32-bit integer column).
+LARGEST_ID = 2**31 - 1
+_WHOLE = re.compile(r"-?[0-9]+")
+
+
+def _refuse_unusable_input() -> None:
+    """Answer 400 or 404 for input no page can use, before any view reads it.
+
+    A NUL character (PostgreSQL cannot store or compare it), an id or page number larger
+    than the databases' integers, or a negative page: the views would otherwise fail with
+    a database error (a 500).
+    """
+    texts = [*request.args.values(), *request.view_args.values()] \
+        if request.view_args else list(request.args.values())
+    if request.method == "POST":
+        texts += [v for v in request.form.values()]
+    if any(isinstance(t, str) and "\x00" in t for t in texts):
+        abort(400, description=str(_l("The request holds a NUL character, which no field "
+                                      "accepts.")))
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not -LARGEST_ID <= value <= LARGEST_ID:
+            abort(404)
+    for name, value in request.args.items():
+        if _WHOLE.fullmatch(value) and (abs(int(value)) > LARGEST_ID
+                                        or (name == "page" and int(value) < 0)):
+            abort(404)
 
 
 _ERROR_TITLES = {
@@ -197,7 +228,17 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
         if exc.code == 413:
             return render(413, str(_l("Nothing was saved: the upload is larger than %(mb)d MB.",
                                       mb=MAX_FILE_BYTES // 2**20)))
-        return render(exc.code)
+        return render(exc.code, exc.description if exc.code == 400 and
+                      exc.description != type(exc).description else "")
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def _out_of_range(_exc: Exception) -> tuple[str, int]:
+        # a number or text the database cannot hold, which no check before caught
+        db.rollback()
+        app.logger.warning("value out of range on %s: %s", request.path, _exc)
+        return render(400, str(_l("Nothing was saved: a value in the request is out of the "
+                                  "range the database holds.")))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[str, int]:

@@ -26,15 +26,43 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def database_problem(exc: Exception) -> str | None:
+    """The one line a person needs for a database that cannot be used, or None."""
+    from sqlalchemy import exc as sa
+
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    if isinstance(exc, sa.NoSuchModuleError | sa.ArgumentError):
+        return f"LAUREL_DATABASE_URL is not a database URL Laurel can use ({text})"
+    if isinstance(exc, sa.OperationalError | sa.ProgrammingError):
+        if "no such table" in text or "does not exist" in text and "relation" in text:
+            return "the database has no Laurel tables yet: run `laurel init` first"
+        if "connect" in text or "Connection refused" in text:
+            return f"cannot reach the database ({text})"
+    return None
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a LaurelError into exit code 1 with its one-line reason on stderr."""
+    """Turn a LaurelError, or a database that cannot be used, into exit code 1 with its
+    one-line reason on stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return fn(*args, **kwargs)
         except LaurelError as exc:
             _fail(str(exc).replace("\n", " "))
+        except SQLAlchemyError as exc:
+            problem = database_problem(exc)
+            if problem is None:
+                raise
+            _fail(problem)
+        finally:
+            # close connections: SQLite then folds its write-ahead log into the file
+            from engine.db import dispose_engines
+
+            dispose_engines()
 
     return wrapper
 
@@ -162,11 +190,15 @@ def users_create(email: str, role: str, name: str, team: str | None,
 @main.command()
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--debug", is_flag=True, help="Reload on code changes.")
+@user_errors
 def serve(port: int, debug: bool) -> None:
     """Serve the back office on 127.0.0.1 (development server)."""
     from admin.app import create_app
 
-    app = create_app()
+    try:
+        app = create_app()
+    except ValueError as exc:  # a LAUREL_ setting that does not read
+        raise LaurelError(str(exc)) from None
     app.run(host="127.0.0.1", port=port, debug=debug, use_reloader=debug)
 
 

@@ -35,7 +35,7 @@ from engine.cells import CellError, formula_problem, metric_value, number
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
 from engine.imports import MAX_FILE_BYTES, import_employees, import_results, record_rows
-from engine.metrics import range_problem, to_plain, validate_formula
+from engine.metrics import DECIMALS, decimals, range_problem, to_plain, validate_formula
 from engine.models import (
     METRIC_TYPES,
     PERIOD_KINDS,
@@ -500,6 +500,8 @@ def _check_bound(form: Any, field: Any) -> None:
     """A metric's own bound lies in its type's range; the lowest is not above the highest."""
     if field.data is None:
         return
+    if decimals(field.data) > DECIMALS:
+        raise ValidationError(_("At most %(n)d decimals.", n=DECIMALS))
     mtype = form.type.data if hasattr(form, "type") else None
     problem = range_problem(field.data, mtype) if mtype in METRIC_TYPES else None
     if problem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import os
 import re
 from collections import Counter
@@ -130,11 +131,14 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     # character other than a line's end, or a quote (a quoted cell may hold a line break).
     suspect = _SUSPECT.search(text) is not None
     # newline="": a line may end in CR LF, LF or a bare CR (csv reads all three).
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote left open or text after a closing quote is refused, not guessed at
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     number, start = 0, 0
     try:
         for number, raw in enumerate(reader, start=1):
-            cells = [c.strip() for c in raw]
+            # spaces only: a tab, a line break or any other control character at either
+            # end is refused by the cell check, never dropped
+            cells = [c.strip(" ") for c in raw]
             if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
                 raise ImportFileError(name, f"has {len(cells):,} cells; a file has at most "
                                       f"{MAX_COLUMNS} columns", row=number)
@@ -181,7 +185,7 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     import zipfile
 
     import openpyxl
-    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
+    from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 
     unreadable = "is not a readable XLSX workbook"
     try:
@@ -196,6 +200,13 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     class Parser(WorkSheetParser):
         def parse_cell(self, element: Any) -> dict[str, Any]:
             cell = super().parse_cell(element)
+            value = cell["value"]
+            if isinstance(value, float) and (not math.isfinite(value) or value == 0):
+                # a number no double holds (1e999999999 is inf, 1e-999999999 is 0): read
+                # it as written, so that the value checks refuse it as it is
+                raw = (element.findtext(VALUE_TAG) or "").strip()
+                if raw and (not math.isfinite(value) or raw.strip("+-0.eE")):
+                    cell["value"] = raw
             # A saved empty text is <v></v> with t="str"; openpyxl and other writers leave
             # <v/> empty, or out, in a formula nobody calculated.
             if cell["value"] is None and element.find(FORMULA_TAG) is not None \

@@ -136,8 +136,10 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
         value = number(str(amount).strip())
     except CellError as err:
         raise LaurelError(f"adjustment, field amount: {err.reason}") from None
-    if not value.is_finite() or value == 0 or abs(value) >= Decimal("1e12"):
-        raise LaurelError("adjustment, field amount: give a non-zero amount")
+    # the exponent first: 1e999999999 overflows any arithmetic on it
+    if not value.is_finite() or value == 0 or value.adjusted() >= 12:
+        raise LaurelError("adjustment, field amount: give a non-zero amount below "
+                          "1,000,000,000,000")
     if value != value.quantize(Decimal("0.01")):
         raise LaurelError("adjustment, field amount: at most two decimals")
     if not (reason or "").strip():

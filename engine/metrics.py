@@ -300,6 +300,10 @@ def parse_formula(metric: str, text: str) -> Formula:
                                    "number in a formula is less than 10^18 in absolute "
                                    f"value, with at most {RULE_DECIMALS} decimals")
             node.value = value
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
+                and isinstance(node.right, ast.Constant) and node.right.value == 0:
+            raise FormulaError(metric, "divides by zero: the metric would never be defined")
     return Formula(metric, text, tree, names)
 
 

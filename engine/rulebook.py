@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -66,11 +67,16 @@ def _decimal_constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Deci
     """A YAML float as an exact Decimal; .inf, .nan and the like stay text, which the
     validation refuses as not a finite number."""
     text = loader.construct_scalar(node)
+    if "_" in text:
+        return text  # 1_000.5: refused as a number, as an import refuses it
     try:
-        value = Decimal(text.replace("_", ""))
+        value = Decimal(text)
     except InvalidOperation:
         return text
     return value if value.is_finite() else text
+
+
+_PLAIN_INT = re.compile(r"[-+]?[0-9]+")
 
 
 def _lenient_constructor(name: str) -> Any:
@@ -79,8 +85,10 @@ def _lenient_constructor(name: str) -> Any:
     default = yaml.SafeLoader.yaml_constructors[name]
 
     def construct(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-        if ":" in str(node.value) and name.endswith(":int"):
-            return loader.construct_scalar(node)  # 1:30 is text, not YAML 1.1's base 60
+        if name.endswith(":int") and not _PLAIN_INT.fullmatch(str(node.value)):
+            # 1:30, 0x10, 0o17, 1_000 stay text (refused where a number is needed), not
+            # YAML 1.1's base 60, hexadecimal, octal or grouped integers
+            return loader.construct_scalar(node)
         try:
             return default(loader, node)
         except (ValueError, OverflowError):
@@ -233,8 +241,9 @@ class _Validator:
                kind: str | None = None) -> Decimal:
         """A number of the rule: finite, at most RULE_DECIMALS decimals, and in the range of
         ``kind`` (a metric type) when given."""
-        if isinstance(value, bool) or value is None or isinstance(value, list | dict):
-            self.fail(f"{value!r} is not a number", field, row)
+        if isinstance(value, bool) or value is None or isinstance(value, list | dict) \
+                or "_" in str(value):
+            self.fail(f"{str(value)[:40]!r} is not a number", field, row)
         try:
             d = Decimal(str(value))
         except (InvalidOperation, ValueError):

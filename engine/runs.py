@@ -14,8 +14,6 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -25,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, periods, pips, wording
+from engine import compliance, followup, forks, periods, pips, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -299,11 +297,9 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
     """Yield (employees done, outcomes) slice by slice; forked workers for large runs.
 
     durable_rules holds the GIL in its C core, so it scales with processes, not threads
-    (DESIGN.md). Workers are forked: they inherit the facts and the compiled rule set
-    instead of receiving them pickled, and each builds its own host. A worker that dies
-    (killed, crashed, out of memory) fails the run at once: a process pool executor marks
-    every slice still to come broken, where multiprocessing.Pool waited for the lost slice
-    forever.
+    (DESIGN.md). Workers are forked (engine.forks): they inherit the facts and the
+    compiled rule set instead of receiving them pickled, and each builds its own host. A
+    worker that dies (killed, crashed, out of memory) fails the run at once.
     """
     plain = SimpleNamespace(code=period.code, start=period.start, end=period.end,
                             kind=period.kind)
@@ -315,16 +311,8 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
     n = workers()
     try:
         if n > 1 and len(facts) >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
-            pool = ProcessPoolExecutor(min(n, count), mp_context=mp.get_context("fork"))
-            try:
-                for i, chunk in enumerate(pool.map(_evaluate_chunk, range(count))):
-                    yield min((i + 1) * size, len(facts)), chunk
-            except BrokenProcessPool:
-                raise RunFailed("a worker process of the run stopped while it evaluated "
-                                "employees (it was killed, crashed or ran out of memory)"
-                                ) from None
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for i, chunk in enumerate(forks.forked(_evaluate_chunk, count, min(n, count))):
+                yield min((i + 1) * size, len(facts)), chunk
         else:
             for i in range(count):
                 yield min((i + 1) * size, len(facts)), _evaluate_chunk(i)

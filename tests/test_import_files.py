@@ -207,7 +207,30 @@ BAD = [
         2, "XFD", "at most 500 columns"),
     bad("xlsx-nan", ("results", "n.xlsx", xlsx(
         [["period", "employee_code", "quota"], ["2026-02", "N1", 5]],
-        sheet_xml=sub(r"<v>5</v>", "<v>1e999</v>"))), 2, "quota", "'inf' is not a number"),
+        sheet_xml=sub(r"<v>5</v>", "<v>1e999</v>"))), 2, "quota",
+        "'1e999' is outside the accepted range"),
+    bad("xlsx-exponent-huge", ("results", "h.xlsx", xlsx(
+        [["period", "employee_code", "quota"], ["2026-02", "N1", 5]],
+        sheet_xml=sub(r"<v>5</v>", "<v>1e999999999</v>"))), 2, "quota",
+        "'1e999999999' is outside"),
+    bad("xlsx-exponent-tiny", ("results", "t.xlsx", xlsx(
+        [["period", "employee_code", "quota"], ["2026-02", "N1", 5]],
+        sheet_xml=sub(r"<v>5</v>", "<v>1e-999999999</v>"))), 2, "quota",
+        "more than 6 decimals"),
+    # what str.strip() took away: control characters at a cell's ends, a no-break space
+    bad("tab-after-a-number", results(RESULTS + "2026-02,N1,50\t,\n"), 2, "visits",
+        "U\\+0009"),
+    bad("vertical-tab-before", results(RESULTS + "2026-02,N1,\x0b81,\n"), 2, "visits",
+        "U\\+000B"),
+    bad("quoted-line-break-after", results(RESULTS + '2026-02,N1,"79\n",\n'), 2, "visits",
+        "U\\+000A"),
+    bad("no-break-space-after", results(RESULTS + "2026-02,N1,82\u00a0,\n"), 2, "visits",
+        "is not a number"),
+    # quotes that do not close, or text after the closing one
+    bad("quote-left-open", results(RESULTS + '2026-02,N1,"77\n'), 2, None,
+        "cannot be read as CSV"),
+    bad("text-after-closing-quote", results(RESULTS + '2026-02,N1,"8"0,\n'), 2, None,
+        "cannot be read as CSV"),
     bad("xlsx-control-character", ("employees", "c.xlsx", xlsx(
         [["code", "name", "team", "level"], ["E8", "Ann\tWu", "North", "S1"]])), 2, "name",
         "U\\+0009"),
