@@ -210,6 +210,9 @@ class ComplianceView(LaurelBaseView):
 
     def _case(self, case_id: int) -> FlagCase:
         case = _db().get(FlagCase, case_id)
+        if case is None:  # a case merged into another one lives on there
+            case = next((c for c in _db().scalars(select(FlagCase).where(
+                FlagCase.former_ids.is_not(None))) if case_id in (c.former_ids or [])), None)
         team_id = _team_scope()
         # A sales manager does not learn that another team's flag exists: 404, not 403.
         if case is None or (team_id is not None and case.employee.team_id != team_id):
@@ -230,8 +233,10 @@ class ComplianceView(LaurelBaseView):
             Outcome.run_id == case.run_id, Outcome.employee_id == case.employee_id,
             Outcome.amount.is_not(None)).order_by(Outcome.id))
             if case.rule_key in ((o.explanation or {}).get("held_by") or [])]
+        # Its history: its own entries and those of the cases merged into it.
+        ids = [str(i) for i in [case.id, *(case.former_ids or [])]]
         trail = db.scalars(select(AuditLog).where(AuditLog.entity == "flag",
-                                                  AuditLog.entity_id == str(case.id))
+                                                  AuditLog.entity_id.in_(ids))
                            .order_by(AuditLog.id)).all()
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, case.run, case.employee.code, lang=lang)

@@ -156,7 +156,7 @@ def test_two_starts_at_once_store_one_run_and_refuse_the_other(db_url, session, 
 def test_an_approval_while_a_newer_run_is_stored_is_refused(db_url, session, run_id,
                                                              monkeypatch):
     other = Meanwhile(db_url, lambda s: lifecycle.approve(s, run_id, "bob@x.com"))
-    during(monkeypatch, followup, "on_discard", other)  # the store discards run_id
+    during(monkeypatch, followup, "carry_pips", other)  # the store discards run_id
     newer = runs.start_run(session, "2026-01", actor="hr@x.com").run.id
     session.commit()
     _, error = other.outcome()
