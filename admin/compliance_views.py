@@ -210,9 +210,6 @@ class ComplianceView(LaurelBaseView):
 
     def _case(self, case_id: int) -> FlagCase:
         case = _db().get(FlagCase, case_id)
-        if case is None:  # a case merged into another one lives on there
-            case = next((c for c in _db().scalars(select(FlagCase).where(
-                FlagCase.former_ids.is_not(None))) if case_id in (c.former_ids or [])), None)
         team_id = _team_scope()
         # A sales manager does not learn that another team's flag exists: 404, not 403.
         if case is None or (team_id is not None and case.employee.team_id != team_id):
@@ -221,6 +218,11 @@ class ComplianceView(LaurelBaseView):
 
     @expose("/<int:case_id>/")
     def case(self, case_id: int) -> Any:
+        if _db().get(FlagCase, case_id) is None:  # merged into another case: it lives there
+            merged = next((c.id for c in _db().scalars(select(FlagCase).where(
+                FlagCase.former_ids.is_not(None))) if case_id in (c.former_ids or [])), None)
+            if merged is not None:
+                return redirect(url_for(".case", case_id=merged))
         return self._case_page(case_id)
 
     def _case_page(self, case_id: int, status: int = 200, typed: dict[str, str] | None = None,
