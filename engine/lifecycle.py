@@ -13,17 +13,29 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import followup, periods
 from engine.cells import CellError, csv_row, number, xlsx_append
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
-from engine.models import LIVE_RUN, Adjustment, Employee, Outcome, Period, Run
+from engine.models import (
+    LIVE_RUN,
+    OPEN_FLAG_STATUSES,
+    Adjustment,
+    Employee,
+    FlagCase,
+    Outcome,
+    Period,
+    ResultRow,
+    Rule,
+    Run,
+)
 from engine.runs import get_run, staleness
 from engine.users import require_role
 
@@ -75,8 +87,21 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
     return run
 
 
-def lock(session: Session, run_id: int, actor: str | None) -> Run:
-    """Lock an approved run and its period; refused when the run is stale."""
+def open_flags(session: Session, run: Run) -> list[FlagCase]:
+    """The run's flags still open or in review."""
+    return list(session.scalars(select(FlagCase).where(
+        FlagCase.run_id == run.id, FlagCase.status.in_(OPEN_FLAG_STATUSES))
+        .order_by(FlagCase.id)))
+
+
+def lock(session: Session, run_id: int, actor: str | None,
+         open_flags_reason: str | None = None) -> Run:
+    """Lock an approved run and its period; refused when the run is stale.
+
+    A run with flags still open or in review locks only "with open flags": with a written
+    reason, kept in the audit log with the flags it left open. Their holds then wait for a
+    decision after the lock (a dismissal is paid in the next run of the period kind).
+    """
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
     _live_run(session, run, "locked", "only an approved run can be locked")
@@ -87,14 +112,84 @@ def lock(session: Session, run_id: int, actor: str | None) -> Run:
     stale = staleness(session, run)
     if stale:
         raise stale
+    still_open = open_flags(session, run)
+    reason = (open_flags_reason or "").strip()
+    if still_open and not reason:
+        raise LaurelError(
+            f"run {run.id}, field open_flags_reason: {len(still_open)} flag(s) still open "
+            f"(flag {', '.join(str(c.id) for c in still_open)}); lock with open flags "
+            "and give a reason, or decide them first")
     run.status, run.locked_by = "locked", email
     run.period.status = "locked"
+    after: dict[str, Any] = {"status": "locked", "locked_by": email,
+                             "period": run.period.code}
+    if still_open:
+        after.update(open_flags=[c.id for c in still_open], open_flags_reason=reason)
     audit(session, "lock", "run", run.id, summary=f"{run.id} and period "
-          f"{run.period.code} locked", before={"status": "approved"},
-          after={"status": "locked", "locked_by": email, "period": run.period.code},
-          actor=email)
+          f"{run.period.code} locked" + (f" with {len(still_open)} open flag(s): {reason}"
+                                         if still_open else ""),
+          before={"status": "approved"}, after=after, actor=email)
     session.flush()
     return run
+
+
+@dataclass
+class Checklist:
+    """What a person closing the period checks before approving or locking a run."""
+
+    run: Run
+    open_flags: list[FlagCase] = field(default_factory=list)
+    drafts: list[Rule] = field(default_factory=list)
+    warnings: int = 0
+    warning_lines: list[tuple[str, str, str]] = field(default_factory=list)
+    missing: list[Employee] = field(default_factory=list)
+    previous: Run | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+    change_totals: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def clear(self) -> bool:
+        return not (self.open_flags or self.drafts or self.warnings or self.missing)
+
+
+def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
+    """The period-close checklist of a run: open flags, drafts awaiting approval that take
+    effect in the period, warnings, employees with no results, changes since the last run.
+
+    ``most`` bounds the lists of warnings and employees shown (the counts are whole).
+    """
+    from engine import statements
+    from engine.authoring import awaiting_approval
+
+    period = run.period
+    out = Checklist(run, open_flags=open_flags(session, run))
+    out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
+                  and (r.effective_from is None or r.effective_from <= period.end)
+                  and (r.effective_to is None or r.effective_to >= period.start)]
+    out.warnings = session.scalar(select(func.count()).select_from(Outcome).where(
+        Outcome.run_id == run.id, Outcome.kind == "warning")) or 0
+    out.warning_lines = [tuple(r) for r in session.execute(
+        select(Employee.code, Outcome.rule_key, Outcome.value)
+        .join(Employee, Employee.id == Outcome.employee_id)
+        .where(Outcome.run_id == run.id, Outcome.kind == "warning")
+        .order_by(Employee.code, Outcome.rule_key).limit(most))]
+    in_run = select(Outcome.employee_id).where(Outcome.run_id == run.id)
+    codes = [period.code, *periods.children(period.code)]
+    codes += [c for code in codes[1:] for c in periods.children(code)]
+    with_rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
+                 .where(Period.code.in_(codes)))
+    out.missing = list(session.scalars(
+        select(Employee).where(Employee.id.not_in(in_run), Employee.id.not_in(with_rows))
+        .order_by(Employee.code)))
+    out.previous = session.scalar(select(Run).where(
+        Run.period_id == run.period_id, Run.id < run.id, Run.status != "failed")
+        .order_by(Run.id.desc()).limit(1))
+    if out.previous is not None:
+        rows = statements.diff_runs(session, out.previous, run)
+        out.changes = {c: sum(1 for r in rows if r["change"] == c)
+                       for c in ("added", "removed", "changed")}
+        out.change_totals = statements.diff_totals(rows)
+    return out
 
 
 def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:

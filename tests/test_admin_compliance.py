@@ -273,7 +273,8 @@ def test_a_hold_dismissed_after_the_lock_pays_in_the_next_run(app, world) -> Non
     held = world.totals()["held"]
     with world.session() as s:
         lifecycle.approve(s, world.run_id, support.ROLE_EMAILS[HR])
-        lifecycle.lock(s, world.run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, world.run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="flags reviewed later")
         s.commit()
     client = as_user(app, CO)
     client.post("/admin/compliance/assign",

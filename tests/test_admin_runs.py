@@ -34,6 +34,10 @@ pytest_plugins = [support.__name__]
 
 HR, CA, CO, SM, AU = ROLES
 ANALYST = support.ROLE_EMAILS[CA]
+# What the confirmation pages send: the checklist was read (and, to lock, the flags it
+# leaves open are left open on purpose).
+CONFIRM = {"confirm": "1"}
+LOCK_ANYWAY = {"confirm": "1", "with_open_flags": "1", "open_flags_reason": "reviewed later"}
 
 
 def start(org: Org, actor: str = ANALYST, code: str = "2026-01") -> int:
@@ -168,30 +172,65 @@ def test_a_killed_worker_shows_as_failed_with_its_reason(client: FlaskClient, or
 def test_the_starter_cannot_approve_and_lock_needs_the_approval(
         client: FlaskClient, org: Org, run_id: int) -> None:
     login(client, CA)  # the analyst started the run
-    refused = client.post(f"/admin/runs/{run_id}/approve")
+    refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert refused.status_code == 400
     assert "another person must approve it" in text_of(refused)
     login(client, HR)
-    early = client.post(f"/admin/runs/{run_id}/lock")
+    early = client.post(f"/admin/runs/{run_id}/lock", data=LOCK_ANYWAY)
     assert early.status_code == 400 and "approve it before locking" in text_of(early)
     assert status_of(org, run_id) == ("calculated", "open")
 
-    assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
+    assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
     assert status_of(org, run_id) == ("approved", "open")
     page = client.get(f"/admin/runs/{run_id}/")
     assert f"approved by {support.ROLE_EMAILS[HR]}" in text_of(page)
-    again = client.post(f"/admin/runs/{run_id}/approve")
+    again = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert again.status_code == 400 and "only a calculated run" in text_of(again)
     login(client, CA)
-    assert client.post(f"/admin/runs/{run_id}/lock").status_code == 302
+    assert client.post(f"/admin/runs/{run_id}/lock", data=LOCK_ANYWAY).status_code == 302
     assert status_of(org, run_id) == ("locked", "locked")
+
+
+def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:  # N2 (S1, 5% authority) gave 9%: a holding flag
+        import_results(s, "late.csv", data=b"period,employee_code,max_discount_pct\n"
+                                            b"2026-01,N2,0.09\n")
+        s.commit()
+    newer = start(org)
+    login(client, HR)
+    page = client.get(f"/admin/runs/{newer}/approve")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert "Period-close checklist" in text and "Open flags: 1 " in text
+    assert f"Changes since run {run_id}:" in text and "Warnings: 0" in text
+    unconfirmed = client.post(f"/admin/runs/{newer}/approve")
+    assert unconfirmed.status_code == 400 and "Tick the box" in text_of(unconfirmed)
+    assert status_of(org, newer) == ("calculated", "open")
+    assert client.post(f"/admin/runs/{newer}/approve", data=CONFIRM).status_code == 302
+    login(client, CA)
+    lock_page = text_of(client.get(f"/admin/runs/{newer}/lock"))
+    assert "Lock with open flags" in lock_page and "1 flag(s) still open" in lock_page
+    blocked = client.post(f"/admin/runs/{newer}/lock", data=CONFIRM)
+    assert blocked.status_code == 400
+    assert "tick “Lock with open flags” and give a reason" in text_of(blocked)
+    no_reason = client.post(f"/admin/runs/{newer}/lock", data={**LOCK_ANYWAY,
+                                                              "open_flags_reason": " "})
+    assert no_reason.status_code == 400 and status_of(org, newer) == ("approved", "open")
+    assert client.post(f"/admin/runs/{newer}/lock", data=LOCK_ANYWAY).status_code == 302
+    assert status_of(org, newer) == ("locked", "locked")
+    with org.session() as s:
+        entry = s.scalars(select(AuditLog).where(AuditLog.action == "lock")).one()
+        assert entry.after["open_flags_reason"] == "reviewed later"
+        assert len(entry.after["open_flags"]) == 1
 
 
 def test_only_hr_reopens_a_locked_period_with_a_reason(
         client: FlaskClient, org: Org, run_id: int) -> None:
     with org.session() as s:
         lifecycle.approve(s, run_id, support.ROLE_EMAILS[HR])
-        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="reviewed later")
         s.commit()
     login(client, CA)
     page = text_of(client.get(f"/admin/runs/{run_id}/"))
@@ -242,7 +281,7 @@ def test_discarded_and_failed_runs_are_read_only(client: FlaskClient, org: Org,
     bad = client.get(f"/admin/runs/{failed}/")
     assert bad.status_code == 200 and "employee N2: boom" in text_of(bad)
     assert f"/admin/runs/{failed}/approve" not in bad.get_data(as_text=True)
-    refused = client.post(f"/admin/runs/{run_id}/approve")
+    refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert refused.status_code == 400 and "only a calculated run" in text_of(refused)
     assert f"/admin/runs/{newer}/approve" in client.get(
         f"/admin/runs/{newer}/").get_data(as_text=True)
@@ -265,7 +304,7 @@ def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
                      "be approved or locked.", text_of(page))
     html = page.get_data(as_text=True)
     assert f"/admin/runs/{run_id}/approve" not in html and f"/admin/runs/{run_id}/lock" not in html
-    refused = client.post(f"/admin/runs/{run_id}/approve")
+    refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert refused.status_code == 400
     assert f"Run {run_id} is stale: it cannot be approved or locked." in text_of(refused)
     assert status_of(org, run_id) == ("calculated", "open")
@@ -335,7 +374,7 @@ def test_export_downloads_draft_then_approved(
     assert draft.get_data(as_text=True).splitlines()[-1].startswith("DRAFT")
 
     login(client, HR)
-    assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
+    assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
     login(client, AU)  # an auditor reads the export too
     response = client.get(f"/admin/runs/{run_id}/export?format=csv&totals=1")
     assert response.status_code == 200 and response.mimetype == "text/csv"
@@ -395,7 +434,8 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
 
     with org.session() as s:
         lifecycle.approve(s, run_id, support.ROLE_EMAILS[HR])
-        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="reviewed later")
         s.commit()
     locked = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "5"})
     assert locked.status_code == 400 and "adjustments are refused" in text_of(locked)
@@ -458,8 +498,8 @@ def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org
         rows = statements.diff_runs(s, s.get(Run, run_id), s.get(Run, newer))
     tiered = next(r for r in rows if r["rule_key"] == "commission.tiered")
     login(client, CA)
-    assert f"compare?with={run_id}" not in client.get(f"/admin/runs/{newer}/").get_data(
-        as_text=True)  # a GET form: the choice is in a select, not a link
+    assert f'<option value="{run_id}">' in client.get(f"/admin/runs/{newer}/").get_data(
+        as_text=True)  # a GET form: the choice is in a select
     page = client.get(f"/admin/runs/{newer}/compare?with={run_id}")
     assert page.status_code == 200
     text = text_of(page)
@@ -476,8 +516,22 @@ def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org
     with org.session() as s:
         other = runs.start_run(s, "2026", actor=ANALYST).run.id
         s.commit()
-    wrong = client.get(f"/admin/runs/{newer}/compare?with={other}")
-    assert wrong.status_code == 400 and "Choose another run of period 2026-01" in text_of(wrong)
+    across = client.get(f"/admin/runs/{newer}/compare?with={other}")  # another period
+    assert across.status_code == 200
+    assert f"Run {newer} (2026-01) compared with run {other} (2026) " in text_of(across)
+    wrong = client.get(f"/admin/runs/{newer}/compare?with={newer}")
+    assert wrong.status_code == 400 and "Choose another run to compare with" in text_of(wrong)
+    csv_file = client.get(f"/admin/runs/{newer}/compare/export?with={run_id}&format=csv")
+    lines = csv_file.get_data(as_text=True).splitlines()
+    assert lines[0] == ",".join(statements.DIFF_COLUMNS) and len(lines) == len(rows) + 1
+    book = openpyxl.load_workbook(io.BytesIO(client.get(
+        f"/admin/runs/{newer}/compare/export?with={run_id}&format=xlsx").data))
+    sheet = book.active
+    assert [c.value for c in sheet[1]] == statements.DIFF_COLUMNS
+    assert sheet.row_dimensions[1].hidden and sheet.freeze_panes == "A3"
+    assert [c.value for c in sheet[2]][:2] == ["Employee code", "Employee name"]
+    assert sum(Decimal(str(r[11])) for r in sheet.iter_rows(min_row=3, values_only=True)) \
+        == sum((r["delta"] for r in rows), Decimal(0))
     zh = client.get(f"/admin/runs/{newer}/compare?with={run_id}&lang=zh")
     assert zh.status_code == 200 and "已变更" in text_of(zh)
 

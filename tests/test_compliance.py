@@ -136,7 +136,12 @@ def test_hold_released_after_lock_pays_in_the_next_run(session, org):
     run, cases = january(session)
     held = statements.statement(session, run, "A1").totals["held"]
     lifecycle.approve(session, run.id, "bob@x.com")  # approved with open flags
-    lifecycle.lock(session, run.id, "bob@x.com")
+    with pytest.raises(LaurelError, match=r"2 flag\(s\) still open .*lock with open flags"):
+        lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed after payroll")
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == "lock")).one()
+    assert entry.after["open_flags"] == [c.id for c in cases]
+    assert entry.after["open_flags_reason"] == "reviewed after payroll"
     session.commit()
     compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
     for c in cases:
@@ -162,7 +167,7 @@ def test_hold_released_after_lock_pays_in_the_next_run(session, org):
 def test_confirmed_after_lock_pays_nothing(session, org):
     run, cases = january(session)
     lifecycle.approve(session, run.id, "bob@x.com")
-    lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="later")
     compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
     compliance.decide(session, cases[0].id, "dismissed", "ok", "cat@x.com")
     compliance.decide(session, cases[1].id, "confirmed", "false claims", "cat@x.com")
@@ -430,3 +435,39 @@ def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
                 select(AuditLog.summary).where(AuditLog.action == "merge")).one()
     finally:
         db._engines.pop(url).dispose()
+
+
+def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org):
+    run, cases = january(session)
+    lifecycle.approve(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
+    compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
+    for c in cases:
+        compliance.decide(session, c.id, "dismissed", "cleared", "cat@x.com")
+    session.commit()
+    feb = runs.start_run(session, "2026-02", actor="ann@x.com").run
+    lifecycle.add_adjustment(session, feb.id, "A1", "100", "fuel", "bob@x.com")
+    lifecycle.add_adjustment(session, feb.id, "A1", "-40", "fuel returned", "bob@x.com")
+    session.commit()
+    released = [o for o in feb.outcomes if o.rule_key == "released_hold"]
+    assert len(released) == 2  # two lines of one rule for one employee
+    import_results(session, "feb.csv", data=b"period,employee_code,revenue_new\n"
+                   b"2026-02,A1,30000\n")
+    feb2 = runs.start_run(session, "2026-02", actor="ann@x.com").run
+    session.commit()
+    lifecycle.add_adjustment(session, feb2.id, "A1", "-40", "fuel returned", "bob@x.com")
+    session.commit()
+    for old, new in ((feb, feb2), (run, feb2), (run, feb)):
+        rows = statements.diff_runs(session, old, new)
+        before, after = (statements.run_totals(session, r) for r in (old, new))
+        delta = statements.diff_totals(rows)
+        assert delta == {k: after[k] - before[k] for k in after}, (old.id, new.id)
+    rows = statements.diff_runs(session, feb, feb2)
+    assert not [r for r in rows if r["rule_key"] == "released_hold"]  # both lines equal
+    assert [(r["change"], r["after"]["amount"]) for r in rows
+            if r["rule_key"] == "adjustment"] == [("added", Decimal("-40.00"))]
+    across = statements.diff_runs(session, run, feb)
+    assert len([r for r in across if r["rule_key"] == "released_hold"]) == 2
+    table = statements.diff_file(session, run, feb, "csv").decode().splitlines()
+    assert table[0] == ",".join(statements.DIFF_COLUMNS)
+    assert len(table) == len(across) + 1

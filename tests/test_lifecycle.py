@@ -49,11 +49,11 @@ def test_two_people_approve_then_lock(session, run):
         with pytest.raises(PermissionDenied, match="only a comp_analyst or hr_admin"):
             lifecycle.approve(session, run.id, who)
     with pytest.raises(LaurelError, match="approve it before locking"):
-        lifecycle.lock(session, run.id, "bob@x.com")
+        lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
     lifecycle.approve(session, run.id, "bob@x.com")
     with pytest.raises(LaurelError, match="only a calculated run"):
         lifecycle.approve(session, run.id, "hr@x.com")
-    lifecycle.lock(session, run.id, "ann@x.com")
+    lifecycle.lock(session, run.id, "ann@x.com", open_flags_reason="reviewed later")
     session.commit()
     assert run.status == "locked" and run.period.status == "locked"
     actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "run")).all()
@@ -62,7 +62,7 @@ def test_two_people_approve_then_lock(session, run):
 
 def test_a_locked_period_refuses_imports_runs_and_adjustments(session, run):
     lifecycle.approve(session, run.id, "bob@x.com")
-    lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
     session.commit()
     with pytest.raises(LaurelError, match="locked"):
         import_results(session, "late.csv", data=b"period,employee_code,quota\n"
@@ -76,7 +76,7 @@ def test_a_locked_period_refuses_imports_runs_and_adjustments(session, run):
 
 def test_only_hr_reopens_with_a_reason(session, run):
     lifecycle.approve(session, run.id, "bob@x.com")
-    lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
     with pytest.raises(PermissionDenied, match="only an hr_admin"):
         lifecycle.reopen_period(session, "2026-01", "ann@x.com", "typo")
     with pytest.raises(LaurelError, match="reason"):
@@ -163,7 +163,8 @@ def test_cli_approve_lock_export(db_url, session, people, tmp_path):
     assert refused.exit_code == 1 and "another person" in refused.stderr
     assert runner.invoke(main, ["export", run_id]).exit_code == 1
     assert runner.invoke(main, ["approve", run_id, "--as", "bob@x.com"]).exit_code == 0
-    assert runner.invoke(main, ["lock", run_id, "--as", "bob@x.com"]).exit_code == 0
+    assert runner.invoke(main, ["lock", run_id, "--as", "bob@x.com",
+                                 "--with-open-flags", "reviewed later"]).exit_code == 0
     out = tmp_path / "pay.xlsx"
     result = runner.invoke(main, ["export", run_id, "--format", "xlsx", "-o", str(out)])
     assert result.exit_code == 0 and out.stat().st_size > 0
