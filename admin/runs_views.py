@@ -57,6 +57,17 @@ DIFF_LABELS: dict[str, Any] = {
     "after_value": _l("Value after"), "after_status": _l("Status after"),
     "delta": _l("Difference"),
 }
+# The payroll file's headers and sheets in the reader's language (engine.lifecycle.LABELS).
+EXPORT_LABELS: dict[str, Any] = {
+    "run_id": _l("Run"), "period": _l("Period"), "employee_code": _l("Employee code"),
+    "employee_name": _l("Employee name"), "rule_key": _l("Rule"), "kind": _l("Kind"),
+    "amount": _l("Amount"), "currency": _l("Currency"), "status": _l("Status"),
+    "pay_code": _l("Pay code"), "note": _l("Note"), "rule_keys": _l("Rules"),
+    "payable": _l("Payable"), "held": _l("Held"), "forfeited": _l("Forfeited"),
+    "sheet_payable": _l("Payable"), "sheet_held": _l("Held and forfeited"),
+    "sheet_summary": _l("Summary"), "total": _l("TOTAL"),
+    "draft": _l("DRAFT: run {run} is not approved; do not pay from this file"),
+}
 # How a period's results changed (engine.periods.results_changed).
 CHANGE_HOW: dict[str, Any] = {"import": _l("import"), "edit": _l("edit")}
 STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success",
@@ -442,7 +453,8 @@ class RunsView(LaurelBaseView):
         try:
             data = lifecycle.export(db, run_id, fmt, draft=draft,
                                     totals_rows=True if request.args.get("totals") == "1"
-                                    else None)
+                                    else None,
+                                    labels={k: str(v) for k, v in EXPORT_LABELS.items()})
         except LaurelError as exc:
             return self._run_page(run_id, status=400, error=str(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"

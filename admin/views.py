@@ -47,8 +47,10 @@ from engine.models import (
     Employee,
     Level,
     Metric,
+    PayCode,
     Period,
     Result,
+    Rule,
     Team,
     User,
 )
@@ -70,6 +72,7 @@ READ: dict[str, frozenset[str]] = {
     "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
     # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
     "rules": ALL_ROLES - {"sales_manager"},
+    "pay_code": ALL_ROLES - {"sales_manager"},
     "runs": ALL_ROLES,
     # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
     "compliance": ALL_ROLES,
@@ -85,6 +88,7 @@ WRITE: dict[str, frozenset[str]] = {
     "user": frozenset({"hr_admin"}),
     "result": frozenset({"comp_analyst"}),
     "rules": frozenset({"hr_admin"}),
+    "pay_code": frozenset({"hr_admin"}),
     "runs": frozenset({"hr_admin", "comp_analyst"}),
     # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
     # nominates candidates of their own team and HR accepts or declines them.
@@ -122,7 +126,7 @@ RESOURCE_NAMES = {
     "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
     "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
     "runs": _l("Runs"),
-    "rules": _l("Policies"),
+    "rules": _l("Policies"), "pay_code": _l("Pay codes"),
     "compliance": _l("Flags"), "pips": _l("PIPs"), "candidates": _l("Promotion candidates"),
     "dashboard": _l("Team dashboard"),
 }
@@ -468,6 +472,50 @@ class LevelView(LaurelModelView):
     column_labels = {"code": _l("Code"), "name": _l("Name"),
                      "discount_authority": _l("Discount authority")}
     column_descriptions = {"discount_authority": _l("A fraction: 0.05 is 5%.")}
+
+
+def _pay_rule_options() -> list[tuple[str, str]]:
+    """The keys of rules that pay (commission, bonus), and manual adjustments."""
+    from engine.runs import MONEY_KINDS
+
+    keys = sorted(set(_db().scalars(select(Rule.key).where(Rule.kind.in_(MONEY_KINDS)))))
+    return [(k, k) for k in keys] + [("adjustment", str(_l("adjustment (manual lines)")))]
+
+
+def _rule_key_choice(form: Any, field: Any) -> None:
+    keys = {k for k, _label in _pay_rule_options()}
+    if field.data not in keys:
+        raise ValidationError(_("Choose a rule that pays, or manual adjustments."))
+
+
+class PayCodeView(LaurelModelView):
+    """The payroll system's pay code of each rule (set by HR); every payroll line carries
+    the code of its rule, a released hold the code of the rule it releases."""
+
+    resource = "pay_code"
+    column_list = ["rule_key", "code", "description"]
+    column_searchable_list = ["rule_key", "code", "description"]
+    column_default_sort = "rule_key"
+    form_columns = ["rule_key", "code", "description"]
+    form_overrides = {"rule_key": SelectField}
+    form_args = {"rule_key": {"choices": _live(_pay_rule_options),
+                              "validators": [_rule_key_choice]},
+                 "code": {"validators": [_code_not_a_formula]}}
+    column_labels = {"rule_key": _l("Rule"), "code": _l("Pay code"),
+                     "description": _l("Description")}
+    column_descriptions = {"code": _l("The code the payroll system knows this pay "
+                                      "component by; it is in every line of the payroll "
+                                      "export.")}
+
+    def create_form(self, obj: Any = None) -> Any:
+        form = super().create_form(obj)
+        form.rule_key.choices = _pay_rule_options()
+        return form
+
+    def edit_form(self, obj: Any = None) -> Any:
+        form = super().edit_form(obj)
+        form.rule_key.choices = _pay_rule_options()
+        return form
 
 
 class PeriodView(LaurelModelView):
@@ -857,7 +905,8 @@ def _tasks() -> list[tuple[Any, str]]:
     for resource, endpoint in [("employee", "employee"), ("team", "team"),
                                ("result", "result"), ("metric", "metric"),
                                ("level", "level"), ("period", "period"),
-                               ("user", "user"), ("audit_log", "auditlog")]:
+                               ("pay_code", "paycode"), ("user", "user"),
+                               ("audit_log", "auditlog")]:
         if may_write(resource):
             out.append((_l("Edit %(what)s", what=RESOURCE_NAMES[resource]),
                         url_for(f"{endpoint}.index_view")))
@@ -920,8 +969,8 @@ class HelpView(LaurelBaseView):
     @expose("/")
     def index(self) -> Any:
         resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
-                     "user", "imports", "rules", "runs", "compliance", "pips", "candidates",
-                     "dashboard"]
+                     "user", "imports", "rules", "pay_code", "runs", "compliance", "pips",
+                     "candidates", "dashboard"]
         matrix = []
         for role in ROLES:
             row = []
@@ -965,6 +1014,7 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
         admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
         admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
         admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
+        admin.add_view(PayCodeView(PayCode, db, _l("Pay codes"), comp, endpoint="paycode"))
         admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
                                     endpoint="auditlog"))
     admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))

@@ -273,14 +273,21 @@ def xlsx_table(sheet: Any, keys: list[str], labels: list[str], rows: Iterable[li
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A3"
     widths = [max(len(str(label)), 6) for label in labels]
+    rows = list(rows)
+    xlsx_rows(sheet, rows, money)
     for row in rows:
-        values = [None if i in money else v for i, v in enumerate(row)]
-        xlsx_append(sheet, values)
-        cells = sheet[sheet.max_row]
-        for i, cur in money.items():
-            xlsx_amount(cells[i], row[i], row[cur] if isinstance(cur, int) else cur)
         for i, v in enumerate(row):
             text = f"{v:,.2f}  " if i in money and v is not None else str(v or "")
             widths[i] = max(widths[i], len(text) + (text != "" and 1))
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(max(width, 8), 60)
+
+
+def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str]) -> None:
+    """Append rows to a sheet, amounts as xlsx_amount writes them (``money`` as in
+    xlsx_table), every text as xlsx_append writes it."""
+    for row in rows:
+        xlsx_append(sheet, [None if i in money else v for i, v in enumerate(row)])
+        cells = sheet[sheet.max_row]
+        for i, cur in money.items():
+            xlsx_amount(cells[i], row[i], row[cur] if isinstance(cur, int) else cur)

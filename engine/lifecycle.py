@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import followup, periods
-from engine.cells import CellError, csv_row, number, xlsx_append
+from engine.cells import CellError, csv_row, number
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import (
@@ -31,6 +31,7 @@ from engine.models import (
     Employee,
     FlagCase,
     Outcome,
+    PayCode,
     Period,
     ResultRow,
     Rule,
@@ -192,26 +193,50 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     return out
 
 
+def pay_codes(session: Session) -> dict[str, str]:
+    """The pay code of each rule key HR mapped (PayCode)."""
+    return dict(session.execute(select(PayCode.rule_key, PayCode.code)).all())
+
+
 def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
-    """One line per payable, held or forfeited amount (adjustments included)."""
+    """One line per payable, held or forfeited amount (adjustments included).
+
+    Each line carries its pay code (the one HR mapped to its rule; a released hold takes
+    its rule's) and a note: where a released hold comes from, an adjustment's reason.
+    """
+    codes = pay_codes(session)
     rows = session.execute(
         select(Outcome, Employee.code, Employee.name)
         .join(Employee, Employee.id == Outcome.employee_id)
         .where(Outcome.run_id == run.id, Outcome.amount.is_not(None))
         .order_by(Employee.code, Outcome.rule_key, Outcome.id)).all()
-    lines = [{"run_id": run.id, "period": run.period.code, "employee_code": code,
-              "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
-              "amount": o.amount, "currency": o.currency, "status": o.status}
-             for o, code, name in rows]
+    lines = []
+    for o, code, name in rows:
+        released = (o.explanation or {}).get("released") or {}
+        rule = released.get("rule_key") or o.rule_key
+        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
+                      "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
+                      "amount": o.amount, "currency": o.currency, "status": o.status,
+                      "pay_code": codes.get(rule, ""),
+                      "note": released_note(released) if released else (o.value or "")
+                      if o.rule_key == "released_hold" else ""})
     for adj, code, name in session.execute(
             select(Adjustment, Employee.code, Employee.name)
             .join(Employee, Employee.id == Adjustment.employee_id)
             .where(Adjustment.run_id == run.id).order_by(Adjustment.id)):
         lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
                       "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
-                      "amount": adj.amount, "currency": adj.currency, "status": "payable"})
+                      "amount": adj.amount, "currency": adj.currency, "status": "payable",
+                      "pay_code": codes.get("adjustment", ""), "note": adj.reason})
     lines.sort(key=lambda line: (line["employee_code"], line["rule_key"] == "adjustment"))
     return lines
+
+
+def released_note(released: dict[str, Any]) -> str:
+    """Where a released hold comes from, in a payroll file's words."""
+    flags = ", ".join(str(i) for i in released.get("flags") or [])
+    return (f"released hold of {released.get('rule_key')} from {released.get('period')} "
+            f"(run {released.get('run_id')}; flag {flags} dismissed after the lock)")
 
 
 def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
@@ -285,65 +310,120 @@ def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
     return out
 
 
-def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
-           totals_rows: bool | None = None) -> bytes:
-    """The payroll export of a run as CSV or XLSX: a header, one line per amount.
+# The payroll file's columns: the contract's, then the pay code (CSV and XLSX); the XLSX
+# file adds a note (a released hold's origin, an adjustment's reason).
+PAYROLL_COLUMNS = [*EXPORT_COLUMNS, "pay_code"]
+XLSX_COLUMNS = [*PAYROLL_COLUMNS, "note"]
+SUMMARY_COLUMNS = ["employee_code", "employee_name", "pay_code", "rule_keys", "payable",
+                   "held", "forfeited", "currency"]
+# What a person reads (the back office passes them in the reader's language).
+LABELS = {"run_id": "Run", "period": "Period", "employee_code": "Employee code",
+          "employee_name": "Employee name", "rule_key": "Rule", "kind": "Kind",
+          "amount": "Amount", "currency": "Currency", "status": "Status",
+          "pay_code": "Pay code", "note": "Note", "rule_keys": "Rules",
+          "payable": "Payable", "held": "Held", "forfeited": "Forfeited",
+          "sheet_payable": "Payable", "sheet_held": "Held and forfeited",
+          "sheet_summary": "Summary", "total": "TOTAL",
+          "draft": "DRAFT: run {run} is not approved; do not pay from this file"}
 
-    The XLSX file ends with totals rows (payable, held, forfeited); a CSV file holds exactly
-    the lines CONTRACT.md names unless ``totals_rows`` asks for them too, so that a payroll
-    system reading it never counts a total as a payment. A draft says so.
+
+def summary_rows(lines: list[dict[str, Any]]) -> list[list[Any]]:
+    """Per employee and pay component (its pay code, else its rule): the amounts by status."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in lines:
+        component = line["pay_code"] or line["rule_key"]
+        g = groups.setdefault((line["employee_code"], component), {
+            "employee_name": line["employee_name"], "pay_code": line["pay_code"],
+            "rules": [], "currency": line["currency"],
+            **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
+        if line["rule_key"] not in g["rules"]:
+            g["rules"].append(line["rule_key"])
+        g[line["status"]] += line["amount"]
+    return [[code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]), g["payable"],
+             g["held"], g["forfeited"], g["currency"]]
+            for (code, _c), g in sorted(groups.items())]
+
+
+def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], currency: str,
+          note: str | None, labels: dict[str, str]) -> bytes:
+    import openpyxl
+    from openpyxl.styles import Font
+
+    from engine.cells import xlsx_rows, xlsx_table
+
+    label = {**LABELS, **labels}
+    book = openpyxl.Workbook()
+    amount, cur = XLSX_COLUMNS.index("amount"), XLSX_COLUMNS.index("currency")
+
+    def total_row(sheet: Any, values: list[Any], money: dict[int, Any]) -> None:
+        xlsx_rows(sheet, [values], money)
+        for cell in sheet[sheet.max_row]:
+            cell.font = Font(bold=True)
+
+    for i, (title, statuses) in enumerate(((label["sheet_payable"], ("payable",)),
+                                           (label["sheet_held"], ("held", "forfeited")))):
+        sheet = book.active if i == 0 else book.create_sheet()
+        sheet.title = (f"DRAFT {title}" if note else title)[:31]
+        body = [[line[c] for c in XLSX_COLUMNS] for line in lines
+                if line["status"] in statuses]
+        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS], body,
+                   money={amount: cur})
+        for status in statuses:
+            total_row(sheet, [run.id, run.period.code, "", label["total"], "", "",
+                              sums[status], currency, status, "", ""], {amount: cur})
+        if note:
+            sheet.append([note])
+    sheet = book.create_sheet()
+    sheet.title = (f"DRAFT {label['sheet_summary']}" if note else label["sheet_summary"])[:31]
+    money = {4: 7, 5: 7, 6: 7}
+    xlsx_table(sheet, SUMMARY_COLUMNS, [label[c] for c in SUMMARY_COLUMNS],
+               summary_rows(lines), money=money)
+    total_row(sheet, ["", label["total"], "", "", sums["payable"], sums["held"],
+                      sums["forfeited"], currency], money)
+    if note:
+        sheet.append([note])
+    book.properties.created = dt.datetime(2000, 1, 1)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
+           totals_rows: bool | None = None, labels: dict[str, str] | None = None) -> bytes:
+    """The payroll export of a run as CSV or XLSX.
+
+    CSV: the header CONTRACT.md names plus ``pay_code`` at the end, one line per amount;
+    totals rows only when ``totals_rows`` asks for them, so that a payroll system reading
+    it never counts a total as a payment. XLSX: a sheet of payable lines, one of held and
+    forfeited lines (each ending with its totals) and a summary per employee and pay
+    component; headers in ``labels`` (English by default) with the column keys in a
+    hidden first row; amounts as exact numbers in the currency's format (an amount a
+    spreadsheet number cannot hold exactly is written as its exact digits, as text). A
+    draft says so, in the sheets' names and under each table.
     """
-    if totals_rows is None:
-        totals_rows = fmt == "xlsx"
     run = get_run(session, run_id)
     _check_exportable(run, draft)
     lines = export_lines(session, run)
     sums = totals(lines)
     currency = lines[0]["currency"] if lines else "CNY"
-    total_rows = [[run.id, run.period.code, "", "TOTAL", "", "", f"{amount:.2f}", currency,
-                   status] for status, amount in sums.items()]
     is_draft = run.status == "calculated"
-    note = (f"DRAFT: run {run.id} is not approved; do not pay from this file"
-            if is_draft else None)
-    body = [[line[c] if c != "amount" else f"{line['amount']:.2f}" for c in EXPORT_COLUMNS]
-            for line in lines]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
-        # A name is written as it was imported; one a spreadsheet would run is neutralised.
-        writer.writerows(csv_row(row) for row in body)
-        if totals_rows:
-            writer.writerows(csv_row(row) for row in total_rows)
-        if note:
-            writer.writerow([note])
-        return buf.getvalue().encode("utf-8")
     if fmt == "xlsx":
-        import openpyxl
-        from openpyxl.styles import Font
-
-        book = openpyxl.Workbook()
-        sheet = book.active
-        sheet.title = "DRAFT" if is_draft else "Payroll"
-        sheet.append(EXPORT_COLUMNS)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in body:
-            row = list(row)
-            row[6] = Decimal(row[6])
-            xlsx_append(sheet, row)
-        for row in total_rows if totals_rows else []:
-            row = list(row)
-            row[6] = Decimal(row[6])
-            xlsx_append(sheet, row)
-            for cell in sheet[sheet.max_row]:
-                cell.font = Font(bold=True)
-        for r in range(2, sheet.max_row + 1):
-            sheet.cell(row=r, column=7).number_format = "#,##0.00"
-        if note:
-            sheet.append([note])
-        book.properties.created = dt.datetime(2000, 1, 1)
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
-    raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
+        note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
+                else None)
+        return _xlsx(run, lines, sums, currency, note, labels or {})
+    if fmt != "csv":
+        raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
+    note = LABELS["draft"].format(run=run.id) if is_draft else None
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PAYROLL_COLUMNS)
+    # A name is written as it was imported; one a spreadsheet would run is neutralised.
+    writer.writerows(csv_row(f"{line['amount']:.2f}" if c == "amount" else line[c]
+                             for c in PAYROLL_COLUMNS) for line in lines)
+    if totals_rows:
+        writer.writerows(csv_row([run.id, run.period.code, "", "TOTAL", "", "",
+                                  f"{amount:.2f}", currency, status, ""])
+                         for status, amount in sums.items())
+    if note:
+        writer.writerow([note])
+    return buf.getvalue().encode("utf-8")

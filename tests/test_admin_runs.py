@@ -372,15 +372,26 @@ def test_export_downloads_draft_then_approved(
     assert draft.status_code == 200
     assert "DRAFT" in draft.headers["Content-Disposition"]
     assert draft.get_data(as_text=True).splitlines()[-1].startswith("DRAFT")
+    assert client.post("/admin/paycode/new/", data={"rule_key": "commission.tiered",
+                                                    "code": "P100"}).status_code == 403
 
     login(client, HR)
+    form = client.get("/admin/paycode/new/").get_data(as_text=True)
+    assert 'value="commission.tiered"' in form and 'value="rating.quarterly"' not in form
+    saved = client.post("/admin/paycode/new/", data={"rule_key": "commission.tiered",
+                                                     "code": "P100", "description": "x"})
+    assert saved.status_code == 302
+    bad = client.post("/admin/paycode/new/", data={"rule_key": "rating.quarterly",
+                                                   "code": "P200"})
+    assert "Choose a rule that pays" in text_of(bad)
     assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
     login(client, AU)  # an auditor reads the export too
     response = client.get(f"/admin/runs/{run_id}/export?format=csv&totals=1")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "DRAFT" not in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == lifecycle.EXPORT_COLUMNS
+    assert rows[0] == lifecycle.PAYROLL_COLUMNS
+    assert {r[9] for r in rows[1:] if r[4] == "commission.tiered"} == {"P100"}
     lines = [r for r in rows[1:] if r[3] != "TOTAL"]
     totals = {r[8]: Decimal(r[6]) for r in rows[1:] if r[3] == "TOTAL"}
     with org.session() as s:
@@ -392,7 +403,12 @@ def test_export_downloads_draft_then_approved(
     book = client.get(f"/admin/runs/{run_id}/export?format=xlsx")
     assert book.status_code == 200 and book.mimetype.endswith("spreadsheetml.sheet")
     sheet = openpyxl.load_workbook(io.BytesIO(book.data)).active
-    assert [c.value for c in sheet[1]] == lifecycle.EXPORT_COLUMNS
+    assert [c.value for c in sheet[1]] == lifecycle.XLSX_COLUMNS
+    zh = openpyxl.load_workbook(io.BytesIO(client.get(
+        f"/admin/runs/{run_id}/export?format=xlsx&lang=zh").data))
+    assert zh.sheetnames == ["应付", "暂扣与没收", "摘要"]
+    assert [c.value for c in zh.active[1]] == lifecycle.XLSX_COLUMNS
+    assert zh.active["C2"].value == "员工编号"
     login(client, SM)
     assert client.get(f"/admin/runs/{run_id}/export?format=csv").status_code == 403
 
