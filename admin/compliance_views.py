@@ -22,7 +22,7 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import _safe_next, current_principal
-from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error
+from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error, release_words
 from admin.views import LaurelBaseView, _db, _team_scope, may_write
 from engine import compliance, statements
 from engine.errors import LaurelError, NotFound
@@ -45,13 +45,14 @@ ZERO = Decimal("0.00")
 FLAG_STATUS_NAMES: dict[str, Any] = {
     "open": lazy_pgettext("flag status", "open"), "in_review": _l("in review"),
     "confirmed": _l("confirmed"),
-    "dismissed": _l("dismissed"),
+    "dismissed": _l("dismissed"), "cleared": _l("no longer raised"),
 }
 SEVERITY_NAMES: dict[str, Any] = {"high": _l("high"), "medium": _l("medium"), "low": _l("low")}
 MONEY_NAMES: dict[str, Any] = {"payable": _l("payable"), "held": _l("held"),
                                "forfeited": _l("forfeited")}
 BADGES = {"open": "warning", "in_review": "info", "confirmed": "danger",
-          "dismissed": "success", "high": "danger", "medium": "warning", "low": "secondary",
+          "dismissed": "success", "cleared": "secondary", "high": "danger",
+          "medium": "warning", "low": "secondary",
           **STATUS_BADGES}
 # The engine's messages are English; where one names a field a person fills in, the page
 # says it in the reader's language (the engine's words stay for anything else).
@@ -93,6 +94,7 @@ def helpers() -> dict[str, Any]:
         "run_status": lambda s: STATUS_NAMES.get(s, s) if s else "",
         "badge": lambda s: BADGES.get(s or "", "light"),
         "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+        "release_words": release_words,
     }
 
 
@@ -170,11 +172,13 @@ class ComplianceView(LaurelBaseView):
                          joinedload(FlagCase.run).joinedload(Run.period))
                 .order_by(FlagCase.id.desc())))
         held = held_amounts({(c.run_id, c.employee_id) for c in rows})
+        releases = {c.id: compliance.release_of(db, c) for c in rows}
         teams = db.execute(select(Team.id, Team.name).order_by(Team.name)).all()
         if team_id is not None:
             teams = [t for t in teams if t[0] == team_id]
         return self.render(
-            "laurel/compliance/queue.html", cases=rows, held=held, total=total, page=page,
+            "laurel/compliance/queue.html", cases=rows, held=held, releases=releases,
+            total=total, page=page,
             pages=max(1, (total + PAGE - 1) // PAGE), filters=f, statuses=FLAG_STATUSES,
             severities=sorted(set(db.scalars(select(FlagCase.severity).distinct())) - {None}),
             rules=sorted(set(db.scalars(select(FlagCase.rule_key).distinct()))),
@@ -247,6 +251,7 @@ class ComplianceView(LaurelBaseView):
             words=statements.explain_in_words(
                 outcome.kind, exp, lang, statements.labels(db, lang)),
             facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
+            release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
             typed=typed or {}, errors=errors or {},
             open_case=case.status in ("open", "in_review")), status

@@ -77,6 +77,22 @@ STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success
 _FIELD = re.compile(r"field (\w+): (.*)$")
 
 
+NEXT_RUN: dict[str, Any] = {"month": _l("the next monthly run"),
+                            "quarter": _l("the next quarterly run"),
+                            "year": _l("the next annual run")}
+
+
+def release_words(story: dict[str, Any] | None) -> str:
+    """Where a hold released after the lock is paid (engine.compliance.release_of)."""
+    if not story:
+        return ""
+    if story.get("run_id"):
+        return _("released after the lock: to be paid in run %(id)s (%(period)s)",
+                 id=story["run_id"], period=story["period"])
+    return _("released after the lock: to be paid in %(next)s",
+             next=NEXT_RUN.get(story["kind"], story["kind"]))
+
+
 def may(action: str, role: str | None = None) -> bool:
     role = role or current_role()
     return role is not None and role in RUNS.get(action, ())
@@ -143,7 +159,8 @@ def _helpers() -> dict[str, Any]:
             "status_name": lambda s: STATUS_NAMES.get(s, s) if s else "",
             "change_name": lambda c: CHANGE_NAMES.get(c, c),
             "badge": lambda s: STATUS_BADGES.get(s or "", "light"),
-            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else ""}
+            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+            "release_words": release_words}
 
 
 def _download(data: bytes, name: str, fmt: str) -> Response:

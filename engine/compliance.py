@@ -264,6 +264,24 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
     return out
 
 
+def release_of(session: Session, case: FlagCase) -> dict[str, Any] | None:
+    """Where a hold this case released after its run's lock is paid, or None.
+
+    {"run_id": the run that pays it (None until one is stored), "period": that run's
+    period, "kind": the period kind whose next run pays it}.
+    """
+    if not (case.holds and case.status == "dismissed" and case.decided_after_lock):
+        return None
+    run = session.get(Run, case.run_id)
+    if run is None or run.status != "locked":
+        return None
+    paid = session.get(Run, case.released_in_run_id) if case.released_in_run_id else None
+    if paid is not None and paid.status not in LIVE_RUN:
+        paid = None
+    return {"run_id": paid.id if paid else None, "period": paid.period.code if paid else None,
+            "kind": run.period.kind}
+
+
 def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[str, Any]]]
                   ) -> None:
     ids = {cid for lines in releases.values() for line in lines for cid in line["case_ids"]}

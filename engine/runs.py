@@ -528,14 +528,19 @@ def _released_hold_outcomes(session: Session, period: Period,
     for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
         for line in lines:
             ef = EmployeeFacts(emp, codes[emp], "", {})
+            flags = ", ".join(str(i) for i in line["case_ids"])
             out.append(_outcome(ef, period, "released_hold", line["kind"], line["amount"],
-                                f"{line['rule_key']} of run {line['run_id']} "
-                                f"({line['period']})", "payable", {
+                                f"{line['rule_key']} of {line['period']} (run "
+                                f"{line['run_id']}, flag {flags})", "payable", {
                                     "rule": "Released hold",
+                                    "released": {"rule_key": line["rule_key"],
+                                                 "period": line["period"],
+                                                 "run_id": line["run_id"],
+                                                 "flags": line["case_ids"]},
                                     "facts": {"amount": f"{line['amount']:.2f}"},
                                     "conditions": [f"every flag that held it "
-                                                   f"({', '.join(line['held_by'])}) was "
-                                                   "dismissed after run "
+                                                   f"({', '.join(line['held_by'])}: flag "
+                                                   f"{flags}) was dismissed after run "
                                                    f"{line['run_id']} was locked"],
                                     "arithmetic": f"released {line['amount']:.2f} held in "
                                                   f"run {line['run_id']} ({line['period']})",

@@ -32,6 +32,9 @@ class StatementLine:
     words: list[str]
     explanation: dict[str, Any]
     adjustment_id: int | None = None
+    # A held line whose flags were all dismissed after the lock: where it is paid
+    # (compliance.release_of).
+    release: dict[str, Any] | None = None
 
 
 @dataclass
@@ -111,7 +114,10 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
             adj.amount, adj.currency, None,
             "payable", [f"{adj.reason} ({'由' if lang == 'zh' else 'added by'} "
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
-            {"reason": adj.reason, "by": adj.created_by}, adjustment_id=adj.id))
+            {"reason": adj.reason, "by": adj.created_by,
+             "carried_from": adj.carried_from_run_id}, adjustment_id=adj.id))
+    if run.status == "locked" and any(line.status == "held" for line in st.lines):
+        _released_after_lock(session, run, employee.id, st.lines)
     st.totals = totals_of(st.lines)
     currencies = {line.currency for line in st.lines if line.currency}
     if currencies:
@@ -131,6 +137,24 @@ def _names_zh(session: Session, run: Run) -> dict[str, str]:
         if (key, version) in used and (definition or {}).get("name_zh"):
             out[key] = definition["name_zh"]
     return out
+
+
+def _released_after_lock(session: Session, run: Run, employee_id: int,
+                         lines: list[StatementLine]) -> None:
+    from engine.compliance import release_of
+    from engine.models import FlagCase
+
+    cases = {c.rule_key: c for c in session.scalars(select(FlagCase).where(
+        FlagCase.run_id == run.id, FlagCase.employee_id == employee_id))}
+    for line in lines:
+        holding = line.explanation.get("held_by") or []
+        if line.status != "held" or not holding or any(k not in cases for k in holding):
+            continue
+        stories = [release_of(session, cases[k]) for k in holding]
+        if all(stories):
+            paid = [s for s in stories if s["run_id"]]
+            line.release = paid[0] if len(paid) == len(stories) else dict(
+                stories[0], run_id=None, period=None)
 
 
 # --- difference between two runs ------------------------------------------------------------

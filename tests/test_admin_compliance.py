@@ -284,11 +284,24 @@ def test_a_hold_dismissed_after_the_lock_pays_in_the_next_run(app, world) -> Non
                            data={"decision": "dismissed", "reason": "cleared late"}
                            ).status_code == 302
     assert world.totals()["held"] == held  # the locked run does not change
-    assert "after the run was locked" in text_of(client.get(
-        f"/admin/compliance/{world.discount}/"))
+    waiting = "released after the lock: to be paid in the next monthly run"
+    case_page = text_of(client.get(f"/admin/compliance/{world.discount}/"))
+    assert "after the run was locked" in case_page and waiting in case_page
+    assert waiting in text_of(client.get("/admin/compliance/?employee=A1"))
+    analyst = as_user(app, CA)
+    assert waiting in text_of(analyst.get(f"/admin/runs/{world.run_id}/statement/A1"))
     with world.session() as s:
         february = runs.start_run(s, "2026-02", actor=support.ROLE_EMAILS[CA])
         released = [o for o in february.outcomes if o["rule_key"] == "released_hold"]
-        s.rollback()
+        feb_id = february.run.id
+        s.commit()
     assert {o["employee_code"] for o in released} == {"A1"}
     assert sum(o["amount"] for o in released) == held
+    paid = f"released after the lock: to be paid in run {feb_id} (2026-02)"
+    for page in (f"/admin/compliance/{world.discount}/", "/admin/compliance/?employee=A1"):
+        assert paid in text_of(client.get(page)), page
+    assert paid in text_of(analyst.get(f"/admin/runs/{world.run_id}/statement/A1"))
+    statement = text_of(analyst.get(f"/admin/runs/{feb_id}/statement/A1"))
+    flags = ", ".join(str(i) for i in sorted((world.discount, world.false_ad)))
+    assert (f"from period 2026-01 (run {world.run_id}): flag {flags} dismissed after the "
+            "lock.") in statement
