@@ -347,7 +347,9 @@ class RunsView(LaurelBaseView):
             },
             "attainment": {
                 "labels": list(teams),
-                "values": [round(float(v) * 100, 1) for v in teams.values()],
+                # an undefined attainment is a gap in the chart, not a zero
+                "values": [None if v is None else round(float(v) * 100, 1)
+                           for v in teams.values()],
                 "label": str(_l("Attainment (%)")),
             },
         }

@@ -284,7 +284,7 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     """Totals by kind, rule and team; counts; the payout distribution; attainment by team."""
     rows = session.execute(
         select(Outcome.kind, Outcome.rule_key, Outcome.amount, Outcome.status,
-               Outcome.employee_id, Team.name, Outcome.explanation)
+               Outcome.employee_id, Team.name)
         .join(Employee, Employee.id == Outcome.employee_id)
         .join(Team, Team.id == Employee.team_id)
         .where(Outcome.run_id == run.id)).all()
@@ -300,9 +300,8 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     per_employee: dict[int, Decimal] = defaultdict(lambda: ZERO)
     kinds: Counter[str] = Counter()
     held_employees: set[int] = set()
-    team_attainment: dict[str, Decimal] = {}
     employees: set[int] = set()
-    for kind, key, amount, status, emp, team, exp in rows:
+    for kind, key, amount, status, emp, team in rows:
         employees.add(emp)
         kinds[kind] += 1
         if amount is not None:
@@ -313,17 +312,15 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
             per_employee[emp] += amount
             if status == "held":
                 held_employees.add(emp)
-        facts = (exp or {}).get("facts") or {}
-        if "team_attainment" in facts and facts["team_attainment"] is not None:
-            team_attainment[team] = Decimal(facts["team_attainment"])
     for amount, emp, team in adjustments:
         by_kind["adjustment"] += amount
         by_rule["adjustment"] += amount
         by_team[team] += amount
         by_status["payable"] += amount
         per_employee[emp] += amount
-    if not team_attainment:
-        team_attainment = _team_attainment(session, run)
+    teams = team_figures(session, run)
+    for team in teams:
+        by_team.setdefault(team, ZERO)  # every team of the population, zero or not
     return {
         "employees": run.employee_count or len(employees),
         "outcomes": sum(kinds.values()), "counts": dict(sorted(kinds.items())),
@@ -332,20 +329,28 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
         "by_team": dict(sorted(by_team.items())), "by_status": by_status,
         "total": sum(by_status.values(), ZERO),
         "distribution": distribution(list(per_employee.values())),
-        "team_attainment": dict(sorted(team_attainment.items())),
+        # None where it is undefined (the team's quota is 0 or undefined)
+        "team_attainment": {t: f["attainment"] for t, f in sorted(teams.items())},
+        "team_members": {t: f["members"] for t, f in sorted(teams.items())},
     }
 
 
-def _team_attainment(session: Session, run: Run) -> dict[str, Decimal]:
-    """Attainment by team from the period's figures (when no rule read team_attainment)."""
-    from engine.facts import build_facts
+def team_figures(session: Session, run: Run) -> dict[str, dict[str, Any]]:
+    """Every team of the run's population: {"members": n, "attainment": Decimal | None}.
 
-    out: dict[str, Decimal] = {}
-    for ef in build_facts(session, run.period):
-        team = ef.values.get("team")
-        if team not in out and ef.values.get("team_attainment") is not None:
-            out[team] = ef.values["team_attainment"]
-    return out
+    Read from what the run kept when it was stored (Run.figures); a run stored before
+    runs kept them has them rebuilt from the period's facts.
+    """
+    stored = (run.figures or {}).get("teams")
+    if stored is None:
+        from engine.facts import build_facts
+        from engine.runs import team_figures as figures_of
+
+        stored = figures_of(build_facts(session, run.period))["teams"]
+    return {team: {"members": f["members"],
+                   "attainment": None if f.get("attainment") is None
+                   else Decimal(f["attainment"])}
+            for team, f in stored.items()}
 
 
 def distribution(amounts: list[Decimal], buckets: int = 8) -> list[dict[str, Any]]:

@@ -336,7 +336,8 @@ def test_the_run_page_shows_the_engine_overview_and_charts(
     for key, amount in data["by_rule"].items():
         assert f"{key} {money(app, amount)}" in section("by-rule")
     for team, amount in data["by_team"].items():
-        assert f"{team} {money(app, amount)}" in section("by-team")
+        assert (f"{team} {data['team_members'][team]} {money(app, amount)}"
+                in section("by-team"))
     for kind, amount in data["by_kind"].items():
         assert f"{data['counts'][kind]} {money(app, amount)}" in section("by-kind")
     counts = text_of(client.get(f"/admin/runs/{run_id}/"))

@@ -471,3 +471,21 @@ def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org
     table = statements.diff_file(session, run, feb, "csv").decode().splitlines()
     assert table[0] == ",".join(statements.DIFF_COLUMNS)
     assert len(table) == len(across) + 1
+
+
+def test_the_overview_counts_every_team_of_the_period(session, org):
+    import_employees(session, "z.csv", data=(EMPLOYEES + "Z1,Zoe,z1@x.com,West,W,S1,,"
+                                             "2020-01-01,mature\n").encode())
+    import_results(session, "q2.csv", data=(
+        b"period,employee_code,quota,revenue_new,revenue_existing\n"
+        b"2026-04,A1,100000,10000,50000\n2026-04,Z1,0,0,0\n"))
+    session.commit()
+    run = runs.start_run(session, "2026-Q2", actor="ann@x.com").run
+    session.commit()
+    view = statements.overview(session, run)
+    assert view["by_team"]["West"] == Decimal("0.00")  # a team whose figures are all zero
+    assert view["team_attainment"] == {"North": Decimal("0.6"), "West": None}
+    assert view["team_members"] == {"North": 1, "West": 1}
+    run.figures = None  # a run stored before runs kept their figures: rebuilt the same
+    assert statements.overview(session, run)["team_attainment"] == view["team_attainment"]
+    session.rollback()
