@@ -320,6 +320,10 @@ class RunsView(LaurelBaseView):
             others += db.scalars(stmt.where(Run.period_id != run.period_id)
                                  .order_by(Run.id.desc()).limit(40)).all()
         charts = self._charts(overview) if overview else None
+        # The adjustment's search box offers the run's employees by code and name.
+        choices = db.execute(select(Employee.code, Employee.name).where(
+            Employee.id.in_(in_run)).order_by(Employee.code).limit(5000)).all() \
+            if may("adjust") and run.status in ("calculated", "approved") else []
         checklist = (lifecycle.checklist(db, run) if may("overview")
                      and run.status in ("calculated", "approved") else None)
         return self.render(
@@ -328,6 +332,7 @@ class RunsView(LaurelBaseView):
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
             others=others, charts=charts, error=error, checklist=checklist,
+            choices=choices,
             adjust=adjust or {}, adjust_errors=adjust_errors or {}, reopen=reopen,
             reopen_error=reopen_error, team_only=team_id is not None,
             editable=run.status in ("calculated", "approved")

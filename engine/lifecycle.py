@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import followup, periods
-from engine.cells import CellError, csv_row, number
+from engine.cells import CellError, csv_row, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import (
@@ -239,9 +239,37 @@ def released_note(released: dict[str, Any]) -> str:
             f"(run {released.get('run_id')}; flag {flags} dismissed after the lock)")
 
 
+def employee_named(session: Session, text: str) -> Employee:
+    """The employee a person names: by code, by "CODE name" (as a search box offers it),
+    or by a name no other employee has; LaurelError (field employee) otherwise."""
+    typed = " ".join((text or "").split())
+    if not typed:
+        raise LaurelError("adjustment, field employee: choose an employee (name or code)")
+    for code in dict.fromkeys((typed, typed.split(" ", 1)[0])):
+        found = session.scalar(select(Employee).where(Employee.code == code))
+        if found is None:
+            found = session.scalar(select(Employee).where(
+                func.lower(Employee.code) == code.lower()))
+        if found is not None and (code == typed or typed.lower() == str(found).lower()):
+            return found
+    named = list(session.scalars(select(Employee).where(
+        func.lower(Employee.name) == typed.lower()).order_by(Employee.code)))
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise LaurelError(f"adjustment, field employee: {len(named)} employees are named "
+                          f"{typed!r} ({', '.join(e.code for e in named)}): give the code")
+    raise LaurelError(f"adjustment, field employee: no employee has the code or name "
+                      f"{typed!r}")
+
+
 def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
                    reason: str, actor: str | None) -> Adjustment:
-    """Add a manual line (amount, reason) to a calculated or approved run."""
+    """Add a manual line (amount, reason) to a calculated or approved run.
+
+    The employee is named by code or name (employee_named); the amount is read as people
+    type it (cells.typed_amount: ``1,500``, ``1500元``, ``CN¥1,500.00``).
+    """
     run = get_run(session, run_id)
     email = _approver(session, actor, "adjust")
     _live_run(session, run, "adjusted", "adjustments are refused")
@@ -249,11 +277,11 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
         raise LaurelError(f"run {run.id} is {run.status}: adjustments are refused")
     if run.period.status == "locked":
         raise LaurelError(f"period {run.period.code} is locked: adjustments are refused")
-    employee = session.scalar(select(Employee).where(Employee.code == employee_code))
-    if employee is None:
-        raise LaurelError(f"adjustment, field employee: unknown employee {employee_code!r}")
+    employee = employee_named(session, employee_code)
+    currency = session.scalar(select(Outcome.currency).where(
+        Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     try:
-        value = number(str(amount).strip())
+        value = typed_amount(str(amount), currency)
     except CellError as err:
         raise LaurelError(f"adjustment, field amount: {err.reason}") from None
     if not value.is_finite() or value == 0 or abs(value) >= Decimal("1e12"):
@@ -262,8 +290,6 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
         raise LaurelError("adjustment, field amount: at most two decimals")
     if not (reason or "").strip():
         raise LaurelError("adjustment, field reason: a reason is required")
-    currency = session.scalar(select(Outcome.currency).where(
-        Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     adj = Adjustment(run_id=run.id, employee_id=employee.id, amount=value, currency=currency,
                      reason=reason.strip(), created_by=email)
     session.add(adj)

@@ -419,21 +419,27 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
     with org.session() as s:
         before = statements.statement(s, s.get(Run, run_id), "N2").totals["payable"]
     login(client, CA)
-    typed = {"employee": "N2", "amount": "1,000", "reason": "missed deal in March"}
+    page = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
+    assert '<option value="N2 Ned North">' in page  # the search box offers names and codes
+    typed = {"employee": "N2", "amount": "1,00", "reason": "missed deal in March"}
     bad = client.post(f"/admin/runs/{run_id}/adjust", data=typed)
     assert bad.status_code == 400
     html = bad.get_data(as_text=True)
-    assert re.search(r'name="amount" value="1,000" class="form-control is-invalid"', html)
-    assert "is not a number" in text_of(bad)
+    assert re.search(r'name="amount" value="1,00" class="form-control is-invalid"', html)
+    assert "is not an amount in CNY" in text_of(bad)
     assert 'value="missed deal in March"' in html and 'value="N2"' in html
+    no_reason = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "5",
+                                                                  "reason": " "})
+    assert no_reason.status_code == 400 and "a reason is required" in text_of(no_reason)
     nobody = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "employee": "ZZ9",
                                                                "amount": "150.50"})
-    assert nobody.status_code == 400 and "unknown employee" in text_of(nobody)
+    assert nobody.status_code == 400 and "no employee has the code or name" in text_of(nobody)
     assert re.search(r'name="employee" value="ZZ9" class="form-control is-invalid"',
                      nobody.get_data(as_text=True))
     assert count(org, Adjustment) == 0
 
-    done = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "150.50"})
+    done = client.post(f"/admin/runs/{run_id}/adjust", data={
+        **typed, "employee": "ned north", "amount": "CN¥150.50"})  # a name, people's units
     assert done.status_code == 302 and done.location.endswith(
         f"/admin/runs/{run_id}/statement/N2")
     page = client.get(done.location)

@@ -111,8 +111,8 @@ def test_adjustment_shows_in_statement_totals_and_export(session, run):
     before = statements.statement(session, run, emp.code)
     with pytest.raises(LaurelError, match="reason"):
         lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "", "bob@x.com")
-    with pytest.raises(LaurelError, match="not a number"):
-        lifecycle.add_adjustment(session, run.id, emp.code, "1,000", "x", "bob@x.com")
+    with pytest.raises(LaurelError, match="is not an amount in CNY"):
+        lifecycle.add_adjustment(session, run.id, emp.code, "1,00", "x", "bob@x.com")
     with pytest.raises(PermissionDenied):
         lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "x", "cat@x.com")
     lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "missed deal", "bob@x.com")
@@ -327,9 +327,9 @@ def test_words_never_round_a_value_onto_the_boundary_it_missed():
     assert words.startswith("attainment 79.99999999…%: tier 1 (below 80%)"), words
 
 
-@pytest.mark.parametrize("amount", ["１２３", "1_000", "NaN", "Infinity", "1e99999999999999999999",
-                                    "1e-999999999"])
-def test_an_adjustment_reads_its_amount_as_an_import_reads_a_number(session, run, amount):
+@pytest.mark.parametrize("amount", ["1_000", "NaN", "Infinity", "1e99999999999999999999",
+                                    "1e-999999999", "0", "1e12"])
+def test_an_adjustment_refuses_what_is_not_an_amount(session, run, amount):
     code = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id))
     from engine.models import Adjustment, Employee
 
@@ -337,3 +337,18 @@ def test_an_adjustment_reads_its_amount_as_an_import_reads_a_number(session, run
         lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code, amount,
                                  "x", "bob@x.com")
     assert session.scalar(select(func.count()).select_from(Adjustment)) == 0
+
+
+@pytest.mark.parametrize(("typed", "amount"), [
+    ("1,500", "1500.00"), ("1500元", "1500.00"), ("CN¥1,500.00", "1500.00"),
+    ("¥-250", "-250.00"), ("RMB 12,345.6", "12345.60")])
+def test_an_adjustment_reads_its_amount_as_people_type_it(session, run, typed, amount):
+    code = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id))
+    from engine.models import Employee
+
+    adj = lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code, typed,
+                                   "x", "bob@x.com")
+    assert adj.amount == Decimal(amount)
+    with pytest.raises(LaurelError, match="field amount: at most two decimals"):
+        lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code,
+                                 "1.234", "x", "bob@x.com")
