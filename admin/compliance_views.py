@@ -143,7 +143,8 @@ class ComplianceView(LaurelBaseView):
 
     def _filters(self) -> dict[str, str]:
         return {k: request.args.get(k, "").strip()
-                for k in ("status", "severity", "rule", "team", "period", "employee")}
+                for k in ("status", "severity", "rule", "team", "period", "employee",
+                          "assignee")}
 
     @expose("/")
     def index(self) -> Any:
@@ -160,7 +161,8 @@ class ComplianceView(LaurelBaseView):
         cases = compliance.queue(
             db, status=f["status"] if f["status"] in FLAG_STATUSES else None,
             severity=f["severity"] or None, rule_key=f["rule"] or None, team_id=team,
-            period_code=f["period"] or None, employee_code=f["employee"] or None)
+            period_code=f["period"] or None, employee_code=f["employee"] or None,
+            assignee=f["assignee"] or None)
         total = len(cases)
         page = page_arg()
         rows = cases[(page - 1) * PAGE:page * PAGE]

@@ -6,6 +6,8 @@ table, so what the page says is what the code does.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 from flask import Flask, abort, current_app, flash, has_app_context, redirect, request, url_for
@@ -14,6 +16,7 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -55,6 +58,7 @@ from engine.models import (
     User,
 )
 from engine.users import MIN_PASSWORD, check_new_password, set_password
+from engine.waiting import what_waits
 
 # --- who may do what ----------------------------------------------------------------------
 
@@ -717,9 +721,35 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
                   ).format(Markup("").join(rows))
 
 
-def render_changes(entry: AuditLog) -> Markup:
-    """One line per changed field: 'name: old -> new' (what an HR reader needs)."""
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?$")
+_HASH = re.compile(r"^[0-9a-f]{16,}$")
+
+
+def _readable(entry: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot without what people cannot read: hashes left out, times in words."""
+    out = {}
+    for key, value in entry.items():
+        if key.endswith("hash") or (isinstance(value, str) and _HASH.match(value)):
+            continue
+        if isinstance(value, str) and _ISO_TIME.match(value):
+            try:
+                value = format_datetime(dt.datetime.fromisoformat(value.replace("Z",
+                                                                                "+00:00")),
+                                        "medium")
+            except ValueError:
+                pass
+        out[key] = value
+    return out
+
+
+def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
+    """One line per changed field: 'name: old -> new' (what an HR reader needs).
+
+    ``readable`` leaves out hashes and writes times in words (the home page).
+    """
     before, after = entry.before or {}, entry.after or {}
+    if readable:
+        before, after = _readable(before), _readable(after)
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)]
         parts = [Markup("<b>{}</b>: {} &rarr; {}").format(
@@ -881,10 +911,38 @@ class DashboardView(AdminIndexView):
         if may_read("audit_log"):
             entries = db.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(8)).all()
         my_team = db.get(Team, team_id) if team_id and team_id > 0 else None
+        user = current_principal()
+        waiting = []
+        for w in what_waits(db, user) if user is not None else []:
+            label, endpoint, *args = WAITING[w.key]
+            query = {k: user.email if v == "me" else v for k, v in (args or [{}])[0].items()}
+            waiting.append((w, label, url_for(endpoint, **query)))
         return self.render("laurel/dashboard.html", counts=counts, entries=entries,
                            open_periods=open_periods, tasks=_tasks(), my_team=my_team,
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
-                           render_changes=render_changes, choice=CHOICE_NAMES)
+                           render_changes=lambda e: render_changes(e, readable=True),
+                           choice=CHOICE_NAMES, waiting=waiting,
+                           resource_name=lambda r: RESOURCE_NAMES.get(r, r),
+                           when=lambda at: format_datetime(at, "medium") if at else "",
+                           day=lambda d: format_date(d, "medium") if d else "")
+
+
+# What waits for a role (engine.waiting): its words and the list it opens.
+WAITING: dict[str, tuple[Any, ...]] = {
+    "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),
+    "runs_to_approve": (_l("Runs to approve"), "runs.index", {"status": "calculated"}),
+    "runs_to_lock": (_l("Approved runs to lock"), "runs.index", {"status": "approved"}),
+    "flags_assigned": (_l("Flags assigned to you"), "compliance.index",
+                       {"status": "in_review", "assignee": "me"}),
+    "flags_unassigned": (_l("Flags assigned to nobody"), "compliance.index",
+                         {"status": "open", "assignee": "none"}),
+    "pip_decisions": (_l("PIPs that ended and wait for a decision"), "pips.index",
+                      {"status": "active"}),
+    "candidates_to_decide": (_l("Nominated candidates to accept or decline"),
+                             "candidates.index", {"status": "nominated"}),
+    "candidates_to_nominate": (_l("Eligible candidates of your team to nominate"),
+                               "candidates.index", {"status": "eligible"}),
+}
 
 
 def _tasks() -> list[tuple[Any, str]]:

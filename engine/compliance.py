@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.db import audit
@@ -293,8 +293,8 @@ def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[s
 def queue(session: Session, status: str | None = None, severity: str | None = None,
           rule_key: str | None = None, team_id: int | None = None,
           period_code: str | None = None, employee_code: str | None = None,
-          include_discarded: bool = False) -> list[FlagCase]:
-    """Every flag of every run, filtered; newest first."""
+          include_discarded: bool = False, assignee: str | None = None) -> list[FlagCase]:
+    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's."""
     from engine.models import Team
 
     stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
@@ -315,5 +315,9 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
         stmt = stmt.where(Period.code == period_code)
     if employee_code:
         stmt = stmt.where(Employee.code == employee_code)
+    if assignee == "none":
+        stmt = stmt.where(FlagCase.assignee.is_(None))
+    elif assignee:
+        stmt = stmt.where(func.lower(FlagCase.assignee) == assignee.lower())
     return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
 

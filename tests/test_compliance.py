@@ -489,3 +489,20 @@ def test_the_overview_counts_every_team_of_the_period(session, org):
     run.figures = None  # a run stored before runs kept their figures: rebuilt the same
     assert statements.overview(session, run)["team_attainment"] == view["team_attainment"]
     session.rollback()
+
+
+def test_what_waits_for_hr_includes_pips_that_ended(session, org):
+    import datetime as dt
+
+    from engine.models import User
+    from engine.waiting import what_waits
+
+    run = quarter(session, "2026-Q1")
+    lifecycle.approve(session, run.id, "bob@x.com")
+    session.commit()
+    hr = session.scalar(select(User).where(User.email == "hr@x.com"))
+    during = {w.key: w.count for w in what_waits(session, hr, today=dt.date(2026, 5, 1))}
+    after = {w.key: w for w in what_waits(session, hr, today=dt.date(2026, 7, 1))}
+    assert during["pip_decisions"] == 0 and after["pip_decisions"].count == 1
+    assert after["pip_decisions"].items[0]["code"] == "C1"
+    assert after["runs_to_lock"].count == 1
