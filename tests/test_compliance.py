@@ -419,7 +419,7 @@ def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
     ]
     try:
         cfg.attributes["engine"] = db.get_engine(url)
-        command.upgrade(cfg, "0009")
+        command.upgrade(cfg, "0010")
         with db.get_engine(url).begin() as conn:
             for statement in sql:
                 conn.execute(text(statement))
