@@ -767,10 +767,13 @@ def _when(at: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    """A snapshot's value in words: lists and mappings spelt out, to any depth."""
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_short(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return "; ".join(f"{k}: {_short(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return str(_("yes") if value else _("no"))
     return str(value)
 
 
@@ -922,11 +925,15 @@ class DashboardView(AdminIndexView):
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
                            render_changes=lambda e: render_changes(e, readable=True),
                            choice=CHOICE_NAMES, waiting=waiting,
-                           resource_name=lambda r: RESOURCE_NAMES.get(r, r),
+                           resource_name=lambda r: ENTITY_NAMES.get(r) or
+                           RESOURCE_NAMES.get(r, r),
                            when=lambda at: format_datetime(at, "medium") if at else "",
                            day=lambda d: format_date(d, "medium") if d else "")
 
 
+# The records the audit log names that are no resource of their own.
+ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
+                                "candidate": _l("Candidate"), "rule": _l("Rule")}
 # What waits for a role (engine.waiting): its words and the list it opens.
 WAITING: dict[str, tuple[Any, ...]] = {
     "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),
