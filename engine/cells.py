@@ -255,12 +255,12 @@ def _right() -> Any:
 
 
 def xlsx_table(sheet: Any, keys: list[str], labels: list[str], rows: Iterable[list[Any]],
-               money: dict[int, int | str] | None = None) -> None:
+               money: dict[int, int | str] | None = None, totals: int = 0) -> None:
     """Fill a sheet: the column keys in a hidden first row, the labels (bold, frozen) in
     the second, then the rows, each column as wide as its content (8 to 60 characters).
 
     ``money`` maps an amount column (0-based) to the column of its currency, or to the
-    currency itself.
+    currency itself. The last ``totals`` rows are totals, in bold.
     """
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -281,6 +281,9 @@ def xlsx_table(sheet: Any, keys: list[str], labels: list[str], rows: Iterable[li
             widths[i] = max(widths[i], len(text) + (text != "" and 1))
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(max(width, 8), 60)
+    for r in range(sheet.max_row - totals + 1, sheet.max_row + 1) if totals else ():
+        for cell in sheet[r]:
+            cell.font = Font(bold=True)
 
 
 def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str]) -> None:

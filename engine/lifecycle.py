@@ -373,39 +373,30 @@ def summary_rows(lines: list[dict[str, Any]]) -> list[list[Any]]:
 def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], currency: str,
           note: str | None, labels: dict[str, str]) -> bytes:
     import openpyxl
-    from openpyxl.styles import Font
 
-    from engine.cells import xlsx_rows, xlsx_table
+    from engine.cells import xlsx_table
 
     label = {**LABELS, **labels}
     book = openpyxl.Workbook()
     amount, cur = XLSX_COLUMNS.index("amount"), XLSX_COLUMNS.index("currency")
-
-    def total_row(sheet: Any, values: list[Any], money: dict[int, Any]) -> None:
-        xlsx_rows(sheet, [values], money)
-        for cell in sheet[sheet.max_row]:
-            cell.font = Font(bold=True)
-
     for i, (title, statuses) in enumerate(((label["sheet_payable"], ("payable",)),
                                            (label["sheet_held"], ("held", "forfeited")))):
         sheet = book.active if i == 0 else book.create_sheet()
         sheet.title = (f"DRAFT {title}" if note else title)[:31]
         body = [[line[c] for c in XLSX_COLUMNS] for line in lines
                 if line["status"] in statuses]
+        body += [[run.id, run.period.code, "", label["total"], "", "", sums[status], currency,
+                  status, "", ""] for status in statuses]
         xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS], body,
-                   money={amount: cur})
-        for status in statuses:
-            total_row(sheet, [run.id, run.period.code, "", label["total"], "", "",
-                              sums[status], currency, status, "", ""], {amount: cur})
+                   money={amount: cur}, totals=len(statuses))
         if note:
             sheet.append([note])
     sheet = book.create_sheet()
     sheet.title = (f"DRAFT {label['sheet_summary']}" if note else label["sheet_summary"])[:31]
-    money = {4: 7, 5: 7, 6: 7}
     xlsx_table(sheet, SUMMARY_COLUMNS, [label[c] for c in SUMMARY_COLUMNS],
-               summary_rows(lines), money=money)
-    total_row(sheet, ["", label["total"], "", "", sums["payable"], sums["held"],
-                      sums["forfeited"], currency], money)
+               [*summary_rows(lines), ["", label["total"], "", "", sums["payable"],
+                                       sums["held"], sums["forfeited"], currency]],
+               money={4: 7, 5: 7, 6: 7}, totals=1)
     if note:
         sheet.append([note])
     book.properties.created = dt.datetime(2000, 1, 1)
