@@ -28,6 +28,7 @@ from engine.models import (
     LIVE_RUN,
     OPEN_FLAG_STATUSES,
     Adjustment,
+    AuditLog,
     Employee,
     FlagCase,
     Outcome,
@@ -145,6 +146,10 @@ class Checklist:
     warning_lines: list[tuple[str, str, str]] = field(default_factory=list)
     missing: list[Employee] = field(default_factory=list)
     previous: Run | None = None
+    # What this run carried over from the runs it discarded (its audit entry):
+    # {"runs": [...], "flags": {"carried": [...], "reopened": [...], "cleared": [...]},
+    #  "pips": {"carried": [...], "dropped": [...]}, "adjustments": [...]}
+    carried: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     change_totals: dict[str, Decimal] = field(default_factory=dict)
 
@@ -185,6 +190,13 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     out.previous = session.scalar(select(Run).where(
         Run.period_id == run.period_id, Run.id < run.id, Run.status != "failed")
         .order_by(Run.id.desc()).limit(1))
+    stored = session.scalar(select(AuditLog.after).where(
+        AuditLog.entity == "run", AuditLog.action == "run",
+        AuditLog.entity_id == str(run.id)).limit(1)) or {}
+    if stored.get("discarded_runs"):
+        out.carried = {"runs": stored["discarded_runs"], "flags": stored.get("flags") or {},
+                       "pips": stored.get("pips") or {},
+                       "adjustments": stored.get("adjustments_carried") or []}
     if out.previous is not None:
         rows = statements.diff_runs(session, out.previous, run)
         out.changes = {c: sum(1 for r in rows if r["change"] == c)

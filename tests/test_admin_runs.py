@@ -204,6 +204,7 @@ def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
     text = text_of(page)
     assert "Period-close checklist" in text and "Open flags: 1 " in text
     assert f"Changes since run {run_id}:" in text and "Warnings: 0" in text
+    assert f"Carried over from run {run_id}: 0 flag(s) with their decisions" in text
     unconfirmed = client.post(f"/admin/runs/{newer}/approve")
     assert unconfirmed.status_code == 400 and "Tick the box" in text_of(unconfirmed)
     assert status_of(org, newer) == ("calculated", "open")

@@ -370,6 +370,15 @@ def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org)
         .order_by(AuditLog.entity_id)).all()
     assert len(carried) == 4 and any("no second review" in s for s in carried)
     assert any(f"run {second.id} cleared it" in s for s in carried)
+    close = lifecycle.checklist(session, second)
+    assert close.carried["runs"] == [first.id] and len(close.carried["adjustments"]) == 1
+    assert sorted(close.carried["flags"]["carried"]) == sorted(
+        [case["P1"].id, case["P2"].id, case["P3"].id] + [c.id for c in session.scalars(
+            select(FlagCase).where(FlagCase.employee.has(code="A1")))])
+    assert close.carried["flags"]["cleared"] == [case["P4"].id]
+    assert [c.id for c in close.open_flags] == sorted(
+        [case["P3"].id] + [c.id for c in session.scalars(
+            select(FlagCase).where(FlagCase.employee.has(code="A1")))])
     # raised again by a third run, P4's case reopens (it was never decided)
     import_results(session, "back.csv", data=b"period,employee_code,false_ad_complaints\n"
                    b"2026-01,P4,2\n")
