@@ -142,6 +142,11 @@ CHOICE_NAMES: dict[str, Any] = {
     "sum": _l("sum"), "mean": _l("mean"), "max": _l("max"),
     "create": _l("create"), "update": _l("update"), "delete": _l("delete"),
     "import": _l("import"), **ROLE_NAMES,
+    # what the audit log records of runs, flags, PIPs and candidates
+    "run": _l("run"), "approve": _l("approve"), "lock": _l("lock"), "adjust": _l("adjust"),
+    "reopen": _l("reopen"), "assign": _l("assign"), "decide": _l("decide"),
+    "note": _l("note"), "carry": _l("carry over"), "clear": _l("no longer raised"),
+    "merge": _l("merge"), "drop": _l("drop"),
 }
 
 
