@@ -114,13 +114,16 @@ def register_lifecycle(main: click.Group) -> None:
     @click.argument("run_id", type=int)
     @click.option("--as", "actor", metavar="EMAIL", required=True,
                   help="A comp_analyst or hr_admin.")
+    @click.option("--with-open-flags", "reason", metavar="REASON", default=None,
+                  help="Lock although flags are still open or in review, for this reason "
+                  "(kept in the audit log); without it such a run is refused.")
     @user_errors
-    def lock_cmd(run_id: int, actor: str) -> None:
+    def lock_cmd(run_id: int, actor: str, reason: str | None) -> None:
         """Lock an approved run: its period's results and outcomes can no longer change."""
         from engine.lifecycle import lock
 
         with session_scope(actor=actor) as session:
-            run = lock(session, run_id, actor)
+            run = lock(session, run_id, actor, open_flags_reason=reason)
             click.echo(f"run {run.id} locked; period {run.period.code} locked")
 
     @main.command("export")

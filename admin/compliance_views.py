@@ -22,7 +22,7 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import _safe_next, current_principal
-from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error
+from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error, release_words
 from admin.views import LaurelBaseView, _db, _team_scope, may_write
 from engine import compliance, statements
 from engine.errors import LaurelError, NotFound
@@ -45,13 +45,14 @@ ZERO = Decimal("0.00")
 FLAG_STATUS_NAMES: dict[str, Any] = {
     "open": lazy_pgettext("flag status", "open"), "in_review": _l("in review"),
     "confirmed": _l("confirmed"),
-    "dismissed": _l("dismissed"),
+    "dismissed": _l("dismissed"), "cleared": _l("no longer raised"),
 }
 SEVERITY_NAMES: dict[str, Any] = {"high": _l("high"), "medium": _l("medium"), "low": _l("low")}
 MONEY_NAMES: dict[str, Any] = {"payable": _l("payable"), "held": _l("held"),
                                "forfeited": _l("forfeited")}
 BADGES = {"open": "warning", "in_review": "info", "confirmed": "danger",
-          "dismissed": "success", "high": "danger", "medium": "warning", "low": "secondary",
+          "dismissed": "success", "cleared": "secondary", "high": "danger",
+          "medium": "warning", "low": "secondary",
           **STATUS_BADGES}
 # The engine's messages are English; where one names a field a person fills in, the page
 # says it in the reader's language (the engine's words stay for anything else).
@@ -93,6 +94,7 @@ def helpers() -> dict[str, Any]:
         "run_status": lambda s: STATUS_NAMES.get(s, s) if s else "",
         "badge": lambda s: BADGES.get(s or "", "light"),
         "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+        "release_words": release_words,
     }
 
 
@@ -141,7 +143,8 @@ class ComplianceView(LaurelBaseView):
 
     def _filters(self) -> dict[str, str]:
         return {k: request.args.get(k, "").strip()
-                for k in ("status", "severity", "rule", "team", "period", "employee")}
+                for k in ("status", "severity", "rule", "team", "period", "employee",
+                          "assignee")}
 
     @expose("/")
     def index(self) -> Any:
@@ -158,7 +161,8 @@ class ComplianceView(LaurelBaseView):
         cases = compliance.queue(
             db, status=f["status"] if f["status"] in FLAG_STATUSES else None,
             severity=f["severity"] or None, rule_key=f["rule"] or None, team_id=team,
-            period_code=f["period"] or None, employee_code=f["employee"] or None)
+            period_code=f["period"] or None, employee_code=f["employee"] or None,
+            assignee=f["assignee"] or None)
         total = len(cases)
         page = page_arg()
         rows = cases[(page - 1) * PAGE:page * PAGE]
@@ -170,11 +174,13 @@ class ComplianceView(LaurelBaseView):
                          joinedload(FlagCase.run).joinedload(Run.period))
                 .order_by(FlagCase.id.desc())))
         held = held_amounts({(c.run_id, c.employee_id) for c in rows})
+        releases = {c.id: compliance.release_of(db, c) for c in rows}
         teams = db.execute(select(Team.id, Team.name).order_by(Team.name)).all()
         if team_id is not None:
             teams = [t for t in teams if t[0] == team_id]
         return self.render(
-            "laurel/compliance/queue.html", cases=rows, held=held, total=total, page=page,
+            "laurel/compliance/queue.html", cases=rows, held=held, releases=releases,
+            total=total, page=page,
             pages=max(1, (total + PAGE - 1) // PAGE), filters=f, statuses=FLAG_STATUSES,
             severities=sorted(set(db.scalars(select(FlagCase.severity).distinct())) - {None}),
             rules=sorted(set(db.scalars(select(FlagCase.rule_key).distinct()))),
@@ -218,6 +224,11 @@ class ComplianceView(LaurelBaseView):
 
     @expose("/<int:case_id>/")
     def case(self, case_id: int) -> Any:
+        if _db().get(FlagCase, case_id) is None:  # merged into another case: it lives there
+            merged = next((c.id for c in _db().scalars(select(FlagCase).where(
+                FlagCase.former_ids.is_not(None))) if case_id in (c.former_ids or [])), None)
+            if merged is not None:
+                return redirect(url_for(".case", case_id=merged))
         return self._case_page(case_id)
 
     def _case_page(self, case_id: int, status: int = 200, typed: dict[str, str] | None = None,
@@ -230,8 +241,10 @@ class ComplianceView(LaurelBaseView):
             Outcome.run_id == case.run_id, Outcome.employee_id == case.employee_id,
             Outcome.amount.is_not(None)).order_by(Outcome.id))
             if case.rule_key in ((o.explanation or {}).get("held_by") or [])]
+        # Its history: its own entries and those of the cases merged into it.
+        ids = [str(i) for i in [case.id, *(case.former_ids or [])]]
         trail = db.scalars(select(AuditLog).where(AuditLog.entity == "flag",
-                                                  AuditLog.entity_id == str(case.id))
+                                                  AuditLog.entity_id.in_(ids))
                            .order_by(AuditLog.id)).all()
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, case.run, case.employee.code, lang=lang)
@@ -240,6 +253,7 @@ class ComplianceView(LaurelBaseView):
             words=statements.explain_in_words(
                 outcome.kind, exp, lang, statements.labels(db, lang)),
             facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
+            release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
             typed=typed or {}, errors=errors or {},
             open_case=case.status in ("open", "in_review")), status

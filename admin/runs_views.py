@@ -49,6 +49,25 @@ STATUS_NAMES: dict[str, Any] = {
 }
 CHANGE_NAMES: dict[str, Any] = {"added": _l("added"), "removed": _l("removed"),
                                 "changed": _l("changed")}
+DIFF_LABELS: dict[str, Any] = {
+    "employee_code": _l("Employee code"), "employee_name": _l("Employee name"),
+    "rule_key": _l("Rule"), "kind": _l("Kind"), "change": _l("Change"),
+    "before_amount": _l("Amount before"), "before_value": _l("Value before"),
+    "before_status": _l("Status before"), "after_amount": _l("Amount after"),
+    "after_value": _l("Value after"), "after_status": _l("Status after"),
+    "delta": _l("Difference"),
+}
+# The payroll file's headers and sheets in the reader's language (engine.lifecycle.LABELS).
+EXPORT_LABELS: dict[str, Any] = {
+    "run_id": _l("Run"), "period": _l("Period"), "employee_code": _l("Employee code"),
+    "employee_name": _l("Employee name"), "rule_key": _l("Rule"), "kind": _l("Kind"),
+    "amount": _l("Amount"), "currency": _l("Currency"), "status": _l("Status"),
+    "pay_code": _l("Pay code"), "note": _l("Note"), "rule_keys": _l("Rules"),
+    "payable": _l("Payable"), "held": _l("Held"), "forfeited": _l("Forfeited"),
+    "sheet_payable": _l("Payable"), "sheet_held": _l("Held and forfeited"),
+    "sheet_summary": _l("Summary"), "total": _l("TOTAL"),
+    "draft": _l("DRAFT: run {run} is not approved; do not pay from this file"),
+}
 # How a period's results changed (engine.periods.results_changed).
 CHANGE_HOW: dict[str, Any] = {"import": _l("import"), "edit": _l("edit")}
 STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success",
@@ -56,6 +75,22 @@ STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success
                  "running": "info", "done": "success", "held": "warning",
                  "forfeited": "secondary", "payable": "success"}
 _FIELD = re.compile(r"field (\w+): (.*)$")
+
+
+NEXT_RUN: dict[str, Any] = {"month": _l("the next monthly run"),
+                            "quarter": _l("the next quarterly run"),
+                            "year": _l("the next annual run")}
+
+
+def release_words(story: dict[str, Any] | None) -> str:
+    """Where a hold released after the lock is paid (engine.compliance.release_of)."""
+    if not story:
+        return ""
+    if story.get("run_id"):
+        return _("released after the lock: to be paid in run %(id)s (%(period)s)",
+                 id=story["run_id"], period=story["period"])
+    return _("released after the lock: to be paid in %(next)s",
+             next=NEXT_RUN.get(story["kind"], story["kind"]))
 
 
 def may(action: str, role: str | None = None) -> bool:
@@ -124,7 +159,15 @@ def _helpers() -> dict[str, Any]:
             "status_name": lambda s: STATUS_NAMES.get(s, s) if s else "",
             "change_name": lambda c: CHANGE_NAMES.get(c, c),
             "badge": lambda s: STATUS_BADGES.get(s or "", "light"),
-            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else ""}
+            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+            "release_words": release_words}
+
+
+def _download(data: bytes, name: str, fmt: str) -> Response:
+    mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(data, mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
 def _job_state(job: RunJob) -> dict[str, Any]:
@@ -267,16 +310,29 @@ class RunsView(LaurelBaseView):
             select(Outcome.employee_id, func.count()).where(
                 Outcome.run_id == run.id, Outcome.kind == "flag",
                 Outcome.employee_id.in_(ids)).group_by(Outcome.employee_id)).all())
-        others = db.scalars(select(Run).where(
-            Run.period_id == run.period_id, Run.id != run.id, Run.status != "failed")
-            .order_by(Run.id.desc())).all() if may("overview") else []
+        # Runs of this period first, then the latest of the others: any two compare.
+        others = []
+        if may("overview") and run.status != "failed":
+            stmt = (select(Run).options(joinedload(Run.period))
+                    .where(Run.id != run.id, Run.status != "failed"))
+            others = list(db.scalars(stmt.where(Run.period_id == run.period_id)
+                                     .order_by(Run.id.desc())))
+            others += db.scalars(stmt.where(Run.period_id != run.period_id)
+                                 .order_by(Run.id.desc()).limit(40)).all()
         charts = self._charts(overview) if overview else None
+        # The adjustment's search box offers the run's employees by code and name.
+        choices = db.execute(select(Employee.code, Employee.name).where(
+            Employee.id.in_(in_run)).order_by(Employee.code).limit(5000)).all() \
+            if may("adjust") and run.status in ("calculated", "approved") else []
+        checklist = (lifecycle.checklist(db, run) if may("overview")
+                     and run.status in ("calculated", "approved") else None)
         return self.render(
             "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
             stale=runs.staleness(db, run), change_how=lambda how: CHANGE_HOW.get(how, how),
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
-            others=others, charts=charts, error=error,
+            others=others, charts=charts, error=error, checklist=checklist,
+            choices=choices,
             adjust=adjust or {}, adjust_errors=adjust_errors or {}, reopen=reopen,
             reopen_error=reopen_error, team_only=team_id is not None,
             editable=run.status in ("calculated", "approved")
@@ -296,16 +352,35 @@ class RunsView(LaurelBaseView):
             },
             "attainment": {
                 "labels": list(teams),
-                "values": [round(float(v) * 100, 1) for v in teams.values()],
+                # an undefined attainment is a gap in the chart, not a zero
+                "values": [None if v is None else round(float(v) * 100, 1)
+                           for v in teams.values()],
                 "label": str(_l("Attainment (%)")),
             },
         }
 
-    def _act(self, run_id: int, action: Any, done: str) -> Any:
+    def _confirm_page(self, run_id: int, action: str, status: int = 200,
+                      error: str | None = None, typed: dict[str, str] | None = None,
+                      errors: dict[str, str] | None = None) -> Any:
+        """The period-close checklist, and the button that approves or locks after it."""
+        _require(action)
+        db = _db()
+        run = self._get_run(run_id)
+        return self.render("laurel/runs/confirm.html", run=run, action=action,
+                           checklist=lifecycle.checklist(db, run),
+                           stale=runs.staleness(db, run), error=error, typed=typed or {},
+                           errors=errors or {}, me=_email()), status
+
+    def _act(self, run_id: int, action: str, call: Any, done: str) -> Any:
         db = _db()
         self._get_run(run_id)
+        typed = {k: request.form.get(k, "") for k in ("confirm", "with_open_flags",
+                                                      "open_flags_reason")}
+        if typed["confirm"] != "1":
+            return self._confirm_page(run_id, action, 400, typed=typed, errors={
+                "confirm": _("Tick the box to confirm that you have checked the list.")})
         try:
-            action(db, _email())
+            call(db, _email(), typed)
             db.commit()
         except NotFound:
             db.rollback()
@@ -316,20 +391,35 @@ class RunsView(LaurelBaseView):
                 "Run %(id)s is stale: it cannot be approved or locked.", id=run_id))
         except LaurelError as exc:
             db.rollback()
+            field, message = field_error(str(exc))
+            if field == "open_flags_reason":
+                return self._confirm_page(run_id, action, 400, typed=typed, errors={
+                    field: _("Flags are still open: tick “Lock with open flags” and give "
+                             "a reason, or decide them first.")})
             return self._run_page(run_id, status=400, error=str(exc))
         flash(done, "success")
         return redirect(url_for(".run", run_id=run_id))
 
-    @expose("/<int:run_id>/approve", methods=("POST",))
+    @expose("/<int:run_id>/approve", methods=("GET", "POST"))
     def approve(self, run_id: int) -> Any:
         _require("approve")
-        return self._act(run_id, lambda db, who: lifecycle.approve(db, run_id, who),
+        if request.method == "GET":
+            return self._confirm_page(run_id, "approve")
+        return self._act(run_id, "approve",
+                         lambda db, who, typed: lifecycle.approve(db, run_id, who),
                          _("Run %(id)s is approved.", id=run_id))
 
-    @expose("/<int:run_id>/lock", methods=("POST",))
+    @expose("/<int:run_id>/lock", methods=("GET", "POST"))
     def lock(self, run_id: int) -> Any:
         _require("lock")
-        return self._act(run_id, lambda db, who: lifecycle.lock(db, run_id, who),
+        if request.method == "GET":
+            return self._confirm_page(run_id, "lock")
+
+        def call(db: Any, who: str, typed: dict[str, str]) -> Run:
+            reason = typed["open_flags_reason"] if typed["with_open_flags"] == "1" else None
+            return lifecycle.lock(db, run_id, who, open_flags_reason=reason)
+
+        return self._act(run_id, "lock", call,
                          _("Run %(id)s and its period are locked.", id=run_id))
 
     @expose("/<int:run_id>/reopen", methods=("POST",))
@@ -387,19 +477,17 @@ class RunsView(LaurelBaseView):
         try:
             data = lifecycle.export(db, run_id, fmt, draft=draft,
                                     totals_rows=True if request.args.get("totals") == "1"
-                                    else None)
+                                    else None,
+                                    labels={k: str(v) for k, v in EXPORT_LABELS.items()})
         except LaurelError as exc:
             return self._run_page(run_id, status=400, error=str(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"
         if run.status == "calculated":
             name += "-DRAFT"
-        mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-        return Response(data, mimetype=mimetype, headers={
-            "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+        return _download(data, name, fmt)
 
-    @expose("/<int:run_id>/compare")
-    def compare(self, run_id: int) -> Any:
+    def _compared(self, run_id: int) -> list[Run] | Any:
+        """[the run, the earlier, the later] of the pair compared; or the refusal page."""
         _require("overview")
         db = _db()
         run = self._get_run(run_id)
@@ -408,17 +496,40 @@ class RunsView(LaurelBaseView):
         except ValueError:
             other_id = 0
         other = db.get(Run, other_id) if other_id else None
-        if other is None or other.id == run.id or other.period_id != run.period_id:
+        if other is None or other.id == run.id or "failed" in (other.status, run.status):
             return self._run_page(run_id, status=400, error=_(
-                "Choose another run of period %(code)s to compare with.",
-                code=run.period.code))
+                "Choose another run to compare with (a run that did not fail)."))
         old, new = sorted((run, other), key=lambda r: r.id)
+        return [run, old, new]
+
+    @expose("/<int:run_id>/compare")
+    def compare(self, run_id: int) -> Any:
+        found = self._compared(run_id)
+        if not isinstance(found, list):
+            return found
+        run, old, new = found
+        db = _db()
         rows = statements.diff_runs(db, old, new)
         counts = {c: sum(1 for r in rows if r["change"] == c) for c in CHANGE_NAMES}
-        delta = sum((r["delta"] for r in rows), ZERO)
+        totals = {"before": statements.run_totals(db, old),
+                  "after": statements.run_totals(db, new),
+                  "delta": statements.diff_totals(rows)}
         return self.render("laurel/runs/compare.html", run=run, old=old, new=new, rows=rows,
-                           counts=counts, delta=delta,
+                           counts=counts, totals=totals, delta=totals["delta"]["total"],
                            employees=len({r["employee_code"] for r in rows}))
+
+    @expose("/<int:run_id>/compare/export")
+    def compare_export(self, run_id: int) -> Any:
+        found = self._compared(run_id)
+        if not isinstance(found, list):
+            return found
+        _run, old, new = found
+        fmt = request.args.get("format", "csv")
+        if fmt not in ("csv", "xlsx"):
+            abort(404)
+        labels = [str(DIFF_LABELS[c]) for c in statements.DIFF_COLUMNS]
+        data = statements.diff_file(_db(), old, new, fmt, labels)
+        return _download(data, f"laurel-runs-{old.id}-{new.id}-diff", fmt)
 
     # --- statements ---------------------------------------------------------------------
 

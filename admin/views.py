@@ -6,6 +6,8 @@ table, so what the page says is what the code does.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 from flask import Flask, abort, current_app, flash, has_app_context, redirect, request, url_for
@@ -14,6 +16,7 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -47,12 +50,15 @@ from engine.models import (
     Employee,
     Level,
     Metric,
+    PayCode,
     Period,
     Result,
+    Rule,
     Team,
     User,
 )
 from engine.users import MIN_PASSWORD, check_new_password, set_password
+from engine.waiting import what_waits
 
 # --- who may do what ----------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ READ: dict[str, frozenset[str]] = {
     "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
     # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
     "rules": ALL_ROLES - {"sales_manager"},
+    "pay_code": ALL_ROLES - {"sales_manager"},
     "runs": ALL_ROLES,
     # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
     "compliance": ALL_ROLES,
@@ -85,6 +92,7 @@ WRITE: dict[str, frozenset[str]] = {
     "user": frozenset({"hr_admin"}),
     "result": frozenset({"comp_analyst"}),
     "rules": frozenset({"hr_admin"}),
+    "pay_code": frozenset({"hr_admin"}),
     "runs": frozenset({"hr_admin", "comp_analyst"}),
     # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
     # nominates candidates of their own team and HR accepts or declines them.
@@ -122,7 +130,7 @@ RESOURCE_NAMES = {
     "period": _l("Periods"), "metric": _l("Metrics"), "result": _l("Results"),
     "audit_log": _l("Audit log"), "user": _l("Users"), "imports": _l("Imports"),
     "runs": _l("Runs"),
-    "rules": _l("Policies"),
+    "rules": _l("Policies"), "pay_code": _l("Pay codes"),
     "compliance": _l("Flags"), "pips": _l("PIPs"), "candidates": _l("Promotion candidates"),
     "dashboard": _l("Team dashboard"),
 }
@@ -134,6 +142,11 @@ CHOICE_NAMES: dict[str, Any] = {
     "sum": _l("sum"), "mean": _l("mean"), "max": _l("max"),
     "create": _l("create"), "update": _l("update"), "delete": _l("delete"),
     "import": _l("import"), **ROLE_NAMES,
+    # what the audit log records of runs, flags, PIPs and candidates
+    "run": _l("run"), "approve": _l("approve"), "lock": _l("lock"), "adjust": _l("adjust"),
+    "reopen": _l("reopen"), "assign": _l("assign"), "decide": _l("decide"),
+    "note": _l("note"), "carry": _l("carry over"), "clear": _l("no longer raised"),
+    "merge": _l("merge"), "drop": _l("drop"),
 }
 
 
@@ -470,6 +483,50 @@ class LevelView(LaurelModelView):
     column_descriptions = {"discount_authority": _l("A fraction: 0.05 is 5%.")}
 
 
+def _pay_rule_options() -> list[tuple[str, str]]:
+    """The keys of rules that pay (commission, bonus), and manual adjustments."""
+    from engine.runs import MONEY_KINDS
+
+    keys = sorted(set(_db().scalars(select(Rule.key).where(Rule.kind.in_(MONEY_KINDS)))))
+    return [(k, k) for k in keys] + [("adjustment", str(_l("adjustment (manual lines)")))]
+
+
+def _rule_key_choice(form: Any, field: Any) -> None:
+    keys = {k for k, _label in _pay_rule_options()}
+    if field.data not in keys:
+        raise ValidationError(_("Choose a rule that pays, or manual adjustments."))
+
+
+class PayCodeView(LaurelModelView):
+    """The payroll system's pay code of each rule (set by HR); every payroll line carries
+    the code of its rule, a released hold the code of the rule it releases."""
+
+    resource = "pay_code"
+    column_list = ["rule_key", "code", "description"]
+    column_searchable_list = ["rule_key", "code", "description"]
+    column_default_sort = "rule_key"
+    form_columns = ["rule_key", "code", "description"]
+    form_overrides = {"rule_key": SelectField}
+    form_args = {"rule_key": {"choices": _live(_pay_rule_options),
+                              "validators": [_rule_key_choice]},
+                 "code": {"validators": [_code_not_a_formula]}}
+    column_labels = {"rule_key": _l("Rule"), "code": _l("Pay code"),
+                     "description": _l("Description")}
+    column_descriptions = {"code": _l("The code the payroll system knows this pay "
+                                      "component by; it is in every line of the payroll "
+                                      "export.")}
+
+    def create_form(self, obj: Any = None) -> Any:
+        form = super().create_form(obj)
+        form.rule_key.choices = _pay_rule_options()
+        return form
+
+    def edit_form(self, obj: Any = None) -> Any:
+        form = super().edit_form(obj)
+        form.rule_key.choices = _pay_rule_options()
+        return form
+
+
 class PeriodView(LaurelModelView):
     resource = "period"
     column_list = ["code", "kind", "start", "end", "status"]
@@ -671,9 +728,35 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
                   ).format(Markup("").join(rows))
 
 
-def render_changes(entry: AuditLog) -> Markup:
-    """One line per changed field: 'name: old -> new' (what an HR reader needs)."""
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?$")
+_HASH = re.compile(r"^[0-9a-f]{16,}$")
+
+
+def _readable(entry: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot without what people cannot read: hashes left out, times in words."""
+    out = {}
+    for key, value in entry.items():
+        if key.endswith("hash") or (isinstance(value, str) and _HASH.match(value)):
+            continue
+        if isinstance(value, str) and _ISO_TIME.match(value):
+            try:
+                value = format_datetime(dt.datetime.fromisoformat(value.replace("Z",
+                                                                                "+00:00")),
+                                        "medium")
+            except ValueError:
+                pass
+        out[key] = value
+    return out
+
+
+def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
+    """One line per changed field: 'name: old -> new' (what an HR reader needs).
+
+    ``readable`` leaves out hashes and writes times in words (the home page).
+    """
     before, after = entry.before or {}, entry.after or {}
+    if readable:
+        before, after = _readable(before), _readable(after)
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)]
         parts = [Markup("<b>{}</b>: {} &rarr; {}").format(
@@ -691,10 +774,13 @@ def _when(at: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    """A snapshot's value in words: lists and mappings spelt out, to any depth."""
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_short(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return "; ".join(f"{k}: {_short(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return str(_("yes") if value else _("no"))
     return str(value)
 
 
@@ -835,10 +921,42 @@ class DashboardView(AdminIndexView):
         if may_read("audit_log"):
             entries = db.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(8)).all()
         my_team = db.get(Team, team_id) if team_id and team_id > 0 else None
+        user = current_principal()
+        waiting = []
+        for w in what_waits(db, user) if user is not None else []:
+            label, endpoint, *args = WAITING[w.key]
+            query = {k: user.email if v == "me" else v for k, v in (args or [{}])[0].items()}
+            waiting.append((w, label, url_for(endpoint, **query)))
         return self.render("laurel/dashboard.html", counts=counts, entries=entries,
                            open_periods=open_periods, tasks=_tasks(), my_team=my_team,
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
-                           render_changes=render_changes, choice=CHOICE_NAMES)
+                           render_changes=lambda e: render_changes(e, readable=True),
+                           choice=CHOICE_NAMES, waiting=waiting,
+                           resource_name=lambda r: ENTITY_NAMES.get(r) or
+                           RESOURCE_NAMES.get(r, r),
+                           when=lambda at: format_datetime(at, "medium") if at else "",
+                           day=lambda d: format_date(d, "medium") if d else "")
+
+
+# The records the audit log names that are no resource of their own.
+ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
+                                "candidate": _l("Candidate"), "rule": _l("Rule")}
+# What waits for a role (engine.waiting): its words and the list it opens.
+WAITING: dict[str, tuple[Any, ...]] = {
+    "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),
+    "runs_to_approve": (_l("Runs to approve"), "runs.index", {"status": "calculated"}),
+    "runs_to_lock": (_l("Approved runs to lock"), "runs.index", {"status": "approved"}),
+    "flags_assigned": (_l("Flags assigned to you"), "compliance.index",
+                       {"status": "in_review", "assignee": "me"}),
+    "flags_unassigned": (_l("Flags assigned to nobody"), "compliance.index",
+                         {"status": "open", "assignee": "none"}),
+    "pip_decisions": (_l("PIPs that ended and wait for a decision"), "pips.index",
+                      {"status": "active"}),
+    "candidates_to_decide": (_l("Nominated candidates to accept or decline"),
+                             "candidates.index", {"status": "nominated"}),
+    "candidates_to_nominate": (_l("Eligible candidates of your team to nominate"),
+                               "candidates.index", {"status": "eligible"}),
+}
 
 
 def _tasks() -> list[tuple[Any, str]]:
@@ -859,7 +977,8 @@ def _tasks() -> list[tuple[Any, str]]:
     for resource, endpoint in [("employee", "employee"), ("team", "team"),
                                ("result", "result"), ("metric", "metric"),
                                ("level", "level"), ("period", "period"),
-                               ("user", "user"), ("audit_log", "auditlog")]:
+                               ("pay_code", "paycode"), ("user", "user"),
+                               ("audit_log", "auditlog")]:
         if may_write(resource):
             out.append((_l("Edit %(what)s", what=RESOURCE_NAMES[resource]),
                         url_for(f"{endpoint}.index_view")))
@@ -922,8 +1041,8 @@ class HelpView(LaurelBaseView):
     @expose("/")
     def index(self) -> Any:
         resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
-                     "user", "imports", "rules", "runs", "compliance", "pips", "candidates",
-                     "dashboard"]
+                     "user", "imports", "rules", "pay_code", "runs", "compliance", "pips",
+                     "candidates", "dashboard"]
         matrix = []
         for role in ROLES:
             row = []
@@ -967,6 +1086,7 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
         admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
         admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
         admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
+        admin.add_view(PayCodeView(PayCode, db, _l("Pay codes"), comp, endpoint="paycode"))
         admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
                                     endpoint="auditlog"))
     admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))

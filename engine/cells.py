@@ -214,3 +214,83 @@ def xlsx_append(sheet: Any, values: Iterable[Any]) -> None:
             cell.data_type = "s"
             if _risky(value):
                 cell.quotePrefix = True
+
+
+# A spreadsheet number is a binary double: 15 significant digits hold exactly. An amount
+# with more (more than 13 digits before the point) is written as text with its exact digits
+# rather than as a number that would lose cents.
+EXACT_DIGITS = 15
+CURRENCY_FORMATS = {"CNY": '[$¥-804]#,##0.00;-[$¥-804]#,##0.00',
+                    "USD": '[$$-409]#,##0.00;-[$$-409]#,##0.00',
+                    "EUR": '[$€-x-euro2] #,##0.00;-[$€-x-euro2] #,##0.00'}
+
+
+def amount_format(currency: str | None) -> str:
+    """The number format of an amount in this currency (two decimals, its sign)."""
+    code = currency or "CNY"
+    return CURRENCY_FORMATS.get(code, f'#,##0.00 "{code}";-#,##0.00 "{code}"')
+
+
+def xlsx_amount(cell: Any, amount: Decimal | None, currency: str | None) -> None:
+    """Write an amount into an openpyxl cell: an exact number with two decimals in the
+    currency's format, or its exact digits as text where a spreadsheet number cannot hold
+    them (more than EXACT_DIGITS significant digits)."""
+    if amount is None:
+        cell.value = None
+        return
+    amount = amount.quantize(Decimal("0.01"))
+    if len(amount.as_tuple().digits) <= EXACT_DIGITS:
+        cell.value = amount  # openpyxl writes it with 16 significant digits: exact here
+        cell.number_format = amount_format(currency)
+    else:
+        cell.value = f"{amount:.2f}"
+        cell.data_type = "s"
+        cell.alignment = _right()
+
+
+def _right() -> Any:
+    from openpyxl.styles import Alignment
+
+    return Alignment(horizontal="right")
+
+
+def xlsx_table(sheet: Any, keys: list[str], labels: list[str], rows: Iterable[list[Any]],
+               money: dict[int, int | str] | None = None, totals: int = 0) -> None:
+    """Fill a sheet: the column keys in a hidden first row, the labels (bold, frozen) in
+    the second, then the rows, each column as wide as its content (8 to 60 characters).
+
+    ``money`` maps an amount column (0-based) to the column of its currency, or to the
+    currency itself. The last ``totals`` rows are totals, in bold.
+    """
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    money = money or {}
+    sheet.append(keys)
+    sheet.row_dimensions[1].hidden = True
+    sheet.append(labels)
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A3"
+    widths = [max(len(str(label)), 6) for label in labels]
+    rows = list(rows)
+    xlsx_rows(sheet, rows, money)
+    for row in rows:
+        for i, v in enumerate(row):
+            text = f"{v:,.2f}  " if i in money and v is not None else str(v or "")
+            widths[i] = max(widths[i], len(text) + (text != "" and 1))
+    for i, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = min(max(width, 8), 60)
+    for r in range(sheet.max_row - totals + 1, sheet.max_row + 1) if totals else ():
+        for cell in sheet[r]:
+            cell.font = Font(bold=True)
+
+
+def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str]) -> None:
+    """Append rows to a sheet, amounts as xlsx_amount writes them (``money`` as in
+    xlsx_table), every text as xlsx_append writes it."""
+    for row in rows:
+        xlsx_append(sheet, [None if i in money else v for i, v in enumerate(row)])
+        cells = sheet[sheet.max_row]
+        for i, cur in money.items():
+            xlsx_amount(cells[i], row[i], row[cur] if isinstance(cur, int) else cur)

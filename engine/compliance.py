@@ -1,7 +1,9 @@
 """The compliance review of flags, and how its decisions move money.
 
-Each flag outcome of a run opens a case: open -> in review (assigned to a compliance
-officer) -> confirmed or dismissed, always with a written reason. A payout held by flags
+A case is one flag of one employee in one period: open -> in review (assigned to a
+compliance officer) -> confirmed or dismissed, always with a written reason; a new run of
+the period attaches to it with its history (carry_cases), and one that no longer raises
+the flag closes it as "cleared" (no longer raised). A payout held by flags
 is forfeited when any of its holding flags is confirmed, held while any is still open or
 in review, and payable once all of them are dismissed. A run that is locked does not
 change: a hold dismissed after the lock is paid as a "released hold" line in the
@@ -15,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.db import audit
@@ -27,22 +29,76 @@ DECIDERS = ("compliance_officer",)
 MAX_EVIDENCE = 10 * 1024 * 1024
 
 
-def open_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]]) -> int:
-    """Open a case for every flag outcome of a newly stored run."""
+def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
+                actor: str = "system") -> dict[str, list[int]]:
+    """Attach the flags of a newly stored run to their cases, in the same transaction.
+
+    A case is the employee's, the rule's and the period's: a flag raised again attaches to
+    its case (history, notes, evidence, assignee and decision kept); a confirmed case keeps
+    the payouts it holds forfeited and a dismissed one keeps them payable, with no second
+    review. A case whose flag this run no longer raises is closed as "cleared" (no longer
+    raised) by this run; raised again later, it returns to its decision, else to review.
+    A flag raised for the first time opens a case. Each carry-over is audited. Returns the
+    case ids by what happened: opened, carried, reopened, cleared.
+    """
     holds = {r["key"] for r in rules if r.get("hold")}
     # In the outcomes' order: without it PostgreSQL returns them as they lie on disk, and
-    # a case's id would say nothing about its employee or its rule.
+    # a new case's id would say nothing about its employee or its rule.
     rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.rule_key,
                                   Outcome.value)
                            .where(Outcome.run_id == run.id, Outcome.kind == "flag")
                            .order_by(Outcome.id)).all()
-    if rows:
-        session.execute(FlagCase.__table__.insert(), [
-            {"outcome_id": oid, "run_id": run.id, "employee_id": emp, "rule_key": key,
-             "severity": value, "holds": key in holds, "status": "open",
-             "decided_after_lock": False}
-            for oid, emp, key, value in rows])
-    return len(rows)
+    cases = {(c.employee_id, c.rule_key): c for c in session.scalars(
+        select(FlagCase).where(FlagCase.period_id == run.period_id))}
+    done: dict[str, list[int]] = {"opened": [], "carried": [], "reopened": [],
+                                  "cleared": []}
+    new = []
+    raised = set()
+    decided_employees = set()
+    for oid, emp, key, value in rows:
+        raised.add((emp, key))
+        case = cases.get((emp, key))
+        if case is None:
+            new.append({"outcome_id": oid, "run_id": run.id, "period_id": run.period_id,
+                        "employee_id": emp, "rule_key": key, "severity": value,
+                        "holds": key in holds, "status": "open",
+                        "decided_after_lock": False})
+            continue
+        before = {"status": case.status, "run": case.run_id}
+        what = "carried"
+        if case.status == "cleared":
+            what = "reopened"
+            case.status = case.decision or ("in_review" if case.assignee else "open")
+        case.run_id, case.outcome_id, case.severity = run.id, oid, value
+        case.holds = key in holds
+        if case.status in ("confirmed", "dismissed") and case.holds:
+            decided_employees.add(emp)
+        done[what].append(case.id)
+        audit(session, "carry", "flag", case.id,
+              summary=f"flag {case.id} ({key}) raised again by run {run.id}: "
+                      + ("reopened" if what == "reopened" else "carried over")
+                      + f", {case.status}" + (" (no second review)"
+                                              if case.status in ("confirmed", "dismissed")
+                                              else ""),
+              before=before, after={"status": case.status, "run": run.id}, actor=actor)
+    for (emp, key), case in sorted(cases.items(), key=lambda kv: kv[1].id):
+        if (emp, key) in raised or case.status == "cleared":
+            continue
+        before = {"status": case.status, "run": case.run_id}
+        case.status, case.run_id = "cleared", run.id
+        done["cleared"].append(case.id)
+        audit(session, "clear", "flag", case.id,
+              summary=f"flag {case.id} ({key}) no longer raised: run {run.id} cleared it",
+              before=before, after={"status": "cleared", "run": run.id}, actor=actor)
+    if new:
+        session.execute(FlagCase.__table__.insert(), new)
+        done["opened"] = list(session.scalars(select(FlagCase.id).where(
+            FlagCase.run_id == run.id, FlagCase.status == "open",
+            FlagCase.id.not_in(done["carried"] + done["reopened"]))))
+    session.flush()
+    for emp in sorted(decided_employees):
+        apply_holds(session, run.id, emp)
+    return done
 
 
 def _officer(session: Session, actor: str | None) -> User:
@@ -125,7 +181,7 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     if run.status in ("discarded", "failed"):
         raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
     before = {"status": case.status}
-    case.status, case.reason = decision, reason.strip()
+    case.status, case.decision, case.reason = decision, decision, reason.strip()
     case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)
     case.decided_after_lock = run.status == "locked"
     audit(session, "decide", "flag", case.id,
@@ -208,6 +264,24 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
     return out
 
 
+def release_of(session: Session, case: FlagCase) -> dict[str, Any] | None:
+    """Where a hold this case released after its run's lock is paid, or None.
+
+    {"run_id": the run that pays it (None until one is stored), "period": that run's
+    period, "kind": the period kind whose next run pays it}.
+    """
+    if not (case.holds and case.status == "dismissed" and case.decided_after_lock):
+        return None
+    run = session.get(Run, case.run_id)
+    if run is None or run.status != "locked":
+        return None
+    paid = session.get(Run, case.released_in_run_id) if case.released_in_run_id else None
+    if paid is not None and paid.status not in LIVE_RUN:
+        paid = None
+    return {"run_id": paid.id if paid else None, "period": paid.period.code if paid else None,
+            "kind": run.period.kind}
+
+
 def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[str, Any]]]
                   ) -> None:
     ids = {cid for lines in releases.values() for line in lines for cid in line["case_ids"]}
@@ -219,8 +293,8 @@ def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[s
 def queue(session: Session, status: str | None = None, severity: str | None = None,
           rule_key: str | None = None, team_id: int | None = None,
           period_code: str | None = None, employee_code: str | None = None,
-          include_discarded: bool = False) -> list[FlagCase]:
-    """Every flag of every run, filtered; newest first."""
+          include_discarded: bool = False, assignee: str | None = None) -> list[FlagCase]:
+    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's."""
     from engine.models import Team
 
     stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
@@ -241,5 +315,9 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
         stmt = stmt.where(Period.code == period_code)
     if employee_code:
         stmt = stmt.where(Employee.code == employee_code)
+    if assignee == "none":
+        stmt = stmt.where(FlagCase.assignee.is_(None))
+    elif assignee:
+        stmt = stmt.where(func.lower(FlagCase.assignee) == assignee.lower())
     return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
 

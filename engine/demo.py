@@ -365,7 +365,8 @@ def run_history(session: Session) -> None:
         run = runs.start_run(session, code, actor=f"analyst@{DOMAIN}").run
         if code in HISTORY_LOCKED:
             lifecycle.approve(session, run.id, f"analyst2@{DOMAIN}")
-            lifecycle.lock(session, run.id, f"analyst2@{DOMAIN}")
+            lifecycle.lock(session, run.id, f"analyst2@{DOMAIN}",
+                           open_flags_reason="demo history: flags reviewed after the lock")
     session.flush()
 
 

@@ -1,7 +1,8 @@
 """Following ratings up: PIP records and promotion candidates.
 
 A run's ``pip`` outcomes become PIP records, ``proposed`` until the run is approved, then
-``active``; discarding the run discards them. HR records the decision at the end (passed,
+``active``; a new run of the period carries them over when it starts them again and
+discards them, audited, when it does not (carry_pips). HR records the decision at the end (passed,
 extended with a new end, change of role, exit) or closes an active PIP early, always with
 a reason. ``eligibility`` outcomes of approved runs become candidates for the program:
 eligible -> nominated -> accepted or declined.
@@ -29,24 +30,54 @@ from engine.wording import PIP_TARGET
 PIP_DECISIONS = ("passed", "extended", "role_change", "exit")
 
 
-def record_pips(session: Session, run: Run) -> int:
-    """Create the PIP records of a newly stored run (proposed)."""
+def carry_pips(session: Session, run: Run, discarded: list[int], actor: str = "system"
+               ) -> dict[str, list[int]]:
+    """PIP records of a newly stored run: carried from the runs it discards, or new.
+
+    A pip outcome of the run for an employee whose PIP record came from a discarded run of
+    the period carries that record over (its id, and any decision HR recorded on it; an
+    active one waits for the new run's approval again, as "proposed"). A record of a
+    discarded run that the new run does not start again is discarded, visibly: each carry
+    and each drop is audited. Any other pip outcome starts a new proposed record.
+    """
+    old = {p.employee_id: p for p in session.scalars(
+        select(Pip).where(Pip.run_id.in_(discarded), Pip.status != "discarded")
+        .order_by(Pip.id))} if discarded else {}
+    done: dict[str, list[int]] = {"started": [], "carried": [], "dropped": []}
     rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.explanation)
-                           .where(Outcome.run_id == run.id, Outcome.kind == "pip")).all()
+                           .where(Outcome.run_id == run.id, Outcome.kind == "pip")
+                           .order_by(Outcome.id)).all()
     for oid, emp, exp in rows:
         pip = (exp or {}).get("pip") or {}
-        session.add(Pip(employee_id=emp, run_id=run.id, outcome_id=oid,
-                        start=dt.date.fromisoformat(pip["start"]),
-                        end=dt.date.fromisoformat(pip["end"]), target=pip.get("target", ""),
-                        status="proposed"))
+        start = dt.date.fromisoformat(pip["start"])
+        end = dt.date.fromisoformat(pip["end"])
+        record = old.pop(emp, None)
+        if record is None:
+            record = Pip(employee_id=emp, run_id=run.id, outcome_id=oid, start=start,
+                         end=end, target=pip.get("target", ""), status="proposed")
+            session.add(record)
+            session.flush()
+            done["started"].append(record.id)
+            continue
+        before = {"status": record.status, "run": record.run_id}
+        record.run_id, record.outcome_id = run.id, oid
+        if record.status in ("proposed", "active"):
+            record.status, record.start, record.end = "proposed", start, end
+            record.target = pip.get("target", record.target)
+        done["carried"].append(record.id)
+        audit(session, "carry", "pip", record.id,
+              summary=f"PIP {record.id} carried over to run {run.id} ({record.status})",
+              before=before, after={"status": record.status, "run": run.id}, actor=actor)
+    for record in old.values():
+        before = {"status": record.status, "run": record.run_id}
+        record.status = "discarded"
+        done["dropped"].append(record.id)
+        audit(session, "drop", "pip", record.id,
+              summary=f"PIP {record.id} dropped: run {run.id} of the period no longer "
+                      "starts it", before=before, after={"status": "discarded",
+                                                         "run": run.id}, actor=actor)
     session.flush()
-    return len(rows)
-
-
-def on_discard(session: Session, run_ids: list[int]) -> None:
-    """Discarding runs discards their PIP records."""
-    if run_ids:
-        session.execute(update(Pip).where(Pip.run_id.in_(run_ids)).values(status="discarded"))
+    return done
 
 
 def on_approve(session: Session, run: Run) -> None:
@@ -54,11 +85,26 @@ def on_approve(session: Session, run: Run) -> None:
     session.execute(update(Pip).where(Pip.run_id == run.id, Pip.status == "proposed")
                     .values(status="active"))
     have = set(session.scalars(select(Candidate.outcome_id).where(Candidate.run_id == run.id)))
+    # A candidate of an earlier run of the period, with its nomination, carries over.
+    earlier = {(c.employee_id, c.program): c for c in session.scalars(
+        select(Candidate).join(Run, Run.id == Candidate.run_id)
+        .where(Run.period_id == run.period_id, Run.id != run.id,
+               Run.status == "discarded").order_by(Candidate.id))}
     for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id,
                                                    Outcome.kind == "eligibility")):
-        if o.id not in have:
-            session.add(Candidate(employee_id=o.employee_id, run_id=run.id, outcome_id=o.id,
-                                  program=o.value or o.rule_key, status="eligible"))
+        if o.id in have:
+            continue
+        program = o.value or o.rule_key
+        cand = earlier.get((o.employee_id, program))
+        if cand is not None:
+            before = {"run": cand.run_id}
+            cand.run_id, cand.outcome_id = run.id, o.id
+            audit(session, "carry", "candidate", cand.id,
+                  summary=f"candidate {cand.id} ({program}) carried over to run {run.id} "
+                          f"({cand.status})", before=before, after={"run": run.id})
+            continue
+        session.add(Candidate(employee_id=o.employee_id, run_id=run.id, outcome_id=o.id,
+                              program=program, status="eligible"))
     session.flush()
 
 

@@ -13,17 +13,31 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import followup, periods
-from engine.cells import CellError, csv_row, number, xlsx_append
+from engine.cells import CellError, csv_row, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
-from engine.models import LIVE_RUN, Adjustment, Employee, Outcome, Period, Run
+from engine.models import (
+    LIVE_RUN,
+    OPEN_FLAG_STATUSES,
+    Adjustment,
+    AuditLog,
+    Employee,
+    FlagCase,
+    Outcome,
+    PayCode,
+    Period,
+    ResultRow,
+    Rule,
+    Run,
+)
 from engine.runs import get_run, staleness
 from engine.users import require_role
 
@@ -75,8 +89,21 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
     return run
 
 
-def lock(session: Session, run_id: int, actor: str | None) -> Run:
-    """Lock an approved run and its period; refused when the run is stale."""
+def open_flags(session: Session, run: Run) -> list[FlagCase]:
+    """The run's flags still open or in review."""
+    return list(session.scalars(select(FlagCase).where(
+        FlagCase.run_id == run.id, FlagCase.status.in_(OPEN_FLAG_STATUSES))
+        .order_by(FlagCase.id)))
+
+
+def lock(session: Session, run_id: int, actor: str | None,
+         open_flags_reason: str | None = None) -> Run:
+    """Lock an approved run and its period; refused when the run is stale.
+
+    A run with flags still open or in review locks only "with open flags": with a written
+    reason, kept in the audit log with the flags it left open. Their holds then wait for a
+    decision after the lock (a dismissal is paid in the next run of the period kind).
+    """
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
     _live_run(session, run, "locked", "only an approved run can be locked")
@@ -87,41 +114,174 @@ def lock(session: Session, run_id: int, actor: str | None) -> Run:
     stale = staleness(session, run)
     if stale:
         raise stale
+    still_open = open_flags(session, run)
+    reason = (open_flags_reason or "").strip()
+    if still_open and not reason:
+        raise LaurelError(
+            f"run {run.id}, field open_flags_reason: {len(still_open)} flag(s) still open "
+            f"(flag {', '.join(str(c.id) for c in still_open)}); lock with open flags "
+            "and give a reason, or decide them first")
     run.status, run.locked_by = "locked", email
     run.period.status = "locked"
+    after: dict[str, Any] = {"status": "locked", "locked_by": email,
+                             "period": run.period.code}
+    if still_open:
+        after.update(open_flags=[c.id for c in still_open], open_flags_reason=reason)
     audit(session, "lock", "run", run.id, summary=f"{run.id} and period "
-          f"{run.period.code} locked", before={"status": "approved"},
-          after={"status": "locked", "locked_by": email, "period": run.period.code},
-          actor=email)
+          f"{run.period.code} locked" + (f" with {len(still_open)} open flag(s): {reason}"
+                                         if still_open else ""),
+          before={"status": "approved"}, after=after, actor=email)
     session.flush()
     return run
 
 
+@dataclass
+class Checklist:
+    """What a person closing the period checks before approving or locking a run."""
+
+    run: Run
+    open_flags: list[FlagCase] = field(default_factory=list)
+    drafts: list[Rule] = field(default_factory=list)
+    warnings: int = 0
+    warning_lines: list[tuple[str, str, str]] = field(default_factory=list)
+    missing: list[Employee] = field(default_factory=list)
+    previous: Run | None = None
+    # What this run carried over from the runs it discarded (its audit entry):
+    # {"runs": [...], "flags": {"carried": [...], "reopened": [...], "cleared": [...]},
+    #  "pips": {"carried": [...], "dropped": [...]}, "adjustments": [...]}
+    carried: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    change_totals: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def clear(self) -> bool:
+        return not (self.open_flags or self.drafts or self.warnings or self.missing)
+
+
+def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
+    """The period-close checklist of a run: open flags, drafts awaiting approval that take
+    effect in the period, warnings, employees with no results, changes since the last run.
+
+    ``most`` bounds the lists of warnings and employees shown (the counts are whole).
+    """
+    from engine import statements
+    from engine.authoring import awaiting_approval
+
+    period = run.period
+    out = Checklist(run, open_flags=open_flags(session, run))
+    out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
+                  and (r.effective_from is None or r.effective_from <= period.end)
+                  and (r.effective_to is None or r.effective_to >= period.start)]
+    out.warnings = session.scalar(select(func.count()).select_from(Outcome).where(
+        Outcome.run_id == run.id, Outcome.kind == "warning")) or 0
+    out.warning_lines = [tuple(r) for r in session.execute(
+        select(Employee.code, Outcome.rule_key, Outcome.value)
+        .join(Employee, Employee.id == Outcome.employee_id)
+        .where(Outcome.run_id == run.id, Outcome.kind == "warning")
+        .order_by(Employee.code, Outcome.rule_key).limit(most))]
+    in_run = select(Outcome.employee_id).where(Outcome.run_id == run.id)
+    codes = [period.code, *periods.children(period.code)]
+    codes += [c for code in codes[1:] for c in periods.children(code)]
+    with_rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
+                 .where(Period.code.in_(codes)))
+    out.missing = list(session.scalars(
+        select(Employee).where(Employee.id.not_in(in_run), Employee.id.not_in(with_rows))
+        .order_by(Employee.code)))
+    out.previous = session.scalar(select(Run).where(
+        Run.period_id == run.period_id, Run.id < run.id, Run.status != "failed")
+        .order_by(Run.id.desc()).limit(1))
+    stored = session.scalar(select(AuditLog.after).where(
+        AuditLog.entity == "run", AuditLog.action == "run",
+        AuditLog.entity_id == str(run.id)).limit(1)) or {}
+    if stored.get("discarded_runs"):
+        out.carried = {"runs": stored["discarded_runs"], "flags": stored.get("flags") or {},
+                       "pips": stored.get("pips") or {},
+                       "adjustments": stored.get("adjustments_carried") or []}
+    if out.previous is not None:
+        rows = statements.diff_runs(session, out.previous, run)
+        out.changes = {c: sum(1 for r in rows if r["change"] == c)
+                       for c in ("added", "removed", "changed")}
+        out.change_totals = statements.diff_totals(rows)
+    return out
+
+
+def pay_codes(session: Session) -> dict[str, str]:
+    """The pay code of each rule key HR mapped (PayCode)."""
+    return dict(session.execute(select(PayCode.rule_key, PayCode.code)).all())
+
+
 def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
-    """One line per payable, held or forfeited amount (adjustments included)."""
+    """One line per payable, held or forfeited amount (adjustments included).
+
+    Each line carries its pay code (the one HR mapped to its rule; a released hold takes
+    its rule's) and a note: where a released hold comes from, an adjustment's reason.
+    """
+    codes = pay_codes(session)
     rows = session.execute(
         select(Outcome, Employee.code, Employee.name)
         .join(Employee, Employee.id == Outcome.employee_id)
         .where(Outcome.run_id == run.id, Outcome.amount.is_not(None))
         .order_by(Employee.code, Outcome.rule_key, Outcome.id)).all()
-    lines = [{"run_id": run.id, "period": run.period.code, "employee_code": code,
-              "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
-              "amount": o.amount, "currency": o.currency, "status": o.status}
-             for o, code, name in rows]
+    lines = []
+    for o, code, name in rows:
+        released = (o.explanation or {}).get("released") or {}
+        rule = released.get("rule_key") or o.rule_key
+        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
+                      "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
+                      "amount": o.amount, "currency": o.currency, "status": o.status,
+                      "pay_code": codes.get(rule, ""),
+                      "note": released_note(released) if released else (o.value or "")
+                      if o.rule_key == "released_hold" else ""})
     for adj, code, name in session.execute(
             select(Adjustment, Employee.code, Employee.name)
             .join(Employee, Employee.id == Adjustment.employee_id)
             .where(Adjustment.run_id == run.id).order_by(Adjustment.id)):
         lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
                       "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
-                      "amount": adj.amount, "currency": adj.currency, "status": "payable"})
+                      "amount": adj.amount, "currency": adj.currency, "status": "payable",
+                      "pay_code": codes.get("adjustment", ""), "note": adj.reason})
     lines.sort(key=lambda line: (line["employee_code"], line["rule_key"] == "adjustment"))
     return lines
 
 
+def released_note(released: dict[str, Any]) -> str:
+    """Where a released hold comes from, in a payroll file's words."""
+    flags = ", ".join(str(i) for i in released.get("flags") or [])
+    return (f"released hold of {released.get('rule_key')} from {released.get('period')} "
+            f"(run {released.get('run_id')}; flag {flags} dismissed after the lock)")
+
+
+def employee_named(session: Session, text: str) -> Employee:
+    """The employee a person names: by code, by "CODE name" (as a search box offers it),
+    or by a name no other employee has; LaurelError (field employee) otherwise."""
+    typed = " ".join((text or "").split())
+    if not typed:
+        raise LaurelError("adjustment, field employee: choose an employee (name or code)")
+    for code in dict.fromkeys((typed, typed.split(" ", 1)[0])):
+        found = session.scalar(select(Employee).where(Employee.code == code))
+        if found is None:
+            found = session.scalar(select(Employee).where(
+                func.lower(Employee.code) == code.lower()))
+        if found is not None and (code == typed or typed.lower() == str(found).lower()):
+            return found
+    named = list(session.scalars(select(Employee).where(
+        func.lower(Employee.name) == typed.lower()).order_by(Employee.code)))
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise LaurelError(f"adjustment, field employee: {len(named)} employees are named "
+                          f"{typed!r} ({', '.join(e.code for e in named)}): give the code")
+    raise LaurelError(f"adjustment, field employee: no employee has the code or name "
+                      f"{typed!r}")
+
+
 def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
                    reason: str, actor: str | None) -> Adjustment:
-    """Add a manual line (amount, reason) to a calculated or approved run."""
+    """Add a manual line (amount, reason) to a calculated or approved run.
+
+    The employee is named by code or name (employee_named); the amount is read as people
+    type it (cells.typed_amount: ``1,500``, ``1500元``, ``CN¥1,500.00``).
+    """
     run = get_run(session, run_id)
     email = _approver(session, actor, "adjust")
     _live_run(session, run, "adjusted", "adjustments are refused")
@@ -129,11 +289,11 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
         raise LaurelError(f"run {run.id} is {run.status}: adjustments are refused")
     if run.period.status == "locked":
         raise LaurelError(f"period {run.period.code} is locked: adjustments are refused")
-    employee = session.scalar(select(Employee).where(Employee.code == employee_code))
-    if employee is None:
-        raise LaurelError(f"adjustment, field employee: unknown employee {employee_code!r}")
+    employee = employee_named(session, employee_code)
+    currency = session.scalar(select(Outcome.currency).where(
+        Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     try:
-        value = number(str(amount).strip())
+        value = typed_amount(str(amount), currency)
     except CellError as err:
         raise LaurelError(f"adjustment, field amount: {err.reason}") from None
     # the exponent first: 1e999999999 overflows any arithmetic on it
@@ -144,8 +304,6 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
         raise LaurelError("adjustment, field amount: at most two decimals")
     if not (reason or "").strip():
         raise LaurelError("adjustment, field reason: a reason is required")
-    currency = session.scalar(select(Outcome.currency).where(
-        Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     adj = Adjustment(run_id=run.id, employee_id=employee.id, amount=value, currency=currency,
                      reason=reason.strip(), created_by=email)
     session.add(adj)
@@ -192,65 +350,111 @@ def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
     return out
 
 
-def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
-           totals_rows: bool | None = None) -> bytes:
-    """The payroll export of a run as CSV or XLSX: a header, one line per amount.
+# The payroll file's columns: the contract's, then the pay code (CSV and XLSX); the XLSX
+# file adds a note (a released hold's origin, an adjustment's reason).
+PAYROLL_COLUMNS = [*EXPORT_COLUMNS, "pay_code"]
+XLSX_COLUMNS = [*PAYROLL_COLUMNS, "note"]
+SUMMARY_COLUMNS = ["employee_code", "employee_name", "pay_code", "rule_keys", "payable",
+                   "held", "forfeited", "currency"]
+# What a person reads (the back office passes them in the reader's language).
+LABELS = {"run_id": "Run", "period": "Period", "employee_code": "Employee code",
+          "employee_name": "Employee name", "rule_key": "Rule", "kind": "Kind",
+          "amount": "Amount", "currency": "Currency", "status": "Status",
+          "pay_code": "Pay code", "note": "Note", "rule_keys": "Rules",
+          "payable": "Payable", "held": "Held", "forfeited": "Forfeited",
+          "sheet_payable": "Payable", "sheet_held": "Held and forfeited",
+          "sheet_summary": "Summary", "total": "TOTAL",
+          "draft": "DRAFT: run {run} is not approved; do not pay from this file"}
 
-    The XLSX file ends with totals rows (payable, held, forfeited); a CSV file holds exactly
-    the lines CONTRACT.md names unless ``totals_rows`` asks for them too, so that a payroll
-    system reading it never counts a total as a payment. A draft says so.
+
+def summary_rows(lines: list[dict[str, Any]]) -> list[list[Any]]:
+    """Per employee and pay component (its pay code, else its rule): the amounts by status."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in lines:
+        component = line["pay_code"] or line["rule_key"]
+        g = groups.setdefault((line["employee_code"], component), {
+            "employee_name": line["employee_name"], "pay_code": line["pay_code"],
+            "rules": [], "currency": line["currency"],
+            **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
+        if line["rule_key"] not in g["rules"]:
+            g["rules"].append(line["rule_key"])
+        g[line["status"]] += line["amount"]
+    return [[code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]), g["payable"],
+             g["held"], g["forfeited"], g["currency"]]
+            for (code, _c), g in sorted(groups.items())]
+
+
+def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], currency: str,
+          note: str | None, labels: dict[str, str]) -> bytes:
+    import openpyxl
+
+    from engine.cells import xlsx_table
+
+    label = {**LABELS, **labels}
+    book = openpyxl.Workbook()
+    amount, cur = XLSX_COLUMNS.index("amount"), XLSX_COLUMNS.index("currency")
+    for i, (title, statuses) in enumerate(((label["sheet_payable"], ("payable",)),
+                                           (label["sheet_held"], ("held", "forfeited")))):
+        sheet = book.active if i == 0 else book.create_sheet()
+        sheet.title = (f"DRAFT {title}" if note else title)[:31]
+        body = [[line[c] for c in XLSX_COLUMNS] for line in lines
+                if line["status"] in statuses]
+        body += [[run.id, run.period.code, "", label["total"], "", "", sums[status], currency,
+                  status, "", ""] for status in statuses]
+        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS], body,
+                   money={amount: cur}, totals=len(statuses))
+        if note:
+            sheet.append([note])
+    sheet = book.create_sheet()
+    sheet.title = (f"DRAFT {label['sheet_summary']}" if note else label["sheet_summary"])[:31]
+    xlsx_table(sheet, SUMMARY_COLUMNS, [label[c] for c in SUMMARY_COLUMNS],
+               [*summary_rows(lines), ["", label["total"], "", "", sums["payable"],
+                                       sums["held"], sums["forfeited"], currency]],
+               money={4: 7, 5: 7, 6: 7}, totals=1)
+    if note:
+        sheet.append([note])
+    book.properties.created = dt.datetime(2000, 1, 1)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
+           totals_rows: bool | None = None, labels: dict[str, str] | None = None) -> bytes:
+    """The payroll export of a run as CSV or XLSX.
+
+    CSV: the header CONTRACT.md names plus ``pay_code`` at the end, one line per amount;
+    totals rows only when ``totals_rows`` asks for them, so that a payroll system reading
+    it never counts a total as a payment. XLSX: a sheet of payable lines, one of held and
+    forfeited lines (each ending with its totals) and a summary per employee and pay
+    component; headers in ``labels`` (English by default) with the column keys in a
+    hidden first row; amounts as exact numbers in the currency's format (an amount a
+    spreadsheet number cannot hold exactly is written as its exact digits, as text). A
+    draft says so, in the sheets' names and under each table.
     """
-    if totals_rows is None:
-        totals_rows = fmt == "xlsx"
     run = get_run(session, run_id)
     _check_exportable(run, draft)
     lines = export_lines(session, run)
     sums = totals(lines)
     currency = lines[0]["currency"] if lines else "CNY"
-    total_rows = [[run.id, run.period.code, "", "TOTAL", "", "", f"{amount:.2f}", currency,
-                   status] for status, amount in sums.items()]
     is_draft = run.status == "calculated"
-    note = (f"DRAFT: run {run.id} is not approved; do not pay from this file"
-            if is_draft else None)
-    body = [[line[c] if c != "amount" else f"{line['amount']:.2f}" for c in EXPORT_COLUMNS]
-            for line in lines]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
-        # A name is written as it was imported; one a spreadsheet would run is neutralised.
-        writer.writerows(csv_row(row) for row in body)
-        if totals_rows:
-            writer.writerows(csv_row(row) for row in total_rows)
-        if note:
-            writer.writerow([note])
-        return buf.getvalue().encode("utf-8")
     if fmt == "xlsx":
-        import openpyxl
-        from openpyxl.styles import Font
-
-        book = openpyxl.Workbook()
-        sheet = book.active
-        sheet.title = "DRAFT" if is_draft else "Payroll"
-        sheet.append(EXPORT_COLUMNS)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in body:
-            row = list(row)
-            row[6] = Decimal(row[6])
-            xlsx_append(sheet, row)
-        for row in total_rows if totals_rows else []:
-            row = list(row)
-            row[6] = Decimal(row[6])
-            xlsx_append(sheet, row)
-            for cell in sheet[sheet.max_row]:
-                cell.font = Font(bold=True)
-        for r in range(2, sheet.max_row + 1):
-            sheet.cell(row=r, column=7).number_format = "#,##0.00"
-        if note:
-            sheet.append([note])
-        book.properties.created = dt.datetime(2000, 1, 1)
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
-    raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
+        note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
+                else None)
+        return _xlsx(run, lines, sums, currency, note, labels or {})
+    if fmt != "csv":
+        raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
+    note = LABELS["draft"].format(run=run.id) if is_draft else None
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PAYROLL_COLUMNS)
+    # A name is written as it was imported; one a spreadsheet would run is neutralised.
+    writer.writerows(csv_row(f"{line['amount']:.2f}" if c == "amount" else line[c]
+                             for c in PAYROLL_COLUMNS) for line in lines)
+    if totals_rows:
+        writer.writerows(csv_row([run.id, run.period.code, "", "TOTAL", "", "",
+                                  f"{amount:.2f}", currency, status, ""])
+                         for status, amount in sums.items())
+    if note:
+        writer.writerow([note])
+    return buf.getvalue().encode("utf-8")

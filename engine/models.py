@@ -322,6 +322,10 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The period's results_version this run read; None for a failed run.
     results_version: Mapped[int | None]
+    # Figures kept when the run is stored, so its pages need not rebuild facts: every team
+    # of the period's population with its member count and team_attainment (text, or None
+    # where undefined).
+    figures: Mapped[dict[str, Any] | None]
 
     period: Mapped[Period] = relationship()
     outcomes: Mapped[list[Outcome]] = relationship(
@@ -366,8 +370,12 @@ class Adjustment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # The run this adjustment was first added to, when a new run of the period carried it
+    # over from a run it discarded.
+    carried_from_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="SET NULL"))
 
-    run: Mapped[Run] = relationship()
+    run: Mapped[Run] = relationship(foreign_keys=[run_id])
     employee: Mapped[Employee] = relationship()
 
     def __str__(self) -> str:
@@ -399,21 +407,35 @@ class RunJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-FLAG_STATUSES = ("open", "in_review", "confirmed", "dismissed")
+# "cleared": the flag no longer fires in the latest run of its period ("no longer raised").
+FLAG_STATUSES = ("open", "in_review", "confirmed", "dismissed", "cleared")
+OPEN_FLAG_STATUSES = ("open", "in_review")
 PIP_STATUSES = ("proposed", "active", "discarded", "closed", "passed", "extended",
                 "role_change", "exit")
 CANDIDATE_STATUSES = ("eligible", "nominated", "accepted", "declined")
 
 
 class FlagCase(Base):
-    """The compliance review of one flag outcome: open -> in review -> confirmed/dismissed."""
+    """The compliance review of one flag of one employee in one period.
+
+    open -> in review -> confirmed/dismissed; "cleared" when a later run of the period no
+    longer raises it. The case belongs to the employee, the rule and the period, not to a
+    run: a new run of the period attaches to it (``run_id`` and ``outcome_id`` follow the
+    latest run), keeping its notes, evidence and decision (engine.compliance.carry_cases).
+    """
 
     __tablename__ = "flag_case"
+    __table_args__ = (
+        UniqueConstraint("employee_id", "period_id", "rule_key", name="uq_flag_case_period"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The latest flag outcome that raised it (in a discarded run once it is cleared).
     outcome_id: Mapped[int] = mapped_column(
         ForeignKey("outcome.id", ondelete="CASCADE"), unique=True)
+    # The latest run of the period that judged it: the one that raised it, or cleared it.
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
     employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
     rule_key: Mapped[str] = mapped_column(String(100))
     severity: Mapped[str | None] = mapped_column(String(200))
@@ -428,9 +450,17 @@ class FlagCase(Base):
     released_in_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("run.id", ondelete="SET NULL"))
     decided_after_lock: Mapped[bool] = mapped_column(default=False)
+    # The decision (confirmed or dismissed), kept when the case is cleared: a flag raised
+    # again later returns to it without a second review.
+    decision: Mapped[str | None] = mapped_column(String(10))
+    # Cases of the same employee, rule and period merged into this one by the upgrade to
+    # cases per period (their audit entries are this case's history).
+    former_ids: Mapped[list[Any] | None]
 
     outcome: Mapped[Outcome] = relationship(foreign_keys=[outcome_id])
     run: Mapped[Run] = relationship(foreign_keys=[run_id])
+    period: Mapped[Period] = relationship()
+    released_in_run: Mapped[Run | None] = relationship(foreign_keys=[released_in_run_id])
     employee: Mapped[Employee] = relationship()
     notes: Mapped[list[FlagNote]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="FlagNote.id")
@@ -500,3 +530,21 @@ class Candidate(Base):
 
     employee: Mapped[Employee] = relationship()
     run: Mapped[Run] = relationship()
+
+
+class PayCode(Base):
+    """The payroll system's pay code of a rule's amounts (set by HR, one per rule key).
+
+    ``rule_key`` is a rule's key, or ``adjustment`` for manual lines; a released hold
+    carries the pay code of the rule whose amount it releases.
+    """
+
+    __tablename__ = "pay_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_key: Mapped[str] = mapped_column(String(100), unique=True)
+    code: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(String(200), default="")
+
+    def __str__(self) -> str:
+        return f"{self.rule_key} -> {self.code}"

@@ -38,7 +38,7 @@ from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
-from engine.models import LIVE_RUN, Employee, Metric, Outcome, Period, Run
+from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
 from engine.rollup import period_figures
 from engine.rulebook import published_rules
 
@@ -341,14 +341,28 @@ def compile_for(session: Session, period: Period,
                       for r in rules]
 
 
+def team_figures(facts: list[EmployeeFacts]) -> dict[str, Any]:
+    """Every team of the population: its member count and attainment (text; None where
+    it is undefined), as a run keeps them (Run.figures)."""
+    teams: dict[str, dict[str, Any]] = {}
+    for ef in facts:
+        v = ef.values
+        team = teams.setdefault(v.get("team") or "", {"members": 0})
+        team["members"] += 1
+        attainment = v.get("team_attainment")
+        team["attainment"] = None if attainment is None else str(to_plain(attainment))
+    return {"teams": dict(sorted(teams.items()))}
+
+
 def evaluate_period(session: Session, period: Period,
                     progress: Callable[[int, int], None] | None = None,
                     documents: list[dict[str, Any]] | None = None
                     ) -> tuple[list[dict[str, Any]], int, CompiledRuleset, list[dict[str, Any]],
-                               Timings]:
+                               Timings, dict[str, Any]]:
     """Evaluate the period without storing anything; return outcomes and what was used.
 
-    ``documents`` replace the published rules (see compile_for).
+    ``documents`` replace the published rules (see compile_for). The last element is the
+    population's team figures (team_figures).
     """
     timings = Timings()
     t0 = time.perf_counter()
@@ -369,7 +383,7 @@ def evaluate_period(session: Session, period: Period,
         if progress:
             progress(done, total)
     timings.evaluate = time.perf_counter() - t2
-    return outcomes, total, compiled, used, timings
+    return outcomes, total, compiled, used, timings, team_figures(facts)
 
 
 def start_run(session: Session, code: str, actor: str = "system", dry_run: bool = False,
@@ -390,7 +404,8 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     before = session.scalar(select(func.max(Run.id)).where(
         Run.period_id == period.id, Run.status != "failed")) or 0
-    outcomes, employees, compiled, used, timings = evaluate_period(session, period, progress)
+    outcomes, employees, compiled, used, timings, figures = evaluate_period(
+        session, period, progress)
     releases = compliance.releases_for(session, period, {o["employee_id"] for o in outcomes})
     outcomes.extend(_released_hold_outcomes(session, period, releases))
     if dry_run:
@@ -410,10 +425,9 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
         Run.period_id == period.id, Run.status.in_(("calculated", "approved")))).all()
     if discarded:
         session.execute(update(Run).where(Run.id.in_(discarded)).values(status="discarded"))
-        followup.on_discard(session, list(discarded))
     run = Run(period_id=period.id, status="calculated", ruleset_hash=compiled.content_hash,
               rules=used, started_by=actor, employee_count=employees, results_version=version,
-              started_at=started, finished_at=dt.datetime.now(dt.UTC))
+              started_at=started, finished_at=dt.datetime.now(dt.UTC), figures=figures)
     session.add(run)
     session.flush()
     rows = [{"run_id": run.id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],
@@ -422,19 +436,53 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
             for o in outcomes]
     if rows:
         session.execute(Outcome.__table__.insert(), rows)
-    compliance.open_cases(session, run, compiled.rules)
-    followup.record_pips(session, run)
+    # What people decided on the runs this one replaces carries over to it, audited.
+    cases = compliance.carry_cases(session, run, compiled.rules, actor)
+    pips_carried = followup.carry_pips(session, run, list(discarded), actor)
+    adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
           summary=f"{run.id} of {period.code}: {employees} employees, "
                   f"{len(outcomes)} outcomes" + (" (stale)" if stale else ""), actor=actor,
           after={"period": period.code, "ruleset_hash": compiled.content_hash,
-                 "discarded_runs": list(discarded), "results_version": version})
+                 "discarded_runs": list(discarded), "results_version": version,
+                 "flags": {k: v for k, v in cases.items() if v},
+                 "pips": {k: v for k, v in pips_carried.items() if v},
+                 "adjustments_carried": adjustments})
     session.flush()
     timings.store = time.perf_counter() - t0
     return RunResult(run, period, outcomes, employees, compiled.content_hash, timings,
                      stale=stale)
+
+
+def _carry_adjustments(session: Session, run: Run, discarded: list[int], actor: str
+                       ) -> list[int]:
+    """Copy the adjustments of the runs this one discards onto it, each audited.
+
+    An adjustment is a person's decision about the period, not about one calculation: it
+    stays (with its reason, author and the run it was first added to) until someone takes
+    it back with an adjustment of the opposite amount.
+    """
+    if not discarded:
+        return []
+    carried = []
+    for adj in session.scalars(select(Adjustment).where(Adjustment.run_id.in_(discarded))
+                               .order_by(Adjustment.id)):
+        copy = Adjustment(run_id=run.id, employee_id=adj.employee_id, amount=adj.amount,
+                          currency=adj.currency, reason=adj.reason, created_by=adj.created_by,
+                          created_at=adj.created_at,
+                          carried_from_run_id=adj.carried_from_run_id or adj.run_id)
+        session.add(copy)
+        session.flush()
+        carried.append(copy.id)
+        audit(session, "carry", "run", run.id,
+              summary=f"{run.id}: adjustment {adj.id} of run {adj.run_id} "
+                      f"({adj.currency} {adj.amount:.2f}, {adj.reason}) carried over as "
+                      f"adjustment {copy.id}",
+              after={"from_run": adj.run_id, "adjustment": copy.id,
+                     "amount": f"{adj.amount:.2f}"}, actor=actor)
+    return carried
 
 
 def staleness(session: Session, run: Run) -> RunStale | None:
@@ -468,14 +516,19 @@ def _released_hold_outcomes(session: Session, period: Period,
     for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
         for line in lines:
             ef = EmployeeFacts(emp, codes[emp], "", {})
+            flags = ", ".join(str(i) for i in line["case_ids"])
             out.append(_outcome(ef, period, "released_hold", line["kind"], line["amount"],
-                                f"{line['rule_key']} of run {line['run_id']} "
-                                f"({line['period']})", "payable", {
+                                f"{line['rule_key']} of {line['period']} (run "
+                                f"{line['run_id']}, flag {flags})", "payable", {
                                     "rule": "Released hold",
+                                    "released": {"rule_key": line["rule_key"],
+                                                 "period": line["period"],
+                                                 "run_id": line["run_id"],
+                                                 "flags": line["case_ids"]},
                                     "facts": {"amount": f"{line['amount']:.2f}"},
                                     "conditions": [f"every flag that held it "
-                                                   f"({', '.join(line['held_by'])}) was "
-                                                   "dismissed after run "
+                                                   f"({', '.join(line['held_by'])}: flag "
+                                                   f"{flags}) was dismissed after run "
                                                    f"{line['run_id']} was locked"],
                                     "arithmetic": f"released {line['amount']:.2f} held in "
                                                   f"run {line['run_id']} ({line['period']})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ class StatementLine:
     words: list[str]
     explanation: dict[str, Any]
     adjustment_id: int | None = None
+    # A held line whose flags were all dismissed after the lock: where it is paid
+    # (compliance.release_of).
+    release: dict[str, Any] | None = None
 
 
 @dataclass
@@ -110,7 +114,10 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
             adj.amount, adj.currency, None,
             "payable", [f"{adj.reason} ({'由' if lang == 'zh' else 'added by'} "
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
-            {"reason": adj.reason, "by": adj.created_by}, adjustment_id=adj.id))
+            {"reason": adj.reason, "by": adj.created_by,
+             "carried_from": adj.carried_from_run_id}, adjustment_id=adj.id))
+    if run.status == "locked" and any(line.status == "held" for line in st.lines):
+        _released_after_lock(session, run, employee.id, st.lines)
     st.totals = totals_of(st.lines)
     currencies = {line.currency for line in st.lines if line.currency}
     if currencies:
@@ -132,43 +139,141 @@ def _names_zh(session: Session, run: Run) -> dict[str, str]:
     return out
 
 
+def _released_after_lock(session: Session, run: Run, employee_id: int,
+                         lines: list[StatementLine]) -> None:
+    from engine.compliance import release_of
+    from engine.models import FlagCase
+
+    cases = {c.rule_key: c for c in session.scalars(select(FlagCase).where(
+        FlagCase.run_id == run.id, FlagCase.employee_id == employee_id))}
+    for line in lines:
+        holding = line.explanation.get("held_by") or []
+        if line.status != "held" or not holding or any(k not in cases for k in holding):
+            continue
+        stories = [release_of(session, cases[k]) for k in holding]
+        if all(stories):
+            paid = [s for s in stories if s["run_id"]]
+            line.release = paid[0] if len(paid) == len(stories) else dict(
+                stories[0], run_id=None, period=None)
+
+
 # --- difference between two runs ------------------------------------------------------------
 
 
-def _keyed(session: Session, run: Run) -> dict[tuple[str, str], dict[str, Any]]:
+def _lines(session: Session, run: Run) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every line of the run (outcomes and adjustments), grouped by employee and rule."""
     rows = session.execute(
         select(Employee.code, Employee.name, Outcome.rule_key, Outcome.kind, Outcome.amount,
                Outcome.value, Outcome.status)
-        .join(Employee, Employee.id == Outcome.employee_id).where(Outcome.run_id == run.id))
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+        .join(Employee, Employee.id == Outcome.employee_id).where(Outcome.run_id == run.id)
+        .order_by(Outcome.id))
+    adjustments = session.execute(
+        select(Employee.code, Employee.name, Adjustment.amount, Adjustment.reason)
+        .join(Employee, Employee.id == Adjustment.employee_id)
+        .where(Adjustment.run_id == run.id).order_by(Adjustment.id))
+    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for code, name, key, kind, amount, value, status in rows:
         k = (code, key if kind != "warning" else f"{key} (warning: {value})")
-        out[k] = {"employee_code": code, "employee_name": name, "rule_key": key, "kind": kind,
-                  "amount": amount, "value": value, "status": status}
+        out[k].append({"employee_code": code, "employee_name": name, "rule_key": key,
+                       "kind": kind, "amount": amount, "value": value, "status": status})
+    for code, name, amount, reason in adjustments:
+        out[(code, "adjustment")].append({
+            "employee_code": code, "employee_name": name, "rule_key": "adjustment",
+            "kind": "adjustment", "amount": amount, "value": reason, "status": "payable"})
     return out
 
 
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a["amount"], a["value"], a["status"]) == (b["amount"], b["value"], b["status"])
+
+
+def _pair(before: list[dict[str, Any]], after: list[dict[str, Any]]
+          ) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Pair the lines of one employee and rule in two runs; identical pairs are left out.
+
+    Several lines of one rule (released holds of two periods, two adjustments) pair first
+    with an identical line, then with a line of the same value, then in their order; what
+    is left was added or removed. Every line is in exactly one pair or left out as equal.
+    """
+    a, b = list(before), list(after)
+    for line in list(a):
+        match = next((x for x in b if _same(line, x)), None)
+        if match is not None:
+            a.remove(line)
+            b.remove(match)
+    pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+    for line in list(a):
+        match = next((x for x in b if x["value"] == line["value"]), None)
+        if match is not None:
+            a.remove(line)
+            b.remove(match)
+            pairs.append((line, match))
+    pairs += list(zip(a, b, strict=False))
+    n = min(len(a), len(b))
+    pairs += [(x, None) for x in a[n:]] + [(None, x) for x in b[n:]]
+    return pairs
+
+
+def _money(line: dict[str, Any] | None, status: str | None = None) -> Decimal:
+    if line is None or line["amount"] is None or (status and line["status"] != status):
+        return ZERO
+    return line["amount"]
+
+
 def diff_runs(session: Session, old: Run, new: Run) -> list[dict[str, Any]]:
-    """Employee by employee and rule by rule: added, removed and changed outcomes."""
-    a, b = _keyed(session, old), _keyed(session, new)
+    """Employee by employee and rule by rule: added, removed and changed lines.
+
+    Any two runs compare, of one period or of two. Every line is paired (diff_totals of
+    the rows equals the difference of the runs' totals); ``delta`` is the change of the
+    amount, ``deltas`` its change by status (payable, held, forfeited).
+    """
+    a, b = _lines(session, old), _lines(session, new)
     out = []
     for k in sorted(set(a) | set(b)):
-        before, after = a.get(k), b.get(k)
-        if before is None:
-            change = "added"
-        elif after is None:
-            change = "removed"
-        elif (before["amount"], before["value"], before["status"]) != \
-                (after["amount"], after["value"], after["status"]):
-            change = "changed"
-        else:
-            continue
-        row = after or before
-        delta = (after["amount"] if after and after["amount"] is not None else ZERO) - \
-            (before["amount"] if before and before["amount"] is not None else ZERO)
-        out.append({"employee_code": k[0], "employee_name": row["employee_name"],
-                    "rule_key": row["rule_key"], "kind": row["kind"], "change": change,
-                    "before": before, "after": after, "delta": delta})
+        for before, after in _pair(a.get(k, []), b.get(k, [])):
+            change = "added" if before is None else "removed" if after is None else "changed"
+            row = after or before
+            out.append({"employee_code": k[0], "employee_name": row["employee_name"],
+                        "rule_key": row["rule_key"], "kind": row["kind"], "change": change,
+                        "before": before, "after": after,
+                        "delta": _money(after) - _money(before),
+                        "deltas": {s: _money(after, s) - _money(before, s)
+                                   for s in MONEY_STATUSES}})
+    return out
+
+
+def run_totals(session: Session, run: Run) -> dict[str, Decimal]:
+    """The run's amounts by status, adjustments as payable, and their sum ("total")."""
+    out = {s: ZERO for s in MONEY_STATUSES}
+    for lines in _lines(session, run).values():
+        for line in lines:
+            if line["amount"] is not None and line["status"] in out:
+                out[line["status"]] += line["amount"]
+    out["total"] = sum((out[s] for s in MONEY_STATUSES), ZERO)
+    return out
+
+
+def diff_totals(rows: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """The change of a diff's amounts by status and in all ("total")."""
+    out = {s: sum((r["deltas"][s] for r in rows), ZERO) for s in MONEY_STATUSES}
+    out["total"] = sum((r["delta"] for r in rows), ZERO)
+    return out
+
+
+DIFF_COLUMNS = ["employee_code", "employee_name", "rule_key", "kind", "change",
+                "before_amount", "before_value", "before_status", "after_amount",
+                "after_value", "after_status", "delta"]
+
+
+def diff_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The diff as rows of DIFF_COLUMNS (amounts as Decimal, missing values as None)."""
+    out = []
+    for r in rows:
+        line = [r["employee_code"], r["employee_name"], r["rule_key"], r["kind"], r["change"]]
+        for side in (r["before"], r["after"]):
+            line += [side["amount"] if side else None, side["value"] if side else None,
+                     side["status"] if side else None]
+        out.append(line + [r["delta"]])
     return out
 
 
@@ -179,7 +284,7 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     """Totals by kind, rule and team; counts; the payout distribution; attainment by team."""
     rows = session.execute(
         select(Outcome.kind, Outcome.rule_key, Outcome.amount, Outcome.status,
-               Outcome.employee_id, Team.name, Outcome.explanation)
+               Outcome.employee_id, Team.name)
         .join(Employee, Employee.id == Outcome.employee_id)
         .join(Team, Team.id == Employee.team_id)
         .where(Outcome.run_id == run.id)).all()
@@ -195,9 +300,8 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     per_employee: dict[int, Decimal] = defaultdict(lambda: ZERO)
     kinds: Counter[str] = Counter()
     held_employees: set[int] = set()
-    team_attainment: dict[str, Decimal] = {}
     employees: set[int] = set()
-    for kind, key, amount, status, emp, team, exp in rows:
+    for kind, key, amount, status, emp, team in rows:
         employees.add(emp)
         kinds[kind] += 1
         if amount is not None:
@@ -208,17 +312,15 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
             per_employee[emp] += amount
             if status == "held":
                 held_employees.add(emp)
-        facts = (exp or {}).get("facts") or {}
-        if "team_attainment" in facts and facts["team_attainment"] is not None:
-            team_attainment[team] = Decimal(facts["team_attainment"])
     for amount, emp, team in adjustments:
         by_kind["adjustment"] += amount
         by_rule["adjustment"] += amount
         by_team[team] += amount
         by_status["payable"] += amount
         per_employee[emp] += amount
-    if not team_attainment:
-        team_attainment = _team_attainment(session, run)
+    teams = team_figures(session, run)
+    for team in teams:
+        by_team.setdefault(team, ZERO)  # every team of the population, zero or not
     return {
         "employees": run.employee_count or len(employees),
         "outcomes": sum(kinds.values()), "counts": dict(sorted(kinds.items())),
@@ -227,20 +329,28 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
         "by_team": dict(sorted(by_team.items())), "by_status": by_status,
         "total": sum(by_status.values(), ZERO),
         "distribution": distribution(list(per_employee.values())),
-        "team_attainment": dict(sorted(team_attainment.items())),
+        # None where it is undefined (the team's quota is 0 or undefined)
+        "team_attainment": {t: f["attainment"] for t, f in sorted(teams.items())},
+        "team_members": {t: f["members"] for t, f in sorted(teams.items())},
     }
 
 
-def _team_attainment(session: Session, run: Run) -> dict[str, Decimal]:
-    """Attainment by team from the period's figures (when no rule read team_attainment)."""
-    from engine.facts import build_facts
+def team_figures(session: Session, run: Run) -> dict[str, dict[str, Any]]:
+    """Every team of the run's population: {"members": n, "attainment": Decimal | None}.
 
-    out: dict[str, Decimal] = {}
-    for ef in build_facts(session, run.period):
-        team = ef.values.get("team")
-        if team not in out and ef.values.get("team_attainment") is not None:
-            out[team] = ef.values["team_attainment"]
-    return out
+    Read from what the run kept when it was stored (Run.figures); a run stored before
+    runs kept them has them rebuilt from the period's facts.
+    """
+    stored = (run.figures or {}).get("teams")
+    if stored is None:
+        from engine.facts import build_facts
+        from engine.runs import team_figures as figures_of
+
+        stored = figures_of(build_facts(session, run.period))["teams"]
+    return {team: {"members": f["members"],
+                   "attainment": None if f.get("attainment") is None
+                   else Decimal(f["attainment"])}
+            for team, f in stored.items()}
 
 
 def distribution(amounts: list[Decimal], buckets: int = 8) -> list[dict[str, Any]]:
@@ -258,3 +368,38 @@ def distribution(amounts: list[Decimal], buckets: int = 8) -> list[dict[str, Any
     return [{"from": (lo + width * i).quantize(Decimal("0.01")),
              "to": (lo + width * (i + 1)).quantize(Decimal("0.01")), "count": c}
             for i, c in enumerate(counts)]
+
+
+def diff_file(session: Session, old: Run, new: Run, fmt: str,
+              labels: list[str] | None = None) -> bytes:
+    """The diff of two runs as CSV (DIFF_COLUMNS as its header) or XLSX (the labels as
+    headers, the column keys in a hidden first row, amounts as exact numbers)."""
+    import csv
+    import io
+
+    from engine.cells import csv_row, xlsx_table
+    from engine.errors import LaurelError
+
+    rows = diff_table(diff_runs(session, old, new))
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(DIFF_COLUMNS)
+        writer.writerows(csv_row("" if v is None else f"{v:.2f}" if isinstance(v, Decimal)
+                                 else v for v in row) for row in rows)
+        return buf.getvalue().encode("utf-8")
+    if fmt == "xlsx":
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        sheet = book.active
+        sheet.title = f"Run {old.id} - run {new.id}"
+        currency = session.scalar(select(Outcome.currency).where(
+            Outcome.run_id.in_((old.id, new.id)), Outcome.currency.is_not(None)).limit(1))
+        xlsx_table(sheet, DIFF_COLUMNS, labels or DIFF_COLUMNS, rows,
+                   money={5: currency or "CNY", 8: currency or "CNY", 11: currency or "CNY"})
+        book.properties.created = dt.datetime(2000, 1, 1)
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    raise LaurelError(f"unknown format {fmt!r}: use csv or xlsx")

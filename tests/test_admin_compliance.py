@@ -273,7 +273,8 @@ def test_a_hold_dismissed_after_the_lock_pays_in_the_next_run(app, world) -> Non
     held = world.totals()["held"]
     with world.session() as s:
         lifecycle.approve(s, world.run_id, support.ROLE_EMAILS[HR])
-        lifecycle.lock(s, world.run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, world.run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="flags reviewed later")
         s.commit()
     client = as_user(app, CO)
     client.post("/admin/compliance/assign",
@@ -283,11 +284,58 @@ def test_a_hold_dismissed_after_the_lock_pays_in_the_next_run(app, world) -> Non
                            data={"decision": "dismissed", "reason": "cleared late"}
                            ).status_code == 302
     assert world.totals()["held"] == held  # the locked run does not change
-    assert "after the run was locked" in text_of(client.get(
-        f"/admin/compliance/{world.discount}/"))
+    waiting = "released after the lock: to be paid in the next monthly run"
+    case_page = text_of(client.get(f"/admin/compliance/{world.discount}/"))
+    assert "after the run was locked" in case_page and waiting in case_page
+    assert waiting in text_of(client.get("/admin/compliance/?employee=A1"))
+    analyst = as_user(app, CA)
+    assert waiting in text_of(analyst.get(f"/admin/runs/{world.run_id}/statement/A1"))
     with world.session() as s:
         february = runs.start_run(s, "2026-02", actor=support.ROLE_EMAILS[CA])
         released = [o for o in february.outcomes if o["rule_key"] == "released_hold"]
-        s.rollback()
+        feb_id = february.run.id
+        s.commit()
     assert {o["employee_code"] for o in released} == {"A1"}
     assert sum(o["amount"] for o in released) == held
+    paid = f"released after the lock: to be paid in run {feb_id} (2026-02)"
+    for page in (f"/admin/compliance/{world.discount}/", "/admin/compliance/?employee=A1"):
+        assert paid in text_of(client.get(page)), page
+    assert paid in text_of(analyst.get(f"/admin/runs/{world.run_id}/statement/A1"))
+    statement = text_of(analyst.get(f"/admin/runs/{feb_id}/statement/A1"))
+    flags = ", ".join(str(i) for i in sorted((world.discount, world.false_ad)))
+    assert (f"from period 2026-01 (run {world.run_id}): flag {flags} dismissed after the "
+            "lock.") in statement
+
+
+def test_each_home_page_says_what_waits_for_its_role(app, world) -> None:
+    import re
+
+    from engine.models import Rule
+
+    with world.session() as s:
+        rule = s.scalars(select(Rule).where(Rule.key == "commission.tiered")).first()
+        s.add(Rule(key=rule.key, version=99, name="Richer tiers", kind=rule.kind,
+                   period_kind=rule.period_kind, status="draft", definition=rule.definition,
+                   content_hash="0" * 64, created_by="someone@example.com",
+                   publish_requested_by="someone@example.com"))
+        s.commit()
+    officer = as_user(app, CO)
+    home = text_of(officer.get("/admin/"))
+    assert "What waits for you" in home and "2 Flags assigned to nobody" in home
+    assert f"Flag {world.discount} · A1 Ann" in home
+    officer.post("/admin/compliance/assign", data={"case": [world.discount],
+                                                  "assignee": OFFICER})
+    home = text_of(officer.get("/admin/"))
+    assert "1 Flags assigned to you" in home and "1 Flags assigned to nobody" in home
+    mine = officer.get(f"/admin/compliance/?status=in_review&assignee={OFFICER}")
+    assert "Flags (1)" in text_of(mine)
+    hr_home = as_user(app, HR).get("/admin/")
+    text = text_of(hr_home)
+    assert "1 Rule drafts waiting for your approval" in text and "commission.tiered v99" in text
+    assert "1 Runs to approve" in text and f"Run {world.run_id} · Period 2026-01" in text
+    # the analyst who started the run cannot approve it: nothing waits for them there
+    assert "Runs to approve" not in text_of(as_user(app, CA).get("/admin/"))
+    html = hr_home.get_data(as_text=True)
+    assert not re.search(r"[0-9a-f]{40,}", html)  # no raw hash
+    assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text)  # no ISO timestamp
+    assert "Nothing waits for you." in text_of(as_user(app, AU).get("/admin/"))

@@ -34,6 +34,10 @@ pytest_plugins = [support.__name__]
 
 HR, CA, CO, SM, AU = ROLES
 ANALYST = support.ROLE_EMAILS[CA]
+# What the confirmation pages send: the checklist was read (and, to lock, the flags it
+# leaves open are left open on purpose).
+CONFIRM = {"confirm": "1"}
+LOCK_ANYWAY = {"confirm": "1", "with_open_flags": "1", "open_flags_reason": "reviewed later"}
 
 
 def start(org: Org, actor: str = ANALYST, code: str = "2026-01") -> int:
@@ -168,30 +172,66 @@ def test_a_killed_worker_shows_as_failed_with_its_reason(client: FlaskClient, or
 def test_the_starter_cannot_approve_and_lock_needs_the_approval(
         client: FlaskClient, org: Org, run_id: int) -> None:
     login(client, CA)  # the analyst started the run
-    refused = client.post(f"/admin/runs/{run_id}/approve")
+    refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert refused.status_code == 400
     assert "another person must approve it" in text_of(refused)
     login(client, HR)
-    early = client.post(f"/admin/runs/{run_id}/lock")
+    early = client.post(f"/admin/runs/{run_id}/lock", data=LOCK_ANYWAY)
     assert early.status_code == 400 and "approve it before locking" in text_of(early)
     assert status_of(org, run_id) == ("calculated", "open")
 
-    assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
+    assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
     assert status_of(org, run_id) == ("approved", "open")
     page = client.get(f"/admin/runs/{run_id}/")
     assert f"approved by {support.ROLE_EMAILS[HR]}" in text_of(page)
-    again = client.post(f"/admin/runs/{run_id}/approve")
+    again = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert again.status_code == 400 and "only a calculated run" in text_of(again)
     login(client, CA)
-    assert client.post(f"/admin/runs/{run_id}/lock").status_code == 302
+    assert client.post(f"/admin/runs/{run_id}/lock", data=LOCK_ANYWAY).status_code == 302
     assert status_of(org, run_id) == ("locked", "locked")
+
+
+def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:  # N2 (S1, 5% authority) gave 9%: a holding flag
+        import_results(s, "late.csv", data=b"period,employee_code,max_discount_pct\n"
+                                            b"2026-01,N2,0.09\n")
+        s.commit()
+    newer = start(org)
+    login(client, HR)
+    page = client.get(f"/admin/runs/{newer}/approve")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert "Period-close checklist" in text and "Open flags: 1 " in text
+    assert f"Changes since run {run_id}:" in text and "Warnings: 0" in text
+    assert f"Carried over from run {run_id}: 0 flag(s) with their decisions" in text
+    unconfirmed = client.post(f"/admin/runs/{newer}/approve")
+    assert unconfirmed.status_code == 400 and "Tick the box" in text_of(unconfirmed)
+    assert status_of(org, newer) == ("calculated", "open")
+    assert client.post(f"/admin/runs/{newer}/approve", data=CONFIRM).status_code == 302
+    login(client, CA)
+    lock_page = text_of(client.get(f"/admin/runs/{newer}/lock"))
+    assert "Lock with open flags" in lock_page and "1 flag(s) still open" in lock_page
+    blocked = client.post(f"/admin/runs/{newer}/lock", data=CONFIRM)
+    assert blocked.status_code == 400
+    assert "tick “Lock with open flags” and give a reason" in text_of(blocked)
+    no_reason = client.post(f"/admin/runs/{newer}/lock", data={**LOCK_ANYWAY,
+                                                              "open_flags_reason": " "})
+    assert no_reason.status_code == 400 and status_of(org, newer) == ("approved", "open")
+    assert client.post(f"/admin/runs/{newer}/lock", data=LOCK_ANYWAY).status_code == 302
+    assert status_of(org, newer) == ("locked", "locked")
+    with org.session() as s:
+        entry = s.scalars(select(AuditLog).where(AuditLog.action == "lock")).one()
+        assert entry.after["open_flags_reason"] == "reviewed later"
+        assert len(entry.after["open_flags"]) == 1
 
 
 def test_only_hr_reopens_a_locked_period_with_a_reason(
         client: FlaskClient, org: Org, run_id: int) -> None:
     with org.session() as s:
         lifecycle.approve(s, run_id, support.ROLE_EMAILS[HR])
-        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="reviewed later")
         s.commit()
     login(client, CA)
     page = text_of(client.get(f"/admin/runs/{run_id}/"))
@@ -242,7 +282,7 @@ def test_discarded_and_failed_runs_are_read_only(client: FlaskClient, org: Org,
     bad = client.get(f"/admin/runs/{failed}/")
     assert bad.status_code == 200 and "employee N2: boom" in text_of(bad)
     assert f"/admin/runs/{failed}/approve" not in bad.get_data(as_text=True)
-    refused = client.post(f"/admin/runs/{run_id}/approve")
+    refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert refused.status_code == 400 and "only a calculated run" in text_of(refused)
     assert f"/admin/runs/{newer}/approve" in client.get(
         f"/admin/runs/{newer}/").get_data(as_text=True)
@@ -265,7 +305,7 @@ def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
                      "be approved or locked.", text_of(page))
     html = page.get_data(as_text=True)
     assert f"/admin/runs/{run_id}/approve" not in html and f"/admin/runs/{run_id}/lock" not in html
-    refused = client.post(f"/admin/runs/{run_id}/approve")
+    refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert refused.status_code == 400
     assert f"Run {run_id} is stale: it cannot be approved or locked." in text_of(refused)
     assert status_of(org, run_id) == ("calculated", "open")
@@ -297,7 +337,8 @@ def test_the_run_page_shows_the_engine_overview_and_charts(
     for key, amount in data["by_rule"].items():
         assert f"{key} {money(app, amount)}" in section("by-rule")
     for team, amount in data["by_team"].items():
-        assert f"{team} {money(app, amount)}" in section("by-team")
+        assert (f"{team} {data['team_members'][team]} {money(app, amount)}"
+                in section("by-team"))
     for kind, amount in data["by_kind"].items():
         assert f"{data['counts'][kind]} {money(app, amount)}" in section("by-kind")
     counts = text_of(client.get(f"/admin/runs/{run_id}/"))
@@ -333,15 +374,26 @@ def test_export_downloads_draft_then_approved(
     assert draft.status_code == 200
     assert "DRAFT" in draft.headers["Content-Disposition"]
     assert draft.get_data(as_text=True).splitlines()[-1].startswith("DRAFT")
+    assert client.post("/admin/paycode/new/", data={"rule_key": "commission.tiered",
+                                                    "code": "P100"}).status_code == 403
 
     login(client, HR)
-    assert client.post(f"/admin/runs/{run_id}/approve").status_code == 302
+    form = client.get("/admin/paycode/new/").get_data(as_text=True)
+    assert 'value="commission.tiered"' in form and 'value="rating.quarterly"' not in form
+    saved = client.post("/admin/paycode/new/", data={"rule_key": "commission.tiered",
+                                                     "code": "P100", "description": "x"})
+    assert saved.status_code == 302
+    bad = client.post("/admin/paycode/new/", data={"rule_key": "rating.quarterly",
+                                                   "code": "P200"})
+    assert "Choose a rule that pays" in text_of(bad)
+    assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
     login(client, AU)  # an auditor reads the export too
     response = client.get(f"/admin/runs/{run_id}/export?format=csv&totals=1")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "DRAFT" not in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == lifecycle.EXPORT_COLUMNS
+    assert rows[0] == lifecycle.PAYROLL_COLUMNS
+    assert {r[9] for r in rows[1:] if r[4] == "commission.tiered"} == {"P100"}
     lines = [r for r in rows[1:] if r[3] != "TOTAL"]
     totals = {r[8]: Decimal(r[6]) for r in rows[1:] if r[3] == "TOTAL"}
     with org.session() as s:
@@ -353,7 +405,12 @@ def test_export_downloads_draft_then_approved(
     book = client.get(f"/admin/runs/{run_id}/export?format=xlsx")
     assert book.status_code == 200 and book.mimetype.endswith("spreadsheetml.sheet")
     sheet = openpyxl.load_workbook(io.BytesIO(book.data)).active
-    assert [c.value for c in sheet[1]] == lifecycle.EXPORT_COLUMNS
+    assert [c.value for c in sheet[1]] == lifecycle.XLSX_COLUMNS
+    zh = openpyxl.load_workbook(io.BytesIO(client.get(
+        f"/admin/runs/{run_id}/export?format=xlsx&lang=zh").data))
+    assert zh.sheetnames == ["应付", "暂扣与没收", "摘要"]
+    assert [c.value for c in zh.active[1]] == lifecycle.XLSX_COLUMNS
+    assert zh.active["C2"].value == "员工编号"
     login(client, SM)
     assert client.get(f"/admin/runs/{run_id}/export?format=csv").status_code == 403
 
@@ -363,21 +420,27 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
     with org.session() as s:
         before = statements.statement(s, s.get(Run, run_id), "N2").totals["payable"]
     login(client, CA)
-    typed = {"employee": "N2", "amount": "1,000", "reason": "missed deal in March"}
+    page = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
+    assert '<option value="N2 Ned North">' in page  # the search box offers names and codes
+    typed = {"employee": "N2", "amount": "1,00", "reason": "missed deal in March"}
     bad = client.post(f"/admin/runs/{run_id}/adjust", data=typed)
     assert bad.status_code == 400
     html = bad.get_data(as_text=True)
-    assert re.search(r'name="amount" value="1,000" class="form-control is-invalid"', html)
-    assert "is not a number" in text_of(bad)
+    assert re.search(r'name="amount" value="1,00" class="form-control is-invalid"', html)
+    assert "is not an amount in CNY" in text_of(bad)
     assert 'value="missed deal in March"' in html and 'value="N2"' in html
+    no_reason = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "5",
+                                                                  "reason": " "})
+    assert no_reason.status_code == 400 and "a reason is required" in text_of(no_reason)
     nobody = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "employee": "ZZ9",
                                                                "amount": "150.50"})
-    assert nobody.status_code == 400 and "unknown employee" in text_of(nobody)
+    assert nobody.status_code == 400 and "no employee has the code or name" in text_of(nobody)
     assert re.search(r'name="employee" value="ZZ9" class="form-control is-invalid"',
                      nobody.get_data(as_text=True))
     assert count(org, Adjustment) == 0
 
-    done = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "150.50"})
+    done = client.post(f"/admin/runs/{run_id}/adjust", data={
+        **typed, "employee": "ned north", "amount": "CN¥150.50"})  # a name, people's units
     assert done.status_code == 302 and done.location.endswith(
         f"/admin/runs/{run_id}/statement/N2")
     page = client.get(done.location)
@@ -395,7 +458,8 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
 
     with org.session() as s:
         lifecycle.approve(s, run_id, support.ROLE_EMAILS[HR])
-        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="reviewed later")
         s.commit()
     locked = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "amount": "5"})
     assert locked.status_code == 400 and "adjustments are refused" in text_of(locked)
@@ -458,8 +522,8 @@ def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org
         rows = statements.diff_runs(s, s.get(Run, run_id), s.get(Run, newer))
     tiered = next(r for r in rows if r["rule_key"] == "commission.tiered")
     login(client, CA)
-    assert f"compare?with={run_id}" not in client.get(f"/admin/runs/{newer}/").get_data(
-        as_text=True)  # a GET form: the choice is in a select, not a link
+    assert f'<option value="{run_id}">' in client.get(f"/admin/runs/{newer}/").get_data(
+        as_text=True)  # a GET form: the choice is in a select
     page = client.get(f"/admin/runs/{newer}/compare?with={run_id}")
     assert page.status_code == 200
     text = text_of(page)
@@ -476,8 +540,22 @@ def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org
     with org.session() as s:
         other = runs.start_run(s, "2026", actor=ANALYST).run.id
         s.commit()
-    wrong = client.get(f"/admin/runs/{newer}/compare?with={other}")
-    assert wrong.status_code == 400 and "Choose another run of period 2026-01" in text_of(wrong)
+    across = client.get(f"/admin/runs/{newer}/compare?with={other}")  # another period
+    assert across.status_code == 200
+    assert f"Run {newer} (2026-01) compared with run {other} (2026) " in text_of(across)
+    wrong = client.get(f"/admin/runs/{newer}/compare?with={newer}")
+    assert wrong.status_code == 400 and "Choose another run to compare with" in text_of(wrong)
+    csv_file = client.get(f"/admin/runs/{newer}/compare/export?with={run_id}&format=csv")
+    lines = csv_file.get_data(as_text=True).splitlines()
+    assert lines[0] == ",".join(statements.DIFF_COLUMNS) and len(lines) == len(rows) + 1
+    book = openpyxl.load_workbook(io.BytesIO(client.get(
+        f"/admin/runs/{newer}/compare/export?with={run_id}&format=xlsx").data))
+    sheet = book.active
+    assert [c.value for c in sheet[1]] == statements.DIFF_COLUMNS
+    assert sheet.row_dimensions[1].hidden and sheet.freeze_panes == "A3"
+    assert [c.value for c in sheet[2]][:2] == ["Employee code", "Employee name"]
+    assert sum(Decimal(str(r[11])) for r in sheet.iter_rows(min_row=3, values_only=True)) \
+        == sum((r["delta"] for r in rows), Decimal(0))
     zh = client.get(f"/admin/runs/{newer}/compare?with={run_id}&lang=zh")
     assert zh.status_code == 200 and "已变更" in text_of(zh)
 

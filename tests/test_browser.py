@@ -230,3 +230,56 @@ def test_the_back_office_works_under_its_content_security_policy(
             "  return Chart.getChart(x); }).length];")
         assert drawn[0] > 0 and drawn[0] == drawn[1], (path, drawn)
     assert refused_by_the_policy(driver) == []
+
+
+def test_a_rerun_keeps_the_decided_flag_and_the_close_asks_for_confirmation(
+        server: str, browser: Any, org: support.Org) -> None:
+    """A compliance officer confirms a flag with a note; a new run of the period keeps the
+    case, its note and the forfeited pay; the approval shows the checklist first."""
+    from engine.imports import import_results
+
+    driver = browser
+    wait = WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,))
+    analyst = support.ROLE_EMAILS["comp_analyst"]
+    with db.session_scope(org.url, actor=analyst) as s:  # N2 (S1, 5%) gave 9%: a flag
+        import_results(s, "late.csv", data=b"period,employee_code,max_discount_pct\n"
+                                            b"2026-01,N2,0.09\n")
+        start_run(s, "2026-01", actor=analyst)
+    officer = support.ROLE_EMAILS["compliance_officer"]
+    log_in(driver, server, officer)
+    driver.get(f"{server}/admin/compliance/")
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Flag ").click()
+    case_url = driver.current_url
+    choose(driver.find_element(By.ID, "assignee"), officer)
+    driver.find_element(By.CSS_SELECTOR, "#assign button[type=submit]").click()
+    wait.until(lambda d: "assigned to" in body(d))
+    driver.find_element(By.ID, "text").send_keys("customer e-mails on file")
+    driver.find_element(By.CSS_SELECTOR, "#note button[type=submit]").click()
+    wait.until(lambda d: "Note added" in body(d))
+    driver.find_element(By.ID, "decision-confirmed").click()
+    driver.find_element(By.ID, "reason").send_keys("discount beyond authority")
+    driver.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    wait.until(lambda d: "is confirmed" in body(d))
+
+    with db.session_scope(org.url, actor=analyst) as s:
+        second = start_run(s, "2026-01", actor=analyst).run.id
+    driver.get(case_url)
+    text = body(driver)
+    assert f"Run {second}" in text and "customer e-mails on file" in text
+    assert "confirmed" in text and "raised again by run" in text
+    driver.get(f"{server}/admin/compliance/?status=confirmed")
+    assert "Flags (1)" in body(driver)
+    log_out(driver)
+
+    log_in(driver, server, support.ROLE_EMAILS["hr_admin"])
+    driver.get(f"{server}/admin/runs/{second}/statement/N2")
+    held, forfeited = (driver.find_element(By.CSS_SELECTOR, f'[data-total="{s}"]').text
+                       for s in ("held", "forfeited"))
+    assert held.endswith("0.00") and not forfeited.endswith("¥0.00")
+    driver.get(f"{server}/admin/runs/{second}/")
+    driver.find_element(By.ID, "approve").click()
+    assert "Period-close checklist" in body(driver) and "Open flags: 0" in body(driver)
+    driver.find_element(By.ID, "confirm").click()
+    driver.find_element(By.ID, "confirm-approve").click()
+    wait.until(lambda d: f"Run {second} is approved" in body(d))
+    assert refused_by_the_policy(driver) == []

@@ -136,7 +136,12 @@ def test_hold_released_after_lock_pays_in_the_next_run(session, org):
     run, cases = january(session)
     held = statements.statement(session, run, "A1").totals["held"]
     lifecycle.approve(session, run.id, "bob@x.com")  # approved with open flags
-    lifecycle.lock(session, run.id, "bob@x.com")
+    with pytest.raises(LaurelError, match=r"2 flag\(s\) still open .*lock with open flags"):
+        lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed after payroll")
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == "lock")).one()
+    assert entry.after["open_flags"] == [c.id for c in cases]
+    assert entry.after["open_flags_reason"] == "reviewed after payroll"
     session.commit()
     compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
     for c in cases:
@@ -162,7 +167,7 @@ def test_hold_released_after_lock_pays_in_the_next_run(session, org):
 def test_confirmed_after_lock_pays_nothing(session, org):
     run, cases = january(session)
     lifecycle.approve(session, run.id, "bob@x.com")
-    lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="later")
     compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
     compliance.decide(session, cases[0].id, "dismissed", "ok", "cat@x.com")
     compliance.decide(session, cases[1].id, "confirmed", "false claims", "cat@x.com")
@@ -187,14 +192,16 @@ def test_pip_records_follow_the_run(session, org):
     assert (pip.employee.code, pip.status, pip.start, pip.end) == (
         "C1", "proposed", dt.date(2026, 4, 1), dt.date(2026, 6, 30))
     assert pip.target == "monthly attainment >= 0.80"
-    again = quarter(session, "2026-Q1")  # a new run discards the first and its PIP
+    again = quarter(session, "2026-Q1")  # a new run starts it again: the record carries over
     session.refresh(pip)
-    assert pip.status == "discarded"
+    assert (pip.status, pip.run_id) == ("proposed", again.id)
     lifecycle.approve(session, again.id, "bob@x.com")
     session.commit()
-    active = session.scalars(select(Pip).where(Pip.status == "active")).one()
-    assert active.run_id == again.id
+    active = session.scalars(select(Pip)).one()
+    assert (active.id, active.status, active.run_id) == (pip.id, "active", again.id)
     assert run.id != again.id
+    assert session.scalar(select(AuditLog.summary).where(AuditLog.entity == "pip")) == (
+        f"PIP {pip.id} carried over to run {again.id} (proposed)")
 
 
 def test_pip_progress_and_decisions(session, org):
@@ -279,7 +286,7 @@ def test_open_flags_do_not_block_approval_and_are_not_exported_as_payable(sessio
         Outcome.run_id == run.id, Outcome.kind == "flag")) is None
 
 
-def test_assign_refuses_nothing_chosen_and_flags_of_discarded_runs(session, org):
+def test_assign_refuses_nothing_chosen_and_a_flag_no_longer_raised(session, org):
     run, cases = january(session)
     with pytest.raises(LaurelError, match="choose at least one flag"):
         compliance.assign(session, [], "", "cat@x.com")
@@ -287,7 +294,224 @@ def test_assign_refuses_nothing_chosen_and_flags_of_discarded_runs(session, org)
         compliance.assign(session, [cases[0].id], " ", "cat@x.com")
     with pytest.raises(LaurelError, match="has no name"):
         compliance.add_note(session, cases[0].id, "cat@x.com", content=b"x")
-    runs.start_run(session, "2026-01", actor="ann@x.com")  # discards the first run
+    import_results(session, "fix.csv", data=b"period,employee_code,max_discount_pct\n"
+                   b"2026-01,A1,0.05\n")
+    again = runs.start_run(session, "2026-01", actor="ann@x.com").run  # discards the first
     session.commit()
-    with pytest.raises(LaurelError, match="discarded"):
+    session.refresh(cases[0])
+    assert (cases[0].status, cases[0].run_id) == ("cleared", again.id)
+    with pytest.raises(LaurelError, match="cleared: it cannot be assigned"):
         compliance.assign(session, [cases[0].id], "cat@x.com", "cat@x.com")
+    assert compliance.assign(session, [cases[1].id], "cat@x.com", "cat@x.com")
+
+
+# --- decisions survive re-runs ------------------------------------------------------------
+
+RERUN_EMPLOYEES = EMPLOYEES + """P1,Pam,p1@x.com,South,S,S1,,2020-01-01,mature
+P2,Pat,p2@x.com,South,S,S1,,2020-01-01,mature
+P3,Pia,p3@x.com,South,S,S1,,2020-01-01,mature
+P4,Poe,p4@x.com,South,S,S1,,2020-01-01,mature
+"""
+
+
+def money_lines(session, run, code):
+    st = statements.statement(session, run, code)
+    return sorted((line.rule_key, line.amount, line.status) for line in st.lines
+                  if line.amount is not None)
+
+
+def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org):
+    import_employees(session, "e.csv", data=RERUN_EMPLOYEES.encode())
+    import_results(session, "p.csv", data=(
+        b"period,employee_code,quota,revenue_new,revenue_existing,false_ad_complaints\n"
+        + b"".join(f"2026-01,{c},100000,10000,90000,1\n".encode()
+                   for c in ("P1", "P2", "P3", "P4"))))
+    session.commit()
+    first, _ = january(session)
+    case = {c.employee.code: c for c in session.scalars(select(FlagCase).where(
+        FlagCase.rule_key == "compliance.false_advertising")) if c.employee.code != "A1"}
+    compliance.assign(session, [case[c].id for c in ("P1", "P2", "P3")], "cat@x.com",
+                      "cat@x.com")
+    compliance.add_note(session, case["P1"].id, "cat@x.com", "customer letters",
+                        filename="letters.pdf", content=b"%PDF", content_type="text/plain")
+    compliance.decide(session, case["P1"].id, "confirmed", "claims were false", "cat@x.com")
+    compliance.decide(session, case["P2"].id, "dismissed", "complaint withdrawn", "cat@x.com")
+    lifecycle.add_adjustment(session, first.id, "P4", "250", "travel", "ann@x.com")
+    session.commit()
+    before = {c: money_lines(session, first, c) for c in ("P1", "P2", "P3", "P4")}
+    assert {s for _k, _a, s in before["P1"]} == {"forfeited"}
+    assert {s for _k, _a, s in before["P2"]} == {"payable"}
+    assert {s for _k, _a, s in before["P3"]} == {"held"}
+    assert {s for k, _a, s in before["P4"] if k != "adjustment"} == {"held"}
+    # P4's complaint was a data error: the new run no longer raises the flag
+    import_results(session, "fix.csv", data=b"period,employee_code,false_ad_complaints\n"
+                   b"2026-01,P4,0\n")
+    second = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    after = {c: money_lines(session, second, c) for c in ("P1", "P2", "P3", "P4")}
+    # the same money in the same state, with no second review ...
+    assert after["P1"] == before["P1"] and after["P2"] == before["P2"]
+    assert after["P3"] == before["P3"]
+    # ... and P4's payouts are payable, its adjustment carried over
+    assert after["P4"] == sorted((k, a, "payable") for k, a, _s in before["P4"])
+    for c in case.values():
+        session.refresh(c)
+    assert {code: (c.status, c.run_id) for code, c in case.items()} == {
+        "P1": ("confirmed", second.id), "P2": ("dismissed", second.id),
+        "P3": ("in_review", second.id), "P4": ("cleared", second.id)}
+    assert [n.filename for n in case["P1"].notes] == ["letters.pdf"]
+    assert case["P3"].assignee == "cat@x.com"
+    assert session.scalars(select(FlagCase)).all().__len__() == len(case) + 2  # A1's two
+    queue = compliance.queue(session, employee_code="P1")
+    assert [c.id for c in queue] == [case["P1"].id]
+    carried = session.scalars(select(AuditLog.summary).where(
+        AuditLog.entity == "flag", AuditLog.action.in_(("carry", "clear")),
+        AuditLog.entity_id.in_([str(c.id) for c in case.values()]))
+        .order_by(AuditLog.entity_id)).all()
+    assert len(carried) == 4 and any("no second review" in s for s in carried)
+    assert any(f"run {second.id} cleared it" in s for s in carried)
+    close = lifecycle.checklist(session, second)
+    assert close.carried["runs"] == [first.id] and len(close.carried["adjustments"]) == 1
+    assert sorted(close.carried["flags"]["carried"]) == sorted(
+        [case["P1"].id, case["P2"].id, case["P3"].id] + [c.id for c in session.scalars(
+            select(FlagCase).where(FlagCase.employee.has(code="A1")))])
+    assert close.carried["flags"]["cleared"] == [case["P4"].id]
+    assert [c.id for c in close.open_flags] == sorted(
+        [case["P3"].id] + [c.id for c in session.scalars(
+            select(FlagCase).where(FlagCase.employee.has(code="A1")))])
+    # raised again by a third run, P4's case reopens (it was never decided)
+    import_results(session, "back.csv", data=b"period,employee_code,false_ad_complaints\n"
+                   b"2026-01,P4,2\n")
+    third = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    session.refresh(case["P4"])
+    assert (case["P4"].status, case["P4"].run_id) == ("open", third.id)
+    assert money_lines(session, third, "P1") == before["P1"]
+
+
+def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from engine import db
+    from engine.models import FlagNote
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    sql = [
+        "INSERT INTO period (id, code, kind, start, \"end\", status, results_version) VALUES "
+        "(1, '2026-04', 'month', '2026-04-01', '2026-04-30', 'open', 0)",
+        "INSERT INTO level (id, code, name, discount_authority) VALUES (1, 'S1', '', '0.05')",
+        "INSERT INTO team (id, name, region) VALUES (1, 'North', 'N')",
+        "INSERT INTO employee (id, code, name, email, team_id, level_id) "
+        "VALUES (1, 'E0003', 'Eve', '', 1, 1)",
+        "INSERT INTO run (id, period_id, status, ruleset_hash, started_by, employee_count) "
+        "VALUES (5, 1, 'discarded', '', 'a@x.com', 1), (7, 1, 'calculated', '', 'a@x.com', 1)",
+        "INSERT INTO outcome (id, run_id, employee_id, rule_key, kind, amount, currency, "
+        "status, explanation) VALUES "
+        "(1, 5, 1, 'compliance.false_advertising', 'flag', NULL, NULL, NULL, '{}'), "
+        "(2, 5, 1, 'commission.tiered', 'commission', '4828.71', 'CNY', 'forfeited', "
+        "'{\"held_by\": [\"compliance.false_advertising\"]}'), "
+        "(3, 7, 1, 'compliance.false_advertising', 'flag', NULL, NULL, NULL, '{}'), "
+        "(4, 7, 1, 'commission.tiered', 'commission', '4828.71', 'CNY', 'held', "
+        "'{\"held_by\": [\"compliance.false_advertising\"]}')",
+        "INSERT INTO flag_case (id, outcome_id, run_id, employee_id, rule_key, holds, status, "
+        "assignee, reason, decided_by, decided_after_lock) VALUES "
+        "(2, 1, 5, 1, 'compliance.false_advertising', 1, 'confirmed', 'cat@x.com', "
+        "'false claims', 'cat@x.com', 0), "
+        "(4, 3, 7, 1, 'compliance.false_advertising', 1, 'open', NULL, NULL, NULL, 0)",
+        "INSERT INTO flag_note (id, case_id, author, text, created_at) "
+        "VALUES (1, 2, 'cat@x.com', 'letters', '2026-05-02 10:00:00')",
+    ]
+    try:
+        cfg.attributes["engine"] = db.get_engine(url)
+        command.upgrade(cfg, "0010")
+        with db.get_engine(url).begin() as conn:
+            for statement in sql:
+                conn.execute(text(statement))
+        command.upgrade(cfg, "head")
+        with db.session_scope(url) as s:
+            case = s.scalars(select(FlagCase)).one()
+            assert (case.id, case.run_id, case.period_id, case.status, case.decision,
+                    case.reason, case.former_ids) == (
+                4, 7, 1, "confirmed", "confirmed", "false claims", [2])
+            assert s.scalars(select(FlagNote.case_id)).all() == [4]
+            assert s.get(Outcome, 4).status == "forfeited"
+            assert "flags 2 of earlier runs merged" in s.scalars(
+                select(AuditLog.summary).where(AuditLog.action == "merge")).one()
+    finally:
+        db._engines.pop(url).dispose()
+
+
+def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org):
+    run, cases = january(session)
+    lifecycle.approve(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
+    compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
+    for c in cases:
+        compliance.decide(session, c.id, "dismissed", "cleared", "cat@x.com")
+    session.commit()
+    feb = runs.start_run(session, "2026-02", actor="ann@x.com").run
+    lifecycle.add_adjustment(session, feb.id, "A1", "100", "fuel", "bob@x.com")
+    lifecycle.add_adjustment(session, feb.id, "A1", "-40", "fuel returned", "bob@x.com")
+    session.commit()
+    released = [o for o in feb.outcomes if o.rule_key == "released_hold"]
+    assert len(released) == 2  # two lines of one rule for one employee
+    import_results(session, "feb.csv", data=b"period,employee_code,revenue_new\n"
+                   b"2026-02,A1,30000\n")
+    feb2 = runs.start_run(session, "2026-02", actor="ann@x.com").run
+    session.commit()
+    lifecycle.add_adjustment(session, feb2.id, "A1", "-40", "fuel returned", "bob@x.com")
+    session.commit()
+    for old, new in ((feb, feb2), (run, feb2), (run, feb)):
+        rows = statements.diff_runs(session, old, new)
+        before, after = (statements.run_totals(session, r) for r in (old, new))
+        delta = statements.diff_totals(rows)
+        assert delta == {k: after[k] - before[k] for k in after}, (old.id, new.id)
+    rows = statements.diff_runs(session, feb, feb2)
+    assert not [r for r in rows if r["rule_key"] == "released_hold"]  # both lines equal
+    assert [(r["change"], r["after"]["amount"]) for r in rows
+            if r["rule_key"] == "adjustment"] == [("added", Decimal("-40.00"))]
+    across = statements.diff_runs(session, run, feb)
+    assert len([r for r in across if r["rule_key"] == "released_hold"]) == 2
+    table = statements.diff_file(session, run, feb, "csv").decode().splitlines()
+    assert table[0] == ",".join(statements.DIFF_COLUMNS)
+    assert len(table) == len(across) + 1
+
+
+def test_the_overview_counts_every_team_of_the_period(session, org):
+    import_employees(session, "z.csv", data=(EMPLOYEES + "Z1,Zoe,z1@x.com,West,W,S1,,"
+                                             "2020-01-01,mature\n").encode())
+    import_results(session, "q2.csv", data=(
+        b"period,employee_code,quota,revenue_new,revenue_existing\n"
+        b"2026-04,A1,100000,10000,50000\n2026-04,Z1,0,0,0\n"))
+    session.commit()
+    run = runs.start_run(session, "2026-Q2", actor="ann@x.com").run
+    session.commit()
+    view = statements.overview(session, run)
+    assert view["by_team"]["West"] == Decimal("0.00")  # a team whose figures are all zero
+    assert view["team_attainment"] == {"North": Decimal("0.6"), "West": None}
+    assert view["team_members"] == {"North": 1, "West": 1}
+    run.figures = None  # a run stored before runs kept their figures: rebuilt the same
+    assert statements.overview(session, run)["team_attainment"] == view["team_attainment"]
+    session.rollback()
+
+
+def test_what_waits_for_hr_includes_pips_that_ended(session, org):
+    import datetime as dt
+
+    from engine.models import User
+    from engine.waiting import what_waits
+
+    run = quarter(session, "2026-Q1")
+    lifecycle.approve(session, run.id, "bob@x.com")
+    session.commit()
+    hr = session.scalar(select(User).where(User.email == "hr@x.com"))
+    during = {w.key: w.count for w in what_waits(session, hr, today=dt.date(2026, 5, 1))}
+    after = {w.key: w for w in what_waits(session, hr, today=dt.date(2026, 7, 1))}
+    assert during["pip_decisions"] == 0 and after["pip_decisions"].count == 1
+    assert after["pip_decisions"].items[0]["code"] == "C1"
+    assert after["runs_to_lock"].count == 1

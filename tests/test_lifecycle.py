@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 
 from admin.cli import main
 from engine import jobs, lifecycle, runs, statements
+from engine.cells import xlsx_amount
 from engine.errors import LaurelError, PermissionDenied, RunError
 from engine.imports import import_results
-from engine.models import AuditLog, Outcome, Run, RunJob
+from engine.models import AuditLog, Employee, Outcome, PayCode, Run, RunJob
 from engine.users import create_user
 from tests.test_runs import load
 
@@ -49,11 +50,11 @@ def test_two_people_approve_then_lock(session, run):
         with pytest.raises(PermissionDenied, match="only a comp_analyst or hr_admin"):
             lifecycle.approve(session, run.id, who)
     with pytest.raises(LaurelError, match="approve it before locking"):
-        lifecycle.lock(session, run.id, "bob@x.com")
+        lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
     lifecycle.approve(session, run.id, "bob@x.com")
     with pytest.raises(LaurelError, match="only a calculated run"):
         lifecycle.approve(session, run.id, "hr@x.com")
-    lifecycle.lock(session, run.id, "ann@x.com")
+    lifecycle.lock(session, run.id, "ann@x.com", open_flags_reason="reviewed later")
     session.commit()
     assert run.status == "locked" and run.period.status == "locked"
     actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "run")).all()
@@ -62,7 +63,7 @@ def test_two_people_approve_then_lock(session, run):
 
 def test_a_locked_period_refuses_imports_runs_and_adjustments(session, run):
     lifecycle.approve(session, run.id, "bob@x.com")
-    lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
     session.commit()
     with pytest.raises(LaurelError, match="locked"):
         import_results(session, "late.csv", data=b"period,employee_code,quota\n"
@@ -76,7 +77,7 @@ def test_a_locked_period_refuses_imports_runs_and_adjustments(session, run):
 
 def test_only_hr_reopens_with_a_reason(session, run):
     lifecycle.approve(session, run.id, "bob@x.com")
-    lifecycle.lock(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="reviewed later")
     with pytest.raises(PermissionDenied, match="only an hr_admin"):
         lifecycle.reopen_period(session, "2026-01", "ann@x.com", "typo")
     with pytest.raises(LaurelError, match="reason"):
@@ -110,8 +111,8 @@ def test_adjustment_shows_in_statement_totals_and_export(session, run):
     before = statements.statement(session, run, emp.code)
     with pytest.raises(LaurelError, match="reason"):
         lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "", "bob@x.com")
-    with pytest.raises(LaurelError, match="not a number"):
-        lifecycle.add_adjustment(session, run.id, emp.code, "1,000", "x", "bob@x.com")
+    with pytest.raises(LaurelError, match="is not an amount in CNY"):
+        lifecycle.add_adjustment(session, run.id, emp.code, "1,00", "x", "bob@x.com")
     with pytest.raises(PermissionDenied):
         lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "x", "cat@x.com")
     lifecycle.add_adjustment(session, run.id, emp.code, "150.50", "missed deal", "bob@x.com")
@@ -139,7 +140,7 @@ def test_export_columns_and_totals_equal_the_outcomes(session, run):
     text = lifecycle.export(session, run.id, "csv", totals_rows=True).decode()
     assert "DRAFT" not in text
     reader = list(csv.reader(io.StringIO(text)))
-    assert reader[0] == lifecycle.EXPORT_COLUMNS
+    assert reader[0] == [*lifecycle.EXPORT_COLUMNS, "pay_code"]  # the contract, then more
     lines = [r for r in reader[1:] if r[3] != "TOTAL"]
     total_rows = {r[8]: Decimal(r[6]) for r in reader[1:] if r[3] == "TOTAL"}
     outcomes = session.execute(select(Outcome.amount, Outcome.status).where(
@@ -147,12 +148,58 @@ def test_export_columns_and_totals_equal_the_outcomes(session, run):
     assert len(lines) == len(outcomes)
     for status in ("payable", "held", "forfeited"):
         assert total_rows[status] == sum((a for a, s in outcomes if s == status), Decimal(0))
+
+
+def test_the_xlsx_payroll_file_reads_back_with_its_sheets_types_and_totals(session, run):
+    session.add(PayCode(rule_key="commission.tiered", code="P100"))
+    lifecycle.approve(session, run.id, "bob@x.com")
+    emp = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id))
+    code = session.get(Employee, emp).code
+    session.commit()
     book = openpyxl.load_workbook(io.BytesIO(lifecycle.export(session, run.id, "xlsx")))
+    assert book.sheetnames == ["Payable", "Held and forfeited", "Summary"]
+    outcomes = session.execute(select(Outcome.amount, Outcome.status, Outcome.rule_key).where(
+        Outcome.run_id == run.id, Outcome.amount.is_not(None))).all()
+    keys = [*lifecycle.EXPORT_COLUMNS, "pay_code", "note"]
+    for name, statuses in (("Payable", ("payable",)), ("Held and forfeited",
+                                                       ("held", "forfeited"))):
+        sheet = book[name]
+        assert [c.value for c in sheet[1]] == keys and sheet.row_dimensions[1].hidden
+        assert sheet[2][0].value == "Run" and sheet[2][0].font.b and sheet.freeze_panes == "A3"
+        assert sheet.column_dimensions["D"].width >= len("Employee name")
+        body = [r for r in sheet.iter_rows(min_row=3) if r[3].value != "TOTAL"]
+        totals = {r[8].value: r[6] for r in sheet.iter_rows(min_row=3)
+                  if r[3].value == "TOTAL"}
+        assert {r[8].value for r in body} <= set(statuses)
+        assert len(body) == sum(1 for _a, s, _k in outcomes if s in statuses)
+        for row in body:
+            cell = row[6]
+            assert cell.data_type == "n" and cell.number_format.endswith("#,##0.00")
+            assert row[9].value == ("P100" if row[4].value == "commission.tiered" else None)
+        for status in statuses:
+            expected = sum((a for a, s, _k in outcomes if s == status), Decimal(0))
+            assert Decimal(str(totals[status].value)).quantize(Decimal("0.01")) == expected
+            assert sum(Decimal(str(r[6].value)) for r in body if r[8].value == status) \
+                == expected
+    summary = list(book["Summary"].iter_rows(min_row=3, values_only=True))
+    mine = [r for r in summary if r[0] == code]
+    assert mine and {r[2] for r in mine} <= {"P100", None}
+    assert summary[-1][1] == "TOTAL"
+    assert Decimal(str(summary[-1][4])) == sum(
+        (a for a, s, _k in outcomes if s == "payable"), Decimal(0))
+
+
+def test_an_amount_beyond_a_spreadsheet_number_stays_exact():
+    book = openpyxl.Workbook()
     sheet = book.active
-    values = list(sheet.iter_rows(values_only=True))
-    assert list(values[0]) == lifecycle.EXPORT_COLUMNS
-    assert len(values) == 1 + len(lines) + 3
-    assert Decimal(str(values[-3][6])) == total_rows["payable"]
+    xlsx_amount(sheet["A1"], Decimal("123456789012345678901234.56"), "CNY")
+    xlsx_amount(sheet["A2"], Decimal("1234567890123.45"), "CNY")
+    out = io.BytesIO()
+    book.save(out)
+    back = openpyxl.load_workbook(io.BytesIO(out.getvalue())).active
+    assert back["A1"].value == "123456789012345678901234.56"  # its exact digits, as text
+    assert Decimal(str(back["A2"].value)) == Decimal("1234567890123.45")
+    assert back["A2"].data_type == "n"
 
 
 def test_cli_approve_lock_export(db_url, session, people, tmp_path):
@@ -163,7 +210,8 @@ def test_cli_approve_lock_export(db_url, session, people, tmp_path):
     assert refused.exit_code == 1 and "another person" in refused.stderr
     assert runner.invoke(main, ["export", run_id]).exit_code == 1
     assert runner.invoke(main, ["approve", run_id, "--as", "bob@x.com"]).exit_code == 0
-    assert runner.invoke(main, ["lock", run_id, "--as", "bob@x.com"]).exit_code == 0
+    assert runner.invoke(main, ["lock", run_id, "--as", "bob@x.com",
+                                 "--with-open-flags", "reviewed later"]).exit_code == 0
     out = tmp_path / "pay.xlsx"
     result = runner.invoke(main, ["export", run_id, "--format", "xlsx", "-o", str(out)])
     assert result.exit_code == 0 and out.stat().st_size > 0
@@ -279,9 +327,9 @@ def test_words_never_round_a_value_onto_the_boundary_it_missed():
     assert words.startswith("attainment 79.99999999…%: tier 1 (below 80%)"), words
 
 
-@pytest.mark.parametrize("amount", ["１２３", "1_000", "NaN", "Infinity", "1e99999999999999999999",
-                                    "1e-999999999"])
-def test_an_adjustment_reads_its_amount_as_an_import_reads_a_number(session, run, amount):
+@pytest.mark.parametrize("amount", ["1_000", "NaN", "Infinity", "1e99999999999999999999",
+                                    "1e-999999999", "0", "1e12"])
+def test_an_adjustment_refuses_what_is_not_an_amount(session, run, amount):
     code = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id))
     from engine.models import Adjustment, Employee
 
@@ -289,3 +337,18 @@ def test_an_adjustment_reads_its_amount_as_an_import_reads_a_number(session, run
         lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code, amount,
                                  "x", "bob@x.com")
     assert session.scalar(select(func.count()).select_from(Adjustment)) == 0
+
+
+@pytest.mark.parametrize(("typed", "amount"), [
+    ("1,500", "1500.00"), ("1500元", "1500.00"), ("CN¥1,500.00", "1500.00"),
+    ("¥-250", "-250.00"), ("RMB 12,345.6", "12345.60")])
+def test_an_adjustment_reads_its_amount_as_people_type_it(session, run, typed, amount):
+    code = session.scalar(select(Outcome.employee_id).where(Outcome.run_id == run.id))
+    from engine.models import Employee
+
+    adj = lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code, typed,
+                                   "x", "bob@x.com")
+    assert adj.amount == Decimal(amount)
+    with pytest.raises(LaurelError, match="field amount: at most two decimals"):
+        lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code,
+                                 "1.234", "x", "bob@x.com")

@@ -156,7 +156,7 @@ def test_two_starts_at_once_store_one_run_and_refuse_the_other(db_url, session, 
 def test_an_approval_while_a_newer_run_is_stored_is_refused(db_url, session, run_id,
                                                              monkeypatch):
     other = Meanwhile(db_url, lambda s: lifecycle.approve(s, run_id, "bob@x.com"))
-    during(monkeypatch, followup, "on_discard", other)  # the store discards run_id
+    during(monkeypatch, followup, "carry_pips", other)  # the store discards run_id
     newer = runs.start_run(session, "2026-01", actor="hr@x.com").run.id
     session.commit()
     _, error = other.outcome()
@@ -172,10 +172,11 @@ def test_two_approvals_or_locks_at_once_succeed_once(db_url, session, run_id, mo
     if action == "lock":
         lifecycle.approve(session, run_id, "bob@x.com")
         session.commit()
+    kwargs = {"open_flags_reason": "reviewed later"} if action == "lock" else {}
     act = getattr(lifecycle, action)
-    other = Meanwhile(db_url, lambda s: act(s, run_id, "hr@x.com"))
+    other = Meanwhile(db_url, lambda s: act(s, run_id, "hr@x.com", **kwargs))
     during(monkeypatch, lifecycle, "audit", other)
-    act(session, run_id, "bob@x.com")
+    act(session, run_id, "bob@x.com", **kwargs)
     session.commit()
     _, error = other.outcome()
     assert str(error) == {
@@ -192,7 +193,7 @@ def test_a_period_locked_while_a_run_is_calculated_refuses_its_store(db_url, ses
         if done == total:
             with db.session_scope(db_url) as s:
                 lifecycle.approve(s, run_id, "bob@x.com")
-                lifecycle.lock(s, run_id, "bob@x.com")
+                lifecycle.lock(s, run_id, "bob@x.com", open_flags_reason="reviewed later")
 
     with pytest.raises(RunError, match="period 2026-01 was locked while this run was "
                                        "calculated; nothing was stored"):
@@ -347,7 +348,7 @@ def test_an_approved_run_whose_results_change_is_not_locked(db_url, session, run
     session.commit()
     change(db_url, b"2026-03,E001,1\n2026-01,E002,5\n")
     with pytest.raises(RunStale, match="results of 2026-01 changed"):
-        lifecycle.lock(session, run_id, "bob@x.com")
+        lifecycle.lock(session, run_id, "bob@x.com", open_flags_reason="reviewed later")
 
 
 def test_results_imported_while_their_period_is_locked_are_refused(db_url, session, run_id,
@@ -358,7 +359,7 @@ def test_results_imported_while_their_period_is_locked_are_refused(db_url, sessi
 
     def locked_meanwhile(*args: Any, **kwargs: Any) -> Any:
         with db.session_scope(db_url) as s:  # after the import checked the period
-            lifecycle.lock(s, run_id, "bob@x.com")
+            lifecycle.lock(s, run_id, "bob@x.com", open_flags_reason="reviewed later")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(imports, "_write_results", locked_meanwhile)
