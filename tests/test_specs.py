@@ -68,8 +68,6 @@ def test_the_gate_stores_nothing_in_the_real_database(session: Session) -> None:
     report = specs.run_gate(session, rule.definition, rule.scenarios)
     assert report.passed and len(report.scenarios) == 8
     assert session.query(Employee).count() == 0 and session.query(Run).count() == 0
-    # well under a second a scenario, the scratch database made once
-    assert report.seconds / len(report.scenarios) < 0.5
 
 
 def test_scenarios_that_do_not_parse_name_the_line() -> None:
