@@ -6,8 +6,11 @@ column where it applies), 2 on a usage error. A command that fails changes nothi
 
 from __future__ import annotations
 
+import atexit
 import functools
 import getpass
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +37,10 @@ def database_problem(exc: Exception) -> str | None:
     if isinstance(exc, sa.NoSuchModuleError | sa.ArgumentError):
         return f"LAUREL_DATABASE_URL is not a database URL Laurel can use ({text})"
     if isinstance(exc, sa.OperationalError | sa.ProgrammingError):
-        if "no such table" in text or "does not exist" in text and "relation" in text:
-            return "the database has no Laurel tables yet: run `laurel init` first"
+        if "no such table" in text or "no such column" in text or "does not exist" in text \
+                and ("relation" in text or "column" in text):
+            return ("the database lacks Laurel tables (new, or from an older version): run "
+                    "`laurel init` first, which creates or upgrades them")
         if "connect" in text or "Connection refused" in text:
             return f"cannot reach the database ({text})"
     return None
@@ -188,17 +193,84 @@ def users_create(email: str, role: str, name: str, team: str | None,
 
 
 @main.command()
+@click.option("--concurrency", default=1, show_default=True, type=int,
+              help="Runs' chunks this worker evaluates at once (processes).")
+@click.option("--loglevel", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option("--parent", type=int, default=None, hidden=True,
+              help="Stop when this process ends (the back office's own worker).")
+def worker(concurrency: int, loglevel: str, parent: int | None) -> None:
+    """A Celery worker for runs: any number of them, on any machines, share a run.
+
+    They take their work from LAUREL_BROKER_URL (e.g. redis://host:6379/0) and read and
+    write LAUREL_DATABASE_URL. Without a broker they use the embedded one, a folder under
+    the instance path (laurel serve starts such a worker itself).
+    """
+    from engine.tasks import QUEUE, app
+
+    if parent:
+        _stop_with(parent)
+    pool = "solo" if concurrency == 1 else "prefork"
+    app.worker_main(["worker", "--loglevel", loglevel, "--queues", QUEUE, "--pool", pool,
+                     "--concurrency", str(concurrency), "--hostname", "laurel@%h-%i",
+                     "--without-gossip", "--without-mingle"])
+
+
+def _stop_with(parent: int) -> None:
+    """End this process soon after ``parent`` ends, however it ended (a SIGTERM to the back
+    office runs no exit handler)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)  # a task in hand is left unacknowledged: the broker gives it again
+
+    threading.Thread(target=watch, daemon=True, name="laurel-parent-watch").start()
+
+
+def _embedded_worker() -> subprocess.Popen[bytes] | None:
+    """Start a worker on the embedded broker when there is no LAUREL_BROKER_URL: the
+    back office's runs need no service. It stops with the back office."""
+    from engine.tasks import broker_url
+
+    if broker_url():
+        return None
+    proc = subprocess.Popen(  # noqa: S603 - our own command, no shell
+        [sys.executable, "-m", "admin.cli", "worker", "--loglevel", "WARNING",
+         "--parent", str(os.getpid())],
+        cwd=str(PROJECT_ROOT))
+    atexit.register(_stop, proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@main.command()
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--debug", is_flag=True, help="Reload on code changes.")
 @user_errors
 def serve(port: int, debug: bool) -> None:
-    """Serve the back office on 127.0.0.1 (development server)."""
+    """Serve the back office on 127.0.0.1 (development server).
+
+    Without LAUREL_BROKER_URL it also starts a worker for runs on the embedded broker.
+    """
     from admin.app import create_app
 
     try:
         app = create_app()
     except ValueError as exc:  # a LAUREL_ setting that does not read
         raise LaurelError(str(exc)) from None
+    if not debug or os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+        _embedded_worker()
     app.run(host="127.0.0.1", port=port, debug=debug, use_reloader=debug)
 
 
@@ -212,3 +284,7 @@ def _register_more() -> None:
 
 
 _register_more()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,28 +25,38 @@ def register(main: click.Group) -> None:
     @user_errors
     def run_cmd(period: str, dry_run: bool, actor: str | None) -> None:
         """Compensation run for PERIOD; prints the run id on the first line, then a summary."""
-        from engine import runs
+        from engine import jobs, runs, tasks
 
-        who = "system"
-        try:
-            with session_scope() as session:
-                who = resolve_actor(session, actor)
-                session.info["actor"] = who
-                result = runs.start_run(session, period, actor=who, dry_run=dry_run,
+        with session_scope() as session:
+            who = resolve_actor(session, actor)
+            session.info["actor"] = who
+            if dry_run:  # evaluated here; nothing stored, not even a failure
+                result = runs.start_run(session, period, actor=who, dry_run=True,
                                         progress=_progress_bar())
-                lines = ["dry run: nothing stored" if dry_run else str(result.run.id),
-                         result.summary(), f"rule set {result.ruleset_hash[:12]}"]
-                if dry_run:
-                    session.rollback()
-        except RunFailed as exc:
-            if not dry_run:  # a dry run stores nothing, not even its failure
-                with session_scope(actor=who) as session:
-                    runs.record_failure(session, period, who, str(exc))
-            raise
-        for line in lines:
-            click.echo(line)
-        if result.stale:
-            click.echo(f"warning: {result.stale}", err=True)
+                lines = ["dry run: nothing stored", result.summary(),
+                         f"rule set {result.ruleset_hash[:12]}"]
+                session.rollback()
+                for line in lines:
+                    click.echo(line)
+                return
+            job_id = jobs.start(session, period, who).id
+        factory = jobs.factory()
+        if tasks.broker_url():  # Celery workers on the broker do it; we watch
+            jobs.dispatch(job_id)
+            job = jobs.wait(factory, job_id, _progress_bar())
+            if job.status != "done":
+                raise RunFailed(job.error or f"run job {job_id} is {job.status}")
+            run_id = job.run_id
+        else:  # no broker: the same steps here, chunks shared among forked processes
+            run_id = jobs.run_here(factory, job_id, runs.workers(), _progress_bar()).id
+        with session_scope() as session:
+            run = runs.get_run(session, run_id)
+            click.echo(str(run.id))
+            click.echo(runs.summary_of(session, run))
+            click.echo(f"rule set {run.ruleset_hash[:12]}")
+            stale = runs.staleness(session, run)
+        if stale:
+            click.echo(f"warning: {stale}", err=True)
 
     @main.command("outcomes")
     @click.argument("run_id", type=int)

@@ -39,7 +39,7 @@ KIND_NAMES: dict[str, Any] = {
 STATUS_NAMES: dict[str, Any] = {
     # runs
     "calculated": _l("calculated"), "approved": _l("approved"), "locked": _l("locked"),
-    "discarded": _l("discarded"), "failed": _l("failed"),
+    "discarded": _l("discarded"), "failed": _l("failed"), "cancelled": _l("cancelled"),
     # jobs
     "queued": _l("queued"), "running": _l("running"), "done": _l("done"),
     # outcome amounts
@@ -174,11 +174,21 @@ def _job_state(job: RunJob) -> dict[str, Any]:
     percent = int(job.done * 100 / job.total) if job.total else 0
     if job.status == "done":
         percent = 100
+    db = _db()
+    idle = jobs.stalled(db, job)
+    work = jobs.work_of(db, job)
     return {"id": job.id, "period": job.period_code, "status": job.status,
             "status_label": str(STATUS_NAMES.get(job.status, job.status)),
             "done": job.done, "total": job.total, "percent": percent, "run_id": job.run_id,
             "run_url": url_for(".run", run_id=job.run_id) if job.run_id else None,
-            "error": job.error, "finished": job.status not in jobs.ACTIVE}
+            "error": job.error, "finished": job.status not in jobs.ACTIVE,
+            "stalled": None if idle is None else str(_(
+                "No worker has taken this run's work for %(minutes)d minutes. It fails "
+                "after %(limit)d minutes: start a worker (laurel worker) or restart the "
+                "back office.", minutes=int(idle // 60), limit=int(jobs.GIVE_UP // 60))),
+            "chunks": work["chunks"], "chunks_done": work["done"],
+            "chunks_redone": work["redone"], "workers": work["workers"],
+            "seconds_left": work["seconds_left"]}
 
 
 class RunsView(LaurelBaseView):
@@ -217,7 +227,7 @@ class RunsView(LaurelBaseView):
             recent_jobs = db.scalars(select(RunJob).order_by(RunJob.id.desc()).limit(5)).all()
             for job in recent_jobs:
                 if job.status in jobs.ACTIVE:
-                    jobs.refresh(db, job)
+                    jobs.watch(db, job)
         return self.render(
             "laurel/runs/list.html", runs=rows, sums=sums, total=total, page=page,
             pages=max(1, (total + PAGE - 1) // PAGE), periods=all_periods,
@@ -238,6 +248,7 @@ class RunsView(LaurelBaseView):
                 raise LaurelError(_("Choose a period to run."))
             job = jobs.start(db, code, _email())
             db.commit()
+            jobs.dispatch(job.id)
         except RunInProgress as exc:
             # A second click while the first run is evaluated follows the first one.
             db.rollback()
@@ -256,12 +267,25 @@ class RunsView(LaurelBaseView):
         job = db.get(RunJob, job_id)
         if job is None:
             abort(404)
-        return jobs.refresh(db, job)
+        return jobs.watch(db, job)
 
     @expose("/job/<int:job_id>")
     def job(self, job_id: int) -> Any:
         job = self._job(job_id)
         return self.render("laurel/runs/job.html", job=job, state=_job_state(job))
+
+    @expose("/job/<int:job_id>/cancel", methods=("POST",))
+    def job_cancel(self, job_id: int) -> Any:
+        _require("start")
+        db = _db()
+        try:
+            jobs.cancel(db, job_id, _email())
+            db.commit()
+            flash(_("The run was cancelled: nothing of it is kept."), "info")
+        except LaurelError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+        return redirect(url_for(".job", job_id=job_id))
 
     @expose("/job/<int:job_id>/progress")
     def job_progress(self, job_id: int) -> Any:

@@ -233,8 +233,10 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
         select(FlagCase, Run, Period).join(Run, Run.id == FlagCase.run_id)
         .join(Period, Period.id == Run.period_id)
         .where(Run.status == "locked", Period.kind == period.kind,
-               Period.start < period.start, FlagCase.holds,
-               FlagCase.employee_id.in_(employee_ids))).all()
+               Period.start < period.start, FlagCase.holds)).all()
+    # the population's ids filter here, not in the query: one bound parameter an employee
+    # broke PostgreSQL past 65,535 employees
+    rows = [r for r in rows if r[0].employee_id in employee_ids]
     # A live run of this same period is about to be discarded by the new one: what it paid
     # is paid again by the new run.
     paid_runs = {r.id for r in session.scalars(select(Run).where(

@@ -86,6 +86,13 @@ def begin_writing(session: Session) -> None:
                           f"again ({exc.orig})") from None
 
 
+def forget_engines() -> None:
+    """In a forked process: drop the parent's pooled connections without closing them (they
+    are the parent's), so that this process opens its own."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
 def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()

@@ -4,15 +4,22 @@ Input metrics (rolled up for a quarter or year), derived metrics in exact decima
 figures, population figures, history (previous rating, overlapping PIPs), the level's
 discount authority and the team's stage. The engine never aggregates across employees:
 by the time a fact reaches it, every figure is a plain field.
+
+Two steps, so that a run can be shared out in chunks of employees: ``population`` walks
+the whole population once, batch by batch, and keeps only what spans employees (each
+team's sums, each ranked metric's sorted values: a ``Context``, small enough to store);
+``chunk_facts`` then builds the facts of one range of employee ids from that context.
+No query binds one parameter per employee: employees are read by id range.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
@@ -20,10 +27,12 @@ from sqlalchemy.orm import Session
 
 from engine import periods, pips
 from engine.conditions import population_fields
-from engine.exact import exact, quotient, total
-from engine.metrics import load_catalog
+from engine.exact import exact, from_fraction, quotient, total
+from engine.metrics import Catalog, load_catalog
 from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
-from engine.rollup import period_figures
+from engine.rollup import period_employees, period_figures
+
+BATCH = 20_000  # employees read at a time while the population is walked
 
 
 @dataclass
@@ -34,8 +43,77 @@ class EmployeeFacts:
     values: dict[str, Any]
 
 
-def previous_ratings(session: Session, period: Period) -> dict[int, str]:
-    """The rating of the previous period of the same kind, from its latest live run."""
+@dataclass
+class Ranks:
+    """A metric ranked across the population: its distinct exact values, sorted, and for
+    each the count of values strictly higher."""
+
+    keys: list[Decimal | Fraction]
+    higher: list[int]
+    n: int
+    maximum: Any
+
+    def higher_than(self, value: Any) -> int:
+        return self.higher[bisect_left(self.keys, exact(value))]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keys": [_exact_text(k) for k in self.keys], "higher": self.higher,
+                "n": self.n, "maximum": None if self.maximum is None
+                else _exact_text(exact(self.maximum))}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ranks:
+        maximum = data["maximum"]
+        return cls([_exact_value(k) for k in data["keys"]], list(data["higher"]), data["n"],
+                   None if maximum is None else _shown(_exact_value(maximum)))
+
+
+@dataclass
+class Context:
+    """What spans the population of a period: each team's sums, each ranked metric."""
+
+    teams: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ranks: dict[str, Ranks] = field(default_factory=dict)
+    employees: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"teams": {str(t): {"revenue": _exact_text(exact(v["revenue"])),
+                                   "quota": _exact_text(exact(v["quota"])),
+                                   "members": v["members"]}
+                          for t, v in self.teams.items()},
+                "ranks": {m: r.to_json() for m, r in self.ranks.items()},
+                "employees": self.employees}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Context:
+        teams = {int(t): {"revenue": _shown(_exact_value(v["revenue"])),
+                          "quota": _shown(_exact_value(v["quota"])), "members": v["members"]}
+                 for t, v in data["teams"].items()}
+        return cls(teams, {m: Ranks.from_json(r) for m, r in data["ranks"].items()},
+                   data["employees"])
+
+
+def _exact_text(value: Decimal | Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}" if isinstance(value, Fraction) \
+        else format(value, "f")
+
+
+def _exact_value(text: str) -> Decimal | Fraction:
+    if "/" in text:
+        num, den = text.split("/")
+        return Fraction(int(num), int(den))
+    return Decimal(text)
+
+
+def _shown(value: Decimal | Fraction) -> Decimal:
+    """An exact value as the facts hold it: a Decimal, or a Quotient for a fraction."""
+    return from_fraction(value) if isinstance(value, Fraction) else value
+
+
+def previous_ratings(session: Session, period: Period, first: int | None = None,
+                     last: int | None = None) -> dict[int, str]:
+    """The rating of the previous period of the same kind, from its latest live run (for
+    the employees of an id range when given)."""
     prev = periods.get(session, periods.previous(period.code))
     if prev is None:
         return {}
@@ -44,40 +122,96 @@ def previous_ratings(session: Session, period: Period) -> dict[int, str]:
         .order_by(Run.id.desc()).limit(1))
     if run_id is None:
         return {}
+    stmt = (select(Outcome.employee_id, Outcome.value)
+            .where(Outcome.run_id == run_id, Outcome.kind == "rating").order_by(Outcome.id))
+    if first is not None:
+        stmt = stmt.where(Outcome.employee_id.between(first, last))
     out: dict[int, str] = {}
-    for emp, value in session.execute(
-            select(Outcome.employee_id, Outcome.value)
-            .where(Outcome.run_id == run_id, Outcome.kind == "rating")
-            .order_by(Outcome.id)):
+    for emp, value in session.execute(stmt):
         out.setdefault(emp, value)
     return out
 
 
+def _batches(ids: list[int], size: int = BATCH) -> Iterator[tuple[int, int]]:
+    """(first id, last id) of consecutive runs of ``size`` ids."""
+    for start in range(0, len(ids), size):
+        part = ids[start:start + size]
+        yield part[0], part[-1]
 
 
-def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = (),
-                figures: dict[int, dict[str, Decimal]] | None = None) -> list[EmployeeFacts]:
-    """Return the facts of every employee in the period's population, by employee code.
+def population(session: Session, period: Period, ranked: Iterable[str] = (),
+               catalog: Catalog | None = None, ids: list[int] | None = None) -> Context:
+    """Walk the period's population once, a batch of employees at a time: each team's
+    revenue, quota and members, and the ranks of each metric in ``ranked``."""
+    catalog = catalog or load_catalog(session)
+    ids = period_employees(session, period.code) if ids is None else ids
+    ranked = list(ranked)
+    teams: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {"revenue": [], "quota": [], "members": 0})
+    values: dict[str, list[Any]] = {m: [] for m in ranked}
+    for first, last in _batches(ids):
+        figures = period_figures(session, period.code, first=first, last=last)
+        team_of = dict(session.execute(select(Employee.id, Employee.team_id)
+                                       .where(Employee.id.between(first, last))).all())
+        for emp_id, inputs in figures.items():
+            derived = catalog.derive(dict(inputs))
+            team = teams[team_of[emp_id]]
+            team["members"] += 1
+            if derived.get("revenue_total") is not None:
+                team["revenue"].append(derived["revenue_total"])
+            if derived.get("quota") is not None:
+                team["quota"].append(derived["quota"])
+            for metric in ranked:
+                if derived.get(metric) is not None:
+                    values[metric].append(derived[metric])
+    context = Context(employees=len(ids))
+    for team_id, t in teams.items():
+        context.teams[team_id] = {"revenue": total(t["revenue"]), "quota": total(t["quota"]),
+                                  "members": t["members"]}
+    for metric, found in values.items():
+        context.ranks[metric] = _ranks(found)
+    return context
 
-    ``figures`` are the period's input figures (rollup.period_figures) when the caller
-    has loaded them already.
-    """
-    if figures is None:
-        figures = period_figures(session, period.code)
+
+def _ranks(values: list[Any]) -> Ranks:
+    """Ranks of a metric: sorted by exact value (two attainments that agree to 34 digits
+    still differ), each distinct value with the count strictly above it."""
+    if not values:
+        return Ranks([], [], 0, None)
+    ordered = sorted(values, key=exact)
+    keys: list[Decimal | Fraction] = []
+    higher: list[int] = []
+    n = len(ordered)
+    for i, value in enumerate(ordered):
+        key = exact(value)
+        if keys and keys[-1] == key:
+            continue
+        keys.append(key)
+        higher.append(i)  # values below this one, for now
+    # count strictly higher = n - (values up to and including this one)
+    upto = [*higher[1:], n]
+    return Ranks(keys, [n - u for u in upto], n, ordered[-1])
+
+
+def chunk_facts(session: Session, period: Period, context: Context, first: int, last: int,
+                catalog: Catalog | None = None) -> list[EmployeeFacts]:
+    """The facts of the population's employees whose ids lie in [first, last], by code."""
+    catalog = catalog or load_catalog(session)
+    figures = period_figures(session, period.code, first=first, last=last)
     if not figures:
         return []
-    catalog = load_catalog(session)
     rows = session.execute(
         select(Employee.id, Employee.code, Employee.name, Team.id, Team.name, Team.stage,
                Team.region, Level.code, Level.discount_authority)
         .join(Team, Team.id == Employee.team_id).join(Level, Level.id == Employee.level_id)
-        .where(Employee.id.in_(list(figures)))
+        .where(Employee.id.between(first, last))
     ).all()
-    ratings = previous_ratings(session, period)
-    spans = pips.spans(session, exclude_period_id=period.id)
+    ratings = previous_ratings(session, period, first, last)
+    spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
     facts: list[EmployeeFacts] = []
-    by_team: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:
+        if emp_id not in figures:
+            continue
         values = catalog.derive(dict(figures[emp_id]))
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
@@ -85,32 +219,38 @@ def build_facts(session: Session, period: Period, population_metrics: Iterable[s
         values["pips_overlapping"] = Decimal(sum(
             1 for start, end in spans.get(emp_id, ())
             if start <= period.end and end >= period.start))
-        by_team[team_id].append(values)
-        facts.append(EmployeeFacts(emp_id, code, name, values))
-    for members in by_team.values():
-        revenue = total(m["revenue_total"] for m in members
-                        if m.get("revenue_total") is not None)
-        quota = total(m["quota"] for m in members if m.get("quota") is not None)
-        count = Decimal(len(members))
-        for m in members:
-            m.update(team_revenue=revenue, team_quota=quota, team_members=count,
-                     team_attainment=quotient(revenue, quota),
-                     per_capita_output=quotient(revenue, count))
-    for metric in population_metrics:
-        # ranked by exact value: two attainments that agree to 34 digits still differ
-        ranked = sorted((f.values[metric] for f in facts if f.values.get(metric) is not None),
-                        key=exact)
-        keys = [exact(v) for v in ranked]
-        n = len(ranked)
-        higher_f, n_f, share_f = population_fields(metric)
-        for f in facts:
-            value = f.values.get(metric)
+        sums = context.teams[team_id]
+        count = Decimal(sums["members"])
+        values.update(team_revenue=sums["revenue"], team_quota=sums["quota"],
+                      team_members=count,
+                      team_attainment=quotient(sums["revenue"], sums["quota"]),
+                      per_capita_output=quotient(sums["revenue"], count))
+        for metric, ranks in context.ranks.items():
+            value = values.get(metric)
             if value is None:
                 continue
-            higher = n - bisect_right(keys, exact(value))
-            f.values[higher_f] = Decimal(higher)
-            f.values[n_f] = Decimal(n)
-            f.values[share_f] = quotient(Decimal(higher), Decimal(n))
-            f.values[f"{metric}__max"] = ranked[-1]
+            higher = ranks.higher_than(value)
+            higher_f, n_f, share_f = population_fields(metric)
+            values[higher_f] = Decimal(higher)
+            values[n_f] = Decimal(ranks.n)
+            values[share_f] = quotient(Decimal(higher), Decimal(ranks.n))
+            values[f"{metric}__max"] = ranks.maximum
+        facts.append(EmployeeFacts(emp_id, code, name, values))
+    facts.sort(key=lambda f: f.code)
+    return facts
+
+
+def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = ()
+                ) -> list[EmployeeFacts]:
+    """Return the facts of every employee in the period's population, by employee code
+    (the whole population at once: try-it, previews, dashboards, a run in one process)."""
+    catalog = load_catalog(session)
+    ids = period_employees(session, period.code)
+    if not ids:
+        return []
+    context = population(session, period, population_metrics, catalog, ids)
+    facts: list[EmployeeFacts] = []
+    for first, last in _batches(ids):
+        facts.extend(chunk_facts(session, period, context, first, last, catalog))
     facts.sort(key=lambda f: f.code)
     return facts

@@ -28,17 +28,19 @@ DIED = ("a worker process of the run stopped while it evaluated employees (it wa
         "crashed or ran out of memory)")
 
 
-def forked(work: Callable[[int], Any], count: int, workers: int) -> Iterator[Any]:
-    """Yield ``work(i)`` for i in 0..count-1, in order, computed by ``workers`` forked
-    processes (slice i goes to worker i % workers). A worker's exception fails the whole
-    with its message; a worker's death with DIED."""
+def forked(work: Callable[[Any], Any], count: int, workers: int,
+           items: list[Any] | None = None) -> Iterator[Any]:
+    """Yield ``work(items[i])`` (``work(i)`` without items) for i in 0..count-1, in order,
+    computed by ``workers`` forked processes (slice i goes to worker i % workers). A
+    worker's exception fails the whole with its message; a worker's death with DIED."""
     ctx = mp.get_context("fork")
     procs: list[tuple[Any, Connection]] = []
     try:
         for w in range(workers):
             reader, writer = ctx.Pipe(duplex=False)
             process = ctx.Process(target=_worker, daemon=True,
-                                  args=(work, range(w, count, workers), writer, os.getpid()))
+                                  args=(work, range(w, count, workers), writer, os.getpid(),
+                                        items))
             process.start()
             writer.close()  # only the child holds the writing end: its death is end-of-file
             procs.append((process, reader))
@@ -72,12 +74,16 @@ def forked(work: Callable[[int], Any], count: int, workers: int) -> Iterator[Any
             reader.close()
 
 
-def _worker(work: Callable[[int], Any], indexes: range, writer: Connection,
-            parent: int) -> None:
+def _worker(work: Callable[[Any], Any], indexes: range, writer: Connection,
+            parent: int, items: list[Any] | None) -> None:
     _die_with_parent(parent)
+    # the parent's database connections are the parent's: this process opens its own
+    from engine.db import forget_engines
+
+    forget_engines()
     try:
         for i in indexes:
-            writer.send(("slice", i, work(i)))
+            writer.send(("slice", i, work(i if items is None else items[i])))
         writer.send(("done",))
     except RunFailed as exc:
         writer.send(("error", str(exc)))

@@ -1,41 +1,48 @@
-"""Runs started from the back office, evaluated in a worker process.
+"""Run jobs: a run asked for (back office, command line, API), done as Celery work.
 
-``start(session, period, actor)`` records a job and starts ``python -m engine.jobs JOB_ID``
-as a process of its own; the worker writes its progress (employees done out of total) in
-short transactions and writes the run and its outcomes in one transaction at the end. A
-worker that crashes or is killed leaves no outcomes: ``refresh`` finds its process gone and
-marks the job failed with the reason. One of the run's own evaluation processes that dies
-fails the run at once (engine.runs): the worker records the failure and the job's reason.
-A period has one job at a time.
+``start`` records a job for a period (one at a time per period, decided under the
+period's lock) and ``dispatch`` hands it to Celery (engine.tasks): plan, one task per
+chunk, finish (engine.chunks). ``run_here`` does the same steps in this process, sharing
+the chunks among forked processes: the command line with no broker. ``watch`` keeps a
+job honest while someone waits on it: a chunk whose worker stopped renewing its lease
+goes back to the queue (at most ``ATTEMPTS`` times), and a job nobody works on shows as
+stalled, then fails with the time and the reason. ``cancel`` stops a job and its run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from engine import periods
-from engine.db import database_url, session_scope
-from engine.errors import LaurelError, RunError, RunFailed, RunInProgress
-from engine.models import RunJob
+from engine import chunks, forks, periods
+from engine.db import begin_writing, make_sessionmaker
+from engine.errors import LaurelError, NotFound, RunError, RunFailed, RunInProgress
+from engine.models import Run, RunChunk, RunJob
 
 ACTIVE = ("queued", "running")
-_children: dict[int, subprocess.Popen[bytes]] = {}
+ATTEMPTS = 3  # a chunk whose workers died this many times fails its run
+STALL = 60.0  # seconds without any work on a job before it shows as stalled
+GIVE_UP = 600.0  # seconds without any work before a stalled job fails
 
 
-def start(session: Session, period_code: str, actor: str, spawn: bool = True) -> RunJob:
-    """Record a run job for the period and start its worker process.
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
-    One job per period at a time: while a job of the period is queued or running (and its
-    process alive), another start is refused (RunInProgress names it). The check and the
-    new job are made under the period's lock, so two clicks at once start one job.
+
+def start(session: Session, period_code: str, actor: str) -> RunJob:
+    """Record a run job for the period; the caller commits, then dispatches or runs it.
+
+    One job per period at a time: while a job of the period is queued or running, another
+    start is refused (RunInProgress names it). The check and the new job are made under
+    the period's lock, so two starts at once make one job.
     """
     period = periods.require(session, period_code)
     period = periods.serialise(session, period.id)
@@ -43,117 +50,253 @@ def start(session: Session, period_code: str, actor: str, spawn: bool = True) ->
         raise RunError(f"period {period_code} is locked: no new run starts")
     for active in session.scalars(select(RunJob).where(RunJob.period_code == period.code,
                                                        RunJob.status.in_(ACTIVE))):
-        if not _mark_if_gone(active):
+        if not _given_up(session, active):
             raise RunInProgress(period.code, active.id, active.started_by)
-    job = RunJob(period_code=period.code, status="queued", started_by=actor)
+    job = RunJob(period_code=period.code, status="queued", started_by=actor,
+                 created_at=_now())
     session.add(job)
     session.flush()
-    if spawn:
-        session.commit()
-        env = dict(os.environ, LAUREL_DATABASE_URL=database_url())
+    return job
+
+
+def dispatch(job_id: int) -> None:
+    """Hand a committed job to Celery (with the eager setting, run it at once)."""
+    from engine import tasks
+
+    tasks.plan_task.delay(job_id)
+
+
+def get(session: Session, job_id: int) -> RunJob:
+    job = session.get(RunJob, job_id)
+    if job is None:
+        raise NotFound(f"run job {job_id} does not exist")
+    return job
+
+
+# --- in this process ------------------------------------------------------------------------
+
+
+def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
+             progress: Callable[[int, int], None] | None = None) -> Run:
+    """Plan, evaluate every chunk and finish a job in this process (chunks shared among
+    ``workers`` forked processes); the same steps the Celery tasks take. Returns the run;
+    raises the job's failure (the run failed with its reason, nothing of it visible)."""
+    with factory() as session:
         try:
-            proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
-                [sys.executable, "-m", "engine.jobs", str(job.id)], env=env,
-                cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError as exc:  # a job without a process would hold the period for ever
-            job.status, job.finished_at = "failed", dt.datetime.now(dt.UTC)
-            job.error = f"the worker process did not start: {exc}"
+            job = session.get(RunJob, job_id)
+            job.pid, job.host = os.getpid(), socket.gethostname()
+            indexes = chunks.plan(session, job_id)
             session.commit()
-            raise RunError(job.error) from None
-        _children[job.id] = proc
-        job.pid = proc.pid
-        session.commit()
-    return job
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a finished child not yet reaped is a zombie: gone for our purpose
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except OSError:
-        return True
-
-
-def _mark_if_gone(job: RunJob) -> bool:
-    """Mark an active job failed when its worker process is gone; True when it is (now) over.
-
-    A job queued without a process yet is not gone.
-    """
-    if job.status not in ACTIVE:
-        return True
-    if job.pid and not _alive(job.pid):
-        job.status = "failed"
-        job.error = job.error or ("the worker process stopped before the run finished "
-                                  "(it crashed or was killed); nothing was stored")
-        job.finished_at = dt.datetime.now(dt.UTC)
-        return True
-    return False
-
-
-def refresh(session: Session, job: RunJob) -> RunJob:
-    """Mark an active job failed when its worker process is gone."""
-    proc = _children.get(job.id)
-    if proc is not None and proc.poll() is not None:  # reaped: no zombie left behind
-        _children.pop(job.id, None)
-    session.refresh(job)
-    if job.status in ACTIVE and _mark_if_gone(job):
-        session.commit()
-    return job
-
-
-def run_job(job_id: int, url: str | None = None) -> None:
-    """Evaluate a job's run in this process (the worker's body)."""
-    with session_scope(url) as session:
+        except LaurelError as exc:
+            session.rollback()
+            fail_job(factory, job_id, str(exc))
+            raise
         job = session.get(RunJob, job_id)
-        if job is None:
-            raise LaurelError(f"run job {job_id} does not exist")
-        job.status, job.pid = "running", os.getpid()
-        code, actor = job.period_code, job.started_by
-    last = [0.0]
+        run_id, total = job.run_id, job.total
+        sizes = dict(session.execute(select(RunChunk.index, RunChunk.employees)
+                                     .where(RunChunk.run_id == run_id)).all())
+    done = 0
+    if progress:
+        progress(0, total)
 
-    def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - last[0] < 0.5:
-            return
-        last[0] = now
-        with session_scope(url) as s:
-            s.info["audit_off"] = True
-            j = s.get(RunJob, job_id)
-            j.done, j.total = done, total
-
-    from engine import runs
+    def one(index: int) -> str:
+        return chunks.evaluate_chunk(factory, run_id, index)
 
     try:
-        with session_scope(url, actor=actor) as session:
-            result = runs.start_run(session, code, actor=actor, progress=progress)
-            run_id = result.run.id
-            employees = result.employees
-    except LaurelError as exc:
-        with session_scope(url, actor=actor) as session:
-            if isinstance(exc, RunFailed):
-                runs.record_failure(session, code, actor, str(exc))
-            j = session.get(RunJob, job_id)
-            j.status, j.error, j.finished_at = "failed", str(exc), dt.datetime.now(dt.UTC)
-        return
-    except Exception as exc:  # the worker must leave a reason behind, whatever happened
-        with session_scope(url, actor=actor) as session:
-            j = session.get(RunJob, job_id)
-            j.status = "failed"
-            j.error = f"{type(exc).__name__}: {exc}"
-            j.finished_at = dt.datetime.now(dt.UTC)
+        if workers > 1 and len(indexes) > 1:
+            results = forks.forked(one, len(indexes), min(workers, len(indexes)),
+                                   items=indexes)
+        else:
+            results = (one(i) for i in indexes)
+        for index, _ in zip(indexes, results, strict=False):
+            done += sizes.get(index, 0)
+            if progress:
+                progress(done, total)
+    except RunFailed as exc:
+        with factory() as session:
+            chunks.fail(session, run_id, str(exc))
+            session.commit()
         raise
-    with session_scope(url) as session:
-        j = session.get(RunJob, job_id)
-        j.status, j.run_id, j.done, j.total = "done", run_id, employees, employees
-        j.finished_at = dt.datetime.now(dt.UTC)
+    with factory() as session:
+        try:
+            run = chunks.finish(session, run_id)
+            if run is None:
+                raise RunFailed(_why_not_finished(session, run_id))
+            session.commit()
+            return run
+        except LaurelError as exc:
+            session.rollback()
+            chunks.fail(session, run_id, str(exc))
+            session.commit()
+            raise
 
 
-if __name__ == "__main__":
-    run_job(int(sys.argv[1]))
+def _why_not_finished(session: Session, run_id: int) -> str:
+    run = session.get(Run, run_id)
+    if run is not None and run.error:
+        return run.error
+    return f"run {run_id} did not finish: {chunks.pending(session, run_id)} chunks are missing"
+
+
+def fail_job(factory: sessionmaker[Session], job_id: int, reason: str) -> None:
+    """Fail a job before its run exists (nothing to plan), or with its run."""
+    with factory() as session:
+        job = session.get(RunJob, job_id)
+        if job is None or job.status not in ACTIVE:
+            return
+        if job.run_id:
+            chunks.fail(session, job.run_id, reason)
+        job.status, job.error, job.finished_at = "failed", reason[:4000], _now()
+        session.commit()
+
+
+# --- watching and stopping ------------------------------------------------------------------
+
+
+def last_work(session: Session, job: RunJob) -> dt.datetime:
+    """When someone last worked on the job: its newest lease renewal, or its creation."""
+    beat = session.scalar(select(func.max(RunChunk.beat)).where(
+        RunChunk.run_id == job.run_id)) if job.run_id else None
+    times = [t for t in (chunks._aware(beat), chunks._aware(job.created_at)) if t]
+    return max(times) if times else _now()
+
+
+def stalled(session: Session, job: RunJob) -> float | None:
+    """Seconds since anyone worked on an active job, when that is past STALL; else None."""
+    if job.status not in ACTIVE:
+        return None
+    idle = (_now() - last_work(session, job)).total_seconds()
+    if job.run_id:
+        running = session.scalar(select(func.count()).select_from(RunChunk).where(
+            RunChunk.run_id == job.run_id, RunChunk.status == "running")) or 0
+        if running and idle < chunks.lease():
+            return None
+    return idle if idle >= STALL else None
+
+
+def _process_gone(job: RunJob) -> bool:
+    """True when the job is done by a process of this machine that no longer runs."""
+    if not job.pid or job.host not in (None, socket.gethostname()):
+        return False
+    try:
+        os.kill(job.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a finished child not yet reaped is a zombie: gone for our purpose
+        state = Path(f"/proc/{job.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state == "Z"
+    except OSError:
+        return False
+
+
+def _given_up(session: Session, job: RunJob) -> bool:
+    """Fail an active job whose own process stopped, or that nobody has worked on for
+    GIVE_UP seconds; True when it is over."""
+    if job.status in ACTIVE and _process_gone(job):
+        reason = (f"the process that ran it (pid {job.pid} on {job.host}) stopped before "
+                  "the run finished (it was killed or crashed); nothing of it was stored")
+        if job.run_id:
+            chunks.fail(session, job.run_id, reason)
+        job.status, job.error, job.finished_at = "failed", reason, _now()
+        session.flush()
+        return True
+    idle = stalled(session, job)
+    if idle is None or idle < GIVE_UP:
+        return job.status not in ACTIVE
+    reason = (f"no worker took the run's work for {idle / 60:.0f} minutes (since "
+              f"{last_work(session, job):%Y-%m-%d %H:%M} UTC): start a worker "
+              "(laurel worker) or the back office (laurel serve), then run again")
+    if job.run_id:
+        chunks.fail(session, job.run_id, reason)
+    job.status, job.error, job.finished_at = "failed", reason, _now()
+    session.flush()
+    return True
+
+
+def work_of(session: Session, job: RunJob) -> dict[str, Any]:
+    """How a job's work stands: chunks, done, redone (taken again after a worker was lost),
+    the workers at it now, and an estimate of the seconds left."""
+    rows = session.execute(select(RunChunk.status, RunChunk.attempts, RunChunk.worker,
+                                  RunChunk.seconds, RunChunk.employees)
+                           .where(RunChunk.run_id == job.run_id)).all() if job.run_id else []
+    done = [r for r in rows if r.status == "done"]
+    workers = sorted({r.worker for r in rows if r.status == "running" and r.worker})
+    left = None
+    timed = [r for r in done if r.seconds]
+    if timed and len(done) < len(rows):
+        per_employee = sum(r.seconds for r in timed) / max(1, sum(r.employees for r in timed))
+        remaining = sum(r.employees for r in rows if r.status != "done")
+        left = int(per_employee * remaining / max(1, len(workers) or 1))
+    return {"chunks": len(rows), "done": len(done),
+            "redone": sum(1 for r in rows if r.attempts > 1), "workers": workers,
+            "seconds_left": left}
+
+
+def watch(session: Session, job: RunJob, redispatch: bool = True) -> RunJob:
+    """Requeue the chunks whose worker stopped renewing its lease, fail a chunk that lost
+    ATTEMPTS workers, and give up on a job nobody works on. Commits what it changes."""
+    if job.status not in ACTIVE:
+        return job
+    if _given_up(session, job):
+        session.commit()
+        return job
+    if job.run_id is None:
+        return job
+    begin_writing(session)
+    lost = []
+    now = _now()
+    for chunk in session.scalars(select(RunChunk).where(
+            RunChunk.run_id == job.run_id, RunChunk.status == "running").with_for_update()):
+        beat = chunks._aware(chunk.beat)
+        if beat is None or (now - beat).total_seconds() < chunks.lease():
+            continue
+        if chunk.attempts >= ATTEMPTS:
+            chunks.fail(session, job.run_id, f"chunk {chunk.index} of the run (employees "
+                        f"{chunk.first_employee} to {chunk.last_employee}) lost its worker "
+                        f"{chunk.attempts} times (the last: {chunk.worker}, silent since "
+                        f"{beat:%H:%M:%S} UTC)")
+            session.commit()
+            return job
+        chunk.status, chunk.worker = "queued", None
+        lost.append(chunk.index)
+    session.commit()
+    if lost and redispatch:
+        from engine import tasks
+
+        for index in lost:
+            tasks.chunk_task.delay(job.run_id, index)
+    return job
+
+
+def cancel(session: Session, job_id: int, actor: str) -> RunJob:
+    """Stop a job: its run is cancelled (its outcomes go), tasks still queued find it
+    over and do nothing."""
+    job = get(session, job_id)
+    if job.status not in ACTIVE:
+        raise LaurelError(f"run job {job_id} is {job.status}: there is nothing to cancel")
+    reason = f"cancelled by {actor}"
+    if job.run_id:
+        chunks.fail(session, job.run_id, reason, status="cancelled")
+    job.status, job.error, job.finished_at = "cancelled", reason, _now()
+    session.flush()
+    return job
+
+
+def wait(factory: sessionmaker[Session], job_id: int,
+         progress: Callable[[int, int], None] | None = None, every: float = 0.5) -> RunJob:
+    """Wait for a dispatched job, watching it, reporting progress; return it when over."""
+    while True:
+        with factory() as session:
+            job = watch(session, get(session, job_id))
+            if progress and job.total:
+                progress(job.done, job.total)
+            if job.status not in ACTIVE:
+                session.expunge(job)
+                return job
+        time.sleep(every)
+
+
+def factory() -> sessionmaker[Session]:
+    return make_sessionmaker()

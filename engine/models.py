@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -68,7 +69,8 @@ TEAM_STAGES = ("startup", "growth", "mature")
 METRIC_TYPES = ("money", "count", "score", "ratio")
 ROLLUPS = ("sum", "mean", "max")
 ROLES = ("hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor")
-RUN_STATUSES = ("calculated", "approved", "locked", "discarded", "failed")
+RUN_STATUSES = ("running", "calculated", "approved", "locked", "discarded", "failed",
+                "cancelled")
 # Runs that count: their outcomes are read as history and pay.
 LIVE_RUN = ("calculated", "approved", "locked")
 OUTCOME_KINDS = (
@@ -336,6 +338,41 @@ class Run(Base):
         return f"run {self.id}"
 
 
+class RunChunk(Base):
+    """A slice of a run's employees (a range of employee ids), evaluated by one task.
+
+    A worker claims a chunk with a lease it renews while it works (``beat``); a chunk whose
+    lease runs out (its worker died) is given to another worker. A chunk's outcomes are
+    written with its status ``done`` in one transaction, after deleting any the chunk wrote
+    before: a chunk evaluated twice counts once.
+    """
+
+    __tablename__ = "run_chunk"
+    __table_args__ = (UniqueConstraint("run_id", "index", name="uq_run_chunk"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    first_employee: Mapped[int]
+    last_employee: Mapped[int]
+    employees: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued running done
+    worker: Mapped[str | None] = mapped_column(String(200))
+    beat: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(default=0)
+    seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class RunContext(Base):
+    """What a run computed once for all its chunks: team figures and population ranks."""
+
+    __tablename__ = "run_context"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    data: Mapped[dict[str, Any]]
+
+
 class Outcome(Base):
     __tablename__ = "outcome"
     __table_args__ = (Index("ix_outcome_run_employee", "run_id", "employee_id"),)
@@ -350,6 +387,8 @@ class Outcome(Base):
     value: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str | None] = mapped_column(String(10))
     explanation: Mapped[dict[str, Any]]
+    # the chunk of the run that wrote it (None: written by the run's last step)
+    chunk: Mapped[int | None]
 
     run: Mapped[Run] = relationship(back_populates="outcomes")
     employee: Mapped[Employee] = relationship()
@@ -383,22 +422,25 @@ class Adjustment(Base):
 
 
 class RunJob(Base):
-    """A run started from the back office, evaluated in a worker process.
+    """A run asked for (back office, command line, API), evaluated as Celery work.
 
-    The worker writes its progress here in short transactions of its own; the run and its
-    outcomes are written in one transaction at the end, so a worker that crashes or is
-    killed leaves no outcomes, and the job shows as failed with its reason.
+    The job's tasks (engine.tasks) plan the run, evaluate its chunks and finish it; the job
+    shows their progress (employees done of total) and, when the run fails, stalls or is
+    cancelled, why. Until its last step the run is ``running``: nobody reads its outcomes.
     """
 
     __tablename__ = "run_job"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period_code: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued running done failed
+    # queued running done failed cancelled
+    status: Mapped[str] = mapped_column(String(10), default="queued")
     started_by: Mapped[str] = mapped_column(String(200))
     done: Mapped[int] = mapped_column(default=0)
     total: Mapped[int] = mapped_column(default=0)
+    # the process that does the job itself (laurel run with no broker), on ``host``
     pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(200))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(

@@ -17,9 +17,10 @@ def span(start: dt.date, months: int) -> tuple[dt.date, dt.date]:
     return start, periods.add_months(start, months) - dt.timedelta(days=1)
 
 
-def spans(session: Session, exclude_period_id: int | None = None
-          ) -> dict[int, list[tuple[dt.date, dt.date]]]:
-    """Each employee's PIPs (start, end): every PIP record that is not discarded.
+def spans(session: Session, exclude_period_id: int | None = None, first: int | None = None,
+          last: int | None = None) -> dict[int, list[tuple[dt.date, dt.date]]]:
+    """Each employee's PIPs (start, end): every PIP record that is not discarded (of the
+    employees of an id range when given).
 
     The PIPs started by runs of the period being run are left out: a new run of that
     period discards them.
@@ -28,6 +29,8 @@ def spans(session: Session, exclude_period_id: int | None = None
             .where(Pip.status != "discarded"))
     if exclude_period_id is not None:
         stmt = stmt.where(Run.period_id != exclude_period_id)
+    if first is not None:
+        stmt = stmt.where(Pip.employee_id.between(first, last))
     out: dict[int, list[tuple[dt.date, dt.date]]] = defaultdict(list)
     for emp, start, end in session.execute(stmt):
         out[emp].append((start, end))

@@ -22,19 +22,19 @@ Figures = dict[int, dict[str, Decimal]]
 
 
 def _imported(session: Session, codes: list[str], keys: dict[int, str],
-              employee_id: int | None = None) -> dict[str, Figures]:
+              first: int | None = None, last: int | None = None) -> dict[str, Figures]:
     out: dict[str, Figures] = {c: defaultdict(dict) for c in codes}
     # A row whose every cell was empty still puts its employee in the population.
     present = (select(Period.code, ResultRow.employee_id)
                .join(Period, Period.id == ResultRow.period_id).where(Period.code.in_(codes)))
-    if employee_id is not None:
-        present = present.where(ResultRow.employee_id == employee_id)
+    if first is not None:
+        present = present.where(ResultRow.employee_id.between(first, last))
     for code, emp in session.execute(present):
         out[code][emp]  # noqa: B018 - creates the employee's (empty) figures
     stmt = (select(Period.code, Result.employee_id, Result.metric_id, Result.value)
             .join(Period, Period.id == Result.period_id).where(Period.code.in_(codes)))
-    if employee_id is not None:
-        stmt = stmt.where(Result.employee_id == employee_id)
+    if first is not None:
+        stmt = stmt.where(Result.employee_id.between(first, last))
     rows = session.execute(stmt)
     for code, emp, metric_id, value in rows:
         key = keys.get(metric_id)
@@ -72,25 +72,46 @@ def _roll(imported: Figures, parts: list[Figures], rollups: dict[str, str]) -> F
     return out
 
 
-def period_figures(session: Session, code: str, employee_id: int | None = None) -> Figures:
+def _codes(code: str) -> list[str]:
+    """The period and every period below it."""
+    below = periods.children(code)
+    return [code, *below, *(m for q in below for m in periods.children(q))]
+
+
+def period_employees(session: Session, code: str) -> list[int]:
+    """The ids of the period's population, in order: employees with a row for the period
+    or a period below it."""
+    codes = _codes(code)
+    rows = select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id) \
+        .where(Period.code.in_(codes))
+    values = select(Result.employee_id).join(Period, Period.id == Result.period_id) \
+        .where(Period.code.in_(codes))
+    return sorted(set(session.scalars(rows.distinct())) | set(session.scalars(values.distinct())))
+
+
+def period_figures(session: Session, code: str, employee_id: int | None = None,
+                   first: int | None = None, last: int | None = None) -> Figures:
     """Return {employee_id: {metric_key: value}} of the input metrics of a period.
 
     Undefined values are absent. Employees with nothing for the period or below it are
-    absent too. ``employee_id`` limits the figures to one employee.
+    absent too. ``employee_id`` limits the figures to one employee, ``first`` and ``last``
+    to a range of employee ids (a run's chunk).
     """
+    if employee_id is not None:
+        first = last = employee_id
     kind, _, _ = periods.parse(code)
     metrics = list(session.scalars(select(Metric).where(Metric.formula.is_(None))))
     keys = {m.id: m.key for m in metrics}
     rollups = {m.key: m.rollup for m in metrics}
     if kind == "month":
-        return dict(_imported(session, [code], keys, employee_id)[code])
+        return dict(_imported(session, [code], keys, first, last)[code])
     if kind == "quarter":
         months = periods.children(code)
-        data = _imported(session, [code, *months], keys, employee_id)
+        data = _imported(session, [code, *months], keys, first, last)
         return _roll(data[code], [data[m] for m in months], rollups)
     quarters = periods.children(code)
     months = [m for q in quarters for m in periods.children(q)]
-    data = _imported(session, [code, *quarters, *months], keys, employee_id)
+    data = _imported(session, [code, *quarters, *months], keys, first, last)
     rolled_quarters = [
         _roll(data[q], [data[m] for m in periods.children(q)], rollups) for q in quarters
     ]

@@ -39,7 +39,6 @@ from engine.exact import product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
-from engine.rollup import period_figures
 from engine.rulebook import published_rules
 
 CENT = Decimal("0.01")
@@ -367,9 +366,8 @@ def evaluate_period(session: Session, period: Period,
     timings = Timings()
     t0 = time.perf_counter()
     compiled, used = compile_for(session, period, documents)
-    figures = period_figures(session, period.code)
     t1 = time.perf_counter()
-    facts = build_facts(session, period, sorted(compiled.population), figures)
+    facts = build_facts(session, period, sorted(compiled.population))
     t2 = time.perf_counter()
     timings.load, timings.enrich = t1 - t0, t2 - t1
     if not facts:
@@ -411,49 +409,82 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     if dry_run:
         return RunResult(None, period, outcomes, employees, compiled.content_hash, timings)
     t0 = time.perf_counter()
-    period = periods.serialise(session, period.id)
-    if period.status == "locked":
-        raise RunError(f"period {code} was locked while this run was calculated; nothing "
-                       "was stored")
-    newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
-                                             Run.status != "failed").order_by(Run.id))
-    if newer is not None:
-        raise RunError(f"another run of period {code} (run {newer.id}, started by "
-                       f"{newer.started_by}) was stored while this one was calculated; "
-                       "this run is not stored")
-    discarded = session.scalars(select(Run.id).where(
-        Run.period_id == period.id, Run.status.in_(("calculated", "approved")))).all()
-    if discarded:
-        session.execute(update(Run).where(Run.id.in_(discarded)).values(status="discarded"))
+    period = _claim_period(session, period, code, before)
+    discarded = discard_replaced(session, period.id)
     run = Run(period_id=period.id, status="calculated", ruleset_hash=compiled.content_hash,
               rules=used, started_by=actor, employee_count=employees, results_version=version,
               started_at=started, finished_at=dt.datetime.now(dt.UTC), figures=figures)
     session.add(run)
     session.flush()
-    rows = [{"run_id": run.id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],
+    write_outcomes(session, run.id, outcomes)
+    stale = settle(session, run, period, compiled.rules, actor, releases, len(outcomes),
+                   discarded)
+    timings.store = time.perf_counter() - t0
+    return RunResult(run, period, outcomes, employees, compiled.content_hash, timings,
+                     stale=stale)
+
+
+def _claim_period(session: Session, period: Period, code: str, before: int) -> Period:
+    """Take the period's lock to store a run; refuse when the period was locked, or
+    another run of it stored, since the run started (``before``: the newest run then)."""
+    period = periods.serialise(session, period.id)
+    if period.status == "locked":
+        raise RunError(f"period {code} was locked while this run was calculated; nothing "
+                       "was stored")
+    newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
+                                             Run.status.in_(LIVE_RUN)).order_by(Run.id))
+    if newer is not None:
+        raise RunError(f"another run of period {code} (run {newer.id}, started by "
+                       f"{newer.started_by}) was stored while this one was calculated; "
+                       "this run is not stored")
+    return period
+
+
+def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]],
+                   chunk: int | None = None) -> None:
+    """Insert outcomes of a run (of one of its chunks)."""
+    rows = [{"run_id": run_id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],
              "kind": o["kind"], "amount": o["amount"], "currency": o["currency"],
-             "value": o["value"], "status": o["status"], "explanation": o["explanation"]}
+             "value": o["value"], "status": o["status"], "explanation": o["explanation"],
+             "chunk": chunk}
             for o in outcomes]
     if rows:
         session.execute(Outcome.__table__.insert(), rows)
-    # What people decided on the runs this one replaces carries over to it, audited.
-    cases = compliance.carry_cases(session, run, compiled.rules, actor)
+
+
+def discard_replaced(session: Session, period_id: int) -> list[int]:
+    """Discard the period's calculated and approved runs (a new one replaces them), under
+    the period's lock and before the new one is stored: one such run a period at most."""
+    discarded = list(session.scalars(select(Run.id).where(
+        Run.period_id == period_id, Run.status.in_(("calculated", "approved")))))
+    if discarded:
+        session.execute(update(Run).where(Run.id.in_(discarded)).values(status="discarded"))
+        session.flush()
+    return discarded
+
+
+def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any]],
+           actor: str, releases: dict[int, list[dict[str, Any]]], outcomes: int,
+           discarded: list[int]) -> RunStale | None:
+    """The last step of storing a run, under the period's lock, once the runs it replaces
+    are discarded (discard_replaced): carry over what people decided on them (flag cases,
+    PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
+    already stale."""
+    cases = compliance.carry_cases(session, run, rules, actor)
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
-          summary=f"{run.id} of {period.code}: {employees} employees, "
-                  f"{len(outcomes)} outcomes" + (" (stale)" if stale else ""), actor=actor,
-          after={"period": period.code, "ruleset_hash": compiled.content_hash,
-                 "discarded_runs": list(discarded), "results_version": version,
+          summary=f"{run.id} of {period.code}: {run.employee_count} employees, "
+                  f"{outcomes} outcomes" + (" (stale)" if stale else ""), actor=actor,
+          after={"period": period.code, "ruleset_hash": run.ruleset_hash,
+                 "discarded_runs": list(discarded), "results_version": run.results_version,
                  "flags": {k: v for k, v in cases.items() if v},
                  "pips": {k: v for k, v in pips_carried.items() if v},
                  "adjustments_carried": adjustments})
     session.flush()
-    timings.store = time.perf_counter() - t0
-    return RunResult(run, period, outcomes, employees, compiled.content_hash, timings,
-                     stale=stale)
+    return stale
 
 
 def _carry_adjustments(session: Session, run: Run, discarded: list[int], actor: str
@@ -546,6 +577,24 @@ def record_failure(session: Session, code: str, actor: str, reason: str) -> Run 
     session.add(run)
     session.flush()
     return run
+
+
+def summary_of(session: Session, run: Run) -> str:
+    """A stored run's one-line summary: outcomes by kind, payable and held amounts."""
+    counts = dict(session.execute(select(Outcome.kind, func.count()).where(
+        Outcome.run_id == run.id).group_by(Outcome.kind)).all())
+    # summed here: SQLite would add the amounts' text as floats
+    held = payable = Decimal(0)
+    for status, amount in session.execute(select(Outcome.status, Outcome.amount).where(
+            Outcome.run_id == run.id, Outcome.amount.is_not(None))):
+        if status == "held":
+            held += amount
+        else:
+            payable += amount
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no outcomes"
+    return (f"period {run.period.code}: {run.employee_count} employees, "
+            f"{sum(counts.values())} outcomes ({parts}); payable {currency()} {payable:.2f}, "
+            f"held {currency()} {held:.2f}")
 
 
 def get_run(session: Session, run_id: int) -> Run:

@@ -19,6 +19,9 @@ from engine import db
 from engine.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+# Runs started in the back office are Celery work: in tests every task runs at once, in
+# the caller (tests that need real workers start them and say so).
+os.environ.setdefault("LAUREL_TASKS_EAGER", "true")
 
 
 def _worker_database(url: str) -> str:

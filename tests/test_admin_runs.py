@@ -90,14 +90,12 @@ def test_the_list_shows_runs_with_totals_and_filters(
 def test_start_a_run_and_follow_its_job(
         client: FlaskClient, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[int] = []
-    real = jobs.start
+    dispatch = jobs.dispatch
 
-    def no_spawn(session, code, actor):  # the worker is run inline below
-        job = real(session, code, actor, spawn=False)
-        started.append(job.id)
-        return job
+    def no_dispatch(job_id):  # the tasks are run below, once the queued state is seen
+        started.append(job_id)
 
-    monkeypatch.setattr("admin.runs_views.jobs.start", no_spawn)
+    monkeypatch.setattr("admin.runs_views.jobs.dispatch", no_dispatch)
     login(client, CA)
     response = client.post("/admin/runs/start", data={"period": "2026-01"})
     assert response.status_code == 302 and response.location.endswith(
@@ -105,7 +103,7 @@ def test_start_a_run_and_follow_its_job(
     queued = client.get(f"/admin/runs/job/{started[0]}/progress").get_json()
     assert queued["status"] == "queued" and queued["finished"] is False
 
-    jobs.run_job(started[0], org.url)
+    dispatch(started[0])  # Celery, each task at once (tests/conftest.py)
 
     state = client.get(f"/admin/runs/job/{started[0]}/progress").get_json()
     assert state["status"] == "done" and state["finished"] is True
@@ -155,7 +153,7 @@ def test_a_killed_worker_shows_as_failed_with_its_reason(client: FlaskClient, or
     gone = subprocess.Popen(["true"])
     gone.wait()
     with org.session() as s:
-        job = jobs.start(s, "2026-01", ANALYST, spawn=False)
+        job = jobs.start(s, "2026-01", ANALYST)
         job.status, job.pid = "running", gone.pid
         s.commit()
         job_id = job.id
@@ -163,7 +161,7 @@ def test_a_killed_worker_shows_as_failed_with_its_reason(client: FlaskClient, or
     state = client.get(f"/admin/runs/job/{job_id}/progress").get_json()
     assert state["status"] == "failed" and "killed" in state["error"]
     page = client.get(f"/admin/runs/job/{job_id}")
-    assert "nothing was stored" in text_of(page) and count(org, Outcome) == 0
+    assert "nothing of it was stored" in text_of(page) and count(org, Outcome) == 0
 
 
 # --- the lifecycle, allowed and refused -----------------------------------------------------
@@ -567,7 +565,7 @@ def test_every_page_renders_for_each_role_in_both_languages(
         client: FlaskClient, org: Org, run_id: int) -> None:
     newer = start(org, actor=support.ROLE_EMAILS[HR])
     with org.session() as s:
-        job_id = jobs.start(s, "2026-01", ANALYST, spawn=False).id
+        job_id = jobs.start(s, "2026-01", ANALYST).id
         s.commit()
     pages = {
         "list": "/admin/runs/",

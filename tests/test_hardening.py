@@ -79,7 +79,7 @@ def test_a_database_that_cannot_be_used_gets_one_line(tmp_path: Path,
     assert result.exit_code == 1 and "not a database URL" in result.output
     monkeypatch.setenv("LAUREL_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
     result = runner.invoke(main, ["rules", "validate", str(Path(__file__).parent.parent / "rules")])
-    assert result.exit_code == 1 and "run `laurel init` first" in result.output
+    assert result.exit_code == 1 and "`laurel init` first" in result.output
     assert "Traceback" not in result.output
 
 

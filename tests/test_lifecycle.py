@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import signal
-import time
 from decimal import Decimal
 
 import openpyxl
@@ -15,11 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from admin.cli import main
-from engine import jobs, lifecycle, runs, statements
+from engine import lifecycle, runs, statements
 from engine.cells import xlsx_amount
 from engine.errors import LaurelError, PermissionDenied, RunError
 from engine.imports import import_results
-from engine.models import AuditLog, Employee, Outcome, PayCode, Run, RunJob
+from engine.models import AuditLog, Employee, Outcome, PayCode
 from engine.users import create_user
 from tests.test_runs import load
 
@@ -259,60 +256,6 @@ def test_overview_totals(session, run):
                                                 Decimal(0))
     assert sum(b["count"] for b in data["distribution"]) == data["employees"]
     assert set(data["team_attainment"]) == {"North", "East", "West"}
-
-
-def test_job_runs_in_a_worker_and_reports_progress(db_url, session, people):
-    load(session)
-    job = jobs.start(session, "2026-03", "ann@x.com")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        jobs.refresh(session, job)
-        if job.status not in jobs.ACTIVE:
-            break
-        time.sleep(0.2)
-    assert job.status == "done", job.error
-    assert job.done == job.total == 24
-    assert session.get(Run, job.run_id).status == "calculated"
-
-
-def test_a_killed_worker_stores_no_outcomes(db_url, session, people, monkeypatch):
-    load(session)
-    job = jobs.start(session, "2026-03", "ann@x.com", spawn=False)
-    session.commit()
-    # a worker that is killed while it evaluates: it stops before its one transaction
-    pid = os.fork()
-    if pid == 0:  # the worker
-        os.setsid()
-        # the parent's pooled connections are not ours: forget them without closing them
-        from engine import db as engine_db
-
-        for engine in engine_db._engines.values():
-            engine.dispose(close=False)
-        real = runs.employee_outcomes
-
-        def slow(*a, **k):
-            time.sleep(0.05)
-            return real(*a, **k)
-
-        runs.employee_outcomes = slow
-        try:
-            jobs.run_job(job.id, db_url)
-        finally:
-            os._exit(0)
-    job.pid = pid
-    session.commit()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        session.refresh(job)
-        if job.status == "running" and job.done > 0:
-            break
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    jobs.refresh(session, job)
-    assert job.status == "failed" and "killed" in job.error
-    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
-    assert session.scalar(select(func.count()).select_from(RunJob)) == 1
 
 
 def test_words_never_round_a_value_onto_the_boundary_it_missed():

@@ -222,11 +222,11 @@ def test_the_database_holds_one_unlocked_live_run_per_period(session, run_id):
 
 def test_a_second_job_of_a_period_is_refused_while_the_first_runs(session, people):
     load(session)
-    first = jobs.start(session, "2026-02", "ann@x.com", spawn=False)
+    first = jobs.start(session, "2026-02", "ann@x.com")
     first.pid = os.getpid()  # a live process
     session.commit()
     with pytest.raises(RunInProgress, match=f"job {first.id}, started by ann@x.com"):
-        jobs.start(session, "2026-02", "bob@x.com", spawn=False)
+        jobs.start(session, "2026-02", "bob@x.com")
     session.rollback()
     assert session.scalar(select(func.count()).select_from(RunJob)) == 1
 
@@ -402,6 +402,7 @@ def children() -> set[int]:
 def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two forked workers even for a small run; every employee takes a little while."""
     monkeypatch.setenv("LAUREL_RUN_WORKERS", "2")
+    monkeypatch.setenv("LAUREL_RUN_CHUNK", "4")  # the CLI's run: chunks in two processes
     monkeypatch.setattr(runs, "PARALLEL_MIN", 1)
     real = runs.employee_outcomes
 
@@ -444,10 +445,10 @@ def test_a_killed_pool_worker_fails_the_run_and_frees_the_period(db_url, session
 def test_a_back_office_job_whose_pool_worker_dies_fails_within_seconds(db_url, session,
                                                                        people, parallel):
     load(session)
-    job = jobs.start(session, "2026-03", "ann@x.com", spawn=False)
+    job = jobs.start(session, "2026-03", "ann@x.com")
     session.commit()
     pid = os.fork()
-    if pid == 0:  # the job's process, as `python -m engine.jobs` would be
+    if pid == 0:  # the job's process, as a worker of the job would be
         try:
             forget_parent_connections()
             me, real = os.getpid(), runs.employee_outcomes
@@ -458,20 +459,22 @@ def test_a_back_office_job_whose_pool_worker_dies_fails_within_seconds(db_url, s
                 return real(ef, *args, **kwargs)
 
             runs.employee_outcomes = dies_in_a_worker
-            jobs.run_job(job.id, db_url)
+            jobs.run_here(db.make_sessionmaker(db_url), job.id, workers=2)
         finally:
             os._exit(0)
-    job.pid = pid
-    session.commit()
     deadline = time.monotonic() + BOUND
-    while jobs.refresh(session, job).status in jobs.ACTIVE and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        session.expire_all()
+        if jobs.watch(session, session.get(RunJob, job.id)).status not in jobs.ACTIVE:
+            break
         time.sleep(0.05)
+    job = session.get(RunJob, job.id)
     os.waitpid(pid, 0)
     assert job.status == "failed"
     assert "a worker process of the run stopped while it evaluated employees" in job.error
     failed = session.scalars(select(Run)).one()
     assert failed.status == "failed" and failed.error == job.error
-    again = jobs.start(session, "2026-03", "bob@x.com", spawn=False)  # the period is free
+    again = jobs.start(session, "2026-03", "bob@x.com")  # the period is free
     assert again.status == "queued"
 
 

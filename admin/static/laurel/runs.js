@@ -53,14 +53,31 @@
       count.textContent = state.total
         ? box.dataset.progress.replace("{done}", state.done.toLocaleString()).replace("{total}", state.total.toLocaleString())
         : box.dataset.waiting;
+      var work = document.getElementById("job-work");
+      if (work && state.chunks) {
+        var text = work.dataset.template.replace("{done}", state.chunks_done)
+          .replace("{chunks}", state.chunks).replace("{redone}", state.chunks_redone)
+          .replace("{workers}", state.workers.length ? state.workers.join(", ") : "-");
+        if (state.seconds_left !== null && !state.finished) {
+          text += " · " + work.dataset.left.replace("{minutes}", Math.max(1, Math.round(state.seconds_left / 60)));
+        }
+        work.textContent = text;
+      }
+      var stalled = document.getElementById("job-stalled");
+      if (stalled) {
+        stalled.textContent = state.stalled || "";
+        stalled.classList.toggle("d-none", !state.stalled);
+      }
       if (state.finished) {
         bar.classList.remove("progress-bar-striped", "progress-bar-animated");
+        var cancel = document.getElementById("job-cancel");
+        if (cancel) { cancel.classList.add("d-none"); }
       }
       if (state.status === "done") {
         bar.classList.add("bg-success");
         document.getElementById("job-run-link").href = state.run_url;
         document.getElementById("job-done").classList.remove("d-none");
-      } else if (state.status === "failed") {
+      } else if (state.status === "failed" || state.status === "cancelled") {
         bar.classList.add("bg-danger");
         document.getElementById("job-error").textContent = state.error || "";
         document.getElementById("job-failed").classList.remove("d-none");

@@ -1,0 +1,331 @@
+"""A run shared out in chunks of employees: plan, evaluate each chunk, finish.
+
+``plan`` turns a job into a ``running`` run: it compiles the rules in force, walks the
+population once for what spans employees (engine.facts.population: team sums, ranks),
+keeps that context with the run, and cuts the population into chunks of employee ids.
+``evaluate_chunk`` evaluates one chunk wherever it runs (a Celery worker, a forked process,
+this process): a worker claims the chunk with a lease it renews, writes the chunk's
+outcomes and marks it done in one transaction, after deleting what an earlier attempt of
+the same chunk wrote, so a chunk done twice counts once and a lost worker costs a redo.
+``finish``, once every chunk is in, stores the run as the one-process run does
+(runs.settle: replaced runs discarded, decisions carried over) and only then is it
+``calculated``: nobody reads a run while it is running. A chunk whose data makes the run
+fail fails it whole (``fail``): its outcomes go, its reason stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from engine import compliance, periods
+from engine.compiler import Session as EngineSession
+from engine.db import begin_writing
+from engine.errors import RunError, RunFailed
+from engine.exact import quotient
+from engine.facts import Context, chunk_facts, population
+from engine.metrics import load_catalog, to_plain
+from engine.models import (
+    Outcome,
+    Period,
+    Rule,
+    Run,
+    RunChunk,
+    RunContext,
+    RunJob,
+    Team,
+)
+from engine.rollup import period_employees
+from engine.rulebook import published_rules
+from engine.runs import (
+    _claim_period,
+    _released_hold_outcomes,
+    compile_for,
+    discard_replaced,
+    evaluate_employee,
+    settle,
+    write_outcomes,
+)
+
+# employees in one chunk (LAUREL_RUN_CHUNK): a task's work and its memory
+CHUNK = 5_000
+# seconds after which a chunk whose worker stopped renewing its lease goes to another one
+# (LAUREL_RUN_LEASE); a worker renews it three times a lease
+LEASE = 30.0
+
+
+def lease() -> float:
+    try:
+        return max(1.0, float(os.environ.get("LAUREL_RUN_LEASE") or LEASE))
+    except ValueError:
+        return LEASE
+
+
+def chunk_size() -> int:
+    try:
+        return max(1, int(os.environ.get("LAUREL_RUN_CHUNK") or CHUNK))
+    except ValueError:
+        return CHUNK
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite gives timestamps back without their zone: they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def plan(session: Session, job_id: int) -> list[int]:
+    """Start a queued job's run: the run (``running``), its context and its chunks.
+
+    Returns the chunk indexes to evaluate; an empty list when the job is no longer queued
+    (planned already by a retried task, or cancelled). A period without results, or
+    locked, fails the job (RunError).
+    """
+    begin_writing(session)
+    job = session.execute(select(RunJob).where(RunJob.id == job_id).with_for_update()
+                          .execution_options(populate_existing=True)).scalar_one()
+    if job.status != "queued":
+        if job.run_id and job.status == "running":
+            return [c for c in session.scalars(
+                select(RunChunk.index).where(RunChunk.run_id == job.run_id,
+                                             RunChunk.status != "done"))]
+        return []
+    period = periods.require(session, job.period_code)
+    if period.status == "locked":
+        raise RunError(f"period {period.code} is locked: no new run starts")
+    version = session.scalar(select(Period.results_version).where(Period.id == period.id))
+    compiled, used = compile_for(session, period)
+    ids = period_employees(session, period.code)
+    if not ids:
+        raise RunError(f"period {period.code} has no results: import results for it first")
+    context = population(session, period, sorted(compiled.population), load_catalog(session),
+                         ids)
+    run = Run(period_id=period.id, status="running", ruleset_hash=compiled.content_hash,
+              rules=used, started_by=job.started_by, employee_count=len(ids),
+              results_version=version, started_at=job.created_at or _now())
+    session.add(run)
+    session.flush()
+    session.add(RunContext(run_id=run.id, data=context.to_json()))
+    size = chunk_size()
+    chunks = []
+    for index, start in enumerate(range(0, len(ids), size)):
+        part = ids[start:start + size]
+        chunks.append({"run_id": run.id, "index": index, "first_employee": part[0],
+                       "last_employee": part[-1], "employees": len(part),
+                       "status": "queued", "attempts": 0})
+    session.execute(RunChunk.__table__.insert(), chunks)
+    job.run_id, job.status, job.total, job.done = run.id, "running", len(ids), 0
+    session.flush()
+    return [c["index"] for c in chunks]
+
+
+# --- one chunk ------------------------------------------------------------------------------
+
+_COMPILED: dict[tuple[int, str], Any] = {}
+
+
+def _compiled(session: Session, run: Run) -> Any:
+    """The rule set the run uses (its documents, by key and version), compiled once per
+    process."""
+    key = (run.id, run.ruleset_hash)
+    if key not in _COMPILED:
+        period = session.get(Period, run.period_id)
+        documents = []
+        for used in run.rules or []:
+            rule = session.scalar(select(Rule).where(Rule.key == used["key"],
+                                                     Rule.version == used["version"]))
+            documents.append(dict(rule.definition))
+        if not run.rules:  # a run of an empty rule set
+            documents = [dict(r.definition) for r in published_rules(
+                session, period.kind, on=period.end)]
+        compiled, _ = compile_for(session, period, documents)
+        _COMPILED.clear()  # one run at a time per worker process
+        _COMPILED[key] = compiled
+    return _COMPILED[key]
+
+
+def _lock_chunk(session: Session, run_id: int, index: int) -> tuple[RunChunk, Run]:
+    begin_writing(session)
+    chunk = session.execute(select(RunChunk).where(RunChunk.run_id == run_id,
+                                                   RunChunk.index == index).with_for_update()
+                            .execution_options(populate_existing=True)).scalar_one()
+    run = session.execute(select(Run).where(Run.id == run_id)
+                          .execution_options(populate_existing=True)).scalar_one()
+    return chunk, run
+
+
+def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: int,
+                   worker: str | None = None) -> str:
+    """Evaluate one chunk of a running run and store its outcomes.
+
+    Returns "done" (this call stored it), "already" (done before), "taken" (another worker
+    holds a live lease on it) or "over" (the run is no longer running). A RunFailed from the
+    chunk's data fails the whole run and is raised again.
+    """
+    worker = worker or worker_name()
+    with session_factory() as session:
+        chunk, run = _lock_chunk(session, run_id, index)
+        if run.status != "running":
+            session.rollback()
+            return "over"
+        if chunk.status == "done":
+            session.rollback()
+            return "already"
+        beat = _aware(chunk.beat)
+        if chunk.status == "running" and chunk.worker != worker and beat is not None \
+                and (_now() - beat).total_seconds() < lease():
+            session.rollback()
+            return "taken"
+        chunk.status, chunk.worker, chunk.beat = "running", worker, _now()
+        chunk.attempts += 1
+        first, last = chunk.first_employee, chunk.last_employee
+        session.commit()
+    started = time.perf_counter()
+    try:
+        with session_factory() as session:
+            run = session.get(Run, run_id)
+            stored = session.get(Period, run.period_id)
+            compiled = _compiled(session, run)
+            context = Context.from_json(session.get(RunContext, run_id).data)
+            facts = chunk_facts(session, stored, context, first, last)
+            period = SimpleNamespace(code=stored.code, start=stored.start, end=stored.end,
+                                     kind=stored.kind)
+            session.rollback()
+        engine = EngineSession(compiled)
+        outcomes: list[dict[str, Any]] = []
+        last_beat, beat_every = time.monotonic(), lease() / 3
+        for ef in facts:
+            try:
+                outcomes.extend(evaluate_employee(engine, ef, period, compiled))
+            except RunFailed:
+                raise
+            except Exception as exc:  # any failure fails the run, naming the employee
+                raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
+            if time.monotonic() - last_beat > beat_every:
+                last_beat = time.monotonic()
+                if not _renew(session_factory, run_id, index, worker):
+                    return "over"
+    except RunFailed as exc:
+        with session_factory() as session:
+            fail(session, run_id, str(exc))
+            session.commit()
+        raise
+    with session_factory() as session:
+        chunk, run = _lock_chunk(session, run_id, index)
+        if run.status != "running" or chunk.status == "done" or chunk.worker != worker:
+            session.rollback()  # cancelled, failed, or taken over after our lease ran out
+            return "over"
+        session.execute(delete(Outcome).where(Outcome.run_id == run_id,
+                                              Outcome.chunk == index))
+        write_outcomes(session, run_id, outcomes, chunk=index)
+        chunk.status, chunk.seconds = "done", time.perf_counter() - started
+        session.execute(update(RunJob).where(RunJob.run_id == run_id)
+                        .values(done=RunJob.done + chunk.employees))
+        session.commit()
+    return "done"
+
+
+def _renew(session_factory: Callable[[], Session], run_id: int, index: int, worker: str
+           ) -> bool:
+    """Renew a chunk's lease; False when the run stopped or the chunk went to another."""
+    with session_factory() as session:
+        chunk, run = _lock_chunk(session, run_id, index)
+        if run.status != "running" or chunk.worker != worker:
+            session.rollback()
+            return False
+        chunk.beat = _now()
+        session.commit()
+    return True
+
+
+def pending(session: Session, run_id: int) -> int:
+    """Chunks of the run not done yet."""
+    return session.scalar(select(func.count()).select_from(RunChunk).where(
+        RunChunk.run_id == run_id, RunChunk.status != "done")) or 0
+
+
+# --- the last step ----------------------------------------------------------------------------
+
+
+def finish(session: Session, run_id: int) -> Run | None:
+    """Store a run whose chunks are all in, as runs.start_run stores one: released holds,
+    replaced runs discarded, decisions carried over, figures kept. Returns the run, or
+    None when it is not ready (chunks missing) or no longer running."""
+    run = session.get(Run, run_id)
+    if run is None or run.status != "running" or pending(session, run_id):
+        return None
+    period = session.get(Period, run.period_id)
+    job = session.scalar(select(RunJob).where(RunJob.run_id == run_id))
+    actor = run.started_by
+    # the newest run of the period before this one (a newer one stored meanwhile wins)
+    before = session.scalar(select(func.max(Run.id)).where(
+        Run.period_id == period.id, Run.id < run.id, Run.status != "failed")) or 0
+    _claim_period(session, period, period.code, max(before, run.id))
+    run = session.execute(select(Run).where(Run.id == run_id)
+                          .execution_options(populate_existing=True)).scalar_one()
+    if run.status != "running" or pending(session, run_id):
+        return None
+    releases = compliance.releases_for(session, period,
+                                       set(period_employees(session, period.code)))
+    write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
+    context = Context.from_json(session.get(RunContext, run_id).data)
+    discarded = discard_replaced(session, period.id)
+    run.figures = _figures(session, context)
+    run.status, run.finished_at = "calculated", _now()
+    session.flush()
+    count = session.scalar(select(func.count()).select_from(Outcome).where(
+        Outcome.run_id == run_id)) or 0
+    settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
+           discarded)
+    if job is not None:
+        job.status, job.finished_at, job.done = "done", _now(), run.employee_count
+    session.flush()
+    return run
+
+
+def _figures(session: Session, context: Context) -> dict[str, Any]:
+    """Every team of the population with its member count and attainment (text; None
+    where undefined), as a run keeps them (Run.figures), from the run's context."""
+    names = dict(session.execute(select(Team.id, Team.name)).all())
+    teams = {}
+    for team_id, sums in context.teams.items():
+        attainment = quotient(sums["revenue"], sums["quota"])
+        teams[names.get(team_id, "")] = {
+            "members": sums["members"],
+            "attainment": None if attainment is None else str(to_plain(attainment))}
+    return {"teams": dict(sorted(teams.items()))}
+
+
+def fail(session: Session, run_id: int, reason: str, status: str = "failed") -> None:
+    """Fail (or cancel) a running run: its outcomes go, its reason stays, its job says so."""
+    run = session.get(Run, run_id)
+    if run is None or run.status != "running":
+        return
+    session.execute(delete(Outcome).where(Outcome.run_id == run_id))
+    run.status, run.error, run.finished_at = status, reason[:4000], _now()
+    session.execute(update(RunChunk).where(RunChunk.run_id == run_id,
+                                           RunChunk.status != "done")
+                    .values(status="stopped"))
+    for job in session.scalars(select(RunJob).where(RunJob.run_id == run_id)):
+        job.status, job.error, job.finished_at = status, reason[:4000], _now()
+    session.flush()

@@ -1,0 +1,278 @@
+"""Runs as chunks of Celery work: the same outcomes as one process, a lost worker's chunk
+redone once, a data failure, cancel, a stalled job, real workers on Redis killed midway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from engine import chunks, db, jobs, runs
+from engine.errors import RunFailed, RunInProgress
+from engine.models import Outcome, Run, RunChunk, RunJob
+from tests.test_runs import load, organisation
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def outcome_set(session: Session, run_id: int) -> set[tuple]:
+    return {(o["employee_code"], o["rule_key"], o["kind"], o["amount"], o["value"],
+             o["status"], str(sorted(o["explanation"].items())))
+            for o in runs.outcome_rows(session, runs.get_run(session, run_id))}
+
+
+def one_process_run(session: Session, code: str) -> set[tuple]:
+    """The outcomes of the same period by runs.start_run, then forgotten."""
+    result = runs.start_run(session, code, actor="x@x.com", dry_run=True)
+    session.rollback()
+    return {(o["employee_code"], o["rule_key"], o["kind"],
+             None if o["amount"] is None else f"{o['amount']:.2f}", o["value"], o["status"],
+             str(sorted(o["explanation"].items()))) for o in result.outcomes}
+
+
+@pytest.fixture()
+def chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAUREL_RUN_CHUNK", "5")  # 24 employees: five chunks
+
+
+def job_of(session: Session, code: str) -> int:
+    job = jobs.start(session, code, "x@x.com")
+    session.commit()
+    return job.id
+
+
+def test_a_chunked_run_gives_what_one_process_gives(db_url, session, chunked):
+    load(session)
+    for code in ("2026-01", "2026-Q1"):
+        expected = one_process_run(session, code)
+        job_id = job_of(session, code)
+        run = jobs.run_here(db.make_sessionmaker(db_url), job_id, workers=2)
+        session.expire_all()
+        assert session.scalar(select(func.count()).select_from(RunChunk)
+                              .where(RunChunk.run_id == run.id)) == 5
+        assert outcome_set(session, run.id) == expected
+        job = session.get(RunJob, job_id)
+        assert (job.status, job.done, job.total) == ("done", 24, 24)
+
+
+def test_celery_tasks_plan_evaluate_and_finish_a_run(db_url, session, chunked):
+    load(session)
+    expected = one_process_run(session, "2026-02")
+    job_id = job_of(session, "2026-02")
+    jobs.dispatch(job_id)  # each task at once (tests/conftest.py)
+    session.expire_all()
+    job = session.get(RunJob, job_id)
+    assert job.status == "done" and session.get(Run, job.run_id).status == "calculated"
+    assert outcome_set(session, job.run_id) == expected
+
+
+def test_a_chunk_whose_worker_was_lost_is_redone_once(db_url, session, chunked,
+                                                      monkeypatch):
+    load(session)
+    monkeypatch.setenv("LAUREL_RUN_LEASE", "1")
+    expected = one_process_run(session, "2026-03")
+    job_id = job_of(session, "2026-03")
+    factory = db.make_sessionmaker(db_url)
+    with factory() as s:
+        indexes = chunks.plan(s, job_id)
+        s.commit()
+        run_id = s.get(RunJob, job_id).run_id
+    for index in indexes:  # every chunk done by a first worker...
+        assert chunks.evaluate_chunk(factory, run_id, index, worker="first") == "done"
+    with factory() as s:  # ...but chunk 2 as if that worker died before it stored it
+        s.execute(update(RunChunk).where(RunChunk.run_id == run_id, RunChunk.index == 2)
+                  .values(status="running", worker="gone",
+                          beat=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)))
+        s.commit()
+    assert chunks.evaluate_chunk(factory, run_id, 2, worker="other") == "done"
+    with factory() as s:
+        s.execute(update(RunChunk).where(RunChunk.run_id == run_id, RunChunk.index == 3)
+                  .values(status="running", worker="busy", beat=dt.datetime.now(dt.UTC)))
+        s.commit()
+    # a live lease keeps another worker off the chunk; an expired one lets watch requeue it
+    assert chunks.evaluate_chunk(factory, run_id, 3, worker="other") == "taken"
+    time.sleep(1.2)
+    with factory() as s:
+        jobs.watch(s, s.get(RunJob, job_id), redispatch=False)
+        assert s.scalar(select(RunChunk.status).where(RunChunk.run_id == run_id,
+                                                      RunChunk.index == 3)) == "queued"
+    assert chunks.evaluate_chunk(factory, run_id, 3, worker="other") == "done"
+    with factory() as s:
+        chunks.finish(s, run_id)
+        s.commit()
+    session.expire_all()
+    assert outcome_set(session, run_id) == expected  # nothing twice, nothing missing
+
+
+def test_a_data_failure_in_one_chunk_fails_the_run_and_shows_nothing(db_url, session, chunked,
+                                                                     monkeypatch):
+    load(session)
+    real = runs.employee_outcomes
+
+    def failing(ef: Any, *args: Any, **kwargs: Any) -> Any:
+        if ef.code == "E012":
+            raise ArithmeticError("boom")
+        return real(ef, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "employee_outcomes", failing)
+    job_id = job_of(session, "2026-01")
+    with pytest.raises(RunFailed, match="employee E012: ArithmeticError: boom"):
+        jobs.run_here(db.make_sessionmaker(db_url), job_id)
+    session.expire_all()
+    job = session.get(RunJob, job_id)
+    run = session.get(Run, job.run_id)
+    assert job.status == run.status == "failed" and "E012" in run.error
+    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    jobs.start(session, "2026-01", "y@x.com")  # the period is free again
+
+
+def test_a_cancelled_run_keeps_nothing_and_its_tasks_stop(db_url, session, chunked):
+    load(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    with factory() as s:
+        indexes = chunks.plan(s, job_id)
+        s.commit()
+        run_id = s.get(RunJob, job_id).run_id
+    assert chunks.evaluate_chunk(factory, run_id, indexes[0]) == "done"
+    jobs.cancel(session, job_id, "x@x.com")
+    session.commit()
+    assert chunks.evaluate_chunk(factory, run_id, indexes[1]) == "over"
+    session.expire_all()
+    assert session.get(Run, run_id).status == "cancelled"
+    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+
+
+def test_a_job_nobody_works_on_stalls_then_fails(session):
+    load(session)
+    job = jobs.start(session, "2026-01", "x@x.com")
+    job.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=jobs.STALL + 5)
+    session.commit()
+    assert jobs.stalled(session, job) is not None and job.status == "queued"
+    with pytest.raises(RunInProgress):  # stalled, not yet given up: the period is busy
+        jobs.start(session, "2026-01", "y@x.com")
+    session.rollback()
+    job = session.get(RunJob, job.id)
+    job.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=jobs.GIVE_UP + 5)
+    session.commit()
+    jobs.watch(session, job)
+    assert job.status == "failed" and "no worker took the run's work" in job.error
+    jobs.start(session, "2026-01", "y@x.com")
+
+
+def test_memory_of_a_chunk_does_not_grow_with_the_chunks(db_url, session, monkeypatch):
+    """The peak of a chunked run's evaluation is bounded by the chunk: four times the
+    employees in four times the chunks keep it about level."""
+    peaks = []
+    for seed, employees in ((3, 30), (4, 120)):
+        emps, results = organisation(seed, employees=employees)
+        from engine.imports import import_employees, import_results
+
+        import_employees(session, "e.csv", data=emps.encode())
+        import_results(session, "r.csv", data=results.encode())
+        session.commit()
+        monkeypatch.setenv("LAUREL_RUN_CHUNK", "10")
+        job_id = job_of(session, "2026-01")
+        factory = db.make_sessionmaker(db_url)
+        with factory() as s:
+            indexes = chunks.plan(s, job_id)
+            s.commit()
+            run_id = s.get(RunJob, job_id).run_id
+        tracemalloc.start()
+        for index in indexes:
+            chunks.evaluate_chunk(factory, run_id, index)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        with factory() as s:
+            chunks.finish(s, run_id)
+            s.commit()
+    assert peaks[1] < 2 * peaks[0], peaks
+
+
+def _redis() -> str | None:
+    url = os.environ.get("LAUREL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception:  # noqa: BLE001 - no server: the test says so
+        return None
+    return url
+
+
+@pytest.mark.skipif(_redis() is None, reason="needs redis-server (.ci/run starts it)")
+def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, session,
+                                                                     tmp_path):
+    """Two `laurel worker` processes on Redis; one is killed with SIGKILL while it holds a
+    chunk; the other redoes it and the run equals a one-process run, outcome by outcome."""
+    import redis
+
+    url = _redis()
+    redis.Redis.from_url(url).flushdb()
+    emps, results = organisation(11, employees=1200)
+    from engine.imports import import_employees, import_results
+
+    import_employees(session, "e.csv", data=emps.encode())
+    import_results(session, "r.csv", data=results.encode())
+    session.commit()
+    expected = one_process_run(session, "2026-02")
+    env = dict(os.environ, LAUREL_BROKER_URL=url, LAUREL_DATABASE_URL=db_url,
+               LAUREL_RUN_CHUNK="100", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false")
+    workers = [subprocess.Popen([sys.executable, "-m", "admin.cli", "worker", "--loglevel",
+                                 "WARNING"], cwd=ROOT, env=env, start_new_session=True)
+               for _ in range(2)]
+    try:
+        job_id = job_of(session, "2026-02")
+        from engine import tasks
+
+        os.environ["LAUREL_BROKER_URL"] = url
+        os.environ["LAUREL_TASKS_EAGER"] = "false"
+        tasks.reconfigure()
+        try:
+            jobs.dispatch(job_id)
+            victim = None
+            deadline = time.monotonic() + 60
+            while victim is None and time.monotonic() < deadline:
+                session.expire_all()
+                holder = session.scalar(select(RunChunk.worker).where(
+                    RunChunk.status == "running").limit(1))
+                if holder:
+                    pid = int(holder.rsplit(":", 1)[1])
+                    if pid in (w.pid for w in workers):
+                        victim = pid
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.05)
+            assert victim, "no worker took a chunk"
+            job = jobs.wait(db.make_sessionmaker(db_url), job_id)
+        finally:
+            os.environ.pop("LAUREL_BROKER_URL", None)
+            os.environ["LAUREL_TASKS_EAGER"] = "true"
+            tasks.reconfigure()
+        session.expire_all()
+        assert job.status == "done", job.error
+        assert outcome_set(session, job.run_id) == expected
+        redone = session.scalar(select(func.count()).select_from(RunChunk).where(
+            RunChunk.run_id == job.run_id, RunChunk.attempts > 1))
+        assert redone >= 1
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGKILL)
+            w.wait()
+
+
+def test_a_worker_command_starts_and_says_what_it_serves(tmp_path):
+    """`laurel worker --help` documents the broker setting (no broker needed to ask)."""
+    out = subprocess.run([sys.executable, "-m", "admin.cli", "worker", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "LAUREL_BROKER_URL" in out.stdout
