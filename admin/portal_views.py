@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from admin import i18n
 from admin.auth import current_principal
+from admin.runs_views import field_error
 from admin.views import LaurelBaseView, _db, attachment, uploads
 from engine import estimate, inquiries, plain, portal, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
@@ -61,8 +62,6 @@ def words() -> dict[str, Any]:
 
 def refused(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine refusal names, and what to say next to it."""
-    from admin.runs_views import field_error
-
     field, message = field_error(str(exc))
     if field in _FIELD_WORDS and ("write" in message or "not a number" in message
                                   or "range" in message or "outside" in message):

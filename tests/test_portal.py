@@ -185,3 +185,24 @@ def test_the_estimate_reads_typed_figures_and_refuses_what_is_not_a_number(
     assert bad.status_code == 400
     with db.session_scope(org.url) as s:  # nothing stored
         assert s.scalar(select(Run.id).order_by(Run.id.desc()).limit(1)) == run_id
+
+
+def test_the_command_line_invites_a_rep_and_creates_one(org: support.Org) -> None:
+    from click.testing import CliRunner
+
+    from admin.cli import main
+
+    runner = CliRunner()
+    invited = runner.invoke(main, ["users", "invite", NED])
+    assert invited.exit_code == 0, invited.output
+    link = invited.stdout.splitlines()[0]
+    assert link.startswith("http://127.0.0.1:5000/invite/") and "sales_rep" in invited.stderr
+    made = runner.invoke(main, ["users", "create", SUE, "--role", "sales_rep"],
+                         input="a long secret\n")
+    assert made.exit_code == 0, made.output
+    nobody = runner.invoke(main, ["users", "invite", "nobody@example.com"])
+    assert nobody.exit_code == 1 and "no user and no employee" in nobody.stderr
+    with org.session() as s:
+        users = {u.email: u for u in s.scalars(select(User).where(User.role == "sales_rep"))}
+        assert {u.employee.code for u in users.values()} == {"N2", "S2"}
+        assert users[NED].invite_hash and not users[NED].password_hash
