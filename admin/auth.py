@@ -35,8 +35,9 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from engine.errors import LaurelError, PasswordRefused
 from engine.models import User
-from engine.users import authenticate, end_sessions
+from engine.users import MIN_PASSWORD, accept_invite, authenticate, end_sessions, invited
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -155,6 +156,47 @@ def logout() -> Response:
             db.commit()
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+class InviteForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[
+        DataRequired(_l("This field is required."))])
+    again = PasswordField(_l("The same password again"), validators=[
+        DataRequired(_l("This field is required."))])
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept(token: str) -> Any:
+    """An invitation's link: the invited person sets their password and is logged in."""
+    db = current_app.extensions["laurel_db"]
+    user = invited(db, token)
+    if user is None:
+        return render_template("laurel/invite.html", form=None, email=None), 404
+    form = InviteForm()
+    error = None
+    if form.validate_on_submit():
+        if form.password.data != form.again.data:
+            error = _l("The two passwords differ.")
+        else:
+            try:
+                db.info["actor"] = user.email  # the invited person sets it
+                user = accept_invite(db, token, form.password.data or "")
+                db.commit()
+            except PasswordRefused as exc:
+                db.rollback()
+                error = (_l("At least %(n)d characters are needed.", n=MIN_PASSWORD)
+                         if exc.reason == "short" else
+                         _l("This is one of the most common passwords: anyone could guess "
+                            "it. Choose another."))
+            except LaurelError as exc:
+                db.rollback()
+                error = str(exc)
+            else:
+                login_user(Principal.of(user))
+                return redirect(url_for("admin.index"))
+    status = 400 if error or form.errors else 200
+    return render_template("laurel/invite.html", form=form, email=user.email,
+                           error=error), status
 
 
 def renew_login(user: User) -> None:

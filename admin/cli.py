@@ -166,14 +166,18 @@ def users() -> None:
 @users.command("create")
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice(
-    ["hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor"]))
+    ["hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor",
+     "sales_rep"]))
 @click.option("--name", default="", help="Display name.")
 @click.option("--team", default=None, help="For a sales manager: the team they manage.")
 @click.option("--locale", type=click.Choice(["en", "zh"]), default=None)
 @user_errors
 def users_create(email: str, role: str, name: str, team: str | None,
                  locale: str | None) -> None:
-    """Create a back-office user; the password is read from stdin or prompted."""
+    """Create a back-office user; the password is read from stdin or prompted.
+
+    A sales_rep is the employee with the same email: they see their own pay on the portal.
+    """
     from engine.users import create_user
 
     if sys.stdin.isatty():
@@ -190,6 +194,28 @@ def users_create(email: str, role: str, name: str, team: str | None,
     if role == "sales_manager" and team_name is None:
         click.echo("note: no team yet; this manager sees nothing until a team is set "
                    "(--team, or Users in the back office)", err=True)
+
+
+@users.command("invite")
+@click.argument("email")
+@user_errors
+def users_invite(email: str) -> None:
+    """Invite EMAIL: print a link that sets the password (valid for a week, once).
+
+    A user gets a new link; an employee with this email and no user becomes a sales_rep.
+    The link starts with LAUREL_BASE_URL (default http://127.0.0.1:5000).
+    """
+    import os
+
+    from engine.users import invite
+
+    with session_scope() as session:
+        user, token = invite(session, email)
+        role = user.role
+    base = (os.environ.get("LAUREL_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    click.echo(f"{base}/invite/{token}")
+    click.echo(f"invitation for {email.strip().lower()} ({role}); the link sets the password "
+               "and works once, for 7 days", err=True)
 
 
 @main.command()

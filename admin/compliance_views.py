@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 from admin import i18n
 from admin.auth import _safe_next, current_principal
 from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error, release_words
-from admin.views import LaurelBaseView, _db, _team_scope, may_write
+from admin.views import LaurelBaseView, _db, _team_scope, attachment, may_write, uploads
 from engine import compliance, statements
 from engine.errors import LaurelError, NotFound
 from engine.models import (
@@ -281,12 +281,8 @@ class ComplianceView(LaurelBaseView):
         db = _db()
         self._case(case_id)
         text = request.form.get("text", "")
-        upload = request.files.get("file")
-        content = filename = content_type = None
-        if upload is not None and upload.filename:
-            content = upload.read()
-            filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
-            content_type = upload.mimetype or "application/octet-stream"
+        files = uploads()
+        filename, content_type, content = files[0] if files else (None, None, None)
         try:
             compliance.add_note(db, case_id, email(), text, filename=filename,
                                 content=content, content_type=content_type)
@@ -324,17 +320,8 @@ class ComplianceView(LaurelBaseView):
         note = _db().get(FlagNote, note_id)
         if note is None or note.case_id != case_id or note.content is None:
             abort(404)
-        # Always a download, never shown inline: an uploaded HTML file must not run here.
-        response = Response(note.content,
-                            mimetype=note.content_type or "application/octet-stream")
-        name = (note.filename or f"evidence-{note.id}").replace('"', "")
-        from urllib.parse import quote
-
-        response.headers["Content-Disposition"] = (
-            f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
-            f"filename*=UTF-8''{quote(name)}")
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return attachment(note.content, note.filename, note.content_type,
+                          f"evidence-{note.id}")
 
 
 def add_views(admin: Admin) -> None:

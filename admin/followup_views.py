@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from admin.compliance_views import email, field_message, helpers, page_arg
-from admin.views import LaurelBaseView, _db, _team_scope, current_role, may_write
-from engine import followup
+from admin.views import LaurelBaseView, _db, _team_scope, current_role, may_read, may_write
+from engine import followup, portal
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import (
     CANDIDATE_STATUSES,
@@ -150,6 +150,7 @@ class PipsView(LaurelBaseView):
                            .order_by(AuditLog.id)).all()
         return self.render(
             "laurel/followup/pip.html", pip=pip, months=months, target=target, chart=chart,
+            checkins=portal.checkins(_db(), pip), can_see_talks=may_read("talks"),
             trail=trail, can_decide=may_write("pips") and pip.status in OPEN_PIP,
             decisions=PIP_DECISION_NAMES, typed=typed or {}, errors=errors or {},
             today=dt.date.today().isoformat()), status

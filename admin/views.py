@@ -45,6 +45,7 @@ from engine.models import (
     PERIOD_STATUSES,
     ROLES,
     ROLLUPS,
+    STAFF_ROLES,
     TEAM_STAGES,
     AuditLog,
     Employee,
@@ -57,12 +58,14 @@ from engine.models import (
     Team,
     User,
 )
-from engine.users import MIN_PASSWORD, check_new_password, set_password
+from engine.users import MIN_PASSWORD, check_new_password, employee_by_email, set_password
 from engine.waiting import what_waits
 
 # --- who may do what ----------------------------------------------------------------------
 
-ALL_ROLES = frozenset(ROLES)
+# Every role of the staff; a sales_rep reads their own pay on the portal and nothing else.
+ALL_ROLES = frozenset(STAFF_ROLES)
+REP = frozenset({"sales_rep"})
 READ: dict[str, frozenset[str]] = {
     "employee": ALL_ROLES,
     "team": ALL_ROLES,
@@ -83,6 +86,14 @@ READ: dict[str, frozenset[str]] = {
     "pips": ALL_ROLES - {"compliance_officer"},
     "candidates": ALL_ROLES - {"compliance_officer"},
     "dashboard": ALL_ROLES,
+    # The people being paid (admin/portal_views.py, people_views.py): the salesperson's
+    # portal, their inquiries in the analysts' queue, review cycles, one-to-ones, and the
+    # leadership analytics (a sales manager: their own team).
+    "portal": REP,
+    "inquiries": frozenset({"hr_admin", "comp_analyst", "auditor"}),
+    "reviews": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
+    "talks": frozenset({"hr_admin", "sales_manager", "auditor"}),
+    "analytics": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
 }
 WRITE: dict[str, frozenset[str]] = {
     "employee": frozenset({"hr_admin"}),
@@ -99,6 +110,13 @@ WRITE: dict[str, frozenset[str]] = {
     "compliance": frozenset({"compliance_officer"}),
     "pips": frozenset({"hr_admin"}),
     "candidates": frozenset({"hr_admin", "sales_manager"}),
+    # A salesperson asks about their statement, enters their self-assessment and
+    # acknowledges their one-to-ones; analysts answer inquiries; HR runs review cycles (a
+    # manager enters the assessments of their team); managers record one-to-ones.
+    "portal": REP,
+    "inquiries": frozenset({"hr_admin", "comp_analyst"}),
+    "reviews": frozenset({"hr_admin", "sales_manager"}),
+    "talks": frozenset({"hr_admin", "sales_manager"}),
 }
 IMPORT: dict[str, frozenset[str]] = {
     "employees": frozenset({"hr_admin"}),
@@ -116,7 +134,7 @@ RUNS: dict[str, frozenset[str]] = {
 }
 # Sales managers see these resources for their own team only.
 TEAM_SCOPED = {"employee", "team", "result", "runs", "compliance", "pips", "candidates",
-               "dashboard"}
+               "dashboard", "reviews", "talks", "analytics"}
 
 ROLE_NAMES = {
     "hr_admin": _l("HR administrator"),
@@ -124,6 +142,7 @@ ROLE_NAMES = {
     "compliance_officer": _l("Compliance officer"),
     "sales_manager": _l("Sales manager"),
     "auditor": _l("Auditor"),
+    "sales_rep": _l("Salesperson"),
 }
 RESOURCE_NAMES = {
     "employee": _l("Employees"), "team": _l("Teams"), "level": _l("Levels"),
@@ -133,6 +152,8 @@ RESOURCE_NAMES = {
     "rules": _l("Policies"), "pay_code": _l("Pay codes"),
     "compliance": _l("Flags"), "pips": _l("PIPs"), "candidates": _l("Promotion candidates"),
     "dashboard": _l("Team dashboard"),
+    "portal": _l("My pay"), "inquiries": _l("Inquiries"), "reviews": _l("Review cycles"),
+    "talks": _l("One-to-ones"), "analytics": _l("Leadership analytics"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -147,6 +168,10 @@ CHOICE_NAMES: dict[str, Any] = {
     "reopen": _l("reopen"), "assign": _l("assign"), "decide": _l("decide"),
     "note": _l("note"), "carry": _l("carry over"), "clear": _l("no longer raised"),
     "merge": _l("merge"), "drop": _l("drop"),
+    "invite": _l("invite"), "accept": _l("accept the invitation"), "ask": _l("ask"),
+    "reply": _l("reply"), "resolve": _l("resolve"), "reject": _l("reject"),
+    "enter": _l("enter"), "close": _l("close"),
+    "record": _l("record"), "acknowledge": _l("acknowledge"),
 }
 
 
@@ -186,10 +211,15 @@ def _choice_label(_view: Any, _ctx: Any, model: Any, name: str) -> str:
 
 
 def _team_scope() -> int | None:
-    """Return the team a sales manager is limited to (-1: none), else None."""
+    """Return the team a sales manager is limited to (-1: none), else None.
+
+    A salesperson sees no team (-1): their own pay is on the portal, never in these views.
+    """
     user = current_principal()
-    if user is None or user.role != "sales_manager":
+    if user is None or user.role not in ("sales_manager", "sales_rep"):
         return None
+    if user.role == "sales_rep":
+        return -1
     return user.team_id if user.team_id is not None else -1
 
 
@@ -857,6 +887,17 @@ class UserView(LaurelModelView):
         model.locale = model.locale or None
         if model.role == "sales_manager" and model.team_id is None and model.team is None:
             raise ValidationError(_("A sales manager needs a team."))
+        if model.role == "sales_rep":
+            # a salesperson is the employee with the same email (engine.users)
+            try:
+                model.employee = employee_by_email(_db(), model.email)
+            except LaurelError as exc:
+                raise ValidationError(str(exc)) from None
+            if model.employee is None:
+                raise ValidationError(_("A salesperson is an employee: no employee has "
+                                        "this email."))
+        else:
+            model.employee = None
         password = form.password.data
         if password:
             set_password(model, password)
@@ -867,6 +908,34 @@ class UserView(LaurelModelView):
         # A new password ends the user's sessions; who set their own stays logged in here.
         if form.password.data:
             renew_login(model)
+
+
+def attachment(content: bytes, filename: str | None, content_type: str | None,
+               fallback: str) -> Any:
+    """An uploaded file sent back: always a download, never shown inline (an uploaded HTML
+    file must not run here), its name kept in UTF-8."""
+    from urllib.parse import quote
+
+    from flask import Response
+
+    response = Response(content, mimetype=content_type or "application/octet-stream")
+    name = (filename or fallback).replace('"', "")
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
+        f"filename*=UTF-8''{quote(name)}")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def uploads(field: str = "file") -> list[tuple[str, str | None, bytes]]:
+    """The files of a form's file field: (name without its folders, type, content)."""
+    out = []
+    for upload in request.files.getlist(field):
+        if upload is None or not upload.filename:
+            continue
+        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
+        out.append((name, upload.mimetype or "application/octet-stream", upload.read()))
+    return out
 
 
 # --- dashboard, imports, help -------------------------------------------------------------
@@ -899,6 +968,8 @@ class DashboardView(AdminIndexView):
 
     @expose("/")
     def index(self) -> Any:
+        if current_role() == "sales_rep":  # a salesperson's home is their own pay
+            return redirect(url_for("portal.index"))
         db = _db()
         team_id = _team_scope()
         emp = select(func.count()).select_from(Employee)
@@ -956,6 +1027,13 @@ WAITING: dict[str, tuple[Any, ...]] = {
                              "candidates.index", {"status": "nominated"}),
     "candidates_to_nominate": (_l("Eligible candidates of your team to nominate"),
                                "candidates.index", {"status": "eligible"}),
+    "inquiries_assigned": (_l("Inquiries assigned to you"), "inquiries.index",
+                           {"status": "in_review", "assignee": "me"}),
+    "inquiries_unassigned": (_l("Inquiries assigned to nobody"), "inquiries.index",
+                             {"status": "active", "assignee": "none"}),
+    "reviews_to_enter": (_l("Assessments of your team to enter"), "reviews.index"),
+    "review_cycles_to_close": (_l("Review cycles past their deadline, to close"),
+                               "reviews.index"),
 }
 
 
@@ -1042,7 +1120,8 @@ class HelpView(LaurelBaseView):
     def index(self) -> Any:
         resources = ["employee", "team", "level", "period", "metric", "result", "audit_log",
                      "user", "imports", "rules", "pay_code", "runs", "compliance", "pips",
-                     "candidates", "dashboard"]
+                     "candidates", "dashboard", "inquiries", "reviews", "talks", "analytics",
+                     "portal"]
         matrix = []
         for role in ROLES:
             row = []
@@ -1099,6 +1178,11 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
     from admin.compliance_views import add_views as add_followup_views
 
     add_followup_views(admin)
+    from admin.people_views import add_views as add_people_views
+    from admin.portal_views import add_views as add_portal_views
+
+    add_portal_views(admin)
+    add_people_views(admin)
     admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
     return admin
 

@@ -22,9 +22,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "instance"))
 
 # Tables whose changes are not audited row by row: results are audited per import, the
-# audit log itself never, runs and outcomes through their own lifecycle entries.
+# audit log itself never, runs and outcomes through their own lifecycle entries, and so
+# are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules).
 _NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment",
-                "flag_case", "flag_note", "pip", "candidate"}
+                "flag_case", "flag_note", "pip", "candidate", "inquiry", "inquiry_message",
+                "review_cycle", "review_entry", "talk"}
 
 
 def database_url() -> str:
@@ -146,8 +148,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# Credentials are never copied into the audit log (User.password_hash, User.session_token).
-_SECRET_COLUMNS = {"password_hash", "session_token"}
+# Credentials are never copied into the audit log (User.password_hash, User.session_token,
+# User.invite_hash).
+_SECRET_COLUMNS = {"password_hash", "session_token", "invite_hash"}
 
 
 def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:

@@ -45,6 +45,7 @@ NEW_CUSTOMERS = {"startup": (2, 6), "growth": (1, 4), "mature": (1, 2)}
 
 MANAGER_TEAM = "Shanghai Growth"  # the team of the demo sales manager
 LATE_HIRE = "E0060"  # joins on 2026-07-01: no results before July
+REP = "E0014"  # the demo salesperson (a sales_rep user)
 
 SURNAMES = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu",
             "Xu", "Sun", "Hu", "Zhu", "Gao", "Lin", "He", "Guo", "Ma", "Luo"]
@@ -108,6 +109,8 @@ def logins() -> list[tuple[str, str, str]]:
         (f"compliance@{DOMAIN}", "laurel-demo-4", "compliance_officer"),
         (f"manager@{DOMAIN}", "laurel-demo-5", "sales_manager"),
         (f"auditor@{DOMAIN}", "laurel-demo-6", "auditor"),
+        # a salesperson on the portal: E0014, rated D in 2026-Q1, on a PIP from April
+        (f"{REP.lower()}@{DOMAIN}", "laurel-demo-7", "sales_rep"),
     ]
 
 
@@ -346,7 +349,8 @@ def load_demo(session: Session) -> DemoLogins:
     import_results(session, "demo-results.csv", data=results_csv)
     for email, password, role in out:
         if session.scalar(select(User.id).where(func.lower(User.email) == email)) is None:
-            create_user(session, email, password, role, name=_display(email, role),
+            create_user(session, email, password, role,
+                        name="" if role == "sales_rep" else _display(email, role),
                         team=MANAGER_TEAM if role == "sales_manager" else None)
     session.flush()
     run_history(session)

@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -537,6 +537,14 @@ def import_results(session: Session, name: str, data: bytes | None = None,
                    path: str | Path | None = None) -> ImportReport:
     """Load period results from a file; all rows or none (CONTRACT.md, Files)."""
     header, body = read_table(name, data, path)
+    return import_result_table(session, name, header, body)
+
+
+def import_result_table(session: Session, name: str, header: list[str],
+                        body: Iterable[tuple[int, list[str]]]) -> ImportReport:
+    """Load results given as a table (a header, then numbered rows of cells as text):
+    what import_results does with a file's table, with the same checks, and what other
+    sources of results (a review cycle's scores) go through."""
     for col in ("period", "employee_code"):
         if col not in header:
             raise ImportFileError(name, f"required column {col!r} is missing", row=1, column=col)

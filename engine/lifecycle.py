@@ -152,15 +152,19 @@ class Checklist:
     carried: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     change_totals: dict[str, Decimal] = field(default_factory=dict)
+    # Salespeople's inquiries about the period still open or in review (engine.inquiries).
+    inquiries: list[Any] = field(default_factory=list)
 
     @property
     def clear(self) -> bool:
-        return not (self.open_flags or self.drafts or self.warnings or self.missing)
+        return not (self.open_flags or self.drafts or self.warnings or self.missing
+                    or self.inquiries)
 
 
 def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     """The period-close checklist of a run: open flags, drafts awaiting approval that take
-    effect in the period, warnings, employees with no results, changes since the last run.
+    effect in the period, warnings, employees with no results, changes since the last run,
+    salespeople's inquiries about the period still open.
 
     ``most`` bounds the lists of warnings and employees shown (the counts are whole).
     """
@@ -168,7 +172,10 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     from engine.authoring import awaiting_approval
 
     period = run.period
-    out = Checklist(run, open_flags=open_flags(session, run))
+    from engine.inquiries import queue as inquiry_queue
+
+    out = Checklist(run, open_flags=open_flags(session, run),
+                    inquiries=inquiry_queue(session, "active", period_id=run.period_id))
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
                   and (r.effective_from is None or r.effective_from <= period.end)
                   and (r.effective_to is None or r.effective_to >= period.start)]

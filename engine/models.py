@@ -68,7 +68,10 @@ PERIOD_STATUSES = ("open", "locked")
 TEAM_STAGES = ("startup", "growth", "mature")
 METRIC_TYPES = ("money", "count", "score", "ratio")
 ROLLUPS = ("sum", "mean", "max")
-ROLES = ("hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor")
+# The roles of the back office's staff; a sales_rep is an employee who reads their own pay
+# on the portal (matched to the employee by email) and nothing else.
+STAFF_ROLES = ("hr_admin", "comp_analyst", "compliance_officer", "sales_manager", "auditor")
+ROLES = (*STAFF_ROLES, "sales_rep")
 RUN_STATUSES = ("running", "calculated", "approved", "locked", "discarded", "failed",
                 "cancelled")
 # Runs that count: their outcomes are read as history and pay.
@@ -240,8 +243,15 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
     # Every login session carries it; a new value (logout, a new password) ends them all.
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
+    # A sales_rep is this employee (matched by email when the user is made).
+    employee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("employee.id", ondelete="SET NULL"), index=True)
+    # An invitation: the SHA-256 of the link's token, until it sets the password or expires.
+    invite_hash: Mapped[str | None] = mapped_column(String(64))
+    invite_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     team: Mapped[Team | None] = relationship()
+    employee: Mapped[Employee | None] = relationship()
 
     def __str__(self) -> str:
         return self.email
@@ -590,3 +600,154 @@ class PayCode(Base):
 
     def __str__(self) -> str:
         return f"{self.rule_key} -> {self.code}"
+
+
+# --- the people being paid: inquiries, review cycles, one-to-ones ----------------------------
+
+INQUIRY_STATUSES = ("open", "in_review", "resolved", "rejected")
+OPEN_INQUIRY_STATUSES = ("open", "in_review")
+
+
+class Inquiry(Base):
+    """A salesperson's question about one line of their statement.
+
+    open -> in review (assigned to an analyst) -> resolved (with or without an adjustment)
+    or rejected (with a reason); engine.inquiries moves it.
+    """
+
+    __tablename__ = "inquiry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    # The line asked about: an outcome, or an adjustment (neither: the statement as a whole).
+    outcome_id: Mapped[int | None] = mapped_column(ForeignKey("outcome.id", ondelete="SET NULL"))
+    adjustment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("adjustment.id", ondelete="SET NULL"))
+    rule_key: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    asked_by: Mapped[str] = mapped_column(String(200))
+    asked_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    # The answer the salesperson reads (a resolution, or the reason of a rejection).
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The adjustment a resolution added (to the period's run that was open then).
+    resolution_adjustment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("adjustment.id", ondelete="SET NULL"))
+
+    run: Mapped[Run] = relationship()
+    period: Mapped[Period] = relationship()
+    employee: Mapped[Employee] = relationship()
+    outcome: Mapped[Outcome | None] = relationship()
+    messages: Mapped[list[InquiryMessage]] = relationship(
+        back_populates="inquiry", cascade="all, delete-orphan", order_by="InquiryMessage.id")
+
+    def __str__(self) -> str:
+        return f"inquiry {self.id}"
+
+
+class InquiryMessage(Base):
+    """A message of an inquiry (the question, a reply), with an attachment or not."""
+
+    __tablename__ = "inquiry_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inquiry_id: Mapped[int] = mapped_column(ForeignKey("inquiry.id", ondelete="CASCADE"),
+                                            index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str | None] = mapped_column(String(200))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+
+    inquiry: Mapped[Inquiry] = relationship(back_populates="messages")
+
+
+REVIEW_KINDS = ("self", "manager", "customer")
+
+
+class ReviewCycle(Base):
+    """The three-view review of one quarter: self, manager and customer scores.
+
+    Opened by HR with deadlines; closing it writes the scores as the quarter's
+    ``self_score``, ``manager_score`` and ``customer_score`` results (engine.reviews).
+    """
+
+    __tablename__ = "review_cycle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open closed
+    self_due: Mapped[dt.date]
+    manager_due: Mapped[dt.date]
+    opened_by: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    period: Mapped[Period] = relationship()
+    entries: Mapped[list[ReviewEntry]] = relationship(
+        back_populates="cycle", cascade="all, delete-orphan", order_by="ReviewEntry.id")
+
+    def __str__(self) -> str:
+        return f"review cycle {self.id}"
+
+
+class ReviewEntry(Base):
+    """One score of one employee in a cycle: their own, their manager's or customers'."""
+
+    __tablename__ = "review_entry"
+    __table_args__ = (UniqueConstraint("cycle_id", "employee_id", "kind",
+                                       name="uq_review_entry"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycle.id", ondelete="CASCADE"),
+                                          index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    score: Mapped[Decimal]
+    comments: Mapped[str] = mapped_column(Text, default="")
+    entered_by: Mapped[str] = mapped_column(String(200))
+    entered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    cycle: Mapped[ReviewCycle] = relationship(back_populates="entries")
+    employee: Mapped[Employee] = relationship()
+
+
+class Talk(Base):
+    """A one-to-one feedback talk of a manager with a team member.
+
+    Strengths, gaps, agreed actions with their dates (``actions``: [{"text", "due"}]) and
+    a coach; the employee acknowledges it. During a PIP it is the PIP's monthly check-in.
+    """
+
+    __tablename__ = "talk"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    held_on: Mapped[dt.date]
+    held_by: Mapped[str] = mapped_column(String(200))
+    strengths: Mapped[str] = mapped_column(Text, default="")
+    gaps: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[list[Any] | None]
+    coach_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
+    pip_id: Mapped[int | None] = mapped_column(ForeignKey("pip.id", ondelete="SET NULL"),
+                                               index=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+
+    employee: Mapped[Employee] = relationship(foreign_keys=[employee_id])
+    coach: Mapped[Employee | None] = relationship(foreign_keys=[coach_id])
+    pip: Mapped[Pip | None] = relationship()
+
+    def __str__(self) -> str:
+        return f"one-to-one {self.id}"

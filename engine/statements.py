@@ -35,6 +35,9 @@ class StatementLine:
     # A held line whose flags were all dismissed after the lock: where it is paid
     # (compliance.release_of).
     release: dict[str, Any] | None = None
+    # The line in the payee's words (engine.plain), where a caller asked for them.
+    plain: list[str] = field(default_factory=list)
+    outcome_id: int | None = None
 
 
 @dataclass
@@ -105,7 +108,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
         st.lines.append(StatementLine(
             o.rule_key, name or exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
             o.amount, o.currency, o.value, o.status,
-            explain_in_words(o.kind, exp, lang, r.label, dict(r.types)), exp))
+            explain_in_words(o.kind, exp, lang, r.label, dict(r.types)), exp,
+            outcome_id=o.id))
     for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id,
                                                         Adjustment.employee_id == employee.id)
                                .order_by(Adjustment.id)):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import hashlib
 import secrets
 from pathlib import Path
 
@@ -87,12 +89,24 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user if matches and stored else None
 
 
-def create_user(session: Session, email: str, password: str, role: str, name: str = "",
-                team: str | None = None, locale: str | None = None) -> User:
+def employee_by_email(session: Session, email: str) -> Employee | None:
+    """The one employee with this email (any case), or None; LaurelError when several."""
+    found = list(session.scalars(select(Employee).where(
+        func.lower(Employee.email) == email.strip().lower()).order_by(Employee.code)))
+    if len(found) > 1:
+        raise LaurelError(f"user {email}: {len(found)} employees have this email "
+                          f"({', '.join(e.code for e in found)}); give each their own")
+    return found[0] if found else None
+
+
+def create_user(session: Session, email: str, password: str | None, role: str,
+                name: str = "", team: str | None = None, locale: str | None = None) -> User:
     """Create a user; the email must be new.
 
     A sales manager sees one team: the one given, else the team that the employee with
-    the same email manages; without either they see nothing until HR sets it.
+    the same email manages; without either they see nothing until HR sets it. A sales_rep
+    is the employee with the same email, who must exist. ``password`` None makes a user
+    who cannot log in until an invitation sets it (invite).
     """
     email = email.strip().lower()
     if "@" not in email:
@@ -111,17 +125,85 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
         team_obj = session.scalar(select(Team).where(Team.name == team))
         if team_obj is None:
             raise LaurelError(f"user {email}, field team: unknown team {team!r}")
-    user = User(email=email, name=name or email.split("@")[0], role=role, team=team_obj,
-                locale=locale, active=True)
-    set_password(user, password)
+    employee = None
+    if role == "sales_rep":
+        employee = employee_by_email(session, email)
+        if employee is None:
+            raise LaurelError(f"user {email}, field email: no employee has this email; a "
+                              "sales_rep is an employee (import or edit the employee first)")
+    user = User(email=email, name=name or (employee.name if employee else email.split("@")[0]),
+                role=role, team=team_obj, locale=locale, active=True, employee=employee)
+    if password is not None:
+        set_password(user, password)
     session.add(user)
+    session.flush()
+    return user
+
+
+INVITE_DAYS = 7
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invite(session: Session, email: str) -> tuple[User, str]:
+    """Invite a person: return the user and the token of the link that sets the password.
+
+    An existing user gets a new link (the older one stops working); an employee with this
+    email and no user becomes a sales_rep user without a password. The link works once,
+    for INVITE_DAYS days; only its hash is kept.
+    """
+    email = email.strip().lower()
+    user = session.scalar(select(User).where(func.lower(User.email) == email))
+    if user is None:
+        if employee_by_email(session, email) is None:
+            raise LaurelError(f"user {email}: no user and no employee has this email")
+        user = create_user(session, email, None, "sales_rep")
+    if not user.active:
+        raise LaurelError(f"user {email} is inactive: HR activates it first")
+    token = secrets.token_urlsafe(32)
+    user.invite_hash = _token_hash(token)
+    user.invite_expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=INVITE_DAYS)
+    session.flush()
+    from engine.db import audit
+
+    audit(session, "invite", "user", user.id, summary=f"{user.email} invited ({user.role})",
+          after={"role": user.role, "expires": user.invite_expires_at.isoformat()})
+    return user, token
+
+
+def invited(session: Session, token: str) -> User | None:
+    """The active user whose invitation this token is, while it has not expired."""
+    if not token:
+        return None
+    user = session.scalar(select(User).where(User.invite_hash == _token_hash(token)))
+    if user is None or not user.active or user.invite_expires_at is None:
+        return None
+    expires = user.invite_expires_at
+    if expires.tzinfo is None:  # SQLite gives the time back without its zone
+        expires = expires.replace(tzinfo=dt.UTC)
+    return user if expires > dt.datetime.now(dt.UTC) else None
+
+
+def accept_invite(session: Session, token: str, password: str) -> User:
+    """Set the password of the invited user; the link then stops working."""
+    user = invited(session, token)
+    if user is None:
+        raise NotFound("this invitation link is unknown, used or expired: ask HR for a new one")
+    set_password(user, password)
+    user.invite_hash = user.invite_expires_at = None
+    from engine.db import audit
+
+    audit(session, "accept", "user", user.id, summary=f"{user.email} set a password from "
+          "an invitation", actor=user.email)
     session.flush()
     return user
 
 
 ROLE_WORDS = {"hr_admin": "an hr_admin", "comp_analyst": "a comp_analyst",
               "compliance_officer": "a compliance officer", "sales_manager": "a sales manager",
-              "auditor": "an auditor"}
+              "auditor": "an auditor", "sales_rep": "a sales_rep"}
 
 
 def require_role(session: Session, actor: str | None, roles: tuple[str, ...], what: str

@@ -1,8 +1,9 @@
 """What waits for a person: the work of their role that nobody has done yet.
 
 Each role's home page lists it with counts: rule drafts to approve, runs to approve or
-lock, flags assigned to them or to nobody, PIPs whose end needs a decision, promotion
-candidates to nominate or decide. Nothing here changes anything.
+lock, salespeople's inquiries to answer, flags assigned to them or to nobody, PIPs whose
+end needs a decision, promotion candidates to nominate or decide, review scores to enter
+and review cycles to close. Nothing here changes anything.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from engine.models import (
     LIVE_RUN,
+    OPEN_INQUIRY_STATUSES,
     Candidate,
     Employee,
     FlagCase,
+    Inquiry,
     Pip,
     Rule,
     Run,
@@ -65,6 +68,23 @@ def what_waits(session: Session, user: User, today: dt.date | None = None,
             out.append(Waiting(key, len(found), [
                 {"run_id": r.id, "period": r.period.code, "by": r.started_by}
                 for r in found[:most]]))
+    if role in ("hr_admin", "comp_analyst"):
+        for key, where in (
+                ("inquiries_assigned", (Inquiry.status == "in_review",
+                                        func.lower(Inquiry.assignee) == email)),
+                ("inquiries_unassigned", (Inquiry.status.in_(OPEN_INQUIRY_STATUSES),
+                                          Inquiry.assignee.is_(None)))):
+            found = list(session.scalars(select(Inquiry).where(*where).order_by(Inquiry.id)))
+            out.append(Waiting(key, len(found), [
+                {"inquiry_id": q.id, "code": q.employee.code, "name": q.employee.name,
+                 "rule_key": q.rule_key, "period": q.period.code} for q in found[:most]]))
+    if role in ("hr_admin", "sales_manager"):
+        from engine.reviews import waiting as reviews_waiting
+
+        found_reviews = reviews_waiting(session, user)
+        out.append(Waiting("review_cycles_to_close" if role == "hr_admin"
+                           else "reviews_to_enter",
+                           sum(r["count"] for r in found_reviews), found_reviews[:most]))
     if role == "compliance_officer":
         live = select(Run.id).where(Run.status.in_(LIVE_RUN))
         for key, where in (

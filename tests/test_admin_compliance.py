@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from admin.app import create_app
 from engine import db, lifecycle, runs, statements
 from engine.imports import import_employees, import_results
-from engine.models import ROLES, AuditLog, FlagCase, FlagNote, Run, Team, User
+from engine.models import STAFF_ROLES as ROLES
+from engine.models import AuditLog, FlagCase, FlagNote, Run, Team, User
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from admin.app import create_app
 from engine import compliance, dashboard, db, runs
-from engine.models import ROLES, Employee, FlagCase, Team, User
+from engine.models import STAFF_ROLES as ROLES
+from engine.models import Employee, FlagCase, Team, User
 from engine.users import create_user
 
 try:  # tests/ may or may not be a package

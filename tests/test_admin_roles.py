@@ -7,7 +7,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from engine.models import (
-    ROLES,
+    STAFF_ROLES as ROLES,
+)
+from engine.models import (
     AuditLog,
     Employee,
     Level,

@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from admin import i18n
 from engine import jobs, lifecycle, runs, statements
 from engine.imports import import_results
-from engine.models import ROLES, Adjustment, AuditLog, Outcome, Period, Result, Run, RunJob
+from engine.models import STAFF_ROLES as ROLES
+from engine.models import Adjustment, AuditLog, Outcome, Period, Result, Run, RunJob
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support

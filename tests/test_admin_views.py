@@ -12,7 +12,8 @@ from sqlalchemy import event, select
 from engine import db
 from engine.errors import ImportFileError
 from engine.imports import import_results
-from engine.models import ROLES, AuditLog, Employee, Metric, Period, Result, Team, User
+from engine.models import STAFF_ROLES as ROLES
+from engine.models import AuditLog, Employee, Metric, Period, Result, Team, User
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support

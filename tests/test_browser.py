@@ -283,3 +283,65 @@ def test_a_rerun_keeps_the_decided_flag_and_the_close_asks_for_confirmation(
     driver.find_element(By.ID, "confirm-approve").click()
     wait.until(lambda d: f"Run {second} is approved" in body(d))
     assert refused_by_the_policy(driver) == []
+
+
+def test_a_rep_reads_their_statement_on_a_phone_and_questions_a_line(
+        server: str, browser: Any, org: support.Org) -> None:
+    """A salesperson logs in on a phone-sized window, reads their statement in plain words
+    and its print view, asks about a line with an attachment; an analyst resolves it with
+    an adjustment, and the salesperson reads the answer."""
+    import tempfile
+
+    from engine.users import create_user
+
+    driver = browser
+    wait = WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,))
+    analyst = support.ROLE_EMAILS["comp_analyst"]
+    with db.session_scope(org.url, actor=HR2) as s:
+        create_user(s, "ned@example.com", None, "sales_rep").password_hash = support.FAST_HASH
+        run_id = start_run(s, "2026-01", actor=analyst).run.id
+        approve_run(s, run_id, HR2)
+    driver.set_window_size(390, 844)
+    log_in(driver, server, "ned@example.com")
+    assert driver.current_url.endswith("/admin/me/")
+    driver.find_element(By.LINK_TEXT, "Statement 2026-01").click()
+    text = body(driver)
+    assert "3% of Total revenue CN¥20,000 = CN¥600" in text
+    assert "CN¥20,000 more Total revenue this month reaches the 4% tier." in text
+    # one column on a phone: the totals and the lines fit the window's width
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 400
+    words = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".laurel-line-words")]
+    driver.find_element(By.ID, "print-view").click()
+    assert [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".laurel-line-words")] \
+        == words
+    driver.back()
+    line = driver.find_element(By.CSS_SELECTOR, '.laurel-line summary')
+    line.click()
+    form = driver.find_element(By.CSS_SELECTOR, ".laurel-line form.laurel-ask")
+    form.find_element(By.NAME, "text").send_keys("I closed a deal on the 31st")
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as fh:
+        fh.write(b"contract 2026-01-31")
+    form.find_element(By.NAME, "file").send_keys(fh.name)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: "Your question was sent" in body(d))
+    inquiry_url = driver.current_url
+    assert "waiting for an analyst" in body(driver) and Path(fh.name).name in body(driver)
+    assert refused_by_the_policy(driver) == []
+    driver.set_window_size(1400, 1000)  # the navigation folds away on a phone
+    log_out(driver)
+
+    log_in(driver, server, analyst)
+    driver.get(f"{server}/admin/inquiries/")
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Inquiry ").click()
+    driver.find_element(By.ID, "answer-text").send_keys("Booked in January: added.")
+    driver.find_element(By.ID, "amount").send_keys("1,500")
+    driver.find_element(By.CSS_SELECTOR, "#resolve button[type=submit]").click()
+    wait.until(lambda d: "is resolved" in body(d))
+    log_out(driver)
+
+    log_in(driver, server, "ned@example.com")
+    driver.get(inquiry_url)
+    assert "Booked in January: added." in driver.find_element(By.ID, "answer").text
+    driver.get(f"{server}/admin/me/statement/{run_id}")
+    assert "A manual adjustment: inquiry" in body(driver) and "CN¥1,500.00" in body(driver)
+    assert refused_by_the_policy(driver) == []

@@ -204,7 +204,7 @@ def test_init_demo_loads_the_organisation_once(db_url: str, runner: CliRunner) -
     before = counts(db_url)
     assert before["employee"] == 60
     assert before["team"] == 6
-    assert before["user"] == 6
+    assert before["user"] == 7
     second = runner.invoke(main, ["init", "--demo"])
     assert second.exit_code == 0, second.output
     assert "laurel-demo-1" in second.stdout

@@ -1,6 +1,6 @@
 /* The compliance, follow-up and dashboard charts (Chart.js, vendored): each
    <canvas data-chart="x"> draws the JSON of <script type="application/json" id="chart-data-x">:
-   {type, labels, datasets: [{label, data, type?}], percent?, max?}.
+   {type, labels, datasets: [{label, data, type?}], percent?, max?, xPercent?}.
    A file of its own: the Content-Security-Policy runs no inline script. */
 (function () {
   "use strict";
@@ -23,13 +23,18 @@
       if (spec.percent) { y.ticks = {callback: function (v) { return v + "%"; }}; }
       else { y.ticks = {precision: 0}; }
       if (spec.max) { y.suggestedMax = spec.max; }
+      var scales = spec.horizontal ? {x: y} : {y: y};
+      if (spec.xPercent) {  // a scatter of percentages (x) against amounts (y)
+        y.ticks = {};
+        scales.x = {ticks: {callback: function (v) { return v + "%"; }}};
+      }
       new Chart(canvas, {
         type: spec.type || "bar",
         data: {labels: spec.labels, datasets: sets},
         options: {responsive: true, maintainAspectRatio: false, animation: false,
                   indexAxis: spec.horizontal ? "y" : "x",
                   plugins: {legend: {display: sets.length > 1}},
-                  scales: spec.horizontal ? {x: y} : {y: y}}
+                  scales: scales}
       });
     });
   }

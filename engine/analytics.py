@@ -1,0 +1,308 @@
+"""Leadership analytics: the organisation across the periods of a year, not one at a time.
+
+For the employees a filter keeps (team, region, level, team stage), month by month of the
+year: revenue, quota and attainment; the payout (payable amounts and adjustments of each
+period's latest live run, the run that describes it) and the cost of sales (payout /
+revenue); the same per team and per region; the funnel (lead -> opportunity -> won) per
+region over the year with the warning line of the published funnel alert; the spread of
+output per head per team and the top sellers; the year to date against the year before;
+each employee's attainment against their payout. Figures come from the imported results
+(rolled up and derived as a run reads them: engine.rollup, engine.metrics) and the stored
+outcomes; nothing is stored. ``table`` gives each chart's rows for a CSV file.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.dashboard import warning_line
+from engine.metrics import load_catalog
+from engine.models import LIVE_RUN, Adjustment, Employee, Level, Outcome, Period, Run, Team
+from engine.rollup import period_figures
+
+ZERO = Decimal(0)
+TOP = 10
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which employees count: all of these that are set."""
+
+    team_id: int | None = None
+    region: str | None = None
+    level: str | None = None
+    stage: str | None = None
+
+
+def _div(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    if a is None or b is None or b == 0:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 34
+        return +(a / b)
+
+
+def people(session: Session, scope: Scope) -> dict[int, dict[str, Any]]:
+    """The employees in scope: {id: {code, name, team, region, level, stage}}."""
+    stmt = (select(Employee.id, Employee.code, Employee.name, Team.id, Team.name,
+                   Team.region, Team.stage, Level.code)
+            .join(Team, Team.id == Employee.team_id).join(Level, Level.id == Employee.level_id))
+    if scope.team_id is not None:
+        stmt = stmt.where(Team.id == scope.team_id)
+    if scope.region:
+        stmt = stmt.where(Team.region == scope.region)
+    if scope.level:
+        stmt = stmt.where(Level.code == scope.level)
+    if scope.stage:
+        stmt = stmt.where(Team.stage == scope.stage)
+    return {i: {"code": c, "name": n, "team_id": tid, "team": t, "region": r or "",
+                "stage": s, "level": lv}
+            for i, c, n, tid, t, r, s, lv in session.execute(stmt)}
+
+
+def months_of(year: int) -> list[str]:
+    return [f"{year}-{m:02d}" for m in range(1, 13)]
+
+
+def payouts(session: Session, codes: list[str], ids: set[int]
+            ) -> dict[str, dict[int, dict[str, Decimal]]]:
+    """{period: {employee: {"payable", "held", "forfeited"}}} of each period's latest live
+    run; adjustments count as payable."""
+    latest = dict(session.execute(
+        select(Period.code, func.max(Run.id)).join(Run, Run.period_id == Period.id)
+        .where(Period.code.in_(codes), Run.status.in_(LIVE_RUN))
+        .group_by(Period.code)).all())
+    out: dict[str, dict[int, dict[str, Decimal]]] = defaultdict(dict)
+    if not latest or not ids:
+        return out
+    period_of = {run_id: code for code, run_id in latest.items()}
+
+    def add(run_id: int, emp: int, status: str, amount: Decimal) -> None:
+        if emp not in ids:
+            return
+        sums = out[period_of[run_id]].setdefault(
+            emp, {"payable": ZERO, "held": ZERO, "forfeited": ZERO})
+        sums[status] = sums.get(status, ZERO) + Decimal(amount)
+
+    for run_id, emp, status, amount in session.execute(
+            select(Outcome.run_id, Outcome.employee_id, Outcome.status, func.sum(Outcome.amount))
+            .where(Outcome.run_id.in_(list(period_of)), Outcome.amount.is_not(None))
+            .group_by(Outcome.run_id, Outcome.employee_id, Outcome.status)):
+        if status in ("payable", "held", "forfeited"):
+            add(run_id, emp, status, amount)
+    for run_id, emp, amount in session.execute(
+            select(Adjustment.run_id, Adjustment.employee_id, func.sum(Adjustment.amount))
+            .where(Adjustment.run_id.in_(list(period_of)))
+            .group_by(Adjustment.run_id, Adjustment.employee_id)):
+        add(run_id, emp, "payable", amount)
+    return out
+
+
+@dataclass
+class Analytics:
+    year: int
+    scope: Scope
+    months: list[dict[str, Any]] = field(default_factory=list)
+    teams: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    regions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+    spread: list[dict[str, Any]] = field(default_factory=list)
+    top: list[dict[str, Any]] = field(default_factory=list)
+    ytd: list[dict[str, Any]] = field(default_factory=list)
+    employees: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
+    warning_line: Decimal = Decimal("0.30")
+
+
+def _month_figures(session: Session, codes: list[str], ids: set[int]
+                   ) -> dict[str, dict[int, dict[str, Any]]]:
+    """Each month's derived figures of the employees in scope that have results then."""
+    catalog = load_catalog(session)
+    existing = set(session.scalars(select(Period.code).where(Period.code.in_(codes))))
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for code in codes:
+        if code not in existing:
+            out[code] = {}
+            continue
+        figures = period_figures(session, code)
+        out[code] = {emp: catalog.derive(dict(values)) for emp, values in figures.items()
+                     if emp in ids}
+    return out
+
+
+def _sum(rows: list[dict[str, Any]], key: str) -> Decimal:
+    return sum((r[key] for r in rows if r.get(key) is not None), ZERO)
+
+
+def _row(code: str, facts: dict[int, dict[str, Any]], pay: dict[int, dict[str, Decimal]],
+         members: set[int] | None = None) -> dict[str, Any]:
+    rows = [f for emp, f in facts.items() if members is None or emp in members]
+    paid = [p for emp, p in pay.items() if members is None or emp in members]
+    revenue, quota = _sum(rows, "revenue_total"), _sum(rows, "quota")
+    payout = sum((p["payable"] for p in paid), ZERO)
+    return {"period": code, "headcount": len(rows), "revenue": revenue, "quota": quota,
+            "attainment": _div(revenue, quota), "payout": payout,
+            "held": sum((p["held"] for p in paid), ZERO),
+            "cost_of_sales": _div(payout, revenue)}
+
+
+def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
+    """Every figure of the leadership page for the year and the employees in scope."""
+    out = Analytics(year, scope)
+    out.warning_line, least = warning_line(session)
+    who = people(session, scope)
+    ids = set(who)
+    months, last_year = months_of(year), months_of(year - 1)
+    quarters = [f"{year}-Q{q}" for q in range(1, 5)]
+    facts = _month_figures(session, months + last_year, ids)
+    pay = payouts(session, months + last_year + quarters + [str(year), str(year - 1)], ids)
+    for code in months:
+        out.months.append(_row(code, facts[code], pay.get(code, {})))
+    # per team and per region, month by month
+    groups: dict[str, dict[str, set[int]]] = {"team": defaultdict(set),
+                                              "region": defaultdict(set)}
+    for emp, p in who.items():
+        groups["team"][p["team"]].add(emp)
+        groups["region"][p["region"]].add(emp)
+    for name, members in sorted(groups["team"].items()):
+        out.teams[name] = [_row(c, facts[c], pay.get(c, {}), members) for c in months]
+    for name, members in sorted(groups["region"].items()):
+        out.regions[name] = [_row(c, facts[c], pay.get(c, {}), members) for c in months]
+    # the funnel per region over the year
+    for region, members in sorted(groups["region"].items()):
+        rows = [f for c in months for emp, f in facts[c].items() if emp in members]
+        leads, opps, won = (_sum(rows, k) for k in ("leads", "opportunities", "won_leads"))
+        ratio = _div(opps, leads)
+        out.funnel.append({"region": region, "leads": leads, "opportunities": opps,
+                           "won_leads": won, "lead_to_opportunity": ratio,
+                           "lead_conversion": _div(won, leads),
+                           "below_line": ratio is not None and ratio < out.warning_line
+                           and leads >= least})
+    # output per head per team, and the top sellers, over the year to date
+    revenue_of: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    quota_of: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for code in months:
+        for emp, f in facts[code].items():
+            if f.get("revenue_total") is not None:
+                revenue_of[emp] += f["revenue_total"]
+            if f.get("quota") is not None:
+                quota_of[emp] += f["quota"]
+    active = {emp for code in months for emp in facts[code]}
+    for team, members in sorted(groups["team"].items()):
+        values = sorted(revenue_of[e] for e in members if e in active)
+        if not values:
+            continue
+        total = sum(values, ZERO)
+        out.spread.append({"team": team, "headcount": len(values), "revenue": total,
+                           "per_head": _div(total, Decimal(len(values))),
+                           "lowest": values[0], "median": _median(values),
+                           "highest": values[-1],
+                           "spread": _div(values[-1] - values[0], _median(values))})
+    ranked = sorted(active, key=lambda e: (-revenue_of[e], who[e]["code"]))
+    out.top = [{"code": who[e]["code"], "name": who[e]["name"], "team": who[e]["team"],
+                "revenue": revenue_of[e], "attainment": _div(revenue_of[e], quota_of[e])}
+               for e in ranked[:TOP]]
+    # the year to date against the year before, month by month
+    cum = {"revenue": ZERO, "payout": ZERO, "last_revenue": ZERO, "last_payout": ZERO}
+    for this, last in zip(months, last_year, strict=True):
+        now, before = _row(this, facts[this], pay.get(this, {})), \
+            _row(last, facts[last], pay.get(last, {}))
+        cum["revenue"] += now["revenue"]
+        cum["payout"] += now["payout"]
+        cum["last_revenue"] += before["revenue"]
+        cum["last_payout"] += before["payout"]
+        out.ytd.append({"month": this[5:], **cum,
+                        "growth": _div(cum["revenue"] - cum["last_revenue"],
+                                       cum["last_revenue"])})
+    # each employee: attainment and every payout of the year (months, quarters, year)
+    year_codes = months + quarters + [str(year)]
+    for emp in ranked:
+        paid = sum((pay.get(c, {}).get(emp, {}).get("payable", ZERO) for c in year_codes),
+                   ZERO)
+        out.employees.append({"code": who[emp]["code"], "name": who[emp]["name"],
+                              "team": who[emp]["team"], "revenue": revenue_of[emp],
+                              "attainment": _div(revenue_of[emp], quota_of[emp]),
+                              "payout": paid})
+    revenue = sum((m["revenue"] for m in out.months), ZERO)
+    payout = sum((e["payout"] for e in out.employees), ZERO)
+    out.totals = {"revenue": revenue, "quota": sum((m["quota"] for m in out.months), ZERO),
+                  "payout": payout, "cost_of_sales": _div(payout, revenue),
+                  "headcount": len(active)}
+    out.totals["attainment"] = _div(revenue, out.totals["quota"])
+    return out
+
+
+def _median(values: list[Decimal]) -> Decimal:
+    n = len(values)
+    mid = n // 2
+    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# --- each chart as a table (CSV) ---------------------------------------------------------------
+
+CHARTS = ("payout", "teams", "regions", "funnel", "spread", "top", "ytd", "employees")
+
+
+def table(a: Analytics, chart: str) -> tuple[list[str], list[list[Any]]]:
+    """The rows behind one chart: (header, rows); amounts and ratios as exact decimals."""
+    if chart == "payout":
+        keys = ["period", "headcount", "revenue", "quota", "attainment", "payout", "held",
+                "cost_of_sales"]
+        return keys, [[m[k] for k in keys] for m in a.months]
+    if chart in ("teams", "regions"):
+        keys = ["period", "headcount", "revenue", "quota", "attainment", "payout",
+                "cost_of_sales"]
+        groups = a.teams if chart == "teams" else a.regions
+        return [chart[:-1], *keys], [[name, *(m[k] for k in keys)]
+                                     for name, rows in groups.items() for m in rows]
+    if chart == "funnel":
+        keys = ["region", "leads", "opportunities", "won_leads", "lead_to_opportunity",
+                "lead_conversion", "below_line"]
+        return keys + ["warning_line"], [[f[k] for k in keys] + [a.warning_line]
+                                         for f in a.funnel]
+    if chart == "spread":
+        keys = ["team", "headcount", "revenue", "per_head", "lowest", "median", "highest",
+                "spread"]
+        return keys, [[s[k] for k in keys] for s in a.spread]
+    if chart == "top":
+        keys = ["code", "name", "team", "revenue", "attainment"]
+        return keys, [[t[k] for k in keys] for t in a.top]
+    if chart == "ytd":
+        keys = ["month", "revenue", "last_revenue", "growth", "payout", "last_payout"]
+        return keys, [[y[k] for k in keys] for y in a.ytd]
+    if chart == "employees":
+        keys = ["code", "name", "team", "revenue", "attainment", "payout"]
+        return keys, [[e[k] for k in keys] for e in a.employees]
+    from engine.errors import LaurelError
+
+    raise LaurelError(f"unknown chart {chart!r}: one of {', '.join(CHARTS)}")
+
+
+def csv_bytes(a: Analytics, chart: str) -> bytes:
+    """One chart's rows as CSV (UTF-8, a header of column keys)."""
+    import csv
+    import io
+
+    from engine.cells import csv_row
+    from engine.metrics import to_plain
+
+    header, rows = table(a, chart)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(csv_row("" if v is None else str(to_plain(v))
+                                if isinstance(v, Decimal) else v for v in row))
+    return buf.getvalue().encode("utf-8")
+
+
+def years(session: Session) -> list[int]:
+    """The years that have periods, newest first."""
+    codes = session.scalars(select(Period.code).where(Period.kind == "year"))
+    return sorted({int(c) for c in codes}, reverse=True)

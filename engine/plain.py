@@ -1,0 +1,359 @@
+"""Statements in the words of the person being paid.
+
+engine.wording says an outcome as an analyst checks it: every fact and bound exact, the
+population counters as they are. This module says the same outcome as the salesperson
+reads it, in English or Chinese: the rule's name in the reader's language, a ratio as a
+percentage, an amount with its currency and no more decimals than matter, the tier
+reached and how far the next one is ("CN¥12,000 more Total revenue this month reaches the
+6% tier"), a population rule as the reader's rank and the cut-off, a held or forfeited
+line with the flag behind it. A measured value is cut, never rounded, to what it shows
+(an attainment of 79.99% reads 79.9%, never 80% next to the tier it missed); a rule's own
+numbers (rates, thresholds) show exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
+
+from babel.numbers import format_currency, format_decimal, format_percent
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import wording
+from engine.models import Rule, Run
+
+_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
+_THIS = {"month": ("this month", "本月"), "quarter": ("this quarter", "本季度"),
+         "year": ("this year", "本年度")}
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() else None
+
+
+@dataclass(frozen=True)
+class Voice(wording.Reader):
+    """A reader (language, labels, types, currency) as the payee reads numbers."""
+
+    @property
+    def locale(self) -> str:
+        return _LOCALE.get(self.lang, "en")
+
+    def money(self, value: Any, currency: str | None = None) -> str:
+        """An amount with its currency: whole amounts without decimals, else two."""
+        d = _dec(value)
+        if d is None:
+            return str(value)
+        cur = currency or self.currency
+        if d == d.to_integral_value():
+            return format_currency(d, cur, format="¤#,##0", locale=self.locale,
+                                   currency_digits=False)
+        return format_currency(d, cur, locale=self.locale)
+
+    def percent(self, value: Any, measured: bool = True) -> str:
+        """A fraction as a percentage: a measured one cut to 0.1%, a rule's exact."""
+        d = _dec(value)
+        if d is None:
+            return str(value)
+        if measured:
+            d = d.quantize(Decimal("0.001"), rounding=ROUND_DOWN)
+            return format_percent(d, "#,##0.#%", locale=self.locale)
+        return format_percent(d, "#,##0.######%", locale=self.locale)
+
+    def number(self, value: Any, measured: bool = True) -> str:
+        """A number: a measured one cut to two decimals (87.33), a rule's exact."""
+        d = _dec(value)
+        if d is None:
+            return str(value)
+        if measured:
+            d = d.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+            return format_decimal(d, "#,##0.##", locale=self.locale)
+        return format_decimal(d, "#,##0.############", locale=self.locale)
+
+    def value(self, fact: str, value: Any, measured: bool = True) -> str:
+        """A fact's value by its type; a text value (a stage) in the reader's words."""
+        if isinstance(value, list):
+            return ("、" if self.zh else ", ").join(self.value(fact, v, measured)
+                                                   for v in value)
+        if _dec(value) is None:
+            if value is None:
+                return "未定义" if self.zh else "undefined"
+            return wording.term(value, self.lang) if self.zh else str(value)
+        kind = self.types.get(fact)
+        if kind == "ratio":
+            return self.percent(value, measured)
+        if kind == "money":
+            return self.money(value)
+        return self.number(value, measured)
+
+
+def voice(session: Session, lang: str = "en") -> Voice:
+    """The reader's voice: the catalog's labels in their language (engine.statements)."""
+    from engine.statements import reader
+
+    r = reader(session, lang)
+    return Voice(r.lang, r.labels, r.types, r.currency)
+
+
+def definitions(session: Session, used_rules: list[Any] | None) -> dict[str, dict[str, Any]]:
+    """The definitions of the rule versions a run used (``Run.rules``), by key."""
+    used = {(x.get("key"), x.get("version")) for x in (used_rules or []) if isinstance(x, dict)}
+    keys = {k for k, _ in used}
+    out: dict[str, dict[str, Any]] = {}
+    if not keys:
+        return out
+    for key, version, definition in session.execute(
+            select(Rule.key, Rule.version, Rule.definition).where(Rule.key.in_(keys))):
+        if (key, version) in used:
+            out[key] = definition or {}
+    return out
+
+
+def rule_name(key: str, definitions: Mapping[str, Mapping[str, Any]], v: Voice,
+              fallback: str = "") -> str:
+    """A rule's name in the reader's language (its key when it has none)."""
+    d = definitions.get(key) or {}
+    if v.zh and d.get("name_zh"):
+        return d["name_zh"]
+    return d.get("name") or fallback or key
+
+
+# --- one check -------------------------------------------------------------------------------
+
+
+def check(c: Mapping[str, Any], v: Voice) -> str | None:
+    """One condition that held, as the payee reads it; None where it says nothing to them
+    (a fact being defined)."""
+    op = c.get("op")
+    if c.get("negated"):
+        inner = c.get("text", "") if op == "not" else check(
+            {k: x for k, x in c.items() if k != "negated"}, v)
+        if not inner:
+            return None
+        return f"并非：{inner}" if v.zh else f"not: {inner}"
+    fact = c["fact"]
+    name = v.label(fact)
+    actual = v.value(fact, c.get("actual"))
+    if op in ("defined", "undefined"):
+        return None
+    if op == "highest":
+        n = _dec(c.get("n"))
+        of = f"（{v.number(n)} 人中第 1 名）" if v.zh else f" (rank 1 of {v.number(n)})"
+        return (f"{name} {actual} 为全公司最高{of if n is not None else ''}" if v.zh
+                else f"{name} {actual} is the highest in the company"
+                f"{of if n is not None else ''}")
+    if op == "top_share":
+        return _rank(c, name, actual, v)
+    if op in ("in", "not_in"):
+        values = v.value(fact, c.get("value") or [])
+        if v.zh:
+            return f"{name}为{actual}" if op == "in" else f"{name}为{actual}（不属于 {values}）"
+        return f"{name} is {actual}" if op == "in" else f"{name} is {actual}, none of {values}"
+    if "ref" in c:
+        other = f"{v.label(c['ref'])} {v.value(c['ref'], c.get('ref_actual'))}"
+    else:
+        other = v.value(fact, c.get("value"), measured=False)
+        if op == "==":  # "rating of this period is D", not "D = D"
+            return f"{name}为{other}" if v.zh else f"{name} is {other}"
+    return f"{name} {actual} {wording.OPS.get(op, op)} {other}"
+
+
+def cut_off(share: Decimal, n: Decimal) -> int:
+    """The last rank within a top share of n: fewer than share x n strictly above."""
+    return max(0, math.ceil(share * n))
+
+
+def _rank(c: Mapping[str, Any], name: str, actual: str, v: Voice) -> str:
+    higher, n, share = _dec(c.get("higher")), _dec(c.get("n")), _dec(c.get("value"))
+    if higher is None or n is None or share is None:
+        return f"{name} {actual}"
+    rank, last = int(higher) + 1, cut_off(share, n)
+    top = v.percent(share, measured=False)
+    if v.zh:
+        return (f"{name} {actual}：{v.number(n)} 人中排名第 {rank}；前 {top} 为第 1 至 "
+                f"{last} 名")
+    return f"{name} {actual}: rank {rank} of {v.number(n)}; the top {top} are ranks 1 to {last}"
+
+
+# --- the arithmetic ----------------------------------------------------------------------------
+
+
+def next_tier(calc: Mapping[str, Any], definition: Mapping[str, Any], catalog_formula: str | None,
+              facts: Mapping[str, Any], v: Voice, period_kind: str) -> str:
+    """How far the next tier is, or that this is the top one."""
+    tiers = ((definition.get("action") or {}).get("tiers") or [])
+    index = int(calc.get("tier") or 0)
+    if not tiers or index >= len(tiers):
+        return "已是最高档。" if v.zh else "This is the top tier."
+    nxt = tiers[index]
+    start, value = _dec(nxt.get("from")), _dec(calc.get("metric_value"))
+    rate = v.percent(nxt.get("rate"), measured=False)
+    if start is None or value is None:
+        return ""
+    this = _THIS.get(period_kind, ("", ""))[1 if v.zh else 0]
+    metric = calc["metric"]
+    parts = _ratio_parts(catalog_formula)
+    if parts is not None and value > 0:
+        numerator, denominator = parts
+        base = _dec(facts.get(numerator))
+        if base is None and numerator == calc.get("base"):
+            base = _dec(calc.get("base_value"))
+        den = _dec(facts.get(denominator))
+        if base is not None:
+            if den is None:
+                den = base / value  # the metric is numerator / denominator
+            more = (start * den - base).quantize(Decimal("0.01"), rounding=ROUND_CEILING)
+            if more > 0:
+                amount = v.value(numerator, more)
+                if v.zh:
+                    return f"{this}{v.label(numerator)}再增加 {amount} 即可达到 {rate} 档。"
+                return f"{amount} more {v.label(numerator)} {this} reaches the {rate} tier."
+    gap = start - value
+    if gap <= 0:
+        return ""
+    shown = (v.percent(gap, measured=False) if v.types.get(metric) == "ratio"
+             else v.value(metric, gap, measured=False))
+    if v.zh:
+        return f"{v.label(metric)}再提高 {shown} 即可达到 {rate} 档。"
+    return f"{shown} more {v.label(metric)} reaches the {rate} tier."
+
+
+def _ratio_parts(formula: str | None) -> tuple[str, str] | None:
+    """(numerator, denominator) of a formula "a / b" or "a / positive(b)", else None."""
+    import ast
+
+    if not formula:
+        return None
+    try:
+        node = ast.parse(formula, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+            and isinstance(node.left, ast.Name)):
+        return None
+    right = node.right
+    if isinstance(right, ast.Call) and isinstance(right.func, ast.Name) \
+            and right.func.id == "positive" and len(right.args) == 1:
+        right = right.args[0]
+    return (node.left.id, right.id) if isinstance(right, ast.Name) else None
+
+
+def arithmetic(calc: Mapping[str, Any], kind: str, v: Voice) -> str:
+    """The amount's arithmetic in the payee's words."""
+    t, amount = calc["type"], v.money(calc.get("amount"))
+    if t == "fixed":
+        return (f"固定{wording.term(kind, 'zh')} {amount}" if v.zh
+                else f"A fixed {wording.term(kind)} of {amount}")
+    if t == "per_unit":
+        per = f"{v.label(calc['per'])} {v.value(calc['per'], calc.get('per_value'))}"
+        return f"{per} × {v.money(calc.get('unit'))} = {amount}"
+    rate = v.percent(calc.get("rate"), measured=False)
+    base = f"{v.label(calc['base'])} {v.money(calc.get('base_value'))}"
+    words = f"{base} × {rate} = {amount}" if v.zh else f"{rate} of {base} = {amount}"
+    if t == "tiers":
+        metric = calc["metric"]
+        band = wording.band(calc, v.lang, v.types.get(metric))
+        reached = v.value(metric, calc.get("metric_value"))
+        words += (f"：{v.label(metric)}为 {reached}，处于第 {calc.get('tier')} 档（{band}）"
+                  if v.zh else
+                  f": {v.label(metric)} {reached} is in tier {calc.get('tier')} ({band})")
+    return words
+
+
+# --- one line --------------------------------------------------------------------------------
+
+
+def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str | None,
+               v: Voice, definitions: Mapping[str, Mapping[str, Any]],
+               formulas: Mapping[str, str | None], period_kind: str,
+               rule_key: str = "") -> list[str]:
+    """One statement line in the payee's words: what it is, why, and what comes next."""
+    zh = v.zh
+    words: list[str] = []
+    if kind == "adjustment":
+        return [f"人工调整：{exp.get('reason', '')}" if zh
+                else f"A manual adjustment: {exp.get('reason', '')}"]
+    if exp.get("released"):
+        rel = exp["released"]
+        name = rule_name(rel.get("rule_key", ""), definitions, v)
+        return [f"{rel.get('period')} 暂扣的{name}，合规审核解除后在此发放" if zh else
+                f"{name} held in {rel.get('period')}, paid here after the compliance review "
+                "released it"]
+    if kind == "warning":
+        missing = v.label(exp.get("missing", ""))
+        name = rule_name(exp.get("rule_key") or rule_key, definitions, v)
+        return [f"无法计算{name}：本期{missing}缺失" if zh
+                else f"{name} could not be worked out: {missing} is missing for this period"]
+    calc = exp.get("calc")
+    checks = [c for c in (exp.get("checks") or []) if c.get("fact") != (calc or {}).get(
+        "metric") or (calc or {}).get("type") != "tiers"]
+    because = [w for w in (check(c, v) for c in checks) if w]
+    if calc:
+        words.append(arithmetic(calc, kind, v))
+        if calc.get("type") == "tiers":
+            definition = definitions.get(rule_key) or {}
+            step = next_tier(calc, definition, formulas.get(calc["metric"]),
+                             exp.get("facts") or {}, v, period_kind)
+            if step:
+                words.append(step)
+    elif exp.get("pip"):
+        pip = exp["pip"]
+        target = wording.pip_target(pip.get("target", ""), v.lang, v.label, v.types)
+        words.append(f"绩效改进计划：{pip['start']} 至 {pip['end']}，目标：{target}" if zh
+                     else f"A performance improvement plan from {pip['start']} to "
+                     f"{pip['end']}, target: {target}")
+    elif value:
+        words.append(f"{wording.term(kind, 'zh')}：{wording.term(value, 'zh')}" if zh
+                     else f"{wording.term(kind).capitalize()}: {value}")
+    if because:
+        words.append(("因为" + "；".join(because)) if zh else "because " + "; ".join(because))
+    held = exp.get("held_by") or []
+    if held:
+        names = ("、" if zh else ", ").join(rule_name(k, definitions, v) for k in held)
+        if status == "held":
+            words.append(f"暂扣，待合规审核（{names}）完成" if zh
+                         else f"held until compliance has reviewed: {names}")
+        elif status == "forfeited":
+            words.append(f"不予发放：合规审核确认了{names}" if zh
+                         else f"not paid: the compliance review confirmed {names}")
+        elif status == "payable":
+            words.append(f"合规审核驳回了{names}，可发放" if zh
+                         else f"payable: the compliance review dismissed {names}")
+    return words
+
+
+def formulas_of(session: Session) -> dict[str, str | None]:
+    """Each metric's formula (None for an imported one)."""
+    from engine.models import Metric
+
+    return dict(session.execute(select(Metric.key, Metric.formula)).all())
+
+
+def statement(session: Session, run: Run, employee_code: str, lang: str = "en") -> Any:
+    """engine.statements.statement, each line with its payee's words (``line.plain``)."""
+    from engine import statements
+
+    st = statements.statement(session, run, employee_code, lang)
+    v = voice(session, lang)
+    defs = definitions(session, run.rules)
+    formulas = formulas_of(session)
+    for line in st.lines:
+        if line.kind == "adjustment":
+            line.rule_name = "人工调整" if v.zh else "Manual adjustment"
+        elif line.rule_key == "released_hold":
+            line.rule_name = "解除的暂扣" if v.zh else "Released hold"
+        else:
+            line.rule_name = rule_name(line.rule_key, defs, v, line.rule_name)
+        line.plain = line_words(line.kind, line.explanation, line.status, line.value, v, defs,
+                                formulas, run.period.kind, line.rule_key)
+    return st

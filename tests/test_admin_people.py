@@ -1,0 +1,163 @@
+"""The staff's pages of the people being paid: the inquiry queue, review cycles,
+one-to-ones and the leadership analytics, who may use them, in English and Chinese."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from engine import db, inquiries, reviews
+from engine.models import Adjustment, ReviewCycle, Talk
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+    from tests.test_admin_rules_zh import CODE, WORD, data_words, english_messages, read
+    from tests.test_portal import NED, reps
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
+    from test_admin_rules_zh import (  # type: ignore[no-redef]
+        CODE,
+        WORD,
+        data_words,
+        english_messages,
+        read,
+    )
+    from test_portal import NED, reps  # type: ignore[no-redef]
+
+pytest_plugins = [support.__name__]
+ANALYST = support.ROLE_EMAILS["comp_analyst"]
+
+
+def test_an_analyst_resolves_an_inquiry_from_the_queue_with_an_adjustment(
+        client: FlaskClient, org: support.Org) -> None:
+    run_id = reps(org)
+    with db.session_scope(org.url) as s:
+        q = inquiries.ask(s, NED, run_id, "is my new-logo commission missing?").id
+    support.login(client, "comp_analyst")
+    queue = support.text_of(client.get("/admin/inquiries/"))
+    assert f"Inquiry {q}" in queue and "Ned North" in queue
+    home = support.text_of(client.get("/admin/"))
+    assert "Inquiries assigned to nobody" in home
+    run_page = support.text_of(client.get(f"/admin/runs/{run_id}/"))
+    assert "Open inquiries of salespeople about this period: 1" in run_page
+    assert client.post(f"/admin/inquiries/{q}/assign",
+                       data={"assignee": ANALYST}).status_code == 302
+    refused = client.post(f"/admin/inquiries/{q}/resolve", data={"answer": "", "amount": ""})
+    assert refused.status_code == 400 and "field answer" not in refused.get_data(as_text=True)
+    bad = client.post(f"/admin/inquiries/{q}/resolve", data={"answer": "ok", "amount": "lots"})
+    assert bad.status_code == 400 and "is not an amount" in support.text_of(bad)
+    done = client.post(f"/admin/inquiries/{q}/resolve",
+                       data={"answer": "added the missing commission", "amount": "200"})
+    assert done.status_code == 302
+    with org.session() as s:
+        assert s.scalar(select(Adjustment.amount).where(Adjustment.run_id == run_id)) == 200
+    # others read (the auditor) or nothing (compliance, sales manager)
+    for role, status in (("auditor", 200), ("compliance_officer", 403),
+                         ("sales_manager", 403)):
+        support.login(client, role)
+        assert client.get(f"/admin/inquiries/{q}/").status_code == status, role
+    support.login(client, "auditor")
+    assert client.post(f"/admin/inquiries/{q}/reply", data={"text": "x"}).status_code == 403
+
+
+def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(
+        client: FlaskClient, org: support.Org) -> None:
+    reps(org)
+    support.login(client, "hr_admin")
+    opened = client.post("/admin/reviews/open", data={
+        "period": "2026-Q1", "self_due": "2026-04-05", "manager_due": "2026-04-12"})
+    assert opened.status_code == 302
+    with org.session() as s:
+        cycle = s.scalar(select(ReviewCycle.id))
+    support.login(client, NED)
+    assert "Your self-assessment of 2026-Q1" in support.text_of(client.get("/admin/me/"))
+    assert client.post(f"/admin/me/review/{cycle}",
+                       data={"score": "101", "comments": ""}).status_code == 400
+    assert client.post(f"/admin/me/review/{cycle}",
+                       data={"score": "88", "comments": "good"}).status_code == 302
+    support.login(client, "sales_manager")  # North: Nora and Ned
+    page = support.text_of(client.get(f"/admin/reviews/{cycle}/"))
+    assert "Ned North" in page and "Sue South" not in page
+    assert "Assessments of your team to enter" in support.text_of(client.get("/admin/"))
+    assert client.post(f"/admin/reviews/{cycle}/enter", data={
+        "employee": "N2", "score": "80", "comments": "steady"}).status_code == 302
+    assert client.post(f"/admin/reviews/{cycle}/enter", data={
+        "employee": "S2", "score": "80"}).status_code == 400  # not their team
+    assert client.post(f"/admin/reviews/{cycle}/close").status_code == 403
+    support.login(client, "hr_admin")
+    assert client.post(f"/admin/reviews/{cycle}/customers", data={
+        "file": (__import__("io").BytesIO(b"employee_code,customer_score\nN2,70\n"),
+                 "c.csv")}, content_type="multipart/form-data").status_code == 302
+    assert client.post(f"/admin/reviews/{cycle}/close").status_code == 302
+    with org.session() as s:
+        assert reviews.get_cycle(s, cycle).status == "closed"
+
+
+def test_a_manager_records_a_one_to_one_that_the_rep_acknowledges(
+        client: FlaskClient, org: support.Org) -> None:
+    reps(org)
+    support.login(client, "sales_manager")
+    form = {"employee": "N2", "held_on": "2026-02-03", "strengths": "prepares well",
+            "gaps": "closing", "action_1": "two demos a week", "due_1": "2026-02-28",
+            "coach": "N1"}
+    assert client.post("/admin/talks/", data={**form, "due_1": "soon"}).status_code == 400
+    assert client.post("/admin/talks/", data={**form, "employee": "S2"}).status_code == 400
+    assert client.post("/admin/talks/", data=form).status_code == 302
+    with org.session() as s:
+        talk = s.scalar(select(Talk.id))
+    support.login(client, NED)
+    assert client.post(f"/admin/me/talk/{talk}/acknowledge").status_code == 302
+    assert "You acknowledged it" in support.text_of(client.get(f"/admin/me/talk/{talk}"))
+    support.login(client, "hr_admin")
+    assert "Acknowledged by ned@example.com" in support.text_of(
+        client.get(f"/admin/talks/{talk}/"))
+
+
+def test_the_analytics_page_its_csv_files_and_a_managers_team(
+        client: FlaskClient, org: support.Org) -> None:
+    reps(org)
+    support.login(client, "comp_analyst")
+    page = client.get("/admin/analytics/?year=2026")
+    text = support.text_of(page)
+    assert page.status_code == 200
+    assert "S1 Sam South &middot; South &middot; CN¥90,000.00" in text  # a top seller
+    csv = client.get("/admin/analytics/payout.csv?year=2026").get_data(as_text=True)
+    assert csv.splitlines()[0].startswith("period,headcount,revenue,quota")
+    assert csv.splitlines()[1].startswith("2026-01,4,294456.5,300000")
+    assert client.get("/admin/analytics/nothing.csv").status_code == 404
+    support.login(client, "sales_manager")
+    # their own team (North: Nora and Ned), whatever the team asked for
+    mine = client.get(f"/admin/analytics/payout.csv?year=2026&team={org.south}")
+    assert mine.get_data(as_text=True).splitlines()[1].startswith("2026-01,2,143456.5")
+    support.login(client, "compliance_officer")
+    assert client.get("/admin/analytics/").status_code == 403
+
+
+def test_the_staff_pages_in_chinese_have_no_untranslated_string(
+        client: FlaskClient, org: support.Org) -> None:
+    run_id = reps(org)
+    with db.session_scope(org.url) as s:
+        q = inquiries.ask(s, NED, run_id, "why").id
+        cycle = reviews.open_cycle(s, "2026-Q1", dt.date(2026, 4, 5), dt.date(2026, 4, 12),
+                                   "hr@example.com").id
+    support.login(client, "hr_admin")
+    client.get("/admin/?lang=zh")
+    # (the home page's latest changes quote the audit log, whose summaries are English)
+    pages = {p: client.get(p) for p in (
+        "/admin/inquiries/", f"/admin/inquiries/{q}/", "/admin/reviews/",
+        f"/admin/reviews/{cycle}/", "/admin/talks/", "/admin/analytics/", "/admin/help/")}
+    assert "销售人员关于本期的未结询问: 1" in support.text_of(client.get(f"/admin/runs/{run_id}/"))
+    allowed = data_words(org) | {"why", "PDF", "CSV", "XLSX", "DRAFT", "YYYY-Qn", "laurel",
+                                 "users", "invite", "EMAIL", "employee_code", "customer_score",
+                                 "comments"}
+    problems = []
+    for path, page in pages.items():
+        assert page.status_code == 200, (path, page.status_code)
+        text = read(page)
+        stray = sorted({w for w in WORD.findall(CODE.sub(" ", text)) if w not in allowed}
+                       - {"English"})
+        problems += [(path, stray)] if stray else []
+        problems += [(path, m) for m in english_messages() if m in text]
+    assert not problems, problems
