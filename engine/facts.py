@@ -30,7 +30,7 @@ from engine.conditions import population_fields
 from engine.exact import exact, from_fraction, quotient, total
 from engine.metrics import Catalog, load_catalog
 from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
-from engine.rollup import period_employees, period_figures
+from engine.rollup import Figures, period_employees, period_figures
 
 BATCH = 20_000  # employees read at a time while the population is walked
 
@@ -139,21 +139,32 @@ def _batches(ids: list[int], size: int = BATCH) -> Iterator[tuple[int, int]]:
         yield part[0], part[-1]
 
 
+def _figures_of(session: Session, period: Period, first: int, last: int,
+                given: Figures | None) -> Figures:
+    if given is None:
+        return period_figures(session, period.code, first=first, last=last)
+    return {e: v for e, v in given.items() if first <= e <= last}
+
+
 def population(session: Session, period: Period, ranked: Iterable[str] = (),
-               catalog: Catalog | None = None, ids: list[int] | None = None) -> Context:
+               catalog: Catalog | None = None, ids: list[int] | None = None,
+               figures: Figures | None = None) -> Context:
     """Walk the period's population once, a batch of employees at a time: each team's
-    revenue, quota and members, and the ranks of each metric in ``ranked``."""
+    revenue, quota and members, and the ranks of each metric in ``ranked``. ``figures``
+    stand for the stored ones when given (an estimate's typed figures)."""
     catalog = catalog or load_catalog(session)
-    ids = period_employees(session, period.code) if ids is None else ids
+    if ids is None:
+        ids = sorted(figures) if figures is not None else period_employees(session,
+                                                                           period.code)
     ranked = list(ranked)
     teams: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     for first, last in _batches(ids):
-        figures = period_figures(session, period.code, first=first, last=last)
+        batch = _figures_of(session, period, first, last, figures)
         team_of = dict(session.execute(select(Employee.id, Employee.team_id)
                                        .where(Employee.id.between(first, last))).all())
-        for emp_id, inputs in figures.items():
+        for emp_id, inputs in batch.items():
             derived = catalog.derive(dict(inputs))
             team = teams[team_of[emp_id]]
             team["members"] += 1
@@ -194,10 +205,12 @@ def _ranks(values: list[Any]) -> Ranks:
 
 
 def chunk_facts(session: Session, period: Period, context: Context, first: int, last: int,
-                catalog: Catalog | None = None) -> list[EmployeeFacts]:
-    """The facts of the population's employees whose ids lie in [first, last], by code."""
+                catalog: Catalog | None = None, given: Figures | None = None
+                ) -> list[EmployeeFacts]:
+    """The facts of the population's employees whose ids lie in [first, last], by code
+    (from ``given`` figures instead of the stored ones when given)."""
     catalog = catalog or load_catalog(session)
-    figures = period_figures(session, period.code, first=first, last=last)
+    figures = _figures_of(session, period, first, last, given)
     if not figures:
         return []
     rows = session.execute(
@@ -240,17 +253,18 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     return facts
 
 
-def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = ()
-                ) -> list[EmployeeFacts]:
+def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = (),
+                figures: Figures | None = None) -> list[EmployeeFacts]:
     """Return the facts of every employee in the period's population, by employee code
-    (the whole population at once: try-it, previews, dashboards, a run in one process)."""
+    (the whole population at once: try-it, previews, dashboards, a run in one process).
+    ``figures`` ({employee id: {metric: value}}) stand for the stored ones when given."""
     catalog = load_catalog(session)
-    ids = period_employees(session, period.code)
+    ids = sorted(figures) if figures is not None else period_employees(session, period.code)
     if not ids:
         return []
-    context = population(session, period, population_metrics, catalog, ids)
+    context = population(session, period, population_metrics, catalog, ids, figures)
     facts: list[EmployeeFacts] = []
     for first, last in _batches(ids):
-        facts.extend(chunk_facts(session, period, context, first, last, catalog))
+        facts.extend(chunk_facts(session, period, context, first, last, catalog, figures))
     facts.sort(key=lambda f: f.code)
     return facts
