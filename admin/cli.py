@@ -229,15 +229,16 @@ def worker(concurrency: int, loglevel: str, parent: int | None) -> None:
     """A Celery worker for runs: any number of them, on any machines, share a run.
 
     They take their work from LAUREL_BROKER_URL (e.g. redis://host:6379/0) and read and
-    write LAUREL_DATABASE_URL. Without a broker they use the embedded one, a folder under
+    write LAUREL_DATABASE_URL; LAUREL_QUEUE names the queue when several installations
+    share one broker. Without a broker they use the embedded one, a folder under
     the instance path (laurel serve starts such a worker itself).
     """
-    from engine.tasks import QUEUE, app
+    from engine.tasks import app, queue
 
     if parent:
         _stop_with(parent)
     pool = "solo" if concurrency == 1 else "prefork"
-    app.worker_main(["worker", "--loglevel", loglevel, "--queues", QUEUE, "--pool", pool,
+    app.worker_main(["worker", "--loglevel", loglevel, "--queues", queue(), "--pool", pool,
                      "--concurrency", str(concurrency), "--hostname", "laurel@%h-%i",
                      "--without-gossip", "--without-mingle"])
 

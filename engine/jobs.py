@@ -285,8 +285,11 @@ def cancel(session: Session, job_id: int, actor: str) -> RunJob:
 
 
 def wait(factory: sessionmaker[Session], job_id: int,
-         progress: Callable[[int, int], None] | None = None, every: float = 0.5) -> RunJob:
-    """Wait for a dispatched job, watching it, reporting progress; return it when over."""
+         progress: Callable[[int, int], None] | None = None, every: float = 0.5,
+         timeout: float | None = None) -> RunJob:
+    """Wait for a dispatched job, watching it, reporting progress; return it when over,
+    or raise TimeoutError after ``timeout`` seconds (the job goes on)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         with factory() as session:
             job = watch(session, get(session, job_id))
@@ -295,6 +298,8 @@ def wait(factory: sessionmaker[Session], job_id: int,
             if job.status not in ACTIVE:
                 session.expunge(job)
                 return job
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job.status} after {timeout:g} s")
         time.sleep(every)
 
 
