@@ -149,17 +149,21 @@ def _plain(value: Any) -> Any:
 
 
 # Credentials are never copied into the audit log (User.password_hash, User.session_token,
-# User.invite_hash).
+# User.invite_hash); that a password or an invitation was set or cleared is, as "(set)" or
+# "(cleared)" (a new session token at each login and logout is not worth a line).
 _SECRET_COLUMNS = {"password_hash", "session_token", "invite_hash"}
+_TOLD_SECRETS = {"password_hash": "password", "invite_hash": "invitation"}
 
 
 def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
     state = inspect(obj)
     out: dict[str, Any] = {}
     for attr in state.mapper.column_attrs:
-        if attr.key in _SECRET_COLUMNS:
-            continue
         hist = state.attrs[attr.key].history
+        if attr.key in _SECRET_COLUMNS:
+            if not committed and hist.added and attr.key in _TOLD_SECRETS:
+                out[_TOLD_SECRETS[attr.key]] = "(cleared)" if hist.added[0] is None else "(set)"
+            continue
         if committed:
             value = hist.deleted[0] if hist.deleted else (
                 hist.unchanged[0] if hist.unchanged else getattr(obj, attr.key)
