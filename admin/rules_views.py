@@ -66,8 +66,10 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
                 "pip": _l("A performance improvement plan")}
 # Which action fields each action type shows.
 ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("rate", "tiers"),
-                 "per": ("per_unit",), "metric": ("tiers",), "value": ("value", "fixed"),
-                 "months": ("pip",), "target": ("pip",)}
+                 "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
+                 "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",)}
+TIER_MODE_NAMES = {"retroactive": _l("Retroactive: the rate reached applies to the whole base"),
+                   "marginal": _l("Marginal: each slice of the base at its own tier's rate")}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
                 "discarded": _l("discarded")}
 # The values of a scenario's steps, as a field's label says them.
@@ -664,7 +666,7 @@ class RulesView(LaurelBaseView):
             facts=_facts(), ops=OPS, op_words=OP_WORDS, op_types=OP_TYPES,
             kinds=RULE_KINDS, period_kinds=PERIOD_KINDS, stages=TEAM_STAGES,
             levels=_db().scalars(select(Level.code).order_by(Level.code)).all(),
-            action_types=ACTION_TYPES, action_names=ACTION_NAMES,
+            action_types=ACTION_TYPES, action_names=ACTION_NAMES, tier_modes=TIER_MODE_NAMES,
             action_fields=ACTION_FIELDS, actions_for_kind=ACTIONS_FOR_KIND,
             allowed=ACTIONS_FOR_KIND.get(kind, ACTION_TYPES),
             confirm_rates=bool(request.form.get("confirm_rates")),

@@ -35,7 +35,7 @@ from engine.conditions import (
 )
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed, RunStale
-from engine.exact import product, round_half_up
+from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
@@ -146,12 +146,51 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
                         "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
     tier = action["tiers"][firing.index - 1]
     rate, base = Decimal(tier["rate"]), values[action["base"]]
-    amount = _pay(base, rate)
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
             "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
-            "base": action["base"], "base_value": _show(base), "amount": f"{amount:.2f}"}
+            "base": action["base"], "base_value": _show(base)}
+    if action.get("mode") == "marginal":
+        slices = marginal_slices(action["tiers"], firing.index, base, values[metric])
+        amount = round_money(sum((Fraction(s["rate"]) * s["base"] for s in slices),
+                                 Fraction(0)))
+        calc["mode"] = "marginal"
+        calc["slices"] = [{"tier": s["tier"], "from": s["from"], "to": s["to"],
+                           "rate": s["rate"], "base": _show(from_fraction(s["base"])),
+                           "amount": _show(from_fraction(Fraction(s["rate"]) * s["base"]))}
+                          for s in slices]
+    else:
+        amount = _pay(base, rate)
+    calc["amount"] = f"{amount:.2f}"
     return amount, calc, [metric, action["base"]]
+
+
+def marginal_slices(tiers: list[dict[str, Any]], reached: int, base: Decimal,
+                    metric: Decimal) -> list[dict[str, Any]]:
+    """The base cut into slices by the tier metric, up to the tier reached (1-based).
+
+    The metric is the base or a ratio of it (engine.rulebook checks), so the base at a
+    metric level t is t x base / metric, exactly: with attainment 105% of a quota of
+    100,000, the slice of tier "80% to below 100%" is 20,000. The first slice starts at
+    the first tier's from (0 when it has none). A metric of 0 or below leaves the whole
+    base in the tier reached. Each slice's base is an exact Fraction.
+    """
+    whole = Fraction(exact(base))
+    level = Fraction(exact(metric))
+    if level <= 0:
+        t = tiers[reached - 1]
+        return [{"tier": reached, "from": t["from"], "to": t["to"], "rate": str(t["rate"]),
+                 "base": whole}]
+    per_unit = whole / level  # the base per unit of the metric (the quota, for attainment)
+    out = []
+    for i, t in enumerate(tiers[:reached], start=1):
+        # a band below 0 holds no part of a positive metric
+        lo = max(Fraction(Decimal(str(t["from"]))), Fraction(0)) if t["from"] is not None \
+            else Fraction(0)
+        hi = level if i == reached else max(Fraction(Decimal(str(t["to"]))), Fraction(0))
+        out.append({"tier": i, "from": t["from"], "to": t["to"], "rate": str(t["rate"]),
+                    "base": whole - lo * per_unit if i == reached else (hi - lo) * per_unit})
+    return out
 
 
 def _firing_ranks(firing: Firing) -> set[str]:

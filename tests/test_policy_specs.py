@@ -69,6 +69,14 @@ def results_by_period(session: Session, teams: dict[str, str], staff: Staff,
     specs.results_by_period(session, teams, staff, datatable)
 
 
+# --- the rules ----------------------------------------------------------------------------------
+
+
+@given(parsers.parse(specs.RULE_CHANGED))
+def rule_changed(session: Session, rule: str, datatable: list[list[str]]) -> None:
+    specs.rule_changed(session, rule, datatable)
+
+
 # --- runs ---------------------------------------------------------------------------------------
 
 
