@@ -272,6 +272,39 @@ def _slices(calc: Mapping[str, Any], amount: str, v: Voice) -> str:
     return "; ".join(parts) + f"; in all {amount}"
 
 
+_A_PERIOD = {"month": ("a month", "每月"), "quarter": ("a quarter", "每季度"),
+             "year": ("a year", "每年")}
+
+
+def limits_said(calc: Mapping[str, Any], v: Voice, period_kind: str) -> list[str]:
+    """Each floor or cap that changed the amount, and by how much, as the payee reads it;
+    an annual cap not reached, with what was paid earlier in the year."""
+    zh = v.zh
+    each = _A_PERIOD.get(period_kind, ("a period", "每期"))[1 if zh else 0]
+    out = []
+    for lim in calc.get("limits") or []:
+        d = _dec(lim["change"]) or Decimal(0)
+        value, by = v.money(lim["value"]), v.money(abs(d))
+        more = ("多发" if d > 0 else "少发") if zh else ("more" if d > 0 else "less")
+        if lim["limit"] == "floor":
+            out.append(f"按{each}保底 {value} 提高，{more} {by}" if zh
+                       else f"Raised to the minimum of {value} {each}: {by} {more}")
+        elif lim["limit"] == "cap":
+            out.append(f"按{each}上限 {value} 封顶，{more} {by}" if zh
+                       else f"Capped at {value} {each}: {by} {more}")
+        else:
+            paid = v.money(lim.get("paid_earlier"))
+            out.append(f"按年度上限 {value} 封顶（本年此前已发 {paid}），{more} {by}" if zh
+                       else f"Capped by the yearly limit of {value} ({paid} paid earlier "
+                       f"this year): {by} {more}")
+    annual = calc.get("annual_cap")
+    if annual and not any(x["limit"] == "annual_cap" for x in calc.get("limits") or []):
+        value, paid = v.money(annual["value"]), v.money(annual["paid_earlier"])
+        out.append(f"未超过年度上限 {value}（本年此前已发 {paid}）" if zh
+                   else f"Within the yearly limit of {value} ({paid} paid earlier this year)")
+    return out
+
+
 # --- one line --------------------------------------------------------------------------------
 
 
@@ -302,7 +335,9 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
     because = [w for w in (check(c, v) for c in checks) if w]
     if calc:
         words.append(arithmetic(calc, kind, v))
-        if calc.get("type") == "tiers":
+        capped = any(x["limit"] != "floor" for x in calc.get("limits") or [])
+        words.extend(limits_said(calc, v, period_kind))
+        if calc.get("type") == "tiers" and not capped:  # more would not pay more
             definition = definitions.get(rule_key) or {}
             step = next_tier(calc, definition, formulas.get(calc["metric"]),
                              exp.get("facts") or {}, v, period_kind)

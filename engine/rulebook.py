@@ -430,6 +430,31 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
     return out
 
 
+AMOUNT_ACTIONS = ("fixed", "rate", "per_unit", "tiers")
+# The limits an amount rule may have: per period (cap, floor), and per employee over a
+# calendar year across the periods of the rule (annual_cap).
+LIMITS = ("floor", "cap", "annual_cap")
+CENTS = Decimal("0.01")
+
+
+def _validate_limits(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """The caps and floor of an amount rule: amounts in whole cents, 0 or more, the floor
+    not above the cap. Only the limits given are written."""
+    for name in LIMITS:
+        if action.get(name) in (None, ""):
+            continue
+        said = "an annual cap" if name == "annual_cap" else f"a {name}"
+        amount = v.number(action[name], f"action.{name}", kind="money")
+        if amount < 0:
+            v.fail(f"{said} cannot be negative", f"action.{name}")
+        if amount != amount.quantize(CENTS):
+            v.fail(f"{amount} has more than 2 decimals: {said} is an amount in cents",
+                   f"action.{name}")
+        out[name] = amount
+    if "floor" in out and "cap" in out and out["floor"] > out["cap"]:
+        v.fail(f"the floor {out['floor']} is above the cap {out['cap']}", "action.floor")
+
+
 TIER_MODES = ("retroactive", "marginal")
 # Context facts that are a ratio of another fact: (numerator, denominator).
 CONTEXT_RATIOS = {"team_attainment": ("team_revenue", "team_quota"),
@@ -476,6 +501,8 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         "value": {"type", "value"}, "table": {"type", "rows"},
         "pip": {"type", "start", "months", "target"},
     }
+    if atype in AMOUNT_ACTIONS:
+        fields_for[atype] |= set(LIMITS)
     extra = set(action) - fields_for[atype]
     if extra:
         v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
@@ -500,7 +527,9 @@ def _validate_action(v: _Validator, kind: str, action: Any,
             out["mode"] = "marginal"  # retroactive, the default, is not written
     elif atype == "value":
         out["value"] = v.text(action.get("value"), "action.value")
-    elif atype == "pip":
+    if atype in AMOUNT_ACTIONS:
+        _validate_limits(v, action, out)
+    if atype == "pip":
         start = action.get("start", "next_period")
         if start != "next_period":
             v.fail("a PIP starts on the first day of the next period: next_period",
@@ -872,7 +901,7 @@ def to_document(rule: Rule) -> dict[str, Any]:
 
 
 def _with_decimals(value: Any, key: str = "") -> Any:
-    numeric_keys = {"value", "amount", "rate", "from", "to"}
+    numeric_keys = {"value", "amount", "rate", "from", "to", "cap", "floor", "annual_cap"}
     if isinstance(value, dict):
         return {k: _with_decimals(v, k) for k, v in value.items()}
     if isinstance(value, list):

@@ -88,6 +88,7 @@ RESULTS_FOR = 'the results for "{period}":'
 RESULTS = "the results:"
 RULE_CHANGED = 'the rule "{rule}" changed:'
 RUN_WAS_MADE = 'the compensation run for "{period}" was made'
+RUN_WAS_SETTLED = 'the compensation run for "{period}" was made and {state}'
 RUN_IS_MADE = 'the compensation run for "{period}" is made'
 RECEIVES = '"{code}" receives a "{rule}" {kind} of {amount} {status}'
 ONLY_RECEIVE = 'only "{codes}" receive a "{rule}" {kind} of {amount} {status}'
@@ -234,6 +235,27 @@ def make_run(session: Session, runs: Runs, period: str) -> Runs:
     result = start_run(session, period, actor=ACTOR)
     session.commit()
     return [*runs, (period, result)]
+
+
+APPROVER = "approver@example.com"
+
+
+def make_settled_run(session: Session, runs: Runs, period: str, state: str) -> Runs:
+    """Make the run, then approve it (and lock it) as a second person would."""
+    from engine.lifecycle import approve, lock
+    from engine.models import User
+
+    if state not in ("approved", "locked"):
+        raise SpecFailure('"approved" or "locked"', state)
+    runs = make_run(session, runs, period)
+    if session.scalar(select(User).where(User.email == APPROVER)) is None:
+        session.add(User(email=APPROVER, name="Approver", role="comp_analyst"))
+    run_id = runs[-1][1].run.id
+    approve(session, run_id, APPROVER)
+    if state == "locked":
+        lock(session, run_id, APPROVER, open_flags_reason="locked in a scenario")
+    session.commit()
+    return runs
 
 
 def _outcomes(session: Session, runs: Runs, code: str | None = None,
@@ -410,6 +432,8 @@ STEPS: list[Step] = [
          table="| field | value |\n| action.mode | marginal |\n| action.cap | 5000 |",
          zh="规则“{rule}”改为："),
     Step("Given", RUN_WAS_MADE, make_run, "runs", zh="已发起“{period}”的计算"),
+    Step("Given", RUN_WAS_SETTLED, make_settled_run, "runs",
+         zh="已发起“{period}”的计算，并已{state}"),
     Step("When", RUN_IS_MADE, make_run, "runs", zh="发起“{period}”的计算"),
     Step("Then", RECEIVES, receives, zh="“{code}”获得“{rule}”{kind} {amount}，{status}"),
     Step("Then", ONLY_RECEIVE, only_they_receive,

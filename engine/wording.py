@@ -212,8 +212,55 @@ def band(calc: Mapping[str, Any], lang: str, kind: str | None = None) -> str:
 
 def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain_label,
                 types: Mapping[str, str] | None = None) -> str:
-    """The arithmetic of an amount."""
-    types = types or {}
+    """The arithmetic of an amount, then each floor or cap that changed it."""
+    text = _arithmetic(calc, lang, label, types or {})
+    sep = "；" if lang == "zh" else "; "
+    return sep.join([text, *limit_words(calc, lang)])
+
+
+def signed(value: Any) -> str:
+    d = _dec(value)
+    return f"{d:+,.2f}" if d is not None else str(value)
+
+
+def _runs_said(runs: list[Mapping[str, Any]], lang: str) -> str:
+    sep = "、" if lang == "zh" else ", "
+    return sep.join(f"{r['run_id']} ({r['period']})" for r in runs)
+
+
+def limit_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
+    """Each floor or cap that changed the amount, and by how much; an annual cap that did
+    not, with what was paid earlier in the year."""
+    zh = lang == "zh"
+    out = []
+    for lim in calc.get("limits") or []:
+        value, after, change = money(lim["value"]), money(lim["after"]), signed(lim["change"])
+        if lim["limit"] == "floor":
+            out.append(f"按每期保底 {value} 提高至 {after}（{change}）" if zh else
+                       f"raised to the floor of {value} a period: {after} ({change})")
+        elif lim["limit"] == "cap":
+            out.append(f"按每期上限 {value} 封顶为 {after}（{change}）" if zh else
+                       f"capped at {value} a period: {after} ({change})")
+    annual = calc.get("annual_cap")
+    if annual:
+        hit = next((x for x in calc.get("limits") or [] if x["limit"] == "annual_cap"), None)
+        paid, value = money(annual["paid_earlier"]), money(annual["value"])
+        runs = _runs_said(annual.get("runs") or [], lang)
+        earlier = (f"本年此前已由该规则发放 {paid}" + (f"，批次 {runs}" if runs else "") if zh
+                   else f"{paid} paid earlier this year by this rule"
+                   + (f", runs {runs}" if runs else ""))
+        if hit:
+            after, change = money(hit["after"]), signed(hit["change"])
+            out.append(f"按年度上限 {value} 封顶（{earlier}）为 {after}（{change}）" if zh else
+                       f"capped by the annual cap of {value} ({earlier}): {after} ({change})")
+        else:
+            out.append(f"未超过年度上限 {value}（{earlier}）" if zh else
+                       f"within the annual cap of {value} ({earlier})")
+    return out
+
+
+def _arithmetic(calc: Mapping[str, Any], lang: str, label: Label,
+                types: Mapping[str, str]) -> str:
     t, amount = calc["type"], money(calc["amount"])
     if t == "fixed":
         return f"固定金额 {amount}" if lang == "zh" else f"fixed amount {amount}"
@@ -357,7 +404,8 @@ _LINES_ZH = {
     "Tier metric": "分档指标", "Value": "值", "PIP months": "改进计划月数",
     "PIP target": "改进计划目标", "Holds payouts": "暂扣奖金", "Effective from": "生效日期",
     "Effective to": "失效日期", "Tier": "第 {n} 档", "Row": "第 {n} 行",
-    "Tier mode": "分档方式",
+    "Tier mode": "分档方式", "Floor per period": "每期保底", "Cap per period": "每期上限",
+    "Annual cap per employee": "每人年度上限",
 }
 _MODES = {"retroactive": ("retroactive: the rate reached applies to the whole base",
                           "追溯：所达档位的比例适用于全部基数"),
@@ -474,6 +522,11 @@ def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
         out.append((L("PIP months"), str(action["months"])))
     if "target" in action:
         out.append((L("PIP target"), pip_target(action["target"], r.lang, r.label, r.types)))
+    if atype in ("fixed", "rate", "per_unit", "tiers"):
+        for k, name in (("floor", "Floor per period"), ("cap", "Cap per period"),
+                        ("annual_cap", "Annual cap per employee")):
+            out.append((L(name), f"{money(action[k])} {r.currency}" if action.get(k)
+                        is not None else ("无" if zh else "none")))
     if atype == "tiers":
         out.append((L("Tier mode"), _MODES[action.get("mode") or "retroactive"][1 if zh else 0]))
     for i, tier in enumerate(action.get("tiers") or [], start=1):
@@ -561,6 +614,12 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
                 f"period, target: {target}")
     else:
         what = str(atype)
+    for k, en, cn in (("floor", "at least {} a period", "每期至少 {}"),
+                      ("cap", "at most {} a period", "每期至多 {}"),
+                      ("annual_cap", "at most {} per employee a year", "每人每年至多 {}")):
+        if action.get(k) is not None:
+            said = f"{money(action[k])} {r.currency}"
+            what += f"；{cn.format(said)}" if zh else f"; {en.format(said)}"
     text = f"{each}：{what}" if zh else f"{each}: {what}"
     if when:
         text += f"；条件：{condition(when, r)}" if zh else f"; when {condition(when, r)}"

@@ -130,3 +130,164 @@ def test_marginal_tiers_on_the_base_itself_cut_it_into_amounts(session: Session)
         ["action.tiers[2].from", "50000"], ["action.tiers[2].to", ""],
         ["action.tiers[2].rate", "0.03"], ["action.tiers[3]", ""], ["action.tiers[4]", ""]])
     assert _line(result, "E1", TIERED)["amount"] == Decimal("1600.00")
+
+
+# --- caps and floors -----------------------------------------------------------------------
+
+NEW_LOGO = "commission.new_logo"
+
+
+def _months(session: Session, limits: list[list[str]], rows: list[list[str]]) -> Any:
+    """E1 in North, the new-logo commission (1% of revenue_new) with the limits given,
+    the results by period; returns the staff."""
+    staff = specs.one_employee({}, "E1", "S2", "North")
+    specs.rule_changed(session, NEW_LOGO, [["field", "value"], *limits])
+    specs.results_by_period(session, {}, staff,
+                            [["period", "employee", "quota", "revenue_new"], *rows])
+    return staff
+
+
+def _said(session: Session, result: Any, code: str, rule: str, lang: str = "en") -> str:
+    st = plain.statement(session, result.run, code, lang)
+    return " ".join(next(x for x in st.lines if x.rule_key == rule).plain)
+
+
+def test_a_cap_and_a_floor_say_when_they_changed_the_amount_and_by_how_much(
+        session: Session) -> None:
+    """1% of 60,000 is 600.00, capped at 500.00 (-100.00); 1% of 2,000 is 20.00, raised
+    to the floor 50.00 (+30.00); 1% of 30,000 is 300.00, neither."""
+    _months(session, [["action.cap", "500"], ["action.floor", "50"]],
+            [["2026-01", "E1", "100000", "60000"]])
+    result = specs.make_run(session, [], "2026-01")[-1][1]
+    line = _line(result, "E1", NEW_LOGO)
+    assert line["amount"] == Decimal("500.00")
+    calc = line["explanation"]["calc"]
+    assert calc["amount"] == "600.00" and calc["paid"] == "500.00"
+    assert calc["limits"] == [{"limit": "cap", "value": "500.00", "before": "600.00",
+                               "after": "500.00", "change": "-100.00"}]
+    assert line["explanation"]["arithmetic"] == (
+        "1% of revenue_new 60,000.00 = 600.00; capped at 500.00 a period: 500.00 (-100.00)")
+    r = reader(session, "zh")
+    assert "按每期上限 500.00 封顶为 500.00（-100.00）" in " ".join(
+        wording.explain("commission", line["explanation"], "zh", r.label, dict(r.types)))
+    assert "Capped at CN¥500 a month: CN¥100 less" in _said(session, result, "E1", NEW_LOGO)
+    assert "按每月上限 ¥500 封顶，少发 ¥100" in _said(session, result, "E1", NEW_LOGO, "zh")
+
+    specs.results_for(session, {}, {"E1": ("S2", "North")}, "2026-01",
+                      [["employee", "revenue_new"], ["E1", "2000"]])
+    result = specs.make_run(session, [], "2026-01")[-1][1]  # the second time: a re-run
+    line = _line(result, "E1", NEW_LOGO)
+    assert line["amount"] == Decimal("50.00")
+    assert line["explanation"]["arithmetic"].endswith(
+        "raised to the floor of 50.00 a period: 50.00 (+30.00)")
+    assert "Raised to the minimum of CN¥50 a month: CN¥30 more" in \
+        _said(session, result, "E1", NEW_LOGO)
+
+    specs.results_for(session, {}, {"E1": ("S2", "North")}, "2026-01",
+                      [["employee", "revenue_new"], ["E1", "30000"]])
+    result = specs.make_run(session, [], "2026-01")[-1][1]
+    line = _line(result, "E1", NEW_LOGO)
+    assert line["amount"] == Decimal("300.00") and "limits" not in line["explanation"]["calc"]
+    assert line["explanation"]["arithmetic"] == "1% of revenue_new 30,000.00 = 300.00"
+
+
+def test_the_annual_cap_names_what_was_paid_earlier_and_counts_held_not_forfeited(
+        session: Session) -> None:
+    """Annual cap 1,000.00. January pays 600.00 (approved), February 300.00 (approved;
+    held, it still counts; forfeited, it no longer does): March's 500.00 is cut to 100.00,
+    then to 400.00; March at 300.00 stays within the cap."""
+    from sqlalchemy import update
+
+    from engine.models import Outcome
+
+    _months(session, [["action.annual_cap", "1000"]], [
+        ["2026-01", "E1", "100000", "60000"], ["2026-02", "E1", "100000", "30000"],
+        ["2026-03", "E1", "100000", "50000"]])
+    runs = specs.make_settled_run(session, [], "2026-01", "approved")
+    runs = specs.make_settled_run(session, runs, "2026-02", "approved")
+    march = specs.make_run(session, runs, "2026-03")[-1][1]
+    line = _line(march, "E1", NEW_LOGO)
+    jan, feb = runs[0][1].run.id, runs[1][1].run.id
+    assert line["amount"] == Decimal("100.00")
+    assert line["explanation"]["calc"]["annual_cap"] == {
+        "value": "1000.00", "paid_earlier": "900.00",
+        "runs": [{"run_id": jan, "period": "2026-01"}, {"run_id": feb, "period": "2026-02"}]}
+    assert line["explanation"]["arithmetic"].endswith(
+        f"capped by the annual cap of 1,000.00 (900.00 paid earlier this year by this rule, "
+        f"runs {jan} (2026-01), {feb} (2026-02)): 100.00 (-400.00)")
+    assert ("Capped by the yearly limit of CN¥1,000 (CN¥900 paid earlier this year): "
+            "CN¥400 less") in _said(session, march, "E1", NEW_LOGO)
+    assert "按年度上限 ¥1,000 封顶（本年此前已发 ¥900），少发 ¥400" in \
+        _said(session, march, "E1", NEW_LOGO, "zh")
+
+    def february(status: str) -> None:
+        session.execute(update(Outcome).where(Outcome.run_id == feb,
+                                              Outcome.rule_key == NEW_LOGO)
+                        .values(status=status))
+        session.commit()
+
+    february("held")  # a held line may still be paid: it counts
+    assert _line(specs.make_run(session, [], "2026-03")[-1][1], "E1", NEW_LOGO)["amount"] \
+        == Decimal("100.00")
+    february("forfeited")  # never paid: 1,000.00 - 600.00 is left
+    march = specs.make_run(session, [], "2026-03")[-1][1]
+    line = _line(march, "E1", NEW_LOGO)
+    assert line["amount"] == Decimal("400.00")
+    assert line["explanation"]["arithmetic"].endswith(
+        f"(600.00 paid earlier this year by this rule, runs {jan} (2026-01)): 400.00 (-100.00)")
+    specs.results_for(session, {}, {"E1": ("S2", "North")}, "2026-03",
+                      [["employee", "revenue_new"], ["E1", "30000"]])
+    march = specs.make_run(session, [], "2026-03")[-1][1]
+    line = _line(march, "E1", NEW_LOGO)
+    assert line["amount"] == Decimal("300.00")
+    assert line["explanation"]["arithmetic"].endswith(
+        f"within the annual cap of 1,000.00 (600.00 paid earlier this year by this rule, "
+        f"runs {jan} (2026-01))")
+    assert "Within the yearly limit of CN¥1,000 (CN¥600 paid earlier this year)" in \
+        _said(session, march, "E1", NEW_LOGO)
+
+
+def test_limits_read_in_the_rule_summary_and_lines(session: Session) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    doc = validate_for_session(session, {**doc, "action": {
+        **doc["action"], "floor": "50", "cap": "500.00", "annual_cap": 3000}}, "rule x")
+    assert {k: doc["action"][k] for k in ("floor", "cap", "annual_cap")} == {
+        "floor": Decimal("50"), "cap": Decimal("500.00"), "annual_cap": Decimal("3000")}
+    en, zh = reader(session, "en"), reader(session, "zh")
+    assert wording.summary(doc, en).startswith(
+        "Each month: 1% of Revenue from new customers; at least 50.00 CNY a period; at most "
+        "500.00 CNY a period; at most 3,000.00 CNY per employee a year;")
+    assert "每期至少 50.00 CNY；每期至多 500.00 CNY；每人每年至多 3,000.00 CNY" in \
+        wording.summary(doc, zh)
+    lines = dict(wording.rule_lines(doc, en))
+    assert (lines["Floor per period"], lines["Cap per period"],
+            lines["Annual cap per employee"]) == ("50.00 CNY", "500.00 CNY", "3,000.00 CNY")
+    plain_doc = validate_for_session(session, read_rule_file(
+        ROOT / "rules/commission.new_logo.yaml"), "rule y")
+    assert "cap" not in plain_doc["action"]
+    assert dict(wording.rule_lines(plain_doc, zh))["每期上限"] == "无"
+
+
+@pytest.mark.parametrize("limits, field, reason", [
+    ({"cap": "-1"}, "action.cap", "a cap cannot be negative"),
+    ({"annual_cap": "10.005"}, "action.annual_cap",
+     "10.005 has more than 2 decimals: an annual cap is an amount in cents"),
+    ({"floor": "600", "cap": "500"}, "action.floor", "the floor 600 is above the cap 500"),
+    ({"cap": "lots"}, "action.cap", "'lots' is not a number"),
+])
+def test_a_limit_that_cannot_hold_is_refused_naming_the_rule_and_field(
+        session: Session, limits: dict[str, str], field: str, reason: str) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    with pytest.raises(RuleError) as err:
+        validate_for_session(session, {**doc, "action": {**doc["action"], **limits}},
+                             "rule commission.new_logo")
+    assert err.value.field == field and reason in str(err.value)
+    assert "rule commission.new_logo" in str(err.value)
+
+
+def test_a_value_rule_has_no_cap(session: Session) -> None:
+    doc = read_rule_file(ROOT / "rules/alert.funnel.yaml")
+    with pytest.raises(RuleError) as err:
+        validate_for_session(session, {**doc, "action": {**doc["action"], "cap": "5"}},
+                             "rule alert.funnel")
+    assert err.value.field == "action.cap" and "unknown field 'cap'" in str(err.value)

@@ -80,6 +80,11 @@ def rule_changed(session: Session, rule: str, datatable: list[list[str]]) -> Non
 # --- runs ---------------------------------------------------------------------------------------
 
 
+@given(parsers.parse(specs.RUN_WAS_SETTLED), target_fixture="runs")
+def make_settled_run(session: Session, runs: Runs, period: str, state: str) -> Runs:
+    return specs.make_settled_run(session, runs, period, state)
+
+
 @given(parsers.parse(specs.RUN_WAS_MADE), target_fixture="runs")
 @when(parsers.parse(specs.RUN_IS_MADE), target_fixture="runs")
 def make_run(session: Session, runs: Runs, period: str) -> Runs:
