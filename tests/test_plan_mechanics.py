@@ -291,3 +291,26 @@ def test_a_value_rule_has_no_cap(session: Session) -> None:
         validate_for_session(session, {**doc, "action": {**doc["action"], "cap": "5"}},
                              "rule alert.funnel")
     assert err.value.field == "action.cap" and "unknown field 'cap'" in str(err.value)
+
+
+# --- the demo's policies ---------------------------------------------------------------------
+
+
+def test_the_demo_only_policies_pass_their_own_scenarios(session: Session) -> None:
+    """Each demo rule (engine.demo.DEMO_RULES) is valid and its scenarios pass the gate
+    HR's changes go through; they are not in the library of rules/."""
+    from engine.demo import DEMO_RULES, load_demo_rules
+    from engine.rulebook import latest, read_yaml
+    from engine.specs import run_gate
+
+    library = {p.stem for p in (ROOT / "rules").glob("*.yaml")}
+    assert load_demo_rules(session) == ["commission.demo_accelerator", "bonus.demo_collection"]
+    assert load_demo_rules(session) == []  # the second time changes nothing
+    for text, feature in DEMO_RULES:
+        key = read_yaml(text, "demo")["key"]
+        assert key not in library
+        rule = latest(session, key)
+        assert rule.status == "published" and rule.scenarios.strip() == feature.strip()
+        report = run_gate(session, rule.definition, rule.scenarios)
+        assert report.passed and len(report.scenarios) >= 5, [
+            (r.name, r.error, r.expected, r.actual) for r in report.scenarios if not r.passed]
