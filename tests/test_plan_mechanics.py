@@ -314,3 +314,18 @@ def test_the_demo_only_policies_pass_their_own_scenarios(session: Session) -> No
         report = run_gate(session, rule.definition, rule.scenarios)
         assert report.passed and len(report.scenarios) >= 5, [
             (r.name, r.error, r.expected, r.actual) for r in report.scenarios if not r.passed]
+
+
+def test_a_rule_with_marginal_tiers_and_limits_exports_and_loads_back_unchanged(
+        session: Session, tmp_path: Path) -> None:
+    from engine.rulebook import export_rules, load_files, published_rules
+
+    specs.rule_changed(session, TIERED, [["field", "value"], ["action.mode", "marginal"],
+                                         ["action.cap", "9000.50"], ["action.floor", "0"],
+                                         ["action.annual_cap", "50000"]])
+    before = {r.key: (r.version, r.content_hash) for r in published_rules(session)}
+    export_rules(session, tmp_path)
+    text = (tmp_path / f"{TIERED}.yaml").read_text()
+    assert "mode: marginal" in text and "cap: 9000.50" in text and "annual_cap: 50000" in text
+    assert all(not created for _, created in load_files(session, tmp_path, publish=True))
+    assert {r.key: (r.version, r.content_hash) for r in published_rules(session)} == before

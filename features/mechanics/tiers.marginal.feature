@@ -3,7 +3,8 @@ Feature: Marginal tiers (a tier table with mode: marginal)
   whole base. With `mode: marginal` each slice of the base is paid at its own tier's rate.
   Here the tiered commission of the library is switched to marginal: 3% of the revenue up
   to 80% of quota, 4% of the next 20% of quota, 5% of the next 20%, 6% of the rest.
-  The slices are added exactly and the line is rounded once, to the cent, half up.
+  The slices are added exactly and the line is rounded once, to the cent, half up. A
+  negative attainment (returns above sales) leaves the whole base in the first tier.
 
   Background:
     Given employee "E1" at level "S2" in team "North"
@@ -31,6 +32,7 @@ Feature: Marginal tiers (a tier table with mode: marginal)
       | exactly 120%               | 120000    | 0        | 4200.00    |
       | 150% of quota              | 150000    | 0        | 6000.00    |
       | no revenue at all          | 0         | 0        | 0.00       |
+      | returns above sales        | -1000     | 0        | -30.00     |
 
   Scenario: The slices are added exactly and the line is rounded once
     Given the results for "2026-01":
