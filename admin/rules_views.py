@@ -45,7 +45,7 @@ from engine.conditions import (
 )
 from engine.errors import LaurelError, RuleError
 from engine.models import PERIOD_KINDS, TEAM_STAGES, Employee, Level, Metric, Rule
-from engine.rulebook import ACTIONS_FOR_KIND, RULE_KINDS, latest
+from engine.rulebook import ACTIONS_FOR_KIND, LIMITS, RULE_KINDS, latest
 from engine.statements import reader
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "defined", "undefined", "highest",
@@ -66,8 +66,11 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
                 "pip": _l("A performance improvement plan")}
 # Which action fields each action type shows.
 ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("rate", "tiers"),
-                 "per": ("per_unit",), "metric": ("tiers",), "value": ("value", "fixed"),
-                 "months": ("pip",), "target": ("pip",)}
+                 "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
+                 "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",),
+                 **{limit: ("fixed", "rate", "per_unit", "tiers") for limit in LIMITS}}
+TIER_MODE_NAMES = {"retroactive": _l("Retroactive: the rate reached applies to the whole base"),
+                   "marginal": _l("Marginal: each slice of the base at its own tier's rate")}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
                 "discarded": _l("discarded")}
 # The values of a scenario's steps, as a field's label says them.
@@ -75,7 +78,8 @@ FIELD_WORDS = {"code": _l("Employee code"), "codes": _l("Employee codes"), "rule
                "kind": _l("Kind"), "amount": _l("Amount"), "status": _l("Status"),
                "value": _l("Value"), "period": _l("Period"), "level": _l("Level"),
                "team": _l("Team"), "stage": _l("Team stage"), "first": _l("First code"),
-               "last": _l("Last code"), "metric": _l("Metric")}
+               "last": _l("Last code"), "metric": _l("Metric"),
+               "state": _l("approved or locked")}
 TOP = ("key", "name", "name_zh", "description", "description_zh", "kind", "period_kind",
        "effective_from", "effective_to")
 # Starting points for the common kinds of rule: (name, kind, the form's fields).
@@ -274,9 +278,10 @@ def to_stored_units(form: RuleForm, types: dict[str, str], confirm: bool
     if form.action.get("rate"):
         form.action["rate"] = _typed(form.action["rate"], "percent", "action:rate", errors,
                                      confirm, rate=True)
-    if form.action.get("amount"):
-        form.action["amount"] = _typed(form.action["amount"], "money", "action:amount",
-                                       errors, confirm)
+    for name in ("amount", *LIMITS):
+        if form.action.get(name):
+            form.action[name] = _typed(form.action[name], "money", f"action:{name}", errors,
+                                       confirm)
     return errors
 
 
@@ -664,7 +669,7 @@ class RulesView(LaurelBaseView):
             facts=_facts(), ops=OPS, op_words=OP_WORDS, op_types=OP_TYPES,
             kinds=RULE_KINDS, period_kinds=PERIOD_KINDS, stages=TEAM_STAGES,
             levels=_db().scalars(select(Level.code).order_by(Level.code)).all(),
-            action_types=ACTION_TYPES, action_names=ACTION_NAMES,
+            action_types=ACTION_TYPES, action_names=ACTION_NAMES, tier_modes=TIER_MODE_NAMES,
             action_fields=ACTION_FIELDS, actions_for_kind=ACTIONS_FOR_KIND,
             allowed=ACTIONS_FOR_KIND.get(kind, ACTION_TYPES),
             confirm_rates=bool(request.form.get("confirm_rates")),

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import followup, periods
+from engine import followup, periods, wording
 from engine.cells import CellError, csv_row, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
@@ -221,7 +221,8 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
     """One line per payable, held or forfeited amount (adjustments included).
 
     Each line carries its pay code (the one HR mapped to its rule; a released hold takes
-    its rule's) and a note: where a released hold comes from, an adjustment's reason.
+    its rule's) and a note: where a released hold comes from, an adjustment's reason, the
+    floor or cap that changed an amount and by how much.
     """
     codes = pay_codes(session)
     rows = session.execute(
@@ -233,12 +234,16 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
     for o, code, name in rows:
         released = (o.explanation or {}).get("released") or {}
         rule = released.get("rule_key") or o.rule_key
+        calc = (o.explanation or {}).get("calc") or {}
         lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
                       "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
                       "amount": o.amount, "currency": o.currency, "status": o.status,
                       "pay_code": codes.get(rule, ""),
                       "note": released_note(released) if released else (o.value or "")
-                      if o.rule_key == "released_hold" else ""})
+                      if o.rule_key == "released_hold"
+                      # a floor or cap changed the amount: say which, and by how much
+                      else "; ".join(wording.limit_words(calc)) if calc.get("limits")
+                      else ""})
     for adj, code, name in session.execute(
             select(Adjustment, Employee.code, Employee.name)
             .join(Employee, Employee.id == Adjustment.employee_id)
@@ -358,7 +363,7 @@ def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
 
 
 # The payroll file's columns: the contract's, then the pay code (CSV and XLSX); the XLSX
-# file adds a note (a released hold's origin, an adjustment's reason).
+# file adds a note (a released hold's origin, an adjustment's reason, a floor or cap).
 PAYROLL_COLUMNS = [*EXPORT_COLUMNS, "pay_code"]
 XLSX_COLUMNS = [*PAYROLL_COLUMNS, "note"]
 SUMMARY_COLUMNS = ["employee_code", "employee_name", "pay_code", "rule_keys", "payable",

@@ -481,3 +481,21 @@ def to_plain(value: Any) -> Any:
             ctx.prec = 60  # all the digits a value holds (a quotient's 34 included)
             return format(value.normalize(), "f")
     return value
+
+
+def ratio_parts(formula: str | None) -> tuple[str, str] | None:
+    """(numerator, denominator) of a formula "a / b" or "a / positive(b)", else None."""
+    if not formula:
+        return None
+    try:
+        node = ast.parse(formula, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+            and isinstance(node.left, ast.Name)):
+        return None
+    right = node.right
+    if isinstance(right, ast.Call) and isinstance(right.func, ast.Name) \
+            and right.func.id == "positive" and len(right.args) == 1:
+        right = right.args[0]
+    return (node.left.id, right.id) if isinstance(right, ast.Name) else None

@@ -32,7 +32,7 @@ from engine.conditions import (
     leaves,
 )
 from engine.errors import RuleError
-from engine.metrics import RULE_DECIMALS, decimals, range_problem
+from engine.metrics import RULE_DECIMALS, decimals, range_problem, ratio_parts
 from engine.models import OUTCOME_KINDS, PERIOD_KINDS, TEAM_STAGES, Level, Metric, Rule
 from engine.reach import Domain, domains_for, satisfiable
 from engine.wording import pct
@@ -230,9 +230,10 @@ MAX_CONDITION_DEPTH = 12  # all/any/not inside each other
 
 class _Validator:
     def __init__(self, source: str, facts: Mapping[str, FactInfo], metrics: set[str],
-                 levels: set[str] | None, domains: Mapping[str, Domain]):
+                 levels: set[str] | None, domains: Mapping[str, Domain],
+                 formulas: Mapping[str, str | None] | None = None):
         self.source, self.facts, self.metrics, self.levels = source, facts, metrics, levels
-        self.domains = domains
+        self.domains, self.formulas = domains, formulas
 
     def fail(self, reason: str, field: str | None = None, row: int | None = None) -> None:
         raise RuleError(self.source, reason, field=field, row=row)
@@ -429,6 +430,57 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
     return out
 
 
+AMOUNT_ACTIONS = ("fixed", "rate", "per_unit", "tiers")
+# The limits an amount rule may have: per period (cap, floor), and per employee over a
+# calendar year across the periods of the rule (annual_cap).
+LIMITS = ("floor", "cap", "annual_cap")
+CENTS = Decimal("0.01")
+
+
+def _validate_limits(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """The caps and floor of an amount rule: amounts in whole cents, 0 or more, the floor
+    not above the cap. Only the limits given are written."""
+    for name in LIMITS:
+        if action.get(name) in (None, ""):
+            continue
+        said = "an annual cap" if name == "annual_cap" else f"a {name}"
+        amount = v.number(action[name], f"action.{name}", kind="money")
+        if amount < 0:
+            v.fail(f"{said} cannot be negative", f"action.{name}")
+        if amount != amount.quantize(CENTS):
+            v.fail(f"{amount} has more than 2 decimals: {said} is an amount in cents",
+                   f"action.{name}")
+        out[name] = amount
+    if "floor" in out and "cap" in out and out["floor"] > out["cap"]:
+        v.fail(f"the floor {out['floor']} is above the cap {out['cap']}", "action.floor")
+
+
+TIER_MODES = ("retroactive", "marginal")
+# Context facts that are a ratio of another fact: (numerator, denominator).
+CONTEXT_RATIOS = {"team_attainment": ("team_revenue", "team_quota"),
+                  "per_capita_output": ("team_revenue", "team_members")}
+
+
+def _tier_mode(v: _Validator, action: Mapping[str, Any], metric: str, base: str) -> str:
+    """The tier table's mode. Marginal tiers cut the base into slices by the tier metric,
+    so the metric must be the base itself or a ratio of it (attainment = revenue_total /
+    quota): each slice of the metric is then a slice of the base."""
+    mode = action.get("mode") or "retroactive"
+    if mode not in TIER_MODES:
+        v.fail(f"unknown tier mode {str(mode)[:40]!r}; use retroactive (the rate reached "
+               "applies to the whole base) or marginal (each slice of the base at its own "
+               "tier's rate)", "action.mode")
+    if mode == "marginal" and metric != base:
+        parts = CONTEXT_RATIOS.get(metric)
+        if parts is None and v.formulas is not None:
+            parts = ratio_parts(v.formulas.get(metric))
+        if (parts is None and v.formulas is not None) or (parts and parts[0] != base):
+            v.fail(f"marginal tiers pay each slice of {base} at its tier's rate, so the tier "
+                   f"metric must be {base} itself or a ratio of it ({base} / something); "
+                   f"{metric} is neither", "action.mode")
+    return mode
+
+
 def _validate_action(v: _Validator, kind: str, action: Any,
                      base: list[dict[str, Any]]) -> dict[str, Any]:
     """The action, checked; ``base`` is the rule's scope and condition (a table's rows are
@@ -444,10 +496,13 @@ def _validate_action(v: _Validator, kind: str, action: Any,
                "action.type")
     fields_for = {
         "fixed": {"type", "amount", "value"}, "rate": {"type", "rate", "base"},
-        "per_unit": {"type", "amount", "per"}, "tiers": {"type", "metric", "base", "tiers"},
+        "per_unit": {"type", "amount", "per"},
+        "tiers": {"type", "metric", "base", "tiers", "mode"},
         "value": {"type", "value"}, "table": {"type", "rows"},
         "pip": {"type", "start", "months", "target"},
     }
+    if atype in AMOUNT_ACTIONS:
+        fields_for[atype] |= set(LIMITS)
     extra = set(action) - fields_for[atype]
     if extra:
         v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
@@ -468,9 +523,13 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         out["base"] = v.metric(action.get("base"), "action.base")
         out["tiers"] = _validate_tiers(v, action.get("tiers"), "action.tiers",
                                        v.facts[out["metric"]].type)
+        if _tier_mode(v, action, out["metric"], out["base"]) == "marginal":
+            out["mode"] = "marginal"  # retroactive, the default, is not written
     elif atype == "value":
         out["value"] = v.text(action.get("value"), "action.value")
-    elif atype == "pip":
+    if atype in AMOUNT_ACTIONS:
+        _validate_limits(v, action, out)
+    if atype == "pip":
         start = action.get("start", "next_period")
         if start != "next_period":
             v.fail("a PIP starts on the first day of the next period: next_period",
@@ -522,19 +581,22 @@ def _check_rows_reachable(v: _Validator, base: list[dict[str, Any]],
 
 def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str],
              levels: Iterable[str] | None = None,
-             inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None, str]] | None = None
-             ) -> dict[str, Any]:
+             inputs: Mapping[str, tuple[str, Decimal | None, Decimal | None, str]] | None = None,
+             formulas: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Check a rule document and return it normalised; raise RuleError naming the field.
 
     ``inputs`` (the imported metrics, their type and own bounds) lets the check of a
-    decision table know what values each metric can take (engine.reach.domains_for).
+    decision table know what values each metric can take (engine.reach.domains_for);
+    ``formulas`` (each metric's formula, None for an imported one) lets the check of
+    marginal tiers know which metrics are a ratio of their base.
     """
     facts = fact_catalog(metric_types)
     level_set = set(levels) if levels else None
     period_kind = doc.get("period_kind") if isinstance(doc, Mapping) else None
     v = _Validator(source, facts, set(metric_types), level_set,
                    domains_for(metric_types, level_set, inputs,
-                               period_kind if period_kind in PERIOD_KINDS else "year"))
+                               period_kind if period_kind in PERIOD_KINDS else "year"),
+                   formulas)
     if not isinstance(doc, Mapping):
         v.fail("a rule is a mapping of fields")
     extra = set(doc) - set(TOP_FIELDS)
@@ -637,7 +699,8 @@ def validate_for_session(session: Session, doc: Mapping[str, Any], source: str
     levels = session.scalars(select(Level.code)).all()
     inputs = {m.key: (m.type, m.min_value, m.max_value, m.rollup)
               for m in session.scalars(select(Metric).where(Metric.formula.is_(None)))}
-    return validate(doc, source, catalog_types(session), levels, inputs)
+    formulas = dict(session.execute(select(Metric.key, Metric.formula)).all())
+    return validate(doc, source, catalog_types(session), levels, inputs, formulas)
 
 
 def stored_form(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -838,7 +901,7 @@ def to_document(rule: Rule) -> dict[str, Any]:
 
 
 def _with_decimals(value: Any, key: str = "") -> Any:
-    numeric_keys = {"value", "amount", "rate", "from", "to"}
+    numeric_keys = {"value", "amount", "rate", "from", "to", "cap", "floor", "annual_cap"}
     if isinstance(value, dict):
         return {k: _with_decimals(v, k) for k, v in value.items()}
     if isinstance(value, list):

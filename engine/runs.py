@@ -35,7 +35,7 @@ from engine.conditions import (
 )
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed, RunStale
-from engine.exact import product, round_half_up
+from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
@@ -146,12 +146,122 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
                         "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
     tier = action["tiers"][firing.index - 1]
     rate, base = Decimal(tier["rate"]), values[action["base"]]
-    amount = _pay(base, rate)
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
             "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
-            "base": action["base"], "base_value": _show(base), "amount": f"{amount:.2f}"}
+            "base": action["base"], "base_value": _show(base)}
+    if action.get("mode") == "marginal":
+        slices = marginal_slices(action["tiers"], firing.index, base, values[metric])
+        amount = round_money(sum((Fraction(s["rate"]) * s["base"] for s in slices),
+                                 Fraction(0)))
+        calc["mode"] = "marginal"
+        calc["slices"] = [{"tier": s["tier"], "from": s["from"], "to": s["to"],
+                           "rate": s["rate"], "base": _show(from_fraction(s["base"])),
+                           "amount": _show(from_fraction(Fraction(s["rate"]) * s["base"]))}
+                          for s in slices]
+    else:
+        amount = _pay(base, rate)
+    calc["amount"] = f"{amount:.2f}"
     return amount, calc, [metric, action["base"]]
+
+
+def limited(action: dict[str, Any], amount: Decimal, calc: dict[str, Any],
+            earlier: dict[str, Any] | None) -> Decimal:
+    """The amount within the rule's floor, cap and annual cap; each limit that changed it
+    goes into ``calc["limits"]`` (what it was before, after, and the change).
+
+    The floor applies first, then the cap (the validation keeps the floor below it), then
+    the annual cap: what is left of it once ``earlier`` (what the rule paid the employee in
+    earlier periods of the year, paid_earlier) is taken off; never below 0, and a negative
+    amount (a deduction) is left as it is.
+    """
+    limits = []
+
+    def apply(name: str, new: Decimal, **more: Any) -> None:
+        nonlocal amount
+        if new != amount:
+            limits.append({"limit": name, "value": f"{Decimal(action[name]):.2f}",
+                           "before": f"{amount:.2f}", "after": f"{new:.2f}",
+                           "change": f"{new - amount:.2f}", **more})
+            amount = new
+
+    if action.get("floor") is not None:
+        apply("floor", max(amount, Decimal(action["floor"])))
+    if action.get("cap") is not None:
+        apply("cap", min(amount, Decimal(action["cap"])))
+    if action.get("annual_cap") is not None:
+        paid = Decimal((earlier or {}).get("paid") or 0)
+        runs = (earlier or {}).get("runs") or []
+        calc["annual_cap"] = {"value": f"{Decimal(action['annual_cap']):.2f}",
+                              "paid_earlier": f"{paid:.2f}", "runs": runs}
+        room = max(Decimal(action["annual_cap"]) - paid, Decimal(0))
+        apply("annual_cap", min(amount, room), paid_earlier=f"{paid:.2f}")
+    if limits:
+        calc["limits"] = limits
+        calc["paid"] = f"{amount:.2f}"
+    return amount
+
+
+# What counts as paid for an annual cap: the rule's payable and held lines (a held line may
+# still be paid; a forfeited one never is) in the approved or locked run of each earlier
+# period of the year. A period has one such run at most, and the period being run never
+# counts itself, so a re-run counts nothing twice.
+PAID_RUNS = ("approved", "locked")
+PAID_STATUSES = ("payable", "held")
+
+
+def paid_earlier(session: Session, period: Period, rules: list[dict[str, Any]]
+                 ) -> dict[tuple[int, str], dict[str, Any]]:
+    """What each rule with an annual cap paid each employee in the earlier periods of the
+    period's kind in its calendar year: {(employee id, key): {"paid", "runs"}}."""
+    keys = [r["key"] for r in rules if (r.get("action") or {}).get("annual_cap") is not None]
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Outcome.employee_id, Outcome.rule_key, Outcome.amount, Run.id, Period.code)
+        .join(Run, Run.id == Outcome.run_id).join(Period, Period.id == Run.period_id)
+        .where(Outcome.rule_key.in_(keys), Outcome.amount.is_not(None),
+               Outcome.status.in_(PAID_STATUSES), Run.status.in_(PAID_RUNS),
+               Period.kind == period.kind, Period.start >= dt.date(period.start.year, 1, 1),
+               Period.start < period.start)
+        .order_by(Period.start, Run.id))
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for employee_id, key, amount, run_id, code in rows:
+        seen = out.setdefault((employee_id, key), {"paid": Decimal(0), "runs": []})
+        seen["paid"] += amount  # summed here: SQLite would add the amounts as floats
+        if not any(r["run_id"] == run_id for r in seen["runs"]):
+            seen["runs"].append({"run_id": run_id, "period": code})
+    for seen in out.values():
+        seen["paid"] = f"{seen['paid']:.2f}"
+    return out
+
+
+def marginal_slices(tiers: list[dict[str, Any]], reached: int, base: Decimal,
+                    metric: Decimal) -> list[dict[str, Any]]:
+    """The base cut into slices by the tier metric, up to the tier reached (1-based).
+
+    The metric is the base or a ratio of it (engine.rulebook checks), so the base at a
+    metric level t is t x base / metric, exactly: with attainment 105% of a quota of
+    100,000, the slice of tier "80% to below 100%" is 20,000. The first slice starts at
+    the first tier's from (0 when it has none). A metric of 0 or below leaves the whole
+    base in the tier reached. Each slice's base is an exact Fraction.
+    """
+    whole = Fraction(exact(base))
+    level = Fraction(exact(metric))
+    if level <= 0:
+        t = tiers[reached - 1]
+        return [{"tier": reached, "from": t["from"], "to": t["to"], "rate": str(t["rate"]),
+                 "base": whole}]
+    per_unit = whole / level  # the base per unit of the metric (the quota, for attainment)
+    out = []
+    for i, t in enumerate(tiers[:reached], start=1):
+        # a band below 0 holds no part of a positive metric
+        lo = max(Fraction(Decimal(str(t["from"]))), Fraction(0)) if t["from"] is not None \
+            else Fraction(0)
+        hi = level if i == reached else max(Fraction(Decimal(str(t["to"]))), Fraction(0))
+        out.append({"tier": i, "from": t["from"], "to": t["to"], "rate": str(t["rate"]),
+                    "base": whole - lo * per_unit if i == reached else (hi - lo) * per_unit})
+    return out
 
 
 def _firing_ranks(firing: Firing) -> set[str]:
@@ -205,6 +315,8 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         arithmetic_facts: list[str] = []
         if atype in ("fixed", "rate", "per_unit", "tiers"):
             amount, calc, arithmetic_facts = _amount(rule, firing, values)
+            amount = limited(rule["action"], amount, calc,
+                             compiled.paid_earlier.get((ef.employee_id, rule["key"])))
             explanation["calc"] = calc
             explanation["arithmetic"] = wording.calculation(calc)
             if calc["type"] == "tiers":
@@ -322,7 +434,8 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
 def compile_for(session: Session, period: Period,
                 documents: list[dict[str, Any]] | None = None
                 ) -> tuple[CompiledRuleset, list[dict[str, Any]]]:
-    """Compile the published rules in force for the period's kind on its last day.
+    """Compile the published rules in force for the period's kind on its last day, with
+    what the rules with an annual cap paid earlier in the year (paid_earlier).
 
     ``documents`` (stored rule definitions) replace the published rules: a draft rule set
     tried or previewed in the back office, evaluated exactly as a run would.
@@ -332,12 +445,14 @@ def compile_for(session: Session, period: Period,
                 "per_capita_output", "team_members", "pips_overlapping"}
     if documents is not None:
         compiled = compile_rules([dict(d) for d in documents], numeric)
-        return compiled, [{"key": d["key"], "version": d.get("version"), "hash": None}
-                          for d in documents]
-    rules = published_rules(session, period.kind, on=period.end)
-    compiled = compile_rules([dict(r.definition) for r in rules], numeric)
-    return compiled, [{"key": r.key, "version": r.version, "hash": r.content_hash}
-                      for r in rules]
+        used = [{"key": d["key"], "version": d.get("version"), "hash": None}
+                for d in documents]
+    else:
+        rules = published_rules(session, period.kind, on=period.end)
+        compiled = compile_rules([dict(r.definition) for r in rules], numeric)
+        used = [{"key": r.key, "version": r.version, "hash": r.content_hash} for r in rules]
+    compiled.paid_earlier = paid_earlier(session, period, compiled.rules)
+    return compiled, used
 
 
 def team_figures(facts: list[EmployeeFacts]) -> dict[str, Any]:
