@@ -68,7 +68,8 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
 ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("rate", "tiers"),
                  "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
                  "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",),
-                 **{limit: ("fixed", "rate", "per_unit", "tiers") for limit in LIMITS}}
+                 **{limit: ("fixed", "rate", "per_unit", "tiers")
+                    for limit in (*LIMITS, "prorate")}}
 TIER_MODE_NAMES = {"retroactive": _l("Retroactive: the rate reached applies to the whole base"),
                    "marginal": _l("Marginal: each slice of the base at its own tier's rate")}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),

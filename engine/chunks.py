@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, periods
+from engine import assignments, compliance, periods
 from engine.compiler import Session as EngineSession
 from engine.db import begin_writing
 from engine.errors import RunError, RunFailed
@@ -115,7 +115,7 @@ def plan(session: Session, job_id: int) -> list[int]:
         raise RunError(f"period {period.code} is locked: no new run starts")
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     compiled, used = compile_for(session, period)
-    ids = period_employees(session, period.code)
+    ids = assignments.in_period(session, period, period_employees(session, period.code))
     if not ids:
         raise RunError(f"period {period.code} has no results: import results for it first")
     context = population(session, period, sorted(compiled.population), load_catalog(session),
@@ -311,7 +311,7 @@ def _figures(session: Session, context: Context) -> dict[str, Any]:
     for team_id, sums in context.teams.items():
         attainment = quotient(sums["revenue"], sums["quota"])
         teams[names.get(team_id, "")] = {
-            "members": sums["members"],
+            "members": assignments.shown(sums["members"]),
             "attainment": None if attainment is None else str(to_plain(attainment))}
     return {"teams": dict(sorted(teams.items()))}
 

@@ -33,10 +33,14 @@ CONTEXT_FACTS: list[tuple[str, str, str]] = [
     ("team_quota", "money", "sum of the team members' quota"),
     ("team_attainment", "ratio", "team_revenue / team_quota"),
     ("per_capita_output", "money", "team_revenue / number of team members"),
-    ("team_members", "count", "team members with a result for the period"),
+    ("team_members", "count", "team members with a result for the period (a member who "
+     "belonged part of the period counts for that share of it)"),
     ("previous_rating", "text", "the rating of the previous period of the same kind"),
     ("pips_overlapping", "count", "PIPs of the employee that overlap this period"),
     ("rating", "text", "the rating given in this run (set by a rating rule)"),
+    ("active_days", "count", "the days of the period the employee was employed"),
+    ("period_days", "count", "the days of the period"),
+    ("active_share", "ratio", "active_days / period_days"),
 ]
 # Facts set by rules during the run; a rule that reads one runs after the rule that sets it.
 CHAINED_FACTS = {"rating"}

@@ -98,7 +98,18 @@ SCENARIOS = [
     ("E0030", "2026-Q1", "collection bonus 874.02 capped at 800.00 a quarter (2026-Q2: "
      "767.85 cut to 700.00 by the annual cap of 1,500.00)"),
     ("E0052", "2026-Q1", "collection bonus 309.40 raised to the floor of 500.00"),
+    # dated assignments (DATED), paid by the prorated field allowance
+    ("E0053", "2026-01", "hired on 2026-01-12: field allowance 300.00 x 20/31 = 193.55"),
+    ("E0043", "2026-05", "moves from Guangzhou to Hangzhou Key Accounts on 2026-05-16: "
+     "each team counts them for half of May"),
+    ("E0044", "2026-10", "leaves on 2026-10-15: field allowance 300.00 x 15/31 = 145.16; "
+     "out of November and December"),
 ]
+# Dated rows imported after the employees: (code, team or None for their own,
+# effective_date, leave_date).
+DATED = [("E0053", None, "2026-01-12", ""),
+         ("E0043", "Hangzhou Key Accounts", "2026-05-16", ""),
+         ("E0044", None, "", "2026-10-15")]
 
 # Demo-only policies (not the library of rules/, whose outcomes they leave as they are):
 # one per plan mechanic, each with its scenarios. (rule as YAML, its feature)
@@ -222,6 +233,83 @@ Feature: Collection bonus (bonus.demo_collection)
     And the compensation run for "2026-Q1" was made and locked
     When the compensation run for "2026-Q2" is made
     Then "C1" receives a "bonus.demo_collection" bonus of 700.00 payable
+"""), ("""\
+key: bonus.demo_field_allowance
+name: Field allowance (demo)
+name_zh: 外勤补贴（演示）
+description: >-
+  Demo only, not a policy of the library. Junior salespeople (level S1) get a field
+  allowance of 300.00 a month, prorated by the days of the month they were employed.
+description_zh: >-
+  仅用于演示，不属于政策库。初级销售（职级 S1）每月获得外勤补贴 300.00，按当月在职天数折算。
+kind: bonus
+period_kind: month
+scope: {level: [S1]}
+action: {type: fixed, amount: 300.00, prorate: true}
+""", """\
+Feature: Field allowance (bonus.demo_field_allowance)
+  300.00 a month for level S1, prorated by the days of the month employed.
+
+  Background:
+    Given employee "F1" at level "S1" in team "North"
+
+  Scenario: A whole month pays the whole allowance
+    Given the results for "2026-01":
+      | employee | quota |
+      | F1       | 50000 |
+    When the compensation run for "2026-01" is made
+    Then "F1" receives a "bonus.demo_field_allowance" bonus of 300.00 payable
+
+  Scenario: A hire on the 12th of January is paid 20 of the 31 days
+    Given the dated assignments:
+      | employee | team  | level | effective_date |
+      | F2       | North | S1    | 2026-01-12     |
+    And the results for "2026-01":
+      | employee | quota |
+      | F2       | 50000 |
+    When the compensation run for "2026-01" is made
+    # 300.00 x 20/31 = 193.548...
+    Then "F2" receives a "bonus.demo_field_allowance" bonus of 193.55 payable
+
+  Scenario: A leaver on February 14 is paid 14 of the 28 days of February
+    Given the dated assignments:
+      | employee | team  | level | leave_date |
+      | F1       | North | S1    | 2026-02-14 |
+    And the results for "2026-02":
+      | employee | quota |
+      | F1       | 50000 |
+    When the compensation run for "2026-02" is made
+    Then "F1" receives a "bonus.demo_field_allowance" bonus of 150.00 payable
+
+  Scenario: After the month they left, a leaver is out even with results
+    Given employee "F3" at level "S1" in team "North"
+    And the dated assignments:
+      | employee | team  | level | leave_date |
+      | F1       | North | S1    | 2026-02-14 |
+    And the results for "2026-03":
+      | employee | quota |
+      | F1       | 50000 |
+      | F3       | 50000 |
+    When the compensation run for "2026-03" is made
+    Then only "F3" receive a "bonus.demo_field_allowance" bonus of 300.00 payable
+
+  Scenario: A transfer within the month keeps the whole allowance
+    Given the dated assignments:
+      | employee | team  | level | effective_date |
+      | F1       | South | S1    | 2026-01-20     |
+    And the results for "2026-01":
+      | employee | quota |
+      | F1       | 50000 |
+    When the compensation run for "2026-01" is made
+    Then "F1" receives a "bonus.demo_field_allowance" bonus of 300.00 payable
+
+  Scenario: Other levels get no allowance
+    Given employee "F3" at level "S2" in team "North"
+    And the results for "2026-01":
+      | employee | quota |
+      | F3       | 50000 |
+    When the compensation run for "2026-01" is made
+    Then "F3" receives no "bonus.demo_field_allowance" bonus
 """)]
 
 CENT = Decimal("0.01")
@@ -463,6 +551,24 @@ def demo_files(seed: int = SEED) -> tuple[bytes, bytes]:
     return _csv(emps, emp_cols), _csv(res, ["period", "employee_code", *INPUT_METRICS])
 
 
+def dated_file(seed: int = SEED) -> bytes:
+    """The dated rows of the demo (DATED): a hire, a transfer and a leaver, as the
+    employees import takes them after the employees."""
+    emps = {e["code"]: e for e in employees(random.Random(seed))}
+    stage = {t[0]: t[2] for t in TEAMS}
+    region = {t[0]: t[1] for t in TEAMS}
+    rows = []
+    for code, team, effective, leave in DATED:
+        row = dict(emps[code], effective_date=effective, leave_date=leave)
+        if code == DATED[0][0]:
+            row["hire_date"] = effective  # a hire: employed from that date
+        if team is not None:
+            row.update(team=team, region=region[team], team_stage=stage[team])
+        rows.append(row)
+    return _csv(rows, ["code", "name", "email", "team", "region", "level", "manager_code",
+                       "hire_date", "team_stage", "effective_date", "leave_date"])
+
+
 def load_demo(session: Session) -> DemoLogins:
     """Load the demo organisation, its 2026 results, one user per role and some history.
 
@@ -477,6 +583,7 @@ def load_demo(session: Session) -> DemoLogins:
         return out
     employees_csv, results_csv = demo_files()
     import_employees(session, "demo-employees.csv", data=employees_csv)
+    import_employees(session, "demo-dated.csv", data=dated_file())
     import_results(session, "demo-results.csv", data=results_csv)
     for email, password, role in out:
         if session.scalar(select(User.id).where(func.lower(User.email) == email)) is None:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import periods, pips
+from engine import assignments, periods, pips
 from engine.conditions import population_fields
 from engine.exact import exact, from_fraction, quotient, total
 from engine.metrics import Catalog, load_catalog
@@ -79,7 +79,7 @@ class Context:
     def to_json(self) -> dict[str, Any]:
         return {"teams": {str(t): {"revenue": _exact_text(exact(v["revenue"])),
                                    "quota": _exact_text(exact(v["quota"])),
-                                   "members": v["members"]}
+                                   "members": _members_text(v["members"])}
                           for t, v in self.teams.items()},
                 "ranks": {m: r.to_json() for m, r in self.ranks.items()},
                 "employees": self.employees}
@@ -87,7 +87,8 @@ class Context:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Context:
         teams = {int(t): {"revenue": _shown(_exact_value(v["revenue"])),
-                          "quota": _shown(_exact_value(v["quota"])), "members": v["members"]}
+                          "quota": _shown(_exact_value(v["quota"])),
+                          "members": _members_value(v["members"])}
                  for t, v in data["teams"].items()}
         return cls(teams, {m: Ranks.from_json(r) for m, r in data["ranks"].items()},
                    data["employees"])
@@ -96,6 +97,16 @@ class Context:
 def _exact_text(value: Decimal | Fraction) -> str:
     return f"{value.numerator}/{value.denominator}" if isinstance(value, Fraction) \
         else format(value, "f")
+
+
+def _members_text(count: int | Fraction) -> int | str:
+    """A member count as JSON: a whole number, or a fraction where members belonged part
+    of the period."""
+    return count if isinstance(count, int) else _exact_text(count)
+
+
+def _members_value(data: int | str) -> int | Fraction:
+    return data if isinstance(data, int) else Fraction(data)
 
 
 def _exact_value(text: str) -> Decimal | Fraction:
@@ -154,8 +165,8 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     stand for the stored ones when given (an estimate's typed figures)."""
     catalog = catalog or load_catalog(session)
     if ids is None:
-        ids = sorted(figures) if figures is not None else period_employees(session,
-                                                                           period.code)
+        ids = assignments.in_period(session, period, sorted(figures) if figures is not None
+                                    else period_employees(session, period.code))
     ranked = list(ranked)
     teams: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"revenue": [], "quota": [], "members": 0})
@@ -164,21 +175,27 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
         batch = _figures_of(session, period, first, last, figures)
         team_of = dict(session.execute(select(Employee.id, Employee.team_id)
                                        .where(Employee.id.between(first, last))).all())
+        present = assignments.presences(session, period, first, last)
         for emp_id, inputs in batch.items():
+            if emp_id in present and present[emp_id].active_days == 0:
+                continue  # not employed in the period
             derived = catalog.derive(dict(inputs))
-            team = teams[team_of[emp_id]]
-            team["members"] += 1
-            if derived.get("revenue_total") is not None:
-                team["revenue"].append(derived["revenue_total"])
-            if derived.get("quota") is not None:
-                team["quota"].append(derived["quota"])
+            # a member counts for the share of the period they belonged to the team
+            for team_id, share in assignments.team_shares(present.get(emp_id),
+                                                          team_of[emp_id]):
+                team = teams[team_id]
+                team["members"] += share
+                if derived.get("revenue_total") is not None:
+                    team["revenue"].append(assignments.part(derived["revenue_total"], share))
+                if derived.get("quota") is not None:
+                    team["quota"].append(assignments.part(derived["quota"], share))
             for metric in ranked:
                 if derived.get(metric) is not None:
                     values[metric].append(derived[metric])
     context = Context(employees=len(ids))
     for team_id, t in teams.items():
         context.teams[team_id] = {"revenue": total(t["revenue"]), "quota": total(t["quota"]),
-                                  "members": t["members"]}
+                                  "members": assignments.members(t["members"])}
     for metric, found in values.items():
         context.ranks[metric] = _ranks(found)
     return context
@@ -221,19 +238,28 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     ).all()
     ratings = previous_ratings(session, period, first, last)
     spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
+    present = assignments.presences(session, period, first, last)
     facts: list[EmployeeFacts] = []
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:
         if emp_id not in figures:
             continue
+        presence = present.get(emp_id)
+        if presence is not None:
+            if presence.active_days == 0:
+                continue  # not employed in the period
+            # the team and level in force on the last day employed in the period
+            team_id, team, stage, region, level, authority = _assigned(
+                session, presence, (team_id, team, stage, region, level, authority))
         values = catalog.derive(dict(figures[emp_id]))
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
+        values.update(assignments.day_facts(presence, period))
         values["previous_rating"] = ratings.get(emp_id)
         values["pips_overlapping"] = Decimal(sum(
             1 for start, end in spans.get(emp_id, ())
             if start <= period.end and end >= period.start))
         sums = context.teams[team_id]
-        count = Decimal(sums["members"])
+        count = assignments.member_value(sums["members"])
         values.update(team_revenue=sums["revenue"], team_quota=sums["quota"],
                       team_members=count,
                       team_attainment=quotient(sums["revenue"], sums["quota"]),
@@ -253,6 +279,21 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     return facts
 
 
+def _assigned(session: Session, presence: assignments.Presence, now: tuple[Any, ...]
+              ) -> tuple[Any, ...]:
+    """(team id, team, stage, region, level, authority) in force by a presence, where it
+    differs from the employee's own (``now``)."""
+    team_id, team, stage, region, level, authority = now
+    if presence.team_id is not None and presence.team_id != team_id:
+        t = session.get(Team, presence.team_id)
+        team_id, team, stage, region = t.id, t.name, t.stage, t.region
+    if presence.level_id is not None:
+        lv = session.get(Level, presence.level_id)
+        if lv.code != level:
+            level, authority = lv.code, lv.discount_authority
+    return team_id, team, stage, region, level, authority
+
+
 def build_facts(session: Session, period: Period, population_metrics: Iterable[str] = (),
                 figures: Figures | None = None) -> list[EmployeeFacts]:
     """Return the facts of every employee in the period's population, by employee code
@@ -260,6 +301,7 @@ def build_facts(session: Session, period: Period, population_metrics: Iterable[s
     ``figures`` ({employee id: {metric: value}}) stand for the stored ones when given."""
     catalog = load_catalog(session)
     ids = sorted(figures) if figures is not None else period_employees(session, period.code)
+    ids = assignments.in_period(session, period, ids)
     if not ids:
         return []
     context = population(session, period, population_metrics, catalog, ids, figures)

@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from engine import periods
+from engine import assignments, periods
 from engine.cells import (
     MAX_TEXT,
     CellError,
@@ -47,7 +47,7 @@ from engine.models import (
 )
 
 EMPLOYEE_COLUMNS = ["code", "name", "email", "team", "region", "level", "manager_code",
-                    "hire_date", "team_stage"]
+                    "hire_date", "team_stage", "effective_date", "leave_date"]
 EMPLOYEE_REQUIRED = ["code", "name", "team", "level"]
 
 
@@ -387,6 +387,13 @@ def _not_a_formula(text: str) -> None:
         raise ValidationError(problem)
 
 
+def _date_field() -> fields.Date:
+    """An optional ISO date of the years a period may have."""
+    return fields.Date(load_default=None, validate=validate.Range(
+        min=dt.date(periods.FIRST_YEAR, 1, 1), max=dt.date(periods.LAST_YEAR, 12, 31),
+        error=f"must be from {periods.FIRST_YEAR}-01-01 to {periods.LAST_YEAR}-12-31"))
+
+
 class EmployeeRowSchema(Schema):
     # A code is matched and written to payroll files as it is: one that a spreadsheet would
     # run is refused. A name is kept as written and made harmless on export
@@ -402,11 +409,13 @@ class EmployeeRowSchema(Schema):
     level = fields.String(required=True)
     manager_code = fields.String(load_default="", validate=[validate.Length(max=40),
                                                            _not_a_formula])
-    hire_date = fields.Date(load_default=None, validate=validate.Range(
-        min=dt.date(periods.FIRST_YEAR, 1, 1), max=dt.date(periods.LAST_YEAR, 12, 31),
-        error=f"must be from {periods.FIRST_YEAR}-01-01 to {periods.LAST_YEAR}-12-31"))
+    hire_date = _date_field()
     team_stage = fields.String(load_default="", validate=validate.OneOf(
         ("",) + TEAM_STAGES, error="must be one of startup, growth, mature"))
+    # The row's team, level and manager hold from this date (engine.assignments).
+    effective_date = _date_field()
+    # The last day the employee is paid for.
+    leave_date = _date_field()
 
 
 def import_employees(session: Session, name: str, data: bytes | None = None,
@@ -436,6 +445,11 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
             raise ImportFileError(name, f"employee {row['code']} appears twice (rows "
                                   f"{seen[row['code']]} and {number})", row=number, column="code")
         seen[row["code"]] = number
+        if row["leave_date"] and row["effective_date"] \
+                and row["leave_date"] < row["effective_date"]:
+            raise ImportFileError(name, f"employee {row['code']} leaves on {row['leave_date']}, "
+                                  f"before the effective date {row['effective_date']}",
+                                  row=number, column="leave_date")
         if row["level"] not in levels:
             raise ImportFileError(name, f"unknown level {row['level']!r}; the levels are "
                                   + ", ".join(sorted(levels)), row=number, column="level")
@@ -468,6 +482,9 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
                 team.stage = row["team_stage"]
     session.flush()
     by_code = dict(existing)
+    before = {e.code: {"team_id": e.team_id, "level_id": e.level_id,
+                       "manager_id": e.manager_id}
+              for e in (existing[c] for c in codes if c in existing)}
     for _, row in rows:
         emp = by_code.get(row["code"])
         values = {"name": row["name"], "email": row["email"], "team_id": teams[row["team"]].id,
@@ -490,6 +507,8 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
         manager_id = by_code[row["manager_code"]].id if row["manager_code"] else None
         if emp.manager_id != manager_id:
             emp.manager_id = manager_id
+    assignments.record(session, [r for _, r in rows], by_code, before,
+                       "leave_date" in header)
     # A team's manager: the manager most of its members report to, where that manager is in
     # the team; else the member who reports to nobody in the team.
     by_team: dict[int, list[Employee]] = {}

@@ -222,7 +222,8 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
 
     Each line carries its pay code (the one HR mapped to its rule; a released hold takes
     its rule's) and a note: where a released hold comes from, an adjustment's reason, the
-    floor or cap that changed an amount and by how much.
+    days an amount was prorated for, the floor or cap that changed an amount and by how
+    much.
     """
     codes = pay_codes(session)
     rows = session.execute(
@@ -241,9 +242,11 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
                       "pay_code": codes.get(rule, ""),
                       "note": released_note(released) if released else (o.value or "")
                       if o.rule_key == "released_hold"
-                      # a floor or cap changed the amount: say which, and by how much
-                      else "; ".join(wording.limit_words(calc)) if calc.get("limits")
-                      else ""})
+                      # prorated, or a floor or cap changed the amount: say so, and by
+                      # how much
+                      else "; ".join([*wording.prorate_words(calc),
+                                      *wording.limit_words(calc)])
+                      if calc.get("limits") or calc.get("prorated") else ""})
     for adj, code, name in session.execute(
             select(Adjustment, Employee.code, Employee.name)
             .join(Employee, Employee.id == Adjustment.employee_id)

@@ -130,6 +130,8 @@ class Employee(Base):
     level_id: Mapped[int] = mapped_column(ForeignKey("level.id"))
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
     hire_date: Mapped[dt.date | None]
+    # The last day the employee is paid for (engine.assignments); none while employed.
+    leave_date: Mapped[dt.date | None]
 
     team: Mapped[Team] = relationship(back_populates="members", foreign_keys=[team_id])
     level: Mapped[Level] = relationship()
@@ -137,6 +139,24 @@ class Employee(Base):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+
+class Assignment(Base):
+    """An employee's team, level and manager from a date on (engine.assignments): in force
+    until the employee's next assignment, or their leave date. The employee's own team,
+    level and manager are those of the latest one."""
+
+    __tablename__ = "employee_assignment"
+    __table_args__ = (UniqueConstraint("employee_id", "effective_date",
+                                       name="uq_employee_assignment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id", ondelete="CASCADE"),
+                                             index=True)
+    effective_date: Mapped[dt.date]
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"))
+    level_id: Mapped[int] = mapped_column(ForeignKey("level.id"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"))
 
 
 class Period(Base):

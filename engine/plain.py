@@ -272,6 +272,17 @@ def _slices(calc: Mapping[str, Any], amount: str, v: Voice) -> str:
     return "; ".join(parts) + f"; in all {amount}"
 
 
+def prorated_said(calc: Mapping[str, Any], v: Voice) -> list[str]:
+    """The share paid for the days employed in the period, as the payee reads it."""
+    p = calc.get("prorated")
+    if not p:
+        return []
+    paid = v.money(p["amount"])
+    return [f"本期在职 {p['active_days']} 天（共 {p['period_days']} 天），按比例发放 {paid}"
+            if v.zh else f"Employed {p['active_days']} of the {p['period_days']} days of the "
+            f"period: {paid} paid for them"]
+
+
 _A_PERIOD = {"month": ("a month", "每月"), "quarter": ("a quarter", "每季度"),
              "year": ("a year", "每年")}
 
@@ -335,6 +346,7 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
     because = [w for w in (check(c, v) for c in checks) if w]
     if calc:
         words.append(arithmetic(calc, kind, v))
+        words.extend(prorated_said(calc, v))
         capped = any(x["limit"] != "floor" for x in calc.get("limits") or [])
         words.extend(limits_said(calc, v, period_kind))
         if calc.get("type") == "tiers" and not capped:  # more would not pay more

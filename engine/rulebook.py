@@ -455,6 +455,17 @@ def _validate_limits(v: _Validator, action: Mapping[str, Any], out: dict[str, An
         v.fail(f"the floor {out['floor']} is above the cap {out['cap']}", "action.floor")
 
 
+def _prorate(v: _Validator, value: Any) -> bool:
+    """Whether an amount is paid for the share of the period the employee was employed
+    (true or false; the editor sends "true" or nothing)."""
+    if value in (None, "", False, "false"):
+        return False
+    if value in (True, "true"):
+        return True
+    v.fail(f"prorate is true or false, not {value!r}", "action.prorate")
+    return False
+
+
 TIER_MODES = ("retroactive", "marginal")
 # Context facts that are a ratio of another fact: (numerator, denominator).
 CONTEXT_RATIOS = {"team_attainment": ("team_revenue", "team_quota"),
@@ -502,7 +513,7 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         "pip": {"type", "start", "months", "target"},
     }
     if atype in AMOUNT_ACTIONS:
-        fields_for[atype] |= set(LIMITS)
+        fields_for[atype] |= {*LIMITS, "prorate"}
     extra = set(action) - fields_for[atype]
     if extra:
         v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
@@ -528,6 +539,8 @@ def _validate_action(v: _Validator, kind: str, action: Any,
     elif atype == "value":
         out["value"] = v.text(action.get("value"), "action.value")
     if atype in AMOUNT_ACTIONS:
+        if _prorate(v, action.get("prorate")):
+            out["prorate"] = True  # false, the default, is not written
         _validate_limits(v, action, out)
     if atype == "pip":
         start = action.get("start", "next_period")

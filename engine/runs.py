@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, forks, periods, pips, wording
+from engine import assignments, compliance, followup, forks, periods, pips, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -57,11 +57,6 @@ def round_money(value: Decimal | Fraction) -> Decimal:
 
 # The amount column holds 24 digits before the point (engine.models.MONEY).
 AMOUNT_LIMIT = Decimal(10) ** 24
-
-
-def _pay(base: Decimal, factor: Decimal) -> Decimal:
-    """base x factor, exact, rounded once to the cent."""
-    return round_money(product(base, factor))
 
 
 def _show(value: Any) -> str:
@@ -128,22 +123,37 @@ def _explain_facts(names: list[str], values: dict[str, Any],
 
 def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
             ) -> tuple[Decimal, dict[str, Any], list[str]]:
-    """Return (amount, its calculation as data, facts read) of a money rule."""
+    """Return (amount, its calculation as data, facts read) of a money rule; a rule that
+    prorates pays the share of the period the employee was employed (active_share) of
+    the exact amount, rounded once."""
+    amount, calc, reads = _full_amount(rule, firing, values)
+    if not rule["action"].get("prorate"):
+        return round_money(amount), {**calc, "amount": f"{round_money(amount):.2f}"}, reads
+    days, period = values["active_days"], values["period_days"]
+    share = Fraction(int(days), int(period))
+    prorated = round_money(Fraction(exact(amount)) * share)
+    calc = {**calc, "amount": f"{round_money(amount):.2f}",
+            "prorated": {"active_days": str(int(days)), "period_days": str(int(period)),
+                         "amount": f"{prorated:.2f}"}}
+    return prorated, calc, [*reads, "active_days", "period_days"]
+
+
+def _full_amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
+                 ) -> tuple[Decimal | Fraction, dict[str, Any], list[str]]:
+    """(exact amount before rounding, calculation, facts read) of a money rule."""
     action = rule["action"]
     atype = action["type"]
     if atype == "fixed":
-        amount = round_money(Decimal(action["amount"]))
-        return amount, {"type": "fixed", "amount": f"{amount:.2f}"}, []
+        return Decimal(action["amount"]), {"type": "fixed"}, []
     if atype == "rate":
         rate, base = Decimal(action["rate"]), values[action["base"]]
-        amount = _pay(base, rate)
-        return amount, {"type": "rate", "rate": str(rate), "base": action["base"],
-                        "base_value": _show(base), "amount": f"{amount:.2f}"}, [action["base"]]
+        return product(base, rate), {"type": "rate", "rate": str(rate), "base": action["base"],
+                                     "base_value": _show(base)}, [action["base"]]
     if atype == "per_unit":
         unit, per = Decimal(action["amount"]), values[action["per"]]
-        amount = _pay(per, unit)
-        return amount, {"type": "per_unit", "unit": str(unit), "per": action["per"],
-                        "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
+        return product(per, unit), {"type": "per_unit", "unit": str(unit),
+                                    "per": action["per"], "per_value": _show(per)}, \
+            [action["per"]]
     tier = action["tiers"][firing.index - 1]
     rate, base = Decimal(tier["rate"]), values[action["base"]]
     metric = action["metric"]
@@ -152,16 +162,15 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
             "base": action["base"], "base_value": _show(base)}
     if action.get("mode") == "marginal":
         slices = marginal_slices(action["tiers"], firing.index, base, values[metric])
-        amount = round_money(sum((Fraction(s["rate"]) * s["base"] for s in slices),
-                                 Fraction(0)))
+        amount: Decimal | Fraction = sum((Fraction(s["rate"]) * s["base"] for s in slices),
+                                         Fraction(0))
         calc["mode"] = "marginal"
         calc["slices"] = [{"tier": s["tier"], "from": s["from"], "to": s["to"],
                            "rate": s["rate"], "base": _show(from_fraction(s["base"])),
                            "amount": _show(from_fraction(Fraction(s["rate"]) * s["base"]))}
                           for s in slices]
     else:
-        amount = _pay(base, rate)
-    calc["amount"] = f"{amount:.2f}"
+        amount = product(base, rate)
     return amount, calc, [metric, action["base"]]
 
 
@@ -442,7 +451,8 @@ def compile_for(session: Session, period: Period,
     """
     numeric = {k for k, t in session.execute(select(Metric.key, Metric.type))}
     numeric |= {"level_authority", "team_revenue", "team_quota", "team_attainment",
-                "per_capita_output", "team_members", "pips_overlapping"}
+                "per_capita_output", "team_members", "pips_overlapping",
+                *assignments.DAY_FACTS}
     if documents is not None:
         compiled = compile_rules([dict(d) for d in documents], numeric)
         used = [{"key": d["key"], "version": d.get("version"), "hash": None}
@@ -461,8 +471,8 @@ def team_figures(facts: list[EmployeeFacts]) -> dict[str, Any]:
     teams: dict[str, dict[str, Any]] = {}
     for ef in facts:
         v = ef.values
-        team = teams.setdefault(v.get("team") or "", {"members": 0})
-        team["members"] += 1
+        team = teams.setdefault(v.get("team") or "", {})
+        team["members"] = assignments.shown(v["team_members"])
         attainment = v.get("team_attainment")
         team["attainment"] = None if attainment is None else str(to_plain(attainment))
     return {"teams": dict(sorted(teams.items()))}

@@ -84,6 +84,7 @@ def _one(o: dict[str, Any]) -> str:
 TEAM_AT_STAGE = 'the team "{team}" at stage "{stage}"'
 ONE_EMPLOYEE = 'employee "{code}" at level "{level}" in team "{team}"'
 EMPLOYEE_RANGE = 'employees "{first}" to "{last}" at level "{level}" in team "{team}"'
+ASSIGNMENTS = "the dated assignments:"
 RESULTS_FOR = 'the results for "{period}":'
 RESULTS = "the results:"
 RULE_CHANGED = 'the rule "{rule}" changed:'
@@ -133,6 +134,51 @@ def _import_staff(session: Session, teams: dict[str, str], staff: Staff) -> None
     for code, (level, team) in staff.items():
         rows.append([code, f"Employee {code}", team, level, teams.get(team, DEFAULT_STAGE)])
     import_employees(session, "employees.csv", data=_csv(rows))
+
+
+def dated_assignments(session: Session, teams: dict[str, str], staff: Staff,
+                      datatable: list[list[str]]) -> Staff:
+    """Import dated rows (| employee | team | level | effective_date | leave_date |, the
+    last three optional) through the employees import, in the table's order, after the
+    employees declared so far: a hire, a transfer, a leave. Each employee then stands as
+    their latest assignment says."""
+    from engine.errors import ImportFileError
+    from engine.imports import import_employees
+
+    header = [h.strip() for h in datatable[0]]
+    allowed = ["employee", "team", "level", "effective_date", "leave_date"]
+    if header[:3] != allowed[:3] or any(h not in allowed for h in header):
+        raise SpecFailure("a table with the columns employee, team, level and any of "
+                          "effective_date, leave_date", ", ".join(header))
+    if staff:
+        _import_staff(session, teams, staff)
+    rows = [dict(zip(header, (c.strip() for c in r), strict=True)) for r in datatable[1:]]
+    latest: dict[str, tuple[str, tuple[str, str]]] = {}
+    pending: list[dict[str, str]] = []
+
+    def send() -> None:
+        out = [["code", "name", "team", "level", "team_stage", *header[3:]]]
+        for r in pending:
+            out.append([r["employee"], f"Employee {r['employee']}", r["team"], r["level"],
+                        teams.get(r["team"], DEFAULT_STAGE), *(r[h] for h in header[3:])])
+        try:
+            import_employees(session, "employees.csv", data=_csv(out))
+        except ImportFileError as exc:
+            raise SpecFailure("dated assignments the employees import takes", str(exc)) \
+                from None
+        pending.clear()
+
+    for r in rows:  # one file per batch: a file names an employee once
+        if any(p["employee"] == r["employee"] for p in pending):
+            send()
+        pending.append(r)
+        date = r.get("effective_date") or ""
+        if r["employee"] not in latest or date >= latest[r["employee"]][0]:
+            latest[r["employee"]] = (date, (r["level"], r["team"]))
+    if pending:
+        send()
+    session.commit()
+    return {**staff, **{code: assigned for code, (_, assigned) in latest.items()}}
 
 
 def _import_results(session: Session, teams: dict[str, str], staff: Staff,
@@ -423,6 +469,10 @@ STEPS: list[Step] = [
          zh="员工“{code}”，职级“{level}”，团队“{team}”"),
     Step("Given", EMPLOYEE_RANGE, employee_range, "staff",
          zh="员工“{first}”至“{last}”，职级“{level}”，团队“{team}”"),
+    Step("Given", ASSIGNMENTS, dated_assignments, "staff",
+         table="| employee | team | level | effective_date | leave_date |\n"
+               "| E1 | North | S2 | 2026-01-16 | |",
+         zh="以下按日期生效的任职："),
     Step("Given", RESULTS_FOR, results_for,
          table="| employee | quota | revenue_new |\n| E1 | 100000 | 120000 |",
          zh="“{period}”的业绩："),

@@ -27,6 +27,7 @@ CONTEXT_ZH = {
     "level_authority": "职级折扣权限", "team_revenue": "团队收入", "team_quota": "团队指标",
     "team_attainment": "团队达成率", "per_capita_output": "人均产出", "team_members": "团队人数",
     "previous_rating": "上期评级", "pips_overlapping": "进行中的改进计划数", "rating": "本期评级",
+    "active_days": "在职天数", "period_days": "本期天数", "active_share": "在职天数占比",
 }
 VALUES_ZH = {"startup": "初创期", "growth": "成长期", "mature": "成熟期"}
 # Short English names of the same facts (the catalog's metrics have their own labels).
@@ -36,7 +37,8 @@ CONTEXT_EN = {
     "team_quota": "team quota", "team_attainment": "team attainment",
     "per_capita_output": "output per team member", "team_members": "team members",
     "previous_rating": "previous rating", "pips_overlapping": "PIPs running",
-    "rating": "rating of this period",
+    "rating": "rating of this period", "active_days": "days employed",
+    "period_days": "days in the period", "active_share": "share of the period employed",
 }
 # The words of the domain that pages show for codes: kinds, period kinds, statuses.
 TERMS_ZH = {
@@ -215,7 +217,20 @@ def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain
     """The arithmetic of an amount, then each floor or cap that changed it."""
     text = _arithmetic(calc, lang, label, types or {})
     sep = "；" if lang == "zh" else "; "
-    return sep.join([text, *limit_words(calc, lang)])
+    return sep.join([text, *prorate_words(calc, lang), *limit_words(calc, lang)])
+
+
+def prorate_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
+    """The share of the amount paid for the days employed, when the rule prorates."""
+    p = calc.get("prorated")
+    if not p:
+        return []
+    if lang == "zh":
+        return [f"按在职天数折算：{p['active_days']}/{p['period_days']} 天，"
+                f"{money(calc['amount'])} → {money(p['amount'])}"]
+    return [f"prorated for {p['active_days']} of {p['period_days']} days: "
+            f"{money(calc['amount'])} x {p['active_days']}/{p['period_days']} = "
+            f"{money(p['amount'])}"]
 
 
 def signed(value: Any) -> str:
@@ -405,7 +420,7 @@ _LINES_ZH = {
     "PIP target": "改进计划目标", "Holds payouts": "暂扣奖金", "Effective from": "生效日期",
     "Effective to": "失效日期", "Tier": "第 {n} 档", "Row": "第 {n} 行",
     "Tier mode": "分档方式", "Floor per period": "每期保底", "Cap per period": "每期上限",
-    "Annual cap per employee": "每人年度上限",
+    "Annual cap per employee": "每人年度上限", "Prorated": "按在职天数折算",
 }
 _MODES = {"retroactive": ("retroactive: the rate reached applies to the whole base",
                           "追溯：所达档位的比例适用于全部基数"),
@@ -527,6 +542,9 @@ def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
                         ("annual_cap", "Annual cap per employee")):
             out.append((L(name), f"{money(action[k])} {r.currency}" if action.get(k)
                         is not None else ("无" if zh else "none")))
+        out.append((L("Prorated"), ("是：按本期在职天数占比发放" if zh else
+                                    "yes: the share of the period the employee was employed")
+                    if action.get("prorate") else ("否" if zh else "no")))
     if atype == "tiers":
         out.append((L("Tier mode"), _MODES[action.get("mode") or "retroactive"][1 if zh else 0]))
     for i, tier in enumerate(action.get("tiers") or [], start=1):
@@ -614,6 +632,8 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
                 f"period, target: {target}")
     else:
         what = str(atype)
+    if action.get("prorate"):
+        what += "；按本期在职天数折算" if zh else "; prorated by the days employed in the period"
     for k, en, cn in (("floor", "at least {} a period", "每期至少 {}"),
                       ("cap", "at most {} a period", "每期至多 {}"),
                       ("annual_cap", "at most {} per employee a year", "每人每年至多 {}")):

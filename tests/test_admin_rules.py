@@ -562,3 +562,19 @@ def test_a_new_metric_is_offered_in_the_editor_at_once(client: FlaskClient, org:
                       conds=cond("market_penetration", ">=", "0.3"),
                       extra=[("a_amount", "100")])
     assert client.post("/admin/rules/new", data=fields).status_code == 302
+
+
+def test_prorate_is_a_box_in_the_editor_and_stays_ticked(client: FlaskClient, org: Org
+                                                          ) -> None:
+    login(client, "hr_admin")
+    assert client.post("/admin/rules/new", data=new_rule(
+        extra=[*TIERS, ("a_prorate", "true")])).status_code == 302
+    assert definition(org, "commission.key_accounts")[1]["action"]["prorate"] is True
+    page = client.get("/admin/rules/commission.key_accounts/edit").get_data(as_text=True)
+    assert re.search(r'name="a_prorate" value="true" id="a_prorate" checked', page)
+    text = client.get("/admin/rules/commission.key_accounts/edit?lang=zh").get_data(
+        as_text=True)
+    assert "按在职天数折算：按员工本期在职天数占比发放" in text
+    assert client.post("/admin/rules/commission.key_accounts/edit", data=new_rule(
+        extra=TIERS)).status_code == 302  # the box left empty: not prorated
+    assert "prorate" not in definition(org, "commission.key_accounts")[1]["action"]

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from engine import analytics, estimate, inquiries, lifecycle, plain, portal, reviews, talks
-from engine.demo import demo_files, load_demo
+from engine.demo import dated_file, demo_files, load_demo
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.imports import import_employees, import_results
 from engine.models import Adjustment, AuditLog, Employee, Outcome, Period, Pip, Run, User
@@ -109,6 +109,28 @@ def test_each_action_type_reads_in_the_payees_words(demo) -> None:
     line = next(x for x in st.lines if x.rule_key == "bonus.service_star")
     assert line.explanation["facts"]["satisfaction (defined, N)"] == "59"
     assert any("strictly higher" in w for w in line.words)
+
+
+def test_the_demo_hire_and_transfer_are_dated_and_the_allowance_prorated(demo) -> None:
+    """engine.demo.DATED: E0053 hired on 2026-01-12 gets 300.00 x 20/31 = 193.55 in
+    January, E0013 (employed all month) 300.00; E0043 moves on 2026-05-16 and is out of
+    nothing; E0044 leaves on 2026-10-15."""
+    from engine import assignments, periods
+
+    s = demo
+    jan = run_of(s, "2026-01")
+    assert lines_of(s, jan, "E0053")["bonus.demo_field_allowance"][1] == \
+        "Employed 20 of the 31 days of the period: CN¥193.55 paid for them"
+    paid = {x["employee_code"]: x for x in lifecycle.export_lines(s, jan)
+            if x["rule_key"] == "bonus.demo_field_allowance"}
+    assert paid["E0053"]["amount"] == Decimal("193.55") and paid["E0013"]["amount"] == 300
+    assert paid["E0053"]["note"].startswith("prorated for 20 of 31 days")
+    ids = {c: s.scalar(select(Employee.id).where(Employee.code == c))
+           for c in ("E0043", "E0044")}
+    may = assignments.presences(s, periods.get(s, "2026-05"))[ids["E0043"]]
+    assert sorted(may.teams.values()) == [15, 16] and may.active_days == 31
+    nov = periods.require(s, "2026-11")
+    assert assignments.in_period(s, nov, sorted(ids.values())) == [ids["E0043"]]
 
 
 def test_the_demo_only_policies_show_each_mechanic_in_statements_export_and_preview(
@@ -323,6 +345,8 @@ def test_the_analytics_figures_equal_hand_sums_on_the_demo_organisation(demo) ->
     s = demo
     emps, results = demo_files()
     people = {r["code"]: r for r in csv.DictReader(io.StringIO(emps.decode()))}
+    for r in csv.DictReader(io.StringIO(dated_file().decode())):  # analytics: today's team
+        people[r["code"]] = r
     rows = list(csv.DictReader(io.StringIO(results.decode())))
 
     def num(row: dict, key: str) -> Decimal:

@@ -304,7 +304,8 @@ def test_the_demo_only_policies_pass_their_own_scenarios(session: Session) -> No
     from engine.specs import run_gate
 
     library = {p.stem for p in (ROOT / "rules").glob("*.yaml")}
-    assert load_demo_rules(session) == ["commission.demo_accelerator", "bonus.demo_collection"]
+    assert load_demo_rules(session) == ["commission.demo_accelerator", "bonus.demo_collection",
+                                        "bonus.demo_field_allowance"]
     assert load_demo_rules(session) == []  # the second time changes nothing
     for text, feature in DEMO_RULES:
         key = read_yaml(text, "demo")["key"]
@@ -329,3 +330,145 @@ def test_a_rule_with_marginal_tiers_and_limits_exports_and_loads_back_unchanged(
     assert "mode: marginal" in text and "cap: 9000.50" in text and "annual_cap: 50000" in text
     assert all(not created for _, created in load_files(session, tmp_path, publish=True))
     assert {r.key: (r.version, r.content_hash) for r in published_rules(session)} == before
+
+
+# --- dated assignments and proration -------------------------------------------------------
+
+
+def _transfer(session: Session) -> Any:
+    """E1 in North; E2 moves from North to South on 2026-02-15 (45 of the 90 days of
+    2026-Q1 in each); E3 in South."""
+    staff = specs.one_employee(specs.one_employee({}, "E1", "S2", "North"), "E2", "S2", "North")
+    staff = specs.dated_assignments(session, {}, staff, [
+        ["employee", "team", "level", "effective_date"], ["E3", "South", "S1", ""],
+        ["E2", "South", "S1", "2026-02-15"]])
+    specs.results_for(session, {}, staff, "2026-Q1",
+                      [["employee", "quota", "revenue_new"], ["E1", "100000", "90000"],
+                       ["E2", "100000", "120000"], ["E3", "100000", "80000"]])
+    return specs.make_run(session, [], "2026-Q1")[-1][1]
+
+
+def test_a_transfer_splits_the_team_figures_and_the_member_takes_the_new_team_and_level(
+        session: Session) -> None:
+    from engine.facts import build_facts
+    from engine.models import Employee
+
+    result = _transfer(session)
+    facts = {ef.code: ef.values for ef in build_facts(session, result.period)}
+    e2 = facts["E2"]
+    assert (e2["team"], e2["level"]) == ("South", "S1")  # in force on the last day
+    assert (e2["active_days"], e2["period_days"], e2["active_share"]) == (90, 90, 1)
+    assert facts["E1"]["team_members"] == Decimal("1.5") == e2["team_members"]
+    assert facts["E1"]["team_revenue"] == 150000 and facts["E1"]["team_quota"] == 150000
+    assert e2["team_revenue"] == 140000 and e2["team_quota"] == 150000
+    assert result.run.figures["teams"]["North"]["members"] == "1.50"
+    assert result.run.figures["teams"]["North"]["attainment"] == "1"
+    e2_row = session.query(Employee).filter_by(code="E2").one()
+    assert e2_row.team.name == "South"
+
+
+def test_a_chunked_run_of_a_transfer_gives_what_one_process_gives(db_url, session,
+                                                                   monkeypatch) -> None:
+    from engine import db, jobs
+    from tests.test_jobs import one_process_run, outcome_set
+
+    monkeypatch.setenv("LAUREL_RUN_CHUNK", "1")
+    _transfer(session)
+    expected = one_process_run(session, "2026-Q1")
+    job = jobs.start(session, "2026-Q1", "x@x.com")
+    session.commit()
+    run = jobs.run_here(db.make_sessionmaker(db_url), job.id, workers=1)
+    session.expire_all()
+    assert outcome_set(session, run.id) == expected
+    assert run.figures["teams"]["South"]["members"] == "1.50"
+
+
+def test_a_prorated_amount_says_its_days_in_explanation_statement_and_export(
+        session: Session) -> None:
+    """E3 joins on 2026-01-16: 16 of 31 days; 1% of 31,000 = 310.00, x 16/31 = 160.00;
+    a floor of 200 lifts it back to 200.00 (the floor applies to the prorated amount)."""
+    from engine import lifecycle
+
+    specs.rule_changed(session, "commission.new_logo", [["field", "value"],
+                                                        ["action.prorate", "true"],
+                                                        ["action.floor", "200"]])
+    staff = specs.dated_assignments(session, {}, {}, [
+        ["employee", "team", "level", "effective_date"], ["E3", "North", "S1", "2026-01-16"]])
+    specs.results_for(session, {}, staff, "2026-01",
+                      [["employee", "quota", "revenue_new"], ["E3", "100000", "31000"]])
+    result = specs.make_run(session, [], "2026-01")[-1][1]
+    line = _line(result, "E3", "commission.new_logo")
+    assert line["amount"] == Decimal("200.00")
+    calc = line["explanation"]["calc"]
+    assert calc["prorated"] == {"active_days": "16", "period_days": "31", "amount": "160.00"}
+    assert calc["limits"][0]["before"] == "160.00"
+    words = " ".join(wording.explain("commission", line["explanation"]))
+    assert "prorated for 16 of 31 days: 310.00 x 16/31 = 160.00" in words
+    assert "raised to the floor of 200.00" in words
+    zh = " ".join(wording.explain("commission", line["explanation"], "zh"))
+    assert "按在职天数折算：16/31 天，310.00 → 160.00" in zh
+    said = " ".join(next(x for x in plain.statement(session, result.run, "E3").lines
+                         if x.rule_key == "commission.new_logo").plain)
+    assert "Employed 16 of the 31 days of the period: CN¥160 paid for them" in said
+    said = " ".join(next(x for x in plain.statement(session, result.run, "E3", "zh").lines
+                         if x.rule_key == "commission.new_logo").plain)
+    assert "本期在职 16 天（共 31 天），按比例发放 ¥160" in said
+    note = next(x for x in lifecycle.export_lines(session, result.run)
+                if x["employee_code"] == "E3")["note"]
+    assert note.startswith("prorated for 16 of 31 days") and "floor of 200.00" in note
+
+
+def test_prorate_reads_in_the_summary_and_lines_and_a_bad_value_is_named(
+        session: Session) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    plain_doc = validate_for_session(session, doc, "rule x")
+    assert "prorate" not in plain_doc["action"]  # the default is not written
+    prorated = validate_for_session(
+        session, {**doc, "action": {**doc["action"], "prorate": True}}, "rule x")
+    assert prorated["action"]["prorate"] is True
+    en, zh = reader(session, "en"), reader(session, "zh")
+    assert "prorated by the days employed in the period" in wording.summary(prorated, en)
+    assert "按本期在职天数折算" in wording.summary(prorated, zh)
+    assert ("Prorated", "no") in wording.rule_lines(plain_doc, en)
+    assert ("按在职天数折算", "是：按本期在职天数占比发放") in wording.rule_lines(prorated, zh)
+    with pytest.raises(RuleError) as err:
+        validate_for_session(session, {**doc, "action": {**doc["action"], "prorate": "yes"}},
+                             "rule commission.new_logo")
+    assert err.value.field == "action.prorate" and "rule commission.new_logo" in str(err.value)
+    assert "prorate is true or false, not 'yes'" in str(err.value)
+
+
+def test_the_employees_import_keeps_dated_assignments_and_refuses_a_leave_before_them(
+        session: Session) -> None:
+    from engine.errors import ImportFileError
+    from engine.imports import import_employees
+    from engine.models import Assignment, Employee
+
+    def send(*rows: str) -> None:
+        data = "\n".join(["code,name,team,level,effective_date,leave_date", *rows]) + "\n"
+        import_employees(session, "employees.csv", data=data.encode())
+
+    import_employees(session, "e.csv", data=b"code,name,team,level\nE1,A,North,S1\n")
+    send("E1,A,South,S2,2026-03-01,")  # a transfer with a promotion
+    send("E1,A,West,S2,2026-02-01,")  # a move recorded late: between the two
+    import_employees(session, "e.csv", data=b"code,name,team,level\nE1,A,South,S3\n")
+    emp = session.query(Employee).filter_by(code="E1").one()
+    history = [(a.effective_date.isoformat(), session.get(type(emp.team), a.team_id).name)
+               for a in session.query(Assignment).filter_by(employee_id=emp.id)
+               .order_by(Assignment.effective_date)]
+    assert history == [("1900-01-01", "North"), ("2026-02-01", "West"),
+                       ("2026-03-01", "South")]
+    assert (emp.team.name, emp.level.code, emp.leave_date) == ("South", "S3", None)
+    with pytest.raises(ImportFileError) as err:
+        send("E1,A,South,S3,2026-03-01,2026-02-28")
+    assert (err.value.row, err.value.column) == (2, "leave_date")
+    assert "leaves on 2026-02-28, before the effective date 2026-03-01" in str(err.value)
+    send("E1,A,South,S3,2026-03-01,2026-06-30")
+    assert emp.leave_date.isoformat() == "2026-06-30"
+    # an effective date on the hire date is the hire: nothing before it
+    import_employees(session, "e.csv", data=b"code,name,team,level\nE2,B,North,S1\n")
+    import_employees(session, "e.csv", data=b"code,name,team,level,hire_date,effective_date\n"
+                     b"E2,B,North,S1,2026-01-12,2026-01-12\n")
+    e2 = session.query(Employee).filter_by(code="E2").one()
+    assert [a.effective_date.isoformat() for a in session.query(Assignment)
+            .filter_by(employee_id=e2.id)] == ["2026-01-12"]

@@ -57,6 +57,12 @@ def employee_range(staff: Staff, first: str, last: str, level: str, team: str) -
     return specs.employee_range(staff, first, last, level, team)
 
 
+@given(specs.ASSIGNMENTS, target_fixture="staff")
+def dated_assignments(session: Session, teams: dict[str, str], staff: Staff,
+                      datatable: list[list[str]]) -> Staff:
+    return specs.dated_assignments(session, teams, staff, datatable)
+
+
 @given(parsers.parse(specs.RESULTS_FOR))
 def results_for(session: Session, teams: dict[str, str], staff: Staff, period: str,
                 datatable: list[list[str]]) -> None:
