@@ -58,14 +58,17 @@ OP_WORDS: dict[str, Any] = {
 OP_TYPES = {op: "number" for op in NUMBER_OPS[2:]}
 OP_TYPES.update({"==": "any", "!=": "any", "in": "text", "not_in": "text", "defined": "any",
                  "undefined": "any", "highest": "metric", "top_share": "metric"})
-ACTION_TYPES = ("fixed", "rate", "per_unit", "tiers", "value", "table", "pip")
+ACTION_TYPES = ("fixed", "rate", "per_unit", "tiers", "value", "table", "pip", "draw")
 ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
                 "per_unit": _l("An amount per unit of a metric"),
                 "tiers": _l("A tier table (rate by band)"), "value": _l("A value"),
                 "table": _l("A decision table (first row that matches)"),
-                "pip": _l("A performance improvement plan")}
+                "pip": _l("A performance improvement plan"),
+                "draw": _l("A draw: commissions guaranteed for some periods")}
 # Which action fields each action type shows.
-ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("rate", "tiers"),
+ACTION_FIELDS = {"amount": ("fixed", "per_unit", "draw"), "periods": ("draw",),
+                 "recoverable": ("draw",), "recovery_share": ("draw",), "rate": ("rate",),
+                 "base": ("rate", "tiers"),
                  "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
                  "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",),
                  **{limit: ("fixed", "rate", "per_unit", "tiers")
@@ -239,8 +242,9 @@ def _in_units(form: RuleForm, types: dict[str, str]) -> RuleForm:
     for t in form.tiers:
         t.lo, t.hi, t.rate = _shown(t.lo, metric_unit), _shown(t.hi, metric_unit), \
             _percent_text(t.rate)
-    if form.action.get("rate"):
-        form.action["rate"] = _percent_text(form.action["rate"])
+    for name in ("rate", "recovery_share"):
+        if form.action.get(name):
+            form.action[name] = _percent_text(form.action[name])
     return form
 
 
@@ -279,6 +283,9 @@ def to_stored_units(form: RuleForm, types: dict[str, str], confirm: bool
     if form.action.get("rate"):
         form.action["rate"] = _typed(form.action["rate"], "percent", "action:rate", errors,
                                      confirm, rate=True)
+    if form.action.get("recovery_share"):
+        form.action["recovery_share"] = _typed(form.action["recovery_share"], "percent",
+                                               "action:recovery_share", errors, confirm)
     for name in ("amount", *LIMITS):
         if form.action.get(name):
             form.action[name] = _typed(form.action[name], "money", f"action:{name}", errors,

@@ -150,6 +150,9 @@ class CompiledRuleset:
     # (employee id, rule key) -> what the rule paid the employee earlier in the year, for
     # the rules with an annual cap; set for a period by engine.runs.compile_for.
     paid_earlier: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    # (employee id, rule key) -> what a recoverable draw is owed before the period
+    # (engine.draws.balances), set with paid_earlier.
+    draw_balances: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
 
     @property
     def fields(self) -> set[str]:

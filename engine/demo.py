@@ -104,12 +104,79 @@ SCENARIOS = [
      "each team counts them for half of May"),
     ("E0044", "2026-10", "leaves on 2026-10-15: field allowance 300.00 x 15/31 = 145.16; "
      "out of November and December"),
+    ("E0002 E0003 E0004 E0012 E0013 E0014", "2026-01 to 2026-04",
+     "starter draw: the months of Q1 below 2,500.00 topped up, recovered from April on"),
 ]
 # Dated rows imported after the employees: (code, team or None for their own,
 # effective_date, leave_date).
 DATED = [("E0053", None, "2026-01-12", ""),
          ("E0043", "Hangzhou Key Accounts", "2026-05-16", ""),
          ("E0044", None, "", "2026-10-15")]
+
+# A recoverable draw for the juniors of the startup teams (in DEMO_RULES).
+DRAW_RULE = ("""\
+key: commission.demo_draw
+name: Starter draw (demo)
+name_zh: 新人提成预支保底（演示）
+description: >-
+  Demo only, not a policy of the library. Junior salespeople (level S1) of the startup
+  teams are guaranteed 2,500.00 of commissions a month from January to March 2026; the
+  shortfall is a draw, recovered from later commissions: half of what they earn above
+  the guarantee during the draw, half of all they earn after it.
+description_zh: >-
+  仅用于演示，不属于政策库。初创期团队的初级销售（职级 S1）在 2026 年 1 月至 3 月每月提成至少
+  2,500.00，不足部分预支补足，并从以后的提成中收回：保底期内收回超出保底部分的一半，之后收回
+  全部提成的一半。
+kind: commission
+period_kind: month
+effective_from: 2026-01-01
+scope: {team_stage: [startup], level: [S1]}
+action: {type: draw, amount: 2500.00, periods: 3, recoverable: true, recovery_share: 0.5}
+""", """\
+Feature: Starter draw (commission.demo_draw)
+  2,500.00 of commissions guaranteed a month from January to March 2026 for level S1 of
+  the startup teams, recovered from half of the later commissions.
+
+  Background:
+    Given the team "Start" at stage "startup"
+    And employee "D1" at level "S1" in team "Start"
+    And the results:
+      | period  | employee | quota  | revenue_existing |
+      | 2026-01 | D1       | 100000 | 50000            |
+      | 2026-02 | D1       | 100000 | 100000           |
+      | 2026-04 | D1       | 100000 | 100000           |
+
+  Scenario: A month below the guarantee is topped up
+    When the compensation run for "2026-01" is made
+    # 3% of 50,000 = 1,500.00 earned (the tiered commission; no new customer)
+    Then "D1" receives a "commission.demo_draw" commission of 1000.00 payable
+    And "D1" owes a "commission.demo_draw" draw balance of 1000.00
+
+  Scenario: Half of what is earned above the guarantee recovers the draw
+    Given the compensation run for "2026-01" was made and approved
+    When the compensation run for "2026-02" is made
+    # 5% of 100,000 = 5,000.00: half of the 2,500.00 above the guarantee, at most 1,000.00
+    Then "D1" receives a "commission.demo_draw" commission of -1000.00 payable
+    And "D1" owes a "commission.demo_draw" draw balance of 0.00
+
+  Scenario: A draw not approved yet is not recovered
+    Given the compensation run for "2026-01" was made
+    When the compensation run for "2026-02" is made
+    Then "D1" receives no "commission.demo_draw" commission
+
+  Scenario: After the draw, half of the commissions recover it
+    Given the compensation run for "2026-01" was made and locked
+    When the compensation run for "2026-04" is made
+    Then "D1" receives a "commission.demo_draw" commission of -1000.00 payable
+
+  Scenario: Other teams have no draw
+    Given employee "D2" at level "S1" in team "North"
+    And the results for "2026-01":
+      | employee | quota  | revenue_existing |
+      | D2       | 100000 | 50000            |
+    When the compensation run for "2026-01" is made
+    Then "D2" receives no "commission.demo_draw" commission
+""")
 
 # Demo-only policies (not the library of rules/, whose outcomes they leave as they are):
 # one per plan mechanic, each with its scenarios. (rule as YAML, its feature)
@@ -310,7 +377,7 @@ Feature: Field allowance (bonus.demo_field_allowance)
       | F3       | 50000 |
     When the compensation run for "2026-01" is made
     Then "F3" receives no "bonus.demo_field_allowance" bonus
-""")]
+"""), DRAW_RULE]
 
 CENT = Decimal("0.01")
 

@@ -246,7 +246,10 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
                       # how much
                       else "; ".join([*wording.prorate_words(calc),
                                       *wording.limit_words(calc)])
-                      if calc.get("limits") or calc.get("prorated") else ""})
+                      if calc.get("limits") or calc.get("prorated")
+                      # a draw: what it paid or recovered, and the balance owed
+                      else wording.draw_words(calc) if calc.get("type") == "draw"
+                      else ""})
     for adj, code, name in session.execute(
             select(Adjustment, Employee.code, Employee.name)
             .join(Employee, Employee.id == Adjustment.employee_id)

@@ -232,6 +232,8 @@ def next_tier(calc: Mapping[str, Any], definition: Mapping[str, Any], catalog_fo
 def arithmetic(calc: Mapping[str, Any], kind: str, v: Voice) -> str:
     """The amount's arithmetic in the payee's words."""
     t, amount = calc["type"], v.money(calc.get("amount"))
+    if t == "draw":
+        return _draw_said(calc, v)
     if t == "fixed":
         return (f"固定{wording.term(kind, 'zh')} {amount}" if v.zh
                 else f"A fixed {wording.term(kind)} of {amount}")
@@ -251,6 +253,30 @@ def arithmetic(calc: Mapping[str, Any], kind: str, v: Voice) -> str:
                   if v.zh else
                   f": {v.label(metric)} {reached} is in tier {calc.get('tier')} ({band})")
     return words
+
+
+def _draw_said(calc: Mapping[str, Any], v: Voice) -> str:
+    """A draw as the payee reads it: the guarantee, the top-up or the part recovered, and
+    what is still owed."""
+    zh, n = v.zh, calc.get("period")
+    guarantee, earned = v.money(calc["guarantee"]), v.money(calc["earned"])
+    if "shortfall" in calc:
+        said = (f"保底第 {n}/{calc['periods']} 期：提成 {earned} 低于保底 {guarantee}，预支补足 "
+                f"{v.money(calc['shortfall'])}" if zh else
+                f"Draw period {n} of {calc['periods']}: your commissions of {earned} are below "
+                f"the {guarantee} guaranteed, so {v.money(calc['shortfall'])} is paid as a "
+                "draw")
+    elif "recovered" in calc:
+        said = (f"从提成中收回此前预支 {v.money(calc['recovered'])}" if zh else
+                f"{v.money(calc['recovered'])} of your earlier draw is recovered from your "
+                "commissions")
+    else:
+        said = (f"提成 {earned}，达到保底 {guarantee}" if zh else
+                f"Your commissions of {earned} meet the {guarantee} guaranteed")
+    if calc.get("recoverable"):
+        owed = v.money(calc["balance_after"])
+        said += f"；尚待收回 {owed}" if zh else f"; still owed: {owed}"
+    return said
 
 
 def _slices(calc: Mapping[str, Any], amount: str, v: Voice) -> str:

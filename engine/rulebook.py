@@ -41,7 +41,7 @@ RULE_KINDS = tuple(k for k in OUTCOME_KINDS if k != "warning")
 MONEY_KINDS = ("commission", "bonus")
 # Which action types fit which kind.
 ACTIONS_FOR_KIND = {
-    "commission": ("rate", "tiers", "per_unit", "fixed"),
+    "commission": ("rate", "tiers", "per_unit", "fixed", "draw"),
     "bonus": ("fixed", "rate", "per_unit", "tiers"),
     "award": ("value", "fixed"),
     "rating": ("table",),
@@ -455,15 +455,48 @@ def _validate_limits(v: _Validator, action: Mapping[str, Any], out: dict[str, An
         v.fail(f"the floor {out['floor']} is above the cap {out['cap']}", "action.floor")
 
 
-def _prorate(v: _Validator, value: Any) -> bool:
-    """Whether an amount is paid for the share of the period the employee was employed
-    (true or false; the editor sends "true" or nothing)."""
+def _flag(v: _Validator, value: Any, field: str) -> bool:
+    """A yes-or-no field: true or false (the editor sends "true" or nothing)."""
     if value in (None, "", False, "false"):
         return False
     if value in (True, "true"):
         return True
-    v.fail(f"prorate is true or false, not {value!r}", "action.prorate")
+    v.fail(f"{field.split('.')[-1]} is true or false, not {value!r}", field)
     return False
+
+
+def _validate_draw(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """A draw: an amount guaranteed a period (in cents, above 0) for a number of periods
+    (1 to 120); a recoverable one says the share of later commissions (above 0, at most
+    1) that recovers its balance."""
+    amount = v.number(action.get("amount"), "action.amount", kind="money")
+    if amount <= 0:
+        v.fail("a draw guarantees an amount above 0", "action.amount")
+    if amount != amount.quantize(CENTS):
+        v.fail(f"{amount} has more than 2 decimals: a draw is an amount in cents",
+               "action.amount")
+    periods_n = v.number(action.get("periods"), "action.periods")
+    if periods_n != periods_n.to_integral_value() or not 1 <= periods_n <= 120:
+        v.fail("a draw lasts a whole number of periods, 1 to 120", "action.periods")
+    out.update(amount=amount, periods=int(periods_n))
+    if _flag(v, action.get("recoverable"), "action.recoverable"):
+        out["recoverable"] = True  # false, the default, is not written
+        if action.get("recovery_share") in (None, ""):
+            v.fail("a recoverable draw needs the share of later commissions that recovers "
+                   "it (0.5 for half)", "action.recovery_share")
+        share = v.number(action["recovery_share"], "action.recovery_share", kind="ratio")
+        if not 0 < share <= 1:
+            v.fail("the recovery share is above 0 and at most 1", "action.recovery_share")
+        out["recovery_share"] = share
+    elif action.get("recovery_share") not in (None, ""):
+        v.fail("only a recoverable draw is recovered: set recoverable: true or leave the "
+               "share out", "action.recovery_share")
+
+
+def _prorate(v: _Validator, value: Any) -> bool:
+    """Whether an amount is paid for the share of the period the employee was employed
+    (true or false; the editor sends "true" or nothing)."""
+    return _flag(v, value, "action.prorate")
 
 
 TIER_MODES = ("retroactive", "marginal")
@@ -511,6 +544,7 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         "tiers": {"type", "metric", "base", "tiers", "mode"},
         "value": {"type", "value"}, "table": {"type", "rows"},
         "pip": {"type", "start", "months", "target"},
+        "draw": {"type", "amount", "periods", "recoverable", "recovery_share"},
     }
     if atype in AMOUNT_ACTIONS:
         fields_for[atype] |= {*LIMITS, "prorate"}
@@ -538,6 +572,8 @@ def _validate_action(v: _Validator, kind: str, action: Any,
             out["mode"] = "marginal"  # retroactive, the default, is not written
     elif atype == "value":
         out["value"] = v.text(action.get("value"), "action.value")
+    elif atype == "draw":
+        _validate_draw(v, action, out)
     if atype in AMOUNT_ACTIONS:
         if _prorate(v, action.get("prorate")):
             out["prorate"] = True  # false, the default, is not written
@@ -685,6 +721,9 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
     if out["when"]:
         base.append(out["when"])
     out["action"] = _validate_action(v, kind, doc.get("action"), base)
+    if out["action"]["type"] == "draw" and out["effective_from"] is None:
+        v.fail("a draw counts its periods from effective_from: give the first day it "
+               "guarantees", "effective_from")
     hold = doc.get("hold", False)
     if not isinstance(hold, bool):
         v.fail("hold is true or false", "hold")
@@ -914,7 +953,8 @@ def to_document(rule: Rule) -> dict[str, Any]:
 
 
 def _with_decimals(value: Any, key: str = "") -> Any:
-    numeric_keys = {"value", "amount", "rate", "from", "to", "cap", "floor", "annual_cap"}
+    numeric_keys = {"value", "amount", "rate", "from", "to", "cap", "floor", "annual_cap",
+                    "recovery_share"}
     if isinstance(value, dict):
         return {k: _with_decimals(v, k) for k, v in value.items()}
     if isinstance(value, list):

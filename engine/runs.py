@@ -23,7 +23,17 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import assignments, compliance, followup, forks, periods, pips, wording
+from engine import (
+    assignments,
+    compliance,
+    draws,
+    earlier,
+    followup,
+    forks,
+    periods,
+    pips,
+    wording,
+)
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -211,12 +221,8 @@ def limited(action: dict[str, Any], amount: Decimal, calc: dict[str, Any],
     return amount
 
 
-# What counts as paid for an annual cap: the rule's payable and held lines (a held line may
-# still be paid; a forfeited one never is) in the approved or locked run of each earlier
-# period of the year. A period has one such run at most, and the period being run never
-# counts itself, so a re-run counts nothing twice.
-PAID_RUNS = ("approved", "locked")
-PAID_STATUSES = ("payable", "held")
+# What counts as paid for an annual cap: the rule's lines that engine.earlier counts, in
+# the earlier periods of the year.
 
 
 def paid_earlier(session: Session, period: Period, rules: list[dict[str, Any]]
@@ -224,25 +230,8 @@ def paid_earlier(session: Session, period: Period, rules: list[dict[str, Any]]
     """What each rule with an annual cap paid each employee in the earlier periods of the
     period's kind in its calendar year: {(employee id, key): {"paid", "runs"}}."""
     keys = [r["key"] for r in rules if (r.get("action") or {}).get("annual_cap") is not None]
-    if not keys:
-        return {}
-    rows = session.execute(
-        select(Outcome.employee_id, Outcome.rule_key, Outcome.amount, Run.id, Period.code)
-        .join(Run, Run.id == Outcome.run_id).join(Period, Period.id == Run.period_id)
-        .where(Outcome.rule_key.in_(keys), Outcome.amount.is_not(None),
-               Outcome.status.in_(PAID_STATUSES), Run.status.in_(PAID_RUNS),
-               Period.kind == period.kind, Period.start >= dt.date(period.start.year, 1, 1),
-               Period.start < period.start)
-        .order_by(Period.start, Run.id))
-    out: dict[tuple[int, str], dict[str, Any]] = {}
-    for employee_id, key, amount, run_id, code in rows:
-        seen = out.setdefault((employee_id, key), {"paid": Decimal(0), "runs": []})
-        seen["paid"] += amount  # summed here: SQLite would add the amounts as floats
-        if not any(r["run_id"] == run_id for r in seen["runs"]):
-            seen["runs"].append({"run_id": run_id, "period": code})
-    for seen in out.values():
-        seen["paid"] = f"{seen['paid']:.2f}"
-    return out
+    found = earlier.totals(session, period, keys, since=dt.date(period.start.year, 1, 1))
+    return {k: {"paid": f"{v['total']:.2f}", "runs": v["runs"]} for k, v in found.items()}
 
 
 def marginal_slices(tiers: list[dict[str, Any]], reached: int, base: Decimal,
@@ -299,7 +288,11 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
     for payout_rule, hold_rule in evaluation.holds:
         held_by.setdefault(payout_rule, []).append(hold_rule)
     out = []
-    for name in evaluation.fired:
+    fired = [n for n in evaluation.fired if compiled.firings[n].rule["action"]["type"] != "draw"
+             or compiled.firings[n].role == "warn"]
+    # a draw reads the employee's other commissions: it comes last
+    fired += [n for n in evaluation.fired if n not in fired]
+    for name in fired:
         firing = compiled.firings[name]
         rule = firing.rule
         values = ef.values
@@ -333,6 +326,18 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                                           f"{wording.band(calc, 'en')}")
             if atype == "fixed" and rule["action"].get("value"):
                 value = rule["action"]["value"]
+        elif atype == "draw":
+            earned = sum((o["amount"] for o in out if o["kind"] == "commission"
+                          and o["amount"] is not None and o["status"] in ("payable", "held")
+                          and not (o["explanation"].get("calc") or {}).get("type") == "draw"),
+                         Decimal(0))
+            line = draws.draw_line(rule, period, earned, compiled.draw_balances.get(
+                (ef.employee_id, rule["key"])))
+            if line is None:
+                continue
+            amount, calc = line
+            explanation["calc"] = calc
+            explanation["arithmetic"] = wording.calculation(calc)
         elif atype == "table":
             row = rule["action"]["rows"][firing.index - 1]
             value = row["value"]
@@ -462,6 +467,7 @@ def compile_for(session: Session, period: Period,
         compiled = compile_rules([dict(r.definition) for r in rules], numeric)
         used = [{"key": r.key, "version": r.version, "hash": r.content_hash} for r in rules]
     compiled.paid_earlier = paid_earlier(session, period, compiled.rules)
+    compiled.draw_balances = draws.balances(session, period, compiled.rules)
     return compiled, used
 
 

@@ -94,6 +94,7 @@ RUN_IS_MADE = 'the compensation run for "{period}" is made'
 RECEIVES = '"{code}" receives a "{rule}" {kind} of {amount} {status}'
 ONLY_RECEIVE = 'only "{codes}" receive a "{rule}" {kind} of {amount} {status}'
 RECEIVES_NO = '"{code}" receives no "{rule}" {kind}'
+OWES = '"{code}" owes a "{rule}" draw balance of {amount}'
 IS_RATED = '"{code}" is rated "{value}"'
 IS_NOT_RATED = '"{code}" is not rated'
 GETS_VALUED = '"{code}" gets the {kind} "{rule}" valued "{value}"'
@@ -363,6 +364,25 @@ def only_they_receive(session: Session, runs: Runs, codes: str, rule: str, kind:
             f"it went to {', '.join(others) or 'nobody'}")
 
 
+def owes(session: Session, runs: Runs, code: str, rule: str, amount: str) -> None:
+    """The balance a recoverable draw is owed after the latest run, as its line says."""
+    from decimal import Decimal, InvalidOperation
+
+    found = [o for o in _outcomes(session, runs, code, rule)
+             if (o["explanation"].get("calc") or {}).get("type") == "draw"]
+    if not found:
+        raise SpecFailure(f"a {rule} draw line for {code}", "no draw line")
+    balance = found[0]["explanation"]["calc"].get("balance_after")
+    if balance is None:
+        raise SpecFailure(f"{rule} to be a recoverable draw", "a draw that is not recovered")
+    try:
+        wanted = Decimal(amount)
+    except InvalidOperation:
+        raise SpecFailure("an amount such as 1500.00", amount) from None
+    _expect(Decimal(balance) == wanted, f"{code} to owe {rule} {amount}", balance,
+            {"amount": balance})
+
+
 def receives_no(session: Session, runs: Runs, code: str, rule: str, kind: str) -> None:
     found = _outcomes(session, runs, code, rule, kind)
     _expect(found == [], f"no {rule} {kind} for {code}", found)
@@ -489,6 +509,7 @@ STEPS: list[Step] = [
     Step("Then", ONLY_RECEIVE, only_they_receive,
          zh="只有“{codes}”获得“{rule}”{kind} {amount}，{status}"),
     Step("Then", RECEIVES_NO, receives_no, zh="“{code}”没有“{rule}”{kind}"),
+    Step("Then", OWES, owes, zh="“{code}”尚欠“{rule}”预支余额 {amount}"),
     Step("Then", IS_RATED, is_rated, zh="“{code}”评级为“{value}”"),
     Step("Then", IS_NOT_RATED, is_not_rated, zh="“{code}”没有评级"),
     Step("Then", GETS_VALUED, gets_valued, zh="“{code}”得到{kind}“{rule}”，值为“{value}”"),

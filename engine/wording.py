@@ -274,8 +274,41 @@ def limit_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
     return out
 
 
+def draw_words(calc: Mapping[str, Any], lang: str = "en") -> str:
+    """A draw's line: the guarantee and what was earned, the shortfall paid or the part
+    of the balance recovered, and the balance before and after."""
+    zh = lang == "zh"
+    n, of = calc.get("period"), calc["periods"]
+    guarantee, earned = money(calc["guarantee"]), money(calc["earned"])
+    if n is not None:
+        head = (f"保底第 {n}/{of} 期：每期保底 {guarantee}，本期提成 {earned}" if zh else
+                f"draw period {n} of {of}: {guarantee} guaranteed, commissions {earned}")
+    else:
+        head = (f"保底期（{of} 期）已结束，本期提成 {earned}" if zh else
+                f"after the {of} periods of the draw: commissions {earned}")
+    parts = [head]
+    if "shortfall" in calc:
+        parts.append(f"预支补足 {money(calc['shortfall'])}" if zh
+                     else f"shortfall paid as a draw {money(calc['shortfall'])}")
+    if "recovered" in calc:
+        share = pct(calc["share"])
+        parts.append(f"从 {money(calc['from'])} 的 {share} 中收回预支 {money(calc['recovered'])}"
+                     if zh else f"recovered {money(calc['recovered'])} ({share} of "
+                     f"{money(calc['from'])}, at most the balance)")
+    if calc.get("recoverable"):
+        runs = _runs_said(calc.get("runs") or [], lang)
+        parts.append((f"待收回余额 {money(calc['balance_before'])} → "
+                      f"{money(calc['balance_after'])}" + (f"（批次 {runs}）" if runs else ""))
+                     if zh else (f"balance owed {money(calc['balance_before'])} -> "
+                                 f"{money(calc['balance_after'])}"
+                                 + (f" (runs {runs})" if runs else "")))
+    return ("；" if zh else "; ").join(parts)
+
+
 def _arithmetic(calc: Mapping[str, Any], lang: str, label: Label,
                 types: Mapping[str, str]) -> str:
+    if calc["type"] == "draw":
+        return draw_words(calc, lang)
     t, amount = calc["type"], money(calc["amount"])
     if t == "fixed":
         return f"固定金额 {amount}" if lang == "zh" else f"fixed amount {amount}"
@@ -421,6 +454,7 @@ _LINES_ZH = {
     "Effective to": "失效日期", "Tier": "第 {n} 档", "Row": "第 {n} 行",
     "Tier mode": "分档方式", "Floor per period": "每期保底", "Cap per period": "每期上限",
     "Annual cap per employee": "每人年度上限", "Prorated": "按在职天数折算",
+    "Draw periods": "保底期数", "Recoverable": "可收回",
 }
 _MODES = {"retroactive": ("retroactive: the rate reached applies to the whole base",
                           "追溯：所达档位的比例适用于全部基数"),
@@ -429,7 +463,8 @@ _MODES = {"retroactive": ("retroactive: the rate reached applies to the whole ba
 _ACTIONS = {"fixed": ("a fixed amount", "固定金额"), "rate": ("a rate of a metric", "指标的比例"),
             "per_unit": ("an amount per unit", "按单位计的金额"),
             "tiers": ("a tier table", "分档表"), "value": ("a value", "一个值"),
-            "table": ("a decision table", "决策表"), "pip": ("a PIP", "绩效改进计划")}
+            "table": ("a decision table", "决策表"), "pip": ("a PIP", "绩效改进计划"),
+            "draw": ("a draw against commissions", "提成预支保底")}
 
 
 @dataclass(frozen=True)
@@ -535,6 +570,12 @@ def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
         out.append((L("Value"), str(action["value"])))
     if "months" in action:
         out.append((L("PIP months"), str(action["months"])))
+    if atype == "draw":
+        out.append((L("Draw periods"), str(action["periods"])))
+        share = pct(action.get("recovery_share") or 0)
+        out.append((L("Recoverable"), (f"是：以后各期提成的 {share} 用于收回" if zh else
+                                       f"yes: {share} of later commissions recovers it")
+                    if action.get("recoverable") else ("否" if zh else "no")))
     if "target" in action:
         out.append((L("PIP target"), pip_target(action["target"], r.lang, r.label, r.types)))
     if atype in ("fixed", "rate", "per_unit", "tiers"):
@@ -625,6 +666,17 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
                 for row in action.get("rows") or []]
         what = ("按第一个满足的行给出" + term(kind, "zh") + "：" + "；".join(rows) if zh
                 else f"the {term(kind)} of the first row that matches: " + "; ".join(rows))
+    elif atype == "draw":
+        said = f"{money(action['amount'])} {r.currency}"
+        start = d.get("effective_from") or ""
+        what = (f"自 {start} 起 {action['periods']} 期内每期提成至少 {said}，不足部分预支补足"
+                if zh else f"commissions of at least {said} a period for {action['periods']} "
+                f"periods from {start}, the shortfall paid as a draw")
+        if action.get("recoverable"):
+            share = pct(action["recovery_share"])
+            what += (f"；预支额可收回：以后各期提成（保底期内为超出保底的部分）的 {share} 用于收回"
+                     if zh else f"; recoverable: {share} of later commissions (during the "
+                     "draw, of what is earned above it) recovers what was drawn")
     elif atype == "pip":
         target = pip_target(action.get("target", ""), r.lang, r.label, r.types)
         what = (f"自下一周期首日起为期 {action['months']} 个月的绩效改进计划，目标：{target}" if zh

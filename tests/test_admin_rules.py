@@ -578,3 +578,28 @@ def test_prorate_is_a_box_in_the_editor_and_stays_ticked(client: FlaskClient, or
     assert client.post("/admin/rules/commission.key_accounts/edit", data=new_rule(
         extra=TIERS)).status_code == 302  # the box left empty: not prorated
     assert "prorate" not in definition(org, "commission.key_accounts")[1]["action"]
+
+
+def test_a_draw_is_written_in_the_editor_and_its_misfits_are_named_at_their_fields(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    draw = [("a_amount", "3,000"), ("a_periods", "3"), ("a_recoverable", "true")]
+    page = client.post("/admin/rules/new", data=new_rule(action="draw", tiers=[],
+                                                         extra=draw))
+    assert page.status_code == 400
+    assert error_at(page, "action:recovery_share").startswith(
+        "a recoverable draw needs the share of later commissions")
+    page = client.post("/admin/rules/new", data=new_rule(action="draw", tiers=[], extra=[
+        *draw, ("a_recovery_share", "50")]))
+    assert error_at(page, "effective_from").startswith("a draw counts its periods from "
+                                                      "effective_from")
+    assert client.post("/admin/rules/new", data=new_rule(action="draw", tiers=[], extra=[
+        *draw, ("a_recovery_share", "50"), ("effective_from", "2026-01-01")])
+    ).status_code == 302
+    action = definition(org, "commission.key_accounts")[1]["action"]
+    assert (action["type"], action["amount"], action["periods"], action["recoverable"],
+            Decimal(action["recovery_share"])) == ("draw", "3000", 3, True, Decimal("0.5"))
+    fields = form_of(client.get("/admin/rules/commission.key_accounts/edit"))
+    assert ("a_recovery_share", "50") in fields and ("a_periods", "3") in fields
+    text = client.get("/admin/rules/commission.key_accounts/?lang=zh").get_data(as_text=True)
+    assert "预支保底" in text and "以后各期提成的 50% 用于收回" in text

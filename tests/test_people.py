@@ -133,6 +133,41 @@ def test_the_demo_hire_and_transfer_are_dated_and_the_allowance_prorated(demo) -
     assert assignments.in_period(s, nov, sorted(ids.values())) == [ids["E0043"]]
 
 
+def test_the_demo_starter_draw_tops_up_q1_and_april_recovers_from_the_locked_months(
+        demo) -> None:
+    """commission.demo_draw: each locked month of Q1 tops the startup teams' S1 up to
+    2,500.00 of commissions, or recovers half of what is earned above it; April (after the
+    draw) recovers half of the commissions, at most what the locked months left owed."""
+    from engine.runs import outcome_rows
+
+    s = demo
+    drawn: dict[str, Decimal] = defaultdict(Decimal)
+    for code in ("2026-01", "2026-02", "2026-03"):
+        rows = outcome_rows(s, run_of(s, code))
+        earned: dict[str, Decimal] = defaultdict(Decimal)
+        for o in rows:
+            if o["kind"] == "commission" and o["rule_key"] != "commission.demo_draw" \
+                    and o["amount"] is not None:
+                earned[o["employee_code"]] += Decimal(o["amount"])
+        for o in rows:
+            if o["rule_key"] == "commission.demo_draw":
+                code_ = o["employee_code"]
+                over = earned[code_] - 2500
+                back = min(drawn[code_], (over / 2).quantize(Decimal("0.01")))
+                assert Decimal(o["amount"]) == (-over if over < 0 else -back)
+                drawn[code_] += Decimal(o["amount"])
+    assert drawn and set(drawn) <= {"E0002", "E0003", "E0004", "E0012", "E0013", "E0014"}
+    april = [o for o in outcome_rows(s, run_of(s, "2026-04"))
+             if o["rule_key"] == "commission.demo_draw"]
+    for o in april:
+        calc = o["explanation"]["calc"]
+        code_ = o["employee_code"]
+        assert Decimal(calc["balance_before"]) == drawn[code_]
+        half = (Decimal(calc["earned"]) / 2).quantize(Decimal("0.01"))
+        assert Decimal(o["amount"]) == -min(drawn[code_], half)
+    assert {o["employee_code"] for o in april} == {c for c, d in drawn.items() if d > 0}
+
+
 def test_the_demo_only_policies_show_each_mechanic_in_statements_export_and_preview(
         demo) -> None:
     """The demo's locked first quarter (engine.demo.SCENARIOS): E0048's accelerator is

@@ -305,7 +305,7 @@ def test_the_demo_only_policies_pass_their_own_scenarios(session: Session) -> No
 
     library = {p.stem for p in (ROOT / "rules").glob("*.yaml")}
     assert load_demo_rules(session) == ["commission.demo_accelerator", "bonus.demo_collection",
-                                        "bonus.demo_field_allowance"]
+                                        "bonus.demo_field_allowance", "commission.demo_draw"]
     assert load_demo_rules(session) == []  # the second time changes nothing
     for text, feature in DEMO_RULES:
         key = read_yaml(text, "demo")["key"]
@@ -472,3 +472,89 @@ def test_the_employees_import_keeps_dated_assignments_and_refuses_a_leave_before
     e2 = session.query(Employee).filter_by(code="E2").one()
     assert [a.effective_date.isoformat() for a in session.query(Assignment)
             .filter_by(employee_id=e2.id)] == ["2026-01-12"]
+
+
+# --- draws ------------------------------------------------------------------------------------
+
+DRAW = [["field", "value"], ["effective_from", "2026-01-01"], ["when", ""],
+        ["action.type", "draw"], ["action.rate", ""], ["action.base", ""],
+        ["action.amount", "3000"], ["action.periods", "2"], ["action.recoverable", "true"],
+        ["action.recovery_share", "0.5"]]
+
+
+def test_a_draw_says_what_it_paid_recovered_and_owes_in_statement_and_export(
+        session: Session) -> None:
+    """A draw of 3,000.00 for January and February, half recovered. January: 3% of
+    50,000 = 1,500.00 earned, 1,500.00 drawn. March (after the draw): 5% of 100,000 =
+    5,000.00, half is 2,500.00: the 1,500.00 owed is recovered."""
+    from engine import lifecycle
+
+    specs.rule_changed(session, "commission.new_logo", DRAW)
+    staff = specs.one_employee({}, "E1", "S2", "North")
+    specs.results_by_period(session, {}, staff, [
+        ["period", "employee", "quota", "revenue_new"], ["2026-01", "E1", "100000", "50000"],
+        ["2026-03", "E1", "100000", "100000"]])
+    runs = specs.make_settled_run(session, [], "2026-01", "approved")
+    jan = _line(runs[-1][1], "E1", "commission.new_logo")
+    assert jan["amount"] == Decimal("1500.00")
+    words = " ".join(wording.explain("commission", jan["explanation"]))
+    assert ("draw period 1 of 2: 3,000.00 guaranteed, commissions 1,500.00; shortfall paid "
+            "as a draw 1,500.00; balance owed 0.00 -> 1,500.00") in words
+    said = " ".join(next(x for x in plain.statement(session, runs[-1][1].run, "E1").lines
+                         if x.rule_key == "commission.new_logo").plain)
+    assert "your commissions of CN¥1,500 are below the CN¥3,000 guaranteed" in said
+    assert "still owed: CN¥1,500" in said
+    runs = specs.make_run(session, runs, "2026-03")
+    march = _line(runs[-1][1], "E1", "commission.new_logo")
+    assert march["amount"] == Decimal("-1500.00")
+    calc = march["explanation"]["calc"]
+    assert (calc["period"], calc["balance_before"], calc["balance_after"]) == (None, "1500.00",
+                                                                               "0.00")
+    assert calc["runs"] == [{"run_id": runs[0][1].run.id, "period": "2026-01"}]
+    zh = " ".join(wording.explain("commission", march["explanation"], "zh"))
+    assert "从 5,000.00 的 50% 中收回预支 1,500.00" in zh and "待收回余额 1,500.00 → 0.00" in zh
+    said = " ".join(next(x for x in plain.statement(session, runs[-1][1].run, "E1", "zh")
+                         .lines if x.rule_key == "commission.new_logo").plain)
+    assert "从提成中收回此前预支 ¥1,500；尚待收回 ¥0" in said
+    note = next(x for x in lifecycle.export_lines(session, runs[-1][1].run)
+                if x["rule_key"] == "commission.new_logo")
+    assert note["amount"] == Decimal("-1500.00")
+    assert "recovered 1,500.00 (50% of 5,000.00, at most the balance)" in note["note"]
+    assert "balance owed 1,500.00 -> 0.00" in note["note"]
+
+
+@pytest.mark.parametrize("change, field, reason", [
+    ({"recovery_share": None}, "action.recovery_share",
+     "a recoverable draw needs the share of later commissions"),
+    ({"recovery_share": "1.5"}, "action.recovery_share", "above 0 and at most 1"),
+    ({"periods": "2.5"}, "action.periods", "a whole number of periods, 1 to 120"),
+    ({"amount": "0"}, "action.amount", "a draw guarantees an amount above 0"),
+    ({"recoverable": None}, "action.recovery_share", "only a recoverable draw is recovered"),
+    ({"recoverable": "maybe"}, "action.recoverable", "recoverable is true or false"),
+])
+def test_a_draw_that_cannot_hold_is_refused_naming_the_rule_and_field(
+        session: Session, change: dict[str, Any], field: str, reason: str) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    action = {"type": "draw", "amount": "3000", "periods": 3, "recoverable": True,
+              "recovery_share": "0.5"}
+    action = {k: v for k, v in {**action, **change}.items() if v is not None}
+    with pytest.raises(RuleError) as err:
+        validate_for_session(session, {**doc, "effective_from": "2026-01-01",
+                                       "action": action}, "rule commission.new_logo")
+    assert err.value.field == field and reason in str(err.value)
+    assert "rule commission.new_logo" in str(err.value)
+
+
+def test_a_draw_reads_in_the_summary_and_lines(session: Session) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    draw = validate_for_session(session, {**doc, "effective_from": "2026-01-01", "action": {
+        "type": "draw", "amount": "3000", "periods": 3, "recoverable": True,
+        "recovery_share": "0.5"}}, "rule x")
+    en, zh = reader(session, "en"), reader(session, "zh")
+    assert ("commissions of at least 3,000.00 CNY a period for 3 periods from 2026-01-01, "
+            "the shortfall paid as a draw; recoverable: 50% of later commissions") in \
+        wording.summary(draw, en)
+    assert "不足部分预支补足" in wording.summary(draw, zh)
+    assert ("Recoverable", "yes: 50% of later commissions recovers it") in \
+        wording.rule_lines(draw, en)
+    assert ("保底期数", "3") in wording.rule_lines(draw, zh)

@@ -112,6 +112,11 @@ def only_they_receive(session: Session, runs: Runs, codes: str, rule: str, kind:
     specs.only_they_receive(session, runs, codes, rule, kind, amount, status)
 
 
+@then(parsers.parse(specs.OWES))
+def owes(session: Session, runs: Runs, code: str, rule: str, amount: str) -> None:
+    specs.owes(session, runs, code, rule, amount)
+
+
 @then(parsers.parse(specs.RECEIVES_NO))
 def receives_no(session: Session, runs: Runs, code: str, rule: str, kind: str) -> None:
     specs.receives_no(session, runs, code, rule, kind)
