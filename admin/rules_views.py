@@ -65,6 +65,8 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
                 "table": _l("A decision table (first row that matches)"),
                 "pip": _l("A performance improvement plan"),
                 "draw": _l("A draw: commissions guaranteed for some periods")}
+# The editor's fields of an amount rule's clawback (action.clawback's below, within, share).
+CLAWBACK_FIELDS = ("clawback_below", "clawback_within", "clawback_share")
 # Which action fields each action type shows.
 ACTION_FIELDS = {"amount": ("fixed", "per_unit", "draw"), "periods": ("draw",),
                  "recoverable": ("draw",), "recovery_share": ("draw",), "rate": ("rate",),
@@ -72,7 +74,7 @@ ACTION_FIELDS = {"amount": ("fixed", "per_unit", "draw"), "periods": ("draw",),
                  "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
                  "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",),
                  **{limit: ("fixed", "rate", "per_unit", "tiers")
-                    for limit in (*LIMITS, "prorate")}}
+                    for limit in (*LIMITS, "prorate", *CLAWBACK_FIELDS)}}
 TIER_MODE_NAMES = {"retroactive": _l("Retroactive: the rate reached applies to the whole base"),
                    "marginal": _l("Marginal: each slice of the base at its own tier's rate")}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
@@ -242,7 +244,7 @@ def _in_units(form: RuleForm, types: dict[str, str]) -> RuleForm:
     for t in form.tiers:
         t.lo, t.hi, t.rate = _shown(t.lo, metric_unit), _shown(t.hi, metric_unit), \
             _percent_text(t.rate)
-    for name in ("rate", "recovery_share"):
+    for name in ("rate", "recovery_share", "clawback_below", "clawback_share"):
         if form.action.get(name):
             form.action[name] = _percent_text(form.action[name])
     return form
@@ -283,9 +285,10 @@ def to_stored_units(form: RuleForm, types: dict[str, str], confirm: bool
     if form.action.get("rate"):
         form.action["rate"] = _typed(form.action["rate"], "percent", "action:rate", errors,
                                      confirm, rate=True)
-    if form.action.get("recovery_share"):
-        form.action["recovery_share"] = _typed(form.action["recovery_share"], "percent",
-                                               "action:recovery_share", errors, confirm)
+    for name in ("recovery_share", "clawback_below", "clawback_share"):
+        if form.action.get(name):
+            form.action[name] = _typed(form.action[name], "percent", f"action:{name}", errors,
+                                       confirm)
     for name in ("amount", *LIMITS):
         if form.action.get(name):
             form.action[name] = _typed(form.action[name], "money", f"action:{name}", errors,
@@ -319,7 +322,10 @@ def form_from_definition(d: dict[str, Any]) -> RuleForm:
     f.when_join = "any" if when and "any" in when else "all"
     f.conds = _tree_rows(when, "when")
     action = d.get("action") or {}
-    f.action = {k: _text(v) for k, v in action.items() if k not in ("tiers", "rows")}
+    f.action = {k: _text(v) for k, v in action.items()
+                if k not in ("tiers", "rows", "clawback")}
+    for k, v in (action.get("clawback") or {}).items():
+        f.action[f"clawback_{k}"] = _text(v)
     f.tiers = [Tier(_text(t.get("from")), _text(t.get("to")), _text(t.get("rate")))
                for t in action.get("tiers") or []]
     for row in action.get("rows") or []:
@@ -428,6 +434,10 @@ def definition_from_form(f: RuleForm) -> dict[str, Any]:
         value = f.action.get(name, "")
         if atype in types and value != "":
             action[name] = value
+    claw = {k.removeprefix("clawback_"): action.pop(k) for k in CLAWBACK_FIELDS
+            if k in action}
+    if claw:
+        action["clawback"] = claw
     if atype == "pip":
         action["start"] = "next_period"
     if atype == "tiers":
@@ -486,7 +496,7 @@ def place_error(f: RuleForm, err: RuleError) -> dict[str, str]:
             return {f"row:{real[row - 1]}:value": reason}
         return {"action.rows": reason}
     if name.startswith("action."):
-        return {f"action:{name.split('.', 1)[1]}": reason}
+        return {f"action:{name.split('.', 1)[1].replace('clawback.', 'clawback_')}": reason}
     if name.startswith("scope"):
         return {name.replace(".", "_"): reason}
     return {name or "form": reason}

@@ -153,6 +153,9 @@ class CompiledRuleset:
     # (employee id, rule key) -> what a recoverable draw is owed before the period
     # (engine.draws.balances), set with paid_earlier.
     draw_balances: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    # employee id -> the payments of rules with a clawback it may correct
+    # (engine.clawbacks.candidates), set with paid_earlier.
+    clawable: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def fields(self) -> set[str]:

@@ -98,6 +98,8 @@ SCENARIOS = [
     ("E0030", "2026-Q1", "collection bonus 874.02 capped at 800.00 a quarter (2026-Q2: "
      "767.85 cut to 700.00 by the annual cap of 1,500.00)"),
     ("E0052", "2026-Q1", "collection bonus 309.40 raised to the floor of 500.00"),
+    ("E0048", "2026-04", "collection ratio 0.55, below the accelerator's 0.60: February's "
+     "150.00 and March's 115.00 clawed back"),
     # dated assignments (DATED), paid by the prorated field allowance
     ("E0053", "2026-01", "hired on 2026-01-12: field allowance 300.00 x 20/31 = 193.55"),
     ("E0043", "2026-05", "moves from Guangzhou to Hangzhou Key Accounts on 2026-05-16: "
@@ -188,10 +190,12 @@ description: >-
   Demo only, not a policy of the library. On top of the tiered commission, the mature
   key-account teams earn marginal tiers on their revenue above quota: 1% of the slice from
   100% to 120% of quota, 2% of the slice above, at most 150.00 a month and 400.00 a year
-  per employee.
+  per employee. A month whose collection ratio is below 60% claws back what the two
+  months before paid.
 description_zh: >-
   仅用于演示，不属于政策库。成熟期大客户团队在阶梯提成之外，对超出指标的收入分段计提：指标的
-  100% 至 120% 部分按 1%，120% 以上部分按 2%；每人每月至多 150.00，每年至多 400.00。
+  100% 至 120% 部分按 1%，120% 以上部分按 2%；每人每月至多 150.00，每年至多 400.00。某月回款率
+  低于 60% 时，追回前两个月所发的金额。
 kind: commission
 period_kind: month
 scope: {team_stage: [mature]}
@@ -205,10 +209,11 @@ action:
     - {from: 1.20, to: null, rate: 0.02}
   cap: 150.00
   annual_cap: 400.00
+  clawback: {below: 0.60, within: 2}
 """, """\
 Feature: Key-account accelerator (commission.demo_accelerator)
   Marginal tiers on the revenue above quota, capped at 150.00 a month and 400.00 a year
-  per employee.
+  per employee; a month below 60% collected claws back the two months before.
 
   Background:
     Given the team "Keys" at stage "mature"
@@ -247,6 +252,18 @@ Feature: Key-account accelerator (commission.demo_accelerator)
     When the compensation run for "2026-03" is made
     # 150.00 twice: 100.00 of the 400.00 is left
     Then "K1" receives a "commission.demo_accelerator" commission of 100.00 payable
+
+  Scenario: A month below 60% collected claws back the two months before
+    Given the results:
+      | period  | employee | quota  | revenue_new | signed_amount | collected_amount |
+      | 2026-01 | K1       | 100000 | 110000      | 10000         | 10000            |
+      | 2026-02 | K1       | 100000 | 100000      | 10000         | 10000            |
+      | 2026-03 | K1       | 100000 | 90000       | 10000         | 5900             |
+    And the compensation run for "2026-01" was made and approved
+    And the compensation run for "2026-02" was made and approved
+    When the compensation run for "2026-03" is made
+    # January paid 100.00, February 0.00 (exactly at quota): 100.00 clawed back
+    Then "K1" receives a "clawback" commission of -100.00 payable
 """), ("""\
 key: bonus.demo_collection
 name: Collection bonus (demo)
@@ -550,6 +567,9 @@ def _overrides() -> dict[tuple[str, int], list[Callable[[dict[str, Decimal | str
     at("E0006", 3, _set(max_discount_pct="0.08"))
     at("E0010", 8, _set(max_discount_pct="0.15"))
     at("E0048", 9, _set(max_discount_pct="0.12"))
+    # 55% of April's signed contracts collected: the accelerator claws back February and
+    # March (below 60%; above the 50% of the collection gap flag)
+    at("E0048", 4, _set(signed_amount="100000.00", collected_amount="55000.00"))
     # False advertising.
     at("E0026", 4, _set(false_ad_complaints=1))
     at("E0057", 10, _set(false_ad_complaints=2))

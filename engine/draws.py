@@ -31,7 +31,7 @@ from engine.exact import round_half_up
 CENT = Decimal("0.01")
 
 
-def _ordinal(kind: str, day: dt.date) -> int:
+def ordinal(kind: str, day: dt.date) -> int:
     """The number of the period of a kind holding a day, counting from year 0."""
     if kind == "month":
         return day.year * 12 + day.month - 1
@@ -47,7 +47,7 @@ def window(rule: dict[str, Any], period: Any) -> int | None:
         return None
     if isinstance(start, str):
         start = dt.date.fromisoformat(start)
-    n = _ordinal(period.kind, period.start) - _ordinal(period.kind, start) + 1
+    n = ordinal(period.kind, period.start) - ordinal(period.kind, start) + 1
     return n if 1 <= n <= rule["action"]["periods"] else None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import followup, periods, wording
+from engine import clawbacks, followup, periods, wording
 from engine.cells import CellError, csv_row, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
@@ -221,7 +221,8 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
     """One line per payable, held or forfeited amount (adjustments included).
 
     Each line carries its pay code (the one HR mapped to its rule; a released hold takes
-    its rule's) and a note: where a released hold comes from, an adjustment's reason, the
+    its rule's, a clawback the one of the rule it corrects) and a note: where a released
+    hold comes from, what a clawback corrects and why, an adjustment's reason, the
     days an amount was prorated for, the floor or cap that changed an amount and by how
     much.
     """
@@ -234,7 +235,8 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
     lines = []
     for o, code, name in rows:
         released = (o.explanation or {}).get("released") or {}
-        rule = released.get("rule_key") or o.rule_key
+        claw = (o.explanation or {}).get("clawback") or {}
+        rule = released.get("rule_key") or claw.get("rule_key") or o.rule_key
         calc = (o.explanation or {}).get("calc") or {}
         lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
                       "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
@@ -242,6 +244,8 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
                       "pay_code": codes.get(rule, ""),
                       "note": released_note(released) if released else (o.value or "")
                       if o.rule_key == "released_hold"
+                      # a clawback: the payment it corrects and why
+                      else clawbacks.words(claw) if claw
                       # prorated, or a floor or cap changed the amount: say so, and by
                       # how much
                       else "; ".join([*wording.prorate_words(calc),

@@ -608,7 +608,8 @@ class PayCode(Base):
     """The payroll system's pay code of a rule's amounts (set by HR, one per rule key).
 
     ``rule_key`` is a rule's key, or ``adjustment`` for manual lines; a released hold
-    carries the pay code of the rule whose amount it releases.
+    carries the pay code of the rule whose amount it releases, a clawback the one of the
+    rule whose payment it corrects.
     """
 
     __tablename__ = "pay_code"

@@ -361,6 +361,16 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
         return [f"{rel.get('period')} 暂扣的{name}，合规审核解除后在此发放" if zh else
                 f"{name} held in {rel.get('period')}, paid here after the compliance review "
                 "released it"]
+    if exp.get("clawback"):
+        c = exp["clawback"]
+        name = rule_name(c.get("rule_key", ""), definitions, v)
+        ratio, below = v.percent(c.get("ratio"), measured=False), v.percent(
+            c.get("below"), measured=False)
+        return [f"追回 {c.get('period')} 发放的{name} {v.money(c.get('paid'))} 中的 "
+                f"{v.money(-Decimal(c['amount']))}：本期回款率 {ratio} 低于 {below}" if zh else
+                f"{v.money(-Decimal(c['amount']))} of the {name} of {v.money(c.get('paid'))} "
+                f"paid for {c.get('period')} is taken back: your collection ratio this period, "
+                f"{ratio}, is below {below}"]
     if kind == "warning":
         missing = v.label(exp.get("missing", ""))
         name = rule_name(exp.get("rule_key") or rule_key, definitions, v)
@@ -427,6 +437,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
             line.rule_name = "人工调整" if v.zh else "Manual adjustment"
         elif line.rule_key == "released_hold":
             line.rule_name = "解除的暂扣" if v.zh else "Released hold"
+        elif line.rule_key == "clawback":
+            line.rule_name = "提成追回" if v.zh else "Clawback"
         else:
             line.rule_name = rule_name(line.rule_key, defs, v, line.rule_name)
         line.plain = line_words(line.kind, line.explanation, line.status, line.value, v, defs,

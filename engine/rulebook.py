@@ -465,6 +465,36 @@ def _flag(v: _Validator, value: Any, field: str) -> bool:
     return False
 
 
+def _validate_clawback(v: _Validator, claw: Any) -> dict[str, Any]:
+    """A clawback: the collection ratio below which (above 0) a later period takes back
+    the payments of the ``within`` periods before it (1 to 24), ``share`` of each (above
+    0, at most 1; all of it when not given)."""
+    if not isinstance(claw, dict):
+        v.fail("a clawback is a mapping of below, within and share", "action.clawback")
+    extra = set(claw) - {"below", "within", "share"}
+    if extra:
+        v.fail(f"unknown field {sorted(extra)[0]!r} for a clawback",
+               f"action.clawback.{sorted(extra)[0]}")
+    if "collection_ratio" not in v.facts:
+        v.fail("a clawback reads collection_ratio, which the catalog does not have",
+               "action.clawback")
+    below = v.number(claw.get("below"), "action.clawback.below", kind="ratio")
+    if below <= 0:
+        v.fail("a clawback applies below a collection ratio above 0",
+               "action.clawback.below")
+    within = v.number(claw.get("within"), "action.clawback.within")
+    if within != within.to_integral_value() or not 1 <= within <= 24:
+        v.fail("a clawback looks back a whole number of periods, 1 to 24",
+               "action.clawback.within")
+    out: dict[str, Any] = {"below": below, "within": int(within)}
+    if claw.get("share") not in (None, ""):
+        share = v.number(claw["share"], "action.clawback.share", kind="ratio")
+        if not 0 < share <= 1:
+            v.fail("the share clawed back is above 0 and at most 1", "action.clawback.share")
+        out["share"] = share
+    return out
+
+
 def _validate_draw(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]) -> None:
     """A draw: an amount guaranteed a period (in cents, above 0) for a number of periods
     (1 to 120); a recoverable one says the share of later commissions (above 0, at most
@@ -547,7 +577,7 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         "draw": {"type", "amount", "periods", "recoverable", "recovery_share"},
     }
     if atype in AMOUNT_ACTIONS:
-        fields_for[atype] |= {*LIMITS, "prorate"}
+        fields_for[atype] |= {*LIMITS, "prorate", "clawback"}
     extra = set(action) - fields_for[atype]
     if extra:
         v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
@@ -577,6 +607,8 @@ def _validate_action(v: _Validator, kind: str, action: Any,
     if atype in AMOUNT_ACTIONS:
         if _prorate(v, action.get("prorate")):
             out["prorate"] = True  # false, the default, is not written
+        if action.get("clawback") not in (None, "", {}):
+            out["clawback"] = _validate_clawback(v, action["clawback"])
         _validate_limits(v, action, out)
     if atype == "pip":
         start = action.get("start", "next_period")
@@ -954,7 +986,7 @@ def to_document(rule: Rule) -> dict[str, Any]:
 
 def _with_decimals(value: Any, key: str = "") -> Any:
     numeric_keys = {"value", "amount", "rate", "from", "to", "cap", "floor", "annual_cap",
-                    "recovery_share"}
+                    "recovery_share", "below", "share"}
     if isinstance(value, dict):
         return {k: _with_decimals(v, k) for k, v in value.items()}
     if isinstance(value, list):

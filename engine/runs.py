@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from engine import (
     assignments,
+    clawbacks,
     compliance,
     draws,
     earlier,
@@ -369,6 +370,14 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                 status = "held"
                 explanation["held_by"] = sorted(held_by[rule["key"]])
         out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation))
+    payments = compiled.clawable.get(ef.employee_id)
+    if payments:
+        rules = {r["key"]: r for r in compiled.rules}
+        for amount, explanation in clawbacks.lines(ef.values, rules, payments):
+            c = explanation["clawback"]
+            out.append(_outcome(ef, period, clawbacks.KEY, rules[c["rule_key"]]["kind"], amount,
+                                f"{c['rule_key']} of {c['period']} (run {c['run_id']})",
+                                "payable", explanation))
     out.sort(key=lambda o: (o["kind"] == "warning", o["rule_key"]))
     return out
 
@@ -468,6 +477,7 @@ def compile_for(session: Session, period: Period,
         used = [{"key": r.key, "version": r.version, "hash": r.content_hash} for r in rules]
     compiled.paid_earlier = paid_earlier(session, period, compiled.rules)
     compiled.draw_balances = draws.balances(session, period, compiled.rules)
+    compiled.clawable = clawbacks.candidates(session, period, compiled.rules)
     return compiled, used
 
 

@@ -274,6 +274,16 @@ def limit_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
     return out
 
 
+def clawback_said(claw: Mapping[str, Any] | None, zh: bool) -> str:
+    """A rule's clawback in words (none when it has none)."""
+    if not claw:
+        return "无" if zh else "none"
+    share, below, n = pct(claw.get("share") or 1), pct(claw["below"]), claw["within"]
+    return (f"若之后 {n} 期内某期回款率低于 {below}，追回本规则所发金额的 {share}" if zh else
+            f"{share} of what it paid is clawed back when the collection ratio of one of the "
+            f"{n} periods after falls below {below}")
+
+
 def draw_words(calc: Mapping[str, Any], lang: str = "en") -> str:
     """A draw's line: the guarantee and what was earned, the shortfall paid or the part
     of the balance recovered, and the balance before and after."""
@@ -454,7 +464,7 @@ _LINES_ZH = {
     "Effective to": "失效日期", "Tier": "第 {n} 档", "Row": "第 {n} 行",
     "Tier mode": "分档方式", "Floor per period": "每期保底", "Cap per period": "每期上限",
     "Annual cap per employee": "每人年度上限", "Prorated": "按在职天数折算",
-    "Draw periods": "保底期数", "Recoverable": "可收回",
+    "Draw periods": "保底期数", "Recoverable": "可收回", "Clawback": "提成追回",
 }
 _MODES = {"retroactive": ("retroactive: the rate reached applies to the whole base",
                           "追溯：所达档位的比例适用于全部基数"),
@@ -583,6 +593,7 @@ def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
                         ("annual_cap", "Annual cap per employee")):
             out.append((L(name), f"{money(action[k])} {r.currency}" if action.get(k)
                         is not None else ("无" if zh else "none")))
+        out.append((L("Clawback"), clawback_said(action.get("clawback"), zh)))
         out.append((L("Prorated"), ("是：按本期在职天数占比发放" if zh else
                                     "yes: the share of the period the employee was employed")
                     if action.get("prorate") else ("否" if zh else "no")))
@@ -686,6 +697,8 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
         what = str(atype)
     if action.get("prorate"):
         what += "；按本期在职天数折算" if zh else "; prorated by the days employed in the period"
+    if action.get("clawback"):
+        what += ("；" if zh else "; ") + clawback_said(action["clawback"], zh)
     for k, en, cn in (("floor", "at least {} a period", "每期至少 {}"),
                       ("cap", "at most {} a period", "每期至多 {}"),
                       ("annual_cap", "at most {} per employee a year", "每人每年至多 {}")):

@@ -603,3 +603,24 @@ def test_a_draw_is_written_in_the_editor_and_its_misfits_are_named_at_their_fiel
     assert ("a_recovery_share", "50") in fields and ("a_periods", "3") in fields
     text = client.get("/admin/rules/commission.key_accounts/?lang=zh").get_data(as_text=True)
     assert "预支保底" in text and "以后各期提成的 50% 用于收回" in text
+
+
+def test_a_clawback_is_three_fields_in_the_editor_and_a_misfit_is_named_there(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_clawback_below", "50"), ("a_clawback_within", "30")]))
+    assert page.status_code == 400
+    assert error_at(page, "action:clawback_within") == \
+        "a clawback looks back a whole number of periods, 1 to 24"
+    assert client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_clawback_below", "50%"), ("a_clawback_within", "3"),
+        ("a_clawback_share", "80")])).status_code == 302
+    claw = definition(org, "commission.key_accounts")[1]["action"]["clawback"]
+    assert (Decimal(claw["below"]), claw["within"], Decimal(claw["share"])) == (
+        Decimal("0.5"), 3, Decimal("0.8"))
+    fields = form_of(client.get("/admin/rules/commission.key_accounts/edit"))
+    assert ("a_clawback_below", "50") in fields and ("a_clawback_share", "80") in fields
+    text = client.get("/admin/rules/commission.key_accounts/edit?lang=zh").get_data(
+        as_text=True)
+    assert "回款率低于以下比例时追回" in text

@@ -168,6 +168,20 @@ def test_the_demo_starter_draw_tops_up_q1_and_april_recovers_from_the_locked_mon
     assert {o["employee_code"] for o in april} == {c for c, d in drawn.items() if d > 0}
 
 
+def test_the_demo_accelerator_claws_back_february_and_march_in_april(demo) -> None:
+    """E0048 collects 55% in April, below the accelerator's 60%: the 150.00 of February
+    and the 115.00 of March (locked runs) are clawed back, each naming its month."""
+    from engine.runs import outcome_rows
+
+    s = demo
+    lines = [o for o in outcome_rows(s, run_of(s, "2026-04")) if o["rule_key"] == "clawback"]
+    assert sorted((o["employee_code"], o["explanation"]["clawback"]["period"], o["amount"])
+                  for o in lines) == [("E0048", "2026-02", "-150.00"),
+                                      ("E0048", "2026-03", "-115.00")]
+    said = lines_of(s, run_of(s, "2026-04"), "E0048")["clawback"]
+    assert "is taken back: your collection ratio this period, 55%, is below 60%" in said[0]
+
+
 def test_the_demo_only_policies_show_each_mechanic_in_statements_export_and_preview(
         demo) -> None:
     """The demo's locked first quarter (engine.demo.SCENARIOS): E0048's accelerator is

@@ -558,3 +558,78 @@ def test_a_draw_reads_in_the_summary_and_lines(session: Session) -> None:
     assert ("Recoverable", "yes: 50% of later commissions recovers it") in \
         wording.rule_lines(draw, en)
     assert ("保底期数", "3") in wording.rule_lines(draw, zh)
+
+
+# --- clawbacks ----------------------------------------------------------------------------------
+
+
+def test_a_clawback_names_the_rule_period_and_ratio_in_explanation_statement_and_export(
+        session: Session) -> None:
+    """January pays 1% of 50,000 = 500.00; February collects 16,000 of 40,000 signed
+    (40%, below 50%): half of January's 500.00 is clawed back, -250.00."""
+    from engine import lifecycle
+    from engine.models import PayCode
+
+    specs.rule_changed(session, "commission.new_logo", [
+        ["field", "value"], ["action.clawback.below", "0.5"], ["action.clawback.within", "2"],
+        ["action.clawback.share", "0.5"]])
+    session.add(PayCode(rule_key="commission.new_logo", code="P100"))
+    staff = specs.one_employee({}, "E1", "S2", "North")
+    specs.results_by_period(session, {}, staff, [
+        ["period", "employee", "quota", "revenue_new", "signed_amount", "collected_amount"],
+        ["2026-01", "E1", "100000", "50000", "40000", "40000"],
+        ["2026-02", "E1", "100000", "", "40000", "16000"]])
+    runs = specs.make_settled_run(session, [], "2026-01", "approved")
+    runs = specs.make_run(session, runs, "2026-02")
+    line = _line(runs[-1][1], "E1", "clawback")
+    assert (line["amount"], line["kind"], line["status"]) == (Decimal("-250.00"),
+                                                              "commission", "payable")
+    c = line["explanation"]["clawback"]
+    assert (c["rule_key"], c["period"], c["run_id"], c["paid"], c["kept"]) == (
+        "commission.new_logo", "2026-01", runs[0][1].run.id, "500.00", "250.00")
+    assert line["value"] == f"commission.new_logo of 2026-01 (run {runs[0][1].run.id})"
+    said = " ".join(next(x for x in plain.statement(session, runs[-1][1].run, "E1").lines
+                         if x.rule_key == "clawback").plain)
+    assert ("CN¥250 of the New-logo commission of CN¥500 paid for 2026-01 is taken back: "
+            "your collection ratio this period, 40%, is below 50%") in said
+    st = plain.statement(session, runs[-1][1].run, "E1", "zh")
+    line_zh = next(x for x in st.lines if x.rule_key == "clawback")
+    assert line_zh.rule_name == "提成追回" and "追回 2026-01 发放的新客户提成 ¥500 中的 ¥250" \
+        in " ".join(line_zh.plain)
+    row = next(x for x in lifecycle.export_lines(session, runs[-1][1].run)
+               if x["rule_key"] == "clawback")
+    assert row["pay_code"] == "P100" and row["amount"] == Decimal("-250.00")
+    assert row["note"].startswith("clawback of 50% of the 500.00 commission.new_logo paid for "
+                                  "2026-01") and "collection ratio 40% is below 50%" in row["note"]
+
+
+@pytest.mark.parametrize("claw, field, reason", [
+    ({"below": "0", "within": 2}, "action.clawback.below", "below a collection ratio above 0"),
+    ({"below": "0.5", "within": 0}, "action.clawback.within", "1 to 24"),
+    ({"below": "0.5", "within": 2, "share": "1.2"}, "action.clawback.share",
+     "above 0 and at most 1"),
+    ({"below": "0.5", "within": 2, "after": 1}, "action.clawback.after",
+     "unknown field 'after' for a clawback"),
+    ("yes", "action.clawback", "a clawback is a mapping of below, within and share"),
+])
+def test_a_clawback_that_cannot_hold_is_refused_naming_the_rule_and_field(
+        session: Session, claw: Any, field: str, reason: str) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    with pytest.raises(RuleError) as err:
+        validate_for_session(session, {**doc, "action": {**doc["action"], "clawback": claw}},
+                             "rule commission.new_logo")
+    assert err.value.field == field and reason in str(err.value)
+    assert "rule commission.new_logo" in str(err.value)
+
+
+def test_a_clawback_reads_in_the_summary_and_lines(session: Session) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    claw = validate_for_session(session, {**doc, "action": {
+        **doc["action"], "clawback": {"below": "0.5", "within": 3}}}, "rule x")
+    en, zh = reader(session, "en"), reader(session, "zh")
+    assert ("100% of what it paid is clawed back when the collection ratio of one of the 3 "
+            "periods after falls below 50%") in wording.summary(claw, en)
+    assert ("提成追回", "若之后 3 期内某期回款率低于 50%，追回本规则所发金额的 100%") in \
+        wording.rule_lines(claw, zh)
+    assert ("Clawback", "none") in wording.rule_lines(validate_for_session(session, doc, "x"),
+                                                      en)
