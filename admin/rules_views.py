@@ -65,8 +65,13 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
                 "table": _l("A decision table (first row that matches)"),
                 "pip": _l("A performance improvement plan"),
                 "draw": _l("A draw: commissions guaranteed for some periods")}
-# The editor's fields of an amount rule's clawback (action.clawback's below, within, share).
-CLAWBACK_FIELDS = ("clawback_below", "clawback_within", "clawback_share")
+# The editor's fields of an amount rule's mappings: action.clawback's below, within and
+# share, action.on_signing's share and release_at (clawback_below, on_signing_share, ...).
+NESTED = {"clawback": ("below", "within", "share"), "on_signing": ("share", "release_at")}
+NESTED_FIELDS = tuple(f"{m}_{k}" for m, keys in NESTED.items() for k in keys)
+# The fields typed as percentages besides the rate.
+PERCENT_FIELDS = ("recovery_share", "clawback_below", "clawback_share", "on_signing_share",
+                  "on_signing_release_at")
 # Which action fields each action type shows.
 ACTION_FIELDS = {"amount": ("fixed", "per_unit", "draw"), "periods": ("draw",),
                  "recoverable": ("draw",), "recovery_share": ("draw",), "rate": ("rate",),
@@ -74,7 +79,7 @@ ACTION_FIELDS = {"amount": ("fixed", "per_unit", "draw"), "periods": ("draw",),
                  "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
                  "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",),
                  **{limit: ("fixed", "rate", "per_unit", "tiers")
-                    for limit in (*LIMITS, "prorate", *CLAWBACK_FIELDS)}}
+                    for limit in (*LIMITS, "prorate", *NESTED_FIELDS)}}
 TIER_MODE_NAMES = {"retroactive": _l("Retroactive: the rate reached applies to the whole base"),
                    "marginal": _l("Marginal: each slice of the base at its own tier's rate")}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
@@ -244,7 +249,7 @@ def _in_units(form: RuleForm, types: dict[str, str]) -> RuleForm:
     for t in form.tiers:
         t.lo, t.hi, t.rate = _shown(t.lo, metric_unit), _shown(t.hi, metric_unit), \
             _percent_text(t.rate)
-    for name in ("rate", "recovery_share", "clawback_below", "clawback_share"):
+    for name in ("rate", *PERCENT_FIELDS):
         if form.action.get(name):
             form.action[name] = _percent_text(form.action[name])
     return form
@@ -285,7 +290,7 @@ def to_stored_units(form: RuleForm, types: dict[str, str], confirm: bool
     if form.action.get("rate"):
         form.action["rate"] = _typed(form.action["rate"], "percent", "action:rate", errors,
                                      confirm, rate=True)
-    for name in ("recovery_share", "clawback_below", "clawback_share"):
+    for name in PERCENT_FIELDS:
         if form.action.get(name):
             form.action[name] = _typed(form.action[name], "percent", f"action:{name}", errors,
                                        confirm)
@@ -323,9 +328,10 @@ def form_from_definition(d: dict[str, Any]) -> RuleForm:
     f.conds = _tree_rows(when, "when")
     action = d.get("action") or {}
     f.action = {k: _text(v) for k, v in action.items()
-                if k not in ("tiers", "rows", "clawback")}
-    for k, v in (action.get("clawback") or {}).items():
-        f.action[f"clawback_{k}"] = _text(v)
+                if k not in ("tiers", "rows", *NESTED)}
+    for name in NESTED:
+        for k, v in (action.get(name) or {}).items():
+            f.action[f"{name}_{k}"] = _text(v)
     f.tiers = [Tier(_text(t.get("from")), _text(t.get("to")), _text(t.get("rate")))
                for t in action.get("tiers") or []]
     for row in action.get("rows") or []:
@@ -434,10 +440,10 @@ def definition_from_form(f: RuleForm) -> dict[str, Any]:
         value = f.action.get(name, "")
         if atype in types and value != "":
             action[name] = value
-    claw = {k.removeprefix("clawback_"): action.pop(k) for k in CLAWBACK_FIELDS
-            if k in action}
-    if claw:
-        action["clawback"] = claw
+    for name, keys in NESTED.items():
+        given = {k: action.pop(f"{name}_{k}") for k in keys if f"{name}_{k}" in action}
+        if given:
+            action[name] = given
     if atype == "pip":
         action["start"] = "next_period"
     if atype == "tiers":
@@ -496,7 +502,10 @@ def place_error(f: RuleForm, err: RuleError) -> dict[str, str]:
             return {f"row:{real[row - 1]}:value": reason}
         return {"action.rows": reason}
     if name.startswith("action."):
-        return {f"action:{name.split('.', 1)[1].replace('clawback.', 'clawback_')}": reason}
+        sub = name.split(".", 1)[1]
+        for nested in NESTED:
+            sub = sub.replace(f"{nested}.", f"{nested}_")
+        return {f"action:{sub}": reason}
     if name.startswith("scope"):
         return {name.replace(".", "_"): reason}
     return {name or "form": reason}

@@ -156,6 +156,9 @@ class CompiledRuleset:
     # employee id -> the payments of rules with a clawback it may correct
     # (engine.clawbacks.candidates), set with paid_earlier.
     clawable: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # employee id -> the parts of earlier payments held until collected
+    # (engine.clawbacks.held_until_collected)
+    held_until_collected: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def fields(self) -> set[str]:

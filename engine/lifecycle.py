@@ -236,7 +236,9 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
     for o, code, name in rows:
         released = (o.explanation or {}).get("released") or {}
         claw = (o.explanation or {}).get("clawback") or {}
-        rule = released.get("rule_key") or claw.get("rule_key") or o.rule_key
+        collected = (o.explanation or {}).get("collected") or {}
+        rule = released.get("rule_key") or claw.get("rule_key") or \
+            collected.get("rule_key") or o.rule_key
         calc = (o.explanation or {}).get("calc") or {}
         lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
                       "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
@@ -246,11 +248,13 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
                       if o.rule_key == "released_hold"
                       # a clawback: the payment it corrects and why
                       else clawbacks.words(claw) if claw
+                      else clawbacks.release_words(collected) if collected
                       # prorated, or a floor or cap changed the amount: say so, and by
                       # how much
                       else "; ".join([*wording.prorate_words(calc),
-                                      *wording.limit_words(calc)])
-                      if calc.get("limits") or calc.get("prorated")
+                                      *wording.limit_words(calc),
+                                      *wording.signing_words(calc)])
+                      if calc.get("limits") or calc.get("prorated") or calc.get("on_signing")
                       # a draw: what it paid or recovered, and the balance owed
                       else wording.draw_words(calc) if calc.get("type") == "draw"
                       else ""})

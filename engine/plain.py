@@ -298,6 +298,17 @@ def _slices(calc: Mapping[str, Any], amount: str, v: Voice) -> str:
     return "; ".join(parts) + f"; in all {amount}"
 
 
+def signing_said(calc: Mapping[str, Any], v: Voice) -> list[str]:
+    """The part paid on signing and the part waiting for the cash, as the payee reads it."""
+    s = calc.get("on_signing")
+    if not s:
+        return []
+    at = v.percent(s["release_at"], measured=False)
+    return [f"签约时发放 {v.money(s['paid'])}，其余 {v.money(s['held'])} 在回款率达到 {at} 后发放"
+            if v.zh else f"{v.money(s['paid'])} paid on signing; the other "
+            f"{v.money(s['held'])} is paid once your collection ratio reaches {at}"]
+
+
 def prorated_said(calc: Mapping[str, Any], v: Voice) -> list[str]:
     """The share paid for the days employed in the period, as the payee reads it."""
     p = calc.get("prorated")
@@ -361,6 +372,14 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
         return [f"{rel.get('period')} 暂扣的{name}，合规审核解除后在此发放" if zh else
                 f"{name} held in {rel.get('period')}, paid here after the compliance review "
                 "released it"]
+    if exp.get("collected"):
+        c = exp["collected"]
+        name = rule_name(c.get("rule_key", ""), definitions, v)
+        return [f"{c.get('period')} 的{name}签约时暂缓的 {v.money(c.get('held'))}，回款率达到 "
+                f"{v.percent(c.get('release_at'), measured=False)} 后在此发放" if zh else
+                f"The {v.money(c.get('held'))} of the {name} for {c.get('period')} held until "
+                f"the cash was collected, paid now: your collection ratio reached "
+                f"{v.percent(c.get('release_at'), measured=False)}"]
     if exp.get("clawback"):
         c = exp["clawback"]
         name = rule_name(c.get("rule_key", ""), definitions, v)
@@ -383,6 +402,7 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
     if calc:
         words.append(arithmetic(calc, kind, v))
         words.extend(prorated_said(calc, v))
+        words.extend(signing_said(calc, v))
         capped = any(x["limit"] != "floor" for x in calc.get("limits") or [])
         words.extend(limits_said(calc, v, period_kind))
         if calc.get("type") == "tiers" and not capped:  # more would not pay more
@@ -439,6 +459,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
             line.rule_name = "解除的暂扣" if v.zh else "Released hold"
         elif line.rule_key == "clawback":
             line.rule_name = "提成追回" if v.zh else "Clawback"
+        elif line.rule_key == "collected_release":
+            line.rule_name = "回款后发放" if v.zh else "Paid once collected"
         else:
             line.rule_name = rule_name(line.rule_key, defs, v, line.rule_name)
         line.plain = line_words(line.kind, line.explanation, line.status, line.value, v, defs,

@@ -495,6 +495,29 @@ def _validate_clawback(v: _Validator, claw: Any) -> dict[str, Any]:
     return out
 
 
+def _validate_on_signing(v: _Validator, part: Any) -> dict[str, Any]:
+    """Paid in part on signing: the share paid at once (above 0, below 1) and the
+    collection ratio (above 0) at which a later period pays the rest."""
+    if not isinstance(part, dict):
+        v.fail("on_signing is a mapping of share and release_at", "action.on_signing")
+    extra = set(part) - {"share", "release_at"}
+    if extra:
+        v.fail(f"unknown field {sorted(extra)[0]!r} for on_signing",
+               f"action.on_signing.{sorted(extra)[0]}")
+    if "collection_ratio" not in v.facts:
+        v.fail("paying on collection reads collection_ratio, which the catalog does not "
+               "have", "action.on_signing")
+    share = v.number(part.get("share"), "action.on_signing.share", kind="ratio")
+    if not 0 < share < 1:
+        v.fail("the share paid on signing is above 0 and below 1 (the rest waits for the "
+               "cash)", "action.on_signing.share")
+    release = v.number(part.get("release_at"), "action.on_signing.release_at", kind="ratio")
+    if release <= 0:
+        v.fail("the rest is paid at a collection ratio above 0",
+               "action.on_signing.release_at")
+    return {"share": share, "release_at": release}
+
+
 def _validate_draw(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]) -> None:
     """A draw: an amount guaranteed a period (in cents, above 0) for a number of periods
     (1 to 120); a recoverable one says the share of later commissions (above 0, at most
@@ -577,7 +600,7 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         "draw": {"type", "amount", "periods", "recoverable", "recovery_share"},
     }
     if atype in AMOUNT_ACTIONS:
-        fields_for[atype] |= {*LIMITS, "prorate", "clawback"}
+        fields_for[atype] |= {*LIMITS, "prorate", "clawback", "on_signing"}
     extra = set(action) - fields_for[atype]
     if extra:
         v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
@@ -609,6 +632,8 @@ def _validate_action(v: _Validator, kind: str, action: Any,
             out["prorate"] = True  # false, the default, is not written
         if action.get("clawback") not in (None, "", {}):
             out["clawback"] = _validate_clawback(v, action["clawback"])
+        if action.get("on_signing") not in (None, "", {}):
+            out["on_signing"] = _validate_on_signing(v, action["on_signing"])
         _validate_limits(v, action, out)
     if atype == "pip":
         start = action.get("start", "next_period")
@@ -986,7 +1011,7 @@ def to_document(rule: Rule) -> dict[str, Any]:
 
 def _with_decimals(value: Any, key: str = "") -> Any:
     numeric_keys = {"value", "amount", "rate", "from", "to", "cap", "floor", "annual_cap",
-                    "recovery_share", "below", "share"}
+                    "recovery_share", "below", "share", "release_at"}
     if isinstance(value, dict):
         return {k: _with_decimals(v, k) for k, v in value.items()}
     if isinstance(value, list):

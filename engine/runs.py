@@ -320,6 +320,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             amount, calc, arithmetic_facts = _amount(rule, firing, values)
             amount = limited(rule["action"], amount, calc,
                              compiled.paid_earlier.get((ef.employee_id, rule["key"])))
+            amount = clawbacks.defer(rule["action"], amount, calc)
             explanation["calc"] = calc
             explanation["arithmetic"] = wording.calculation(calc)
             if calc["type"] == "tiers":
@@ -376,6 +377,15 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         for amount, explanation in clawbacks.lines(ef.values, rules, payments):
             c = explanation["clawback"]
             out.append(_outcome(ef, period, clawbacks.KEY, rules[c["rule_key"]]["kind"], amount,
+                                f"{c['rule_key']} of {c['period']} (run {c['run_id']})",
+                                "payable", explanation))
+    parts = compiled.held_until_collected.get(ef.employee_id)
+    if parts:
+        rules = {r["key"]: r for r in compiled.rules}
+        for amount, explanation in clawbacks.releases(ef.values, parts):
+            c = explanation["collected"]
+            kind = rules[c["rule_key"]]["kind"] if c["rule_key"] in rules else "commission"
+            out.append(_outcome(ef, period, clawbacks.RELEASE, kind, amount,
                                 f"{c['rule_key']} of {c['period']} (run {c['run_id']})",
                                 "payable", explanation))
     out.sort(key=lambda o: (o["kind"] == "warning", o["rule_key"]))
@@ -478,6 +488,8 @@ def compile_for(session: Session, period: Period,
     compiled.paid_earlier = paid_earlier(session, period, compiled.rules)
     compiled.draw_balances = draws.balances(session, period, compiled.rules)
     compiled.clawable = clawbacks.candidates(session, period, compiled.rules)
+    compiled.held_until_collected = clawbacks.held_until_collected(session, period,
+                                                                   compiled.rules)
     return compiled, used
 
 

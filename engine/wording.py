@@ -217,7 +217,20 @@ def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain
     """The arithmetic of an amount, then each floor or cap that changed it."""
     text = _arithmetic(calc, lang, label, types or {})
     sep = "；" if lang == "zh" else "; "
-    return sep.join([text, *prorate_words(calc, lang), *limit_words(calc, lang)])
+    return sep.join([text, *prorate_words(calc, lang), *limit_words(calc, lang),
+                     *signing_words(calc, lang)])
+
+
+def signing_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
+    """The part paid on signing and the part held until the cash is collected."""
+    s = calc.get("on_signing")
+    if not s:
+        return []
+    if lang == "zh":
+        return [f"签约时发放 {pct(s['share'])}：{money(s['paid'])}；"
+                f"其余 {money(s['held'])} 待回款率达到 {pct(s['release_at'])} 后发放"]
+    return [f"{pct(s['share'])} paid on signing: {money(s['paid'])}; {money(s['held'])} held "
+            f"until the collection ratio reaches {pct(s['release_at'])}"]
 
 
 def prorate_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
@@ -272,6 +285,15 @@ def limit_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
             out.append(f"未超过年度上限 {value}（{earlier}）" if zh else
                        f"within the annual cap of {value} ({earlier})")
     return out
+
+
+def signing_said(part: Mapping[str, Any] | None, zh: bool) -> str:
+    """A rule paid in part on signing, in words (all at once when it is not)."""
+    if not part:
+        return "全部当期发放" if zh else "all at once"
+    share, at = pct(part["share"]), pct(part["release_at"])
+    return (f"签约时发放 {share}，其余在回款率达到 {at} 的期间发放" if zh else
+            f"{share} paid on signing, the rest in the period the collection ratio reaches {at}")
 
 
 def clawback_said(claw: Mapping[str, Any] | None, zh: bool) -> str:
@@ -465,6 +487,7 @@ _LINES_ZH = {
     "Tier mode": "分档方式", "Floor per period": "每期保底", "Cap per period": "每期上限",
     "Annual cap per employee": "每人年度上限", "Prorated": "按在职天数折算",
     "Draw periods": "保底期数", "Recoverable": "可收回", "Clawback": "提成追回",
+    "Paid on signing": "签约时发放",
 }
 _MODES = {"retroactive": ("retroactive: the rate reached applies to the whole base",
                           "追溯：所达档位的比例适用于全部基数"),
@@ -594,6 +617,7 @@ def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
             out.append((L(name), f"{money(action[k])} {r.currency}" if action.get(k)
                         is not None else ("无" if zh else "none")))
         out.append((L("Clawback"), clawback_said(action.get("clawback"), zh)))
+        out.append((L("Paid on signing"), signing_said(action.get("on_signing"), zh)))
         out.append((L("Prorated"), ("是：按本期在职天数占比发放" if zh else
                                     "yes: the share of the period the employee was employed")
                     if action.get("prorate") else ("否" if zh else "no")))
@@ -699,6 +723,8 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
         what += "；按本期在职天数折算" if zh else "; prorated by the days employed in the period"
     if action.get("clawback"):
         what += ("；" if zh else "; ") + clawback_said(action["clawback"], zh)
+    if action.get("on_signing"):
+        what += ("；" if zh else "; ") + signing_said(action["on_signing"], zh)
     for k, en, cn in (("floor", "at least {} a period", "每期至少 {}"),
                       ("cap", "at most {} a period", "每期至多 {}"),
                       ("annual_cap", "at most {} per employee a year", "每人每年至多 {}")):

@@ -624,3 +624,22 @@ def test_a_clawback_is_three_fields_in_the_editor_and_a_misfit_is_named_there(
     text = client.get("/admin/rules/commission.key_accounts/edit?lang=zh").get_data(
         as_text=True)
     assert "回款率低于以下比例时追回" in text
+
+
+def test_a_part_on_signing_is_two_fields_in_the_editor(client: FlaskClient, org: Org
+                                                       ) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_on_signing_share", "100"), ("a_on_signing_release_at", "90")]))
+    assert error_at(page, "action:on_signing_share").startswith(
+        "the share paid on signing is above 0 and below 1")
+    assert client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_on_signing_share", "60"), ("a_on_signing_release_at", "90%")])
+    ).status_code == 302
+    part = definition(org, "commission.key_accounts")[1]["action"]["on_signing"]
+    assert (Decimal(part["share"]), Decimal(part["release_at"])) == (Decimal("0.6"),
+                                                                     Decimal("0.9"))
+    fields = form_of(client.get("/admin/rules/commission.key_accounts/edit"))
+    assert ("a_on_signing_share", "60") in fields
+    assert "签约时发放比例" in client.get(
+        "/admin/rules/commission.key_accounts/edit?lang=zh").get_data(as_text=True)

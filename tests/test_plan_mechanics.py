@@ -633,3 +633,57 @@ def test_a_clawback_reads_in_the_summary_and_lines(session: Session) -> None:
         wording.rule_lines(claw, zh)
     assert ("Clawback", "none") in wording.rule_lines(validate_for_session(session, doc, "x"),
                                                       en)
+
+
+def test_a_part_held_until_collected_is_said_and_paid_with_its_origin(session: Session
+                                                                      ) -> None:
+    """60% of 500.00 on signing: 300.00; the 200.00 held is paid in February, whose
+    collection ratio (36,000 / 40,000 = 90%) reaches the line."""
+    from engine import lifecycle
+
+    specs.rule_changed(session, "commission.new_logo", [
+        ["field", "value"], ["action.on_signing.share", "0.6"],
+        ["action.on_signing.release_at", "0.9"]])
+    staff = specs.one_employee({}, "E1", "S2", "North")
+    specs.results_by_period(session, {}, staff, [
+        ["period", "employee", "quota", "revenue_new", "signed_amount", "collected_amount"],
+        ["2026-01", "E1", "100000", "50000", "40000", "10000"],
+        ["2026-02", "E1", "100000", "", "40000", "36000"]])
+    runs = specs.make_settled_run(session, [], "2026-01", "approved")
+    jan = _line(runs[-1][1], "E1", "commission.new_logo")
+    assert jan["explanation"]["calc"]["on_signing"] == {
+        "share": "0.6", "release_at": "0.9", "full": "500.00", "paid": "300.00",
+        "held": "200.00"}
+    assert ("60% paid on signing: 300.00; 200.00 held until the collection ratio reaches "
+            "90%") in " ".join(wording.explain("commission", jan["explanation"]))
+    said = " ".join(next(x for x in plain.statement(session, runs[-1][1].run, "E1", "zh")
+                         .lines if x.rule_key == "commission.new_logo").plain)
+    assert "签约时发放 ¥300，其余 ¥200 在回款率达到 90% 后发放" in said
+    runs = specs.make_run(session, runs, "2026-02")
+    feb = _line(runs[-1][1], "E1", "collected_release")
+    assert feb["amount"] == Decimal("200.00")
+    assert feb["explanation"]["collected"]["run_id"] == runs[0][1].run.id
+    said = " ".join(next(x for x in plain.statement(session, runs[-1][1].run, "E1").lines
+                         if x.rule_key == "collected_release").plain)
+    assert ("The CN¥200 of the New-logo commission for 2026-01 held until the cash was "
+            "collected, paid now: your collection ratio reached 90%") in said
+    row = next(x for x in lifecycle.export_lines(session, runs[-1][1].run)
+               if x["rule_key"] == "collected_release")
+    assert row["note"].startswith("the 200.00 of commission.new_logo for 2026-01 (run ")
+
+
+@pytest.mark.parametrize("part, field, reason", [
+    ({"share": "1", "release_at": "0.9"}, "action.on_signing.share", "above 0 and below 1"),
+    ({"share": "0.6", "release_at": "0"}, "action.on_signing.release_at",
+     "a collection ratio above 0"),
+    ({"share": "0.6"}, "action.on_signing.release_at", ""),
+])
+def test_a_part_on_signing_that_cannot_hold_is_refused_naming_the_field(
+        session: Session, part: dict[str, str], field: str, reason: str) -> None:
+    doc = read_rule_file(ROOT / "rules/commission.new_logo.yaml")
+    with pytest.raises(RuleError) as err:
+        validate_for_session(session, {**doc, "action": {**doc["action"], "on_signing": part}},
+                             "rule commission.new_logo")
+    assert err.value.field == field and reason in str(err.value)
+    assert ("Paid on signing", "all at once") in wording.rule_lines(
+        validate_for_session(session, doc, "x"), reader(session, "en"))
