@@ -33,7 +33,7 @@ from wtforms.validators import Optional, StopValidation
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.headers import csp_nonce
-from engine import periods
+from engine import assignments, periods
 from engine.cells import CellError, formula_problem, metric_value, number
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
@@ -423,7 +423,8 @@ class EmployeeView(LaurelModelView):
     resource = "employee"
     # As the import refuses it (engine.imports): payroll files carry the code as it is.
     form_args = {"code": {"validators": [_code_not_a_formula]}}
-    column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date"]
+    column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date",
+                   "leave_date"]
     column_searchable_list = ["code", "name", "email"]
     column_filters = [
         IntEqualFilter(Employee.team_id, _l("Team"), options=_live(_team_options)),
@@ -436,7 +437,8 @@ class EmployeeView(LaurelModelView):
     column_select_related_list = [Employee.team, Employee.level, Employee.manager]
     column_formatters = {"region": lambda v, c, m, n: m.team.region if m.team else ""}
     column_details_list = column_list
-    form_columns = ["code", "name", "email", "team", "level", "manager", "hire_date"]
+    form_columns = ["code", "name", "email", "team", "level", "manager", "hire_date",
+                    "leave_date"]
     form_ajax_refs = {
         "team": {"fields": ["name"], "page_size": 20},
         "manager": {"fields": ["code", "name"], "page_size": 20},
@@ -444,11 +446,18 @@ class EmployeeView(LaurelModelView):
     column_labels = {
         "code": _l("Code"), "name": _l("Name"), "email": _l("Email"), "team": _l("Team"),
         "region": _l("Region"), "level": _l("Level"), "manager": _l("Manager"),
-        "hire_date": _l("Hire date"),
+        "hire_date": _l("Hire date"), "leave_date": _l("Leave date"),
     }
+    column_descriptions = {"leave_date": _l("The last day the employee is paid for.")}
 
     def scope(self, query: Any, team_id: int) -> Any:
         return query.filter(Employee.team_id == team_id)
+
+    def on_model_change(self, form: Any, model: Employee, is_created: bool) -> None:
+        super().on_model_change(form, model, is_created)
+        # a dated employee's assignment in force follows the edit (engine.assignments)
+        if not is_created:
+            assignments.follow_edit(_db(), model)
 
 
 class TeamView(LaurelModelView):

@@ -204,6 +204,17 @@ def record(session: Session, rows: Iterable[Mapping[str, Any]], by_code: Mapping
     session.flush()
 
 
+def follow_edit(session: Session, employee: Employee) -> None:
+    """An employee's team, level or manager changed by hand: the assignment in force (the
+    latest) of an employee who has dates changes with them, as an import row without a
+    date changes it."""
+    latest = session.scalar(select(Assignment).where(Assignment.employee_id == employee.id)
+                            .order_by(Assignment.effective_date.desc()).limit(1))
+    if latest is not None:
+        latest.team_id, latest.level_id = employee.team_id, employee.level_id
+        latest.manager_id = employee.manager_id
+
+
 def _add(session: Session, employee_id: int, date: dt.date, values: Mapping[str, Any]
          ) -> Assignment:
     a = Assignment(employee_id=employee_id, effective_date=date, **values)

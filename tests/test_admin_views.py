@@ -301,3 +301,29 @@ def test_deleting_a_team_in_use_is_refused_in_plain_words(client: FlaskClient,
                                                       "stage": "growth"})
     assert duplicate.status_code == 200 and "Already exists." in text_of(duplicate)
     assert 'value="North"' in duplicate.get_data(as_text=True)
+
+
+def test_a_dated_employee_moved_by_hand_moves_their_assignment_in_force(
+        client: FlaskClient, org: Org) -> None:
+    from engine.imports import import_employees
+    from engine.models import Assignment, Level
+
+    with org.session() as s:
+        import_employees(s, "e.csv", data=b"code,name,team,level,effective_date,leave_date\n"
+                         b"N2,N2,North,S1,2026-02-01,\n")
+        s.commit()
+        emp = s.get(Employee, org.employees["N2"])
+        form = {"code": emp.code, "name": emp.name, "email": emp.email or "",
+                "team": str(org.south), "level": str(emp.level_id),
+                "manager": "", "hire_date": "", "leave_date": "2026-06-30"}
+    login(client, "hr_admin")
+    assert client.post(f"/admin/employee/edit/?id={org.employees['N2']}",
+                       data=form).status_code == 302
+    with org.session() as s:
+        dated = s.scalars(select(Assignment).where(
+            Assignment.employee_id == org.employees["N2"])
+            .order_by(Assignment.effective_date)).all()
+        assert [a.team_id for a in dated] == [org.north, org.south]
+        emp = s.get(Employee, org.employees["N2"])
+        assert emp.leave_date.isoformat() == "2026-06-30" and s.get(Level, emp.level_id)
+    assert "Leave date" in text_of(client.get("/admin/employee/"))
