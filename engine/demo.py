@@ -106,6 +106,8 @@ SCENARIOS = [
      "each team counts them for half of May"),
     ("E0044", "2026-10", "leaves on 2026-10-15: field allowance 300.00 x 15/31 = 145.16; "
      "out of November and December"),
+    ("E0021 to E0040", "2026-01 to 2026-04", "contract commission: 60% on signing, the rest "
+     "in the first month collecting 90% of the contract value"),
     ("E0002 E0003 E0004 E0012 E0013 E0014", "2026-01 to 2026-04",
      "starter draw: the months of Q1 below 2,500.00 topped up, recovered from April on"),
 ]
@@ -394,7 +396,67 @@ Feature: Field allowance (bonus.demo_field_allowance)
       | F3       | 50000 |
     When the compensation run for "2026-01" is made
     Then "F3" receives no "bonus.demo_field_allowance" bonus
-"""), DRAW_RULE]
+"""), DRAW_RULE, ("""\
+key: commission.demo_signing
+name: Contract commission (demo)
+name_zh: 签约提成（演示）
+description: >-
+  Demo only, not a policy of the library. The growth teams earn 0.5% of the contract value
+  signed in a month: 60% of it that month, the rest in the first later month whose
+  collection ratio reaches 90%.
+description_zh: >-
+  仅用于演示，不属于政策库。成长期团队按当月签约额的 0.5% 计提：当月发放 60%，其余在之后第一个
+  回款率达到 90% 的月份发放。
+kind: commission
+period_kind: month
+scope: {team_stage: [growth]}
+when:
+  - {fact: signed_amount, op: ">", value: 0}
+action: {type: rate, rate: 0.005, base: signed_amount,
+         on_signing: {share: 0.6, release_at: 0.9}}
+""", """\
+Feature: Contract commission (commission.demo_signing)
+  0.5% of the contract value signed, 60% on signing, the rest once 90% is collected.
+
+  Background:
+    Given the team "Grow" at stage "growth"
+    And employee "G1" at level "S2" in team "Grow"
+    And the results:
+      | period  | employee | signed_amount | collected_amount |
+      | 2026-01 | G1       | 100000        | 50000            |
+      | 2026-02 | G1       | 100000        | 80000            |
+      | 2026-03 | G1       | 100000        | 90000            |
+
+  Scenario: 60% is paid on signing
+    When the compensation run for "2026-01" is made
+    # 0.5% of 100,000 = 500.00: 300.00 now, 200.00 held
+    Then "G1" receives a "commission.demo_signing" commission of 300.00 payable
+
+  Scenario: Below 90% collected the rest waits
+    Given the compensation run for "2026-01" was made and approved
+    When the compensation run for "2026-02" is made
+    Then "G1" receives no "collected_release" commission
+
+  Scenario: At 90% collected the rest is paid
+    Given the compensation run for "2026-01" was made and approved
+    When the compensation run for "2026-03" is made
+    Then "G1" receives a "collected_release" commission of 200.00 payable
+    And "G1" receives a "commission.demo_signing" commission of 300.00 payable
+
+  Scenario: A re-run pays the rest once
+    Given the compensation run for "2026-01" was made and approved
+    And the compensation run for "2026-03" was made and approved
+    When the compensation run for "2026-03" is made
+    Then "G1" receives a "collected_release" commission of 200.00 payable
+
+  Scenario: Other teams are paid no contract commission
+    Given employee "G2" at level "S2" in team "North"
+    And the results for "2026-01":
+      | employee | signed_amount | collected_amount |
+      | G2       | 100000        | 100000           |
+    When the compensation run for "2026-01" is made
+    Then "G2" receives no "commission.demo_signing" commission
+""")]
 
 CENT = Decimal("0.01")
 

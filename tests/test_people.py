@@ -447,3 +447,30 @@ def test_the_analytics_figures_equal_hand_sums_on_the_demo_organisation(demo) ->
          if r["period"] == "2026-01" and r["employee_code"] in chosen), Decimal(0))
     header, _rows = analytics.table(a, "funnel")
     assert analytics.csv_bytes(a, "funnel").decode().splitlines()[0] == ",".join(header)
+
+
+def test_the_demo_contract_commission_pays_the_rest_once_collected(demo) -> None:
+    """commission.demo_signing: each locked month of Q1 paid 60% and held 40%; a later
+    month whose collection ratio reached 90% pays each part still held, naming the month
+    it comes from, once."""
+    from engine.facts import build_facts
+    from engine.runs import outcome_rows
+
+    s = demo
+    held = {}
+    for code in ("2026-01", "2026-02", "2026-03"):
+        for o in outcome_rows(s, run_of(s, code)):
+            if o["rule_key"] == "collected_release":  # paid in a later month of Q1
+                c = o["explanation"]["collected"]
+                assert held.pop((o["employee_code"], c["period"])) == o["amount"]
+            if o["rule_key"] == "commission.demo_signing":
+                part = o["explanation"]["calc"]["on_signing"]
+                assert Decimal(part["paid"]) + Decimal(part["held"]) == Decimal(part["full"])
+                assert Decimal(o["amount"]) == Decimal(part["paid"])
+                held[(o["employee_code"], code)] = part["held"]
+    april = run_of(s, "2026-04")
+    ratio = {ef.code: ef.values.get("collection_ratio") for ef in build_facts(s, april.period)}
+    paid = {(o["employee_code"], o["explanation"]["collected"]["period"]): o["amount"]
+            for o in outcome_rows(s, april) if o["rule_key"] == "collected_release"}
+    assert paid and paid == {k: v for k, v in held.items()
+                             if ratio[k[0]] is not None and ratio[k[0]] >= Decimal("0.9")}

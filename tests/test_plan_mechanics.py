@@ -305,7 +305,8 @@ def test_the_demo_only_policies_pass_their_own_scenarios(session: Session) -> No
 
     library = {p.stem for p in (ROOT / "rules").glob("*.yaml")}
     assert load_demo_rules(session) == ["commission.demo_accelerator", "bonus.demo_collection",
-                                        "bonus.demo_field_allowance", "commission.demo_draw"]
+                                        "bonus.demo_field_allowance", "commission.demo_draw",
+                                        "commission.demo_signing"]
     assert load_demo_rules(session) == []  # the second time changes nothing
     for text, feature in DEMO_RULES:
         key = read_yaml(text, "demo")["key"]
