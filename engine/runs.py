@@ -20,7 +20,7 @@ from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, column, func, select, table, update
 from sqlalchemy.orm import Session
 
 from engine import compliance, followup, forks, periods, pips, wording
@@ -28,6 +28,9 @@ from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, 
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
     POPULATION_OPS,
+    conjunction,
+    conjunction_checks,
+    describe,
     facts_read,
     held_checks,
     leaves,
@@ -126,26 +129,27 @@ def _explain_facts(names: list[str], values: dict[str, Any],
     return out
 
 
-def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
-            ) -> tuple[Decimal, dict[str, Any], list[str]]:
+def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any],
+            worded: Worded | None = None) -> tuple[Decimal, dict[str, Any], list[str]]:
     """Return (amount, its calculation as data, facts read) of a money rule."""
+    worded = worded or _worded(firing)
     action = rule["action"]
     atype = action["type"]
     if atype == "fixed":
-        amount = round_money(Decimal(action["amount"]))
+        amount = worded.fixed
         return amount, {"type": "fixed", "amount": f"{amount:.2f}"}, []
     if atype == "rate":
-        rate, base = Decimal(action["rate"]), values[action["base"]]
+        rate, base = worded.factor, values[action["base"]]
         amount = _pay(base, rate)
         return amount, {"type": "rate", "rate": str(rate), "base": action["base"],
                         "base_value": _show(base), "amount": f"{amount:.2f}"}, [action["base"]]
     if atype == "per_unit":
-        unit, per = Decimal(action["amount"]), values[action["per"]]
+        unit, per = worded.factor, values[action["per"]]
         amount = _pay(per, unit)
         return amount, {"type": "per_unit", "unit": str(unit), "per": action["per"],
                         "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
     tier = action["tiers"][firing.index - 1]
-    rate, base = Decimal(tier["rate"]), values[action["base"]]
+    rate, base = worded.factor, values[action["base"]]
     amount = _pay(base, rate)
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
@@ -156,6 +160,8 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
 
 def _firing_ranks(firing: Firing) -> set[str]:
     """The facts a firing's condition ranks among the population (highest, top_share)."""
+    if firing.worded is not None:
+        return firing.worded.ranks
     return {c["fact"] for c in leaves(firing.condition) if c["op"] in POPULATION_OPS}
 
 
@@ -173,21 +179,64 @@ def evaluate_employee(engine_session: EngineSession, ef: EmployeeFacts, period: 
                              engine_session.evaluate(ef.code, to_fact(ef.values, compiled)))
 
 
+@dataclass
+class Worded:
+    """What a firing's outcomes say alike for every employee, worked out once a rule set
+    (the facts it reads and ranks, its condition's leaves when they all hold together,
+    their words, a tier's band, the decimals of its action)."""
+
+    reads: list[str]
+    ranks: set[str]
+    leaves: list[Any] | None  # None: the condition has an any or a not (held_checks)
+    words: list[str]
+    matched: str | None = None
+    factor: Decimal | None = None  # a rate, a unit amount, a tier's rate
+    fixed: Decimal | None = None
+
+
+def _worded(firing: Firing) -> Worded:
+    if firing.worded is not None:
+        return firing.worded
+    cond = firing.condition
+    conj = conjunction(cond) if firing.role != "warn" else []
+    worded = Worded(_firing_reads(firing), _firing_ranks(firing), conj,
+                    [describe(leaf) for leaf in conj or ()])
+    action = firing.rule["action"]
+    atype = action["type"]
+    if atype == "tiers" and firing.role == "tier":
+        tier = action["tiers"][firing.index - 1]
+        worded.factor = Decimal(tier["rate"])
+        worded.matched = (f"tier {firing.index}: {action['metric']} "
+                          f"{wording.band({'from': tier['from'], 'to': tier['to']}, 'en')}")
+    elif atype == "rate":
+        worded.factor = Decimal(action["rate"])
+    elif atype == "per_unit":
+        worded.factor = Decimal(action["amount"])
+    elif atype == "fixed":
+        worded.fixed = round_money(Decimal(action["amount"]))
+    firing.worded = worded
+    return worded
+
+
 def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
-                      evaluation: Evaluation) -> list[dict[str, Any]]:
-    """Turn what fired for one employee into outcomes with their explanations."""
+                      evaluation: Evaluation, money: str | None = None
+                      ) -> list[dict[str, Any]]:
+    """Turn what fired for one employee into outcomes with their explanations.
+
+    ``money`` is the currency of the amounts (default: currency(), read once here)."""
+    money = money or currency()
     held_by: dict[str, list[str]] = {}
     for payout_rule, hold_rule in evaluation.holds:
         held_by.setdefault(payout_rule, []).append(hold_rule)
     out = []
+    firings = compiled.firings
     for name in evaluation.fired:
-        firing = compiled.firings[name]
+        firing = firings[name]
         rule = firing.rule
         values = ef.values
         if name in evaluation.ratings:  # a rule that read this run's rating
             values = dict(values, rating=evaluation.ratings[name])
-        cond = firing.condition
-        reads = _firing_reads(firing)
+        worded = _worded(firing)
         explanation: dict[str, Any] = {"rule": rule.get("name") or rule["key"]}
         amount = None
         value = None
@@ -199,17 +248,17 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             explanation["conditions"] = [f"{firing.missing} undefined"]
             explanation.update(missing=firing.missing, employee=ef.code, rule_key=rule["key"])
             explanation["message"] = wording.explain("warning", explanation)[0]
-            out.append(_outcome(ef, period, rule["key"], kind, None, value, None, explanation))
+            out.append(_outcome(ef, period, rule["key"], kind, None, value, None, explanation,
+                                money))
             continue
         atype = rule["action"]["type"]
         arithmetic_facts: list[str] = []
         if atype in ("fixed", "rate", "per_unit", "tiers"):
-            amount, calc, arithmetic_facts = _amount(rule, firing, values)
+            amount, calc, arithmetic_facts = _amount(rule, firing, values, worded)
             explanation["calc"] = calc
             explanation["arithmetic"] = wording.calculation(calc)
-            if calc["type"] == "tiers":
-                explanation["matched"] = (f"tier {calc['tier']}: {calc['metric']} "
-                                          f"{wording.band(calc, 'en')}")
+            if worded.matched is not None:
+                explanation["matched"] = worded.matched
             if atype == "fixed" and rule["action"].get("value"):
                 value = rule["action"]["value"]
         elif atype == "table":
@@ -230,9 +279,16 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                                   "target": rule["action"]["target"]}
         else:
             value = rule["action"]["value"]
-        explanation["facts"] = _explain_facts(
-            list(dict.fromkeys(reads + arithmetic_facts)), values, _firing_ranks(firing))
-        explanation["checks"], explanation["conditions"] = held_checks(cond, values)
+        reads = worded.reads
+        if arithmetic_facts:
+            reads = list(dict.fromkeys(reads + arithmetic_facts))
+        explanation["facts"] = _explain_facts(reads, values, worded.ranks)
+        if worded.leaves is not None:  # it fired: every leaf of its conjunction holds
+            explanation["checks"] = conjunction_checks(worded.leaves, values)
+            explanation["conditions"] = list(worded.words)
+        else:
+            explanation["checks"], explanation["conditions"] = held_checks(firing.condition,
+                                                                           values)
         status = None
         if amount is not None:
             if abs(amount) >= AMOUNT_LIMIT:
@@ -242,18 +298,19 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             if kind in MONEY_KINDS and rule["key"] in held_by:
                 status = "held"
                 explanation["held_by"] = sorted(held_by[rule["key"]])
-        out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation))
+        out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation,
+                            money))
     out.sort(key=lambda o: (o["kind"] == "warning", o["rule_key"]))
     return out
 
 
 def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Decimal | None,
-             value: str | None, status: str | None, explanation: dict[str, Any]
-             ) -> dict[str, Any]:
+             value: str | None, status: str | None, explanation: dict[str, Any],
+             money: str | None = None) -> dict[str, Any]:
     return {"employee_id": ef.employee_id, "employee_code": ef.code, "period": period.code,
             "rule_key": key, "kind": kind, "amount": amount,
-            "currency": currency() if amount is not None else None, "value": value,
-            "status": status, "explanation": explanation}
+            "currency": (money or currency()) if amount is not None else None,
+            "value": value, "status": status, "explanation": explanation}
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -440,16 +497,34 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
     return period
 
 
+OUTCOME_COLUMNS = ("run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value",
+                   "status", "explanation", "chunk")
+# the outcome table with its explanation as the JSON text it is stored as: serialised once,
+# here, instead of by the column type row by row
+_OUTCOME_ROWS = table("outcome", *(column(c, Text if c == "explanation" else
+                                          Outcome.__table__.c[c].type)
+                                   for c in OUTCOME_COLUMNS))
+
+
 def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]],
                    chunk: int | None = None) -> None:
-    """Insert outcomes of a run (of one of its chunks)."""
-    rows = [{"run_id": run_id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],
-             "kind": o["kind"], "amount": o["amount"], "currency": o["currency"],
-             "value": o["value"], "status": o["status"], "explanation": o["explanation"],
-             "chunk": chunk}
-            for o in outcomes]
-    if rows:
-        session.execute(Outcome.__table__.insert(), rows)
+    """Insert outcomes of a run (of one of its chunks): COPY on PostgreSQL, one
+    executemany elsewhere; each explanation serialised once, as the JSON column would."""
+    if not outcomes:
+        return
+    dumps = json.dumps
+    rows = [(run_id, o["employee_id"], o["rule_key"], o["kind"], o["amount"], o["currency"],
+             o["value"], o["status"], dumps(o["explanation"]), chunk) for o in outcomes]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.close()
+        return
+    connection.execute(_OUTCOME_ROWS.insert(), [dict(zip(OUTCOME_COLUMNS, row, strict=True))
+                                                 for row in rows])
 
 
 def discard_replaced(session: Session, period_id: int) -> list[int]:
