@@ -49,8 +49,10 @@ from engine.runs import (
     _claim_period,
     _released_hold_outcomes,
     compile_for,
+    currency,
     discard_replaced,
     evaluate_employee,
+    quiet_collector,
     settle,
     write_outcomes,
 )
@@ -214,17 +216,20 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
         engine = EngineSession(compiled)
         outcomes: list[dict[str, Any]] = []
         last_beat, beat_every = time.monotonic(), lease() / 3
-        for ef in facts:
-            try:
-                outcomes.extend(evaluate_employee(engine, ef, period, compiled))
-            except RunFailed:
-                raise
-            except Exception as exc:  # any failure fails the run, naming the employee
-                raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
-            if time.monotonic() - last_beat > beat_every:
-                last_beat = time.monotonic()
-                if not _renew(session_factory, run_id, index, worker):
-                    return "over"
+        money = currency()
+        with quiet_collector():
+            for ef in facts:
+                try:
+                    outcomes.extend(evaluate_employee(engine, ef, period, compiled, money))
+                except RunFailed:
+                    raise
+                except Exception as exc:  # any failure fails the run, naming the employee
+                    raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: "
+                                    f"{exc}") from exc
+                if time.monotonic() - last_beat > beat_every:
+                    last_beat = time.monotonic()
+                    if not _renew(session_factory, run_id, index, worker):
+                        return "over"
     except RunFailed as exc:
         with session_factory() as session:
             fail(session, run_id, str(exc))

@@ -160,12 +160,13 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     teams: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
+    wanted = ["revenue_total", "quota", *ranked]
     for first, last in _batches(ids):
         batch = _figures_of(session, period, first, last, figures)
         team_of = dict(session.execute(select(Employee.id, Employee.team_id)
                                        .where(Employee.id.between(first, last))).all())
         for emp_id, inputs in batch.items():
-            derived = catalog.derive(dict(inputs))
+            derived = catalog.derive(inputs, only=wanted)
             team = teams[team_of[emp_id]]
             team["members"] += 1
             if derived.get("revenue_total") is not None:
@@ -225,7 +226,7 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:
         if emp_id not in figures:
             continue
-        values = catalog.derive(dict(figures[emp_id]))
+        values = catalog.derive(figures[emp_id])
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
         values["previous_rating"] = ratings.get(emp_id)

@@ -358,21 +358,37 @@ class Catalog:
 
     def __post_init__(self) -> None:
         self._steps = [(f.metric, f.fn, f.exact_fn, tuple(f.names)) for f in self.derived]
+        self._needed: dict[frozenset[str], list[tuple[Any, ...]]] = {}
 
     @property
     def inputs(self) -> dict[str, Metric]:
         return {k: m for k, m in self.metrics.items() if not m.formula}
 
-    def derive(self, values: dict[str, Value]) -> dict[str, Value]:
-        """Return input values plus every derived metric, in dependency order, exact.
+    def steps_for(self, wanted: Iterable[str]) -> list[tuple[Any, ...]]:
+        """The steps of derive that the ``wanted`` metrics need, in order (cached)."""
+        key = frozenset(wanted)
+        cache = self._needed
+        if key not in cache:
+            needed = set(key)
+            for metric, _, _, names in reversed(self._steps):
+                if metric in needed:
+                    needed.update(names)
+            cache[key] = [s for s in self._steps if s[0] in needed]
+        return cache[key]
+
+    def derive(self, values: dict[str, Value], only: Iterable[str] | None = None
+               ) -> dict[str, Value]:
+        """Return input values plus every derived metric (those ``only`` needs, when
+        given), in dependency order, exact.
 
         Decimals where every input is one and no operation rounds; else the formula is
         worked again in fractions and the result kept as a Quotient.
         """
         out = dict(values)
+        steps = self._steps if only is None else self.steps_for(only)
         with localcontext() as ctx:
             ctx.prec = 34
-            for key, fn, exact_fn, names in self._steps:
+            for key, fn, exact_fn, names in steps:
                 if all(out.get(n) is None or is_exact_decimal(out[n]) for n in names):
                     ctx.clear_flags()
                     value = fn(out)

@@ -8,12 +8,14 @@ failure (``record_failure``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -173,10 +175,12 @@ def _firing_reads(firing: Firing) -> list[str]:
 
 
 def evaluate_employee(engine_session: EngineSession, ef: EmployeeFacts, period: Any,
-                      compiled: CompiledRuleset) -> list[dict[str, Any]]:
+                      compiled: CompiledRuleset, money: str | None = None
+                      ) -> list[dict[str, Any]]:
     """Evaluate one employee's facts and return their outcomes (nothing stored)."""
     return employee_outcomes(ef, period, compiled,
-                             engine_session.evaluate(ef.code, to_fact(ef.values, compiled)))
+                             engine_session.evaluate(ef.code, to_fact(ef.values, compiled)),
+                             money)
 
 
 @dataclass
@@ -316,6 +320,23 @@ def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Dec
 # --- the run ------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """No cyclic garbage collection while a chunk is evaluated: what it makes is freed by
+    reference counting, and full collections walked every outcome held (15% of a run's
+    time, measured). What existed before is frozen out of later collections' way; the
+    collector is on again afterwards, as it was."""
+    was = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        gc.unfreeze()
+
+
 PARALLEL_MIN = 2000  # below this, starting worker processes costs more than it saves
 CHUNK = 500
 _JOB: dict[str, Any] = {}
@@ -338,13 +359,15 @@ def _evaluate_chunk(index: int) -> list[dict[str, Any]]:
         _JOB["pid"] = os.getpid()
     out: list[dict[str, Any]] = []
     size = _JOB["chunk"]
-    for ef in facts[index * size:(index + 1) * size]:
-        try:
-            out.extend(evaluate_employee(engine_session, ef, period, compiled))
-        except RunFailed:
-            raise
-        except Exception as exc:  # any failure fails the whole run, naming the employee
-            raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
+    money = currency()
+    with quiet_collector():
+        for ef in facts[index * size:(index + 1) * size]:
+            try:
+                out.extend(evaluate_employee(engine_session, ef, period, compiled, money))
+            except RunFailed:
+                raise
+            except Exception as exc:  # any failure fails the whole run, naming the employee
+                raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
     return out
 
 
