@@ -121,8 +121,8 @@ def field_error(message: str) -> tuple[str | None, str]:
     return (found.group(1), found.group(2)) if found else (None, message)
 
 
-def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False
-                 ) -> dict[Any, dict[str, Decimal]]:
+def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False,
+                 employees: list[int] | None = None) -> dict[Any, dict[str, Decimal]]:
     """Stored amounts summed by run (or employee) and status, adjustments as payable.
 
     The same sums as a statement's totals (engine.statements.totals_of), read in two
@@ -144,6 +144,9 @@ def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bo
         team = select(Employee.id).where(Employee.team_id == team_id)
         stmt = stmt.where(Outcome.employee_id.in_(team))
         adj = adj.where(Adjustment.employee_id.in_(team))
+    if employees is not None:  # the employees of one page of a run
+        stmt = stmt.where(Outcome.employee_id.in_(employees))
+        adj = adj.where(Adjustment.employee_id.in_(employees))
     for key, status, amount in db.execute(stmt):
         sums = out.setdefault(key, {s: ZERO for s in statements.MONEY_STATUSES})
         sums[status] += Decimal(amount)
@@ -329,7 +332,7 @@ class RunsView(LaurelBaseView):
         people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
                             .offset((page - 1) * EMPLOYEE_PAGE)).all()
         ids = [e.id for e, _team in people]
-        sums = money_totals([run.id], team_id=team_id, by_employee=True)
+        sums = money_totals([run.id], team_id=team_id, by_employee=True, employees=ids)
         flags = dict(db.execute(
             select(Outcome.employee_id, func.count()).where(
                 Outcome.run_id == run.id, Outcome.kind == "flag",

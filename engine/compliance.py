@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from engine import statements
 from engine.db import audit
 from engine.errors import LaurelError, NotFound
 from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
@@ -208,15 +209,19 @@ def apply_holds(session: Session, run_id: int, employee_id: int) -> None:
     """Set the status of the employee's held payouts in the run from the flag decisions."""
     cases = {c.rule_key: c.status for c in session.scalars(select(FlagCase).where(
         FlagCase.run_id == run_id, FlagCase.employee_id == employee_id, FlagCase.holds))}
+    moves = []
+    held_before = held_after = False
     for o in session.scalars(select(Outcome).where(
             Outcome.run_id == run_id, Outcome.employee_id == employee_id,
             Outcome.amount.is_not(None))):
+        held_before |= o.status == "held"
         holding = (o.explanation or {}).get("held_by")
-        if not holding:
-            continue
-        status = hold_status(holding, cases)
+        status = hold_status(holding, cases) if holding else o.status
+        held_after |= status == "held"
         if o.status != status:
+            moves.append((o.amount, o.status, status))
             session.execute(update(Outcome).where(Outcome.id == o.id).values(status=status))
+    statements.move_status(session.get(Run, run_id), moves, held_before, held_after)
     session.flush()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import followup, periods
+from engine import followup, periods, statements
 from engine.cells import CellError, csv_row, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
@@ -320,6 +320,7 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
           after={"employee": employee.code, "amount": f"{value:.2f}", "reason": adj.reason},
           actor=email)
     session.flush()
+    statements.store_totals(session, run)
     return adj
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Text, column, func, select, table, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, forks, periods, pips, wording
+from engine import compliance, followup, forks, periods, pips, statements, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -572,6 +572,7 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
+    statements.store_totals(session, run)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
           summary=f"{run.id} of {period.code}: {run.employee_count} employees, "

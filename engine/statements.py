@@ -284,14 +284,24 @@ def diff_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
 # --- overview ---------------------------------------------------------------------------------
 
 
-def overview(session: Session, run: Run) -> dict[str, Any]:
-    """Totals by kind, rule and team; counts; the payout distribution; attainment by team."""
+TEAMS_SHOWN = 25  # past twice this many teams, the overview shows the highest and lowest
+
+
+def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
+    """The run's figures read from its outcomes and adjustments, as stored with the run
+    (Run.figures["totals"], amounts as text): totals by kind, rule, team and status,
+    counts by kind, employees with held amounts, the payout distribution.
+
+    Worked out when a run is stored (runs.settle) and again when an adjustment is added;
+    a hold decision moves its amounts between statuses (compliance.apply_holds). Pages
+    read them (overview) instead of every outcome.
+    """
     rows = session.execute(
         select(Outcome.kind, Outcome.rule_key, Outcome.amount, Outcome.status,
                Outcome.employee_id, Team.name)
         .join(Employee, Employee.id == Outcome.employee_id)
         .join(Team, Team.id == Employee.team_id)
-        .where(Outcome.run_id == run.id)).all()
+        .where(Outcome.run_id == run.id))
     adjustments = session.execute(
         select(Adjustment.amount, Adjustment.employee_id, Team.name)
         .join(Employee, Employee.id == Adjustment.employee_id)
@@ -322,20 +332,82 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
         by_team[team] += amount
         by_status["payable"] += amount
         per_employee[emp] += amount
+
+    def text(sums: dict[str, Decimal]) -> dict[str, str]:
+        return {k: f"{v:.2f}" for k, v in sorted(sums.items())}
+
+    return {"counts": dict(sorted(kinds.items())), "by_kind": text(by_kind),
+            "by_rule": text(by_rule), "by_team": text(by_team),
+            "by_status": {s: f"{by_status[s]:.2f}" for s in by_status},
+            "holds": len(held_employees), "employees": len(employees),
+            "distribution": [{"from": f"{b['from']:.2f}", "to": f"{b['to']:.2f}",
+                              "count": b["count"]}
+                             for b in distribution(list(per_employee.values()))]}
+
+
+def store_totals(session: Session, run: Run) -> None:
+    """Work out the run's figures again and keep them with it (outcome_totals)."""
+    run.figures = dict(run.figures or {}, totals=outcome_totals(session, run))
+    session.flush()
+
+
+def move_status(run: Run, moves: list[tuple[Decimal, str, str]], held_before: bool,
+                held_after: bool) -> None:
+    """Keep the stored figures in step with a hold decision: each (amount, old status,
+    new status) moves its amount; the employee may start or stop having held amounts."""
+    totals = (run.figures or {}).get("totals")
+    if totals is None or not (moves or held_before != held_after):
+        return
+    by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
+    for amount, old, new in moves:
+        by_status[old] = by_status.get(old, ZERO) - amount
+        by_status[new] = by_status.get(new, ZERO) + amount
+    totals = dict(totals, by_status={s: f"{v:.2f}" for s, v in by_status.items()},
+                  holds=totals["holds"] + int(held_after) - int(held_before))
+    run.figures = dict(run.figures, totals=totals)
+
+
+def overview(session: Session, run: Run) -> dict[str, Any]:
+    """Totals by kind, rule and team; counts; the payout distribution; attainment by team.
+
+    Read from the figures stored with the run (outcome_totals), never from its outcomes'
+    explanations or the period's facts; a run stored before runs kept them has them worked
+    out here. Past 2 x TEAMS_SHOWN teams, the teams shown are the TEAMS_SHOWN highest
+    and lowest by attainment ("teams_shown" says which, "teams" how many there are), and
+    "attainment_distribution" sums up all of them.
+    """
+    totals = (run.figures or {}).get("totals") or outcome_totals(session, run)
+    by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
     teams = team_figures(session, run)
+    by_team = {t: Decimal(v) for t, v in totals["by_team"].items()}
     for team in teams:
         by_team.setdefault(team, ZERO)  # every team of the population, zero or not
+    shown = sorted(by_team)
+    summarised = len(shown) > 2 * TEAMS_SHOWN
+    if summarised:
+        ranked = sorted((t for t in shown if teams.get(t, {}).get("attainment") is not None),
+                        key=lambda t: (-teams[t]["attainment"], t))
+        shown = ranked[:TEAMS_SHOWN] + ranked[-TEAMS_SHOWN:]
+    counts = totals["counts"]
     return {
-        "employees": run.employee_count or len(employees),
-        "outcomes": sum(kinds.values()), "counts": dict(sorted(kinds.items())),
-        "flags": kinds.get("flag", 0), "holds": len(held_employees),
-        "by_kind": dict(sorted(by_kind.items())), "by_rule": dict(sorted(by_rule.items())),
-        "by_team": dict(sorted(by_team.items())), "by_status": by_status,
+        "employees": run.employee_count or totals["employees"],
+        "outcomes": sum(counts.values()), "counts": counts,
+        "flags": counts.get("flag", 0), "holds": totals["holds"],
+        "by_kind": {k: Decimal(v) for k, v in totals["by_kind"].items()},
+        "by_rule": {k: Decimal(v) for k, v in totals["by_rule"].items()},
+        "by_team": {t: by_team[t] for t in shown} if summarised else dict(sorted(
+            by_team.items())),
+        "by_status": by_status,
         "total": sum(by_status.values(), ZERO),
-        "distribution": distribution(list(per_employee.values())),
+        "distribution": [{"from": Decimal(b["from"]), "to": Decimal(b["to"]),
+                          "count": b["count"]} for b in totals["distribution"]],
         # None where it is undefined (the team's quota is 0 or undefined)
-        "team_attainment": {t: f["attainment"] for t, f in sorted(teams.items())},
-        "team_members": {t: f["members"] for t, f in sorted(teams.items())},
+        "team_attainment": {t: teams[t]["attainment"] for t in shown if t in teams},
+        "team_members": {t: teams[t]["members"] for t in shown if t in teams},
+        "teams": len(by_team), "summarised": summarised,
+        "attainment_distribution": distribution(
+            [f["attainment"] for f in teams.values() if f["attainment"] is not None])
+        if summarised else [],
     }
 
 

@@ -515,3 +515,63 @@ def test_what_waits_for_hr_includes_pips_that_ended(session, org):
     assert during["pip_decisions"] == 0 and after["pip_decisions"].count == 1
     assert after["pip_decisions"].items[0]["code"] == "C1"
     assert after["runs_to_lock"].count == 1
+
+
+def test_the_overview_reads_the_figures_stored_with_the_run(session, org):
+    """The totals stored with a run equal the sums of its outcomes and adjustments, follow
+    hold decisions and adjustments, and the overview reads them: it stays the same with
+    every explanation emptied and the period's results deleted."""
+    from sqlalchemy import delete, update
+
+    from engine.models import Adjustment, Result, ResultRow
+
+    run, (discount, false_ad) = january(session)
+    compliance.assign(session, [discount.id, false_ad.id], "cat@x.com", "cat@x.com")
+    compliance.decide(session, discount.id, "dismissed", "authorised", "cat@x.com")
+    compliance.decide(session, false_ad.id, "confirmed", "claims were false", "cat@x.com")
+    lifecycle.add_adjustment(session, run.id, "B1", "-12.50", "returned goods", "bob@x.com")
+    session.commit()
+    view = statements.overview(session, run)
+    sums = {s: Decimal("0.00") for s in statements.MONEY_STATUSES}
+    held, counts = set(), {}
+    for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id)):
+        counts[o.kind] = counts.get(o.kind, 0) + 1
+        if o.amount is not None:
+            sums[o.status] += o.amount
+            held |= {o.employee_id} if o.status == "held" else set()
+    for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id)):
+        sums["payable"] += adj.amount
+    assert sums["forfeited"] > 0 and view["by_status"] == sums
+    assert view["total"] == sum(sums.values()) and view["holds"] == len(held)
+    assert view["counts"] == counts and view["by_kind"]["adjustment"] == Decimal("-12.50")
+    assert sum(view["by_team"].values()) == view["total"]
+    assert sum(b["count"] for b in view["distribution"]) == 3
+    session.execute(update(Outcome).where(Outcome.run_id == run.id).values(explanation={}))
+    session.execute(delete(Result))
+    session.execute(delete(ResultRow))
+    session.flush()
+    session.expire_all()
+    assert statements.overview(session, session.get(Run, run.id)) == view
+    session.rollback()
+
+
+def test_the_overview_of_many_teams_shows_the_highest_and_lowest(session, org):
+    """Past twice TEAMS_SHOWN teams, the overview keeps the highest and lowest teams by
+    attainment and sums all of them up in a distribution."""
+    n = 2 * statements.TEAMS_SHOWN + 3
+    emps = "code,name,email,team,region,level,manager_code,hire_date,team_stage\n" + "".join(
+        f"T{i:03d},Rep {i},,Team {i:03d},N,S1,,2020-01-01,growth\n" for i in range(n))
+    results = "period,employee_code,quota,revenue_new,revenue_existing\n" + "".join(
+        f"2026-05,T{i:03d},100000,{1000 * i},50000\n" for i in range(n))
+    import_employees(session, "many.csv", data=emps.encode())
+    import_results(session, "many-r.csv", data=results.encode())
+    session.commit()
+    run = runs.start_run(session, "2026-05", actor="ann@x.com").run
+    session.commit()
+    view = statements.overview(session, run)
+    shown = list(view["team_attainment"])
+    assert view["summarised"] and view["teams"] == n
+    assert len(shown) == 2 * statements.TEAMS_SHOWN == len(view["by_team"])
+    assert shown[0] == f"Team {n - 1:03d}" and shown[-1] == "Team 000"
+    assert f"Team {statements.TEAMS_SHOWN + 1:03d}" not in shown
+    assert sum(b["count"] for b in view["attainment_distribution"]) == n
