@@ -223,6 +223,7 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     ratings = previous_ratings(session, period, first, last)
     spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
     facts: list[EmployeeFacts] = []
+    by_team: dict[int, dict[str, Any]] = {}
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:
         if emp_id not in figures:
             continue
@@ -233,12 +234,16 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
         values["pips_overlapping"] = Decimal(sum(
             1 for start, end in spans.get(emp_id, ())
             if start <= period.end and end >= period.start))
-        sums = context.teams[team_id]
-        count = Decimal(sums["members"])
-        values.update(team_revenue=sums["revenue"], team_quota=sums["quota"],
-                      team_members=count,
-                      team_attainment=quotient(sums["revenue"], sums["quota"]),
-                      per_capita_output=quotient(sums["revenue"], count))
+        team_values = by_team.get(team_id)
+        if team_values is None:  # worked out once a team
+            sums = context.teams[team_id]
+            count = Decimal(sums["members"])
+            team_values = by_team[team_id] = {
+                "team_revenue": sums["revenue"], "team_quota": sums["quota"],
+                "team_members": count,
+                "team_attainment": quotient(sums["revenue"], sums["quota"]),
+                "per_capita_output": quotient(sums["revenue"], count)}
+        values.update(team_values)
         for metric, ranks in context.ranks.items():
             value = values.get(metric)
             if value is None:

@@ -322,19 +322,20 @@ def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Dec
 
 @contextlib.contextmanager
 def quiet_collector() -> Iterator[None]:
-    """No cyclic garbage collection while a chunk is evaluated: what it makes is freed by
-    reference counting, and full collections walked every outcome held (15% of a run's
-    time, measured). What existed before is frozen out of later collections' way; the
-    collector is on again afterwards, as it was."""
+    """No cyclic garbage collection while a chunk is evaluated: full collections walked
+    every outcome held (15% of a run's time, measured). What the chunk made is then frozen
+    out of the collector's way (gc.freeze: reference counting still frees it when the
+    chunk's outcomes are written and dropped) and put back (gc.unfreeze) when the next
+    chunk starts, so a cycle left behind is collected later, not kept."""
     was = gc.isenabled()
-    gc.freeze()
+    gc.unfreeze()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was:
             gc.enable()
-        gc.unfreeze()
 
 
 PARALLEL_MIN = 2000  # below this, starting worker processes costs more than it saves
