@@ -16,7 +16,7 @@ import ast
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, Inexact, localcontext
+from decimal import Context, Decimal, Inexact, localcontext
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -385,11 +385,16 @@ class Catalog:
         worked again in fractions and the result kept as a Quotient.
         """
         out = dict(values)
+        get = out.get
         steps = self._steps if only is None else self.steps_for(only)
         with localcontext() as ctx:
             ctx.prec = 34
             for key, fn, exact_fn, names in steps:
-                if all(out.get(n) is None or is_exact_decimal(out[n]) for n in names):
+                for n in names:
+                    v = get(n)
+                    if v is not None and type(v) is not Decimal and not is_exact_decimal(v):
+                        break  # a Quotient (or not a decimal): worked in fractions
+                else:
                     ctx.clear_flags()
                     value = fn(out)
                     if value is None or not ctx.flags[Inexact]:
@@ -490,10 +495,12 @@ def seed_reference_data(session: Session) -> None:
     session.flush()
 
 
+# all the digits a value holds (a quotient's 34 included)
+_PLAIN = Context(prec=60)  # the other settings as decimal's defaults
+
+
 def to_plain(value: Any) -> Any:
     """Render a Decimal without exponent or trailing noise for explanations."""
     if isinstance(value, Decimal):
-        with localcontext() as ctx:
-            ctx.prec = 60  # all the digits a value holds (a quotient's 34 included)
-            return format(value.normalize(), "f")
+        return format(value.normalize(_PLAIN), "f")
     return value
