@@ -37,11 +37,13 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import db, jobs, runs  # noqa: E402
+from engine import chunks, db, jobs, runs  # noqa: E402
 from engine.compiler import Session as EngineSession  # noqa: E402
 from engine.compiler import to_fact  # noqa: E402
 from engine.facts import build_facts  # noqa: E402
@@ -143,9 +145,36 @@ def bare_seconds(url: str, code: str) -> tuple[float, int, int]:
     return time.perf_counter() - t0, count, len(compiled.parts)
 
 
+PHASES: dict[str, float] = {}
+
+
+def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, adding the seconds it takes to PHASES[name] (in this process)."""
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - t0
+
+    return timed
+
+
+# the steps of a run, timed where they run (with --workers 1, all in this process)
+chunks.plan = _timed("plan (population)", chunks.plan)
+chunks.chunk_facts = _timed("facts", chunks.chunk_facts)
+chunks.evaluate_employee = _timed("evaluate and word", chunks.evaluate_employee)
+chunks.write_outcomes = _timed("store outcomes", chunks.write_outcomes)
+chunks.finish = _timed("finish", chunks.finish)
+chunks.compile_for = _timed("compile", chunks.compile_for)
+chunks.EngineSession = _timed("engine session", chunks.EngineSession)
+
+
 def whole_run_seconds(url: str, code: str, workers: int, profile: bool
                       ) -> tuple[float, int, int]:
     """The run as ``laurel run`` does it: (seconds, employees, outcomes)."""
+    PHASES.clear()
     factory = db.make_sessionmaker(url)
     profiler = cProfile.Profile() if profile else None
     gc.collect()
@@ -211,6 +240,9 @@ def main() -> None:
         print(f"  bare durable_rules {bare:.2f}s ({count / bare:,.0f}/s, {parts} rulesets)  "
               f"whole run {whole:.2f}s ({employees / whole:,.0f}/s)  "
               f"ratio {whole / bare:.2f} (aim <= 1.5)")
+        if args.workers == 1:
+            print("  of the whole run: " + ", ".join(
+                f"{name} {seconds:.2f}s" for name, seconds in PHASES.items()))
 
 
 if __name__ == "__main__":
