@@ -321,20 +321,26 @@ def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Dec
 
 
 @contextlib.contextmanager
-def quiet_collector() -> Iterator[None]:
+def quiet_collector(freeze: bool = False) -> Iterator[None]:
     """No cyclic garbage collection while a chunk is evaluated: collections walked every
-    outcome held, again and again (15% of a run's time, measured). When the chunk ends,
-    what it made is frozen out of the collector's way (gc.freeze; reference counting
-    still frees it once the outcomes are written and dropped); when the next one starts,
-    it is put back and collected once, so cycles left by a chunk do not pile up."""
+    outcome held, again and again (15% of a run's time, measured); the collector is on
+    again (as it was) when the chunk ends.
+
+    With ``freeze`` (a run's chunks of thousands of employees), what the chunk made is
+    then frozen out of the collector's way (gc.freeze; reference counting still frees it
+    once the outcomes are written and dropped) instead of walked once more, and put back
+    and collected once when the next chunk starts, so cycles a chunk left do not pile
+    up. Not for small slices: each start walks the whole process."""
     was = gc.isenabled()
-    gc.unfreeze()
-    gc.collect()
+    if freeze:
+        gc.unfreeze()
+        gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         if was:
             gc.enable()
 
