@@ -217,7 +217,7 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
         outcomes: list[dict[str, Any]] = []
         last_beat, beat_every = time.monotonic(), lease() / 3
         money = currency()
-        with quiet_collector(freeze=True):
+        with quiet_collector():
             for ef in facts:
                 try:
                     outcomes.extend(evaluate_employee(engine, ef, period, compiled, money))

@@ -321,26 +321,18 @@ def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Dec
 
 
 @contextlib.contextmanager
-def quiet_collector(freeze: bool = False) -> Iterator[None]:
+def quiet_collector() -> Iterator[None]:
     """No cyclic garbage collection while a chunk is evaluated: collections walked every
-    outcome held, again and again (15% of a run's time, measured); the collector is on
-    again (as it was) when the chunk ends.
-
-    With ``freeze`` (a run's chunks of thousands of employees), what the chunk made is
-    then frozen out of the collector's way (gc.freeze; reference counting still frees it
-    once the outcomes are written and dropped) instead of walked once more, and put back
-    and collected once when the next chunk starts, so cycles a chunk left do not pile
-    up. Not for small slices: each start walks the whole process."""
+    outcome held, again and again (15% of a run's time, measured). Reference counting
+    frees what the chunk drops meanwhile; the collector is on again (as it was) when the
+    chunk ends and collects what cycles it left. (Freezing the chunk's objects instead
+    kept those cycles, and the memory grew with the chunks; collecting them at the next
+    chunk's start cost as much as it saved.)"""
     was = gc.isenabled()
-    if freeze:
-        gc.unfreeze()
-        gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        if freeze:
-            gc.freeze()
         if was:
             gc.enable()
 
