@@ -158,14 +158,13 @@ class ComplianceView(LaurelBaseView):
         team = int(f["team"]) if f["team"].isdigit() else None
         if team_id is not None:
             team = team_id
-        cases = compliance.queue(
-            db, status=f["status"] if f["status"] in FLAG_STATUSES else None,
-            severity=f["severity"] or None, rule_key=f["rule"] or None, team_id=team,
-            period_code=f["period"] or None, employee_code=f["employee"] or None,
-            assignee=f["assignee"] or None)
-        total = len(cases)
+        filters = {"status": f["status"] if f["status"] in FLAG_STATUSES else None,
+                   "severity": f["severity"] or None, "rule_key": f["rule"] or None,
+                   "team_id": team, "period_code": f["period"] or None,
+                   "employee_code": f["employee"] or None, "assignee": f["assignee"] or None}
+        total = compliance.queue_count(db, **filters)
         page = page_arg()
-        rows = cases[(page - 1) * PAGE:page * PAGE]
+        rows = compliance.queue(db, **filters, limit=PAGE, offset=(page - 1) * PAGE)
         ids = [c.id for c in rows]
         if ids:  # one query for what each row shows
             rows = list(db.scalars(

@@ -300,8 +300,29 @@ def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[s
 def queue(session: Session, status: str | None = None, severity: str | None = None,
           rule_key: str | None = None, team_id: int | None = None,
           period_code: str | None = None, employee_code: str | None = None,
-          include_discarded: bool = False, assignee: str | None = None) -> list[FlagCase]:
-    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's."""
+          include_discarded: bool = False, assignee: str | None = None,
+          limit: int | None = None, offset: int = 0) -> list[FlagCase]:
+    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's.
+    ``limit`` and ``offset`` give one page of it (queue_count: how many in all)."""
+    stmt = _queue_filter(status, severity, rule_key, team_id, period_code, employee_code,
+                         include_discarded, assignee)
+    stmt = stmt.order_by(FlagCase.id.desc()).offset(offset)
+    return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
+
+
+def queue_count(session: Session, status: str | None = None, severity: str | None = None,
+                rule_key: str | None = None, team_id: int | None = None,
+                period_code: str | None = None, employee_code: str | None = None,
+                include_discarded: bool = False, assignee: str | None = None) -> int:
+    """How many flags the queue holds with these filters (counted in the database)."""
+    stmt = _queue_filter(status, severity, rule_key, team_id, period_code, employee_code,
+                         include_discarded, assignee)
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def _queue_filter(status: str | None, severity: str | None, rule_key: str | None,
+                  team_id: int | None, period_code: str | None, employee_code: str | None,
+                  include_discarded: bool, assignee: str | None) -> Any:
     from engine.models import Team
 
     stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
@@ -326,5 +347,5 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
         stmt = stmt.where(FlagCase.assignee.is_(None))
     elif assignee:
         stmt = stmt.where(func.lower(FlagCase.assignee) == assignee.lower())
-    return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
+    return stmt
 

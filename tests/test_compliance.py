@@ -575,3 +575,13 @@ def test_the_overview_of_many_teams_shows_the_highest_and_lowest(session, org):
     assert shown[0] == f"Team {n - 1:03d}" and shown[-1] == "Team 000"
     assert f"Team {statements.TEAMS_SHOWN + 1:03d}" not in shown
     assert sum(b["count"] for b in view["attainment_distribution"]) == n
+
+
+def test_the_queue_pages_in_the_database(session, org):
+    january(session)
+    everything = compliance.queue(session)
+    assert compliance.queue_count(session) == len(everything) >= 2
+    pages = [compliance.queue(session, limit=1, offset=i) for i in range(len(everything))]
+    assert [p[0].id for p in pages] == [c.id for c in everything]
+    assert compliance.queue(session, limit=1, offset=len(everything)) == []
+    assert compliance.queue_count(session, employee_code="B1") == 0
