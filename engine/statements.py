@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import wording
@@ -296,12 +296,7 @@ def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
     a hold decision moves its amounts between statuses (compliance.apply_holds). Pages
     read them (overview) instead of every outcome.
     """
-    rows = session.execute(
-        select(Outcome.kind, Outcome.rule_key, Outcome.amount, Outcome.status,
-               Outcome.employee_id, Team.name)
-        .join(Employee, Employee.id == Outcome.employee_id)
-        .join(Team, Team.id == Employee.team_id)
-        .where(Outcome.run_id == run.id))
+    groups, per_employee, employees, held = _outcome_groups(session, run)
     adjustments = session.execute(
         select(Adjustment.amount, Adjustment.employee_id, Team.name)
         .join(Employee, Employee.id == Adjustment.employee_id)
@@ -311,27 +306,20 @@ def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
     by_rule: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_team: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_status = {s: ZERO for s in MONEY_STATUSES}
-    per_employee: dict[int, Decimal] = defaultdict(lambda: ZERO)
     kinds: Counter[str] = Counter()
-    held_employees: set[int] = set()
-    employees: set[int] = set()
-    for kind, key, amount, status, emp, team in rows:
-        employees.add(emp)
-        kinds[kind] += 1
+    for (kind, key, status, team), (count, amount) in groups.items():
+        kinds[kind] += count
         if amount is not None:
             by_kind[kind] += amount
             by_rule[key] += amount
             by_team[team] += amount
             by_status[status] = by_status.get(status, ZERO) + amount
-            per_employee[emp] += amount
-            if status == "held":
-                held_employees.add(emp)
     for amount, emp, team in adjustments:
         by_kind["adjustment"] += amount
         by_rule["adjustment"] += amount
         by_team[team] += amount
         by_status["payable"] += amount
-        per_employee[emp] += amount
+        per_employee[emp] = per_employee.get(emp, ZERO) + amount
 
     def text(sums: dict[str, Decimal]) -> dict[str, str]:
         return {k: f"{v:.2f}" for k, v in sorted(sums.items())}
@@ -339,10 +327,56 @@ def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
     return {"counts": dict(sorted(kinds.items())), "by_kind": text(by_kind),
             "by_rule": text(by_rule), "by_team": text(by_team),
             "by_status": {s: f"{by_status[s]:.2f}" for s in by_status},
-            "holds": len(held_employees), "employees": len(employees),
+            "holds": held, "employees": employees,
             "distribution": [{"from": f"{b['from']:.2f}", "to": f"{b['to']:.2f}",
                               "count": b["count"]}
                              for b in distribution(list(per_employee.values()))]}
+
+
+Groups = dict[tuple[str, str, str | None, str], tuple[int, Decimal | None]]
+
+
+def _outcome_groups(session: Session, run: Run
+                    ) -> tuple[Groups, dict[int, Decimal], int, int]:
+    """The run's outcomes summed up: {(kind, rule, status, team): (outcomes, amount or
+    None)}, each employee's amount, the employees with outcomes, those with held amounts.
+
+    PostgreSQL sums in the database (its NUMERIC sums are exact); SQLite keeps amounts
+    as text (engine.models.ExactDecimal), summed here."""
+    where = Outcome.run_id == run.id
+    team_of = (select(Outcome.kind, Outcome.rule_key, Outcome.status, Team.name)
+               .join(Employee, Employee.id == Outcome.employee_id)
+               .join(Team, Team.id == Employee.team_id).where(where))
+    if session.get_bind().dialect.name == "postgresql":
+        groups: Groups = {
+            (kind, key, status, team): (count, amount) for kind, key, status, team, count, amount
+            in session.execute(team_of.add_columns(func.count(), func.sum(Outcome.amount))
+                               .group_by(Outcome.kind, Outcome.rule_key, Outcome.status,
+                                         Team.name))}
+        per_employee = dict(session.execute(
+            select(Outcome.employee_id, func.sum(Outcome.amount))
+            .where(where, Outcome.amount.is_not(None)).group_by(Outcome.employee_id)).all())
+        employees = session.scalar(select(func.count(Outcome.employee_id.distinct()))
+                                   .where(where)) or 0
+        held = session.scalar(select(func.count(Outcome.employee_id.distinct())).where(
+            where, Outcome.status == "held", Outcome.amount.is_not(None))) or 0
+        return groups, per_employee, employees, held
+    sums: dict[tuple[str, str, str | None, str], list[Any]] = {}
+    per: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    everyone: set[int] = set()
+    holding: set[int] = set()
+    for kind, key, status, team, amount, emp in session.execute(
+            team_of.add_columns(Outcome.amount, Outcome.employee_id)):
+        everyone.add(emp)
+        group = sums.setdefault((kind, key, status, team), [0, None])
+        group[0] += 1
+        if amount is not None:
+            group[1] = amount if group[1] is None else group[1] + amount
+            per[emp] += amount
+            if status == "held":
+                holding.add(emp)
+    return ({k: (v[0], v[1]) for k, v in sums.items()}, dict(per), len(everyone),
+            len(holding))
 
 
 def store_totals(session: Session, run: Run) -> None:
