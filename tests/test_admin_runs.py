@@ -362,6 +362,38 @@ def test_the_run_page_shows_the_engine_overview_and_charts(
     assert "cdn" not in html.lower()
 
 
+def test_the_run_page_reads_the_figures_stored_with_the_run(
+        app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
+    """With every explanation emptied and the period's results gone, the run's page gives
+    the same overview: it reads the totals kept with the run, not the outcomes' words or
+    the period's facts."""
+    from sqlalchemy import delete, update
+
+    from engine.models import ResultRow
+
+    def tables(html: str) -> dict[str, str]:
+        out = {}
+        for name in ("by-kind", "by-rule", "by-team"):
+            found = re.search(rf'id="{name}".*?</table>', html, re.S)
+            assert found, name
+            out[name] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0)))
+        return out
+
+    login(client, CO)
+    before = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
+    with org.session() as s:
+        s.execute(update(Outcome).where(Outcome.run_id == run_id).values(explanation={}))
+        s.execute(delete(Result))
+        s.execute(delete(ResultRow))
+        s.commit()
+        data = statements.overview(s, s.get(Run, run_id))
+    page = client.get(f"/admin/runs/{run_id}/")
+    after = page.get_data(as_text=True)
+    assert page.status_code == 200 and tables(after) == tables(before)
+    assert data["outcomes"] > 0 and f"Outcomes {data['outcomes']}" in text_of(page)
+    assert money(app, data["total"]) in text_of(page)
+
+
 def test_export_downloads_draft_then_approved(
         app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
     login(client, CA)

@@ -552,6 +552,13 @@ def test_the_overview_reads_the_figures_stored_with_the_run(session, org):
     session.flush()
     session.expire_all()
     assert statements.overview(session, session.get(Run, run.id)) == view
+    # the figures kept, not the outcomes: amounts changed behind its back do not show...
+    session.execute(update(Outcome).where(Outcome.run_id == run.id,
+                                          Outcome.amount.is_not(None)).values(amount=1))
+    assert statements.overview(session, session.get(Run, run.id)) == view
+    # ...until they are worked out again (as adding an adjustment does)
+    statements.store_totals(session, session.get(Run, run.id))
+    assert statements.overview(session, session.get(Run, run.id))["total"] != view["total"]
     session.rollback()
 
 
