@@ -218,6 +218,70 @@ def users_invite(email: str) -> None:
                "and works once, for 7 days", err=True)
 
 
+@main.group()
+def tokens() -> None:
+    """Personal API tokens: each acts as its user, with the user's role (/api/v1)."""
+
+
+@tokens.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for (the audit log names it).")
+@click.option("--expires", "days", type=click.IntRange(1, 3650), default=None,
+              metavar="DAYS", help="Days until it stops working (default: until revoked).")
+@user_errors
+def tokens_create(email: str, name: str, days: int | None) -> None:
+    """Make an API token for the user EMAIL; print the token alone on the first line.
+
+    Only its hash is kept: copy it now, it is not shown again.
+    """
+    from engine import tokens as api_tokens
+
+    with session_scope() as session:
+        token, text = api_tokens.create(session, email, name, days)
+        expires = token.expires_at
+    click.echo(text)
+    click.echo(f"token {name!r} for {email.strip().lower()} "
+               + (f"expires {expires:%Y-%m-%d %H:%M} UTC" if expires else "does not expire")
+               + "; it is shown once", err=True)
+
+
+@tokens.command("list")
+@click.option("--user", "email", default=None, metavar="EMAIL",
+              help="Only this user's tokens.")
+@user_errors
+def tokens_list(email: str | None) -> None:
+    """List API tokens: id, user, name, state, expiry and last use (never the token)."""
+    from engine import tokens as api_tokens
+
+    def when(at: Any) -> str:
+        return f"{at:%Y-%m-%d %H:%M}" if at else "-"
+
+    with session_scope() as session:
+        rows = [(t.id, t.user.email, t.name, api_tokens.state(t), when(t.expires_at),
+                 when(t.last_used_at), t.prefix) for t in api_tokens.tokens_of(session, email)]
+    if not rows:
+        click.echo("no API tokens")
+        return
+    click.echo("id\tuser\tname\tstate\texpires\tlast_used\tstarts_with")
+    for row in rows:
+        click.echo("\t".join(str(v) for v in row))
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@actor_option
+@user_errors
+def tokens_revoke(token_id: int, actor: str | None) -> None:
+    """Revoke the API token TOKEN_ID (see `laurel tokens list`): it stops working at once."""
+    from engine import tokens as api_tokens
+
+    with session_scope() as session:
+        who = resolve_actor(session, actor)
+        session.info["actor"] = who
+        token = api_tokens.revoke(session, token_id, who)
+        click.echo(f"API token {token.id} ({token.name}) of {token.user.email} revoked")
+
+
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, type=int,
               help="Runs' chunks this worker evaluates at once (processes).")

@@ -1,7 +1,7 @@
 """PIPs and promotion candidates in the back office (category "People").
 
 As with flags, the engine (engine/followup.py) decides what may happen; a view checks the
-role first (READ/WRITE "pips" and "candidates" in admin/views.py), calls the engine and
+role first (READ/WRITE "pips" and "candidates" in engine/access.py), calls the engine and
 commits, and shows a refusal next to the field it names, with what was typed kept.
 """
 

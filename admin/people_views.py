@@ -2,7 +2,7 @@
 the leadership analytics (category "People").
 
 Thin, as the other pages: engine/inquiries.py, reviews.py, talks.py and analytics.py
-decide; a view checks the role (READ/WRITE in admin/views.py; a sales manager sees their
+decide; a view checks the role (READ/WRITE in engine/access.py; a sales manager sees their
 own team), calls the engine, commits, and shows a refusal next to the field it names.
 """
 

@@ -1,7 +1,7 @@
 """The period end in the back office: runs, their lifecycle, statements and the export.
 
 Thin on purpose: every figure comes from engine/ (runs, jobs, lifecycle, statements). A
-view checks the role (``RUNS`` in admin/views.py), calls the engine, commits, and when the
+view checks the role (``RUNS`` in engine/access.py), calls the engine, commits, and when the
 engine refuses shows its message on the page it came from, with status 400 and what was
 typed kept. A run is evaluated by a worker process (engine.jobs), never in the request.
 """
@@ -21,8 +21,8 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import current_principal, current_role
-from admin.views import RUNS, LaurelBaseView, _db, _team_scope
-from engine import jobs, lifecycle, runs, statements
+from admin.views import LaurelBaseView, _db, _team_scope
+from engine import access, jobs, lifecycle, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
@@ -94,8 +94,7 @@ def release_words(story: dict[str, Any] | None) -> str:
 
 
 def may(action: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in RUNS.get(action, ())
+    return access.may_run(action, role or current_role())
 
 
 def _require(action: str) -> None:

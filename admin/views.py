@@ -1,7 +1,7 @@
 """The Flask-Admin views: one ModelView per model, the dashboard, imports and help.
 
-Who may do what is one table (READ, WRITE, IMPORT below); the help page shows the same
-table, so what the page says is what the code does.
+Who may do what is one table (READ, WRITE, IMPORT in engine/access.py, shared with the
+API); the help page shows the same table, so what the page says is what the code does.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from wtforms.validators import Optional, StopValidation
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.headers import csp_nonce
-from engine import periods
+from engine import access, periods
+from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
 from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
@@ -45,7 +46,6 @@ from engine.models import (
     PERIOD_STATUSES,
     ROLES,
     ROLLUPS,
-    STAFF_ROLES,
     TEAM_STAGES,
     AuditLog,
     Employee,
@@ -61,80 +61,7 @@ from engine.models import (
 from engine.users import MIN_PASSWORD, check_new_password, employee_by_email, set_password
 from engine.waiting import what_waits
 
-# --- who may do what ----------------------------------------------------------------------
-
-# Every role of the staff; a sales_rep reads their own pay on the portal and nothing else.
-ALL_ROLES = frozenset(STAFF_ROLES)
-REP = frozenset({"sales_rep"})
-READ: dict[str, frozenset[str]] = {
-    "employee": ALL_ROLES,
-    "team": ALL_ROLES,
-    "period": ALL_ROLES,
-    "metric": ALL_ROLES,
-    "result": ALL_ROLES,
-    "level": ALL_ROLES - {"sales_manager"},
-    "audit_log": frozenset({"hr_admin", "comp_analyst", "compliance_officer", "auditor"}),
-    # The auditor reads everything, users and roles included; only HR changes them.
-    "user": frozenset({"hr_admin", "auditor"}),
-    "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
-    "rules": ALL_ROLES - {"sales_manager"},
-    "pay_code": ALL_ROLES - {"sales_manager"},
-    "runs": ALL_ROLES,
-    # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
-    "compliance": ALL_ROLES,
-    "pips": ALL_ROLES - {"compliance_officer"},
-    "candidates": ALL_ROLES - {"compliance_officer"},
-    "dashboard": ALL_ROLES,
-    # The people being paid (admin/portal_views.py, people_views.py): the salesperson's
-    # portal, their inquiries in the analysts' queue, review cycles, one-to-ones, and the
-    # leadership analytics (a sales manager: their own team).
-    "portal": REP,
-    "inquiries": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    "reviews": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
-    "talks": frozenset({"hr_admin", "sales_manager", "auditor"}),
-    "analytics": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
-}
-WRITE: dict[str, frozenset[str]] = {
-    "employee": frozenset({"hr_admin"}),
-    "team": frozenset({"hr_admin"}),
-    "level": frozenset({"hr_admin"}),
-    "metric": frozenset({"hr_admin"}),
-    "user": frozenset({"hr_admin"}),
-    "result": frozenset({"comp_analyst"}),
-    "rules": frozenset({"hr_admin"}),
-    "pay_code": frozenset({"hr_admin"}),
-    "runs": frozenset({"hr_admin", "comp_analyst"}),
-    # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
-    # nominates candidates of their own team and HR accepts or declines them.
-    "compliance": frozenset({"compliance_officer"}),
-    "pips": frozenset({"hr_admin"}),
-    "candidates": frozenset({"hr_admin", "sales_manager"}),
-    # A salesperson asks about their statement, enters their self-assessment and
-    # acknowledges their one-to-ones; analysts answer inquiries; HR runs review cycles (a
-    # manager enters the assessments of their team); managers record one-to-ones.
-    "portal": REP,
-    "inquiries": frozenset({"hr_admin", "comp_analyst"}),
-    "reviews": frozenset({"hr_admin", "sales_manager"}),
-    "talks": frozenset({"hr_admin", "sales_manager"}),
-}
-IMPORT: dict[str, frozenset[str]] = {
-    "employees": frozenset({"hr_admin"}),
-    "results": frozenset({"hr_admin", "comp_analyst"}),
-}
-# The period end (admin/runs_views.py): who does which step of a run. "overview" reads a
-# whole run (totals, charts, comparisons, the payroll export and run jobs).
-RUNS: dict[str, frozenset[str]] = {
-    "overview": ALL_ROLES - {"sales_manager"},
-    "start": frozenset({"hr_admin", "comp_analyst"}),
-    "approve": frozenset({"hr_admin", "comp_analyst"}),
-    "lock": frozenset({"hr_admin", "comp_analyst"}),
-    "adjust": frozenset({"hr_admin", "comp_analyst"}),
-    "reopen": frozenset({"hr_admin"}),
-}
-# Sales managers see these resources for their own team only.
-TEAM_SCOPED = {"employee", "team", "result", "runs", "compliance", "pips", "candidates",
-               "dashboard", "reviews", "talks", "analytics"}
+# --- who may do what: one table for every door (engine.access) ----------------------------
 
 ROLE_NAMES = {
     "hr_admin": _l("HR administrator"),
@@ -176,13 +103,11 @@ CHOICE_NAMES: dict[str, Any] = {
 
 
 def may_read(resource: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in READ.get(resource, ())
+    return access.may_read(resource, role or current_role())
 
 
 def may_write(resource: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in WRITE.get(resource, ())
+    return access.may_write(resource, role or current_role())
 
 
 def _db() -> scoped_session:
@@ -211,16 +136,9 @@ def _choice_label(_view: Any, _ctx: Any, model: Any, name: str) -> str:
 
 
 def _team_scope() -> int | None:
-    """Return the team a sales manager is limited to (-1: none), else None.
-
-    A salesperson sees no team (-1): their own pay is on the portal, never in these views.
-    """
+    """Return the team a sales manager is limited to (-1: none), else None."""
     user = current_principal()
-    if user is None or user.role not in ("sales_manager", "sales_rep"):
-        return None
-    if user.role == "sales_rep":
-        return -1
-    return user.team_id if user.team_id is not None else -1
+    return access.team_scope(user.role, user.team_id) if user is not None else None
 
 
 # --- CSRF: Flask-Admin's SecureForm, carrying Flask-WTF's token -------------------------
