@@ -378,6 +378,20 @@ def _first_error(name: str, number: int, err: ValidationError) -> ImportFileErro
     return ImportFileError(name, reason.rstrip("."), row=number, column=column)
 
 
+def table_rows(name: str, header: list[str], rows: Iterable[list[str]]
+               ) -> Iterator[tuple[int, list[str]]]:
+    """Rows of cells from another source than a file (the API's batches), numbered as a
+    file's are (row 2 is the first after the header) and checked as a file's cells are."""
+    for number, cells in enumerate(rows, start=2):
+        if number - 1 > MAX_ROWS:
+            raise ImportFileError(name, f"more than {MAX_ROWS:,} rows; split it", row=number)
+        for index, text in enumerate(cells):
+            problem = text_problem(text)
+            if problem:
+                raise ImportFileError(name, problem, row=number, column=header[index])
+        yield number, cells
+
+
 # --- employees ----------------------------------------------------------------------------
 
 
@@ -413,6 +427,14 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
                      path: str | Path | None = None) -> ImportReport:
     """Create or update employees and their teams from a file; all rows or none."""
     header, body = read_table(name, data, path)
+    return import_employee_table(session, name, header, body)
+
+
+def import_employee_table(session: Session, name: str, header: list[str],
+                          body: Iterable[tuple[int, list[str]]]) -> ImportReport:
+    """Create or update employees and their teams given as a table (a header, then numbered
+    rows of cells as text): what import_employees does with a file's table, with the same
+    checks, and what the API's batches of employees go through."""
     unknown = [h for h in header if h not in EMPLOYEE_COLUMNS]
     if unknown:
         raise ImportFileError(name, f"unknown column {unknown[0]!r}; the columns are "
@@ -512,6 +534,39 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
                  "updated": report.updated})
     session.flush()
     return report
+
+
+TEAM_FIELDS = ("region", "stage")
+
+
+def upsert_team(session: Session, name: str, region: str | None = None,
+                stage: str | None = None) -> tuple[Team, bool]:
+    """Create the team of this name or change its region and stage; True when created.
+
+    The same limits as a file's team columns (team, region, team_stage); a value left None
+    keeps what the team has.
+    """
+    for field_name, value, most in (("name", name, 100), ("region", region, 100)):
+        if value is not None and len(value) > most:
+            raise ImportFileError("team", f"at most {most} characters", column=field_name)
+        if value is not None and text_problem(value):
+            raise ImportFileError("team", text_problem(value) or "", column=field_name)
+    if not name.strip():
+        raise ImportFileError("team", "a name is needed", column="name")
+    if stage is not None and stage not in TEAM_STAGES:
+        raise ImportFileError("team", "must be one of startup, growth, mature", column="stage")
+    team = session.scalar(select(Team).where(Team.name == name))
+    created = team is None
+    if team is None:
+        team = Team(name=name, region=region or "", stage=stage)
+        session.add(team)
+    else:
+        if region is not None:
+            team.region = region
+        if stage is not None:
+            team.stage = stage
+    session.flush()
+    return team, created
 
 
 # --- results ------------------------------------------------------------------------------
