@@ -126,7 +126,10 @@ def may(kind: str, what: str) -> None:
     check = {"read": access.may_read, "write": access.may_write, "import": access.may_import,
              "run": access.may_run}[kind]
     if not check(what, role):
-        raise ApiProblem(403, f"user {caller().email} is a {role}: this token may not "
+        from engine.users import ROLE_WORDS
+
+        raise ApiProblem(403, f"user {caller().email} is {ROLE_WORDS.get(role, role)}: this "
+                         "token may not "
                          f"{'read' if kind == 'read' else 'do'} {what.replace('_', ' ')}"
                          + (" here" if kind != "run" else f" ({kind} step)"))
 
@@ -290,12 +293,12 @@ def batch_problem(exc: ImportFileError, fields: Callable[[str], str],
 # --- lists: an opaque cursor, filters, a sort ---------------------------------------------
 
 
-def _encode(data: dict[str, Any]) -> str:
+def encode_cursor(data: dict[str, Any]) -> str:
     raw = json.dumps(data, separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> dict[str, Any]:
+def decode_cursor(cursor: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
@@ -324,7 +327,7 @@ def page(query: Select[Any], model: Any, sorts: tuple[str, ...], sort: str | Non
     id_column, column, desc = model.id, getattr(model, name), sort.startswith("-")
     same = column is id_column or name == "id"
     if cursor:
-        at = _decode(cursor)
+        at = decode_cursor(cursor)
         if at.get("sort") != sort:
             raise ApiProblem(400, "the cursor belongs to another sort: start from the "
                              "first page")
@@ -344,7 +347,7 @@ def page(query: Select[Any], model: Any, sorts: tuple[str, ...], sort: str | Non
     next_cursor = None
     if more and rows:
         last = rows[-1]
-        next_cursor = _encode({"sort": sort, "id": last.id,
+        next_cursor = encode_cursor({"sort": sort, "id": last.id,
                                "value": None if same else getattr(last, name)})
     return rows, next_cursor
 
