@@ -184,9 +184,9 @@ def init_app(app: Flask) -> LaurelApi:
     api = LaurelApi(app)
     from admin.app import csrf
     from admin.auth import limiter
-    from api import docs, organisation, pay
+    from api import docs, organisation, pay, policies, records
 
-    for module in (organisation, pay):
+    for module in (organisation, policies, pay, records):
         for blp in module.BLUEPRINTS:
             csrf.exempt(blp)
             limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=_rate_key)(blp)

@@ -128,10 +128,10 @@ def may(kind: str, what: str) -> None:
     if not check(what, role):
         from engine.users import ROLE_WORDS
 
+        verb = {"read": "read", "write": "change", "import": "import",
+                "run": "do this step of a run:"}[kind]
         raise ApiProblem(403, f"user {caller().email} is {ROLE_WORDS.get(role, role)}: this "
-                         "token may not "
-                         f"{'read' if kind == 'read' else 'do'} {what.replace('_', ' ')}"
-                         + (" here" if kind != "run" else f" ({kind} step)"))
+                         f"token may not {verb} {what.replace('_', ' ')}")
 
 
 def audit_request(status: int) -> None:
