@@ -8,7 +8,6 @@ written to the audit log with the token's name; every error is a problem documen
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from http import HTTPStatus
@@ -82,8 +81,6 @@ def _http_problem(exc: HTTPException) -> Any:
                   for field, reasons in by_field.items()]
         detail = "; ".join(f"field {e['field']}: {e['reason']}" for e in errors)
         return problem(422, detail, "invalid", errors)
-    if code == 429:
-        return _throttled()
     if code == 413:
         most = current_app.config["API_MAX_BYTES"]
         return problem(413, f"the request's body is larger than {most:,} bytes; send the "
@@ -108,27 +105,25 @@ def _texts(reasons: Any) -> list[str]:
     return [str(reasons)]
 
 
-def _throttled() -> Any:
-    from admin.auth import limiter
-
-    breached = limiter.current_limit
-    wait = max(1, math.ceil(breached.window.reset_time - time.time())) if breached else 60
-    return problem(429, f"too many requests with this token ({current_app.config['API_RATE_LIMIT']}"
-                   f"); try again in {wait} s", "rate-limited", headers={"Retry-After": str(wait)})
-
-
 def _token_text() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _sep, text = header.partition(" ")
     return text.strip() if scheme.lower() == "bearer" else ""
 
 
-def _rate_key() -> str:
-    """Requests are counted per token (per address without one)."""
-    text = _token_text()
-    if text:
-        return "api-token:" + hashlib.sha256(text.encode()).hexdigest()[:24]
-    return "api-address:" + (request.remote_addr or "")
+def _count(token_id: int) -> None:
+    """Count the request against its token's limit (LAUREL_API_RATE_LIMIT, a moving window,
+    in the same storage as the back office's login throttling); past it, 429."""
+    from admin.auth import limiter
+
+    for item in parse_many(current_app.config["API_RATE_LIMIT"]):
+        if not limiter.limiter.hit(item, "api-token", str(token_id)):
+            reset = limiter.limiter.get_window_stats(item, "api-token", str(token_id)).reset_time
+            wait = max(1, math.ceil(reset - time.time()))
+            db().rollback()
+            raise ApiProblem(429, f"too many requests with this token ("
+                             f"{current_app.config['API_RATE_LIMIT']}); try again in {wait} s",
+                             "rate-limited", headers={"Retry-After": str(wait)})
 
 
 def _authenticate() -> Any:
@@ -153,6 +148,7 @@ def _authenticate() -> Any:
         raise ApiProblem(401, "this token is unknown, revoked or expired, or its user is "
                          "inactive", headers={"WWW-Authenticate":
                                               'Bearer realm="laurel", error="invalid_token"'})
+    _count(token.id)
     user = token.user
     g.api_caller = Caller(user.id, user.email, user.role, user.team_id, token.id, token.name)
     session.commit()  # the token's last use
@@ -183,13 +179,11 @@ def init_app(app: Flask) -> LaurelApi:
                          "limit such as '600 per minute'") from None
     api = LaurelApi(app)
     from admin.app import csrf
-    from admin.auth import limiter
     from api import docs, organisation, pay, policies, records
 
     for module in (organisation, policies, pay, records):
         for blp in module.BLUEPRINTS:
             csrf.exempt(blp)
-            limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=_rate_key)(blp)
             api.register_blueprint(blp, url_prefix=f"{PREFIX}{blp.url_prefix or ''}")
     docs.init_app(app)
     app.before_request(_authenticate)

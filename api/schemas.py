@@ -6,6 +6,9 @@ binary float in most clients); a value that may be missing says so (``nullable``
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from engine.models import (
@@ -18,6 +21,16 @@ from engine.models import (
     RUN_STATUSES,
     TEAM_STAGES,
 )
+
+
+class UtcDateTime(fields.DateTime):
+    """A time with its zone: SQLite gives stored times back without it (they are UTC)."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
 
 LIMIT = fields.Integer(load_default=100, validate=validate.Range(1, 1000),
                        metadata={"description": "Items a page (at most 1000)."})
@@ -220,8 +233,8 @@ class RunSchema(Schema):
     started_by = _text()
     approved_by = _maybe()
     locked_by = _maybe()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
     employee_count = fields.Integer()
     error = _maybe()
     ruleset_hash = _text()
@@ -245,8 +258,8 @@ class JobSchema(Schema):
     total = fields.Integer()
     run_id = fields.Integer(allow_none=True)
     error = _maybe()
-    created_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
 
 
 class LockIn(Schema):
@@ -395,7 +408,7 @@ class CandidateMove(Schema):
 
 class AuditSchema(Schema):
     id = fields.Integer()
-    at = fields.DateTime()
+    at = UtcDateTime()
     actor = _text()
     via = _maybe()
     action = _text()
