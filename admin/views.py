@@ -81,6 +81,7 @@ RESOURCE_NAMES = {
     "dashboard": _l("Team dashboard"),
     "portal": _l("My pay"), "inquiries": _l("Inquiries"), "reviews": _l("Review cycles"),
     "talks": _l("One-to-ones"), "analytics": _l("Leadership analytics"),
+    "api_token": _l("API tokens"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -99,6 +100,8 @@ CHOICE_NAMES: dict[str, Any] = {
     "reply": _l("reply"), "resolve": _l("resolve"), "reject": _l("reject"),
     "enter": _l("enter"), "close": _l("close"),
     "record": _l("record"), "acknowledge": _l("acknowledge"),
+    # the API (api/): a request made with a token, and a token revoked
+    "api": _l("API request"), "revoke": _l("revoke"),
 }
 
 
@@ -737,11 +740,11 @@ class AuditLogView(LaurelModelView):
     can_create = False  # type: ignore[assignment]
     can_edit = False  # type: ignore[assignment]
     can_delete = False  # type: ignore[assignment]
-    column_list = ["at", "actor", "action", "entity", "entity_id", "summary", "changes"]
-    column_details_list = ["at", "actor", "action", "entity", "entity_id", "summary",
+    column_list = ["at", "actor", "via", "action", "entity", "entity_id", "summary", "changes"]
+    column_details_list = ["at", "actor", "via", "action", "entity", "entity_id", "summary",
                            "before", "after"]
     column_searchable_list = ["actor", "summary", "entity_id"]
-    column_filters = ["actor", "action", "entity", "at"]
+    column_filters = ["actor", "via", "action", "entity", "at"]
     column_sortable_list = ["at", "actor", "action", "entity"]
     column_default_sort = ("id", True)
     column_formatters = {
@@ -757,7 +760,8 @@ class AuditLogView(LaurelModelView):
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
         "after": lambda v, c, m, n: render_mapping(m.after, m.before),
     }
-    column_labels = {"at": _l("When"), "actor": _l("Who"), "action": _l("Action"),
+    column_labels = {"at": _l("When"), "actor": _l("Who"), "via": _l("Through"),
+                     "action": _l("Action"),
                      "entity": _l("Record type"), "entity_id": _l("Record"),
                      "summary": _l("Summary"), "changes": _l("Changes"),
                      "before": _l("Before"), "after": _l("After")}
@@ -1101,6 +1105,9 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
 
     add_portal_views(admin)
     add_people_views(admin)
+    from admin.tokens_views import add_views as add_token_views
+
+    add_token_views(admin)
     admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
     return admin
 

@@ -4,6 +4,7 @@ problem documents, the run's lifecycle, and the OpenAPI description fuzzed (Sche
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -428,3 +429,29 @@ def test_schemathesis_over_the_whole_spec(app: Flask, keys: dict[str, str]) -> N
             case.validate_response(response, checks=checks, headers=headers)
 
         check()
+
+
+# --- the back office's page ---------------------------------------------------------------
+
+
+def test_tokens_page(client: FlaskClient, org: Org, keys: dict[str, str]) -> None:
+    support.login(client, AU)
+    page = client.post("/admin/api-tokens/create", data={"name": "bi", "days": "7"})
+    assert page.status_code == 200
+    token = re.search(r'<code id="new-token">([^<]+)</code>', page.get_data(as_text=True))[1]
+    api = client.application.test_client()
+    assert api.get("/api/v1/runs", headers=auth(token)).status_code == 200
+    listing = client.get("/admin/api-tokens/")
+    assert "bi" in support.text_of(listing) and token not in listing.get_data(as_text=True)
+    refused = client.post("/admin/api-tokens/create", data={"name": "bi"})
+    assert refused.status_code == 400 and "field name" in support.text_of(refused)
+    with org.session() as s:
+        mine = s.scalar(select(tokens.ApiToken.id).where(tokens.ApiToken.name == "bi"))
+        theirs = s.scalar(select(tokens.ApiToken.id).where(
+            tokens.ApiToken.name == "hr_admin-token"))
+    assert client.post(f"/admin/api-tokens/{theirs}/revoke").status_code == 404
+    assert api.get("/api/v1/runs", headers=auth(keys[HR])).status_code == 200
+    client.post(f"/admin/api-tokens/{mine}/revoke")
+    is_problem(api.get("/api/v1/runs", headers=auth(token)), 401)
+    zh = support.text_of(client.get("/admin/api-tokens/?lang=zh"))
+    assert "API 令牌" in zh and "已撤销" in zh
