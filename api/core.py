@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +31,6 @@ from engine.errors import (
     ImportFileError,
     LaurelError,
     NotFound,
-    PeriodError,
     PermissionDenied,
     RuleError,
     RunInProgress,
@@ -50,7 +50,9 @@ PROBLEM_TYPES = {
     "idempotency-conflict": "The Idempotency-Key was used with another request.",
     "rate-limited": "Too many requests with this token: wait Retry-After seconds.",
 }
-MAX_LIMIT = 1000
+# How the engine says a period is locked ("period 2026-01 is locked", "period 2026-01 is in
+# 2026-Q1, which is locked").
+LOCKED_PERIOD = re.compile(r"period \S+ (is locked|is in \S+, which is locked)")
 
 
 class ApiProblem(Exception):
@@ -164,7 +166,7 @@ def from_engine(exc: LaurelError) -> ApiProblem:
         return ApiProblem(409, text, "stale-run")
     if isinstance(exc, RunInProgress):
         return ApiProblem(409, text, "run-in-progress")
-    if " is locked" in text and isinstance(exc, ImportFileError | PeriodError | LaurelError):
+    if LOCKED_PERIOD.search(text):
         return ApiProblem(409, text, "locked-period")
     if isinstance(exc, RuleError):
         return ApiProblem(422, text, "invalid", [{"field": exc.field, "row": exc.row,
@@ -285,7 +287,7 @@ def batch_problem(exc: ImportFileError, fields: Callable[[str], str],
     where = ", ".join(w for w in (f"item {item}" if item is not None else "",
                                   f"field {field}" if field else "") if w)
     detail = f"{where}: {exc.reason}" if where else exc.reason
-    kind = "locked-period" if " is locked" in exc.reason else "invalid"
+    kind = "locked-period" if LOCKED_PERIOD.search(exc.reason) else "invalid"
     return ApiProblem(409 if kind == "locked-period" else 422, detail + "; nothing was stored",
                       kind, [{"item": item, "field": field, "reason": exc.reason}])
 

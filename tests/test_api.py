@@ -309,6 +309,8 @@ def test_the_crm_to_payroll_path(client: FlaskClient, keys: dict[str, str], org:
     locked = client.post(f"/api/v1/runs/{run_id}/lock", json={"open_flags_reason": "later"},
                          headers=auth(keys[CA]))
     assert locked.get_json()["status"] == "locked", locked.get_data(as_text=True)
+    again = is_problem(client.post(f"/api/v1/runs/{run_id}/lock", headers=auth(keys[CA])), 409)
+    assert again["type"].endswith("problem-not-live-run") and "locked already" in again["detail"]
     doc = is_problem(client.post("/api/v1/results", json={"items": [
         {"period": "2026-01", "employee_code": "N1", "values": {"quota": 1}}]},
         headers=auth(keys[CA])), 409)
