@@ -345,9 +345,12 @@ class CustomerScores(MethodView):
     @idempotent
     def post(self, cycle_id: int) -> Any:
         """Customer scores of a review cycle: what their file import does, item by item."""
-        from engine.reviews import get_cycle, import_customer_score_table
+        from engine.reviews import CUSTOMER_SCORERS, get_cycle, import_customer_score_table
 
         may("read", "reviews")
+        if caller().role not in CUSTOMER_SCORERS:  # the engine's rule, said before the items
+            raise ApiProblem(403, f"user {caller().email} is a {caller().role}: customer "
+                             "scores come from HR or an analyst")
         get_cycle(db(), cycle_id)
         items = _items(json_body())
         header = ["employee_code", "customer_score", "comments"]
