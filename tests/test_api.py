@@ -457,3 +457,23 @@ def test_tokens_page(client: FlaskClient, org: Org, keys: dict[str, str]) -> Non
     is_problem(api.get("/api/v1/runs", headers=auth(token)), 401)
     zh = support.text_of(client.get("/admin/api-tokens/?lang=zh"))
     assert "API 令牌" in zh and "已撤销" in zh
+
+
+def test_cancel_a_run_job(client: FlaskClient, keys: dict[str, str], org: Org) -> None:
+    from engine import jobs
+    from engine.models import RunJob
+
+    with engine_db.session_scope(org.url) as s:  # queued, not yet handed to a worker
+        job_id = jobs.start(s, "2026-01", ROLE_EMAILS[CA]).id
+    for role in (CO, SM, AU):
+        is_problem(client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth(keys[role])), 403)
+    assert count(org, RunJob, RunJob.status == "queued") == 1
+    busy = is_problem(client.post("/api/v1/runs", json={"period": "2026-01"},
+                                  headers=auth(keys[HR])), 409)
+    assert busy["type"].endswith("problem-run-in-progress")
+    done = client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth(keys[HR]))
+    assert done.get_json()["status"] == "cancelled"
+    is_problem(client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth(keys[HR])), 409)
+    started = client.post("/api/v1/runs", json={"period": "2026-01"}, headers=auth(keys[HR]))
+    run_id = client.get(started.headers["Location"], headers=auth(keys[HR])).get_json()["run_id"]
+    is_problem(client.post(f"/api/v1/runs/{run_id}/cancel", headers=auth(keys[HR])), 409)
