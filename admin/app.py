@@ -162,7 +162,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 "term": i18n.term, "money": i18n.money, "percent": i18n.percent,
                 "pip_target": i18n.pip_target}
 
-    from admin.views import init_admin
+    from admin.setup import init_admin
 
     init_admin(app, db)
     import api

@@ -15,7 +15,7 @@ from engine.errors import RunFailed
 
 def register(main: click.Group) -> None:
     """Attach the run commands to the main command."""
-    from admin.cli import actor_option, resolve_actor, user_errors
+    from admin.cli_base import actor_option, resolve_actor, user_errors
 
     @main.command("run")
     @click.argument("period")
@@ -105,7 +105,7 @@ def _progress_bar():  # noqa: ANN202
 
 def register_lifecycle(main: click.Group) -> None:
     """Attach approve, lock and export."""
-    from admin.cli import user_errors
+    from admin.cli_base import user_errors
 
     @main.command("approve")
     @click.argument("run_id", type=int)

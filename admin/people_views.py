@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from admin import i18n
 from admin.auth import current_role
-from admin.portal_views import me, refused, words
-from admin.views import (
+from admin.base import (
     LaurelBaseView,
     _db,
     _team_scope,
@@ -29,6 +28,7 @@ from admin.views import (
     may_write,
     uploads,
 )
+from admin.portal_views import me, refused, words
 from engine import analytics, inquiries, plain, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import (

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from admin.auth import current_principal
-from admin.views import LaurelBaseView, _db
+from admin.base import LaurelBaseView, _db
 from engine import access
 from engine import tokens as api_tokens
 from engine.errors import LaurelError

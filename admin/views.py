@@ -10,12 +10,11 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, has_app_context, redirect, request, url_for
-from flask_admin import Admin, AdminIndexView, BaseView, expose
+from flask import abort, current_app, flash, has_app_context, redirect, request, url_for
+from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
-from flask_admin.theme import Bootstrap4Theme
 from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,15 +24,15 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, scoped_session
+from sqlalchemy.orm import joinedload
 from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional, StopValidation
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
-from admin.headers import csp_nonce
-from engine import access, periods
+from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
+from engine import periods
 from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
 from engine.db import audit
@@ -51,7 +50,6 @@ from engine.models import (
     Employee,
     Level,
     Metric,
-    PayCode,
     Period,
     Result,
     Rule,
@@ -105,18 +103,6 @@ CHOICE_NAMES: dict[str, Any] = {
 }
 
 
-def may_read(resource: str, role: str | None = None) -> bool:
-    return access.may_read(resource, role or current_role())
-
-
-def may_write(resource: str, role: str | None = None) -> bool:
-    return access.may_write(resource, role or current_role())
-
-
-def _db() -> scoped_session:
-    return current_app.extensions["laurel_db"]
-
-
 def _live(fn: Any) -> Any:
     """Filter options read from the database at request time (none while views are built)."""
 
@@ -136,12 +122,6 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, Any]]:
 def _choice_label(_view: Any, _ctx: Any, model: Any, name: str) -> str:
     value = getattr(model, name)
     return str(CHOICE_NAMES.get(value, value)) if value is not None else ""
-
-
-def _team_scope() -> int | None:
-    """Return the team a sales manager is limited to (-1: none), else None."""
-    user = current_principal()
-    return access.team_scope(user.role, user.team_id) if user is not None else None
 
 
 # --- CSRF: Flask-Admin's SecureForm, carrying Flask-WTF's token -------------------------
@@ -832,51 +812,7 @@ class UserView(LaurelModelView):
             renew_login(model)
 
 
-def attachment(content: bytes, filename: str | None, content_type: str | None,
-               fallback: str) -> Any:
-    """An uploaded file sent back: always a download, never shown inline (an uploaded HTML
-    file must not run here), its name kept in UTF-8."""
-    from urllib.parse import quote
-
-    from flask import Response
-
-    response = Response(content, mimetype=content_type or "application/octet-stream")
-    name = (filename or fallback).replace('"', "")
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
-        f"filename*=UTF-8''{quote(name)}")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def uploads(field: str = "file") -> list[tuple[str, str | None, bytes]]:
-    """The files of a form's file field: (name without its folders, type, content)."""
-    out = []
-    for upload in request.files.getlist(field):
-        if upload is None or not upload.filename:
-            continue
-        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
-        out.append((name, upload.mimetype or "application/octet-stream", upload.read()))
-    return out
-
-
 # --- dashboard, imports, help -------------------------------------------------------------
-
-
-class LaurelBaseView(BaseView):
-    resource = ""
-
-    def is_accessible(self) -> bool:
-        return current_principal() is not None and (
-            not self.resource or may_read(self.resource))
-
-    def is_visible(self) -> bool:
-        return self.is_accessible()
-
-    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        if current_principal() is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        abort(403)
 
 
 class DashboardView(AdminIndexView):
@@ -1066,50 +1002,4 @@ class HelpView(LaurelBaseView):
 # --- wiring -------------------------------------------------------------------------------
 
 
-def init_admin(app: Flask, db: scoped_session) -> Admin:
-    """Create the Admin for this app and add every view, grouped by category."""
-    import warnings
-
-    admin = Admin(app, name="Laurel", url="/admin",
-                  theme=Bootstrap4Theme(base_template="laurel/base.html", fluid=True),
-                  index_view=DashboardView(name=_l("Home"), url="/admin"),
-                  csp_nonce_generator=csp_nonce)
-    org, comp, comp_cat = _l("Organisation"), _l("Compensation"), _l("Compliance")
-    with warnings.catch_warnings():
-        # Flask-Admin 2.2 would rather have a Flask-SQLAlchemy object; a plain scoped
-        # session is what engine/ offers and is still supported until Flask-Admin 3.
-        warnings.filterwarnings("ignore", message="Passing a session object directly",
-                                category=DeprecationWarning)
-        admin.add_view(EmployeeView(Employee, db, _l("Employees"), org, endpoint="employee"))
-        admin.add_view(TeamView(Team, db, _l("Teams"), org, endpoint="team"))
-        admin.add_view(LevelView(Level, db, _l("Levels"), org, endpoint="level"))
-        admin.add_view(UserView(User, db, _l("Users"), org, endpoint="user"))
-        admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
-        admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
-        admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
-        admin.add_view(PayCodeView(PayCode, db, _l("Pay codes"), comp, endpoint="paycode"))
-        admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
-                                    endpoint="auditlog"))
-    admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))
-    from admin.runs_views import add_views as add_run_views
-
-    add_run_views(admin)
-    from admin.rules_views import add_views as add_rule_views
-
-    add_rule_views(admin)
-    from admin.compliance_views import add_views as add_followup_views
-
-    add_followup_views(admin)
-    from admin.people_views import add_views as add_people_views
-    from admin.portal_views import add_views as add_portal_views
-
-    add_portal_views(admin)
-    add_people_views(admin)
-    from admin.tokens_views import add_views as add_token_views
-
-    add_token_views(admin)
-    admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
-    return admin
-
-
-__all__ = ["init_admin", "may_read", "may_write", "READ", "WRITE", "IMPORT"]
+__all__ = ["may_read", "may_write", "READ", "WRITE", "IMPORT"]
