@@ -32,12 +32,18 @@ from wtforms.validators import Optional, StopValidation
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
-from engine import periods
 from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
-from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
-from engine.imports import MAX_FILE_BYTES, import_employees, import_results, record_rows
+from engine.imports import (
+    MAX_FILE_BYTES,
+    import_employees,
+    import_results,
+    locked_period_of,
+    result_deleted,
+    result_edited,
+    result_snapshot,
+)
 from engine.metrics import DECIMALS, decimals, range_problem, to_plain, validate_formula
 from engine.models import (
     METRIC_TYPES,
@@ -592,53 +598,26 @@ class ResultView(LaurelModelView):
             select(Employee.id).where(Employee.team_id == team_id)))
 
     def _check_period(self, period: Period | None) -> None:
-        if period is None:
-            return
-        codes = [period.code, *periods.parents(period.code)]
-        locked = _db().scalar(select(Period.code).where(
-            Period.code.in_(codes), Period.status == "locked").limit(1))
+        locked = locked_period_of(_db(), period.code) if period is not None else None
         if locked:
             raise ValidationError(_("Period %(code)s is locked: its results cannot change.",
                                     code=locked))
 
     def update_model(self, form: Any, model: Result) -> bool:
-        model._laurel_before = _result_snapshot(model)  # type: ignore[attr-defined]
+        model._laurel_before = result_snapshot(model)  # type: ignore[attr-defined]
         model._laurel_old_period = model.period  # type: ignore[attr-defined]
         return super().update_model(form, model)
 
     def on_model_change(self, form: Any, model: Result, is_created: bool) -> None:
-        # Results are not audited row by row by the session; a hand edit is, here, in the
-        # same transaction as the change.
         self._check_period(model.period)
-        if not is_created:
-            self._check_period(getattr(model, "_laurel_old_period", None))
-        db = _db()
-        db.flush()
-        record_rows(db, {(model.employee_id, model.period_id)})
-        before, after = getattr(model, "_laurel_before", None), _result_snapshot(model)
-        audit(db, "create" if is_created else "update", "result", model.id,
-              summary=_result_summary(model), before=before, after=after)
-        if before != after:  # runs that read the old value are stale
-            old = getattr(model, "_laurel_old_period", None)
-            periods.results_changed(db, {model.period.code} | ({old.code} if old else set()),
-                                    "edit")
+        old = None if is_created else getattr(model, "_laurel_old_period", None)
+        self._check_period(old)
+        result_edited(_db(), model, is_created, getattr(model, "_laurel_before", None),
+                      old.code if old else None)
 
     def on_model_delete(self, model: Result) -> None:
         self._check_period(model.period)
-        audit(_db(), "delete", "result", model.id, summary=_result_summary(model),
-              before=_result_snapshot(model))
-        periods.results_changed(_db(), {model.period.code}, "edit")
-
-
-def _result_summary(model: Result) -> str:
-    return f"{model.employee.code} {model.period.code} {model.metric.key}"
-
-
-def _result_snapshot(model: Result) -> dict[str, Any]:
-    return {"employee": model.employee.code if model.employee else None,
-            "period": model.period.code if model.period else None,
-            "metric": model.metric.key if model.metric else None,
-            "value": str(model.value) if model.value is not None else None}
+        result_deleted(_db(), model)
 
 
 def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None) -> Markup:

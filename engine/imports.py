@@ -588,6 +588,47 @@ def _locked_between(session: Session, codes: set[str]) -> dict[str, str]:
     return out
 
 
+def locked_period_of(session: Session, code: str) -> str | None:
+    """The locked period that keeps this period's results from changing (itself, or the
+    quarter or year holding it), or None."""
+    return _locked_between(session, {code}).get(code)
+
+
+def result_snapshot(result: Result) -> dict[str, Any]:
+    """A result as the audit log keeps it: codes and the value as text."""
+    return {"employee": result.employee.code if result.employee else None,
+            "period": result.period.code if result.period else None,
+            "metric": result.metric.key if result.metric else None,
+            "value": str(result.value) if result.value is not None else None}
+
+
+def _result_summary(result: Result) -> str:
+    return f"{result.employee.code} {result.period.code} {result.metric.key}"
+
+
+def result_edited(session: Session, result: Result, created: bool,
+                  before: dict[str, Any] | None, old_period: str | None) -> None:
+    """Record a result made or changed by hand (the back office's form), in the caller's
+    transaction: its row of results, an audit entry, and runs that read the old value
+    stale. Results are not audited row by row by the session; a hand edit is, here.
+    The caller has refused a locked period (locked_period_of)."""
+    session.flush()
+    record_rows(session, {(result.employee_id, result.period_id)})
+    after = result_snapshot(result)
+    audit(session, "create" if created else "update", "result", result.id,
+          summary=_result_summary(result), before=before, after=after)
+    if before != after:
+        periods.results_changed(session, {result.period.code}
+                                | ({old_period} if old_period else set()), "edit")
+
+
+def result_deleted(session: Session, result: Result) -> None:
+    """Record a result deleted by hand: an audit entry, and runs that read it stale."""
+    audit(session, "delete", "result", result.id, summary=_result_summary(result),
+          before=result_snapshot(result))
+    periods.results_changed(session, {result.period.code}, "edit")
+
+
 def import_results(session: Session, name: str, data: bytes | None = None,
                    path: str | Path | None = None) -> ImportReport:
     """Load period results from a file; all rows or none (CONTRACT.md, Files)."""
