@@ -103,6 +103,16 @@ def load_employees(items: list[dict[str, Any]]) -> Any:
                       lambda item, column: column in item)
 
 
+def _one(resource: str, query: Any, what: str, scoped: bool = False) -> Any:
+    """The one row of ``query`` the caller may read, else 404 (another team's is not found)."""
+    may("read", resource)
+    found = db().scalar(query)
+    if found is None:
+        raise ApiProblem(404, f"{what} does not exist"
+                         + (" in your team" if scoped and caller().team is not None else ""))
+    return found
+
+
 def _scoped(query: Any, team_column: Any) -> Any:
     team = caller().team
     return query.where(team_column == team) if team is not None else query
@@ -139,13 +149,8 @@ class OneEmployee(MethodView):
     @employees.response(200, s.EmployeeSchema)
     def get(self, code: str) -> Any:
         """One employee by code."""
-        may("read", "employee")
-        found = db().scalar(_scoped(select(Employee), Employee.team_id)
-                            .where(Employee.code == code))
-        if found is None:
-            raise ApiProblem(404, f"employee {code} does not exist"
-                             + (" in your team" if caller().team is not None else ""))
-        return found
+        return _one("employee", _scoped(select(Employee), Employee.team_id)
+                    .where(Employee.code == code), f"employee {code}", scoped=True)
 
     @employees.doc(requestBody={"required": True, "content": {"application/json": {
         "schema": s.EmployeeIn}}})
@@ -185,11 +190,8 @@ class OneTeam(MethodView):
     @teams.response(200, s.TeamSchema)
     def get(self, name: str) -> Any:
         """One team by name."""
-        may("read", "team")
-        found = db().scalar(_scoped(select(Team), Team.id).where(Team.name == name))
-        if found is None:
-            raise ApiProblem(404, f"team {name} does not exist")
-        return found
+        return _one("team", _scoped(select(Team), Team.id).where(Team.name == name),
+                    f"team {name}", scoped=True)
 
     @teams.arguments(s.TeamIn, location="json", as_kwargs=True)
     @teams.alt_response(200, schema=s.TeamSchema, success=True)
@@ -247,6 +249,27 @@ class Metrics(MethodView):
         rows, cursor = page(select(Metric), Metric, ("id", "key"), args.get("sort"),
                             args.get("cursor"), args["limit"], default="key")
         return listing(rows, cursor)
+
+
+@metrics.route("/<key>")
+class OneMetric(MethodView):
+    @metrics.response(200, s.MetricSchema)
+    def get(self, key: str) -> Any:
+        """One metric by key."""
+        return _one("metric", select(Metric).where(Metric.key == key), f"metric {key}")
+
+    @metrics.arguments(s.MetricIn, location="json", as_kwargs=True)
+    @metrics.alt_response(200, schema=s.MetricSchema, success=True)
+    @idempotent
+    def put(self, key: str, **values: Any) -> Any:
+        """Create the metric of this key or change it (hr_admin), with the back office's
+        checks: a formula names known metrics of compatible types, bounds lie in the
+        type's range."""
+        from engine.metrics import save_metric
+
+        may("write", "metric")
+        metric, _created = save_metric(db(), key, values)
+        return s.MetricSchema().dump(metric), 200
 
 
 # --- results ------------------------------------------------------------------------------

@@ -152,6 +152,18 @@ class MetricSchema(Schema):
     max_value = _maybe()
 
 
+class MetricIn(Schema):
+    label_en = _text()
+    label_zh = _text()
+    type = _text(validate=validate.OneOf(("money", "count", "score", "ratio")))
+    rollup = _text(validate=validate.OneOf(("sum", "mean", "max")))
+    formula = _maybe(metadata={"description": "Empty or null for an imported metric."})
+    description = _text()
+    min_value = fields.Raw(allow_none=True, metadata={
+        "description": "The lowest value an import accepts (a decimal string or a number)."})
+    max_value = fields.Raw(allow_none=True)
+
+
 class ResultSchema(Schema):
     id = fields.Integer()
     period = _text(attribute="period.code")

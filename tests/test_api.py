@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
@@ -477,3 +478,32 @@ def test_cancel_a_run_job(client: FlaskClient, keys: dict[str, str], org: Org) -
     started = client.post("/api/v1/runs", json={"period": "2026-01"}, headers=auth(keys[HR]))
     run_id = client.get(started.headers["Location"], headers=auth(keys[HR])).get_json()["run_id"]
     is_problem(client.post(f"/api/v1/runs/{run_id}/cancel", headers=auth(keys[HR])), 409)
+
+
+def test_metrics_upsert(client: FlaskClient, keys: dict[str, str], org: Org) -> None:
+    from engine.models import Metric
+
+    body = {"label_en": "Demo calls", "label_zh": "演示次数", "type": "count",
+            "min_value": "0", "max_value": 500}
+    for role in (CA, CO, SM, AU):
+        is_problem(client.put("/api/v1/metrics/demo_calls", json=body,
+                              headers=auth(keys[role])), 403)
+    assert count(org, Metric, Metric.key == "demo_calls") == 0
+    made = client.put("/api/v1/metrics/demo_calls", json=body, headers=auth(keys[HR]))
+    assert Decimal(made.get_json()["max_value"]) == 500, made.get_data(as_text=True)
+    doc = is_problem(client.put("/api/v1/metrics/demo_calls", json={"min_value": "600"},
+                                headers=auth(keys[HR])), 422)
+    assert "field max_value" in doc["detail"]
+    doc = is_problem(client.put("/api/v1/metrics/per_call", json={
+        "label_en": "Per call", "type": "money", "formula": "revenue_new / nothing_such"},
+        headers=auth(keys[HR])), 422)
+    assert "nothing_such" in doc["detail"] and doc["errors"][0]["field"] == "formula"
+    derived = client.put("/api/v1/metrics/per_call", json={
+        "label_en": "Per call", "type": "money", "formula": "revenue_new / demo_calls"},
+        headers=auth(keys[HR]))
+    assert derived.status_code == 200, derived.get_data(as_text=True)
+    # a derived metric is not imported: the batch names it
+    doc = is_problem(client.post("/api/v1/results", json={"items": [
+        {"period": "2026-02", "employee_code": "N1", "values": {"per_call": 3}}]},
+        headers=auth(keys[CA])), 422)
+    assert doc["errors"][0]["field"] == "values.per_call"
