@@ -507,3 +507,36 @@ def test_metrics_upsert(client: FlaskClient, keys: dict[str, str], org: Org) -> 
         {"period": "2026-02", "employee_code": "N1", "values": {"per_call": 3}}]},
         headers=auth(keys[CA])), 422)
     assert doc["errors"][0]["field"] == "values.per_call"
+
+
+def test_paging_a_large_run(client: FlaskClient, keys: dict[str, str], org: Org) -> None:
+    """5,000 outcomes read in pages of 1,000 and streamed: each once, in order."""
+    from engine.models import Outcome
+
+    with engine_db.session_scope(org.url) as s:
+        period = s.scalar(select(Period.id).where(Period.code == "2026-01"))
+        run = Run(period_id=period, status="calculated", started_by="x@example.com")
+        s.add(run)
+        s.flush()
+        employees = list(org.employees.values())
+        s.execute(Outcome.__table__.insert(), [
+            {"run_id": run.id, "employee_id": employees[i % 4], "rule_key": "bonus.x",
+             "kind": "bonus", "amount": i, "currency": "CNY", "status": "payable",
+             "explanation": {}} for i in range(5000)])
+        run_id = run.id
+    pages, cursor = 0, None
+    seen: list[int] = []
+    while True:
+        body = client.get(f"/api/v1/runs/{run_id}/outcomes?limit=1000"
+                          + (f"&cursor={cursor}" if cursor else ""),
+                          headers=auth(keys[AU])).get_json()
+        pages, seen, cursor = pages + 1, seen + [o["id"] for o in body["items"]], \
+            body["next_cursor"]
+        if not cursor:
+            break
+    assert pages == 5 and len(seen) == 5000 and seen == sorted(set(seen))
+    streamed = client.get(f"/api/v1/runs/{run_id}/outcomes.ndjson?status=payable",
+                          headers=auth(keys[AU]))
+    assert streamed.is_streamed and len(streamed.get_data().splitlines()) == 5000
+    north = client.get(f"/api/v1/runs/{run_id}/outcomes.ndjson", headers=auth(keys[SM]))
+    assert len(north.get_data().splitlines()) == 2500  # the manager's team: N1 and N2
