@@ -116,6 +116,8 @@ def _count(token_id: int) -> None:
     in the same storage as the back office's login throttling); past it, 429."""
     from admin.auth import limiter
 
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return
     for item in parse_many(current_app.config["API_RATE_LIMIT"]):
         if not limiter.limiter.hit(item, "api-token", str(token_id)):
             reset = limiter.limiter.get_window_stats(item, "api-token", str(token_id)).reset_time
