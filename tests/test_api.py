@@ -540,3 +540,16 @@ def test_paging_a_large_run(client: FlaskClient, keys: dict[str, str], org: Org)
     assert streamed.is_streamed and len(streamed.get_data().splitlines()) == 5000
     north = client.get(f"/api/v1/runs/{run_id}/outcomes.ndjson", headers=auth(keys[SM]))
     assert len(north.get_data().splitlines()) == 2500  # the manager's team: N1 and N2
+
+
+def test_a_stale_run_is_a_conflict(client: FlaskClient, keys: dict[str, str], org: Org) -> None:
+    started = client.post("/api/v1/runs", json={"period": "2026-01"}, headers=auth(keys[CA]))
+    run_id = client.get(started.headers["Location"], headers=auth(keys[CA])).get_json()["run_id"]
+    changed = client.post("/api/v1/results", json={"items": [
+        {"period": "2026-01", "employee_code": "N2", "values": {"quota": "50001"}}]},
+        headers=auth(keys[CA]))
+    assert changed.get_json()["updated"] == 1
+    doc = is_problem(client.post(f"/api/v1/runs/{run_id}/approve", headers=auth(keys[HR])), 409)
+    assert doc["type"].endswith("problem-stale-run") and "start a new run" in doc["detail"]
+    assert client.get(f"/api/v1/runs/{run_id}",
+                      headers=auth(keys[HR])).get_json()["status"] == "calculated"
