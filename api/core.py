@@ -52,6 +52,8 @@ PROBLEM_TYPES = {
 }
 # How the engine says a period is locked ("period 2026-01 is locked", "period 2026-01 is in
 # 2026-Q1, which is locked").
+# How the engine names a field it refuses ("PIP 3, field reason: a written reason ...").
+FIELD = re.compile(r", field (\w+): (.*)$")
 LOCKED_PERIOD = re.compile(r"period \S+ (is locked|is in \S+, which is locked)")
 
 
@@ -173,6 +175,9 @@ def from_engine(exc: LaurelError) -> ApiProblem:
                                                   "reason": exc.reason}])
     if isinstance(exc, FormulaError):
         return ApiProblem(422, text, "invalid", [{"field": "formula", "reason": exc.reason}])
+    named = FIELD.search(text)
+    if named:
+        return ApiProblem(422, text, "invalid", [{"field": named[1], "reason": named[2]}])
     return ApiProblem(422, text, "invalid")
 
 
@@ -181,7 +186,7 @@ def state_conflict(exc: LaurelError) -> ApiProblem:
     409, unless it is a question of role or of a record that does not exist."""
     found = from_engine(exc)
     if found.status in (403, 404) or found.kind in ("stale-run", "locked-period",
-                                                    "run-in-progress"):
+                                                    "run-in-progress") or found.errors:
         return found
     return ApiProblem(409, str(exc), "not-live-run")
 

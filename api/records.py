@@ -177,9 +177,10 @@ class DecidePip(MethodView):
     @pips.arguments(s.PipDecision, location="json", as_kwargs=True)
     @pips.alt_response(200, schema=s.PipSchema, success=True)
     @idempotent
-    def post(self, pip_id: int, decision: str, reason: str) -> Any:
-        """HR's decision on an active PIP (passed, role_change, exit), or close it early
-        (closed). An extension has its own form in the back office (a new end date)."""
+    def post(self, pip_id: int, decision: str, reason: str,
+             new_end: dt.date | None = None) -> Any:
+        """HR's decision on an active PIP: passed, extended (with new_end), role_change,
+        exit; or closed early (closed, today)."""
         _pip(pip_id)
         may("write", "pips")
         if decision == "closed":
@@ -187,7 +188,7 @@ class DecidePip(MethodView):
                                                          on=dt.date.today()))
         else:
             pip = _transition(lambda: followup.decide_pip(db(), pip_id, decision, reason,
-                                                          caller().email))
+                                                          caller().email, new_end=new_end))
         return s.PipSchema().dump(pip), 200
 
 

@@ -392,8 +392,9 @@ class PipQuery(PageQuery):
 
 class PipDecision(Schema):
     decision = _text(required=True, validate=validate.OneOf(
-        ("passed", "extended", "role_change", "exit", "discarded", "closed")))
+        ("passed", "extended", "role_change", "exit", "closed")))
     reason = _text(required=True)
+    new_end = fields.Date(metadata={"description": "An extension's new last day."})
 
 
 class CandidateSchema(Schema):

@@ -103,6 +103,11 @@ def test_pips_and_candidates_by_role(db_url: str) -> None:
     assert nominated.get_json()["status"] == "nominated", nominated.get_data(as_text=True)
     assert client.post(f"{cand}/move", json={"status": "accepted", "reason": "agreed"},
                        headers=auth(keys[HR])).get_json()["status"] == "accepted"
+    short = is_problem(client.post(f"{pip}/decide", json={"decision": "extended",
+                                                         "reason": "more time"},
+                                   headers=auth(keys[HR])), 422)
+    assert short["errors"][0]["field"] == "new_end"
+    assert world.pip_state() == pip_before
     decided = client.post(f"{pip}/decide", json={"decision": "passed", "reason": "on target"},
                           headers=auth(keys[HR]))
     assert decided.get_json()["status"] == "passed" and world.pip_state()[0] == "passed"
