@@ -45,15 +45,17 @@ PROBLEM_TYPES = {
     "invalid": "The request's content breaks a rule: the errors name the item, field and reason.",
     "locked-period": "The period (or the quarter or year holding it) is locked.",
     "stale-run": "The period's results changed after the run read them: start a new run.",
-    "not-live-run": "The run is not in a state that allows this step.",
+    "not-live-run": "The run (or run job) is not in the state this step needs.",
+    "wrong-state": "The record (a flag, a PIP, a candidate) is not in the state this step "
+                   "needs.",
     "run-in-progress": "A run of the period is being calculated already.",
     "idempotency-conflict": "The Idempotency-Key was used with another request.",
     "rate-limited": "Too many requests with this token: wait Retry-After seconds.",
 }
-# How the engine says a period is locked ("period 2026-01 is locked", "period 2026-01 is in
-# 2026-Q1, which is locked").
 # How the engine names a field it refuses ("PIP 3, field reason: a written reason ...").
 FIELD = re.compile(r", field (\w+): (.*)$")
+# How the engine says a period is locked ("period 2026-01 is locked", "period 2026-01 is in
+# 2026-Q1, which is locked").
 LOCKED_PERIOD = re.compile(r"period \S+ (is locked|is in \S+, which is locked)")
 
 
@@ -188,7 +190,8 @@ def state_conflict(exc: LaurelError) -> ApiProblem:
     if found.status in (403, 404) or found.kind in ("stale-run", "locked-period",
                                                     "run-in-progress") or found.errors:
         return found
-    return ApiProblem(409, str(exc), "not-live-run")
+    text = str(exc)
+    return ApiProblem(409, text, "not-live-run" if text.startswith("run ") else "wrong-state")
 
 
 # --- writes: commit, and remember the answer to an Idempotency-Key ------------------------
