@@ -246,8 +246,10 @@ def _outcome_query(run: Run, args: dict[str, Any]) -> Any:
     return query
 
 
-def _outcome(row: Any) -> dict[str, Any]:
-    return {"id": row[0], "run_id": row[1], "employee_code": row[2], "team": row[3],
+def _outcome(row: Any, period: str) -> dict[str, Any]:
+    """An outcome as ``laurel outcomes`` writes it (CONTRACT.md), with its id and team."""
+    return {"id": row[0], "run_id": row[1], "period": period, "employee_code": row[2],
+            "team": row[3],
             "rule_key": row[4], "kind": row[5],
             "amount": None if row[6] is None else f"{row[6]:.2f}", "currency": row[7],
             "value": row[8], "status": row[9], "explanation": row[10]}
@@ -282,7 +284,7 @@ class Outcomes(MethodView):
         """A page of the run's outcomes (a sales manager: their team's), filtered by
         employee, team, rule, kind and status; written out as they are read."""
         run = _run(run_id)
-        query = _outcome_query(run, args)
+        query, code = _outcome_query(run, args), run.period.code
         limit = args["limit"]
         after = _after(args.get("cursor"))
 
@@ -293,8 +295,8 @@ class Outcomes(MethodView):
                 if count == limit:
                     more = True
                     break
-                yield ("," if count else "") + json.dumps(_outcome(row), ensure_ascii=False,
-                                                          default=str)
+                item = json.dumps(_outcome(row, code), ensure_ascii=False, default=str)
+                yield ("," if count else "") + item
                 last, count = row[0], count + 1
             cursor = encode_cursor({"sort": "outcomes", "id": last}) if more else None
             yield '], "next_cursor": ' + json.dumps(cursor) + "}"
@@ -311,11 +313,11 @@ class OutcomeStream(MethodView):
         """Every outcome of the run, one JSON object a line, streamed from the database
         (a run of any size; no paging)."""
         run = _run(run_id)
-        query = _outcome_query(run, args)
+        query, code = _outcome_query(run, args), run.period.code
 
         def body() -> Iterator[str]:
             for row in _stream(query, _after(args.get("cursor")), None):
-                yield json.dumps(_outcome(row), ensure_ascii=False, default=str) + "\n"
+                yield json.dumps(_outcome(row, code), ensure_ascii=False, default=str) + "\n"
 
         return Response(stream_with_context(body()), mimetype="application/x-ndjson")
 

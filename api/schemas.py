@@ -282,6 +282,7 @@ class LockIn(Schema):
 class OutcomeSchema(Schema):
     id = fields.Integer()
     run_id = fields.Integer()
+    period = _text()
     employee_code = _text()
     team = _text()
     rule_key = _text()

@@ -347,6 +347,12 @@ def test_cursor_paging(client: FlaskClient, keys: dict[str, str], org: Org) -> N
     streamed = client.get(f"/api/v1/runs/{run_id}/outcomes.ndjson", headers=auth(keys[AU]))
     lines = [json.loads(x) for x in streamed.get_data(as_text=True).splitlines()]
     assert paged == lines and len(lines) > 4
+    with org.session() as s:  # the outcomes as `laurel outcomes` gives them (CONTRACT.md)
+        from engine.runs import get_run, outcome_rows
+
+        contract = outcome_rows(s, get_run(s, run_id))
+    assert sorted(json.dumps({k: o[k] for k in contract[0]}, sort_keys=True) for o in lines) \
+        == sorted(json.dumps(o, sort_keys=True) for o in contract)
     kinds = _pages(client, f"/api/v1/runs/{run_id}/outcomes?kind=commission&team=South",
                    keys[AU], 2)
     assert kinds and {(o["kind"], o["team"]) for o in kinds} == {("commission", "South")}
