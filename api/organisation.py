@@ -26,9 +26,10 @@ from api.core import (
     listing,
     may,
     page,
+    state_conflict,
 )
 from engine import periods
-from engine.errors import ImportFileError
+from engine.errors import ImportFileError, LaurelError
 from engine.imports import (
     import_employee_table,
     import_result_table,
@@ -237,6 +238,25 @@ class OnePeriod(MethodView):
             raise ApiProblem(404, f"period {code} does not exist (a period is made by its "
                              "first results)")
         return found
+
+
+@period_bp.route("/<code>/reopen")
+class Reopen(MethodView):
+    @period_bp.arguments(s.ReopenIn, location="json", as_kwargs=True)
+    @period_bp.alt_response(200, schema=s.PeriodSchema, success=True)
+    @idempotent
+    def post(self, code: str, reason: str) -> Any:
+        """Reopen a locked period (hr_admin), with a written reason: its results and runs
+        may change again."""
+        from engine.lifecycle import reopen_period
+
+        may("read", "period")
+        may("run", "reopen")
+        try:
+            reopen_period(db(), code, caller().email, reason)
+        except LaurelError as exc:
+            raise state_conflict(exc) from None
+        return s.PeriodSchema().dump(periods.require(db(), code)), 200
 
 
 @metrics.route("")

@@ -139,6 +139,10 @@ class PeriodQuery(PageQuery):
     status = _text(validate=validate.OneOf(("open", "locked")))
 
 
+class ReopenIn(Schema):
+    reason = _text(required=True, metadata={"description": "Why the period is reopened."})
+
+
 class MetricSchema(Schema):
     id = fields.Integer()
     key = _text()

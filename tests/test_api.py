@@ -318,6 +318,13 @@ def test_the_crm_to_payroll_path(client: FlaskClient, keys: dict[str, str], org:
     assert doc["type"].endswith("problem-locked-period")
     is_problem(client.post("/api/v1/runs", json={"period": "2026-01"},
                            headers=auth(keys[CA])), 409)
+    # only HR reopens a locked period, with a reason
+    for role in (CA, CO, SM, AU):
+        is_problem(client.post("/api/v1/periods/2026-01/reopen", json={"reason": "late deal"},
+                               headers=auth(keys[role])), 403)
+    is_problem(client.post("/api/v1/periods/2026-01/reopen", json={"reason": " "},
+                           headers=auth(keys[HR])), 422)
+    assert count(org, Period, Period.code == "2026-01", Period.status == "locked") == 1
     # the payroll export in every format, the same lines
     lines = client.get(f"/api/v1/runs/{run_id}/export?format=json",
                        headers=auth(keys[AU])).get_json()["lines"]
@@ -333,6 +340,11 @@ def test_the_crm_to_payroll_path(client: FlaskClient, keys: dict[str, str], org:
     assert client.get(f"/api/v1/runs/{run_id}/statements/N1", headers=auth(
         keys[SM], **{"If-None-Match": st.headers["ETag"]})).status_code == 304
     is_problem(client.get(f"/api/v1/runs/{run_id}/statements/S1", headers=auth(keys[SM])), 404)
+    reopened = client.post("/api/v1/periods/2026-01/reopen", json={"reason": "late deal"},
+                           headers=auth(keys[HR]))
+    assert reopened.get_json()["status"] == "open"
+    is_problem(client.post("/api/v1/periods/2026-01/reopen", json={"reason": "again"},
+                           headers=auth(keys[HR])), 409)
 
 
 def test_cursor_paging(client: FlaskClient, keys: dict[str, str], org: Org) -> None:
