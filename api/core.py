@@ -194,6 +194,15 @@ def state_conflict(exc: LaurelError) -> ApiProblem:
     return ApiProblem(409, text, "not-live-run" if text.startswith("run ") else "wrong-state")
 
 
+def transition(call: Callable[[], Any]) -> Any:
+    """Make an engine call that moves a record along its lifecycle; a refusal is its problem
+    (state_conflict)."""
+    try:
+        return call()
+    except LaurelError as exc:
+        raise state_conflict(exc) from None
+
+
 # --- writes: commit, and remember the answer to an Idempotency-Key ------------------------
 
 

@@ -26,10 +26,10 @@ from api.core import (
     listing,
     may,
     page,
-    state_conflict,
+    transition,
 )
 from engine import periods
-from engine.errors import ImportFileError, LaurelError
+from engine.errors import ImportFileError
 from engine.imports import (
     import_employee_table,
     import_result_table,
@@ -252,10 +252,7 @@ class Reopen(MethodView):
 
         may("read", "period")
         may("run", "reopen")
-        try:
-            reopen_period(db(), code, caller().email, reason)
-        except LaurelError as exc:
-            raise state_conflict(exc) from None
+        transition(lambda: reopen_period(db(), code, caller().email, reason))
         return s.PeriodSchema().dump(periods.require(db(), code)), 200
 
 

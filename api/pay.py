@@ -30,10 +30,9 @@ from api.core import (
     listing,
     may,
     page,
-    state_conflict,
+    transition,
 )
 from engine import jobs, lifecycle, statements
-from engine.errors import LaurelError
 from engine.models import Employee, Outcome, Period, Run, RunJob, Team
 
 runs = Blueprint("api_runs", __name__, url_prefix="/runs",
@@ -104,10 +103,7 @@ class Runs(MethodView):
         if not isinstance(code, str) or not code.strip():
             raise ApiProblem(422, "field period: the period to run is needed", "invalid",
                              [{"field": "period", "reason": "required"}])
-        try:
-            job = jobs.start(db(), code.strip(), caller().email)
-        except LaurelError as exc:
-            raise state_conflict(exc) from None
+        job = transition(lambda: jobs.start(db(), code.strip(), caller().email))
         return job_doc(job), 202
 
 
@@ -137,11 +133,7 @@ class OneRun(MethodView):
 def _step(run_id: int, step: str, call: Any) -> tuple[dict[str, Any], int]:
     _run(run_id)
     may("run", step)
-    try:
-        run = call()
-    except LaurelError as exc:
-        raise state_conflict(exc) from None
-    return run_doc(run), 200
+    return run_doc(transition(call)), 200
 
 
 @runs.route("/<int:run_id>/approve")
@@ -186,10 +178,7 @@ class Cancel(MethodView):
         if job is None:
             raise ApiProblem(409, f"run {run_id} has no job being calculated: there is "
                              "nothing to cancel", "not-live-run")
-        try:
-            jobs.cancel(db(), job.id, caller().email)
-        except LaurelError as exc:
-            raise state_conflict(exc) from None
+        transition(lambda: jobs.cancel(db(), job.id, caller().email))
         return job_doc(job), 200
 
 
@@ -213,10 +202,7 @@ class CancelJob(MethodView):
         """Cancel a run job: its run is cancelled and nothing of it is kept."""
         _job(job_id)
         may("run", "start")
-        try:
-            job = jobs.cancel(db(), job_id, caller().email)
-        except LaurelError as exc:
-            raise state_conflict(exc) from None
+        job = transition(lambda: jobs.cancel(db(), job_id, caller().email))
         return job_doc(job), 200
 
 
@@ -361,11 +347,8 @@ class Export(MethodView):
         _run(run_id)
         may("run", "overview")
         fmt = args["format"]
-        try:
-            data = lifecycle.export(db(), run_id, fmt, draft=args["draft"],
-                                    totals_rows=True if fmt == "xlsx" else None)
-        except LaurelError as exc:
-            raise state_conflict(exc) from None
+        data = transition(lambda: lifecycle.export(db(), run_id, fmt, draft=args["draft"],
+                                                   totals_rows=True if fmt == "xlsx" else None))
         response = current_app.response_class(data, content_type=CONTENT[fmt])
         response.headers["Content-Disposition"] = \
             f'attachment; filename="laurel-run-{run_id}.{fmt}"'

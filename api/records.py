@@ -16,9 +16,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api import schemas as s
-from api.core import ApiProblem, caller, db, idempotent, listing, may, page, state_conflict
+from api.core import ApiProblem, caller, db, idempotent, listing, may, page, transition
 from engine import compliance, followup
-from engine.errors import LaurelError
 from engine.models import AuditLog, Candidate, Employee, FlagCase, Pip, Run, Team
 
 cases = Blueprint("api_cases", __name__, url_prefix="/compliance-cases",
@@ -53,13 +52,6 @@ def _employee_filters(query: Any, args: dict[str, Any], employee_column: Any) ->
             select(Employee.id).join(Team, Team.id == Employee.team_id)
             .where(Team.name == args["team"])))
     return query
-
-
-def _transition(call: Any) -> Any:
-    try:
-        return call()
-    except LaurelError as exc:
-        raise state_conflict(exc) from None
 
 
 # --- compliance cases ---------------------------------------------------------------------
@@ -105,7 +97,7 @@ class Assign(MethodView):
         """Put an open case in review, assigned to a compliance officer."""
         _case(case_id)
         may("write", "compliance")
-        done = _transition(lambda: compliance.assign(db(), [case_id], assignee,
+        done = transition(lambda: compliance.assign(db(), [case_id], assignee,
                                                      caller().email))
         return s.CaseSchema().dump(done[0]), 200
 
@@ -119,7 +111,7 @@ class Notes(MethodView):
         """Add a note to a case."""
         case = _case(case_id)
         may("write", "compliance")
-        _transition(lambda: compliance.add_note(db(), case_id, caller().email, text))
+        transition(lambda: compliance.add_note(db(), case_id, caller().email, text))
         return s.CaseSchema().dump(case), 201
 
 
@@ -132,7 +124,7 @@ class Decide(MethodView):
         """Confirm or dismiss a case in review, with a written reason; held pay follows."""
         _case(case_id)
         may("write", "compliance")
-        case = _transition(lambda: compliance.decide(db(), case_id, decision, reason,
+        case = transition(lambda: compliance.decide(db(), case_id, decision, reason,
                                                      caller().email))
         return s.CaseSchema().dump(case), 200
 
@@ -184,10 +176,10 @@ class DecidePip(MethodView):
         _pip(pip_id)
         may("write", "pips")
         if decision == "closed":
-            pip = _transition(lambda: followup.close_pip(db(), pip_id, reason, caller().email,
+            pip = transition(lambda: followup.close_pip(db(), pip_id, reason, caller().email,
                                                          on=dt.date.today()))
         else:
-            pip = _transition(lambda: followup.decide_pip(db(), pip_id, decision, reason,
+            pip = transition(lambda: followup.decide_pip(db(), pip_id, decision, reason,
                                                           caller().email, new_end=new_end))
         return s.PipSchema().dump(pip), 200
 
@@ -224,7 +216,7 @@ class Move(MethodView):
         if cand is None or not _in_team(cand.employee_id):
             raise ApiProblem(404, f"candidate {candidate_id} does not exist")
         may("write", "candidates")
-        cand = _transition(lambda: followup.move_candidate(db(), candidate_id, status, reason,
+        cand = transition(lambda: followup.move_candidate(db(), candidate_id, status, reason,
                                                            caller().email))
         return s.CandidateSchema().dump(cand), 200
 
