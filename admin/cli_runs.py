@@ -15,7 +15,7 @@ from engine.errors import RunFailed
 
 def register(main: click.Group) -> None:
     """Attach the run commands to the main command."""
-    from admin.cli import actor_option, resolve_actor, user_errors
+    from admin.cli_base import actor_option, resolve_actor, user_errors
 
     @main.command("run")
     @click.argument("period")
@@ -105,7 +105,7 @@ def _progress_bar():  # noqa: ANN202
 
 def register_lifecycle(main: click.Group) -> None:
     """Attach approve, lock and export."""
-    from admin.cli import user_errors
+    from admin.cli_base import user_errors
 
     @main.command("approve")
     @click.argument("run_id", type=int)
@@ -138,10 +138,10 @@ def register_lifecycle(main: click.Group) -> None:
 
     @main.command("export")
     @click.argument("run_id", type=int)
-    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv",
                   show_default=True)
     @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
-                  help="Write to FILE (default: stdout for CSV; XLSX needs -o).")
+                  help="Write to FILE (default: stdout for CSV or JSON; XLSX needs -o).")
     @click.option("--draft", is_flag=True, help="Export a calculated (not yet approved) run; "
                   "the file says it is a draft.")
     @click.option("--totals", is_flag=True, help="Add totals rows to a CSV file (an XLSX file "

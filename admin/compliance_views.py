@@ -2,7 +2,7 @@
 
 Thin on purpose, like the runs pages: every rule about who may do what to a flag lives in
 engine/compliance.py. A view checks the role first (READ/WRITE "compliance" in
-admin/views.py: nobody but a compliance officer may POST, and a refused POST changes
+engine/access.py: nobody but a compliance officer may POST, and a refused POST changes
 nothing), calls the engine and commits; when the engine refuses, its message is shown
 next to the field it names, with status 400 and what was typed kept.
 """
@@ -21,9 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from admin import i18n
-from admin.auth import _safe_next, current_principal
-from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error, release_words
-from admin.views import LaurelBaseView, _db, _team_scope, attachment, may_write, uploads
+from admin.auth import _safe_next
+from admin.base import (
+    LaurelBaseView,
+    _db,
+    _team_scope,
+    acting_email,
+    attachment,
+    field_error,
+    may_write,
+    uploads,
+)
+from admin.runs_views import STATUS_BADGES, STATUS_NAMES, release_words
 from engine import compliance, statements
 from engine.errors import LaurelError, NotFound
 from engine.models import (
@@ -72,9 +81,7 @@ def field_message(exc: LaurelError) -> tuple[str | None, str]:
     return field, message
 
 
-def email() -> str:
-    user = current_principal()
-    return user.email if user else "anonymous"
+email = acting_email  # who acts: the logged-in officer
 
 
 def page_arg() -> int:
@@ -325,15 +332,6 @@ class ComplianceView(LaurelBaseView):
 
 
 def add_views(admin: Admin) -> None:
-    """Add the compliance queue, the PIP and candidate pages and the team dashboard."""
-    from admin.dashboard_views import TeamDashboardView
-    from admin.followup_views import CandidatesView, PipsView
-
+    """Add the compliance queue."""
     admin.add_view(ComplianceView(_l("Flags"), _l("Compliance"), endpoint="compliance",
                                   url="/admin/compliance"))
-    people = _l("People")
-    admin.add_view(TeamDashboardView(_l("Team dashboard"), people, endpoint="teamdash",
-                                     url="/admin/team-dashboard"))
-    admin.add_view(PipsView(_l("PIPs"), people, endpoint="pips", url="/admin/pips"))
-    admin.add_view(CandidatesView(_l("Promotion candidates"), people, endpoint="candidates",
-                                  url="/admin/candidates"))

@@ -1,7 +1,7 @@
 """The salesperson's portal: their own pay, statements, questions, estimate and reviews.
 
 A ``sales_rep`` logs in to /admin/me and sees nothing else (READ "portal" in
-admin/views.py). Every page asks engine/portal.py (and inquiries, reviews, talks,
+engine/access.py). Every page asks engine/portal.py (and inquiries, reviews, talks,
 estimate) with the logged-in user: whatever is not theirs is answered 404, as if it did
 not exist. The pages use Bootstrap's grid, so they read on a phone as on a desk; a
 statement prints (or saves as PDF) through its print view with the same lines.
@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from admin import i18n
 from admin.auth import current_principal
-from admin.runs_views import field_error
-from admin.views import LaurelBaseView, _db, attachment, uploads
+from admin.base import LaurelBaseView, _db, acting_email, attachment, field_error, uploads
 from engine import estimate, inquiries, plain, portal, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import InquiryMessage, ReviewCycle, ReviewEntry, User
@@ -45,9 +44,7 @@ def lang() -> str:
     return "zh" if i18n.is_chinese() else "en"
 
 
-def me() -> str:
-    user = current_principal()
-    return user.email if user else "anonymous"
+me = acting_email  # who acts: the logged-in salesperson or analyst
 
 
 def words() -> dict[str, Any]:

@@ -34,7 +34,7 @@ from wtforms import ValidationError
 
 from admin import i18n
 from admin.auth import current_principal
-from admin.views import LaurelBaseView, may_write
+from admin.base import LaurelBaseView, may_write
 from engine import authoring, scenarios, specs, wording
 from engine.cells import CellError, typed_amount, typed_percent
 from engine.conditions import (

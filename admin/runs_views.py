@@ -1,14 +1,13 @@
 """The period end in the back office: runs, their lifecycle, statements and the export.
 
 Thin on purpose: every figure comes from engine/ (runs, jobs, lifecycle, statements). A
-view checks the role (``RUNS`` in admin/views.py), calls the engine, commits, and when the
+view checks the role (``RUNS`` in engine/access.py), calls the engine, commits, and when the
 engine refuses shows its message on the page it came from, with status 400 and what was
 typed kept. A run is evaluated by a worker process (engine.jobs), never in the request.
 """
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -20,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from admin import i18n
-from admin.auth import current_principal, current_role
-from admin.views import RUNS, LaurelBaseView, _db, _team_scope
-from engine import jobs, lifecycle, runs, statements
+from admin.auth import current_role
+from admin.base import LaurelBaseView, _db, _team_scope, acting_email, field_error
+from engine import access, jobs, lifecycle, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
@@ -74,7 +73,6 @@ STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success
                  "discarded": "secondary", "failed": "danger", "queued": "secondary",
                  "running": "info", "done": "success", "held": "warning",
                  "forfeited": "secondary", "payable": "success"}
-_FIELD = re.compile(r"field (\w+): (.*)$")
 
 
 NEXT_RUN: dict[str, Any] = {"month": _l("the next monthly run"),
@@ -94,8 +92,7 @@ def release_words(story: dict[str, Any] | None) -> str:
 
 
 def may(action: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in RUNS.get(action, ())
+    return access.may_run(action, role or current_role())
 
 
 def _require(action: str) -> None:
@@ -103,9 +100,7 @@ def _require(action: str) -> None:
         abort(403)
 
 
-def _email() -> str:
-    user = current_principal()
-    return user.email if user else "anonymous"
+_email = acting_email
 
 
 def _int_arg(name: str, default: int = 1) -> int:
@@ -113,12 +108,6 @@ def _int_arg(name: str, default: int = 1) -> int:
         return max(default, int(request.args.get(name, default)))
     except (TypeError, ValueError):
         return default
-
-
-def field_error(message: str) -> tuple[str | None, str]:
-    """Split an engine message 'x, field amount: reason' into ('amount', 'reason')."""
-    found = _FIELD.search(message)
-    return (found.group(1), found.group(2)) if found else (None, message)
 
 
 def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False

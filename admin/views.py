@@ -1,7 +1,7 @@
 """The Flask-Admin views: one ModelView per model, the dashboard, imports and help.
 
-Who may do what is one table (READ, WRITE, IMPORT below); the help page shows the same
-table, so what the page says is what the code does.
+Who may do what is one table (READ, WRITE, IMPORT in engine/access.py, shared with the
+API); the help page shows the same table, so what the page says is what the code does.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, has_app_context, redirect, request, url_for
-from flask_admin import Admin, AdminIndexView, BaseView, expose
+from flask import abort, current_app, flash, has_app_context, redirect, request, url_for
+from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
-from flask_admin.theme import Bootstrap4Theme
 from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,19 +24,26 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, scoped_session
+from sqlalchemy.orm import joinedload
 from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional, StopValidation
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
-from admin.headers import csp_nonce
-from engine import periods
+from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
+from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
-from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
-from engine.imports import MAX_FILE_BYTES, import_employees, import_results, record_rows
+from engine.imports import (
+    MAX_FILE_BYTES,
+    import_employees,
+    import_results,
+    locked_period_of,
+    result_deleted,
+    result_edited,
+    result_snapshot,
+)
 from engine.metrics import DECIMALS, decimals, range_problem, to_plain, validate_formula
 from engine.models import (
     METRIC_TYPES,
@@ -45,13 +51,11 @@ from engine.models import (
     PERIOD_STATUSES,
     ROLES,
     ROLLUPS,
-    STAFF_ROLES,
     TEAM_STAGES,
     AuditLog,
     Employee,
     Level,
     Metric,
-    PayCode,
     Period,
     Result,
     Rule,
@@ -61,80 +65,7 @@ from engine.models import (
 from engine.users import MIN_PASSWORD, check_new_password, employee_by_email, set_password
 from engine.waiting import what_waits
 
-# --- who may do what ----------------------------------------------------------------------
-
-# Every role of the staff; a sales_rep reads their own pay on the portal and nothing else.
-ALL_ROLES = frozenset(STAFF_ROLES)
-REP = frozenset({"sales_rep"})
-READ: dict[str, frozenset[str]] = {
-    "employee": ALL_ROLES,
-    "team": ALL_ROLES,
-    "period": ALL_ROLES,
-    "metric": ALL_ROLES,
-    "result": ALL_ROLES,
-    "level": ALL_ROLES - {"sales_manager"},
-    "audit_log": frozenset({"hr_admin", "comp_analyst", "compliance_officer", "auditor"}),
-    # The auditor reads everything, users and roles included; only HR changes them.
-    "user": frozenset({"hr_admin", "auditor"}),
-    "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
-    "rules": ALL_ROLES - {"sales_manager"},
-    "pay_code": ALL_ROLES - {"sales_manager"},
-    "runs": ALL_ROLES,
-    # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
-    "compliance": ALL_ROLES,
-    "pips": ALL_ROLES - {"compliance_officer"},
-    "candidates": ALL_ROLES - {"compliance_officer"},
-    "dashboard": ALL_ROLES,
-    # The people being paid (admin/portal_views.py, people_views.py): the salesperson's
-    # portal, their inquiries in the analysts' queue, review cycles, one-to-ones, and the
-    # leadership analytics (a sales manager: their own team).
-    "portal": REP,
-    "inquiries": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    "reviews": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
-    "talks": frozenset({"hr_admin", "sales_manager", "auditor"}),
-    "analytics": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
-}
-WRITE: dict[str, frozenset[str]] = {
-    "employee": frozenset({"hr_admin"}),
-    "team": frozenset({"hr_admin"}),
-    "level": frozenset({"hr_admin"}),
-    "metric": frozenset({"hr_admin"}),
-    "user": frozenset({"hr_admin"}),
-    "result": frozenset({"comp_analyst"}),
-    "rules": frozenset({"hr_admin"}),
-    "pay_code": frozenset({"hr_admin"}),
-    "runs": frozenset({"hr_admin", "comp_analyst"}),
-    # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
-    # nominates candidates of their own team and HR accepts or declines them.
-    "compliance": frozenset({"compliance_officer"}),
-    "pips": frozenset({"hr_admin"}),
-    "candidates": frozenset({"hr_admin", "sales_manager"}),
-    # A salesperson asks about their statement, enters their self-assessment and
-    # acknowledges their one-to-ones; analysts answer inquiries; HR runs review cycles (a
-    # manager enters the assessments of their team); managers record one-to-ones.
-    "portal": REP,
-    "inquiries": frozenset({"hr_admin", "comp_analyst"}),
-    "reviews": frozenset({"hr_admin", "sales_manager"}),
-    "talks": frozenset({"hr_admin", "sales_manager"}),
-}
-IMPORT: dict[str, frozenset[str]] = {
-    "employees": frozenset({"hr_admin"}),
-    "results": frozenset({"hr_admin", "comp_analyst"}),
-}
-# The period end (admin/runs_views.py): who does which step of a run. "overview" reads a
-# whole run (totals, charts, comparisons, the payroll export and run jobs).
-RUNS: dict[str, frozenset[str]] = {
-    "overview": ALL_ROLES - {"sales_manager"},
-    "start": frozenset({"hr_admin", "comp_analyst"}),
-    "approve": frozenset({"hr_admin", "comp_analyst"}),
-    "lock": frozenset({"hr_admin", "comp_analyst"}),
-    "adjust": frozenset({"hr_admin", "comp_analyst"}),
-    "reopen": frozenset({"hr_admin"}),
-}
-# Sales managers see these resources for their own team only.
-TEAM_SCOPED = {"employee", "team", "result", "runs", "compliance", "pips", "candidates",
-               "dashboard", "reviews", "talks", "analytics"}
+# --- who may do what: one table for every door (engine.access) ----------------------------
 
 ROLE_NAMES = {
     "hr_admin": _l("HR administrator"),
@@ -154,6 +85,7 @@ RESOURCE_NAMES = {
     "dashboard": _l("Team dashboard"),
     "portal": _l("My pay"), "inquiries": _l("Inquiries"), "reviews": _l("Review cycles"),
     "talks": _l("One-to-ones"), "analytics": _l("Leadership analytics"),
+    "api_token": _l("API tokens"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -172,21 +104,9 @@ CHOICE_NAMES: dict[str, Any] = {
     "reply": _l("reply"), "resolve": _l("resolve"), "reject": _l("reject"),
     "enter": _l("enter"), "close": _l("close"),
     "record": _l("record"), "acknowledge": _l("acknowledge"),
+    # the API (api/): a request made with a token, and a token revoked
+    "api": _l("API request"), "revoke": _l("revoke"),
 }
-
-
-def may_read(resource: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in READ.get(resource, ())
-
-
-def may_write(resource: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in WRITE.get(resource, ())
-
-
-def _db() -> scoped_session:
-    return current_app.extensions["laurel_db"]
 
 
 def _live(fn: Any) -> Any:
@@ -208,19 +128,6 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, Any]]:
 def _choice_label(_view: Any, _ctx: Any, model: Any, name: str) -> str:
     value = getattr(model, name)
     return str(CHOICE_NAMES.get(value, value)) if value is not None else ""
-
-
-def _team_scope() -> int | None:
-    """Return the team a sales manager is limited to (-1: none), else None.
-
-    A salesperson sees no team (-1): their own pay is on the portal, never in these views.
-    """
-    user = current_principal()
-    if user is None or user.role not in ("sales_manager", "sales_rep"):
-        return None
-    if user.role == "sales_rep":
-        return -1
-    return user.team_id if user.team_id is not None else -1
 
 
 # --- CSRF: Flask-Admin's SecureForm, carrying Flask-WTF's token -------------------------
@@ -691,53 +598,26 @@ class ResultView(LaurelModelView):
             select(Employee.id).where(Employee.team_id == team_id)))
 
     def _check_period(self, period: Period | None) -> None:
-        if period is None:
-            return
-        codes = [period.code, *periods.parents(period.code)]
-        locked = _db().scalar(select(Period.code).where(
-            Period.code.in_(codes), Period.status == "locked").limit(1))
+        locked = locked_period_of(_db(), period.code) if period is not None else None
         if locked:
             raise ValidationError(_("Period %(code)s is locked: its results cannot change.",
                                     code=locked))
 
     def update_model(self, form: Any, model: Result) -> bool:
-        model._laurel_before = _result_snapshot(model)  # type: ignore[attr-defined]
+        model._laurel_before = result_snapshot(model)  # type: ignore[attr-defined]
         model._laurel_old_period = model.period  # type: ignore[attr-defined]
         return super().update_model(form, model)
 
     def on_model_change(self, form: Any, model: Result, is_created: bool) -> None:
-        # Results are not audited row by row by the session; a hand edit is, here, in the
-        # same transaction as the change.
         self._check_period(model.period)
-        if not is_created:
-            self._check_period(getattr(model, "_laurel_old_period", None))
-        db = _db()
-        db.flush()
-        record_rows(db, {(model.employee_id, model.period_id)})
-        before, after = getattr(model, "_laurel_before", None), _result_snapshot(model)
-        audit(db, "create" if is_created else "update", "result", model.id,
-              summary=_result_summary(model), before=before, after=after)
-        if before != after:  # runs that read the old value are stale
-            old = getattr(model, "_laurel_old_period", None)
-            periods.results_changed(db, {model.period.code} | ({old.code} if old else set()),
-                                    "edit")
+        old = None if is_created else getattr(model, "_laurel_old_period", None)
+        self._check_period(old)
+        result_edited(_db(), model, is_created, getattr(model, "_laurel_before", None),
+                      old.code if old else None)
 
     def on_model_delete(self, model: Result) -> None:
         self._check_period(model.period)
-        audit(_db(), "delete", "result", model.id, summary=_result_summary(model),
-              before=_result_snapshot(model))
-        periods.results_changed(_db(), {model.period.code}, "edit")
-
-
-def _result_summary(model: Result) -> str:
-    return f"{model.employee.code} {model.period.code} {model.metric.key}"
-
-
-def _result_snapshot(model: Result) -> dict[str, Any]:
-    return {"employee": model.employee.code if model.employee else None,
-            "period": model.period.code if model.period else None,
-            "metric": model.metric.key if model.metric else None,
-            "value": str(model.value) if model.value is not None else None}
+        result_deleted(_db(), model)
 
 
 def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None) -> Markup:
@@ -819,11 +699,11 @@ class AuditLogView(LaurelModelView):
     can_create = False  # type: ignore[assignment]
     can_edit = False  # type: ignore[assignment]
     can_delete = False  # type: ignore[assignment]
-    column_list = ["at", "actor", "action", "entity", "entity_id", "summary", "changes"]
-    column_details_list = ["at", "actor", "action", "entity", "entity_id", "summary",
+    column_list = ["at", "actor", "via", "action", "entity", "entity_id", "summary", "changes"]
+    column_details_list = ["at", "actor", "via", "action", "entity", "entity_id", "summary",
                            "before", "after"]
     column_searchable_list = ["actor", "summary", "entity_id"]
-    column_filters = ["actor", "action", "entity", "at"]
+    column_filters = ["actor", "via", "action", "entity", "at"]
     column_sortable_list = ["at", "actor", "action", "entity"]
     column_default_sort = ("id", True)
     column_formatters = {
@@ -839,7 +719,8 @@ class AuditLogView(LaurelModelView):
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
         "after": lambda v, c, m, n: render_mapping(m.after, m.before),
     }
-    column_labels = {"at": _l("When"), "actor": _l("Who"), "action": _l("Action"),
+    column_labels = {"at": _l("When"), "actor": _l("Who"), "via": _l("Through"),
+                     "action": _l("Action"),
                      "entity": _l("Record type"), "entity_id": _l("Record"),
                      "summary": _l("Summary"), "changes": _l("Changes"),
                      "before": _l("Before"), "after": _l("After")}
@@ -910,51 +791,7 @@ class UserView(LaurelModelView):
             renew_login(model)
 
 
-def attachment(content: bytes, filename: str | None, content_type: str | None,
-               fallback: str) -> Any:
-    """An uploaded file sent back: always a download, never shown inline (an uploaded HTML
-    file must not run here), its name kept in UTF-8."""
-    from urllib.parse import quote
-
-    from flask import Response
-
-    response = Response(content, mimetype=content_type or "application/octet-stream")
-    name = (filename or fallback).replace('"', "")
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
-        f"filename*=UTF-8''{quote(name)}")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def uploads(field: str = "file") -> list[tuple[str, str | None, bytes]]:
-    """The files of a form's file field: (name without its folders, type, content)."""
-    out = []
-    for upload in request.files.getlist(field):
-        if upload is None or not upload.filename:
-            continue
-        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
-        out.append((name, upload.mimetype or "application/octet-stream", upload.read()))
-    return out
-
-
 # --- dashboard, imports, help -------------------------------------------------------------
-
-
-class LaurelBaseView(BaseView):
-    resource = ""
-
-    def is_accessible(self) -> bool:
-        return current_principal() is not None and (
-            not self.resource or may_read(self.resource))
-
-    def is_visible(self) -> bool:
-        return self.is_accessible()
-
-    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        if current_principal() is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        abort(403)
 
 
 class DashboardView(AdminIndexView):
@@ -1144,47 +981,4 @@ class HelpView(LaurelBaseView):
 # --- wiring -------------------------------------------------------------------------------
 
 
-def init_admin(app: Flask, db: scoped_session) -> Admin:
-    """Create the Admin for this app and add every view, grouped by category."""
-    import warnings
-
-    admin = Admin(app, name="Laurel", url="/admin",
-                  theme=Bootstrap4Theme(base_template="laurel/base.html", fluid=True),
-                  index_view=DashboardView(name=_l("Home"), url="/admin"),
-                  csp_nonce_generator=csp_nonce)
-    org, comp, comp_cat = _l("Organisation"), _l("Compensation"), _l("Compliance")
-    with warnings.catch_warnings():
-        # Flask-Admin 2.2 would rather have a Flask-SQLAlchemy object; a plain scoped
-        # session is what engine/ offers and is still supported until Flask-Admin 3.
-        warnings.filterwarnings("ignore", message="Passing a session object directly",
-                                category=DeprecationWarning)
-        admin.add_view(EmployeeView(Employee, db, _l("Employees"), org, endpoint="employee"))
-        admin.add_view(TeamView(Team, db, _l("Teams"), org, endpoint="team"))
-        admin.add_view(LevelView(Level, db, _l("Levels"), org, endpoint="level"))
-        admin.add_view(UserView(User, db, _l("Users"), org, endpoint="user"))
-        admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
-        admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
-        admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
-        admin.add_view(PayCodeView(PayCode, db, _l("Pay codes"), comp, endpoint="paycode"))
-        admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
-                                    endpoint="auditlog"))
-    admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))
-    from admin.runs_views import add_views as add_run_views
-
-    add_run_views(admin)
-    from admin.rules_views import add_views as add_rule_views
-
-    add_rule_views(admin)
-    from admin.compliance_views import add_views as add_followup_views
-
-    add_followup_views(admin)
-    from admin.people_views import add_views as add_people_views
-    from admin.portal_views import add_views as add_portal_views
-
-    add_portal_views(admin)
-    add_people_views(admin)
-    admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
-    return admin
-
-
-__all__ = ["init_admin", "may_read", "may_write", "READ", "WRITE", "IMPORT"]
+__all__ = ["may_read", "may_write", "READ", "WRITE", "IMPORT"]

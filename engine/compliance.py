@@ -297,6 +297,16 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
           period_code: str | None = None, employee_code: str | None = None,
           include_discarded: bool = False, assignee: str | None = None) -> list[FlagCase]:
     """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's."""
+    return list(session.scalars(queue_query(
+        status, severity, rule_key, team_id, period_code, employee_code, include_discarded,
+        assignee).order_by(FlagCase.id.desc())))
+
+
+def queue_query(status: str | None = None, severity: str | None = None,
+                rule_key: str | None = None, team_id: int | None = None,
+                period_code: str | None = None, employee_code: str | None = None,
+                include_discarded: bool = False, assignee: str | None = None) -> Any:
+    """The query of ``queue``, unordered: the API pages it."""
     from engine.models import Team
 
     stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
@@ -321,5 +331,5 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
         stmt = stmt.where(FlagCase.assignee.is_(None))
     elif assignee:
         stmt = stmt.where(func.lower(FlagCase.assignee) == assignee.lower())
-    return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
+    return stmt
 

@@ -378,6 +378,20 @@ def _first_error(name: str, number: int, err: ValidationError) -> ImportFileErro
     return ImportFileError(name, reason.rstrip("."), row=number, column=column)
 
 
+def table_rows(name: str, header: list[str], rows: Iterable[list[str]]
+               ) -> Iterator[tuple[int, list[str]]]:
+    """Rows of cells from another source than a file (the API's batches), numbered as a
+    file's are (row 2 is the first after the header) and checked as a file's cells are."""
+    for number, cells in enumerate(rows, start=2):
+        if number - 1 > MAX_ROWS:
+            raise ImportFileError(name, f"more than {MAX_ROWS:,} rows; split it", row=number)
+        for index, text in enumerate(cells):
+            problem = text_problem(text)
+            if problem:
+                raise ImportFileError(name, problem, row=number, column=header[index])
+        yield number, cells
+
+
 # --- employees ----------------------------------------------------------------------------
 
 
@@ -413,6 +427,14 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
                      path: str | Path | None = None) -> ImportReport:
     """Create or update employees and their teams from a file; all rows or none."""
     header, body = read_table(name, data, path)
+    return import_employee_table(session, name, header, body)
+
+
+def import_employee_table(session: Session, name: str, header: list[str],
+                          body: Iterable[tuple[int, list[str]]]) -> ImportReport:
+    """Create or update employees and their teams given as a table (a header, then numbered
+    rows of cells as text): what import_employees does with a file's table, with the same
+    checks, and what the API's batches of employees go through."""
     unknown = [h for h in header if h not in EMPLOYEE_COLUMNS]
     if unknown:
         raise ImportFileError(name, f"unknown column {unknown[0]!r}; the columns are "
@@ -514,6 +536,39 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
     return report
 
 
+TEAM_FIELDS = ("region", "stage")
+
+
+def upsert_team(session: Session, name: str, region: str | None = None,
+                stage: str | None = None) -> tuple[Team, bool]:
+    """Create the team of this name or change its region and stage; True when created.
+
+    The same limits as a file's team columns (team, region, team_stage); a value left None
+    keeps what the team has.
+    """
+    for field_name, value, most in (("name", name, 100), ("region", region, 100)):
+        if value is not None and len(value) > most:
+            raise ImportFileError("team", f"at most {most} characters", column=field_name)
+        if value is not None and text_problem(value):
+            raise ImportFileError("team", text_problem(value) or "", column=field_name)
+    if not name.strip():
+        raise ImportFileError("team", "a name is needed", column="name")
+    if stage is not None and stage not in TEAM_STAGES:
+        raise ImportFileError("team", "must be one of startup, growth, mature", column="stage")
+    team = session.scalar(select(Team).where(Team.name == name))
+    created = team is None
+    if team is None:
+        team = Team(name=name, region=region or "", stage=stage)
+        session.add(team)
+    else:
+        if region is not None:
+            team.region = region
+        if stage is not None:
+            team.stage = stage
+    session.flush()
+    return team, created
+
+
 # --- results ------------------------------------------------------------------------------
 
 
@@ -531,6 +586,47 @@ def _locked_between(session: Session, codes: set[str]) -> dict[str, str]:
                 out[code] = c
                 break
     return out
+
+
+def locked_period_of(session: Session, code: str) -> str | None:
+    """The locked period that keeps this period's results from changing (itself, or the
+    quarter or year holding it), or None."""
+    return _locked_between(session, {code}).get(code)
+
+
+def result_snapshot(result: Result) -> dict[str, Any]:
+    """A result as the audit log keeps it: codes and the value as text."""
+    return {"employee": result.employee.code if result.employee else None,
+            "period": result.period.code if result.period else None,
+            "metric": result.metric.key if result.metric else None,
+            "value": str(result.value) if result.value is not None else None}
+
+
+def _result_summary(result: Result) -> str:
+    return f"{result.employee.code} {result.period.code} {result.metric.key}"
+
+
+def result_edited(session: Session, result: Result, created: bool,
+                  before: dict[str, Any] | None, old_period: str | None) -> None:
+    """Record a result made or changed by hand (the back office's form), in the caller's
+    transaction: its row of results, an audit entry, and runs that read the old value
+    stale. Results are not audited row by row by the session; a hand edit is, here.
+    The caller has refused a locked period (locked_period_of)."""
+    session.flush()
+    record_rows(session, {(result.employee_id, result.period_id)})
+    after = result_snapshot(result)
+    audit(session, "create" if created else "update", "result", result.id,
+          summary=_result_summary(result), before=before, after=after)
+    if before != after:
+        periods.results_changed(session, {result.period.code}
+                                | ({old_period} if old_period else set()), "edit")
+
+
+def result_deleted(session: Session, result: Result) -> None:
+    """Record a result deleted by hand: an audit entry, and runs that read it stale."""
+    audit(session, "delete", "result", result.id, summary=_result_summary(result),
+          before=result_snapshot(result))
+    periods.results_changed(session, {result.period.code}, "edit")
 
 
 def import_results(session: Session, name: str, data: bytes | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -433,7 +434,7 @@ def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], curre
 
 def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
            totals_rows: bool | None = None, labels: dict[str, str] | None = None) -> bytes:
-    """The payroll export of a run as CSV or XLSX.
+    """The payroll export of a run as CSV, XLSX or JSON.
 
     CSV: the header CONTRACT.md names plus ``pay_code`` at the end, one line per amount;
     totals rows only when ``totals_rows`` asks for them, so that a payroll system reading
@@ -442,7 +443,8 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
     component; headers in ``labels`` (English by default) with the column keys in a
     hidden first row; amounts as exact numbers in the currency's format (an amount a
     spreadsheet number cannot hold exactly is written as its exact digits, as text). A
-    draft says so, in the sheets' names and under each table.
+    draft says so, in the sheets' names and under each table. JSON: the run, whether it is
+    a draft, the lines (amounts as exact decimal strings) and the totals per status.
     """
     run = get_run(session, run_id)
     _check_exportable(run, draft)
@@ -454,8 +456,15 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
         note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
                 else None)
         return _xlsx(run, lines, sums, currency, note, labels or {})
+    if fmt == "json":
+        doc = {"run_id": run.id, "period": run.period.code, "draft": is_draft,
+               "currency": currency,
+               "lines": [{c: f"{line[c]:.2f}" if c == "amount" else line[c]
+                          for c in [*PAYROLL_COLUMNS, "note"]} for line in lines],
+               "totals": {status: f"{amount:.2f}" for status, amount in sums.items()}}
+        return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
     if fmt != "csv":
-        raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
+        raise LaurelError(f"unknown export format {fmt!r}: use csv, xlsx or json")
     note = LABELS["draft"].format(run=run.id) if is_draft else None
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, localcontext
@@ -25,9 +26,9 @@ from simpleeval import SimpleEval
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import FormulaError
+from engine.errors import FormulaError, LaurelError
 from engine.exact import exact, from_fraction, is_exact_decimal
-from engine.models import Metric
+from engine.models import METRIC_TYPES, ROLLUPS, Metric
 
 Value = Decimal | Fraction | None
 
@@ -409,6 +410,75 @@ def validate_formula(session: Session, key: str, text: str) -> Formula:
         Metric.formula.is_not(None))) if m.key != key}
     order_formulas([parse_formula(k, f) for k, f in derived.items()] + [formula])
     return formula
+
+
+def metric_bound_problem(value: Decimal, mtype: str) -> str | None:
+    """Why a metric's own lowest or highest accepted value is refused, or None."""
+    if decimals(value) > DECIMALS:
+        return f"at most {DECIMALS} decimals"
+    return range_problem(value, mtype)
+
+
+_METRIC_KEY = re.compile(r"[a-z][a-z0-9_]{0,59}")
+
+
+def save_metric(session: Session, key: str, values: Mapping[str, Any]) -> tuple[Metric, bool]:
+    """Create the metric with this key or change it (HR): the back office's checks, as one
+    call the API makes. ``values``: label_en, label_zh, type, rollup, formula, description,
+    min_value, max_value; one not given keeps what the metric has (a new one needs
+    label_en and type). Return the metric and whether it was created."""
+    def refuse(field: str, reason: str) -> LaurelError:
+        return LaurelError(f"metric {key}, field {field}: {reason}")
+
+    if not _METRIC_KEY.fullmatch(key):
+        raise refuse("key", "lowercase letters, digits and _, starting with a letter, at most "
+                     "60 characters")
+    metric = session.scalar(select(Metric).where(Metric.key == key))
+    created = metric is None
+    merged: dict[str, Any] = {} if created else {
+        k: getattr(metric, k) for k in ("label_en", "label_zh", "type", "rollup", "formula",
+                                        "description", "min_value", "max_value")}
+    merged.update(values)
+    for field, most in (("label_en", 200), ("label_zh", 200)):
+        if len(merged.get(field) or "") > most:
+            raise refuse(field, f"at most {most} characters")
+    if not (merged.get("label_en") or "").strip():
+        raise refuse("label_en", "an English label is needed")
+    if merged.get("type") not in METRIC_TYPES:
+        raise refuse("type", f"one of {', '.join(METRIC_TYPES)}")
+    if (merged.get("rollup") or "sum") not in ROLLUPS:
+        raise refuse("rollup", f"one of {', '.join(ROLLUPS)}")
+    formula = (merged.get("formula") or "").strip() or None
+    if formula:
+        validate_formula(session, key, formula)
+    bounds = {}
+    for field in ("min_value", "max_value"):
+        raw = merged.get(field)
+        if raw is None or raw == "":
+            bounds[field] = None
+            continue
+        try:
+            bound = Decimal(str(raw))
+        except ArithmeticError:
+            raise refuse(field, f"{raw!r} is not a number") from None
+        if not bound.is_finite():
+            raise refuse(field, f"{raw!r} is not a number")
+        problem = metric_bound_problem(bound, merged["type"])
+        if problem:
+            raise refuse(field, problem)
+        bounds[field] = bound
+    if None not in bounds.values() and bounds["min_value"] > bounds["max_value"]:
+        raise refuse("max_value", "the highest accepted value is below the lowest")
+    if metric is None:
+        metric = Metric(key=key)
+        session.add(metric)
+    metric.label_en, metric.label_zh = merged["label_en"].strip(), merged.get("label_zh") or ""
+    metric.type, metric.rollup = merged["type"], merged.get("rollup") or "sum"
+    metric.formula, metric.description = formula, merged.get("description") or ""
+    metric.min_value, metric.max_value = bounds["min_value"], bounds["max_value"]
+    session.flush()
+    session.refresh(metric)  # the bounds as the database keeps them (its scale)
+    return metric, created
 
 
 def check_types(formula: Formula, types: Mapping[str, str]) -> str | None:

@@ -14,6 +14,7 @@ the rating reads the evaluation score as it does from imported results.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -145,6 +146,15 @@ def import_customer_scores(session: Session, cycle_id: int, name: str, data: byt
     """Customer scores from a file (CSV or XLSX: ``employee_code,customer_score``, an
     optional ``comments``); all rows or none. Return the number of rows."""
     header, body = read_table(name, data)
+    return import_customer_score_table(session, cycle_id, name, header, body, actor)
+
+
+def import_customer_score_table(session: Session, cycle_id: int, name: str, header: list[str],
+                                body: Iterable[tuple[int, list[str]]], actor: str | None
+                                ) -> int:
+    """Customer scores given as a table (a header, then numbered rows of cells as text):
+    what import_customer_scores does with a file's table, and what the API's batches of
+    scores go through."""
     for col in ("employee_code", "customer_score"):
         if col not in header:
             raise ImportFileError(name, f"required column {col!r} is missing", row=1,

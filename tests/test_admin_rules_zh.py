@@ -34,7 +34,7 @@ pytest_plugins = [support.__name__]
 ROOT = Path(__file__).resolve().parent.parent
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]")
 # Not translated on purpose: the product's name, the currency, units of the catalog.
-ALWAYS = {"Laurel", "CN", "CNY", "CEO", "Gherkin", "HR", "KPI"}
+ALWAYS = {"Laurel", "CN", "CNY", "CEO", "Gherkin", "HR", "KPI", "API"}
 
 
 # Flask-Admin's own navigation button, which its catalog leaves in English.
