@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Select, Table, column, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -116,10 +116,10 @@ def update_rows(session: Session, table: Table, columns: Sequence[str],
         f"WHERE {key} = {mark}", [tuple(r) for r in _bound(conn, table, [*columns, key], rows)])
 
 
-def id_table(session: Session, name: str, ids: Iterable[int]) -> str:
-    """Fill a temporary table ``name`` (one column ``id``) with ids and return its name,
-    for a join or ``IN (SELECT id FROM name)`` in place of one parameter an id. The table
-    lives as long as the connection and is emptied on each call."""
+def ids_in(session: Session, name: str, ids: Iterable[int]) -> Select[Any]:
+    """Fill a temporary table ``name`` (one column ``id``) with ids and return the SELECT
+    of them, for ``column.in_(...)`` in place of one bound parameter an id. The table lives
+    as long as the connection and is emptied on each call."""
     conn = session.connection()
     conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} "
                       "(id INTEGER PRIMARY KEY)"))
@@ -129,4 +129,4 @@ def id_table(session: Session, name: str, ids: Iterable[int]) -> str:
         _copy(conn, name, ["id"], ((i,) for i in ids))
     elif ids:
         conn.exec_driver_sql(f"INSERT INTO {name} (id) VALUES (?)", [(i,) for i in ids])
-    return name
+    return select(table(name, column("id")).c.id)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from engine import bulk
 from engine.db import audit
 from engine.errors import LaurelError, NotFound
 from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
@@ -288,8 +289,9 @@ def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[s
                   ) -> None:
     ids = {cid for lines in releases.values() for line in lines for cid in line["case_ids"]}
     if ids:
-        session.execute(update(FlagCase).where(FlagCase.id.in_(ids))
-                        .values(released_in_run_id=run_id))
+        session.execute(update(FlagCase).where(
+            FlagCase.id.in_(bulk.ids_in(session, "laurel_released_cases", ids)))
+            .values(released_in_run_id=run_id))
 
 
 def queue(session: Session, status: str | None = None, severity: str | None = None,

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, forks, periods, pips, wording
+from engine import bulk, compliance, followup, forks, periods, pips, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -541,8 +541,8 @@ def _released_hold_outcomes(session: Session, period: Period,
     """Holds released after their run was locked, paid in this run as their own lines."""
     if not releases:
         return []
-    codes = dict(session.execute(select(Employee.id, Employee.code)
-                                 .where(Employee.id.in_(list(releases)))).all())
+    codes = dict(session.execute(select(Employee.id, Employee.code).where(
+        Employee.id.in_(bulk.ids_in(session, "laurel_released", releases)))).all())
     out = []
     for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
         for line in lines:

@@ -1,0 +1,94 @@
+"""A month of an organisation past the bind-parameter limit (psycopg takes at most 65,535
+parameters in a statement): no query of a run binds one an employee."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from engine import bulk, db, jobs, lifecycle, periods
+from engine.models import (
+    Employee,
+    FlagCase,
+    Level,
+    Metric,
+    Outcome,
+    Result,
+    ResultRow,
+    Rule,
+    Team,
+)
+
+EMPLOYEES = 70_000
+MONTH = "2026-03"
+# A minimal rule set: one commission every employee earns, one flag that holds a few.
+RULES = ("commission.tiered", "compliance.discount_authority")
+FLAGGED_EVERY = 6_997  # these employees gave a discount past their level's authority
+
+
+def generate(session: Session, n: int) -> None:
+    """Teams of 50, n employees and a month's quota and revenue each, written in bulk."""
+    level = session.scalar(select(Level.id).where(Level.code == "S1"))
+    bulk.insert_rows(session, Team.__table__, ("name", "region", "stage"),
+                     ((f"T{t:05d}", "", "growth") for t in range((n + 49) // 50)))
+    teams = dict(session.execute(select(Team.name, Team.id)).all())
+    bulk.insert_rows(session, Employee.__table__, ("code", "name", "email", "team_id",
+                                                   "level_id"),
+                     ((f"S{i:06d}", f"Rep {i}", "", teams[f"T{i // 50:05d}"], level)
+                      for i in range(n)))
+    for code in [MONTH, *periods.parents(MONTH)]:
+        periods.get_or_create(session, code)
+    month = periods.get(session, MONTH).id
+    metric = dict(session.execute(select(Metric.key, Metric.id)).all())
+    ids = list(session.scalars(select(Employee.id).order_by(Employee.code)))
+
+    def values():  # noqa: ANN202
+        for i, eid in enumerate(ids):
+            yield eid, month, metric["quota"], Decimal(100000)
+            yield eid, month, metric["revenue_new"], Decimal(60000 + i % 9 * 10000)
+            if i % FLAGGED_EVERY == 0:
+                yield eid, month, metric["max_discount_pct"], Decimal("0.2")
+
+    bulk.insert_rows(session, Result.__table__, ("employee_id", "period_id", "metric_id",
+                                                 "value"), values())
+    bulk.insert_rows(session, ResultRow.__table__, ("employee_id", "period_id"),
+                     ((eid, month) for eid in ids))
+    session.execute(update(Rule).where(Rule.key.not_in(RULES), Rule.status == "published")
+                    .values(status="retired"))
+    session.commit()
+
+
+@pytest.mark.slow
+def test_a_month_past_the_bind_parameter_limit(db_url: str, session: Session) -> None:
+    generate(session, EMPLOYEES)
+    flagged = len(range(0, EMPLOYEES, FLAGGED_EVERY))
+    job_id = jobs.start(session, MONTH, "x@x.com").id
+    session.commit()
+    run = jobs.run_here(db.make_sessionmaker(db_url), job_id)
+    session.expire_all()
+    assert run.status == "calculated"
+    by = Counter(session.execute(
+        select(Outcome.rule_key, Outcome.status).where(Outcome.run_id == run.id)).all())
+    assert by == {("commission.tiered", "held"): flagged,
+                  ("commission.tiered", "payable"): EMPLOYEES - flagged,
+                  ("compliance.discount_authority", None): flagged}
+    assert session.scalar(select(func.count()).select_from(FlagCase)
+                          .where(FlagCase.run_id == run.id)) == flagged
+    # the payroll file of the run: its header, a line an employee (held or payable) and
+    # the draft's note
+    data = lifecycle.export(session, run.id, "csv", draft=True)
+    assert data.count(b"\n") == 1 + EMPLOYEES + 1
+
+
+def test_ids_past_the_bind_parameter_limit_go_through_a_table(session: Session) -> None:
+    """bulk.ids_in stands for more ids than a statement may bind, on both databases."""
+    ids = range(1, 70_002, 1)
+    chosen = bulk.ids_in(session, "laurel_test_ids", ids)
+    assert session.scalar(select(func.count()).select_from(chosen.subquery())) == 70_001
+    # the second time: the table holds the new ids only
+    chosen = bulk.ids_in(session, "laurel_test_ids", [3, 2, 2])
+    assert sorted(session.scalars(chosen)) == [2, 3]
