@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 import json
 import sys
+from collections.abc import Iterable
 
 import click
 
@@ -64,25 +64,35 @@ def register(main: click.Group) -> None:
                   show_default=True)
     @user_errors
     def outcomes_cmd(run_id: int, fmt: str) -> None:
-        """Print every outcome of RUN_ID to stdout."""
+        """Print every outcome of RUN_ID to stdout, as it is read (any number of them)."""
         from engine import runs
-        from engine.cells import csv_row
+        from engine.cells import csv_text
 
         with session_scope() as session:
-            rows = runs.outcome_rows(session, runs.get_run(session, run_id))
-        if fmt == "json":
-            click.echo(runs.outcomes_json(rows))
-            return
-        columns = ["run_id", "period", "employee_code", "rule_key", "kind", "amount",
-                   "currency", "value", "status", "explanation"]
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(csv_row(json.dumps(row[c], ensure_ascii=False)
-                                    if c == "explanation" else "" if row[c] is None
-                                    else row[c] for c in columns))
-        click.echo(buf.getvalue(), nl=False)
+            rows = runs.iter_outcome_rows(session, runs.get_run(session, run_id))
+            if fmt == "json":
+                _echo_pieces(runs.iter_outcomes_json(rows))
+                click.echo()
+                return
+            columns = ["run_id", "period", "employee_code", "rule_key", "kind", "amount",
+                       "currency", "value", "status", "explanation"]
+            _echo_pieces(csv_text(itertools.chain([columns], (
+                [json.dumps(row[c], ensure_ascii=False) if c == "explanation"
+                 else "" if row[c] is None else row[c] for c in columns] for row in rows))))
+
+
+def _echo_pieces(pieces: Iterable[str], size: int = 1 << 16) -> None:
+    """Write text pieces to stdout as they come, about ``size`` characters at a time."""
+    held: list[str] = []
+    length = 0
+    for piece in pieces:
+        held.append(piece)
+        length += len(piece)
+        if length >= size:
+            click.echo("".join(held), nl=False)
+            held, length = [], 0
+    if held:
+        click.echo("".join(held), nl=False)
 
 
 def _progress_bar():  # noqa: ANN202

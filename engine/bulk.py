@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,8 @@ def _copy_text(value: Any) -> str:
     them)."""
     if value is None:
         return "\\N"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)  # a JSON column
     if isinstance(value, str):
         return value.replace("\\", "\\\\")
     if isinstance(value, bool):

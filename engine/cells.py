@@ -20,7 +20,7 @@ cell, never a formula.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -194,6 +194,20 @@ def csv_cell(value: Any) -> Any:
 
 def csv_row(values: Iterable[Any]) -> list[Any]:
     return [csv_cell(v) for v in values]
+
+
+def csv_text(rows: Iterable[Iterable[Any]], batch: int = 1000) -> Iterator[str]:
+    """CSV text of rows (each through csv_row), ``batch`` rows a piece: a file written
+    piece by piece holds a batch in memory, whatever its length."""
+    import csv
+    import io
+    import itertools
+
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, batch)):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(csv_row(r) for r in chunk)
+        yield buf.getvalue()
 
 
 def xlsx_append(sheet: Any, values: Iterable[Any]) -> None:

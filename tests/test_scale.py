@@ -3,14 +3,19 @@ parameters in a statement): no query of a run binds one an employee."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import tracemalloc
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import bulk, db, jobs, lifecycle, periods
+from admin.cli import main
+from engine import bulk, db, jobs, lifecycle, periods, runs
 from engine.models import (
     Employee,
     FlagCase,
@@ -20,6 +25,7 @@ from engine.models import (
     Result,
     ResultRow,
     Rule,
+    Run,
     Team,
 )
 
@@ -92,3 +98,61 @@ def test_ids_past_the_bind_parameter_limit_go_through_a_table(session: Session) 
     # the second time: the table holds the new ids only
     chosen = bulk.ids_in(session, "laurel_test_ids", [3, 2, 2])
     assert sorted(session.scalars(chosen)) == [2, 3]
+
+
+def fake_run(session: Session, employee_ids: list[int], month: int, status: str) -> int:
+    """A run with a payout and a flag an employee, written in bulk."""
+    run = Run(period_id=month, status=status, started_by="x@x.com",
+              employee_count=len(employee_ids))
+    session.add(run)
+    session.flush()
+    explanation = {"rule": "Tiered commission", "facts": {"attainment": "1.05",
+                                                          "revenue_total": "105000.00"},
+                   "conditions": ["attainment 1.05 is defined"], "matched": "tier 3",
+                   "arithmetic": "105,000.00 × 0.05 = 5,250.00"}
+    bulk.insert_rows(session, Outcome.__table__, (
+        "run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value", "status",
+        "explanation"), (row for eid in employee_ids for row in (
+            (run.id, eid, "commission.tiered", "commission", Decimal("5250.00"), "CNY", None,
+             "payable", explanation),
+            (run.id, eid, "compliance.discount_authority", "flag", None, None, "high", None,
+             explanation))))
+    session.commit()
+    return run.id
+
+
+def cli_peak(tmp_path: Path, *args: str) -> tuple[int, Path]:
+    """The peak of memory Python allocated while `laurel ARGS` wrote its output to a file."""
+    out = tmp_path / "out.txt"
+    with out.open("w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+        tracemalloc.start()
+        try:
+            main.main(list(args), standalone_mode=False)
+            return tracemalloc.get_traced_memory()[1], out
+        finally:
+            tracemalloc.stop()
+
+
+def test_outcomes_are_written_as_they_are_read(db_url: str, session: Session,
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`laurel outcomes` of 4N employees needs about the memory of N: the output comes from
+    an iterator, never a list of the run's outcomes."""
+    n = 600
+    monkeypatch.setattr(runs, "STREAM_BATCH", 200)  # N employees' outcomes: six batches
+    generate(session, 4 * n)
+    month = periods.get(session, MONTH).id
+    ids = list(session.scalars(select(Employee.id).order_by(Employee.id)))
+    small = fake_run(session, ids[:n], month, "discarded")
+    large = fake_run(session, ids, month, "calculated")
+    for fmt in ("json", "csv"):
+        cli_peak(tmp_path, "outcomes", str(small), "--format", fmt)  # caches warmed
+        peak_small, _ = cli_peak(tmp_path, "outcomes", str(small), "--format", fmt)
+        peak_large, out = cli_peak(tmp_path, "outcomes", str(large), "--format", fmt)
+        assert peak_large < 1.5 * peak_small, (fmt, peak_small, peak_large)
+        text_ = out.read_text(encoding="utf-8")
+        if fmt == "json":  # the same text as the whole list dumped at once
+            rows = runs.outcome_rows(session, runs.get_run(session, large))
+            assert text_ == json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+        else:
+            assert text_.count("\n") == 1 + 2 * 4 * n
