@@ -9,10 +9,11 @@ typed kept. A run is evaluated by a worker process (engine.jobs), never in the r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, abort, flash, jsonify, redirect, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, request, stream_with_context, url_for
 from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -163,7 +164,7 @@ def _helpers() -> dict[str, Any]:
             "release_words": release_words}
 
 
-def _download(data: bytes, name: str, fmt: str) -> Response:
+def _download(data: bytes | Iterable[bytes], name: str, fmt: str) -> Response:
     mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(data, mimetype=mimetype, headers={
@@ -499,10 +500,11 @@ class RunsView(LaurelBaseView):
         fmt = request.args.get("format", "csv")
         draft = request.args.get("draft") == "1"
         try:
-            data = lifecycle.export(db, run_id, fmt, draft=draft,
-                                    totals_rows=True if request.args.get("totals") == "1"
-                                    else None,
-                                    labels={k: str(v) for k, v in EXPORT_LABELS.items()})
+            # sent as it is read (the request's session stays open until the last piece)
+            data = stream_with_context(lifecycle.export_stream(
+                db, run_id, fmt, draft=draft,
+                totals_rows=True if request.args.get("totals") == "1" else None,
+                labels={k: str(v) for k, v in EXPORT_LABELS.items()}))
         except LaurelError as exc:
             return self._run_page(run_id, status=400, error=str(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"

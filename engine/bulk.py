@@ -119,6 +119,15 @@ def update_rows(session: Session, table: Table, columns: Sequence[str],
         f"WHERE {key} = {mark}", [tuple(r) for r in _bound(conn, table, [*columns, key], rows)])
 
 
+def in_code_order(session: Session, column: Any) -> Any:
+    """``column`` to order by as Python orders its text (by code point), on either
+    database: streams merged by it (engine.lifecycle, engine.statements) rely on that.
+    SQLite compares text so by default; PostgreSQL by its collation, unless told "C"."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.collate("C")
+    return column
+
+
 def ids_in(session: Session, name: str, ids: Iterable[int]) -> Select[Any]:
     """Fill a temporary table ``name`` (one column ``id``) with ids and return the SELECT
     of them, for ``column.in_(...)`` in place of one bound parameter an id. The table lives

@@ -10,9 +10,10 @@ results changed after it read them) is refused.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
+import heapq
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -20,8 +21,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import followup, periods
-from engine.cells import CellError, csv_row, typed_amount
+from engine import bulk, followup, periods, runs
+from engine.cells import CellError, csv_text, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import (
@@ -217,38 +218,56 @@ def pay_codes(session: Session) -> dict[str, str]:
     return dict(session.execute(select(PayCode.rule_key, PayCode.code)).all())
 
 
-def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
-    """One line per payable, held or forfeited amount (adjustments included).
+def iter_export_lines(session: Session, run: Run) -> Iterator[dict[str, Any]]:
+    """One line per payable, held or forfeited amount (adjustments included), by employee
+    code, an employee's adjustments after the rest; streamed (runs.STREAM_BATCH rows read
+    at a time), so that memory holds a batch whatever the run's size.
 
     Each line carries its pay code (the one HR mapped to its rule; a released hold takes
     its rule's) and a note: where a released hold comes from, an adjustment's reason.
     """
     codes = pay_codes(session)
-    rows = session.execute(
-        select(Outcome, Employee.code, Employee.name)
+    run_id, period = run.id, run.period.code
+    code = bulk.in_code_order(session, Employee.code)
+    outcomes = session.execute(
+        select(Employee.code, Employee.name, Outcome.rule_key, Outcome.kind, Outcome.amount,
+               Outcome.currency, Outcome.status, Outcome.value, Outcome.explanation)
         .join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id, Outcome.amount.is_not(None))
-        .order_by(Employee.code, Outcome.rule_key, Outcome.id)).all()
-    lines = []
-    for o, code, name in rows:
-        released = (o.explanation or {}).get("released") or {}
-        rule = released.get("rule_key") or o.rule_key
-        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                      "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
-                      "amount": o.amount, "currency": o.currency, "status": o.status,
-                      "pay_code": codes.get(rule, ""),
-                      "note": released_note(released) if released else (o.value or "")
-                      if o.rule_key == "released_hold" else ""})
-    for adj, code, name in session.execute(
-            select(Adjustment, Employee.code, Employee.name)
-            .join(Employee, Employee.id == Adjustment.employee_id)
-            .where(Adjustment.run_id == run.id).order_by(Adjustment.id)):
-        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                      "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
-                      "amount": adj.amount, "currency": adj.currency, "status": "payable",
-                      "pay_code": codes.get("adjustment", ""), "note": adj.reason})
-    lines.sort(key=lambda line: (line["employee_code"], line["rule_key"] == "adjustment"))
-    return lines
+        .where(Outcome.run_id == run_id, Outcome.amount.is_not(None))
+        .order_by(code, bulk.in_code_order(session, Outcome.rule_key), Outcome.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+    adjustments = session.execute(
+        select(Employee.code, Employee.name, Adjustment.amount, Adjustment.currency,
+               Adjustment.reason)
+        .join(Employee, Employee.id == Adjustment.employee_id)
+        .where(Adjustment.run_id == run_id).order_by(code, Adjustment.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+
+    def paid() -> Iterator[dict[str, Any]]:
+        for emp, name, rule_key, kind, amount, currency, status, value, explanation in outcomes:
+            released = (explanation or {}).get("released") or {}
+            rule = released.get("rule_key") or rule_key
+            yield {"run_id": run_id, "period": period, "employee_code": emp,
+                   "employee_name": name, "rule_key": rule_key, "kind": kind,
+                   "amount": amount, "currency": currency, "status": status,
+                   "pay_code": codes.get(rule, ""),
+                   "note": released_note(released) if released else (value or "")
+                   if rule_key == "released_hold" else ""}
+
+    def adjusted() -> Iterator[dict[str, Any]]:
+        for emp, name, amount, currency, reason in adjustments:
+            yield {"run_id": run_id, "period": period, "employee_code": emp,
+                   "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
+                   "amount": amount, "currency": currency, "status": "payable",
+                   "pay_code": codes.get("adjustment", ""), "note": reason}
+
+    yield from heapq.merge(paid(), adjusted(), key=lambda line: (
+        line["employee_code"], line["rule_key"] == "adjustment"))
+
+
+def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
+    """iter_export_lines as a list."""
+    return list(iter_export_lines(session, run))
 
 
 def released_note(released: dict[str, Any]) -> str:
@@ -439,29 +458,53 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
     spreadsheet number cannot hold exactly is written as its exact digits, as text). A
     draft says so, in the sheets' names and under each table.
     """
+    return b"".join(export_stream(session, run_id, fmt, draft, totals_rows, labels))
+
+
+def export_stream(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
+                  totals_rows: bool | None = None, labels: dict[str, str] | None = None
+                  ) -> Iterator[bytes]:
+    """export's file, piece by piece: a CSV file is written as its lines are read, so that
+    memory holds a batch of lines whatever the run's size. Refusals come before the first
+    piece."""
     run = get_run(session, run_id)
     _check_exportable(run, draft)
-    lines = export_lines(session, run)
-    sums = totals(lines)
-    currency = lines[0]["currency"] if lines else "CNY"
+    if fmt not in ("csv", "xlsx"):
+        raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
+    return _export_pieces(session, run, fmt, totals_rows, labels)
+
+
+def _export_pieces(session: Session, run: Run, fmt: str, totals_rows: bool | None,
+                   labels: dict[str, str] | None) -> Iterator[bytes]:
     is_draft = run.status == "calculated"
     if fmt == "xlsx":
+        lines = export_lines(session, run)
+        currency = lines[0]["currency"] if lines else "CNY"
         note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
                 else None)
-        return _xlsx(run, lines, sums, currency, note, labels or {})
-    if fmt != "csv":
-        raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
-    note = LABELS["draft"].format(run=run.id) if is_draft else None
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PAYROLL_COLUMNS)
-    # A name is written as it was imported; one a spreadsheet would run is neutralised.
-    writer.writerows(csv_row(f"{line['amount']:.2f}" if c == "amount" else line[c]
-                             for c in PAYROLL_COLUMNS) for line in lines)
+        yield _xlsx(run, lines, totals(lines), currency, note, labels or {})
+        return
+    sums = totals([])
+    currency: list[str] = []
+
+    def rows() -> Iterator[list[Any]]:
+        yield PAYROLL_COLUMNS
+        for line in iter_export_lines(session, run):
+            sums[line["status"]] = sums.get(line["status"], Decimal("0.00")) + line["amount"]
+            if not currency:
+                currency.append(line["currency"])
+            # A name is written as it was imported; one a spreadsheet would run is
+            # neutralised (csv_text).
+            yield [f"{line['amount']:.2f}" if c == "amount" else line[c]
+                   for c in PAYROLL_COLUMNS]
+
+    for piece in csv_text(rows(), runs.STREAM_BATCH):
+        yield piece.encode("utf-8")
+    end: list[list[Any]] = []
     if totals_rows:
-        writer.writerows(csv_row([run.id, run.period.code, "", "TOTAL", "", "",
-                                  f"{amount:.2f}", currency, status, ""])
-                         for status, amount in sums.items())
-    if note:
-        writer.writerow([note])
-    return buf.getvalue().encode("utf-8")
+        end += [[run.id, run.period.code, "", "TOTAL", "", "", f"{amount:.2f}",
+                 (currency or ["CNY"])[0], status, ""] for status, amount in sums.items()]
+    if is_draft:
+        end.append([LABELS["draft"].format(run=run.id)])
+    for piece in csv_text(end):
+        yield piece.encode("utf-8")

@@ -100,9 +100,9 @@ def test_ids_past_the_bind_parameter_limit_go_through_a_table(session: Session) 
     assert sorted(session.scalars(chosen)) == [2, 3]
 
 
-def fake_run(session: Session, employee_ids: list[int], month: int, status: str) -> int:
-    """A run with a payout and a flag an employee, written in bulk."""
-    run = Run(period_id=month, status=status, started_by="x@x.com",
+def fake_run(session: Session, employee_ids: list[int], month: int) -> int:
+    """A calculated run with a payout and a flag an employee, written in bulk."""
+    run = Run(period_id=month, status="calculated", started_by="x@x.com",
               employee_count=len(employee_ids))
     session.add(run)
     session.flush()
@@ -133,25 +133,31 @@ def cli_peak(tmp_path: Path, *args: str) -> tuple[int, Path]:
             tracemalloc.stop()
 
 
-def test_outcomes_are_written_as_they_are_read(db_url: str, session: Session,
-                                               tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """`laurel outcomes` of 4N employees needs about the memory of N: the output comes from
-    an iterator, never a list of the run's outcomes."""
+def test_outcomes_and_exports_are_written_as_they_are_read(
+        db_url: str, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """`laurel outcomes` and `laurel export` of 4N employees need about the memory of N:
+    the output comes from an iterator, never a list of the run's outcomes."""
     n = 600
     monkeypatch.setattr(runs, "STREAM_BATCH", 200)  # N employees' outcomes: six batches
     generate(session, 4 * n)
-    month = periods.get(session, MONTH).id
     ids = list(session.scalars(select(Employee.id).order_by(Employee.id)))
-    small = fake_run(session, ids[:n], month, "discarded")
-    large = fake_run(session, ids, month, "calculated")
-    for fmt in ("json", "csv"):
-        cli_peak(tmp_path, "outcomes", str(small), "--format", fmt)  # caches warmed
-        peak_small, _ = cli_peak(tmp_path, "outcomes", str(small), "--format", fmt)
-        peak_large, out = cli_peak(tmp_path, "outcomes", str(large), "--format", fmt)
-        assert peak_large < 1.5 * peak_small, (fmt, peak_small, peak_large)
+    small = fake_run(session, ids[:n], periods.get_or_create(session, "2026-04").id)
+    large = fake_run(session, ids, periods.get(session, MONTH).id)
+    for args in (["outcomes", "--format", "json"], ["outcomes", "--format", "csv"],
+                 ["export", "--draft", "-o", str(tmp_path / "payroll.csv")]):
+        cli_peak(tmp_path, *args, str(small))  # caches warmed
+        peak_small, _ = cli_peak(tmp_path, *args, str(small))
+        peak_large, out = cli_peak(tmp_path, *args, str(large))
+        assert peak_large < 1.5 * peak_small, (args, peak_small, peak_large)
+        if args[0] == "export":
+            text_ = (tmp_path / "payroll.csv").read_text(encoding="utf-8")
+            # the header, a line an employee's payout, the draft's note
+            assert text_.count("\n") == 1 + 4 * n + 1
+            assert text_ == lifecycle.export(session, large, "csv", draft=True).decode()
+            continue
         text_ = out.read_text(encoding="utf-8")
-        if fmt == "json":  # the same text as the whole list dumped at once
+        if args[-1] == "json":  # the same text as the whole list dumped at once
             rows = runs.outcome_rows(session, runs.get_run(session, large))
             assert text_ == json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
         else:
