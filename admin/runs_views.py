@@ -554,7 +554,7 @@ class RunsView(LaurelBaseView):
         if fmt not in ("csv", "xlsx"):
             abort(404)
         labels = [str(DIFF_LABELS[c]) for c in statements.DIFF_COLUMNS]
-        data = statements.diff_file(_db(), old, new, fmt, labels)
+        data = stream_with_context(statements.diff_file_stream(_db(), old, new, fmt, labels))
         return _download(data, f"laurel-runs-{old.id}-{new.id}-diff", fmt)
 
     # --- statements ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from admin.cli import main
-from engine import bulk, db, jobs, lifecycle, periods, runs
+from engine import bulk, db, jobs, lifecycle, periods, runs, statements
 from engine.models import (
     Employee,
     FlagCase,
@@ -100,7 +100,8 @@ def test_ids_past_the_bind_parameter_limit_go_through_a_table(session: Session) 
     assert sorted(session.scalars(chosen)) == [2, 3]
 
 
-def fake_run(session: Session, employee_ids: list[int], month: int) -> int:
+def fake_run(session: Session, employee_ids: list[int], month: int,
+             amount: Decimal = Decimal("5250.00")) -> int:
     """A calculated run with a payout and a flag an employee, written in bulk."""
     run = Run(period_id=month, status="calculated", started_by="x@x.com",
               employee_count=len(employee_ids))
@@ -113,8 +114,8 @@ def fake_run(session: Session, employee_ids: list[int], month: int) -> int:
     bulk.insert_rows(session, Outcome.__table__, (
         "run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value", "status",
         "explanation"), (row for eid in employee_ids for row in (
-            (run.id, eid, "commission.tiered", "commission", Decimal("5250.00"), "CNY", None,
-             "payable", explanation),
+            (run.id, eid, "commission.tiered", "commission", amount, "CNY", None, "payable",
+             explanation),
             (run.id, eid, "compliance.discount_authority", "flag", None, None, "high", None,
              explanation))))
     session.commit()
@@ -138,8 +139,8 @@ def test_outcomes_and_exports_are_written_as_they_are_read(
         ) -> None:
     """`laurel outcomes` and `laurel export` of 4N employees need about the memory of N:
     the output comes from an iterator, never a list of the run's outcomes."""
-    n = 600
-    monkeypatch.setattr(runs, "STREAM_BATCH", 200)  # N employees' outcomes: six batches
+    n = 400
+    monkeypatch.setattr(runs, "STREAM_BATCH", 100)  # N employees' outcomes: eight batches
     generate(session, 4 * n)
     ids = list(session.scalars(select(Employee.id).order_by(Employee.id)))
     small = fake_run(session, ids[:n], periods.get_or_create(session, "2026-04").id)
@@ -162,3 +163,26 @@ def test_outcomes_and_exports_are_written_as_they_are_read(
             assert text_ == json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
         else:
             assert text_.count("\n") == 1 + 2 * 4 * n
+    # the difference of two runs, as a file
+    small_after = fake_run(session, ids[:n], periods.get_or_create(session, "2026-05").id,
+                           Decimal("5300.00"))
+    large_after = fake_run(session, ids, periods.get_or_create(session, "2026-06").id,
+                           Decimal("5300.00"))
+
+    def diff_peak(old: int, new: int) -> int:
+        with (tmp_path / "diff.csv").open("wb") as fh:
+            tracemalloc.start()
+            try:
+                for piece in statements.diff_file_stream(
+                        session, runs.get_run(session, old), runs.get_run(session, new), "csv"):
+                    fh.write(piece)
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    diff_peak(small, small_after)
+    peak_small, peak_large = diff_peak(small, small_after), diff_peak(large, large_after)
+    assert peak_large < 1.5 * peak_small, ("diff", peak_small, peak_large)
+    lines = (tmp_path / "diff.csv").read_bytes().decode().splitlines()
+    assert len(lines) == 1 + 4 * n and all(",changed," in line for line in lines[1:])
+    assert lines[1].endswith(",50.00")
