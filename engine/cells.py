@@ -19,8 +19,10 @@ cell, never a formula.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -210,24 +212,58 @@ def csv_text(rows: Iterable[Iterable[Any]], batch: int = 1000) -> Iterator[str]:
         yield buf.getvalue()
 
 
-def xlsx_append(sheet: Any, values: Iterable[Any]) -> None:
-    """Append a row to an openpyxl sheet with every text as a string cell, never a formula.
+def xlsx_append(sheet: Any, values: Iterable[Any], bold: bool = False,
+                money: dict[int, str | None] | None = None) -> None:
+    """Append a row to an openpyxl sheet (a write-only one too) with every text as a string
+    cell, never a formula; the columns in ``money`` are amounts in the currency given,
+    as xlsx_amount writes them.
 
     openpyxl makes a formula of text that begins with ``=`` and an error cell of ``#N/A``;
     here text stays text, and text a spreadsheet would run is quote-prefixed, as Excel
     stores what a person types after an apostrophe. A control character openpyxl refuses
     is written as U+FFFD.
     """
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Font
 
-    values = [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v
-              for v in values]
-    sheet.append(values)
-    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
-        if isinstance(value, str):
+    money = money or {}
+    cells = []
+    for i, value in enumerate(values):
+        if i in money:
+            cell = WriteOnlyCell(sheet)
+            xlsx_amount(cell, value, money[i])
+        elif isinstance(value, str):
+            cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
             cell.data_type = "s"
             if _risky(value):
                 cell.quotePrefix = True
+        else:
+            cell = WriteOnlyCell(sheet, value)
+        if bold:
+            cell.font = Font(bold=True)
+        cells.append(cell)
+    sheet.append(cells)
+
+
+def xlsx_book() -> Any:
+    """A write-only workbook: each row is written to a temporary file as it is added."""
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    book.properties.created = dt.datetime(2000, 1, 1)
+    return book
+
+
+def xlsx_pieces(book: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    """The saved workbook, ``size`` bytes a piece, from a temporary file."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as fh:
+        book.save(fh)
+        fh.seek(0)
+        while piece := fh.read(size):
+            yield piece
 
 
 # A spreadsheet number is a binary double: 15 significant digits hold exactly. An amount
@@ -268,43 +304,41 @@ def _right() -> Any:
     return Alignment(horizontal="right")
 
 
-def xlsx_table(sheet: Any, keys: list[str], labels: list[str], rows: Iterable[list[Any]],
-               money: dict[int, int | str] | None = None, totals: int = 0) -> None:
+def xlsx_table(sheet: Any, keys: list[str], labels: list[str],
+               rows: Callable[[], Iterable[list[Any]]],
+               money: dict[int, int | str] | None = None,
+               totals: Sequence[list[Any]] = ()) -> None:
     """Fill a sheet: the column keys in a hidden first row, the labels (bold, frozen) in
-    the second, then the rows, each column as wide as its content (8 to 60 characters).
+    the second, then the rows, then the ``totals`` rows in bold, each column as wide as its
+    content (8 to 60 characters).
 
-    ``money`` maps an amount column (0-based) to the column of its currency, or to the
-    currency itself. The last ``totals`` rows are totals, in bold.
+    ``rows`` gives the rows each time it is called: it is read twice, for the widths and
+    then for the cells, so that a write-only sheet (openpyxl's, which writes each row as
+    it comes) holds no row in memory. ``money`` maps an amount column (0-based) to the
+    column of its currency, or to the currency itself.
     """
-    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     money = money or {}
-    sheet.append(keys)
-    sheet.row_dimensions[1].hidden = True
-    sheet.append(labels)
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    sheet.freeze_panes = "A3"
     widths = [max(len(str(label)), 6) for label in labels]
-    rows = list(rows)
-    xlsx_rows(sheet, rows, money)
-    for row in rows:
+    for row in itertools.chain(rows(), totals):
         for i, v in enumerate(row):
             text = f"{v:,.2f}  " if i in money and v is not None else str(v or "")
             widths[i] = max(widths[i], len(text) + (text != "" and 1))
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(max(width, 8), 60)
-    for r in range(sheet.max_row - totals + 1, sheet.max_row + 1) if totals else ():
-        for cell in sheet[r]:
-            cell.font = Font(bold=True)
+    sheet.row_dimensions[1].hidden = True
+    sheet.freeze_panes = "A3"
+    sheet.append(keys)
+    xlsx_append(sheet, labels, bold=True)
+    xlsx_rows(sheet, rows(), money)
+    xlsx_rows(sheet, totals, money, bold=True)
 
 
-def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str]) -> None:
+def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str],
+              bold: bool = False) -> None:
     """Append rows to a sheet, amounts as xlsx_amount writes them (``money`` as in
     xlsx_table), every text as xlsx_append writes it."""
     for row in rows:
-        xlsx_append(sheet, [None if i in money else v for i, v in enumerate(row)])
-        cells = sheet[sheet.max_row]
-        for i, cur in money.items():
-            xlsx_amount(cells[i], row[i], row[cur] if isinstance(cur, int) else cur)
+        xlsx_append(sheet, row, bold=bold, money={
+            i: row[cur] if isinstance(cur, int) else cur for i, cur in money.items()})

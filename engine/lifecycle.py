@@ -10,10 +10,9 @@ results changed after it read them) is refused.
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
-import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -393,56 +392,62 @@ LABELS = {"run_id": "Run", "period": "Period", "employee_code": "Employee code",
           "draft": "DRAFT: run {run} is not approved; do not pay from this file"}
 
 
-def summary_rows(lines: list[dict[str, Any]]) -> list[list[Any]]:
-    """Per employee and pay component (its pay code, else its rule): the amounts by status."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for line in lines:
-        component = line["pay_code"] or line["rule_key"]
-        g = groups.setdefault((line["employee_code"], component), {
-            "employee_name": line["employee_name"], "pay_code": line["pay_code"],
-            "rules": [], "currency": line["currency"],
-            **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
-        if line["rule_key"] not in g["rules"]:
-            g["rules"].append(line["rule_key"])
-        g[line["status"]] += line["amount"]
-    return [[code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]), g["payable"],
-             g["held"], g["forfeited"], g["currency"]]
-            for (code, _c), g in sorted(groups.items())]
+def summary_rows(lines: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    """Per employee and pay component (its pay code, else its rule): the amounts by status;
+    the lines come by employee (as iter_export_lines gives them), and so do the rows."""
+    for code, mine in itertools.groupby(lines, key=lambda line: line["employee_code"]):
+        groups: dict[str, dict[str, Any]] = {}
+        for line in mine:
+            component = line["pay_code"] or line["rule_key"]
+            g = groups.setdefault(component, {
+                "employee_name": line["employee_name"], "pay_code": line["pay_code"],
+                "rules": [], "currency": line["currency"],
+                **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
+            if line["rule_key"] not in g["rules"]:
+                g["rules"].append(line["rule_key"])
+            g[line["status"]] += line["amount"]
+        for _component, g in sorted(groups.items()):
+            yield [code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]),
+                   g["payable"], g["held"], g["forfeited"], g["currency"]]
 
 
-def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], currency: str,
-          note: str | None, labels: dict[str, str]) -> bytes:
-    import openpyxl
+def _xlsx(session: Session, run: Run, note: str | None, labels: dict[str, str]
+          ) -> Iterator[bytes]:
+    """The XLSX payroll file, written sheet by sheet as the run's lines are read (each
+    sheet reads them twice: for its columns' widths, then its cells)."""
+    from engine.cells import xlsx_book, xlsx_pieces, xlsx_table
 
-    from engine.cells import xlsx_table
-
+    sums = totals([])
+    currency = ""
+    for line in iter_export_lines(session, run):
+        sums[line["status"]] += line["amount"]
+        currency = currency or line["currency"]
+    currency = currency or "CNY"
     label = {**LABELS, **labels}
-    book = openpyxl.Workbook()
+    book = xlsx_book()
     amount, cur = XLSX_COLUMNS.index("amount"), XLSX_COLUMNS.index("currency")
-    for i, (title, statuses) in enumerate(((label["sheet_payable"], ("payable",)),
-                                           (label["sheet_held"], ("held", "forfeited")))):
-        sheet = book.active if i == 0 else book.create_sheet()
-        sheet.title = (f"DRAFT {title}" if note else title)[:31]
-        body = [[line[c] for c in XLSX_COLUMNS] for line in lines
-                if line["status"] in statuses]
-        body += [[run.id, run.period.code, "", label["total"], "", "", sums[status], currency,
-                  status, "", ""] for status in statuses]
-        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS], body,
-                   money={amount: cur}, totals=len(statuses))
+    for title, statuses in ((label["sheet_payable"], ("payable",)),
+                            (label["sheet_held"], ("held", "forfeited"))):
+        sheet = book.create_sheet((f"DRAFT {title}" if note else title)[:31])
+        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS],
+                   lambda statuses=statuses: ([line[c] for c in XLSX_COLUMNS]
+                                              for line in iter_export_lines(session, run)
+                                              if line["status"] in statuses),
+                   money={amount: cur},
+                   totals=[[run.id, run.period.code, "", label["total"], "", "",
+                            sums[status], currency, status, "", ""] for status in statuses])
         if note:
             sheet.append([note])
-    sheet = book.create_sheet()
-    sheet.title = (f"DRAFT {label['sheet_summary']}" if note else label["sheet_summary"])[:31]
+    sheet = book.create_sheet((f"DRAFT {label['sheet_summary']}" if note
+                               else label["sheet_summary"])[:31])
     xlsx_table(sheet, SUMMARY_COLUMNS, [label[c] for c in SUMMARY_COLUMNS],
-               [*summary_rows(lines), ["", label["total"], "", "", sums["payable"],
-                                       sums["held"], sums["forfeited"], currency]],
-               money={4: 7, 5: 7, 6: 7}, totals=1)
+               lambda: summary_rows(iter_export_lines(session, run)),
+               money={4: 7, 5: 7, 6: 7},
+               totals=[["", label["total"], "", "", sums["payable"], sums["held"],
+                        sums["forfeited"], currency]])
     if note:
         sheet.append([note])
-    book.properties.created = dt.datetime(2000, 1, 1)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    yield from xlsx_pieces(book)
 
 
 def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
@@ -478,11 +483,9 @@ def _export_pieces(session: Session, run: Run, fmt: str, totals_rows: bool | Non
                    labels: dict[str, str] | None) -> Iterator[bytes]:
     is_draft = run.status == "calculated"
     if fmt == "xlsx":
-        lines = export_lines(session, run)
-        currency = lines[0]["currency"] if lines else "CNY"
         note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
                 else None)
-        yield _xlsx(run, lines, totals(lines), currency, note, labels or {})
+        yield from _xlsx(session, run, note, labels or {})
         return
     sums = totals([])
     currency: list[str] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 import itertools
 from collections import Counter, defaultdict
@@ -429,12 +428,8 @@ def diff_file_stream(session: Session, old: Run, new: Run, fmt: str,
 
 def _diff_pieces(session: Session, old: Run, new: Run, fmt: str,
                  labels: list[str] | None) -> Iterator[bytes]:
-    import io
-
-    import openpyxl
-
     from engine import runs
-    from engine.cells import csv_text, xlsx_table
+    from engine.cells import csv_text, xlsx_book, xlsx_pieces, xlsx_table
 
     if fmt == "csv":
         rows = iter_diff_table(iter_diff_runs(session, old, new))
@@ -443,17 +438,13 @@ def _diff_pieces(session: Session, old: Run, new: Run, fmt: str,
                  for v in row] for row in rows)), runs.STREAM_BATCH):
             yield piece.encode("utf-8")
         return
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = f"Run {old.id} - run {new.id}"
+    book = xlsx_book()
+    sheet = book.create_sheet(f"Run {old.id} - run {new.id}")
     currency = session.scalar(select(Outcome.currency).where(
         Outcome.run_id.in_((old.id, new.id)), Outcome.currency.is_not(None)).limit(1))
-    xlsx_table(sheet, DIFF_COLUMNS, labels or DIFF_COLUMNS, diff_table(diff_runs(
-        session, old, new)), money={5: currency or "CNY", 8: currency or "CNY",
-                                    11: currency or "CNY"})
-    book.properties.created = dt.datetime(2000, 1, 1)
-    out = io.BytesIO()
-    book.save(out)
-    yield out.getvalue()
+    xlsx_table(sheet, DIFF_COLUMNS, labels or DIFF_COLUMNS,
+               lambda: iter_diff_table(iter_diff_runs(session, old, new)),
+               money={5: currency or "CNY", 8: currency or "CNY", 11: currency or "CNY"})
+    yield from xlsx_pieces(book)
 
 

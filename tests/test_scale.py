@@ -10,6 +10,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -139,18 +140,25 @@ def test_outcomes_and_exports_are_written_as_they_are_read(
         ) -> None:
     """`laurel outcomes` and `laurel export` of 4N employees need about the memory of N:
     the output comes from an iterator, never a list of the run's outcomes."""
-    n = 400
-    monkeypatch.setattr(runs, "STREAM_BATCH", 100)  # N employees' outcomes: eight batches
+    n = 300
+    monkeypatch.setattr(runs, "STREAM_BATCH", 75)  # N employees' outcomes: eight batches
     generate(session, 4 * n)
     ids = list(session.scalars(select(Employee.id).order_by(Employee.id)))
     small = fake_run(session, ids[:n], periods.get_or_create(session, "2026-04").id)
     large = fake_run(session, ids, periods.get(session, MONTH).id)
     for args in (["outcomes", "--format", "json"], ["outcomes", "--format", "csv"],
-                 ["export", "--draft", "-o", str(tmp_path / "payroll.csv")]):
+                 ["export", "--draft", "-o", str(tmp_path / "payroll.csv")],
+                 ["export", "--draft", "--format", "xlsx", "-o", str(tmp_path / "pay.xlsx")]):
         cli_peak(tmp_path, *args, str(small))  # caches warmed
         peak_small, _ = cli_peak(tmp_path, *args, str(small))
         peak_large, out = cli_peak(tmp_path, *args, str(large))
         assert peak_large < 1.5 * peak_small, (args, peak_small, peak_large)
+        if "xlsx" in args:
+            book = openpyxl.load_workbook(tmp_path / "pay.xlsx")
+            # keys, labels, a row an employee's payout, the totals row, the draft's note
+            assert [s.max_row for s in book.worksheets] == [2 + 4 * n + 1 + 1, 2 + 2 + 1,
+                                                            2 + 4 * n + 1 + 1]
+            continue
         if args[0] == "export":
             text_ = (tmp_path / "payroll.csv").read_text(encoding="utf-8")
             # the header, a line an employee's payout, the draft's note
