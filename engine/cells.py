@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.metrics import DECIMALS, decimals, range_problem
+from engine.metrics import DECIMALS, decimals, metric_range, range_problem
 
 # The longest cell an import reads; the columns that are stored are shorter still
 # (engine.models: a name 200, a code 40).
@@ -106,6 +106,33 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
     if problem:
         raise CellError(f"{quoted(text)} {problem}")
     return value
+
+
+# A column's cells that metric_value reads as Decimal(text) at once: a plain number (a
+# count: digits only), at most DECIMALS decimals but for trailing zeros; or empty.
+_PLAIN = {True: r"[0-9]+", False: rf"-?[0-9]+(?:\.[0-9]{{1,{DECIMALS}}}0*)?"}
+_PLAIN_COLUMN = {count: re.compile(rf"(?:{p})?(?:\n(?:{p})?)*", re.ASCII)
+                 for count, p in _PLAIN.items()}
+
+
+def metric_column(texts: list[str], mtype: str, low: Decimal | None = None,
+                  high: Decimal | None = None) -> list[Decimal | None] | None:
+    """metric_value of each cell of a column (None for an empty cell), when every cell is
+    a plain number in the metric's range; else None, and metric_value cell by cell says
+    which cell is refused and why. One pattern, one conversion and one comparison a
+    column: the cell-by-cell checks were most of a large import's time."""
+    if not _PLAIN_COLUMN[mtype == "count"].fullmatch("\n".join(texts)):
+        return None
+    try:
+        values = [Decimal(t) if t else None for t in texts]
+    except InvalidOperation:  # a line break within a cell: not a plain number
+        return None
+    present = [v for v in values if v is not None]
+    if present:
+        lo, hi = metric_range(mtype, low, high)
+        if min(present) < lo or max(present) > hi:
+            return None
+    return values
 
 
 # --- typing ------------------------------------------------------------------------------

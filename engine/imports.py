@@ -29,6 +29,7 @@ from engine.cells import (
     MAX_TEXT,
     CellError,
     formula_problem,
+    metric_column,
     metric_value,
     quoted,
     text_problem,
@@ -618,47 +619,60 @@ def import_result_table(session: Session, name: str, header: list[str],
     columns = [(idx, m.key, m.id, m.type, m.min_value, m.max_value) for idx, m in metric_cols]
     employees = dict(session.execute(select(Employee.code, Employee.id)).all())
 
-    parsed: list[tuple[str, int, list[tuple[int, Decimal]]]] = []
+    rows: list[tuple[str, int]] = []  # period code, employee id
+    numbered: list[tuple[int, list[str]]] = []
     seen: dict[tuple[str, str], int] = {}
     valid_codes: set[str] = set()
+
+    def refuse(error: ImportFileError) -> ImportFileError:
+        # a value refused in an earlier row is the file's first error
+        _check_values(name, numbered, columns)
+        return error
+
     for number, cells in body:
         code = cells[p_idx]
         if not code:
-            raise ImportFileError(name, "period is empty", row=number, column="period")
+            raise refuse(ImportFileError(name, "period is empty", row=number,
+                                         column="period"))
         if code not in valid_codes:
             try:
                 periods.parse(code)
             except PeriodError:
-                raise ImportFileError(name, f"malformed period code {quoted(code)} (use "
-                                      "YYYY-MM, YYYY-Qn or YYYY, a year from "
-                                      f"{periods.FIRST_YEAR} to {periods.LAST_YEAR})",
-                                      row=number, column="period") from None
+                raise refuse(ImportFileError(
+                    name, f"malformed period code {quoted(code)} (use YYYY-MM, YYYY-Qn or "
+                    f"YYYY, a year from {periods.FIRST_YEAR} to {periods.LAST_YEAR})",
+                    row=number, column="period")) from None
             valid_codes.add(code)
         emp_code = cells[e_idx]
         emp_id = employees.get(emp_code)
         if emp_id is None:
-            raise ImportFileError(name, f"unknown employee {emp_code!r}", row=number,
-                                  column="employee_code")
+            raise refuse(ImportFileError(name, f"unknown employee {emp_code!r}", row=number,
+                                         column="employee_code"))
         if (emp_code, code) in seen:
-            raise ImportFileError(name, f"employee {emp_code} and period {code} appear twice "
-                                  f"(rows {seen[(emp_code, code)]} and {number})", row=number,
-                                  column="employee_code")
+            raise refuse(ImportFileError(
+                name, f"employee {emp_code} and period {code} appear twice (rows "
+                f"{seen[(emp_code, code)]} and {number})", row=number, column="employee_code"))
         seen[(emp_code, code)] = number
-        values = []
-        for idx, key, metric_id, mtype, low, high in columns:
-            text = cells[idx]
-            if text == "":
-                continue
-            try:
-                value = metric_value(text, mtype, low, high)
-            except CellError as err:
-                raise ImportFileError(name, err.reason, row=number, column=key) from None
-            values.append((metric_id, value))
-        parsed.append((code, emp_id, values))
-    if not parsed:
+        rows.append((code, emp_id))
+        numbered.append((number, cells))
+    if not rows:
         raise ImportFileError(name, "has no data rows")
+    # Column by column; where a column is not all plain numbers in range, cell by cell:
+    # the first refused cell, by row then column, is the error, else each cell's value.
+    values_by_column = []
+    checked = False
+    for idx, _key, _metric_id, mtype, low, high in columns:
+        texts = [cells[idx] for _, cells in numbered]
+        values = metric_column(texts, mtype, low, high)
+        if values is None:
+            if not checked:
+                _check_values(name, numbered, columns)
+                checked = True
+            values = [metric_value(t, mtype, low, high) if t else None for t in texts]
+        values_by_column.append(values)
+    numbered.clear()  # the cells are read
 
-    codes = {code for code, _, _ in parsed}
+    codes = {code for code, _ in rows}
     locked = _locked_between(session, codes)
     if locked:
         code = sorted(locked)[0]
@@ -667,7 +681,7 @@ def import_result_table(session: Session, name: str, header: list[str],
         raise ImportFileError(name, f"period {code} {why}: its results cannot change",
                               row=number, column="period")
 
-    report = ImportReport("results", name, rows=len(parsed))
+    report = ImportReport("results", name, rows=len(rows))
     period_ids: dict[str, int] = {}
     for code in sorted(codes):
         for c in [code, *periods.parents(code)]:
@@ -683,9 +697,13 @@ def import_result_table(session: Session, name: str, header: list[str],
     inserts: list[tuple[int, int, int, Decimal]] = []
     updates: list[tuple[Decimal, int]] = []
     changed: set[str] = set()  # periods whose results this file changes
-    for code, emp_id, values in parsed:
+    metric_ids = [metric_id for _idx, _key, metric_id, *_ in columns]
+    for i, (code, emp_id) in enumerate(rows):
         pid = period_ids[code]
-        for metric_id, value in values:
+        for metric_id, values in zip(metric_ids, values_by_column, strict=True):
+            value = values[i]
+            if value is None:
+                continue
             old = existing.get((emp_id, pid, metric_id))
             if old is None:
                 inserts.append((emp_id, pid, metric_id, value))
@@ -694,7 +712,7 @@ def import_result_table(session: Session, name: str, header: list[str],
                 updates.append((value, old[0]))
                 changed.add(code)
     _write_results(session, inserts, updates)
-    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id, _ in parsed})
+    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id in rows})
     changed |= {c for c in codes if period_ids[c] in new_rows}
     # Runs that read these periods, or the quarters and years containing them, are stale.
     periods.results_changed(session, changed, "import")
@@ -704,6 +722,21 @@ def import_result_table(session: Session, name: str, header: list[str],
                  "values_updated": report.updated, "periods": report.periods})
     session.flush()
     return report
+
+
+def _check_values(name: str, numbered: list[tuple[int, list[str]]],
+                  columns: list[tuple[int, str, int, str, Any, Any]]) -> None:
+    """Read every metric cell of the rows as metric_value does; raise the first refusal
+    (by row, then column) naming the file, row and column."""
+    for number, cells in numbered:
+        for idx, key, _metric_id, mtype, low, high in columns:
+            text = cells[idx]
+            if text == "":
+                continue
+            try:
+                metric_value(text, mtype, low, high)
+            except CellError as err:
+                raise ImportFileError(name, err.reason, row=number, column=key) from None
 
 
 def record_rows(session: Session, rows: set[tuple[int, int]]) -> set[int]:

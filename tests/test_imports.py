@@ -484,3 +484,26 @@ def test_values_that_would_be_rounded_or_are_out_of_range_are_refused(
     with pytest.raises(ImportFileError) as err:
         import_results(org, "r.csv", data=data)
     assert reason in str(err.value) and err.value.row == 2 and err.value.column == column
+
+
+def test_the_first_refused_cell_by_row_is_the_error(org: Session) -> None:
+    """Cells are read column by column, but the error named is the first by row, then by
+    column, whatever kind it is; numbers written otherwise than plainly still read."""
+    head = "period,employee_code,quota,leads\n"
+    # row 3: a count with decimals (leads); row 4: an unknown employee
+    rejects(org, lambda: import_results(org, "a.csv", data=(
+        head + "2026-02,E1,100,3\n2026-02,E2,100,2.5\n2026-02,NOPE,1,1\n").encode()),
+        3, "leads", "not a whole number", "a.csv")
+    # row 2: out of the type's range in the second column; row 3: a malformed quota
+    rejects(org, lambda: import_results(org, "b.csv", data=(
+        head + "2026-02,E1,100,-1\n2026-02,E2,1e2x,2\n").encode()),
+        2, "leads", "negative", "b.csv")
+    # the same row: the first column wins
+    rejects(org, lambda: import_results(org, "c.csv", data=(
+        head + "2026-02,E1,1e99,-1\n").encode()), 2, "quota", "outside", "c.csv")
+    report = import_results(org, "d.csv", data=(
+        head + "2026-02,E1,1E+3,+7\n2026-02,E2,.5,4.000\n2026-02,E3,-0.25,\n").encode())
+    assert report.rows == 3
+    assert values(org, "E1", "2026-02") == {"quota": D(1000), "leads": D(7)}
+    assert values(org, "E2", "2026-02") == {"quota": D("0.5"), "leads": D(4)}
+    assert values(org, "E3", "2026-02") == {"quota": D("-0.25")}
