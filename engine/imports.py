@@ -530,6 +530,7 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
     report.created = len(inserts)
     ids = dict(session.execute(select(Employee.code, Employee.id)).all())
     managers = {eid: manager for eid, _, manager in current.values()}
+    managers_before = dict(managers)
     moved = []
     for _, row in rows:
         eid = ids[row["code"]]
@@ -561,11 +562,44 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Employee):
             session.expire(obj)
-    audit(session, "import", "employee", summary=report.summary(),
+    before, after = _employee_changes(rows, current, managers_before, teams, levels, ids)
+    audit(session, "import", "employee", summary=report.summary(), before=before or None,
           after={"file": name, "rows": report.rows, "created": report.created,
-                 "updated": report.updated})
+                 "updated": report.updated, "employees": after})
     session.flush()
     return report
+
+
+def _employee_changes(rows: list[tuple[int, dict[str, Any]]],
+                      current: dict[str, tuple[int, Any, int | None]],
+                      managers: dict[int, int | None], teams: dict[str, Team],
+                      levels: dict[str, Level], ids: dict[str, int]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the import's audit entry keeps of each employee it created or changed: the
+    values before (by code, the fields that changed) and after (every field of a new
+    employee), as people read them (team, level and manager by name or code)."""
+    team_of = {t.id: t.name for t in teams.values()}
+    level_of = {lv.id: lv.code for lv in levels.values()}
+    code_of = {eid: code for code, eid in ids.items()}
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for _, row in rows:
+        new = {"name": row["name"], "email": row["email"], "team": row["team"],
+               "level": row["level"], "hire_date": row["hire_date"] and
+               row["hire_date"].isoformat(), "manager": row["manager_code"] or None}
+        old = current.get(row["code"])
+        if old is None:
+            after[row["code"]] = new
+            continue
+        eid, (person, email, team_id, level_id, hired) = old[0], old[1]
+        was = {"name": person, "email": email, "team": team_of.get(team_id),
+               "level": level_of.get(level_id), "hire_date": hired and hired.isoformat(),
+               "manager": code_of.get(managers.get(eid))}
+        changed = [k for k in new if new[k] != was[k]]
+        if changed:
+            before[row["code"]] = {k: was[k] for k in changed}
+            after[row["code"]] = {k: new[k] for k in changed}
+    return before, after
 
 
 # --- results ------------------------------------------------------------------------------

@@ -429,15 +429,21 @@ def test_employees_update_on_reimport(org: Session) -> None:
 
 
 def test_employee_import_is_audited_with_actor(org: Session) -> None:
-    """One entry an import, with its counts: not one an employee (a large file wrote as
-    many audit rows as employees)."""
+    """One entry an import, with its counts and each employee's values before and after:
+    not one entry an employee (a large file wrote as many audit rows as employees)."""
     entries = list(org.scalars(select(AuditLog).order_by(AuditLog.id)))
     created = [(e.entity, e.action) for e in entries if e.action == "create"]
     assert ("employee", "create") not in created
     assert created.count(("team", "create")) == 2
     assert {e.actor for e in entries} == {"tester@example.com"}
     summary = next(e for e in entries if e.entity == "employee" and e.action == "import")
-    assert summary.after == {"file": "employees.csv", "rows": 4, "created": 4, "updated": 0}
+    assert {k: v for k, v in summary.after.items() if k != "employees"} == {
+        "file": "employees.csv", "rows": 4, "created": 4, "updated": 0}
+    assert summary.after["employees"]["E1"] == {
+        "name": "Ann Wu", "email": "ann@example.com", "team": "North", "level": "S1",
+        "hire_date": "2024-01-15", "manager": "M1"}
+    assert set(summary.after["employees"]) == {"M1", "E1", "E2", "E3"}
+    assert summary.before is None
     # the second time: E2 changes level, E1 only its manager, E3 is as it was
     report = import_employees(org, "emp2.csv", data=(
         HEAD + "E2,Bo Li,bo@example.com,North,,S3,M1,2023-06-01,\n"
@@ -448,7 +454,9 @@ def test_employee_import_is_audited_with_actor(org: Session) -> None:
     second = org.scalars(select(AuditLog).where(AuditLog.action == "import",
                                                 AuditLog.entity == "employee",
                                                 AuditLog.id > summary.id)).one()
-    assert second.after == {"file": "emp2.csv", "rows": 3, "created": 0, "updated": 2}
+    assert second.after == {"file": "emp2.csv", "rows": 3, "created": 0, "updated": 2,
+                            "employees": {"E2": {"level": "S3"}, "E1": {"manager": "E2"}}}
+    assert second.before == {"E2": {"level": "S2"}, "E1": {"manager": "M1"}}
     by = {e.code: e for e in org.scalars(select(Employee))}
     assert (by["E2"].level.code, by["E2"].manager.code) == ("S3", "M1")
     assert (by["E1"].level.code, by["E1"].manager.code) == ("S1", "E2")
