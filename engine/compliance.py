@@ -93,9 +93,12 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
               before=before, after={"status": "cleared", "run": run.id}, actor=actor)
     if new:
         session.execute(FlagCase.__table__.insert(), new)
-        done["opened"] = list(session.scalars(select(FlagCase.id).where(
-            FlagCase.run_id == run.id, FlagCase.status == "open",
-            FlagCase.id.not_in(done["carried"] + done["reopened"]))))
+        # the cases of this run that were not the period's before: no list of ids bound,
+        # which PostgreSQL refuses past 65,535 (a re-run carrying as many cases)
+        done["opened"] = [cid for cid, emp, key in session.execute(
+            select(FlagCase.id, FlagCase.employee_id, FlagCase.rule_key).where(
+                FlagCase.run_id == run.id, FlagCase.status == "open").order_by(FlagCase.id))
+            if (emp, key) not in cases]
     session.flush()
     for emp in sorted(decided_employees):
         apply_holds(session, run.id, emp)
