@@ -29,6 +29,7 @@ from engine.models import (
     Run,
     Team,
 )
+from engine.users import create_user
 
 EMPLOYEES = 70_000
 MONTH = "2026-03"
@@ -85,10 +86,15 @@ def test_a_month_past_the_bind_parameter_limit(db_url: str, session: Session) ->
                   ("compliance.discount_authority", None): flagged}
     assert session.scalar(select(func.count()).select_from(FlagCase)
                           .where(FlagCase.run_id == run.id)) == flagged
-    # the payroll file of the run: its header, a line an employee (held or payable) and
-    # the draft's note
-    data = lifecycle.export(session, run.id, "csv", draft=True)
-    assert data.count(b"\n") == 1 + EMPLOYEES + 1
+    # approved, locked with its flags open, and paid: the payroll file has its header and
+    # a line an employee (held or payable)
+    for email in ("approver@x.com", "x@x.com"):
+        create_user(session, email, None, "comp_analyst")
+    lifecycle.approve(session, run.id, "approver@x.com")
+    lifecycle.lock(session, run.id, "approver@x.com", open_flags_reason="checked later")
+    session.commit()
+    data = lifecycle.export(session, run.id, "csv")
+    assert data.count(b"\n") == 1 + EMPLOYEES
 
 
 def test_ids_past_the_bind_parameter_limit_go_through_a_table(session: Session) -> None:
