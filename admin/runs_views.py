@@ -8,10 +8,11 @@ typed kept. A run is evaluated by a worker process (engine.jobs), never in the r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, abort, flash, jsonify, redirect, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, request, stream_with_context, url_for
 from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -152,7 +153,7 @@ def _helpers() -> dict[str, Any]:
             "release_words": release_words}
 
 
-def _download(data: bytes, name: str, fmt: str) -> Response:
+def _download(data: bytes | Iterable[bytes], name: str, fmt: str) -> Response:
     mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(data, mimetype=mimetype, headers={
@@ -488,10 +489,11 @@ class RunsView(LaurelBaseView):
         fmt = request.args.get("format", "csv")
         draft = request.args.get("draft") == "1"
         try:
-            data = lifecycle.export(db, run_id, fmt, draft=draft,
-                                    totals_rows=True if request.args.get("totals") == "1"
-                                    else None,
-                                    labels={k: str(v) for k, v in EXPORT_LABELS.items()})
+            # sent as it is read (the request's session stays open until the last piece)
+            data = stream_with_context(lifecycle.export_stream(
+                db, run_id, fmt, draft=draft,
+                totals_rows=True if request.args.get("totals") == "1" else None,
+                labels={k: str(v) for k, v in EXPORT_LABELS.items()}))
         except LaurelError as exc:
             return self._run_page(run_id, status=400, error=str(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"
@@ -541,7 +543,7 @@ class RunsView(LaurelBaseView):
         if fmt not in ("csv", "xlsx"):
             abort(404)
         labels = [str(DIFF_LABELS[c]) for c in statements.DIFF_COLUMNS]
-        data = statements.diff_file(_db(), old, new, fmt, labels)
+        data = stream_with_context(statements.diff_file_stream(_db(), old, new, fmt, labels))
         return _download(data, f"laurel-runs-{old.id}-{new.id}-diff", fmt)
 
     # --- statements ---------------------------------------------------------------------

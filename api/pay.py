@@ -347,9 +347,11 @@ class Export(MethodView):
         _run(run_id)
         may("run", "overview")
         fmt = args["format"]
-        data = transition(lambda: lifecycle.export(db(), run_id, fmt, draft=args["draft"],
-                                                   totals_rows=True if fmt == "xlsx" else None))
-        response = current_app.response_class(data, content_type=CONTENT[fmt])
+        # refusals come before the first piece; the file is sent as it is read
+        data = transition(lambda: lifecycle.export_stream(
+            db(), run_id, fmt, draft=args["draft"], totals_rows=True if fmt == "xlsx" else None))
+        response = current_app.response_class(stream_with_context(data),
+                                              content_type=CONTENT[fmt])
         response.headers["Content-Disposition"] = \
             f'attachment; filename="laurel-run-{run_id}.{fmt}"'
         return response

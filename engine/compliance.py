@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from engine import bulk
 from engine.db import audit
 from engine.errors import LaurelError, NotFound
 from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
@@ -92,9 +93,12 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
               before=before, after={"status": "cleared", "run": run.id}, actor=actor)
     if new:
         session.execute(FlagCase.__table__.insert(), new)
-        done["opened"] = list(session.scalars(select(FlagCase.id).where(
-            FlagCase.run_id == run.id, FlagCase.status == "open",
-            FlagCase.id.not_in(done["carried"] + done["reopened"]))))
+        # the cases of this run that were not the period's before: no list of ids bound,
+        # which PostgreSQL refuses past 65,535 (a re-run carrying as many cases)
+        done["opened"] = [cid for cid, emp, key in session.execute(
+            select(FlagCase.id, FlagCase.employee_id, FlagCase.rule_key).where(
+                FlagCase.run_id == run.id, FlagCase.status == "open").order_by(FlagCase.id))
+            if (emp, key) not in cases]
     session.flush()
     for emp in sorted(decided_employees):
         apply_holds(session, run.id, emp)
@@ -288,8 +292,9 @@ def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[s
                   ) -> None:
     ids = {cid for lines in releases.values() for line in lines for cid in line["case_ids"]}
     if ids:
-        session.execute(update(FlagCase).where(FlagCase.id.in_(ids))
-                        .values(released_in_run_id=run_id))
+        session.execute(update(FlagCase).where(
+            FlagCase.id.in_(bulk.ids_in(session, "laurel_released_cases", ids)))
+            .values(released_in_run_id=run_id))
 
 
 def queue(session: Session, status: str | None = None, severity: str | None = None,

@@ -24,11 +24,12 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from engine import periods
+from engine import bulk, periods
 from engine.cells import (
     MAX_TEXT,
     CellError,
     formula_problem,
+    metric_column,
     metric_value,
     quoted,
     text_problem,
@@ -423,6 +424,44 @@ class EmployeeRowSchema(Schema):
         ("",) + TEAM_STAGES, error="must be one of startup, growth, mature"))
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_FIRST_DAY, _LAST_DAY = dt.date(periods.FIRST_YEAR, 1, 1), dt.date(periods.LAST_YEAR, 12, 31)
+_EMAIL = validate.Email()
+
+
+def _plain_employee(raw: dict[str, str]) -> dict[str, Any] | None:
+    """The row EmployeeRowSchema loads from ``raw`` when every cell is plainly valid, else
+    None (the schema then reads the row and says what is wrong): the schema cost more than
+    the rest of a large import."""
+    code, person, team, level = (raw.get("code"), raw.get("name"), raw.get("team"),
+                                 raw.get("level"))
+    if not (code and person and team and level) or len(code) > 40 or len(person) > 200 \
+            or len(team) > 100 or formula_problem(code):
+        return None
+    email, region = raw.get("email", ""), raw.get("region", "")
+    manager, stage, hired = (raw.get("manager_code", ""), raw.get("team_stage", ""),
+                             raw.get("hire_date"))
+    if len(email) > 200 or len(region) > 100 or len(manager) > 40 \
+            or (manager and formula_problem(manager)) or (stage and stage not in TEAM_STAGES):
+        return None
+    if email:
+        try:
+            _EMAIL(email)
+        except ValidationError:
+            return None
+    if hired is not None:
+        if not _ISO_DATE.fullmatch(hired):
+            return None
+        try:
+            hired = dt.date.fromisoformat(hired)
+        except ValueError:
+            return None
+        if not _FIRST_DAY <= hired <= _LAST_DAY:
+            return None
+    return {"code": code, "name": person, "email": email, "team": team, "region": region,
+            "level": level, "manager_code": manager, "hire_date": hired, "team_stage": stage}
+
+
 def import_employees(session: Session, name: str, data: bytes | None = None,
                      path: str | Path | None = None) -> ImportReport:
     """Create or update employees and their teams from a file; all rows or none."""
@@ -444,16 +483,18 @@ def import_employee_table(session: Session, name: str, header: list[str],
         raise ImportFileError(name, f"required column {missing[0]!r} is missing", row=1,
                               column=missing[0])
     levels = {lv.code: lv for lv in session.scalars(select(Level))}
-    existing = {e.code: e for e in session.scalars(select(Employee))}
+    existing = set(session.scalars(select(Employee.code)))
     schema = EmployeeRowSchema()
     rows: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     for number, cells in body:
         raw = {h: c for h, c in zip(header, cells, strict=True) if c != ""}
-        try:
-            row = schema.load(raw)
-        except ValidationError as err:
-            raise _first_error(name, number, err) from None
+        row = _plain_employee(raw)
+        if row is None:
+            try:
+                row = schema.load(raw)
+            except ValidationError as err:
+                raise _first_error(name, number, err) from None
         if row["code"] in seen:
             raise ImportFileError(name, f"employee {row['code']} appears twice (rows "
                                   f"{seen[row['code']]} and {number})", row=number, column="code")
@@ -475,6 +516,9 @@ def import_employee_table(session: Session, name: str, header: list[str],
         raise ImportFileError(name, "has no data rows")
 
     report = ImportReport("employees", name, rows=len(rows))
+    # Flushed first: what follows writes around the ORM, and the import's own audit entry
+    # names the counts, not one entry an employee (a 100,000-row file wrote 100,000).
+    session.flush()
     teams = {t.name: t for t in session.scalars(select(Team))}
     for _, row in rows:
         team = teams.get(row["team"])
@@ -489,49 +533,61 @@ def import_employee_table(session: Session, name: str, header: list[str],
             if row["team_stage"] and team.stage != row["team_stage"]:
                 team.stage = row["team_stage"]
     session.flush()
-    by_code = dict(existing)
+    table = Employee.__table__
+    fields_ = ("name", "email", "team_id", "level_id", "hire_date")
+    current = {code: (eid, values, manager) for eid, code, manager, *values in session.execute(
+        select(Employee.id, Employee.code, Employee.manager_id,
+               *(table.c[f] for f in fields_)))}
+    inserts, updates = [], []
     for _, row in rows:
-        emp = by_code.get(row["code"])
-        values = {"name": row["name"], "email": row["email"], "team_id": teams[row["team"]].id,
-                  "level_id": levels[row["level"]].id, "hire_date": row["hire_date"]}
-        if emp is None:
-            emp = Employee(code=row["code"], **values)
-            session.add(emp)
-            by_code[emp.code] = emp
-            report.created += 1
-        else:
-            changed = False
-            for k, v in values.items():
-                if getattr(emp, k) != v:
-                    setattr(emp, k, v)
-                    changed = True
-            report.updated += changed
-    session.flush()
+        values = (row["name"], row["email"], teams[row["team"]].id,
+                  levels[row["level"]].id, row["hire_date"])
+        old = current.get(row["code"])
+        if old is None:
+            inserts.append((row["code"], *values))
+        elif tuple(old[1]) != values:
+            updates.append((*values, old[0]))
+    bulk.insert_rows(session, table, ("code", *fields_), inserts)
+    bulk.update_rows(session, table, fields_, updates)
+    report.created = len(inserts)
+    ids = dict(session.execute(select(Employee.code, Employee.id)).all())
+    managers = {eid: manager for eid, _, manager in current.values()}
+    managers_before = dict(managers)
+    moved = []
     for _, row in rows:
-        emp = by_code[row["code"]]
-        manager_id = by_code[row["manager_code"]].id if row["manager_code"] else None
-        if emp.manager_id != manager_id:
-            emp.manager_id = manager_id
+        eid = ids[row["code"]]
+        manager_id = ids[row["manager_code"]] if row["manager_code"] else None
+        if managers.get(eid) != manager_id:
+            moved.append((manager_id, eid))
+            managers[eid] = manager_id
+    bulk.update_rows(session, table, ("manager_id",), moved)
+    existing_ids = {eid for eid, _, _ in current.values()}
+    report.updated = len({eid for *_, eid in updates}
+                         | {eid for _, eid in moved if eid in existing_ids})
     # A team's manager: the manager most of its members report to, where that manager is in
     # the team; else the member who reports to nobody in the team.
-    by_team: dict[int, list[Employee]] = {}
-    for e in by_code.values():
-        by_team.setdefault(e.team_id, []).append(e)
+    by_team: dict[int, list[int]] = {}
+    for team_id, eid in session.execute(select(Employee.team_id, Employee.id)):
+        by_team.setdefault(team_id, []).append(eid)
     for team_name in {r["team"] for _, r in rows}:
         team = teams[team_name]
         members = by_team.get(team.id, [])
-        member_ids = {e.id for e in members}
-        votes = Counter(e.manager_id for e in members if e.manager_id in member_ids)
+        member_ids = set(members)
+        votes = Counter(managers.get(e) for e in members if managers.get(e) in member_ids)
         manager_id = votes.most_common(1)[0][0] if votes else None
         if manager_id is None:
-            heads = [e for e in members if e.manager_id not in member_ids]
-            manager_id = heads[0].id if len(heads) == 1 else None
+            heads = [e for e in members if managers.get(e) not in member_ids]
+            manager_id = heads[0] if len(heads) == 1 else None
         if manager_id is not None and team.manager_id != manager_id:
             team.manager_id = manager_id
-    session.flush()
-    audit(session, "import", "employee", summary=report.summary(),
+    # The session's own copies of the employees are read again from the database.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Employee):
+            session.expire(obj)
+    before, after = _employee_changes(rows, current, managers_before, teams, levels, ids)
+    audit(session, "import", "employee", summary=report.summary(), before=before or None,
           after={"file": name, "rows": report.rows, "created": report.created,
-                 "updated": report.updated})
+                 "updated": report.updated, "employees": after})
     session.flush()
     return report
 
@@ -567,6 +623,38 @@ def upsert_team(session: Session, name: str, region: str | None = None,
             team.stage = stage
     session.flush()
     return team, created
+
+
+def _employee_changes(rows: list[tuple[int, dict[str, Any]]],
+                      current: dict[str, tuple[int, Any, int | None]],
+                      managers: dict[int, int | None], teams: dict[str, Team],
+                      levels: dict[str, Level], ids: dict[str, int]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the import's audit entry keeps of each employee it created or changed: the
+    values before (by code, the fields that changed) and after (every field of a new
+    employee), as people read them (team, level and manager by name or code)."""
+    team_of = {t.id: t.name for t in teams.values()}
+    level_of = {lv.id: lv.code for lv in levels.values()}
+    code_of = {eid: code for code, eid in ids.items()}
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for _, row in rows:
+        new = {"name": row["name"], "email": row["email"], "team": row["team"],
+               "level": row["level"], "hire_date": row["hire_date"] and
+               row["hire_date"].isoformat(), "manager": row["manager_code"] or None}
+        old = current.get(row["code"])
+        if old is None:
+            after[row["code"]] = new
+            continue
+        eid, (person, email, team_id, level_id, hired) = old[0], old[1]
+        was = {"name": person, "email": email, "team": team_of.get(team_id),
+               "level": level_of.get(level_id), "hire_date": hired and hired.isoformat(),
+               "manager": code_of.get(managers.get(eid))}
+        changed = [k for k in new if new[k] != was[k]]
+        if changed:
+            before[row["code"]] = {k: was[k] for k in changed}
+            after[row["code"]] = {k: new[k] for k in changed}
+    return before, after
 
 
 # --- results ------------------------------------------------------------------------------
@@ -661,47 +749,60 @@ def import_result_table(session: Session, name: str, header: list[str],
     columns = [(idx, m.key, m.id, m.type, m.min_value, m.max_value) for idx, m in metric_cols]
     employees = dict(session.execute(select(Employee.code, Employee.id)).all())
 
-    parsed: list[tuple[str, int, list[tuple[int, Decimal]]]] = []
+    rows: list[tuple[str, int]] = []  # period code, employee id
+    numbered: list[tuple[int, list[str]]] = []
     seen: dict[tuple[str, str], int] = {}
     valid_codes: set[str] = set()
+
+    def refuse(error: ImportFileError) -> ImportFileError:
+        # a value refused in an earlier row is the file's first error
+        _check_values(name, numbered, columns)
+        return error
+
     for number, cells in body:
         code = cells[p_idx]
         if not code:
-            raise ImportFileError(name, "period is empty", row=number, column="period")
+            raise refuse(ImportFileError(name, "period is empty", row=number,
+                                         column="period"))
         if code not in valid_codes:
             try:
                 periods.parse(code)
             except PeriodError:
-                raise ImportFileError(name, f"malformed period code {quoted(code)} (use "
-                                      "YYYY-MM, YYYY-Qn or YYYY, a year from "
-                                      f"{periods.FIRST_YEAR} to {periods.LAST_YEAR})",
-                                      row=number, column="period") from None
+                raise refuse(ImportFileError(
+                    name, f"malformed period code {quoted(code)} (use YYYY-MM, YYYY-Qn or "
+                    f"YYYY, a year from {periods.FIRST_YEAR} to {periods.LAST_YEAR})",
+                    row=number, column="period")) from None
             valid_codes.add(code)
         emp_code = cells[e_idx]
         emp_id = employees.get(emp_code)
         if emp_id is None:
-            raise ImportFileError(name, f"unknown employee {emp_code!r}", row=number,
-                                  column="employee_code")
+            raise refuse(ImportFileError(name, f"unknown employee {emp_code!r}", row=number,
+                                         column="employee_code"))
         if (emp_code, code) in seen:
-            raise ImportFileError(name, f"employee {emp_code} and period {code} appear twice "
-                                  f"(rows {seen[(emp_code, code)]} and {number})", row=number,
-                                  column="employee_code")
+            raise refuse(ImportFileError(
+                name, f"employee {emp_code} and period {code} appear twice (rows "
+                f"{seen[(emp_code, code)]} and {number})", row=number, column="employee_code"))
         seen[(emp_code, code)] = number
-        values = []
-        for idx, key, metric_id, mtype, low, high in columns:
-            text = cells[idx]
-            if text == "":
-                continue
-            try:
-                value = metric_value(text, mtype, low, high)
-            except CellError as err:
-                raise ImportFileError(name, err.reason, row=number, column=key) from None
-            values.append((metric_id, value))
-        parsed.append((code, emp_id, values))
-    if not parsed:
+        rows.append((code, emp_id))
+        numbered.append((number, cells))
+    if not rows:
         raise ImportFileError(name, "has no data rows")
+    # Column by column; where a column is not all plain numbers in range, cell by cell:
+    # the first refused cell, by row then column, is the error, else each cell's value.
+    values_by_column = []
+    checked = False
+    for idx, _key, _metric_id, mtype, low, high in columns:
+        texts = [cells[idx] for _, cells in numbered]
+        values = metric_column(texts, mtype, low, high)
+        if values is None:
+            if not checked:
+                _check_values(name, numbered, columns)
+                checked = True
+            values = [metric_value(t, mtype, low, high) if t else None for t in texts]
+        values_by_column.append(values)
+    numbered.clear()  # the cells are read
 
-    codes = {code for code, _, _ in parsed}
+    codes = {code for code, _ in rows}
     locked = _locked_between(session, codes)
     if locked:
         code = sorted(locked)[0]
@@ -710,7 +811,7 @@ def import_result_table(session: Session, name: str, header: list[str],
         raise ImportFileError(name, f"period {code} {why}: its results cannot change",
                               row=number, column="period")
 
-    report = ImportReport("results", name, rows=len(parsed))
+    report = ImportReport("results", name, rows=len(rows))
     period_ids: dict[str, int] = {}
     for code in sorted(codes):
         for c in [code, *periods.parents(code)]:
@@ -726,9 +827,13 @@ def import_result_table(session: Session, name: str, header: list[str],
     inserts: list[tuple[int, int, int, Decimal]] = []
     updates: list[tuple[Decimal, int]] = []
     changed: set[str] = set()  # periods whose results this file changes
-    for code, emp_id, values in parsed:
+    metric_ids = [metric_id for _idx, _key, metric_id, *_ in columns]
+    for i, (code, emp_id) in enumerate(rows):
         pid = period_ids[code]
-        for metric_id, value in values:
+        for metric_id, values in zip(metric_ids, values_by_column, strict=True):
+            value = values[i]
+            if value is None:
+                continue
             old = existing.get((emp_id, pid, metric_id))
             if old is None:
                 inserts.append((emp_id, pid, metric_id, value))
@@ -737,7 +842,7 @@ def import_result_table(session: Session, name: str, header: list[str],
                 updates.append((value, old[0]))
                 changed.add(code)
     _write_results(session, inserts, updates)
-    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id, _ in parsed})
+    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id in rows})
     changed |= {c for c in codes if period_ids[c] in new_rows}
     # Runs that read these periods, or the quarters and years containing them, are stale.
     periods.results_changed(session, changed, "import")
@@ -747,6 +852,21 @@ def import_result_table(session: Session, name: str, header: list[str],
                  "values_updated": report.updated, "periods": report.periods})
     session.flush()
     return report
+
+
+def _check_values(name: str, numbered: list[tuple[int, list[str]]],
+                  columns: list[tuple[int, str, int, str, Any, Any]]) -> None:
+    """Read every metric cell of the rows as metric_value does; raise the first refusal
+    (by row, then column) naming the file, row and column."""
+    for number, cells in numbered:
+        for idx, key, _metric_id, mtype, low, high in columns:
+            text = cells[idx]
+            if text == "":
+                continue
+            try:
+                metric_value(text, mtype, low, high)
+            except CellError as err:
+                raise ImportFileError(name, err.reason, row=number, column=key) from None
 
 
 def record_rows(session: Session, rows: set[tuple[int, int]]) -> set[int]:

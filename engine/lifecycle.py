@@ -10,10 +10,10 @@ results changed after it read them) is refused.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
+import heapq
+import itertools
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import followup, periods, wording
-from engine.cells import CellError, csv_row, typed_amount
+from engine import bulk, followup, periods, runs, wording
+from engine.cells import CellError, csv_text, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
 from engine.models import (
@@ -218,43 +218,61 @@ def pay_codes(session: Session) -> dict[str, str]:
     return dict(session.execute(select(PayCode.rule_key, PayCode.code)).all())
 
 
-def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
-    """One line per payable, held or forfeited amount (adjustments included).
+def iter_export_lines(session: Session, run: Run) -> Iterator[dict[str, Any]]:
+    """One line per payable, held or forfeited amount (adjustments included), by employee
+    code, an employee's adjustments after the rest; streamed (runs.STREAM_BATCH rows read
+    at a time), so that memory holds a batch whatever the run's size.
 
     Each line carries its pay code (the one HR mapped to its rule; a released hold takes
     its rule's) and a note: where a released hold comes from, an adjustment's reason, the
     floor or cap that changed an amount and by how much.
     """
     codes = pay_codes(session)
-    rows = session.execute(
-        select(Outcome, Employee.code, Employee.name)
+    run_id, period = run.id, run.period.code
+    code = bulk.in_code_order(session, Employee.code)
+    outcomes = session.execute(
+        select(Employee.code, Employee.name, Outcome.rule_key, Outcome.kind, Outcome.amount,
+               Outcome.currency, Outcome.status, Outcome.value, Outcome.explanation)
         .join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id, Outcome.amount.is_not(None))
-        .order_by(Employee.code, Outcome.rule_key, Outcome.id)).all()
-    lines = []
-    for o, code, name in rows:
-        released = (o.explanation or {}).get("released") or {}
-        rule = released.get("rule_key") or o.rule_key
-        calc = (o.explanation or {}).get("calc") or {}
-        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                      "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
-                      "amount": o.amount, "currency": o.currency, "status": o.status,
-                      "pay_code": codes.get(rule, ""),
-                      "note": released_note(released) if released else (o.value or "")
-                      if o.rule_key == "released_hold"
-                      # a floor or cap changed the amount: say which, and by how much
-                      else "; ".join(wording.limit_words(calc)) if calc.get("limits")
-                      else ""})
-    for adj, code, name in session.execute(
-            select(Adjustment, Employee.code, Employee.name)
-            .join(Employee, Employee.id == Adjustment.employee_id)
-            .where(Adjustment.run_id == run.id).order_by(Adjustment.id)):
-        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                      "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
-                      "amount": adj.amount, "currency": adj.currency, "status": "payable",
-                      "pay_code": codes.get("adjustment", ""), "note": adj.reason})
-    lines.sort(key=lambda line: (line["employee_code"], line["rule_key"] == "adjustment"))
-    return lines
+        .where(Outcome.run_id == run_id, Outcome.amount.is_not(None))
+        .order_by(code, bulk.in_code_order(session, Outcome.rule_key), Outcome.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+    adjustments = session.execute(
+        select(Employee.code, Employee.name, Adjustment.amount, Adjustment.currency,
+               Adjustment.reason)
+        .join(Employee, Employee.id == Adjustment.employee_id)
+        .where(Adjustment.run_id == run_id).order_by(code, Adjustment.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+
+    def paid() -> Iterator[dict[str, Any]]:
+        for emp, name, rule_key, kind, amount, currency, status, value, explanation in outcomes:
+            released = (explanation or {}).get("released") or {}
+            rule = released.get("rule_key") or rule_key
+            calc = (explanation or {}).get("calc") or {}
+            yield {"run_id": run_id, "period": period, "employee_code": emp,
+                   "employee_name": name, "rule_key": rule_key, "kind": kind,
+                   "amount": amount, "currency": currency, "status": status,
+                   "pay_code": codes.get(rule, ""),
+                   "note": released_note(released) if released else (value or "")
+                   if rule_key == "released_hold"
+                   # a floor or cap changed the amount: say which, and by how much
+                   else "; ".join(wording.limit_words(calc)) if calc.get("limits")
+                   else ""}
+
+    def adjusted() -> Iterator[dict[str, Any]]:
+        for emp, name, amount, currency, reason in adjustments:
+            yield {"run_id": run_id, "period": period, "employee_code": emp,
+                   "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
+                   "amount": amount, "currency": currency, "status": "payable",
+                   "pay_code": codes.get("adjustment", ""), "note": reason}
+
+    yield from heapq.merge(paid(), adjusted(), key=lambda line: (
+        line["employee_code"], line["rule_key"] == "adjustment"))
+
+
+def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
+    """iter_export_lines as a list."""
+    return list(iter_export_lines(session, run))
 
 
 def released_note(released: dict[str, Any]) -> str:
@@ -380,56 +398,62 @@ LABELS = {"run_id": "Run", "period": "Period", "employee_code": "Employee code",
           "draft": "DRAFT: run {run} is not approved; do not pay from this file"}
 
 
-def summary_rows(lines: list[dict[str, Any]]) -> list[list[Any]]:
-    """Per employee and pay component (its pay code, else its rule): the amounts by status."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for line in lines:
-        component = line["pay_code"] or line["rule_key"]
-        g = groups.setdefault((line["employee_code"], component), {
-            "employee_name": line["employee_name"], "pay_code": line["pay_code"],
-            "rules": [], "currency": line["currency"],
-            **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
-        if line["rule_key"] not in g["rules"]:
-            g["rules"].append(line["rule_key"])
-        g[line["status"]] += line["amount"]
-    return [[code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]), g["payable"],
-             g["held"], g["forfeited"], g["currency"]]
-            for (code, _c), g in sorted(groups.items())]
+def summary_rows(lines: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    """Per employee and pay component (its pay code, else its rule): the amounts by status;
+    the lines come by employee (as iter_export_lines gives them), and so do the rows."""
+    for code, mine in itertools.groupby(lines, key=lambda line: line["employee_code"]):
+        groups: dict[str, dict[str, Any]] = {}
+        for line in mine:
+            component = line["pay_code"] or line["rule_key"]
+            g = groups.setdefault(component, {
+                "employee_name": line["employee_name"], "pay_code": line["pay_code"],
+                "rules": [], "currency": line["currency"],
+                **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
+            if line["rule_key"] not in g["rules"]:
+                g["rules"].append(line["rule_key"])
+            g[line["status"]] += line["amount"]
+        for _component, g in sorted(groups.items()):
+            yield [code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]),
+                   g["payable"], g["held"], g["forfeited"], g["currency"]]
 
 
-def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], currency: str,
-          note: str | None, labels: dict[str, str]) -> bytes:
-    import openpyxl
+def _xlsx(session: Session, run: Run, note: str | None, labels: dict[str, str]
+          ) -> Iterator[bytes]:
+    """The XLSX payroll file, written sheet by sheet as the run's lines are read (each
+    sheet reads them twice: for its columns' widths, then its cells)."""
+    from engine.cells import xlsx_book, xlsx_pieces, xlsx_table
 
-    from engine.cells import xlsx_table
-
+    sums = totals([])
+    currency = ""
+    for line in iter_export_lines(session, run):
+        sums[line["status"]] += line["amount"]
+        currency = currency or line["currency"]
+    currency = currency or "CNY"
     label = {**LABELS, **labels}
-    book = openpyxl.Workbook()
+    book = xlsx_book()
     amount, cur = XLSX_COLUMNS.index("amount"), XLSX_COLUMNS.index("currency")
-    for i, (title, statuses) in enumerate(((label["sheet_payable"], ("payable",)),
-                                           (label["sheet_held"], ("held", "forfeited")))):
-        sheet = book.active if i == 0 else book.create_sheet()
-        sheet.title = (f"DRAFT {title}" if note else title)[:31]
-        body = [[line[c] for c in XLSX_COLUMNS] for line in lines
-                if line["status"] in statuses]
-        body += [[run.id, run.period.code, "", label["total"], "", "", sums[status], currency,
-                  status, "", ""] for status in statuses]
-        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS], body,
-                   money={amount: cur}, totals=len(statuses))
+    for title, statuses in ((label["sheet_payable"], ("payable",)),
+                            (label["sheet_held"], ("held", "forfeited"))):
+        sheet = book.create_sheet((f"DRAFT {title}" if note else title)[:31])
+        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS],
+                   lambda statuses=statuses: ([line[c] for c in XLSX_COLUMNS]
+                                              for line in iter_export_lines(session, run)
+                                              if line["status"] in statuses),
+                   money={amount: cur},
+                   totals=[[run.id, run.period.code, "", label["total"], "", "",
+                            sums[status], currency, status, "", ""] for status in statuses])
         if note:
             sheet.append([note])
-    sheet = book.create_sheet()
-    sheet.title = (f"DRAFT {label['sheet_summary']}" if note else label["sheet_summary"])[:31]
+    sheet = book.create_sheet((f"DRAFT {label['sheet_summary']}" if note
+                               else label["sheet_summary"])[:31])
     xlsx_table(sheet, SUMMARY_COLUMNS, [label[c] for c in SUMMARY_COLUMNS],
-               [*summary_rows(lines), ["", label["total"], "", "", sums["payable"],
-                                       sums["held"], sums["forfeited"], currency]],
-               money={4: 7, 5: 7, 6: 7}, totals=1)
+               lambda: summary_rows(iter_export_lines(session, run)),
+               money={4: 7, 5: 7, 6: 7},
+               totals=[["", label["total"], "", "", sums["payable"], sums["held"],
+                        sums["forfeited"], currency]])
     if note:
         sheet.append([note])
-    book.properties.created = dt.datetime(2000, 1, 1)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    yield from xlsx_pieces(book)
 
 
 def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
@@ -446,36 +470,72 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
     draft says so, in the sheets' names and under each table. JSON: the run, whether it is
     a draft, the lines (amounts as exact decimal strings) and the totals per status.
     """
+    return b"".join(export_stream(session, run_id, fmt, draft, totals_rows, labels))
+
+
+def export_stream(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
+                  totals_rows: bool | None = None, labels: dict[str, str] | None = None
+                  ) -> Iterator[bytes]:
+    """export's file, piece by piece: a CSV file is written as its lines are read, so that
+    memory holds a batch of lines whatever the run's size. Refusals come before the first
+    piece."""
     run = get_run(session, run_id)
     _check_exportable(run, draft)
-    lines = export_lines(session, run)
-    sums = totals(lines)
-    currency = lines[0]["currency"] if lines else "CNY"
+    if fmt not in ("csv", "xlsx", "json"):
+        raise LaurelError(f"unknown export format {fmt!r}: use csv, xlsx or json")
+    return _export_pieces(session, run, fmt, totals_rows, labels)
+
+
+def _json_pieces(session: Session, run: Run, is_draft: bool) -> Iterator[bytes]:
+    """The JSON export, written as its lines are read: the run, whether it is a draft, the
+    lines (amounts as exact decimal strings), then the currency and the totals per status."""
+    sums = totals([])
+    currency = "CNY"
+    head = json.dumps({"run_id": run.id, "period": run.period.code, "draft": is_draft})
+    yield (head[:-1] + ', "lines": [').encode("utf-8")
+    for n, line in enumerate(iter_export_lines(session, run)):
+        sums[line["status"]] = sums.get(line["status"], Decimal("0.00")) + line["amount"]
+        currency = line["currency"] if n == 0 else currency
+        item = {c: f"{line[c]:.2f}" if c == "amount" else line[c]
+                for c in [*PAYROLL_COLUMNS, "note"]}
+        yield (("," if n else "") + "\n " + json.dumps(item, ensure_ascii=False)).encode("utf-8")
+    tail = {"currency": currency,
+            "totals": {status: f"{amount:.2f}" for status, amount in sums.items()}}
+    yield ("\n], " + json.dumps(tail, ensure_ascii=False)[1:] + "\n").encode("utf-8")
+
+
+def _export_pieces(session: Session, run: Run, fmt: str, totals_rows: bool | None,
+                   labels: dict[str, str] | None) -> Iterator[bytes]:
     is_draft = run.status == "calculated"
     if fmt == "xlsx":
         note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
                 else None)
-        return _xlsx(run, lines, sums, currency, note, labels or {})
+        yield from _xlsx(session, run, note, labels or {})
+        return
     if fmt == "json":
-        doc = {"run_id": run.id, "period": run.period.code, "draft": is_draft,
-               "currency": currency,
-               "lines": [{c: f"{line[c]:.2f}" if c == "amount" else line[c]
-                          for c in [*PAYROLL_COLUMNS, "note"]} for line in lines],
-               "totals": {status: f"{amount:.2f}" for status, amount in sums.items()}}
-        return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
-    if fmt != "csv":
-        raise LaurelError(f"unknown export format {fmt!r}: use csv, xlsx or json")
-    note = LABELS["draft"].format(run=run.id) if is_draft else None
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PAYROLL_COLUMNS)
-    # A name is written as it was imported; one a spreadsheet would run is neutralised.
-    writer.writerows(csv_row(f"{line['amount']:.2f}" if c == "amount" else line[c]
-                             for c in PAYROLL_COLUMNS) for line in lines)
+        yield from _json_pieces(session, run, is_draft)
+        return
+    sums = totals([])
+    currency: list[str] = []
+
+    def rows() -> Iterator[list[Any]]:
+        yield PAYROLL_COLUMNS
+        for line in iter_export_lines(session, run):
+            sums[line["status"]] = sums.get(line["status"], Decimal("0.00")) + line["amount"]
+            if not currency:
+                currency.append(line["currency"])
+            # A name is written as it was imported; one a spreadsheet would run is
+            # neutralised (csv_text).
+            yield [f"{line['amount']:.2f}" if c == "amount" else line[c]
+                   for c in PAYROLL_COLUMNS]
+
+    for piece in csv_text(rows(), runs.STREAM_BATCH):
+        yield piece.encode("utf-8")
+    end: list[list[Any]] = []
     if totals_rows:
-        writer.writerows(csv_row([run.id, run.period.code, "", "TOTAL", "", "",
-                                  f"{amount:.2f}", currency, status, ""])
-                         for status, amount in sums.items())
-    if note:
-        writer.writerow([note])
-    return buf.getvalue().encode("utf-8")
+        end += [[run.id, run.period.code, "", "TOTAL", "", "", f"{amount:.2f}",
+                 (currency or ["CNY"])[0], status, ""] for status, amount in sums.items()]
+    if is_draft:
+        end.append([LABELS["draft"].format(run=run.id)])
+    for piece in csv_text(end):
+        yield piece.encode("utf-8")

@@ -213,8 +213,9 @@ def close_cycle(session: Session, cycle_id: int, actor: str | None) -> ImportRep
     by_employee: dict[int, dict[str, Decimal]] = {}
     for entry in session.scalars(select(ReviewEntry).where(ReviewEntry.cycle_id == cycle.id)):
         by_employee.setdefault(entry.employee_id, {})[METRIC_OF[entry.kind]] = entry.score
-    codes = dict(session.execute(select(Employee.id, Employee.code)
-                                 .where(Employee.id.in_(list(by_employee)))).all())
+    codes = dict(session.execute(select(Employee.id, Employee.code).where(
+        Employee.id.in_(select(ReviewEntry.employee_id)
+                        .where(ReviewEntry.cycle_id == cycle.id)))).all())
     header = ["period", "employee_code", *METRIC_OF.values()]
     body = [(number, [cycle.period.code, codes[emp],
                       *(format(scores[m], "f") if m in scores else "" for m in header[2:])])

@@ -13,7 +13,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, forks, periods, pips, wording
+from engine import bulk, compliance, followup, forks, periods, pips, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -656,8 +656,8 @@ def _released_hold_outcomes(session: Session, period: Period,
     """Holds released after their run was locked, paid in this run as their own lines."""
     if not releases:
         return []
-    codes = dict(session.execute(select(Employee.id, Employee.code)
-                                 .where(Employee.id.in_(list(releases)))).all())
+    codes = dict(session.execute(select(Employee.id, Employee.code).where(
+        Employee.id.in_(bulk.ids_in(session, "laurel_released", releases)))).all())
     out = []
     for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
         for line in lines:
@@ -719,20 +719,44 @@ def get_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
-    """The run's outcomes in the public format (CONTRACT.md, Outcomes)."""
+# Rows read from the database at a time by the streamed readers (outcomes, exports).
+STREAM_BATCH = 1000
+
+
+def iter_outcome_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes), one at a time:
+    read STREAM_BATCH rows at a time (a server-side cursor on PostgreSQL), so that memory
+    holds a batch whatever the run's size."""
+    run_id, code_of_period = run.id, run.period.code
     rows = session.execute(
-        select(Outcome, Employee.code).join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id).order_by(Employee.code, Outcome.id)).all()
-    out = []
-    for o, code in rows:
-        out.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                    "rule_key": o.rule_key, "kind": o.kind,
-                    "amount": None if o.amount is None else f"{o.amount:.2f}",
-                    "currency": o.currency, "value": o.value, "status": o.status,
-                    "explanation": o.explanation})
-    return out
+        select(Employee.code, Outcome.rule_key, Outcome.kind, Outcome.amount, Outcome.currency,
+               Outcome.value, Outcome.status, Outcome.explanation)
+        .join(Employee, Employee.id == Outcome.employee_id)
+        .where(Outcome.run_id == run_id).order_by(Employee.code, Outcome.id)
+        .execution_options(yield_per=STREAM_BATCH))
+    for code, rule_key, kind, amount, currency, value, status, explanation in rows:
+        yield {"run_id": run_id, "period": code_of_period, "employee_code": code,
+               "rule_key": rule_key, "kind": kind,
+               "amount": None if amount is None else f"{amount:.2f}",
+               "currency": currency, "value": value, "status": status,
+               "explanation": explanation}
 
 
-def outcomes_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, indent=1)
+def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes), as a list."""
+    return list(iter_outcome_rows(session, run))
+
+
+def iter_outcomes_json(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The text outcomes_json gives, a row at a time."""
+    first = True
+    for row in rows:
+        # an element of json.dumps(list, indent=1): one more space before each line
+        yield ("[\n " if first else ",\n ") + json.dumps(
+            row, ensure_ascii=False, indent=1).replace("\n", "\n ")
+        first = False
+    yield "[]" if first else "\n]"
+
+
+def outcomes_json(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(iter_outcomes_json(rows))
