@@ -218,7 +218,7 @@ def pay_codes(session: Session) -> dict[str, str]:
     return dict(session.execute(select(PayCode.rule_key, PayCode.code)).all())
 
 
-def iter_export_lines(session: Session, run: Run) -> Iterator[dict[str, Any]]:
+def iter_export_lines(session: Session, run: Run | RunRef) -> Iterator[dict[str, Any]]:
     """One line per payable, held or forfeited amount (adjustments included), by employee
     code, an employee's adjustments after the rest; streamed (runs.STREAM_BATCH rows read
     at a time), so that memory holds a batch whatever the run's size.
@@ -417,7 +417,7 @@ def summary_rows(lines: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
                    g["payable"], g["held"], g["forfeited"], g["currency"]]
 
 
-def _xlsx(session: Session, run: Run, note: str | None, labels: dict[str, str]
+def _xlsx(session: Session, run: RunRef, note: str | None, labels: dict[str, str]
           ) -> Iterator[bytes]:
     """The XLSX payroll file, written sheet by sheet as the run's lines are read (each
     sheet reads them twice: for its columns' widths, then its cells)."""
@@ -483,10 +483,26 @@ def export_stream(session: Session, run_id: int, fmt: str = "csv", draft: bool =
     _check_exportable(run, draft)
     if fmt not in ("csv", "xlsx", "json"):
         raise LaurelError(f"unknown export format {fmt!r}: use csv, xlsx or json")
-    return _export_pieces(session, run, fmt, totals_rows, labels)
+    # What the pieces read of the run, read now: a web answer sent piece by piece outlives
+    # the request's transaction, and the run's attributes would be expired by then.
+    ref = RunRef(run.id, run.status, RunRef.Period(run.period.code))
+    return _export_pieces(session, ref, fmt, totals_rows, labels)
 
 
-def _json_pieces(session: Session, run: Run, is_draft: bool) -> Iterator[bytes]:
+@dataclass(frozen=True)
+class RunRef:
+    """The run an export is of, as plain values (its id, status and period's code)."""
+
+    @dataclass(frozen=True)
+    class Period:
+        code: str
+
+    id: int
+    status: str
+    period: Period
+
+
+def _json_pieces(session: Session, run: RunRef, is_draft: bool) -> Iterator[bytes]:
     """The JSON export, written as its lines are read: the run, whether it is a draft, the
     lines (amounts as exact decimal strings), then the currency and the totals per status."""
     sums = totals([])
@@ -504,7 +520,7 @@ def _json_pieces(session: Session, run: Run, is_draft: bool) -> Iterator[bytes]:
     yield ("\n], " + json.dumps(tail, ensure_ascii=False)[1:] + "\n").encode("utf-8")
 
 
-def _export_pieces(session: Session, run: Run, fmt: str, totals_rows: bool | None,
+def _export_pieces(session: Session, run: RunRef, fmt: str, totals_rows: bool | None,
                    labels: dict[str, str] | None) -> Iterator[bytes]:
     is_draft = run.status == "calculated"
     if fmt == "xlsx":
