@@ -120,7 +120,7 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
             {"reason": adj.reason, "by": adj.created_by,
              "carried_from": adj.carried_from_run_id}, adjustment_id=adj.id))
-    if run.status == "locked" and any(line.status == "held" for line in st.lines):
+    if any(line.status == "held" for line in st.lines):
         _released_after_lock(session, run, employee.id, st.lines)
     st.totals = totals_of(st.lines)
     currencies = {line.currency for line in st.lines if line.currency}
@@ -148,8 +148,10 @@ def _released_after_lock(session: Session, run: Run, employee_id: int,
     from engine.compliance import release_of
     from engine.models import FlagCase
 
+    # the period's: a reopened period's locked run tells the story of the cases that the
+    # new run carried
     cases = {c.rule_key: c for c in session.scalars(select(FlagCase).where(
-        FlagCase.run_id == run.id, FlagCase.employee_id == employee_id))}
+        FlagCase.period_id == run.period_id, FlagCase.employee_id == employee_id))}
     for line in lines:
         holding = line.explanation.get("held_by") or []
         if line.status != "held" or not holding or any(k not in cases for k in holding):

@@ -515,3 +515,112 @@ def test_what_waits_for_hr_includes_pips_that_ended(session, org):
     assert during["pip_decisions"] == 0 and after["pip_decisions"].count == 1
     assert after["pip_decisions"].items[0]["code"] == "C1"
     assert after["runs_to_lock"].count == 1
+
+
+# --- a reopened period pays a released hold once ----------------------------------------------
+
+
+def _locked_january_dismissed_after(session):
+    """January locked with A1's pay held by two flags, both dismissed after the lock."""
+    run, cases = january(session)
+    held = statements.statement(session, run, "A1").totals["held"]
+    lifecycle.approve(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="after payroll")
+    compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
+    for c in cases:
+        compliance.decide(session, c.id, "dismissed", "cleared", "cat@x.com")
+    session.commit()
+    return run, cases, held
+
+
+def _rerun(session, code, reopen=False):
+    if reopen:
+        lifecycle.reopen_period(session, code, "hr@x.com", "late results")
+    run = runs.start_run(session, code, actor="ann@x.com").run
+    session.commit()
+    return run
+
+
+def _paid(session, run, code="A1"):
+    """A1's payable money in the run, split into its own lines and released holds."""
+    lines = statements.statement(session, run, code).lines
+    own = sum(x.amount for x in lines if x.status == "payable" and x.rule_key != "released_hold")
+    return own, sum(x.amount for x in lines if x.rule_key == "released_hold")
+
+
+def test_released_hold_paid_elsewhere_is_not_paid_again_by_a_reopened_period(session, org):
+    january_run, cases, held = _locked_january_dismissed_after(session)
+    february = _rerun(session, "2026-02")
+    assert _paid(session, february)[1] == held
+    lifecycle.approve(session, february.id, "bob@x.com")
+    lifecycle.lock(session, february.id, "bob@x.com")
+    session.commit()
+    again = _rerun(session, "2026-01", reopen=True)
+    # February paid the release: the new January run keeps the payout held, and says where
+    # it is paid
+    assert _paid(session, again) == (0, 0)
+    st = statements.statement(session, again, "A1")
+    assert st.totals["held"] == held
+    held_lines = [x for x in st.lines if x.status == "held"]
+    assert held_lines and all(x.release and x.release["run_id"] == february.id
+                              for x in held_lines)
+    lifecycle.approve(session, again.id, "bob@x.com")
+    lifecycle.lock(session, again.id, "bob@x.com")
+    session.commit()
+    march = _rerun(session, "2026-03")
+    assert _paid(session, march) == (_paid(session, march)[0], 0)
+
+
+def test_released_hold_follows_the_run_that_pays_it(session, org):
+    january_run, cases, held = _locked_january_dismissed_after(session)
+    february = _rerun(session, "2026-02")  # calculated, pays the release
+    again = _rerun(session, "2026-01", reopen=True)
+    assert _paid(session, again) == (0, 0)
+    february2 = _rerun(session, "2026-02")  # discards the first February: pays it once more
+    assert _paid(session, february2)[1] == held
+    assert session.get(Run, february.id).status == "discarded"
+    again2 = _rerun(session, "2026-01")  # January again: February's live run still pays it
+    assert _paid(session, again2) == (0, 0)
+    assert (_paid(session, january_run)[0] + _paid(session, again2)[0]
+            + _paid(session, february2)[1]) == held
+
+
+def test_reopened_period_pays_the_release_itself_before_the_next_period(session, org):
+    january_run, cases, held = _locked_january_dismissed_after(session)
+    again = _rerun(session, "2026-01", reopen=True)  # nobody paid it yet: January does
+    assert _paid(session, again) == (held, 0)
+    february = _rerun(session, "2026-02")
+    assert _paid(session, february)[1] == 0
+    again2 = _rerun(session, "2026-01")  # replaces the January run that paid it: pays it
+    assert _paid(session, again2) == (held, 0)
+    february2 = _rerun(session, "2026-02")
+    assert _paid(session, february2)[1] == 0
+    lifecycle.approve(session, again2.id, "bob@x.com")
+    lifecycle.lock(session, again2.id, "bob@x.com")
+    session.commit()
+    assert _paid(session, _rerun(session, "2026-02"))[1] == 0
+    assert _paid(session, _rerun(session, "2026-03"))[1] == 0
+
+
+def test_forfeit_after_lock_stays_forfeited_in_a_reopened_period(session, org):
+    test_confirmed_after_lock_pays_nothing(session, org)
+    again = _rerun(session, "2026-01", reopen=True)
+    totals = statements.statement(session, again, "A1").totals
+    assert totals["payable"] == 0 and totals["held"] == 0 and totals["forfeited"] > 0
+    assert _paid(session, _rerun(session, "2026-02"))[1] == 0
+
+
+def test_adjustment_of_a_locked_run_is_not_paid_again_by_a_reopened_period(session, org):
+    run, cases = january(session)
+    lifecycle.add_adjustment(session, run.id, "B1", "1,500", "missed deal", "ann@x.com")
+    second = _rerun(session, "2026-01")  # carried once to the run that replaces it
+    adjustments = [x for x in statements.statement(session, second, "B1").lines
+                   if x.rule_key == "adjustment"]
+    assert [x.amount for x in adjustments] == [Decimal("1500.00")]
+    lifecycle.approve(session, second.id, "bob@x.com")
+    lifecycle.lock(session, second.id, "bob@x.com", open_flags_reason="later")
+    session.commit()
+    again = _rerun(session, "2026-01", reopen=True)  # the locked run paid it: not again
+    assert not [x for x in statements.statement(session, again, "B1").lines
+                if x.rule_key == "adjustment"]
+    assert session.get(Run, second.id).status == "locked"
