@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -389,18 +390,35 @@ def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org)
     assert money_lines(session, third, "P1") == before["P1"]
 
 
-def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
+@contextlib.contextmanager
+def _upgraded(tmp_path, base, sql):
+    """A database at migration ``base`` with these rows, upgraded to head: its session."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
 
     from engine import db
-    from engine.models import FlagNote
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     cfg = Config()
     cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url)
+    try:
+        cfg.attributes["engine"] = db.get_engine(url)
+        command.upgrade(cfg, base)
+        with db.get_engine(url).begin() as conn:
+            for statement in sql:
+                conn.execute(text(statement))
+        command.upgrade(cfg, "head")
+        with db.session_scope(url) as s:
+            yield s
+    finally:
+        db._engines.pop(url).dispose()
+
+
+def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
+    from engine.models import FlagNote
+
     sql = [
         "INSERT INTO period (id, code, kind, start, \"end\", status, results_version) VALUES "
         "(1, '2026-04', 'month', '2026-04-01', '2026-04-30', 'open', 0)",
@@ -426,24 +444,50 @@ def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
         "INSERT INTO flag_note (id, case_id, author, text, created_at) "
         "VALUES (1, 2, 'cat@x.com', 'letters', '2026-05-02 10:00:00')",
     ]
-    try:
-        cfg.attributes["engine"] = db.get_engine(url)
-        command.upgrade(cfg, "0010")
-        with db.get_engine(url).begin() as conn:
-            for statement in sql:
-                conn.execute(text(statement))
-        command.upgrade(cfg, "head")
-        with db.session_scope(url) as s:
-            case = s.scalars(select(FlagCase)).one()
-            assert (case.id, case.run_id, case.period_id, case.status, case.decision,
-                    case.reason, case.former_ids) == (
-                4, 7, 1, "confirmed", "confirmed", "false claims", [2])
-            assert s.scalars(select(FlagNote.case_id)).all() == [4]
-            assert s.get(Outcome, 4).status == "forfeited"
-            assert "flags 2 of earlier runs merged" in s.scalars(
-                select(AuditLog.summary).where(AuditLog.action == "merge")).one()
-    finally:
-        db._engines.pop(url).dispose()
+    with _upgraded(tmp_path, "0010", sql) as s:
+        case = s.scalars(select(FlagCase)).one()
+        assert (case.id, case.run_id, case.period_id, case.status, case.decision,
+                case.reason, case.former_ids) == (
+            4, 7, 1, "confirmed", "confirmed", "false claims", [2])
+        assert s.scalars(select(FlagNote.case_id)).all() == [4]
+        assert s.get(Outcome, 4).status == "forfeited"
+        assert "flags 2 of earlier runs merged" in s.scalars(
+            select(AuditLog.summary).where(AuditLog.action == "merge")).one()
+
+
+def test_the_upgrade_clears_cases_left_open_on_discarded_runs(tmp_path):
+    # Run 5 raised two flags (one decided) and was discarded by run 7, which raised only
+    # the first; run 9 of May was discarded with no newer run.
+    sql = [
+        "INSERT INTO period (id, code, kind, start, \"end\", status, results_version) VALUES "
+        "(1, '2026-04', 'month', '2026-04-01', '2026-04-30', 'open', 0), "
+        "(2, '2026-05', 'month', '2026-05-01', '2026-05-31', 'open', 0)",
+        "INSERT INTO level (id, code, name, discount_authority) VALUES (1, 'S1', '', '0.05')",
+        "INSERT INTO team (id, name, region) VALUES (1, 'North', 'N')",
+        "INSERT INTO employee (id, code, name, email, team_id, level_id) "
+        "VALUES (1, 'E0003', 'Eve', '', 1, 1)",
+        "INSERT INTO run (id, period_id, status, ruleset_hash, started_by, employee_count) "
+        "VALUES (5, 1, 'discarded', '', 'a@x.com', 1), (7, 1, 'locked', '', 'a@x.com', 1), "
+        "(9, 2, 'discarded', '', 'a@x.com', 1)",
+        "INSERT INTO outcome (id, run_id, employee_id, rule_key, kind, status, explanation) "
+        "VALUES (1, 5, 1, 'f.a', 'flag', NULL, '{}'), (2, 5, 1, 'f.b', 'flag', NULL, '{}'), "
+        "(3, 7, 1, 'f.a', 'flag', NULL, '{}'), (4, 9, 1, 'f.a', 'flag', NULL, '{}')",
+        "INSERT INTO flag_case (id, outcome_id, run_id, period_id, employee_id, rule_key, "
+        "holds, status, decision, decided_after_lock) VALUES "
+        "(1, 3, 7, 1, 1, 'f.a', 1, 'open', NULL, 0), "
+        "(2, 2, 5, 1, 1, 'f.b', 1, 'in_review', NULL, 0), "
+        "(3, 1, 5, 1, 1, 'f.c', 1, 'confirmed', 'confirmed', 0), "
+        "(4, 4, 9, 2, 1, 'f.a', 1, 'open', NULL, 0)",
+    ]
+    with _upgraded(tmp_path, "0014", sql) as s:
+        cases = {c.id: (c.status, c.run_id, c.decision) for c in s.scalars(select(FlagCase))}
+        assert cases == {1: ("open", 7, None), 2: ("cleared", 7, None),
+                         3: ("cleared", 7, "confirmed"), 4: ("open", 9, None)}
+        assert s.scalars(select(AuditLog.summary).where(AuditLog.action == "clear")
+                         .order_by(AuditLog.id)).all() == [
+            "flag 2 (f.b) no longer raised: run 7 cleared it",
+            "flag 3 (f.c) no longer raised: run 7 cleared it"]
+        assert compliance.queue(s, status="in_review", include_discarded=True) == []
 
 
 def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org):
