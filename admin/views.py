@@ -15,6 +15,7 @@ from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
+from flask_admin.model.template import TemplateLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
@@ -58,7 +59,16 @@ from engine.models import (
     Team,
     User,
 )
-from engine.users import MIN_PASSWORD, check_new_password, employee_by_email, set_password
+from engine.users import (
+    INVITE_DAYS,
+    INVITERS,
+    MIN_PASSWORD,
+    check_new_password,
+    employee_by_email,
+    invite_employee,
+    invite_link,
+    set_password,
+)
 from engine.waiting import what_waits
 
 # --- who may do what ----------------------------------------------------------------------
@@ -446,9 +456,33 @@ class EmployeeView(LaurelModelView):
         "region": _l("Region"), "level": _l("Level"), "manager": _l("Manager"),
         "hire_date": _l("Hire date"),
     }
+    # HR invites an employee to the portal from the list (a row button) or their page
+    column_extra_row_actions = [TemplateLinkRowAction("invite_row", _l("Invite"))]
+    details_template = "laurel/model/employee_details.html"
+    invite_days = INVITE_DAYS
 
     def scope(self, query: Any, team_id: int) -> Any:
         return query.filter(Employee.team_id == team_id)
+
+    @property
+    def can_invite(self) -> bool:
+        return current_role() in INVITERS
+
+    @expose("/invite/", methods=("POST",))
+    def invite_view(self) -> Any:
+        """Invite the employee (engine.users.invite_employee) and show the link, as
+        ``laurel users invite EMAIL`` prints it."""
+        employee = self.get_one(request.form.get("id"))
+        db = _db()
+        try:
+            user, token = invite_employee(db, employee.id, current_principal().email)
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+            return redirect(self.get_url(".details_view", id=employee.id))
+        return self.render("laurel/model/invited.html", employee=employee, email=user.email,
+                           link=invite_link(token, request.url_root), days=INVITE_DAYS)
 
 
 class TeamView(LaurelModelView):

@@ -173,6 +173,41 @@ def invite(session: Session, email: str) -> tuple[User, str]:
     return user, token
 
 
+def invite_link(token: str, base: str | None = None) -> str:
+    """The link of an invitation: LAUREL_BASE_URL (else ``base``, else the default local
+    address) followed by /invite/TOKEN."""
+    import os
+
+    root = os.environ.get("LAUREL_BASE_URL") or base or "http://127.0.0.1:5000"
+    return f"{root.rstrip('/')}/invite/{token}"
+
+
+INVITERS = ("hr_admin",)
+
+
+def invite_employee(session: Session, employee_id: int, actor: str | None
+                    ) -> tuple[User, str]:
+    """Invite an employee from the back office, as ``laurel users invite EMAIL`` does.
+
+    Only who manages users (INVITERS) may; the employee needs an email; an active user
+    who has set a password already logs in and gets no second invitation (a pending one is
+    replaced by a new link).
+    """
+    require_role(session, actor, INVITERS, "invite a person")
+    employee = session.get(Employee, employee_id)
+    if employee is None:
+        raise NotFound(f"employee {employee_id} does not exist")
+    email = (employee.email or "").strip().lower()
+    if not email:
+        raise LaurelError(f"employee {employee.code}, field email: no email; give the "
+                          "employee an email before inviting them")
+    user = session.scalar(select(User).where(func.lower(User.email) == email))
+    if user is not None and user.active and user.password_hash:
+        raise LaurelError(f"user {email} is active and has set a password: they log in "
+                          "already, no second invitation")
+    return invite(session, email)
+
+
 def invited(session: Session, token: str) -> User | None:
     """The active user whose invitation this token is, while it has not expired."""
     if not token:
