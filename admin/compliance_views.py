@@ -93,7 +93,7 @@ def helpers() -> dict[str, Any]:
         "money_status": lambda s: MONEY_NAMES.get(s, s) if s else "",
         "run_status": lambda s: STATUS_NAMES.get(s, s) if s else "",
         "badge": lambda s: BADGES.get(s or "", "light"),
-        "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+        "when": i18n.when,
         "release_words": release_words,
     }
 

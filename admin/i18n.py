@@ -8,11 +8,19 @@ falls back from it to our own ``translations/zh``.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from flask import request, session
-from flask_babel import format_currency, format_decimal, format_percent, get_locale
+from flask_babel import (
+    format_currency,
+    format_date,
+    format_datetime,
+    format_decimal,
+    format_percent,
+    get_locale,
+)
 from flask_login import current_user
 
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -118,6 +126,22 @@ def pip_target(text: str) -> str:
 
     r = reader(current_app.extensions["laurel_db"], current_language())
     return words(text, r.lang, r.label, r.types)
+
+
+def when(at: Any) -> str:
+    """A moment in the reader's language and the back office's time zone (never ISO)."""
+    return format_datetime(at, "medium") if at else ""
+
+
+def day(value: Any) -> str:
+    """A day in the reader's language ("Apr 1, 2026", "2026年4月1日"); a stored ISO day
+    (a one-to-one's action) too."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return format_date(value, "medium") if value else ""
 
 
 def lang_url(code: str) -> str:

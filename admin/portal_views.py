@@ -57,7 +57,7 @@ def words() -> dict[str, Any]:
             "inquiry_badge": lambda s: INQUIRY_BADGES.get(s, "light"),
             "pay_status": lambda s: PAY_STATUS_NAMES.get(s, s) if s else "",
             "pay_badge": lambda s: PAY_BADGES.get(s or "", "light"),
-            "term": i18n.term, "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else ""}
+            "term": i18n.term, "when": i18n.when}
 
 
 def refused(exc: LaurelError) -> tuple[str | None, str]:
@@ -123,7 +123,7 @@ class PortalView(LaurelBaseView):
     def print_view(self, run_id: int) -> Any:
         run, st = self._statement(run_id)
         return self.render("laurel/portal/print.html", run=run, st=st,
-                           today=dt.date.today().isoformat())
+                           today=i18n.day(dt.date.today()))
 
     @expose("/statement/<int:run_id>/ask", methods=("POST",))
     def ask(self, run_id: int) -> Any:

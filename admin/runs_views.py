@@ -21,8 +21,8 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import current_principal, current_role
-from admin.views import RUNS, LaurelBaseView, _db, _team_scope
-from engine import jobs, lifecycle, runs, statements
+from admin.views import RUNS, LaurelBaseView, _db, _team_scope, may_read
+from engine import jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
@@ -93,6 +93,21 @@ def release_words(story: dict[str, Any] | None) -> str:
              next=NEXT_RUN.get(story["kind"], story["kind"]))
 
 
+def rule_versions(db: Any, run: Run) -> list[dict[str, Any]]:
+    """The rule versions a run used, as people read them: name in the page's language and
+    version (the run keeps their content hashes; the page does not show them)."""
+    defs = plain.definitions(db, run.rules)
+    zh = i18n.is_chinese()
+    out = []
+    for used in run.rules or []:
+        if not isinstance(used, dict) or not used.get("key"):
+            continue
+        d = defs.get(used["key"]) or {}
+        out.append({"key": used["key"], "version": used.get("version"),
+                    "name": (zh and d.get("name_zh")) or d.get("name") or used["key"]})
+    return sorted(out, key=lambda r: r["name"].lower())
+
+
 def may(action: str, role: str | None = None) -> bool:
     role = role or current_role()
     return role is not None and role in RUNS.get(action, ())
@@ -159,7 +174,7 @@ def _helpers() -> dict[str, Any]:
             "status_name": lambda s: STATUS_NAMES.get(s, s) if s else "",
             "change_name": lambda c: CHANGE_NAMES.get(c, c),
             "badge": lambda s: STATUS_BADGES.get(s or "", "light"),
-            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+            "when": i18n.when,
             "release_words": release_words}
 
 
@@ -352,6 +367,7 @@ class RunsView(LaurelBaseView):
                      and run.status in ("calculated", "approved") else None)
         return self.render(
             "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
+            rule_versions=rule_versions(db, run), may_read_rules=may_read("rules"),
             stale=runs.staleness(db, run), change_how=lambda how: CHANGE_HOW.get(how, how),
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,

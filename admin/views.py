@@ -17,7 +17,7 @@ from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
 from flask_admin.model.template import TemplateLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
-from flask_babel import format_date, format_datetime
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -833,10 +833,6 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
     return Markup("<br>").join(parts)
 
 
-def _when(at: Any) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S") if at else ""
-
-
 def _short(value: Any) -> str:
     """A snapshot's value in words: lists and mappings spelt out, to any depth."""
     if isinstance(value, list):
@@ -861,13 +857,13 @@ class AuditLogView(LaurelModelView):
     column_sortable_list = ["at", "actor", "action", "entity"]
     column_default_sort = ("id", True)
     column_formatters = {
-        "at": lambda v, c, m, n: _when(m.at),
+        "at": lambda v, c, m, n: i18n.when(m.at),
         "action": _choice_label,
         "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
         "changes": lambda v, c, m, n: render_changes(m),
     }
     column_formatters_detail = {
-        "at": lambda v, c, m, n: _when(m.at),
+        "at": lambda v, c, m, n: i18n.when(m.at),
         "action": _choice_label,
         "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
@@ -1039,8 +1035,7 @@ class DashboardView(AdminIndexView):
                            choice=CHOICE_NAMES, waiting=waiting,
                            resource_name=lambda r: ENTITY_NAMES.get(r) or
                            RESOURCE_NAMES.get(r, r),
-                           when=lambda at: format_datetime(at, "medium") if at else "",
-                           day=lambda d: format_date(d, "medium") if d else "")
+                           when=i18n.when, day=i18n.day)
 
 
 # The records the audit log names that are no resource of their own.
