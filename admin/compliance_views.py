@@ -248,10 +248,11 @@ class ComplianceView(LaurelBaseView):
                            .order_by(AuditLog.id)).all()
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, case.run, case.employee.code, lang=lang)
+        r = statements.reader(db, lang)
         return self.render(
             "laurel/compliance/case.html", case=case, outcome=outcome,
-            words=statements.explain_in_words(
-                outcome.kind, exp, lang, statements.labels(db, lang)),
+            words=statements.explain_in_words(outcome.kind, exp, lang, r.label, dict(r.types)),
+            fact=r.value,
             facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
             release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),

@@ -582,8 +582,10 @@ class RunsView(LaurelBaseView):
         # A sales manager does not learn that another team's employee exists: 404, not 403.
         if employee is None or (team_id is not None and employee.team_id != team_id):
             abort(404)
-        st = statements.statement(db, run, code, lang="zh" if i18n.is_chinese() else "en")
+        lang = "zh" if i18n.is_chinese() else "en"
+        st = statements.statement(db, run, code, lang=lang)
         return self.render("laurel/runs/statement.html", run=run, st=st,
+                           fact=statements.reader(db, lang).value,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")
 

@@ -634,6 +634,11 @@ def _check_bound(form: Any, field: Any) -> None:
         raise ValidationError(_("The highest accepted value is below the lowest."))
 
 
+def _bound(metric: Metric, value: Any) -> str:
+    """A metric's range bound as people read it: a ratio as a percentage."""
+    return "" if value is None else i18n.metric_value(value, metric.type)
+
+
 class MetricView(LaurelModelView):
     resource = "metric"
     column_list = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
@@ -641,7 +646,9 @@ class MetricView(LaurelModelView):
     column_searchable_list = ["key", "label_en", "label_zh"]
     column_filters = ["type", "rollup"]
     column_default_sort = "key"
-    column_formatters = {"type": _choice_label, "rollup": _choice_label}
+    column_formatters = {"type": _choice_label, "rollup": _choice_label,
+                         "min_value": lambda v, c, m, n: _bound(m, m.min_value),
+                         "max_value": lambda v, c, m, n: _bound(m, m.max_value)}
     form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
                     "max_value", "description"]
     form_overrides = {"min_value": NumberField, "max_value": NumberField}

@@ -340,3 +340,15 @@ def test_each_home_page_says_what_waits_for_its_role(app, world) -> None:
     assert not re.search(r"[0-9a-f]{40,}", html)  # no raw hash
     assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text)  # no ISO timestamp
     assert "Nothing waits for you." in text_of(as_user(app, AU).get("/admin/"))
+
+
+def test_ratios_read_as_percentages_on_the_case_and_the_statement(app, world) -> None:
+    # A1 gave a 9% discount beyond S2's 8% authority; January's attainment is 120%
+    for lang in ("en", "zh"):
+        case = text_of(as_user(app, CO).get(f"/admin/compliance/{world.discount}/?lang={lang}"))
+        assert "9% &gt; " in case and "max_discount_pct 9%" in case
+        assert "level_authority 8%" in case
+        assert "0.09" not in case and "0.08" not in case, lang
+        statement = text_of(as_user(app, CA).get(
+            f"/admin/runs/{world.run_id}/statement/A1?lang={lang}"))
+        assert "attainment 120%" in statement and "1.2 " not in statement, lang
