@@ -128,6 +128,35 @@ def pip_target(text: str) -> str:
     return words(text, r.lang, r.label, r.types)
 
 
+# Parameters of engine messages that are codes of the domain (statuses, kinds, roles): a
+# reader reads them in their language (term).
+WORD_PARAMS = {"status", "decision", "kind", "role"}
+
+
+def say(value: Any) -> str:
+    """An engine message (engine.messages: an error's, an audit entry's) in the page's
+    language, its parameters filled in; any other text as it is."""
+    from flask_babel import gettext
+
+    from engine.messages import Message, message_of
+
+    value = message_of(value)
+    if not isinstance(value, Message):
+        return str(value)
+    params = {k: say(v) if isinstance(v, Message) else
+              term(v) if k in WORD_PARAMS and isinstance(v, str) else v
+              for k, v in value.params.items()}
+    return gettext(value.template, **params) if params else gettext(value.template)
+
+
+def audit_summary(entry: Any) -> str:
+    """An audit entry's summary in the page's language (its stored message), else as
+    written (a record's name, or an entry older than stored messages)."""
+    from engine.messages import restored
+
+    return say(restored(entry.message)) if entry.message else entry.summary
+
+
 def when(at: Any) -> str:
     """A moment in the reader's language and the back office's time zone (never ISO)."""
     return format_datetime(at, "medium") if at else ""

@@ -865,12 +865,14 @@ class AuditLogView(LaurelModelView):
     column_default_sort = ("id", True)
     column_formatters = {
         "at": lambda v, c, m, n: i18n.when(m.at),
+        "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
         "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
         "changes": lambda v, c, m, n: render_changes(m),
     }
     column_formatters_detail = {
         "at": lambda v, c, m, n: i18n.when(m.at),
+        "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
         "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from engine import isolate, periods, scenarios, wording
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import Period, Rule, User
 from engine.rulebook import publish_rule, published_rules, save_rule
 from engine.specs import GateReport, checked, run_gate
@@ -119,7 +120,7 @@ def save_scenarios(session: Session, rule: Rule, text: str, actor: str) -> Rule:
         before = scenarios.count(rule.scenarios or "")
         rule.scenarios = text
         audit(session, "update", "rule", rule.id,
-              summary=f"scenarios of {rule.key} v{rule.version}",
+              summary=msg("scenarios of %(key)s v%(v)s", key=rule.key, v=rule.version),
               before={"scenarios": before}, after={"scenarios": scenarios.count(text)},
               actor=actor)
         session.flush()
@@ -140,7 +141,8 @@ def discard(session: Session, rule: Rule, actor: str) -> None:
                           "can be discarded")
     rule.status = "discarded"
     rule.publish_requested_by = rule.publish_requested_at = None
-    audit(session, "discard", "rule", rule.id, summary=f"discarded {rule.key} v{rule.version}",
+    audit(session, "discard", "rule", rule.id,
+          summary=msg("discarded %(key)s v%(v)s", key=rule.key, v=rule.version),
           actor=actor)
     session.flush()
 
@@ -222,7 +224,8 @@ def request_publish(session: Session, rule: Rule, actor: str) -> GateReport:
     report = _passing(session, rule)
     rule.publish_requested_by = actor
     rule.publish_requested_at = dt.datetime.now(dt.UTC)
-    audit(session, "request", "rule", rule.id, summary=f"publish {rule.key} v{rule.version}",
+    audit(session, "request", "rule", rule.id,
+          summary=msg("publish %(key)s v%(v)s", key=rule.key, v=rule.version),
           after={"scenarios": len(report.scenarios)}, actor=actor)
     session.flush()
     return report
@@ -253,7 +256,8 @@ def approve(session: Session, rule: Rule, actor: str) -> GateReport:
     report = _passing(session, rule)
     publish_rule(session, rule)
     rule.approved_by, rule.approved_at = actor, dt.datetime.now(dt.UTC)
-    audit(session, "approve", "rule", rule.id, summary=f"published {rule.key} v{rule.version}",
+    audit(session, "approve", "rule", rule.id,
+          summary=msg("published %(key)s v%(v)s", key=rule.key, v=rule.version),
           after={"requested_by": rule.publish_requested_by}, actor=actor)
     session.flush()
     return report

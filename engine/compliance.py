@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import audit
 from engine.errors import LaurelError, NotFound
+from engine.messages import msg
 from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
 from engine.users import get_user, require_role
 
@@ -78,11 +79,8 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
             decided_employees.add(emp)
         done[what].append(case.id)
         audit(session, "carry", "flag", case.id,
-              summary=f"flag {case.id} ({key}) raised again by run {run.id}: "
-                      + ("reopened" if what == "reopened" else "carried over")
-                      + f", {case.status}" + (" (no second review)"
-                                              if case.status in ("confirmed", "dismissed")
-                                              else ""),
+              summary=_carry_words(what, case.status in ("confirmed", "dismissed"),
+                                   id=case.id, key=key, run=run.id, status=case.status),
               before=before, after={"status": case.status, "run": run.id}, actor=actor)
     for (emp, key), case in sorted(cases.items(), key=lambda kv: kv[1].id):
         if (emp, key) in raised or case.status == "cleared":
@@ -91,7 +89,8 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
         case.status, case.run_id = "cleared", run.id
         done["cleared"].append(case.id)
         audit(session, "clear", "flag", case.id,
-              summary=f"flag {case.id} ({key}) no longer raised: run {run.id} cleared it",
+              summary=msg("flag %(id)s (%(key)s) no longer raised: run %(run)s cleared it",
+                          id=case.id, key=key, run=run.id),
               before=before, after={"status": "cleared", "run": run.id}, actor=actor)
     if new:
         session.execute(FlagCase.__table__.insert(), new)
@@ -129,6 +128,19 @@ def _pay_releases_here(session: Session, run: Run, employees: set[int]) -> None:
     session.flush()
 
 
+def _carry_words(what: str, decided: bool, **params: Any) -> str:
+    """The audit summary of a flag raised again by a new run."""
+    if what == "reopened":
+        return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, "
+                    "%(status)s (no second review)", **params) if decided else
+                msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, %(status)s",
+                    **params))
+    return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: carried over, "
+                "%(status)s (no second review)", **params) if decided else
+            msg("flag %(id)s (%(key)s) raised again by run %(run)s: carried over, %(status)s",
+                **params))
+
+
 def _officer(session: Session, actor: str | None) -> User:
     return require_role(session, actor, DECIDERS, "work flags")
 
@@ -163,7 +175,8 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
         before = {"status": case.status, "assignee": case.assignee}
         case.status, case.assignee = "in_review", target.email
         audit(session, "assign", "flag", case.id,
-              summary=f"flag {case.id} ({case.rule_key}) assigned to {target.email}",
+              summary=msg("flag %(id)s (%(key)s) assigned to %(email)s", id=case.id,
+                          key=case.rule_key, email=target.email),
               before=before, after={"status": case.status, "assignee": target.email},
               actor=user.email)
         cases.append(case)
@@ -186,8 +199,9 @@ def add_note(session: Session, case_id: int, actor: str | None, text: str = "",
     note = FlagNote(case_id=case.id, author=user.email, text=(text or "").strip(),
                     filename=filename, content=content, content_type=content_type)
     session.add(note)
-    audit(session, "note", "flag", case.id, summary=f"note on flag {case.id}"
-          + (f" with evidence {filename}" if filename else ""),
+    audit(session, "note", "flag", case.id,
+          summary=msg("note on flag %(id)s with evidence %(file)s", id=case.id, file=filename)
+          if filename else msg("note on flag %(id)s", id=case.id),
           after={"text": note.text, "file": filename}, actor=user.email)
     session.flush()
     return note
@@ -213,7 +227,8 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)
     case.decided_after_lock = run.status == "locked"
     audit(session, "decide", "flag", case.id,
-          summary=f"flag {case.id} ({case.rule_key}) {decision}: {case.reason}",
+          summary=msg("flag %(id)s (%(key)s) %(decision)s: %(reason)s", id=case.id,
+                      key=case.rule_key, decision=decision, reason=case.reason),
           before=before, after={"status": decision, "reason": case.reason,
                                 "after_lock": case.decided_after_lock}, actor=user.email)
     session.flush()

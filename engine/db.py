@@ -173,11 +173,18 @@ def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
 def audit(session: Session, action: str, entity: str, entity_id: Any = "", summary: str = "",
           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
           actor: str | None = None) -> None:
-    """Record one audit entry for the actor (default: the session's actor)."""
+    """Record one audit entry for the actor (default: the session's actor).
+
+    A summary made with engine.messages.msg keeps its template and parameters too: it
+    reads in each reader's language in the back office.
+    """
+    from engine.messages import Message
+
     session.add(AuditLog(
         actor=actor or session.info.get("actor", "system"), action=action, entity=entity,
-        entity_id=str(entity_id or ""), summary=summary, before=before, after=after,
+        entity_id=str(entity_id or ""), summary=str(summary), before=before, after=after,
         at=dt.datetime.now(dt.UTC),
+        message=summary.stored() if isinstance(summary, Message) else None,
     ))
 
 

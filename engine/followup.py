@@ -21,6 +21,7 @@ from engine import periods
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.exact import exact
+from engine.messages import msg
 from engine.metrics import load_catalog
 from engine.models import Candidate, Employee, Outcome, Pip, Run
 from engine.rollup import period_figures
@@ -66,15 +67,16 @@ def carry_pips(session: Session, run: Run, discarded: list[int], actor: str = "s
             record.target = pip.get("target", record.target)
         done["carried"].append(record.id)
         audit(session, "carry", "pip", record.id,
-              summary=f"PIP {record.id} carried over to run {run.id} ({record.status})",
+              summary=msg("PIP %(id)s carried over to run %(run)s (%(status)s)", id=record.id,
+                          run=run.id, status=record.status),
               before=before, after={"status": record.status, "run": run.id}, actor=actor)
     for record in old.values():
         before = {"status": record.status, "run": record.run_id}
         record.status = "discarded"
         done["dropped"].append(record.id)
         audit(session, "drop", "pip", record.id,
-              summary=f"PIP {record.id} dropped: run {run.id} of the period no longer "
-                      "starts it", before=before, after={"status": "discarded",
+              summary=msg("PIP %(id)s dropped: run %(run)s of the period no longer starts it",
+                          id=record.id, run=run.id), before=before, after={"status": "discarded",
                                                          "run": run.id}, actor=actor)
     session.flush()
     return done
@@ -100,8 +102,9 @@ def on_approve(session: Session, run: Run) -> None:
             before = {"run": cand.run_id}
             cand.run_id, cand.outcome_id = run.id, o.id
             audit(session, "carry", "candidate", cand.id,
-                  summary=f"candidate {cand.id} ({program}) carried over to run {run.id} "
-                          f"({cand.status})", before=before, after={"run": run.id})
+                  summary=msg("candidate %(id)s (%(program)s) carried over to run %(run)s "
+                              "(%(status)s)", id=cand.id, program=program, run=run.id,
+                              status=cand.status), before=before, after={"run": run.id})
             continue
         session.add(Candidate(employee_id=o.employee_id, run_id=run.id, outcome_id=o.id,
                               program=program, status="eligible"))
@@ -138,7 +141,9 @@ def decide_pip(session: Session, pip_id: int, decision: str, reason: str, actor:
         pip.end = new_end
     pip.status, pip.decision_reason = decision, reason.strip()
     pip.decided_by, pip.decided_at = email, dt.datetime.now(dt.UTC)
-    audit(session, "decide", "pip", pip.id, summary=f"PIP {pip.id}: {decision}: {reason}",
+    audit(session, "decide", "pip", pip.id,
+          summary=msg("PIP %(id)s: %(decision)s: %(reason)s", id=pip.id, decision=decision,
+                      reason=reason),
           before=before, after={"status": decision, "end": pip.end.isoformat(),
                                 "reason": pip.decision_reason}, actor=email)
     session.flush()
@@ -161,7 +166,8 @@ def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
     pip.status, pip.end = "closed", min(pip.end, day)
     pip.decision_reason, pip.decided_by = reason.strip(), email
     pip.decided_at = dt.datetime.now(dt.UTC)
-    audit(session, "close", "pip", pip.id, summary=f"PIP {pip.id} closed early: {reason}",
+    audit(session, "close", "pip", pip.id,
+          summary=msg("PIP %(id)s closed early: %(reason)s", id=pip.id, reason=reason),
           before=before, after={"status": "closed", "end": pip.end.isoformat(),
                                 "reason": pip.decision_reason}, actor=email)
     session.flush()
@@ -227,7 +233,8 @@ def move_candidate(session: Session, candidate_id: int, status: str, reason: str
     cand.status, cand.reason = status, reason.strip()
     cand.updated_by, cand.updated_at = user.email, dt.datetime.now(dt.UTC)
     audit(session, status, "candidate", cand.id,
-          summary=f"{employee.code} {status} for {cand.program}: {reason}",
+          summary=msg("%(code)s %(status)s for %(program)s: %(reason)s", code=employee.code,
+                      status=status, program=cand.program, reason=reason),
           before=before, after={"status": status, "reason": cand.reason}, actor=user.email)
     session.flush()
     return cand

@@ -35,6 +35,7 @@ from engine.cells import (
 )
 from engine.db import audit
 from engine.errors import ImportFileError, PeriodError
+from engine.messages import msg
 from engine.models import (
     TEAM_STAGES,
     Employee,
@@ -63,10 +64,13 @@ class ImportReport:
     periods: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{self.file}: {self.rows} rows, {self.created} created, {self.updated} updated"
         if self.periods:
-            text += f"; periods {', '.join(self.periods)}"
-        return text
+            return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated; "
+                       "periods %(periods)s", file=self.file, rows=self.rows,
+                       created=self.created, updated=self.updated,
+                       periods=", ".join(self.periods))
+        return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated",
+                   file=self.file, rows=self.rows, created=self.created, updated=self.updated)
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from engine import portal
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     OPEN_INQUIRY_STATUSES,
     Adjustment,
@@ -85,8 +86,11 @@ def ask(session: Session, actor: str | None, run_id: int, text: str,
     session.flush()
     _messages(session, inquiry, email, text, attachments, "inquiry")
     audit(session, "ask", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id}: {employee.code} asks about "
-                  f"{rule_key or 'the statement'} of run {run.id} ({run.period.code})",
+          summary=msg("inquiry %(id)s: %(code)s asks about %(key)s of run %(run)s (%(period)s)",
+                      id=inquiry.id, code=employee.code, key=rule_key, run=run.id,
+                      period=run.period.code) if rule_key else
+          msg("inquiry %(id)s: %(code)s asks about the statement of run %(run)s (%(period)s)",
+              id=inquiry.id, code=employee.code, run=run.id, period=run.period.code),
           after={"run": run.id, "rule_key": rule_key, "text": text.strip()}, actor=email)
     session.flush()
     return inquiry
@@ -131,7 +135,8 @@ def add_message(session: Session, inquiry_id: int, actor: str | None, text: str,
         raise LaurelError("inquiry message, field text: write a message or attach a file")
     out = _messages(session, inquiry, user.email, text, files, "inquiry message")
     audit(session, "reply", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id}: message from {user.email}",
+          summary=msg("inquiry %(id)s: message from %(email)s", id=inquiry.id,
+                      email=user.email),
           after={"text": (text or "").strip(),
                  "files": [m.filename for m in out if m.filename]}, actor=user.email)
     session.flush()
@@ -156,7 +161,8 @@ def assign(session: Session, inquiry_ids: Iterable[int], assignee: str, actor: s
         before = {"status": inquiry.status, "assignee": inquiry.assignee}
         inquiry.status, inquiry.assignee = "in_review", target.email
         audit(session, "assign", "inquiry", inquiry.id,
-              summary=f"inquiry {inquiry.id} assigned to {target.email}", before=before,
+              summary=msg("inquiry %(id)s assigned to %(email)s", id=inquiry.id,
+                          email=target.email), before=before,
               after={"status": "in_review", "assignee": target.email}, actor=user.email)
         out.append(inquiry)
     session.flush()
@@ -202,9 +208,10 @@ def resolve(session: Session, inquiry_id: int, actor: str | None, answer: str,
         after.update(adjustment=adjustment.id, run=adjustment.run_id,
                      amount=f"{adjustment.amount:.2f}")
     audit(session, "resolve", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id} resolved" + (
-              f" with an adjustment of {adjustment.currency} {adjustment.amount:.2f} in run "
-              f"{adjustment.run_id}" if adjustment else " without an adjustment"),
+          summary=msg("inquiry %(id)s resolved with an adjustment of %(currency)s %(amount)s in "
+                      "run %(run)s", id=inquiry.id, currency=adjustment.currency,
+                      amount=f"{adjustment.amount:.2f}", run=adjustment.run_id)
+          if adjustment else msg("inquiry %(id)s resolved without an adjustment", id=inquiry.id),
           before=before, after=after, actor=user.email)
     session.flush()
     return inquiry
@@ -221,7 +228,8 @@ def reject(session: Session, inquiry_id: int, actor: str | None, reason: str) ->
     inquiry.status, inquiry.answer = "rejected", reason.strip()
     inquiry.answered_by, inquiry.answered_at = user.email, dt.datetime.now(dt.UTC)
     audit(session, "reject", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id} rejected: {inquiry.answer}", before=before,
+          summary=msg("inquiry %(id)s rejected: %(answer)s", id=inquiry.id,
+                      answer=inquiry.answer), before=before,
           after={"status": "rejected", "answer": inquiry.answer}, actor=user.email)
     session.flush()
     return inquiry

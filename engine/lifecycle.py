@@ -24,6 +24,7 @@ from engine import followup, periods
 from engine.cells import CellError, csv_row, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     LIVE_RUN,
     OPEN_FLAG_STATUSES,
@@ -82,7 +83,7 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
         raise stale
     run.status, run.approved_by = "approved", email
     followup.on_approve(session, run)
-    audit(session, "approve", "run", run.id, summary=f"{run.id} approved",
+    audit(session, "approve", "run", run.id, summary=msg("run %(id)s approved", id=run.id),
           before={"status": "calculated"}, after={"status": "approved", "approved_by": email},
           actor=email)
     session.flush()
@@ -127,9 +128,11 @@ def lock(session: Session, run_id: int, actor: str | None,
                              "period": run.period.code}
     if still_open:
         after.update(open_flags=[c.id for c in still_open], open_flags_reason=reason)
-    audit(session, "lock", "run", run.id, summary=f"{run.id} and period "
-          f"{run.period.code} locked" + (f" with {len(still_open)} open flag(s): {reason}"
-                                         if still_open else ""),
+    audit(session, "lock", "run", run.id,
+          summary=msg("run %(id)s and period %(period)s locked with %(n)s open flag(s): "
+                      "%(reason)s", id=run.id, period=run.period.code, n=len(still_open),
+                      reason=reason) if still_open else
+          msg("run %(id)s and period %(period)s locked", id=run.id, period=run.period.code),
           before={"status": "approved"}, after=after, actor=email)
     session.flush()
     return run
@@ -316,7 +319,8 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     session.add(adj)
     session.flush()
     audit(session, "adjust", "run", run.id,
-          summary=f"{run.id}: adjustment of {currency} {value:.2f} for {employee.code}",
+          summary=msg("run %(id)s: adjustment of %(currency)s %(amount)s for %(code)s",
+                      id=run.id, currency=currency, amount=f"{value:.2f}", code=employee.code),
           after={"employee": employee.code, "amount": f"{value:.2f}", "reason": adj.reason},
           actor=email)
     session.flush()
@@ -333,7 +337,8 @@ def reopen_period(session: Session, code: str, actor: str | None, reason: str) -
     if not (reason or "").strip():
         raise LaurelError(f"period {code}, field reason: a written reason is required")
     period.status = "open"
-    audit(session, "reopen", "period", period.id, summary=f"period {code} reopened: {reason}",
+    audit(session, "reopen", "period", period.id,
+          summary=msg("period %(code)s reopened: %(reason)s", code=code, reason=reason),
           before={"status": "locked"}, after={"status": "open", "reason": reason.strip()},
           actor=user.email)
     session.flush()

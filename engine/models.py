@@ -269,6 +269,9 @@ class AuditLog(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+    # The summary's template and parameters (engine.messages), so that it reads in the
+    # reader's language; None for a summary that is a name (a record's own) or older.
+    message: Mapped[dict[str, Any] | None]
 
 
 class Rule(Base):

@@ -26,6 +26,7 @@ from engine.cells import CellError, metric_value
 from engine.db import audit
 from engine.errors import ImportFileError, LaurelError, NotFound, PermissionDenied
 from engine.imports import ImportReport, import_result_table, read_table
+from engine.messages import msg
 from engine.models import REVIEW_KINDS, Employee, Metric, ReviewCycle, ReviewEntry, User
 from engine.users import get_user, require_role
 
@@ -62,7 +63,7 @@ def open_cycle(session: Session, period_code: str, self_due: dt.date, manager_du
     session.add(cycle)
     session.flush()
     audit(session, "open", "review_cycle", cycle.id,
-          summary=f"review cycle of {period.code} opened",
+          summary=msg("review cycle of %(period)s opened", period=period.code),
           after={"period": period.code, "self_due": self_due.isoformat(),
                  "manager_due": manager_due.isoformat()}, actor=user.email)
     return cycle
@@ -134,7 +135,8 @@ def enter(session: Session, cycle_id: int, actor: str | None, employee_code: str
     entry.entered_by, entry.entered_at = user.email, dt.datetime.now(dt.UTC)
     session.flush()
     audit(session, "enter", "review_cycle", cycle.id,
-          summary=f"{cycle.period.code}: {kind} score of {employee.code}", before=before,
+          summary=msg("%(period)s: %(kind)s score of %(code)s", period=cycle.period.code,
+                      kind=kind, code=employee.code), before=before,
           after={"employee": employee.code, "kind": kind, "score": str(value),
                  "comments": entry.comments}, actor=user.email)
     return entry
@@ -222,8 +224,8 @@ def close_cycle(session: Session, cycle_id: int, actor: str | None) -> ImportRep
     cycle.status, cycle.closed_by = "closed", user.email
     cycle.closed_at = dt.datetime.now(dt.UTC)
     audit(session, "close", "review_cycle", cycle.id,
-          summary=f"review cycle of {cycle.period.code} closed: {len(body)} employees' "
-                  "scores written as the quarter's results",
+          summary=msg("review cycle of %(period)s closed: %(n)s employees' scores written as "
+                      "the quarter's results", period=cycle.period.code, n=len(body)),
           before={"status": "open"}, after={"status": "closed", "employees": len(body)},
           actor=user.email)
     session.flush()

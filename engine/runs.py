@@ -37,6 +37,7 @@ from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
+from engine.messages import msg
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
 from engine.rulebook import published_rules
@@ -476,8 +477,11 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     compliance.mark_released(session, run.id, releases)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
-          summary=f"{run.id} of {period.code}: {run.employee_count} employees, "
-                  f"{outcomes} outcomes" + (" (stale)" if stale else ""), actor=actor,
+          summary=msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes "
+                      "(stale)", id=run.id, period=period.code, n=run.employee_count,
+                      outcomes=outcomes) if stale else
+          msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes", id=run.id,
+              period=period.code, n=run.employee_count, outcomes=outcomes), actor=actor,
           after={"period": period.code, "ruleset_hash": run.ruleset_hash,
                  "discarded_runs": list(discarded), "results_version": run.results_version,
                  "flags": {k: v for k, v in cases.items() if v},
@@ -508,9 +512,10 @@ def _carry_adjustments(session: Session, run: Run, discarded: list[int], actor: 
         session.flush()
         carried.append(copy.id)
         audit(session, "carry", "run", run.id,
-              summary=f"{run.id}: adjustment {adj.id} of run {adj.run_id} "
-                      f"({adj.currency} {adj.amount:.2f}, {adj.reason}) carried over as "
-                      f"adjustment {copy.id}",
+              summary=msg("run %(id)s: adjustment %(adj)s of run %(from_run)s (%(currency)s "
+                          "%(amount)s, %(reason)s) carried over as adjustment %(copy)s",
+                          id=run.id, adj=adj.id, from_run=adj.run_id, currency=adj.currency,
+                          amount=f"{adj.amount:.2f}", reason=adj.reason, copy=copy.id),
               after={"from_run": adj.run_id, "adjustment": copy.id,
                      "amount": f"{adj.amount:.2f}"}, actor=actor)
     return carried

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import Employee, Pip, Talk, User
 from engine.users import get_user
 
@@ -84,8 +85,10 @@ def record(session: Session, actor: str | None, employee_code: str, held_on: dt.
     session.add(talk)
     session.flush()
     audit(session, "record", "talk", talk.id,
-          summary=f"one-to-one {talk.id} with {employee.code} on {held_on.isoformat()}"
-                  + (f" (check-in of PIP {pip.id})" if pip else ""),
+          summary=msg("one-to-one %(id)s with %(code)s on %(day)s (check-in of PIP %(pip)s)",
+                      id=talk.id, code=employee.code, day=held_on.isoformat(), pip=pip.id)
+          if pip else msg("one-to-one %(id)s with %(code)s on %(day)s", id=talk.id,
+                          code=employee.code, day=held_on.isoformat()),
           after={"employee": employee.code, "held_on": held_on.isoformat(),
                  "actions": len(actions), "coach": coach.code if coach else None,
                  "pip": pip.id if pip else None}, actor=user.email)
@@ -118,7 +121,8 @@ def acknowledge(session: Session, talk_id: int, actor: str | None) -> Talk:
         raise LaurelError(f"one-to-one {talk.id} was acknowledged already")
     talk.acknowledged_at, talk.acknowledged_by = dt.datetime.now(dt.UTC), user.email
     audit(session, "acknowledge", "talk", talk.id,
-          summary=f"one-to-one {talk.id} acknowledged by {user.email}",
+          summary=msg("one-to-one %(id)s acknowledged by %(email)s", id=talk.id,
+                      email=user.email),
           after={"acknowledged_at": talk.acknowledged_at.isoformat()}, actor=user.email)
     session.flush()
     return talk

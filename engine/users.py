@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.errors import LaurelError, NotFound, PasswordRefused, PermissionDenied
+from engine.messages import msg
 from engine.models import ROLES, Employee, Team, User, new_session_token
 
 MIN_PASSWORD = 8
@@ -168,7 +169,8 @@ def invite(session: Session, email: str) -> tuple[User, str]:
     session.flush()
     from engine.db import audit
 
-    audit(session, "invite", "user", user.id, summary=f"{user.email} invited ({user.role})",
+    audit(session, "invite", "user", user.id, summary=msg("%(email)s invited (%(role)s)",
+                                                                  email=user.email, role=user.role),
           after={"role": user.role, "expires": user.invite_expires_at.isoformat()})
     return user, token
 
@@ -230,8 +232,9 @@ def accept_invite(session: Session, token: str, password: str) -> User:
     user.invite_hash = user.invite_expires_at = None
     from engine.db import audit
 
-    audit(session, "accept", "user", user.id, summary=f"{user.email} set a password from "
-          "an invitation", actor=user.email)
+    audit(session, "accept", "user", user.id,
+          summary=msg("%(email)s set a password from an invitation", email=user.email),
+          actor=user.email)
     session.flush()
     return user
 

@@ -1,4 +1,4 @@
-"""close the flag cases left open on discarded runs
+"""close the flag cases left open on discarded runs; audit summaries in both languages
 
 Before cases belonged to their period (0011), a flag that a newer run of its period no
 longer raised kept its case open on the discarded run, out of sight of the queue; 0011
@@ -9,6 +9,9 @@ raise as "cleared" (no longer raised), with itself as the run that cleared it
 run are closed the same way by the newest live run of their period, keeping their
 decision, each in the audit log. A period with no live run newer than the case's run
 keeps its case as it is.
+
+Also: ``audit_log.message``, the template and parameters of an entry's summary
+(engine.messages), so that the audit log reads in each reader's language.
 
 Revision ID: 0017
 Revises: 0014
@@ -41,6 +44,8 @@ LIVE = ("calculated", "approved", "locked")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("message", sa.JSON(), nullable=True))
     bind = op.get_bind()
     newest = dict(bind.execute(
         sa.select(_run.c.period_id, sa.func.max(_run.c.id))
@@ -67,4 +72,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The cleared cases stay cleared: the newest run of their period does not raise them.
-    pass
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_column("message")
