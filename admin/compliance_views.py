@@ -65,7 +65,7 @@ FIELD_MESSAGES: dict[str, Any] = {
 
 def field_message(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine error names and what to say about it."""
-    field, message = field_error(str(exc))
+    field, message = field_error(exc)
     if field in FIELD_MESSAGES and ("required" in message or "choose" in message
                                     or "write a note" in message):
         return field, str(FIELD_MESSAGES[field])
@@ -202,7 +202,7 @@ class ComplianceView(LaurelBaseView):
             db.commit()
         except NotFound as exc:
             db.rollback()
-            return self._queue(400, chosen, assignee, {"assignee": str(exc)})
+            return self._queue(400, chosen, assignee, {"assignee": i18n.say(exc)})
         except LaurelError as exc:
             db.rollback()
             field, message = field_message(exc)

@@ -62,7 +62,7 @@ def words() -> dict[str, Any]:
 
 def refused(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine refusal names, and what to say next to it."""
-    field, message = field_error(str(exc))
+    field, message = field_error(exc)
     if field in _FIELD_WORDS and ("write" in message or "not a number" in message
                                   or "range" in message or "outside" in message):
         return field, str(_FIELD_WORDS[field])
@@ -271,7 +271,7 @@ class PortalView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         else:
             flash(_("You acknowledged the one-to-one."), "success")
         return redirect(url_for(".talk", talk_id=talk_id))

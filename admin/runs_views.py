@@ -24,6 +24,7 @@ from admin.auth import current_principal, current_role
 from admin.views import RUNS, LaurelBaseView, _db, _team_scope, may_read
 from engine import jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
+from engine.messages import Message, message_of
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
 PAGE = 50
@@ -75,6 +76,7 @@ STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success
                  "running": "info", "done": "success", "held": "warning",
                  "forfeited": "secondary", "payable": "success"}
 _FIELD = re.compile(r"field (\w+): (.*)$")
+_FIELD_ZH = re.compile(r"字段 (\w+)：(.*)$")  # the same, as the Chinese catalog says it
 
 
 NEXT_RUN: dict[str, Any] = {"month": _l("the next monthly run"),
@@ -130,10 +132,16 @@ def _int_arg(name: str, default: int = 1) -> int:
         return default
 
 
-def field_error(message: str) -> tuple[str | None, str]:
-    """Split an engine message 'x, field amount: reason' into ('amount', 'reason')."""
-    found = _FIELD.search(message)
-    return (found.group(1), found.group(2)) if found else (None, message)
+def field_error(error: Any) -> tuple[str | None, str]:
+    """Split an engine error 'x, field amount: reason' into ('amount', 'reason'), the
+    reason in the page's language (engine.messages: a message with ``field`` and
+    ``reason``; an older English one by its words)."""
+    message = message_of(error)
+    if isinstance(message, Message) and {"field", "reason"} <= message.params.keys():
+        return str(message.params["field"]), i18n.say(message.params["reason"])
+    said = i18n.say(message)
+    found = _FIELD.search(said) or _FIELD_ZH.search(said)
+    return (found.group(1), found.group(2)) if found else (None, said)
 
 
 def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False
@@ -271,7 +279,7 @@ class RunsView(LaurelBaseView):
             return redirect(url_for(".job", job_id=exc.job_id))
         except LaurelError as exc:
             db.rollback()
-            return self._list(error=str(exc), chosen=code, status=400)
+            return self._list(error=i18n.say(exc), chosen=code, status=400)
         return redirect(url_for(".job", job_id=job.id))
 
     # --- a run job: live progress -------------------------------------------------------
@@ -299,7 +307,7 @@ class RunsView(LaurelBaseView):
             flash(_("The run was cancelled: nothing of it is kept."), "info")
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".job", job_id=job_id))
 
     @expose("/job/<int:job_id>/progress")
@@ -431,12 +439,12 @@ class RunsView(LaurelBaseView):
                 "Run %(id)s is stale: it cannot be approved or locked.", id=run_id))
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field == "open_flags_reason":
                 return self._confirm_page(run_id, action, 400, typed=typed, errors={
                     field: _("Flags are still open: tick “Lock with open flags” and give "
                              "a reason, or decide them first.")})
-            return self._run_page(run_id, status=400, error=str(exc))
+            return self._run_page(run_id, status=400, error=i18n.say(exc))
         flash(done, "success")
         return redirect(url_for(".run", run_id=run_id))
 
@@ -474,11 +482,11 @@ class RunsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field == "reason":
                 return self._run_page(run_id, status=400, reopen=reason,
                                       reopen_error=message)
-            return self._run_page(run_id, status=400, error=str(exc), reopen=reason)
+            return self._run_page(run_id, status=400, error=i18n.say(exc), reopen=reason)
         flash(_("Period %(code)s is open again.", code=code), "success")
         return redirect(url_for(".run", run_id=run_id))
 
@@ -498,11 +506,11 @@ class RunsView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field in typed:
                 return self._run_page(run_id, status=400, adjust=typed,
                                       adjust_errors={field: message})
-            return self._run_page(run_id, status=400, adjust=typed, error=str(exc))
+            return self._run_page(run_id, status=400, adjust=typed, error=i18n.say(exc))
         flash(_("Adjustment of %(amount)s added for %(code)s.",
                 amount=i18n.money(amount, currency), code=code), "success")
         return redirect(url_for(".statement", run_id=run_id, code=code))
@@ -520,7 +528,7 @@ class RunsView(LaurelBaseView):
                                     else None,
                                     labels={k: str(v) for k, v in EXPORT_LABELS.items()})
         except LaurelError as exc:
-            return self._run_page(run_id, status=400, error=str(exc))
+            return self._run_page(run_id, status=400, error=i18n.say(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"
         if run.status == "calculated":
             name += "-DRAFT"

@@ -246,7 +246,7 @@ class _FlaskWTFCSRF(CSRF):
         try:
             validate_csrf(field.data)
         except Exception as exc:  # flask_wtf raises wtforms.ValidationError subclasses
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(i18n.say(exc)) from None
 
 
 class LaurelSecureForm(SecureForm):
@@ -346,7 +346,7 @@ class LaurelModelView(ModelView):
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, LaurelError):
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return True
         if isinstance(exc, IntegrityError):
             # The database's own message (SQL, constraint names) means nothing to HR.
@@ -479,7 +479,7 @@ class EmployeeView(LaurelModelView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(self.get_url(".details_view", id=employee.id))
         return self.render("laurel/model/invited.html", employee=employee, email=user.email,
                            link=invite_link(token, request.url_root), days=INVITE_DAYS)
@@ -931,7 +931,7 @@ class UserView(LaurelModelView):
             try:
                 model.employee = employee_by_email(_db(), model.email)
             except LaurelError as exc:
-                raise ValidationError(str(exc)) from None
+                raise ValidationError(i18n.say(exc)) from None
             if model.employee is None:
                 raise ValidationError(_("A salesperson is an employee: no employee has "
                                         "this email."))
@@ -1141,10 +1141,10 @@ class ImportView(LaurelBaseView):
                 db.commit()
             except ImportFileError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
             except LaurelError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
         recent = _db().scalars(select(AuditLog).where(AuditLog.action == "import")
                                .order_by(AuditLog.id.desc()).limit(10)).all()
         status = 400 if error or form.errors else 200

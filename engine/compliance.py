@@ -148,7 +148,7 @@ def _officer(session: Session, actor: str | None) -> User:
 def get_case(session: Session, case_id: int) -> FlagCase:
     case = session.get(FlagCase, case_id)
     if case is None:
-        raise NotFound(f"flag {case_id} does not exist")
+        raise NotFound(msg("flag %(case_id)s does not exist", case_id=case_id))
     return case
 
 
@@ -158,20 +158,23 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
     user = _officer(session, actor)
     case_ids = list(case_ids)
     if not case_ids:
-        raise LaurelError("flag, field flags: choose at least one flag")
+        raise LaurelError(msg("flag, field flags: choose at least one flag"))
     if not (assignee or "").strip():
-        raise LaurelError("flag, field assignee: choose a compliance officer")
+        raise LaurelError(msg("flag, field assignee: choose a compliance officer"))
     target = get_user(session, assignee)
     if target.role not in DECIDERS:
-        raise LaurelError(f"flag, field assignee: {target.email} is not a compliance officer")
+        raise LaurelError(msg("flag, field assignee: %(email)s is not a compliance officer",
+                              email=target.email))
     cases = []
     for case_id in case_ids:
         case = get_case(session, case_id)
         if case.status not in ("open", "in_review"):
-            raise LaurelError(f"flag {case.id} is {case.status}: it cannot be assigned")
+            raise LaurelError(msg("flag %(id)s is %(status)s: it cannot be assigned", id=case.id,
+                                  status=case.status))
         run = session.get(Run, case.run_id)
         if run.status in ("discarded", "failed"):
-            raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
+            raise LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
+                                  id=case.id, id2=run.id, status=run.status))
         before = {"status": case.status, "assignee": case.assignee}
         case.status, case.assignee = "in_review", target.email
         audit(session, "assign", "flag", case.id,
@@ -191,11 +194,12 @@ def add_note(session: Session, case_id: int, actor: str | None, text: str = "",
     user = _officer(session, actor)
     case = get_case(session, case_id)
     if not (text or "").strip() and not content:
-        raise LaurelError("flag note, field text: write a note or attach a file")
+        raise LaurelError(msg("flag note, field text: write a note or attach a file"))
     if content is not None and not filename:
-        raise LaurelError("flag note, field file: the file has no name")
+        raise LaurelError(msg("flag note, field file: the file has no name"))
     if content is not None and len(content) > MAX_EVIDENCE:
-        raise LaurelError(f"flag note, field file: {filename} is larger than 10 MB")
+        raise LaurelError(msg("flag note, field file: %(filename)s is larger than 10 MB",
+                              filename=filename))
     note = FlagNote(case_id=case.id, author=user.email, text=(text or "").strip(),
                     filename=filename, content=content, content_type=content_type)
     session.add(note)
@@ -213,15 +217,17 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     user = _officer(session, actor)
     case = get_case(session, case_id)
     if decision not in ("confirmed", "dismissed"):
-        raise LaurelError(f"flag {case.id}, field decision: confirm or dismiss")
+        raise LaurelError(msg("flag %(id)s, field decision: confirm or dismiss", id=case.id))
     if case.status != "in_review":
-        raise LaurelError(f"flag {case.id} is {case.status}; it must be in review (assigned) "
-                          "before a decision")
+        raise LaurelError(msg("flag %(id)s is %(status)s; it must be in review (assigned) "
+                              "before a decision", id=case.id, status=case.status))
     if not (reason or "").strip():
-        raise LaurelError(f"flag {case.id}, field reason: a written reason is required")
+        raise LaurelError(msg("flag %(id)s, field reason: a written reason is required",
+                              id=case.id))
     run = session.get(Run, case.run_id)
     if run.status in ("discarded", "failed"):
-        raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
+        raise LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
+                              id=case.id, id2=run.id, status=run.status))
     before = {"status": case.status}
     case.status, case.decision, case.reason = decision, decision, reason.strip()
     case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)

@@ -626,3 +626,24 @@ def test_people_read_rule_versions_and_times_in_words_not_hashes(
     items = re.findall(r"<li [^>]*>(.*?)</li>", versions, re.S)
     assert all(re.search(r"[\u4e00-\u9fff]", re.sub(r"<[^>]+>", "", i).split("版本")[0])
                and re.search(r"版本 \d+", i) for i in items), items
+
+
+def test_the_engines_refusals_read_in_chinese_next_to_their_field(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    login(client, CA)
+    client.get("/admin/?lang=zh")
+    typed = {"employee": "N2", "amount": "1,00", "reason": "missed deal in March"}
+    bad = client.post(f"/admin/runs/{run_id}/adjust", data=typed)
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "&#39;1,00&#39; 不是 CNY 金额（例如写作 1500" in text_of(bad)
+    assert re.search(r'name="amount" value="1,00" class="form-control is-invalid"', html)
+    nobody = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "employee": "ZZ9",
+                                                               "amount": "5"})
+    assert "没有工号或姓名为 &#39;ZZ9&#39; 的员工" in text_of(nobody)
+    assert "no employee has" not in text_of(nobody)
+    assert re.search(r'name="employee" value="ZZ9" class="form-control is-invalid"',
+                     nobody.get_data(as_text=True))
+    # a refusal without a field: the analyst started the run, another person approves it
+    mine = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
+    assert mine.status_code in (400, 403)
+    assert f"计算批次 {run_id} 由 {ANALYST} 发起：必须由另一人批准" in text_of(mine)
