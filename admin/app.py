@@ -157,7 +157,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 "laurel_user": auth.current_principal, "lang_url": i18n.lang_url,
                 "term": i18n.term, "money": i18n.money, "percent": i18n.percent,
                 "pip_target": i18n.pip_target, "when": i18n.when, "day": i18n.day,
-                "say": i18n.say, "audit_summary": i18n.audit_summary}
+                "say": i18n.say, "audit_summary": i18n.audit_summary,
+                "fact_name": i18n.fact_name}
 
     from admin.views import init_admin
 

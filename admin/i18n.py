@@ -9,6 +9,7 @@ falls back from it to our own ``translations/zh``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -155,6 +156,24 @@ def audit_summary(entry: Any) -> str:
     from engine.messages import restored
 
     return say(restored(entry.message)) if entry.message else entry.summary
+
+
+_RANKED = re.compile(r"^(\S+) \((strictly higher|defined, N|company maximum)\)$")
+
+
+def fact_name(name: str) -> str:
+    """A fact a rule read, as its explanation names it: a ranked fact's figures ("revenue
+    (company maximum)") with their words in the page's language."""
+    from flask_babel import gettext
+
+    found = _RANKED.match(name)
+    if not found:
+        return name
+    words = {"strictly higher": gettext("strictly higher"),
+             "defined, N": gettext("defined, N"),
+             "company maximum": gettext("company maximum")}
+    return gettext("%(fact)s (%(figure)s)", fact=found.group(1),
+                   figure=words[found.group(2)])
 
 
 def when(at: Any) -> str:

@@ -15,6 +15,7 @@ from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
+from flask_admin.model import typefmt
 from flask_admin.model.template import TemplateLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import format_datetime
@@ -264,6 +265,12 @@ _WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "a
                     "ajax_lookup"}
 
 
+def _yes_no_icon(view: Any, value: Any, name: str) -> Markup:
+    """A yes/no column as Flask-Admin's icon, its tip in the page's language."""
+    icon = "fa-check-circle" if value else "fa-minus-circle"
+    return Markup('<span class="fa {}" title="{}"></span>').format(icon, _short(bool(value)))
+
+
 class LaurelModelView(ModelView):
     """Role-checked view: readers get lists and details, writers forms; POSTs need WRITE."""
 
@@ -276,6 +283,11 @@ class LaurelModelView(ModelView):
     can_export = False
     details_modal = False
     column_display_actions = True
+    # yes/no in the page's language (Flask-Admin's icons carry "active: true" as their tip,
+    # its details page the word True)
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no_icon}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS,
+                                     bool: lambda view, value, name: _short(value)}
 
     @property
     def can_create(self) -> bool:  # type: ignore[override]
@@ -601,6 +613,7 @@ class PeriodView(LaurelModelView):
     column_labels = {"code": _l("Code"), "kind": _l("Kind"), "start": _l("Start"),
                      "end": _l("End"), "status": _l("Status")}
     column_choices = {"status": _choices(PERIOD_STATUSES), "kind": _choices(PERIOD_KINDS)}
+    column_details_list = column_list
 
 
 def _check_formula(form: Any, field: Any) -> None:
@@ -647,6 +660,8 @@ class MetricView(LaurelModelView):
     column_filters = ["type", "rollup"]
     column_default_sort = "key"
     column_formatters = {"type": _choice_label, "rollup": _choice_label,
+                         "formula": lambda v, c, m, n: Markup("<code>{}</code>").format(
+                             m.formula) if m.formula else "",
                          "min_value": lambda v, c, m, n: _bound(m, m.min_value),
                          "max_value": lambda v, c, m, n: _bound(m, m.max_value)}
     form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
@@ -789,12 +804,8 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
     for key, value in data.items():
         changed = other is not None and other.get(key) != value
         css = ' class="table-warning"' if changed else ""
-        shown = "" if value is None else value
-        if isinstance(shown, dict | list):
-            shown = ", ".join(f"{k}: {v}" for k, v in shown.items()) if isinstance(
-                shown, dict) else ", ".join(str(v) for v in shown)
-        rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
-            Markup(css), key, shown))
+        rows.append(Markup("<tr{}><th><code>{}</code></th><td>{}</td></tr>").format(
+            Markup(css), key, _stored(key, value)))
     return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
                   ).format(Markup("").join(rows))
 
@@ -830,14 +841,29 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
         before, after = _readable(before), _readable(after)
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)]
-        parts = [Markup("<b>{}</b>: {} &rarr; {}").format(
-            k, "" if before.get(k) is None else before.get(k),
-            "" if after.get(k) is None else after.get(k)) for k in keys]
+        parts = [Markup("<code>{}</code>: {} &rarr; {}").format(
+            k, _stored(k, before.get(k)), _stored(k, after.get(k))) for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
-    parts = [Markup("<b>{}</b>: {}").format(k, _short(v)) for k, v in data.items()
+    parts = [Markup("<code>{}</code>: {}").format(k, _stored(k, v)) for k, v in data.items()
              if v not in (None, "", [], {})][:6]
     return Markup("<br>").join(parts)
+
+
+# Stored fields whose values are the domain's codes: they read in the page's language.
+_WORD_FIELDS = {"status", "kind", "role", "decision", "stage"}
+
+
+def _stored(key: str, value: Any) -> Markup:
+    """A stored field's value as it was written (data, shown as such), a status in the
+    page's language."""
+    if value is None:
+        return Markup("")
+    if key in _WORD_FIELDS and isinstance(value, str):
+        return Markup("{}").format(i18n.term(value))
+    if isinstance(value, bool):
+        return Markup("{}").format(_short(value))
+    return Markup("<code>{}</code>").format(_short(value))
 
 
 def _short(value: Any) -> str:
@@ -867,14 +893,14 @@ class AuditLogView(LaurelModelView):
         "at": lambda v, c, m, n: i18n.when(m.at),
         "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
-        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
+        "entity": lambda v, c, m, n: resource_name(m.entity),
         "changes": lambda v, c, m, n: render_changes(m),
     }
     column_formatters_detail = {
         "at": lambda v, c, m, n: i18n.when(m.at),
         "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
-        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
+        "entity": lambda v, c, m, n: resource_name(m.entity),
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
         "after": lambda v, c, m, n: render_mapping(m.after, m.before),
     }
@@ -918,6 +944,7 @@ class UserView(LaurelModelView):
                      "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
                      "password": _l("Password")}
     column_descriptions = {"team": _l("A sales manager sees this team only.")}
+    form_args = {"team": {"blank_text": "–"}}  # not Flask-Admin's "__None"
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
         model.email = (model.email or "").strip().lower()
@@ -1042,14 +1069,19 @@ class DashboardView(AdminIndexView):
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
                            render_changes=lambda e: render_changes(e, readable=True),
                            choice=CHOICE_NAMES, waiting=waiting,
-                           resource_name=lambda r: ENTITY_NAMES.get(r) or
-                           RESOURCE_NAMES.get(r, r),
-                           when=i18n.when, day=i18n.day)
+                           resource_name=resource_name)
+
+
+def resource_name(entity: str) -> str:
+    """The kind of record an audit entry is about, in the page's language."""
+    return str(ENTITY_NAMES.get(entity) or RESOURCE_NAMES.get(entity, entity))
 
 
 # The records the audit log names that are no resource of their own.
 ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
-                                "candidate": _l("Candidate"), "rule": _l("Rule")}
+                                "candidate": _l("Candidate"), "rule": _l("Rule"),
+                                "review_cycle": _l("Review cycle"), "inquiry": _l("Inquiry"),
+                                "talk": _l("One-to-one")}
 # What waits for a role (engine.waiting): its words and the list it opens.
 WAITING: dict[str, tuple[Any, ...]] = {
     "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),
@@ -1149,6 +1181,7 @@ class ImportView(LaurelBaseView):
                                .order_by(AuditLog.id.desc()).limit(10)).all()
         status = 400 if error or form.errors else 200
         return self.render("laurel/imports.html", form=form, report=report, error=error,
+                           resource_name=resource_name,
                            recent=recent, can_import=bool(kinds), choice=CHOICE_NAMES,
                            max_mb=MAX_FILE_BYTES // 2**20), status
 

@@ -23,8 +23,10 @@ DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "i
 
 # Tables whose changes are not audited row by row: results are audited per import, the
 # audit log itself never, runs and outcomes through their own lifecycle entries, and so
-# are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules).
-_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment",
+# are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules); a run's
+# chunks and context are its machinery.
+_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "run_chunk", "run_context",
+                "adjustment",
                 "flag_case", "flag_note", "pip", "candidate", "inquiry", "inquiry_message",
                 "review_cycle", "review_entry", "talk"}
 
