@@ -118,7 +118,7 @@ def _hr(session: Session, actor: str | None, what: str) -> str:
 def get_pip(session: Session, pip_id: int) -> Pip:
     pip = session.get(Pip, pip_id)
     if pip is None:
-        raise NotFound(f"PIP {pip_id} does not exist")
+        raise NotFound(msg("PIP %(pip_id)s does not exist", pip_id=pip_id))
     return pip
 
 
@@ -128,16 +128,18 @@ def decide_pip(session: Session, pip_id: int, decision: str, reason: str, actor:
     email = _hr(session, actor, "decide a PIP")
     pip = get_pip(session, pip_id)
     if pip.status not in ("active", "extended"):
-        raise LaurelError(f"PIP {pip.id} is {pip.status}; only an active PIP gets a decision")
+        raise LaurelError(msg("PIP %(id)s is %(status)s; only an active PIP gets a decision",
+                              id=pip.id, status=pip.status))
     if decision not in PIP_DECISIONS:
-        raise LaurelError(f"PIP {pip.id}, field decision: one of {', '.join(PIP_DECISIONS)}")
+        raise LaurelError(msg("PIP %(id)s, field decision: one of %(value)s", id=pip.id,
+                              value=', '.join(PIP_DECISIONS)))
     if not (reason or "").strip():
-        raise LaurelError(f"PIP {pip.id}, field reason: a written reason is required")
+        raise LaurelError(msg("PIP %(id)s, field reason: a written reason is required", id=pip.id))
     before = {"status": pip.status, "end": pip.end.isoformat()}
     if decision == "extended":
         if new_end is None or new_end <= pip.end:
-            raise LaurelError(f"PIP {pip.id}, field new_end: an extension ends after "
-                              f"{pip.end.isoformat()}")
+            raise LaurelError(msg("PIP %(id)s, field new_end: an extension ends after %(value)s",
+                                  id=pip.id, value=pip.end.isoformat()))
         pip.end = new_end
     pip.status, pip.decision_reason = decision, reason.strip()
     pip.decided_by, pip.decided_at = email, dt.datetime.now(dt.UTC)
@@ -156,9 +158,10 @@ def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
     email = _hr(session, actor, "close a PIP")
     pip = get_pip(session, pip_id)
     if pip.status not in ("active", "extended"):
-        raise LaurelError(f"PIP {pip.id} is {pip.status}; only an active PIP can be closed")
+        raise LaurelError(msg("PIP %(id)s is %(status)s; only an active PIP can be closed",
+                              id=pip.id, status=pip.status))
     if not (reason or "").strip():
-        raise LaurelError(f"PIP {pip.id}, field reason: a written reason is required")
+        raise LaurelError(msg("PIP %(id)s, field reason: a written reason is required", id=pip.id))
     day = on or dt.date.today()
     if day < pip.start:  # closed before it began: it covers no day at all
         day = pip.start - dt.timedelta(days=1)
@@ -212,23 +215,25 @@ def move_candidate(session: Session, candidate_id: int, status: str, reason: str
     """Move a candidate on (managers nominate their own team; HR decides)."""
     cand = session.get(Candidate, candidate_id)
     if cand is None:
-        raise NotFound(f"candidate {candidate_id} does not exist")
+        raise NotFound(msg("candidate %(candidate_id)s does not exist", candidate_id=candidate_id))
     if not actor or actor == "system":
-        raise PermissionDenied("candidates are moved by HR or the team's manager")
+        raise PermissionDenied(msg("candidates are moved by HR or the team's manager"))
     user = get_user(session, actor)
     employee = session.get(Employee, cand.employee_id)
     if user.role == "sales_manager":
         if user.team_id != employee.team_id:
-            raise PermissionDenied(f"{employee.code} is not in {user.email}'s team")
+            raise PermissionDenied(msg("%(code)s is not in %(email)s's team", code=employee.code,
+                                       email=user.email))
         if status != "nominated":
-            raise PermissionDenied("a manager nominates; HR accepts or declines")
+            raise PermissionDenied(msg("a manager nominates; HR accepts or declines"))
     elif user.role != "hr_admin":
-        raise PermissionDenied(f"user {user.email} is a {user.role}; HR or the team's manager "
-                               "moves candidates")
+        raise PermissionDenied(msg("user %(email)s is a %(role)s; HR or the team's manager "
+                                   "moves candidates", email=user.email, role=user.role))
     if status not in _CANDIDATE_STEPS.get(cand.status, ()):
-        raise LaurelError(f"candidate {cand.id} is {cand.status}; it cannot become {status}")
+        raise LaurelError(msg("candidate %(id)s is %(status)s; it cannot become %(status2)s",
+                              id=cand.id, status=cand.status, status2=status))
     if not (reason or "").strip():
-        raise LaurelError(f"candidate {cand.id}, field reason: a reason is required")
+        raise LaurelError(msg("candidate %(id)s, field reason: a reason is required", id=cand.id))
     before = {"status": cand.status}
     cand.status, cand.reason = status, reason.strip()
     cand.updated_by, cand.updated_at = user.email, dt.datetime.now(dt.UTC)

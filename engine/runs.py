@@ -372,7 +372,8 @@ def evaluate_period(session: Session, period: Period,
     t2 = time.perf_counter()
     timings.load, timings.enrich = t1 - t0, t2 - t1
     if not facts:
-        raise RunError(f"period {period.code} has no results: import results for it first")
+        raise RunError(msg("period %(code)s has no results: import results for it first",
+                           code=period.code))
     outcomes: list[dict[str, Any]] = []
     total = len(facts)
     if progress:
@@ -398,7 +399,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     started = dt.datetime.now(dt.UTC)
     period = periods.require(session, code)
     if period.status == "locked":
-        raise RunError(f"period {code} is locked: no new run starts")
+        raise RunError(msg("period %(code)s is locked: no new run starts", code=code))
     # Read before any result: a change after this point shows as a newer version.
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     before = session.scalar(select(func.max(Run.id)).where(
@@ -430,14 +431,14 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
     another run of it stored, since the run started (``before``: the newest run then)."""
     period = periods.serialise(session, period.id)
     if period.status == "locked":
-        raise RunError(f"period {code} was locked while this run was calculated; nothing "
-                       "was stored")
+        raise RunError(msg("period %(code)s was locked while this run was calculated; nothing "
+                           "was stored", code=code))
     newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
                                              Run.status.in_(LIVE_RUN)).order_by(Run.id))
     if newer is not None:
-        raise RunError(f"another run of period {code} (run {newer.id}, started by "
-                       f"{newer.started_by}) was stored while this one was calculated; "
-                       "this run is not stored")
+        raise RunError(msg("another run of period %(code)s (run %(id)s, started by "
+                           "%(started_by)s) was stored while this one was calculated; this run "
+                           "is not stored", code=code, id=newer.id, started_by=newer.started_by))
     return period
 
 
@@ -605,7 +606,7 @@ def summary_of(session: Session, run: Run) -> str:
 def get_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise NotFound(f"run {run_id} does not exist")
+        raise NotFound(msg("run %(run_id)s does not exist", run_id=run_id))
     return run
 
 
