@@ -56,11 +56,12 @@ def quoted(text: str, most: int = 40) -> str:
 def text_problem(text: str) -> str | None:
     """Why a cell's text is refused (too long, a control character), or None."""
     if len(text) > MAX_TEXT:
-        return f"the cell has {len(text):,} characters; a cell holds at most {MAX_TEXT:,}"
+        return msg("the cell has %(n)s characters; a cell holds at most %(most)s",
+                   n=f"{len(text):,}", most=f"{MAX_TEXT:,}")
     found = CONTROL.search(text)
     if found:
-        return (f"the cell holds the control character U+{ord(found[0]):04X} (a line break, "
-                "tab or NUL, for example); remove it")
+        return msg("the cell holds the control character U+%(code)s (a line break, tab or "
+                   "NUL, for example); remove it", code=f"{ord(found[0]):04X}")
     return None
 
 

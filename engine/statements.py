@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine import wording
 from engine.errors import NotFound
+from engine.messages import msg
 from engine.models import Adjustment, Employee, Metric, Outcome, Run, Team
 
 ZERO = Decimal("0.00")
@@ -95,7 +96,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     r = reader(session, lang)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
-        raise NotFound(f"employee {employee_code} does not exist")
+        raise NotFound(msg("employee %(employee_code)s does not exist",
+                           employee_code=employee_code))
     st = Statement(run, employee)
     names = {x.get("key"): x.get("name") for x in (run.rules or []) if isinstance(x, dict)}
     if lang == "zh":
@@ -408,4 +410,4 @@ def diff_file(session: Session, old: Run, new: Run, fmt: str,
         out = io.BytesIO()
         book.save(out)
         return out.getvalue()
-    raise LaurelError(f"unknown format {fmt!r}: use csv or xlsx")
+    raise LaurelError(msg("unknown format %(fmt)s: use csv or xlsx", fmt=repr(fmt)))
