@@ -32,3 +32,11 @@ def test_the_back_office_says_a_message_in_the_pages_language() -> None:
         assert i18n.say("plain text") == "plain text"
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         assert i18n.say(error) == "flag 3 (compliance.x) dismissed: ok" == str(error)
+
+
+def test_an_error_from_the_rule_engines_process_keeps_its_message() -> None:
+    from engine.isolate import _rebuild
+
+    sent = pickle.loads(pickle.dumps(msg("rule %(key)s does not exist", key="x.y")))
+    error = _rebuild(LaurelError, sent)
+    assert isinstance(message_of(error), Message) and str(error) == "rule x.y does not exist"
