@@ -14,8 +14,10 @@ from flask import abort, current_app, redirect, request, url_for
 from flask_admin import BaseView
 from sqlalchemy.orm import scoped_session
 
+from admin import i18n
 from admin.auth import current_principal, current_role
 from engine import access
+from engine.messages import Message, message_of
 
 
 def may_read(resource: str, role: str | None = None) -> bool:
@@ -87,9 +89,16 @@ def acting_email() -> str:
 
 
 _FIELD = re.compile(r"field (\w+): (.*)$")
+_FIELD_ZH = re.compile(r"字段 (\w+)：(.*)$")  # the same, as the Chinese catalog says it
 
 
-def field_error(message: str) -> tuple[str | None, str]:
-    """Split an engine message 'x, field amount: reason' into ('amount', 'reason')."""
-    found = _FIELD.search(message)
-    return (found.group(1), found.group(2)) if found else (None, message)
+def field_error(error: Any) -> tuple[str | None, str]:
+    """Split an engine error 'x, field amount: reason' into ('amount', 'reason'), the
+    reason in the page's language (engine.messages: a message with ``field`` and
+    ``reason``; an older English one by its words)."""
+    message = message_of(error)
+    if isinstance(message, Message) and {"field", "reason"} <= message.params.keys():
+        return str(message.params["field"]), i18n.say(message.params["reason"])
+    said = i18n.say(message)
+    found = _FIELD.search(said) or _FIELD_ZH.search(said)
+    return (found.group(1), found.group(2)) if found else (None, said)

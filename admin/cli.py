@@ -141,15 +141,12 @@ def users_invite(email: str) -> None:
     A user gets a new link; an employee with this email and no user becomes a sales_rep.
     The link starts with LAUREL_BASE_URL (default http://127.0.0.1:5000).
     """
-    import os
-
-    from engine.users import invite
+    from engine.users import invite, invite_link
 
     with session_scope() as session:
         user, token = invite(session, email)
         role = user.role
-    base = (os.environ.get("LAUREL_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-    click.echo(f"{base}/invite/{token}")
+    click.echo(invite_link(token))
     click.echo(f"invitation for {email.strip().lower()} ({role}); the link sets the password "
                "and works once, for 7 days", err=True)
 

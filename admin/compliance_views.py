@@ -74,7 +74,7 @@ FIELD_MESSAGES: dict[str, Any] = {
 
 def field_message(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine error names and what to say about it."""
-    field, message = field_error(str(exc))
+    field, message = field_error(exc)
     if field in FIELD_MESSAGES and ("required" in message or "choose" in message
                                     or "write a note" in message):
         return field, str(FIELD_MESSAGES[field])
@@ -100,7 +100,7 @@ def helpers() -> dict[str, Any]:
         "money_status": lambda s: MONEY_NAMES.get(s, s) if s else "",
         "run_status": lambda s: STATUS_NAMES.get(s, s) if s else "",
         "badge": lambda s: BADGES.get(s or "", "light"),
-        "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+        "when": i18n.when,
         "release_words": release_words,
     }
 
@@ -209,7 +209,7 @@ class ComplianceView(LaurelBaseView):
             db.commit()
         except NotFound as exc:
             db.rollback()
-            return self._queue(400, chosen, assignee, {"assignee": str(exc)})
+            return self._queue(400, chosen, assignee, {"assignee": i18n.say(exc)})
         except LaurelError as exc:
             db.rollback()
             field, message = field_message(exc)
@@ -255,10 +255,11 @@ class ComplianceView(LaurelBaseView):
                            .order_by(AuditLog.id)).all()
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, case.run, case.employee.code, lang=lang)
+        r = statements.reader(db, lang)
         return self.render(
             "laurel/compliance/case.html", case=case, outcome=outcome,
-            words=statements.explain_in_words(
-                outcome.kind, exp, lang, statements.labels(db, lang)),
+            words=statements.explain_in_words(outcome.kind, exp, lang, r.label, dict(r.types)),
+            fact=r.value,
             facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
             release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),

@@ -14,6 +14,7 @@ from flask_admin import Admin, expose
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from admin import i18n
 from admin.base import LaurelBaseView, _db, _team_scope, may_read
 from admin.compliance_views import helpers
 from engine import dashboard
@@ -75,7 +76,7 @@ class TeamDashboardView(LaurelBaseView):
             try:
                 fig = dashboard.team_figures(db, chosen, period)
             except LaurelError as exc:
-                error = str(exc)
+                error = i18n.say(exc)
         charts = None
         if fig is not None:
             charts = {

@@ -243,7 +243,7 @@ class ReviewsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            return self.cycle(cycle_id, 400, str(exc))
+            return self.cycle(cycle_id, 400, i18n.say(exc))
         flash(_("%(n)s customer scores imported.", n=n), "success")
         return redirect(url_for(".cycle", cycle_id=cycle_id))
 
@@ -258,7 +258,7 @@ class ReviewsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            return self.cycle(cycle_id, 400, str(exc))
+            return self.cycle(cycle_id, 400, i18n.say(exc))
         flash(_("The review cycle is closed: its scores are the quarter's results."),
               "success")
         return redirect(url_for(".cycle", cycle_id=cycle_id))
@@ -299,7 +299,7 @@ class TalksView(LaurelBaseView):
                 db.commit()
             except (NotFound, PermissionDenied) as exc:
                 db.rollback()
-                errors["employee"] = str(exc)
+                errors["employee"] = i18n.say(exc)
             except LaurelError as exc:
                 db.rollback()
                 field, message = refused(exc)

@@ -54,12 +54,12 @@ def words() -> dict[str, Any]:
             "inquiry_badge": lambda s: INQUIRY_BADGES.get(s, "light"),
             "pay_status": lambda s: PAY_STATUS_NAMES.get(s, s) if s else "",
             "pay_badge": lambda s: PAY_BADGES.get(s or "", "light"),
-            "term": i18n.term, "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else ""}
+            "term": i18n.term, "when": i18n.when}
 
 
 def refused(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine refusal names, and what to say next to it."""
-    field, message = field_error(str(exc))
+    field, message = field_error(exc)
     if field in _FIELD_WORDS and ("write" in message or "not a number" in message
                                   or "range" in message or "outside" in message):
         return field, str(_FIELD_WORDS[field])
@@ -120,7 +120,7 @@ class PortalView(LaurelBaseView):
     def print_view(self, run_id: int) -> Any:
         run, st = self._statement(run_id)
         return self.render("laurel/portal/print.html", run=run, st=st,
-                           today=dt.date.today().isoformat())
+                           today=i18n.day(dt.date.today()))
 
     @expose("/statement/<int:run_id>/ask", methods=("POST",))
     def ask(self, run_id: int) -> Any:
@@ -268,7 +268,7 @@ class PortalView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         else:
             flash(_("You acknowledged the one-to-one."), "success")
         return redirect(url_for(".talk", talk_id=talk_id))

@@ -21,8 +21,8 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import current_role
-from admin.base import LaurelBaseView, _db, _team_scope, acting_email, field_error
-from engine import access, jobs, lifecycle, runs, statements
+from admin.base import LaurelBaseView, _db, _team_scope, acting_email, field_error, may_read
+from engine import access, jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
@@ -92,6 +92,21 @@ def release_words(story: dict[str, Any] | None) -> str:
              next=NEXT_RUN.get(story["kind"], story["kind"]))
 
 
+def rule_versions(db: Any, run: Run) -> list[dict[str, Any]]:
+    """The rule versions a run used, as people read them: name in the page's language and
+    version (the run keeps their content hashes; the page does not show them)."""
+    defs = plain.definitions(db, run.rules)
+    zh = i18n.is_chinese()
+    out = []
+    for used in run.rules or []:
+        if not isinstance(used, dict) or not used.get("key"):
+            continue
+        d = defs.get(used["key"]) or {}
+        out.append({"key": used["key"], "version": used.get("version"),
+                    "name": (zh and d.get("name_zh")) or d.get("name") or used["key"]})
+    return sorted(out, key=lambda r: r["name"].lower())
+
+
 def may(action: str, role: str | None = None) -> bool:
     return access.may_run(action, role or current_role())
 
@@ -149,7 +164,7 @@ def _helpers() -> dict[str, Any]:
             "status_name": lambda s: STATUS_NAMES.get(s, s) if s else "",
             "change_name": lambda c: CHANGE_NAMES.get(c, c),
             "badge": lambda s: STATUS_BADGES.get(s or "", "light"),
-            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+            "when": i18n.when,
             "release_words": release_words}
 
 
@@ -246,7 +261,7 @@ class RunsView(LaurelBaseView):
             return redirect(url_for(".job", job_id=exc.job_id))
         except LaurelError as exc:
             db.rollback()
-            return self._list(error=str(exc), chosen=code, status=400)
+            return self._list(error=i18n.say(exc), chosen=code, status=400)
         return redirect(url_for(".job", job_id=job.id))
 
     # --- a run job: live progress -------------------------------------------------------
@@ -274,7 +289,7 @@ class RunsView(LaurelBaseView):
             flash(_("The run was cancelled: nothing of it is kept."), "info")
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".job", job_id=job_id))
 
     @expose("/job/<int:job_id>/progress")
@@ -342,6 +357,7 @@ class RunsView(LaurelBaseView):
                      and run.status in ("calculated", "approved") else None)
         return self.render(
             "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
+            rule_versions=rule_versions(db, run), may_read_rules=may_read("rules"),
             stale=runs.staleness(db, run), change_how=lambda how: CHANGE_HOW.get(how, how),
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
@@ -405,12 +421,12 @@ class RunsView(LaurelBaseView):
                 "Run %(id)s is stale: it cannot be approved or locked.", id=run_id))
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field == "open_flags_reason":
                 return self._confirm_page(run_id, action, 400, typed=typed, errors={
                     field: _("Flags are still open: tick “Lock with open flags” and give "
                              "a reason, or decide them first.")})
-            return self._run_page(run_id, status=400, error=str(exc))
+            return self._run_page(run_id, status=400, error=i18n.say(exc))
         flash(done, "success")
         return redirect(url_for(".run", run_id=run_id))
 
@@ -448,11 +464,11 @@ class RunsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field == "reason":
                 return self._run_page(run_id, status=400, reopen=reason,
                                       reopen_error=message)
-            return self._run_page(run_id, status=400, error=str(exc), reopen=reason)
+            return self._run_page(run_id, status=400, error=i18n.say(exc), reopen=reason)
         flash(_("Period %(code)s is open again.", code=code), "success")
         return redirect(url_for(".run", run_id=run_id))
 
@@ -472,11 +488,11 @@ class RunsView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field in typed:
                 return self._run_page(run_id, status=400, adjust=typed,
                                       adjust_errors={field: message})
-            return self._run_page(run_id, status=400, adjust=typed, error=str(exc))
+            return self._run_page(run_id, status=400, adjust=typed, error=i18n.say(exc))
         flash(_("Adjustment of %(amount)s added for %(code)s.",
                 amount=i18n.money(amount, currency), code=code), "success")
         return redirect(url_for(".statement", run_id=run_id, code=code))
@@ -495,7 +511,7 @@ class RunsView(LaurelBaseView):
                 totals_rows=True if request.args.get("totals") == "1" else None,
                 labels={k: str(v) for k, v in EXPORT_LABELS.items()}))
         except LaurelError as exc:
-            return self._run_page(run_id, status=400, error=str(exc))
+            return self._run_page(run_id, status=400, error=i18n.say(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"
         if run.status == "calculated":
             name += "-DRAFT"
@@ -557,8 +573,10 @@ class RunsView(LaurelBaseView):
         # A sales manager does not learn that another team's employee exists: 404, not 403.
         if employee is None or (team_id is not None and employee.team_id != team_id):
             abort(404)
-        st = statements.statement(db, run, code, lang="zh" if i18n.is_chinese() else "en")
+        lang = "zh" if i18n.is_chinese() else "en"
+        st = statements.statement(db, run, code, lang=lang)
         return self.render("laurel/runs/statement.html", run=run, st=st,
+                           fact=statements.reader(db, lang).value,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")
 

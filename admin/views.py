@@ -15,7 +15,9 @@ from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
-from flask_babel import format_date, format_datetime
+from flask_admin.model import typefmt
+from flask_admin.model.template import TemplateLinkRowAction
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -62,7 +64,16 @@ from engine.models import (
     Team,
     User,
 )
-from engine.users import MIN_PASSWORD, check_new_password, employee_by_email, set_password
+from engine.users import (
+    INVITE_DAYS,
+    INVITERS,
+    MIN_PASSWORD,
+    check_new_password,
+    employee_by_email,
+    invite_employee,
+    invite_link,
+    set_password,
+)
 from engine.waiting import what_waits
 
 # --- who may do what: one table for every door (engine.access) ----------------------------
@@ -143,7 +154,7 @@ class _FlaskWTFCSRF(CSRF):
         try:
             validate_csrf(field.data)
         except Exception as exc:  # flask_wtf raises wtforms.ValidationError subclasses
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(i18n.say(exc)) from None
 
 
 class LaurelSecureForm(SecureForm):
@@ -161,6 +172,12 @@ _WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "a
                     "ajax_lookup"}
 
 
+def _yes_no_icon(view: Any, value: Any, name: str) -> Markup:
+    """A yes/no column as Flask-Admin's icon, its tip in the page's language."""
+    icon = "fa-check-circle" if value else "fa-minus-circle"
+    return Markup('<span class="fa {}" title="{}"></span>').format(icon, _short(bool(value)))
+
+
 class LaurelModelView(ModelView):
     """Role-checked view: readers get lists and details, writers forms; POSTs need WRITE."""
 
@@ -173,6 +190,11 @@ class LaurelModelView(ModelView):
     can_export = False
     details_modal = False
     column_display_actions = True
+    # yes/no in the page's language (Flask-Admin's icons carry "active: true" as their tip,
+    # its details page the word True)
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no_icon}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS,
+                                     bool: lambda view, value, name: _short(value)}
 
     @property
     def can_create(self) -> bool:  # type: ignore[override]
@@ -243,7 +265,7 @@ class LaurelModelView(ModelView):
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, LaurelError):
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return True
         if isinstance(exc, IntegrityError):
             # The database's own message (SQL, constraint names) means nothing to HR.
@@ -353,9 +375,33 @@ class EmployeeView(LaurelModelView):
         "region": _l("Region"), "level": _l("Level"), "manager": _l("Manager"),
         "hire_date": _l("Hire date"),
     }
+    # HR invites an employee to the portal from the list (a row button) or their page
+    column_extra_row_actions = [TemplateLinkRowAction("invite_row", _l("Invite"))]
+    details_template = "laurel/model/employee_details.html"
+    invite_days = INVITE_DAYS
 
     def scope(self, query: Any, team_id: int) -> Any:
         return query.filter(Employee.team_id == team_id)
+
+    @property
+    def can_invite(self) -> bool:
+        return current_role() in INVITERS
+
+    @expose("/invite/", methods=("POST",))
+    def invite_view(self) -> Any:
+        """Invite the employee (engine.users.invite_employee) and show the link, as
+        ``laurel users invite EMAIL`` prints it."""
+        employee = self.get_one(request.form.get("id"))
+        db = _db()
+        try:
+            user, token = invite_employee(db, employee.id, current_principal().email)
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            flash(i18n.say(exc), "error")
+            return redirect(self.get_url(".details_view", id=employee.id))
+        return self.render("laurel/model/invited.html", employee=employee, email=user.email,
+                           link=invite_link(token, request.url_root), days=INVITE_DAYS)
 
 
 class TeamView(LaurelModelView):
@@ -474,6 +520,7 @@ class PeriodView(LaurelModelView):
     column_labels = {"code": _l("Code"), "kind": _l("Kind"), "start": _l("Start"),
                      "end": _l("End"), "status": _l("Status")}
     column_choices = {"status": _choices(PERIOD_STATUSES), "kind": _choices(PERIOD_KINDS)}
+    column_details_list = column_list
 
 
 def _check_formula(form: Any, field: Any) -> None:
@@ -507,6 +554,11 @@ def _check_bound(form: Any, field: Any) -> None:
         raise ValidationError(_("The highest accepted value is below the lowest."))
 
 
+def _bound(metric: Metric, value: Any) -> str:
+    """A metric's range bound as people read it: a ratio as a percentage."""
+    return "" if value is None else i18n.metric_value(value, metric.type)
+
+
 class MetricView(LaurelModelView):
     resource = "metric"
     column_list = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
@@ -514,7 +566,11 @@ class MetricView(LaurelModelView):
     column_searchable_list = ["key", "label_en", "label_zh"]
     column_filters = ["type", "rollup"]
     column_default_sort = "key"
-    column_formatters = {"type": _choice_label, "rollup": _choice_label}
+    column_formatters = {"type": _choice_label, "rollup": _choice_label,
+                         "formula": lambda v, c, m, n: Markup("<code>{}</code>").format(
+                             m.formula) if m.formula else "",
+                         "min_value": lambda v, c, m, n: _bound(m, m.min_value),
+                         "max_value": lambda v, c, m, n: _bound(m, m.max_value)}
     form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
                     "max_value", "description"]
     form_overrides = {"min_value": NumberField, "max_value": NumberField}
@@ -628,12 +684,8 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
     for key, value in data.items():
         changed = other is not None and other.get(key) != value
         css = ' class="table-warning"' if changed else ""
-        shown = "" if value is None else value
-        if isinstance(shown, dict | list):
-            shown = ", ".join(f"{k}: {v}" for k, v in shown.items()) if isinstance(
-                shown, dict) else ", ".join(str(v) for v in shown)
-        rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
-            Markup(css), key, shown))
+        rows.append(Markup("<tr{}><th><code>{}</code></th><td>{}</td></tr>").format(
+            Markup(css), key, _stored(key, value)))
     return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
                   ).format(Markup("").join(rows))
 
@@ -669,18 +721,29 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
         before, after = _readable(before), _readable(after)
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)]
-        parts = [Markup("<b>{}</b>: {} &rarr; {}").format(
-            k, "" if before.get(k) is None else before.get(k),
-            "" if after.get(k) is None else after.get(k)) for k in keys]
+        parts = [Markup("<code>{}</code>: {} &rarr; {}").format(
+            k, _stored(k, before.get(k)), _stored(k, after.get(k))) for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
-    parts = [Markup("<b>{}</b>: {}").format(k, _short(v)) for k, v in data.items()
+    parts = [Markup("<code>{}</code>: {}").format(k, _stored(k, v)) for k, v in data.items()
              if v not in (None, "", [], {})][:6]
     return Markup("<br>").join(parts)
 
 
-def _when(at: Any) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S") if at else ""
+# Stored fields whose values are the domain's codes: they read in the page's language.
+_WORD_FIELDS = {"status", "kind", "role", "decision", "stage"}
+
+
+def _stored(key: str, value: Any) -> Markup:
+    """A stored field's value as it was written (data, shown as such), a status in the
+    page's language."""
+    if value is None:
+        return Markup("")
+    if key in _WORD_FIELDS and isinstance(value, str):
+        return Markup("{}").format(i18n.term(value))
+    if isinstance(value, bool):
+        return Markup("{}").format(_short(value))
+    return Markup("<code>{}</code>").format(_short(value))
 
 
 def _short(value: Any) -> str:
@@ -707,15 +770,17 @@ class AuditLogView(LaurelModelView):
     column_sortable_list = ["at", "actor", "action", "entity"]
     column_default_sort = ("id", True)
     column_formatters = {
-        "at": lambda v, c, m, n: _when(m.at),
+        "at": lambda v, c, m, n: i18n.when(m.at),
+        "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
-        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
+        "entity": lambda v, c, m, n: resource_name(m.entity),
         "changes": lambda v, c, m, n: render_changes(m),
     }
     column_formatters_detail = {
-        "at": lambda v, c, m, n: _when(m.at),
+        "at": lambda v, c, m, n: i18n.when(m.at),
+        "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
-        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
+        "entity": lambda v, c, m, n: resource_name(m.entity),
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
         "after": lambda v, c, m, n: render_mapping(m.after, m.before),
     }
@@ -760,6 +825,7 @@ class UserView(LaurelModelView):
                      "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
                      "password": _l("Password")}
     column_descriptions = {"team": _l("A sales manager sees this team only.")}
+    form_args = {"team": {"blank_text": "–"}}  # not Flask-Admin's "__None"
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
         model.email = (model.email or "").strip().lower()
@@ -773,7 +839,7 @@ class UserView(LaurelModelView):
             try:
                 model.employee = employee_by_email(_db(), model.email)
             except LaurelError as exc:
-                raise ValidationError(str(exc)) from None
+                raise ValidationError(i18n.say(exc)) from None
             if model.employee is None:
                 raise ValidationError(_("A salesperson is an employee: no employee has "
                                         "this email."))
@@ -840,15 +906,19 @@ class DashboardView(AdminIndexView):
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
                            render_changes=lambda e: render_changes(e, readable=True),
                            choice=CHOICE_NAMES, waiting=waiting,
-                           resource_name=lambda r: ENTITY_NAMES.get(r) or
-                           RESOURCE_NAMES.get(r, r),
-                           when=lambda at: format_datetime(at, "medium") if at else "",
-                           day=lambda d: format_date(d, "medium") if d else "")
+                           resource_name=resource_name)
+
+
+def resource_name(entity: str) -> str:
+    """The kind of record an audit entry is about, in the page's language."""
+    return str(ENTITY_NAMES.get(entity) or RESOURCE_NAMES.get(entity, entity))
 
 
 # The records the audit log names that are no resource of their own.
 ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
-                                "candidate": _l("Candidate"), "rule": _l("Rule")}
+                                "candidate": _l("Candidate"), "rule": _l("Rule"),
+                                "review_cycle": _l("Review cycle"), "inquiry": _l("Inquiry"),
+                                "talk": _l("One-to-one")}
 # What waits for a role (engine.waiting): its words and the list it opens.
 WAITING: dict[str, tuple[Any, ...]] = {
     "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),
@@ -940,14 +1010,15 @@ class ImportView(LaurelBaseView):
                 db.commit()
             except ImportFileError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
             except LaurelError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
         recent = _db().scalars(select(AuditLog).where(AuditLog.action == "import")
                                .order_by(AuditLog.id.desc()).limit(10)).all()
         status = 400 if error or form.errors else 200
         return self.render("laurel/imports.html", form=form, report=report, error=error,
+                           resource_name=resource_name,
                            recent=recent, can_import=bool(kinds), choice=CHOICE_NAMES,
                            max_mb=MAX_FILE_BYTES // 2**20), status
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.messages import msg
 from engine.metrics import DECIMALS, decimals, metric_range, range_problem
 
 # The longest cell an import reads; the columns that are stored are shorter still
@@ -37,8 +38,8 @@ FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 # separators, and lone surrogates (which neither database can encode).
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.([0-9]*))?|\.([0-9]+))([eE][+-]?[0-9]+)?", re.ASCII)
-NOT_A_NUMBER = ("is not a number (write the digits 0-9, . as the decimal mark and no "
-                "thousands separator)")
+NOT_A_NUMBER = msg("is not a number (write the digits 0-9, . as the decimal mark and no "
+                   "thousands separator)")
 
 
 class CellError(ValueError):
@@ -57,11 +58,12 @@ def quoted(text: str, most: int = 40) -> str:
 def text_problem(text: str) -> str | None:
     """Why a cell's text is refused (too long, a control character), or None."""
     if len(text) > MAX_TEXT:
-        return f"the cell has {len(text):,} characters; a cell holds at most {MAX_TEXT:,}"
+        return msg("the cell has %(n)s characters; a cell holds at most %(most)s",
+                   n=f"{len(text):,}", most=f"{MAX_TEXT:,}")
     found = CONTROL.search(text)
     if found:
-        return (f"the cell holds the control character U+{ord(found[0]):04X} (a line break, "
-                "tab or NUL, for example); remove it")
+        return msg("the cell holds the control character U+%(code)s (a line break, tab or "
+                   "NUL, for example); remove it", code=f"{ord(found[0]):04X}")
     return None
 
 
@@ -75,11 +77,12 @@ def formula_problem(text: str) -> str | None:
 def number(text: str) -> Decimal:
     """Read a number as spreadsheets write it; raise CellError when the text is not one."""
     if _NUMBER.fullmatch(text) is None:
-        raise CellError(f"{quoted(text)} {NOT_A_NUMBER}")
+        raise CellError(msg("%(text)s %(not_a_number)s", text=quoted(text),
+                            not_a_number=NOT_A_NUMBER))
     try:
         return Decimal(text)
     except InvalidOperation:  # an exponent past what Decimal holds (10**18)
-        raise CellError(f"{quoted(text)} is outside any accepted range") from None
+        raise CellError(msg("%(text)s is outside any accepted range", text=quoted(text))) from None
 
 
 def metric_value(text: str, mtype: str, low: Decimal | None = None,
@@ -96,15 +99,16 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
         value = number(text)
         places = decimals(value)
     if places > DECIMALS:
-        raise CellError(f"{quoted(text)} has more than {DECIMALS} decimals")
+        raise CellError(msg("%(text)s has more than %(decimals)s decimals", text=quoted(text),
+                            decimals=DECIMALS))
     if mtype == "count":
         if places:
-            raise CellError(f"{quoted(text)} is not a whole number")
+            raise CellError(msg("%(text)s is not a whole number", text=quoted(text)))
         if value < 0:
-            raise CellError(f"{quoted(text)} is negative: a count is 0 or more")
+            raise CellError(msg("%(text)s is negative: a count is 0 or more", text=quoted(text)))
     problem = range_problem(value, mtype, low, high)
     if problem:
-        raise CellError(f"{quoted(text)} {problem}")
+        raise CellError(msg("%(text)s %(problem)s", text=quoted(text), problem=problem))
     return value
 
 
@@ -150,7 +154,7 @@ _TYPED = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?"
 def _typed_number(text: str, what: str) -> Decimal:
     m = _TYPED.fullmatch(text)
     if m is None or (m["int"] is None and m["dec"] is None):
-        raise CellError(f"{quoted(text)} is not {what}")
+        raise CellError(msg("%(text)s is not %(what)s", text=quoted(text), what=what))
     digits = (m["int"] or "0").replace(",", "") + ("." + m["dec"] if m["dec"] else "")
     return Decimal(m["sign"] + digits)
 
@@ -174,12 +178,12 @@ def typed_amount(text: str, currency: str = "CNY") -> Decimal:
             if text.upper().endswith(mark.upper()):
                 text = text[: -len(mark)].strip()
                 break
-    refused = CellError(f"{quoted(raw)} is not an amount in {currency} (write 1500, "
-                        "1,500.00 or 1500元, for example)")
+    refused = CellError(msg("%(raw)s is not an amount in %(currency)s (write 1500, 1,500.00 or "
+                            "1500元, for example)", raw=quoted(raw), currency=currency))
     if sign and text and text[0] in "+-":
         raise refused
     try:
-        return _typed_number(sign + text, "an amount")
+        return _typed_number(sign + text, msg("an amount"))
     except CellError:
         raise refused from None
 
@@ -192,9 +196,10 @@ def typed_percent(text: str) -> Decimal:
     if text.endswith(("%", "％")):
         text = text[:-1].rstrip()
     try:
-        return _typed_number(text, "a percentage (write 7 or 7 % for 7%)").scaleb(-2)
+        return _typed_number(text, msg("a percentage")).scaleb(-2)
     except CellError:
-        raise CellError(f"{quoted(raw)} is not a percentage (write 7 or 7 % for 7%)") from None
+        raise CellError(msg("%(raw)s is not a percentage (write 7 or 7 %% for 7%%)",
+                            raw=quoted(raw))) from None
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine import periods
 from engine.facts import EmployeeFacts, build_facts
+from engine.messages import msg
 from engine.models import LIVE_RUN, Employee, FlagCase, Outcome, Period, Run, Team
 
 # The shipped funnel warning line (alert.funnel): used when no published rule says otherwise.
@@ -217,7 +218,7 @@ def team_figures(session: Session, team_id: int, period_code: str) -> Figures:
     if team is None:
         from engine.errors import NotFound
 
-        raise NotFound(f"team {team_id} does not exist")
+        raise NotFound(msg("team %(team_id)s does not exist", team_id=team_id))
     line, _least = warning_line(session)
     facts = [ef for ef in build_facts(session, period)
              if ef.values.get("team") == team.name]

@@ -24,8 +24,10 @@ DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "i
 # Tables whose changes are not audited row by row: results are audited per import, the
 # audit log itself never, runs and outcomes through their own lifecycle entries, and so
 # are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules), API
-# tokens (engine.tokens) and the answers kept for idempotent API writes.
-_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment",
+# tokens (engine.tokens) and the answers kept for idempotent API writes; a run's chunks and
+# context are its machinery.
+_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "run_chunk", "run_context",
+                "adjustment",
                 "flag_case", "flag_note", "pip", "candidate", "inquiry", "inquiry_message",
                 "review_cycle", "review_entry", "talk", "api_token", "api_idempotency"}
 
@@ -181,11 +183,16 @@ def audit(session: Session, action: str, entity: str, entity_id: Any = "", summa
     """Record one audit entry for the actor (default: the session's actor).
 
     A session whose info has ``via`` (the API: "api token NAME") records it on every entry.
+    A summary made with engine.messages.msg keeps its template and parameters too: it
+    reads in each reader's language in the back office.
     """
+    from engine.messages import Message
+
     session.add(AuditLog(
         actor=actor or session.info.get("actor", "system"), action=action, entity=entity,
-        entity_id=str(entity_id or ""), summary=summary, before=before, after=after,
+        entity_id=str(entity_id or ""), summary=str(summary), before=before, after=after,
         at=dt.datetime.now(dt.UTC), via=session.info.get("via"),
+        message=summary.stored() if isinstance(summary, Message) else None,
     ))
 
 

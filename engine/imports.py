@@ -36,6 +36,7 @@ from engine.cells import (
 )
 from engine.db import audit
 from engine.errors import ImportFileError, PeriodError
+from engine.messages import msg
 from engine.models import (
     TEAM_STAGES,
     Employee,
@@ -64,10 +65,13 @@ class ImportReport:
     periods: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{self.file}: {self.rows} rows, {self.created} created, {self.updated} updated"
         if self.periods:
-            text += f"; periods {', '.join(self.periods)}"
-        return text
+            return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated; "
+                       "periods %(periods)s", file=self.file, rows=self.rows,
+                       created=self.created, updated=self.updated,
+                       periods=", ".join(self.periods))
+        return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated",
+                   file=self.file, rows=self.rows, created=self.created, updated=self.updated)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -127,7 +131,7 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportFileError(name, "is not UTF-8 text (save it as CSV UTF-8)") from None
+        raise ImportFileError(name, msg("is not UTF-8 text (save it as CSV UTF-8)")) from None
     # Cells are checked one by one only where the text has something to find: a control
     # character other than a line's end, or a quote (a quoted cell may hold a line break).
     suspect = _SUSPECT.search(text) is not None
@@ -141,8 +145,10 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
             # end is refused by the cell check, never dropped
             cells = [c.strip(" ") for c in raw]
             if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
-                raise ImportFileError(name, f"has {len(cells):,} cells; a file has at most "
-                                      f"{MAX_COLUMNS} columns", row=number)
+                raise ImportFileError(name, msg("has %(cells)s cells; a file has at most "
+                                                "%(max_columns)s columns",
+                                                cells=format(len(cells), ','),
+                                                max_columns=MAX_COLUMNS), row=number)
             if suspect or max(map(len, cells), default=0) > MAX_TEXT:
                 _check_cells(number, cells)
             start = reader.line_num
@@ -150,7 +156,8 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     except csv.Error as exc:
         limit = csv.field_size_limit()
         if "field limit" not in str(exc):
-            raise ImportFileError(name, f"cannot be read as CSV ({exc})", row=number + 1
+            raise ImportFileError(name, msg("cannot be read as CSV (%(exc)s)", exc=exc),
+                                  row=number + 1
                                   ) from None
         raise _BadCell(number + 1, _long_cell(text, start), f"the cell has more than "
                        f"{limit:,} characters; a cell holds at most {MAX_TEXT:,}") from None
@@ -193,10 +200,13 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except Exception as exc:  # zipfile too raises many kinds (NotImplementedError...)
-        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+        raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                        exc=_one_line(exc))) from None
     if unpacked > MAX_UNPACKED_BYTES:
-        raise ImportFileError(name, f"unpacks to {unpacked / 2**20:,.0f} MB; a workbook may "
-                              f"unpack to at most {MAX_UNPACKED_BYTES // 2**20:,} MB")
+        raise ImportFileError(name, msg("unpacks to %(value)s MB; a workbook may unpack to at "
+                                        "most %(value2)s MB",
+                                        value=format(unpacked / 2**20, ',.0f'),
+                                        value2=format(MAX_UNPACKED_BYTES // 2**20, ',')))
 
     class Parser(WorkSheetParser):
         def parse_cell(self, element: Any) -> dict[str, Any]:
@@ -220,11 +230,12 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+        raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                        exc=_one_line(exc))) from None
     try:
         if not book.worksheets:
-            raise ImportFileError(name, "has no worksheet: the first worksheet must hold the "
-                                  "table")
+            raise ImportFileError(name,
+                                  msg("has no worksheet: the first worksheet must hold the table"))
         sheet = book.worksheets[0]
         source = sheet._get_source()
     except ImportFileError:
@@ -232,7 +243,8 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
         raise
     except Exception as exc:
         book.close()
-        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+        raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                        exc=_one_line(exc))) from None
     try:
         parser = Parser(source, sheet._shared_strings, data_only=True, epoch=book.epoch,
                         date_formats=book._date_formats,
@@ -244,7 +256,8 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
             except StopIteration:
                 break
             except Exception as exc:
-                raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+                raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                                exc=_one_line(exc))) from None
             row = _sheet_row(number, found)
             if row:
                 yield number, row
@@ -296,12 +309,15 @@ def _read_bytes(name: str, data: bytes | None, path: str | Path | None) -> bytes
                 data = fh.read(MAX_FILE_BYTES + 1)
                 size = max(len(data), os.fstat(fh.fileno()).st_size)
         except OSError as exc:
-            raise ImportFileError(name, f"cannot be read: {exc.strerror}") from None
+            raise ImportFileError(name, msg("cannot be read: %(strerror)s",
+                                            strerror=exc.strerror)) from None
     else:
         size = len(data)
     if size > MAX_FILE_BYTES:
-        raise ImportFileError(name, f"is {size / 2**20:,.1f} MB; a file may be at most "
-                              f"{MAX_FILE_BYTES // 2**20} MB (split it, by period for example)")
+        raise ImportFileError(name, msg("is %(value)s MB; a file may be at most %(value2)s MB "
+                                        "(split it, by period for example)",
+                                        value=format(size / 2**20, ',.1f'),
+                                        value2=MAX_FILE_BYTES // 2**20))
     return data
 
 
@@ -334,20 +350,22 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
         except _BadCell:
             more = True
         if not more:
-            raise ImportFileError(name, "is empty: a header row is needed")
-        raise ImportFileError(name, "the header row is empty", row=1)
+            raise ImportFileError(name, msg("is empty: a header row is needed"))
+        raise ImportFileError(name, msg("the header row is empty"), row=1)
     while header and header[-1] == "":
         header.pop()
     if len(header) > MAX_COLUMNS:
-        raise ImportFileError(name, f"has {len(header):,} columns; a file has at most "
-                              f"{MAX_COLUMNS}", row=1)
+        raise ImportFileError(name, msg("has %(header)s columns; a file has at most "
+                                        "%(max_columns)s", header=format(len(header), ','),
+                                        max_columns=MAX_COLUMNS), row=1)
     for index, title in enumerate(header):
         if title == "":
-            raise ImportFileError(name, "the column has no name: name it or delete it",
+            raise ImportFileError(name, msg("the column has no name: name it or delete it"),
                                   row=1, column=_letter(index))
     twice = [h for h, n in Counter(header).items() if n > 1]
     if twice:
-        raise ImportFileError(name, f"column {twice[0]!r} appears twice", row=1,
+        raise ImportFileError(name, msg("column %(twice)s appears twice", twice=repr(twice[0])),
+                              row=1,
                               column=twice[0])
     names[:] = header
     width = len(header)
@@ -360,11 +378,13 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
                     continue
                 count += 1
                 if count > MAX_ROWS:
-                    raise ImportFileError(name, f"has more than {MAX_ROWS:,} rows; split it "
-                                          "(by period, for example)", row=number)
+                    raise ImportFileError(name, msg("has more than %(max_rows)s rows; split it "
+                                                    "(by period, for example)",
+                                                    max_rows=format(MAX_ROWS, ',')), row=number)
                 if len(cells) > width and any(cells[width:]):
-                    raise ImportFileError(name, f"has {len(cells)} cells but the header has "
-                                          f"{width} columns", row=number)
+                    raise ImportFileError(name, msg("has %(cells)s cells but the header has "
+                                                    "%(width)s columns", cells=len(cells),
+                                                    width=width), row=number)
                 yield number, (cells + [""] * width)[:width]
         except _BadCell as bad:
             raise refuse(bad) from None
@@ -480,7 +500,8 @@ def import_employee_table(session: Session, name: str, header: list[str],
                               + ",".join(EMPLOYEE_COLUMNS), row=1, column=unknown[0])
     missing = [c for c in EMPLOYEE_REQUIRED if c not in header]
     if missing:
-        raise ImportFileError(name, f"required column {missing[0]!r} is missing", row=1,
+        raise ImportFileError(name, msg("required column %(missing)s is missing",
+                                        missing=repr(missing[0])), row=1,
                               column=missing[0])
     levels = {lv.code: lv for lv in session.scalars(select(Level))}
     existing = set(session.scalars(select(Employee.code)))
@@ -496,8 +517,10 @@ def import_employee_table(session: Session, name: str, header: list[str],
             except ValidationError as err:
                 raise _first_error(name, number, err) from None
         if row["code"] in seen:
-            raise ImportFileError(name, f"employee {row['code']} appears twice (rows "
-                                  f"{seen[row['code']]} and {number})", row=number, column="code")
+            raise ImportFileError(name, msg("employee %(row)s appears twice (rows %(seen)s and "
+                                            "%(number)s)", row=row['code'],
+                                            seen=seen[row['code']], number=number),
+                                  row=number, column="code")
         seen[row["code"]] = number
         if row["level"] not in levels:
             raise ImportFileError(name, f"unknown level {row['level']!r}; the levels are "
@@ -507,13 +530,13 @@ def import_employee_table(session: Session, name: str, header: list[str],
     for number, row in rows:
         mc = row["manager_code"]
         if mc and mc not in codes and mc not in existing:
-            raise ImportFileError(name, f"manager {mc} does not exist", row=number,
+            raise ImportFileError(name, msg("manager %(mc)s does not exist", mc=mc), row=number,
                                   column="manager_code")
         if mc == row["code"]:
-            raise ImportFileError(name, "an employee cannot be their own manager", row=number,
+            raise ImportFileError(name, msg("an employee cannot be their own manager"), row=number,
                                   column="manager_code")
     if not rows:
-        raise ImportFileError(name, "has no data rows")
+        raise ImportFileError(name, msg("has no data rows"))
 
     report = ImportReport("employees", name, rows=len(rows))
     # Flushed first: what follows writes around the ORM, and the import's own audit entry
@@ -731,7 +754,8 @@ def import_result_table(session: Session, name: str, header: list[str],
     sources of results (a review cycle's scores) go through."""
     for col in ("period", "employee_code"):
         if col not in header:
-            raise ImportFileError(name, f"required column {col!r} is missing", row=1, column=col)
+            raise ImportFileError(name, msg("required column %(col)s is missing", col=repr(col)),
+                                  row=1, column=col)
     metrics = {m.key: m for m in session.scalars(select(Metric))}
     metric_cols: list[tuple[int, Metric]] = []
     for idx, col in enumerate(header):
@@ -739,10 +763,12 @@ def import_result_table(session: Session, name: str, header: list[str],
             continue
         metric = metrics.get(col)
         if metric is None:
-            raise ImportFileError(name, f"unknown metric column {col!r}", row=1, column=col)
+            raise ImportFileError(name, msg("unknown metric column %(col)s", col=repr(col)),
+                                  row=1, column=col)
         if metric.formula:
-            raise ImportFileError(name, f"{col} is a derived metric ({metric.formula}) and "
-                                  "cannot be imported", row=1, column=col)
+            raise ImportFileError(name, msg("%(col)s is a derived metric (%(formula)s) and "
+                                            "cannot be imported", col=col,
+                                            formula=metric.formula), row=1, column=col)
         metric_cols.append((idx, metric))
     p_idx, e_idx = header.index("period"), header.index("employee_code")
     # Plain tuples: ORM attribute access per cell was a tenth of the import's time.
@@ -762,31 +788,36 @@ def import_result_table(session: Session, name: str, header: list[str],
     for number, cells in body:
         code = cells[p_idx]
         if not code:
-            raise refuse(ImportFileError(name, "period is empty", row=number,
+            raise refuse(ImportFileError(name, msg("period is empty"), row=number,
                                          column="period"))
         if code not in valid_codes:
             try:
                 periods.parse(code)
             except PeriodError:
                 raise refuse(ImportFileError(
-                    name, f"malformed period code {quoted(code)} (use YYYY-MM, YYYY-Qn or "
-                    f"YYYY, a year from {periods.FIRST_YEAR} to {periods.LAST_YEAR})",
+                    name, msg("malformed period code %(code)s (use YYYY-MM, YYYY-Qn or "
+                              "YYYY, a year from %(first_year)s to %(last_year)s)",
+                              code=quoted(code), first_year=periods.FIRST_YEAR,
+                              last_year=periods.LAST_YEAR),
                     row=number, column="period")) from None
             valid_codes.add(code)
         emp_code = cells[e_idx]
         emp_id = employees.get(emp_code)
         if emp_id is None:
-            raise refuse(ImportFileError(name, f"unknown employee {emp_code!r}", row=number,
+            raise refuse(ImportFileError(name, msg("unknown employee %(emp_code)s",
+                                                   emp_code=repr(emp_code)), row=number,
                                          column="employee_code"))
         if (emp_code, code) in seen:
             raise refuse(ImportFileError(
-                name, f"employee {emp_code} and period {code} appear twice (rows "
-                f"{seen[(emp_code, code)]} and {number})", row=number, column="employee_code"))
+                name, msg("employee %(emp_code)s and period %(code)s appear twice (rows "
+                          "%(seen)s and %(number)s)", emp_code=emp_code, code=code,
+                          seen=seen[(emp_code, code)], number=number),
+                row=number, column="employee_code"))
         seen[(emp_code, code)] = number
         rows.append((code, emp_id))
         numbered.append((number, cells))
     if not rows:
-        raise ImportFileError(name, "has no data rows")
+        raise ImportFileError(name, msg("has no data rows"))
     # Column by column; where a column is not all plain numbers in range, cell by cell:
     # the first refused cell, by row then column, is the error, else each cell's value.
     values_by_column = []
@@ -808,7 +839,8 @@ def import_result_table(session: Session, name: str, header: list[str],
         code = sorted(locked)[0]
         number = next(seen[k] for k in seen if k[1] == code)
         why = "is locked" if locked[code] == code else f"is in {locked[code]}, which is locked"
-        raise ImportFileError(name, f"period {code} {why}: its results cannot change",
+        raise ImportFileError(name, msg("period %(code)s %(why)s: its results cannot change",
+                                        code=code, why=why),
                               row=number, column="period")
 
     report = ImportReport("results", name, rows=len(rows))

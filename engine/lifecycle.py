@@ -25,6 +25,7 @@ from engine import bulk, followup, periods, runs, wording
 from engine.cells import CellError, csv_text, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     LIVE_RUN,
     OPEN_FLAG_STATUSES,
@@ -61,10 +62,13 @@ def _live_run(session: Session, run: Run, verb: str, rule: str) -> Period:
     if run.status == "discarded":
         live = session.scalar(select(Run.id).where(
             Run.period_id == run.period_id, Run.status.in_(LIVE_RUN)).order_by(Run.id.desc()))
-        by = f" (run {live} of period {period.code} replaced it)" if live else ""
-        raise LaurelError(f"run {run.id} is discarded{by}; {rule}")
+        by = msg(" (run %(live)s of period %(code)s replaced it)", live=live,
+                 code=period.code) if live else ""
+        raise LaurelError(msg("run %(id)s is discarded%(by)s; %(rule)s", id=run.id, by=by,
+                              rule=rule))
     if period.status == "locked" and run.status != "locked":
-        raise LaurelError(f"period {period.code} is locked: run {run.id} cannot be {verb}")
+        raise LaurelError(msg("period %(code)s is locked: run %(id)s cannot be %(verb)s",
+                              code=period.code, id=run.id, verb=verb))
     return period
 
 
@@ -72,18 +76,19 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
     """Approve a calculated run; refused to the user who started it, and when it is stale."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "approve")
-    _live_run(session, run, "approved", "only a calculated run can be approved")
+    _live_run(session, run, msg("approved"), msg("only a calculated run can be approved"))
     if run.status != "calculated":
-        raise LaurelError(f"run {run.id} is {run.status}; only a calculated run can be approved")
+        raise LaurelError(msg("run %(id)s is %(status)s; only a calculated run can be approved",
+                              id=run.id, status=run.status))
     if email.lower() == (run.started_by or "").lower():
-        raise PermissionDenied(f"run {run.id} was started by {email}: another person must "
-                               "approve it")
+        raise PermissionDenied(msg("run %(id)s was started by %(email)s: another person must "
+                                   "approve it", id=run.id, email=email))
     stale = staleness(session, run)
     if stale:
         raise stale
     run.status, run.approved_by = "approved", email
     followup.on_approve(session, run)
-    audit(session, "approve", "run", run.id, summary=f"{run.id} approved",
+    audit(session, "approve", "run", run.id, summary=msg("run %(id)s approved", id=run.id),
           before={"status": "calculated"}, after={"status": "approved", "approved_by": email},
           actor=email)
     session.flush()
@@ -107,11 +112,12 @@ def lock(session: Session, run_id: int, actor: str | None,
     """
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
-    _live_run(session, run, "locked", "only an approved run can be locked")
+    _live_run(session, run, msg("locked"), msg("only an approved run can be locked"))
     if run.status == "locked":
-        raise LaurelError(f"run {run.id} is locked already")
+        raise LaurelError(msg("run %(id)s is locked already", id=run.id))
     if run.status != "approved":
-        raise LaurelError(f"run {run.id} is {run.status}; approve it before locking")
+        raise LaurelError(msg("run %(id)s is %(status)s; approve it before locking", id=run.id,
+                              status=run.status))
     stale = staleness(session, run)
     if stale:
         raise stale
@@ -119,18 +125,21 @@ def lock(session: Session, run_id: int, actor: str | None,
     reason = (open_flags_reason or "").strip()
     if still_open and not reason:
         raise LaurelError(
-            f"run {run.id}, field open_flags_reason: {len(still_open)} flag(s) still open "
-            f"(flag {', '.join(str(c.id) for c in still_open)}); lock with open flags "
-            "and give a reason, or decide them first")
+            msg("run %(id)s, field open_flags_reason: %(still_open)s flag(s) still open (flag "
+                "%(value)s); lock with open flags and give a reason, or decide them first",
+                id=run.id, still_open=len(still_open),
+                value=', '.join(str(c.id) for c in still_open)))
     run.status, run.locked_by = "locked", email
     run.period.status = "locked"
     after: dict[str, Any] = {"status": "locked", "locked_by": email,
                              "period": run.period.code}
     if still_open:
         after.update(open_flags=[c.id for c in still_open], open_flags_reason=reason)
-    audit(session, "lock", "run", run.id, summary=f"{run.id} and period "
-          f"{run.period.code} locked" + (f" with {len(still_open)} open flag(s): {reason}"
-                                         if still_open else ""),
+    audit(session, "lock", "run", run.id,
+          summary=msg("run %(id)s and period %(period)s locked with %(n)s open flag(s): "
+                      "%(reason)s", id=run.id, period=run.period.code, n=len(still_open),
+                      reason=reason) if still_open else
+          msg("run %(id)s and period %(period)s locked", id=run.id, period=run.period.code),
           before={"status": "approved"}, after=after, actor=email)
     session.flush()
     return run
@@ -287,7 +296,7 @@ def employee_named(session: Session, text: str) -> Employee:
     or by a name no other employee has; LaurelError (field employee) otherwise."""
     typed = " ".join((text or "").split())
     if not typed:
-        raise LaurelError("adjustment, field employee: choose an employee (name or code)")
+        raise LaurelError(msg("adjustment, field employee: choose an employee (name or code)"))
     for code in dict.fromkeys((typed, typed.split(" ", 1)[0])):
         found = session.scalar(select(Employee).where(Employee.code == code))
         if found is None:
@@ -300,10 +309,11 @@ def employee_named(session: Session, text: str) -> Employee:
     if len(named) == 1:
         return named[0]
     if named:
-        raise LaurelError(f"adjustment, field employee: {len(named)} employees are named "
-                          f"{typed!r} ({', '.join(e.code for e in named)}): give the code")
-    raise LaurelError(f"adjustment, field employee: no employee has the code or name "
-                      f"{typed!r}")
+        raise LaurelError(msg("adjustment, field employee: %(named)s employees are named "
+                              "%(typed)s (%(value)s): give the code", named=len(named),
+                              typed=repr(typed), value=', '.join(e.code for e in named)))
+    raise LaurelError(msg("adjustment, field employee: no employee has the code or name "
+                          "%(typed)s", typed=repr(typed)))
 
 
 def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
@@ -315,32 +325,35 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     """
     run = get_run(session, run_id)
     email = _approver(session, actor, "adjust")
-    _live_run(session, run, "adjusted", "adjustments are refused")
+    _live_run(session, run, msg("adjusted"), msg("adjustments are refused"))
     if run.status not in ("calculated", "approved"):
-        raise LaurelError(f"run {run.id} is {run.status}: adjustments are refused")
+        raise LaurelError(msg("run %(id)s is %(status)s: adjustments are refused", id=run.id,
+                              status=run.status))
     if run.period.status == "locked":
-        raise LaurelError(f"period {run.period.code} is locked: adjustments are refused")
+        raise LaurelError(msg("period %(code)s is locked: adjustments are refused",
+                              code=run.period.code))
     employee = employee_named(session, employee_code)
     currency = session.scalar(select(Outcome.currency).where(
         Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     try:
         value = typed_amount(str(amount), currency)
     except CellError as err:
-        raise LaurelError(f"adjustment, field amount: {err.reason}") from None
+        raise LaurelError(msg("adjustment, field amount: %(reason)s", reason=err.reason)) from None
     # the exponent first: 1e999999999 overflows any arithmetic on it
     if not value.is_finite() or value == 0 or value.adjusted() >= 12:
-        raise LaurelError("adjustment, field amount: give a non-zero amount below "
-                          "1,000,000,000,000")
+        raise LaurelError(msg("adjustment, field amount: give a non-zero amount below "
+                              "1,000,000,000,000"))
     if value != value.quantize(Decimal("0.01")):
-        raise LaurelError("adjustment, field amount: at most two decimals")
+        raise LaurelError(msg("adjustment, field amount: at most two decimals"))
     if not (reason or "").strip():
-        raise LaurelError("adjustment, field reason: a reason is required")
+        raise LaurelError(msg("adjustment, field reason: a reason is required"))
     adj = Adjustment(run_id=run.id, employee_id=employee.id, amount=value, currency=currency,
                      reason=reason.strip(), created_by=email)
     session.add(adj)
     session.flush()
     audit(session, "adjust", "run", run.id,
-          summary=f"{run.id}: adjustment of {currency} {value:.2f} for {employee.code}",
+          summary=msg("run %(id)s: adjustment of %(currency)s %(amount)s for %(code)s",
+                      id=run.id, currency=currency, amount=f"{value:.2f}", code=employee.code),
           after={"employee": employee.code, "amount": f"{value:.2f}", "reason": adj.reason},
           actor=email)
     session.flush()
@@ -353,11 +366,13 @@ def reopen_period(session: Session, code: str, actor: str | None, reason: str) -
     user = require_role(session, actor, ("hr_admin",), "reopen a locked period")
     period = periods.serialise(session, period.id)
     if period.status != "locked":
-        raise LaurelError(f"period {code} is not locked")
+        raise LaurelError(msg("period %(code)s is not locked", code=code))
     if not (reason or "").strip():
-        raise LaurelError(f"period {code}, field reason: a written reason is required")
+        raise LaurelError(msg("period %(code)s, field reason: a written reason is required",
+                              code=code))
     period.status = "open"
-    audit(session, "reopen", "period", period.id, summary=f"period {code} reopened: {reason}",
+    audit(session, "reopen", "period", period.id,
+          summary=msg("period %(code)s reopened: %(reason)s", code=code, reason=reason),
           before={"status": "locked"}, after={"status": "open", "reason": reason.strip()},
           actor=user.email)
     session.flush()
@@ -369,9 +384,10 @@ def _check_exportable(run: Run, draft: bool) -> None:
     if run.status == "calculated" and draft:
         return
     if run.status == "calculated":
-        raise LaurelError(f"run {run.id} is not approved yet: export it as a draft with "
-                          "--draft, or approve it first")
-    raise LaurelError(f"run {run.id} is {run.status} and cannot be exported")
+        raise LaurelError(msg("run %(id)s is not approved yet: export it as a draft with "
+                              "--draft, or approve it first", id=run.id))
+    raise LaurelError(msg("run %(id)s is %(status)s and cannot be exported", id=run.id,
+                          status=run.status))
 
 
 def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
@@ -482,7 +498,8 @@ def export_stream(session: Session, run_id: int, fmt: str = "csv", draft: bool =
     run = get_run(session, run_id)
     _check_exportable(run, draft)
     if fmt not in ("csv", "xlsx", "json"):
-        raise LaurelError(f"unknown export format {fmt!r}: use csv, xlsx or json")
+        raise LaurelError(msg("unknown export format %(fmt)s: use csv, xlsx or json",
+                              fmt=repr(fmt)))
     # What the pieces read of the run, read now: a web answer sent piece by piece outlives
     # the request's transaction, and the run's attributes would be expired by then.
     ref = RunRef(run.id, run.status, RunRef.Period(run.period.code))

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import FormulaError, LaurelError
 from engine.exact import exact, from_fraction, is_exact_decimal
+from engine.messages import msg
 from engine.models import METRIC_TYPES, ROLLUPS, Metric
 
 Value = Decimal | Fraction | None
@@ -103,11 +104,11 @@ TYPE_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     "ratio": (Decimal(-1000000), Decimal(1000000)),
 }
 TYPE_RANGE_WORDS = {
-    "money": "a money value is less than 10^18 in absolute value (at most 18 digits before "
-             "the decimal mark)",
-    "count": "a count is a whole number from 0 to 999,999,999,999,999",
-    "score": "a score is from -100 to 100",
-    "ratio": "a ratio is from -1,000,000 to 1,000,000 (0.05 is 5%)",
+    "money": msg("a money value is less than 10^18 in absolute value (at most 18 digits "
+                 "before the decimal mark)"),
+    "count": msg("a count is a whole number from 0 to 999,999,999,999,999"),
+    "score": msg("a score is from -100 to 100"),
+    "ratio": msg("a ratio is from -1,000,000 to 1,000,000 (0.05 is 5%)"),
 }
 
 
@@ -138,8 +139,9 @@ def range_problem(value: Decimal, mtype: str, low: Decimal | None = None,
     if lo <= value <= hi:
         return None
     if low is None and high is None:
-        return f"is outside the accepted range: {TYPE_RANGE_WORDS[mtype]}"
-    return f"is outside {to_plain(lo)}..{to_plain(hi)}"
+        return msg("is outside the accepted range: %(words)s",
+                   words=TYPE_RANGE_WORDS[mtype])
+    return msg("is outside %(low)s..%(high)s", low=to_plain(lo), high=to_plain(hi))
 
 
 LEVELS = [("S1", "Sales 1", "0.05"), ("S2", "Sales 2", "0.08"), ("S3", "Sales 3", "0.10"),
@@ -244,7 +246,7 @@ def _closure(node: ast.AST, exact: bool = False) -> Callable[[Mapping[str, Value
         func = FUNCTIONS[node.func.id]
         args = [_closure(a, exact) for a in node.args]
         return lambda values: func(*(a(values) for a in args))
-    raise FormulaError("?", f"{type(node).__name__} is not allowed in a formula")
+    raise FormulaError("?", msg("%(name)s is not allowed in a formula", name=type(node).__name__))
 
 
 def _check_tree(metric: str, tree: ast.AST) -> frozenset[str]:
@@ -253,14 +255,16 @@ def _check_tree(metric: str, tree: ast.AST) -> frozenset[str]:
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, allowed):
-            raise FormulaError(metric, f"{type(node).__name__} is not allowed in a formula")
+            raise FormulaError(metric, msg("%(name)s is not allowed in a formula",
+                                           name=type(node).__name__))
         if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
-            raise FormulaError(metric, f"only numbers may appear as constants, not {node.value!r}")
+            raise FormulaError(metric, msg("only numbers may appear as constants, not %(value)s",
+                                           value=repr(node.value)))
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                raise FormulaError(metric, "the only functions are defined_sum and positive")
+                raise FormulaError(metric, msg("the only functions are defined_sum and positive"))
             if node.keywords:
-                raise FormulaError(metric, "functions take no keyword arguments")
+                raise FormulaError(metric, msg("functions take no keyword arguments"))
         elif isinstance(node, ast.Name):
             names.add(node.id)
     names -= set(FUNCTIONS)
@@ -276,14 +280,15 @@ def parse_formula(metric: str, text: str) -> Formula:
     """
     source = text.strip()
     if len(source) > MAX_FORMULA:
-        raise FormulaError(metric, f"is longer than {MAX_FORMULA} characters")
+        raise FormulaError(metric, msg("is longer than %(max_formula)s characters",
+                                       max_formula=MAX_FORMULA))
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise FormulaError(metric, f"does not parse: {exc.msg}") from None
+        raise FormulaError(metric, msg("does not parse: %(value)s", value=exc.msg)) from None
     except (ValueError, RecursionError, MemoryError):
-        raise FormulaError(metric, "does not parse: too deeply nested or a number too "
-                           "long") from None
+        raise FormulaError(metric,
+                           msg("does not parse: too deeply nested or a number too long")) from None
     names = _check_tree(metric, tree)
     # Number literals become exact decimals as typed: 0.2 is 2/10, not a binary float.
     for node in ast.walk(tree):
@@ -297,14 +302,15 @@ def parse_formula(metric: str, text: str) -> Formula:
             low, high = TYPE_RANGES["money"]
             if not value.is_finite() or not low <= value <= high \
                     or decimals(value) > RULE_DECIMALS:
-                raise FormulaError(metric, f"the number {typed[:40]} is out of range: a "
-                                   "number in a formula is less than 10^18 in absolute "
-                                   f"value, with at most {RULE_DECIMALS} decimals")
+                raise FormulaError(metric, msg("the number %(typed)s is out of range: a number "
+                                               "in a formula is less than 10^18 in absolute "
+                                               "value, with at most %(rule_decimals)s decimals",
+                                               typed=typed[:40], rule_decimals=RULE_DECIMALS))
             node.value = value
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
                 and isinstance(node.right, ast.Constant) and node.right.value == 0:
-            raise FormulaError(metric, "divides by zero: the metric would never be defined")
+            raise FormulaError(metric, msg("divides by zero: the metric would never be defined"))
     return Formula(metric, text, tree, names)
 
 
@@ -391,7 +397,7 @@ def load_catalog(session: Session) -> Catalog:
     for f in formulas:
         unknown = sorted(n for n in f.names if n not in metrics)
         if unknown:
-            raise FormulaError(f.metric, f"unknown metric {', '.join(unknown)}")
+            raise FormulaError(f.metric, msg("unknown metric %(value)s", value=', '.join(unknown)))
     return Catalog(metrics, order_formulas(formulas))
 
 
@@ -401,9 +407,9 @@ def validate_formula(session: Session, key: str, text: str) -> Formula:
     known = set(session.scalars(select(Metric.key))) | {key}
     unknown = sorted(n for n in formula.names if n not in known)
     if unknown:
-        raise FormulaError(key, f"unknown metric {', '.join(unknown)}")
+        raise FormulaError(key, msg("unknown metric %(value)s", value=', '.join(unknown)))
     if key in formula.names:
-        raise FormulaError(key, "a formula cannot refer to its own metric")
+        raise FormulaError(key, msg("a formula cannot refer to its own metric"))
     types = dict(session.execute(select(Metric.key, Metric.type)).all())
     check_types(formula, types)
     derived = {m.key: m.formula for m in session.scalars(select(Metric).where(
@@ -518,8 +524,9 @@ def check_types(formula: Formula, types: Mapping[str, str]) -> str | None:
     def _same(kinds: list[str | None], what: str) -> str | None:
         known = {k for k in kinds if k is not None}
         if len(known) > 1:
-            raise FormulaError(formula.metric, f"{what} mixes {' and '.join(sorted(known))}: "
-                               "terms of a sum must be of one type")
+            raise FormulaError(formula.metric, msg("%(what)s mixes %(value)s: terms of a sum "
+                                                   "must be of one type", what=what,
+                                                   value=' and '.join(sorted(known))))
         return known.pop() if known else None
 
     return walk(formula.tree.body)

@@ -315,6 +315,9 @@ class AuditLog(Base):
     # How the change came in when not through the back office or the command line: the
     # API and the name of the personal token used ("api token crm-sync").
     via: Mapped[str | None] = mapped_column(String(200))
+    # The summary's template and parameters (engine.messages), so that it reads in the
+    # reader's language; None for a summary that is a name (a record's own) or older.
+    message: Mapped[dict[str, Any] | None]
 
 
 class Rule(Base):

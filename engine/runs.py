@@ -37,6 +37,7 @@ from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
+from engine.messages import msg
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
 from engine.rulebook import published_rules
@@ -486,7 +487,8 @@ def evaluate_period(session: Session, period: Period,
     t2 = time.perf_counter()
     timings.load, timings.enrich = t1 - t0, t2 - t1
     if not facts:
-        raise RunError(f"period {period.code} has no results: import results for it first")
+        raise RunError(msg("period %(code)s has no results: import results for it first",
+                           code=period.code))
     outcomes: list[dict[str, Any]] = []
     total = len(facts)
     if progress:
@@ -512,7 +514,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     started = dt.datetime.now(dt.UTC)
     period = periods.require(session, code)
     if period.status == "locked":
-        raise RunError(f"period {code} is locked: no new run starts")
+        raise RunError(msg("period %(code)s is locked: no new run starts", code=code))
     # Read before any result: a change after this point shows as a newer version.
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     before = session.scalar(select(func.max(Run.id)).where(
@@ -544,14 +546,14 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
     another run of it stored, since the run started (``before``: the newest run then)."""
     period = periods.serialise(session, period.id)
     if period.status == "locked":
-        raise RunError(f"period {code} was locked while this run was calculated; nothing "
-                       "was stored")
+        raise RunError(msg("period %(code)s was locked while this run was calculated; nothing "
+                           "was stored", code=code))
     newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
                                              Run.status.in_(LIVE_RUN)).order_by(Run.id))
     if newer is not None:
-        raise RunError(f"another run of period {code} (run {newer.id}, started by "
-                       f"{newer.started_by}) was stored while this one was calculated; "
-                       "this run is not stored")
+        raise RunError(msg("another run of period %(code)s (run %(id)s, started by "
+                           "%(started_by)s) was stored while this one was calculated; this run "
+                           "is not stored", code=code, id=newer.id, started_by=newer.started_by))
     return period
 
 
@@ -591,8 +593,11 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     compliance.mark_released(session, run.id, releases)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
-          summary=f"{run.id} of {period.code}: {run.employee_count} employees, "
-                  f"{outcomes} outcomes" + (" (stale)" if stale else ""), actor=actor,
+          summary=msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes "
+                      "(stale)", id=run.id, period=period.code, n=run.employee_count,
+                      outcomes=outcomes) if stale else
+          msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes", id=run.id,
+              period=period.code, n=run.employee_count, outcomes=outcomes), actor=actor,
           after={"period": period.code, "ruleset_hash": run.ruleset_hash,
                  "discarded_runs": list(discarded), "results_version": run.results_version,
                  "flags": {k: v for k, v in cases.items() if v},
@@ -623,9 +628,10 @@ def _carry_adjustments(session: Session, run: Run, discarded: list[int], actor: 
         session.flush()
         carried.append(copy.id)
         audit(session, "carry", "run", run.id,
-              summary=f"{run.id}: adjustment {adj.id} of run {adj.run_id} "
-                      f"({adj.currency} {adj.amount:.2f}, {adj.reason}) carried over as "
-                      f"adjustment {copy.id}",
+              summary=msg("run %(id)s: adjustment %(adj)s of run %(from_run)s (%(currency)s "
+                          "%(amount)s, %(reason)s) carried over as adjustment %(copy)s",
+                          id=run.id, adj=adj.id, from_run=adj.run_id, currency=adj.currency,
+                          amount=f"{adj.amount:.2f}", reason=adj.reason, copy=copy.id),
               after={"from_run": adj.run_id, "adjustment": copy.id,
                      "amount": f"{adj.amount:.2f}"}, actor=actor)
     return carried
@@ -715,7 +721,7 @@ def summary_of(session: Session, run: Run) -> str:
 def get_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise NotFound(f"run {run_id} does not exist")
+        raise NotFound(msg("run %(run_id)s does not exist", run_id=run_id))
     return run
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine import wording
 from engine.errors import NotFound
+from engine.messages import msg
 from engine.models import Adjustment, Employee, Metric, Outcome, Run, Team
 
 ZERO = Decimal("0.00")
@@ -96,7 +97,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     r = reader(session, lang)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
-        raise NotFound(f"employee {employee_code} does not exist")
+        raise NotFound(msg("employee %(employee_code)s does not exist",
+                           employee_code=employee_code))
     st = Statement(run, employee)
     names = {x.get("key"): x.get("name") for x in (run.rules or []) if isinstance(x, dict)}
     if lang == "zh":
@@ -121,7 +123,7 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
             {"reason": adj.reason, "by": adj.created_by,
              "carried_from": adj.carried_from_run_id}, adjustment_id=adj.id))
-    if run.status == "locked" and any(line.status == "held" for line in st.lines):
+    if any(line.status == "held" for line in st.lines):
         _released_after_lock(session, run, employee.id, st.lines)
     st.totals = totals_of(st.lines)
     currencies = {line.currency for line in st.lines if line.currency}
@@ -149,8 +151,10 @@ def _released_after_lock(session: Session, run: Run, employee_id: int,
     from engine.compliance import release_of
     from engine.models import FlagCase
 
+    # the period's: a reopened period's locked run tells the story of the cases that the
+    # new run carried
     cases = {c.rule_key: c for c in session.scalars(select(FlagCase).where(
-        FlagCase.run_id == run.id, FlagCase.employee_id == employee_id))}
+        FlagCase.period_id == run.period_id, FlagCase.employee_id == employee_id))}
     for line in lines:
         holding = line.explanation.get("held_by") or []
         if line.status != "held" or not holding or any(k not in cases for k in holding):
@@ -422,7 +426,7 @@ def diff_file_stream(session: Session, old: Run, new: Run, fmt: str,
     from engine.errors import LaurelError
 
     if fmt not in ("csv", "xlsx"):
-        raise LaurelError(f"unknown format {fmt!r}: use csv or xlsx")
+        raise LaurelError(msg("unknown format %(fmt)s: use csv or xlsx", fmt=repr(fmt)))
     return _diff_pieces(session, old, new, fmt, labels)
 
 

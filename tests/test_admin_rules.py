@@ -562,3 +562,14 @@ def test_a_new_metric_is_offered_in_the_editor_at_once(client: FlaskClient, org:
                       conds=cond("market_penetration", ">=", "0.3"),
                       extra=[("a_amount", "100")])
     assert client.post("/admin/rules/new", data=fields).status_code == 302
+
+
+def test_the_rule_validations_refusals_read_in_chinese_at_their_field(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    client.get("/admin/?lang=zh")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[*TIERS, ("hold", "y")]))
+    assert error_at(page, "hold") == "只有合规标记可以暂扣奖金"
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("effective_from", "2026-05-01"), ("effective_to", "2026-04-01")]))
+    assert error_at(page, "effective_to") == "结束日期早于 effective_from"
