@@ -34,7 +34,7 @@ from wtforms import ValidationError
 
 from admin import i18n
 from admin.auth import current_principal
-from admin.views import LaurelBaseView, may_write
+from admin.base import LaurelBaseView, may_write
 from engine import authoring, scenarios, specs, wording
 from engine.cells import CellError, typed_amount, typed_percent
 from engine.conditions import (
@@ -45,7 +45,7 @@ from engine.conditions import (
 )
 from engine.errors import LaurelError, RuleError
 from engine.models import PERIOD_KINDS, TEAM_STAGES, Employee, Level, Metric, Rule
-from engine.rulebook import ACTIONS_FOR_KIND, RULE_KINDS, latest
+from engine.rulebook import ACTIONS_FOR_KIND, LIMITS, RULE_KINDS, latest
 from engine.statements import reader
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "defined", "undefined", "highest",
@@ -66,8 +66,11 @@ ACTION_NAMES = {"fixed": _l("A fixed amount"), "rate": _l("A rate of a metric"),
                 "pip": _l("A performance improvement plan")}
 # Which action fields each action type shows.
 ACTION_FIELDS = {"amount": ("fixed", "per_unit"), "rate": ("rate",), "base": ("rate", "tiers"),
-                 "per": ("per_unit",), "metric": ("tiers",), "value": ("value", "fixed"),
-                 "months": ("pip",), "target": ("pip",)}
+                 "per": ("per_unit",), "metric": ("tiers",), "mode": ("tiers",),
+                 "value": ("value", "fixed"), "months": ("pip",), "target": ("pip",),
+                 **{limit: ("fixed", "rate", "per_unit", "tiers") for limit in LIMITS}}
+TIER_MODE_NAMES = {"retroactive": _l("Retroactive: the rate reached applies to the whole base"),
+                   "marginal": _l("Marginal: each slice of the base at its own tier's rate")}
 STATUS_NAMES = {"draft": _l("draft"), "published": _l("published"), "retired": _l("retired"),
                 "discarded": _l("discarded")}
 # The values of a scenario's steps, as a field's label says them.
@@ -75,7 +78,8 @@ FIELD_WORDS = {"code": _l("Employee code"), "codes": _l("Employee codes"), "rule
                "kind": _l("Kind"), "amount": _l("Amount"), "status": _l("Status"),
                "value": _l("Value"), "period": _l("Period"), "level": _l("Level"),
                "team": _l("Team"), "stage": _l("Team stage"), "first": _l("First code"),
-               "last": _l("Last code"), "metric": _l("Metric")}
+               "last": _l("Last code"), "metric": _l("Metric"),
+               "state": _l("approved or locked")}
 TOP = ("key", "name", "name_zh", "description", "description_zh", "kind", "period_kind",
        "effective_from", "effective_to")
 # Starting points for the common kinds of rule: (name, kind, the form's fields).
@@ -274,9 +278,10 @@ def to_stored_units(form: RuleForm, types: dict[str, str], confirm: bool
     if form.action.get("rate"):
         form.action["rate"] = _typed(form.action["rate"], "percent", "action:rate", errors,
                                      confirm, rate=True)
-    if form.action.get("amount"):
-        form.action["amount"] = _typed(form.action["amount"], "money", "action:amount",
-                                       errors, confirm)
+    for name in ("amount", *LIMITS):
+        if form.action.get(name):
+            form.action[name] = _typed(form.action[name], "money", f"action:{name}", errors,
+                                       confirm)
     return errors
 
 
@@ -438,7 +443,7 @@ def definition_from_form(f: RuleForm) -> dict[str, Any]:
 
 def place_error(f: RuleForm, err: RuleError) -> dict[str, str]:
     """Map a RuleError's field and row to the form: {"where": message}."""
-    name, row, reason = err.field or "", err.row, err.reason
+    name, row, reason = err.field or "", err.row, i18n.say(err.reason)
     if name.startswith("when") or name.startswith("action.rows.when"):
         owner = "when"
         if name.startswith("action.rows.when"):
@@ -664,7 +669,7 @@ class RulesView(LaurelBaseView):
             facts=_facts(), ops=OPS, op_words=OP_WORDS, op_types=OP_TYPES,
             kinds=RULE_KINDS, period_kinds=PERIOD_KINDS, stages=TEAM_STAGES,
             levels=_db().scalars(select(Level.code).order_by(Level.code)).all(),
-            action_types=ACTION_TYPES, action_names=ACTION_NAMES,
+            action_types=ACTION_TYPES, action_names=ACTION_NAMES, tier_modes=TIER_MODE_NAMES,
             action_fields=ACTION_FIELDS, actions_for_kind=ACTIONS_FOR_KIND,
             allowed=ACTIONS_FOR_KIND.get(kind, ACTION_TYPES),
             confirm_rates=bool(request.form.get("confirm_rates")),
@@ -705,11 +710,12 @@ class RulesView(LaurelBaseView):
             db.commit()
         except RuleError as exc:
             db.rollback()
-            return self._editor(shown, place_error(form, exc), rule, message=str(exc),
+            return self._editor(shown, place_error(form, exc), rule, message=i18n.say(exc),
                                 status=400, base=base, copy_of=copy_of)
         except LaurelError as exc:
             db.rollback()
-            return self._editor(shown, {"form": str(exc)}, rule, message=str(exc), status=400,
+            said = i18n.say(exc)
+            return self._editor(shown, {"form": said}, rule, message=said, status=400,
                                 base=base, copy_of=copy_of)
         if created:
             flash(_("Saved as version %(v)d, a draft. Ask for publishing when it is ready.",
@@ -812,7 +818,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(_("Scenarios not saved: %(e)s", e=str(exc)), "error")
+            flash(_("Scenarios not saved: %(e)s", e=i18n.say(exc)), "error")
             return self._scenario_editor(rule, text=request.form.get("text"), status=400)
         if holder is not rule:
             flash(_("The scenarios are saved in a new draft, version %(v)d.",
@@ -837,7 +843,7 @@ class RulesView(LaurelBaseView):
         try:
             report = authoring.check_scenarios(_db(), rule)
         except LaurelError as exc:
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".rule", key=key, version=version))
         return self._rule_page(key, rule, report=report)
 
@@ -857,7 +863,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".rule", key=key, version=version))
         flash(_("%(n)d new figures taken into the scenarios of version %(v)d.", n=len(chosen),
                 v=holder.version), "success")
@@ -880,7 +886,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".try_it", key=key, version=version))
         flash(_("A scenario was added from what you tried; it runs before publishing."),
               "success")
@@ -907,7 +913,7 @@ class RulesView(LaurelBaseView):
             return self._rule_page(rule.key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".rule", key=rule.key, version=rule.version))
         flash(_("Sent for approval: %(gate)s Another HR administrator approves it.",
                 gate=_gate_summary(report)), "success")
@@ -922,7 +928,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".rule", key=key, version=version))
 
     @expose("/<key>/v<int:version>/discard", methods=("POST",))
@@ -935,7 +941,7 @@ class RulesView(LaurelBaseView):
             flash(_("Version %(v)d was discarded.", v=version), "success")
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".rule", key=key))
 
     # --- the impact preview and approval ----------------------------------------------------
@@ -951,7 +957,7 @@ class RulesView(LaurelBaseView):
             try:
                 impacts = authoring.impact_preview(db, rule.definition, codes)
             except LaurelError as exc:
-                error = str(exc)
+                error = i18n.say(exc)
         return impacts, choices, codes, error
 
     @expose("/<key>/v<int:version>/review")
@@ -1000,7 +1006,7 @@ class RulesView(LaurelBaseView):
             return self._rule_page(key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".review", key=key, version=version))
         flash(_("Published version %(v)d. %(gate)s", v=rule.version,
                 gate=_gate_summary(report)), "success")
@@ -1038,7 +1044,7 @@ class RulesView(LaurelBaseView):
                 outcomes = authoring.try_rule(db, rule.definition, code, employee,
                                               i18n.current_language())
             except LaurelError as exc:
-                error = str(exc)
+                error = i18n.say(exc)
         employees = db.execute(select(Employee.code, Employee.name)
                                .order_by(Employee.code)).all()
         return self.render("laurel/rules/try.html", rule=rule, periods=choices, period=code,

@@ -32,6 +32,7 @@ from engine.db import begin_writing
 from engine.errors import RunError, RunFailed
 from engine.exact import quotient
 from engine.facts import Context, chunk_facts, population
+from engine.messages import msg
 from engine.metrics import load_catalog, to_plain
 from engine.models import (
     Outcome,
@@ -114,12 +115,13 @@ def plan(session: Session, job_id: int) -> list[int]:
         return []
     period = periods.require(session, job.period_code)
     if period.status == "locked":
-        raise RunError(f"period {period.code} is locked: no new run starts")
+        raise RunError(msg("period %(code)s is locked: no new run starts", code=period.code))
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     compiled, used = compile_for(session, period)
     ids = period_employees(session, period.code)
     if not ids:
-        raise RunError(f"period {period.code} has no results: import results for it first")
+        raise RunError(msg("period %(code)s has no results: import results for it first",
+                           code=period.code))
     context = population(session, period, sorted(compiled.population), load_catalog(session),
                          ids)
     run = Run(period_id=period.id, status="running", ruleset_hash=compiled.content_hash,

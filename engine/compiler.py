@@ -149,6 +149,9 @@ class CompiledRuleset:
     scales: list[Scale]  # the numeric facts the rules read, by group compared together
     text_fields: set[str]
     population: set[str] = field(default_factory=set)
+    # (employee id, rule key) -> what the rule paid the employee earlier in the year, for
+    # the rules with an annual cap; set for a period by engine.runs.compile_for.
+    paid_earlier: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
 
     @property
     def fields(self) -> set[str]:

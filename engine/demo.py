@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.imports import import_employees, import_results
-from engine.models import User
+from engine.models import Rule, User
 from engine.users import create_user
 
 SEED = 20260101
@@ -91,7 +91,138 @@ SCENARIOS = [
     ("E0011, E0052, E0030", "2026-02, 2026-05, 2026-11", "satisfaction empty"),
     ("E0017", "2026-02", "quota empty: attainment undefined, a warning"),
     (LATE_HIRE, "2026-07", "hired in July: not in the population of 2026-Q1 and 2026-Q2"),
+    # the demo-only policies (DEMO_RULES), in the locked first quarter
+    ("E0048", "2026-02", "key-account accelerator 200.00 capped at 150.00 a month"),
+    ("E0048", "2026-03", "key-account accelerator 116.00 cut to 115.00 by the annual cap of "
+     "400.00 (135.00 and 150.00 paid in January and February)"),
+    ("E0030", "2026-Q1", "collection bonus 874.02 capped at 800.00 a quarter (2026-Q2: "
+     "767.85 cut to 700.00 by the annual cap of 1,500.00)"),
+    ("E0052", "2026-Q1", "collection bonus 309.40 raised to the floor of 500.00"),
 ]
+
+# Demo-only policies (not the library of rules/, whose outcomes they leave as they are):
+# one per plan mechanic, each with its scenarios. (rule as YAML, its feature)
+DEMO_RULES: list[tuple[str, str]] = [("""\
+key: commission.demo_accelerator
+name: Key-account accelerator (demo)
+name_zh: 大客户超额加速提成（演示）
+description: >-
+  Demo only, not a policy of the library. On top of the tiered commission, the mature
+  key-account teams earn marginal tiers on their revenue above quota: 1% of the slice from
+  100% to 120% of quota, 2% of the slice above, at most 150.00 a month and 400.00 a year
+  per employee.
+description_zh: >-
+  仅用于演示，不属于政策库。成熟期大客户团队在阶梯提成之外，对超出指标的收入分段计提：指标的
+  100% 至 120% 部分按 1%，120% 以上部分按 2%；每人每月至多 150.00，每年至多 400.00。
+kind: commission
+period_kind: month
+scope: {team_stage: [mature]}
+action:
+  type: tiers
+  metric: attainment
+  base: revenue_total
+  mode: marginal
+  tiers:
+    - {from: 1.00, to: 1.20, rate: 0.01}
+    - {from: 1.20, to: null, rate: 0.02}
+  cap: 150.00
+  annual_cap: 400.00
+""", """\
+Feature: Key-account accelerator (commission.demo_accelerator)
+  Marginal tiers on the revenue above quota, capped at 150.00 a month and 400.00 a year
+  per employee.
+
+  Background:
+    Given the team "Keys" at stage "mature"
+    And employee "K1" at level "S2" in team "Keys"
+
+  Scenario Outline: Each slice above quota at its own rate, capped
+    Given the results for "2026-01":
+      | employee | quota  | revenue_new |
+      | K1       | 100000 | <revenue>   |
+    When the compensation run for "2026-01" is made
+    Then "K1" receives a "commission.demo_accelerator" commission of <commission> payable
+
+    Examples:
+      | case                       | revenue | commission |
+      | exactly at quota           | 100000  | 0.00       |
+      | 110% of quota              | 110000  | 100.00     |
+      | 114.99% of quota           | 114990  | 149.90     |
+      | 115%: exactly the cap      | 115000  | 150.00     |
+      | 125% of quota: capped      | 125000  | 150.00     |
+
+  Scenario: Below quota the accelerator does not apply
+    Given the results for "2026-01":
+      | employee | quota  | revenue_new |
+      | K1       | 100000 | 99999.99    |
+    When the compensation run for "2026-01" is made
+    Then "K1" receives no "commission.demo_accelerator" commission
+
+  Scenario: The annual cap takes off what the approved months paid
+    Given the results:
+      | period  | employee | quota  | revenue_new |
+      | 2026-01 | K1       | 100000 | 250000      |
+      | 2026-02 | K1       | 100000 | 250000      |
+      | 2026-03 | K1       | 100000 | 250000      |
+    And the compensation run for "2026-01" was made and approved
+    And the compensation run for "2026-02" was made and approved
+    When the compensation run for "2026-03" is made
+    # 150.00 twice: 100.00 of the 400.00 is left
+    Then "K1" receives a "commission.demo_accelerator" commission of 100.00 payable
+"""), ("""\
+key: bonus.demo_collection
+name: Collection bonus (demo)
+name_zh: 回款奖金（演示）
+description: >-
+  Demo only, not a policy of the library. A quarter whose cash collected is at least 85%
+  of the contract value signed earns 0.2% of the cash collected: at least 500.00 and at
+  most 800.00 a quarter, at most 1,500.00 a year per employee.
+description_zh: >-
+  仅用于演示，不属于政策库。季度回款额达到签约额 85% 及以上的，按回款额的 0.2% 发放奖金：每季度
+  至少 500.00、至多 800.00，每人每年至多 1,500.00。
+kind: bonus
+period_kind: quarter
+when:
+  - {fact: collection_ratio, op: ">=", value: 0.85}
+action: {type: rate, rate: 0.002, base: collected_amount, floor: 500.00, cap: 800.00,
+         annual_cap: 1500.00}
+""", """\
+Feature: Collection bonus (bonus.demo_collection)
+  0.2% of the cash collected in a quarter whose collection ratio is at least 85%: at least
+  500.00 and at most 800.00 a quarter, at most 1,500.00 a year per employee.
+
+  Background:
+    Given employee "C1" at level "S2" in team "North"
+
+  Scenario Outline: The floor and the cap of a quarter
+    Given the results for "2026-Q1":
+      | employee | signed_amount | collected_amount |
+      | C1       | <signed>      | <collected>      |
+    When the compensation run for "2026-Q1" is made
+    Then "C1" receives a "bonus.demo_collection" bonus of <bonus> payable
+
+    Examples:
+      | case                    | signed | collected | bonus  |
+      | below the floor         | 100000 | 90000     | 500.00 |
+      | between floor and cap   | 300000 | 300000    | 600.00 |
+      | above the cap           | 500000 | 450000    | 800.00 |
+
+  Scenario: Below 85% collected there is no bonus
+    Given the results for "2026-Q1":
+      | employee | signed_amount | collected_amount |
+      | C1       | 100000        | 84999.99         |
+    When the compensation run for "2026-Q1" is made
+    Then "C1" receives no "bonus.demo_collection" bonus
+
+  Scenario: The second quarter gets what is left of the annual cap
+    Given the results:
+      | period  | employee | signed_amount | collected_amount |
+      | 2026-Q1 | C1       | 500000        | 450000           |
+      | 2026-Q2 | C1       | 500000        | 450000           |
+    And the compensation run for "2026-Q1" was made and locked
+    When the compensation run for "2026-Q2" is made
+    Then "C1" receives a "bonus.demo_collection" bonus of 700.00 payable
+""")]
 
 CENT = Decimal("0.01")
 
@@ -353,7 +484,26 @@ def load_demo(session: Session) -> DemoLogins:
                         name="" if role == "sales_rep" else _display(email, role),
                         team=MANAGER_TEAM if role == "sales_manager" else None)
     session.flush()
+    load_demo_rules(session)
     run_history(session)
+    return out
+
+
+def load_demo_rules(session: Session) -> list[str]:
+    """Publish the demo-only policies (DEMO_RULES) with their scenarios, validated as any
+    rule is; a key the database has already is left alone. Returns the keys published."""
+    from engine.rulebook import read_yaml, save_rule
+    from engine.specs import checked
+
+    have = set(session.scalars(select(Rule.key).distinct()))
+    out = []
+    for text, feature in DEMO_RULES:
+        doc = read_yaml(text, "demo rule")
+        if doc["key"] in have:
+            continue
+        save_rule(session, doc, f"demo rule {doc['key']}", publish=True,
+                  scenarios=checked(feature, f"{doc['key']}.feature"))
+        out.append(doc["key"])
     return out
 
 

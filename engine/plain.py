@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import wording
+from engine.metrics import ratio_parts
 from engine.models import Rule, Run
 
 _LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
@@ -202,7 +203,7 @@ def next_tier(calc: Mapping[str, Any], definition: Mapping[str, Any], catalog_fo
         return ""
     this = _THIS.get(period_kind, ("", ""))[1 if v.zh else 0]
     metric = calc["metric"]
-    parts = _ratio_parts(catalog_formula)
+    parts = ratio_parts(catalog_formula)
     if parts is not None and value > 0:
         numerator, denominator = parts
         base = _dec(facts.get(numerator))
@@ -228,26 +229,6 @@ def next_tier(calc: Mapping[str, Any], definition: Mapping[str, Any], catalog_fo
     return f"{shown} more {v.label(metric)} reaches the {rate} tier."
 
 
-def _ratio_parts(formula: str | None) -> tuple[str, str] | None:
-    """(numerator, denominator) of a formula "a / b" or "a / positive(b)", else None."""
-    import ast
-
-    if not formula:
-        return None
-    try:
-        node = ast.parse(formula, mode="eval").body
-    except SyntaxError:
-        return None
-    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
-            and isinstance(node.left, ast.Name)):
-        return None
-    right = node.right
-    if isinstance(right, ast.Call) and isinstance(right.func, ast.Name) \
-            and right.func.id == "positive" and len(right.args) == 1:
-        right = right.args[0]
-    return (node.left.id, right.id) if isinstance(right, ast.Name) else None
-
-
 def arithmetic(calc: Mapping[str, Any], kind: str, v: Voice) -> str:
     """The amount's arithmetic in the payee's words."""
     t, amount = calc["type"], v.money(calc.get("amount"))
@@ -260,6 +241,8 @@ def arithmetic(calc: Mapping[str, Any], kind: str, v: Voice) -> str:
     rate = v.percent(calc.get("rate"), measured=False)
     base = f"{v.label(calc['base'])} {v.money(calc.get('base_value'))}"
     words = f"{base} × {rate} = {amount}" if v.zh else f"{rate} of {base} = {amount}"
+    if calc.get("mode") == "marginal":
+        words = _slices(calc, amount, v)
     if t == "tiers":
         metric = calc["metric"]
         band = wording.band(calc, v.lang, v.types.get(metric))
@@ -268,6 +251,58 @@ def arithmetic(calc: Mapping[str, Any], kind: str, v: Voice) -> str:
                   if v.zh else
                   f": {v.label(metric)} {reached} is in tier {calc.get('tier')} ({band})")
     return words
+
+
+def _slices(calc: Mapping[str, Any], amount: str, v: Voice) -> str:
+    """Marginal tiers slice by slice: "3% of CN¥80,000 (below 80%) = CN¥2,400; ...; in
+    all CN¥3,450"."""
+    kind = v.types.get(calc["metric"])
+    parts = []
+    for i, s in enumerate(calc.get("slices") or []):
+        d = _dec(s.get("amount"))
+        paid = v.money(d) if d is not None and d == d.quantize(Decimal("0.01")) \
+            else v.number(d, measured=False)
+        of = (f"{v.label(calc['base'])} " if i == 0 else "") + v.money(s.get("base"))
+        rate = v.percent(s.get("rate"), measured=False)
+        band = wording.band(s, v.lang, kind)
+        parts.append(f"{of}（{band}）× {rate} = {paid}" if v.zh
+                     else f"{rate} of {of} ({band}) = {paid}")
+    if v.zh:
+        return "分段计提：" + "；".join(parts) + f"；合计 {amount}"
+    return "; ".join(parts) + f"; in all {amount}"
+
+
+_A_PERIOD = {"month": ("a month", "每月"), "quarter": ("a quarter", "每季度"),
+             "year": ("a year", "每年")}
+
+
+def limits_said(calc: Mapping[str, Any], v: Voice, period_kind: str) -> list[str]:
+    """Each floor or cap that changed the amount, and by how much, as the payee reads it;
+    an annual cap not reached, with what was paid earlier in the year."""
+    zh = v.zh
+    each = _A_PERIOD.get(period_kind, ("a period", "每期"))[1 if zh else 0]
+    out = []
+    for lim in calc.get("limits") or []:
+        d = _dec(lim["change"]) or Decimal(0)
+        value, by = v.money(lim["value"]), v.money(abs(d))
+        more = ("多发" if d > 0 else "少发") if zh else ("more" if d > 0 else "less")
+        if lim["limit"] == "floor":
+            out.append(f"按{each}保底 {value} 提高，{more} {by}" if zh
+                       else f"Raised to the minimum of {value} {each}: {by} {more}")
+        elif lim["limit"] == "cap":
+            out.append(f"按{each}上限 {value} 封顶，{more} {by}" if zh
+                       else f"Capped at {value} {each}: {by} {more}")
+        else:
+            paid = v.money(lim.get("paid_earlier"))
+            out.append(f"按年度上限 {value} 封顶（本年此前已发 {paid}），{more} {by}" if zh
+                       else f"Capped by the yearly limit of {value} ({paid} paid earlier "
+                       f"this year): {by} {more}")
+    annual = calc.get("annual_cap")
+    if annual and not any(x["limit"] == "annual_cap" for x in calc.get("limits") or []):
+        value, paid = v.money(annual["value"]), v.money(annual["paid_earlier"])
+        out.append(f"未超过年度上限 {value}（本年此前已发 {paid}）" if zh
+                   else f"Within the yearly limit of {value} ({paid} paid earlier this year)")
+    return out
 
 
 # --- one line --------------------------------------------------------------------------------
@@ -300,7 +335,9 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
     because = [w for w in (check(c, v) for c in checks) if w]
     if calc:
         words.append(arithmetic(calc, kind, v))
-        if calc.get("type") == "tiers":
+        capped = any(x["limit"] != "floor" for x in calc.get("limits") or [])
+        words.extend(limits_said(calc, v, period_kind))
+        if calc.get("type") == "tiers" and not capped:  # more would not pay more
             definition = definitions.get(rule_key) or {}
             step = next_tier(calc, definition, formulas.get(calc["metric"]),
                              exp.get("facts") or {}, v, period_kind)

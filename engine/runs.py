@@ -15,7 +15,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Text, column, func, select, table, update
 from sqlalchemy.orm import Session
 
-from engine import compliance, followup, forks, periods, pips, statements, wording
+from engine import bulk, compliance, followup, forks, periods, pips, statements, wording
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -40,8 +40,9 @@ from engine.conditions import (
 )
 from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed, RunStale
-from engine.exact import product, round_half_up
+from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
+from engine.messages import msg
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
 from engine.rulebook import published_rules
@@ -152,12 +153,122 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any],
                         "per_value": _show(per), "amount": f"{amount:.2f}"}, [action["per"]]
     tier = action["tiers"][firing.index - 1]
     rate, base = worded.factor, values[action["base"]]
-    amount = _pay(base, rate)
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
             "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
-            "base": action["base"], "base_value": _show(base), "amount": f"{amount:.2f}"}
+            "base": action["base"], "base_value": _show(base)}
+    if action.get("mode") == "marginal":
+        slices = marginal_slices(action["tiers"], firing.index, base, values[metric])
+        amount = round_money(sum((Fraction(s["rate"]) * s["base"] for s in slices),
+                                 Fraction(0)))
+        calc["mode"] = "marginal"
+        calc["slices"] = [{"tier": s["tier"], "from": s["from"], "to": s["to"],
+                           "rate": s["rate"], "base": _show(from_fraction(s["base"])),
+                           "amount": _show(from_fraction(Fraction(s["rate"]) * s["base"]))}
+                          for s in slices]
+    else:
+        amount = _pay(base, rate)
+    calc["amount"] = f"{amount:.2f}"
     return amount, calc, [metric, action["base"]]
+
+
+def limited(action: dict[str, Any], amount: Decimal, calc: dict[str, Any],
+            earlier: dict[str, Any] | None) -> Decimal:
+    """The amount within the rule's floor, cap and annual cap; each limit that changed it
+    goes into ``calc["limits"]`` (what it was before, after, and the change).
+
+    The floor applies first, then the cap (the validation keeps the floor below it), then
+    the annual cap: what is left of it once ``earlier`` (what the rule paid the employee in
+    earlier periods of the year, paid_earlier) is taken off; never below 0, and a negative
+    amount (a deduction) is left as it is.
+    """
+    limits = []
+
+    def apply(name: str, new: Decimal, **more: Any) -> None:
+        nonlocal amount
+        if new != amount:
+            limits.append({"limit": name, "value": f"{Decimal(action[name]):.2f}",
+                           "before": f"{amount:.2f}", "after": f"{new:.2f}",
+                           "change": f"{new - amount:.2f}", **more})
+            amount = new
+
+    if action.get("floor") is not None:
+        apply("floor", max(amount, Decimal(action["floor"])))
+    if action.get("cap") is not None:
+        apply("cap", min(amount, Decimal(action["cap"])))
+    if action.get("annual_cap") is not None:
+        paid = Decimal((earlier or {}).get("paid") or 0)
+        runs = (earlier or {}).get("runs") or []
+        calc["annual_cap"] = {"value": f"{Decimal(action['annual_cap']):.2f}",
+                              "paid_earlier": f"{paid:.2f}", "runs": runs}
+        room = max(Decimal(action["annual_cap"]) - paid, Decimal(0))
+        apply("annual_cap", min(amount, room), paid_earlier=f"{paid:.2f}")
+    if limits:
+        calc["limits"] = limits
+        calc["paid"] = f"{amount:.2f}"
+    return amount
+
+
+# What counts as paid for an annual cap: the rule's payable and held lines (a held line may
+# still be paid; a forfeited one never is) in the approved or locked run of each earlier
+# period of the year. A period has one such run at most, and the period being run never
+# counts itself, so a re-run counts nothing twice.
+PAID_RUNS = ("approved", "locked")
+PAID_STATUSES = ("payable", "held")
+
+
+def paid_earlier(session: Session, period: Period, rules: list[dict[str, Any]]
+                 ) -> dict[tuple[int, str], dict[str, Any]]:
+    """What each rule with an annual cap paid each employee in the earlier periods of the
+    period's kind in its calendar year: {(employee id, key): {"paid", "runs"}}."""
+    keys = [r["key"] for r in rules if (r.get("action") or {}).get("annual_cap") is not None]
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Outcome.employee_id, Outcome.rule_key, Outcome.amount, Run.id, Period.code)
+        .join(Run, Run.id == Outcome.run_id).join(Period, Period.id == Run.period_id)
+        .where(Outcome.rule_key.in_(keys), Outcome.amount.is_not(None),
+               Outcome.status.in_(PAID_STATUSES), Run.status.in_(PAID_RUNS),
+               Period.kind == period.kind, Period.start >= dt.date(period.start.year, 1, 1),
+               Period.start < period.start)
+        .order_by(Period.start, Run.id))
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for employee_id, key, amount, run_id, code in rows:
+        seen = out.setdefault((employee_id, key), {"paid": Decimal(0), "runs": []})
+        seen["paid"] += amount  # summed here: SQLite would add the amounts as floats
+        if not any(r["run_id"] == run_id for r in seen["runs"]):
+            seen["runs"].append({"run_id": run_id, "period": code})
+    for seen in out.values():
+        seen["paid"] = f"{seen['paid']:.2f}"
+    return out
+
+
+def marginal_slices(tiers: list[dict[str, Any]], reached: int, base: Decimal,
+                    metric: Decimal) -> list[dict[str, Any]]:
+    """The base cut into slices by the tier metric, up to the tier reached (1-based).
+
+    The metric is the base or a ratio of it (engine.rulebook checks), so the base at a
+    metric level t is t x base / metric, exactly: with attainment 105% of a quota of
+    100,000, the slice of tier "80% to below 100%" is 20,000. The first slice starts at
+    the first tier's from (0 when it has none). A metric of 0 or below leaves the whole
+    base in the tier reached. Each slice's base is an exact Fraction.
+    """
+    whole = Fraction(exact(base))
+    level = Fraction(exact(metric))
+    if level <= 0:
+        t = tiers[reached - 1]
+        return [{"tier": reached, "from": t["from"], "to": t["to"], "rate": str(t["rate"]),
+                 "base": whole}]
+    per_unit = whole / level  # the base per unit of the metric (the quota, for attainment)
+    out = []
+    for i, t in enumerate(tiers[:reached], start=1):
+        # a band below 0 holds no part of a positive metric
+        lo = max(Fraction(Decimal(str(t["from"]))), Fraction(0)) if t["from"] is not None \
+            else Fraction(0)
+        hi = level if i == reached else max(Fraction(Decimal(str(t["to"]))), Fraction(0))
+        out.append({"tier": i, "from": t["from"], "to": t["to"], "rate": str(t["rate"]),
+                    "base": whole - lo * per_unit if i == reached else (hi - lo) * per_unit})
+    return out
 
 
 def _firing_ranks(firing: Firing) -> set[str]:
@@ -259,6 +370,8 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         arithmetic_facts: list[str] = []
         if atype in ("fixed", "rate", "per_unit", "tiers"):
             amount, calc, arithmetic_facts = _amount(rule, firing, values, worded)
+            amount = limited(rule["action"], amount, calc,
+                             compiled.paid_earlier.get((ef.employee_id, rule["key"])))
             explanation["calc"] = calc
             explanation["arithmetic"] = wording.calculation(calc)
             if worded.matched is not None:
@@ -402,7 +515,8 @@ def _evaluate_chunks(facts: list[EmployeeFacts], period: Period, compiled: Compi
 def compile_for(session: Session, period: Period,
                 documents: list[dict[str, Any]] | None = None
                 ) -> tuple[CompiledRuleset, list[dict[str, Any]]]:
-    """Compile the published rules in force for the period's kind on its last day.
+    """Compile the published rules in force for the period's kind on its last day, with
+    what the rules with an annual cap paid earlier in the year (paid_earlier).
 
     ``documents`` (stored rule definitions) replace the published rules: a draft rule set
     tried or previewed in the back office, evaluated exactly as a run would.
@@ -412,12 +526,14 @@ def compile_for(session: Session, period: Period,
                 "per_capita_output", "team_members", "pips_overlapping"}
     if documents is not None:
         compiled = compile_rules([dict(d) for d in documents], numeric)
-        return compiled, [{"key": d["key"], "version": d.get("version"), "hash": None}
-                          for d in documents]
-    rules = published_rules(session, period.kind, on=period.end)
-    compiled = compile_rules([dict(r.definition) for r in rules], numeric)
-    return compiled, [{"key": r.key, "version": r.version, "hash": r.content_hash}
-                      for r in rules]
+        used = [{"key": d["key"], "version": d.get("version"), "hash": None}
+                for d in documents]
+    else:
+        rules = published_rules(session, period.kind, on=period.end)
+        compiled = compile_rules([dict(r.definition) for r in rules], numeric)
+        used = [{"key": r.key, "version": r.version, "hash": r.content_hash} for r in rules]
+    compiled.paid_earlier = paid_earlier(session, period, compiled.rules)
+    return compiled, used
 
 
 def team_figures(facts: list[EmployeeFacts]) -> dict[str, Any]:
@@ -451,7 +567,8 @@ def evaluate_period(session: Session, period: Period,
     t2 = time.perf_counter()
     timings.load, timings.enrich = t1 - t0, t2 - t1
     if not facts:
-        raise RunError(f"period {period.code} has no results: import results for it first")
+        raise RunError(msg("period %(code)s has no results: import results for it first",
+                           code=period.code))
     outcomes: list[dict[str, Any]] = []
     total = len(facts)
     if progress:
@@ -477,7 +594,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     started = dt.datetime.now(dt.UTC)
     period = periods.require(session, code)
     if period.status == "locked":
-        raise RunError(f"period {code} is locked: no new run starts")
+        raise RunError(msg("period %(code)s is locked: no new run starts", code=code))
     # Read before any result: a change after this point shows as a newer version.
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     before = session.scalar(select(func.max(Run.id)).where(
@@ -509,14 +626,14 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
     another run of it stored, since the run started (``before``: the newest run then)."""
     period = periods.serialise(session, period.id)
     if period.status == "locked":
-        raise RunError(f"period {code} was locked while this run was calculated; nothing "
-                       "was stored")
+        raise RunError(msg("period %(code)s was locked while this run was calculated; nothing "
+                           "was stored", code=code))
     newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
                                              Run.status.in_(LIVE_RUN)).order_by(Run.id))
     if newer is not None:
-        raise RunError(f"another run of period {code} (run {newer.id}, started by "
-                       f"{newer.started_by}) was stored while this one was calculated; "
-                       "this run is not stored")
+        raise RunError(msg("another run of period %(code)s (run %(id)s, started by "
+                           "%(started_by)s) was stored while this one was calculated; this run "
+                           "is not stored", code=code, id=newer.id, started_by=newer.started_by))
     return period
 
 
@@ -575,8 +692,11 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     statements.store_totals(session, run)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
-          summary=f"{run.id} of {period.code}: {run.employee_count} employees, "
-                  f"{outcomes} outcomes" + (" (stale)" if stale else ""), actor=actor,
+          summary=msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes "
+                      "(stale)", id=run.id, period=period.code, n=run.employee_count,
+                      outcomes=outcomes) if stale else
+          msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes", id=run.id,
+              period=period.code, n=run.employee_count, outcomes=outcomes), actor=actor,
           after={"period": period.code, "ruleset_hash": run.ruleset_hash,
                  "discarded_runs": list(discarded), "results_version": run.results_version,
                  "flags": {k: v for k, v in cases.items() if v},
@@ -607,9 +727,10 @@ def _carry_adjustments(session: Session, run: Run, discarded: list[int], actor: 
         session.flush()
         carried.append(copy.id)
         audit(session, "carry", "run", run.id,
-              summary=f"{run.id}: adjustment {adj.id} of run {adj.run_id} "
-                      f"({adj.currency} {adj.amount:.2f}, {adj.reason}) carried over as "
-                      f"adjustment {copy.id}",
+              summary=msg("run %(id)s: adjustment %(adj)s of run %(from_run)s (%(currency)s "
+                          "%(amount)s, %(reason)s) carried over as adjustment %(copy)s",
+                          id=run.id, adj=adj.id, from_run=adj.run_id, currency=adj.currency,
+                          amount=f"{adj.amount:.2f}", reason=adj.reason, copy=copy.id),
               after={"from_run": adj.run_id, "adjustment": copy.id,
                      "amount": f"{adj.amount:.2f}"}, actor=actor)
     return carried
@@ -640,8 +761,8 @@ def _released_hold_outcomes(session: Session, period: Period,
     """Holds released after their run was locked, paid in this run as their own lines."""
     if not releases:
         return []
-    codes = dict(session.execute(select(Employee.id, Employee.code)
-                                 .where(Employee.id.in_(list(releases)))).all())
+    codes = dict(session.execute(select(Employee.id, Employee.code).where(
+        Employee.id.in_(bulk.ids_in(session, "laurel_released", releases)))).all())
     out = []
     for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
         for line in lines:
@@ -699,24 +820,48 @@ def summary_of(session: Session, run: Run) -> str:
 def get_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise NotFound(f"run {run_id} does not exist")
+        raise NotFound(msg("run %(run_id)s does not exist", run_id=run_id))
     return run
 
 
-def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
-    """The run's outcomes in the public format (CONTRACT.md, Outcomes)."""
+# Rows read from the database at a time by the streamed readers (outcomes, exports).
+STREAM_BATCH = 1000
+
+
+def iter_outcome_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes), one at a time:
+    read STREAM_BATCH rows at a time (a server-side cursor on PostgreSQL), so that memory
+    holds a batch whatever the run's size."""
+    run_id, code_of_period = run.id, run.period.code
     rows = session.execute(
-        select(Outcome, Employee.code).join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id).order_by(Employee.code, Outcome.id)).all()
-    out = []
-    for o, code in rows:
-        out.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                    "rule_key": o.rule_key, "kind": o.kind,
-                    "amount": None if o.amount is None else f"{o.amount:.2f}",
-                    "currency": o.currency, "value": o.value, "status": o.status,
-                    "explanation": o.explanation})
-    return out
+        select(Employee.code, Outcome.rule_key, Outcome.kind, Outcome.amount, Outcome.currency,
+               Outcome.value, Outcome.status, Outcome.explanation)
+        .join(Employee, Employee.id == Outcome.employee_id)
+        .where(Outcome.run_id == run_id).order_by(Employee.code, Outcome.id)
+        .execution_options(yield_per=STREAM_BATCH))
+    for code, rule_key, kind, amount, currency, value, status, explanation in rows:
+        yield {"run_id": run_id, "period": code_of_period, "employee_code": code,
+               "rule_key": rule_key, "kind": kind,
+               "amount": None if amount is None else f"{amount:.2f}",
+               "currency": currency, "value": value, "status": status,
+               "explanation": explanation}
 
 
-def outcomes_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, indent=1)
+def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes), as a list."""
+    return list(iter_outcome_rows(session, run))
+
+
+def iter_outcomes_json(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The text outcomes_json gives, a row at a time."""
+    first = True
+    for row in rows:
+        # an element of json.dumps(list, indent=1): one more space before each line
+        yield ("[\n " if first else ",\n ") + json.dumps(
+            row, ensure_ascii=False, indent=1).replace("\n", "\n ")
+        first = False
+    yield "[]" if first else "\n]"
+
+
+def outcomes_json(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(iter_outcomes_json(rows))

@@ -13,6 +13,7 @@ says which: HR can accept it into the scenario.
 
 from __future__ import annotations
 
+import copy
 import csv
 import inspect
 import io
@@ -85,7 +86,9 @@ ONE_EMPLOYEE = 'employee "{code}" at level "{level}" in team "{team}"'
 EMPLOYEE_RANGE = 'employees "{first}" to "{last}" at level "{level}" in team "{team}"'
 RESULTS_FOR = 'the results for "{period}":'
 RESULTS = "the results:"
+RULE_CHANGED = 'the rule "{rule}" changed:'
 RUN_WAS_MADE = 'the compensation run for "{period}" was made'
+RUN_WAS_SETTLED = 'the compensation run for "{period}" was made and {state}'
 RUN_IS_MADE = 'the compensation run for "{period}" is made'
 RECEIVES = '"{code}" receives a "{rule}" {kind} of {amount} {status}'
 ONLY_RECEIVE = 'only "{codes}" receive a "{rule}" {kind} of {amount} {status}'
@@ -159,6 +162,70 @@ def results_by_period(session: Session, teams: dict[str, str], staff: Staff,
     _import_results(session, teams, staff, datatable, None)
 
 
+# --- the rules ----------------------------------------------------------------------------------
+
+_PATH_PART = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
+_REMOVED = object()
+
+
+def _pruned(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value if v is not _REMOVED]
+    return value
+
+
+def _set_field(doc: dict[str, Any], path: str, value: str) -> None:
+    """Set one field of a rule document by its validator name (action.tiers[2].rate, the
+    index 1-based); an empty value removes the field."""
+    parts = path.split(".")
+    node: Any = doc
+    for i, part in enumerate(parts):
+        m = _PATH_PART.fullmatch(part)
+        if m is None:
+            raise SpecFailure("a field such as action.cap or action.tiers[2].rate", path)
+        name, index, last = m[1], m[2], i == len(parts) - 1
+        if not isinstance(node, dict):
+            raise SpecFailure(f"{'.'.join(parts[:i])} to be a mapping", path)
+        if index is None and last:
+            if value == "":
+                node.pop(name, None)
+            else:
+                node[name] = value
+            return
+        node = node.setdefault(name, {} if index is None else [])
+        if index is not None:
+            if not isinstance(node, list) or not 1 <= int(index) <= len(node):
+                raise SpecFailure(f"{name} to have an item {index}", path)
+            if last:  # an empty value removes the item once the table is applied
+                node[int(index) - 1] = _REMOVED if value == "" else value
+                return
+            node = node[int(index) - 1]
+
+
+def rule_changed(session: Session, rule: str, datatable: list[list[str]]) -> None:
+    """Publish a new version of a published rule with the fields of the table changed
+    (| field | value |), validated as the back office validates it."""
+    from engine.errors import RuleError
+    from engine.rulebook import published_rules, save_rule
+
+    current = next((r for r in published_rules(session) if r.key == rule), None)
+    if current is None:
+        raise SpecFailure(f"a published rule {rule}", "no such rule")
+    header, *rows = datatable
+    if [h.strip() for h in header] != ["field", "value"]:
+        raise SpecFailure("a table with the columns field and value", ", ".join(header))
+    doc = copy.deepcopy(dict(current.definition))
+    for row in rows:
+        _set_field(doc, row[0].strip(), row[1].strip())
+    try:
+        save_rule(session, _pruned(doc), f"rule {rule}", publish=True)
+    except RuleError as exc:
+        raise SpecFailure(f"a valid change of {rule}", str(exc)) from None
+    session.commit()
+
+
 # --- runs ---------------------------------------------------------------------------------------
 
 
@@ -168,6 +235,27 @@ def make_run(session: Session, runs: Runs, period: str) -> Runs:
     result = start_run(session, period, actor=ACTOR)
     session.commit()
     return [*runs, (period, result)]
+
+
+APPROVER = "approver@example.com"
+
+
+def make_settled_run(session: Session, runs: Runs, period: str, state: str) -> Runs:
+    """Make the run, then approve it (and lock it) as a second person would."""
+    from engine.lifecycle import approve, lock
+    from engine.models import User
+
+    if state not in ("approved", "locked"):
+        raise SpecFailure('"approved" or "locked"', state)
+    runs = make_run(session, runs, period)
+    if session.scalar(select(User).where(User.email == APPROVER)) is None:
+        session.add(User(email=APPROVER, name="Approver", role="comp_analyst"))
+    run_id = runs[-1][1].run.id
+    approve(session, run_id, APPROVER)
+    if state == "locked":
+        lock(session, run_id, APPROVER, open_flags_reason="locked in a scenario")
+    session.commit()
+    return runs
 
 
 def _outcomes(session: Session, runs: Runs, code: str | None = None,
@@ -340,7 +428,12 @@ STEPS: list[Step] = [
          zh="“{period}”的业绩："),
     Step("Given", RESULTS, results_by_period,
          table="| period | employee | quota |\n| 2026-01 | E1 | 100000 |", zh="以下各期的业绩："),
+    Step("Given", RULE_CHANGED, rule_changed,
+         table="| field | value |\n| action.mode | marginal |\n| action.cap | 5000 |",
+         zh="规则“{rule}”改为："),
     Step("Given", RUN_WAS_MADE, make_run, "runs", zh="已发起“{period}”的计算"),
+    Step("Given", RUN_WAS_SETTLED, make_settled_run, "runs",
+         zh="已发起“{period}”的计算，并已{state}"),
     Step("When", RUN_IS_MADE, make_run, "runs", zh="发起“{period}”的计算"),
     Step("Then", RECEIVES, receives, zh="“{code}”获得“{rule}”{kind} {amount}，{status}"),
     Step("Then", ONLY_RECEIVE, only_they_receive,

@@ -21,7 +21,11 @@ from engine.db import DEFAULT_INSTANCE, database_url, make_sessionmaker
 from engine.errors import LaurelError, RunFailed
 from engine.models import RunJob
 
-QUEUE = "laurel"
+
+def queue() -> str:
+    """The queue runs go through (``LAUREL_QUEUE``, default ``laurel``): installations that
+    share one broker each need their own, or a worker would take another one's runs."""
+    return os.environ.get("LAUREL_QUEUE") or "laurel"
 
 
 def broker_url() -> str | None:
@@ -42,7 +46,7 @@ def _configure(app: Celery) -> None:
     conf: dict[str, Any] = {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "task_default_queue": QUEUE,
+        "task_default_queue": queue(),
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,

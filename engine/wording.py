@@ -47,10 +47,15 @@ TERMS_ZH = {
     "draft": "草稿", "published": "已发布", "retired": "已停用", "discarded": "已放弃",
     "payable": "可发放", "held": "暂扣", "forfeited": "没收",
     "startup": "初创期", "growth": "成长期", "mature": "成熟期",
-    "open": "未结", "resolved": "已处理", "in_review": "审核中", "dismissed": "已驳回",
+    "open": "未结", "resolved": "已处理", "in_review": "审查中", "dismissed": "已驳回",
     "confirmed": "已确认", "active": "进行中", "passed": "已通过", "extended": "已延长",
     "closed": "已关闭", "failed": "未通过", "calculated": "已计算", "approved": "已批准",
     "locked": "已锁定", "low": "低", "medium": "中", "high": "高",
+    "cleared": "不再触发", "proposed": "已提议", "role_change": "调岗", "exit": "离职",
+    "eligible": "符合条件", "nominated": "已提名", "accepted": "已接受", "declined": "已拒绝",
+    "self": "自评", "manager": "经理评估", "customer": "客户评分",
+    "hr_admin": "HR 管理员", "comp_analyst": "薪酬分析师", "compliance_officer": "合规专员",
+    "sales_manager": "销售经理", "auditor": "审计员", "sales_rep": "销售人员",
 }
 TERMS_EN = {"pip": "PIP", "in_review": "in review"}
 
@@ -212,8 +217,55 @@ def band(calc: Mapping[str, Any], lang: str, kind: str | None = None) -> str:
 
 def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain_label,
                 types: Mapping[str, str] | None = None) -> str:
-    """The arithmetic of an amount."""
-    types = types or {}
+    """The arithmetic of an amount, then each floor or cap that changed it."""
+    text = _arithmetic(calc, lang, label, types or {})
+    sep = "；" if lang == "zh" else "; "
+    return sep.join([text, *limit_words(calc, lang)])
+
+
+def signed(value: Any) -> str:
+    d = _dec(value)
+    return f"{d:+,.2f}" if d is not None else str(value)
+
+
+def _runs_said(runs: list[Mapping[str, Any]], lang: str) -> str:
+    sep = "、" if lang == "zh" else ", "
+    return sep.join(f"{r['run_id']} ({r['period']})" for r in runs)
+
+
+def limit_words(calc: Mapping[str, Any], lang: str = "en") -> list[str]:
+    """Each floor or cap that changed the amount, and by how much; an annual cap that did
+    not, with what was paid earlier in the year."""
+    zh = lang == "zh"
+    out = []
+    for lim in calc.get("limits") or []:
+        value, after, change = money(lim["value"]), money(lim["after"]), signed(lim["change"])
+        if lim["limit"] == "floor":
+            out.append(f"按每期保底 {value} 提高至 {after}（{change}）" if zh else
+                       f"raised to the floor of {value} a period: {after} ({change})")
+        elif lim["limit"] == "cap":
+            out.append(f"按每期上限 {value} 封顶为 {after}（{change}）" if zh else
+                       f"capped at {value} a period: {after} ({change})")
+    annual = calc.get("annual_cap")
+    if annual:
+        hit = next((x for x in calc.get("limits") or [] if x["limit"] == "annual_cap"), None)
+        paid, value = money(annual["paid_earlier"]), money(annual["value"])
+        runs = _runs_said(annual.get("runs") or [], lang)
+        earlier = (f"本年此前已由该规则发放 {paid}" + (f"，批次 {runs}" if runs else "") if zh
+                   else f"{paid} paid earlier this year by this rule"
+                   + (f", runs {runs}" if runs else ""))
+        if hit:
+            after, change = money(hit["after"]), signed(hit["change"])
+            out.append(f"按年度上限 {value} 封顶（{earlier}）为 {after}（{change}）" if zh else
+                       f"capped by the annual cap of {value} ({earlier}): {after} ({change})")
+        else:
+            out.append(f"未超过年度上限 {value}（{earlier}）" if zh else
+                       f"within the annual cap of {value} ({earlier})")
+    return out
+
+
+def _arithmetic(calc: Mapping[str, Any], lang: str, label: Label,
+                types: Mapping[str, str]) -> str:
     t, amount = calc["type"], money(calc["amount"])
     if t == "fixed":
         return f"固定金额 {amount}" if lang == "zh" else f"fixed amount {amount}"
@@ -228,11 +280,41 @@ def calculation(calc: Mapping[str, Any], lang: str = "en", label: Label = _plain
     kind = types.get(calc["metric"])
     metric = f"{label(calc['metric'])} {shown_value(calc['metric_value'], kind)}"
     base = f"{label(calc['base'])} {money(calc['base_value'])}"
+    if calc.get("mode") == "marginal":
+        return _marginal(calc, metric, lang, label, kind)
     if lang == "zh":
         return (f"{metric}：第 {calc['tier']} 档（{band(calc, lang, kind)}），按 {base} 的 "
                 f"{pct(calc['rate'])} 计 = {amount}")
     return (f"{metric}: tier {calc['tier']} ({band(calc, lang, kind)}), so {pct(calc['rate'])} "
             f"of {base} = {amount}")
+
+
+def exact_money(value: Any) -> str:
+    """An amount with two decimals, or all of its decimals when it has more (a slice of a
+    marginal tier before the line is rounded: 37.035)."""
+    d = _dec(value)
+    if d is None or d == d.quantize(Decimal("0.01")):
+        return money(value)
+    return number(d)
+
+
+def _marginal(calc: Mapping[str, Any], metric: str, lang: str, label: Label,
+              kind: str | None) -> str:
+    """Marginal tiers: each slice of the base at its own tier's rate, then the total."""
+    base = label(calc["base"])
+    slices = []
+    for i, s in enumerate(calc.get("slices") or []):
+        of = (f"{base} " if i == 0 else "") + exact_money(s["base"])
+        slices.append(f"{of}（{band(s, lang, kind)}）× {pct(s['rate'])} = "
+                      f"{exact_money(s['amount'])}" if lang == "zh" else
+                      f"{pct(s['rate'])} of {of} ({band(s, lang, kind)}) = "
+                      f"{exact_money(s['amount'])}")
+    amount = money(calc["amount"])
+    if lang == "zh":
+        return (f"{metric}：达到第 {calc['tier']} 档（{band(calc, lang, kind)}），分段计提："
+                + "；".join(slices) + f"；合计 {amount}")
+    return (f"{metric}: tier {calc['tier']} ({band(calc, lang, kind)}) reached, paid slice by "
+            f"slice: " + "; ".join(slices) + f"; total {amount}")
 
 
 def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
@@ -327,7 +409,13 @@ _LINES_ZH = {
     "Tier metric": "分档指标", "Value": "值", "PIP months": "改进计划月数",
     "PIP target": "改进计划目标", "Holds payouts": "暂扣奖金", "Effective from": "生效日期",
     "Effective to": "失效日期", "Tier": "第 {n} 档", "Row": "第 {n} 行",
+    "Tier mode": "分档方式", "Floor per period": "每期保底", "Cap per period": "每期上限",
+    "Annual cap per employee": "每人年度上限",
 }
+_MODES = {"retroactive": ("retroactive: the rate reached applies to the whole base",
+                          "追溯：所达档位的比例适用于全部基数"),
+          "marginal": ("marginal: each slice of the base at its own tier's rate",
+                       "分段：每一段基数按其所在档位的比例")}
 _ACTIONS = {"fixed": ("a fixed amount", "固定金额"), "rate": ("a rate of a metric", "指标的比例"),
             "per_unit": ("an amount per unit", "按单位计的金额"),
             "tiers": ("a tier table", "分档表"), "value": ("a value", "一个值"),
@@ -439,6 +527,13 @@ def rule_lines(d: Mapping[str, Any], r: Reader) -> list[tuple[str, str]]:
         out.append((L("PIP months"), str(action["months"])))
     if "target" in action:
         out.append((L("PIP target"), pip_target(action["target"], r.lang, r.label, r.types)))
+    if atype in ("fixed", "rate", "per_unit", "tiers"):
+        for k, name in (("floor", "Floor per period"), ("cap", "Cap per period"),
+                        ("annual_cap", "Annual cap per employee")):
+            out.append((L(name), f"{money(action[k])} {r.currency}" if action.get(k)
+                        is not None else ("无" if zh else "none")))
+    if atype == "tiers":
+        out.append((L("Tier mode"), _MODES[action.get("mode") or "retroactive"][1 if zh else 0]))
     for i, tier in enumerate(action.get("tiers") or [], start=1):
         words = tier_band(tier, action.get("metric", ""), r)
         out.append((L("Tier", i), f"{words}：{pct(tier.get('rate'))}" if zh
@@ -487,11 +582,15 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
             else:
                 bands.append(f"{lo_} 至低于 {hi_} 为 {rate}" if zh
                              else f"{rate}{of} from {lo_} to below {hi_}")
+        marginal = action.get("mode") == "marginal"
         if zh:
-            what = f"按{base}计提，比例随{r.label(metric)}分档：" + "；".join(bands) + \
-                f"；所达档位的比例适用于全部{base}"
+            what = f"按{base}计提，比例随{r.label(metric)}分档：" + "；".join(bands) + (
+                f"；{base}分段计提，每一段按其所在档位的比例" if marginal
+                else f"；所达档位的比例适用于全部{base}")
         else:
-            what = ", ".join(bands) + f"; the rate reached applies to all of the {base}"
+            what = ", ".join(bands) + (
+                f"; each slice of the {base} is paid at its own tier's rate (marginal tiers)"
+                if marginal else f"; the rate reached applies to all of the {base}")
     elif atype == "rate":
         what = (f"按{r.label(action['base'])}的 {pct(action['rate'])} 计" if zh
                 else f"{pct(action['rate'])} of {r.label(action['base'])}")
@@ -520,6 +619,12 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
                 f"period, target: {target}")
     else:
         what = str(atype)
+    for k, en, cn in (("floor", "at least {} a period", "每期至少 {}"),
+                      ("cap", "at most {} a period", "每期至多 {}"),
+                      ("annual_cap", "at most {} per employee a year", "每人每年至多 {}")):
+        if action.get(k) is not None:
+            said = f"{money(action[k])} {r.currency}"
+            what += f"；{cn.format(said)}" if zh else f"; {en.format(said)}"
     text = f"{each}：{what}" if zh else f"{each}: {what}"
     if when:
         text += f"；条件：{condition(when, r)}" if zh else f"; when {condition(when, r)}"

@@ -342,6 +342,43 @@ def test_an_amount_is_typed_as_people_write_it(client: FlaskClient, org: Org,
     assert Decimal(doc["action"]["amount"]) == Decimal(doc["when"]["all"][0]["value"]) == 1500
 
 
+def test_marginal_tiers_are_chosen_in_the_editor_and_a_misfit_is_named_there(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        ("a_metric", "evaluation_score"), ("a_base", "revenue_total"), ("a_mode", "marginal")]))
+    assert page.status_code == 400
+    assert error_at(page, "action:mode").endswith("evaluation_score is neither")
+    assert client.post("/admin/rules/new", data=new_rule(
+        extra=[*TIERS, ("a_mode", "marginal")])).status_code == 302
+    assert definition(org, "commission.key_accounts")[1]["action"]["mode"] == "marginal"
+    fields = form_of(client.get("/admin/rules/commission.key_accounts/edit"))
+    assert ("a_mode", "marginal") in fields
+    page = client.get("/admin/rules/commission.key_accounts/edit?lang=zh")
+    assert "分段：每一段基数按其所在档位的比例计提" in page.get_data(as_text=True)
+
+
+def test_caps_and_a_floor_are_typed_as_amounts_and_a_misfit_is_named_at_its_field(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_floor", "600"), ("a_cap", "500")]))
+    assert page.status_code == 400
+    assert error_at(page, "action:floor") == "the floor 600 is above the cap 500"
+    page = client.post("/admin/rules/new", data=new_rule(extra=[*TIERS, ("a_cap", "lots")]))
+    assert error_at(page, "action:cap").startswith("'lots' is not an amount in CNY")
+    assert client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_floor", "¥50"), ("a_cap", "1,500.00"), ("a_annual_cap", "12,000元")])
+    ).status_code == 302
+    action = definition(org, "commission.key_accounts")[1]["action"]
+    assert (action["floor"], action["cap"], action["annual_cap"]) == ("50", "1500.00", "12000")
+    fields = form_of(client.get("/admin/rules/commission.key_accounts/edit"))
+    assert ("a_cap", "1500.00") in fields and ("a_annual_cap", "12000") in fields
+    text = client.get("/admin/rules/commission.key_accounts/edit?lang=zh").get_data(
+        as_text=True)
+    assert "每人年度上限" in text and "每期保底" in text
+
+
 @pytest.mark.parametrize("typed", ["1,50", "1.500,00", "$1,500", "15 00", "1e3"])
 def test_an_amount_in_another_form_is_refused_at_its_field(client: FlaskClient, org: Org,
                                                            typed: str) -> None:
@@ -525,3 +562,14 @@ def test_a_new_metric_is_offered_in_the_editor_at_once(client: FlaskClient, org:
                       conds=cond("market_penetration", ">=", "0.3"),
                       extra=[("a_amount", "100")])
     assert client.post("/admin/rules/new", data=fields).status_code == 302
+
+
+def test_the_rule_validations_refusals_read_in_chinese_at_their_field(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    client.get("/admin/?lang=zh")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[*TIERS, ("hold", "y")]))
+    assert error_at(page, "hold") == "只有合规标记可以暂扣奖金"
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("effective_from", "2026-05-01"), ("effective_to", "2026-04-01")]))
+    assert error_at(page, "effective_to") == "结束日期早于 effective_from"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +219,8 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
     import redis
 
     url = _redis()
-    redis.Redis.from_url(url).flushdb()
+    # a queue of its own: another test run on the same Redis must not take these chunks
+    queue = f"laurel-test-{uuid.uuid4().hex}"
     emps, results = organisation(11, employees=1200)
     from engine.imports import import_employees, import_results
 
@@ -227,7 +229,8 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
     session.commit()
     expected = one_process_run(session, "2026-02")
     env = dict(os.environ, LAUREL_BROKER_URL=url, LAUREL_DATABASE_URL=db_url,
-               LAUREL_RUN_CHUNK="100", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false")
+               LAUREL_RUN_CHUNK="100", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false",
+               LAUREL_QUEUE=queue)
     workers = [subprocess.Popen([sys.executable, "-m", "admin.cli", "worker", "--loglevel",
                                  "WARNING"], cwd=ROOT, env=env, start_new_session=True)
                for _ in range(2)]
@@ -236,6 +239,7 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
         from engine import tasks
 
         os.environ["LAUREL_BROKER_URL"] = url
+        os.environ["LAUREL_QUEUE"] = queue
         os.environ["LAUREL_TASKS_EAGER"] = "false"
         tasks.reconfigure()
         try:
@@ -253,9 +257,10 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.05)
             assert victim, "no worker took a chunk"
-            job = jobs.wait(db.make_sessionmaker(db_url), job_id)
+            job = jobs.wait(db.make_sessionmaker(db_url), job_id, timeout=240)
         finally:
             os.environ.pop("LAUREL_BROKER_URL", None)
+            os.environ.pop("LAUREL_QUEUE", None)
             os.environ["LAUREL_TASKS_EAGER"] = "true"
             tasks.reconfigure()
         session.expire_all()
@@ -269,6 +274,7 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
             if w.poll() is None:
                 os.killpg(w.pid, signal.SIGKILL)
             w.wait()
+        redis.Redis.from_url(url).delete(queue)
 
 
 def test_a_worker_command_starts_and_says_what_it_serves(tmp_path):

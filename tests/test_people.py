@@ -111,6 +111,40 @@ def test_each_action_type_reads_in_the_payees_words(demo) -> None:
     assert any("strictly higher" in w for w in line.words)
 
 
+def test_the_demo_only_policies_show_each_mechanic_in_statements_export_and_preview(
+        demo) -> None:
+    """The demo's locked first quarter (engine.demo.SCENARIOS): E0048's accelerator is
+    capped in February and cut by the annual cap in March; E0052's collection bonus is
+    raised to the floor. The library's rules pay as before."""
+    from engine import authoring, lifecycle
+    from engine.rulebook import latest
+
+    s = demo
+    feb, march = run_of(s, "2026-02"), run_of(s, "2026-03")
+    assert march.status == "locked"
+    said = lines_of(s, feb, "E0048")["commission.demo_accelerator"]
+    assert said[0].startswith("1% of Total revenue") and "Capped at CN¥150 a month: CN¥50 " \
+        "less" in said
+    said = lines_of(s, march, "E0048")["commission.demo_accelerator"]
+    assert "Capped by the yearly limit of CN¥400 (CN¥285 paid earlier this year): CN¥1 less" \
+        in said
+    assert "按每月上限" not in " ".join(lines_of(s, march, "E0048", "zh")[
+        "commission.demo_accelerator"]) and "按年度上限 ¥400 封顶（本年此前已发 ¥285），少发 ¥1" \
+        in lines_of(s, march, "E0048", "zh")["commission.demo_accelerator"]
+    assert "Raised to the minimum of CN¥500 a quarter: CN¥190.60 more" in \
+        lines_of(s, run_of(s, "2026-Q1"), "E0052")["bonus.demo_collection"]
+    lines = [x for x in lifecycle.export_lines(s, march) if x["employee_code"] == "E0048"]
+    accel = next(x for x in lines if x["rule_key"] == "commission.demo_accelerator")
+    assert accel["amount"] == Decimal("115.00") and accel["note"].startswith(
+        "capped by the annual cap of 400.00 (285.00 paid earlier this year by this rule, runs ")
+    assert next(x for x in lines if x["rule_key"] == "commission.tiered")["note"] == ""
+    # raising the annual cap to 500.00: E0048 gets the whole 116.00 in March
+    draft = dict(latest(s, "commission.demo_accelerator").definition)
+    draft["action"] = {**draft["action"], "annual_cap": "500.00"}
+    impact = authoring.impact_preview(s, draft, ["2026-03"])[0]
+    assert {e.code: e.delta for e in impact.changed} == {"E0048": Decimal("1.00")}
+
+
 def test_a_measured_ratio_is_cut_never_rounded_up_to_the_tier_it_missed() -> None:
     v = plain.Voice("en", {"attainment": "Attainment"}, {"attainment": "ratio"})
     assert v.value("attainment", "0.79999") == "79.9%"

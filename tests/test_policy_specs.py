@@ -69,7 +69,20 @@ def results_by_period(session: Session, teams: dict[str, str], staff: Staff,
     specs.results_by_period(session, teams, staff, datatable)
 
 
+# --- the rules ----------------------------------------------------------------------------------
+
+
+@given(parsers.parse(specs.RULE_CHANGED))
+def rule_changed(session: Session, rule: str, datatable: list[list[str]]) -> None:
+    specs.rule_changed(session, rule, datatable)
+
+
 # --- runs ---------------------------------------------------------------------------------------
+
+
+@given(parsers.parse(specs.RUN_WAS_SETTLED), target_fixture="runs")
+def make_settled_run(session: Session, runs: Runs, period: str, state: str) -> Runs:
+    return specs.make_settled_run(session, runs, period, state)
 
 
 @given(parsers.parse(specs.RUN_WAS_MADE), target_fixture="runs")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from admin.cli import main
 from engine import db
 from engine.errors import PasswordRefused
-from engine.models import User
+from engine.models import AuditLog, User
 from engine.users import COMMON_PASSWORDS, check_new_password, create_user, set_password
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +91,16 @@ def test_the_migration_gives_every_existing_user_a_token_of_their_own(tmp_path: 
         assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(t) >= 32 for t in tokens)
     finally:
         db._engines.pop(url).dispose()
+
+
+def test_a_password_change_alone_is_audited_without_the_hash(session):
+    user = create_user(session, "pw@example.com", "a long secret phrase 1", "auditor")
+    session.flush()
+    set_password(user, "another long phrase 22")
+    session.flush()
+    rows = session.scalars(select(AuditLog).where(AuditLog.entity == "user")
+                           .order_by(AuditLog.id)).all()
+    assert rows[-1].action == "update"
+    assert rows[-1].after["password"] == "(set)"
+    assert all("pbkdf2" not in str(r.after) and "scrypt" not in str(r.after) for r in rows)
+    assert user.password_hash not in str([r.after for r in rows])
