@@ -48,6 +48,7 @@ lint: install-test
 bench: install
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

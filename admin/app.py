@@ -113,6 +113,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Reverse proxies in front whose X-Forwarded-For/-Proto are believed: behind one,
         # every request comes from its address, and the per-address limit would be global.
         TRUSTED_PROXIES=0,
+        # The API (api/): requests a token may make, and the largest body it may send (a
+        # batch of results as large as the largest file an import takes).
+        API_RATE_LIMIT="600 per minute",
+        API_MAX_BYTES=MAX_FILE_BYTES,
     )
     _from_environment(app)
     if test_config:
@@ -156,11 +160,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return {"laurel_languages": i18n.LANGUAGES, "laurel_language": i18n.current_language,
                 "laurel_user": auth.current_principal, "lang_url": i18n.lang_url,
                 "term": i18n.term, "money": i18n.money, "percent": i18n.percent,
-                "pip_target": i18n.pip_target}
+                "pip_target": i18n.pip_target, "when": i18n.when, "day": i18n.day,
+                "say": i18n.say, "audit_summary": i18n.audit_summary,
+                "fact_name": i18n.fact_name}
 
-    from admin.views import init_admin
+    from admin.setup import init_admin
 
     init_admin(app, db)
+    import api
+
+    api.init_app(app)
     _register_errors(app, db)
 
     @app.route("/")
@@ -216,6 +225,13 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
         return render_template("laurel/error.html", code=code, title=title,
                                detail=detail), code
 
+    from api import answer_error
+    from api.core import ApiProblem, is_api_request
+
+    @app.errorhandler(ApiProblem)
+    def _api_problem(exc: ApiProblem) -> Any:
+        return answer_error(exc)
+
     @app.errorhandler(CSRFError)
     def _csrf(_exc: CSRFError) -> tuple[str, int]:
         return render(400, str(_l("The form has expired or was not sent from this site. "
@@ -223,6 +239,8 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
+        if is_api_request():  # a problem document, never a page
+            return answer_error(exc)
         if exc.code is None or exc.code < 400 or request.path.startswith("/admin/static/"):
             return exc
         if exc.code == 413:
@@ -233,18 +251,30 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
 
     @app.errorhandler(OverflowError)
     @app.errorhandler(DataError)
-    def _out_of_range(_exc: Exception) -> tuple[str, int]:
+    def _out_of_range(_exc: Exception) -> Any:
         # a number or text the database cannot hold, which no check before caught
         db.rollback()
+        if is_api_request():
+            from api.core import ApiProblem as Problem
+
+            return answer_error(Problem(400, "nothing was stored: a value in the request is "
+                                        "out of the range the database holds"))
         app.logger.warning("value out of range on %s: %s", request.path, _exc)
         return render(400, str(_l("Nothing was saved: a value in the request is out of the "
                                   "range the database holds.")))
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> tuple[str, int]:
+    def _unexpected(exc: Exception) -> Any:
         # Nothing half-done is kept; the page says so instead of a bare 500.
         db.rollback()
+        from engine.errors import LaurelError
+
+        if is_api_request() and isinstance(exc, LaurelError):
+            return answer_error(exc)  # an engine refusal: its own problem (403, 404, 409...)
         app.logger.exception("unexpected error on %s", request.path)
+        if is_api_request() and not (app.config.get("TESTING")
+                                     and app.config.get("PROPAGATE_UNEXPECTED", True)):
+            return answer_error(exc)
         if app.config.get("TESTING") and app.config.get("PROPAGATE_UNEXPECTED", True):
             raise exc
         return render(500, str(_l("Nothing was saved. The error has been logged.")))

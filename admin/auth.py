@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from admin import i18n
 from engine.errors import LaurelError, PasswordRefused
 from engine.models import User
 from engine.users import MIN_PASSWORD, accept_invite, authenticate, end_sessions, invited
@@ -190,7 +191,7 @@ def accept(token: str) -> Any:
                             "it. Choose another."))
             except LaurelError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
             else:
                 login_user(Principal.of(user))
                 return redirect(url_for("admin.index"))

@@ -7,84 +7,20 @@ column where it applies), 2 on a usage error. A command that fails changes nothi
 from __future__ import annotations
 
 import atexit
-import functools
 import getpass
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from admin.cli_base import _fail, actor_option, resolve_actor, user_errors
 from engine.db import session_scope
 from engine.errors import LaurelError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def database_problem(exc: Exception) -> str | None:
-    """The one line a person needs for a database that cannot be used, or None."""
-    from sqlalchemy import exc as sa
-
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-    if isinstance(exc, sa.NoSuchModuleError | sa.ArgumentError):
-        return f"LAUREL_DATABASE_URL is not a database URL Laurel can use ({text})"
-    if isinstance(exc, sa.OperationalError | sa.ProgrammingError):
-        if "no such table" in text or "no such column" in text or "does not exist" in text \
-                and ("relation" in text or "column" in text):
-            return ("the database lacks Laurel tables (new, or from an older version): run "
-                    "`laurel init` first, which creates or upgrades them")
-        if "connect" in text or "Connection refused" in text:
-            return f"cannot reach the database ({text})"
-    return None
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a LaurelError, or a database that cannot be used, into exit code 1 with its
-    one-line reason on stderr."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            return fn(*args, **kwargs)
-        except LaurelError as exc:
-            _fail(str(exc).replace("\n", " "))
-        except SQLAlchemyError as exc:
-            problem = database_problem(exc)
-            if problem is None:
-                raise
-            _fail(problem)
-        finally:
-            # close connections: SQLite then folds its write-ahead log into the file
-            from engine.db import dispose_engines
-
-            dispose_engines()
-
-    return wrapper
-
-
-def actor_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--as", "actor", metavar="EMAIL", default=None,
-                        help="Act as this back-office user (default: the system user).")(fn)
-
-
-def resolve_actor(session: Any, email: str | None) -> str:
-    """Return the acting user's email, checking that the user exists and is active."""
-    if email is None:
-        return "system"
-    from engine.users import get_user
-
-    user = get_user(session, email)
-    return user.email
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -205,17 +141,78 @@ def users_invite(email: str) -> None:
     A user gets a new link; an employee with this email and no user becomes a sales_rep.
     The link starts with LAUREL_BASE_URL (default http://127.0.0.1:5000).
     """
-    import os
-
-    from engine.users import invite
+    from engine.users import invite, invite_link
 
     with session_scope() as session:
         user, token = invite(session, email)
         role = user.role
-    base = (os.environ.get("LAUREL_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-    click.echo(f"{base}/invite/{token}")
+    click.echo(invite_link(token))
     click.echo(f"invitation for {email.strip().lower()} ({role}); the link sets the password "
                "and works once, for 7 days", err=True)
+
+
+@main.group()
+def tokens() -> None:
+    """Personal API tokens: each acts as its user, with the user's role (/api/v1)."""
+
+
+@tokens.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for (the audit log names it).")
+@click.option("--expires", "days", type=click.IntRange(1, 3650), default=None,
+              metavar="DAYS", help="Days until it stops working (default: until revoked).")
+@user_errors
+def tokens_create(email: str, name: str, days: int | None) -> None:
+    """Make an API token for the user EMAIL; print the token alone on the first line.
+
+    Only its hash is kept: copy it now, it is not shown again.
+    """
+    from engine import tokens as api_tokens
+
+    with session_scope() as session:
+        token, text = api_tokens.create(session, email, name, days)
+        expires = token.expires_at
+    click.echo(text)
+    click.echo(f"token {name!r} for {email.strip().lower()} "
+               + (f"expires {expires:%Y-%m-%d %H:%M} UTC" if expires else "does not expire")
+               + "; it is shown once", err=True)
+
+
+@tokens.command("list")
+@click.option("--user", "email", default=None, metavar="EMAIL",
+              help="Only this user's tokens.")
+@user_errors
+def tokens_list(email: str | None) -> None:
+    """List API tokens: id, user, name, state, expiry and last use (never the token)."""
+    from engine import tokens as api_tokens
+
+    def when(at: Any) -> str:
+        return f"{at:%Y-%m-%d %H:%M}" if at else "-"
+
+    with session_scope() as session:
+        rows = [(t.id, t.user.email, t.name, api_tokens.state(t), when(t.expires_at),
+                 when(t.last_used_at), t.prefix) for t in api_tokens.tokens_of(session, email)]
+    if not rows:
+        click.echo("no API tokens")
+        return
+    click.echo("id\tuser\tname\tstate\texpires\tlast_used\tstarts_with")
+    for row in rows:
+        click.echo("\t".join(str(v) for v in row))
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@actor_option
+@user_errors
+def tokens_revoke(token_id: int, actor: str | None) -> None:
+    """Revoke the API token TOKEN_ID (see `laurel tokens list`): it stops working at once."""
+    from engine import tokens as api_tokens
+
+    with session_scope() as session:
+        who = resolve_actor(session, actor)
+        session.info["actor"] = who
+        token = api_tokens.revoke(session, token_id, who)
+        click.echo(f"API token {token.id} ({token.name}) of {token.user.email} revoked")
 
 
 @main.command()

@@ -11,7 +11,7 @@ from engine.db import session_scope
 
 def register(main: click.Group) -> None:
     """Attach the rules group to the main command."""
-    from admin.cli import user_errors
+    from admin.cli_base import user_errors
 
     @main.group()
     def rules() -> None:
@@ -37,7 +37,7 @@ def register(main: click.Group) -> None:
     @user_errors
     def load_cmd(path: str, publish: bool, actor: str | None) -> None:
         """Load the rule files under PATH as drafts, or published; all or none."""
-        from admin.cli import resolve_actor
+        from admin.cli_base import resolve_actor
         from engine.rulebook import load_files
 
         with session_scope() as session:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 import json
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 
 import click
 
@@ -15,7 +16,7 @@ from engine.errors import RunFailed
 
 def register(main: click.Group) -> None:
     """Attach the run commands to the main command."""
-    from admin.cli import actor_option, resolve_actor, user_errors
+    from admin.cli_base import actor_option, resolve_actor, user_errors
 
     @main.command("run")
     @click.argument("period")
@@ -64,25 +65,50 @@ def register(main: click.Group) -> None:
                   show_default=True)
     @user_errors
     def outcomes_cmd(run_id: int, fmt: str) -> None:
-        """Print every outcome of RUN_ID to stdout."""
+        """Print every outcome of RUN_ID to stdout, as it is read (any number of them)."""
         from engine import runs
-        from engine.cells import csv_row
+        from engine.cells import csv_text
 
         with session_scope() as session:
-            rows = runs.outcome_rows(session, runs.get_run(session, run_id))
-        if fmt == "json":
-            click.echo(runs.outcomes_json(rows))
-            return
-        columns = ["run_id", "period", "employee_code", "rule_key", "kind", "amount",
-                   "currency", "value", "status", "explanation"]
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(csv_row(json.dumps(row[c], ensure_ascii=False)
-                                    if c == "explanation" else "" if row[c] is None
-                                    else row[c] for c in columns))
-        click.echo(buf.getvalue(), nl=False)
+            rows = runs.iter_outcome_rows(session, runs.get_run(session, run_id))
+            if fmt == "json":
+                _echo_pieces(runs.iter_outcomes_json(rows))
+                click.echo()
+                return
+            columns = ["run_id", "period", "employee_code", "rule_key", "kind", "amount",
+                       "currency", "value", "status", "explanation"]
+            _echo_pieces(csv_text(itertools.chain([columns], (
+                [json.dumps(row[c], ensure_ascii=False) if c == "explanation"
+                 else "" if row[c] is None else row[c] for c in columns] for row in rows)),
+                runs.STREAM_BATCH))
+
+
+def _write_file(path: str, pieces: Iterable[bytes]) -> None:
+    """Write the pieces to a file beside ``path``, then put it in its place: a failure
+    midway leaves no half-written file."""
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as fh:
+            for piece in pieces:
+                fh.write(piece)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _echo_pieces(pieces: Iterable[str], size: int = 1 << 16) -> None:
+    """Write text pieces to stdout as they come, about ``size`` characters at a time."""
+    held: list[str] = []
+    length = 0
+    for piece in pieces:
+        held.append(piece)
+        length += len(piece)
+        if length >= size:
+            click.echo("".join(held), nl=False)
+            held, length = [], 0
+    if held:
+        click.echo("".join(held), nl=False)
 
 
 def _progress_bar():  # noqa: ANN202
@@ -105,7 +131,7 @@ def _progress_bar():  # noqa: ANN202
 
 def register_lifecycle(main: click.Group) -> None:
     """Attach approve, lock and export."""
-    from admin.cli import user_errors
+    from admin.cli_base import user_errors
 
     @main.command("approve")
     @click.argument("run_id", type=int)
@@ -138,10 +164,10 @@ def register_lifecycle(main: click.Group) -> None:
 
     @main.command("export")
     @click.argument("run_id", type=int)
-    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv",
                   show_default=True)
     @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
-                  help="Write to FILE (default: stdout for CSV; XLSX needs -o).")
+                  help="Write to FILE (default: stdout for CSV or JSON; XLSX needs -o).")
     @click.option("--draft", is_flag=True, help="Export a calculated (not yet approved) run; "
                   "the file says it is a draft.")
     @click.option("--totals", is_flag=True, help="Add totals rows to a CSV file (an XLSX file "
@@ -151,17 +177,18 @@ def register_lifecycle(main: click.Group) -> None:
                    totals: bool) -> None:
         """Payroll export: one line per payable, held or forfeited amount."""
         from engine.errors import LaurelError
-        from engine.lifecycle import export
+        from engine.lifecycle import export_stream
 
         if fmt == "xlsx" and output is None and sys.stdout.isatty():
             raise LaurelError("an XLSX export needs -o FILE")
         with session_scope() as session:
-            data = export(session, run_id, fmt, draft=draft,
-                          totals_rows=True if totals or fmt == "xlsx" else None)
-        if output:
-            with open(output, "wb") as fh:
-                fh.write(data)
-            click.echo(f"run {run_id} exported to {output}", err=True)
-        else:
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
+            # written as it is read; a refusal comes before anything is written
+            pieces = export_stream(session, run_id, fmt, draft=draft,
+                                   totals_rows=True if totals or fmt == "xlsx" else None)
+            if output:
+                _write_file(output, pieces)
+                click.echo(f"run {run_id} exported to {output}", err=True)
+            else:
+                for piece in pieces:
+                    sys.stdout.buffer.write(piece)
+                sys.stdout.flush()

@@ -2,7 +2,7 @@
 
 Thin on purpose, like the runs pages: every rule about who may do what to a flag lives in
 engine/compliance.py. A view checks the role first (READ/WRITE "compliance" in
-admin/views.py: nobody but a compliance officer may POST, and a refused POST changes
+engine/access.py: nobody but a compliance officer may POST, and a refused POST changes
 nothing), calls the engine and commits; when the engine refuses, its message is shown
 next to the field it names, with status 400 and what was typed kept.
 """
@@ -21,9 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from admin import i18n
-from admin.auth import _safe_next, current_principal
-from admin.runs_views import STATUS_BADGES, STATUS_NAMES, field_error, release_words
-from admin.views import LaurelBaseView, _db, _team_scope, attachment, may_write, uploads
+from admin.auth import _safe_next
+from admin.base import (
+    LaurelBaseView,
+    _db,
+    _team_scope,
+    acting_email,
+    attachment,
+    field_error,
+    may_write,
+    uploads,
+)
+from admin.runs_views import STATUS_BADGES, STATUS_NAMES, release_words
 from engine import compliance, statements
 from engine.errors import LaurelError, NotFound
 from engine.models import (
@@ -65,16 +74,14 @@ FIELD_MESSAGES: dict[str, Any] = {
 
 def field_message(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine error names and what to say about it."""
-    field, message = field_error(str(exc))
+    field, message = field_error(exc)
     if field in FIELD_MESSAGES and ("required" in message or "choose" in message
                                     or "write a note" in message):
         return field, str(FIELD_MESSAGES[field])
     return field, message
 
 
-def email() -> str:
-    user = current_principal()
-    return user.email if user else "anonymous"
+email = acting_email  # who acts: the logged-in officer
 
 
 def page_arg() -> int:
@@ -93,7 +100,7 @@ def helpers() -> dict[str, Any]:
         "money_status": lambda s: MONEY_NAMES.get(s, s) if s else "",
         "run_status": lambda s: STATUS_NAMES.get(s, s) if s else "",
         "badge": lambda s: BADGES.get(s or "", "light"),
-        "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+        "when": i18n.when,
         "release_words": release_words,
     }
 
@@ -158,14 +165,13 @@ class ComplianceView(LaurelBaseView):
         team = int(f["team"]) if f["team"].isdigit() else None
         if team_id is not None:
             team = team_id
-        cases = compliance.queue(
-            db, status=f["status"] if f["status"] in FLAG_STATUSES else None,
-            severity=f["severity"] or None, rule_key=f["rule"] or None, team_id=team,
-            period_code=f["period"] or None, employee_code=f["employee"] or None,
-            assignee=f["assignee"] or None)
-        total = len(cases)
+        filters = {"status": f["status"] if f["status"] in FLAG_STATUSES else None,
+                   "severity": f["severity"] or None, "rule_key": f["rule"] or None,
+                   "team_id": team, "period_code": f["period"] or None,
+                   "employee_code": f["employee"] or None, "assignee": f["assignee"] or None}
+        total = compliance.queue_count(db, **filters)
         page = page_arg()
-        rows = cases[(page - 1) * PAGE:page * PAGE]
+        rows = compliance.queue(db, **filters, limit=PAGE, offset=(page - 1) * PAGE)
         ids = [c.id for c in rows]
         if ids:  # one query for what each row shows
             rows = list(db.scalars(
@@ -202,7 +208,7 @@ class ComplianceView(LaurelBaseView):
             db.commit()
         except NotFound as exc:
             db.rollback()
-            return self._queue(400, chosen, assignee, {"assignee": str(exc)})
+            return self._queue(400, chosen, assignee, {"assignee": i18n.say(exc)})
         except LaurelError as exc:
             db.rollback()
             field, message = field_message(exc)
@@ -248,10 +254,11 @@ class ComplianceView(LaurelBaseView):
                            .order_by(AuditLog.id)).all()
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, case.run, case.employee.code, lang=lang)
+        r = statements.reader(db, lang)
         return self.render(
             "laurel/compliance/case.html", case=case, outcome=outcome,
-            words=statements.explain_in_words(
-                outcome.kind, exp, lang, statements.labels(db, lang)),
+            words=statements.explain_in_words(outcome.kind, exp, lang, r.label, dict(r.types)),
+            fact=r.value,
             facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
             release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
@@ -325,15 +332,6 @@ class ComplianceView(LaurelBaseView):
 
 
 def add_views(admin: Admin) -> None:
-    """Add the compliance queue, the PIP and candidate pages and the team dashboard."""
-    from admin.dashboard_views import TeamDashboardView
-    from admin.followup_views import CandidatesView, PipsView
-
+    """Add the compliance queue."""
     admin.add_view(ComplianceView(_l("Flags"), _l("Compliance"), endpoint="compliance",
                                   url="/admin/compliance"))
-    people = _l("People")
-    admin.add_view(TeamDashboardView(_l("Team dashboard"), people, endpoint="teamdash",
-                                     url="/admin/team-dashboard"))
-    admin.add_view(PipsView(_l("PIPs"), people, endpoint="pips", url="/admin/pips"))
-    admin.add_view(CandidatesView(_l("Promotion candidates"), people, endpoint="candidates",
-                                  url="/admin/candidates"))

@@ -10,12 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from flask import abort, request
-from flask_admin import expose
+from flask_admin import Admin, expose
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from admin import i18n
+from admin.base import LaurelBaseView, _db, _team_scope, may_read
 from admin.compliance_views import helpers
-from admin.views import LaurelBaseView, _db, _team_scope, may_read
 from engine import dashboard
 from engine.errors import LaurelError
 from engine.models import Team
@@ -75,7 +76,7 @@ class TeamDashboardView(LaurelBaseView):
             try:
                 fig = dashboard.team_figures(db, chosen, period)
             except LaurelError as exc:
-                error = str(exc)
+                error = i18n.say(exc)
         charts = None
         if fig is not None:
             charts = {
@@ -131,3 +132,9 @@ class TeamDashboardView(LaurelBaseView):
             }
         return self.render("laurel/dashboard/company.html", data=data, charts=charts,
                            periods=codes, period=period)
+
+
+def add_views(admin: Admin) -> None:
+    """Add the team dashboard (category "People")."""
+    admin.add_view(TeamDashboardView(_l("Team dashboard"), _l("People"), endpoint="teamdash",
+                                     url="/admin/team-dashboard"))

@@ -1,7 +1,7 @@
 """PIPs and promotion candidates in the back office (category "People").
 
 As with flags, the engine (engine/followup.py) decides what may happen; a view checks the
-role first (READ/WRITE "pips" and "candidates" in admin/views.py), calls the engine and
+role first (READ/WRITE "pips" and "candidates" in engine/access.py), calls the engine and
 commits, and shows a refusal next to the field it names, with what was typed kept.
 """
 
@@ -11,14 +11,15 @@ import datetime as dt
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
-from flask_admin import expose
+from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from admin.auth import current_role
+from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
 from admin.compliance_views import email, field_message, helpers, page_arg
-from admin.views import LaurelBaseView, _db, _team_scope, current_role, may_read, may_write
 from engine import followup, portal
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import (
@@ -266,3 +267,11 @@ class CandidatesView(LaurelBaseView):
         flash(_("%(code)s is %(status)s.", code=code,
                 status=CANDIDATE_STATUS_NAMES[typed["status"]]), "success")
         return redirect(url_for(".index"))
+
+
+def add_views(admin: Admin) -> None:
+    """Add the PIP and promotion-candidate pages (category "People")."""
+    people = _l("People")
+    admin.add_view(PipsView(_l("PIPs"), people, endpoint="pips", url="/admin/pips"))
+    admin.add_view(CandidatesView(_l("Promotion candidates"), people, endpoint="candidates",
+                                  url="/admin/candidates"))

@@ -8,11 +8,20 @@ falls back from it to our own ``translations/zh``.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
 from flask import request, session
-from flask_babel import format_currency, format_decimal, format_percent, get_locale
+from flask_babel import (
+    format_currency,
+    format_date,
+    format_datetime,
+    format_decimal,
+    format_percent,
+    get_locale,
+)
 from flask_login import current_user
 
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -118,6 +127,69 @@ def pip_target(text: str) -> str:
 
     r = reader(current_app.extensions["laurel_db"], current_language())
     return words(text, r.lang, r.label, r.types)
+
+
+# Parameters of engine messages that are codes of the domain (statuses, kinds, roles): a
+# reader reads them in their language (term).
+WORD_PARAMS = {"status", "decision", "kind", "role"}
+
+
+def say(value: Any) -> str:
+    """An engine message (engine.messages: an error's, an audit entry's) in the page's
+    language, its parameters filled in; any other text as it is."""
+    from flask_babel import gettext
+
+    from engine.messages import Message, message_of
+
+    value = message_of(value)
+    if not isinstance(value, Message):
+        return str(value)
+    params = {k: say(v) if isinstance(v, Message) else
+              term(v) if k in WORD_PARAMS and isinstance(v, str) else v
+              for k, v in value.params.items()}
+    return gettext(value.template, **params) if params else gettext(value.template)
+
+
+def audit_summary(entry: Any) -> str:
+    """An audit entry's summary in the page's language (its stored message), else as
+    written (a record's name, or an entry older than stored messages)."""
+    from engine.messages import restored
+
+    return say(restored(entry.message)) if entry.message else entry.summary
+
+
+_RANKED = re.compile(r"^(\S+) \((strictly higher|defined, N|company maximum)\)$")
+
+
+def fact_name(name: str) -> str:
+    """A fact a rule read, as its explanation names it: a ranked fact's figures ("revenue
+    (company maximum)") with their words in the page's language."""
+    from flask_babel import gettext
+
+    found = _RANKED.match(name)
+    if not found:
+        return name
+    words = {"strictly higher": gettext("strictly higher"),
+             "defined, N": gettext("defined, N"),
+             "company maximum": gettext("company maximum")}
+    return gettext("%(fact)s (%(figure)s)", fact=found.group(1),
+                   figure=words[found.group(2)])
+
+
+def when(at: Any) -> str:
+    """A moment in the reader's language and the back office's time zone (never ISO)."""
+    return format_datetime(at, "medium") if at else ""
+
+
+def day(value: Any) -> str:
+    """A day in the reader's language ("Apr 1, 2026", "2026年4月1日"); a stored ISO day
+    (a one-to-one's action) too."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return format_date(value, "medium") if value else ""
 
 
 def lang_url(code: str) -> str:

@@ -2,7 +2,7 @@
 the leadership analytics (category "People").
 
 Thin, as the other pages: engine/inquiries.py, reviews.py, talks.py and analytics.py
-decide; a view checks the role (READ/WRITE in admin/views.py; a sales manager sees their
+decide; a view checks the role (READ/WRITE in engine/access.py; a sales manager sees their
 own team), calls the engine, commits, and shows a refusal next to the field it names.
 """
 
@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from admin import i18n
 from admin.auth import current_role
-from admin.portal_views import me, refused, words
-from admin.views import (
+from admin.base import (
     LaurelBaseView,
     _db,
     _team_scope,
@@ -29,6 +28,7 @@ from admin.views import (
     may_write,
     uploads,
 )
+from admin.portal_views import me, refused, words
 from engine import analytics, inquiries, plain, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import (
@@ -243,7 +243,7 @@ class ReviewsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            return self.cycle(cycle_id, 400, str(exc))
+            return self.cycle(cycle_id, 400, i18n.say(exc))
         flash(_("%(n)s customer scores imported.", n=n), "success")
         return redirect(url_for(".cycle", cycle_id=cycle_id))
 
@@ -258,7 +258,7 @@ class ReviewsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            return self.cycle(cycle_id, 400, str(exc))
+            return self.cycle(cycle_id, 400, i18n.say(exc))
         flash(_("The review cycle is closed: its scores are the quarter's results."),
               "success")
         return redirect(url_for(".cycle", cycle_id=cycle_id))
@@ -299,7 +299,7 @@ class TalksView(LaurelBaseView):
                 db.commit()
             except (NotFound, PermissionDenied) as exc:
                 db.rollback()
-                errors["employee"] = str(exc)
+                errors["employee"] = i18n.say(exc)
             except LaurelError as exc:
                 db.rollback()
                 field, message = refused(exc)

@@ -1,7 +1,7 @@
 """The salesperson's portal: their own pay, statements, questions, estimate and reviews.
 
 A ``sales_rep`` logs in to /admin/me and sees nothing else (READ "portal" in
-admin/views.py). Every page asks engine/portal.py (and inquiries, reviews, talks,
+engine/access.py). Every page asks engine/portal.py (and inquiries, reviews, talks,
 estimate) with the logged-in user: whatever is not theirs is answered 404, as if it did
 not exist. The pages use Bootstrap's grid, so they read on a phone as on a desk; a
 statement prints (or saves as PDF) through its print view with the same lines.
@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from admin import i18n
 from admin.auth import current_principal
-from admin.runs_views import field_error
-from admin.views import LaurelBaseView, _db, attachment, uploads
+from admin.base import LaurelBaseView, _db, acting_email, attachment, field_error, uploads
 from engine import estimate, inquiries, plain, portal, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.models import InquiryMessage, ReviewCycle, ReviewEntry, User
@@ -45,9 +44,7 @@ def lang() -> str:
     return "zh" if i18n.is_chinese() else "en"
 
 
-def me() -> str:
-    user = current_principal()
-    return user.email if user else "anonymous"
+me = acting_email  # who acts: the logged-in salesperson or analyst
 
 
 def words() -> dict[str, Any]:
@@ -57,12 +54,12 @@ def words() -> dict[str, Any]:
             "inquiry_badge": lambda s: INQUIRY_BADGES.get(s, "light"),
             "pay_status": lambda s: PAY_STATUS_NAMES.get(s, s) if s else "",
             "pay_badge": lambda s: PAY_BADGES.get(s or "", "light"),
-            "term": i18n.term, "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else ""}
+            "term": i18n.term, "when": i18n.when}
 
 
 def refused(exc: LaurelError) -> tuple[str | None, str]:
     """The field an engine refusal names, and what to say next to it."""
-    field, message = field_error(str(exc))
+    field, message = field_error(exc)
     if field in _FIELD_WORDS and ("write" in message or "not a number" in message
                                   or "range" in message or "outside" in message):
         return field, str(_FIELD_WORDS[field])
@@ -123,7 +120,7 @@ class PortalView(LaurelBaseView):
     def print_view(self, run_id: int) -> Any:
         run, st = self._statement(run_id)
         return self.render("laurel/portal/print.html", run=run, st=st,
-                           today=dt.date.today().isoformat())
+                           today=i18n.day(dt.date.today()))
 
     @expose("/statement/<int:run_id>/ask", methods=("POST",))
     def ask(self, run_id: int) -> Any:
@@ -271,7 +268,7 @@ class PortalView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         else:
             flash(_("You acknowledged the one-to-one."), "success")
         return redirect(url_for(".talk", talk_id=talk_id))

@@ -34,7 +34,7 @@ from wtforms import ValidationError
 
 from admin import i18n
 from admin.auth import current_principal
-from admin.views import LaurelBaseView, may_write
+from admin.base import LaurelBaseView, may_write
 from engine import authoring, scenarios, specs, wording
 from engine.cells import CellError, typed_amount, typed_percent
 from engine.conditions import (
@@ -467,7 +467,7 @@ def definition_from_form(f: RuleForm) -> dict[str, Any]:
 
 def place_error(f: RuleForm, err: RuleError) -> dict[str, str]:
     """Map a RuleError's field and row to the form: {"where": message}."""
-    name, row, reason = err.field or "", err.row, err.reason
+    name, row, reason = err.field or "", err.row, i18n.say(err.reason)
     if name.startswith("when") or name.startswith("action.rows.when"):
         owner = "when"
         if name.startswith("action.rows.when"):
@@ -737,11 +737,12 @@ class RulesView(LaurelBaseView):
             db.commit()
         except RuleError as exc:
             db.rollback()
-            return self._editor(shown, place_error(form, exc), rule, message=str(exc),
+            return self._editor(shown, place_error(form, exc), rule, message=i18n.say(exc),
                                 status=400, base=base, copy_of=copy_of)
         except LaurelError as exc:
             db.rollback()
-            return self._editor(shown, {"form": str(exc)}, rule, message=str(exc), status=400,
+            said = i18n.say(exc)
+            return self._editor(shown, {"form": said}, rule, message=said, status=400,
                                 base=base, copy_of=copy_of)
         if created:
             flash(_("Saved as version %(v)d, a draft. Ask for publishing when it is ready.",
@@ -844,7 +845,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(_("Scenarios not saved: %(e)s", e=str(exc)), "error")
+            flash(_("Scenarios not saved: %(e)s", e=i18n.say(exc)), "error")
             return self._scenario_editor(rule, text=request.form.get("text"), status=400)
         if holder is not rule:
             flash(_("The scenarios are saved in a new draft, version %(v)d.",
@@ -869,7 +870,7 @@ class RulesView(LaurelBaseView):
         try:
             report = authoring.check_scenarios(_db(), rule)
         except LaurelError as exc:
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".rule", key=key, version=version))
         return self._rule_page(key, rule, report=report)
 
@@ -889,7 +890,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".rule", key=key, version=version))
         flash(_("%(n)d new figures taken into the scenarios of version %(v)d.", n=len(chosen),
                 v=holder.version), "success")
@@ -912,7 +913,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".try_it", key=key, version=version))
         flash(_("A scenario was added from what you tried; it runs before publishing."),
               "success")
@@ -939,7 +940,7 @@ class RulesView(LaurelBaseView):
             return self._rule_page(rule.key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".rule", key=rule.key, version=rule.version))
         flash(_("Sent for approval: %(gate)s Another HR administrator approves it.",
                 gate=_gate_summary(report)), "success")
@@ -954,7 +955,7 @@ class RulesView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".rule", key=key, version=version))
 
     @expose("/<key>/v<int:version>/discard", methods=("POST",))
@@ -967,7 +968,7 @@ class RulesView(LaurelBaseView):
             flash(_("Version %(v)d was discarded.", v=version), "success")
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".rule", key=key))
 
     # --- the impact preview and approval ----------------------------------------------------
@@ -983,7 +984,7 @@ class RulesView(LaurelBaseView):
             try:
                 impacts = authoring.impact_preview(db, rule.definition, codes)
             except LaurelError as exc:
-                error = str(exc)
+                error = i18n.say(exc)
         return impacts, choices, codes, error
 
     @expose("/<key>/v<int:version>/review")
@@ -1032,7 +1033,7 @@ class RulesView(LaurelBaseView):
             return self._rule_page(key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return redirect(url_for(".review", key=key, version=version))
         flash(_("Published version %(v)d. %(gate)s", v=rule.version,
                 gate=_gate_summary(report)), "success")
@@ -1070,7 +1071,7 @@ class RulesView(LaurelBaseView):
                 outcomes = authoring.try_rule(db, rule.definition, code, employee,
                                               i18n.current_language())
             except LaurelError as exc:
-                error = str(exc)
+                error = i18n.say(exc)
         employees = db.execute(select(Employee.code, Employee.name)
                                .order_by(Employee.code)).all()
         return self.render("laurel/rules/try.html", rule=rule, periods=choices, period=code,

@@ -1,18 +1,18 @@
 """The period end in the back office: runs, their lifecycle, statements and the export.
 
 Thin on purpose: every figure comes from engine/ (runs, jobs, lifecycle, statements). A
-view checks the role (``RUNS`` in admin/views.py), calls the engine, commits, and when the
+view checks the role (``RUNS`` in engine/access.py), calls the engine, commits, and when the
 engine refuses shows its message on the page it came from, with status 400 and what was
 typed kept. A run is evaluated by a worker process (engine.jobs), never in the request.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, abort, flash, jsonify, redirect, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, request, stream_with_context, url_for
 from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from admin import i18n
-from admin.auth import current_principal, current_role
-from admin.views import RUNS, LaurelBaseView, _db, _team_scope
-from engine import jobs, lifecycle, runs, statements
+from admin.auth import current_role
+from admin.base import LaurelBaseView, _db, _team_scope, acting_email, field_error, may_read
+from engine import access, jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
@@ -74,7 +74,6 @@ STATUS_BADGES = {"calculated": "info", "approved": "primary", "locked": "success
                  "discarded": "secondary", "failed": "danger", "queued": "secondary",
                  "running": "info", "done": "success", "held": "warning",
                  "forfeited": "secondary", "payable": "success"}
-_FIELD = re.compile(r"field (\w+): (.*)$")
 
 
 NEXT_RUN: dict[str, Any] = {"month": _l("the next monthly run"),
@@ -93,9 +92,23 @@ def release_words(story: dict[str, Any] | None) -> str:
              next=NEXT_RUN.get(story["kind"], story["kind"]))
 
 
+def rule_versions(db: Any, run: Run) -> list[dict[str, Any]]:
+    """The rule versions a run used, as people read them: name in the page's language and
+    version (the run keeps their content hashes; the page does not show them)."""
+    defs = plain.definitions(db, run.rules)
+    zh = i18n.is_chinese()
+    out = []
+    for used in run.rules or []:
+        if not isinstance(used, dict) or not used.get("key"):
+            continue
+        d = defs.get(used["key"]) or {}
+        out.append({"key": used["key"], "version": used.get("version"),
+                    "name": (zh and d.get("name_zh")) or d.get("name") or used["key"]})
+    return sorted(out, key=lambda r: r["name"].lower())
+
+
 def may(action: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in RUNS.get(action, ())
+    return access.may_run(action, role or current_role())
 
 
 def _require(action: str) -> None:
@@ -103,9 +116,7 @@ def _require(action: str) -> None:
         abort(403)
 
 
-def _email() -> str:
-    user = current_principal()
-    return user.email if user else "anonymous"
+_email = acting_email
 
 
 def _int_arg(name: str, default: int = 1) -> int:
@@ -115,14 +126,8 @@ def _int_arg(name: str, default: int = 1) -> int:
         return default
 
 
-def field_error(message: str) -> tuple[str | None, str]:
-    """Split an engine message 'x, field amount: reason' into ('amount', 'reason')."""
-    found = _FIELD.search(message)
-    return (found.group(1), found.group(2)) if found else (None, message)
-
-
-def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False
-                 ) -> dict[Any, dict[str, Decimal]]:
+def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False,
+                 employees: list[int] | None = None) -> dict[Any, dict[str, Decimal]]:
     """Stored amounts summed by run (or employee) and status, adjustments as payable.
 
     The same sums as a statement's totals (engine.statements.totals_of), read in two
@@ -144,6 +149,9 @@ def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bo
         team = select(Employee.id).where(Employee.team_id == team_id)
         stmt = stmt.where(Outcome.employee_id.in_(team))
         adj = adj.where(Adjustment.employee_id.in_(team))
+    if employees is not None:  # the employees of one page of a run
+        stmt = stmt.where(Outcome.employee_id.in_(employees))
+        adj = adj.where(Adjustment.employee_id.in_(employees))
     for key, status, amount in db.execute(stmt):
         sums = out.setdefault(key, {s: ZERO for s in statements.MONEY_STATUSES})
         sums[status] += Decimal(amount)
@@ -159,11 +167,11 @@ def _helpers() -> dict[str, Any]:
             "status_name": lambda s: STATUS_NAMES.get(s, s) if s else "",
             "change_name": lambda c: CHANGE_NAMES.get(c, c),
             "badge": lambda s: STATUS_BADGES.get(s or "", "light"),
-            "when": lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "",
+            "when": i18n.when,
             "release_words": release_words}
 
 
-def _download(data: bytes, name: str, fmt: str) -> Response:
+def _download(data: bytes | Iterable[bytes], name: str, fmt: str) -> Response:
     mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(data, mimetype=mimetype, headers={
@@ -256,7 +264,7 @@ class RunsView(LaurelBaseView):
             return redirect(url_for(".job", job_id=exc.job_id))
         except LaurelError as exc:
             db.rollback()
-            return self._list(error=str(exc), chosen=code, status=400)
+            return self._list(error=i18n.say(exc), chosen=code, status=400)
         return redirect(url_for(".job", job_id=job.id))
 
     # --- a run job: live progress -------------------------------------------------------
@@ -284,7 +292,7 @@ class RunsView(LaurelBaseView):
             flash(_("The run was cancelled: nothing of it is kept."), "info")
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".job", job_id=job_id))
 
     @expose("/job/<int:job_id>/progress")
@@ -329,7 +337,7 @@ class RunsView(LaurelBaseView):
         people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
                             .offset((page - 1) * EMPLOYEE_PAGE)).all()
         ids = [e.id for e, _team in people]
-        sums = money_totals([run.id], team_id=team_id, by_employee=True)
+        sums = money_totals([run.id], team_id=team_id, by_employee=True, employees=ids)
         flags = dict(db.execute(
             select(Outcome.employee_id, func.count()).where(
                 Outcome.run_id == run.id, Outcome.kind == "flag",
@@ -352,6 +360,7 @@ class RunsView(LaurelBaseView):
                      and run.status in ("calculated", "approved") else None)
         return self.render(
             "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
+            rule_versions=rule_versions(db, run), may_read_rules=may_read("rules"),
             stale=runs.staleness(db, run), change_how=lambda how: CHANGE_HOW.get(how, how),
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
@@ -415,12 +424,12 @@ class RunsView(LaurelBaseView):
                 "Run %(id)s is stale: it cannot be approved or locked.", id=run_id))
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field == "open_flags_reason":
                 return self._confirm_page(run_id, action, 400, typed=typed, errors={
                     field: _("Flags are still open: tick “Lock with open flags” and give "
                              "a reason, or decide them first.")})
-            return self._run_page(run_id, status=400, error=str(exc))
+            return self._run_page(run_id, status=400, error=i18n.say(exc))
         flash(done, "success")
         return redirect(url_for(".run", run_id=run_id))
 
@@ -458,11 +467,11 @@ class RunsView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field == "reason":
                 return self._run_page(run_id, status=400, reopen=reason,
                                       reopen_error=message)
-            return self._run_page(run_id, status=400, error=str(exc), reopen=reason)
+            return self._run_page(run_id, status=400, error=i18n.say(exc), reopen=reason)
         flash(_("Period %(code)s is open again.", code=code), "success")
         return redirect(url_for(".run", run_id=run_id))
 
@@ -482,11 +491,11 @@ class RunsView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            field, message = field_error(str(exc))
+            field, message = field_error(exc)
             if field in typed:
                 return self._run_page(run_id, status=400, adjust=typed,
                                       adjust_errors={field: message})
-            return self._run_page(run_id, status=400, adjust=typed, error=str(exc))
+            return self._run_page(run_id, status=400, adjust=typed, error=i18n.say(exc))
         flash(_("Adjustment of %(amount)s added for %(code)s.",
                 amount=i18n.money(amount, currency), code=code), "success")
         return redirect(url_for(".statement", run_id=run_id, code=code))
@@ -499,12 +508,13 @@ class RunsView(LaurelBaseView):
         fmt = request.args.get("format", "csv")
         draft = request.args.get("draft") == "1"
         try:
-            data = lifecycle.export(db, run_id, fmt, draft=draft,
-                                    totals_rows=True if request.args.get("totals") == "1"
-                                    else None,
-                                    labels={k: str(v) for k, v in EXPORT_LABELS.items()})
+            # sent as it is read (the request's session stays open until the last piece)
+            data = stream_with_context(lifecycle.export_stream(
+                db, run_id, fmt, draft=draft,
+                totals_rows=True if request.args.get("totals") == "1" else None,
+                labels={k: str(v) for k, v in EXPORT_LABELS.items()}))
         except LaurelError as exc:
-            return self._run_page(run_id, status=400, error=str(exc))
+            return self._run_page(run_id, status=400, error=i18n.say(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"
         if run.status == "calculated":
             name += "-DRAFT"
@@ -552,7 +562,7 @@ class RunsView(LaurelBaseView):
         if fmt not in ("csv", "xlsx"):
             abort(404)
         labels = [str(DIFF_LABELS[c]) for c in statements.DIFF_COLUMNS]
-        data = statements.diff_file(_db(), old, new, fmt, labels)
+        data = stream_with_context(statements.diff_file_stream(_db(), old, new, fmt, labels))
         return _download(data, f"laurel-runs-{old.id}-{new.id}-diff", fmt)
 
     # --- statements ---------------------------------------------------------------------
@@ -566,8 +576,10 @@ class RunsView(LaurelBaseView):
         # A sales manager does not learn that another team's employee exists: 404, not 403.
         if employee is None or (team_id is not None and employee.team_id != team_id):
             abort(404)
-        st = statements.statement(db, run, code, lang="zh" if i18n.is_chinese() else "en")
+        lang = "zh" if i18n.is_chinese() else "en"
+        st = statements.statement(db, run, code, lang=lang)
         return self.render("laurel/runs/statement.html", run=run, st=st,
+                           fact=statements.reader(db, lang).value,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")
 

@@ -1,7 +1,7 @@
 """The Flask-Admin views: one ModelView per model, the dashboard, imports and help.
 
-Who may do what is one table (READ, WRITE, IMPORT below); the help page shows the same
-table, so what the page says is what the code does.
+Who may do what is one table (READ, WRITE, IMPORT in engine/access.py, shared with the
+API); the help page shows the same table, so what the page says is what the code does.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, has_app_context, redirect, request, url_for
-from flask_admin import Admin, AdminIndexView, BaseView, expose
+from flask import abort, current_app, flash, has_app_context, redirect, request, url_for
+from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
-from flask_admin.theme import Bootstrap4Theme
-from flask_babel import format_date, format_datetime
+from flask_admin.model import typefmt
+from flask_admin.model.template import TemplateLinkRowAction
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -25,19 +26,27 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, scoped_session
+from sqlalchemy.orm import joinedload
 from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional, StopValidation
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
-from admin.headers import csp_nonce
-from engine import assignments, periods
+from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
+from engine import assignments
+from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
-from engine.db import audit
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
-from engine.imports import MAX_FILE_BYTES, import_employees, import_results, record_rows
+from engine.imports import (
+    MAX_FILE_BYTES,
+    import_employees,
+    import_results,
+    locked_period_of,
+    result_deleted,
+    result_edited,
+    result_snapshot,
+)
 from engine.metrics import DECIMALS, decimals, range_problem, to_plain, validate_formula
 from engine.models import (
     METRIC_TYPES,
@@ -45,96 +54,30 @@ from engine.models import (
     PERIOD_STATUSES,
     ROLES,
     ROLLUPS,
-    STAFF_ROLES,
     TEAM_STAGES,
     AuditLog,
     Employee,
     Level,
     Metric,
-    PayCode,
     Period,
     Result,
     Rule,
     Team,
     User,
 )
-from engine.users import MIN_PASSWORD, check_new_password, employee_by_email, set_password
+from engine.users import (
+    INVITE_DAYS,
+    INVITERS,
+    MIN_PASSWORD,
+    check_new_password,
+    employee_by_email,
+    invite_employee,
+    invite_link,
+    set_password,
+)
 from engine.waiting import what_waits
 
-# --- who may do what ----------------------------------------------------------------------
-
-# Every role of the staff; a sales_rep reads their own pay on the portal and nothing else.
-ALL_ROLES = frozenset(STAFF_ROLES)
-REP = frozenset({"sales_rep"})
-READ: dict[str, frozenset[str]] = {
-    "employee": ALL_ROLES,
-    "team": ALL_ROLES,
-    "period": ALL_ROLES,
-    "metric": ALL_ROLES,
-    "result": ALL_ROLES,
-    "level": ALL_ROLES - {"sales_manager"},
-    "audit_log": frozenset({"hr_admin", "comp_analyst", "compliance_officer", "auditor"}),
-    # The auditor reads everything, users and roles included; only HR changes them.
-    "user": frozenset({"hr_admin", "auditor"}),
-    "imports": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    # Policies (admin/rules_views.py): everyone but sales managers reads; HR changes them.
-    "rules": ALL_ROLES - {"sales_manager"},
-    "pay_code": ALL_ROLES - {"sales_manager"},
-    "runs": ALL_ROLES,
-    # Follow-up (admin/compliance_views.py, followup_views.py, dashboard_views.py).
-    "compliance": ALL_ROLES,
-    "pips": ALL_ROLES - {"compliance_officer"},
-    "candidates": ALL_ROLES - {"compliance_officer"},
-    "dashboard": ALL_ROLES,
-    # The people being paid (admin/portal_views.py, people_views.py): the salesperson's
-    # portal, their inquiries in the analysts' queue, review cycles, one-to-ones, and the
-    # leadership analytics (a sales manager: their own team).
-    "portal": REP,
-    "inquiries": frozenset({"hr_admin", "comp_analyst", "auditor"}),
-    "reviews": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
-    "talks": frozenset({"hr_admin", "sales_manager", "auditor"}),
-    "analytics": frozenset({"hr_admin", "comp_analyst", "sales_manager", "auditor"}),
-}
-WRITE: dict[str, frozenset[str]] = {
-    "employee": frozenset({"hr_admin"}),
-    "team": frozenset({"hr_admin"}),
-    "level": frozenset({"hr_admin"}),
-    "metric": frozenset({"hr_admin"}),
-    "user": frozenset({"hr_admin"}),
-    "result": frozenset({"comp_analyst"}),
-    "rules": frozenset({"hr_admin"}),
-    "pay_code": frozenset({"hr_admin"}),
-    "runs": frozenset({"hr_admin", "comp_analyst"}),
-    # Compliance officers decide flags and nothing else; HR decides PIPs; a sales manager
-    # nominates candidates of their own team and HR accepts or declines them.
-    "compliance": frozenset({"compliance_officer"}),
-    "pips": frozenset({"hr_admin"}),
-    "candidates": frozenset({"hr_admin", "sales_manager"}),
-    # A salesperson asks about their statement, enters their self-assessment and
-    # acknowledges their one-to-ones; analysts answer inquiries; HR runs review cycles (a
-    # manager enters the assessments of their team); managers record one-to-ones.
-    "portal": REP,
-    "inquiries": frozenset({"hr_admin", "comp_analyst"}),
-    "reviews": frozenset({"hr_admin", "sales_manager"}),
-    "talks": frozenset({"hr_admin", "sales_manager"}),
-}
-IMPORT: dict[str, frozenset[str]] = {
-    "employees": frozenset({"hr_admin"}),
-    "results": frozenset({"hr_admin", "comp_analyst"}),
-}
-# The period end (admin/runs_views.py): who does which step of a run. "overview" reads a
-# whole run (totals, charts, comparisons, the payroll export and run jobs).
-RUNS: dict[str, frozenset[str]] = {
-    "overview": ALL_ROLES - {"sales_manager"},
-    "start": frozenset({"hr_admin", "comp_analyst"}),
-    "approve": frozenset({"hr_admin", "comp_analyst"}),
-    "lock": frozenset({"hr_admin", "comp_analyst"}),
-    "adjust": frozenset({"hr_admin", "comp_analyst"}),
-    "reopen": frozenset({"hr_admin"}),
-}
-# Sales managers see these resources for their own team only.
-TEAM_SCOPED = {"employee", "team", "result", "runs", "compliance", "pips", "candidates",
-               "dashboard", "reviews", "talks", "analytics"}
+# --- who may do what: one table for every door (engine.access) ----------------------------
 
 ROLE_NAMES = {
     "hr_admin": _l("HR administrator"),
@@ -154,6 +97,7 @@ RESOURCE_NAMES = {
     "dashboard": _l("Team dashboard"),
     "portal": _l("My pay"), "inquiries": _l("Inquiries"), "reviews": _l("Review cycles"),
     "talks": _l("One-to-ones"), "analytics": _l("Leadership analytics"),
+    "api_token": _l("API tokens"),
 }
 CHOICE_NAMES: dict[str, Any] = {
     "startup": _l("startup"), "growth": _l("growth"), "mature": _l("mature"),
@@ -172,21 +116,9 @@ CHOICE_NAMES: dict[str, Any] = {
     "reply": _l("reply"), "resolve": _l("resolve"), "reject": _l("reject"),
     "enter": _l("enter"), "close": _l("close"),
     "record": _l("record"), "acknowledge": _l("acknowledge"),
+    # the API (api/): a request made with a token, and a token revoked
+    "api": _l("API request"), "revoke": _l("revoke"),
 }
-
-
-def may_read(resource: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in READ.get(resource, ())
-
-
-def may_write(resource: str, role: str | None = None) -> bool:
-    role = role or current_role()
-    return role is not None and role in WRITE.get(resource, ())
-
-
-def _db() -> scoped_session:
-    return current_app.extensions["laurel_db"]
 
 
 def _live(fn: Any) -> Any:
@@ -210,19 +142,6 @@ def _choice_label(_view: Any, _ctx: Any, model: Any, name: str) -> str:
     return str(CHOICE_NAMES.get(value, value)) if value is not None else ""
 
 
-def _team_scope() -> int | None:
-    """Return the team a sales manager is limited to (-1: none), else None.
-
-    A salesperson sees no team (-1): their own pay is on the portal, never in these views.
-    """
-    user = current_principal()
-    if user is None or user.role not in ("sales_manager", "sales_rep"):
-        return None
-    if user.role == "sales_rep":
-        return -1
-    return user.team_id if user.team_id is not None else -1
-
-
 # --- CSRF: Flask-Admin's SecureForm, carrying Flask-WTF's token -------------------------
 
 
@@ -236,7 +155,7 @@ class _FlaskWTFCSRF(CSRF):
         try:
             validate_csrf(field.data)
         except Exception as exc:  # flask_wtf raises wtforms.ValidationError subclasses
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(i18n.say(exc)) from None
 
 
 class LaurelSecureForm(SecureForm):
@@ -254,6 +173,12 @@ _WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "a
                     "ajax_lookup"}
 
 
+def _yes_no_icon(view: Any, value: Any, name: str) -> Markup:
+    """A yes/no column as Flask-Admin's icon, its tip in the page's language."""
+    icon = "fa-check-circle" if value else "fa-minus-circle"
+    return Markup('<span class="fa {}" title="{}"></span>').format(icon, _short(bool(value)))
+
+
 class LaurelModelView(ModelView):
     """Role-checked view: readers get lists and details, writers forms; POSTs need WRITE."""
 
@@ -266,6 +191,11 @@ class LaurelModelView(ModelView):
     can_export = False
     details_modal = False
     column_display_actions = True
+    # yes/no in the page's language (Flask-Admin's icons carry "active: true" as their tip,
+    # its details page the word True)
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no_icon}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS,
+                                     bool: lambda view, value, name: _short(value)}
 
     @property
     def can_create(self) -> bool:  # type: ignore[override]
@@ -336,7 +266,7 @@ class LaurelModelView(ModelView):
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, LaurelError):
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
             return True
         if isinstance(exc, IntegrityError):
             # The database's own message (SQL, constraint names) means nothing to HR.
@@ -449,6 +379,10 @@ class EmployeeView(LaurelModelView):
         "hire_date": _l("Hire date"), "leave_date": _l("Leave date"),
     }
     column_descriptions = {"leave_date": _l("The last day the employee is paid for.")}
+    # HR invites an employee to the portal from the list (a row button) or their page
+    column_extra_row_actions = [TemplateLinkRowAction("invite_row", _l("Invite"))]
+    details_template = "laurel/model/employee_details.html"
+    invite_days = INVITE_DAYS
 
     def scope(self, query: Any, team_id: int) -> Any:
         return query.filter(Employee.team_id == team_id)
@@ -458,6 +392,25 @@ class EmployeeView(LaurelModelView):
         # a dated employee's assignment in force follows the edit (engine.assignments)
         if not is_created:
             assignments.follow_edit(_db(), model)
+    @property
+    def can_invite(self) -> bool:
+        return current_role() in INVITERS
+
+    @expose("/invite/", methods=("POST",))
+    def invite_view(self) -> Any:
+        """Invite the employee (engine.users.invite_employee) and show the link, as
+        ``laurel users invite EMAIL`` prints it."""
+        employee = self.get_one(request.form.get("id"))
+        db = _db()
+        try:
+            user, token = invite_employee(db, employee.id, current_principal().email)
+            db.commit()
+        except LaurelError as exc:
+            db.rollback()
+            flash(i18n.say(exc), "error")
+            return redirect(self.get_url(".details_view", id=employee.id))
+        return self.render("laurel/model/invited.html", employee=employee, email=user.email,
+                           link=invite_link(token, request.url_root), days=INVITE_DAYS)
 
 
 class TeamView(LaurelModelView):
@@ -576,6 +529,7 @@ class PeriodView(LaurelModelView):
     column_labels = {"code": _l("Code"), "kind": _l("Kind"), "start": _l("Start"),
                      "end": _l("End"), "status": _l("Status")}
     column_choices = {"status": _choices(PERIOD_STATUSES), "kind": _choices(PERIOD_KINDS)}
+    column_details_list = column_list
 
 
 def _check_formula(form: Any, field: Any) -> None:
@@ -609,6 +563,11 @@ def _check_bound(form: Any, field: Any) -> None:
         raise ValidationError(_("The highest accepted value is below the lowest."))
 
 
+def _bound(metric: Metric, value: Any) -> str:
+    """A metric's range bound as people read it: a ratio as a percentage."""
+    return "" if value is None else i18n.metric_value(value, metric.type)
+
+
 class MetricView(LaurelModelView):
     resource = "metric"
     column_list = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
@@ -616,7 +575,11 @@ class MetricView(LaurelModelView):
     column_searchable_list = ["key", "label_en", "label_zh"]
     column_filters = ["type", "rollup"]
     column_default_sort = "key"
-    column_formatters = {"type": _choice_label, "rollup": _choice_label}
+    column_formatters = {"type": _choice_label, "rollup": _choice_label,
+                         "formula": lambda v, c, m, n: Markup("<code>{}</code>").format(
+                             m.formula) if m.formula else "",
+                         "min_value": lambda v, c, m, n: _bound(m, m.min_value),
+                         "max_value": lambda v, c, m, n: _bound(m, m.max_value)}
     form_columns = ["key", "label_en", "label_zh", "type", "rollup", "formula", "min_value",
                     "max_value", "description"]
     form_overrides = {"min_value": NumberField, "max_value": NumberField}
@@ -700,53 +663,26 @@ class ResultView(LaurelModelView):
             select(Employee.id).where(Employee.team_id == team_id)))
 
     def _check_period(self, period: Period | None) -> None:
-        if period is None:
-            return
-        codes = [period.code, *periods.parents(period.code)]
-        locked = _db().scalar(select(Period.code).where(
-            Period.code.in_(codes), Period.status == "locked").limit(1))
+        locked = locked_period_of(_db(), period.code) if period is not None else None
         if locked:
             raise ValidationError(_("Period %(code)s is locked: its results cannot change.",
                                     code=locked))
 
     def update_model(self, form: Any, model: Result) -> bool:
-        model._laurel_before = _result_snapshot(model)  # type: ignore[attr-defined]
+        model._laurel_before = result_snapshot(model)  # type: ignore[attr-defined]
         model._laurel_old_period = model.period  # type: ignore[attr-defined]
         return super().update_model(form, model)
 
     def on_model_change(self, form: Any, model: Result, is_created: bool) -> None:
-        # Results are not audited row by row by the session; a hand edit is, here, in the
-        # same transaction as the change.
         self._check_period(model.period)
-        if not is_created:
-            self._check_period(getattr(model, "_laurel_old_period", None))
-        db = _db()
-        db.flush()
-        record_rows(db, {(model.employee_id, model.period_id)})
-        before, after = getattr(model, "_laurel_before", None), _result_snapshot(model)
-        audit(db, "create" if is_created else "update", "result", model.id,
-              summary=_result_summary(model), before=before, after=after)
-        if before != after:  # runs that read the old value are stale
-            old = getattr(model, "_laurel_old_period", None)
-            periods.results_changed(db, {model.period.code} | ({old.code} if old else set()),
-                                    "edit")
+        old = None if is_created else getattr(model, "_laurel_old_period", None)
+        self._check_period(old)
+        result_edited(_db(), model, is_created, getattr(model, "_laurel_before", None),
+                      old.code if old else None)
 
     def on_model_delete(self, model: Result) -> None:
         self._check_period(model.period)
-        audit(_db(), "delete", "result", model.id, summary=_result_summary(model),
-              before=_result_snapshot(model))
-        periods.results_changed(_db(), {model.period.code}, "edit")
-
-
-def _result_summary(model: Result) -> str:
-    return f"{model.employee.code} {model.period.code} {model.metric.key}"
-
-
-def _result_snapshot(model: Result) -> dict[str, Any]:
-    return {"employee": model.employee.code if model.employee else None,
-            "period": model.period.code if model.period else None,
-            "metric": model.metric.key if model.metric else None,
-            "value": str(model.value) if model.value is not None else None}
+        result_deleted(_db(), model)
 
 
 def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None) -> Markup:
@@ -757,12 +693,8 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
     for key, value in data.items():
         changed = other is not None and other.get(key) != value
         css = ' class="table-warning"' if changed else ""
-        shown = "" if value is None else value
-        if isinstance(shown, dict | list):
-            shown = ", ".join(f"{k}: {v}" for k, v in shown.items()) if isinstance(
-                shown, dict) else ", ".join(str(v) for v in shown)
-        rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
-            Markup(css), key, shown))
+        rows.append(Markup("<tr{}><th><code>{}</code></th><td>{}</td></tr>").format(
+            Markup(css), key, _stored(key, value)))
     return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
                   ).format(Markup("").join(rows))
 
@@ -798,18 +730,29 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
         before, after = _readable(before), _readable(after)
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)]
-        parts = [Markup("<b>{}</b>: {} &rarr; {}").format(
-            k, "" if before.get(k) is None else before.get(k),
-            "" if after.get(k) is None else after.get(k)) for k in keys]
+        parts = [Markup("<code>{}</code>: {} &rarr; {}").format(
+            k, _stored(k, before.get(k)), _stored(k, after.get(k))) for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
-    parts = [Markup("<b>{}</b>: {}").format(k, _short(v)) for k, v in data.items()
+    parts = [Markup("<code>{}</code>: {}").format(k, _stored(k, v)) for k, v in data.items()
              if v not in (None, "", [], {})][:6]
     return Markup("<br>").join(parts)
 
 
-def _when(at: Any) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S") if at else ""
+# Stored fields whose values are the domain's codes: they read in the page's language.
+_WORD_FIELDS = {"status", "kind", "role", "decision", "stage"}
+
+
+def _stored(key: str, value: Any) -> Markup:
+    """A stored field's value as it was written (data, shown as such), a status in the
+    page's language."""
+    if value is None:
+        return Markup("")
+    if key in _WORD_FIELDS and isinstance(value, str):
+        return Markup("{}").format(i18n.term(value))
+    if isinstance(value, bool):
+        return Markup("{}").format(_short(value))
+    return Markup("<code>{}</code>").format(_short(value))
 
 
 def _short(value: Any) -> str:
@@ -828,27 +771,30 @@ class AuditLogView(LaurelModelView):
     can_create = False  # type: ignore[assignment]
     can_edit = False  # type: ignore[assignment]
     can_delete = False  # type: ignore[assignment]
-    column_list = ["at", "actor", "action", "entity", "entity_id", "summary", "changes"]
-    column_details_list = ["at", "actor", "action", "entity", "entity_id", "summary",
+    column_list = ["at", "actor", "via", "action", "entity", "entity_id", "summary", "changes"]
+    column_details_list = ["at", "actor", "via", "action", "entity", "entity_id", "summary",
                            "before", "after"]
     column_searchable_list = ["actor", "summary", "entity_id"]
-    column_filters = ["actor", "action", "entity", "at"]
+    column_filters = ["actor", "via", "action", "entity", "at"]
     column_sortable_list = ["at", "actor", "action", "entity"]
     column_default_sort = ("id", True)
     column_formatters = {
-        "at": lambda v, c, m, n: _when(m.at),
+        "at": lambda v, c, m, n: i18n.when(m.at),
+        "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
-        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
+        "entity": lambda v, c, m, n: resource_name(m.entity),
         "changes": lambda v, c, m, n: render_changes(m),
     }
     column_formatters_detail = {
-        "at": lambda v, c, m, n: _when(m.at),
+        "at": lambda v, c, m, n: i18n.when(m.at),
+        "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
-        "entity": lambda v, c, m, n: str(RESOURCE_NAMES.get(m.entity, m.entity)),
+        "entity": lambda v, c, m, n: resource_name(m.entity),
         "before": lambda v, c, m, n: render_mapping(m.before, m.after),
         "after": lambda v, c, m, n: render_mapping(m.after, m.before),
     }
-    column_labels = {"at": _l("When"), "actor": _l("Who"), "action": _l("Action"),
+    column_labels = {"at": _l("When"), "actor": _l("Who"), "via": _l("Through"),
+                     "action": _l("Action"),
                      "entity": _l("Record type"), "entity_id": _l("Record"),
                      "summary": _l("Summary"), "changes": _l("Changes"),
                      "before": _l("Before"), "after": _l("After")}
@@ -888,6 +834,7 @@ class UserView(LaurelModelView):
                      "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
                      "password": _l("Password")}
     column_descriptions = {"team": _l("A sales manager sees this team only.")}
+    form_args = {"team": {"blank_text": "–"}}  # not Flask-Admin's "__None"
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
         model.email = (model.email or "").strip().lower()
@@ -901,7 +848,7 @@ class UserView(LaurelModelView):
             try:
                 model.employee = employee_by_email(_db(), model.email)
             except LaurelError as exc:
-                raise ValidationError(str(exc)) from None
+                raise ValidationError(i18n.say(exc)) from None
             if model.employee is None:
                 raise ValidationError(_("A salesperson is an employee: no employee has "
                                         "this email."))
@@ -919,51 +866,7 @@ class UserView(LaurelModelView):
             renew_login(model)
 
 
-def attachment(content: bytes, filename: str | None, content_type: str | None,
-               fallback: str) -> Any:
-    """An uploaded file sent back: always a download, never shown inline (an uploaded HTML
-    file must not run here), its name kept in UTF-8."""
-    from urllib.parse import quote
-
-    from flask import Response
-
-    response = Response(content, mimetype=content_type or "application/octet-stream")
-    name = (filename or fallback).replace('"', "")
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
-        f"filename*=UTF-8''{quote(name)}")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def uploads(field: str = "file") -> list[tuple[str, str | None, bytes]]:
-    """The files of a form's file field: (name without its folders, type, content)."""
-    out = []
-    for upload in request.files.getlist(field):
-        if upload is None or not upload.filename:
-            continue
-        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
-        out.append((name, upload.mimetype or "application/octet-stream", upload.read()))
-    return out
-
-
 # --- dashboard, imports, help -------------------------------------------------------------
-
-
-class LaurelBaseView(BaseView):
-    resource = ""
-
-    def is_accessible(self) -> bool:
-        return current_principal() is not None and (
-            not self.resource or may_read(self.resource))
-
-    def is_visible(self) -> bool:
-        return self.is_accessible()
-
-    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
-        if current_principal() is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        abort(403)
 
 
 class DashboardView(AdminIndexView):
@@ -1012,15 +915,19 @@ class DashboardView(AdminIndexView):
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
                            render_changes=lambda e: render_changes(e, readable=True),
                            choice=CHOICE_NAMES, waiting=waiting,
-                           resource_name=lambda r: ENTITY_NAMES.get(r) or
-                           RESOURCE_NAMES.get(r, r),
-                           when=lambda at: format_datetime(at, "medium") if at else "",
-                           day=lambda d: format_date(d, "medium") if d else "")
+                           resource_name=resource_name)
+
+
+def resource_name(entity: str) -> str:
+    """The kind of record an audit entry is about, in the page's language."""
+    return str(ENTITY_NAMES.get(entity) or RESOURCE_NAMES.get(entity, entity))
 
 
 # The records the audit log names that are no resource of their own.
 ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
-                                "candidate": _l("Candidate"), "rule": _l("Rule")}
+                                "candidate": _l("Candidate"), "rule": _l("Rule"),
+                                "review_cycle": _l("Review cycle"), "inquiry": _l("Inquiry"),
+                                "talk": _l("One-to-one")}
 # What waits for a role (engine.waiting): its words and the list it opens.
 WAITING: dict[str, tuple[Any, ...]] = {
     "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),
@@ -1112,14 +1019,15 @@ class ImportView(LaurelBaseView):
                 db.commit()
             except ImportFileError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
             except LaurelError as exc:
                 db.rollback()
-                error = str(exc)
+                error = i18n.say(exc)
         recent = _db().scalars(select(AuditLog).where(AuditLog.action == "import")
                                .order_by(AuditLog.id.desc()).limit(10)).all()
         status = 400 if error or form.errors else 200
         return self.render("laurel/imports.html", form=form, report=report, error=error,
+                           resource_name=resource_name,
                            recent=recent, can_import=bool(kinds), choice=CHOICE_NAMES,
                            max_mb=MAX_FILE_BYTES // 2**20), status
 
@@ -1153,47 +1061,4 @@ class HelpView(LaurelBaseView):
 # --- wiring -------------------------------------------------------------------------------
 
 
-def init_admin(app: Flask, db: scoped_session) -> Admin:
-    """Create the Admin for this app and add every view, grouped by category."""
-    import warnings
-
-    admin = Admin(app, name="Laurel", url="/admin",
-                  theme=Bootstrap4Theme(base_template="laurel/base.html", fluid=True),
-                  index_view=DashboardView(name=_l("Home"), url="/admin"),
-                  csp_nonce_generator=csp_nonce)
-    org, comp, comp_cat = _l("Organisation"), _l("Compensation"), _l("Compliance")
-    with warnings.catch_warnings():
-        # Flask-Admin 2.2 would rather have a Flask-SQLAlchemy object; a plain scoped
-        # session is what engine/ offers and is still supported until Flask-Admin 3.
-        warnings.filterwarnings("ignore", message="Passing a session object directly",
-                                category=DeprecationWarning)
-        admin.add_view(EmployeeView(Employee, db, _l("Employees"), org, endpoint="employee"))
-        admin.add_view(TeamView(Team, db, _l("Teams"), org, endpoint="team"))
-        admin.add_view(LevelView(Level, db, _l("Levels"), org, endpoint="level"))
-        admin.add_view(UserView(User, db, _l("Users"), org, endpoint="user"))
-        admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
-        admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
-        admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
-        admin.add_view(PayCodeView(PayCode, db, _l("Pay codes"), comp, endpoint="paycode"))
-        admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
-                                    endpoint="auditlog"))
-    admin.add_view(ImportView(_l("Imports"), comp, endpoint="imports", url="/admin/imports"))
-    from admin.runs_views import add_views as add_run_views
-
-    add_run_views(admin)
-    from admin.rules_views import add_views as add_rule_views
-
-    add_rule_views(admin)
-    from admin.compliance_views import add_views as add_followup_views
-
-    add_followup_views(admin)
-    from admin.people_views import add_views as add_people_views
-    from admin.portal_views import add_views as add_portal_views
-
-    add_portal_views(admin)
-    add_people_views(admin)
-    admin.add_view(HelpView(_l("Help"), endpoint="help", url="/admin/help"))
-    return admin
-
-
-__all__ = ["init_admin", "may_read", "may_write", "READ", "WRITE", "IMPORT"]
+__all__ = ["may_read", "may_write", "READ", "WRITE", "IMPORT"]

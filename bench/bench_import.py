@@ -1,11 +1,13 @@
-"""Benchmark: import a large results file through engine.imports.import_results.
+"""Benchmark: import an employees file and a results file, on SQLite and PostgreSQL.
 
-    python bench/bench_import.py [--rows 100000] [--months 10] [--metrics 6] [--profile]
+    python bench/bench_import.py [--employees 100000] [--rows 100000] [--months 10]
+                                 [--metrics 18] [--postgres URL] [--profile]
 
-Makes employees x months rows (default 10,000 x 10 = 100,000 rows, each with --metrics
-values) in a scratch SQLite database, or in LAUREL_DATABASE_URL when it is set (its tables
-are used as they are: point it at a scratch database), and prints rows and values per
-second. The employees file is imported first and not timed.
+Makes an employees file of --employees rows, and a results file of --rows rows
+(rows / months employees x months, each with --metrics values), and imports both, timed
+(commit included), into a scratch SQLite database and, with --postgres (or
+LAUREL_BENCH_POSTGRES_URL), into a scratch database created on that PostgreSQL server and
+dropped afterwards. Prints rows per second of each file on each database.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,9 +38,10 @@ METRICS = ["quota", "revenue_new", "revenue_existing", "new_customers", "satisfa
            "customer_revenue_base", "closed_customers", "false_ad_complaints"]
 
 
-def make_files(employees: int, months: int, metrics: list[str], seed: int = 7
-               ) -> tuple[bytes, bytes]:
-    """Return an employees file and a results file of employees x months rows."""
+def make_files(employees: int, months: int, metrics: list[str], seed: int = 7,
+               result_employees: int | None = None) -> tuple[bytes, bytes]:
+    """Return an employees file, and a results file of the first ``result_employees``
+    (default: all) employees x months rows."""
     rng = random.Random(seed)
     emp = io.StringIO()
     emp.write("code,name,team,level\n")
@@ -48,7 +53,7 @@ def make_files(employees: int, months: int, metrics: list[str], seed: int = 7
               "target_customers", "closed_customers", "false_ad_complaints"}
     for m in range(months):
         period = f"{2026 + m // 12}-{m % 12 + 1:02d}"
-        for i in range(employees):
+        for i in range(employees if result_employees is None else result_employees):
             cells = []
             for key in metrics:
                 if key in counts:
@@ -63,49 +68,85 @@ def make_files(employees: int, months: int, metrics: list[str], seed: int = 7
     return emp.getvalue().encode(), res.getvalue().encode()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000, help="result rows (default 100000)")
-    parser.add_argument("--months", type=int, default=10, help="months (default 10)")
-    parser.add_argument("--metrics", type=int, default=6, help="values per row (default 6)")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
-    args = parser.parse_args(argv)
-    employees = max(1, args.rows // args.months)
-    metrics = METRICS[: max(1, min(args.metrics, len(METRICS)))]
+@contextmanager
+def scratch_postgres(server: str) -> Iterator[str]:
+    """A database of its own on the PostgreSQL server of ``server``, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
-    scratch = None
-    url = os.environ.get("LAUREL_DATABASE_URL")
-    if not url:
-        scratch = tempfile.TemporaryDirectory(prefix="laurel-bench-")
-        url = f"sqlite:///{Path(scratch.name) / 'bench.db'}"
-    db.upgrade_schema(url)
-    emp_file, res_file = make_files(employees, args.months, metrics)
-    rows = employees * args.months
-    with db.session_scope(url, actor="bench") as session:
-        seed_reference_data(session)
-        import_employees(session, "bench-employees.csv", data=emp_file)
+    base = make_url(server)
+    name = f"laurel_bench_{os.getpid()}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        db.dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
-    profiler = cProfile.Profile() if args.profile else None
+
+@contextmanager
+def scratch_sqlite() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="laurel-bench-") as folder:
+        yield f"sqlite:///{Path(folder) / 'bench.db'}"
+        db.dispose_engines()
+
+
+def timed(url: str, call: Callable[..., object], name: str, data: bytes,
+          profiler: cProfile.Profile | None) -> tuple[object, float]:
+    """Import one file in its own transaction; return its report and the seconds taken."""
     start = time.perf_counter()
     with db.session_scope(url, actor="bench") as session:
         if profiler:
             profiler.enable()
-        report = import_results(session, "bench-results.csv", data=res_file)
+        report = call(session, name, data=data)
         if profiler:
             profiler.disable()
-    elapsed = time.perf_counter() - start
+    return report, time.perf_counter() - start
 
-    values = rows * len(metrics)
-    print(f"database: {url.split('@')[-1]}")
-    print(f"imported {report.rows} rows ({values} values, {len(metrics)} per row) of "
-          f"{employees} employees x {args.months} months in {elapsed:.2f} s "
-          "(commit included)")
-    print(f"{rows / elapsed:,.0f} rows/s, {values / elapsed:,.0f} values/s")
+
+def bench(url: str, emp_file: bytes, res_file: bytes, metrics: int,
+          profiler: cProfile.Profile | None) -> None:
+    db.upgrade_schema(url)
+    with db.session_scope(url, actor="bench") as session:
+        seed_reference_data(session)
+    emp, emp_s = timed(url, import_employees, "bench-employees.csv", emp_file, profiler)
+    res, res_s = timed(url, import_results, "bench-results.csv", res_file, profiler)
+    print(f"{url.split('://')[0]}: employees {emp.rows:,} rows in {emp_s:.2f} s = "
+          f"{emp.rows / emp_s:,.0f} rows/s; results {res.rows:,} rows of {metrics} metrics "
+          f"in {res_s:.2f} s = {res.rows / res_s:,.0f} rows/s "
+          f"({res.rows * metrics / res_s:,.0f} values/s)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--employees", type=int, default=100_000,
+                        help="rows of the employees file (default 100000)")
+    parser.add_argument("--rows", type=int, default=100_000,
+                        help="rows of the results file (default 100000)")
+    parser.add_argument("--months", type=int, default=10, help="months (default 10)")
+    parser.add_argument("--metrics", type=int, default=18, help="values per row (default 18)")
+    parser.add_argument("--postgres", default=os.environ.get("LAUREL_BENCH_POSTGRES_URL"),
+                        help="a PostgreSQL server's URL (a scratch database is made on it)")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    args = parser.parse_args(argv)
+    employees = max(1, args.rows // args.months, args.employees)
+    metrics = METRICS[: max(1, min(args.metrics, len(METRICS)))]
+    emp_file, res_file = make_files(employees, args.months, metrics,
+                                    result_employees=max(1, args.rows // args.months))
+    profiler = cProfile.Profile() if args.profile else None
+    with scratch_sqlite() as url:
+        bench(url, emp_file, res_file, len(metrics), profiler)
+    if args.postgres:
+        with scratch_postgres(args.postgres) as url:
+            bench(url, emp_file, res_file, len(metrics), profiler)
+    else:
+        print("postgresql: not measured (give --postgres URL or LAUREL_BENCH_POSTGRES_URL)")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-    db.dispose_engines()
-    if scratch:
-        scratch.cleanup()
 
 
 if __name__ == "__main__":

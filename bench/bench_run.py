@@ -1,26 +1,53 @@
-"""Benchmark a compensation run: N employees with a month and a quarter of results.
+"""Benchmark a month run against bare durable_rules on the same facts, on SQLite and PostgreSQL.
 
-Prints employees per second for each phase (load, enrich, evaluate, store) of the month
-run and the quarter run, the bare durable_rules rate on the same facts (assert and
-delete, nothing stored), and the ratio of the whole run to the bare engine time.
+For each database: a scratch organisation of N employees with three months of results
+(18 metrics a row) is imported (not timed); then, in this one process, one after the other:
 
-    python bench/bench_run.py                # 10,000 employees
-    python bench/bench_run.py --employees 100000
+- **bare durable_rules**: the run's own compiled conditions (engine.compiler) on the same
+  facts, already encoded, one ``assert_fact`` per employee into each ruleset the conditions
+  were shared out into, and its state deleted; nothing else (no wording, no outcomes, no
+  database);
+- **the whole run** as ``laurel run`` does it (engine.jobs.run_here): plan and population
+  figures, the facts chunk by chunk, evaluation, outcomes and their explanations, storing
+  them, and the last step that makes the run ``calculated``.
+
+It prints both times, the employees a second, the ratio whole / bare (aim: 1.5 or less)
+and, with one worker, where the whole run's time went (plan and population figures, facts,
+evaluation and wording, storing outcomes, the last step). The machine may be shared:
+compare ratios, not seconds.
+
+    python bench/bench_run.py                             # 20,000 employees, both databases
+    python bench/bench_run.py --employees 100000 --database postgresql
+    python bench/bench_run.py --employees 1000000 --workers 2 --database postgresql
+    python bench/bench_run.py --period 2026-Q1            # a quarter run instead
+    python bench/bench_run.py --profile                   # cProfile of the whole run
+
+PostgreSQL is ``--postgres-url`` (default LAUREL_BENCH_POSTGRES_URL, else a database
+``laurel_bench`` on 127.0.0.1 as user postgres), made when missing; its tables are dropped
+and made again.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
+import io
 import os
+import pstats
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import db, runs  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
+
+from engine import chunks, db, jobs, runs  # noqa: E402
 from engine.compiler import Session as EngineSession  # noqa: E402
 from engine.compiler import to_fact  # noqa: E402
 from engine.facts import build_facts  # noqa: E402
@@ -33,15 +60,17 @@ METRICS = ["quota", "revenue_new", "revenue_existing", "signed_amount", "collect
            "new_customers", "target_customers", "closed_customers", "leads", "opportunities",
            "won_leads", "false_ad_complaints", "satisfaction", "self_score", "manager_score",
            "customer_score", "renewal_intent", "max_discount_pct"]
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/laurel_bench"
 
 
 def generate(n: int, seed: int = 1) -> tuple[bytes, bytes]:
+    """An employees file of n people in teams of ten, and three months of their results."""
     rng = random.Random(seed)
     stages = ["startup", "growth", "mature"]
     emps = ["code,name,email,team,region,level,manager_code,hire_date,team_stage"]
     for i in range(n):
         team = i // 10
-        emps.append(f"B{i:06d},Rep {i},,T{team:05d},R{team % 7},{'S1 S2 S3 M1'.split()[i % 4]},"
+        emps.append(f"B{i:07d},Rep {i},,T{team:06d},R{team % 7},{'S1 S2 S3 M1'.split()[i % 4]},"
                     f",2020-01-01,{stages[team % 3]}")
     res = ["period,employee_code," + ",".join(METRICS)]
     for period in ("2026-01", "2026-02", "2026-03"):
@@ -55,36 +84,28 @@ def generate(n: int, seed: int = 1) -> tuple[bytes, bytes]:
                    rng.choice((0, 0, 0, 0, 1)), rng.randint(60, 100), rng.randint(50, 100),
                    rng.randint(50, 100), rng.randint(50, 100), rng.randint(40, 100),
                    rng.choice(("0.03", "0.05", "0.08", "0.11", "0.16"))]
-            res.append(f"{period},B{i:06d}," + ",".join(map(str, row)))
+            res.append(f"{period},B{i:07d}," + ",".join(map(str, row)))
     return "\n".join(emps).encode(), "\n".join(res).encode()
 
 
-def bare_engine_seconds(session, code: str) -> tuple[float, int]:
-    """Assert and delete every employee's facts; nothing else."""
-    period = runs.periods.require(session, code)
-    compiled, _ = runs.compile_for(session, period)
-    facts = build_facts(session, period, sorted(compiled.population))
-    encoded = [(f.code, to_fact(f.values, compiled)) for f in facts]
-    engine = EngineSession(compiled)
+def prepare(url: str, n: int) -> float:
+    """Fresh tables, the rule library, n employees and their results; the seconds taken."""
     t0 = time.perf_counter()
-    for sid, fact in encoded:
-        engine.evaluate(sid, fact)
-    return time.perf_counter() - t0, len(encoded)
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, make_url, text
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--employees", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes for evaluation (default: LAUREL_RUN_WORKERS "
-                             "or the number of cores)")
-    args = parser.parse_args()
-    if args.workers is not None:
-        os.environ["LAUREL_RUN_WORKERS"] = str(args.workers)
-    tmp = tempfile.mkdtemp()
-    url = os.environ.get("LAUREL_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
+        target = make_url(url)
+        server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with server.connect() as conn:
+            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                               {"d": target.database}):
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+        server.dispose()
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
     db.upgrade_schema(url)
-    n = args.employees
     emps, results = generate(n)
     with db.session_scope(url) as session:
         session.info["audit_off"] = True
@@ -92,27 +113,150 @@ def main() -> None:
         load_library(session, ROOT / "rules")
         import_employees(session, "bench-employees.csv", data=emps)
         import_results(session, "bench-results.csv", data=results)
-    print(f"{n} employees, {3 * n} month result rows; workers: "
-          f"{os.environ.get('LAUREL_RUN_WORKERS', os.cpu_count())}")
-    for code in ("2026-01", "2026-Q1"):
-        with db.session_scope(url) as session:
-            bare, count = bare_engine_seconds(session, code)
-            session.rollback()
-        with db.session_scope(url) as session:
-            t0 = time.perf_counter()
-            result = runs.start_run(session, code, actor="bench")
-            total = time.perf_counter() - t0
-        t = result.timings
+    return time.perf_counter() - t0
 
-        def rate(seconds: float, count: int = count) -> str:
-            return f"{count / seconds:,.0f}/s" if seconds > 0 else "-"
 
-        print(f"{code}: {count} employees, {len(result.outcomes)} outcomes")
-        print(f"  load {t.load:.2f}s ({rate(t.load)})  enrich {t.enrich:.2f}s "
-              f"({rate(t.enrich)})  evaluate {t.evaluate:.2f}s ({rate(t.evaluate)})  "
-              f"store {t.store:.2f}s ({rate(t.store)})")
-        print(f"  whole run {total:.2f}s ({rate(total)}); bare durable_rules {bare:.2f}s "
-              f"({rate(bare)}); ratio {total / bare:.2f} (aim <= 1.5)")
+def bare_seconds(url: str, code: str) -> tuple[float, int, int]:
+    """Bare durable_rules on the run's facts: (seconds, employees, rulesets).
+
+    The facts are built and encoded beforehand, untimed; timed is one assert_fact per
+    employee into each ruleset of the compiled rules (the C core holds only so many tests
+    a ruleset: engine.compiler shares the conditions out), then deleting its state.
+    """
+    with db.session_scope(url) as session:
+        period = runs.periods.require(session, code)
+        compiled, _ = runs.compile_for(session, period)
+        facts = build_facts(session, period, sorted(compiled.population))
+        session.rollback()
+    payloads = []
+    for ef in facts:
+        fact = to_fact(ef.values, compiled)
+        for part in compiled.parts:
+            payload = {k: v for k, v in fact.items() if k in part.fields}
+            payload.update(t=part.stage, sid=ef.code)
+            payloads.append((part.name, payload))
+    count = len(facts)
+    del facts
+    engine = EngineSession(compiled)  # registers the rulesets and their (no-op) actions
+    for part in compiled.parts:
+        engine._rulesets[part.name]._actions = engine._actions[part.name]
+    host = engine.host
+    rulesets = engine._rulesets
+    t0, c0 = time.perf_counter(), time.process_time()
+    for name, payload in payloads:
+        host.assert_fact(name, payload)
+        rulesets[name].delete_state(payload["sid"])
+    CPU["bare"] = time.process_time() - c0
+    return time.perf_counter() - t0, count, len(compiled.parts)
+
+
+PHASES: dict[str, float] = {}
+CPU: dict[str, float] = {}  # this process's CPU seconds (the database server's not counted)
+
+
+def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, adding the seconds it takes to PHASES[name] (in this process)."""
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - t0
+
+    return timed
+
+
+# the steps of a run, timed where they run (with --workers 1, all in this process)
+chunks.plan = _timed("plan (population)", chunks.plan)
+chunks.chunk_facts = _timed("facts", chunks.chunk_facts)
+chunks.evaluate_employee = _timed("evaluate and word", chunks.evaluate_employee)
+chunks.write_outcomes = _timed("store outcomes", chunks.write_outcomes)
+chunks.finish = _timed("finish", chunks.finish)
+chunks.compile_for = _timed("compile", chunks.compile_for)
+chunks.EngineSession = _timed("engine session", chunks.EngineSession)
+
+
+def whole_run_seconds(url: str, code: str, workers: int, profile: bool
+                      ) -> tuple[float, int, int]:
+    """The run as ``laurel run`` does it: (seconds, employees, outcomes)."""
+    PHASES.clear()
+    factory = db.make_sessionmaker(url)
+    profiler = cProfile.Profile() if profile else None
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    with factory() as session:
+        job_id = jobs.start(session, code, "bench").id
+        session.commit()
+    run = jobs.run_here(factory, job_id, workers)
+    if profiler:
+        profiler.disable()
+    seconds = time.perf_counter() - t0
+    CPU["whole"] = time.process_time() - c0
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+        print(out.getvalue())
+    with factory() as session:
+        from sqlalchemy import func, select
+
+        from engine.models import Outcome
+
+        outcomes = session.scalar(select(func.count()).select_from(Outcome).where(
+            Outcome.run_id == run.id))
+        employees = run.employee_count
+    return seconds, employees, outcomes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Time a whole run beside bare durable_rules on the same facts.")
+    parser.add_argument("--employees", type=int, default=20_000,
+                        help="employees of the scratch organisation (default 20,000; "
+                             "100000 and 1000000 are the issue's other sizes)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"),
+                        default="both", help="where to run (default both)")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "LAUREL_BENCH_POSTGRES_URL", POSTGRES),
+        help="a scratch PostgreSQL database: its tables are dropped (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes sharing the run's chunks (default 1); bare "
+                             "durable_rules always uses one")
+    parser.add_argument("--period", default="2026-01",
+                        help="the period run (default 2026-01, a month; 2026-Q1 a quarter)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print a cProfile of the whole run (slows it down)")
+    args = parser.parse_args()
+    urls = []
+    if args.database in ("sqlite", "both"):
+        urls.append(("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.db"))
+    if args.database in ("postgresql", "both"):
+        urls.append(("PostgreSQL", args.postgres_url))
+    n = args.employees
+    print(f"{n:,} employees, {3 * n:,} result rows, period {args.period}, "
+          f"workers {args.workers}")
+    for label, url in urls:
+        try:
+            setup = prepare(url, n)
+        except OperationalError as exc:
+            print(f"{label}: not reachable, skipped ({str(exc.orig).strip().splitlines()[0]})")
+            continue
+        bare, count, parts = bare_seconds(url, args.period)
+        whole, employees, outcomes = whole_run_seconds(url, args.period, args.workers,
+                                                       args.profile)
+        print(f"{label}: set up in {setup:.1f}s; {employees:,} employees, {outcomes:,} "
+              f"outcomes")
+        print(f"  bare durable_rules {bare:.2f}s ({count / bare:,.0f}/s, {parts} rulesets)  "
+              f"whole run {whole:.2f}s ({employees / whole:,.0f}/s)  "
+              f"ratio {whole / bare:.2f} (aim <= 1.5)")
+        print(f"  CPU of this process: bare {CPU['bare']:.2f}s, whole run "
+              f"{CPU['whole']:.2f}s, ratio {CPU['whole'] / CPU['bare']:.2f} (steadier on a "
+              "shared machine; without the database server's work)")
+        if args.workers == 1:
+            print("  of the whole run: " + ", ".join(
+                f"{name} {seconds:.2f}s" for name, seconds in PHASES.items()))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.dashboard import warning_line
+from engine.messages import msg
 from engine.metrics import load_catalog
 from engine.models import LIVE_RUN, Adjustment, Employee, Level, Outcome, Period, Run, Team
 from engine.rollup import period_figures
@@ -281,7 +282,8 @@ def table(a: Analytics, chart: str) -> tuple[list[str], list[list[Any]]]:
         return keys, [[e[k] for k in keys] for e in a.employees]
     from engine.errors import LaurelError
 
-    raise LaurelError(f"unknown chart {chart!r}: one of {', '.join(CHARTS)}")
+    raise LaurelError(msg("unknown chart %(chart)s: one of %(value)s", chart=repr(chart),
+                          value=', '.join(CHARTS)))
 
 
 def csv_bytes(a: Analytics, chart: str) -> bytes:

@@ -157,6 +157,11 @@ def day_facts(presence: Presence | None, period: Any) -> dict[str, Decimal]:
 # --- the employees import -------------------------------------------------------------------
 
 
+def any_dated(session: Session) -> bool:
+    """Whether any employee has dated assignments (most organisations have none)."""
+    return session.scalar(select(Assignment.id).limit(1)) is not None
+
+
 def record(session: Session, rows: Iterable[Mapping[str, Any]], by_code: Mapping[str, Employee],
            before: Mapping[str, Mapping[str, Any]], leave_given: bool) -> None:
     """Write the dates of imported employee rows (their team_id, level_id and manager_id

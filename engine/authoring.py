@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from engine import isolate, periods, scenarios, wording
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import Period, Rule, User
 from engine.rulebook import publish_rule, published_rules, save_rule
 from engine.specs import GateReport, checked, run_gate
@@ -59,15 +60,15 @@ class PublishBlocked(LaurelError):
 def _require_author(session: Session, actor: str) -> User:
     user = session.scalar(select(User).where(User.email == actor, User.active.is_(True)))
     if user is None or user.role != AUTHOR_ROLE:
-        raise PermissionDenied(f"{actor} is not an hr_admin: only HR administrators change "
-                               "and publish policies")
+        raise PermissionDenied(msg("%(actor)s is not an hr_admin: only HR administrators change "
+                                   "and publish policies", actor=actor))
     return user
 
 
 def get_version(session: Session, key: str, version: int) -> Rule:
     rule = session.scalar(select(Rule).where(Rule.key == key, Rule.version == version))
     if rule is None:
-        raise NotFound(f"rule {key} v{version} does not exist")
+        raise NotFound(msg("rule %(key)s v%(version)s does not exist", key=key, version=version))
     return rule
 
 
@@ -119,14 +120,15 @@ def save_scenarios(session: Session, rule: Rule, text: str, actor: str) -> Rule:
         before = scenarios.count(rule.scenarios or "")
         rule.scenarios = text
         audit(session, "update", "rule", rule.id,
-              summary=f"scenarios of {rule.key} v{rule.version}",
+              summary=msg("scenarios of %(key)s v%(v)s", key=rule.key, v=rule.version),
               before={"scenarios": before}, after={"scenarios": scenarios.count(text)},
               actor=actor)
         session.flush()
         return rule
     if rule.status == "draft":
-        raise LaurelError(f"rule {rule.key} v{rule.version} waits for approval: withdraw the "
-                          "request before changing its scenarios")
+        raise LaurelError(msg("rule %(key)s v%(version)s waits for approval: withdraw the "
+                              "request before changing its scenarios", key=rule.key,
+                              version=rule.version))
     new, _ = save_draft(session, dict(rule.definition), actor, base=rule, scenarios=text)
     return new
 
@@ -136,11 +138,12 @@ def discard(session: Session, rule: Rule, actor: str) -> None:
     published; the next change starts from the published version again."""
     _require_author(session, actor)
     if rule.status != "draft":
-        raise LaurelError(f"rule {rule.key} v{rule.version} is {rule.status}; only a draft "
-                          "can be discarded")
+        raise LaurelError(msg("rule %(key)s v%(version)s is %(status)s; only a draft can be "
+                              "discarded", key=rule.key, version=rule.version, status=rule.status))
     rule.status = "discarded"
     rule.publish_requested_by = rule.publish_requested_at = None
-    audit(session, "discard", "rule", rule.id, summary=f"discarded {rule.key} v{rule.version}",
+    audit(session, "discard", "rule", rule.id,
+          summary=msg("discarded %(key)s v%(v)s", key=rule.key, v=rule.version),
           actor=actor)
     session.flush()
 
@@ -153,7 +156,7 @@ def starting_version(session: Session, key: str, version: int | None = None) -> 
     found = current_published(session, key) or next(
         (r for r in versions(session, key) if r.status != "discarded"), None)
     if found is None:
-        raise NotFound(f"rule {key} does not exist")
+        raise NotFound(msg("rule %(key)s does not exist", key=key))
     return found
 
 
@@ -182,11 +185,13 @@ def accept_figures(session: Session, rule: Rule, accepted: list[Acceptance], act
         try:
             step = feature.scenarios[a.where.scenario].steps[a.step]
         except IndexError:
-            raise LaurelError(f"rule {rule.key} v{rule.version}: the scenarios changed since "
-                              "they were run; run them again") from None
+            raise LaurelError(msg("rule %(key)s v%(version)s: the scenarios changed since they "
+                                  "were run; run them again", key=rule.key,
+                                  version=rule.version)) from None
         found = match(step.text)
         if found is None:
-            raise LaurelError(f"rule {rule.key}: no step has the words {step.text!r}")
+            raise LaurelError(msg("rule %(key)s: no step has the words %(text)s", key=rule.key,
+                                  text=repr(step.text)))
         feature = scenarios.with_figures(feature, a.where, a.step, found[0].pattern,
                                          a.figures)
     return save_scenarios(session, rule, scenarios.write(feature), actor)
@@ -218,11 +223,13 @@ def request_publish(session: Session, rule: Rule, actor: str) -> GateReport:
     pass."""
     _require_author(session, actor)
     if rule.status != "draft":
-        raise LaurelError(f"rule {rule.key} v{rule.version} is {rule.status}, not a draft")
+        raise LaurelError(msg("rule %(key)s v%(version)s is %(status)s, not a draft",
+                              key=rule.key, version=rule.version, status=rule.status))
     report = _passing(session, rule)
     rule.publish_requested_by = actor
     rule.publish_requested_at = dt.datetime.now(dt.UTC)
-    audit(session, "request", "rule", rule.id, summary=f"publish {rule.key} v{rule.version}",
+    audit(session, "request", "rule", rule.id,
+          summary=msg("publish %(key)s v%(v)s", key=rule.key, v=rule.version),
           after={"scenarios": len(report.scenarios)}, actor=actor)
     session.flush()
     return report
@@ -232,7 +239,8 @@ def withdraw_request(session: Session, rule: Rule, actor: str) -> None:
     """Take back a publish request (the draft stays, to be changed or asked again)."""
     _require_author(session, actor)
     if rule.status != "draft" or rule.publish_requested_by is None:
-        raise LaurelError(f"rule {rule.key} v{rule.version} awaits no approval")
+        raise LaurelError(msg("rule %(key)s v%(version)s awaits no approval", key=rule.key,
+                              version=rule.version))
     rule.publish_requested_by = rule.publish_requested_at = None
     session.flush()
 
@@ -245,15 +253,17 @@ def approve(session: Session, rule: Rule, actor: str) -> GateReport:
     """
     _require_author(session, actor)
     if rule.status != "draft" or rule.publish_requested_by is None:
-        raise LaurelError(f"rule {rule.key} v{rule.version} awaits no approval: ask to "
-                          "publish it first")
+        raise LaurelError(msg("rule %(key)s v%(version)s awaits no approval: ask to publish it "
+                              "first", key=rule.key, version=rule.version))
     if actor in (rule.publish_requested_by, rule.created_by):
-        raise PermissionDenied(f"rule {rule.key} v{rule.version}: {actor} wrote it or asked "
-                               "to publish it; another hr_admin approves it")
+        raise PermissionDenied(msg("rule %(key)s v%(version)s: %(actor)s wrote it or asked to "
+                                   "publish it; another hr_admin approves it", key=rule.key,
+                                   version=rule.version, actor=actor))
     report = _passing(session, rule)
     publish_rule(session, rule)
     rule.approved_by, rule.approved_at = actor, dt.datetime.now(dt.UTC)
-    audit(session, "approve", "rule", rule.id, summary=f"published {rule.key} v{rule.version}",
+    audit(session, "approve", "rule", rule.id,
+          summary=msg("published %(key)s v%(v)s", key=rule.key, v=rule.version),
           after={"requested_by": rule.publish_requested_by}, actor=actor)
     session.flush()
     return report
@@ -371,8 +381,9 @@ def draft_documents(session: Session, draft: Mapping[str, Any], period: Period
     The draft applies whatever its effective dates: a preview shows what it would do.
     """
     if draft["period_kind"] != period.kind:
-        raise LaurelError(f"rule {draft['key']} is a {draft['period_kind']} rule; choose a "
-                          f"{draft['period_kind']} period, not {period.code}")
+        raise LaurelError(msg("rule %(draft)s is a %(draft2)s rule; choose a %(draft3)s period, "
+                              "not %(code)s", draft=draft['key'], draft2=draft['period_kind'],
+                              draft3=draft['period_kind'], code=period.code))
     rules = published_rules(session, period.kind, on=period.end)
     docs = [dict(r.definition) for r in rules if r.key != draft["key"]]
     return sorted([*docs, dict(draft)], key=lambda d: d["key"])
@@ -410,7 +421,8 @@ def _try_rule(session: Session, draft: Mapping[str, Any], period_code: str,
     facts = build_facts(session, period, sorted(compiled.population))
     ef = next((f for f in facts if f.code == employee_code), None)
     if ef is None:
-        raise NotFound(f"employee {employee_code} has no results in {period.code}")
+        raise NotFound(msg("employee %(employee_code)s has no results in %(code)s",
+                           employee_code=employee_code, code=period.code))
     r = reader(session, lang)
     return [TriedOutcome(o["rule_key"], o["kind"], o["amount"], o["value"], o["status"],
                          explain_in_words(o["kind"], o["explanation"], lang, r.label,
@@ -433,7 +445,8 @@ def scenario_from_try(session: Session, draft: Mapping[str, Any], period_code: s
     period = periods.require(session, period_code)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
-        raise NotFound(f"employee {employee_code} does not exist")
+        raise NotFound(msg("employee %(employee_code)s does not exist",
+                           employee_code=employee_code))
     team = employee.team
     team_name = team.name
     rows = session.execute(
@@ -442,7 +455,8 @@ def scenario_from_try(session: Session, draft: Mapping[str, Any], period_code: s
         .where(Result.employee_id == employee.id, Period.start >= period.start,
                Period.end <= period.end)).all()
     if not rows:
-        raise NotFound(f"employee {employee_code} has no results in {period.code}")
+        raise NotFound(msg("employee %(employee_code)s has no results in %(code)s",
+                           employee_code=employee_code, code=period.code))
     metrics = sorted({k for _, k, _ in rows})
     by_period: dict[str, dict[str, str]] = defaultdict(dict)
     for code, key, value in rows:
@@ -604,8 +618,8 @@ def _impact_of(session: Session, draft: Mapping[str, Any], period_code: str) -> 
     period = periods.require(session, period_code)
     run = compared_run(session, period)
     if run is None:
-        raise LaurelError(f"period {period.code} has no approved or locked run to compare "
-                          "with")
+        raise LaurelError(msg("period %(code)s has no approved or locked run to compare with",
+                              code=period.code))
     before = _stored(session, run)
     after, employees, *_ = evaluate_period(session, period,
                                            documents=draft_documents(session, draft, period))

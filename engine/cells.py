@@ -19,12 +19,15 @@ cell, never a formula.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.metrics import DECIMALS, decimals, range_problem
+from engine.messages import msg
+from engine.metrics import DECIMALS, decimals, metric_range, range_problem
 
 # The longest cell an import reads; the columns that are stored are shorter still
 # (engine.models: a name 200, a code 40).
@@ -35,8 +38,8 @@ FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 # separators, and lone surrogates (which neither database can encode).
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.([0-9]*))?|\.([0-9]+))([eE][+-]?[0-9]+)?", re.ASCII)
-NOT_A_NUMBER = ("is not a number (write the digits 0-9, . as the decimal mark and no "
-                "thousands separator)")
+NOT_A_NUMBER = msg("is not a number (write the digits 0-9, . as the decimal mark and no "
+                   "thousands separator)")
 
 
 class CellError(ValueError):
@@ -55,11 +58,12 @@ def quoted(text: str, most: int = 40) -> str:
 def text_problem(text: str) -> str | None:
     """Why a cell's text is refused (too long, a control character), or None."""
     if len(text) > MAX_TEXT:
-        return f"the cell has {len(text):,} characters; a cell holds at most {MAX_TEXT:,}"
+        return msg("the cell has %(n)s characters; a cell holds at most %(most)s",
+                   n=f"{len(text):,}", most=f"{MAX_TEXT:,}")
     found = CONTROL.search(text)
     if found:
-        return (f"the cell holds the control character U+{ord(found[0]):04X} (a line break, "
-                "tab or NUL, for example); remove it")
+        return msg("the cell holds the control character U+%(code)s (a line break, tab or "
+                   "NUL, for example); remove it", code=f"{ord(found[0]):04X}")
     return None
 
 
@@ -73,11 +77,12 @@ def formula_problem(text: str) -> str | None:
 def number(text: str) -> Decimal:
     """Read a number as spreadsheets write it; raise CellError when the text is not one."""
     if _NUMBER.fullmatch(text) is None:
-        raise CellError(f"{quoted(text)} {NOT_A_NUMBER}")
+        raise CellError(msg("%(text)s %(not_a_number)s", text=quoted(text),
+                            not_a_number=NOT_A_NUMBER))
     try:
         return Decimal(text)
     except InvalidOperation:  # an exponent past what Decimal holds (10**18)
-        raise CellError(f"{quoted(text)} is outside any accepted range") from None
+        raise CellError(msg("%(text)s is outside any accepted range", text=quoted(text))) from None
 
 
 def metric_value(text: str, mtype: str, low: Decimal | None = None,
@@ -94,16 +99,44 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
         value = number(text)
         places = decimals(value)
     if places > DECIMALS:
-        raise CellError(f"{quoted(text)} has more than {DECIMALS} decimals")
+        raise CellError(msg("%(text)s has more than %(decimals)s decimals", text=quoted(text),
+                            decimals=DECIMALS))
     if mtype == "count":
         if places:
-            raise CellError(f"{quoted(text)} is not a whole number")
+            raise CellError(msg("%(text)s is not a whole number", text=quoted(text)))
         if value < 0:
-            raise CellError(f"{quoted(text)} is negative: a count is 0 or more")
+            raise CellError(msg("%(text)s is negative: a count is 0 or more", text=quoted(text)))
     problem = range_problem(value, mtype, low, high)
     if problem:
-        raise CellError(f"{quoted(text)} {problem}")
+        raise CellError(msg("%(text)s %(problem)s", text=quoted(text), problem=problem))
     return value
+
+
+# A column's cells that metric_value reads as Decimal(text) at once: a plain number (a
+# count: digits only), at most DECIMALS decimals but for trailing zeros; or empty.
+_PLAIN = {True: r"[0-9]+", False: rf"-?[0-9]+(?:\.[0-9]{{1,{DECIMALS}}}0*)?"}
+_PLAIN_COLUMN = {count: re.compile(rf"(?:{p})?(?:\n(?:{p})?)*", re.ASCII)
+                 for count, p in _PLAIN.items()}
+
+
+def metric_column(texts: list[str], mtype: str, low: Decimal | None = None,
+                  high: Decimal | None = None) -> list[Decimal | None] | None:
+    """metric_value of each cell of a column (None for an empty cell), when every cell is
+    a plain number in the metric's range; else None, and metric_value cell by cell says
+    which cell is refused and why. One pattern, one conversion and one comparison a
+    column: the cell-by-cell checks were most of a large import's time."""
+    if not _PLAIN_COLUMN[mtype == "count"].fullmatch("\n".join(texts)):
+        return None
+    try:
+        values = [Decimal(t) if t else None for t in texts]
+    except InvalidOperation:  # a line break within a cell: not a plain number
+        return None
+    present = [v for v in values if v is not None]
+    if present:
+        lo, hi = metric_range(mtype, low, high)
+        if min(present) < lo or max(present) > hi:
+            return None
+    return values
 
 
 # --- typing ------------------------------------------------------------------------------
@@ -121,7 +154,7 @@ _TYPED = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?"
 def _typed_number(text: str, what: str) -> Decimal:
     m = _TYPED.fullmatch(text)
     if m is None or (m["int"] is None and m["dec"] is None):
-        raise CellError(f"{quoted(text)} is not {what}")
+        raise CellError(msg("%(text)s is not %(what)s", text=quoted(text), what=what))
     digits = (m["int"] or "0").replace(",", "") + ("." + m["dec"] if m["dec"] else "")
     return Decimal(m["sign"] + digits)
 
@@ -145,12 +178,12 @@ def typed_amount(text: str, currency: str = "CNY") -> Decimal:
             if text.upper().endswith(mark.upper()):
                 text = text[: -len(mark)].strip()
                 break
-    refused = CellError(f"{quoted(raw)} is not an amount in {currency} (write 1500, "
-                        "1,500.00 or 1500元, for example)")
+    refused = CellError(msg("%(raw)s is not an amount in %(currency)s (write 1500, 1,500.00 or "
+                            "1500元, for example)", raw=quoted(raw), currency=currency))
     if sign and text and text[0] in "+-":
         raise refused
     try:
-        return _typed_number(sign + text, "an amount")
+        return _typed_number(sign + text, msg("an amount"))
     except CellError:
         raise refused from None
 
@@ -163,9 +196,10 @@ def typed_percent(text: str) -> Decimal:
     if text.endswith(("%", "％")):
         text = text[:-1].rstrip()
     try:
-        return _typed_number(text, "a percentage (write 7 or 7 % for 7%)").scaleb(-2)
+        return _typed_number(text, msg("a percentage")).scaleb(-2)
     except CellError:
-        raise CellError(f"{quoted(raw)} is not a percentage (write 7 or 7 % for 7%)") from None
+        raise CellError(msg("%(raw)s is not a percentage (write 7 or 7 %% for 7%%)",
+                            raw=quoted(raw))) from None
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -196,24 +230,72 @@ def csv_row(values: Iterable[Any]) -> list[Any]:
     return [csv_cell(v) for v in values]
 
 
-def xlsx_append(sheet: Any, values: Iterable[Any]) -> None:
-    """Append a row to an openpyxl sheet with every text as a string cell, never a formula.
+def csv_text(rows: Iterable[Iterable[Any]], batch: int = 1000) -> Iterator[str]:
+    """CSV text of rows (each through csv_row), ``batch`` rows a piece: a file written
+    piece by piece holds a batch in memory, whatever its length."""
+    import csv
+    import io
+    import itertools
+
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, batch)):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(csv_row(r) for r in chunk)
+        yield buf.getvalue()
+
+
+def xlsx_append(sheet: Any, values: Iterable[Any], bold: bool = False,
+                money: dict[int, str | None] | None = None) -> None:
+    """Append a row to an openpyxl sheet (a write-only one too) with every text as a string
+    cell, never a formula; the columns in ``money`` are amounts in the currency given,
+    as xlsx_amount writes them.
 
     openpyxl makes a formula of text that begins with ``=`` and an error cell of ``#N/A``;
     here text stays text, and text a spreadsheet would run is quote-prefixed, as Excel
     stores what a person types after an apostrophe. A control character openpyxl refuses
     is written as U+FFFD.
     """
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Font
 
-    values = [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v
-              for v in values]
-    sheet.append(values)
-    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
-        if isinstance(value, str):
+    money = money or {}
+    cells = []
+    for i, value in enumerate(values):
+        if i in money:
+            cell = WriteOnlyCell(sheet)
+            xlsx_amount(cell, value, money[i])
+        elif isinstance(value, str):
+            cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
             cell.data_type = "s"
             if _risky(value):
                 cell.quotePrefix = True
+        else:
+            cell = WriteOnlyCell(sheet, value)
+        if bold:
+            cell.font = Font(bold=True)
+        cells.append(cell)
+    sheet.append(cells)
+
+
+def xlsx_book() -> Any:
+    """A write-only workbook: each row is written to a temporary file as it is added."""
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    book.properties.created = dt.datetime(2000, 1, 1)
+    return book
+
+
+def xlsx_pieces(book: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    """The saved workbook, ``size`` bytes a piece, from a temporary file."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as fh:
+        book.save(fh)
+        fh.seek(0)
+        while piece := fh.read(size):
+            yield piece
 
 
 # A spreadsheet number is a binary double: 15 significant digits hold exactly. An amount
@@ -254,43 +336,41 @@ def _right() -> Any:
     return Alignment(horizontal="right")
 
 
-def xlsx_table(sheet: Any, keys: list[str], labels: list[str], rows: Iterable[list[Any]],
-               money: dict[int, int | str] | None = None, totals: int = 0) -> None:
+def xlsx_table(sheet: Any, keys: list[str], labels: list[str],
+               rows: Callable[[], Iterable[list[Any]]],
+               money: dict[int, int | str] | None = None,
+               totals: Sequence[list[Any]] = ()) -> None:
     """Fill a sheet: the column keys in a hidden first row, the labels (bold, frozen) in
-    the second, then the rows, each column as wide as its content (8 to 60 characters).
+    the second, then the rows, then the ``totals`` rows in bold, each column as wide as its
+    content (8 to 60 characters).
 
-    ``money`` maps an amount column (0-based) to the column of its currency, or to the
-    currency itself. The last ``totals`` rows are totals, in bold.
+    ``rows`` gives the rows each time it is called: it is read twice, for the widths and
+    then for the cells, so that a write-only sheet (openpyxl's, which writes each row as
+    it comes) holds no row in memory. ``money`` maps an amount column (0-based) to the
+    column of its currency, or to the currency itself.
     """
-    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     money = money or {}
-    sheet.append(keys)
-    sheet.row_dimensions[1].hidden = True
-    sheet.append(labels)
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    sheet.freeze_panes = "A3"
     widths = [max(len(str(label)), 6) for label in labels]
-    rows = list(rows)
-    xlsx_rows(sheet, rows, money)
-    for row in rows:
+    for row in itertools.chain(rows(), totals):
         for i, v in enumerate(row):
             text = f"{v:,.2f}  " if i in money and v is not None else str(v or "")
             widths[i] = max(widths[i], len(text) + (text != "" and 1))
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(max(width, 8), 60)
-    for r in range(sheet.max_row - totals + 1, sheet.max_row + 1) if totals else ():
-        for cell in sheet[r]:
-            cell.font = Font(bold=True)
+    sheet.row_dimensions[1].hidden = True
+    sheet.freeze_panes = "A3"
+    sheet.append(keys)
+    xlsx_append(sheet, labels, bold=True)
+    xlsx_rows(sheet, rows(), money)
+    xlsx_rows(sheet, totals, money, bold=True)
 
 
-def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str]) -> None:
+def xlsx_rows(sheet: Any, rows: Iterable[list[Any]], money: dict[int, int | str],
+              bold: bool = False) -> None:
     """Append rows to a sheet, amounts as xlsx_amount writes them (``money`` as in
     xlsx_table), every text as xlsx_append writes it."""
     for row in rows:
-        xlsx_append(sheet, [None if i in money else v for i, v in enumerate(row)])
-        cells = sheet[sheet.max_row]
-        for i, cur in money.items():
-            xlsx_amount(cells[i], row[i], row[cur] if isinstance(cur, int) else cur)
+        xlsx_append(sheet, row, bold=bold, money={
+            i: row[cur] if isinstance(cur, int) else cur for i, cur in money.items()})

@@ -32,6 +32,7 @@ from engine.db import begin_writing
 from engine.errors import RunError, RunFailed
 from engine.exact import quotient
 from engine.facts import Context, chunk_facts, population
+from engine.messages import msg
 from engine.metrics import load_catalog, to_plain
 from engine.models import (
     Outcome,
@@ -49,8 +50,10 @@ from engine.runs import (
     _claim_period,
     _released_hold_outcomes,
     compile_for,
+    currency,
     discard_replaced,
     evaluate_employee,
+    quiet_collector,
     settle,
     write_outcomes,
 )
@@ -112,12 +115,13 @@ def plan(session: Session, job_id: int) -> list[int]:
         return []
     period = periods.require(session, job.period_code)
     if period.status == "locked":
-        raise RunError(f"period {period.code} is locked: no new run starts")
+        raise RunError(msg("period %(code)s is locked: no new run starts", code=period.code))
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     compiled, used = compile_for(session, period)
     ids = assignments.in_period(session, period, period_employees(session, period.code))
     if not ids:
-        raise RunError(f"period {period.code} has no results: import results for it first")
+        raise RunError(msg("period %(code)s has no results: import results for it first",
+                           code=period.code))
     context = population(session, period, sorted(compiled.population), load_catalog(session),
                          ids)
     run = Run(period_id=period.id, status="running", ruleset_hash=compiled.content_hash,
@@ -214,17 +218,20 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
         engine = EngineSession(compiled)
         outcomes: list[dict[str, Any]] = []
         last_beat, beat_every = time.monotonic(), lease() / 3
-        for ef in facts:
-            try:
-                outcomes.extend(evaluate_employee(engine, ef, period, compiled))
-            except RunFailed:
-                raise
-            except Exception as exc:  # any failure fails the run, naming the employee
-                raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
-            if time.monotonic() - last_beat > beat_every:
-                last_beat = time.monotonic()
-                if not _renew(session_factory, run_id, index, worker):
-                    return "over"
+        money = currency()
+        with quiet_collector():
+            for ef in facts:
+                try:
+                    outcomes.extend(evaluate_employee(engine, ef, period, compiled, money))
+                except RunFailed:
+                    raise
+                except Exception as exc:  # any failure fails the run, naming the employee
+                    raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: "
+                                    f"{exc}") from exc
+                if time.monotonic() - last_beat > beat_every:
+                    last_beat = time.monotonic()
+                    if not _renew(session_factory, run_id, index, worker):
+                        return "over"
     except RunFailed as exc:
         with session_factory() as session:
             fail(session, run_id, str(exc))

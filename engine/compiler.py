@@ -82,6 +82,8 @@ class Firing:
     missing: str | None = None  # for warnings: the undefined fact
     condition: dict[str, Any] | None = None  # what held, for the explanation
     reads: list[str] | None = None  # the facts its condition reads, once worked out
+    # what its outcomes say the same for every employee, worded once (engine.runs.Worded)
+    worded: Any = None
 
 
 @dataclass

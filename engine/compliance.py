@@ -8,6 +8,9 @@ is forfeited when any of its holding flags is confirmed, held while any is still
 in review, and payable once all of them are dismissed. A run that is locked does not
 change: a hold dismissed after the lock is paid as a "released hold" line in the
 employee's next run of the same period kind; one confirmed after the lock pays nothing.
+A released hold is paid once: by the live run that paid it first (``released_in_run_id``),
+be it a later period's "released hold" line or a new run of its own period once reopened;
+the other keeps the payout held, saying where it is paid.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from engine import bulk, statements
 from engine.db import audit
 from engine.errors import LaurelError, NotFound
+from engine.messages import msg
 from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
 from engine.users import get_user, require_role
 
@@ -75,11 +80,8 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
             decided_employees.add(emp)
         done[what].append(case.id)
         audit(session, "carry", "flag", case.id,
-              summary=f"flag {case.id} ({key}) raised again by run {run.id}: "
-                      + ("reopened" if what == "reopened" else "carried over")
-                      + f", {case.status}" + (" (no second review)"
-                                              if case.status in ("confirmed", "dismissed")
-                                              else ""),
+              summary=_carry_words(what, case.status in ("confirmed", "dismissed"),
+                                   id=case.id, key=key, run=run.id, status=case.status),
               before=before, after={"status": case.status, "run": run.id}, actor=actor)
     for (emp, key), case in sorted(cases.items(), key=lambda kv: kv[1].id):
         if (emp, key) in raised or case.status == "cleared":
@@ -88,17 +90,59 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
         case.status, case.run_id = "cleared", run.id
         done["cleared"].append(case.id)
         audit(session, "clear", "flag", case.id,
-              summary=f"flag {case.id} ({key}) no longer raised: run {run.id} cleared it",
+              summary=msg("flag %(id)s (%(key)s) no longer raised: run %(run)s cleared it",
+                          id=case.id, key=key, run=run.id),
               before=before, after={"status": "cleared", "run": run.id}, actor=actor)
     if new:
         session.execute(FlagCase.__table__.insert(), new)
-        done["opened"] = list(session.scalars(select(FlagCase.id).where(
-            FlagCase.run_id == run.id, FlagCase.status == "open",
-            FlagCase.id.not_in(done["carried"] + done["reopened"]))))
+        # the cases of this run that were not the period's before: no list of ids bound,
+        # which PostgreSQL refuses past 65,535 (a re-run carrying as many cases)
+        done["opened"] = [cid for cid, emp, key in session.execute(
+            select(FlagCase.id, FlagCase.employee_id, FlagCase.rule_key).where(
+                FlagCase.run_id == run.id, FlagCase.status == "open").order_by(FlagCase.id))
+            if (emp, key) not in cases]
     session.flush()
     for emp in sorted(decided_employees):
         apply_holds(session, run.id, emp)
+    _pay_releases_here(session, run, decided_employees)
     return done
+
+
+def paid_elsewhere(session: Session, case: FlagCase, period_id: int) -> bool:
+    """Whether a hold this case released after the lock is paid by a live run of another
+    period than ``period_id`` (a "released hold" line there)."""
+    if not (case.status == "dismissed" and case.decided_after_lock
+            and case.released_in_run_id):
+        return False
+    paid = session.get(Run, case.released_in_run_id)
+    return paid is not None and paid.status in LIVE_RUN and paid.period_id != period_id
+
+
+def _pay_releases_here(session: Session, run: Run, employees: set[int]) -> None:
+    """A new run of a reopened period that pays a hold released after the lock itself
+    (no other live run pays it) becomes the run that pays it: a later period's run does
+    not pay it again."""
+    if not employees:
+        return
+    for case in session.scalars(select(FlagCase).where(
+            FlagCase.run_id == run.id, FlagCase.holds, FlagCase.status == "dismissed",
+            FlagCase.decided_after_lock)):
+        if case.employee_id in employees and not paid_elsewhere(session, case, run.period_id):
+            case.released_in_run_id = run.id
+    session.flush()
+
+
+def _carry_words(what: str, decided: bool, **params: Any) -> str:
+    """The audit summary of a flag raised again by a new run."""
+    if what == "reopened":
+        return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, "
+                    "%(status)s (no second review)", **params) if decided else
+                msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, %(status)s",
+                    **params))
+    return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: carried over, "
+                "%(status)s (no second review)", **params) if decided else
+            msg("flag %(id)s (%(key)s) raised again by run %(run)s: carried over, %(status)s",
+                **params))
 
 
 def _officer(session: Session, actor: str | None) -> User:
@@ -108,7 +152,7 @@ def _officer(session: Session, actor: str | None) -> User:
 def get_case(session: Session, case_id: int) -> FlagCase:
     case = session.get(FlagCase, case_id)
     if case is None:
-        raise NotFound(f"flag {case_id} does not exist")
+        raise NotFound(msg("flag %(case_id)s does not exist", case_id=case_id))
     return case
 
 
@@ -118,24 +162,28 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
     user = _officer(session, actor)
     case_ids = list(case_ids)
     if not case_ids:
-        raise LaurelError("flag, field flags: choose at least one flag")
+        raise LaurelError(msg("flag, field flags: choose at least one flag"))
     if not (assignee or "").strip():
-        raise LaurelError("flag, field assignee: choose a compliance officer")
+        raise LaurelError(msg("flag, field assignee: choose a compliance officer"))
     target = get_user(session, assignee)
     if target.role not in DECIDERS:
-        raise LaurelError(f"flag, field assignee: {target.email} is not a compliance officer")
+        raise LaurelError(msg("flag, field assignee: %(email)s is not a compliance officer",
+                              email=target.email))
     cases = []
     for case_id in case_ids:
         case = get_case(session, case_id)
         if case.status not in ("open", "in_review"):
-            raise LaurelError(f"flag {case.id} is {case.status}: it cannot be assigned")
+            raise LaurelError(msg("flag %(id)s is %(status)s: it cannot be assigned", id=case.id,
+                                  status=case.status))
         run = session.get(Run, case.run_id)
         if run.status in ("discarded", "failed"):
-            raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
+            raise LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
+                                  id=case.id, id2=run.id, status=run.status))
         before = {"status": case.status, "assignee": case.assignee}
         case.status, case.assignee = "in_review", target.email
         audit(session, "assign", "flag", case.id,
-              summary=f"flag {case.id} ({case.rule_key}) assigned to {target.email}",
+              summary=msg("flag %(id)s (%(key)s) assigned to %(email)s", id=case.id,
+                          key=case.rule_key, email=target.email),
               before=before, after={"status": case.status, "assignee": target.email},
               actor=user.email)
         cases.append(case)
@@ -150,16 +198,18 @@ def add_note(session: Session, case_id: int, actor: str | None, text: str = "",
     user = _officer(session, actor)
     case = get_case(session, case_id)
     if not (text or "").strip() and not content:
-        raise LaurelError("flag note, field text: write a note or attach a file")
+        raise LaurelError(msg("flag note, field text: write a note or attach a file"))
     if content is not None and not filename:
-        raise LaurelError("flag note, field file: the file has no name")
+        raise LaurelError(msg("flag note, field file: the file has no name"))
     if content is not None and len(content) > MAX_EVIDENCE:
-        raise LaurelError(f"flag note, field file: {filename} is larger than 10 MB")
+        raise LaurelError(msg("flag note, field file: %(filename)s is larger than 10 MB",
+                              filename=filename))
     note = FlagNote(case_id=case.id, author=user.email, text=(text or "").strip(),
                     filename=filename, content=content, content_type=content_type)
     session.add(note)
-    audit(session, "note", "flag", case.id, summary=f"note on flag {case.id}"
-          + (f" with evidence {filename}" if filename else ""),
+    audit(session, "note", "flag", case.id,
+          summary=msg("note on flag %(id)s with evidence %(file)s", id=case.id, file=filename)
+          if filename else msg("note on flag %(id)s", id=case.id),
           after={"text": note.text, "file": filename}, actor=user.email)
     session.flush()
     return note
@@ -171,21 +221,24 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     user = _officer(session, actor)
     case = get_case(session, case_id)
     if decision not in ("confirmed", "dismissed"):
-        raise LaurelError(f"flag {case.id}, field decision: confirm or dismiss")
+        raise LaurelError(msg("flag %(id)s, field decision: confirm or dismiss", id=case.id))
     if case.status != "in_review":
-        raise LaurelError(f"flag {case.id} is {case.status}; it must be in review (assigned) "
-                          "before a decision")
+        raise LaurelError(msg("flag %(id)s is %(status)s; it must be in review (assigned) "
+                              "before a decision", id=case.id, status=case.status))
     if not (reason or "").strip():
-        raise LaurelError(f"flag {case.id}, field reason: a written reason is required")
+        raise LaurelError(msg("flag %(id)s, field reason: a written reason is required",
+                              id=case.id))
     run = session.get(Run, case.run_id)
     if run.status in ("discarded", "failed"):
-        raise LaurelError(f"flag {case.id} belongs to run {run.id}, which is {run.status}")
+        raise LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
+                              id=case.id, id2=run.id, status=run.status))
     before = {"status": case.status}
     case.status, case.decision, case.reason = decision, decision, reason.strip()
     case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)
     case.decided_after_lock = run.status == "locked"
     audit(session, "decide", "flag", case.id,
-          summary=f"flag {case.id} ({case.rule_key}) {decision}: {case.reason}",
+          summary=msg("flag %(id)s (%(key)s) %(decision)s: %(reason)s", id=case.id,
+                      key=case.rule_key, decision=decision, reason=case.reason),
           before=before, after={"status": decision, "reason": case.reason,
                                 "after_lock": case.decided_after_lock}, actor=user.email)
     session.flush()
@@ -205,18 +258,30 @@ def hold_status(holding: list[str], cases: dict[str, str]) -> str:
 
 
 def apply_holds(session: Session, run_id: int, employee_id: int) -> None:
-    """Set the status of the employee's held payouts in the run from the flag decisions."""
-    cases = {c.rule_key: c.status for c in session.scalars(select(FlagCase).where(
-        FlagCase.run_id == run_id, FlagCase.employee_id == employee_id, FlagCase.holds))}
+    """Set the status of the employee's held payouts in the run from the flag decisions.
+
+    A hold released after an earlier lock of the period and already paid by another
+    period's run stays held here (paid_elsewhere).
+    """
+    period_id = session.scalar(select(Run.period_id).where(Run.id == run_id))
+    cases = {c.rule_key: ("paid_elsewhere" if paid_elsewhere(session, c, period_id)
+                          else c.status)
+             for c in session.scalars(select(FlagCase).where(
+                 FlagCase.run_id == run_id, FlagCase.employee_id == employee_id,
+                 FlagCase.holds))}
+    moves = []
+    held_before = held_after = False
     for o in session.scalars(select(Outcome).where(
             Outcome.run_id == run_id, Outcome.employee_id == employee_id,
             Outcome.amount.is_not(None))):
+        held_before |= o.status == "held"
         holding = (o.explanation or {}).get("held_by")
-        if not holding:
-            continue
-        status = hold_status(holding, cases)
+        status = hold_status(holding, cases) if holding else o.status
+        held_after |= status == "held"
         if o.status != status:
+            moves.append((o.amount, o.status, status))
             session.execute(update(Outcome).where(Outcome.id == o.id).values(status=status))
+    statements.move_status(session.get(Run, run_id), moves, held_before, held_after)
     session.flush()
 
 
@@ -224,45 +289,53 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
                  ) -> dict[int, list[dict[str, Any]]]:
     """Held amounts of locked runs of earlier periods of this kind, since released.
 
-    A payout of a locked run is released when every flag that held it was dismissed
-    after the lock and no live run has paid the release yet.
+    A payout held in the latest locked run of its period is released when every flag that
+    held it was dismissed after the lock and no live run has paid the release yet (a
+    reopened period's new run that paid it itself included).
     """
     if not employee_ids:
         return {}
     rows = session.execute(
-        select(FlagCase, Run, Period).join(Run, Run.id == FlagCase.run_id)
-        .join(Period, Period.id == Run.period_id)
-        .where(Run.status == "locked", Period.kind == period.kind,
-               Period.start < period.start, FlagCase.holds)).all()
+        select(FlagCase, Period).join(Period, Period.id == FlagCase.period_id)
+        .where(Period.kind == period.kind, Period.start < period.start, FlagCase.holds,
+               FlagCase.status == "dismissed", FlagCase.decided_after_lock)).all()
     # the population's ids filter here, not in the query: one bound parameter an employee
     # broke PostgreSQL past 65,535 employees
     rows = [r for r in rows if r[0].employee_id in employee_ids]
+    if not rows:
+        return {}
     # A live run of this same period is about to be discarded by the new one: what it paid
     # is paid again by the new run.
     paid_runs = {r.id for r in session.scalars(select(Run).where(
         Run.status.in_(LIVE_RUN), Run.period_id != period.id))}
-    by_run_emp: dict[tuple[int, int], list[FlagCase]] = defaultdict(list)
-    info: dict[int, tuple[Run, Period]] = {}
-    for case, run, per in rows:
-        by_run_emp[(run.id, case.employee_id)].append(case)
-        info[run.id] = (run, per)
+    # a reopened period keeps its locked run beside the new ones: the latest locked one is
+    # what was paid for the period
+    latest = dict(session.execute(
+        select(Run.period_id, func.max(Run.id)).where(
+            Run.status == "locked", Run.period_id.in_({p.id for _, p in rows}))
+        .group_by(Run.period_id)).all())
+    by_run_emp: dict[tuple[int, int], dict[str, FlagCase]] = defaultdict(dict)
+    info: dict[int, Period] = {}
+    for case, per in rows:
+        if per.id in latest:
+            by_run_emp[(latest[per.id], case.employee_id)][case.rule_key] = case
+            info[latest[per.id]] = per
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for (run_id, emp), cases in by_run_emp.items():
-        if not all(c.status == "dismissed" and c.decided_after_lock for c in cases):
-            continue
-        if any(c.released_in_run_id in paid_runs for c in cases):
-            continue
-        states = {c.rule_key: c.status for c in cases}
-        run, per = info[run_id]
+    for (run_id, emp), cases in sorted(by_run_emp.items()):
+        per = info[run_id]
         for o in session.scalars(select(Outcome).where(
                 Outcome.run_id == run_id, Outcome.employee_id == emp,
-                Outcome.status == "held")):
+                Outcome.status == "held").order_by(Outcome.id)):
             holding = (o.explanation or {}).get("held_by") or []
-            if hold_status(holding, states) == "payable":
-                out[emp].append({"case_ids": [c.id for c in cases], "run_id": run_id,
-                                 "period": per.code, "rule_key": o.rule_key, "kind": o.kind,
-                                 "amount": o.amount, "currency": o.currency,
-                                 "held_by": holding})
+            released = [cases[k] for k in holding if k in cases]
+            if not holding or len(released) != len(holding):
+                continue
+            if any(c.released_in_run_id in paid_runs for c in released):
+                continue
+            out[emp].append({"case_ids": [c.id for c in released], "run_id": run_id,
+                             "period": per.code, "rule_key": o.rule_key, "kind": o.kind,
+                             "amount": o.amount, "currency": o.currency,
+                             "held_by": holding})
     return out
 
 
@@ -270,16 +343,19 @@ def release_of(session: Session, case: FlagCase) -> dict[str, Any] | None:
     """Where a hold this case released after its run's lock is paid, or None.
 
     {"run_id": the run that pays it (None until one is stored), "period": that run's
-    period, "kind": the period kind whose next run pays it}.
+    period, "kind": the period kind whose next run pays it}. None too while the case's
+    own live run (a reopened period's) pays it as an ordinary payable line.
     """
     if not (case.holds and case.status == "dismissed" and case.decided_after_lock):
         return None
     run = session.get(Run, case.run_id)
-    if run is None or run.status != "locked":
+    if run is None:
         return None
     paid = session.get(Run, case.released_in_run_id) if case.released_in_run_id else None
     if paid is not None and paid.status not in LIVE_RUN:
         paid = None
+    if paid is None and run.status != "locked":
+        return None
     return {"run_id": paid.id if paid else None, "period": paid.period.code if paid else None,
             "kind": run.period.kind}
 
@@ -288,15 +364,39 @@ def mark_released(session: Session, run_id: int, releases: dict[int, list[dict[s
                   ) -> None:
     ids = {cid for lines in releases.values() for line in lines for cid in line["case_ids"]}
     if ids:
-        session.execute(update(FlagCase).where(FlagCase.id.in_(ids))
-                        .values(released_in_run_id=run_id))
+        session.execute(update(FlagCase).where(
+            FlagCase.id.in_(bulk.ids_in(session, "laurel_released_cases", ids)))
+            .values(released_in_run_id=run_id))
 
 
 def queue(session: Session, status: str | None = None, severity: str | None = None,
           rule_key: str | None = None, team_id: int | None = None,
           period_code: str | None = None, employee_code: str | None = None,
-          include_discarded: bool = False, assignee: str | None = None) -> list[FlagCase]:
-    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's."""
+          include_discarded: bool = False, assignee: str | None = None,
+          limit: int | None = None, offset: int = 0) -> list[FlagCase]:
+    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's.
+    ``limit`` and ``offset`` give one page of it (queue_count: how many in all)."""
+    stmt = queue_query(status, severity, rule_key, team_id, period_code, employee_code,
+                       include_discarded, assignee)
+    stmt = stmt.order_by(FlagCase.id.desc()).offset(offset)
+    return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
+
+
+def queue_count(session: Session, status: str | None = None, severity: str | None = None,
+                rule_key: str | None = None, team_id: int | None = None,
+                period_code: str | None = None, employee_code: str | None = None,
+                include_discarded: bool = False, assignee: str | None = None) -> int:
+    """How many flags the queue holds with these filters (counted in the database)."""
+    stmt = queue_query(status, severity, rule_key, team_id, period_code, employee_code,
+                       include_discarded, assignee)
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def queue_query(status: str | None = None, severity: str | None = None,
+                rule_key: str | None = None, team_id: int | None = None,
+                period_code: str | None = None, employee_code: str | None = None,
+                include_discarded: bool = False, assignee: str | None = None) -> Any:
+    """The query of ``queue``, unordered (queue and queue_count; the API pages it)."""
     from engine.models import Team
 
     stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
@@ -321,5 +421,5 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
         stmt = stmt.where(FlagCase.assignee.is_(None))
     elif assignee:
         stmt = stmt.where(func.lower(FlagCase.assignee) == assignee.lower())
-    return list(session.scalars(stmt.order_by(FlagCase.id.desc())))
+    return stmt
 

@@ -264,6 +264,30 @@ def held_checks(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]
     return out, words
 
 
+def conjunction(cond: Mapping[str, Any] | None) -> list[Mapping[str, Any]] | None:
+    """The leaves of a condition made of ``all`` groups and leaves only (every leaf holds
+    when it holds), in order; None for one with an ``any`` or a ``not``."""
+    if not cond:
+        return []
+    if "all" in cond:
+        out: list[Mapping[str, Any]] = []
+        for c in cond["all"]:
+            sub = conjunction(c)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    if "any" in cond or "not" in cond:
+        return None
+    return [cond]
+
+
+def conjunction_checks(leaves_held: list[Mapping[str, Any]], facts: Mapping[str, Any]
+                       ) -> list[dict[str, Any]]:
+    """held_checks' data of a conjunction known to hold (its words: describe each leaf)."""
+    return [_check_item(leaf, facts) for leaf in leaves_held]
+
+
 def _held_parts(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]
                 ) -> list[tuple[Mapping[str, Any], bool]]:
     if not cond:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine import periods
 from engine.facts import EmployeeFacts, build_facts
+from engine.messages import msg
 from engine.models import LIVE_RUN, Employee, FlagCase, Outcome, Period, Run, Team
 
 # The shipped funnel warning line (alert.funnel): used when no published rule says otherwise.
@@ -158,11 +159,13 @@ def _alerts(session: Session, run: Run | None, employee_ids: set[int]) -> list[d
     rows = session.execute(
         select(Outcome, Employee.code, Employee.name)
         .join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id, Outcome.kind == "alert",
-               Outcome.employee_id.in_(employee_ids))
+        .where(Outcome.run_id == run.id, Outcome.kind == "alert")
         .order_by(Employee.code, Outcome.rule_key)).all()
+    # the ids filter here, not in the query: one bound parameter an employee breaks
+    # PostgreSQL past 65,535 employees (the company's figures take them all)
     return [{"run_id": run.id, "code": code, "name": name, "rule_key": o.rule_key,
-             "value": o.value, "explanation": o.explanation or {}} for o, code, name in rows]
+             "value": o.value, "explanation": o.explanation or {}} for o, code, name in rows
+            if o.employee_id in employee_ids]
 
 
 def _flags(session: Session, period: Period, employee_ids: set[int]) -> list[dict[str, Any]]:
@@ -173,11 +176,12 @@ def _flags(session: Session, period: Period, employee_ids: set[int]) -> list[dic
         .join(Run, Run.id == FlagCase.run_id)
         .join(Employee, Employee.id == FlagCase.employee_id)
         .where(Run.period_id == period.id, Run.status.in_(LIVE_RUN),
-               FlagCase.status.in_(OPEN_FLAGS), FlagCase.employee_id.in_(employee_ids))
+               FlagCase.status.in_(OPEN_FLAGS))
         .order_by(FlagCase.id.desc())).all()
     return [{"id": c.id, "run_id": c.run_id, "code": code, "name": name,
              "rule_key": c.rule_key, "severity": c.severity, "status": c.status,
-             "assignee": c.assignee, "holds": c.holds} for c, code, name in rows]
+             "assignee": c.assignee, "holds": c.holds} for c, code, name in rows
+            if c.employee_id in employee_ids]
 
 
 def _figures(session: Session, period: Period, name: str, facts: list[EmployeeFacts],
@@ -214,7 +218,7 @@ def team_figures(session: Session, team_id: int, period_code: str) -> Figures:
     if team is None:
         from engine.errors import NotFound
 
-        raise NotFound(f"team {team_id} does not exist")
+        raise NotFound(msg("team %(team_id)s does not exist", team_id=team_id))
     line, _least = warning_line(session)
     facts = [ef for ef in build_facts(session, period)
              if ef.values.get("team") == team.name]

@@ -23,10 +23,13 @@ DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "i
 
 # Tables whose changes are not audited row by row: results are audited per import, the
 # audit log itself never, runs and outcomes through their own lifecycle entries, and so
-# are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules).
-_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "adjustment",
+# are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules), API
+# tokens (engine.tokens) and the answers kept for idempotent API writes; a run's chunks and
+# context are its machinery.
+_NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "run_chunk", "run_context",
+                "adjustment",
                 "flag_case", "flag_note", "pip", "candidate", "inquiry", "inquiry_message",
-                "review_cycle", "review_entry", "talk"}
+                "review_cycle", "review_entry", "talk", "api_token", "api_idempotency"}
 
 
 def database_url() -> str:
@@ -149,9 +152,9 @@ def _plain(value: Any) -> Any:
 
 
 # Credentials are never copied into the audit log (User.password_hash, User.session_token,
-# User.invite_hash); that a password or an invitation was set or cleared is, as "(set)" or
-# "(cleared)" (a new session token at each login and logout is not worth a line).
-_SECRET_COLUMNS = {"password_hash", "session_token", "invite_hash"}
+# User.invite_hash, ApiToken.token_hash); that a password or an invitation was set or
+# cleared is, as "(set)" or "(cleared)" (a new session token at each login is not worth it).
+_SECRET_COLUMNS = {"password_hash", "session_token", "invite_hash", "token_hash"}
 _TOLD_SECRETS = {"password_hash": "password", "invite_hash": "invitation"}
 
 
@@ -177,11 +180,19 @@ def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
 def audit(session: Session, action: str, entity: str, entity_id: Any = "", summary: str = "",
           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
           actor: str | None = None) -> None:
-    """Record one audit entry for the actor (default: the session's actor)."""
+    """Record one audit entry for the actor (default: the session's actor).
+
+    A session whose info has ``via`` (the API: "api token NAME") records it on every entry.
+    A summary made with engine.messages.msg keeps its template and parameters too: it
+    reads in each reader's language in the back office.
+    """
+    from engine.messages import Message
+
     session.add(AuditLog(
         actor=actor or session.info.get("actor", "system"), action=action, entity=entity,
-        entity_id=str(entity_id or ""), summary=summary, before=before, after=after,
-        at=dt.datetime.now(dt.UTC),
+        entity_id=str(entity_id or ""), summary=str(summary), before=before, after=after,
+        at=dt.datetime.now(dt.UTC), via=session.info.get("via"),
+        message=summary.stored() if isinstance(summary, Message) else None,
     ))
 
 
@@ -211,7 +222,7 @@ def _audit_write(session: Session, _ctx: Any) -> None:
     pending = session.info.pop("_audit_pending", [])
     if not pending:
         return
-    actor = session.info.get("actor", "system")
+    actor, via = session.info.get("actor", "system"), session.info.get("via")
     now = dt.datetime.now(dt.UTC)
     rows = []
     for action, obj, before in pending:
@@ -221,7 +232,7 @@ def _audit_write(session: Session, _ctx: Any) -> None:
         rows.append({
             "actor": actor, "action": action, "entity": obj.__tablename__,
             "entity_id": str(getattr(obj, "id", "") or ""), "summary": str(obj)[:200],
-            "before": before, "after": after, "at": now,
+            "before": before, "after": after, "at": now, "via": via,
         })
     if rows:
         session.execute(AuditLog.__table__.insert(), rows)

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 
+from engine.messages import Message, msg
+
+
+def _where(source: str, reason: str, row: int | None = None, column: str | None = None,
+           field: str | None = None) -> Message:
+    """"file, row 3, column quota: reason": where, then why (each part a message)."""
+    where: Message = msg("%(source)s", source=source)
+    if row is not None:
+        where = msg("%(where)s, row %(row)s", where=where, row=row)
+    if column is not None:
+        where = msg("%(where)s, column %(column)s", where=where, column=column)
+    if field is not None:
+        where = msg("%(where)s, field %(field)s", where=where, field=field)
+    return msg("%(where)s: %(reason)s", where=where, reason=reason)
+
 
 class LaurelError(Exception):
     """A user error: bad input, an unknown period, an invalid rule. Exit code 1."""
@@ -14,12 +29,7 @@ class ImportFileError(LaurelError):
 
     def __init__(self, file: str, reason: str, row: int | None = None, column: str | None = None):
         self.file, self.row, self.column, self.reason = file, row, column, reason
-        where = [file]
-        if row is not None:
-            where.append(f"row {row}")
-        if column is not None:
-            where.append(f"column {column}")
-        super().__init__(f"{', '.join(where)}: {reason}")
+        super().__init__(_where(file, reason, row=row, column=column))
 
 
 class RuleError(LaurelError):
@@ -27,12 +37,7 @@ class RuleError(LaurelError):
 
     def __init__(self, source: str, reason: str, field: str | None = None, row: int | None = None):
         self.source, self.reason, self.field, self.row = source, reason, field, row
-        where = [source]
-        if row is not None:
-            where.append(f"row {row}")
-        if field is not None:
-            where.append(f"field {field}")
-        super().__init__(f"{', '.join(where)}: {reason}")
+        super().__init__(_where(source, reason, row=row, field=field))
 
 
 class FormulaError(LaurelError):
@@ -40,7 +45,8 @@ class FormulaError(LaurelError):
 
     def __init__(self, metric: str, reason: str):
         self.metric, self.reason = metric, reason
-        super().__init__(f"metric {metric}, field formula: {reason}")
+        super().__init__(msg("metric %(metric)s, field formula: %(reason)s", metric=metric,
+                             reason=reason))
 
 
 class PeriodError(LaurelError):

@@ -20,6 +20,7 @@ from engine import isolate, periods
 from engine.cells import CellError, metric_value, typed_amount, typed_percent
 from engine.conditions import facts_read
 from engine.errors import LaurelError, NotFound
+from engine.messages import msg
 from engine.metrics import load_catalog, range_problem
 from engine.models import Employee, Metric, Period
 from engine.rulebook import published_rules
@@ -68,7 +69,7 @@ def read_figures(session: Session, typed: dict[str, str], currency: str = "CNY"
             continue
         metric = metrics.get(key)
         if metric is None:
-            raise LaurelError(f"estimate, field {key}: unknown metric")
+            raise LaurelError(msg("estimate, field %(key)s: unknown metric", key=key))
         try:
             if metric.type == "money":
                 value = typed_amount(text, currency)
@@ -77,10 +78,12 @@ def read_figures(session: Session, typed: dict[str, str], currency: str = "CNY"
             else:
                 value = metric_value(text.replace(",", ""), metric.type)
         except CellError as err:
-            raise LaurelError(f"estimate, field {key}: {err.reason}") from None
+            raise LaurelError(msg("estimate, field %(key)s: %(reason)s", key=key,
+                                  reason=err.reason)) from None
         problem = range_problem(value, metric.type, metric.min_value, metric.max_value)
         if problem:
-            raise LaurelError(f"estimate, field {key}: {problem}")
+            raise LaurelError(msg("estimate, field %(key)s: %(problem)s", key=key,
+                                  problem=problem))
         out[key] = value
     return out
 
@@ -106,10 +109,11 @@ def _estimate(session: Session, employee_id: int, period_code: str,
 
     period = periods.require(session, period_code)
     if period.status != "open":
-        raise LaurelError(f"period {period.code} is locked: estimate an open period")
+        raise LaurelError(msg("period %(code)s is locked: estimate an open period",
+                              code=period.code))
     employee = session.get(Employee, employee_id)
     if employee is None:
-        raise NotFound(f"employee {employee_id} does not exist")
+        raise NotFound(msg("employee %(employee_id)s does not exist", employee_id=employee_id))
     compiled, used = compile_for(session, period)
     stored = period_figures(session, period.code)
     own = dict(stored.get(employee_id, {}))

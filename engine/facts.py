@@ -171,6 +171,7 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     teams: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
+    wanted = ["revenue_total", "quota", *ranked]
     for first, last in _batches(ids):
         batch = _figures_of(session, period, first, last, figures)
         team_of = dict(session.execute(select(Employee.id, Employee.team_id)
@@ -179,7 +180,7 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
         for emp_id, inputs in batch.items():
             if emp_id in present and present[emp_id].active_days == 0:
                 continue  # not employed in the period
-            derived = catalog.derive(dict(inputs))
+            derived = catalog.derive(dict(inputs), only=wanted)
             # a member counts for the share of the period they belonged to the team
             for team_id, share in assignments.team_shares(present.get(emp_id),
                                                           team_of[emp_id]):
@@ -240,6 +241,7 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
     present = assignments.presences(session, period, first, last)
     facts: list[EmployeeFacts] = []
+    by_team: dict[int, dict[str, Any]] = {}
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:
         if emp_id not in figures:
             continue
@@ -258,12 +260,16 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
         values["pips_overlapping"] = Decimal(sum(
             1 for start, end in spans.get(emp_id, ())
             if start <= period.end and end >= period.start))
-        sums = context.teams[team_id]
-        count = assignments.member_value(sums["members"])
-        values.update(team_revenue=sums["revenue"], team_quota=sums["quota"],
-                      team_members=count,
-                      team_attainment=quotient(sums["revenue"], sums["quota"]),
-                      per_capita_output=quotient(sums["revenue"], count))
+        team_values = by_team.get(team_id)
+        if team_values is None:  # worked out once a team
+            sums = context.teams[team_id]
+            count = assignments.member_value(sums["members"])
+            team_values = by_team[team_id] = {
+                "team_revenue": sums["revenue"], "team_quota": sums["quota"],
+                "team_members": count,
+                "team_attainment": quotient(sums["revenue"], sums["quota"]),
+                "per_capita_output": quotient(sums["revenue"], count)}
+        values.update(team_values)
         for metric, ranks in context.ranks.items():
             value = values.get(metric)
             if value is None:

@@ -21,6 +21,7 @@ from engine import periods
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.exact import exact
+from engine.messages import msg
 from engine.metrics import load_catalog
 from engine.models import Candidate, Employee, Outcome, Pip, Run
 from engine.rollup import period_figures
@@ -66,15 +67,16 @@ def carry_pips(session: Session, run: Run, discarded: list[int], actor: str = "s
             record.target = pip.get("target", record.target)
         done["carried"].append(record.id)
         audit(session, "carry", "pip", record.id,
-              summary=f"PIP {record.id} carried over to run {run.id} ({record.status})",
+              summary=msg("PIP %(id)s carried over to run %(run)s (%(status)s)", id=record.id,
+                          run=run.id, status=record.status),
               before=before, after={"status": record.status, "run": run.id}, actor=actor)
     for record in old.values():
         before = {"status": record.status, "run": record.run_id}
         record.status = "discarded"
         done["dropped"].append(record.id)
         audit(session, "drop", "pip", record.id,
-              summary=f"PIP {record.id} dropped: run {run.id} of the period no longer "
-                      "starts it", before=before, after={"status": "discarded",
+              summary=msg("PIP %(id)s dropped: run %(run)s of the period no longer starts it",
+                          id=record.id, run=run.id), before=before, after={"status": "discarded",
                                                          "run": run.id}, actor=actor)
     session.flush()
     return done
@@ -100,8 +102,9 @@ def on_approve(session: Session, run: Run) -> None:
             before = {"run": cand.run_id}
             cand.run_id, cand.outcome_id = run.id, o.id
             audit(session, "carry", "candidate", cand.id,
-                  summary=f"candidate {cand.id} ({program}) carried over to run {run.id} "
-                          f"({cand.status})", before=before, after={"run": run.id})
+                  summary=msg("candidate %(id)s (%(program)s) carried over to run %(run)s "
+                              "(%(status)s)", id=cand.id, program=program, run=run.id,
+                              status=cand.status), before=before, after={"run": run.id})
             continue
         session.add(Candidate(employee_id=o.employee_id, run_id=run.id, outcome_id=o.id,
                               program=program, status="eligible"))
@@ -115,7 +118,7 @@ def _hr(session: Session, actor: str | None, what: str) -> str:
 def get_pip(session: Session, pip_id: int) -> Pip:
     pip = session.get(Pip, pip_id)
     if pip is None:
-        raise NotFound(f"PIP {pip_id} does not exist")
+        raise NotFound(msg("PIP %(pip_id)s does not exist", pip_id=pip_id))
     return pip
 
 
@@ -125,20 +128,24 @@ def decide_pip(session: Session, pip_id: int, decision: str, reason: str, actor:
     email = _hr(session, actor, "decide a PIP")
     pip = get_pip(session, pip_id)
     if pip.status not in ("active", "extended"):
-        raise LaurelError(f"PIP {pip.id} is {pip.status}; only an active PIP gets a decision")
+        raise LaurelError(msg("PIP %(id)s is %(status)s; only an active PIP gets a decision",
+                              id=pip.id, status=pip.status))
     if decision not in PIP_DECISIONS:
-        raise LaurelError(f"PIP {pip.id}, field decision: one of {', '.join(PIP_DECISIONS)}")
+        raise LaurelError(msg("PIP %(id)s, field decision: one of %(value)s", id=pip.id,
+                              value=', '.join(PIP_DECISIONS)))
     if not (reason or "").strip():
-        raise LaurelError(f"PIP {pip.id}, field reason: a written reason is required")
+        raise LaurelError(msg("PIP %(id)s, field reason: a written reason is required", id=pip.id))
     before = {"status": pip.status, "end": pip.end.isoformat()}
     if decision == "extended":
         if new_end is None or new_end <= pip.end:
-            raise LaurelError(f"PIP {pip.id}, field new_end: an extension ends after "
-                              f"{pip.end.isoformat()}")
+            raise LaurelError(msg("PIP %(id)s, field new_end: an extension ends after %(value)s",
+                                  id=pip.id, value=pip.end.isoformat()))
         pip.end = new_end
     pip.status, pip.decision_reason = decision, reason.strip()
     pip.decided_by, pip.decided_at = email, dt.datetime.now(dt.UTC)
-    audit(session, "decide", "pip", pip.id, summary=f"PIP {pip.id}: {decision}: {reason}",
+    audit(session, "decide", "pip", pip.id,
+          summary=msg("PIP %(id)s: %(decision)s: %(reason)s", id=pip.id, decision=decision,
+                      reason=reason),
           before=before, after={"status": decision, "end": pip.end.isoformat(),
                                 "reason": pip.decision_reason}, actor=email)
     session.flush()
@@ -151,9 +158,10 @@ def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
     email = _hr(session, actor, "close a PIP")
     pip = get_pip(session, pip_id)
     if pip.status not in ("active", "extended"):
-        raise LaurelError(f"PIP {pip.id} is {pip.status}; only an active PIP can be closed")
+        raise LaurelError(msg("PIP %(id)s is %(status)s; only an active PIP can be closed",
+                              id=pip.id, status=pip.status))
     if not (reason or "").strip():
-        raise LaurelError(f"PIP {pip.id}, field reason: a written reason is required")
+        raise LaurelError(msg("PIP %(id)s, field reason: a written reason is required", id=pip.id))
     day = on or dt.date.today()
     if day < pip.start:  # closed before it began: it covers no day at all
         day = pip.start - dt.timedelta(days=1)
@@ -161,7 +169,8 @@ def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
     pip.status, pip.end = "closed", min(pip.end, day)
     pip.decision_reason, pip.decided_by = reason.strip(), email
     pip.decided_at = dt.datetime.now(dt.UTC)
-    audit(session, "close", "pip", pip.id, summary=f"PIP {pip.id} closed early: {reason}",
+    audit(session, "close", "pip", pip.id,
+          summary=msg("PIP %(id)s closed early: %(reason)s", id=pip.id, reason=reason),
           before=before, after={"status": "closed", "end": pip.end.isoformat(),
                                 "reason": pip.decision_reason}, actor=email)
     session.flush()
@@ -206,28 +215,31 @@ def move_candidate(session: Session, candidate_id: int, status: str, reason: str
     """Move a candidate on (managers nominate their own team; HR decides)."""
     cand = session.get(Candidate, candidate_id)
     if cand is None:
-        raise NotFound(f"candidate {candidate_id} does not exist")
+        raise NotFound(msg("candidate %(candidate_id)s does not exist", candidate_id=candidate_id))
     if not actor or actor == "system":
-        raise PermissionDenied("candidates are moved by HR or the team's manager")
+        raise PermissionDenied(msg("candidates are moved by HR or the team's manager"))
     user = get_user(session, actor)
     employee = session.get(Employee, cand.employee_id)
     if user.role == "sales_manager":
         if user.team_id != employee.team_id:
-            raise PermissionDenied(f"{employee.code} is not in {user.email}'s team")
+            raise PermissionDenied(msg("%(code)s is not in %(email)s's team", code=employee.code,
+                                       email=user.email))
         if status != "nominated":
-            raise PermissionDenied("a manager nominates; HR accepts or declines")
+            raise PermissionDenied(msg("a manager nominates; HR accepts or declines"))
     elif user.role != "hr_admin":
-        raise PermissionDenied(f"user {user.email} is a {user.role}; HR or the team's manager "
-                               "moves candidates")
+        raise PermissionDenied(msg("user %(email)s is a %(role)s; HR or the team's manager "
+                                   "moves candidates", email=user.email, role=user.role))
     if status not in _CANDIDATE_STEPS.get(cand.status, ()):
-        raise LaurelError(f"candidate {cand.id} is {cand.status}; it cannot become {status}")
+        raise LaurelError(msg("candidate %(id)s is %(status)s; it cannot become %(status2)s",
+                              id=cand.id, status=cand.status, status2=status))
     if not (reason or "").strip():
-        raise LaurelError(f"candidate {cand.id}, field reason: a reason is required")
+        raise LaurelError(msg("candidate %(id)s, field reason: a reason is required", id=cand.id))
     before = {"status": cand.status}
     cand.status, cand.reason = status, reason.strip()
     cand.updated_by, cand.updated_at = user.email, dt.datetime.now(dt.UTC)
     audit(session, status, "candidate", cand.id,
-          summary=f"{employee.code} {status} for {cand.program}: {reason}",
+          summary=msg("%(code)s %(status)s for %(program)s: %(reason)s", code=employee.code,
+                      status=status, program=cand.program, reason=reason),
           before=before, after={"status": status, "reason": cand.reason}, actor=user.email)
     session.flush()
     return cand

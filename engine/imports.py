@@ -24,17 +24,19 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from engine import assignments, periods
+from engine import assignments, bulk, periods
 from engine.cells import (
     MAX_TEXT,
     CellError,
     formula_problem,
+    metric_column,
     metric_value,
     quoted,
     text_problem,
 )
 from engine.db import audit
 from engine.errors import ImportFileError, PeriodError
+from engine.messages import msg
 from engine.models import (
     TEAM_STAGES,
     Employee,
@@ -63,10 +65,13 @@ class ImportReport:
     periods: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{self.file}: {self.rows} rows, {self.created} created, {self.updated} updated"
         if self.periods:
-            text += f"; periods {', '.join(self.periods)}"
-        return text
+            return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated; "
+                       "periods %(periods)s", file=self.file, rows=self.rows,
+                       created=self.created, updated=self.updated,
+                       periods=", ".join(self.periods))
+        return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated",
+                   file=self.file, rows=self.rows, created=self.created, updated=self.updated)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -126,7 +131,7 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportFileError(name, "is not UTF-8 text (save it as CSV UTF-8)") from None
+        raise ImportFileError(name, msg("is not UTF-8 text (save it as CSV UTF-8)")) from None
     # Cells are checked one by one only where the text has something to find: a control
     # character other than a line's end, or a quote (a quoted cell may hold a line break).
     suspect = _SUSPECT.search(text) is not None
@@ -140,8 +145,10 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
             # end is refused by the cell check, never dropped
             cells = [c.strip(" ") for c in raw]
             if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
-                raise ImportFileError(name, f"has {len(cells):,} cells; a file has at most "
-                                      f"{MAX_COLUMNS} columns", row=number)
+                raise ImportFileError(name, msg("has %(cells)s cells; a file has at most "
+                                                "%(max_columns)s columns",
+                                                cells=format(len(cells), ','),
+                                                max_columns=MAX_COLUMNS), row=number)
             if suspect or max(map(len, cells), default=0) > MAX_TEXT:
                 _check_cells(number, cells)
             start = reader.line_num
@@ -149,7 +156,8 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     except csv.Error as exc:
         limit = csv.field_size_limit()
         if "field limit" not in str(exc):
-            raise ImportFileError(name, f"cannot be read as CSV ({exc})", row=number + 1
+            raise ImportFileError(name, msg("cannot be read as CSV (%(exc)s)", exc=exc),
+                                  row=number + 1
                                   ) from None
         raise _BadCell(number + 1, _long_cell(text, start), f"the cell has more than "
                        f"{limit:,} characters; a cell holds at most {MAX_TEXT:,}") from None
@@ -192,10 +200,13 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except Exception as exc:  # zipfile too raises many kinds (NotImplementedError...)
-        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+        raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                        exc=_one_line(exc))) from None
     if unpacked > MAX_UNPACKED_BYTES:
-        raise ImportFileError(name, f"unpacks to {unpacked / 2**20:,.0f} MB; a workbook may "
-                              f"unpack to at most {MAX_UNPACKED_BYTES // 2**20:,} MB")
+        raise ImportFileError(name, msg("unpacks to %(value)s MB; a workbook may unpack to at "
+                                        "most %(value2)s MB",
+                                        value=format(unpacked / 2**20, ',.0f'),
+                                        value2=format(MAX_UNPACKED_BYTES // 2**20, ',')))
 
     class Parser(WorkSheetParser):
         def parse_cell(self, element: Any) -> dict[str, Any]:
@@ -219,11 +230,12 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+        raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                        exc=_one_line(exc))) from None
     try:
         if not book.worksheets:
-            raise ImportFileError(name, "has no worksheet: the first worksheet must hold the "
-                                  "table")
+            raise ImportFileError(name,
+                                  msg("has no worksheet: the first worksheet must hold the table"))
         sheet = book.worksheets[0]
         source = sheet._get_source()
     except ImportFileError:
@@ -231,7 +243,8 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
         raise
     except Exception as exc:
         book.close()
-        raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+        raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                        exc=_one_line(exc))) from None
     try:
         parser = Parser(source, sheet._shared_strings, data_only=True, epoch=book.epoch,
                         date_formats=book._date_formats,
@@ -243,7 +256,8 @@ def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
             except StopIteration:
                 break
             except Exception as exc:
-                raise ImportFileError(name, f"{unreadable} ({_one_line(exc)})") from None
+                raise ImportFileError(name, msg("%(unreadable)s (%(exc)s)", unreadable=unreadable,
+                                                exc=_one_line(exc))) from None
             row = _sheet_row(number, found)
             if row:
                 yield number, row
@@ -295,12 +309,15 @@ def _read_bytes(name: str, data: bytes | None, path: str | Path | None) -> bytes
                 data = fh.read(MAX_FILE_BYTES + 1)
                 size = max(len(data), os.fstat(fh.fileno()).st_size)
         except OSError as exc:
-            raise ImportFileError(name, f"cannot be read: {exc.strerror}") from None
+            raise ImportFileError(name, msg("cannot be read: %(strerror)s",
+                                            strerror=exc.strerror)) from None
     else:
         size = len(data)
     if size > MAX_FILE_BYTES:
-        raise ImportFileError(name, f"is {size / 2**20:,.1f} MB; a file may be at most "
-                              f"{MAX_FILE_BYTES // 2**20} MB (split it, by period for example)")
+        raise ImportFileError(name, msg("is %(value)s MB; a file may be at most %(value2)s MB "
+                                        "(split it, by period for example)",
+                                        value=format(size / 2**20, ',.1f'),
+                                        value2=MAX_FILE_BYTES // 2**20))
     return data
 
 
@@ -333,20 +350,22 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
         except _BadCell:
             more = True
         if not more:
-            raise ImportFileError(name, "is empty: a header row is needed")
-        raise ImportFileError(name, "the header row is empty", row=1)
+            raise ImportFileError(name, msg("is empty: a header row is needed"))
+        raise ImportFileError(name, msg("the header row is empty"), row=1)
     while header and header[-1] == "":
         header.pop()
     if len(header) > MAX_COLUMNS:
-        raise ImportFileError(name, f"has {len(header):,} columns; a file has at most "
-                              f"{MAX_COLUMNS}", row=1)
+        raise ImportFileError(name, msg("has %(header)s columns; a file has at most "
+                                        "%(max_columns)s", header=format(len(header), ','),
+                                        max_columns=MAX_COLUMNS), row=1)
     for index, title in enumerate(header):
         if title == "":
-            raise ImportFileError(name, "the column has no name: name it or delete it",
+            raise ImportFileError(name, msg("the column has no name: name it or delete it"),
                                   row=1, column=_letter(index))
     twice = [h for h, n in Counter(header).items() if n > 1]
     if twice:
-        raise ImportFileError(name, f"column {twice[0]!r} appears twice", row=1,
+        raise ImportFileError(name, msg("column %(twice)s appears twice", twice=repr(twice[0])),
+                              row=1,
                               column=twice[0])
     names[:] = header
     width = len(header)
@@ -359,11 +378,13 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
                     continue
                 count += 1
                 if count > MAX_ROWS:
-                    raise ImportFileError(name, f"has more than {MAX_ROWS:,} rows; split it "
-                                          "(by period, for example)", row=number)
+                    raise ImportFileError(name, msg("has more than %(max_rows)s rows; split it "
+                                                    "(by period, for example)",
+                                                    max_rows=format(MAX_ROWS, ',')), row=number)
                 if len(cells) > width and any(cells[width:]):
-                    raise ImportFileError(name, f"has {len(cells)} cells but the header has "
-                                          f"{width} columns", row=number)
+                    raise ImportFileError(name, msg("has %(cells)s cells but the header has "
+                                                    "%(width)s columns", cells=len(cells),
+                                                    width=width), row=number)
                 yield number, (cells + [""] * width)[:width]
         except _BadCell as bad:
             raise refuse(bad) from None
@@ -376,6 +397,20 @@ def _first_error(name: str, number: int, err: ValidationError) -> ImportFileErro
     column, reasons = next(iter(messages.items()))
     reason = reasons[0] if isinstance(reasons, list) else str(reasons)
     return ImportFileError(name, reason.rstrip("."), row=number, column=column)
+
+
+def table_rows(name: str, header: list[str], rows: Iterable[list[str]]
+               ) -> Iterator[tuple[int, list[str]]]:
+    """Rows of cells from another source than a file (the API's batches), numbered as a
+    file's are (row 2 is the first after the header) and checked as a file's cells are."""
+    for number, cells in enumerate(rows, start=2):
+        if number - 1 > MAX_ROWS:
+            raise ImportFileError(name, f"more than {MAX_ROWS:,} rows; split it", row=number)
+        for index, text in enumerate(cells):
+            problem = text_problem(text)
+            if problem:
+                raise ImportFileError(name, problem, row=number, column=header[index])
+        yield number, cells
 
 
 # --- employees ----------------------------------------------------------------------------
@@ -418,55 +453,115 @@ class EmployeeRowSchema(Schema):
     leave_date = _date_field()
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_FIRST_DAY, _LAST_DAY = dt.date(periods.FIRST_YEAR, 1, 1), dt.date(periods.LAST_YEAR, 12, 31)
+_EMAIL = validate.Email()
+
+
+def _plain_employee(raw: dict[str, str]) -> dict[str, Any] | None:
+    """The row EmployeeRowSchema loads from ``raw`` when every cell is plainly valid, else
+    None (the schema then reads the row and says what is wrong): the schema cost more than
+    the rest of a large import."""
+    code, person, team, level = (raw.get("code"), raw.get("name"), raw.get("team"),
+                                 raw.get("level"))
+    if not (code and person and team and level) or len(code) > 40 or len(person) > 200 \
+            or len(team) > 100 or formula_problem(code) \
+            or raw.get("effective_date") or raw.get("leave_date"):
+        return None  # dated rows go through the schema
+    email, region = raw.get("email", ""), raw.get("region", "")
+    manager, stage, hired = (raw.get("manager_code", ""), raw.get("team_stage", ""),
+                             raw.get("hire_date"))
+    if len(email) > 200 or len(region) > 100 or len(manager) > 40 \
+            or (manager and formula_problem(manager)) or (stage and stage not in TEAM_STAGES):
+        return None
+    if email:
+        try:
+            _EMAIL(email)
+        except ValidationError:
+            return None
+    if hired is not None:
+        if not _ISO_DATE.fullmatch(hired):
+            return None
+        try:
+            hired = dt.date.fromisoformat(hired)
+        except ValueError:
+            return None
+        if not _FIRST_DAY <= hired <= _LAST_DAY:
+            return None
+    return {"code": code, "name": person, "email": email, "team": team, "region": region,
+            "level": level, "manager_code": manager, "hire_date": hired, "team_stage": stage,
+            "effective_date": None, "leave_date": None}
+
+
 def import_employees(session: Session, name: str, data: bytes | None = None,
                      path: str | Path | None = None) -> ImportReport:
     """Create or update employees and their teams from a file; all rows or none."""
     header, body = read_table(name, data, path)
+    return import_employee_table(session, name, header, body)
+
+
+def import_employee_table(session: Session, name: str, header: list[str],
+                          body: Iterable[tuple[int, list[str]]]) -> ImportReport:
+    """Create or update employees and their teams given as a table (a header, then numbered
+    rows of cells as text): what import_employees does with a file's table, with the same
+    checks, and what the API's batches of employees go through."""
     unknown = [h for h in header if h not in EMPLOYEE_COLUMNS]
     if unknown:
         raise ImportFileError(name, f"unknown column {unknown[0]!r}; the columns are "
                               + ",".join(EMPLOYEE_COLUMNS), row=1, column=unknown[0])
     missing = [c for c in EMPLOYEE_REQUIRED if c not in header]
     if missing:
-        raise ImportFileError(name, f"required column {missing[0]!r} is missing", row=1,
+        raise ImportFileError(name, msg("required column %(missing)s is missing",
+                                        missing=repr(missing[0])), row=1,
                               column=missing[0])
     levels = {lv.code: lv for lv in session.scalars(select(Level))}
-    existing = {e.code: e for e in session.scalars(select(Employee))}
+    existing = set(session.scalars(select(Employee.code)))
     schema = EmployeeRowSchema()
     rows: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     for number, cells in body:
         raw = {h: c for h, c in zip(header, cells, strict=True) if c != ""}
-        try:
-            row = schema.load(raw)
-        except ValidationError as err:
-            raise _first_error(name, number, err) from None
+        row = _plain_employee(raw)
+        if row is None:
+            try:
+                row = schema.load(raw)
+            except ValidationError as err:
+                raise _first_error(name, number, err) from None
         if row["code"] in seen:
-            raise ImportFileError(name, f"employee {row['code']} appears twice (rows "
-                                  f"{seen[row['code']]} and {number})", row=number, column="code")
+            raise ImportFileError(name, msg("employee %(row)s appears twice (rows %(seen)s and "
+                                            "%(number)s)", row=row['code'],
+                                            seen=seen[row['code']], number=number),
+                                  row=number, column="code")
         seen[row["code"]] = number
         if row["leave_date"] and row["effective_date"] \
                 and row["leave_date"] < row["effective_date"]:
-            raise ImportFileError(name, f"employee {row['code']} leaves on {row['leave_date']}, "
-                                  f"before the effective date {row['effective_date']}",
+            raise ImportFileError(name, msg("employee %(code)s leaves on %(leave)s, before the "
+                                            "effective date %(effective)s", code=row["code"],
+                                            leave=row["leave_date"],
+                                            effective=row["effective_date"]),
                                   row=number, column="leave_date")
         if row["level"] not in levels:
-            raise ImportFileError(name, f"unknown level {row['level']!r}; the levels are "
-                                  + ", ".join(sorted(levels)), row=number, column="level")
+            raise ImportFileError(name, msg("unknown level %(level)s; the levels are "
+                                            "%(levels)s", level=repr(row["level"]),
+                                            levels=", ".join(sorted(levels))),
+                                  row=number, column="level")
         rows.append((number, row))
     codes = set(seen)
     for number, row in rows:
         mc = row["manager_code"]
         if mc and mc not in codes and mc not in existing:
-            raise ImportFileError(name, f"manager {mc} does not exist", row=number,
+            raise ImportFileError(name, msg("manager %(mc)s does not exist", mc=mc), row=number,
                                   column="manager_code")
         if mc == row["code"]:
-            raise ImportFileError(name, "an employee cannot be their own manager", row=number,
+            raise ImportFileError(name, msg("an employee cannot be their own manager"), row=number,
                                   column="manager_code")
     if not rows:
-        raise ImportFileError(name, "has no data rows")
+        raise ImportFileError(name, msg("has no data rows"))
 
     report = ImportReport("employees", name, rows=len(rows))
+    # Flushed first: what follows writes around the ORM, and the import's own audit entry
+    # names the counts, not one entry an employee (a 100,000-row file wrote 100,000).
+    session.flush()
     teams = {t.name: t for t in session.scalars(select(Team))}
     for _, row in rows:
         team = teams.get(row["team"])
@@ -481,56 +576,137 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
             if row["team_stage"] and team.stage != row["team_stage"]:
                 team.stage = row["team_stage"]
     session.flush()
-    by_code = dict(existing)
-    before = {e.code: {"team_id": e.team_id, "level_id": e.level_id,
-                       "manager_id": e.manager_id}
-              for e in (existing[c] for c in codes if c in existing)}
+    table = Employee.__table__
+    fields_ = ("name", "email", "team_id", "level_id", "hire_date")
+    current = {code: (eid, values, manager) for eid, code, manager, *values in session.execute(
+        select(Employee.id, Employee.code, Employee.manager_id,
+               *(table.c[f] for f in fields_)))}
+    inserts, updates = [], []
     for _, row in rows:
-        emp = by_code.get(row["code"])
-        values = {"name": row["name"], "email": row["email"], "team_id": teams[row["team"]].id,
-                  "level_id": levels[row["level"]].id, "hire_date": row["hire_date"]}
-        if emp is None:
-            emp = Employee(code=row["code"], **values)
-            session.add(emp)
-            by_code[emp.code] = emp
-            report.created += 1
-        else:
-            changed = False
-            for k, v in values.items():
-                if getattr(emp, k) != v:
-                    setattr(emp, k, v)
-                    changed = True
-            report.updated += changed
-    session.flush()
+        values = (row["name"], row["email"], teams[row["team"]].id,
+                  levels[row["level"]].id, row["hire_date"])
+        old = current.get(row["code"])
+        if old is None:
+            inserts.append((row["code"], *values))
+        elif tuple(old[1]) != values:
+            updates.append((*values, old[0]))
+    bulk.insert_rows(session, table, ("code", *fields_), inserts)
+    bulk.update_rows(session, table, fields_, updates)
+    report.created = len(inserts)
+    ids = dict(session.execute(select(Employee.code, Employee.id)).all())
+    managers = {eid: manager for eid, _, manager in current.values()}
+    managers_before = dict(managers)
+    moved = []
     for _, row in rows:
-        emp = by_code[row["code"]]
-        manager_id = by_code[row["manager_code"]].id if row["manager_code"] else None
-        if emp.manager_id != manager_id:
-            emp.manager_id = manager_id
-    assignments.record(session, [r for _, r in rows], by_code, before,
-                       "leave_date" in header)
+        eid = ids[row["code"]]
+        manager_id = ids[row["manager_code"]] if row["manager_code"] else None
+        if managers.get(eid) != manager_id:
+            moved.append((manager_id, eid))
+            managers[eid] = manager_id
+    bulk.update_rows(session, table, ("manager_id",), moved)
+    existing_ids = {eid for eid, _, _ in current.values()}
+    report.updated = len({eid for *_, eid in updates}
+                         | {eid for _, eid in moved if eid in existing_ids})
     # A team's manager: the manager most of its members report to, where that manager is in
     # the team; else the member who reports to nobody in the team.
-    by_team: dict[int, list[Employee]] = {}
-    for e in by_code.values():
-        by_team.setdefault(e.team_id, []).append(e)
+    by_team: dict[int, list[int]] = {}
+    for team_id, eid in session.execute(select(Employee.team_id, Employee.id)):
+        by_team.setdefault(team_id, []).append(eid)
     for team_name in {r["team"] for _, r in rows}:
         team = teams[team_name]
         members = by_team.get(team.id, [])
-        member_ids = {e.id for e in members}
-        votes = Counter(e.manager_id for e in members if e.manager_id in member_ids)
+        member_ids = set(members)
+        votes = Counter(managers.get(e) for e in members if managers.get(e) in member_ids)
         manager_id = votes.most_common(1)[0][0] if votes else None
         if manager_id is None:
-            heads = [e for e in members if e.manager_id not in member_ids]
-            manager_id = heads[0].id if len(heads) == 1 else None
+            heads = [e for e in members if managers.get(e) not in member_ids]
+            manager_id = heads[0] if len(heads) == 1 else None
         if manager_id is not None and team.manager_id != manager_id:
             team.manager_id = manager_id
-    session.flush()
-    audit(session, "import", "employee", summary=report.summary(),
+    # The session's own copies of the employees are read again from the database.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Employee):
+            session.expire(obj)
+    if "effective_date" in header or "leave_date" in header or assignments.any_dated(session):
+        # dated employees (engine.assignments): each stands as their assignment in force
+        # says, with the leave date the file gives
+        imported = bulk.ids_in(session, "import_employee_ids", (ids[c] for c in codes))
+        by_code = {e.code: e for e in session.scalars(
+            select(Employee).where(Employee.id.in_(imported)))}
+        was = {code: {"team_id": values[2], "level_id": values[3], "manager_id": manager}
+               for code, (_, values, manager) in current.items() if code in codes}
+        assignments.record(session, [r for _, r in rows], by_code, was, "leave_date" in header)
+    before, after = _employee_changes(rows, current, managers_before, teams, levels, ids)
+    audit(session, "import", "employee", summary=report.summary(), before=before or None,
           after={"file": name, "rows": report.rows, "created": report.created,
-                 "updated": report.updated})
+                 "updated": report.updated, "employees": after})
     session.flush()
     return report
+
+
+TEAM_FIELDS = ("region", "stage")
+
+
+def upsert_team(session: Session, name: str, region: str | None = None,
+                stage: str | None = None) -> tuple[Team, bool]:
+    """Create the team of this name or change its region and stage; True when created.
+
+    The same limits as a file's team columns (team, region, team_stage); a value left None
+    keeps what the team has.
+    """
+    for field_name, value, most in (("name", name, 100), ("region", region, 100)):
+        if value is not None and len(value) > most:
+            raise ImportFileError("team", f"at most {most} characters", column=field_name)
+        if value is not None and text_problem(value):
+            raise ImportFileError("team", text_problem(value) or "", column=field_name)
+    if not name.strip():
+        raise ImportFileError("team", "a name is needed", column="name")
+    if stage is not None and stage not in TEAM_STAGES:
+        raise ImportFileError("team", "must be one of startup, growth, mature", column="stage")
+    team = session.scalar(select(Team).where(Team.name == name))
+    created = team is None
+    if team is None:
+        team = Team(name=name, region=region or "", stage=stage)
+        session.add(team)
+    else:
+        if region is not None:
+            team.region = region
+        if stage is not None:
+            team.stage = stage
+    session.flush()
+    return team, created
+
+
+def _employee_changes(rows: list[tuple[int, dict[str, Any]]],
+                      current: dict[str, tuple[int, Any, int | None]],
+                      managers: dict[int, int | None], teams: dict[str, Team],
+                      levels: dict[str, Level], ids: dict[str, int]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the import's audit entry keeps of each employee it created or changed: the
+    values before (by code, the fields that changed) and after (every field of a new
+    employee), as people read them (team, level and manager by name or code)."""
+    team_of = {t.id: t.name for t in teams.values()}
+    level_of = {lv.id: lv.code for lv in levels.values()}
+    code_of = {eid: code for code, eid in ids.items()}
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for _, row in rows:
+        new = {"name": row["name"], "email": row["email"], "team": row["team"],
+               "level": row["level"], "hire_date": row["hire_date"] and
+               row["hire_date"].isoformat(), "manager": row["manager_code"] or None}
+        old = current.get(row["code"])
+        if old is None:
+            after[row["code"]] = new
+            continue
+        eid, (person, email, team_id, level_id, hired) = old[0], old[1]
+        was = {"name": person, "email": email, "team": team_of.get(team_id),
+               "level": level_of.get(level_id), "hire_date": hired and hired.isoformat(),
+               "manager": code_of.get(managers.get(eid))}
+        changed = [k for k in new if new[k] != was[k]]
+        if changed:
+            before[row["code"]] = {k: was[k] for k in changed}
+            after[row["code"]] = {k: new[k] for k in changed}
+    return before, after
 
 
 # --- results ------------------------------------------------------------------------------
@@ -552,6 +728,47 @@ def _locked_between(session: Session, codes: set[str]) -> dict[str, str]:
     return out
 
 
+def locked_period_of(session: Session, code: str) -> str | None:
+    """The locked period that keeps this period's results from changing (itself, or the
+    quarter or year holding it), or None."""
+    return _locked_between(session, {code}).get(code)
+
+
+def result_snapshot(result: Result) -> dict[str, Any]:
+    """A result as the audit log keeps it: codes and the value as text."""
+    return {"employee": result.employee.code if result.employee else None,
+            "period": result.period.code if result.period else None,
+            "metric": result.metric.key if result.metric else None,
+            "value": str(result.value) if result.value is not None else None}
+
+
+def _result_summary(result: Result) -> str:
+    return f"{result.employee.code} {result.period.code} {result.metric.key}"
+
+
+def result_edited(session: Session, result: Result, created: bool,
+                  before: dict[str, Any] | None, old_period: str | None) -> None:
+    """Record a result made or changed by hand (the back office's form), in the caller's
+    transaction: its row of results, an audit entry, and runs that read the old value
+    stale. Results are not audited row by row by the session; a hand edit is, here.
+    The caller has refused a locked period (locked_period_of)."""
+    session.flush()
+    record_rows(session, {(result.employee_id, result.period_id)})
+    after = result_snapshot(result)
+    audit(session, "create" if created else "update", "result", result.id,
+          summary=_result_summary(result), before=before, after=after)
+    if before != after:
+        periods.results_changed(session, {result.period.code}
+                                | ({old_period} if old_period else set()), "edit")
+
+
+def result_deleted(session: Session, result: Result) -> None:
+    """Record a result deleted by hand: an audit entry, and runs that read it stale."""
+    audit(session, "delete", "result", result.id, summary=_result_summary(result),
+          before=result_snapshot(result))
+    periods.results_changed(session, {result.period.code}, "edit")
+
+
 def import_results(session: Session, name: str, data: bytes | None = None,
                    path: str | Path | None = None) -> ImportReport:
     """Load period results from a file; all rows or none (CONTRACT.md, Files)."""
@@ -566,7 +783,8 @@ def import_result_table(session: Session, name: str, header: list[str],
     sources of results (a review cycle's scores) go through."""
     for col in ("period", "employee_code"):
         if col not in header:
-            raise ImportFileError(name, f"required column {col!r} is missing", row=1, column=col)
+            raise ImportFileError(name, msg("required column %(col)s is missing", col=repr(col)),
+                                  row=1, column=col)
     metrics = {m.key: m for m in session.scalars(select(Metric))}
     metric_cols: list[tuple[int, Metric]] = []
     for idx, col in enumerate(header):
@@ -574,66 +792,87 @@ def import_result_table(session: Session, name: str, header: list[str],
             continue
         metric = metrics.get(col)
         if metric is None:
-            raise ImportFileError(name, f"unknown metric column {col!r}", row=1, column=col)
+            raise ImportFileError(name, msg("unknown metric column %(col)s", col=repr(col)),
+                                  row=1, column=col)
         if metric.formula:
-            raise ImportFileError(name, f"{col} is a derived metric ({metric.formula}) and "
-                                  "cannot be imported", row=1, column=col)
+            raise ImportFileError(name, msg("%(col)s is a derived metric (%(formula)s) and "
+                                            "cannot be imported", col=col,
+                                            formula=metric.formula), row=1, column=col)
         metric_cols.append((idx, metric))
     p_idx, e_idx = header.index("period"), header.index("employee_code")
     # Plain tuples: ORM attribute access per cell was a tenth of the import's time.
     columns = [(idx, m.key, m.id, m.type, m.min_value, m.max_value) for idx, m in metric_cols]
     employees = dict(session.execute(select(Employee.code, Employee.id)).all())
 
-    parsed: list[tuple[str, int, list[tuple[int, Decimal]]]] = []
+    rows: list[tuple[str, int]] = []  # period code, employee id
+    numbered: list[tuple[int, list[str]]] = []
     seen: dict[tuple[str, str], int] = {}
     valid_codes: set[str] = set()
+
+    def refuse(error: ImportFileError) -> ImportFileError:
+        # a value refused in an earlier row is the file's first error
+        _check_values(name, numbered, columns)
+        return error
+
     for number, cells in body:
         code = cells[p_idx]
         if not code:
-            raise ImportFileError(name, "period is empty", row=number, column="period")
+            raise refuse(ImportFileError(name, msg("period is empty"), row=number,
+                                         column="period"))
         if code not in valid_codes:
             try:
                 periods.parse(code)
             except PeriodError:
-                raise ImportFileError(name, f"malformed period code {quoted(code)} (use "
-                                      "YYYY-MM, YYYY-Qn or YYYY, a year from "
-                                      f"{periods.FIRST_YEAR} to {periods.LAST_YEAR})",
-                                      row=number, column="period") from None
+                raise refuse(ImportFileError(
+                    name, msg("malformed period code %(code)s (use YYYY-MM, YYYY-Qn or "
+                              "YYYY, a year from %(first_year)s to %(last_year)s)",
+                              code=quoted(code), first_year=periods.FIRST_YEAR,
+                              last_year=periods.LAST_YEAR),
+                    row=number, column="period")) from None
             valid_codes.add(code)
         emp_code = cells[e_idx]
         emp_id = employees.get(emp_code)
         if emp_id is None:
-            raise ImportFileError(name, f"unknown employee {emp_code!r}", row=number,
-                                  column="employee_code")
+            raise refuse(ImportFileError(name, msg("unknown employee %(emp_code)s",
+                                                   emp_code=repr(emp_code)), row=number,
+                                         column="employee_code"))
         if (emp_code, code) in seen:
-            raise ImportFileError(name, f"employee {emp_code} and period {code} appear twice "
-                                  f"(rows {seen[(emp_code, code)]} and {number})", row=number,
-                                  column="employee_code")
+            raise refuse(ImportFileError(
+                name, msg("employee %(emp_code)s and period %(code)s appear twice (rows "
+                          "%(seen)s and %(number)s)", emp_code=emp_code, code=code,
+                          seen=seen[(emp_code, code)], number=number),
+                row=number, column="employee_code"))
         seen[(emp_code, code)] = number
-        values = []
-        for idx, key, metric_id, mtype, low, high in columns:
-            text = cells[idx]
-            if text == "":
-                continue
-            try:
-                value = metric_value(text, mtype, low, high)
-            except CellError as err:
-                raise ImportFileError(name, err.reason, row=number, column=key) from None
-            values.append((metric_id, value))
-        parsed.append((code, emp_id, values))
-    if not parsed:
-        raise ImportFileError(name, "has no data rows")
+        rows.append((code, emp_id))
+        numbered.append((number, cells))
+    if not rows:
+        raise ImportFileError(name, msg("has no data rows"))
+    # Column by column; where a column is not all plain numbers in range, cell by cell:
+    # the first refused cell, by row then column, is the error, else each cell's value.
+    values_by_column = []
+    checked = False
+    for idx, _key, _metric_id, mtype, low, high in columns:
+        texts = [cells[idx] for _, cells in numbered]
+        values = metric_column(texts, mtype, low, high)
+        if values is None:
+            if not checked:
+                _check_values(name, numbered, columns)
+                checked = True
+            values = [metric_value(t, mtype, low, high) if t else None for t in texts]
+        values_by_column.append(values)
+    numbered.clear()  # the cells are read
 
-    codes = {code for code, _, _ in parsed}
+    codes = {code for code, _ in rows}
     locked = _locked_between(session, codes)
     if locked:
         code = sorted(locked)[0]
         number = next(seen[k] for k in seen if k[1] == code)
         why = "is locked" if locked[code] == code else f"is in {locked[code]}, which is locked"
-        raise ImportFileError(name, f"period {code} {why}: its results cannot change",
+        raise ImportFileError(name, msg("period %(code)s %(why)s: its results cannot change",
+                                        code=code, why=why),
                               row=number, column="period")
 
-    report = ImportReport("results", name, rows=len(parsed))
+    report = ImportReport("results", name, rows=len(rows))
     period_ids: dict[str, int] = {}
     for code in sorted(codes):
         for c in [code, *periods.parents(code)]:
@@ -649,9 +888,13 @@ def import_result_table(session: Session, name: str, header: list[str],
     inserts: list[tuple[int, int, int, Decimal]] = []
     updates: list[tuple[Decimal, int]] = []
     changed: set[str] = set()  # periods whose results this file changes
-    for code, emp_id, values in parsed:
+    metric_ids = [metric_id for _idx, _key, metric_id, *_ in columns]
+    for i, (code, emp_id) in enumerate(rows):
         pid = period_ids[code]
-        for metric_id, value in values:
+        for metric_id, values in zip(metric_ids, values_by_column, strict=True):
+            value = values[i]
+            if value is None:
+                continue
             old = existing.get((emp_id, pid, metric_id))
             if old is None:
                 inserts.append((emp_id, pid, metric_id, value))
@@ -660,7 +903,7 @@ def import_result_table(session: Session, name: str, header: list[str],
                 updates.append((value, old[0]))
                 changed.add(code)
     _write_results(session, inserts, updates)
-    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id, _ in parsed})
+    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id in rows})
     changed |= {c for c in codes if period_ids[c] in new_rows}
     # Runs that read these periods, or the quarters and years containing them, are stale.
     periods.results_changed(session, changed, "import")
@@ -670,6 +913,21 @@ def import_result_table(session: Session, name: str, header: list[str],
                  "values_updated": report.updated, "periods": report.periods})
     session.flush()
     return report
+
+
+def _check_values(name: str, numbered: list[tuple[int, list[str]]],
+                  columns: list[tuple[int, str, int, str, Any, Any]]) -> None:
+    """Read every metric cell of the rows as metric_value does; raise the first refusal
+    (by row, then column) naming the file, row and column."""
+    for number, cells in numbered:
+        for idx, key, _metric_id, mtype, low, high in columns:
+            text = cells[idx]
+            if text == "":
+                continue
+            try:
+                metric_value(text, mtype, low, high)
+            except CellError as err:
+                raise ImportFileError(name, err.reason, row=number, column=key) from None
 
 
 def record_rows(session: Session, rows: set[tuple[int, int]]) -> set[int]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from engine import portal
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     OPEN_INQUIRY_STATUSES,
     Adjustment,
@@ -44,12 +45,14 @@ def _messages(session: Session, inquiry: Inquiry, author: str, text: str,
               attachments: Iterable[Attachment], what: str) -> list[InquiryMessage]:
     files = [a for a in attachments if a[2]]
     if len(files) > MAX_ATTACHMENTS:
-        raise LaurelError(f"{what}, field file: at most {MAX_ATTACHMENTS} files at once")
+        raise LaurelError(msg("%(what)s, field file: at most %(max_attachments)s files at once",
+                              what=what, max_attachments=MAX_ATTACHMENTS))
     for name, _type, content in files:
         if not name:
-            raise LaurelError(f"{what}, field file: the file has no name")
+            raise LaurelError(msg("%(what)s, field file: the file has no name", what=what))
         if len(content) > MAX_ATTACHMENT:
-            raise LaurelError(f"{what}, field file: {name} is larger than 10 MB")
+            raise LaurelError(msg("%(what)s, field file: %(name)s is larger than 10 MB",
+                                  what=what, name=name))
     text = (text or "").strip()
     out = [InquiryMessage(inquiry=inquiry, author=author, text=text)] if text else []
     out += [InquiryMessage(inquiry=inquiry, author=author, text="", filename=name[:200],
@@ -65,17 +68,19 @@ def ask(session: Session, actor: str | None, run_id: int, text: str,
     """A salesperson asks about a line of one of their statements."""
     employee, run = portal.own_run(session, actor, run_id)
     if not (text or "").strip():
-        raise LaurelError("inquiry, field text: write your question")
+        raise LaurelError(msg("inquiry, field text: write your question"))
     rule_key = ""
     if outcome_id is not None:
         outcome = session.get(Outcome, outcome_id)
         if outcome is None or outcome.run_id != run.id or outcome.employee_id != employee.id:
-            raise NotFound(f"line {outcome_id} is not on this statement")
+            raise NotFound(msg("line %(outcome_id)s is not on this statement",
+                               outcome_id=outcome_id))
         rule_key = outcome.rule_key
     if adjustment_id is not None:
         adj = session.get(Adjustment, adjustment_id)
         if adj is None or adj.run_id != run.id or adj.employee_id != employee.id:
-            raise NotFound(f"line {adjustment_id} is not on this statement")
+            raise NotFound(msg("line %(adjustment_id)s is not on this statement",
+                               adjustment_id=adjustment_id))
         rule_key = "adjustment"
     email = get_user(session, actor).email  # type: ignore[arg-type]
     inquiry = Inquiry(run_id=run.id, period_id=run.period_id, employee_id=employee.id,
@@ -85,8 +90,11 @@ def ask(session: Session, actor: str | None, run_id: int, text: str,
     session.flush()
     _messages(session, inquiry, email, text, attachments, "inquiry")
     audit(session, "ask", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id}: {employee.code} asks about "
-                  f"{rule_key or 'the statement'} of run {run.id} ({run.period.code})",
+          summary=msg("inquiry %(id)s: %(code)s asks about %(key)s of run %(run)s (%(period)s)",
+                      id=inquiry.id, code=employee.code, key=rule_key, run=run.id,
+                      period=run.period.code) if rule_key else
+          msg("inquiry %(id)s: %(code)s asks about the statement of run %(run)s (%(period)s)",
+              id=inquiry.id, code=employee.code, run=run.id, period=run.period.code),
           after={"run": run.id, "rule_key": rule_key, "text": text.strip()}, actor=email)
     session.flush()
     return inquiry
@@ -96,14 +104,14 @@ def get(session: Session, inquiry_id: int, actor: str | None) -> Inquiry:
     """The inquiry, for its salesperson or an analyst (or an auditor); NotFound otherwise."""
     inquiry = session.get(Inquiry, inquiry_id)
     if inquiry is None or not actor or actor == "system":
-        raise NotFound(f"inquiry {inquiry_id} does not exist")
+        raise NotFound(msg("inquiry %(inquiry_id)s does not exist", inquiry_id=inquiry_id))
     user = get_user(session, actor)
     if user.role == "sales_rep":
         if user.employee_id != inquiry.employee_id:
-            raise NotFound(f"inquiry {inquiry_id} does not exist")
+            raise NotFound(msg("inquiry %(inquiry_id)s does not exist", inquiry_id=inquiry_id))
     elif user.role not in READERS:
-        raise PermissionDenied(f"user {user.email} is a {user.role}; inquiries are read by "
-                               "analysts and HR")
+        raise PermissionDenied(msg("user %(email)s is a %(role)s; inquiries are read by "
+                                   "analysts and HR", email=user.email, role=user.role))
     return inquiry
 
 
@@ -113,8 +121,8 @@ def _analyst(session: Session, actor: str | None, what: str) -> User:
 
 def _open(inquiry: Inquiry) -> None:
     if inquiry.status not in OPEN_INQUIRY_STATUSES:
-        raise LaurelError(f"inquiry {inquiry.id} is {inquiry.status}: it takes no more "
-                          "changes")
+        raise LaurelError(msg("inquiry %(id)s is %(status)s: it takes no more changes",
+                              id=inquiry.id, status=inquiry.status))
 
 
 def add_message(session: Session, inquiry_id: int, actor: str | None, text: str,
@@ -123,15 +131,17 @@ def add_message(session: Session, inquiry_id: int, actor: str | None, text: str,
     inquiry = get(session, inquiry_id, actor)
     user = get_user(session, actor)  # type: ignore[arg-type]
     if user.role not in (*ANALYSTS, "sales_rep"):
-        raise PermissionDenied(f"user {user.email} is a {user.role}: only the salesperson "
-                               "and the analysts write on an inquiry")
+        raise PermissionDenied(msg("user %(email)s is a %(role)s: only the salesperson and the "
+                                   "analysts write on an inquiry", email=user.email,
+                                   role=user.role))
     _open(inquiry)
     files = list(attachments)
     if not (text or "").strip() and not any(c for _n, _t, c in files):
-        raise LaurelError("inquiry message, field text: write a message or attach a file")
+        raise LaurelError(msg("inquiry message, field text: write a message or attach a file"))
     out = _messages(session, inquiry, user.email, text, files, "inquiry message")
     audit(session, "reply", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id}: message from {user.email}",
+          summary=msg("inquiry %(id)s: message from %(email)s", id=inquiry.id,
+                      email=user.email),
           after={"text": (text or "").strip(),
                  "files": [m.filename for m in out if m.filename]}, actor=user.email)
     session.flush()
@@ -144,11 +154,12 @@ def assign(session: Session, inquiry_ids: Iterable[int], assignee: str, actor: s
     user = _analyst(session, actor, "assign inquiries")
     ids = list(inquiry_ids)
     if not ids:
-        raise LaurelError("inquiries, field inquiries: choose at least one inquiry")
+        raise LaurelError(msg("inquiries, field inquiries: choose at least one inquiry"))
     target = get_user(session, assignee)
     if target.role not in ANALYSTS:
-        raise LaurelError(f"inquiries, field assignee: {target.email} is a {target.role}; "
-                          "inquiries go to a comp_analyst or an hr_admin")
+        raise LaurelError(msg("inquiries, field assignee: %(email)s is a %(role)s; inquiries go "
+                              "to a comp_analyst or an hr_admin", email=target.email,
+                              role=target.role))
     out = []
     for inquiry_id in ids:
         inquiry = get(session, inquiry_id, actor)
@@ -156,7 +167,8 @@ def assign(session: Session, inquiry_ids: Iterable[int], assignee: str, actor: s
         before = {"status": inquiry.status, "assignee": inquiry.assignee}
         inquiry.status, inquiry.assignee = "in_review", target.email
         audit(session, "assign", "inquiry", inquiry.id,
-              summary=f"inquiry {inquiry.id} assigned to {target.email}", before=before,
+              summary=msg("inquiry %(id)s assigned to %(email)s", id=inquiry.id,
+                          email=target.email), before=before,
               after={"status": "in_review", "assignee": target.email}, actor=user.email)
         out.append(inquiry)
     session.flush()
@@ -177,8 +189,8 @@ def resolve(session: Session, inquiry_id: int, actor: str | None, answer: str,
     inquiry = get(session, inquiry_id, actor)
     _open(inquiry)
     if not (answer or "").strip():
-        raise LaurelError(f"inquiry {inquiry.id}, field answer: write the answer the "
-                          "salesperson reads")
+        raise LaurelError(msg("inquiry %(id)s, field answer: write the answer the salesperson "
+                              "reads", id=inquiry.id))
     before = {"status": inquiry.status}
     adjustment = None
     if (amount or "").strip():
@@ -187,9 +199,9 @@ def resolve(session: Session, inquiry_id: int, actor: str | None, answer: str,
             .order_by(Run.id.desc()).limit(1))
         if run is None:
             raise LaurelError(
-                f"inquiry {inquiry.id}, field amount: period {inquiry.period.code} has no "
-                "run that takes adjustments (it is locked: HR reopens it and a new run is "
-                "started first)")
+                msg("inquiry %(id)s, field amount: period %(code)s has no run that takes "
+                    "adjustments (it is locked: HR reopens it and a new run is started first)",
+                    id=inquiry.id, code=inquiry.period.code))
         employee = session.get(Employee, inquiry.employee_id)
         adjustment = lifecycle.add_adjustment(
             session, run.id, employee.code, amount,  # type: ignore[arg-type, union-attr]
@@ -202,9 +214,10 @@ def resolve(session: Session, inquiry_id: int, actor: str | None, answer: str,
         after.update(adjustment=adjustment.id, run=adjustment.run_id,
                      amount=f"{adjustment.amount:.2f}")
     audit(session, "resolve", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id} resolved" + (
-              f" with an adjustment of {adjustment.currency} {adjustment.amount:.2f} in run "
-              f"{adjustment.run_id}" if adjustment else " without an adjustment"),
+          summary=msg("inquiry %(id)s resolved with an adjustment of %(currency)s %(amount)s in "
+                      "run %(run)s", id=inquiry.id, currency=adjustment.currency,
+                      amount=f"{adjustment.amount:.2f}", run=adjustment.run_id)
+          if adjustment else msg("inquiry %(id)s resolved without an adjustment", id=inquiry.id),
           before=before, after=after, actor=user.email)
     session.flush()
     return inquiry
@@ -216,12 +229,14 @@ def reject(session: Session, inquiry_id: int, actor: str | None, reason: str) ->
     inquiry = get(session, inquiry_id, actor)
     _open(inquiry)
     if not (reason or "").strip():
-        raise LaurelError(f"inquiry {inquiry.id}, field reason: a written reason is required")
+        raise LaurelError(msg("inquiry %(id)s, field reason: a written reason is required",
+                              id=inquiry.id))
     before = {"status": inquiry.status}
     inquiry.status, inquiry.answer = "rejected", reason.strip()
     inquiry.answered_by, inquiry.answered_at = user.email, dt.datetime.now(dt.UTC)
     audit(session, "reject", "inquiry", inquiry.id,
-          summary=f"inquiry {inquiry.id} rejected: {inquiry.answer}", before=before,
+          summary=msg("inquiry %(id)s rejected: %(answer)s", id=inquiry.id,
+                      answer=inquiry.answer), before=before,
           after={"status": "rejected", "answer": inquiry.answer}, actor=user.email)
     session.flush()
     return inquiry

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from engine.errors import LaurelError, RunFailed
+from engine.messages import message_of
 
 T = TypeVar("T")
 TIMEOUT = 600.0  # seconds one call may take
@@ -98,7 +99,9 @@ def _child(url: str, actor: str, env: dict[str, str], fn: Callable[..., Any],
     try:
         return "ok", fn(session, *args)
     except LaurelError as exc:
-        return "error", (type(exc), str(exc))
+        # its message as a message (engine.messages): the caller says it in its reader's
+        # language
+        return "error", (type(exc), message_of(exc))
     finally:
         session.rollback()
         session.close()

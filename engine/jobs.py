@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import chunks, forks, periods
 from engine.db import begin_writing, make_sessionmaker
 from engine.errors import LaurelError, NotFound, RunError, RunFailed, RunInProgress
+from engine.messages import msg
 from engine.models import Run, RunChunk, RunJob
 
 ACTIVE = ("queued", "running")
@@ -47,7 +48,8 @@ def start(session: Session, period_code: str, actor: str) -> RunJob:
     period = periods.require(session, period_code)
     period = periods.serialise(session, period.id)
     if period.status == "locked":
-        raise RunError(f"period {period_code} is locked: no new run starts")
+        raise RunError(msg("period %(period_code)s is locked: no new run starts",
+                           period_code=period_code))
     for active in session.scalars(select(RunJob).where(RunJob.period_code == period.code,
                                                        RunJob.status.in_(ACTIVE))):
         if not _given_up(session, active):
@@ -69,7 +71,7 @@ def dispatch(job_id: int) -> None:
 def get(session: Session, job_id: int) -> RunJob:
     job = session.get(RunJob, job_id)
     if job is None:
-        raise NotFound(f"run job {job_id} does not exist")
+        raise NotFound(msg("run job %(job_id)s does not exist", job_id=job_id))
     return job
 
 
@@ -275,7 +277,8 @@ def cancel(session: Session, job_id: int, actor: str) -> RunJob:
     over and do nothing."""
     job = get(session, job_id)
     if job.status not in ACTIVE:
-        raise LaurelError(f"run job {job_id} is {job.status}: there is nothing to cancel")
+        raise LaurelError(msg("run job %(job_id)s is %(status)s: there is nothing to cancel",
+                              job_id=job_id, status=job.status))
     reason = f"cancelled by {actor}"
     if job.run_id:
         chunks.fail(session, job.run_id, reason, status="cancelled")

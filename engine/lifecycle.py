@@ -10,9 +10,10 @@ results changed after it read them) is refused.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
+import heapq
+import itertools
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -20,10 +21,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import clawbacks, followup, periods, wording
-from engine.cells import CellError, csv_row, typed_amount
+from engine import bulk, clawbacks, followup, periods, runs, statements, wording
+from engine.cells import CellError, csv_text, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     LIVE_RUN,
     OPEN_FLAG_STATUSES,
@@ -60,10 +62,13 @@ def _live_run(session: Session, run: Run, verb: str, rule: str) -> Period:
     if run.status == "discarded":
         live = session.scalar(select(Run.id).where(
             Run.period_id == run.period_id, Run.status.in_(LIVE_RUN)).order_by(Run.id.desc()))
-        by = f" (run {live} of period {period.code} replaced it)" if live else ""
-        raise LaurelError(f"run {run.id} is discarded{by}; {rule}")
+        by = msg(" (run %(live)s of period %(code)s replaced it)", live=live,
+                 code=period.code) if live else ""
+        raise LaurelError(msg("run %(id)s is discarded%(by)s; %(rule)s", id=run.id, by=by,
+                              rule=rule))
     if period.status == "locked" and run.status != "locked":
-        raise LaurelError(f"period {period.code} is locked: run {run.id} cannot be {verb}")
+        raise LaurelError(msg("period %(code)s is locked: run %(id)s cannot be %(verb)s",
+                              code=period.code, id=run.id, verb=verb))
     return period
 
 
@@ -71,18 +76,19 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
     """Approve a calculated run; refused to the user who started it, and when it is stale."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "approve")
-    _live_run(session, run, "approved", "only a calculated run can be approved")
+    _live_run(session, run, msg("approved"), msg("only a calculated run can be approved"))
     if run.status != "calculated":
-        raise LaurelError(f"run {run.id} is {run.status}; only a calculated run can be approved")
+        raise LaurelError(msg("run %(id)s is %(status)s; only a calculated run can be approved",
+                              id=run.id, status=run.status))
     if email.lower() == (run.started_by or "").lower():
-        raise PermissionDenied(f"run {run.id} was started by {email}: another person must "
-                               "approve it")
+        raise PermissionDenied(msg("run %(id)s was started by %(email)s: another person must "
+                                   "approve it", id=run.id, email=email))
     stale = staleness(session, run)
     if stale:
         raise stale
     run.status, run.approved_by = "approved", email
     followup.on_approve(session, run)
-    audit(session, "approve", "run", run.id, summary=f"{run.id} approved",
+    audit(session, "approve", "run", run.id, summary=msg("run %(id)s approved", id=run.id),
           before={"status": "calculated"}, after={"status": "approved", "approved_by": email},
           actor=email)
     session.flush()
@@ -106,11 +112,12 @@ def lock(session: Session, run_id: int, actor: str | None,
     """
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
-    _live_run(session, run, "locked", "only an approved run can be locked")
+    _live_run(session, run, msg("locked"), msg("only an approved run can be locked"))
     if run.status == "locked":
-        raise LaurelError(f"run {run.id} is locked already")
+        raise LaurelError(msg("run %(id)s is locked already", id=run.id))
     if run.status != "approved":
-        raise LaurelError(f"run {run.id} is {run.status}; approve it before locking")
+        raise LaurelError(msg("run %(id)s is %(status)s; approve it before locking", id=run.id,
+                              status=run.status))
     stale = staleness(session, run)
     if stale:
         raise stale
@@ -118,18 +125,21 @@ def lock(session: Session, run_id: int, actor: str | None,
     reason = (open_flags_reason or "").strip()
     if still_open and not reason:
         raise LaurelError(
-            f"run {run.id}, field open_flags_reason: {len(still_open)} flag(s) still open "
-            f"(flag {', '.join(str(c.id) for c in still_open)}); lock with open flags "
-            "and give a reason, or decide them first")
+            msg("run %(id)s, field open_flags_reason: %(still_open)s flag(s) still open (flag "
+                "%(value)s); lock with open flags and give a reason, or decide them first",
+                id=run.id, still_open=len(still_open),
+                value=', '.join(str(c.id) for c in still_open)))
     run.status, run.locked_by = "locked", email
     run.period.status = "locked"
     after: dict[str, Any] = {"status": "locked", "locked_by": email,
                              "period": run.period.code}
     if still_open:
         after.update(open_flags=[c.id for c in still_open], open_flags_reason=reason)
-    audit(session, "lock", "run", run.id, summary=f"{run.id} and period "
-          f"{run.period.code} locked" + (f" with {len(still_open)} open flag(s): {reason}"
-                                         if still_open else ""),
+    audit(session, "lock", "run", run.id,
+          summary=msg("run %(id)s and period %(period)s locked with %(n)s open flag(s): "
+                      "%(reason)s", id=run.id, period=run.period.code, n=len(still_open),
+                      reason=reason) if still_open else
+          msg("run %(id)s and period %(period)s locked", id=run.id, period=run.period.code),
           before={"status": "approved"}, after=after, actor=email)
     session.flush()
     return run
@@ -217,8 +227,10 @@ def pay_codes(session: Session) -> dict[str, str]:
     return dict(session.execute(select(PayCode.rule_key, PayCode.code)).all())
 
 
-def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
-    """One line per payable, held or forfeited amount (adjustments included).
+def iter_export_lines(session: Session, run: Run | RunRef) -> Iterator[dict[str, Any]]:
+    """One line per payable, held or forfeited amount (adjustments included), by employee
+    code, an employee's adjustments after the rest; streamed (runs.STREAM_BATCH rows read
+    at a time), so that memory holds a batch whatever the run's size.
 
     Each line carries its pay code (the one HR mapped to its rule; a released hold takes
     its rule's, a clawback the one of the rule it corrects) and a note: where a released
@@ -227,47 +239,62 @@ def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
     much.
     """
     codes = pay_codes(session)
-    rows = session.execute(
-        select(Outcome, Employee.code, Employee.name)
+    run_id, period = run.id, run.period.code
+    code = bulk.in_code_order(session, Employee.code)
+    outcomes = session.execute(
+        select(Employee.code, Employee.name, Outcome.rule_key, Outcome.kind, Outcome.amount,
+               Outcome.currency, Outcome.status, Outcome.value, Outcome.explanation)
         .join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id, Outcome.amount.is_not(None))
-        .order_by(Employee.code, Outcome.rule_key, Outcome.id)).all()
-    lines = []
-    for o, code, name in rows:
-        released = (o.explanation or {}).get("released") or {}
-        claw = (o.explanation or {}).get("clawback") or {}
-        collected = (o.explanation or {}).get("collected") or {}
-        rule = released.get("rule_key") or claw.get("rule_key") or \
-            collected.get("rule_key") or o.rule_key
-        calc = (o.explanation or {}).get("calc") or {}
-        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                      "employee_name": name, "rule_key": o.rule_key, "kind": o.kind,
-                      "amount": o.amount, "currency": o.currency, "status": o.status,
-                      "pay_code": codes.get(rule, ""),
-                      "note": released_note(released) if released else (o.value or "")
-                      if o.rule_key == "released_hold"
-                      # a clawback: the payment it corrects and why
-                      else clawbacks.words(claw) if claw
-                      else clawbacks.release_words(collected) if collected
-                      # prorated, or a floor or cap changed the amount: say so, and by
-                      # how much
-                      else "; ".join([*wording.prorate_words(calc),
-                                      *wording.limit_words(calc),
-                                      *wording.signing_words(calc)])
-                      if calc.get("limits") or calc.get("prorated") or calc.get("on_signing")
-                      # a draw: what it paid or recovered, and the balance owed
-                      else wording.draw_words(calc) if calc.get("type") == "draw"
-                      else ""})
-    for adj, code, name in session.execute(
-            select(Adjustment, Employee.code, Employee.name)
-            .join(Employee, Employee.id == Adjustment.employee_id)
-            .where(Adjustment.run_id == run.id).order_by(Adjustment.id)):
-        lines.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                      "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
-                      "amount": adj.amount, "currency": adj.currency, "status": "payable",
-                      "pay_code": codes.get("adjustment", ""), "note": adj.reason})
-    lines.sort(key=lambda line: (line["employee_code"], line["rule_key"] == "adjustment"))
-    return lines
+        .where(Outcome.run_id == run_id, Outcome.amount.is_not(None))
+        .order_by(code, bulk.in_code_order(session, Outcome.rule_key), Outcome.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+    adjustments = session.execute(
+        select(Employee.code, Employee.name, Adjustment.amount, Adjustment.currency,
+               Adjustment.reason)
+        .join(Employee, Employee.id == Adjustment.employee_id)
+        .where(Adjustment.run_id == run_id).order_by(code, Adjustment.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+
+    def paid() -> Iterator[dict[str, Any]]:
+        for emp, name, rule_key, kind, amount, currency, status, value, explanation in outcomes:
+            explanation = explanation or {}
+            released = explanation.get("released") or {}
+            claw = explanation.get("clawback") or {}
+            collected = explanation.get("collected") or {}
+            rule = released.get("rule_key") or claw.get("rule_key") or \
+                collected.get("rule_key") or rule_key
+            calc = explanation.get("calc") or {}
+            yield {"run_id": run_id, "period": period, "employee_code": emp,
+                   "employee_name": name, "rule_key": rule_key, "kind": kind,
+                   "amount": amount, "currency": currency, "status": status,
+                   "pay_code": codes.get(rule, ""),
+                   "note": released_note(released) if released else (value or "")
+                   if rule_key == "released_hold"
+                   # a clawback: the payment it corrects and why
+                   else clawbacks.words(claw) if claw
+                   else clawbacks.release_words(collected) if collected
+                   # prorated, or a floor or cap changed the amount: say so, and by how much
+                   else "; ".join([*wording.prorate_words(calc), *wording.limit_words(calc),
+                                   *wording.signing_words(calc)])
+                   if calc.get("limits") or calc.get("prorated") or calc.get("on_signing")
+                   # a draw: what it paid or recovered, and the balance owed
+                   else wording.draw_words(calc) if calc.get("type") == "draw"
+                   else ""}
+
+    def adjusted() -> Iterator[dict[str, Any]]:
+        for emp, name, amount, currency, reason in adjustments:
+            yield {"run_id": run_id, "period": period, "employee_code": emp,
+                   "employee_name": name, "rule_key": "adjustment", "kind": "adjustment",
+                   "amount": amount, "currency": currency, "status": "payable",
+                   "pay_code": codes.get("adjustment", ""), "note": reason}
+
+    yield from heapq.merge(paid(), adjusted(), key=lambda line: (
+        line["employee_code"], line["rule_key"] == "adjustment"))
+
+
+def export_lines(session: Session, run: Run) -> list[dict[str, Any]]:
+    """iter_export_lines as a list."""
+    return list(iter_export_lines(session, run))
 
 
 def released_note(released: dict[str, Any]) -> str:
@@ -282,7 +309,7 @@ def employee_named(session: Session, text: str) -> Employee:
     or by a name no other employee has; LaurelError (field employee) otherwise."""
     typed = " ".join((text or "").split())
     if not typed:
-        raise LaurelError("adjustment, field employee: choose an employee (name or code)")
+        raise LaurelError(msg("adjustment, field employee: choose an employee (name or code)"))
     for code in dict.fromkeys((typed, typed.split(" ", 1)[0])):
         found = session.scalar(select(Employee).where(Employee.code == code))
         if found is None:
@@ -295,10 +322,11 @@ def employee_named(session: Session, text: str) -> Employee:
     if len(named) == 1:
         return named[0]
     if named:
-        raise LaurelError(f"adjustment, field employee: {len(named)} employees are named "
-                          f"{typed!r} ({', '.join(e.code for e in named)}): give the code")
-    raise LaurelError(f"adjustment, field employee: no employee has the code or name "
-                      f"{typed!r}")
+        raise LaurelError(msg("adjustment, field employee: %(named)s employees are named "
+                              "%(typed)s (%(value)s): give the code", named=len(named),
+                              typed=repr(typed), value=', '.join(e.code for e in named)))
+    raise LaurelError(msg("adjustment, field employee: no employee has the code or name "
+                          "%(typed)s", typed=repr(typed)))
 
 
 def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
@@ -310,35 +338,39 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
     """
     run = get_run(session, run_id)
     email = _approver(session, actor, "adjust")
-    _live_run(session, run, "adjusted", "adjustments are refused")
+    _live_run(session, run, msg("adjusted"), msg("adjustments are refused"))
     if run.status not in ("calculated", "approved"):
-        raise LaurelError(f"run {run.id} is {run.status}: adjustments are refused")
+        raise LaurelError(msg("run %(id)s is %(status)s: adjustments are refused", id=run.id,
+                              status=run.status))
     if run.period.status == "locked":
-        raise LaurelError(f"period {run.period.code} is locked: adjustments are refused")
+        raise LaurelError(msg("period %(code)s is locked: adjustments are refused",
+                              code=run.period.code))
     employee = employee_named(session, employee_code)
     currency = session.scalar(select(Outcome.currency).where(
         Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     try:
         value = typed_amount(str(amount), currency)
     except CellError as err:
-        raise LaurelError(f"adjustment, field amount: {err.reason}") from None
+        raise LaurelError(msg("adjustment, field amount: %(reason)s", reason=err.reason)) from None
     # the exponent first: 1e999999999 overflows any arithmetic on it
     if not value.is_finite() or value == 0 or value.adjusted() >= 12:
-        raise LaurelError("adjustment, field amount: give a non-zero amount below "
-                          "1,000,000,000,000")
+        raise LaurelError(msg("adjustment, field amount: give a non-zero amount below "
+                              "1,000,000,000,000"))
     if value != value.quantize(Decimal("0.01")):
-        raise LaurelError("adjustment, field amount: at most two decimals")
+        raise LaurelError(msg("adjustment, field amount: at most two decimals"))
     if not (reason or "").strip():
-        raise LaurelError("adjustment, field reason: a reason is required")
+        raise LaurelError(msg("adjustment, field reason: a reason is required"))
     adj = Adjustment(run_id=run.id, employee_id=employee.id, amount=value, currency=currency,
                      reason=reason.strip(), created_by=email)
     session.add(adj)
     session.flush()
     audit(session, "adjust", "run", run.id,
-          summary=f"{run.id}: adjustment of {currency} {value:.2f} for {employee.code}",
+          summary=msg("run %(id)s: adjustment of %(currency)s %(amount)s for %(code)s",
+                      id=run.id, currency=currency, amount=f"{value:.2f}", code=employee.code),
           after={"employee": employee.code, "amount": f"{value:.2f}", "reason": adj.reason},
           actor=email)
     session.flush()
+    statements.store_totals(session, run)
     return adj
 
 
@@ -348,11 +380,13 @@ def reopen_period(session: Session, code: str, actor: str | None, reason: str) -
     user = require_role(session, actor, ("hr_admin",), "reopen a locked period")
     period = periods.serialise(session, period.id)
     if period.status != "locked":
-        raise LaurelError(f"period {code} is not locked")
+        raise LaurelError(msg("period %(code)s is not locked", code=code))
     if not (reason or "").strip():
-        raise LaurelError(f"period {code}, field reason: a written reason is required")
+        raise LaurelError(msg("period %(code)s, field reason: a written reason is required",
+                              code=code))
     period.status = "open"
-    audit(session, "reopen", "period", period.id, summary=f"period {code} reopened: {reason}",
+    audit(session, "reopen", "period", period.id,
+          summary=msg("period %(code)s reopened: %(reason)s", code=code, reason=reason),
           before={"status": "locked"}, after={"status": "open", "reason": reason.strip()},
           actor=user.email)
     session.flush()
@@ -364,9 +398,10 @@ def _check_exportable(run: Run, draft: bool) -> None:
     if run.status == "calculated" and draft:
         return
     if run.status == "calculated":
-        raise LaurelError(f"run {run.id} is not approved yet: export it as a draft with "
-                          "--draft, or approve it first")
-    raise LaurelError(f"run {run.id} is {run.status} and cannot be exported")
+        raise LaurelError(msg("run %(id)s is not approved yet: export it as a draft with "
+                              "--draft, or approve it first", id=run.id))
+    raise LaurelError(msg("run %(id)s is %(status)s and cannot be exported", id=run.id,
+                          status=run.status))
 
 
 def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
@@ -393,61 +428,67 @@ LABELS = {"run_id": "Run", "period": "Period", "employee_code": "Employee code",
           "draft": "DRAFT: run {run} is not approved; do not pay from this file"}
 
 
-def summary_rows(lines: list[dict[str, Any]]) -> list[list[Any]]:
-    """Per employee and pay component (its pay code, else its rule): the amounts by status."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for line in lines:
-        component = line["pay_code"] or line["rule_key"]
-        g = groups.setdefault((line["employee_code"], component), {
-            "employee_name": line["employee_name"], "pay_code": line["pay_code"],
-            "rules": [], "currency": line["currency"],
-            **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
-        if line["rule_key"] not in g["rules"]:
-            g["rules"].append(line["rule_key"])
-        g[line["status"]] += line["amount"]
-    return [[code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]), g["payable"],
-             g["held"], g["forfeited"], g["currency"]]
-            for (code, _c), g in sorted(groups.items())]
+def summary_rows(lines: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    """Per employee and pay component (its pay code, else its rule): the amounts by status;
+    the lines come by employee (as iter_export_lines gives them), and so do the rows."""
+    for code, mine in itertools.groupby(lines, key=lambda line: line["employee_code"]):
+        groups: dict[str, dict[str, Any]] = {}
+        for line in mine:
+            component = line["pay_code"] or line["rule_key"]
+            g = groups.setdefault(component, {
+                "employee_name": line["employee_name"], "pay_code": line["pay_code"],
+                "rules": [], "currency": line["currency"],
+                **{s: Decimal("0.00") for s in ("payable", "held", "forfeited")}})
+            if line["rule_key"] not in g["rules"]:
+                g["rules"].append(line["rule_key"])
+            g[line["status"]] += line["amount"]
+        for _component, g in sorted(groups.items()):
+            yield [code, g["employee_name"], g["pay_code"], ", ".join(g["rules"]),
+                   g["payable"], g["held"], g["forfeited"], g["currency"]]
 
 
-def _xlsx(run: Run, lines: list[dict[str, Any]], sums: dict[str, Decimal], currency: str,
-          note: str | None, labels: dict[str, str]) -> bytes:
-    import openpyxl
+def _xlsx(session: Session, run: RunRef, note: str | None, labels: dict[str, str]
+          ) -> Iterator[bytes]:
+    """The XLSX payroll file, written sheet by sheet as the run's lines are read (each
+    sheet reads them twice: for its columns' widths, then its cells)."""
+    from engine.cells import xlsx_book, xlsx_pieces, xlsx_table
 
-    from engine.cells import xlsx_table
-
+    sums = totals([])
+    currency = ""
+    for line in iter_export_lines(session, run):
+        sums[line["status"]] += line["amount"]
+        currency = currency or line["currency"]
+    currency = currency or "CNY"
     label = {**LABELS, **labels}
-    book = openpyxl.Workbook()
+    book = xlsx_book()
     amount, cur = XLSX_COLUMNS.index("amount"), XLSX_COLUMNS.index("currency")
-    for i, (title, statuses) in enumerate(((label["sheet_payable"], ("payable",)),
-                                           (label["sheet_held"], ("held", "forfeited")))):
-        sheet = book.active if i == 0 else book.create_sheet()
-        sheet.title = (f"DRAFT {title}" if note else title)[:31]
-        body = [[line[c] for c in XLSX_COLUMNS] for line in lines
-                if line["status"] in statuses]
-        body += [[run.id, run.period.code, "", label["total"], "", "", sums[status], currency,
-                  status, "", ""] for status in statuses]
-        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS], body,
-                   money={amount: cur}, totals=len(statuses))
+    for title, statuses in ((label["sheet_payable"], ("payable",)),
+                            (label["sheet_held"], ("held", "forfeited"))):
+        sheet = book.create_sheet((f"DRAFT {title}" if note else title)[:31])
+        xlsx_table(sheet, XLSX_COLUMNS, [label[c] for c in XLSX_COLUMNS],
+                   lambda statuses=statuses: ([line[c] for c in XLSX_COLUMNS]
+                                              for line in iter_export_lines(session, run)
+                                              if line["status"] in statuses),
+                   money={amount: cur},
+                   totals=[[run.id, run.period.code, "", label["total"], "", "",
+                            sums[status], currency, status, "", ""] for status in statuses])
         if note:
             sheet.append([note])
-    sheet = book.create_sheet()
-    sheet.title = (f"DRAFT {label['sheet_summary']}" if note else label["sheet_summary"])[:31]
+    sheet = book.create_sheet((f"DRAFT {label['sheet_summary']}" if note
+                               else label["sheet_summary"])[:31])
     xlsx_table(sheet, SUMMARY_COLUMNS, [label[c] for c in SUMMARY_COLUMNS],
-               [*summary_rows(lines), ["", label["total"], "", "", sums["payable"],
-                                       sums["held"], sums["forfeited"], currency]],
-               money={4: 7, 5: 7, 6: 7}, totals=1)
+               lambda: summary_rows(iter_export_lines(session, run)),
+               money={4: 7, 5: 7, 6: 7},
+               totals=[["", label["total"], "", "", sums["payable"], sums["held"],
+                        sums["forfeited"], currency]])
     if note:
         sheet.append([note])
-    book.properties.created = dt.datetime(2000, 1, 1)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    yield from xlsx_pieces(book)
 
 
 def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
            totals_rows: bool | None = None, labels: dict[str, str] | None = None) -> bytes:
-    """The payroll export of a run as CSV or XLSX.
+    """The payroll export of a run as CSV, XLSX or JSON.
 
     CSV: the header CONTRACT.md names plus ``pay_code`` at the end, one line per amount;
     totals rows only when ``totals_rows`` asks for them, so that a payroll system reading
@@ -456,31 +497,92 @@ def export(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
     component; headers in ``labels`` (English by default) with the column keys in a
     hidden first row; amounts as exact numbers in the currency's format (an amount a
     spreadsheet number cannot hold exactly is written as its exact digits, as text). A
-    draft says so, in the sheets' names and under each table.
+    draft says so, in the sheets' names and under each table. JSON: the run, whether it is
+    a draft, the lines (amounts as exact decimal strings) and the totals per status.
     """
+    return b"".join(export_stream(session, run_id, fmt, draft, totals_rows, labels))
+
+
+def export_stream(session: Session, run_id: int, fmt: str = "csv", draft: bool = False,
+                  totals_rows: bool | None = None, labels: dict[str, str] | None = None
+                  ) -> Iterator[bytes]:
+    """export's file, piece by piece: a CSV file is written as its lines are read, so that
+    memory holds a batch of lines whatever the run's size. Refusals come before the first
+    piece."""
     run = get_run(session, run_id)
     _check_exportable(run, draft)
-    lines = export_lines(session, run)
-    sums = totals(lines)
-    currency = lines[0]["currency"] if lines else "CNY"
+    if fmt not in ("csv", "xlsx", "json"):
+        raise LaurelError(msg("unknown export format %(fmt)s: use csv, xlsx or json",
+                              fmt=repr(fmt)))
+    # What the pieces read of the run, read now: a web answer sent piece by piece outlives
+    # the request's transaction, and the run's attributes would be expired by then.
+    ref = RunRef(run.id, run.status, RunRef.Period(run.period.code))
+    return _export_pieces(session, ref, fmt, totals_rows, labels)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The run an export is of, as plain values (its id, status and period's code)."""
+
+    @dataclass(frozen=True)
+    class Period:
+        code: str
+
+    id: int
+    status: str
+    period: Period
+
+
+def _json_pieces(session: Session, run: RunRef, is_draft: bool) -> Iterator[bytes]:
+    """The JSON export, written as its lines are read: the run, whether it is a draft, the
+    lines (amounts as exact decimal strings), then the currency and the totals per status."""
+    sums = totals([])
+    currency = "CNY"
+    head = json.dumps({"run_id": run.id, "period": run.period.code, "draft": is_draft})
+    yield (head[:-1] + ', "lines": [').encode("utf-8")
+    for n, line in enumerate(iter_export_lines(session, run)):
+        sums[line["status"]] = sums.get(line["status"], Decimal("0.00")) + line["amount"]
+        currency = line["currency"] if n == 0 else currency
+        item = {c: f"{line[c]:.2f}" if c == "amount" else line[c]
+                for c in [*PAYROLL_COLUMNS, "note"]}
+        yield (("," if n else "") + "\n " + json.dumps(item, ensure_ascii=False)).encode("utf-8")
+    tail = {"currency": currency,
+            "totals": {status: f"{amount:.2f}" for status, amount in sums.items()}}
+    yield ("\n], " + json.dumps(tail, ensure_ascii=False)[1:] + "\n").encode("utf-8")
+
+
+def _export_pieces(session: Session, run: RunRef, fmt: str, totals_rows: bool | None,
+                   labels: dict[str, str] | None) -> Iterator[bytes]:
     is_draft = run.status == "calculated"
     if fmt == "xlsx":
         note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
                 else None)
-        return _xlsx(run, lines, sums, currency, note, labels or {})
-    if fmt != "csv":
-        raise LaurelError(f"unknown export format {fmt!r}: use csv or xlsx")
-    note = LABELS["draft"].format(run=run.id) if is_draft else None
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PAYROLL_COLUMNS)
-    # A name is written as it was imported; one a spreadsheet would run is neutralised.
-    writer.writerows(csv_row(f"{line['amount']:.2f}" if c == "amount" else line[c]
-                             for c in PAYROLL_COLUMNS) for line in lines)
+        yield from _xlsx(session, run, note, labels or {})
+        return
+    if fmt == "json":
+        yield from _json_pieces(session, run, is_draft)
+        return
+    sums = totals([])
+    currency: list[str] = []
+
+    def rows() -> Iterator[list[Any]]:
+        yield PAYROLL_COLUMNS
+        for line in iter_export_lines(session, run):
+            sums[line["status"]] = sums.get(line["status"], Decimal("0.00")) + line["amount"]
+            if not currency:
+                currency.append(line["currency"])
+            # A name is written as it was imported; one a spreadsheet would run is
+            # neutralised (csv_text).
+            yield [f"{line['amount']:.2f}" if c == "amount" else line[c]
+                   for c in PAYROLL_COLUMNS]
+
+    for piece in csv_text(rows(), runs.STREAM_BATCH):
+        yield piece.encode("utf-8")
+    end: list[list[Any]] = []
     if totals_rows:
-        writer.writerows(csv_row([run.id, run.period.code, "", "TOTAL", "", "",
-                                  f"{amount:.2f}", currency, status, ""])
-                         for status, amount in sums.items())
-    if note:
-        writer.writerow([note])
-    return buf.getvalue().encode("utf-8")
+        end += [[run.id, run.period.code, "", "TOTAL", "", "", f"{amount:.2f}",
+                 (currency or ["CNY"])[0], status, ""] for status, amount in sums.items()]
+    if is_draft:
+        end.append([LABELS["draft"].format(run=run.id)])
+    for piece in csv_text(end):
+        yield piece.encode("utf-8")

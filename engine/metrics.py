@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, Inexact, localcontext
+from decimal import Context, Decimal, Inexact, localcontext
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -25,9 +26,10 @@ from simpleeval import SimpleEval
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import FormulaError
+from engine.errors import FormulaError, LaurelError
 from engine.exact import exact, from_fraction, is_exact_decimal
-from engine.models import Metric
+from engine.messages import msg
+from engine.models import METRIC_TYPES, ROLLUPS, Metric
 
 Value = Decimal | Fraction | None
 
@@ -102,11 +104,11 @@ TYPE_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     "ratio": (Decimal(-1000000), Decimal(1000000)),
 }
 TYPE_RANGE_WORDS = {
-    "money": "a money value is less than 10^18 in absolute value (at most 18 digits before "
-             "the decimal mark)",
-    "count": "a count is a whole number from 0 to 999,999,999,999,999",
-    "score": "a score is from -100 to 100",
-    "ratio": "a ratio is from -1,000,000 to 1,000,000 (0.05 is 5%)",
+    "money": msg("a money value is less than 10^18 in absolute value (at most 18 digits "
+                 "before the decimal mark)"),
+    "count": msg("a count is a whole number from 0 to 999,999,999,999,999"),
+    "score": msg("a score is from -100 to 100"),
+    "ratio": msg("a ratio is from -1,000,000 to 1,000,000 (0.05 is 5%)"),
 }
 
 
@@ -137,8 +139,9 @@ def range_problem(value: Decimal, mtype: str, low: Decimal | None = None,
     if lo <= value <= hi:
         return None
     if low is None and high is None:
-        return f"is outside the accepted range: {TYPE_RANGE_WORDS[mtype]}"
-    return f"is outside {to_plain(lo)}..{to_plain(hi)}"
+        return msg("is outside the accepted range: %(words)s",
+                   words=TYPE_RANGE_WORDS[mtype])
+    return msg("is outside %(low)s..%(high)s", low=to_plain(lo), high=to_plain(hi))
 
 
 LEVELS = [("S1", "Sales 1", "0.05"), ("S2", "Sales 2", "0.08"), ("S3", "Sales 3", "0.10"),
@@ -243,7 +246,7 @@ def _closure(node: ast.AST, exact: bool = False) -> Callable[[Mapping[str, Value
         func = FUNCTIONS[node.func.id]
         args = [_closure(a, exact) for a in node.args]
         return lambda values: func(*(a(values) for a in args))
-    raise FormulaError("?", f"{type(node).__name__} is not allowed in a formula")
+    raise FormulaError("?", msg("%(name)s is not allowed in a formula", name=type(node).__name__))
 
 
 def _check_tree(metric: str, tree: ast.AST) -> frozenset[str]:
@@ -252,14 +255,16 @@ def _check_tree(metric: str, tree: ast.AST) -> frozenset[str]:
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, allowed):
-            raise FormulaError(metric, f"{type(node).__name__} is not allowed in a formula")
+            raise FormulaError(metric, msg("%(name)s is not allowed in a formula",
+                                           name=type(node).__name__))
         if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
-            raise FormulaError(metric, f"only numbers may appear as constants, not {node.value!r}")
+            raise FormulaError(metric, msg("only numbers may appear as constants, not %(value)s",
+                                           value=repr(node.value)))
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                raise FormulaError(metric, "the only functions are defined_sum and positive")
+                raise FormulaError(metric, msg("the only functions are defined_sum and positive"))
             if node.keywords:
-                raise FormulaError(metric, "functions take no keyword arguments")
+                raise FormulaError(metric, msg("functions take no keyword arguments"))
         elif isinstance(node, ast.Name):
             names.add(node.id)
     names -= set(FUNCTIONS)
@@ -275,14 +280,15 @@ def parse_formula(metric: str, text: str) -> Formula:
     """
     source = text.strip()
     if len(source) > MAX_FORMULA:
-        raise FormulaError(metric, f"is longer than {MAX_FORMULA} characters")
+        raise FormulaError(metric, msg("is longer than %(max_formula)s characters",
+                                       max_formula=MAX_FORMULA))
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise FormulaError(metric, f"does not parse: {exc.msg}") from None
+        raise FormulaError(metric, msg("does not parse: %(value)s", value=exc.msg)) from None
     except (ValueError, RecursionError, MemoryError):
-        raise FormulaError(metric, "does not parse: too deeply nested or a number too "
-                           "long") from None
+        raise FormulaError(metric,
+                           msg("does not parse: too deeply nested or a number too long")) from None
     names = _check_tree(metric, tree)
     # Number literals become exact decimals as typed: 0.2 is 2/10, not a binary float.
     for node in ast.walk(tree):
@@ -296,14 +302,15 @@ def parse_formula(metric: str, text: str) -> Formula:
             low, high = TYPE_RANGES["money"]
             if not value.is_finite() or not low <= value <= high \
                     or decimals(value) > RULE_DECIMALS:
-                raise FormulaError(metric, f"the number {typed[:40]} is out of range: a "
-                                   "number in a formula is less than 10^18 in absolute "
-                                   f"value, with at most {RULE_DECIMALS} decimals")
+                raise FormulaError(metric, msg("the number %(typed)s is out of range: a number "
+                                               "in a formula is less than 10^18 in absolute "
+                                               "value, with at most %(rule_decimals)s decimals",
+                                               typed=typed[:40], rule_decimals=RULE_DECIMALS))
             node.value = value
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
                 and isinstance(node.right, ast.Constant) and node.right.value == 0:
-            raise FormulaError(metric, "divides by zero: the metric would never be defined")
+            raise FormulaError(metric, msg("divides by zero: the metric would never be defined"))
     return Formula(metric, text, tree, names)
 
 
@@ -358,22 +365,43 @@ class Catalog:
 
     def __post_init__(self) -> None:
         self._steps = [(f.metric, f.fn, f.exact_fn, tuple(f.names)) for f in self.derived]
+        self._needed: dict[frozenset[str], list[tuple[Any, ...]]] = {}
 
     @property
     def inputs(self) -> dict[str, Metric]:
         return {k: m for k, m in self.metrics.items() if not m.formula}
 
-    def derive(self, values: dict[str, Value]) -> dict[str, Value]:
-        """Return input values plus every derived metric, in dependency order, exact.
+    def steps_for(self, wanted: Iterable[str]) -> list[tuple[Any, ...]]:
+        """The steps of derive that the ``wanted`` metrics need, in order (cached)."""
+        key = frozenset(wanted)
+        cache = self._needed
+        if key not in cache:
+            needed = set(key)
+            for metric, _, _, names in reversed(self._steps):
+                if metric in needed:
+                    needed.update(names)
+            cache[key] = [s for s in self._steps if s[0] in needed]
+        return cache[key]
+
+    def derive(self, values: dict[str, Value], only: Iterable[str] | None = None
+               ) -> dict[str, Value]:
+        """Return input values plus every derived metric (those ``only`` needs, when
+        given), in dependency order, exact.
 
         Decimals where every input is one and no operation rounds; else the formula is
         worked again in fractions and the result kept as a Quotient.
         """
         out = dict(values)
+        get = out.get
+        steps = self._steps if only is None else self.steps_for(only)
         with localcontext() as ctx:
             ctx.prec = 34
-            for key, fn, exact_fn, names in self._steps:
-                if all(out.get(n) is None or is_exact_decimal(out[n]) for n in names):
+            for key, fn, exact_fn, names in steps:
+                for n in names:
+                    v = get(n)
+                    if v is not None and type(v) is not Decimal and not is_exact_decimal(v):
+                        break  # a Quotient (or not a decimal): worked in fractions
+                else:
                     ctx.clear_flags()
                     value = fn(out)
                     if value is None or not ctx.flags[Inexact]:
@@ -390,7 +418,7 @@ def load_catalog(session: Session) -> Catalog:
     for f in formulas:
         unknown = sorted(n for n in f.names if n not in metrics)
         if unknown:
-            raise FormulaError(f.metric, f"unknown metric {', '.join(unknown)}")
+            raise FormulaError(f.metric, msg("unknown metric %(value)s", value=', '.join(unknown)))
     return Catalog(metrics, order_formulas(formulas))
 
 
@@ -400,15 +428,84 @@ def validate_formula(session: Session, key: str, text: str) -> Formula:
     known = set(session.scalars(select(Metric.key))) | {key}
     unknown = sorted(n for n in formula.names if n not in known)
     if unknown:
-        raise FormulaError(key, f"unknown metric {', '.join(unknown)}")
+        raise FormulaError(key, msg("unknown metric %(value)s", value=', '.join(unknown)))
     if key in formula.names:
-        raise FormulaError(key, "a formula cannot refer to its own metric")
+        raise FormulaError(key, msg("a formula cannot refer to its own metric"))
     types = dict(session.execute(select(Metric.key, Metric.type)).all())
     check_types(formula, types)
     derived = {m.key: m.formula for m in session.scalars(select(Metric).where(
         Metric.formula.is_not(None))) if m.key != key}
     order_formulas([parse_formula(k, f) for k, f in derived.items()] + [formula])
     return formula
+
+
+def metric_bound_problem(value: Decimal, mtype: str) -> str | None:
+    """Why a metric's own lowest or highest accepted value is refused, or None."""
+    if decimals(value) > DECIMALS:
+        return f"at most {DECIMALS} decimals"
+    return range_problem(value, mtype)
+
+
+_METRIC_KEY = re.compile(r"[a-z][a-z0-9_]{0,59}")
+
+
+def save_metric(session: Session, key: str, values: Mapping[str, Any]) -> tuple[Metric, bool]:
+    """Create the metric with this key or change it (HR): the back office's checks, as one
+    call the API makes. ``values``: label_en, label_zh, type, rollup, formula, description,
+    min_value, max_value; one not given keeps what the metric has (a new one needs
+    label_en and type). Return the metric and whether it was created."""
+    def refuse(field: str, reason: str) -> LaurelError:
+        return LaurelError(f"metric {key}, field {field}: {reason}")
+
+    if not _METRIC_KEY.fullmatch(key):
+        raise refuse("key", "lowercase letters, digits and _, starting with a letter, at most "
+                     "60 characters")
+    metric = session.scalar(select(Metric).where(Metric.key == key))
+    created = metric is None
+    merged: dict[str, Any] = {} if created else {
+        k: getattr(metric, k) for k in ("label_en", "label_zh", "type", "rollup", "formula",
+                                        "description", "min_value", "max_value")}
+    merged.update(values)
+    for field, most in (("label_en", 200), ("label_zh", 200)):
+        if len(merged.get(field) or "") > most:
+            raise refuse(field, f"at most {most} characters")
+    if not (merged.get("label_en") or "").strip():
+        raise refuse("label_en", "an English label is needed")
+    if merged.get("type") not in METRIC_TYPES:
+        raise refuse("type", f"one of {', '.join(METRIC_TYPES)}")
+    if (merged.get("rollup") or "sum") not in ROLLUPS:
+        raise refuse("rollup", f"one of {', '.join(ROLLUPS)}")
+    formula = (merged.get("formula") or "").strip() or None
+    if formula:
+        validate_formula(session, key, formula)
+    bounds = {}
+    for field in ("min_value", "max_value"):
+        raw = merged.get(field)
+        if raw is None or raw == "":
+            bounds[field] = None
+            continue
+        try:
+            bound = Decimal(str(raw))
+        except ArithmeticError:
+            raise refuse(field, f"{raw!r} is not a number") from None
+        if not bound.is_finite():
+            raise refuse(field, f"{raw!r} is not a number")
+        problem = metric_bound_problem(bound, merged["type"])
+        if problem:
+            raise refuse(field, problem)
+        bounds[field] = bound
+    if None not in bounds.values() and bounds["min_value"] > bounds["max_value"]:
+        raise refuse("max_value", "the highest accepted value is below the lowest")
+    if metric is None:
+        metric = Metric(key=key)
+        session.add(metric)
+    metric.label_en, metric.label_zh = merged["label_en"].strip(), merged.get("label_zh") or ""
+    metric.type, metric.rollup = merged["type"], merged.get("rollup") or "sum"
+    metric.formula, metric.description = formula, merged.get("description") or ""
+    metric.min_value, metric.max_value = bounds["min_value"], bounds["max_value"]
+    session.flush()
+    session.refresh(metric)  # the bounds as the database keeps them (its scale)
+    return metric, created
 
 
 def check_types(formula: Formula, types: Mapping[str, str]) -> str | None:
@@ -448,8 +545,9 @@ def check_types(formula: Formula, types: Mapping[str, str]) -> str | None:
     def _same(kinds: list[str | None], what: str) -> str | None:
         known = {k for k in kinds if k is not None}
         if len(known) > 1:
-            raise FormulaError(formula.metric, f"{what} mixes {' and '.join(sorted(known))}: "
-                               "terms of a sum must be of one type")
+            raise FormulaError(formula.metric, msg("%(what)s mixes %(value)s: terms of a sum "
+                                                   "must be of one type", what=what,
+                                                   value=' and '.join(sorted(known))))
         return known.pop() if known else None
 
     return walk(formula.tree.body)
@@ -474,12 +572,14 @@ def seed_reference_data(session: Session) -> None:
     session.flush()
 
 
+# all the digits a value holds (a quotient's 34 included)
+_PLAIN = Context(prec=60)  # the other settings as decimal's defaults
+
+
 def to_plain(value: Any) -> Any:
     """Render a Decimal without exponent or trailing noise for explanations."""
     if isinstance(value, Decimal):
-        with localcontext() as ctx:
-            ctx.prec = 60  # all the digits a value holds (a quotient's 34 included)
-            return format(value.normalize(), "f")
+        return format(value.normalize(_PLAIN), "f")
     return value
 
 

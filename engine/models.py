@@ -277,6 +277,49 @@ class User(Base):
         return self.email
 
 
+class ApiToken(Base):
+    """A personal API token: it acts as its user, with the user's role (api/).
+
+    Only the SHA-256 of the token is kept; the token itself is shown once, when it is made.
+    """
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token, to tell tokens apart in lists.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+    def __str__(self) -> str:
+        return f"token {self.name}"
+
+
+class ApiIdempotency(Base):
+    """The answer to a write sent with an Idempotency-Key: a retry gets it again."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_api_idempotency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    # The method, path and SHA-256 of the body: the same key with another request is refused.
+    request: Mapped[str] = mapped_column(String(300))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int]
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
 
@@ -289,6 +332,12 @@ class AuditLog(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+    # How the change came in when not through the back office or the command line: the
+    # API and the name of the personal token used ("api token crm-sync").
+    via: Mapped[str | None] = mapped_column(String(200))
+    # The summary's template and parameters (engine.messages), so that it reads in the
+    # reader's language; None for a summary that is a name (a record's own) or older.
+    message: Mapped[dict[str, Any] | None]
 
 
 class Rule(Base):

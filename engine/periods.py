@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import begin_writing
 from engine.errors import PeriodError
+from engine.messages import msg
 from engine.models import Period
 
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -31,13 +32,14 @@ def parse(code: str) -> tuple[str, dt.date, dt.date]:
     m = _MONTH.fullmatch(code) or _QUARTER.fullmatch(code) or _YEAR.fullmatch(code)
     if m is None:
         raise PeriodError(
-            f"period {code!r} is not a period code (YYYY-MM, YYYY-Qn or YYYY in the digits "
-            "0-9)"
+            msg("period %(code)s is not a period code (YYYY-MM, YYYY-Qn or YYYY in the digits "
+                "0-9)", code=repr(code))
         )
     y = int(m[1])
     if not FIRST_YEAR <= y <= LAST_YEAR:
-        raise PeriodError(f"period {code!r} is out of range: the year is from {FIRST_YEAR} "
-                          f"to {LAST_YEAR}")
+        raise PeriodError(msg("period %(code)s is out of range: the year is from %(first_year)s "
+                              "to %(last_year)s", code=repr(code), first_year=FIRST_YEAR,
+                              last_year=LAST_YEAR))
     if m.re is _MONTH:
         mo = int(m[2])
         return "month", dt.date(y, mo, 1), dt.date(y, mo, calendar.monthrange(y, mo)[1])
@@ -115,7 +117,8 @@ def require(session: Session, code: str) -> Period:
     code = code.strip()
     period = get(session, code)
     if period is None:
-        raise PeriodError(f"period {code} does not exist: import results for it first")
+        raise PeriodError(msg("period %(code)s does not exist: import results for it first",
+                              code=code))
     return period
 
 
@@ -158,8 +161,9 @@ def results_changed(session: Session, codes: Iterable[str], how: str) -> None:
                            .with_for_update()).all()
     locked = sorted(code for _, code, status in rows if status == "locked")
     if locked:
-        raise PeriodError(f"period {locked[0]} is locked: the results of "
-                          f"{', '.join(sorted(within[locked[0]]))} cannot change")
+        raise PeriodError(msg("period %(locked)s is locked: the results of %(value)s cannot "
+                              "change", locked=locked[0],
+                              value=', '.join(sorted(within[locked[0]]))))
     now, actor = dt.datetime.now(dt.UTC), session.info.get("actor", "system")
     for period_id, code, _status in rows:
         session.execute(

@@ -14,6 +14,7 @@ the rating reads the evaluation score as it does from imported results.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from engine.cells import CellError, metric_value
 from engine.db import audit
 from engine.errors import ImportFileError, LaurelError, NotFound, PermissionDenied
 from engine.imports import ImportReport, import_result_table, read_table
+from engine.messages import msg
 from engine.models import REVIEW_KINDS, Employee, Metric, ReviewCycle, ReviewEntry, User
 from engine.users import get_user, require_role
 
@@ -37,7 +39,7 @@ CUSTOMER_SCORERS = ("hr_admin", "comp_analyst")
 def get_cycle(session: Session, cycle_id: int) -> ReviewCycle:
     cycle = session.get(ReviewCycle, cycle_id)
     if cycle is None:
-        raise NotFound(f"review cycle {cycle_id} does not exist")
+        raise NotFound(msg("review cycle %(cycle_id)s does not exist", cycle_id=cycle_id))
     return cycle
 
 
@@ -47,22 +49,22 @@ def open_cycle(session: Session, period_code: str, self_due: dt.date, manager_du
     user = require_role(session, actor, ("hr_admin",), "open a review cycle")
     kind, _start, _end = periods.parse(period_code)
     if kind != "quarter":
-        raise LaurelError(f"review cycle, field period: {period_code} is not a quarter "
-                          "(YYYY-Qn)")
+        raise LaurelError(msg("review cycle, field period: %(period_code)s is not a quarter "
+                              "(YYYY-Qn)", period_code=period_code))
     if manager_due < self_due:
-        raise LaurelError("review cycle, field manager_due: the managers' deadline comes "
-                          "after the self-assessments'")
+        raise LaurelError(msg("review cycle, field manager_due: the managers' deadline comes "
+                              "after the self-assessments'"))
     period = periods.get_or_create(session, period_code.strip())
     if session.scalar(select(ReviewCycle.id).where(ReviewCycle.period_id == period.id)):
-        raise LaurelError(f"review cycle, field period: {period.code} has a review cycle "
-                          "already")
+        raise LaurelError(msg("review cycle, field period: %(code)s has a review cycle already",
+                              code=period.code))
     cycle = ReviewCycle(period_id=period.id, status="open", self_due=self_due,
                         manager_due=manager_due, opened_by=user.email,
                         opened_at=dt.datetime.now(dt.UTC))
     session.add(cycle)
     session.flush()
     audit(session, "open", "review_cycle", cycle.id,
-          summary=f"review cycle of {period.code} opened",
+          summary=msg("review cycle of %(period)s opened", period=period.code),
           after={"period": period.code, "self_due": self_due.isoformat(),
                  "manager_due": manager_due.isoformat()}, actor=user.email)
     return cycle
@@ -84,40 +86,47 @@ def _score(session: Session, kind: str, text: str | Decimal, what: str) -> Decim
     try:
         return metric_value(str(text).strip(), "score", low, high)
     except CellError as err:
-        raise LaurelError(f"{what}, field score: {err.reason}") from None
+        raise LaurelError(msg("%(what)s, field score: %(reason)s", what=what,
+                              reason=err.reason)) from None
 
 
 def _may_enter(session: Session, user: User, employee: Employee, kind: str) -> None:
     if kind == "self":
         if user.role != "sales_rep" or user.employee_id != employee.id:
-            raise PermissionDenied(f"{user.email} cannot enter {employee.code}'s "
-                                   "self-assessment: each salesperson enters their own")
+            raise PermissionDenied(msg("%(email)s cannot enter %(code)s's self-assessment: each "
+                                       "salesperson enters their own", email=user.email,
+                                       code=employee.code))
     elif kind == "manager":
         own = (user.email or "").lower() == (employee.email or "").lower()
         if not (user.role == "hr_admin" or (user.role == "sales_manager"
                                             and user.team_id == employee.team_id)) or own:
-            raise PermissionDenied(f"{user.email} cannot assess {employee.code}: the "
-                                   "manager of the employee's team does")
+            raise PermissionDenied(msg("%(email)s cannot assess %(code)s: the manager of the "
+                                       "employee's team does", email=user.email,
+                                       code=employee.code))
     elif user.role not in CUSTOMER_SCORERS:
-        raise PermissionDenied(f"{user.email} is a {user.role}: customer scores come from "
-                               "HR or an analyst (a file or the API)")
+        raise PermissionDenied(msg("%(email)s is a %(role)s: customer scores come from HR or an "
+                                   "analyst (a file or the API)", email=user.email,
+                                   role=user.role))
 
 
 def enter(session: Session, cycle_id: int, actor: str | None, employee_code: str, kind: str,
           score: str | Decimal, comments: str = "") -> ReviewEntry:
     """Enter (or change) one score of an open cycle; each kind by whom it belongs to."""
     if kind not in REVIEW_KINDS:
-        raise LaurelError(f"review entry, field kind: one of {', '.join(REVIEW_KINDS)}")
+        raise LaurelError(msg("review entry, field kind: one of %(value)s",
+                              value=', '.join(REVIEW_KINDS)))
     if not actor or actor == "system":
-        raise PermissionDenied("the system user enters no review score: use --as EMAIL")
+        raise PermissionDenied(msg("the system user enters no review score: use --as EMAIL"))
     user = get_user(session, actor)
     cycle = get_cycle(session, cycle_id)
     if cycle.status != "open":
-        raise LaurelError(f"review cycle {cycle.id} ({cycle.period.code}) is closed")
+        raise LaurelError(msg("review cycle %(id)s (%(code)s) is closed", id=cycle.id,
+                              code=cycle.period.code))
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None or employee.id not in {e.id for e in members(session, cycle,
                                                                      employee.team_id)}:
-        raise NotFound(f"employee {employee_code} is not reviewed in this cycle")
+        raise NotFound(msg("employee %(employee_code)s is not reviewed in this cycle",
+                           employee_code=employee_code))
     _may_enter(session, user, employee, kind)
     value = _score(session, kind, score, "review entry")
     entry = session.scalar(select(ReviewEntry).where(
@@ -134,7 +143,8 @@ def enter(session: Session, cycle_id: int, actor: str | None, employee_code: str
     entry.entered_by, entry.entered_at = user.email, dt.datetime.now(dt.UTC)
     session.flush()
     audit(session, "enter", "review_cycle", cycle.id,
-          summary=f"{cycle.period.code}: {kind} score of {employee.code}", before=before,
+          summary=msg("%(period)s: %(kind)s score of %(code)s", period=cycle.period.code,
+                      kind=kind, code=employee.code), before=before,
           after={"employee": employee.code, "kind": kind, "score": str(value),
                  "comments": entry.comments}, actor=user.email)
     return entry
@@ -145,13 +155,24 @@ def import_customer_scores(session: Session, cycle_id: int, name: str, data: byt
     """Customer scores from a file (CSV or XLSX: ``employee_code,customer_score``, an
     optional ``comments``); all rows or none. Return the number of rows."""
     header, body = read_table(name, data)
+    return import_customer_score_table(session, cycle_id, name, header, body, actor)
+
+
+def import_customer_score_table(session: Session, cycle_id: int, name: str, header: list[str],
+                                body: Iterable[tuple[int, list[str]]], actor: str | None
+                                ) -> int:
+    """Customer scores given as a table (a header, then numbered rows of cells as text):
+    what import_customer_scores does with a file's table, and what the API's batches of
+    scores go through."""
     for col in ("employee_code", "customer_score"):
         if col not in header:
-            raise ImportFileError(name, f"required column {col!r} is missing", row=1,
+            raise ImportFileError(name, msg("required column %(col)s is missing", col=repr(col)),
+                                  row=1,
                                   column=col)
     unknown = [c for c in header if c not in ("employee_code", "customer_score", "comments")]
     if unknown:
-        raise ImportFileError(name, f"unknown column {unknown[0]!r}", row=1, column=unknown[0])
+        raise ImportFileError(name, msg("unknown column %(unknown)s", unknown=repr(unknown[0])),
+                              row=1, column=unknown[0])
     e_idx, s_idx = header.index("employee_code"), header.index("customer_score")
     c_idx = header.index("comments") if "comments" in header else None
     rows = 0
@@ -167,7 +188,7 @@ def import_customer_scores(session: Session, cycle_id: int, name: str, data: byt
                                   column=column) from None
         rows += 1
     if not rows:
-        raise ImportFileError(name, "has no customer score")
+        raise ImportFileError(name, msg("has no customer score"))
     return rows
 
 
@@ -199,12 +220,14 @@ def close_cycle(session: Session, cycle_id: int, actor: str | None) -> ImportRep
     user = require_role(session, actor, ("hr_admin",), "close a review cycle")
     cycle = get_cycle(session, cycle_id)
     if cycle.status != "open":
-        raise LaurelError(f"review cycle {cycle.id} ({cycle.period.code}) is closed already")
+        raise LaurelError(msg("review cycle %(id)s (%(code)s) is closed already", id=cycle.id,
+                              code=cycle.period.code))
     by_employee: dict[int, dict[str, Decimal]] = {}
     for entry in session.scalars(select(ReviewEntry).where(ReviewEntry.cycle_id == cycle.id)):
         by_employee.setdefault(entry.employee_id, {})[METRIC_OF[entry.kind]] = entry.score
-    codes = dict(session.execute(select(Employee.id, Employee.code)
-                                 .where(Employee.id.in_(list(by_employee)))).all())
+    codes = dict(session.execute(select(Employee.id, Employee.code).where(
+        Employee.id.in_(select(ReviewEntry.employee_id)
+                        .where(ReviewEntry.cycle_id == cycle.id)))).all())
     header = ["period", "employee_code", *METRIC_OF.values()]
     body = [(number, [cycle.period.code, codes[emp],
                       *(format(scores[m], "f") if m in scores else "" for m in header[2:])])
@@ -222,8 +245,8 @@ def close_cycle(session: Session, cycle_id: int, actor: str | None) -> ImportRep
     cycle.status, cycle.closed_by = "closed", user.email
     cycle.closed_at = dt.datetime.now(dt.UTC)
     audit(session, "close", "review_cycle", cycle.id,
-          summary=f"review cycle of {cycle.period.code} closed: {len(body)} employees' "
-                  "scores written as the quarter's results",
+          summary=msg("review cycle of %(period)s closed: %(n)s employees' scores written as "
+                      "the quarter's results", period=cycle.period.code, n=len(body)),
           before={"status": "open"}, after={"status": "closed", "employees": len(body)},
           actor=user.email)
     session.flush()

@@ -32,6 +32,7 @@ from engine.conditions import (
     leaves,
 )
 from engine.errors import RuleError
+from engine.messages import msg
 from engine.metrics import RULE_DECIMALS, decimals, range_problem, ratio_parts
 from engine.models import OUTCOME_KINDS, PERIOD_KINDS, TEAM_STAGES, Level, Metric, Rule
 from engine.reach import Domain, domains_for, satisfiable
@@ -136,18 +137,19 @@ _Dumper.add_representer(Decimal, _decimal_representer)
 
 def read_yaml(text: str, source: str) -> dict[str, Any]:
     if len(text) > MAX_FILE_BYTES:
-        raise RuleError(source, f"is larger than {MAX_FILE_BYTES:,} characters: a rule file "
-                        "holds one rule")
+        raise RuleError(source, msg("is larger than %(max_file_bytes)s characters: a rule file "
+                                    "holds one rule", max_file_bytes=format(MAX_FILE_BYTES, ',')))
     try:
         _check_shape(text, source)
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         row = mark.line + 1 if mark else None
-        raise RuleError(source, f"is not valid YAML: {getattr(exc, 'problem', exc)}",
+        raise RuleError(source, msg("is not valid YAML: %(exc)s",
+                                    exc=getattr(exc, 'problem', exc)),
                         row=row) from None
     if not isinstance(data, dict):
-        raise RuleError(source, "a rule file holds one mapping (key: value lines)")
+        raise RuleError(source, msg("a rule file holds one mapping (key: value lines)"))
     return data
 
 
@@ -163,8 +165,8 @@ def _check_shape(text: str, source: str) -> None:
         nonlocal total
         total += n
         if total > MAX_NODES:
-            raise RuleError(source, f"holds more than {MAX_NODES:,} values (aliases "
-                            "counted in full)", row=line)
+            raise RuleError(source, msg("holds more than %(max_nodes)s values (aliases counted "
+                                        "in full)", max_nodes=format(MAX_NODES, ',')), row=line)
         if open_:
             anchor, count = open_[-1]
             open_[-1] = (anchor, count + n)
@@ -174,7 +176,8 @@ def _check_shape(text: str, source: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise RuleError(source, f"is nested more than {MAX_DEPTH} levels deep",
+                raise RuleError(source, msg("is nested more than %(max_depth)s levels deep",
+                                            max_depth=MAX_DEPTH),
                                 row=line)
             open_.append((event.anchor, 0))
         elif isinstance(event, yaml.CollectionEndEvent):
@@ -244,18 +247,20 @@ class _Validator:
         ``kind`` (a metric type) when given."""
         if isinstance(value, bool) or value is None or isinstance(value, list | dict) \
                 or "_" in str(value):
-            self.fail(f"{str(value)[:40]!r} is not a number", field, row)
+            self.fail(msg("%(value)s is not a number", value=repr(str(value)[:40])), field, row)
         try:
             d = Decimal(str(value))
         except (InvalidOperation, ValueError):
-            self.fail(f"{str(value)[:40]!r} is not a number", field, row)
+            self.fail(msg("%(value)s is not a number", value=repr(str(value)[:40])), field, row)
         if not d.is_finite():
-            self.fail(f"{value!r} is not a finite number", field, row)
+            self.fail(msg("%(value)s is not a finite number", value=repr(value)), field, row)
         if decimals(d) > RULE_DECIMALS:
-            self.fail(f"{str(value)[:40]} has more than {RULE_DECIMALS} decimals", field, row)
+            self.fail(msg("%(value)s has more than %(rule_decimals)s decimals",
+                          value=str(value)[:40], rule_decimals=RULE_DECIMALS), field, row)
         problem = range_problem(d, kind or "money")
         if problem:
-            self.fail(f"{str(value)[:40]} {problem}", field, row)
+            self.fail(msg("%(value)s %(problem)s", value=str(value)[:40], problem=problem), field,
+                      row)
         return d
 
     def text(self, value: Any, field: str, row: int | None = None, required: bool = True,
@@ -264,16 +269,18 @@ class _Validator:
         only where ``lines``): what both databases store and an export writes."""
         if value is None or value == "":
             if required:
-                self.fail("is missing", field, row)
+                self.fail(msg("is missing"), field, row)
             return ""
         if not isinstance(value, str | int | Decimal) or isinstance(value, bool):
-            self.fail(f"{value!r} is not text", field, row)
+            self.fail(msg("%(value)s is not text", value=repr(value)), field, row)
         text = str(value)
         if len(text) > most:
-            self.fail(f"is {len(text):,} characters long; at most {most:,}", field, row)
+            self.fail(msg("is %(text)s characters long; at most %(most)s",
+                          text=format(len(text), ','), most=format(most, ',')), field, row)
         found = CONTROL.search(text.replace("\n", "").replace("\t", "") if lines else text)
         if found:
-            self.fail(f"holds the control character U+{ord(found[0]):04X}; remove it",
+            self.fail(msg("holds the control character U+%(found)s; remove it",
+                          found=format(ord(found[0]), '04X')),
                       field, row)
         return text
 
@@ -281,9 +288,9 @@ class _Validator:
                numeric: bool = True) -> str:
         name = self.text(value, field, row)
         if name not in self.facts:
-            self.fail(f"unknown metric or fact {name!r}", field, row)
+            self.fail(msg("unknown metric or fact %(name)s", name=repr(name)), field, row)
         if numeric and not self.facts[name].numeric:
-            self.fail(f"{name} is text, a number is needed here", field, row)
+            self.fail(msg("%(name)s is text, a number is needed here", name=name), field, row)
         return name
 
     def condition(self, cond: Any, field: str, row: int | None = None,
@@ -291,27 +298,29 @@ class _Validator:
         if cond is None or cond == {} or cond == []:
             return None
         if depth > MAX_CONDITION_DEPTH:
-            self.fail(f"conditions are nested more than {MAX_CONDITION_DEPTH} levels deep",
+            self.fail(msg("conditions are nested more than %(max_condition_depth)s levels deep",
+                          max_condition_depth=MAX_CONDITION_DEPTH),
                       field, row)
         if isinstance(cond, list):  # a plain list means all of them
             return {"all": [self.condition(c, f"{field}[{i + 1}]", row, depth + 1)
                             or {"all": []} for i, c in enumerate(cond)]}
         if not isinstance(cond, dict):
-            self.fail("a condition is a mapping (fact, op, value) or all/any/not of them",
+            self.fail(msg("a condition is a mapping (fact, op, value) or all/any/not of them"),
                       field, row)
         groups = [k for k in ("all", "any", "not") if k in cond]
         if groups:
             if len(cond) != 1:
-                self.fail(f"{groups[0]} stands alone in its mapping", field, row)
+                self.fail(msg("%(groups)s stands alone in its mapping", groups=groups[0]), field,
+                          row)
             key = groups[0]
             if key == "not":
                 inner = self.condition(cond["not"], f"{field}.not", row, depth + 1)
                 if inner is None:
-                    self.fail("not needs a condition", f"{field}.not", row)
+                    self.fail(msg("not needs a condition"), f"{field}.not", row)
                 return {"not": inner}
             items = cond[key]
             if not isinstance(items, list) or not items:
-                self.fail(f"{key} needs a list of conditions", f"{field}.{key}", row)
+                self.fail(msg("%(key)s needs a list of conditions", key=key), f"{field}.{key}", row)
             return {key: [self.condition(c, f"{field}.{key}[{i + 1}]", row, depth + 1)
                           or {"all": []} for i, c in enumerate(items)]}
         return self.leaf(cond, field, row)
@@ -319,26 +328,28 @@ class _Validator:
     def leaf(self, cond: dict[str, Any], field: str, row: int | None) -> dict[str, Any]:
         extra = set(cond) - {"fact", "metric", "op", "value", "ref"}
         if extra:
-            self.fail(f"unknown field {sorted(extra)[0]!r}", field, row)
+            self.fail(msg("unknown field %(extra)s", extra=repr(sorted(extra)[0])), field, row)
         name = cond.get("fact", cond.get("metric"))
         if name is None:
-            self.fail("is missing", f"{field}.fact", row)
+            self.fail(msg("is missing"), f"{field}.fact", row)
         name = self.metric(name, f"{field}.fact", row, numeric=False)
         info = self.facts[name]
         op = cond.get("op")
         if op is None:
-            self.fail("is missing", f"{field}.op", row)
+            self.fail(msg("is missing"), f"{field}.op", row)
         if op not in ALL_OPS:
-            self.fail(f"unknown operator {op!r}; the operators are {', '.join(ALL_OPS)}",
+            self.fail(msg("unknown operator %(op)s; the operators are %(value)s", op=repr(op),
+                          value=', '.join(ALL_OPS)),
                       f"{field}.op", row)
         out: dict[str, Any] = {"fact": name, "op": op}
         if op in PRESENCE_OPS:
             if "value" in cond or "ref" in cond:
-                self.fail(f"{op} takes no value", f"{field}.value", row)
+                self.fail(msg("%(op)s takes no value", op=op), f"{field}.value", row)
             return out
         if op in POPULATION_OPS:
             if name not in self.metrics or not info.numeric:
-                self.fail(f"{op} needs a numeric metric, not {name}", f"{field}.op", row)
+                self.fail(msg("%(op)s needs a numeric metric, not %(name)s", op=op, name=name),
+                          f"{field}.op", row)
             if op == "top_share":
                 share = self.number(cond.get("value"), f"{field}.value", row, "ratio")
                 if not Decimal(0) < share <= Decimal(1):
@@ -346,21 +357,23 @@ class _Validator:
                               f"{field}.value", row)
                 out["value"] = share
             elif "value" in cond:
-                self.fail("highest takes no value", f"{field}.value", row)
+                self.fail(msg("highest takes no value"), f"{field}.value", row)
             return out
         if "ref" in cond:
             if "value" in cond:
-                self.fail("give a value or a ref, not both", f"{field}.ref", row)
+                self.fail(msg("give a value or a ref, not both"), f"{field}.ref", row)
             ref = self.metric(cond["ref"], f"{field}.ref", row, numeric=False)
             if self.facts[ref].numeric != info.numeric:
-                self.fail(f"{name} and {ref} cannot be compared (a number and text)",
+                self.fail(msg("%(name)s and %(ref)s cannot be compared (a number and text)",
+                              name=name, ref=ref),
                           f"{field}.ref", row)
             if not info.numeric and op not in ("==", "!="):
-                self.fail(f"operator {op} does not fit text fact {name}", f"{field}.op", row)
+                self.fail(msg("operator %(op)s does not fit text fact %(name)s", op=op,
+                              name=name), f"{field}.op", row)
             out["ref"] = ref
             return out
         if "value" not in cond:
-            self.fail("is missing", f"{field}.value", row)
+            self.fail(msg("is missing"), f"{field}.value", row)
         value = cond["value"]
         if info.numeric:
             if op not in NUMBER_OPS:
@@ -369,11 +382,11 @@ class _Validator:
             out["value"] = self.number(value, f"{field}.value", row, info.type)
         else:
             if op not in ("==", "!=", "in", "not_in"):
-                self.fail(f"operator {op} does not fit text fact {name}; use ==, !=, in, "
-                          "not_in, defined or undefined", f"{field}.op", row)
+                self.fail(msg("operator %(op)s does not fit text fact %(name)s; use ==, !=, in, "
+                              "not_in, defined or undefined", op=op, name=name), f"{field}.op", row)
             if op in ("in", "not_in"):
                 if not isinstance(value, list) or not value:
-                    self.fail(f"{op} needs a list of values", f"{field}.value", row)
+                    self.fail(msg("%(op)s needs a list of values", op=op), f"{field}.value", row)
                 out["value"] = [self.text(v, f"{field}.value", row) for v in value]
             else:
                 out["value"] = self.text(value, f"{field}.value", row)
@@ -383,16 +396,16 @@ class _Validator:
 def _rate(v: _Validator, value: Any, field: str, row: int | None = None) -> Decimal:
     rate = v.number(value, field, row, "ratio")
     if rate < 0:
-        v.fail("a rate cannot be negative", field, row)
+        v.fail(msg("a rate cannot be negative"), field, row)
     if rate > MAX_RATE:
-        v.fail(f"a rate is at most {MAX_RATE} (10,000%)", field, row)
+        v.fail(msg("a rate is at most %(max_rate)s (10,000%%)", max_rate=MAX_RATE), field, row)
     return rate
 
 
 def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
                     ) -> list[dict[str, Any]]:
     if not isinstance(tiers, list) or not tiers:
-        v.fail("a tier table needs at least one tier", field)
+        v.fail(msg("a tier table needs at least one tier"), field)
 
     def said(bound: Decimal) -> str:  # a ratio's bound as HR types it: 1.00 (100%)
         return f"{bound} ({pct(bound)})" if kind == "ratio" else str(bound)
@@ -400,31 +413,37 @@ def _validate_tiers(v: _Validator, tiers: Any, field: str, kind: str
     out = []
     for i, tier in enumerate(tiers, start=1):
         if not isinstance(tier, dict):
-            v.fail("a tier is a mapping with from, to and rate", field, row=i)
+            v.fail(msg("a tier is a mapping with from, to and rate"), field, row=i)
         extra = set(tier) - {"from", "to", "rate"}
         if extra:
-            v.fail(f"unknown field {sorted(extra)[0]!r}", f"{field}[{i}]", row=i)
+            v.fail(msg("unknown field %(extra)s", extra=repr(sorted(extra)[0])), f"{field}[{i}]",
+                   row=i)
         lo = None if tier.get("from") is None else v.number(tier["from"], f"{field}.from", i,
                                                              kind)
         hi = None if tier.get("to") is None else v.number(tier["to"], f"{field}.to", i, kind)
         if "rate" not in tier:
-            v.fail("is missing", f"{field}.rate", i)
+            v.fail(msg("is missing"), f"{field}.rate", i)
         rate = _rate(v, tier["rate"], f"{field}.rate", i)
         if lo is not None and hi is not None and lo >= hi:
-            v.fail(f"from {said(lo)} is not below to {said(hi)}", f"{field}.to", i)
+            v.fail(msg("from %(lo)s is not below to %(hi)s", lo=said(lo), hi=said(hi)),
+                   f"{field}.to", i)
         if i > 1:
             prev_hi = out[-1]["to"]
             if prev_hi is None:
-                v.fail(f"tier {i - 1} has no upper bound, so tier {i} overlaps it",
+                v.fail(msg("tier %(value)s has no upper bound, so tier %(i)s overlaps it",
+                           value=i - 1, i=i),
                        f"{field}.from", i)
             if lo is None:
-                v.fail(f"overlaps tier {i - 1}: only the first tier may be open below",
+                v.fail(msg("overlaps tier %(value)s: only the first tier may be open below",
+                           value=i - 1),
                        f"{field}.from", i)
             if lo > prev_hi:
-                v.fail(f"gap between {said(prev_hi)} (tier {i - 1}) and {said(lo)}",
+                v.fail(msg("gap between %(prev_hi)s (tier %(value)s) and %(lo)s",
+                           prev_hi=said(prev_hi), value=i - 1, lo=said(lo)),
                        f"{field}.from", i)
             if lo < prev_hi:
-                v.fail(f"overlaps tier {i - 1}, which runs to {said(prev_hi)}",
+                v.fail(msg("overlaps tier %(value)s, which runs to %(prev_hi)s", value=i - 1,
+                           prev_hi=said(prev_hi)),
                        f"{field}.from", i)
         out.append({"from": lo, "to": hi, "rate": rate})
     return out
@@ -583,13 +602,14 @@ def _validate_action(v: _Validator, kind: str, action: Any,
     """The action, checked; ``base`` is the rule's scope and condition (a table's rows are
     reached only where they hold)."""
     if not isinstance(action, dict):
-        v.fail("is missing (a mapping with a type)", "action")
+        v.fail(msg("is missing (a mapping with a type)"), "action")
     atype = action.get("type")
     allowed = ACTIONS_FOR_KIND[kind]
     if atype is None:
-        v.fail("is missing", "action.type")
+        v.fail(msg("is missing"), "action.type")
     if atype not in allowed:
-        v.fail(f"action {atype!r} does not fit a {kind} rule; use {', '.join(allowed)}",
+        v.fail(msg("action %(atype)s does not fit a %(kind)s rule; use %(value)s",
+                   atype=repr(atype), kind=kind, value=', '.join(allowed)),
                "action.type")
     fields_for = {
         "fixed": {"type", "amount", "value"}, "rate": {"type", "rate", "base"},
@@ -603,7 +623,8 @@ def _validate_action(v: _Validator, kind: str, action: Any,
         fields_for[atype] |= {*LIMITS, "prorate", "clawback", "on_signing"}
     extra = set(action) - fields_for[atype]
     if extra:
-        v.fail(f"unknown field {sorted(extra)[0]!r} for a {atype} action",
+        v.fail(msg("unknown field %(extra)s for a %(atype)s action", extra=repr(sorted(extra)[0]),
+                   atype=atype),
                f"action.{sorted(extra)[0]}")
     out: dict[str, Any] = {"type": atype}
     if atype == "fixed":
@@ -638,24 +659,25 @@ def _validate_action(v: _Validator, kind: str, action: Any,
     if atype == "pip":
         start = action.get("start", "next_period")
         if start != "next_period":
-            v.fail("a PIP starts on the first day of the next period: next_period",
+            v.fail(msg("a PIP starts on the first day of the next period: next_period"),
                    "action.start")
         months = v.number(action.get("months"), "action.months")
         if months != months.to_integral_value() or not 1 <= months <= 24:
-            v.fail("a PIP lasts a whole number of months, 1 to 24", "action.months")
+            v.fail(msg("a PIP lasts a whole number of months, 1 to 24"), "action.months")
         out.update(start=start, months=int(months),
                    target=v.text(action.get("target"), "action.target"))
     elif atype == "table":
         rows = action.get("rows")
         if not isinstance(rows, list) or not rows:
-            v.fail("a decision table needs at least one row", "action.rows")
+            v.fail(msg("a decision table needs at least one row"), "action.rows")
         out_rows = []
         for i, row in enumerate(rows, start=1):
             if not isinstance(row, dict):
-                v.fail("a row is a mapping with when and value", "action.rows", row=i)
+                v.fail(msg("a row is a mapping with when and value"), "action.rows", row=i)
             extra = set(row) - {"when", "value"}
             if extra:
-                v.fail(f"unknown field {sorted(extra)[0]!r}", f"action.rows.{sorted(extra)[0]}",
+                v.fail(msg("unknown field %(extra)s", extra=repr(sorted(extra)[0])),
+                       f"action.rows.{sorted(extra)[0]}",
                        row=i)
             when = v.condition(row.get("when"), "action.rows.when", row=i)
             value = v.text(row.get("value"), "action.rows.value", row=i)
@@ -675,13 +697,14 @@ def _check_rows_reachable(v: _Validator, base: list[dict[str, Any]],
         if satisfiable(cond, v.domains):
             continue
         if not satisfiable({"all": [*base, this]}, v.domains):
-            v.fail("this row's conditions contradict each other (or the rule's scope and "
-                   "condition), so it can never match", "action.rows.when", row=i)
+            v.fail(msg("this row's conditions contradict each other (or the rule's scope and "
+                       "condition), so it can never match"), "action.rows.when", row=i)
         alone = [j for j, a in enumerate(above, start=1)
                  if not satisfiable({"all": [*base, this, {"not": a}]}, v.domains)]
         first = (f"row {alone[0]}" if alone else
                  "rows " + ", ".join(str(j) for j in range(1, i)) + " together")
-        v.fail(f"this row can never match: every case it covers matches {first} first",
+        v.fail(msg("this row can never match: every case it covers matches %(first)s first",
+                   first=first),
                "action.rows.when", row=i)
 
 
@@ -704,22 +727,25 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
                                period_kind if period_kind in PERIOD_KINDS else "year"),
                    formulas)
     if not isinstance(doc, Mapping):
-        v.fail("a rule is a mapping of fields")
+        v.fail(msg("a rule is a mapping of fields"))
     extra = set(doc) - set(TOP_FIELDS)
     if extra:
         name = sorted(extra)[0]
-        v.fail(f"unknown field {name!r}; the fields are {', '.join(TOP_FIELDS)}", name)
+        v.fail(msg("unknown field %(name)s; the fields are %(value)s", name=repr(name),
+                   value=', '.join(TOP_FIELDS)), name)
     key = v.text(doc.get("key"), "key")
     if len(key) > 100 or not all(c.isalnum() or c in "._-" for c in key):
-        v.fail("a key is letters, digits, '.', '_' or '-' (at most 100)", "key")
+        v.fail(msg("a key is letters, digits, '.', '_' or '-' (at most 100)"), "key")
     if source.startswith("rule ") is False and source == "":
         source = f"rule {key}"
     kind = v.text(doc.get("kind"), "kind")
     if kind not in RULE_KINDS:
-        v.fail(f"unknown kind {kind!r}; the kinds are {', '.join(RULE_KINDS)}", "kind")
+        v.fail(msg("unknown kind %(kind)s; the kinds are %(value)s", kind=repr(kind),
+                   value=', '.join(RULE_KINDS)), "kind")
     period_kind = v.text(doc.get("period_kind"), "period_kind")
     if period_kind not in PERIOD_KINDS:
-        v.fail(f"unknown period kind {period_kind!r}; use month, quarter or year",
+        v.fail(msg("unknown period kind %(period_kind)s; use month, quarter or year",
+                   period_kind=repr(period_kind)),
                "period_kind")
     out: dict[str, Any] = {
         "key": key, "name": v.text(doc.get("name"), "name", required=False) or key,
@@ -744,16 +770,17 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
             try:
                 out[f] = dt.date.fromisoformat(str(value))
             except ValueError:
-                v.fail(f"{value!r} is not a date (YYYY-MM-DD)", f)
+                v.fail(msg("%(value)s is not a date (YYYY-MM-DD)", value=repr(value)), f)
     if out["effective_from"] and out["effective_to"] and \
             out["effective_to"] < out["effective_from"]:
-        v.fail("ends before effective_from", "effective_to")
+        v.fail(msg("ends before effective_from"), "effective_to")
     scope = doc.get("scope") or {}
     if not isinstance(scope, dict):
-        v.fail("scope is a mapping of team_stage, level, region", "scope")
+        v.fail(msg("scope is a mapping of team_stage, level, region"), "scope")
     extra = set(scope) - set(SCOPE_FIELDS)
     if extra:
-        v.fail(f"unknown scope {sorted(extra)[0]!r}; use team_stage, level, region",
+        v.fail(msg("unknown scope %(extra)s; use team_stage, level, region",
+                   extra=repr(sorted(extra)[0])),
                f"scope.{sorted(extra)[0]}")
     out_scope = {}
     for f in SCOPE_FIELDS:
@@ -764,12 +791,12 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
         if f == "team_stage":
             for x in values:
                 if x not in TEAM_STAGES:
-                    v.fail(f"unknown team stage {x!r}; use startup, growth, mature",
+                    v.fail(msg("unknown team stage %(x)s; use startup, growth, mature", x=repr(x)),
                            "scope.team_stage")
         if f == "level" and v.levels is not None:
             for x in values:
                 if x not in v.levels:
-                    v.fail(f"unknown level {x!r}", "scope.level")
+                    v.fail(msg("unknown level %(x)s", x=repr(x)), "scope.level")
         if values:
             out_scope[f] = values
     out["scope"] = out_scope
@@ -783,13 +810,13 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
                "guarantees", "effective_from")
     hold = doc.get("hold", False)
     if not isinstance(hold, bool):
-        v.fail("hold is true or false", "hold")
+        v.fail(msg("hold is true or false"), "hold")
     if hold and kind != "flag":
-        v.fail("only a flag can hold payouts", "hold")
+        v.fail(msg("only a flag can hold payouts"), "hold")
     out["hold"] = hold
     for leaf in leaves(out["when"]):
         if leaf["fact"] == "rating" and kind == "rating":
-            v.fail("a rating rule cannot read the rating it sets", "when")
+            v.fail(msg("a rating rule cannot read the rating it sets"), "when")
     limit = check_limits(out)
     if limit:
         v.fail(limit[1], limit[0])
@@ -916,13 +943,15 @@ def read_rule_file(path: Path) -> dict[str, Any]:
 def _read_text(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise RuleError(str(path), f"is larger than {MAX_FILE_BYTES:,} bytes: a rule file "
-                            "holds one rule")
+            raise RuleError(str(path), msg("is larger than %(max_file_bytes)s bytes: a rule "
+                                           "file holds one rule",
+                                           max_file_bytes=format(MAX_FILE_BYTES, ',')))
         return path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        raise RuleError(str(path), f"cannot be read: {exc.strerror}") from None
+        raise RuleError(str(path), msg("cannot be read: %(strerror)s",
+                                       strerror=exc.strerror)) from None
     except UnicodeDecodeError:
-        raise RuleError(str(path), "is not UTF-8 text (save it as UTF-8)") from None
+        raise RuleError(str(path), msg("is not UTF-8 text (save it as UTF-8)")) from None
 
 
 def read_feature_file(path: Path) -> str | None:
@@ -953,12 +982,13 @@ def validate_files(session: Session, path: Path, features: Path | None = None
     ``features``); keys must be unique across the files."""
     files = rule_files(path)
     if not files:
-        raise RuleError(str(path), "holds no rule files (*.yaml)")
+        raise RuleError(str(path), msg("holds no rule files (*.yaml)"))
     docs, seen = [], {}
     for f in files:
         doc = validate_for_session(session, read_rule_file(f), str(f))
         if doc["key"] in seen:
-            raise RuleError(str(f), f"key {doc['key']} is also in {seen[doc['key']]}",
+            raise RuleError(str(f), msg("key %(doc)s is also in %(seen)s", doc=doc['key'],
+                                        seen=seen[doc['key']]),
                             field="key")
         seen[doc["key"]] = str(f)
         docs.append((f, doc, read_feature_file(feature_path(f, doc["key"], features))))

@@ -8,23 +8,26 @@ failure (``record_failure``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, column, func, select, table, update
 from sqlalchemy.orm import Session
 
 from engine import (
     assignments,
+    bulk,
     clawbacks,
     compliance,
     draws,
@@ -33,12 +36,16 @@ from engine import (
     forks,
     periods,
     pips,
+    statements,
     wording,
 )
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
     POPULATION_OPS,
+    conjunction,
+    conjunction_checks,
+    describe,
     facts_read,
     held_checks,
     leaves,
@@ -48,6 +55,7 @@ from engine.db import audit
 from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
+from engine.messages import msg
 from engine.metrics import to_plain
 from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
 from engine.rulebook import published_rules
@@ -132,12 +140,12 @@ def _explain_facts(names: list[str], values: dict[str, Any],
     return out
 
 
-def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
-            ) -> tuple[Decimal, dict[str, Any], list[str]]:
+def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any],
+            worded: Worded | None = None) -> tuple[Decimal, dict[str, Any], list[str]]:
     """Return (amount, its calculation as data, facts read) of a money rule; a rule that
     prorates pays the share of the period the employee was employed (active_share) of
     the exact amount, rounded once."""
-    amount, calc, reads = _full_amount(rule, firing, values)
+    amount, calc, reads = _full_amount(rule, firing, values, worded or _worded(firing))
     if not rule["action"].get("prorate"):
         return round_money(amount), {**calc, "amount": f"{round_money(amount):.2f}"}, reads
     days, period = values["active_days"], values["period_days"]
@@ -149,24 +157,25 @@ def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
     return prorated, calc, [*reads, "active_days", "period_days"]
 
 
-def _full_amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any]
+def _full_amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any], worded: Worded
                  ) -> tuple[Decimal | Fraction, dict[str, Any], list[str]]:
-    """(exact amount before rounding, calculation, facts read) of a money rule."""
+    """(exact amount before rounding, calculation, facts read) of a money rule; the rates
+    come from the firing's words, worked out once a rule set (_worded)."""
     action = rule["action"]
     atype = action["type"]
     if atype == "fixed":
         return Decimal(action["amount"]), {"type": "fixed"}, []
     if atype == "rate":
-        rate, base = Decimal(action["rate"]), values[action["base"]]
+        rate, base = worded.factor, values[action["base"]]
         return product(base, rate), {"type": "rate", "rate": str(rate), "base": action["base"],
                                      "base_value": _show(base)}, [action["base"]]
     if atype == "per_unit":
-        unit, per = Decimal(action["amount"]), values[action["per"]]
+        unit, per = worded.factor, values[action["per"]]
         return product(per, unit), {"type": "per_unit", "unit": str(unit),
                                     "per": action["per"], "per_value": _show(per)}, \
             [action["per"]]
     tier = action["tiers"][firing.index - 1]
-    rate, base = Decimal(tier["rate"]), values[action["base"]]
+    rate, base = worded.factor, values[action["base"]]
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
             "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
@@ -265,6 +274,8 @@ def marginal_slices(tiers: list[dict[str, Any]], reached: int, base: Decimal,
 
 def _firing_ranks(firing: Firing) -> set[str]:
     """The facts a firing's condition ranks among the population (highest, top_share)."""
+    if firing.worded is not None:
+        return firing.worded.ranks
     return {c["fact"] for c in leaves(firing.condition) if c["op"] in POPULATION_OPS}
 
 
@@ -276,31 +287,76 @@ def _firing_reads(firing: Firing) -> list[str]:
 
 
 def evaluate_employee(engine_session: EngineSession, ef: EmployeeFacts, period: Any,
-                      compiled: CompiledRuleset) -> list[dict[str, Any]]:
+                      compiled: CompiledRuleset, money: str | None = None
+                      ) -> list[dict[str, Any]]:
     """Evaluate one employee's facts and return their outcomes (nothing stored)."""
     return employee_outcomes(ef, period, compiled,
-                             engine_session.evaluate(ef.code, to_fact(ef.values, compiled)))
+                             engine_session.evaluate(ef.code, to_fact(ef.values, compiled)),
+                             money)
+
+
+@dataclass
+class Worded:
+    """What a firing's outcomes say alike for every employee, worked out once a rule set
+    (the facts it reads and ranks, its condition's leaves when they all hold together,
+    their words, a tier's band, the decimals of its action)."""
+
+    reads: list[str]
+    ranks: set[str]
+    leaves: list[Any] | None  # None: the condition has an any or a not (held_checks)
+    words: list[str]
+    matched: str | None = None
+    factor: Decimal | None = None  # a rate, a unit amount, a tier's rate
+    fixed: Decimal | None = None
+
+
+def _worded(firing: Firing) -> Worded:
+    if firing.worded is not None:
+        return firing.worded
+    cond = firing.condition
+    conj = conjunction(cond) if firing.role != "warn" else []
+    worded = Worded(_firing_reads(firing), _firing_ranks(firing), conj,
+                    [describe(leaf) for leaf in conj or ()])
+    action = firing.rule["action"]
+    atype = action["type"]
+    if atype == "tiers" and firing.role == "tier":
+        tier = action["tiers"][firing.index - 1]
+        worded.factor = Decimal(tier["rate"])
+        worded.matched = (f"tier {firing.index}: {action['metric']} "
+                          f"{wording.band({'from': tier['from'], 'to': tier['to']}, 'en')}")
+    elif atype == "rate":
+        worded.factor = Decimal(action["rate"])
+    elif atype == "per_unit":
+        worded.factor = Decimal(action["amount"])
+    elif atype == "fixed":
+        worded.fixed = round_money(Decimal(action["amount"]))
+    firing.worded = worded
+    return worded
 
 
 def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
-                      evaluation: Evaluation) -> list[dict[str, Any]]:
-    """Turn what fired for one employee into outcomes with their explanations."""
+                      evaluation: Evaluation, money: str | None = None
+                      ) -> list[dict[str, Any]]:
+    """Turn what fired for one employee into outcomes with their explanations.
+
+    ``money`` is the currency of the amounts (default: currency(), read once here)."""
+    money = money or currency()
     held_by: dict[str, list[str]] = {}
     for payout_rule, hold_rule in evaluation.holds:
         held_by.setdefault(payout_rule, []).append(hold_rule)
     out = []
-    fired = [n for n in evaluation.fired if compiled.firings[n].rule["action"]["type"] != "draw"
-             or compiled.firings[n].role == "warn"]
+    firings = compiled.firings
+    fired = [n for n in evaluation.fired if firings[n].rule["action"]["type"] != "draw"
+             or firings[n].role == "warn"]
     # a draw reads the employee's other commissions: it comes last
     fired += [n for n in evaluation.fired if n not in fired]
     for name in fired:
-        firing = compiled.firings[name]
+        firing = firings[name]
         rule = firing.rule
         values = ef.values
         if name in evaluation.ratings:  # a rule that read this run's rating
             values = dict(values, rating=evaluation.ratings[name])
-        cond = firing.condition
-        reads = _firing_reads(firing)
+        worded = _worded(firing)
         explanation: dict[str, Any] = {"rule": rule.get("name") or rule["key"]}
         amount = None
         value = None
@@ -312,20 +368,20 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             explanation["conditions"] = [f"{firing.missing} undefined"]
             explanation.update(missing=firing.missing, employee=ef.code, rule_key=rule["key"])
             explanation["message"] = wording.explain("warning", explanation)[0]
-            out.append(_outcome(ef, period, rule["key"], kind, None, value, None, explanation))
+            out.append(_outcome(ef, period, rule["key"], kind, None, value, None, explanation,
+                                money))
             continue
         atype = rule["action"]["type"]
         arithmetic_facts: list[str] = []
         if atype in ("fixed", "rate", "per_unit", "tiers"):
-            amount, calc, arithmetic_facts = _amount(rule, firing, values)
+            amount, calc, arithmetic_facts = _amount(rule, firing, values, worded)
             amount = limited(rule["action"], amount, calc,
                              compiled.paid_earlier.get((ef.employee_id, rule["key"])))
             amount = clawbacks.defer(rule["action"], amount, calc)
             explanation["calc"] = calc
             explanation["arithmetic"] = wording.calculation(calc)
-            if calc["type"] == "tiers":
-                explanation["matched"] = (f"tier {calc['tier']}: {calc['metric']} "
-                                          f"{wording.band(calc, 'en')}")
+            if worded.matched is not None:
+                explanation["matched"] = worded.matched
             if atype == "fixed" and rule["action"].get("value"):
                 value = rule["action"]["value"]
         elif atype == "draw":
@@ -358,9 +414,16 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                                   "target": rule["action"]["target"]}
         else:
             value = rule["action"]["value"]
-        explanation["facts"] = _explain_facts(
-            list(dict.fromkeys(reads + arithmetic_facts)), values, _firing_ranks(firing))
-        explanation["checks"], explanation["conditions"] = held_checks(cond, values)
+        reads = worded.reads
+        if arithmetic_facts:
+            reads = list(dict.fromkeys(reads + arithmetic_facts))
+        explanation["facts"] = _explain_facts(reads, values, worded.ranks)
+        if worded.leaves is not None:  # it fired: every leaf of its conjunction holds
+            explanation["checks"] = conjunction_checks(worded.leaves, values)
+            explanation["conditions"] = list(worded.words)
+        else:
+            explanation["checks"], explanation["conditions"] = held_checks(firing.condition,
+                                                                           values)
         status = None
         if amount is not None:
             if abs(amount) >= AMOUNT_LIMIT:
@@ -370,7 +433,8 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             if kind in MONEY_KINDS and rule["key"] in held_by:
                 status = "held"
                 explanation["held_by"] = sorted(held_by[rule["key"]])
-        out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation))
+        out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation,
+                            money))
     payments = compiled.clawable.get(ef.employee_id)
     if payments:
         rules = {r["key"]: r for r in compiled.rules}
@@ -378,7 +442,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             c = explanation["clawback"]
             out.append(_outcome(ef, period, clawbacks.KEY, rules[c["rule_key"]]["kind"], amount,
                                 f"{c['rule_key']} of {c['period']} (run {c['run_id']})",
-                                "payable", explanation))
+                                "payable", explanation, money))
     parts = compiled.held_until_collected.get(ef.employee_id)
     if parts:
         rules = {r["key"]: r for r in compiled.rules}
@@ -387,21 +451,38 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             kind = rules[c["rule_key"]]["kind"] if c["rule_key"] in rules else "commission"
             out.append(_outcome(ef, period, clawbacks.RELEASE, kind, amount,
                                 f"{c['rule_key']} of {c['period']} (run {c['run_id']})",
-                                "payable", explanation))
+                                "payable", explanation, money))
     out.sort(key=lambda o: (o["kind"] == "warning", o["rule_key"]))
     return out
 
 
 def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Decimal | None,
-             value: str | None, status: str | None, explanation: dict[str, Any]
-             ) -> dict[str, Any]:
+             value: str | None, status: str | None, explanation: dict[str, Any],
+             money: str | None = None) -> dict[str, Any]:
     return {"employee_id": ef.employee_id, "employee_code": ef.code, "period": period.code,
             "rule_key": key, "kind": kind, "amount": amount,
-            "currency": currency() if amount is not None else None, "value": value,
-            "status": status, "explanation": explanation}
+            "currency": (money or currency()) if amount is not None else None,
+            "value": value, "status": status, "explanation": explanation}
 
 
 # --- the run ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """No cyclic garbage collection while a chunk is evaluated: collections walked every
+    outcome held, again and again (15% of a run's time, measured). Reference counting
+    frees what the chunk drops meanwhile; the collector is on again (as it was) when the
+    chunk ends and collects what cycles it left. (Freezing the chunk's objects instead
+    kept those cycles, and the memory grew with the chunks; collecting them at the next
+    chunk's start cost as much as it saved.)"""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 PARALLEL_MIN = 2000  # below this, starting worker processes costs more than it saves
@@ -426,13 +507,15 @@ def _evaluate_chunk(index: int) -> list[dict[str, Any]]:
         _JOB["pid"] = os.getpid()
     out: list[dict[str, Any]] = []
     size = _JOB["chunk"]
-    for ef in facts[index * size:(index + 1) * size]:
-        try:
-            out.extend(evaluate_employee(engine_session, ef, period, compiled))
-        except RunFailed:
-            raise
-        except Exception as exc:  # any failure fails the whole run, naming the employee
-            raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
+    money = currency()
+    with quiet_collector():
+        for ef in facts[index * size:(index + 1) * size]:
+            try:
+                out.extend(evaluate_employee(engine_session, ef, period, compiled, money))
+            except RunFailed:
+                raise
+            except Exception as exc:  # any failure fails the whole run, naming the employee
+                raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: {exc}") from exc
     return out
 
 
@@ -524,7 +607,8 @@ def evaluate_period(session: Session, period: Period,
     t2 = time.perf_counter()
     timings.load, timings.enrich = t1 - t0, t2 - t1
     if not facts:
-        raise RunError(f"period {period.code} has no results: import results for it first")
+        raise RunError(msg("period %(code)s has no results: import results for it first",
+                           code=period.code))
     outcomes: list[dict[str, Any]] = []
     total = len(facts)
     if progress:
@@ -550,7 +634,7 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
     started = dt.datetime.now(dt.UTC)
     period = periods.require(session, code)
     if period.status == "locked":
-        raise RunError(f"period {code} is locked: no new run starts")
+        raise RunError(msg("period %(code)s is locked: no new run starts", code=code))
     # Read before any result: a change after this point shows as a newer version.
     version = session.scalar(select(Period.results_version).where(Period.id == period.id))
     before = session.scalar(select(func.max(Run.id)).where(
@@ -582,27 +666,45 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
     another run of it stored, since the run started (``before``: the newest run then)."""
     period = periods.serialise(session, period.id)
     if period.status == "locked":
-        raise RunError(f"period {code} was locked while this run was calculated; nothing "
-                       "was stored")
+        raise RunError(msg("period %(code)s was locked while this run was calculated; nothing "
+                           "was stored", code=code))
     newer = session.scalar(select(Run).where(Run.period_id == period.id, Run.id > before,
                                              Run.status.in_(LIVE_RUN)).order_by(Run.id))
     if newer is not None:
-        raise RunError(f"another run of period {code} (run {newer.id}, started by "
-                       f"{newer.started_by}) was stored while this one was calculated; "
-                       "this run is not stored")
+        raise RunError(msg("another run of period %(code)s (run %(id)s, started by "
+                           "%(started_by)s) was stored while this one was calculated; this run "
+                           "is not stored", code=code, id=newer.id, started_by=newer.started_by))
     return period
+
+
+OUTCOME_COLUMNS = ("run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value",
+                   "status", "explanation", "chunk")
+# the outcome table with its explanation as the JSON text it is stored as: serialised once,
+# here, instead of by the column type row by row
+_OUTCOME_ROWS = table("outcome", *(column(c, Text if c == "explanation" else
+                                          Outcome.__table__.c[c].type)
+                                   for c in OUTCOME_COLUMNS))
 
 
 def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]],
                    chunk: int | None = None) -> None:
-    """Insert outcomes of a run (of one of its chunks)."""
-    rows = [{"run_id": run_id, "employee_id": o["employee_id"], "rule_key": o["rule_key"],
-             "kind": o["kind"], "amount": o["amount"], "currency": o["currency"],
-             "value": o["value"], "status": o["status"], "explanation": o["explanation"],
-             "chunk": chunk}
-            for o in outcomes]
-    if rows:
-        session.execute(Outcome.__table__.insert(), rows)
+    """Insert outcomes of a run (of one of its chunks): COPY on PostgreSQL, one
+    executemany elsewhere; each explanation serialised once, as the JSON column would."""
+    if not outcomes:
+        return
+    dumps = json.dumps
+    rows = [(run_id, o["employee_id"], o["rule_key"], o["kind"], o["amount"], o["currency"],
+             o["value"], o["status"], dumps(o["explanation"]), chunk) for o in outcomes]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.close()
+        return
+    connection.execute(_OUTCOME_ROWS.insert(), [dict(zip(OUTCOME_COLUMNS, row, strict=True))
+                                                 for row in rows])
 
 
 def discard_replaced(session: Session, period_id: int) -> list[int]:
@@ -627,10 +729,14 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
+    statements.store_totals(session, run)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
-          summary=f"{run.id} of {period.code}: {run.employee_count} employees, "
-                  f"{outcomes} outcomes" + (" (stale)" if stale else ""), actor=actor,
+          summary=msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes "
+                      "(stale)", id=run.id, period=period.code, n=run.employee_count,
+                      outcomes=outcomes) if stale else
+          msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes", id=run.id,
+              period=period.code, n=run.employee_count, outcomes=outcomes), actor=actor,
           after={"period": period.code, "ruleset_hash": run.ruleset_hash,
                  "discarded_runs": list(discarded), "results_version": run.results_version,
                  "flags": {k: v for k, v in cases.items() if v},
@@ -661,9 +767,10 @@ def _carry_adjustments(session: Session, run: Run, discarded: list[int], actor: 
         session.flush()
         carried.append(copy.id)
         audit(session, "carry", "run", run.id,
-              summary=f"{run.id}: adjustment {adj.id} of run {adj.run_id} "
-                      f"({adj.currency} {adj.amount:.2f}, {adj.reason}) carried over as "
-                      f"adjustment {copy.id}",
+              summary=msg("run %(id)s: adjustment %(adj)s of run %(from_run)s (%(currency)s "
+                          "%(amount)s, %(reason)s) carried over as adjustment %(copy)s",
+                          id=run.id, adj=adj.id, from_run=adj.run_id, currency=adj.currency,
+                          amount=f"{adj.amount:.2f}", reason=adj.reason, copy=copy.id),
               after={"from_run": adj.run_id, "adjustment": copy.id,
                      "amount": f"{adj.amount:.2f}"}, actor=actor)
     return carried
@@ -694,8 +801,8 @@ def _released_hold_outcomes(session: Session, period: Period,
     """Holds released after their run was locked, paid in this run as their own lines."""
     if not releases:
         return []
-    codes = dict(session.execute(select(Employee.id, Employee.code)
-                                 .where(Employee.id.in_(list(releases)))).all())
+    codes = dict(session.execute(select(Employee.id, Employee.code).where(
+        Employee.id.in_(bulk.ids_in(session, "laurel_released", releases)))).all())
     out = []
     for emp, lines in sorted(releases.items(), key=lambda kv: codes[kv[0]]):
         for line in lines:
@@ -753,24 +860,48 @@ def summary_of(session: Session, run: Run) -> str:
 def get_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise NotFound(f"run {run_id} does not exist")
+        raise NotFound(msg("run %(run_id)s does not exist", run_id=run_id))
     return run
 
 
-def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
-    """The run's outcomes in the public format (CONTRACT.md, Outcomes)."""
+# Rows read from the database at a time by the streamed readers (outcomes, exports).
+STREAM_BATCH = 1000
+
+
+def iter_outcome_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes), one at a time:
+    read STREAM_BATCH rows at a time (a server-side cursor on PostgreSQL), so that memory
+    holds a batch whatever the run's size."""
+    run_id, code_of_period = run.id, run.period.code
     rows = session.execute(
-        select(Outcome, Employee.code).join(Employee, Employee.id == Outcome.employee_id)
-        .where(Outcome.run_id == run.id).order_by(Employee.code, Outcome.id)).all()
-    out = []
-    for o, code in rows:
-        out.append({"run_id": run.id, "period": run.period.code, "employee_code": code,
-                    "rule_key": o.rule_key, "kind": o.kind,
-                    "amount": None if o.amount is None else f"{o.amount:.2f}",
-                    "currency": o.currency, "value": o.value, "status": o.status,
-                    "explanation": o.explanation})
-    return out
+        select(Employee.code, Outcome.rule_key, Outcome.kind, Outcome.amount, Outcome.currency,
+               Outcome.value, Outcome.status, Outcome.explanation)
+        .join(Employee, Employee.id == Outcome.employee_id)
+        .where(Outcome.run_id == run_id).order_by(Employee.code, Outcome.id)
+        .execution_options(yield_per=STREAM_BATCH))
+    for code, rule_key, kind, amount, currency, value, status, explanation in rows:
+        yield {"run_id": run_id, "period": code_of_period, "employee_code": code,
+               "rule_key": rule_key, "kind": kind,
+               "amount": None if amount is None else f"{amount:.2f}",
+               "currency": currency, "value": value, "status": status,
+               "explanation": explanation}
 
 
-def outcomes_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, indent=1)
+def outcome_rows(session: Session, run: Run) -> list[dict[str, Any]]:
+    """The run's outcomes in the public format (CONTRACT.md, Outcomes), as a list."""
+    return list(iter_outcome_rows(session, run))
+
+
+def iter_outcomes_json(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The text outcomes_json gives, a row at a time."""
+    first = True
+    for row in rows:
+        # an element of json.dumps(list, indent=1): one more space before each line
+        yield ("[\n " if first else ",\n ") + json.dumps(
+            row, ensure_ascii=False, indent=1).replace("\n", "\n ")
+        first = False
+    yield "[]" if first else "\n]"
+
+
+def outcomes_json(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(iter_outcomes_json(rows))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import LaurelError
+from engine.messages import msg
 
 KEYWORDS = ("Given", "When", "Then", "And", "But")
 PLACEHOLDER = re.compile(r"<([^<>]+)>")
@@ -341,8 +342,9 @@ def with_figures(feature: Feature, where: Where, step: int, pattern: str,
     target = scenario.steps[step]
     found = parse.parse(pattern, target.text)
     if found is None:
-        raise LaurelError(f"scenario {scenario.name!r}: the step {target.text!r} changed "
-                          "since it was run; run the scenarios again")
+        raise LaurelError(msg("scenario %(name)s: the step %(text)s changed since it was run; "
+                              "run the scenarios again", name=repr(scenario.name),
+                              text=repr(target.text)))
     params = dict(found.named)
     for name, value in figures.items():
         held = params.get(name, "")
@@ -350,12 +352,13 @@ def with_figures(feature: Feature, where: Where, step: int, pattern: str,
         if column and where.examples is not None and where.row is not None:
             ex = scenario.examples[where.examples]
             if column[1] not in ex.header:
-                raise LaurelError(f"scenario {scenario.name!r} has no example column "
-                                  f"{column[1]!r}")
+                raise LaurelError(msg("scenario %(name)s has no example column %(column)s",
+                                      name=repr(scenario.name), column=repr(column[1])))
             ex.table[where.row + 1][ex.header.index(column[1])] = value
         elif PLACEHOLDER.search(held):
-            raise LaurelError(f"scenario {scenario.name!r}: {held!r} mixes words and an "
-                              "example column; change it by hand")
+            raise LaurelError(msg("scenario %(name)s: %(held)s mixes words and an example "
+                                  "column; change it by hand", name=repr(scenario.name),
+                                  held=repr(held)))
         else:
             params[name] = value
     target.text = pattern.format(**params)

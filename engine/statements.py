@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import heapq
+import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import wording
 from engine.errors import NotFound
+from engine.messages import msg
 from engine.models import Adjustment, Employee, Metric, Outcome, Run, Team
 
 ZERO = Decimal("0.00")
@@ -95,7 +97,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     r = reader(session, lang)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
-        raise NotFound(f"employee {employee_code} does not exist")
+        raise NotFound(msg("employee %(employee_code)s does not exist",
+                           employee_code=employee_code))
     st = Statement(run, employee)
     names = {x.get("key"): x.get("name") for x in (run.rules or []) if isinstance(x, dict)}
     if lang == "zh":
@@ -120,7 +123,7 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
             {"reason": adj.reason, "by": adj.created_by,
              "carried_from": adj.carried_from_run_id}, adjustment_id=adj.id))
-    if run.status == "locked" and any(line.status == "held" for line in st.lines):
+    if any(line.status == "held" for line in st.lines):
         _released_after_lock(session, run, employee.id, st.lines)
     st.totals = totals_of(st.lines)
     currencies = {line.currency for line in st.lines if line.currency}
@@ -148,8 +151,10 @@ def _released_after_lock(session: Session, run: Run, employee_id: int,
     from engine.compliance import release_of
     from engine.models import FlagCase
 
+    # the period's: a reopened period's locked run tells the story of the cases that the
+    # new run carried
     cases = {c.rule_key: c for c in session.scalars(select(FlagCase).where(
-        FlagCase.run_id == run.id, FlagCase.employee_id == employee_id))}
+        FlagCase.period_id == run.period_id, FlagCase.employee_id == employee_id))}
     for line in lines:
         holding = line.explanation.get("held_by") or []
         if line.status != "held" or not holding or any(k not in cases for k in holding):
@@ -164,26 +169,44 @@ def _released_after_lock(session: Session, run: Run, employee_id: int,
 # --- difference between two runs ------------------------------------------------------------
 
 
-def _lines(session: Session, run: Run) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Every line of the run (outcomes and adjustments), grouped by employee and rule."""
-    rows = session.execute(
+def _employee_lines(session: Session, run: Run
+                    ) -> Iterator[tuple[str, dict[tuple[str, str], list[dict[str, Any]]]]]:
+    """The run's lines (outcomes, then adjustments), employee by employee in code order,
+    grouped by employee and rule; streamed (runs.STREAM_BATCH rows read at a time)."""
+    from engine import bulk, runs
+
+    code = bulk.in_code_order(session, Employee.code)
+    outcomes = session.execute(
         select(Employee.code, Employee.name, Outcome.rule_key, Outcome.kind, Outcome.amount,
                Outcome.value, Outcome.status)
         .join(Employee, Employee.id == Outcome.employee_id).where(Outcome.run_id == run.id)
-        .order_by(Outcome.id))
+        .order_by(code, Outcome.id).execution_options(yield_per=runs.STREAM_BATCH))
     adjustments = session.execute(
         select(Employee.code, Employee.name, Adjustment.amount, Adjustment.reason)
         .join(Employee, Employee.id == Adjustment.employee_id)
-        .where(Adjustment.run_id == run.id).order_by(Adjustment.id))
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for code, name, key, kind, amount, value, status in rows:
-        k = (code, key if kind != "warning" else f"{key} (warning: {value})")
-        out[k].append({"employee_code": code, "employee_name": name, "rule_key": key,
-                       "kind": kind, "amount": amount, "value": value, "status": status})
-    for code, name, amount, reason in adjustments:
-        out[(code, "adjustment")].append({
-            "employee_code": code, "employee_name": name, "rule_key": "adjustment",
-            "kind": "adjustment", "amount": amount, "value": reason, "status": "payable"})
+        .where(Adjustment.run_id == run.id).order_by(code, Adjustment.id)
+        .execution_options(yield_per=runs.STREAM_BATCH))
+    paid = ((emp, 0, {"employee_code": emp, "employee_name": name, "rule_key": key,
+                      "kind": kind, "amount": amount, "value": value, "status": status})
+            for emp, name, key, kind, amount, value, status in outcomes)
+    adjusted = ((emp, 1, {"employee_code": emp, "employee_name": name,
+                          "rule_key": "adjustment", "kind": "adjustment", "amount": amount,
+                          "value": reason, "status": "payable"})
+                for emp, name, amount, reason in adjustments)
+    merged = heapq.merge(paid, adjusted, key=lambda item: item[:2])
+    for emp, items in itertools.groupby(merged, key=lambda item: item[0]):
+        out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for _emp, _order, line in items:
+            key, kind, value = line["rule_key"], line["kind"], line["value"]
+            out[(emp, key if kind != "warning" else f"{key} (warning: {value})")].append(line)
+        yield emp, out
+
+
+def _lines(session: Session, run: Run) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every line of the run (outcomes and adjustments), grouped by employee and rule."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for _emp, lines in _employee_lines(session, run):
+        out.update(lines)
     return out
 
 
@@ -231,19 +254,31 @@ def diff_runs(session: Session, old: Run, new: Run) -> list[dict[str, Any]]:
     the rows equals the difference of the runs' totals); ``delta`` is the change of the
     amount, ``deltas`` its change by status (payable, held, forfeited).
     """
-    a, b = _lines(session, old), _lines(session, new)
-    out = []
-    for k in sorted(set(a) | set(b)):
-        for before, after in _pair(a.get(k, []), b.get(k, [])):
-            change = "added" if before is None else "removed" if after is None else "changed"
-            row = after or before
-            out.append({"employee_code": k[0], "employee_name": row["employee_name"],
-                        "rule_key": row["rule_key"], "kind": row["kind"], "change": change,
-                        "before": before, "after": after,
-                        "delta": _money(after) - _money(before),
-                        "deltas": {s: _money(after, s) - _money(before, s)
-                                   for s in MONEY_STATUSES}})
-    return out
+    return list(iter_diff_runs(session, old, new))
+
+
+def iter_diff_runs(session: Session, old: Run, new: Run) -> Iterator[dict[str, Any]]:
+    """diff_runs row by row, employee by employee: memory holds one employee's lines of
+    each run, whatever the runs' size."""
+    sides = heapq.merge(((emp, 0, lines) for emp, lines in _employee_lines(session, old)),
+                        ((emp, 1, lines) for emp, lines in _employee_lines(session, new)),
+                        key=lambda item: item[:2])
+    for _emp, items in itertools.groupby(sides, key=lambda item: item[0]):
+        a: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        b: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for _e, side, lines in items:
+            (b if side else a).update(lines)
+        for k in sorted(set(a) | set(b)):
+            for before, after in _pair(a.get(k, []), b.get(k, [])):
+                change = ("added" if before is None else "removed" if after is None
+                          else "changed")
+                row = after or before
+                yield {"employee_code": k[0], "employee_name": row["employee_name"],
+                       "rule_key": row["rule_key"], "kind": row["kind"], "change": change,
+                       "before": before, "after": after,
+                       "delta": _money(after) - _money(before),
+                       "deltas": {s: _money(after, s) - _money(before, s)
+                                  for s in MONEY_STATUSES}}
 
 
 def run_totals(session: Session, run: Run) -> dict[str, Decimal]:
@@ -269,29 +304,37 @@ DIFF_COLUMNS = ["employee_code", "employee_name", "rule_key", "kind", "change",
                 "after_value", "after_status", "delta"]
 
 
-def diff_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
+def diff_table(rows: Iterable[dict[str, Any]]) -> list[list[Any]]:
     """The diff as rows of DIFF_COLUMNS (amounts as Decimal, missing values as None)."""
-    out = []
+    return list(iter_diff_table(rows))
+
+
+def iter_diff_table(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    """diff_table row by row."""
     for r in rows:
         line = [r["employee_code"], r["employee_name"], r["rule_key"], r["kind"], r["change"]]
         for side in (r["before"], r["after"]):
             line += [side["amount"] if side else None, side["value"] if side else None,
                      side["status"] if side else None]
-        out.append(line + [r["delta"]])
-    return out
+        yield line + [r["delta"]]
 
 
 # --- overview ---------------------------------------------------------------------------------
 
 
-def overview(session: Session, run: Run) -> dict[str, Any]:
-    """Totals by kind, rule and team; counts; the payout distribution; attainment by team."""
-    rows = session.execute(
-        select(Outcome.kind, Outcome.rule_key, Outcome.amount, Outcome.status,
-               Outcome.employee_id, Team.name)
-        .join(Employee, Employee.id == Outcome.employee_id)
-        .join(Team, Team.id == Employee.team_id)
-        .where(Outcome.run_id == run.id)).all()
+TEAMS_SHOWN = 25  # past twice this many teams, the overview shows the highest and lowest
+
+
+def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
+    """The run's figures read from its outcomes and adjustments, as stored with the run
+    (Run.figures["totals"], amounts as text): totals by kind, rule, team and status,
+    counts by kind, employees with held amounts, the payout distribution.
+
+    Worked out when a run is stored (runs.settle) and again when an adjustment is added;
+    a hold decision moves its amounts between statuses (compliance.apply_holds). Pages
+    read them (overview) instead of every outcome.
+    """
+    groups, per_employee, employees, held = _outcome_groups(session, run)
     adjustments = session.execute(
         select(Adjustment.amount, Adjustment.employee_id, Team.name)
         .join(Employee, Employee.id == Adjustment.employee_id)
@@ -301,41 +344,142 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     by_rule: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_team: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_status = {s: ZERO for s in MONEY_STATUSES}
-    per_employee: dict[int, Decimal] = defaultdict(lambda: ZERO)
     kinds: Counter[str] = Counter()
-    held_employees: set[int] = set()
-    employees: set[int] = set()
-    for kind, key, amount, status, emp, team in rows:
-        employees.add(emp)
-        kinds[kind] += 1
+    for (kind, key, status, team), (count, amount) in groups.items():
+        kinds[kind] += count
         if amount is not None:
             by_kind[kind] += amount
             by_rule[key] += amount
             by_team[team] += amount
             by_status[status] = by_status.get(status, ZERO) + amount
-            per_employee[emp] += amount
-            if status == "held":
-                held_employees.add(emp)
     for amount, emp, team in adjustments:
         by_kind["adjustment"] += amount
         by_rule["adjustment"] += amount
         by_team[team] += amount
         by_status["payable"] += amount
-        per_employee[emp] += amount
+        per_employee[emp] = per_employee.get(emp, ZERO) + amount
+
+    def text(sums: dict[str, Decimal]) -> dict[str, str]:
+        return {k: f"{v:.2f}" for k, v in sorted(sums.items())}
+
+    return {"counts": dict(sorted(kinds.items())), "by_kind": text(by_kind),
+            "by_rule": text(by_rule), "by_team": text(by_team),
+            "by_status": {s: f"{by_status[s]:.2f}" for s in by_status},
+            "holds": held, "employees": employees,
+            "distribution": [{"from": f"{b['from']:.2f}", "to": f"{b['to']:.2f}",
+                              "count": b["count"]}
+                             for b in distribution(list(per_employee.values()))]}
+
+
+Groups = dict[tuple[str, str, str | None, str], tuple[int, Decimal | None]]
+
+
+def _outcome_groups(session: Session, run: Run
+                    ) -> tuple[Groups, dict[int, Decimal], int, int]:
+    """The run's outcomes summed up: {(kind, rule, status, team): (outcomes, amount or
+    None)}, each employee's amount, the employees with outcomes, those with held amounts.
+
+    PostgreSQL sums in the database (its NUMERIC sums are exact); SQLite keeps amounts
+    as text (engine.models.ExactDecimal), summed here."""
+    where = Outcome.run_id == run.id
+    team_of = (select(Outcome.kind, Outcome.rule_key, Outcome.status, Team.name)
+               .join(Employee, Employee.id == Outcome.employee_id)
+               .join(Team, Team.id == Employee.team_id).where(where))
+    if session.get_bind().dialect.name == "postgresql":
+        groups: Groups = {
+            (kind, key, status, team): (count, amount) for kind, key, status, team, count, amount
+            in session.execute(team_of.add_columns(func.count(), func.sum(Outcome.amount))
+                               .group_by(Outcome.kind, Outcome.rule_key, Outcome.status,
+                                         Team.name))}
+        per_employee = dict(session.execute(
+            select(Outcome.employee_id, func.sum(Outcome.amount))
+            .where(where, Outcome.amount.is_not(None)).group_by(Outcome.employee_id)).all())
+        employees = session.scalar(select(func.count(Outcome.employee_id.distinct()))
+                                   .where(where)) or 0
+        held = session.scalar(select(func.count(Outcome.employee_id.distinct())).where(
+            where, Outcome.status == "held", Outcome.amount.is_not(None))) or 0
+        return groups, per_employee, employees, held
+    sums: dict[tuple[str, str, str | None, str], list[Any]] = {}
+    per: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    everyone: set[int] = set()
+    holding: set[int] = set()
+    for kind, key, status, team, amount, emp in session.execute(
+            team_of.add_columns(Outcome.amount, Outcome.employee_id)):
+        everyone.add(emp)
+        group = sums.setdefault((kind, key, status, team), [0, None])
+        group[0] += 1
+        if amount is not None:
+            group[1] = amount if group[1] is None else group[1] + amount
+            per[emp] += amount
+            if status == "held":
+                holding.add(emp)
+    return ({k: (v[0], v[1]) for k, v in sums.items()}, dict(per), len(everyone),
+            len(holding))
+
+
+def store_totals(session: Session, run: Run) -> None:
+    """Work out the run's figures again and keep them with it (outcome_totals)."""
+    run.figures = dict(run.figures or {}, totals=outcome_totals(session, run))
+    session.flush()
+
+
+def move_status(run: Run, moves: list[tuple[Decimal, str, str]], held_before: bool,
+                held_after: bool) -> None:
+    """Keep the stored figures in step with a hold decision: each (amount, old status,
+    new status) moves its amount; the employee may start or stop having held amounts."""
+    totals = (run.figures or {}).get("totals")
+    if totals is None or not (moves or held_before != held_after):
+        return
+    by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
+    for amount, old, new in moves:
+        by_status[old] = by_status.get(old, ZERO) - amount
+        by_status[new] = by_status.get(new, ZERO) + amount
+    totals = dict(totals, by_status={s: f"{v:.2f}" for s, v in by_status.items()},
+                  holds=totals["holds"] + int(held_after) - int(held_before))
+    run.figures = dict(run.figures, totals=totals)
+
+
+def overview(session: Session, run: Run) -> dict[str, Any]:
+    """Totals by kind, rule and team; counts; the payout distribution; attainment by team.
+
+    Read from the figures stored with the run (outcome_totals), never from its outcomes'
+    explanations or the period's facts; a run stored before runs kept them has them worked
+    out here. Past 2 x TEAMS_SHOWN teams, the teams shown are the TEAMS_SHOWN highest
+    and lowest by attainment ("teams_shown" says which, "teams" how many there are), and
+    "attainment_distribution" sums up all of them.
+    """
+    totals = (run.figures or {}).get("totals") or outcome_totals(session, run)
+    by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
     teams = team_figures(session, run)
+    by_team = {t: Decimal(v) for t, v in totals["by_team"].items()}
     for team in teams:
         by_team.setdefault(team, ZERO)  # every team of the population, zero or not
+    shown = sorted(by_team)
+    summarised = len(shown) > 2 * TEAMS_SHOWN
+    if summarised:
+        ranked = sorted((t for t in shown if teams.get(t, {}).get("attainment") is not None),
+                        key=lambda t: (-teams[t]["attainment"], t))
+        shown = ranked[:TEAMS_SHOWN] + ranked[-TEAMS_SHOWN:]
+    counts = totals["counts"]
     return {
-        "employees": run.employee_count or len(employees),
-        "outcomes": sum(kinds.values()), "counts": dict(sorted(kinds.items())),
-        "flags": kinds.get("flag", 0), "holds": len(held_employees),
-        "by_kind": dict(sorted(by_kind.items())), "by_rule": dict(sorted(by_rule.items())),
-        "by_team": dict(sorted(by_team.items())), "by_status": by_status,
+        "employees": run.employee_count or totals["employees"],
+        "outcomes": sum(counts.values()), "counts": counts,
+        "flags": counts.get("flag", 0), "holds": totals["holds"],
+        "by_kind": {k: Decimal(v) for k, v in totals["by_kind"].items()},
+        "by_rule": {k: Decimal(v) for k, v in totals["by_rule"].items()},
+        "by_team": {t: by_team[t] for t in shown} if summarised else dict(sorted(
+            by_team.items())),
+        "by_status": by_status,
         "total": sum(by_status.values(), ZERO),
-        "distribution": distribution(list(per_employee.values())),
+        "distribution": [{"from": Decimal(b["from"]), "to": Decimal(b["to"]),
+                          "count": b["count"]} for b in totals["distribution"]],
         # None where it is undefined (the team's quota is 0 or undefined)
-        "team_attainment": {t: f["attainment"] for t, f in sorted(teams.items())},
-        "team_members": {t: f["members"] for t, f in sorted(teams.items())},
+        "team_attainment": {t: teams[t]["attainment"] for t in shown if t in teams},
+        "team_members": {t: teams[t]["members"] for t in shown if t in teams},
+        "teams": len(by_team), "summarised": summarised,
+        "attainment_distribution": distribution(
+            [f["attainment"] for f in teams.values() if f["attainment"] is not None])
+        if summarised else [],
     }
 
 
@@ -378,32 +522,39 @@ def diff_file(session: Session, old: Run, new: Run, fmt: str,
               labels: list[str] | None = None) -> bytes:
     """The diff of two runs as CSV (DIFF_COLUMNS as its header) or XLSX (the labels as
     headers, the column keys in a hidden first row, amounts as exact numbers)."""
-    import csv
-    import io
+    return b"".join(diff_file_stream(session, old, new, fmt, labels))
 
-    from engine.cells import csv_row, xlsx_table
+
+def diff_file_stream(session: Session, old: Run, new: Run, fmt: str,
+                     labels: list[str] | None = None) -> Iterator[bytes]:
+    """diff_file piece by piece: a CSV file is written as the runs are read, employee by
+    employee. An unknown format is refused before the first piece."""
     from engine.errors import LaurelError
 
-    rows = diff_table(diff_runs(session, old, new))
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(DIFF_COLUMNS)
-        writer.writerows(csv_row("" if v is None else f"{v:.2f}" if isinstance(v, Decimal)
-                                 else v for v in row) for row in rows)
-        return buf.getvalue().encode("utf-8")
-    if fmt == "xlsx":
-        import openpyxl
+    if fmt not in ("csv", "xlsx"):
+        raise LaurelError(msg("unknown format %(fmt)s: use csv or xlsx", fmt=repr(fmt)))
+    return _diff_pieces(session, old, new, fmt, labels)
 
-        book = openpyxl.Workbook()
-        sheet = book.active
-        sheet.title = f"Run {old.id} - run {new.id}"
-        currency = session.scalar(select(Outcome.currency).where(
-            Outcome.run_id.in_((old.id, new.id)), Outcome.currency.is_not(None)).limit(1))
-        xlsx_table(sheet, DIFF_COLUMNS, labels or DIFF_COLUMNS, rows,
-                   money={5: currency or "CNY", 8: currency or "CNY", 11: currency or "CNY"})
-        book.properties.created = dt.datetime(2000, 1, 1)
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
-    raise LaurelError(f"unknown format {fmt!r}: use csv or xlsx")
+
+def _diff_pieces(session: Session, old: Run, new: Run, fmt: str,
+                 labels: list[str] | None) -> Iterator[bytes]:
+    from engine import runs
+    from engine.cells import csv_text, xlsx_book, xlsx_pieces, xlsx_table
+
+    if fmt == "csv":
+        rows = iter_diff_table(iter_diff_runs(session, old, new))
+        for piece in csv_text(itertools.chain([DIFF_COLUMNS], (
+                ["" if v is None else f"{v:.2f}" if isinstance(v, Decimal) else v
+                 for v in row] for row in rows)), runs.STREAM_BATCH):
+            yield piece.encode("utf-8")
+        return
+    book = xlsx_book()
+    sheet = book.create_sheet(f"Run {old.id} - run {new.id}")
+    currency = session.scalar(select(Outcome.currency).where(
+        Outcome.run_id.in_((old.id, new.id)), Outcome.currency.is_not(None)).limit(1))
+    xlsx_table(sheet, DIFF_COLUMNS, labels or DIFF_COLUMNS,
+               lambda: iter_diff_table(iter_diff_runs(session, old, new)),
+               money={5: currency or "CNY", 8: currency or "CNY", 11: currency or "CNY"})
+    yield from xlsx_pieces(book)
+
+

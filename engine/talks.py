@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import Employee, Pip, Talk, User
 from engine.users import get_user
 
@@ -27,7 +28,8 @@ READERS = (*RECORDERS, "auditor")
 def _employee(session: Session, code: str, field: str) -> Employee:
     employee = session.scalar(select(Employee).where(Employee.code == (code or "").strip()))
     if employee is None:
-        raise LaurelError(f"one-to-one, field {field}: no employee has the code {code!r}")
+        raise LaurelError(msg("one-to-one, field %(field)s: no employee has the code %(code)s",
+                              field=field, code=repr(code)))
     return employee
 
 
@@ -37,8 +39,9 @@ def _may_record(user: User, employee: Employee) -> None:
     if user.role == "sales_manager" and user.team_id == employee.team_id \
             and (user.email or "").lower() != (employee.email or "").lower():
         return
-    raise PermissionDenied(f"{user.email} cannot record a one-to-one with {employee.code}: "
-                           "the manager of the employee's team does")
+    raise PermissionDenied(msg("%(email)s cannot record a one-to-one with %(code)s: the manager "
+                               "of the employee's team does", email=user.email,
+                               code=employee.code))
 
 
 def actions_from(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -49,12 +52,13 @@ def actions_from(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
         if not text and not due:
             continue
         if not text:
-            raise LaurelError(f"one-to-one, field action_{number}: say what was agreed")
+            raise LaurelError(msg("one-to-one, field action_%(number)s: say what was agreed",
+                                  number=number))
         try:
             day = dt.date.fromisoformat(due)
         except ValueError:
-            raise LaurelError(f"one-to-one, field due_{number}: give the date it is due "
-                              "(YYYY-MM-DD)") from None
+            raise LaurelError(msg("one-to-one, field due_%(number)s: give the date it is due "
+                                  "(YYYY-MM-DD)", number=number)) from None
         out.append({"text": text, "due": day.isoformat()})
     return out
 
@@ -64,16 +68,16 @@ def record(session: Session, actor: str | None, employee_code: str, held_on: dt.
            coach_code: str | None = None) -> Talk:
     """Record a one-to-one; one held during a running PIP is its check-in."""
     if not actor or actor == "system":
-        raise PermissionDenied("the system user records no one-to-one: use --as EMAIL")
+        raise PermissionDenied(msg("the system user records no one-to-one: use --as EMAIL"))
     user = get_user(session, actor)
     employee = _employee(session, employee_code, "employee")
     _may_record(user, employee)
     if not (strengths or "").strip() and not (gaps or "").strip():
-        raise LaurelError("one-to-one, field strengths: write the strengths or the gaps "
-                          "talked about")
+        raise LaurelError(msg("one-to-one, field strengths: write the strengths or the gaps "
+                              "talked about"))
     coach = _employee(session, coach_code, "coach") if (coach_code or "").strip() else None
     if coach is not None and coach.id == employee.id:
-        raise LaurelError("one-to-one, field coach: the coach is someone else")
+        raise LaurelError(msg("one-to-one, field coach: the coach is someone else"))
     pip = session.scalar(select(Pip).where(
         Pip.employee_id == employee.id, Pip.status.in_(("active", "extended")),
         Pip.start <= held_on, Pip.end >= held_on).order_by(Pip.id.desc()).limit(1))
@@ -84,8 +88,10 @@ def record(session: Session, actor: str | None, employee_code: str, held_on: dt.
     session.add(talk)
     session.flush()
     audit(session, "record", "talk", talk.id,
-          summary=f"one-to-one {talk.id} with {employee.code} on {held_on.isoformat()}"
-                  + (f" (check-in of PIP {pip.id})" if pip else ""),
+          summary=msg("one-to-one %(id)s with %(code)s on %(day)s (check-in of PIP %(pip)s)",
+                      id=talk.id, code=employee.code, day=held_on.isoformat(), pip=pip.id)
+          if pip else msg("one-to-one %(id)s with %(code)s on %(day)s", id=talk.id,
+                          code=employee.code, day=held_on.isoformat()),
           after={"employee": employee.code, "held_on": held_on.isoformat(),
                  "actions": len(actions), "coach": coach.code if coach else None,
                  "pip": pip.id if pip else None}, actor=user.email)
@@ -96,7 +102,7 @@ def get(session: Session, talk_id: int, actor: str | None) -> Talk:
     """The talk, for its employee, the team's manager, HR or the auditor; else NotFound."""
     talk = session.get(Talk, talk_id)
     if talk is None or not actor or actor == "system":
-        raise NotFound(f"one-to-one {talk_id} does not exist")
+        raise NotFound(msg("one-to-one %(talk_id)s does not exist", talk_id=talk_id))
     user = get_user(session, actor)
     employee = talk.employee
     if user.role == "sales_rep" and user.employee_id == employee.id:
@@ -105,7 +111,7 @@ def get(session: Session, talk_id: int, actor: str | None) -> Talk:
         return talk
     if user.role == "sales_manager" and user.team_id == employee.team_id:
         return talk
-    raise NotFound(f"one-to-one {talk_id} does not exist")
+    raise NotFound(msg("one-to-one %(talk_id)s does not exist", talk_id=talk_id))
 
 
 def acknowledge(session: Session, talk_id: int, actor: str | None) -> Talk:
@@ -113,12 +119,13 @@ def acknowledge(session: Session, talk_id: int, actor: str | None) -> Talk:
     talk = get(session, talk_id, actor)
     user = get_user(session, actor)  # type: ignore[arg-type]
     if user.role != "sales_rep" or user.employee_id != talk.employee_id:
-        raise PermissionDenied("only the employee acknowledges their one-to-one")
+        raise PermissionDenied(msg("only the employee acknowledges their one-to-one"))
     if talk.acknowledged_at is not None:
-        raise LaurelError(f"one-to-one {talk.id} was acknowledged already")
+        raise LaurelError(msg("one-to-one %(id)s was acknowledged already", id=talk.id))
     talk.acknowledged_at, talk.acknowledged_by = dt.datetime.now(dt.UTC), user.email
     audit(session, "acknowledge", "talk", talk.id,
-          summary=f"one-to-one {talk.id} acknowledged by {user.email}",
+          summary=msg("one-to-one %(id)s acknowledged by %(email)s", id=talk.id,
+                      email=user.email),
           after={"acknowledged_at": talk.acknowledged_at.isoformat()}, actor=user.email)
     session.flush()
     return talk

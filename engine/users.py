@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.errors import LaurelError, NotFound, PasswordRefused, PermissionDenied
+from engine.messages import msg
 from engine.models import ROLES, Employee, Team, User, new_session_token
 
 MIN_PASSWORD = 8
@@ -24,7 +25,7 @@ def get_user(session: Session, email: str) -> User:
     """Return the active user with this email or raise NotFound naming it."""
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None or not user.active:
-        raise NotFound(f"user {email} does not exist or is inactive")
+        raise NotFound(msg("user %(email)s does not exist or is inactive", email=email))
     return user
 
 
@@ -94,8 +95,9 @@ def employee_by_email(session: Session, email: str) -> Employee | None:
     found = list(session.scalars(select(Employee).where(
         func.lower(Employee.email) == email.strip().lower()).order_by(Employee.code)))
     if len(found) > 1:
-        raise LaurelError(f"user {email}: {len(found)} employees have this email "
-                          f"({', '.join(e.code for e in found)}); give each their own")
+        raise LaurelError(msg("user %(email)s: %(found)s employees have this email (%(value)s); "
+                              "give each their own", email=email, found=len(found),
+                              value=', '.join(e.code for e in found)))
     return found[0] if found else None
 
 
@@ -110,11 +112,13 @@ def create_user(session: Session, email: str, password: str | None, role: str,
     """
     email = email.strip().lower()
     if "@" not in email:
-        raise LaurelError(f"user {email!r}, field email: not an email address")
+        raise LaurelError(msg("user %(email)s, field email: not an email address",
+                              email=repr(email)))
     if role not in ROLES:
-        raise LaurelError(f"user {email}, field role: {role!r} is not one of {', '.join(ROLES)}")
+        raise LaurelError(msg("user %(email)s, field role: %(role)s is not one of %(value)s",
+                              email=email, role=repr(role), value=', '.join(ROLES)))
     if session.scalar(select(User).where(func.lower(User.email) == email)):
-        raise LaurelError(f"user {email} already exists")
+        raise LaurelError(msg("user %(email)s already exists", email=email))
     team_obj = None
     if role == "sales_manager" and not team:
         # The team whose manager is the employee with this email, when there is one; else
@@ -124,13 +128,15 @@ def create_user(session: Session, email: str, password: str | None, role: str,
     if team:
         team_obj = session.scalar(select(Team).where(Team.name == team))
         if team_obj is None:
-            raise LaurelError(f"user {email}, field team: unknown team {team!r}")
+            raise LaurelError(msg("user %(email)s, field team: unknown team %(team)s",
+                                  email=email, team=repr(team)))
     employee = None
     if role == "sales_rep":
         employee = employee_by_email(session, email)
         if employee is None:
-            raise LaurelError(f"user {email}, field email: no employee has this email; a "
-                              "sales_rep is an employee (import or edit the employee first)")
+            raise LaurelError(msg("user %(email)s, field email: no employee has this email; a "
+                                  "sales_rep is an employee (import or edit the employee first)",
+                                  email=email))
     user = User(email=email, name=name or (employee.name if employee else email.split("@")[0]),
                 role=role, team=team_obj, locale=locale, active=True, employee=employee)
     if password is not None:
@@ -158,19 +164,56 @@ def invite(session: Session, email: str) -> tuple[User, str]:
     user = session.scalar(select(User).where(func.lower(User.email) == email))
     if user is None:
         if employee_by_email(session, email) is None:
-            raise LaurelError(f"user {email}: no user and no employee has this email")
+            raise LaurelError(msg("user %(email)s: no user and no employee has this email",
+                                  email=email))
         user = create_user(session, email, None, "sales_rep")
     if not user.active:
-        raise LaurelError(f"user {email} is inactive: HR activates it first")
+        raise LaurelError(msg("user %(email)s is inactive: HR activates it first", email=email))
     token = secrets.token_urlsafe(32)
     user.invite_hash = _token_hash(token)
     user.invite_expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=INVITE_DAYS)
     session.flush()
     from engine.db import audit
 
-    audit(session, "invite", "user", user.id, summary=f"{user.email} invited ({user.role})",
+    audit(session, "invite", "user", user.id, summary=msg("%(email)s invited (%(role)s)",
+                                                                  email=user.email, role=user.role),
           after={"role": user.role, "expires": user.invite_expires_at.isoformat()})
     return user, token
+
+
+def invite_link(token: str, base: str | None = None) -> str:
+    """The link of an invitation: LAUREL_BASE_URL (else ``base``, else the default local
+    address) followed by /invite/TOKEN."""
+    import os
+
+    root = os.environ.get("LAUREL_BASE_URL") or base or "http://127.0.0.1:5000"
+    return f"{root.rstrip('/')}/invite/{token}"
+
+
+INVITERS = ("hr_admin",)
+
+
+def invite_employee(session: Session, employee_id: int, actor: str | None
+                    ) -> tuple[User, str]:
+    """Invite an employee from the back office, as ``laurel users invite EMAIL`` does.
+
+    Only who manages users (INVITERS) may; the employee needs an email; an active user
+    who has set a password already logs in and gets no second invitation (a pending one is
+    replaced by a new link).
+    """
+    require_role(session, actor, INVITERS, "invite a person")
+    employee = session.get(Employee, employee_id)
+    if employee is None:
+        raise NotFound(msg("employee %(employee_id)s does not exist", employee_id=employee_id))
+    email = (employee.email or "").strip().lower()
+    if not email:
+        raise LaurelError(msg("employee %(code)s, field email: no email; give the employee an "
+                              "email before inviting them", code=employee.code))
+    user = session.scalar(select(User).where(func.lower(User.email) == email))
+    if user is not None and user.active and user.password_hash:
+        raise LaurelError(msg("user %(email)s is active and has set a password: they log in "
+                              "already, no second invitation", email=email))
+    return invite(session, email)
 
 
 def invited(session: Session, token: str) -> User | None:
@@ -190,13 +233,15 @@ def accept_invite(session: Session, token: str, password: str) -> User:
     """Set the password of the invited user; the link then stops working."""
     user = invited(session, token)
     if user is None:
-        raise NotFound("this invitation link is unknown, used or expired: ask HR for a new one")
+        raise NotFound(msg("this invitation link is unknown, used or expired: ask HR for a new "
+                           "one"))
     set_password(user, password)
     user.invite_hash = user.invite_expires_at = None
     from engine.db import audit
 
-    audit(session, "accept", "user", user.id, summary=f"{user.email} set a password from "
-          "an invitation", actor=user.email)
+    audit(session, "accept", "user", user.id,
+          summary=msg("%(email)s set a password from an invitation", email=user.email),
+          actor=user.email)
     session.flush()
     return user
 
@@ -210,9 +255,10 @@ def require_role(session: Session, actor: str | None, roles: tuple[str, ...], wh
                  ) -> User:
     """Return the acting user when their role may do this; the system user never may."""
     if not actor or actor == "system":
-        raise PermissionDenied(f"the system user cannot {what}: use --as EMAIL")
+        raise PermissionDenied(msg("the system user cannot %(what)s: use --as EMAIL", what=what))
     user = get_user(session, actor)
     if user.role not in roles:
         allowed = " or ".join([ROLE_WORDS[roles[0]], *roles[1:]])  # a comp_analyst or hr_admin
-        raise PermissionDenied(f"user {user.email} is a {user.role}; only {allowed} can {what}")
+        raise PermissionDenied(msg("user %(email)s is a %(role)s; only %(allowed)s can %(what)s",
+                                   email=user.email, role=user.role, allowed=allowed, what=what))
     return user

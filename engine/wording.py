@@ -49,10 +49,15 @@ TERMS_ZH = {
     "draft": "草稿", "published": "已发布", "retired": "已停用", "discarded": "已放弃",
     "payable": "可发放", "held": "暂扣", "forfeited": "没收",
     "startup": "初创期", "growth": "成长期", "mature": "成熟期",
-    "open": "未结", "resolved": "已处理", "in_review": "审核中", "dismissed": "已驳回",
+    "open": "未结", "resolved": "已处理", "in_review": "审查中", "dismissed": "已驳回",
     "confirmed": "已确认", "active": "进行中", "passed": "已通过", "extended": "已延长",
     "closed": "已关闭", "failed": "未通过", "calculated": "已计算", "approved": "已批准",
     "locked": "已锁定", "low": "低", "medium": "中", "high": "高",
+    "cleared": "不再触发", "proposed": "已提议", "role_change": "调岗", "exit": "离职",
+    "eligible": "符合条件", "nominated": "已提名", "accepted": "已接受", "declined": "已拒绝",
+    "self": "自评", "manager": "经理评估", "customer": "客户评分",
+    "hr_admin": "HR 管理员", "comp_analyst": "薪酬分析师", "compliance_officer": "合规专员",
+    "sales_manager": "销售经理", "auditor": "审计员", "sales_rep": "销售人员",
 }
 TERMS_EN = {"pip": "PIP", "in_review": "in review"}
 

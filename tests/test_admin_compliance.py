@@ -340,3 +340,38 @@ def test_each_home_page_says_what_waits_for_its_role(app, world) -> None:
     assert not re.search(r"[0-9a-f]{40,}", html)  # no raw hash
     assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text)  # no ISO timestamp
     assert "Nothing waits for you." in text_of(as_user(app, AU).get("/admin/"))
+
+
+def test_ratios_read_as_percentages_on_the_case_and_the_statement(app, world) -> None:
+    # A1 gave a 9% discount beyond S2's 8% authority; January's attainment is 120%
+    for lang in ("en", "zh"):
+        case = text_of(as_user(app, CO).get(f"/admin/compliance/{world.discount}/?lang={lang}"))
+        assert "9% &gt; " in case and "max_discount_pct 9%" in case
+        assert "level_authority 8%" in case
+        assert "0.09" not in case and "0.08" not in case, lang
+        statement = text_of(as_user(app, CA).get(
+            f"/admin/runs/{world.run_id}/statement/A1?lang={lang}"))
+        assert "attainment 120%" in statement and "1.2 " not in statement, lang
+
+
+def test_a_flags_history_and_the_audit_log_read_in_the_readers_language(app, world) -> None:
+    officer = as_user(app, CO)
+    officer.get("/admin/?lang=zh")
+    assert officer.post(f"/admin/compliance/{world.discount}/assign",
+                        data={"assignee": OFFICER2}).status_code == 302
+    with world.session() as s:  # a new run of the period carries the case over
+        runs.start_run(s, "2026-01", actor=support.ROLE_EMAILS[CA])
+        s.commit()
+    case = f"/admin/compliance/{world.discount}/"
+    zh = text_of(officer.get(case + "?lang=zh"))
+    assert f"合规标记 {world.discount}（compliance.discount_authority）已分配给 {OFFICER2}" in zh
+    assert "再次触发：沿用原记录，审查中" in zh and "assigned to" not in zh
+    assert "raised again" not in zh
+    en = text_of(officer.get(case + "?lang=en"))
+    assert f"flag {world.discount} (compliance.discount_authority) assigned to {OFFICER2}" in en
+    assert "raised again by run" in en and "carried over, in review" in en
+    auditor = as_user(app, "auditor")
+    log = text_of(auditor.get("/admin/auditlog/?lang=zh"))
+    assert "计算批次 " in log and "名员工" in log and "employees," not in log
+    home = text_of(as_user(app, HR).get("/admin/?lang=zh"))
+    assert "assigned to" not in home and "raised again" not in home

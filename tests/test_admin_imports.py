@@ -100,3 +100,14 @@ def test_a_file_of_another_type_is_refused(client: FlaskClient, org: Org) -> Non
     zh = client.post("/admin/imports/?lang=zh", data={"kind": "employees"},
                      content_type="multipart/form-data")
     assert zh.status_code == 400 and "请选择文件。" in zh.get_data(as_text=True)
+
+
+def test_a_refused_file_is_explained_in_chinese(client: FlaskClient, org: Org) -> None:
+    login(client, "comp_analyst")
+    client.get("/admin/?lang=zh")
+    data = b"period,employee_code,visits\n2026-02,N1,12\n2026-02,S1,1\xef\xbc\x8c5\n"
+    text = text_of(_upload(client, "results", "bad.csv", data))
+    assert "bad.csv，第 3 行，列 visits：&#39;1，5&#39; 不是数字（请使用数字 0-9" in text
+    missing = text_of(_upload(client, "results", "nope.csv", b"employee_code,visits\nN1,3\n"))
+    assert "nope.csv，第 1 行，列 period：缺少必需的列 &#39;period&#39;" in missing
+    assert "is missing" not in missing and "row 1" not in missing

@@ -643,3 +643,12 @@ def test_a_part_on_signing_is_two_fields_in_the_editor(client: FlaskClient, org:
     assert ("a_on_signing_share", "60") in fields
     assert "签约时发放比例" in client.get(
         "/admin/rules/commission.key_accounts/edit?lang=zh").get_data(as_text=True)
+def test_the_rule_validations_refusals_read_in_chinese_at_their_field(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    client.get("/admin/?lang=zh")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[*TIERS, ("hold", "y")]))
+    assert error_at(page, "hold") == "只有合规标记可以暂扣奖金"
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("effective_from", "2026-05-01"), ("effective_to", "2026-04-01")]))
+    assert error_at(page, "effective_to") == "结束日期早于 effective_from"

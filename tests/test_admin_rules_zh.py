@@ -34,11 +34,11 @@ pytest_plugins = [support.__name__]
 ROOT = Path(__file__).resolve().parent.parent
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]")
 # Not translated on purpose: the product's name, the currency, units of the catalog.
-ALWAYS = {"Laurel", "CN", "CNY", "CEO", "Gherkin", "HR", "KPI"}
+ALWAYS = {"Laurel", "CN", "CNY", "CEO", "Gherkin", "HR", "KPI", "API"}
 
 
-# Flask-Admin's own navigation button, which its catalog leaves in English.
-FLASK_ADMIN = {"Toggle navigation"}
+# Flask-Admin's own words are translated too (the navbar button's: laurel/base.html).
+FLASK_ADMIN: set[str] = set()
 # A code: a rule key, a metric key (commission.tiered, per_capita_output).
 CODE = re.compile(r"[A-Za-z0-9]+(?:[._][A-Za-z0-9]+)+")
 VOID = {"input", "br", "img", "meta", "link", "hr", "col", "source", "wbr"}
@@ -49,6 +49,9 @@ class Text(HTMLParser):
     what is marked as written in English on purpose (lang="en")."""
 
     SKIP = {"script", "style", "code", "pre", "template"}
+    # Flask-Admin's filter definitions, JSON data for its script (hidden)
+    DATA = {"filter-groups-data", "active-filters-data", "actions-confirmation-data",
+            "message-data"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,7 +60,7 @@ class Text(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag not in VOID and (self.skipping or tag in self.SKIP
+        if tag not in VOID and (self.skipping or tag in self.SKIP or a.get("id") in self.DATA
                                 or (a.get("lang") or "").startswith("en")):
             self.skipping.append(tag)
         for name, value in attrs:  # what a person reads in a field or a tip

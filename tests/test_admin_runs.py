@@ -300,8 +300,9 @@ def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
     login(client, HR)
     page = client.get(f"/admin/runs/{run_id}/")
     assert re.search(r"Stale: results of 2026-01 changed after this run read them \(edit at "
-                     rf"\d{{4}}-\d\d-\d\d \d\d:\d\d by {ANALYST}\); start a new run\. It cannot "
-                     "be approved or locked.", text_of(page))
+                     r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M "
+                     rf"by {ANALYST}\); start a new run\. It cannot be approved or locked\.",
+                     text_of(page))
     html = page.get_data(as_text=True)
     assert f"/admin/runs/{run_id}/approve" not in html and f"/admin/runs/{run_id}/lock" not in html
     refused = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
@@ -360,6 +361,38 @@ def test_the_run_page_shows_the_engine_overview_and_charts(
     library = client.get(script)
     assert library.status_code == 200 and b"Chart.js v4" in library.data[:200]
     assert "cdn" not in html.lower()
+
+
+def test_the_run_page_reads_the_figures_stored_with_the_run(
+        app: Flask, client: FlaskClient, org: Org, run_id: int) -> None:
+    """With every explanation emptied and the period's results gone, the run's page gives
+    the same overview: it reads the totals kept with the run, not the outcomes' words or
+    the period's facts."""
+    from sqlalchemy import delete, update
+
+    from engine.models import ResultRow
+
+    def tables(html: str) -> dict[str, str]:
+        out = {}
+        for name in ("by-kind", "by-rule", "by-team"):
+            found = re.search(rf'id="{name}".*?</table>', html, re.S)
+            assert found, name
+            out[name] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0)))
+        return out
+
+    login(client, CO)
+    before = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
+    with org.session() as s:
+        s.execute(update(Outcome).where(Outcome.run_id == run_id).values(explanation={}))
+        s.execute(delete(Result))
+        s.execute(delete(ResultRow))
+        s.commit()
+        data = statements.overview(s, s.get(Run, run_id))
+    page = client.get(f"/admin/runs/{run_id}/")
+    after = page.get_data(as_text=True)
+    assert page.status_code == 200 and tables(after) == tables(before)
+    assert data["outcomes"] > 0 and f"Outcomes {data['outcomes']}" in text_of(page)
+    assert money(app, data["total"]) in text_of(page)
 
 
 def test_export_downloads_draft_then_approved(
@@ -594,3 +627,55 @@ def test_every_page_renders_for_each_role_in_both_languages(
         assert s.scalar(select(func.count()).select_from(Period)
                         .where(Period.status == "locked")) == 0
 
+
+
+ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
+
+
+def test_people_read_rule_versions_and_times_in_words_not_hashes(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    with org.session() as s:
+        run = s.get(Run, run_id)
+        digest, used = run.ruleset_hash, run.rules
+    assert digest and used
+    for lang, at in (("en", r"[A-Z][a-z]{2} \d{1,2}, \d{4}"), ("zh", r"\d{4}年\d{1,2}月\d{1,2}日")):
+        for role in ROLES:
+            support.login(client, role)
+            client.get(f"/admin/?lang={lang}")
+            home = client.get("/admin/").get_data(as_text=True)
+            assert not ISO_MOMENT.search(home), (role, lang)
+            page = client.get(f"/admin/runs/{run_id}/")
+            if page.status_code != 200:
+                continue
+            html = page.get_data(as_text=True)
+            assert digest[:8] not in html and not ISO_MOMENT.search(html), (role, lang)
+            assert re.search(at, text_of(page)), (role, lang)
+            versions = re.search(r'<details class="mb-3" id="rule-versions">(.*?)</details>',
+                                 html, re.S).group(1)
+            assert len(re.findall(r"<li ", versions)) == len(used)
+            assert ("/admin/rules/" in versions) == (role != SM), role
+    # the last page read is Chinese: each rule by its Chinese name, with its version
+    items = re.findall(r"<li [^>]*>(.*?)</li>", versions, re.S)
+    assert all(re.search(r"[\u4e00-\u9fff]", re.sub(r"<[^>]+>", "", i).split("版本")[0])
+               and re.search(r"版本 \d+", i) for i in items), items
+
+
+def test_the_engines_refusals_read_in_chinese_next_to_their_field(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    login(client, CA)
+    client.get("/admin/?lang=zh")
+    typed = {"employee": "N2", "amount": "1,00", "reason": "missed deal in March"}
+    bad = client.post(f"/admin/runs/{run_id}/adjust", data=typed)
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "&#39;1,00&#39; 不是 CNY 金额（例如写作 1500" in text_of(bad)
+    assert re.search(r'name="amount" value="1,00" class="form-control is-invalid"', html)
+    nobody = client.post(f"/admin/runs/{run_id}/adjust", data={**typed, "employee": "ZZ9",
+                                                               "amount": "5"})
+    assert "没有工号或姓名为 &#39;ZZ9&#39; 的员工" in text_of(nobody)
+    assert "no employee has" not in text_of(nobody)
+    assert re.search(r'name="employee" value="ZZ9" class="form-control is-invalid"',
+                     nobody.get_data(as_text=True))
+    # a refusal without a field: the analyst started the run, another person approves it
+    mine = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
+    assert mine.status_code in (400, 403)
+    assert f"计算批次 {run_id} 由 {ANALYST} 发起：必须由另一人批准" in text_of(mine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -389,18 +390,35 @@ def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org)
     assert money_lines(session, third, "P1") == before["P1"]
 
 
-def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
+@contextlib.contextmanager
+def _upgraded(tmp_path, base, sql):
+    """A database at migration ``base`` with these rows, upgraded to head: its session."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
 
     from engine import db
-    from engine.models import FlagNote
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     cfg = Config()
     cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url)
+    try:
+        cfg.attributes["engine"] = db.get_engine(url)
+        command.upgrade(cfg, base)
+        with db.get_engine(url).begin() as conn:
+            for statement in sql:
+                conn.execute(text(statement))
+        command.upgrade(cfg, "head")
+        with db.session_scope(url) as s:
+            yield s
+    finally:
+        db._engines.pop(url).dispose()
+
+
+def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
+    from engine.models import FlagNote
+
     sql = [
         "INSERT INTO period (id, code, kind, start, \"end\", status, results_version) VALUES "
         "(1, '2026-04', 'month', '2026-04-01', '2026-04-30', 'open', 0)",
@@ -426,24 +444,50 @@ def test_the_upgrade_merges_the_cases_of_one_flag_in_one_period(tmp_path):
         "INSERT INTO flag_note (id, case_id, author, text, created_at) "
         "VALUES (1, 2, 'cat@x.com', 'letters', '2026-05-02 10:00:00')",
     ]
-    try:
-        cfg.attributes["engine"] = db.get_engine(url)
-        command.upgrade(cfg, "0010")
-        with db.get_engine(url).begin() as conn:
-            for statement in sql:
-                conn.execute(text(statement))
-        command.upgrade(cfg, "head")
-        with db.session_scope(url) as s:
-            case = s.scalars(select(FlagCase)).one()
-            assert (case.id, case.run_id, case.period_id, case.status, case.decision,
-                    case.reason, case.former_ids) == (
-                4, 7, 1, "confirmed", "confirmed", "false claims", [2])
-            assert s.scalars(select(FlagNote.case_id)).all() == [4]
-            assert s.get(Outcome, 4).status == "forfeited"
-            assert "flags 2 of earlier runs merged" in s.scalars(
-                select(AuditLog.summary).where(AuditLog.action == "merge")).one()
-    finally:
-        db._engines.pop(url).dispose()
+    with _upgraded(tmp_path, "0010", sql) as s:
+        case = s.scalars(select(FlagCase)).one()
+        assert (case.id, case.run_id, case.period_id, case.status, case.decision,
+                case.reason, case.former_ids) == (
+            4, 7, 1, "confirmed", "confirmed", "false claims", [2])
+        assert s.scalars(select(FlagNote.case_id)).all() == [4]
+        assert s.get(Outcome, 4).status == "forfeited"
+        assert "flags 2 of earlier runs merged" in s.scalars(
+            select(AuditLog.summary).where(AuditLog.action == "merge")).one()
+
+
+def test_the_upgrade_clears_cases_left_open_on_discarded_runs(tmp_path):
+    # Run 5 raised two flags (one decided) and was discarded by run 7, which raised only
+    # the first; run 9 of May was discarded with no newer run.
+    sql = [
+        "INSERT INTO period (id, code, kind, start, \"end\", status, results_version) VALUES "
+        "(1, '2026-04', 'month', '2026-04-01', '2026-04-30', 'open', 0), "
+        "(2, '2026-05', 'month', '2026-05-01', '2026-05-31', 'open', 0)",
+        "INSERT INTO level (id, code, name, discount_authority) VALUES (1, 'S1', '', '0.05')",
+        "INSERT INTO team (id, name, region) VALUES (1, 'North', 'N')",
+        "INSERT INTO employee (id, code, name, email, team_id, level_id) "
+        "VALUES (1, 'E0003', 'Eve', '', 1, 1)",
+        "INSERT INTO run (id, period_id, status, ruleset_hash, started_by, employee_count) "
+        "VALUES (5, 1, 'discarded', '', 'a@x.com', 1), (7, 1, 'locked', '', 'a@x.com', 1), "
+        "(9, 2, 'discarded', '', 'a@x.com', 1)",
+        "INSERT INTO outcome (id, run_id, employee_id, rule_key, kind, status, explanation) "
+        "VALUES (1, 5, 1, 'f.a', 'flag', NULL, '{}'), (2, 5, 1, 'f.b', 'flag', NULL, '{}'), "
+        "(3, 7, 1, 'f.a', 'flag', NULL, '{}'), (4, 9, 1, 'f.a', 'flag', NULL, '{}')",
+        "INSERT INTO flag_case (id, outcome_id, run_id, period_id, employee_id, rule_key, "
+        "holds, status, decision, decided_after_lock) VALUES "
+        "(1, 3, 7, 1, 1, 'f.a', 1, 'open', NULL, 0), "
+        "(2, 2, 5, 1, 1, 'f.b', 1, 'in_review', NULL, 0), "
+        "(3, 1, 5, 1, 1, 'f.c', 1, 'confirmed', 'confirmed', 0), "
+        "(4, 4, 9, 2, 1, 'f.a', 1, 'open', NULL, 0)",
+    ]
+    with _upgraded(tmp_path, "0014", sql) as s:
+        cases = {c.id: (c.status, c.run_id, c.decision) for c in s.scalars(select(FlagCase))}
+        assert cases == {1: ("open", 7, None), 2: ("cleared", 7, None),
+                         3: ("cleared", 7, "confirmed"), 4: ("open", 9, None)}
+        assert s.scalars(select(AuditLog.summary).where(AuditLog.action == "clear")
+                         .order_by(AuditLog.id)).all() == [
+            "flag 2 (f.b) no longer raised: run 7 cleared it",
+            "flag 3 (f.c) no longer raised: run 7 cleared it"]
+        assert compliance.queue(s, status="in_review", include_discarded=True) == []
 
 
 def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org):
@@ -515,3 +559,187 @@ def test_what_waits_for_hr_includes_pips_that_ended(session, org):
     assert during["pip_decisions"] == 0 and after["pip_decisions"].count == 1
     assert after["pip_decisions"].items[0]["code"] == "C1"
     assert after["runs_to_lock"].count == 1
+
+
+def test_the_overview_reads_the_figures_stored_with_the_run(session, org):
+    """The totals stored with a run equal the sums of its outcomes and adjustments, follow
+    hold decisions and adjustments, and the overview reads them: it stays the same with
+    every explanation emptied and the period's results deleted."""
+    from sqlalchemy import delete, update
+
+    from engine.models import Adjustment, Result, ResultRow
+
+    run, (discount, false_ad) = january(session)
+    compliance.assign(session, [discount.id, false_ad.id], "cat@x.com", "cat@x.com")
+    compliance.decide(session, discount.id, "dismissed", "authorised", "cat@x.com")
+    compliance.decide(session, false_ad.id, "confirmed", "claims were false", "cat@x.com")
+    lifecycle.add_adjustment(session, run.id, "B1", "-12.50", "returned goods", "bob@x.com")
+    session.commit()
+    view = statements.overview(session, run)
+    sums = {s: Decimal("0.00") for s in statements.MONEY_STATUSES}
+    held, counts = set(), {}
+    for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id)):
+        counts[o.kind] = counts.get(o.kind, 0) + 1
+        if o.amount is not None:
+            sums[o.status] += o.amount
+            held |= {o.employee_id} if o.status == "held" else set()
+    for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id)):
+        sums["payable"] += adj.amount
+    assert sums["forfeited"] > 0 and view["by_status"] == sums
+    assert view["total"] == sum(sums.values()) and view["holds"] == len(held)
+    assert view["counts"] == counts and view["by_kind"]["adjustment"] == Decimal("-12.50")
+    assert sum(view["by_team"].values()) == view["total"]
+    assert sum(b["count"] for b in view["distribution"]) == 3
+    session.execute(update(Outcome).where(Outcome.run_id == run.id).values(explanation={}))
+    session.execute(delete(Result))
+    session.execute(delete(ResultRow))
+    session.flush()
+    session.expire_all()
+    assert statements.overview(session, session.get(Run, run.id)) == view
+    # the figures kept, not the outcomes: amounts changed behind its back do not show...
+    session.execute(update(Outcome).where(Outcome.run_id == run.id,
+                                          Outcome.amount.is_not(None)).values(amount=1))
+    assert statements.overview(session, session.get(Run, run.id)) == view
+    # ...until they are worked out again (as adding an adjustment does)
+    statements.store_totals(session, session.get(Run, run.id))
+    assert statements.overview(session, session.get(Run, run.id))["total"] != view["total"]
+    session.rollback()
+
+
+def test_the_overview_of_many_teams_shows_the_highest_and_lowest(session, org):
+    """Past twice TEAMS_SHOWN teams, the overview keeps the highest and lowest teams by
+    attainment and sums all of them up in a distribution."""
+    n = 2 * statements.TEAMS_SHOWN + 3
+    emps = "code,name,email,team,region,level,manager_code,hire_date,team_stage\n" + "".join(
+        f"T{i:03d},Rep {i},,Team {i:03d},N,S1,,2020-01-01,growth\n" for i in range(n))
+    results = "period,employee_code,quota,revenue_new,revenue_existing\n" + "".join(
+        f"2026-05,T{i:03d},100000,{1000 * i},50000\n" for i in range(n))
+    import_employees(session, "many.csv", data=emps.encode())
+    import_results(session, "many-r.csv", data=results.encode())
+    session.commit()
+    run = runs.start_run(session, "2026-05", actor="ann@x.com").run
+    session.commit()
+    view = statements.overview(session, run)
+    shown = list(view["team_attainment"])
+    assert view["summarised"] and view["teams"] == n
+    assert len(shown) == 2 * statements.TEAMS_SHOWN == len(view["by_team"])
+    assert shown[0] == f"Team {n - 1:03d}" and shown[-1] == "Team 000"
+    assert f"Team {statements.TEAMS_SHOWN + 1:03d}" not in shown
+    assert sum(b["count"] for b in view["attainment_distribution"]) == n
+
+
+def test_the_queue_pages_in_the_database(session, org):
+    january(session)
+    everything = compliance.queue(session)
+    assert compliance.queue_count(session) == len(everything) >= 2
+    pages = [compliance.queue(session, limit=1, offset=i) for i in range(len(everything))]
+    assert [p[0].id for p in pages] == [c.id for c in everything]
+    assert compliance.queue(session, limit=1, offset=len(everything)) == []
+    assert compliance.queue_count(session, employee_code="B1") == 0
+# --- a reopened period pays a released hold once ----------------------------------------------
+
+
+def _locked_january_dismissed_after(session):
+    """January locked with A1's pay held by two flags, both dismissed after the lock."""
+    run, cases = january(session)
+    held = statements.statement(session, run, "A1").totals["held"]
+    lifecycle.approve(session, run.id, "bob@x.com")
+    lifecycle.lock(session, run.id, "bob@x.com", open_flags_reason="after payroll")
+    compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
+    for c in cases:
+        compliance.decide(session, c.id, "dismissed", "cleared", "cat@x.com")
+    session.commit()
+    return run, cases, held
+
+
+def _rerun(session, code, reopen=False):
+    if reopen:
+        lifecycle.reopen_period(session, code, "hr@x.com", "late results")
+    run = runs.start_run(session, code, actor="ann@x.com").run
+    session.commit()
+    return run
+
+
+def _paid(session, run, code="A1"):
+    """A1's payable money in the run, split into its own lines and released holds."""
+    lines = statements.statement(session, run, code).lines
+    own = sum(x.amount for x in lines if x.status == "payable" and x.rule_key != "released_hold")
+    return own, sum(x.amount for x in lines if x.rule_key == "released_hold")
+
+
+def test_released_hold_paid_elsewhere_is_not_paid_again_by_a_reopened_period(session, org):
+    january_run, cases, held = _locked_january_dismissed_after(session)
+    february = _rerun(session, "2026-02")
+    assert _paid(session, february)[1] == held
+    lifecycle.approve(session, february.id, "bob@x.com")
+    lifecycle.lock(session, february.id, "bob@x.com")
+    session.commit()
+    again = _rerun(session, "2026-01", reopen=True)
+    # February paid the release: the new January run keeps the payout held, and says where
+    # it is paid
+    assert _paid(session, again) == (0, 0)
+    st = statements.statement(session, again, "A1")
+    assert st.totals["held"] == held
+    held_lines = [x for x in st.lines if x.status == "held"]
+    assert held_lines and all(x.release and x.release["run_id"] == february.id
+                              for x in held_lines)
+    lifecycle.approve(session, again.id, "bob@x.com")
+    lifecycle.lock(session, again.id, "bob@x.com")
+    session.commit()
+    march = _rerun(session, "2026-03")
+    assert _paid(session, march) == (_paid(session, march)[0], 0)
+
+
+def test_released_hold_follows_the_run_that_pays_it(session, org):
+    january_run, cases, held = _locked_january_dismissed_after(session)
+    february = _rerun(session, "2026-02")  # calculated, pays the release
+    again = _rerun(session, "2026-01", reopen=True)
+    assert _paid(session, again) == (0, 0)
+    february2 = _rerun(session, "2026-02")  # discards the first February: pays it once more
+    assert _paid(session, february2)[1] == held
+    assert session.get(Run, february.id).status == "discarded"
+    again2 = _rerun(session, "2026-01")  # January again: February's live run still pays it
+    assert _paid(session, again2) == (0, 0)
+    assert (_paid(session, january_run)[0] + _paid(session, again2)[0]
+            + _paid(session, february2)[1]) == held
+
+
+def test_reopened_period_pays_the_release_itself_before_the_next_period(session, org):
+    january_run, cases, held = _locked_january_dismissed_after(session)
+    again = _rerun(session, "2026-01", reopen=True)  # nobody paid it yet: January does
+    assert _paid(session, again) == (held, 0)
+    february = _rerun(session, "2026-02")
+    assert _paid(session, february)[1] == 0
+    again2 = _rerun(session, "2026-01")  # replaces the January run that paid it: pays it
+    assert _paid(session, again2) == (held, 0)
+    february2 = _rerun(session, "2026-02")
+    assert _paid(session, february2)[1] == 0
+    lifecycle.approve(session, again2.id, "bob@x.com")
+    lifecycle.lock(session, again2.id, "bob@x.com")
+    session.commit()
+    assert _paid(session, _rerun(session, "2026-02"))[1] == 0
+    assert _paid(session, _rerun(session, "2026-03"))[1] == 0
+
+
+def test_forfeit_after_lock_stays_forfeited_in_a_reopened_period(session, org):
+    test_confirmed_after_lock_pays_nothing(session, org)
+    again = _rerun(session, "2026-01", reopen=True)
+    totals = statements.statement(session, again, "A1").totals
+    assert totals["payable"] == 0 and totals["held"] == 0 and totals["forfeited"] > 0
+    assert _paid(session, _rerun(session, "2026-02"))[1] == 0
+
+
+def test_adjustment_of_a_locked_run_is_not_paid_again_by_a_reopened_period(session, org):
+    run, cases = january(session)
+    lifecycle.add_adjustment(session, run.id, "B1", "1,500", "missed deal", "ann@x.com")
+    second = _rerun(session, "2026-01")  # carried once to the run that replaces it
+    adjustments = [x for x in statements.statement(session, second, "B1").lines
+                   if x.rule_key == "adjustment"]
+    assert [x.amount for x in adjustments] == [Decimal("1500.00")]
+    lifecycle.approve(session, second.id, "bob@x.com")
+    lifecycle.lock(session, second.id, "bob@x.com", open_flags_reason="later")
+    session.commit()
+    again = _rerun(session, "2026-01", reopen=True)  # the locked run paid it: not again
+    assert not [x for x in statements.statement(session, again, "B1").lines
+                if x.rule_key == "adjustment"]
+    assert session.get(Run, second.id).status == "locked"

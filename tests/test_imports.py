@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import ImportFileError
 from engine.imports import import_employees, import_results
-from engine.models import AuditLog, Employee, Level, Metric, Period, Result, Team
+from engine.models import AuditLog, Employee, Metric, Period, Result, Team
 
 D = Decimal
 
@@ -429,21 +429,38 @@ def test_employees_update_on_reimport(org: Session) -> None:
 
 
 def test_employee_import_is_audited_with_actor(org: Session) -> None:
+    """One entry an import, with its counts and each employee's values before and after:
+    not one entry an employee (a large file wrote as many audit rows as employees)."""
     entries = list(org.scalars(select(AuditLog).order_by(AuditLog.id)))
     created = [(e.entity, e.action) for e in entries if e.action == "create"]
-    assert created.count(("employee", "create")) == 4
+    assert ("employee", "create") not in created
     assert created.count(("team", "create")) == 2
     assert {e.actor for e in entries} == {"tester@example.com"}
     summary = next(e for e in entries if e.entity == "employee" and e.action == "import")
-    assert summary.after == {"file": "employees.csv", "rows": 4, "created": 4, "updated": 0}
-    import_employees(org, "emp2.csv", data=(HEAD + "E2,Bo Li,,North,,S3,M1,,\n").encode())
+    assert {k: v for k, v in summary.after.items() if k != "employees"} == {
+        "file": "employees.csv", "rows": 4, "created": 4, "updated": 0}
+    assert summary.after["employees"]["E1"] == {
+        "name": "Ann Wu", "email": "ann@example.com", "team": "North", "level": "S1",
+        "hire_date": "2024-01-15", "manager": "M1"}
+    assert set(summary.after["employees"]) == {"M1", "E1", "E2", "E3"}
+    assert summary.before is None
+    # the second time: E2 changes level, E1 only its manager, E3 is as it was
+    report = import_employees(org, "emp2.csv", data=(
+        HEAD + "E2,Bo Li,bo@example.com,North,,S3,M1,2023-06-01,\n"
+        "E1,Ann Wu,ann@example.com,North,,S1,E2,2024-01-15,\n"
+        "E3,Cai Xu,cai@example.com,South,Shenzhen,S3,,2022-02-01,mature\n").encode())
     org.flush()
-    update = org.scalars(select(AuditLog).where(AuditLog.action == "update",
-                                                AuditLog.entity == "employee")).one()
-    level_ids = dict(org.execute(select(Level.code, Level.id)).all())
-    assert update.before["level_id"] == level_ids["S2"]
-    assert update.after["level_id"] == level_ids["S3"]
-    assert update.after["email"] == ""
+    assert (report.created, report.updated) == (0, 2)
+    second = org.scalars(select(AuditLog).where(AuditLog.action == "import",
+                                                AuditLog.entity == "employee",
+                                                AuditLog.id > summary.id)).one()
+    assert second.after == {"file": "emp2.csv", "rows": 3, "created": 0, "updated": 2,
+                            "employees": {"E2": {"level": "S3"}, "E1": {"manager": "E2"}}}
+    assert second.before == {"E2": {"level": "S2"}, "E1": {"manager": "M1"}}
+    by = {e.code: e for e in org.scalars(select(Employee))}
+    assert (by["E2"].level.code, by["E2"].manager.code) == ("S3", "M1")
+    assert (by["E1"].level.code, by["E1"].manager.code) == ("S1", "E2")
+    assert by["E3"].hire_date == dt.date(2022, 2, 1)
 
 
 def test_employees_from_xlsx(session: Session, tmp_path: Path) -> None:
@@ -475,3 +492,26 @@ def test_values_that_would_be_rounded_or_are_out_of_range_are_refused(
     with pytest.raises(ImportFileError) as err:
         import_results(org, "r.csv", data=data)
     assert reason in str(err.value) and err.value.row == 2 and err.value.column == column
+
+
+def test_the_first_refused_cell_by_row_is_the_error(org: Session) -> None:
+    """Cells are read column by column, but the error named is the first by row, then by
+    column, whatever kind it is; numbers written otherwise than plainly still read."""
+    head = "period,employee_code,quota,leads\n"
+    # row 3: a count with decimals (leads); row 4: an unknown employee
+    rejects(org, lambda: import_results(org, "a.csv", data=(
+        head + "2026-02,E1,100,3\n2026-02,E2,100,2.5\n2026-02,NOPE,1,1\n").encode()),
+        3, "leads", "not a whole number", "a.csv")
+    # row 2: out of the type's range in the second column; row 3: a malformed quota
+    rejects(org, lambda: import_results(org, "b.csv", data=(
+        head + "2026-02,E1,100,-1\n2026-02,E2,1e2x,2\n").encode()),
+        2, "leads", "negative", "b.csv")
+    # the same row: the first column wins
+    rejects(org, lambda: import_results(org, "c.csv", data=(
+        head + "2026-02,E1,1e99,-1\n").encode()), 2, "quota", "outside", "c.csv")
+    report = import_results(org, "d.csv", data=(
+        head + "2026-02,E1,1E+3,+7\n2026-02,E2,.5,4.000\n2026-02,E3,-0.25,\n").encode())
+    assert report.rows == 3
+    assert values(org, "E1", "2026-02") == {"quota": D(1000), "leads": D(7)}
+    assert values(org, "E2", "2026-02") == {"quota": D("0.5"), "leads": D(4)}
+    assert values(org, "E3", "2026-02") == {"quota": D("-0.25")}

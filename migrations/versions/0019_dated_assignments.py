@@ -1,7 +1,7 @@
 """dated assignments: an employee's team, level and manager from a date on; a leave date
 
 Revision ID: 0019
-Revises: 0014
+Revises: 0017
 Create Date: 2026-11-30 14:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0014"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

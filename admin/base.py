@@ -1,0 +1,104 @@
+"""What every back-office page shares: the request's session, the caller's role and team,
+the base view, and files sent and received.
+
+The page modules (views.py and the *_views.py modules) import from here and never from each
+other's wiring; admin/setup.py puts them together. Who may do what is engine/access.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import abort, current_app, redirect, request, url_for
+from flask_admin import BaseView
+from sqlalchemy.orm import scoped_session
+
+from admin import i18n
+from admin.auth import current_principal, current_role
+from engine import access
+from engine.messages import Message, message_of
+
+
+def may_read(resource: str, role: str | None = None) -> bool:
+    return access.may_read(resource, role or current_role())
+
+
+def may_write(resource: str, role: str | None = None) -> bool:
+    return access.may_write(resource, role or current_role())
+
+
+def _db() -> scoped_session:
+    return current_app.extensions["laurel_db"]
+
+
+def _team_scope() -> int | None:
+    """Return the team a sales manager is limited to (-1: none), else None."""
+    user = current_principal()
+    return access.team_scope(user.role, user.team_id) if user is not None else None
+
+
+def attachment(content: bytes, filename: str | None, content_type: str | None,
+               fallback: str) -> Any:
+    """An uploaded file sent back: always a download, never shown inline (an uploaded HTML
+    file must not run here), its name kept in UTF-8."""
+    from urllib.parse import quote
+
+    from flask import Response
+
+    response = Response(content, mimetype=content_type or "application/octet-stream")
+    name = (filename or fallback).replace('"', "")
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; "
+        f"filename*=UTF-8''{quote(name)}")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def uploads(field: str = "file") -> list[tuple[str, str | None, bytes]]:
+    """The files of a form's file field: (name without its folders, type, content)."""
+    out = []
+    for upload in request.files.getlist(field):
+        if upload is None or not upload.filename:
+            continue
+        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
+        out.append((name, upload.mimetype or "application/octet-stream", upload.read()))
+    return out
+
+
+class LaurelBaseView(BaseView):
+    resource = ""
+
+    def is_accessible(self) -> bool:
+        return current_principal() is not None and (
+            not self.resource or may_read(self.resource))
+
+    def is_visible(self) -> bool:
+        return self.is_accessible()
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
+        if current_principal() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        abort(403)
+
+
+def acting_email() -> str:
+    """The logged-in user's email (who acts, for the engine's calls)."""
+    user = current_principal()
+    return user.email if user else "anonymous"
+
+
+_FIELD = re.compile(r"field (\w+): (.*)$")
+_FIELD_ZH = re.compile(r"字段 (\w+)：(.*)$")  # the same, as the Chinese catalog says it
+
+
+def field_error(error: Any) -> tuple[str | None, str]:
+    """Split an engine error 'x, field amount: reason' into ('amount', 'reason'), the
+    reason in the page's language (engine.messages: a message with ``field`` and
+    ``reason``; an older English one by its words)."""
+    message = message_of(error)
+    if isinstance(message, Message) and {"field", "reason"} <= message.params.keys():
+        return str(message.params["field"]), i18n.say(message.params["reason"])
+    said = i18n.say(message)
+    found = _FIELD.search(said) or _FIELD_ZH.search(said)
+    return (found.group(1), found.group(2)) if found else (None, said)

@@ -1,0 +1,144 @@
+"""Rows written and matched in bulk, straight through the driver, in the caller's transaction.
+
+Core's per-row parameter processing, and psycopg's executemany, cost more than the
+database's own work on a large import: PostgreSQL gets COPY (into the table, or into a
+temporary table that one UPDATE ... FROM or one join then reads), SQLite sqlite3's
+executemany. Every value still passes through its column type's bind processor.
+
+A temporary table also stands for a set of ids a query would otherwise bind one parameter
+each for: psycopg refuses more than 65,535 parameters in a statement, SQLite 250,000.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, Table, column, select, table, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+_BATCH = 20_000
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format (NULL is \\N; a backslash is doubled; the cells that
+    reach here hold no tab, line break or other control character: engine.cells refuses
+    them)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)  # a JSON column
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\")
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, dt.date | Decimal | int):
+        return str(value)
+    raise TypeError(f"no COPY text for {type(value).__name__}")
+
+
+def _copy(conn: Connection, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+          ) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+            rows = iter(rows)
+            while batch := list(itertools.islice(rows, _BATCH)):
+                copy.write("".join("\t".join(map(_copy_text, row)) + "\n" for row in batch))
+    finally:
+        cursor.close()
+
+
+def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[Any]:
+    dialect = conn.dialect
+    return [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+
+
+def _bound(conn: Connection, table: Table, columns: Sequence[str],
+           rows: Iterable[Sequence[Any]]) -> Iterable[Sequence[Any]]:
+    procs = _processors(conn, table, columns)
+    if not any(procs):
+        return rows
+    return (tuple(p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True))
+            for row in rows)
+
+
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _name(conn: Connection, table: Table) -> str:
+    return conn.dialect.identifier_preparer.format_table(table)
+
+
+def _copying(conn: Connection) -> bool:
+    return conn.dialect.driver == "psycopg"
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str],
+                rows: Iterable[Sequence[Any]]) -> None:
+    """Insert rows of values, in the order of ``columns``."""
+    conn = session.connection()
+    if _copying(conn):
+        _copy(conn, _name(conn, table), columns, rows)
+        return
+    rows = [tuple(r) for r in _bound(conn, table, columns, rows)]
+    if rows:
+        mark = _mark(conn)
+        conn.exec_driver_sql(f"INSERT INTO {_name(conn, table)} ({', '.join(columns)}) "
+                             f"VALUES ({', '.join([mark] * len(columns))})", rows)
+
+
+def update_rows(session: Session, table: Table, columns: Sequence[str],
+                rows: Iterable[Sequence[Any]], key: str = "id") -> None:
+    """Set ``columns`` of the rows whose ``key`` is each row's last value."""
+    conn = session.connection()
+    rows = list(rows)
+    if not rows:
+        return
+    name = _name(conn, table)
+    if _copying(conn):
+        scratch = "laurel_bulk_update"
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {scratch}")
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {scratch} AS SELECT "
+                             f"{', '.join([*columns, key])} FROM {name} WITH NO DATA")
+        _copy(conn, scratch, [*columns, key], rows)
+        conn.exec_driver_sql(
+            f"UPDATE {name} SET {', '.join(f'{c} = s.{c}' for c in columns)} "
+            f"FROM {scratch} s WHERE {name}.{key} = s.{key}")
+        conn.exec_driver_sql(f"DROP TABLE {scratch}")
+        return
+    mark = _mark(conn)
+    conn.exec_driver_sql(
+        f"UPDATE {name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
+        f"WHERE {key} = {mark}", [tuple(r) for r in _bound(conn, table, [*columns, key], rows)])
+
+
+def in_code_order(session: Session, column: Any) -> Any:
+    """``column`` to order by as Python orders its text (by code point), on either
+    database: streams merged by it (engine.lifecycle, engine.statements) rely on that.
+    SQLite compares text so by default; PostgreSQL by its collation, unless told "C"."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.collate("C")
+    return column
+
+
+def ids_in(session: Session, name: str, ids: Iterable[int]) -> Select[Any]:
+    """Fill a temporary table ``name`` (one column ``id``) with ids and return the SELECT
+    of them, for ``column.in_(...)`` in place of one bound parameter an id. The table lives
+    as long as the connection and is emptied on each call."""
+    conn = session.connection()
+    conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} "
+                      "(id INTEGER PRIMARY KEY)"))
+    conn.execute(text(f"DELETE FROM {name}"))
+    ids = sorted(set(ids))
+    if _copying(conn):
+        _copy(conn, name, ["id"], ((i,) for i in ids))
+    elif ids:
+        conn.exec_driver_sql(f"INSERT INTO {name} (id) VALUES (?)", [(i,) for i in ids])
+    return select(table(name, column("id")).c.id)

@@ -1,0 +1,42 @@
+"""Engine messages: English text that the back office says in the reader's language."""
+
+from __future__ import annotations
+
+import pickle
+
+from admin import i18n
+from admin.app import create_app
+from engine.errors import LaurelError
+from engine.messages import Message, message_of, msg, restored
+
+
+def test_a_message_is_its_english_text_and_keeps_its_template() -> None:
+    inner = msg("run %(id)s approved", id=7)
+    outer = msg("%(what)s: %(reason)s", what="flag 3", reason=inner)
+    assert outer == "flag 3: run 7 approved" and isinstance(outer, str)
+    again = restored(outer.stored())
+    assert (again, again.template, again.params["reason"].template) == (
+        outer, "%(what)s: %(reason)s", "run %(id)s approved")
+    copy = pickle.loads(pickle.dumps(LaurelError(outer)))  # across processes
+    assert isinstance(message_of(copy), Message) and str(copy) == outer
+    assert msg("no parameters, 100%") == "no parameters, 100%"
+
+
+def test_the_back_office_says_a_message_in_the_pages_language() -> None:
+    app = create_app({"TESTING": True, "SECRET_KEY": "t"})
+    error = LaurelError(msg("flag %(id)s (%(key)s) %(decision)s: %(reason)s", id=3,
+                            key="compliance.x", decision="dismissed", reason="ok"))
+    with app.test_request_context("/?lang=zh"):
+        i18n.remember_switch()
+        assert i18n.say(error) == "合规标记 3（compliance.x）已驳回：ok"
+        assert i18n.say("plain text") == "plain text"
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert i18n.say(error) == "flag 3 (compliance.x) dismissed: ok" == str(error)
+
+
+def test_an_error_from_the_rule_engines_process_keeps_its_message() -> None:
+    from engine.isolate import _rebuild
+
+    sent = pickle.loads(pickle.dumps(msg("rule %(key)s does not exist", key="x.y")))
+    error = _rebuild(LaurelError, sent)
+    assert isinstance(message_of(error), Message) and str(error) == "rule x.y does not exist"
