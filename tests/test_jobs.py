@@ -213,15 +213,18 @@ def _redis() -> str | None:
 
 @pytest.mark.skipif(_redis() is None, reason="needs redis-server (.ci/run starts it)")
 def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, session,
-                                                                     tmp_path):
+                                                                     tmp_path, monkeypatch):
     """Two `laurel worker` processes on Redis; one is killed with SIGKILL while it holds a
     chunk; the other redoes it and the run equals a one-process run, outcome by outcome."""
     import redis
 
+    # the waiting side (jobs.watch) gives a silent worker's chunk away after the same lease
+    monkeypatch.setenv("LAUREL_RUN_LEASE", "3")
+
     url = _redis()
     # a queue of its own: another test run on the same Redis must not take these chunks
     queue = f"laurel-test-{uuid.uuid4().hex}"
-    emps, results = organisation(11, employees=1200)
+    emps, results = organisation(11, employees=400)
     from engine.imports import import_employees, import_results
 
     import_employees(session, "e.csv", data=emps.encode())
@@ -229,7 +232,7 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
     session.commit()
     expected = one_process_run(session, "2026-02")
     env = dict(os.environ, LAUREL_BROKER_URL=url, LAUREL_DATABASE_URL=db_url,
-               LAUREL_RUN_CHUNK="100", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false",
+               LAUREL_RUN_CHUNK="40", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false",
                LAUREL_QUEUE=queue)
     workers = [subprocess.Popen([sys.executable, "-m", "admin.cli", "worker", "--loglevel",
                                  "WARNING"], cwd=ROOT, env=env, start_new_session=True)
