@@ -581,6 +581,17 @@ def import_employee_table(session: Session, name: str, header: list[str],
     current = {code: (eid, values, manager) for eid, code, manager, *values in session.execute(
         select(Employee.id, Employee.code, Employee.manager_id,
                *(table.c[f] for f in fields_)))}
+    # A column the file leaves out keeps what an existing employee has (a file of codes,
+    # names, teams and levels does not blank their emails, hire dates and managers).
+    absent = [c for c in ("email", "hire_date", "manager_code") if c not in header]
+    if absent:
+        code_of = {eid: code for code, (eid, _, _) in current.items()}
+        for _, row in rows:
+            old = current.get(row["code"])
+            if old is not None:
+                kept = {"email": old[1][1] or "", "hire_date": old[1][4],
+                        "manager_code": code_of.get(old[2]) or ""}
+                row.update({c: kept[c] for c in absent})
     inserts, updates = [], []
     for _, row in rows:
         values = (row["name"], row["email"], teams[row["team"]].id,

@@ -515,3 +515,23 @@ def test_the_first_refused_cell_by_row_is_the_error(org: Session) -> None:
     assert values(org, "E1", "2026-02") == {"quota": D(1000), "leads": D(7)}
     assert values(org, "E2", "2026-02") == {"quota": D("0.5"), "leads": D(4)}
     assert values(org, "E3", "2026-02") == {"quota": D("-0.25")}
+
+
+def test_a_column_the_file_leaves_out_keeps_what_employees_have(session) -> None:
+    """Re-importing a file without email, hire_date and manager_code changes none of them;
+    a file that has the column and an empty cell does clear it."""
+
+    full = ("code,name,email,team,region,level,manager_code,hire_date\n"
+            "M1,Mia,mia@x.com,North,N,S1,,2020-01-01\n"
+            "K1,Kai,kai@x.com,North,N,S1,M1,2021-02-03\n")
+    import_employees(session, "full.csv", data=full.encode())
+    import_employees(session, "short.csv",
+                     data=b"code,name,team,level\nM1,Mia,North,S1\nK1,Kai Li,North,S1\n")
+    kai = session.scalar(select(Employee).where(Employee.code == "K1"))
+    session.refresh(kai)
+    assert (kai.name, kai.email, str(kai.hire_date), kai.manager.code) == (
+        "Kai Li", "kai@x.com", "2021-02-03", "M1")
+    import_employees(session, "blank.csv",
+                     data=b"code,name,email,team,level\nK1,Kai Li,,North,S1\n")
+    session.refresh(kai)
+    assert kai.email in ("", None) and kai.manager.code == "M1"
