@@ -772,7 +772,7 @@ def _promise(fn: Any) -> Any:
 
         class SyncPromise(_durable().Promise):
             """durable_rules' Promise without the timeout closure its ``run`` makes at
-            every firing, for asynchronous actions: that closure refers to itself, so
+            every firing (it serves asynchronous actions only): it refers to itself, so
             each firing left a cycle (the closure, the action's context and the state's
             contents, about 60 objects an employee) that only the cycle collector
             frees, and collecting them cost a run more than the rule engine's own work.
