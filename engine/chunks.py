@@ -204,6 +204,16 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
         chunk.attempts += 1
         first, last = chunk.first_employee, chunk.last_employee
         session.commit()
+    # no cyclic garbage collection from the chunk's facts to its stored outcomes: they
+    # are let go of (on return) before the collector is on again (runs.quiet_collector)
+    with quiet_collector():
+        return _evaluate_and_store(session_factory, run_id, index, worker, first, last)
+
+
+def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, index: int,
+                        worker: str, first: int, last: int) -> str:
+    """The facts of a claimed chunk's employees, their outcomes, stored with the chunk
+    done (evaluate_chunk)."""
     started = time.perf_counter()
     try:
         with session_factory() as session:
@@ -219,19 +229,18 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
         outcomes: list[dict[str, Any]] = []
         last_beat, beat_every = time.monotonic(), lease() / 3
         money = currency()
-        with quiet_collector():
-            for ef in facts:
-                try:
-                    outcomes.extend(evaluate_employee(engine, ef, period, compiled, money))
-                except RunFailed:
-                    raise
-                except Exception as exc:  # any failure fails the run, naming the employee
-                    raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: "
-                                    f"{exc}") from exc
-                if time.monotonic() - last_beat > beat_every:
-                    last_beat = time.monotonic()
-                    if not _renew(session_factory, run_id, index, worker):
-                        return "over"
+        for ef in facts:
+            try:
+                outcomes.extend(evaluate_employee(engine, ef, period, compiled, money))
+            except RunFailed:
+                raise
+            except Exception as exc:  # any failure fails the run, naming the employee
+                raise RunFailed(f"employee {ef.code}: {type(exc).__name__}: "
+                                f"{exc}") from exc
+            if time.monotonic() - last_beat > beat_every:
+                last_beat = time.monotonic()
+                if not _renew(session_factory, run_id, index, worker):
+                    return "over"
     except RunFailed as exc:
         with session_factory() as session:
             fail(session, run_id, str(exc))

@@ -762,5 +762,32 @@ def resolve(compiled: CompiledRuleset, emp_fired: set[str],
     return set(_drop_answered_warnings(fired, compiled.firings))
 
 
+_sync_promise: type | None = None
+
+
 def _promise(fn: Any) -> Any:
-    return _durable().Promise(fn)
+    """A durable_rules action of ``fn`` (which returns at once and raises nothing)."""
+    global _sync_promise
+    if _sync_promise is None:
+
+        class SyncPromise(_durable().Promise):
+            """durable_rules' Promise without the timeout closure its ``run`` makes at
+            every firing (it serves asynchronous actions only): it refers to itself, so
+            each firing left a cycle (the closure, the action's context and the state's
+            contents, about 60 objects an employee) that only the cycle collector
+            frees, and collecting them cost a run more than the rule engine's own work.
+            Everything else is durable_rules' own: an exception raised by the action
+            stays on the state, as there."""
+
+            def run(self, c: Any, complete: Any) -> None:
+                try:
+                    self._func(c)
+                except BaseException as exc:  # noqa: BLE001 - kept on the state, as there
+                    c.s.exception = f"exception caught {exc}"
+                if self._next:
+                    self._next.run(c, complete)
+                else:
+                    complete(None)
+
+        _sync_promise = SyncPromise
+    return _sync_promise(fn)
