@@ -164,11 +164,15 @@ class Checklist:
     change_totals: dict[str, Decimal] = field(default_factory=dict)
     # Salespeople's inquiries about the period still open or in review (engine.inquiries).
     inquiries: list[Any] = field(default_factory=list)
+    # Rules whose version in force for the period is no longer the one the run used
+    # (published, changed or retired since): {"key", "name", "was", "now"}, a version or
+    # None; a new run of the period would use the "now" versions.
+    rules_changed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def clear(self) -> bool:
         return not (self.open_flags or self.drafts or self.warnings or self.missing
-                    or self.inquiries)
+                    or self.inquiries or self.rules_changed)
 
 
 def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
@@ -186,6 +190,7 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
 
     out = Checklist(run, open_flags=open_flags(session, run),
                     inquiries=inquiry_queue(session, "active", period_id=run.period_id))
+    out.rules_changed = rules_changed_since(session, run)
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
                   and (r.effective_from is None or r.effective_from <= period.end)
                   and (r.effective_to is None or r.effective_to >= period.start)]
@@ -219,6 +224,26 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
         out.changes = {c: sum(1 for r in rows if r["change"] == c)
                        for c in ("added", "removed", "changed")}
         out.change_totals = statements.diff_totals(rows)
+    return out
+
+
+def rules_changed_since(session: Session, run: Run) -> list[dict[str, Any]]:
+    """The rules whose version in force on the run's period's last day differs from the one
+    the run used: published, replaced or retired since the run was made."""
+    from engine.rulebook import published_rules
+
+    period = run.period
+    used = {u["key"]: u.get("version") for u in run.rules or [] if isinstance(u, dict)}
+    now = {r.key: r for r in published_rules(session, period.kind, on=period.end)}
+    out = []
+    for key in sorted(set(used) | set(now)):
+        rule = now.get(key)
+        version = rule.version if rule is not None else None
+        if used.get(key) != version:
+            definition = (rule.definition or {}) if rule is not None else {}
+            out.append({"key": key, "name": definition.get("name") or key,
+                        "name_zh": definition.get("name_zh") or "",
+                        "was": used.get(key), "now": version})
     return out
 
 

@@ -679,3 +679,21 @@ def test_the_engines_refusals_read_in_chinese_next_to_their_field(
     mine = client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM)
     assert mine.status_code in (400, 403)
     assert f"计算批次 {run_id} 由 {ANALYST} 发起：必须由另一人批准" in text_of(mine)
+
+
+def test_the_checklist_says_which_rules_changed_since_the_run(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    from engine.rulebook import latest, save_rule
+
+    with org.session() as s:
+        doc = json.loads(json.dumps(latest(s, "commission.tiered").definition))
+        doc["action"]["tiers"][-1]["rate"] = "0.07"
+        new, _ = save_rule(s, doc, "test", publish=True)
+        s.commit()
+        version = new.version
+    login(client, CA)
+    text = text_of(client.get(f"/admin/runs/{run_id}/"))
+    assert "Rules changed since this run was made: 1" in text
+    assert f"version {version} in force now" in text
+    zh = text_of(client.get(f"/admin/runs/{run_id}/?lang=zh"))
+    assert "本计算批次之后有变动的规则: 1" in zh and f"现行第 {version} 版" in zh

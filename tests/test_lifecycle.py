@@ -295,3 +295,34 @@ def test_an_adjustment_reads_its_amount_as_people_type_it(session, run, typed, a
     with pytest.raises(LaurelError, match="field amount: at most two decimals"):
         lifecycle.add_adjustment(session, run.id, session.get(Employee, code).code,
                                  "1.234", "x", "bob@x.com")
+
+
+def test_the_checklist_names_rules_changed_since_the_run(session, run):
+    """A version published after the run and one retired are on the checklist; a version
+    that starts after the period is not in force for it."""
+    import json
+
+    from engine.models import Rule
+    from engine.rulebook import latest, save_rule
+
+    assert lifecycle.checklist(session, run).rules_changed == []
+    used = {u["key"]: u["version"] for u in run.rules}
+    later_key, retired_key = sorted(k for k in used if k != "commission.tiered")[:2]
+    doc = json.loads(json.dumps(latest(session, "commission.tiered").definition))
+    doc["action"]["tiers"][-1]["rate"] = "0.07"
+    new, _ = save_rule(session, doc, "test", publish=True)
+    later = json.loads(json.dumps(latest(session, later_key).definition))
+    later["effective_from"] = "2026-07-01"
+    later["description"] = "from July"
+    save_rule(session, later, "test", publish=True)
+    session.scalar(select(Rule).where(Rule.key == retired_key,
+                                      Rule.status == "published")).status = "retired"
+    session.flush()
+    changed = {r["key"]: (r["was"], r["now"])
+               for r in lifecycle.checklist(session, run).rules_changed}
+    assert changed == {"commission.tiered": (used["commission.tiered"], new.version),
+                       retired_key: (used[retired_key], None)}
+    assert not lifecycle.checklist(session, run).clear
+    # a new run of the period uses the rules in force now: nothing changed since it
+    again = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    assert lifecycle.checklist(session, again).rules_changed == []
