@@ -224,7 +224,7 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
     url = _redis()
     # a queue of its own: another test run on the same Redis must not take these chunks
     queue = f"laurel-test-{uuid.uuid4().hex}"
-    emps, results = organisation(11, employees=400)
+    emps, results = organisation(11, employees=1200)
     from engine.imports import import_employees, import_results
 
     import_employees(session, "e.csv", data=emps.encode())
@@ -232,7 +232,7 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
     session.commit()
     expected = one_process_run(session, "2026-02")
     env = dict(os.environ, LAUREL_BROKER_URL=url, LAUREL_DATABASE_URL=db_url,
-               LAUREL_RUN_CHUNK="40", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false",
+               LAUREL_RUN_CHUNK="100", LAUREL_RUN_LEASE="3", LAUREL_TASKS_EAGER="false",
                LAUREL_QUEUE=queue)
     workers = [subprocess.Popen([sys.executable, "-m", "admin.cli", "worker", "--loglevel",
                                  "WARNING"], cwd=ROOT, env=env, start_new_session=True)
@@ -251,13 +251,20 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
             deadline = time.monotonic() + 60
             while victim is None and time.monotonic() < deadline:
                 session.expire_all()
-                holder = session.scalar(select(RunChunk.worker).where(
-                    RunChunk.status == "running").limit(1))
-                if holder:
-                    pid = int(holder.rsplit(":", 1)[1])
-                    if pid in (w.pid for w in workers):
+                held = session.execute(select(RunChunk.run_id, RunChunk.index, RunChunk.worker)
+                                       .where(RunChunk.status == "running").limit(1)).first()
+                pid = int(held.worker.rsplit(":", 1)[1]) if held and held.worker else None
+                if pid in (w.pid for w in workers):
+                    # frozen first: killed only if the chunk is still its own and unfinished
+                    os.kill(pid, signal.SIGSTOP)
+                    session.expire_all()
+                    now = session.execute(select(RunChunk.status, RunChunk.worker).where(
+                        RunChunk.run_id == held.run_id, RunChunk.index == held.index)).one()
+                    if tuple(now) == ("running", held.worker):
                         victim = pid
                         os.kill(pid, signal.SIGKILL)
+                    else:
+                        os.kill(pid, signal.SIGCONT)
                 time.sleep(0.05)
             assert victim, "no worker took a chunk"
             job = jobs.wait(db.make_sessionmaker(db_url), job_id, timeout=240)
