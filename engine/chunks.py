@@ -45,7 +45,6 @@ from engine.models import (
     Team,
 )
 from engine.rollup import period_employees
-from engine.rulebook import published_rules
 from engine.runs import (
     _claim_period,
     _released_hold_outcomes,
@@ -159,9 +158,6 @@ def _compiled(session: Session, run: Run) -> Any:
             rule = session.scalar(select(Rule).where(Rule.key == used["key"],
                                                      Rule.version == used["version"]))
             documents.append(dict(rule.definition))
-        if not run.rules:  # a run of an empty rule set
-            documents = [dict(r.definition) for r in published_rules(
-                session, period.kind, on=period.end)]
         compiled, _ = compile_for(session, period, documents)
         _COMPILED.clear()  # one run at a time per worker process
         _COMPILED[key] = compiled

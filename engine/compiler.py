@@ -47,6 +47,7 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from engine.conditions import (
@@ -165,6 +166,11 @@ class CompiledRuleset:
     @property
     def fields(self) -> set[str]:
         return self.text_fields | {f for s in self.scales for f in s.fields}
+
+    @cached_property
+    def by_key(self) -> dict[str, dict[str, Any]]:
+        """The rules by key (read per employee where a clawback or a release names one)."""
+        return {r["key"]: r for r in self.rules}
 
     @property
     def rates(self) -> bool:

@@ -34,8 +34,12 @@ STALL = 60.0  # seconds without any work on a job before it shows as stalled
 GIVE_UP = 600.0  # seconds without any work before a stalled job fails
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def _end(session: Session, job: RunJob, reason: str, status: str = "failed") -> None:
+    """End an active job (failed or cancelled) with its reason; its run's outcomes go."""
+    if job.run_id:
+        chunks.fail(session, job.run_id, reason, status=status)
+    job.status, job.error, job.finished_at = status, reason[:4000], chunks._now()
+    session.flush()
 
 
 def start(session: Session, period_code: str, actor: str) -> RunJob:
@@ -55,7 +59,7 @@ def start(session: Session, period_code: str, actor: str) -> RunJob:
         if not _given_up(session, active):
             raise RunInProgress(period.code, active.id, active.started_by)
     job = RunJob(period_code=period.code, status="queued", started_by=actor,
-                 created_at=_now())
+                 created_at=chunks._now())
     session.add(job)
     session.flush()
     return job
@@ -146,9 +150,7 @@ def fail_job(factory: sessionmaker[Session], job_id: int, reason: str) -> None:
         job = session.get(RunJob, job_id)
         if job is None or job.status not in ACTIVE:
             return
-        if job.run_id:
-            chunks.fail(session, job.run_id, reason)
-        job.status, job.error, job.finished_at = "failed", reason[:4000], _now()
+        _end(session, job, reason)
         session.commit()
 
 
@@ -160,14 +162,14 @@ def last_work(session: Session, job: RunJob) -> dt.datetime:
     beat = session.scalar(select(func.max(RunChunk.beat)).where(
         RunChunk.run_id == job.run_id)) if job.run_id else None
     times = [t for t in (chunks._aware(beat), chunks._aware(job.created_at)) if t]
-    return max(times) if times else _now()
+    return max(times) if times else chunks._now()
 
 
 def stalled(session: Session, job: RunJob) -> float | None:
     """Seconds since anyone worked on an active job, when that is past STALL; else None."""
     if job.status not in ACTIVE:
         return None
-    idle = (_now() - last_work(session, job)).total_seconds()
+    idle = (chunks._now() - last_work(session, job)).total_seconds()
     if job.run_id:
         running = session.scalar(select(func.count()).select_from(RunChunk).where(
             RunChunk.run_id == job.run_id, RunChunk.status == "running")) or 0
@@ -199,10 +201,7 @@ def _given_up(session: Session, job: RunJob) -> bool:
     if job.status in ACTIVE and _process_gone(job):
         reason = (f"the process that ran it (pid {job.pid} on {job.host}) stopped before "
                   "the run finished (it was killed or crashed); nothing of it was stored")
-        if job.run_id:
-            chunks.fail(session, job.run_id, reason)
-        job.status, job.error, job.finished_at = "failed", reason, _now()
-        session.flush()
+        _end(session, job, reason)
         return True
     idle = stalled(session, job)
     if idle is None or idle < GIVE_UP:
@@ -210,10 +209,7 @@ def _given_up(session: Session, job: RunJob) -> bool:
     reason = (f"no worker took the run's work for {idle / 60:.0f} minutes (since "
               f"{last_work(session, job):%Y-%m-%d %H:%M} UTC): start a worker "
               "(laurel worker) or the back office (laurel serve), then run again")
-    if job.run_id:
-        chunks.fail(session, job.run_id, reason)
-    job.status, job.error, job.finished_at = "failed", reason, _now()
-    session.flush()
+    _end(session, job, reason)
     return True
 
 
@@ -248,7 +244,7 @@ def watch(session: Session, job: RunJob, redispatch: bool = True) -> RunJob:
         return job
     begin_writing(session)
     lost = []
-    now = _now()
+    now = chunks._now()
     for chunk in session.scalars(select(RunChunk).where(
             RunChunk.run_id == job.run_id, RunChunk.status == "running").with_for_update()):
         beat = chunks._aware(chunk.beat)
@@ -279,11 +275,7 @@ def cancel(session: Session, job_id: int, actor: str) -> RunJob:
     if job.status not in ACTIVE:
         raise LaurelError(msg("run job %(job_id)s is %(status)s: there is nothing to cancel",
                               job_id=job_id, status=job.status))
-    reason = f"cancelled by {actor}"
-    if job.run_id:
-        chunks.fail(session, job.run_id, reason, status="cancelled")
-    job.status, job.error, job.finished_at = "cancelled", reason, _now()
-    session.flush()
+    _end(session, job, f"cancelled by {actor}", status="cancelled")
     return job
 
 

@@ -436,8 +436,8 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation,
                             money))
     payments = compiled.clawable.get(ef.employee_id)
+    rules = compiled.by_key
     if payments:
-        rules = {r["key"]: r for r in compiled.rules}
         for amount, explanation in clawbacks.lines(ef.values, rules, payments):
             c = explanation["clawback"]
             out.append(_outcome(ef, period, clawbacks.KEY, rules[c["rule_key"]]["kind"], amount,
@@ -445,7 +445,6 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                                 "payable", explanation, money))
     parts = compiled.held_until_collected.get(ef.employee_id)
     if parts:
-        rules = {r["key"]: r for r in compiled.rules}
         for amount, explanation in clawbacks.releases(ef.values, parts):
             c = explanation["collected"]
             kind = rules[c["rule_key"]]["kind"] if c["rule_key"] in rules else "commission"
