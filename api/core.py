@@ -256,11 +256,6 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def commit(body: Any, status: int = 200) -> tuple[Any, int]:
-    db().commit()
-    return body, status
-
-
 # --- reading JSON as the import reads a file ----------------------------------------------
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from api import schemas as s
 from api.core import (
@@ -126,7 +127,10 @@ class Employees(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Employees, by code (a sales manager: their own team only)."""
         may("read", "employee")
-        query = _scoped(select(Employee), Employee.team_id)
+        # what the schema reads of each row, loaded a page at a time, not a query a row
+        query = _scoped(select(Employee).options(
+            selectinload(Employee.team), selectinload(Employee.level),
+            selectinload(Employee.manager)), Employee.team_id)
         if args.get("team"):
             query = query.where(Employee.team_id.in_(
                 select(Team.id).where(Team.name == args["team"])))
@@ -180,7 +184,8 @@ class Teams(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Teams by name (a sales manager: their own)."""
         may("read", "team")
-        rows, cursor = page(_scoped(select(Team), Team.id), Team, ("id", "name"),
+        rows, cursor = page(_scoped(select(Team).options(selectinload(Team.manager)), Team.id),
+                            Team, ("id", "name"),
                             args.get("sort"), args.get("cursor"), args["limit"],
                             default="name")
         return listing(rows, cursor)
@@ -334,7 +339,8 @@ class Results(MethodView):
         """Results, filtered by period, employee, team and metric (a sales manager: their
         team's)."""
         may("read", "result")
-        query = select(Result)
+        query = select(Result).options(selectinload(Result.employee),
+                                       selectinload(Result.period), selectinload(Result.metric))
         team = caller().team
         if team is not None:
             query = query.where(Result.employee_id.in_(

@@ -14,6 +14,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from api import schemas as s
 from api.core import ApiProblem, caller, db, idempotent, listing, may, page, transition
@@ -73,7 +74,8 @@ class Cases(MethodView):
         """Flags of live runs, newest first; filter by period, status, employee, team, rule."""
         may("read", "compliance")
         query = compliance.queue_query(status=args.get("status"), rule_key=args.get("rule"),
-                                       period_code=args.get("period"))
+                                       period_code=args.get("period")).options(
+            selectinload(FlagCase.employee), selectinload(FlagCase.period))
         query = _employee_filters(query, args, FlagCase.employee_id)
         rows, cursor = page(query, FlagCase, ("id", "status"), args.get("sort"),
                             args.get("cursor"), args["limit"], default="-id")
@@ -147,7 +149,7 @@ class Pips(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """PIPs, newest first; filter by status, employee and team."""
         may("read", "pips")
-        query = select(Pip)
+        query = select(Pip).options(selectinload(Pip.employee))
         if args.get("status"):
             query = query.where(Pip.status == args["status"])
         query = _employee_filters(query, args, Pip.employee_id)
@@ -194,7 +196,8 @@ class Candidates(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Candidates of approved and locked runs; filter by status, employee and team."""
         may("read", "candidates")
-        query = select(Candidate).where(Candidate.run_id.in_(
+        query = select(Candidate).options(selectinload(Candidate.employee)).where(
+            Candidate.run_id.in_(
             select(Run.id).where(Run.status.in_(("approved", "locked")))))
         if args.get("status"):
             query = query.where(Candidate.status == args["status"])

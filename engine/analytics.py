@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.dashboard import warning_line
+from engine.dashboard import _div, warning_line
 from engine.messages import msg
 from engine.metrics import load_catalog
 from engine.models import LIVE_RUN, Adjustment, Employee, Level, Outcome, Period, Run, Team
@@ -39,14 +39,6 @@ class Scope:
     region: str | None = None
     level: str | None = None
     stage: str | None = None
-
-
-def _div(a: Decimal | None, b: Decimal | None) -> Decimal | None:
-    if a is None or b is None or b == 0:
-        return None
-    with localcontext() as ctx:
-        ctx.prec = 34
-        return +(a / b)
 
 
 def people(session: Session, scope: Scope) -> dict[int, dict[str, Any]]:
@@ -162,7 +154,7 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
     months, last_year = months_of(year), months_of(year - 1)
     quarters = [f"{year}-Q{q}" for q in range(1, 5)]
     facts = _month_figures(session, months + last_year, ids)
-    pay = payouts(session, months + last_year + quarters + [str(year), str(year - 1)], ids)
+    pay = payouts(session, months + last_year + quarters + [str(year)], ids)
     for code in months:
         out.months.append(_row(code, facts[code], pay.get(code, {})))
     # per team and per region, month by month
@@ -211,9 +203,8 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
                for e in ranked[:TOP]]
     # the year to date against the year before, month by month
     cum = {"revenue": ZERO, "payout": ZERO, "last_revenue": ZERO, "last_payout": ZERO}
-    for this, last in zip(months, last_year, strict=True):
-        now, before = _row(this, facts[this], pay.get(this, {})), \
-            _row(last, facts[last], pay.get(last, {}))
+    for this, now, last in zip(months, out.months, last_year, strict=True):
+        before = _row(last, facts[last], pay.get(last, {}))
         cum["revenue"] += now["revenue"]
         cum["payout"] += now["payout"]
         cum["last_revenue"] += before["revenue"]

@@ -235,7 +235,6 @@ def csv_text(rows: Iterable[Iterable[Any]], batch: int = 1000) -> Iterator[str]:
     piece by piece holds a batch in memory, whatever its length."""
     import csv
     import io
-    import itertools
 
     rows = iter(rows)
     while chunk := list(itertools.islice(rows, batch)):

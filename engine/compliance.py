@@ -300,7 +300,8 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
         .where(Period.kind == period.kind, Period.start < period.start, FlagCase.holds,
                FlagCase.status == "dismissed", FlagCase.decided_after_lock)).all()
     # the population's ids filter here, not in the query: one bound parameter an employee
-    # broke PostgreSQL past 65,535 employees
+    # broke PostgreSQL past 65,535 employees, and a temporary table (bulk.ids_in) is a
+    # write, which on SQLite takes the writer's lock before the period's (test_run_races)
     rows = [r for r in rows if r[0].employee_id in employee_ids]
     if not rows:
         return {}

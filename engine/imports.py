@@ -668,8 +668,9 @@ def upsert_team(session: Session, name: str, region: str | None = None,
     for field_name, value, most in (("name", name, 100), ("region", region, 100)):
         if value is not None and len(value) > most:
             raise ImportFileError("team", f"at most {most} characters", column=field_name)
-        if value is not None and text_problem(value):
-            raise ImportFileError("team", text_problem(value) or "", column=field_name)
+        problem = text_problem(value) if value is not None else None
+        if problem:
+            raise ImportFileError("team", problem, column=field_name)
     if not name.strip():
         raise ImportFileError("team", "a name is needed", column="name")
     if stage is not None and stage not in TEAM_STAGES:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import portal
+from engine.compliance import MAX_EVIDENCE
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.messages import msg
@@ -36,7 +37,7 @@ from engine.users import get_user, require_role
 ANALYSTS = ("comp_analyst", "hr_admin")
 # Who reads every inquiry (the auditor changes nothing).
 READERS = (*ANALYSTS, "auditor")
-MAX_ATTACHMENT = 10 * 1024 * 1024
+MAX_ATTACHMENT = MAX_EVIDENCE  # an attachment is as large as a flag's evidence may be
 MAX_ATTACHMENTS = 5
 Attachment = tuple[str, str | None, bytes]  # file name, content type, content
 

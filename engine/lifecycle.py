@@ -182,7 +182,6 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
 
     ``most`` bounds the lists of warnings and employees shown (the counts are whole).
     """
-    from engine import statements
     from engine.authoring import awaiting_approval
 
     period = run.period

@@ -86,7 +86,7 @@ class Earnings:
         self.totals[status] += amount
 
 
-def _counted(session: Session, runs: list[Run]) -> list[Run]:
+def _counted(runs: list[Run]) -> list[Run]:
     """Per period the run that counts: the newest approved or locked one."""
     seen: set[int] = set()
     out = []
@@ -97,15 +97,20 @@ def _counted(session: Session, runs: list[Run]) -> list[Run]:
     return out
 
 
-def earnings(session: Session, employee: Employee, runs: list[Run]) -> Earnings:
+def earnings(session: Session, employee: Employee, runs: list[Run],
+             read: dict[int, Any] | None = None) -> Earnings:
     """The employee's amounts in these runs, by component; a hold released after the
-    lock counts where it is paid, not as held."""
+    lock counts where it is paid, not as held. ``read``: the statements already worked
+    out, by run id (filled as they are)."""
     from engine import statements
 
     out = Earnings()
-    for run in _counted(session, runs):
+    read = {} if read is None else read
+    for run in _counted(runs):
         out.runs.append(run.id)
-        st = statements.statement(session, run, employee.code)
+        if run.id not in read:
+            read[run.id] = statements.statement(session, run, employee.code)
+        st = read[run.id]
         for line in st.lines:
             if line.amount is None or line.status not in MONEY_STATUSES:
                 continue
@@ -142,14 +147,15 @@ def overview(session: Session, actor: str | None) -> Overview:
     year_code = latest.period.code[:4] if latest else ""
     in_year = [r for r in runs if r.period.code[:4] == year_code]
     ratings = [{"period": r.period.code, "value": value, "run_id": r.id}
-               for r in _counted(session, runs) for value in session.scalars(
+               for r in _counted(runs) for value in session.scalars(
                    select(Outcome.value).where(Outcome.run_id == r.id,
                                                Outcome.employee_id == employee.id,
                                                Outcome.kind == "rating"))]
+    read: dict[int, Any] = {}  # the latest run's statement counts in the year too
     return Overview(
         employee, runs, latest,
-        earnings(session, employee, [latest] if latest else []),
-        earnings(session, employee, in_year), year_code, ratings,
+        earnings(session, employee, [latest] if latest else [], read),
+        earnings(session, employee, in_year, read), year_code, ratings,
         pips_of(session, employee), candidates_of(session, employee),
         list(session.scalars(select(Talk).where(Talk.employee_id == employee.id)
                              .order_by(Talk.held_on.desc(), Talk.id.desc()))))

@@ -304,13 +304,9 @@ DIFF_COLUMNS = ["employee_code", "employee_name", "rule_key", "kind", "change",
                 "after_value", "after_status", "delta"]
 
 
-def diff_table(rows: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    """The diff as rows of DIFF_COLUMNS (amounts as Decimal, missing values as None)."""
-    return list(iter_diff_table(rows))
-
-
 def iter_diff_table(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
-    """diff_table row by row."""
+    """The diff as rows of DIFF_COLUMNS (amounts as Decimal, missing values as None), row
+    by row."""
     for r in rows:
         line = [r["employee_code"], r["employee_name"], r["rule_key"], r["kind"], r["change"]]
         for side in (r["before"], r["after"]):

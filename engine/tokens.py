@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from engine.chunks import _aware, _now
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
-from engine.models import ApiToken, User
+from engine.models import ApiToken
 from engine.users import get_user
 
 PREFIX = "lrl_"
@@ -78,7 +78,7 @@ def create(session: Session, email: str, name: str, days: int | None = None
 
 def tokens_of(session: Session, email: str | None = None) -> list[ApiToken]:
     """Every token, or the tokens of one user, newest first."""
-    query = select(ApiToken).join(User).order_by(ApiToken.id.desc())
+    query = select(ApiToken).order_by(ApiToken.id.desc())
     if email is not None:
         query = query.where(ApiToken.user_id == get_user(session, email).id)
     return list(session.scalars(query))
