@@ -37,7 +37,17 @@ from admin.views import (
     TeamView,
     UserView,
 )
-from engine.models import AuditLog, Employee, Level, Metric, PayCode, Period, Result, Team, User
+from engine.models import (
+    AuditLog,
+    Employee,
+    Level,
+    Metric,
+    PayCode,
+    Period,
+    ResultRow,
+    Team,
+    User,
+)
 
 
 def init_admin(app: Flask, db: scoped_session) -> Admin:
@@ -60,7 +70,7 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
         admin.add_view(UserView(User, db, _l("Users"), org, endpoint="user"))
         admin.add_view(PeriodView(Period, db, _l("Periods"), comp, endpoint="period"))
         admin.add_view(MetricView(Metric, db, _l("Metrics"), comp, endpoint="metric"))
-        admin.add_view(ResultView(Result, db, _l("Results"), comp, endpoint="result"))
+        admin.add_view(ResultView(ResultRow, db, _l("Results"), comp, endpoint="result"))
         admin.add_view(PayCodeView(PayCode, db, _l("Pay codes"), comp, endpoint="paycode"))
         admin.add_view(AuditLogView(AuditLog, db, _l("Audit log"), comp_cat,
                                     endpoint="auditlog"))

@@ -10,11 +10,12 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import abort, current_app, flash, has_app_context, redirect, request, url_for
+from flask import abort, current_app, flash, g, has_app_context, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
 from flask_admin.form import SecureForm
+from flask_admin.helpers import get_form_data
 from flask_admin.model import typefmt
 from flask_admin.model.template import TemplateLinkRowAction
 from flask_babel import format_datetime
@@ -60,11 +61,12 @@ from engine.models import (
     Level,
     Metric,
     Period,
-    Result,
+    ResultRow,
     Rule,
     Team,
     User,
 )
+from engine.rollup import has_value, stored_value, value_text
 from engine.users import (
     INVITE_DAYS,
     INVITERS,
@@ -319,7 +321,7 @@ class ResultTeamFilter(BaseSQLAFilter):
     """Results of one team's employees, without joining (the count stays one table)."""
 
     def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
-        return query.filter(Result.employee_id.in_(
+        return query.filter(ResultRow.employee_id.in_(
             select(Employee.id).where(Employee.team_id == int(value))))
 
     def clean(self, value: str) -> int:
@@ -602,64 +604,149 @@ class MetricView(LaurelModelView):
         "max_value": _l("An import refuses a value above it. Empty: the type's own range."),
     }
 
+    def on_model_delete(self, model: Metric) -> None:
+        used = _db().scalar(select(func.count()).select_from(ResultRow)
+                            .where(has_value(model.id)))
+        if used:
+            raise ValidationError(_("Metric %(key)s has values in %(n)s rows of results: "
+                                    "it cannot be deleted.", key=model.key, n=used))
+
 
 class MetricValueField(NumberField):
-    """A result's value, read as an import reads its cell: the same numbers and ranges."""
+    """One metric's value in a row of results, read as an import reads its cell: the same
+    numbers and ranges. Empty: the value is undefined."""
+
+    def __init__(self, label: Any = None, validators: Any = None, *,
+                 metric_type: str = "score", low: Any = None, high: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__(label, validators, **kwargs)
+        self.metric_type, self.low, self.high = metric_type, low, high
 
     def process_formdata(self, valuelist: list[Any]) -> None:
-        # Read in pre_validate, where the chosen metric (its type and range) is known.
+        # Read in pre_validate, so that the refusal is shown at this field.
         self.raw = valuelist[0].strip() if valuelist else ""
         self.data = None
 
+    def process_data(self, value: Any) -> None:
+        self.data = None if value is None else number(value)
+
     def pre_validate(self, form: Any) -> None:
-        if self.raw is None:
+        if not self.raw:
             return
-        if self.raw == "":
-            raise StopValidation(_("A value is required."))
-        metric = getattr(getattr(form, "metric", None), "data", None)
-        if metric is None:
-            return  # the metric field says what is missing
         try:
-            self.data = metric_value(self.raw, metric.type, metric.min_value,
-                                     metric.max_value)
+            self.data = metric_value(self.raw, self.metric_type, self.low, self.high)
         except CellError as err:
             raise StopValidation(err.reason) from None
 
 
+_METRIC_FIELD = "metric_"
+
+
+def _input_metrics() -> list[Metric]:
+    return list(_db().scalars(select(Metric).where(Metric.formula.is_(None))
+                              .order_by(Metric.key)))
+
+
+def _row_cells(row: ResultRow) -> list[tuple[Metric, Any]]:
+    """The row's defined values, by metric key: (metric, value)."""
+    metrics = g.get("laurel_metrics_by_id")
+    if metrics is None:  # read once a request: a page lists 50 rows
+        metrics = g.laurel_metrics_by_id = {str(m.id): m for m in _db().scalars(select(Metric))}
+    cells = [(metrics[mid], stored_value(text)) for mid, text in (row.values or {}).items()
+             if mid in metrics]
+    return sorted(cells, key=lambda c: c[0].key)
+
+
+def _values_inline(view: Any, context: Any, row: ResultRow, name: str) -> Markup:
+    cells = _row_cells(row)
+    if not cells:
+        return Markup('<span class="text-muted">{}</span>').format(_("no values"))
+    return Markup(" · ").join(
+        Markup('<span class="text-nowrap">{}: {}</span>').format(
+            i18n.metric_label(m), i18n.metric_value(v, m.type)) for m, v in cells)
+
+
+def _values_table(view: Any, context: Any, row: ResultRow, name: str) -> Markup:
+    cells = _row_cells(row)
+    if not cells:
+        return Markup('<span class="text-muted">{}</span>').format(_("no values"))
+    return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
+                  ).format(Markup("").join(
+                      Markup("<tr><th>{} <code>{}</code></th><td>{}</td></tr>").format(
+                          i18n.metric_label(m), m.key, i18n.metric_value(v, m.type))
+                      for m, v in cells))
+
+
+class ResultMetricFilter(BaseSQLAFilter):
+    """Rows of results with a value for one metric."""
+
+    def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
+        return query.filter(has_value(int(value)))
+
+    def operation(self) -> str:
+        return str(_l("has a value"))
+
+    def clean(self, value: str) -> int:
+        return int(value)
+
+    def validate(self, value: str) -> bool:
+        return value.isdigit()
+
+
 class ResultView(LaurelModelView):
+    """An employee's row of results for a period: one field a metric, empty when
+    undefined. Saving a row with no values keeps the employee in the period's population;
+    deleting it takes them out."""
+
     resource = "result"
-    form_overrides = {"value": MetricValueField}
-    column_list = ["period", "employee", "team", "metric", "value"]
-    column_sortable_list = [("period", "period.code"), ("employee", "employee.code"),
-                            ("metric", "metric.key"), "value"]
+    column_list = ["period", "employee", "team", "values"]
+    column_sortable_list = [("period", "period.code"), ("employee", "employee.code")]
     column_default_sort = ("id", True)
     column_filters = [
-        IntEqualFilter(Result.period_id, _l("Period"), options=_live(_period_options)),
-        ResultTeamFilter(Result.employee_id, _l("Team"), options=_live(_team_options)),
-        IntEqualFilter(Result.metric_id, _l("Metric"), options=_live(_metric_options)),
+        IntEqualFilter(ResultRow.period_id, _l("Period"), options=_live(_period_options)),
+        ResultTeamFilter(ResultRow.employee_id, _l("Team"), options=_live(_team_options)),
+        ResultMetricFilter(ResultRow.id, _l("Metric"), options=_live(_metric_options)),
     ]
     column_formatters = {
-        "metric": lambda v, c, m, n: f"{i18n.metric_label(m.metric)} ({m.metric.key})",
-        "value": lambda v, c, m, n: i18n.metric_value(m.value, m.metric.type),
+        "values": _values_inline,
         "team": lambda v, c, m, n: m.employee.team.name,
     }
+    column_formatters_detail = {**column_formatters, "values": _values_table}
     column_details_list = column_list
-    form_columns = ["period", "employee", "metric", "value"]
+    form_columns = ["period", "employee"]
     form_ajax_refs = {
         "employee": {"fields": ["code", "name"], "page_size": 20},
         "period": {"fields": ["code"], "page_size": 20},
     }
     column_labels = {"period": _l("Period"), "employee": _l("Employee"), "team": _l("Team"),
-                     "metric": _l("Metric"), "value": _l("Value")}
+                     "values": _l("Values")}
+
+    def _with_metrics(self, form_class: Any, obj: ResultRow | None) -> Any:
+        """The form with a field for each input metric (metrics come and go), and a row's
+        stored values as the fields' data."""
+        fields = {}
+        for m in _input_metrics():
+            fields[f"{_METRIC_FIELD}{m.id}"] = MetricValueField(
+                f"{i18n.metric_label(m)} ({m.key})", metric_type=m.type, low=m.min_value,
+                high=m.max_value, description=_("Empty: undefined."))
+            if obj is not None:
+                setattr(obj, f"{_METRIC_FIELD}{m.id}", (obj.values or {}).get(str(m.id)))
+        return type("ResultRowForm", (form_class,), fields)
+
+    def create_form(self, obj: Any = None) -> Any:
+        return self._with_metrics(self._create_form_class, obj)(get_form_data(), obj=obj)
+
+    def edit_form(self, obj: Any = None) -> Any:
+        return self._with_metrics(self._edit_form_class, obj)(get_form_data(), obj=obj)
 
     def get_query(self) -> Any:
-        # One query per page: every row's employee, team, period and metric joined in.
+        # One query per page: every row's employee, team and period joined in.
         return super().get_query().options(
-            joinedload(Result.employee).joinedload(Employee.team),
-            joinedload(Result.period), joinedload(Result.metric))
+            joinedload(ResultRow.employee).joinedload(Employee.team),
+            joinedload(ResultRow.period))
 
     def scope(self, query: Any, team_id: int) -> Any:
-        return query.filter(Result.employee_id.in_(
+        return query.filter(ResultRow.employee_id.in_(
             select(Employee.id).where(Employee.team_id == team_id)))
 
     def _check_period(self, period: Period | None) -> None:
@@ -668,19 +755,29 @@ class ResultView(LaurelModelView):
             raise ValidationError(_("Period %(code)s is locked: its results cannot change.",
                                     code=locked))
 
-    def update_model(self, form: Any, model: Result) -> bool:
-        model._laurel_before = result_snapshot(model)  # type: ignore[attr-defined]
+    def update_model(self, form: Any, model: ResultRow) -> bool:
+        model._laurel_before = result_snapshot(_db(), model)  # type: ignore[attr-defined]
         model._laurel_old_period = model.period  # type: ignore[attr-defined]
         return super().update_model(form, model)
 
-    def on_model_change(self, form: Any, model: Result, is_created: bool) -> None:
+    def on_model_change(self, form: Any, model: ResultRow, is_created: bool) -> None:
         self._check_period(model.period)
         old = None if is_created else getattr(model, "_laurel_old_period", None)
         self._check_period(old)
+        taken = _db().scalar(select(ResultRow.id).where(
+            ResultRow.employee_id == model.employee.id, ResultRow.period_id == model.period.id,
+            ResultRow.id != (model.id or 0)))
+        if taken is not None:
+            raise ValidationError(_("%(employee)s already has a row of results for "
+                                    "%(period)s: change that one.",
+                                    employee=model.employee.code, period=model.period.code))
+        model.values = {name[len(_METRIC_FIELD):]: value_text(field.data)
+                        for name, field in form._fields.items()
+                        if name.startswith(_METRIC_FIELD) and field.data is not None}
         result_edited(_db(), model, is_created, getattr(model, "_laurel_before", None),
                       old.code if old else None)
 
-    def on_model_delete(self, model: Result) -> None:
+    def on_model_delete(self, model: ResultRow) -> None:
         self._check_period(model.period)
         result_deleted(_db(), model)
 
@@ -886,11 +983,11 @@ class DashboardView(AdminIndexView):
         team_id = _team_scope()
         emp = select(func.count()).select_from(Employee)
         teams = select(func.count()).select_from(Team)
-        res = select(func.count()).select_from(Result)
+        res = select(func.count()).select_from(ResultRow)
         if team_id is not None:
             emp = emp.where(Employee.team_id == team_id)
             teams = teams.where(Team.id == team_id)
-            res = res.where(Result.employee_id.in_(
+            res = res.where(ResultRow.employee_id.in_(
                 select(Employee.id).where(Employee.team_id == team_id)))
         counts = [
             ("employee", _l("Employees"), db.scalar(emp)),

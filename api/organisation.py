@@ -12,7 +12,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import selectinload
 
 from api import schemas as s
@@ -37,7 +37,8 @@ from engine.imports import (
     table_rows,
     upsert_team,
 )
-from engine.models import Employee, Metric, Period, Result, Team
+from engine.models import Employee, Metric, Period, ResultRow, Team
+from engine.rollup import has_value, row_values
 
 employees = Blueprint("api_employees", __name__, url_prefix="/employees",
                       description="Employees: read (a sales manager: their team), upsert by code")
@@ -336,31 +337,40 @@ class Results(MethodView):
     @results.arguments(s.ResultQuery, location="query")
     @results.response(200, s.page_of(s.ResultSchema, "ResultPage"))
     def get(self, args: dict[str, Any]) -> Any:
-        """Results, filtered by period, employee, team and metric (a sales manager: their
-        team's)."""
+        """Rows of results (an employee's values for a period, by metric key; an
+        undefined value is absent), filtered by period, employee, team and a metric they
+        have a value for (a sales manager: their team's)."""
         may("read", "result")
-        query = select(Result).options(selectinload(Result.employee),
-                                       selectinload(Result.period), selectinload(Result.metric))
+        query = select(ResultRow).options(selectinload(ResultRow.employee),
+                                          selectinload(ResultRow.period))
         team = caller().team
         if team is not None:
-            query = query.where(Result.employee_id.in_(
+            query = query.where(ResultRow.employee_id.in_(
                 select(Employee.id).where(Employee.team_id == team)))
         if args.get("period"):
-            query = query.where(Result.period_id.in_(
+            query = query.where(ResultRow.period_id.in_(
                 select(Period.id).where(Period.code == args["period"])))
         if args.get("employee"):
-            query = query.where(Result.employee_id.in_(
+            query = query.where(ResultRow.employee_id.in_(
                 select(Employee.id).where(Employee.code == args["employee"])))
         if args.get("team"):
-            query = query.where(Result.employee_id.in_(
+            query = query.where(ResultRow.employee_id.in_(
                 select(Employee.id).join(Team, Team.id == Employee.team_id)
                 .where(Team.name == args["team"])))
+        keys = {str(i): k for i, k in db().execute(select(Metric.id, Metric.key))}
         if args.get("metric"):
-            query = query.where(Result.metric_id.in_(
-                select(Metric.id).where(Metric.key == args["metric"])))
-        rows, cursor = page(query, Result, ("id",), args.get("sort"), args.get("cursor"),
+            metric_id = next((i for i, k in keys.items() if k == args["metric"]), None)
+            if metric_id is None:
+                query = query.where(false())
+            else:
+                query = query.where(has_value(int(metric_id)))
+        rows, cursor = page(query, ResultRow, ("id",), args.get("sort"), args.get("cursor"),
                             args["limit"])
-        return listing(rows, cursor)
+        return listing(({"id": r.id, "period": r.period.code,
+                         "employee_code": r.employee.code,
+                         "values": {k: str(v) for k, v in
+                                    sorted(row_values(r.values, keys).items())}}
+                        for r in rows), cursor)
 
     @results.doc(requestBody={"required": True, "content": {"application/json": {
         "schema": s.ResultBatch}}})

@@ -169,18 +169,20 @@ class MetricIn(Schema):
 
 
 class ResultSchema(Schema):
+    """A row of results: the shape a batch of results sends (ResultIn), with its id."""
+
     id = fields.Integer()
-    period = _text(attribute="period.code")
-    employee_code = _text(attribute="employee.code")
-    metric = _text(attribute="metric.key")
-    value = _text()
+    period = _text()
+    employee_code = _text()
+    values = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "Metric key -> value as decimal text; an undefined value is absent."})
 
 
 class ResultQuery(PageQuery):
     period = _text()
     employee = _text(metadata={"description": "An employee's code."})
     team = _text(metadata={"description": "A team's name."})
-    metric = _text()
+    metric = _text(metadata={"description": "A metric's key: rows with a value for it."})
 
 
 class ResultIn(Schema):

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import isolate, periods, scenarios, wording
+from engine import isolate, periods, rollup, scenarios, wording
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.messages import msg
@@ -440,7 +440,7 @@ def scenario_from_try(session: Session, draft: Mapping[str, Any], period_code: s
     share, team figures), the gate may find another figure, which HR then accepts.
     """
     from engine import specs
-    from engine.models import Employee, Metric, Result
+    from engine.models import Employee, Metric, ResultRow
 
     period = periods.require(session, period_code)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
@@ -449,11 +449,12 @@ def scenario_from_try(session: Session, draft: Mapping[str, Any], period_code: s
                            employee_code=employee_code))
     team = employee.team
     team_name = team.name
-    rows = session.execute(
-        select(Period.code, Metric.key, Result.value)
-        .join(Period, Period.id == Result.period_id).join(Metric, Metric.id == Result.metric_id)
-        .where(Result.employee_id == employee.id, Period.start >= period.start,
-               Period.end <= period.end)).all()
+    keys = {str(i): k for i, k in session.execute(select(Metric.id, Metric.key))}
+    rows = [(code, key, value) for code, values in session.execute(
+        select(Period.code, ResultRow.values).join(Period, Period.id == ResultRow.period_id)
+        .where(ResultRow.employee_id == employee.id, Period.start >= period.start,
+               Period.end <= period.end))
+        for key, value in rollup.row_values(values, keys).items()]
     if not rows:
         raise NotFound(msg("employee %(employee_code)s has no results in %(code)s",
                            employee_code=employee_code, code=period.code))
@@ -674,10 +675,10 @@ def preview_periods(session: Session, period_kind: str) -> list[Period]:
 
 def try_periods(session: Session, period_kind: str) -> list[Period]:
     """Periods of the kind that have results, newest first: what try-it can run on."""
-    from engine.models import Result
+    from engine.models import ResultRow
 
     codes = set(session.scalars(select(Period.code).where(
-        Period.id.in_(select(Result.period_id).distinct()))))
+        Period.id.in_(select(ResultRow.period_id).distinct()))))
     codes |= {parent for code in list(codes) for parent in periods.parents(code)}
     return list(session.scalars(select(Period).where(Period.kind == period_kind,
                                                      Period.code.in_(codes))

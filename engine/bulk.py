@@ -60,8 +60,10 @@ def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[
 
 
 def _bound(conn: Connection, table: Table, columns: Sequence[str],
-           rows: Iterable[Sequence[Any]]) -> Iterable[Sequence[Any]]:
-    procs = _processors(conn, table, columns)
+           rows: Iterable[Sequence[Any]], as_text: Sequence[str] = ()
+           ) -> Iterable[Sequence[Any]]:
+    procs = [None if c in as_text else p
+             for c, p in zip(columns, _processors(conn, table, columns), strict=True)]
     if not any(procs):
         return rows
     return (tuple(p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True))
@@ -81,13 +83,15 @@ def _copying(conn: Connection) -> bool:
 
 
 def insert_rows(session: Session, table: Table, columns: Sequence[str],
-                rows: Iterable[Sequence[Any]]) -> None:
-    """Insert rows of values, in the order of ``columns``."""
+                rows: Iterable[Sequence[Any]], as_text: Sequence[str] = ()) -> None:
+    """Insert rows of values, in the order of ``columns``. The columns named in
+    ``as_text`` are given as the text the database keeps (a JSON column's JSON, made by
+    the caller), not passed through their type."""
     conn = session.connection()
     if _copying(conn):
         _copy(conn, _name(conn, table), columns, rows)
         return
-    rows = [tuple(r) for r in _bound(conn, table, columns, rows)]
+    rows = [tuple(r) for r in _bound(conn, table, columns, rows, as_text)]
     if rows:
         mark = _mark(conn)
         conn.exec_driver_sql(f"INSERT INTO {_name(conn, table)} ({', '.join(columns)}) "
@@ -95,8 +99,10 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str],
 
 
 def update_rows(session: Session, table: Table, columns: Sequence[str],
-                rows: Iterable[Sequence[Any]], key: str = "id") -> None:
-    """Set ``columns`` of the rows whose ``key`` is each row's last value."""
+                rows: Iterable[Sequence[Any]], key: str = "id", as_text: Sequence[str] = ()
+                ) -> None:
+    """Set ``columns`` of the rows whose ``key`` is each row's last value (``as_text``: as
+    insert_rows)."""
     conn = session.connection()
     rows = list(rows)
     if not rows:
@@ -116,7 +122,8 @@ def update_rows(session: Session, table: Table, columns: Sequence[str],
     mark = _mark(conn)
     conn.exec_driver_sql(
         f"UPDATE {name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
-        f"WHERE {key} = {mark}", [tuple(r) for r in _bound(conn, table, [*columns, key], rows)])
+        f"WHERE {key} = {mark}",
+        [tuple(r) for r in _bound(conn, table, [*columns, key], rows, as_text)])
 
 
 def in_code_order(session: Session, column: Any) -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import LaurelError
-from engine.models import AuditLog, Base, Result
+from engine.models import AuditLog, Base
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "instance"))
@@ -239,6 +239,6 @@ def _audit_write(session: Session, _ctx: Any) -> None:
 
 
 __all__ = [
-    "Result", "audit", "begin_writing", "database_url", "get_engine", "make_sessionmaker",
+    "audit", "begin_writing", "database_url", "get_engine", "make_sessionmaker",
     "session_scope", "upgrade_schema", "dispose_engines",
 ]

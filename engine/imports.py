@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
+import json
 import math
 import os
 import re
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import assignments, bulk, periods
@@ -43,10 +45,10 @@ from engine.models import (
     Level,
     Metric,
     Period,
-    Result,
     ResultRow,
     Team,
 )
+from engine.rollup import value_text
 
 EMPLOYEE_COLUMNS = ["code", "name", "email", "team", "region", "level", "manager_code",
                     "hire_date", "team_stage", "effective_date", "leave_date"]
@@ -135,6 +137,8 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
     # Cells are checked one by one only where the text has something to find: a control
     # character other than a line's end, or a quote (a quoted cell may hold a line break).
     suspect = _SUSPECT.search(text) is not None
+    # Likewise spaces to strip.
+    spaces = " " in text
     # newline="": a line may end in CR LF, LF or a bare CR (csv reads all three).
     # strict: a quote left open or text after a closing quote is refused, not guessed at
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -143,7 +147,7 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
         for number, raw in enumerate(reader, start=1):
             # spaces only: a tab, a line break or any other control character at either
             # end is refused by the cell check, never dropped
-            cells = [c.strip(" ") for c in raw]
+            cells = [c.strip(" ") for c in raw] if spaces else raw
             if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
                 raise ImportFileError(name, msg("has %(cells)s cells; a file has at most "
                                                 "%(max_columns)s columns",
@@ -385,7 +389,7 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
                     raise ImportFileError(name, msg("has %(cells)s cells but the header has "
                                                     "%(width)s columns", cells=len(cells),
                                                     width=width), row=number)
-                yield number, (cells + [""] * width)[:width]
+                yield number, cells if len(cells) == width else (cells + [""] * width)[:width]
         except _BadCell as bad:
             raise refuse(bad) from None
 
@@ -746,39 +750,40 @@ def locked_period_of(session: Session, code: str) -> str | None:
     return _locked_between(session, {code}).get(code)
 
 
-def result_snapshot(result: Result) -> dict[str, Any]:
-    """A result as the audit log keeps it: codes and the value as text."""
-    return {"employee": result.employee.code if result.employee else None,
-            "period": result.period.code if result.period else None,
-            "metric": result.metric.key if result.metric else None,
-            "value": str(result.value) if result.value is not None else None}
+def result_snapshot(session: Session, row: ResultRow) -> dict[str, Any]:
+    """A row of results as the audit log keeps it: codes, and its values by metric key."""
+    keys = dict(session.execute(select(Metric.id, Metric.key)).all())
+    values = {keys.get(int(mid), mid): text for mid, text in (row.values or {}).items()}
+    return {"employee": row.employee.code if row.employee else None,
+            "period": row.period.code if row.period else None,
+            "values": {k: values[k] for k in sorted(values)}}
 
 
-def _result_summary(result: Result) -> str:
-    return f"{result.employee.code} {result.period.code} {result.metric.key}"
+def _result_summary(row: ResultRow) -> str:
+    return f"{row.employee.code} {row.period.code}"
 
 
-def result_edited(session: Session, result: Result, created: bool,
+def result_edited(session: Session, row: ResultRow, created: bool,
                   before: dict[str, Any] | None, old_period: str | None) -> None:
-    """Record a result made or changed by hand (the back office's form), in the caller's
-    transaction: its row of results, an audit entry, and runs that read the old value
-    stale. Results are not audited row by row by the session; a hand edit is, here.
+    """Record a row of results made or changed by hand (the back office's form), in the
+    caller's transaction: an audit entry, and runs that read the old values stale.
+    Results are not audited row by row by the session; a hand edit is, here.
     The caller has refused a locked period (locked_period_of)."""
     session.flush()
-    record_rows(session, {(result.employee_id, result.period_id)})
-    after = result_snapshot(result)
-    audit(session, "create" if created else "update", "result", result.id,
-          summary=_result_summary(result), before=before, after=after)
+    after = result_snapshot(session, row)
+    audit(session, "create" if created else "update", "result", row.id,
+          summary=_result_summary(row), before=before, after=after)
     if before != after:
-        periods.results_changed(session, {result.period.code}
+        periods.results_changed(session, {row.period.code}
                                 | ({old_period} if old_period else set()), "edit")
 
 
-def result_deleted(session: Session, result: Result) -> None:
-    """Record a result deleted by hand: an audit entry, and runs that read it stale."""
-    audit(session, "delete", "result", result.id, summary=_result_summary(result),
-          before=result_snapshot(result))
-    periods.results_changed(session, {result.period.code}, "edit")
+def result_deleted(session: Session, row: ResultRow) -> None:
+    """Record a row of results deleted by hand (its employee leaves the period's
+    population): an audit entry, and runs that read it stale."""
+    audit(session, "delete", "result", row.id, summary=_result_summary(row),
+          before=result_snapshot(session, row))
+    periods.results_changed(session, {row.period.code}, "edit")
 
 
 def import_results(session: Session, name: str, data: bytes | None = None,
@@ -860,18 +865,22 @@ def import_result_table(session: Session, name: str, header: list[str],
     if not rows:
         raise ImportFileError(name, msg("has no data rows"))
     # Column by column; where a column is not all plain numbers in range, cell by cell:
-    # the first refused cell, by row then column, is the error, else each cell's value.
-    values_by_column = []
+    # the first refused cell, by row then column, is the error, else each cell as a row of
+    # results keeps it (None: empty).
+    by_column = list(zip(*(cells for _, cells in numbered), strict=True))
+    texts_by_column: list[list[str | None]] = []
     checked = False
     for idx, _key, _metric_id, mtype, low, high in columns:
-        texts = [cells[idx] for _, cells in numbered]
-        values = metric_column(texts, mtype, low, high)
-        if values is None:
+        texts = list(by_column[idx])
+        stored = metric_column(texts, mtype, low, high)
+        if stored is None:
             if not checked:
                 _check_values(name, numbered, columns)
                 checked = True
-            values = [metric_value(t, mtype, low, high) if t else None for t in texts]
-        values_by_column.append(values)
+            stored = [value_text(metric_value(t, mtype, low, high)) if t else None
+                      for t in texts]
+        texts_by_column.append(stored)
+    del by_column
     numbered.clear()  # the cells are read
 
     codes = {code for code, _ in rows}
@@ -892,39 +901,75 @@ def import_result_table(session: Session, name: str, header: list[str],
                 period_ids[c] = periods.get_or_create(session, c).id
     report.periods = sorted(codes)
     wanted_ids = {period_ids[c] for c in codes}
-    existing: dict[tuple[int, int, int], tuple[int, Decimal]] = {
-        (e, p, m): (rid, v) for rid, e, p, m, v in session.execute(
-            select(Result.id, Result.employee_id, Result.period_id, Result.metric_id,
-                   Result.value).where(Result.period_id.in_(wanted_ids)))
+    existing: dict[tuple[int, int], tuple[int, dict[str, str]]] = {
+        (e, p): (rid, values) for rid, e, p, values in session.execute(
+            select(ResultRow.id, ResultRow.employee_id, ResultRow.period_id, ResultRow.values)
+            .where(ResultRow.period_id.in_(wanted_ids)))
     }
-    inserts: list[tuple[int, int, int, Decimal]] = []
-    updates: list[tuple[Decimal, int]] = []
+    inserts: list[tuple[int, int, str]] = []  # employee, period, the row's values (JSON)
+    updates: list[tuple[str, int]] = []  # the row's values (JSON), its id
+    created = updated = 0
     changed: set[str] = set()  # periods whose results this file changes
-    metric_ids = [metric_id for _idx, _key, metric_id, *_ in columns]
-    for i, (code, emp_id) in enumerate(rows):
+    mids = [str(metric_id) for _idx, _key, metric_id, *_ in columns]
+    # A row's JSON: every cell filled, one format; else the filled cells joined (the cells
+    # are plain decimal text, nothing to escape).
+    full = "{" + ",".join(f'"{mid}":"%s"' for mid in mids) + "}"
+    row_cells = zip(*texts_by_column, strict=True) if columns else itertools.repeat(())
+    for i, ((code, emp_id), cells) in enumerate(zip(rows, row_cells, strict=False)):
         pid = period_ids[code]
-        for metric_id, values in zip(metric_ids, values_by_column, strict=True):
-            value = values[i]
-            if value is None:
+        old = existing.get((emp_id, pid))
+        if old is None:
+            # A new row, even an empty one, puts its employee in the period's population.
+            if None not in cells:
+                created += len(cells)
+                inserts.append((emp_id, pid, full % cells))
+            else:
+                filled = [f'"{mid}":"{t}"' for mid, t in zip(mids, cells, strict=True)
+                          if t is not None]
+                created += len(filled)
+                inserts.append((emp_id, pid, "{" + ",".join(filled) + "}"))
+            changed.add(code)
+            continue
+        rid, values = old
+        merged = dict(values)
+        for mid, texts in zip(mids, texts_by_column, strict=True):
+            text = texts[i]
+            if text is None:  # an empty cell leaves a stored value as it is
                 continue
-            old = existing.get((emp_id, pid, metric_id))
-            if old is None:
-                inserts.append((emp_id, pid, metric_id, value))
-                changed.add(code)
-            elif old[1] != value:
-                updates.append((value, old[0]))
-                changed.add(code)
-    _write_results(session, inserts, updates)
-    new_rows = record_rows(session, {(emp_id, period_ids[code]) for code, emp_id in rows})
-    changed |= {c for c in codes if period_ids[c] in new_rows}
+            was = values.get(mid)
+            if was is None:
+                created += 1
+            elif Decimal(was) != Decimal(text):
+                updated += 1
+            else:
+                continue
+            merged[mid] = text
+        if merged != values:
+            updates.append((json.dumps(merged, separators=(",", ":")), rid))
+            changed.add(code)
+    _write_rows(session, inserts, updates)
     # Runs that read these periods, or the quarters and years containing them, are stale.
     periods.results_changed(session, changed, "import")
-    report.created, report.updated = len(inserts), len(updates)
+    report.created, report.updated = created, updated
     audit(session, "import", "result", summary=report.summary(),
           after={"file": name, "rows": report.rows, "values_created": report.created,
                  "values_updated": report.updated, "periods": report.periods})
     session.flush()
     return report
+
+
+def _write_rows(session: Session, inserts: list[tuple[int, int, str]],
+               updates: list[tuple[str, int]]) -> None:
+    """Insert new rows of results and update changed ones (their values as JSON text), in
+    the caller's transaction.
+
+    Straight through the driver (COPY on PostgreSQL): Core's per-row parameter processing
+    was most of a large import's time, and so was a json.dumps a row (bench/bench_import.py).
+    """
+    table = ResultRow.__table__
+    bulk.insert_rows(session, table, ("employee_id", "period_id", "metric_values"), inserts,
+                     as_text=("metric_values",))
+    bulk.update_rows(session, table, ("metric_values",), updates, as_text=("metric_values",))
 
 
 def _check_values(name: str, numbered: list[tuple[int, list[str]]],
@@ -942,67 +987,3 @@ def _check_values(name: str, numbered: list[tuple[int, list[str]]],
                 raise ImportFileError(name, err.reason, row=number, column=key) from None
 
 
-def record_rows(session: Session, rows: set[tuple[int, int]]) -> set[int]:
-    """Record (employee, period) rows of results, empty ones too (rollup reads them).
-
-    Return the ids of the periods that got a row they did not have.
-    """
-    period_ids = {p for _, p in rows}
-    have = set(session.execute(select(ResultRow.employee_id, ResultRow.period_id)
-                               .where(ResultRow.period_id.in_(period_ids))).all())
-    new = sorted(rows - have)
-    if new:
-        session.execute(ResultRow.__table__.insert(),
-                        [{"employee_id": e, "period_id": p} for e, p in new])
-    return {p for _, p in new}
-
-
-def _write_results(session: Session, inserts: list[tuple[int, int, int, Decimal]],
-                   updates: list[tuple[Decimal, int]]) -> None:
-    """Insert and update result values in bulk, in the caller's transaction.
-
-    Goes straight to the driver: Core's per-row parameter processing made a 100,000-row
-    file import at about 16,000 rows a second, psycopg's executemany at 6,500
-    (bench/bench_import.py). PostgreSQL gets COPY, SQLite sqlite3's executemany; the value
-    still passes through the column type's bind processor (SQLite stores floats).
-    """
-    if not inserts and not updates:
-        return
-    conn = session.connection()
-    dialect = conn.dialect
-    table = Result.__table__
-    name = dialect.identifier_preparer.format_table(table)
-    if inserts and dialect.driver == "psycopg":
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            with cursor.copy(f"COPY {name} (employee_id, period_id, metric_id, value) "
-                             "FROM STDIN") as copy:
-                # COPY's text format, built here: write_row per value cost 1.7 s a 100k file.
-                for start in range(0, len(inserts), 20000):
-                    copy.write("".join(
-                        f"{e}\t{p}\t{m}\t{v}\n" for e, p, m, v in inserts[start:start + 20000]))
-        finally:
-            cursor.close()
-        inserts = []
-    to_db = table.c.value.type.dialect_impl(dialect).bind_processor(dialect)
-    if dialect.paramstyle not in ("qmark", "format", "pyformat"):
-        # Another driver: let Core bind the parameters (slower, same result).
-        if inserts:
-            conn.execute(table.insert(), [
-                {"employee_id": e, "period_id": p, "metric_id": m, "value": v}
-                for e, p, m, v in inserts])
-        if updates:
-            conn.execute(update(table).where(table.c.id == bindparam("rid"))
-                         .values(value=bindparam("v")), [
-                {"rid": rid, "v": v} for v, rid in updates])
-        return
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    if to_db is not None:
-        inserts = [(e, p, m, to_db(v)) for e, p, m, v in inserts]
-        updates = [(to_db(v), rid) for v, rid in updates]
-    if inserts:
-        conn.exec_driver_sql(
-            f"INSERT INTO {name} (employee_id, period_id, metric_id, value) "
-            f"VALUES ({mark}, {mark}, {mark}, {mark})", inserts)
-    if updates:
-        conn.exec_driver_sql(f"UPDATE {name} SET value = {mark} WHERE id = {mark}", updates)

@@ -9,37 +9,58 @@ the period and none below it is not in that period's population.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Text, cast, select
 from sqlalchemy.orm import Session
 
 from engine import exact, periods
-from engine.models import Metric, Period, Result, ResultRow
+from engine.models import Metric, Period, ResultRow
 
 Figures = dict[int, dict[str, Decimal]]
 
+# Values come back at the scale the per-value column had (26, 6): the same Decimal,
+# exponent included, whether a value was imported as "1200.5" or "1200.500000".
+_QUANTUM = Decimal("0.000001")
 
-def _imported(session: Session, codes: list[str], keys: dict[int, str],
-              first: int | None = None, last: int | None = None) -> dict[str, Figures]:
-    out: dict[str, Figures] = {c: defaultdict(dict) for c in codes}
-    # A row whose every cell was empty still puts its employee in the population.
-    present = (select(Period.code, ResultRow.employee_id)
-               .join(Period, Period.id == ResultRow.period_id).where(Period.code.in_(codes)))
-    if first is not None:
-        present = present.where(ResultRow.employee_id.between(first, last))
-    for code, emp in session.execute(present):
-        out[code][emp]  # noqa: B018 - creates the employee's (empty) figures
-    stmt = (select(Period.code, Result.employee_id, Result.metric_id, Result.value)
-            .join(Period, Period.id == Result.period_id).where(Period.code.in_(codes)))
-    if first is not None:
-        stmt = stmt.where(Result.employee_id.between(first, last))
-    rows = session.execute(stmt)
-    for code, emp, metric_id, value in rows:
+
+def value_text(value: Decimal) -> str:
+    """A value as a row of results keeps it (ResultRow.values); a negative zero is 0."""
+    return format(value if value else abs(value), "f")
+
+
+def stored_value(text: str) -> Decimal:
+    """A value of a row of results (ResultRow.values) as the engine reads it."""
+    return Decimal(text).quantize(_QUANTUM)
+
+
+def has_value(metric_id: int) -> ColumnElement[bool]:
+    """Where a row of results has a value for the metric (its id is a key of the JSON:
+    the only quoted text followed by a colon)."""
+    return cast(ResultRow.values, Text).like(f'%"{int(metric_id)}":%')
+
+
+def row_values(values: dict[str, str], keys: dict[str, str]) -> dict[str, Decimal]:
+    """{metric key: value} of a row's stored values; ``keys`` maps str(metric id) to key
+    (a metric missing from it is left out)."""
+    out = {}
+    for metric_id, text in values.items():
         key = keys.get(metric_id)
         if key is not None:
-            out[code][emp][key] = value
+            out[key] = Decimal(text).quantize(_QUANTUM)
+    return out
+
+
+def _imported(session: Session, codes: list[str], keys: dict[str, str],
+              first: int | None = None, last: int | None = None) -> dict[str, Figures]:
+    out: dict[str, Figures] = {c: {} for c in codes}
+    # A row whose every cell was empty still puts its employee in the population.
+    stmt = (select(Period.code, ResultRow.employee_id, ResultRow.values)
+            .join(Period, Period.id == ResultRow.period_id).where(Period.code.in_(codes)))
+    if first is not None:
+        stmt = stmt.where(ResultRow.employee_id.between(first, last))
+    for code, emp, values in session.execute(stmt):
+        out[code][emp] = row_values(values, keys)
     return out
 
 
@@ -83,10 +104,8 @@ def period_employees(session: Session, code: str) -> list[int]:
     or a period below it."""
     codes = _codes(code)
     rows = select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id) \
-        .where(Period.code.in_(codes))
-    values = select(Result.employee_id).join(Period, Period.id == Result.period_id) \
-        .where(Period.code.in_(codes))
-    return sorted(set(session.scalars(rows.distinct())) | set(session.scalars(values.distinct())))
+        .where(Period.code.in_(codes)).distinct()
+    return sorted(session.scalars(rows))
 
 
 def period_figures(session: Session, code: str, employee_id: int | None = None,
@@ -101,7 +120,7 @@ def period_figures(session: Session, code: str, employee_id: int | None = None,
         first = last = employee_id
     kind, _, _ = periods.parse(code)
     metrics = list(session.scalars(select(Metric).where(Metric.formula.is_(None))))
-    keys = {m.id: m.key for m in metrics}
+    keys = {str(m.id): m.key for m in metrics}
     rollups = {m.key: m.rollup for m in metrics}
     if kind == "month":
         return dict(_imported(session, [code], keys, first, last)[code])

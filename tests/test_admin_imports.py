@@ -7,7 +7,7 @@ import io
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from engine.models import AuditLog, Employee, Result
+from engine.models import AuditLog, Employee
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -33,7 +33,7 @@ def test_a_good_results_file_is_imported_and_reported(client: FlaskClient, org: 
     assert response.status_code == 200
     text = text_of(response)
     assert "Imported." in text and "2 rows: 2 created, 0 updated." in text and "2026-02" in text
-    assert count(org, Result) == 18
+    assert support.result_count(org) == 18
     with org.session() as s:
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "import")
                           .order_by(AuditLog.id.desc()).limit(1)).one()
@@ -43,14 +43,14 @@ def test_a_good_results_file_is_imported_and_reported(client: FlaskClient, org: 
 def test_a_bad_file_names_row_and_column_and_changes_nothing(client: FlaskClient,
                                                             org: Org) -> None:
     login(client, "comp_analyst")
-    before = (count(org, Result), count(org, AuditLog))
+    before = (support.result_count(org), count(org, AuditLog))
     data = b"period,employee_code,visits\n2026-02,N1,12\n2026-02,S1,1\xef\xbc\x8c5\n"
     response = _upload(client, "results", "bad.csv", data)
     assert response.status_code == 400
     text = text_of(response)
     assert "Nothing was imported." in text
     assert "bad.csv, row 3, column visits" in text
-    assert (count(org, Result), count(org, AuditLog)) == before
+    assert (support.result_count(org), count(org, AuditLog)) == before
 
 
 def test_hr_imports_employees_from_xlsx(client: FlaskClient, org: Org) -> None:

@@ -15,7 +15,7 @@ from engine.models import (
     Level,
     Metric,
     Period,
-    Result,
+    ResultRow,
     Team,
     User,
 )
@@ -23,7 +23,7 @@ from engine.models import (
 HR, CA, CO, SM, AU = ROLES
 ENDPOINTS = {
     "employee": Employee, "team": Team, "level": Level, "period": Period, "metric": Metric,
-    "result": Result, "auditlog": AuditLog, "user": User,
+    "result": ResultRow, "auditlog": AuditLog, "user": User,
 }
 READERS = {
     "employee": set(ROLES), "team": set(ROLES), "period": set(ROLES), "metric": set(ROLES),
@@ -52,8 +52,9 @@ def _ids(org: Org) -> dict[str, int]:
             "level": s.scalar(select(Level.id).where(Level.code == "S1")),
             "metric": s.scalar(select(Metric.id).where(Metric.key == "visits")),
             "period": s.scalar(select(Period.id).where(Period.code == "2026-01")),
-            "result": s.scalar(select(Result.id).where(
-                Result.employee_id == org.employees["N2"]).limit(1)),
+            "quarter": s.scalar(select(Period.id).where(Period.code == "2026-Q1")),
+            "result": s.scalar(select(ResultRow.id).where(
+                ResultRow.employee_id == org.employees["N2"]).limit(1)),
             "user": s.scalar(select(User.id).where(User.email == "auditor@example.com")),
             "auditlog": s.scalar(select(AuditLog.id).limit(1)),
         }
@@ -70,8 +71,8 @@ def _new_forms(org: Org, ids: dict[str, int]) -> dict[str, dict[str, str]]:
                    "type": "count", "rollup": "sum", "formula": "", "description": ""},
         "user": {"email": "new@example.com", "name": "New", "password": "longenough1",
                  "role": "compliance_officer", "locale": "", "active": "y"},
-        "result": {"period": str(ids["period"]), "employee": str(org.employees["N1"]),
-                   "metric": str(ids["metric"]), "value": "12"},
+        "result": {"period": str(ids["quarter"]), "employee": str(org.employees["N1"]),
+                   f"metric_{ids['metric']}": "12"},
         "period": {"code": "2026-02", "kind": "month", "start": "2026-02-01",
                    "end": "2026-02-28", "status": "open"},
         "auditlog": {"actor": "me", "action": "create", "entity": "x"},
@@ -94,18 +95,12 @@ def _edit_forms(org: Org, ids: dict[str, int]) -> dict[str, tuple[int, dict[str,
                                "active": "y"}),
         "result": (ids["result"], {"period": str(ids["period"]),
                                    "employee": str(org.employees["N2"]),
-                                   "metric": str(_metric_of(org, ids["result"])),
-                                   "value": "777"}),
+                                   f"metric_{ids['metric']}": "777"}),
         "period": (ids["period"], {"code": "2026-01", "kind": "month",
                                    "start": "2026-01-01", "end": "2026-01-31",
                                    "status": "locked"}),
         "auditlog": (ids["auditlog"], {"actor": "someone else"}),
     }
-
-
-def _metric_of(org: Org, result_id: int) -> int:
-    with org.session() as s:
-        return s.get(Result, result_id).metric_id
 
 
 def _snapshot(org: Org) -> dict[str, int]:
@@ -203,8 +198,8 @@ def test_a_sales_manager_sees_only_their_team(client: FlaskClient, org: Org) -> 
     results = text_of(client.get("/admin/result/"))
     assert "N1 Nora North" in results and "S1 Sam South" not in results
     with org.session() as s:
-        south_result = s.scalar(select(Result.id).where(
-            Result.employee_id == org.employees["S1"]).limit(1))
+        south_result = s.scalar(select(ResultRow.id).where(
+            ResultRow.employee_id == org.employees["S1"]).limit(1))
     assert client.get(f"/admin/result/details/?id={south_result}").status_code in (403, 404)
     # A filter or search cannot widen the scope.
     widened = text_of(client.get(f"/admin/result/?flt0_1={org.south}"))

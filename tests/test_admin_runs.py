@@ -20,7 +20,8 @@ from admin import i18n
 from engine import jobs, lifecycle, runs, statements
 from engine.imports import import_results
 from engine.models import STAFF_ROLES as ROLES
-from engine.models import Adjustment, AuditLog, Outcome, Period, Result, Run, RunJob
+from engine.models import Adjustment, AuditLog, Outcome, Period, ResultRow, Run, RunJob
+from tests.stored import row_form
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -290,11 +291,10 @@ def test_discarded_and_failed_runs_are_read_only(client: FlaskClient, org: Org,
 def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
         client: FlaskClient, org: Org, run_id: int) -> None:
     with org.session() as s:
-        result = s.scalars(select(Result).where(Result.employee_id == org.employees["N2"])
-                           .limit(1)).one()
-        form = {"period": str(result.period_id), "employee": str(result.employee_id),
-                "metric": str(result.metric_id), "value": "4242"}
-        rid = result.id
+        row = s.scalars(select(ResultRow).where(ResultRow.employee_id == org.employees["N2"])
+                        .limit(1)).one()
+        form = row_form(s, row, visits="4242")
+        rid = row.id
     login(client, CA)
     assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
     login(client, HR)
@@ -384,7 +384,6 @@ def test_the_run_page_reads_the_figures_stored_with_the_run(
     before = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
     with org.session() as s:
         s.execute(update(Outcome).where(Outcome.run_id == run_id).values(explanation={}))
-        s.execute(delete(Result))
         s.execute(delete(ResultRow))
         s.commit()
         data = statements.overview(s, s.get(Run, run_id))

@@ -9,11 +9,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
-from engine import db
+from engine import db, periods
 from engine.errors import ImportFileError
 from engine.imports import import_results
 from engine.models import STAFF_ROLES as ROLES
-from engine.models import AuditLog, Employee, Metric, Period, Result, Team, User
+from engine.models import AuditLog, Employee, Metric, Period, ResultRow, Team, User
+from tests.stored import row_form
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -69,25 +70,26 @@ def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
         client: FlaskClient, org: Org) -> None:
     login(client, "comp_analyst")
     with org.session() as s:
-        result = s.scalars(select(Result).where(
-            Result.employee_id == org.employees["N2"]).limit(1)).one()
-        rid, pid, mid = result.id, result.period_id, result.metric_id
-    form = {"period": str(pid), "employee": str(org.employees["N2"]), "metric": str(mid),
-            "value": "4242"}
+        row = s.scalars(select(ResultRow).where(
+            ResultRow.employee_id == org.employees["N2"]).limit(1)).one()
+        rid, pid = row.id, row.period_id
+        form = row_form(s, row, visits="4242")
     assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
     entry = _last_audit(org, "result")
     assert entry.actor == "analyst@example.com" and entry.action == "update"
-    assert entry.after["value"] == "4242.000000" or entry.after["value"].startswith("4242")
+    assert entry.after["values"]["visits"] == "4242"
+    assert entry.before["values"].get("visits") != "4242"
 
     with org.session() as s:
         s.get(Period, pid).status = "locked"
         s.commit()
-    form["value"] = "1"
+    visits = next(k for k, v in form.items() if v == "4242")
+    form[visits] = "1"
     refused = client.post(f"/admin/result/edit/?id={rid}", data=form)
     assert refused.status_code == 200
     assert "is locked" in text_of(refused)
     with org.session() as s:
-        assert str(s.get(Result, rid).value).startswith("4242")
+        assert "4242" in s.get(ResultRow, rid).values.values()
 
 
 def test_a_bad_formula_is_refused_on_the_field_and_the_typed_text_kept(
@@ -172,17 +174,18 @@ def test_amounts_carry_their_currency_and_metrics_their_label(client: FlaskClien
 def test_the_results_list_is_one_query_per_page_whatever_its_size(
         app: Flask, client: FlaskClient, org: Org) -> None:
     with org.session() as s:
-        used = set(s.scalars(select(Result.metric_id)))
-        metrics = [m for m in s.scalars(select(Metric.id).where(Metric.formula.is_(None)))
-                   if m not in used]
-        quarter_and_year = s.scalars(select(Period.id).where(Period.code.in_(
-            ["2026-Q1", "2026"]))).all()
-        rows = [{"employee_id": e, "period_id": p, "metric_id": m, "value": 1}
-                for e in org.employees.values() for m in metrics for p in quarter_and_year]
-        s.execute(Result.__table__.insert(), rows)
+        metrics = s.scalars(select(Metric.id).where(Metric.formula.is_(None))).all()
+        months = [periods.get_or_create(s, f"{y}-{m:02d}").id
+                  for y in (2024, 2025) for m in range(1, 13)]
+        rows = [{"employee_id": e, "period_id": p,
+                 "values": {str(m): str(p * 10 + m) for m in metrics}}
+                for e in org.employees.values() for p in months]
+        s.execute(ResultRow.__table__.insert(), [
+            {"employee_id": r["employee_id"], "period_id": r["period_id"],
+             "metric_values": r["values"]} for r in rows])
         s.commit()
-        total = s.query(Result).count()
-    assert total > 100
+        total = s.query(ResultRow).count()
+    assert total > 90
     login(client, "comp_analyst")
     statements: list[str] = []
     engine = db.get_engine(org.url)
@@ -199,7 +202,7 @@ def test_the_results_list_is_one_query_per_page_whatever_its_size(
     assert page.status_code == 200 and filtered.status_code == 200
     html = page.get_data(as_text=True)
     assert html.count('name="rowid"') == 50
-    result_queries = [s for s in statements if "FROM result" in s]
+    result_queries = [s for s in statements if "FROM result_row" in s]
     # a count and a page per request; no query per row
     assert len(result_queries) <= 4, result_queries
     assert len(statements) < 30
@@ -277,11 +280,15 @@ def test_unknown_rows_and_bad_ids_are_404_not_500(client: FlaskClient) -> None:
 def test_the_dashboard_shows_counts_and_latest_changes(client: FlaskClient, org: Org) -> None:
     login(client, "hr_admin")
     text = text_of(client.get("/admin/"))
-    assert re.search(r"Employees 4 ", text) and re.search(r"Results 16 ", text)
+    rows = support.count(org, ResultRow)  # rows of results: an employee and a period each
+    assert rows == 4
+    assert re.search(r"Employees 4 ", text) and re.search(rf"Results {rows} ", text)
     assert "Latest changes" in text and "Import a file" in text
     login(client, "sales_manager")
     text = text_of(client.get("/admin/"))
-    assert re.search(r"Employees 2 ", text) and re.search(r"Results 8 ", text)
+    north = support.count(org, ResultRow, ResultRow.employee_id.in_(
+        [org.employees["N1"], org.employees["N2"]]))
+    assert re.search(r"Employees 2 ", text) and re.search(rf"Results {north} ", text)
     assert "Latest changes" not in text and "Team North" in text
     with org.session() as s:
         assert s.scalar(select(Team.name).where(Team.id == org.north)) == "North"

@@ -15,7 +15,16 @@ from sqlalchemy import select
 
 from engine import db as engine_db
 from engine import tokens
-from engine.models import ApiIdempotency, AuditLog, Employee, Period, Result, Rule, Run, Team
+from engine.models import (
+    ApiIdempotency,
+    AuditLog,
+    Employee,
+    Period,
+    ResultRow,
+    Rule,
+    Run,
+    Team,
+)
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -110,7 +119,7 @@ def test_every_list_for_every_role(client: FlaskClient, keys: dict[str, str], or
 
 def test_refused_writes_change_nothing(client: FlaskClient, keys: dict[str, str],
                                        org: Org) -> None:
-    before = (count(org, Result), count(org, Employee), count(org, Team), count(org, Rule))
+    before = (support.result_count(org), count(org, Employee), count(org, Team), count(org, Rule))
     writes = [
         ("post", "/api/v1/results", RESULTS, {HR, CA}),
         ("post", "/api/v1/employees", {"items": [{"code": "X1", "name": "X", "team": "North",
@@ -128,7 +137,7 @@ def test_refused_writes_change_nothing(client: FlaskClient, keys: dict[str, str]
     for role in (CO, SM, AU):
         is_problem(client.post("/api/v1/runs", json={"period": "2026-01"},
                                headers=auth(keys[role])), 403)
-    assert (count(org, Result), count(org, Employee), count(org, Team),
+    assert (support.result_count(org), count(org, Employee), count(org, Team),
             count(org, Rule)) == before
     assert count(org, Run) == 0
 
@@ -217,12 +226,12 @@ def test_token_cli(org: Org, app: Flask) -> None:
 ])
 def test_a_bad_item_refuses_the_batch(client: FlaskClient, keys: dict[str, str], org: Org,
                                       item: dict, field: str, reason: str) -> None:
-    before = count(org, Result)
+    before = support.result_count(org)
     batch = {"items": [*RESULTS["items"], item]}
     doc = is_problem(client.post("/api/v1/results", json=batch, headers=auth(keys[CA])), 422)
     assert doc["errors"][0]["item"] == 2 and doc["errors"][0]["field"] == field, doc
     assert reason in doc["errors"][0]["reason"] and "item 2" in doc["detail"]
-    assert count(org, Result) == before
+    assert support.result_count(org) == before
     assert count(org, Period, Period.code == "2026-02") == 0
 
 
@@ -249,16 +258,39 @@ def test_employees_batch_as_the_import(client: FlaskClient, keys: dict[str, str]
                           headers=auth(keys[HR])), 422)
 
 
+def test_results_read_back_as_the_rows_a_batch_sends(client: FlaskClient,
+                                                     keys: dict[str, str], org: Org) -> None:
+    assert client.post("/api/v1/results", json=RESULTS, headers=auth(keys[CA])).status_code \
+        == 200
+    got = client.get("/api/v1/results?period=2026-02", headers=auth(keys[AU])).get_json()
+    rows = {r["employee_code"]: r for r in got["items"]}
+    assert set(rows) == {"N1", "S2"}
+    for item in RESULTS["items"]:
+        row = rows[item["employee_code"]]
+        assert row["period"] == "2026-02" and set(row["values"]) == set(item["values"])
+        assert {k: Decimal(v) for k, v in row["values"].items()} == \
+            {k: Decimal(str(v)) for k, v in item["values"].items()}
+    # a metric: the rows with a value for it; an unknown metric: none
+    with_quota = _pages(client, "/api/v1/results?metric=quota", keys[AU], 50)
+    assert {"N1", "S2"} <= {r["employee_code"] for r in with_quota}
+    assert all("quota" in r["values"] for r in with_quota)
+    scored = _pages(client, "/api/v1/results?metric=satisfaction", keys[AU], 50)
+    assert scored and all("satisfaction" in r["values"] for r in scored)
+    assert {r["period"] for r in scored} == {"2026-01"}  # the batch sent none
+    assert client.get("/api/v1/results?metric=nothing", headers=auth(keys[AU])).get_json()[
+        "items"] == []
+
+
 def test_idempotent_retry_applies_once(client: FlaskClient, keys: dict[str, str],
                                        org: Org) -> None:
     headers = auth(keys[CA], **{"Idempotency-Key": "crm-2026-02-batch-1"})
     first = client.post("/api/v1/results", json=RESULTS, headers=headers)
     assert first.status_code == 200 and first.get_json()["created"] == 4
-    stored = count(org, Result)
+    stored = support.result_count(org)
     again = client.post("/api/v1/results", json=RESULTS, headers=headers)
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
-    assert count(org, Result) == stored
+    assert support.result_count(org) == stored
     assert count(org, AuditLog, AuditLog.action == "import", AuditLog.via.is_not(None)) == 1
     changed = {"items": [{**RESULTS["items"][0], "values": {"quota": "1"}}]}
     doc = is_problem(client.post("/api/v1/results", json=changed, headers=headers), 409)
@@ -350,7 +382,7 @@ def test_the_crm_to_payroll_path(client: FlaskClient, keys: dict[str, str], org:
 def test_cursor_paging(client: FlaskClient, keys: dict[str, str], org: Org) -> None:
     results = _pages(client, "/api/v1/results?sort=-id", keys[AU], 3)
     ids = [r["id"] for r in results]
-    assert ids == sorted(ids, reverse=True) and len(ids) == count(org, Result)
+    assert ids == sorted(ids, reverse=True) and len(ids) == count(org, ResultRow)
     by_code = _pages(client, "/api/v1/employees?sort=-code", keys[AU], 1)
     assert [e["code"] for e in by_code] == ["S2", "S1", "N2", "N1"]
     started = client.post("/api/v1/runs", json={"period": "2026-01"}, headers=auth(keys[CA]))

@@ -567,7 +567,7 @@ def test_the_overview_reads_the_figures_stored_with_the_run(session, org):
     every explanation emptied and the period's results deleted."""
     from sqlalchemy import delete, update
 
-    from engine.models import Adjustment, Result, ResultRow
+    from engine.models import Adjustment, ResultRow
 
     run, (discount, false_ad) = january(session)
     compliance.assign(session, [discount.id, false_ad.id], "cat@x.com", "cat@x.com")
@@ -591,7 +591,6 @@ def test_the_overview_reads_the_figures_stored_with_the_run(session, org):
     assert sum(view["by_team"].values()) == view["total"]
     assert sum(b["count"] for b in view["distribution"]) == 3
     session.execute(update(Outcome).where(Outcome.run_id == run.id).values(explanation={}))
-    session.execute(delete(Result))
     session.execute(delete(ResultRow))
     session.flush()
     session.expire_all()

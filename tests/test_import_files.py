@@ -35,10 +35,11 @@ from engine.models import (
     Level,
     Metric,
     Period,
-    Result,
     ResultRow,
     Team,
 )
+from engine.rollup import has_value
+from tests.stored import row_form, stored_values
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -58,7 +59,7 @@ def state(org: Org) -> dict[str, list[tuple[str, ...]]]:
     with org.session() as s:
         return {m.__tablename__: sorted(tuple(map(str, r)) for r in s.execute(
             select(m.__table__)).all())
-            for m in (Employee, Team, Period, Result, ResultRow, AuditLog)}
+            for m in (Employee, Team, Period, ResultRow, AuditLog)}
 
 
 def xlsx(rows: list[list[Any]], sheet_xml: Callable[[str], str] | None = None,
@@ -315,9 +316,7 @@ def test_an_upload_past_the_request_limit_says_so(org: Org, client: FlaskClient)
 
 def values(org: Org, code: str, period: str) -> dict[str, Decimal]:
     with org.session() as s:
-        return dict(s.execute(
-            select(Metric.key, Result.value).join(Result.metric).join(Result.period)
-            .join(Result.employee).where(Employee.code == code, Period.code == period)).all())
+        return stored_values(s, code, period)
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
@@ -385,29 +384,57 @@ def test_names_that_look_like_formulas_are_kept(org: Org) -> None:
 # --- the back office's result form reads a value as an import does -----------------------
 
 
+def _satisfaction_row(s: Any) -> tuple[ResultRow, int]:
+    metric_id = s.scalar(select(Metric.id).where(Metric.key == "satisfaction"))
+    row = s.scalars(select(ResultRow).where(has_value(metric_id))
+                    .order_by(ResultRow.id).limit(1)).one()
+    return row, metric_id
+
+
 @pytest.mark.parametrize(("text", "reason"), [
     ("NaN", "is not a number"), ("１２３", "is not a number"), ("1_000", "is not a number"),
     ("1e999999999", "outside 0..100"), ("0.0000001", "more than 6 decimals"),
-    ("101", "outside 0..100"), ("", "A value is required.")])
+    ("101", "outside 0..100")])
 def test_the_result_form_refuses_what_an_import_refuses(
         org: Org, client: FlaskClient, text: str, reason: str) -> None:
     support.login(client, "comp_analyst")
     with org.session() as s:
-        result = s.scalars(select(Result).join(Metric).where(
-            Metric.key == "satisfaction").limit(1)).one()
-        rid, before = result.id, result.value
-        form = {"period": str(result.period_id), "employee": str(result.employee_id),
-                "metric": str(result.metric_id), "value": text}
+        row, metric_id = _satisfaction_row(s)
+        rid, before = row.id, dict(row.values)
+        form = row_form(s, row)
+    field = f"metric_{metric_id}"
+    form[field] = text
     page = client.post(f"/admin/result/edit/?id={rid}", data=form)
     assert page.status_code == 200
     assert reason in html.unescape(support.text_of(page))
     assert f'value="{html.escape(text)}"' in page.get_data(as_text=True)
     with org.session() as s:
-        assert s.get(Result, rid).value == before
-    form["value"] = "88.5"
+        assert s.get(ResultRow, rid).values == before
+    form[field] = "88.5"
     assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
     with org.session() as s:
-        assert s.get(Result, rid).value == Decimal("88.5")
+        after = s.get(ResultRow, rid).values
+    assert Decimal(after[str(metric_id)]) == Decimal("88.5")
+    assert {k: v for k, v in after.items() if k != str(metric_id)} == \
+        {k: v for k, v in before.items() if k != str(metric_id)}
+
+
+def test_an_emptied_field_makes_the_value_undefined_and_keeps_the_row(
+        org: Org, client: FlaskClient) -> None:
+    support.login(client, "comp_analyst")
+    with org.session() as s:
+        row, metric_id = _satisfaction_row(s)
+        rid, before = row.id, dict(row.values)
+        form = row_form(s, row)
+    form[f"metric_{metric_id}"] = ""
+    assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
+    with org.session() as s:
+        after = s.get(ResultRow, rid).values
+        audit = s.scalars(select(AuditLog).where(AuditLog.entity == "result")
+                          .order_by(AuditLog.id.desc()).limit(1)).one()
+    assert str(metric_id) not in after and len(after) == len(before) - 1
+    assert "satisfaction" in audit.before["values"]
+    assert "satisfaction" not in audit.after["values"]
 
 
 def test_the_employee_form_refuses_a_code_that_looks_like_a_formula(

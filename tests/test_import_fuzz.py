@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import ImportFileError
 from engine.imports import EMPLOYEE_COLUMNS, import_employees, import_results
-from engine.models import AuditLog, Employee, Period, Result, ResultRow, Team
+from engine.models import AuditLog, Employee, Period, ResultRow, Team
 
 FUZZ = settings(
     max_examples=int(os.environ.get("LAUREL_FUZZ_EXAMPLES", "100")),
@@ -140,7 +140,7 @@ def xlsx_files(draw: st.DrawFn, kind: str) -> bytes:
 def state(session: Session) -> dict[str, list[tuple[str, ...]]]:
     return {m.__tablename__: sorted(tuple(map(str, r)) for r in session.execute(
         select(m.__table__)).all())
-        for m in (Employee, Team, Period, Result, ResultRow, AuditLog)}
+        for m in (Employee, Team, Period, ResultRow, AuditLog)}
 
 
 @pytest.fixture()

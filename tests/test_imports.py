@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from engine.errors import ImportFileError
 from engine.imports import import_employees, import_results
-from engine.models import AuditLog, Employee, Metric, Period, Result, Team
+from engine.models import AuditLog, Employee, Period, ResultRow, Team
+from tests.stored import stored_value, stored_values, value_count
 
 D = Decimal
 
@@ -29,8 +30,9 @@ E3,Cai Xu,cai@example.com,South,Shenzhen,S3,,2022-02-01,mature
 
 def counts(session: Session) -> dict[str, int]:
     """Rows of every table an import writes, as the database (this transaction) sees them."""
-    return {m.__tablename__: session.scalar(select(func.count()).select_from(m))
-            for m in (Result, Employee, Team, Period, AuditLog)}
+    return {"values": value_count(session),
+            **{m.__tablename__: session.scalar(select(func.count()).select_from(m))
+               for m in (ResultRow, Employee, Team, Period, AuditLog)}}
 
 
 @pytest.fixture()
@@ -106,8 +108,15 @@ def test_count_with_decimals(org: Session) -> None:
 
 def test_count_with_a_zero_fraction_is_a_whole_number(org: Session) -> None:
     import_results(org, "ok.csv", data=b"period,employee_code,new_customers\n2026-02,E1,2.0\n")
-    assert org.scalar(select(Result.value).join(Metric).where(
-        Metric.key == "new_customers")) == D(2)
+    assert stored_value(org, "new_customers") == D(2)
+
+
+@pytest.mark.parametrize("text", ["-0", "-0.00", "-000.000000"])
+def test_a_negative_zero_is_stored_as_zero(org: Session, text: str) -> None:
+    import_results(org, "z.csv", data=f"period,employee_code,quota\n2026-02,E1,{text}\n"
+                   .encode())
+    value = stored_value(org, "quota", "2026-02")
+    assert value == 0 and not str(value).startswith("-")
 
 
 def test_same_employee_and_period_twice(org: Session) -> None:
@@ -284,8 +293,7 @@ def test_each_metric_type_accepts_its_range_to_the_edge(org: Session, column: st
     data = f"period,employee_code,{column}\n2031-05,E1,{value}\n"
     if ok:
         import_results(org, "edge.csv", data=data.encode())
-        stored = org.scalar(select(Result.value).join(Metric).join(Period)
-                            .where(Metric.key == column, Period.code == "2031-05"))
+        stored = stored_value(org, column, "2031-05")
         assert stored == Decimal(value)
     else:
         bad_results(org, data, 2, column, "outside")
@@ -295,9 +303,7 @@ def test_each_metric_type_accepts_its_range_to_the_edge(org: Session, column: st
 
 
 def values(session: Session, code: str, period: str) -> dict[str, Decimal]:
-    return dict(session.execute(
-        select(Metric.key, Result.value).join(Result.metric).join(Result.period)
-        .join(Result.employee).where(Employee.code == code, Period.code == period)).all())
+    return stored_values(session, code, period)
 
 
 def test_month_row_creates_month_quarter_and_year(org: Session) -> None:

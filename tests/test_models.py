@@ -113,3 +113,59 @@ def test_audit_entry_written_by_hand(session: Session) -> None:
     assert (entry.actor, entry.action, entry.entity, entry.entity_id) == (
         "tester@example.com", "resolve", "flag", "7")
     assert entry.after == {"status": "dismissed"}
+
+
+def test_the_upgrade_moves_each_value_onto_its_row_and_the_downgrade_back(
+        tmp_path: Path) -> None:
+    """0020: one row of results an employee and period holds its values; what the old
+    table of one row a value held reads back the same, and a downgrade restores it."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from engine import rollup
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    old = [(1, 1, 1, "100000.000000"), (1, 1, 2, "-0.500000"), (2, 1, 1, "12.345678"),
+           (1, 2, 2, "7.000000")]
+    try:
+        cfg.attributes["engine"] = engine = db.get_engine(url)
+        command.upgrade(cfg, "0019")
+        with engine.begin() as conn:
+            for sql in [
+                "INSERT INTO period (id, code, kind, start, \"end\", status, results_version) "
+                "VALUES (1, '2026-04', 'month', '2026-04-01', '2026-04-30', 'open', 0), "
+                "(2, '2026-05', 'month', '2026-05-01', '2026-05-31', 'open', 0)",
+                "INSERT INTO level (id, code, name, discount_authority) VALUES "
+                "(1, 'S1', '', '0.05')",
+                "INSERT INTO team (id, name, region) VALUES (1, 'North', 'N')",
+                "INSERT INTO employee (id, code, name, email, team_id, level_id) VALUES "
+                "(1, 'E1', 'Eve', '', 1, 1), (2, 'E2', 'Ed', '', 1, 1), "
+                "(3, 'E3', 'Em', '', 1, 1)",
+                "INSERT INTO metric (id, key, label_en, label_zh, type, rollup, description) "
+                "VALUES (1, 'quota', 'Quota', '', 'money', 'sum', ''), "
+                "(2, 'growth', 'Growth', '', 'ratio', 'mean', '')",
+                # E3's row is empty; E1's May row was never recorded (made by the upgrade)
+                "INSERT INTO result_row (employee_id, period_id) VALUES (1, 1), (2, 1), (3, 1)",
+            ]:
+                conn.execute(text(sql))
+            for e, p, m, v in old:
+                conn.execute(text("INSERT INTO result (employee_id, period_id, metric_id, "
+                                  f"value) VALUES ({e}, {p}, {m}, '{v}')"))
+        command.upgrade(cfg, "head")
+        with db.session_scope(url) as s:
+            assert rollup.period_figures(s, "2026-04") == {
+                1: {"quota": Decimal("100000.000000"), "growth": Decimal("-0.500000")},
+                2: {"quota": Decimal("12.345678")}, 3: {}}
+            assert rollup.period_figures(s, "2026-05") == {1: {"growth": Decimal("7.000000")}}
+        command.downgrade(cfg, "0019")
+        with engine.connect() as conn:
+            back = sorted((e, p, m, Decimal(str(v))) for e, p, m, v in conn.execute(text(
+                "SELECT employee_id, period_id, metric_id, value FROM result")))
+            rows = conn.execute(text("SELECT count(*) FROM result_row")).scalar()
+        assert back == sorted((e, p, m, Decimal(v)) for e, p, m, v in old) and rows == 4
+    finally:
+        db._engines.pop(url).dispose()

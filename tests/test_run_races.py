@@ -37,6 +37,7 @@ from engine.errors import (
 from engine.imports import import_results
 from engine.models import AuditLog, Period, Run, RunJob
 from engine.users import create_user
+from tests.stored import stored_value
 from tests.test_runs import load
 
 HOLD = 0.5  # how long the first action waits, inside its lock, for the second one
@@ -334,10 +335,8 @@ def test_an_import_that_changes_nothing_leaves_runs_fresh(db_url, session, peopl
     load(session)
     run = runs.start_run(session, "2026-01", actor="ann@x.com").run
     session.commit()
-    value = session.scalar(text("SELECT r.value FROM result r JOIN metric m ON m.id = "
-                                "r.metric_id JOIN employee e ON e.id = r.employee_id JOIN "
-                                "period p ON p.id = r.period_id WHERE m.key = 'quota' AND "
-                                "e.code = 'E001' AND p.code = '2026-01'"))
+    value = stored_value(session, "quota", "2026-01", "E001")
+    assert value is not None
     change(db_url, f"2026-01,E001,{value}\n".encode())
     assert runs.staleness(session, run) is None
     lifecycle.approve(session, run.id, "bob@x.com")
@@ -355,14 +354,14 @@ def test_results_imported_while_their_period_is_locked_are_refused(db_url, sessi
                                                                    monkeypatch):
     lifecycle.approve(session, run_id, "bob@x.com")
     session.commit()
-    real = imports._write_results
+    real = imports._write_rows
 
     def locked_meanwhile(*args: Any, **kwargs: Any) -> Any:
         with db.session_scope(db_url) as s:  # after the import checked the period
             lifecycle.lock(s, run_id, "bob@x.com", open_flags_reason="reviewed later")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "_write_results", locked_meanwhile)
+    monkeypatch.setattr(imports, "_write_rows", locked_meanwhile)
     with pytest.raises(PeriodError, match="period 2026-01 is locked: the results of 2026-01 "
                                           "cannot change"):
         import_results(session, "late.csv", data=b"period,employee_code,quota\n"

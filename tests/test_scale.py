@@ -23,7 +23,6 @@ from engine.models import (
     Level,
     Metric,
     Outcome,
-    Result,
     ResultRow,
     Rule,
     Run,
@@ -54,17 +53,16 @@ def generate(session: Session, n: int) -> None:
     metric = dict(session.execute(select(Metric.key, Metric.id)).all())
     ids = list(session.scalars(select(Employee.id).order_by(Employee.code)))
 
-    def values():  # noqa: ANN202
+    def rows():  # noqa: ANN202
         for i, eid in enumerate(ids):
-            yield eid, month, metric["quota"], Decimal(100000)
-            yield eid, month, metric["revenue_new"], Decimal(60000 + i % 9 * 10000)
+            values = {str(metric["quota"]): "100000",
+                      str(metric["revenue_new"]): str(60000 + i % 9 * 10000)}
             if i % FLAGGED_EVERY == 0:
-                yield eid, month, metric["max_discount_pct"], Decimal("0.2")
+                values[str(metric["max_discount_pct"])] = "0.2"
+            yield eid, month, values
 
-    bulk.insert_rows(session, Result.__table__, ("employee_id", "period_id", "metric_id",
-                                                 "value"), values())
-    bulk.insert_rows(session, ResultRow.__table__, ("employee_id", "period_id"),
-                     ((eid, month) for eid in ids))
+    bulk.insert_rows(session, ResultRow.__table__, ("employee_id", "period_id",
+                                                    "metric_values"), rows())
     session.execute(update(Rule).where(Rule.key.not_in(RULES), Rule.status == "published")
                     .values(status="retired"))
     session.commit()
