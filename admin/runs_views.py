@@ -16,7 +16,7 @@ from flask import Response, abort, flash, jsonify, redirect, request, stream_wit
 from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from admin import i18n
@@ -322,17 +322,31 @@ class RunsView(LaurelBaseView):
         run = self._get_run(run_id)
         team_id = _team_scope()
         overview = statements.overview(db, run) if may("overview") else None
-        in_run = select(Outcome.employee_id).where(Outcome.run_id == run.id).union(
-            select(Adjustment.employee_id).where(Adjustment.run_id == run.id))
+        # An employee is in the run with an outcome or an adjustment. EXISTS, not IN: the
+        # database walks employees by code and stops at the page (a run of 1,000,000).
+        with_outcome = exists().where(Outcome.run_id == run.id,
+                                      Outcome.employee_id == Employee.id)
+        adjusted = exists().where(Adjustment.run_id == run.id,
+                                  Adjustment.employee_id == Employee.id)
         stmt = (select(Employee, Team.name).join(Team, Team.id == Employee.team_id)
-                .where(Employee.id.in_(in_run)))
+                .where(or_(with_outcome, adjusted)))
         if team_id is not None:
             stmt = stmt.where(Employee.team_id == team_id)
         query = request.args.get("q", "").strip()
         if query:
             like = f"%{query}%"
             stmt = stmt.where(Employee.code.ilike(like) | Employee.name.ilike(like))
-        count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        stored = (run.figures or {}).get("totals")
+        if stored and not query and team_id is None:
+            # the employees with outcomes are counted with the run; those with only an
+            # adjustment are few
+            count = stored["employees"] + (db.scalar(
+                select(func.count(Adjustment.employee_id.distinct())).where(
+                    Adjustment.run_id == run.id, ~exists().where(
+                        Outcome.run_id == run.id,
+                        Outcome.employee_id == Adjustment.employee_id))) or 0)
+        else:
+            count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         page = _int_arg("page")
         people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
                             .offset((page - 1) * EMPLOYEE_PAGE)).all()
@@ -354,7 +368,7 @@ class RunsView(LaurelBaseView):
         charts = self._charts(overview) if overview else None
         # The adjustment's search box offers the run's employees by code and name.
         choices = db.execute(select(Employee.code, Employee.name).where(
-            Employee.id.in_(in_run)).order_by(Employee.code).limit(5000)).all() \
+            or_(with_outcome, adjusted)).order_by(Employee.code).limit(5000)).all() \
             if may("adjust") and run.status in ("calculated", "approved") else []
         checklist = (lifecycle.checklist(db, run) if may("overview")
                      and run.status in ("calculated", "approved") else None)

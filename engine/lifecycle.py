@@ -150,12 +150,19 @@ class Checklist:
     """What a person closing the period checks before approving or locking a run."""
 
     run: Run
+    # the first open flags (by id) and how many there are in all
     open_flags: list[FlagCase] = field(default_factory=list)
+    open_flag_count: int = 0
     drafts: list[Rule] = field(default_factory=list)
     warnings: int = 0
     warning_lines: list[tuple[str, str, str]] = field(default_factory=list)
+    # the first employees with no results (by code) and how many there are in all
     missing: list[Employee] = field(default_factory=list)
+    missing_count: int = 0
     previous: Run | None = None
+    # False when the runs are too large to compare on every view of the page
+    # (COMPARED_ON_PAGE): the comparison has its own page.
+    changes_compared: bool = True
     # What this run carried over from the runs it discarded (its audit entry):
     # {"runs": [...], "flags": {"carried": [...], "reopened": [...], "cleared": [...]},
     #  "pips": {"carried": [...], "dropped": [...]}, "adjustments": [...]}
@@ -175,20 +182,31 @@ class Checklist:
                     or self.inquiries or self.rules_changed)
 
 
+# Runs of more employees than this are not compared line by line on every view of their
+# page (a run of 1,000,000 employees has millions of lines): the checklist links to the
+# comparison instead.
+COMPARED_ON_PAGE = 20_000
+
+
 def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     """The period-close checklist of a run: open flags, drafts awaiting approval that take
     effect in the period, warnings, employees with no results, changes since the last run,
     salespeople's inquiries about the period still open.
 
-    ``most`` bounds the lists of warnings and employees shown (the counts are whole).
+    ``most`` bounds the lists of flags, warnings and employees shown (the counts are
+    whole): the page of a run of any size reads a bounded number of rows.
     """
     from engine.authoring import awaiting_approval
 
     period = run.period
     from engine.inquiries import queue as inquiry_queue
 
-    out = Checklist(run, open_flags=open_flags(session, run),
-                    inquiries=inquiry_queue(session, "active", period_id=run.period_id))
+    open_now = (FlagCase.run_id == run.id, FlagCase.status.in_(OPEN_FLAG_STATUSES))
+    out = Checklist(run, open_flags=list(session.scalars(
+        select(FlagCase).where(*open_now).order_by(FlagCase.id).limit(most))),
+        open_flag_count=session.scalar(select(func.count()).select_from(FlagCase)
+                                       .where(*open_now)) or 0,
+        inquiries=inquiry_queue(session, "active", period_id=run.period_id))
     out.rules_changed = rules_changed_since(session, run)
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
                   and (r.effective_from is None or r.effective_from <= period.end)
@@ -205,9 +223,11 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     codes += [c for code in codes[1:] for c in periods.children(code)]
     with_rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
                  .where(Period.code.in_(codes)))
-    out.missing = list(session.scalars(
-        select(Employee).where(Employee.id.not_in(in_run), Employee.id.not_in(with_rows))
-        .order_by(Employee.code)))
+    missing = (Employee.id.not_in(in_run), Employee.id.not_in(with_rows))
+    out.missing = list(session.scalars(select(Employee).where(*missing)
+                                       .order_by(Employee.code).limit(most)))
+    out.missing_count = session.scalar(select(func.count()).select_from(Employee)
+                                       .where(*missing)) or 0
     out.previous = session.scalar(select(Run).where(
         Run.period_id == run.period_id, Run.id < run.id, Run.status != "failed")
         .order_by(Run.id.desc()).limit(1))
@@ -218,7 +238,10 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
         out.carried = {"runs": stored["discarded_runs"], "flags": stored.get("flags") or {},
                        "pips": stored.get("pips") or {},
                        "adjustments": stored.get("adjustments_carried") or []}
-    if out.previous is not None:
+    if out.previous is not None and max(run.employee_count or 0,
+                                        out.previous.employee_count or 0) > COMPARED_ON_PAGE:
+        out.changes_compared = False
+    elif out.previous is not None:
         rows = statements.diff_runs(session, out.previous, run)
         out.changes = {c: sum(1 for r in rows if r["change"] == c)
                        for c in ("added", "removed", "changed")}

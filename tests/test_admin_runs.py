@@ -696,3 +696,22 @@ def test_the_checklist_says_which_rules_changed_since_the_run(
     assert f"version {version} in force now" in text
     zh = text_of(client.get(f"/admin/runs/{run_id}/?lang=zh"))
     assert "本计算批次之后有变动的规则: 1" in zh and f"现行第 {version} 版" in zh
+
+
+def test_the_runs_people_count_an_employee_with_only_an_adjustment(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    """The count of a run's people comes from the figures stored with the run, plus those
+    with only an adjustment; it is the count of the list itself."""
+    from engine.imports import import_employees
+
+    with org.session() as s:
+        import_employees(s, "late.csv", data=b"code,name,team,level\nL1,Lee Late,North,S1\n")
+        lifecycle.add_adjustment(s, run_id, "L1", "50", "joined late", ANALYST)
+        with_outcomes = s.scalar(select(func.count(Outcome.employee_id.distinct())).where(
+            Outcome.run_id == run_id))
+        s.commit()
+    login(client, CA)
+    text = text_of(client.get(f"/admin/runs/{run_id}/"))
+    assert f"Employees ({with_outcomes + 1:,})" in text and "Lee Late" in text
+    searched = text_of(client.get(f"/admin/runs/{run_id}/?q=Lee"))
+    assert "Employees (1)" in searched and "Lee Late" in searched

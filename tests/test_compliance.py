@@ -321,7 +321,7 @@ def money_lines(session, run, code):
                   if line.amount is not None)
 
 
-def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org):
+def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org, monkeypatch):
     import_employees(session, "e.csv", data=RERUN_EMPLOYEES.encode())
     import_results(session, "p.csv", data=(
         b"period,employee_code,quota,revenue_new,revenue_existing,false_ad_complaints\n"
@@ -380,6 +380,15 @@ def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org)
     assert [c.id for c in close.open_flags] == sorted(
         [case["P3"].id] + [c.id for c in session.scalars(
             select(FlagCase).where(FlagCase.employee.has(code="A1")))])
+    assert close.open_flag_count == len(close.open_flags) and close.changes_compared
+    # a bounded page: the first open flags, the whole count; a big run is compared on
+    # its own page
+    few = lifecycle.checklist(session, second, most=1)
+    assert [c.id for c in few.open_flags] == [c.id for c in close.open_flags[:1]]
+    assert few.open_flag_count == close.open_flag_count > 1
+    monkeypatch.setattr(lifecycle, "COMPARED_ON_PAGE", second.employee_count - 1)
+    big = lifecycle.checklist(session, second)
+    assert not big.changes_compared and big.changes == {} and big.previous == close.previous
     # raised again by a third run, P4's case reopens (it was never decided)
     import_results(session, "back.csv", data=b"period,employee_code,false_ad_complaints\n"
                    b"2026-01,P4,2\n")
