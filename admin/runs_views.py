@@ -28,6 +28,9 @@ from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, R
 
 PAGE = 50
 EMPLOYEE_PAGE = 100
+# The adjustment's search box lists a run's employees up to this many; past it (and
+# always, in any run) an employee is typed by code or name.
+CHOICES = 1000
 ZERO = Decimal("0.00")
 
 KIND_NAMES: dict[str, Any] = {
@@ -322,14 +325,20 @@ class RunsView(LaurelBaseView):
         run = self._get_run(run_id)
         team_id = _team_scope()
         overview = statements.overview(db, run) if may("overview") else None
-        # An employee is in the run with an outcome or an adjustment. EXISTS, not IN: the
-        # database walks employees by code and stops at the page (a run of 1,000,000).
-        with_outcome = exists().where(Outcome.run_id == run.id,
-                                      Outcome.employee_id == Employee.id)
-        adjusted = exists().where(Adjustment.run_id == run.id,
-                                  Adjustment.employee_id == Employee.id)
+        # An employee is in the run with an outcome or an adjustment. The few with only an
+        # adjustment are read first: without them the database walks employees by code
+        # and stops at the page (a semi-join), whatever the run's size.
+        with_outcome = Employee.id.in_(select(Outcome.employee_id)
+                                       .where(Outcome.run_id == run.id))
+        adjusted_only = list(db.scalars(
+            select(Adjustment.employee_id).distinct().where(
+                Adjustment.run_id == run.id, ~exists().where(
+                    Outcome.run_id == run.id,
+                    Outcome.employee_id == Adjustment.employee_id))))
+        in_run = or_(with_outcome, Employee.id.in_(adjusted_only)) if adjusted_only \
+            else with_outcome
         stmt = (select(Employee, Team.name).join(Team, Team.id == Employee.team_id)
-                .where(or_(with_outcome, adjusted)))
+                .where(in_run))
         if team_id is not None:
             stmt = stmt.where(Employee.team_id == team_id)
         query = request.args.get("q", "").strip()
@@ -338,13 +347,8 @@ class RunsView(LaurelBaseView):
             stmt = stmt.where(Employee.code.ilike(like) | Employee.name.ilike(like))
         stored = (run.figures or {}).get("totals")
         if stored and not query and team_id is None:
-            # the employees with outcomes are counted with the run; those with only an
-            # adjustment are few
-            count = stored["employees"] + (db.scalar(
-                select(func.count(Adjustment.employee_id.distinct())).where(
-                    Adjustment.run_id == run.id, ~exists().where(
-                        Outcome.run_id == run.id,
-                        Outcome.employee_id == Adjustment.employee_id))) or 0)
+            # the employees with outcomes are counted with the run
+            count = stored["employees"] + len(adjusted_only)
         else:
             count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         page = _int_arg("page")
@@ -366,10 +370,12 @@ class RunsView(LaurelBaseView):
             others += db.scalars(stmt.where(Run.period_id != run.period_id)
                                  .order_by(Run.id.desc()).limit(40)).all()
         charts = self._charts(overview) if overview else None
-        # The adjustment's search box offers the run's employees by code and name.
+        # The adjustment's search box offers the run's employees by code and name, when
+        # they are few enough to list; else they are typed.
         choices = db.execute(select(Employee.code, Employee.name).where(
-            or_(with_outcome, adjusted)).order_by(Employee.code).limit(5000)).all() \
-            if may("adjust") and run.status in ("calculated", "approved") else []
+            in_run).order_by(Employee.code).limit(CHOICES)).all() \
+            if may("adjust") and run.status in ("calculated", "approved") \
+            and count <= CHOICES else []
         checklist = (lifecycle.checklist(db, run) if may("overview")
                      and run.status in ("calculated", "approved") else None)
         return self.render(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from engine import bulk, clawbacks, followup, periods, runs, statements, wording
@@ -211,23 +211,27 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
                   and (r.effective_from is None or r.effective_from <= period.end)
                   and (r.effective_to is None or r.effective_to >= period.start)]
-    out.warnings = session.scalar(select(func.count()).select_from(Outcome).where(
-        Outcome.run_id == run.id, Outcome.kind == "warning")) or 0
+    stored = ((run.figures or {}).get("totals") or {}).get("counts")
+    out.warnings = stored.get("warning", 0) if stored is not None else session.scalar(
+        select(func.count()).select_from(Outcome).where(
+            Outcome.run_id == run.id, Outcome.kind == "warning")) or 0
     out.warning_lines = [tuple(r) for r in session.execute(
         select(Employee.code, Outcome.rule_key, Outcome.value)
         .join(Employee, Employee.id == Outcome.employee_id)
         .where(Outcome.run_id == run.id, Outcome.kind == "warning")
         .order_by(Employee.code, Outcome.rule_key).limit(most))]
-    in_run = select(Outcome.employee_id).where(Outcome.run_id == run.id)
     codes = [period.code, *periods.children(period.code)]
     codes += [c for code in codes[1:] for c in periods.children(code)]
     with_rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
                  .where(Period.code.in_(codes)))
-    missing = (Employee.id.not_in(in_run), Employee.id.not_in(with_rows))
-    out.missing = list(session.scalars(select(Employee).where(*missing)
-                                       .order_by(Employee.code).limit(most)))
+    # no row of results for the period or below it (one in the run whose rows were deleted
+    # since is missing too: the run is stale)
+    missing = (~exists(with_rows.where(ResultRow.employee_id == Employee.id)),)
     out.missing_count = session.scalar(select(func.count()).select_from(Employee)
                                        .where(*missing)) or 0
+    if out.missing_count:
+        out.missing = list(session.scalars(select(Employee).where(*missing)
+                                           .order_by(Employee.code).limit(most)))
     out.previous = session.scalar(select(Run).where(
         Run.period_id == run.period_id, Run.id < run.id, Run.status != "failed")
         .order_by(Run.id.desc()).limit(1))

@@ -442,7 +442,10 @@ class RunContext(Base):
 
 class Outcome(Base):
     __tablename__ = "outcome"
-    __table_args__ = (Index("ix_outcome_run_employee", "run_id", "employee_id"),)
+    # by run and employee (statements, the run's people), by run and kind (the checklist's
+    # warnings, a run's flags)
+    __table_args__ = (Index("ix_outcome_run_employee", "run_id", "employee_id"),
+                      Index("ix_outcome_run_kind", "run_id", "kind", "employee_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
