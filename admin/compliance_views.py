@@ -17,7 +17,7 @@ from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from admin import i18n
@@ -49,6 +49,8 @@ from engine.models import (
 )
 
 PAGE = 50
+# Past this many teams the queue's team filter is typed, not chosen from a list.
+TEAMS_LISTED = 300
 ZERO = Decimal("0.00")
 
 FLAG_STATUS_NAMES: dict[str, Any] = {
@@ -162,7 +164,11 @@ class ComplianceView(LaurelBaseView):
         db = _db()
         f = self._filters()
         team_id = _team_scope()
-        team = int(f["team"]) if f["team"].isdigit() else None
+        # a team by id (the list), or by name (typed, where the teams are too many to list)
+        team = int(f["team"]) if f["team"].isdigit() else db.scalar(
+            select(Team.id).where(Team.name == f["team"])) if f["team"] else None
+        if f["team"] and team is None:
+            team = -1  # an unknown team: no flags
         if team_id is not None:
             team = team_id
         filters = {"status": f["status"] if f["status"] in FLAG_STATUSES else None,
@@ -177,13 +183,19 @@ class ComplianceView(LaurelBaseView):
             rows = list(db.scalars(
                 select(FlagCase).where(FlagCase.id.in_(ids))
                 .options(joinedload(FlagCase.employee).joinedload(Employee.team),
-                         joinedload(FlagCase.run).joinedload(Run.period))
+                         # not the run's figures: a big run's are large, and would be
+                         # decoded once a row
+                         joinedload(FlagCase.run).defer(Run.figures).defer(Run.rules)
+                         .joinedload(Run.period))
                 .order_by(FlagCase.id.desc())))
         held = held_amounts({(c.run_id, c.employee_id) for c in rows})
         releases = {c.id: compliance.release_of(db, c) for c in rows}
-        teams = db.execute(select(Team.id, Team.name).order_by(Team.name)).all()
         if team_id is not None:
-            teams = [t for t in teams if t[0] == team_id]
+            teams = db.execute(select(Team.id, Team.name).where(Team.id == team_id)).all()
+        elif db.scalar(select(func.count()).select_from(Team)) > TEAMS_LISTED:
+            teams = None  # typed by name
+        else:
+            teams = db.execute(select(Team.id, Team.name).order_by(Team.name)).all()
         return self.render(
             "laurel/compliance/queue.html", cases=rows, held=held, releases=releases,
             total=total, page=page,

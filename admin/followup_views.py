@@ -98,7 +98,8 @@ class PipsView(LaurelBaseView):
         team = request.args.get("team", "").strip()
         stmt = (select(Pip).join(Employee, Employee.id == Pip.employee_id)
                 .options(joinedload(Pip.employee).joinedload(Employee.team),
-                         joinedload(Pip.run).joinedload(Run.period)))
+                         joinedload(Pip.run).defer(Run.figures).defer(Run.rules)
+                         .joinedload(Run.period)))
         if status in PIP_STATUSES:
             stmt = stmt.where(Pip.status == status)
         else:
@@ -229,7 +230,8 @@ class CandidatesView(LaurelBaseView):
         if ids:
             rows = db.scalars(select(Candidate).where(Candidate.id.in_(ids))
                               .options(joinedload(Candidate.employee).joinedload(Employee.team),
-                                       joinedload(Candidate.run).joinedload(Run.period))
+                                       joinedload(Candidate.run).defer(Run.figures)
+                                       .defer(Run.rules).joinedload(Run.period))
                               .order_by(Candidate.id.desc())).unique().all()
         moves = CANDIDATE_MOVES.get(current_role() or "", {}) if may_write("candidates") else {}
         page = page_arg()

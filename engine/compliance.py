@@ -398,14 +398,11 @@ def queue_query(status: str | None = None, severity: str | None = None,
                 period_code: str | None = None, employee_code: str | None = None,
                 include_discarded: bool = False, assignee: str | None = None) -> Any:
     """The query of ``queue``, unordered (queue and queue_count; the API pages it)."""
-    from engine.models import Team
-
-    stmt = (select(FlagCase).join(Run, Run.id == FlagCase.run_id)
-            .join(Period, Period.id == Run.period_id)
-            .join(Employee, Employee.id == FlagCase.employee_id)
-            .join(Team, Team.id == Employee.team_id))
+    # Joins only for the filters that need them, runs as a set of ids: the newest page of
+    # a queue of a million flags is read from the flags' own key (queue orders by id).
+    stmt = select(FlagCase)
     if not include_discarded:
-        stmt = stmt.where(Run.status.in_(LIVE_RUN))
+        stmt = stmt.where(FlagCase.run_id.in_(select(Run.id).where(Run.status.in_(LIVE_RUN))))
     if status:
         stmt = stmt.where(FlagCase.status == status)
     if severity:
@@ -413,11 +410,15 @@ def queue_query(status: str | None = None, severity: str | None = None,
     if rule_key:
         stmt = stmt.where(FlagCase.rule_key == rule_key)
     if team_id:
-        stmt = stmt.where(Team.id == team_id)
+        stmt = stmt.where(FlagCase.employee_id.in_(
+            select(Employee.id).where(Employee.team_id == team_id)))
     if period_code:
-        stmt = stmt.where(Period.code == period_code)
+        stmt = stmt.where(FlagCase.run_id.in_(
+            select(Run.id).join(Period, Period.id == Run.period_id)
+            .where(Period.code == period_code)))
     if employee_code:
-        stmt = stmt.where(Employee.code == employee_code)
+        stmt = stmt.where(FlagCase.employee_id.in_(
+            select(Employee.id).where(Employee.code == employee_code)))
     if assignee == "none":
         stmt = stmt.where(FlagCase.assignee.is_(None))
     elif assignee:

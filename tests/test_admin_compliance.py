@@ -270,6 +270,26 @@ def test_the_queue_filters(app, world) -> None:
         assert f"Flags ({expected})" in text, query
 
 
+def test_past_so_many_teams_the_team_filter_is_typed_by_name(app, world, monkeypatch) -> None:
+    from admin import compliance_views
+
+    client = as_user(app, AU)
+    with world.session() as s:
+        north_id = s.scalar(select(Team.id).where(Team.name == "North"))
+    listed = client.get("/admin/compliance/").get_data(as_text=True)
+    assert f'<option value="{north_id}"' in listed
+    monkeypatch.setattr(compliance_views, "TEAMS_LISTED", 1)
+    typed = client.get("/admin/compliance/")
+    assert f'<option value="{north_id}"' not in typed.get_data(as_text=True)
+    assert 'name="team" value=""' in typed.get_data(as_text=True)
+    for query, expected in (("team=North", 2), ("team=South", 0), ("team=Nowhere", 0),
+                            (f"team={north_id}", 2)):
+        page = client.get(f"/admin/compliance/?{query}")
+        assert f"Flags ({expected})" in text_of(page), query
+    assert 'name="team" value="North"' in client.get(
+        "/admin/compliance/?team=North").get_data(as_text=True)
+
+
 def test_a_hold_dismissed_after_the_lock_pays_in_the_next_run(app, world) -> None:
     held = world.totals()["held"]
     with world.session() as s:
