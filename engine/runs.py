@@ -472,8 +472,8 @@ def quiet_collector() -> Iterator[None]:
     """No cyclic garbage collection while a chunk is worked on: collections walked every
     fact and outcome held, again and again (15% of a run's time, measured). Reference
     counting frees what the chunk drops meanwhile; the collector is on again (as it was)
-    when the chunk ends and collects what cycles it left, few since durable_rules'
-    actions leave none (engine.compiler._promise). (Freezing the chunk's objects instead
+    when the chunk ends and collects what cycles it left, few since the engine's
+    firings are read from its C core without Python actions (engine.compiler.fire). (Freezing the chunk's objects instead
     kept those cycles, and the memory grew with the chunks; collecting them at the next
     chunk's start cost as much as it saved.)"""
     was = gc.isenabled()
