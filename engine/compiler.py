@@ -117,8 +117,17 @@ class Scale:
 
     def encode(self, values: Mapping[str, Any], fact: dict[str, Any]) -> None:
         """Write the codes of the employee's values of this scale's facts into fact."""
-        gaps: dict[int, list[tuple[Any, str]]] = {}
         keys = self.keys
+        if len(self.fields) == 1:  # most scales: one fact, alone in its gap
+            name = self.fields[0]
+            value = values.get(name)
+            if value is not None:
+                v = exact(value)
+                i = bisect_left(keys, v)
+                fact[name] = float((2 * i + 1) * STEP) if i < len(keys) and keys[i] == v \
+                    else float(2 * i * STEP + 1)
+            return
+        gaps: dict[int, list[tuple[Any, str]]] = {}
         for name in self.fields:
             value = values.get(name)
             if value is None:
@@ -669,6 +678,10 @@ def _action_name(message: str) -> str:
     return next(iter(json.loads(message)))
 
 
+# a fact as the wrapper sends it to the C core (json.dumps(fact, ensure_ascii=False))
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _core() -> Any:
     import durable_rules_engine
 
@@ -691,6 +704,8 @@ class Session:
         self.compiled = compiled
         self.by_stage = {stage: [p for p in compiled.parts if p.stage == stage]
                          for stage in ("emp", "rated")}
+        self._rates = compiled.rates
+        self._durable = _durable()
         with ENGINE_LOCK:
             self.host = get_host()
             self._rulesets = _register(self.host, compiled)
@@ -704,9 +719,9 @@ class Session:
             return self._evaluate(sid, fact)
 
     def _assert(self, parts: list[Part], sid: str, facts: list[dict[str, Any]]) -> list[str]:
-        durable_engine = _durable()
+        durable_engine = self._durable
         hits: list[str] = []
-        dumps = json.dumps
+        dumps = _to_json
         for part in parts:
             ruleset = self._rulesets[part.name]
             handle, paths, fields = ruleset._handle, part.paths, part.fields
@@ -716,7 +731,7 @@ class Session:
                     payload.update(t=fact["t"], sid=sid)
                     if "rating_rule" in fact:  # what tells two rated facts apart
                         payload["rating_rule"] = fact["rating_rule"]
-                    for durable_name in fire(handle, dumps(payload, ensure_ascii=False)):
+                    for durable_name in fire(handle, dumps(payload)):
                         firing = paths[durable_name]
                         if firing:  # not the "seen" rule every fact matches
                             hits.append(firing)
@@ -732,10 +747,10 @@ class Session:
         return list(dict.fromkeys(hits))
 
     def _evaluate(self, sid: str, fact: dict[str, Any]) -> Evaluation:
-        compiled, firings = self.compiled, self.compiled.firings
+        firings = self.compiled.firings
         fired = _first_rows(self._assert(self.by_stage["emp"], sid, [fact]), firings)
         ratings: dict[str, str | None] = {}
-        if compiled.rates:
+        if self._rates:
             rated = [dict(fact, t="rated", rating=_row_value(firings[f]),
                           rating_rule=firings[f].rule["key"])
                      for f in fired if firings[f].role == "row"
