@@ -22,7 +22,7 @@ from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Text, column, func, select, table, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine import (
@@ -722,32 +722,35 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
 
 OUTCOME_COLUMNS = ("run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value",
                    "status", "explanation", "chunk")
-# the outcome table with its explanation as the JSON text it is stored as: serialised once,
-# here, instead of by the column type row by row
-_OUTCOME_ROWS = table("outcome", *(column(c, Text if c == "explanation" else
-                                          Outcome.__table__.c[c].type)
-                                   for c in OUTCOME_COLUMNS))
 
 
 def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]],
                    chunk: int | None = None) -> None:
     """Insert outcomes of a run (of one of its chunks): COPY on PostgreSQL, one
-    executemany elsewhere; each explanation serialised once, as the JSON column would."""
+    executemany of the driver's in SQLite; each explanation serialised once, as the JSON
+    column would, and each amount as its column type would (SQLite keeps it as text)."""
     if not outcomes:
         return
     dumps = json.dumps
-    rows = [(run_id, o["employee_id"], o["rule_key"], o["kind"], o["amount"], o["currency"],
-             o["value"], o["status"], dumps(o["explanation"]), chunk) for o in outcomes]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
         with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            for o in outcomes:
+                copy.write_row((run_id, o["employee_id"], o["rule_key"], o["kind"],
+                                o["amount"], o["currency"], o["value"], o["status"],
+                                dumps(o["explanation"]), chunk))
         cursor.close()
         return
-    connection.execute(_OUTCOME_ROWS.insert(), [dict(zip(OUTCOME_COLUMNS, row, strict=True))
-                                                 for row in rows])
+    amount = Outcome.__table__.c.amount.type.process_bind_param
+    dialect = connection.dialect
+    # the driver's own executemany: SQLAlchemy's would build and process every row again
+    connection.exec_driver_sql(
+        f"INSERT INTO outcome ({', '.join(OUTCOME_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in OUTCOME_COLUMNS)})",
+        [(run_id, o["employee_id"], o["rule_key"], o["kind"], amount(o["amount"], dialect),
+          o["currency"], o["value"], o["status"], dumps(o["explanation"]), chunk)
+         for o in outcomes])
 
 
 def discard_replaced(session: Session, period_id: int) -> list[int]:
