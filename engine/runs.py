@@ -367,6 +367,18 @@ def _worded(firing: Firing) -> Worded:
     return worded
 
 
+def facts_read_by(compiled: CompiledRuleset) -> set[str]:
+    """The facts a run of the compiled rules reads of an employee: those its conditions
+    test, its explanations show (and its amounts are worked from), the ones its warnings
+    miss, the metrics it ranks, and the collection ratio of clawbacks and releases."""
+    needed = compiled.fields | compiled.population | {clawbacks.METRIC}
+    for firing in compiled.firings.values():
+        needed.update(name for name, _ in _worded(firing).shown)
+        if firing.missing:
+            needed.add(firing.missing)
+    return needed
+
+
 def _shown_facts(worded: Worded, values: dict[str, Any]) -> dict[str, str | None]:
     """_explain_facts of the facts a firing's explanation shows, as worked out once."""
     out: dict[str, str | None] = {}
