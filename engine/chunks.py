@@ -52,6 +52,7 @@ from engine.runs import (
     currency,
     discard_replaced,
     evaluate_employee,
+    facts_read_by,
     quiet_collector,
     settle,
     write_outcomes,
@@ -217,7 +218,8 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
             stored = session.get(Period, run.period_id)
             compiled = _compiled(session, run)
             context = Context.from_json(session.get(RunContext, run_id).data)
-            facts = chunk_facts(session, stored, context, first, last)
+            facts = chunk_facts(session, stored, context, first, last,
+                                needed=facts_read_by(compiled))
             period = SimpleNamespace(code=stored.code, start=stored.start, end=stored.end,
                                      kind=stored.kind)
             session.rollback()

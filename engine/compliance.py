@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from engine import bulk, statements
@@ -47,6 +47,10 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
     case ids by what happened: opened, carried, reopened, cleared.
     """
     holds = {r["key"] for r in rules if r.get("hold")}
+    if session.scalar(select(FlagCase.id).where(FlagCase.period_id == run.period_id)
+                      .limit(1)) is None:
+        return {"opened": _open_first_cases(session, run, holds), "carried": [],
+                "reopened": [], "cleared": []}
     # In the outcomes' order: without it PostgreSQL returns them as they lie on disk, and
     # a new case's id would say nothing about its employee or its rule.
     rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.rule_key,
@@ -106,6 +110,21 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
         apply_holds(session, run.id, emp)
     _pay_releases_here(session, run, decided_employees)
     return done
+
+
+def _open_first_cases(session: Session, run: Run, holds: set[str]) -> list[int]:
+    """The period's first flags, each opening a case, inserted from the outcomes in one
+    statement (their ids in the outcomes' order, as carry_cases gives them); the ids."""
+    columns = ("outcome_id", "run_id", "period_id", "employee_id", "rule_key", "severity",
+               "holds", "status", "decided_after_lock")
+    flags = (select(Outcome.id, literal(run.id), literal(run.period_id), Outcome.employee_id,
+                    Outcome.rule_key, Outcome.value,
+                    Outcome.rule_key.in_(sorted(holds)),
+                    literal("open"), false())
+             .where(Outcome.run_id == run.id, Outcome.kind == "flag").order_by(Outcome.id))
+    session.execute(insert(FlagCase).from_select(columns, flags))
+    return list(session.scalars(select(FlagCase.id).where(FlagCase.run_id == run.id)
+                                .order_by(FlagCase.id)))
 
 
 def paid_elsewhere(session: Session, case: FlagCase, period_id: int) -> bool:

@@ -282,10 +282,40 @@ def conjunction(cond: Mapping[str, Any] | None) -> list[Mapping[str, Any]] | Non
     return [cond]
 
 
-def conjunction_checks(leaves_held: list[Mapping[str, Any]], facts: Mapping[str, Any]
-                       ) -> list[dict[str, Any]]:
-    """held_checks' data of a conjunction known to hold (its words: describe each leaf)."""
-    return [_check_item(leaf, facts) for leaf in leaves_held]
+@dataclass(frozen=True)
+class Check:
+    """What held_checks says of one leaf, the part of it that reads no fact worked out
+    once: ``item(facts)`` is the check with the employee's values."""
+
+    head: tuple[tuple[str, Any], ...]  # fact, op and the value compared with, as shown
+    fact: str
+    ref: str | None
+    population: tuple[str, str] | None  # the strictly-higher and N facts of a ranked one
+
+    @classmethod
+    def of(cls, leaf: Mapping[str, Any]) -> Check:
+        head: list[tuple[str, Any]] = [("fact", leaf["fact"]), ("op", leaf["op"])]
+        if "value" in leaf:
+            head.append(("value", [str(v) for v in leaf["value"]]
+                         if isinstance(leaf["value"], list) else _fmt(leaf["value"])))
+        population = None
+        if leaf["op"] in POPULATION_OPS:
+            higher, n, _ = population_fields(leaf["fact"])
+            population = (higher, n)
+        return cls(tuple(head), leaf["fact"], leaf.get("ref"), population)
+
+    def item(self, facts: Mapping[str, Any]) -> dict[str, Any]:
+        item = dict(self.head)
+        if self.ref is not None:
+            item["ref"] = self.ref
+            ref_actual = facts.get(self.ref)
+            item["ref_actual"] = None if ref_actual is None else _fmt(ref_actual)
+        actual = facts.get(self.fact)
+        item["actual"] = None if actual is None else _fmt(actual)
+        if self.population is not None:
+            item["higher"] = _fmt(facts.get(self.population[0]))
+            item["n"] = _fmt(facts.get(self.population[1]))
+        return item
 
 
 def _held_parts(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]
@@ -302,18 +332,4 @@ def _held_parts(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]
 
 
 def _check_item(leaf: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
-    item: dict[str, Any] = {"fact": leaf["fact"], "op": leaf["op"]}
-    if "value" in leaf:
-        item["value"] = [str(v) for v in leaf["value"]] if isinstance(leaf["value"], list) \
-            else _fmt(leaf["value"])
-    if "ref" in leaf:
-        item["ref"] = leaf["ref"]
-        ref_actual = facts.get(leaf["ref"])
-        item["ref_actual"] = None if ref_actual is None else _fmt(ref_actual)
-    actual = facts.get(leaf["fact"])
-    item["actual"] = None if actual is None else _fmt(actual)
-    if leaf["op"] in POPULATION_OPS:
-        higher, n, _ = population_fields(leaf["fact"])
-        item["higher"] = _fmt(facts.get(higher))
-        item["n"] = _fmt(facts.get(n))
-    return item
+    return Check.of(leaf).item(facts)

@@ -223,10 +223,11 @@ def _ranks(values: list[Any]) -> Ranks:
 
 
 def chunk_facts(session: Session, period: Period, context: Context, first: int, last: int,
-                catalog: Catalog | None = None, given: Figures | None = None
-                ) -> list[EmployeeFacts]:
+                catalog: Catalog | None = None, given: Figures | None = None,
+                needed: Iterable[str] | None = None) -> list[EmployeeFacts]:
     """The facts of the population's employees whose ids lie in [first, last], by code
-    (from ``given`` figures instead of the stored ones when given)."""
+    (from ``given`` figures instead of the stored ones when given). ``needed``: the
+    derived metrics worked out (with those they read), when not all of them are read."""
     catalog = catalog or load_catalog(session)
     figures = _figures_of(session, period, first, last, given)
     if not figures:
@@ -242,6 +243,9 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     present = assignments.presences(session, period, first, last)
     facts: list[EmployeeFacts] = []
     by_team: dict[int, dict[str, Any]] = {}
+    # each ranked metric's population facts by count strictly higher: alike for everyone
+    # with that count, worked out once
+    ranked: dict[str, dict[int, dict[str, Any]]] = {metric: {} for metric in context.ranks}
     for emp_id, code, name, team_id, team, stage, region, level, authority in rows:
         if emp_id not in figures:
             continue
@@ -252,7 +256,7 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
             # the team and level in force on the last day employed in the period
             team_id, team, stage, region, level, authority = _assigned(
                 session, presence, (team_id, team, stage, region, level, authority))
-        values = catalog.derive(dict(figures[emp_id]))
+        values = catalog.derive(dict(figures[emp_id]), only=needed)
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
         values.update(assignments.day_facts(presence, period))
@@ -275,11 +279,14 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
             if value is None:
                 continue
             higher = ranks.higher_than(value)
-            higher_f, n_f, share_f = population_fields(metric)
-            values[higher_f] = Decimal(higher)
-            values[n_f] = Decimal(ranks.n)
-            values[share_f] = quotient(Decimal(higher), Decimal(ranks.n))
-            values[f"{metric}__max"] = ranks.maximum
+            found = ranked[metric].get(higher)
+            if found is None:
+                higher_f, n_f, share_f = population_fields(metric)
+                found = ranked[metric][higher] = {
+                    higher_f: Decimal(higher), n_f: Decimal(ranks.n),
+                    share_f: quotient(Decimal(higher), Decimal(ranks.n)),
+                    f"{metric}__max": ranks.maximum}
+            values.update(found)
         facts.append(EmployeeFacts(emp_id, code, name, values))
     facts.sort(key=lambda f: f.code)
     return facts

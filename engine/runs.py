@@ -22,7 +22,7 @@ from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Text, column, func, select, table, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine import (
@@ -43,8 +43,8 @@ from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, 
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
     POPULATION_OPS,
+    Check,
     conjunction,
-    conjunction_checks,
     describe,
     facts_read,
     held_checks,
@@ -141,45 +141,59 @@ def _explain_facts(names: list[str], values: dict[str, Any],
 
 
 def _amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any],
-            worded: Worded | None = None) -> tuple[Decimal, dict[str, Any], list[str]]:
-    """Return (amount, its calculation as data, facts read) of a money rule; a rule that
-    prorates pays the share of the period the employee was employed (active_share) of
-    the exact amount, rounded once."""
-    amount, calc, reads = _full_amount(rule, firing, values, worded or _worded(firing))
+            worded: Worded | None = None) -> tuple[Decimal, dict[str, Any]]:
+    """Return (amount, its calculation as data) of a money rule; a rule that prorates pays
+    the share of the period the employee was employed (active_share) of the exact amount,
+    rounded once. The facts it reads: _arithmetic_facts."""
+    amount, calc = _full_amount(rule, firing, values, worded or _worded(firing))
+    rounded = round_money(amount)
     if not rule["action"].get("prorate"):
-        return round_money(amount), {**calc, "amount": f"{round_money(amount):.2f}"}, reads
+        return rounded, {**calc, "amount": f"{rounded:.2f}"}
     days, period = values["active_days"], values["period_days"]
     share = Fraction(int(days), int(period))
     prorated = round_money(Fraction(exact(amount)) * share)
-    calc = {**calc, "amount": f"{round_money(amount):.2f}",
+    calc = {**calc, "amount": f"{rounded:.2f}",
             "prorated": {"active_days": str(int(days)), "period_days": str(int(period)),
                          "amount": f"{prorated:.2f}"}}
-    return prorated, calc, [*reads, "active_days", "period_days"]
+    return prorated, calc
+
+
+def _arithmetic_facts(action: dict[str, Any]) -> list[str]:
+    """The facts the calculation of a money rule's amount reads (_amount)."""
+    atype = action["type"]
+    if atype == "rate":
+        reads = [action["base"]]
+    elif atype == "per_unit":
+        reads = [action["per"]]
+    elif atype == "tiers":
+        reads = [action["metric"], action["base"]]
+    else:
+        reads = []
+    return reads + (["active_days", "period_days"] if action.get("prorate") else [])
 
 
 def _full_amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any], worded: Worded
-                 ) -> tuple[Decimal | Fraction, dict[str, Any], list[str]]:
-    """(exact amount before rounding, calculation, facts read) of a money rule; the rates
-    come from the firing's words, worked out once a rule set (_worded)."""
+                 ) -> tuple[Decimal | Fraction, dict[str, Any]]:
+    """(exact amount before rounding, calculation) of a money rule; the rates come from
+    the firing's words, worked out once a rule set (_worded)."""
     action = rule["action"]
     atype = action["type"]
     if atype == "fixed":
-        return Decimal(action["amount"]), {"type": "fixed"}, []
+        return Decimal(action["amount"]), {"type": "fixed"}
     if atype == "rate":
         rate, base = worded.factor, values[action["base"]]
-        return product(base, rate), {"type": "rate", "rate": str(rate), "base": action["base"],
-                                     "base_value": _show(base)}, [action["base"]]
+        return product(base, rate), {"type": "rate", "rate": worded.factor_text,
+                                     "base": action["base"], "base_value": _show(base)}
     if atype == "per_unit":
         unit, per = worded.factor, values[action["per"]]
-        return product(per, unit), {"type": "per_unit", "unit": str(unit),
-                                    "per": action["per"], "per_value": _show(per)}, \
-            [action["per"]]
+        return product(per, unit), {"type": "per_unit", "unit": worded.factor_text,
+                                    "per": action["per"], "per_value": _show(per)}
     tier = action["tiers"][firing.index - 1]
     rate, base = worded.factor, values[action["base"]]
     metric = action["metric"]
     calc = {"type": "tiers", "metric": metric, "metric_value": _show(values[metric]),
-            "tier": firing.index, "from": tier["from"], "to": tier["to"], "rate": str(rate),
-            "base": action["base"], "base_value": _show(base)}
+            "tier": firing.index, "from": tier["from"], "to": tier["to"],
+            "rate": worded.factor_text, "base": action["base"], "base_value": _show(base)}
     if action.get("mode") == "marginal":
         slices = marginal_slices(action["tiers"], firing.index, base, values[metric])
         amount: Decimal | Fraction = sum((Fraction(s["rate"]) * s["base"] for s in slices),
@@ -191,7 +205,7 @@ def _full_amount(rule: dict[str, Any], firing: Firing, values: dict[str, Any], w
                           for s in slices]
     else:
         amount = product(base, rate)
-    return amount, calc, [metric, action["base"]]
+    return amount, calc
 
 
 def limited(action: dict[str, Any], amount: Decimal, calc: dict[str, Any],
@@ -299,15 +313,21 @@ def evaluate_employee(engine_session: EngineSession, ef: EmployeeFacts, period: 
 class Worded:
     """What a firing's outcomes say alike for every employee, worked out once a rule set
     (the facts it reads and ranks, its condition's leaves when they all hold together,
-    their words, a tier's band, the decimals of its action)."""
+    their checks and words, a tier's band, the decimals of its action)."""
 
     reads: list[str]
     ranks: set[str]
     leaves: list[Any] | None  # None: the condition has an any or a not (held_checks)
     words: list[str]
+    title: str  # the rule's name, as its explanations start
+    # the facts its explanation shows (the condition's, then the calculation's), with the
+    # population facts of each it ranks (_shown_facts)
+    shown: list[tuple[str, tuple[str, ...] | None]] = field(default_factory=list)
+    checks: list[Check] | None = None  # of its leaves
     matched: str | None = None
     factor: Decimal | None = None  # a rate, a unit amount, a tier's rate
-    fixed: Decimal | None = None
+    factor_text: str | None = None  # the same as the calculation shows it
+    late: bool = False  # a draw: it reads the employee's other commissions, so comes last
 
 
 def _worded(firing: Firing) -> Worded:
@@ -315,10 +335,23 @@ def _worded(firing: Firing) -> Worded:
         return firing.worded
     cond = firing.condition
     conj = conjunction(cond) if firing.role != "warn" else []
-    worded = Worded(_firing_reads(firing), _firing_ranks(firing), conj,
-                    [describe(leaf) for leaf in conj or ()])
-    action = firing.rule["action"]
+    rule = firing.rule
+    action = rule["action"]
     atype = action["type"]
+    worded = Worded(_firing_reads(firing), _firing_ranks(firing), conj,
+                    [describe(leaf) for leaf in conj or ()], rule.get("name") or rule["key"])
+    if conj is not None:
+        worded.checks = [Check.of(leaf) for leaf in conj]
+    reads = worded.reads
+    if atype in ("fixed", "rate", "per_unit", "tiers"):
+        reads = list(dict.fromkeys(reads + _arithmetic_facts(action)))
+    for name in reads:
+        ranked = None
+        if name in worded.ranks:
+            higher, n, _ = population_fields(name)
+            ranked = (higher, n, f"{name}__max", f"{name} (strictly higher)",
+                      f"{name} (defined, N)", f"{name} (company maximum)")
+        worded.shown.append((name, ranked))
     if atype == "tiers" and firing.role == "tier":
         tier = action["tiers"][firing.index - 1]
         worded.factor = Decimal(tier["rate"])
@@ -328,10 +361,36 @@ def _worded(firing: Firing) -> Worded:
         worded.factor = Decimal(action["rate"])
     elif atype == "per_unit":
         worded.factor = Decimal(action["amount"])
-    elif atype == "fixed":
-        worded.fixed = round_money(Decimal(action["amount"]))
+    worded.factor_text = None if worded.factor is None else str(worded.factor)
+    worded.late = atype == "draw" and firing.role != "warn"
     firing.worded = worded
     return worded
+
+
+def facts_read_by(compiled: CompiledRuleset) -> set[str]:
+    """The facts a run of the compiled rules reads of an employee: those its conditions
+    test, its explanations show (and its amounts are worked from), the ones its warnings
+    miss, the metrics it ranks, and the collection ratio of clawbacks and releases."""
+    needed = compiled.fields | compiled.population | {clawbacks.METRIC}
+    for firing in compiled.firings.values():
+        needed.update(name for name, _ in _worded(firing).shown)
+        if firing.missing:
+            needed.add(firing.missing)
+    return needed
+
+
+def _shown_facts(worded: Worded, values: dict[str, Any]) -> dict[str, str | None]:
+    """_explain_facts of the facts a firing's explanation shows, as worked out once."""
+    out: dict[str, str | None] = {}
+    for name, ranked in worded.shown:
+        value = values.get(name)
+        out[name] = None if value is None else str(to_plain(value))
+        if ranked is not None and ranked[0] in values:
+            higher, n, maximum, said_higher, said_n, said_maximum = ranked
+            out[said_higher] = str(to_plain(values[higher]))
+            out[said_n] = str(to_plain(values[n]))
+            out[said_maximum] = str(to_plain(values[maximum]))
+    return out
 
 
 def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
@@ -346,18 +405,18 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         held_by.setdefault(payout_rule, []).append(hold_rule)
     out = []
     firings = compiled.firings
-    fired = [n for n in evaluation.fired if firings[n].rule["action"]["type"] != "draw"
-             or firings[n].role == "warn"]
-    # a draw reads the employee's other commissions: it comes last
-    fired += [n for n in evaluation.fired if n not in fired]
-    for name in fired:
-        firing = firings[name]
+    ratings = evaluation.ratings
+    fired = [(name, firings[name]) for name in evaluation.fired]
+    worded_all = [_worded(firing) for _, firing in fired]
+    if any(w.late for w in worded_all):  # a draw reads the employee's other commissions
+        order = sorted(range(len(fired)), key=lambda i: worded_all[i].late)
+        fired, worded_all = [fired[i] for i in order], [worded_all[i] for i in order]
+    for (name, firing), worded in zip(fired, worded_all, strict=True):
         rule = firing.rule
         values = ef.values
-        if name in evaluation.ratings:  # a rule that read this run's rating
-            values = dict(values, rating=evaluation.ratings[name])
-        worded = _worded(firing)
-        explanation: dict[str, Any] = {"rule": rule.get("name") or rule["key"]}
+        if name in ratings:  # a rule that read this run's rating
+            values = dict(values, rating=ratings[name])
+        explanation: dict[str, Any] = {"rule": worded.title}
         amount = None
         value = None
         kind = rule["kind"]
@@ -372,9 +431,8 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                                 money))
             continue
         atype = rule["action"]["type"]
-        arithmetic_facts: list[str] = []
         if atype in ("fixed", "rate", "per_unit", "tiers"):
-            amount, calc, arithmetic_facts = _amount(rule, firing, values, worded)
+            amount, calc = _amount(rule, firing, values, worded)
             amount = limited(rule["action"], amount, calc,
                              compiled.paid_earlier.get((ef.employee_id, rule["key"])))
             amount = clawbacks.defer(rule["action"], amount, calc)
@@ -414,12 +472,9 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
                                   "target": rule["action"]["target"]}
         else:
             value = rule["action"]["value"]
-        reads = worded.reads
-        if arithmetic_facts:
-            reads = list(dict.fromkeys(reads + arithmetic_facts))
-        explanation["facts"] = _explain_facts(reads, values, worded.ranks)
-        if worded.leaves is not None:  # it fired: every leaf of its conjunction holds
-            explanation["checks"] = conjunction_checks(worded.leaves, values)
+        explanation["facts"] = _shown_facts(worded, values)
+        if worded.checks is not None:  # it fired: every leaf of its conjunction holds
+            explanation["checks"] = [check.item(values) for check in worded.checks]
             explanation["conditions"] = list(worded.words)
         else:
             explanation["checks"], explanation["conditions"] = held_checks(firing.condition,
@@ -472,10 +527,10 @@ def quiet_collector() -> Iterator[None]:
     """No cyclic garbage collection while a chunk is worked on: collections walked every
     fact and outcome held, again and again (15% of a run's time, measured). Reference
     counting frees what the chunk drops meanwhile; the collector is on again (as it was)
-    when the chunk ends and collects what cycles it left, few since durable_rules'
-    actions leave none (engine.compiler._promise). (Freezing the chunk's objects instead
-    kept those cycles, and the memory grew with the chunks; collecting them at the next
-    chunk's start cost as much as it saved.)"""
+    when the chunk ends and collects what cycles it left, few since the engine's firings
+    are read from its C core without Python actions (engine.compiler.fire). (Freezing the
+    chunk's objects instead kept those cycles, and the memory grew with the chunks;
+    collecting them at the next chunk's start cost as much as it saved.)"""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -679,32 +734,35 @@ def _claim_period(session: Session, period: Period, code: str, before: int) -> P
 
 OUTCOME_COLUMNS = ("run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value",
                    "status", "explanation", "chunk")
-# the outcome table with its explanation as the JSON text it is stored as: serialised once,
-# here, instead of by the column type row by row
-_OUTCOME_ROWS = table("outcome", *(column(c, Text if c == "explanation" else
-                                          Outcome.__table__.c[c].type)
-                                   for c in OUTCOME_COLUMNS))
 
 
 def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]],
                    chunk: int | None = None) -> None:
     """Insert outcomes of a run (of one of its chunks): COPY on PostgreSQL, one
-    executemany elsewhere; each explanation serialised once, as the JSON column would."""
+    executemany of the driver's in SQLite; each explanation serialised once, as the JSON
+    column would, and each amount as its column type would (SQLite keeps it as text)."""
     if not outcomes:
         return
     dumps = json.dumps
-    rows = [(run_id, o["employee_id"], o["rule_key"], o["kind"], o["amount"], o["currency"],
-             o["value"], o["status"], dumps(o["explanation"]), chunk) for o in outcomes]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
         with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            for o in outcomes:
+                copy.write_row((run_id, o["employee_id"], o["rule_key"], o["kind"],
+                                o["amount"], o["currency"], o["value"], o["status"],
+                                dumps(o["explanation"]), chunk))
         cursor.close()
         return
-    connection.execute(_OUTCOME_ROWS.insert(), [dict(zip(OUTCOME_COLUMNS, row, strict=True))
-                                                 for row in rows])
+    amount = Outcome.__table__.c.amount.type.process_bind_param
+    dialect = connection.dialect
+    # the driver's own executemany: SQLAlchemy's would build and process every row again
+    connection.exec_driver_sql(
+        f"INSERT INTO outcome ({', '.join(OUTCOME_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in OUTCOME_COLUMNS)})",
+        [(run_id, o["employee_id"], o["rule_key"], o["kind"], amount(o["amount"], dialect),
+          o["currency"], o["value"], o["status"], dumps(o["explanation"]), chunk)
+         for o in outcomes])
 
 
 def discard_replaced(session: Session, period_id: int) -> list[int]:
