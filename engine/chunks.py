@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from engine import assignments, compliance, periods
+from engine import assignments, bulk, compliance, periods
 from engine.compiler import Session as EngineSession
 from engine.db import begin_writing
 from engine.errors import RunError, RunFailed
@@ -309,6 +309,7 @@ def finish(session: Session, run_id: int) -> Run | None:
     session.flush()
     count = session.scalar(select(func.count()).select_from(Outcome).where(
         Outcome.run_id == run_id)) or 0
+    bulk.analyze(session, Outcome.__table__, rows=count)
     settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
            discarded)
     if job is not None:

@@ -619,6 +619,7 @@ def import_employee_table(session: Session, name: str, header: list[str],
             moved.append((manager_id, eid))
             managers[eid] = manager_id
     bulk.update_rows(session, table, ("manager_id",), moved)
+    bulk.analyze(session, table, rows=len(inserts) + len(updates))
     existing_ids = {eid for eid, _, _ in current.values()}
     report.updated = len({eid for *_, eid in updates}
                          | {eid for _, eid in moved if eid in existing_ids})
@@ -970,6 +971,7 @@ def _write_rows(session: Session, inserts: list[tuple[int, int, str]],
     bulk.insert_rows(session, table, ("employee_id", "period_id", "metric_values"), inserts,
                      as_text=("metric_values",))
     bulk.update_rows(session, table, ("metric_values",), updates, as_text=("metric_values",))
+    bulk.analyze(session, table, rows=len(inserts) + len(updates))
 
 
 def _check_values(name: str, numbered: list[tuple[int, list[str]]],

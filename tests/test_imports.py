@@ -541,3 +541,20 @@ def test_a_column_the_file_leaves_out_keeps_what_employees_have(session) -> None
                      data=b"code,name,email,team,level\nK1,Kai Li,,North,S1\n")
     session.refresh(kai)
     assert kai.email in ("", None) and kai.manager.code == "M1"
+
+
+def test_a_bulk_import_leaves_postgresql_statistics_of_its_rows(org: Session,
+                                                                monkeypatch) -> None:
+    """Without statistics PostgreSQL reads a table of fresh rows as empty and plans
+    nested loops over them; a bulk write analyses its table (SQLite: nothing to do)."""
+    from sqlalchemy import text
+
+    from engine import bulk
+
+    if org.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    monkeypatch.setattr(bulk, "ANALYZE_AFTER", 2)
+    rows = "".join(f"2026-0{m},E{e},100\n" for m in (3, 4) for e in (1, 2, 3))
+    import_results(org, "bulk.csv", data=f"period,employee_code,quota\n{rows}".encode())
+    tuples = org.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'result_row'"))
+    assert tuples >= 6
