@@ -1,7 +1,8 @@
 """Fixtures that mirror the factory: a clean database per test, on SQLite or PostgreSQL.
 
 LAUREL_TEST_DATABASE_URL selects PostgreSQL (the whole suite runs on both in .ci/run);
-otherwise each test gets its own SQLite file, copied from a migrated template.
+otherwise each test gets a fresh SQLite file, copied from a migrated template to the same
+place (one URL a process) every test.
 """
 
 from __future__ import annotations
@@ -123,21 +124,45 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def _sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this process's tests find their SQLite database, each test a fresh copy."""
+    return tmp_path_factory.mktemp("database") / "laurel.db"
+
+
+def reset_sqlite(template: str, path: Path) -> str:
+    """Put a fresh copy of the template at ``path``, under the same URL every test.
+
+    One URL keeps one engine (engine.db.get_engine), and with it SQLAlchemy's cache of
+    compiled statements, which is the engine's: a new file name each test compiled every
+    statement again in every test. The engine's pooled connections are closed and the
+    file, its WAL and shared memory are unlinked, never overwritten, so a connection a
+    test left open still sees its own (former) file and never the new one.
+    """
+    url = f"sqlite:///{path}"
+    engine = db._engines.get(url)
+    if engine is not None:
+        engine.dispose()
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        path.with_name(name).unlink(missing_ok=True)
+    shutil.copy(template, path)
+    return url
+
+
 @pytest.fixture()
-def db_url(_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def db_url(_template: str, _sqlite_path: Path, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated database with reference data and the published policy library."""
     if PG_URL:
         reset_postgres(PG_URL)
         url = PG_URL
     else:
-        path = tmp_path / "laurel.db"
-        shutil.copy(_template, path)
-        url = f"sqlite:///{path}"
+        url = reset_sqlite(_template, _sqlite_path)
     monkeypatch.setenv("LAUREL_DATABASE_URL", url)
     monkeypatch.setenv("LAUREL_INSTANCE_PATH", str(tmp_path / "instance"))
     yield url
     if not PG_URL:
-        engine = db._engines.pop(url, None)
+        engine = db._engines.get(url)
         if engine is not None:
             engine.dispose()
 
