@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
 
-from engine import db
+from engine import db, users
 from engine.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +167,24 @@ def db_url(_template: str, _sqlite_path: Path, tmp_path: Path,
         engine = db._engines.get(url)
         if engine is not None:
             engine.dispose()
+
+
+# What passwords set in a test are hashed with: production's scrypt costs a tenth of a second
+# of CPU a hash, and the suite sets and checks hundreds (every user a fixture makes).
+TEST_HASH = "pbkdf2:sha256:1000"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every password a test sets is hashed with TEST_HASH, unless the test is marked
+    production_hashing (those check the hash production stores, tests/test_users.py). The
+    decoy hash an unknown email is checked against is made again for each test, so it is
+    made like the test's own hashes (engine.users keeps it once made)."""
+    users._decoy_hash.cache_clear()
+    if request.node.get_closest_marker("production_hashing") is None:
+        monkeypatch.setattr(users, "generate_password_hash",
+                            partial(generate_password_hash, method=TEST_HASH))
 
 
 @pytest.fixture()

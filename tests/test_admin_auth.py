@@ -210,6 +210,7 @@ def test_a_session_without_the_current_token_is_anonymous(client: FlaskClient,
     assert client.get("/admin/").status_code == 200
 
 
+@pytest.mark.production_hashing
 def test_an_unknown_email_costs_one_password_check_like_a_known_one(
         client: FlaskClient, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     """No timing: the refusal of an unknown email does the same work as a wrong password."""
