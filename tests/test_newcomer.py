@@ -49,6 +49,7 @@ def walk(client, start: str, limit: int) -> dict[str, int]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_each_demo_user_logs_in_and_finds_no_broken_page(demo, lang):
     app = support.web_app({"TESTING": False, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t",
