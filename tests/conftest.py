@@ -1,7 +1,8 @@
 """Fixtures that mirror the factory: a clean database per test, on SQLite or PostgreSQL.
 
 LAUREL_TEST_DATABASE_URL selects PostgreSQL (the whole suite runs on both in .ci/run);
-otherwise each test gets its own SQLite file, copied from a migrated template.
+otherwise each test gets a fresh SQLite file, copied from a migrated template to the same
+place (one URL a process) every test.
 """
 
 from __future__ import annotations
@@ -9,19 +10,31 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
 
-from engine import db
+from engine import db, users
 from engine.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 # Runs started in the back office are Celery work: in tests every task runs at once, in
 # the caller (tests that need real workers start them and say so).
 os.environ.setdefault("LAUREL_TASKS_EAGER", "true")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow first, each file's in their order, then the rest as they were.
+
+    pytest-xdist hands the tests out in this order: a long test handed out last kept one
+    worker busy after the others had finished (on PostgreSQL, test_scale's month of
+    70,000 employees, a minute alone at the end).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _worker_database(url: str) -> str:
@@ -123,23 +136,65 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def _sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this process's tests find their SQLite database, each test a fresh copy."""
+    return tmp_path_factory.mktemp("database") / "laurel.db"
+
+
+def reset_sqlite(template: str, path: Path) -> str:
+    """Put a fresh copy of the template at ``path``, under the same URL every test.
+
+    One URL keeps one engine (engine.db.get_engine), and with it SQLAlchemy's cache of
+    compiled statements, which is the engine's: a new file name each test compiled every
+    statement again in every test. The engine's pooled connections are closed and the
+    file, its WAL and shared memory are unlinked, never overwritten, so a connection a
+    test left open still sees its own (former) file and never the new one.
+    """
+    url = f"sqlite:///{path}"
+    engine = db._engines.get(url)
+    if engine is not None:
+        engine.dispose()
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        path.with_name(name).unlink(missing_ok=True)
+    shutil.copy(template, path)
+    return url
+
+
 @pytest.fixture()
-def db_url(_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def db_url(_template: str, _sqlite_path: Path, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated database with reference data and the published policy library."""
     if PG_URL:
         reset_postgres(PG_URL)
         url = PG_URL
     else:
-        path = tmp_path / "laurel.db"
-        shutil.copy(_template, path)
-        url = f"sqlite:///{path}"
+        url = reset_sqlite(_template, _sqlite_path)
     monkeypatch.setenv("LAUREL_DATABASE_URL", url)
     monkeypatch.setenv("LAUREL_INSTANCE_PATH", str(tmp_path / "instance"))
     yield url
     if not PG_URL:
-        engine = db._engines.pop(url, None)
+        engine = db._engines.get(url)
         if engine is not None:
             engine.dispose()
+
+
+# What passwords set in a test are hashed with: production's scrypt costs a tenth of a second
+# of CPU a hash, and the suite sets and checks hundreds (every user a fixture makes).
+TEST_HASH = "pbkdf2:sha256:1000"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every password a test sets is hashed with TEST_HASH, unless the test is marked
+    production_hashing (those check the hash production stores, tests/test_users.py). The
+    decoy hash an unknown email is checked against is made again for each test, so it is
+    made like the test's own hashes (engine.users keeps it once made)."""
+    users._decoy_hash.cache_clear()
+    if request.node.get_closest_marker("production_hashing") is None:
+        monkeypatch.setattr(users, "generate_password_hash",
+                            partial(generate_password_hash, method=TEST_HASH))
 
 
 @pytest.fixture()

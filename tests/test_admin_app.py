@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from admin import auth
 from admin.app import create_app
 
 try:  # tests/ may or may not be a package
@@ -33,6 +34,40 @@ def test_the_environment_then_the_test_mapping_win(db_url: str,
     monkeypatch.setenv("LAUREL_SECRET_KEY", "from-env")
     assert create_app().secret_key == "from-env"
     assert create_app({"SECRET_KEY": "from-test"}).secret_key == "from-test"
+
+
+def test_a_kept_app_comes_back_as_create_app_would_make_it(
+        db_url: str, org: support.Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' back office is built once a process (test_admin_support.web_app): what a
+    test changed in it, or in the extensions another app configured, is undone before the
+    next test is given it."""
+    config = {**support.CONFIG, "LOGIN_LIMIT_PER_ACCOUNT": "2 per 15 minutes"}
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "tests/first.py::test (call)")
+    app = support.web_app(config)
+    client = app.test_client()
+    wrong = {"email": "hr@example.com", "password": "wrong-password"}
+    assert [client.post("/login", data=wrong).status_code for _ in range(3)] == [401, 401, 429]
+    app.config["API_RATE_LIMIT"] = "1 per minute"
+    create_app({**config, "RATELIMIT_ENABLED": False})  # another app, the limiter off
+    assert not auth.limiter.enabled
+
+    # the next test, in an instance folder of its own
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "tests/second.py::test (setup)")
+    monkeypatch.setenv("LAUREL_INSTANCE_PATH", str(tmp_path / "second"))
+    made = dict(create_app(config).config)
+    again = support.web_app(config)
+    assert again is app and dict(again.config) == made
+    assert again.config["INSTANCE_PATH"] == str(tmp_path / "second")
+    assert again.instance_path == str((tmp_path / "second").resolve())
+    bound = again.extensions["laurel_db"]().get_bind().url
+    assert bound.render_as_string(hide_password=False) == db_url
+    assert auth.limiter.enabled
+    client = again.test_client()
+    support.login(client, "hr_admin")  # the failures of the first test are forgotten
+    assert [again.test_client().post("/login", data=wrong).status_code
+            for _ in range(3)] == [401, 401, 429]
+    with pytest.raises(ValueError, match="twice in one test"):
+        support.web_app(config)
 
 
 def test_wsgi_exposes_the_app(db_url: str) -> None:

@@ -10,7 +10,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from admin.app import create_app
 from engine import users
 from engine.models import AuditLog, Team, User
 
@@ -101,7 +100,7 @@ def _token(html: str) -> str:
 
 
 def test_csrf_is_enforced_when_enabled(db_url: str, org: Org) -> None:
-    app = create_app({"TESTING": True, "SECRET_KEY": "t"})
+    app = support.web_app({"TESTING": True, "SECRET_KEY": "t"})
     client = app.test_client()
     refused = client.post("/login", data={"email": "hr@example.com", "password": PASSWORD})
     assert refused.status_code == 400
@@ -211,6 +210,7 @@ def test_a_session_without_the_current_token_is_anonymous(client: FlaskClient,
     assert client.get("/admin/").status_code == 200
 
 
+@pytest.mark.production_hashing
 def test_an_unknown_email_costs_one_password_check_like_a_known_one(
         client: FlaskClient, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     """No timing: the refusal of an unknown email does the same work as a wrong password."""

@@ -12,7 +12,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from admin.app import create_app
 from engine import db, lifecycle, runs, statements
 from engine.imports import import_employees, import_results
 from engine.models import STAFF_ROLES as ROLES
@@ -95,7 +94,7 @@ def world(db_url: str) -> World:
 
 @pytest.fixture()
 def app(db_url: str, world: World) -> Iterator[Flask]:
-    yield create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"})
+    yield support.web_app(support.CONFIG)
 
 
 def as_user(app: Flask, who: str) -> FlaskClient:

@@ -12,7 +12,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from admin.app import create_app
 from engine import compliance, dashboard, db, runs
 from engine.models import STAFF_ROLES as ROLES
 from engine.models import Employee, FlagCase, Team, User
@@ -139,7 +138,7 @@ def app(db_url: str) -> Iterator[Flask]:
             s.add(User(email=email, name=email.split("@")[0], role=role, active=True,
                        password_hash=support.FAST_HASH,
                        team_id=north if role == "sales_manager" else None))
-    yield create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"})
+    yield support.web_app(support.CONFIG)
 
 
 def test_every_role_sees_the_dashboard_in_both_languages(app, db_url) -> None:
@@ -187,8 +186,7 @@ def test_the_dashboard_of_an_empty_organisation_says_so(db_url: str) -> None:
     with db.session_scope(db_url) as s:
         s.add(User(email="hr@example.com", name="hr", role="hr_admin", active=True,
                    password_hash=support.FAST_HASH))
-    client = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False,
-                         "SECRET_KEY": "t"}).test_client()
+    client = support.web_app(support.CONFIG).test_client()
     login(client, "hr_admin")
     for path in ("/admin/team-dashboard/", "/admin/team-dashboard/company"):
         page = client.get(path)

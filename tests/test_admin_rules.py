@@ -423,6 +423,7 @@ def checked_boxes(page: Any, name: str) -> list[str]:
         rf'name="{name}" value="([^"]*)" checked', page.get_data(as_text=True))]
 
 
+@pytest.mark.slow
 def test_raising_the_top_rate_from_6_to_7_percent_in_the_back_office(
         client: FlaskClient, org: Org, hr2: str) -> None:
     """One edit, one acceptance of the new figures, one approval by a second HR admin; the
@@ -470,6 +471,7 @@ def test_raising_the_top_rate_from_6_to_7_percent_in_the_back_office(
     assert paid["N1"] == "8641.96"  # 7% of 123456.50
 
 
+@pytest.mark.slow
 def test_hr_scenarios_gate_the_request_and_another_hr_admin_approves(
         client: FlaskClient, org: Org, hr2: str) -> None:
     with org.session() as s:

@@ -121,6 +121,7 @@ def zh_client(client: FlaskClient, org: support.Org) -> FlaskClient:
     return client
 
 
+@pytest.mark.slow
 def test_every_policy_page_in_chinese_has_no_untranslated_string(
         zh_client: FlaskClient, org: support.Org) -> None:
     client = zh_client

@@ -6,9 +6,13 @@ month of results. Each test builds it once through the engine, as an import woul
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -17,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from admin import auth
 from admin.app import create_app
 from engine import db
 from engine.imports import import_employees, import_results
@@ -80,10 +85,93 @@ def org(db_url: str) -> Org:
     return build_org(db_url)
 
 
+# --- one back office per test process ------------------------------------------------------
+
+# The settings create_app takes from the environment that tests/conftest.py's db_url sets
+# for each test: they change from test to test, the rest of the environment does not.
+_PER_TEST = ("DATABASE_URL", "INSTANCE_PATH")
+# Module-level extensions that each create_app configures for its app (admin.auth): the
+# last app created is the one they serve.
+_EXTENSIONS = (auth.limiter, auth.login_manager)
+
+
+@dataclass
+class _Kept:
+    app: Flask
+    config: dict[str, Any]
+    extensions: list[dict[str, Any]]
+    test: str = ""
+
+
+_KEPT: dict[str, _Kept] = {}
+
+
+def _copied(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The attributes, their dicts, lists and sets copied (those change in place)."""
+    return {name: copy.copy(value) if isinstance(value, dict | list | set) else value
+            for name, value in attributes.items()}
+
+
+def web_app(config: dict[str, Any]) -> Flask:
+    """The back office of ``create_app(config)`` for this test, built once per process.
+
+    Building it (about 200 URL rules, every Flask-Admin view, and each template compiled
+    at its first request) cost more than most tests that use it. The app is kept between
+    tests and handed back as create_app would make it for this test: the configuration it
+    was built with, this test's database and instance folder (db_url sets them per test),
+    no database session left over, and the login limiter and login manager (module-level
+    extensions, configured by the last create_app of the process) as this app configured
+    them, with no failed login counted. The LAUREL_ environment is part of the key: a
+    test that changes a setting gets an app of its own. Tests of create_app itself call it.
+    """
+    if "SECRET_KEY" not in config:
+        raise ValueError("web_app: give a SECRET_KEY (create_app would make a new one each "
+                         "test, in the test's instance folder)")
+    missing = [f"LAUREL_{name}" for name in _PER_TEST if not os.environ.get(f"LAUREL_{name}")]
+    if missing:
+        raise ValueError(f"web_app: {', '.join(missing)} not set; use the db_url fixture")
+    environment = {k: v for k, v in os.environ.items()
+                   if k.startswith("LAUREL_") and k[len("LAUREL_"):] not in _PER_TEST}
+    key = repr((sorted(config.items()), sorted(environment.items())))
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    kept = _KEPT.get(key)
+    if kept is None:
+        app = create_app(config)
+        _KEPT[key] = _Kept(app, copy.deepcopy(dict(app.config)),
+                           [_copied(vars(e)) for e in _EXTENSIONS], test)
+        return app
+    if test and kept.test == test:
+        raise ValueError("web_app: asked twice in one test for one configuration; call "
+                         "create_app for a second app")
+    kept.test = test
+    app = kept.app
+    session = app.extensions["laurel_db"]
+    session.remove()
+    app.config.clear()
+    app.config.update(copy.deepcopy(kept.config))
+    for name in _PER_TEST:
+        if name not in config:
+            app.config[name] = os.environ[f"LAUREL_{name}"]
+    app.instance_path = str(Path(os.environ["LAUREL_INSTANCE_PATH"]).resolve())
+    session.configure(bind=db.get_engine(app.config["DATABASE_URL"]))
+    for extension, attributes in zip(_EXTENSIONS, kept.extensions, strict=True):
+        vars(extension).clear()
+        vars(extension).update(_copied(attributes))
+    # no failed login counted: the storage this app's create_app opened, and its fallback
+    for storage in (auth.limiter._storage, auth.limiter._fallback_storage):
+        if storage is not None:
+            storage.reset()
+    return app
+
+
+# The back office the tests drive: no CSRF token to copy into each form (test_admin_auth
+# checks the tokens with an app of its own).
+CONFIG = {"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"}
+
+
 @pytest.fixture()
 def app(db_url: str, org: Org) -> Iterator[Flask]:
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t"})
-    yield app
+    yield web_app(CONFIG)
 
 
 @pytest.fixture()

@@ -15,7 +15,6 @@ from limits.storage import MemoryStorage
 
 from admin import auth
 from admin.app import create_app
-from engine import users
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -32,13 +31,6 @@ def _app(**config: Any) -> Flask:
     return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t",
                        "LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes",
                        "LOGIN_LIMIT_PER_ADDRESS": "5 per 15 minutes", **config})
-
-
-@pytest.fixture(autouse=True)
-def _cheap_decoy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An unknown email is checked against a decoy as costly as a real hash (scrypt); these
-    # tests count failures, not their cost (test_admin_auth checks that).
-    monkeypatch.setattr(users, "_decoy_hash", lambda: support.FAST_HASH)
 
 
 @pytest.fixture()

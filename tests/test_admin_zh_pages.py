@@ -88,6 +88,7 @@ def crawl(client: FlaskClient, start: list[str], seen: set[str], most: int = 200
     return pages
 
 
+@pytest.mark.slow
 def test_every_page_of_every_role_in_chinese_is_chinese(client: FlaskClient,
                                                        demo_org: Org) -> None:
     allowed = data_words(demo_org) | ALLOWED  # type: ignore[arg-type]

@@ -454,6 +454,7 @@ def test_openapi_and_docs_page(client: FlaskClient) -> None:
     assert client.get("/api/v1/docs/page/docs.js").status_code == 200
 
 
+@pytest.mark.slow
 def test_schemathesis_over_the_whole_spec(app: Flask, keys: dict[str, str]) -> None:
     """A few generated requests per operation: no server error, every answer as described."""
     import schemathesis

@@ -9,7 +9,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from admin.app import create_app
 from engine import db as engine_db
 from engine import reviews, tokens
 from engine.models import AuditLog, ReviewEntry
@@ -39,7 +38,7 @@ def _keys(url: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def _client() -> FlaskClient:
-    app: Flask = create_app({"TESTING": True, "SECRET_KEY": "t"})
+    app: Flask = support.web_app({"TESTING": True, "SECRET_KEY": "t"})
     return app.test_client()
 
 

@@ -149,6 +149,7 @@ def test_scenarios_belong_to_the_version_and_gate_it(org: Session) -> None:
         authoring.save_scenarios(org, new, "Scenario: x\n  Given the moon\n", HR1)
 
 
+@pytest.mark.slow
 def test_hr_accepts_the_new_figures_of_the_examples_it_chooses(org: Session) -> None:
     rule, _ = authoring.save_draft(org, tiered(org, ["0.03", "0.04", "0.05", "0.07"]), HR1)
     with pytest.raises(authoring.PublishBlocked) as caught:

@@ -30,6 +30,7 @@ except ImportError:
     import test_admin_support as support  # type: ignore[no-redef]
 
 pytest_plugins = [support.__name__]
+pytestmark = pytest.mark.slow  # a browser, a server process and a walk through pages each
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 HR2 = "hr2@example.com"

@@ -211,6 +211,7 @@ def _redis() -> str | None:
     return url
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_redis() is None, reason="needs redis-server (.ci/run starts it)")
 def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, session,
                                                                      tmp_path, monkeypatch):

@@ -9,8 +9,12 @@ from collections import deque
 import pytest
 from click.testing import CliRunner
 
-from admin.app import create_app
 from admin.cli import main
+
+try:  # tests/ may or may not be a package
+    from tests import test_admin_support as support
+except ImportError:
+    import test_admin_support as support  # type: ignore[no-redef]
 
 LINK = re.compile(r'href="(/admin/[^"#]*)"')
 SKIP = re.compile(r"/(delete|logout|export|download|evidence|static)/?|\.(csv|xlsx)\b|"
@@ -45,9 +49,10 @@ def walk(client, start: str, limit: int) -> dict[str, int]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_each_demo_user_logs_in_and_finds_no_broken_page(demo, lang):
-    app = create_app({"TESTING": False, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t",
+    app = support.web_app({"TESTING": False, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t",
                       "PROPAGATE_EXCEPTIONS": False})
     for role, email, password in demo:
         client = app.test_client()

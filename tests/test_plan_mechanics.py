@@ -296,6 +296,7 @@ def test_a_value_rule_has_no_cap(session: Session) -> None:
 # --- the demo's policies ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_demo_only_policies_pass_their_own_scenarios(session: Session) -> None:
     """Each demo rule (engine.demo.DEMO_RULES) is valid and its scenarios pass the gate
     HR's changes go through; they are not in the library of rules/."""

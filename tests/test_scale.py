@@ -186,6 +186,7 @@ def cli_peak(tmp_path: Path, *args: str) -> tuple[int, Path]:
             tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_outcomes_and_exports_are_written_as_they_are_read(
         db_url: str, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ) -> None:

@@ -11,12 +11,20 @@ from alembic.config import Config
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
 
 from admin.cli import main
 from engine import db
 from engine.errors import PasswordRefused
 from engine.models import AuditLog, User
-from engine.users import COMMON_PASSWORDS, check_new_password, create_user, set_password
+from engine.users import (
+    COMMON_PASSWORDS,
+    authenticate,
+    check_new_password,
+    check_password,
+    create_user,
+    set_password,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +72,23 @@ def test_laurel_users_create_refuses_a_common_password(db_url: str) -> None:
                              "most common passwords; choose another\n")
     with db.session_scope(db_url) as s:
         assert s.scalar(select(func.count()).select_from(User)) == 0
+
+
+@pytest.mark.production_hashing
+def test_a_password_is_kept_as_werkzeugs_default_hash(session: Session) -> None:
+    """Tests hash passwords cheaply (tests/conftest.py); this one as production does."""
+    user = create_user(session, "kept@example.com", "a long secret phrase 1", "auditor")
+    session.flush()
+    method = user.password_hash.split("$")[0]
+    # werkzeug's default (scrypt), not the tests' cheap hash
+    assert method == generate_password_hash("x").split("$")[0]
+    assert check_password(user, "a long secret phrase 1")
+    assert not check_password(user, "a long secret phrase 2")
+    assert authenticate(session, "KEPT@example.com ", "a long secret phrase 1") is user
+    assert authenticate(session, "kept@example.com", "a long secret phrase 2") is None
+    set_password(user, "another long phrase 22")
+    assert user.password_hash.split("$")[0] == method
+    assert check_password(user, "another long phrase 22")
 
 
 def test_a_new_password_gives_a_new_session_token(session: Session) -> None:
