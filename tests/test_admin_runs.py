@@ -422,7 +422,10 @@ def test_export_downloads_draft_then_approved(
     login(client, AU)  # an auditor reads the export too
     response = client.get(f"/admin/runs/{run_id}/export?format=csv&totals=1")
     assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert "DRAFT" not in response.headers["Content-Disposition"]
+    lines_json = client.get(f"/admin/runs/{run_id}/export?format=json")
+    assert lines_json.mimetype == "application/json" and "lines" in lines_json.get_json()
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == lifecycle.PAYROLL_COLUMNS
     assert {r[9] for r in rows[1:] if r[4] == "commission.tiered"} == {"P100"}
