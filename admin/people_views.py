@@ -31,6 +31,7 @@ from admin.base import (
 from admin.portal_views import me, refused, words
 from engine import analytics, inquiries, plain, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     INQUIRY_STATUSES,
     TEAM_STAGES,
@@ -49,7 +50,8 @@ def _date(text: str, field: str) -> dt.date:
     try:
         return dt.date.fromisoformat((text or "").strip())
     except ValueError:
-        raise LaurelError(f"field {field}: give a date (YYYY-MM-DD)") from None
+        raise LaurelError(msg("field %(field)s: %(reason)s", field=field,
+                              reason=msg("give a date (YYYY-MM-DD)"))) from None
 
 
 class InquiriesView(LaurelBaseView):

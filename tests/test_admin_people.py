@@ -66,6 +66,13 @@ def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(
         client: FlaskClient, org: support.Org) -> None:
     reps(org)
     support.login(client, "hr_admin")
+    for lang, said in (("en", "give a date (YYYY-MM-DD)"), ("zh", "请填写日期（YYYY-MM-DD）")):
+        undated = client.post(f"/admin/reviews/open?lang={lang}", data={
+            "period": "2026-Q1", "self_due": "", "manager_due": "2026-04-12"})
+        text = support.text_of(undated)  # said beside its field, what was typed kept
+        assert undated.status_code == 400 and said in text, lang
+        assert 'value="2026-04-12"' in undated.get_data(as_text=True)
+    client.get("/admin/?lang=en")
     opened = client.post("/admin/reviews/open", data={
         "period": "2026-Q1", "self_due": "2026-04-05", "manager_due": "2026-04-12"})
     assert opened.status_code == 302
