@@ -217,6 +217,10 @@ def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
     no_reason = client.post(f"/admin/runs/{newer}/lock", data={**LOCK_ANYWAY,
                                                               "open_flags_reason": " "})
     assert no_reason.status_code == 400 and status_of(org, newer) == ("approved", "open")
+    # what was ticked and typed stays for the next try
+    kept = no_reason.get_data(as_text=True)
+    assert re.search(r'name="confirm" value="1" id="confirm" checked', kept)
+    assert re.search(r'id="with-open-flags" checked', kept)
     assert client.post(f"/admin/runs/{newer}/lock", data=LOCK_ANYWAY).status_code == 302
     assert status_of(org, newer) == ("locked", "locked")
     with org.session() as s:
