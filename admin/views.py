@@ -452,7 +452,7 @@ class NumberField(StringField):
             try:
                 self.data = number(self.raw)
             except CellError as err:
-                raise ValueError(err.reason) from None
+                raise ValueError(i18n.say(err.reason)) from None
 
     def _value(self) -> str:
         if self.raw is not None:
@@ -542,7 +542,7 @@ def _check_formula(form: Any, field: Any) -> None:
     try:
         validate_formula(_db(), key or "metric", text)
     except FormulaError as exc:
-        raise ValidationError(exc.reason) from None
+        raise ValidationError(i18n.say(exc.reason)) from None
     field.data = text
 
 
@@ -623,7 +623,7 @@ class MetricValueField(NumberField):
             self.data = metric_value(self.raw, metric.type, metric.min_value,
                                      metric.max_value)
         except CellError as err:
-            raise StopValidation(err.reason) from None
+            raise StopValidation(i18n.say(err.reason)) from None
 
 
 class ResultView(LaurelModelView):

@@ -93,6 +93,13 @@ def test_a_refused_record_says_so_in_chinese(client: FlaskClient, org: support.O
         page = client.post("/admin/employee/new/", data={"code": "E77", "name": "Typed Name"})
         text = page.get_data(as_text=True)
         assert said in text and 'value="Typed Name"' in text, lang
+    # the engine's reasons beside a field: a formula, a number
+    page = client.post("/admin/metric/new/?lang=zh", data={
+        "key": "odd", "label_en": "Odd", "type": "ratio", "rollup": "mean",
+        "formula": "visits / nothing_here", "min_value": "abc"})
+    text = support.text_of(page)
+    assert "未知指标 nothing_here" in text and "不是数字" in text
+    assert "unknown metric" not in text and "is not a number" not in text
 
 
 def test_an_empty_login_says_so_in_chinese(client: FlaskClient) -> None:
