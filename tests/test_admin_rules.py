@@ -652,3 +652,21 @@ def test_the_rule_validations_refusals_read_in_chinese_at_their_field(
     page = client.post("/admin/rules/new", data=new_rule(extra=[
         *TIERS, ("effective_from", "2026-05-01"), ("effective_to", "2026-04-01")]))
     assert error_at(page, "effective_to") == "结束日期早于 effective_from"
+
+
+def test_a_refused_value_is_said_in_the_readers_language_and_the_banner_has_no_path(
+        client: FlaskClient, org: Org) -> None:
+    """A refused amount reads in Chinese beside its field; the banner above the form says
+    the reason, not the rule document's path to the field (when.all[1].value)."""
+    login(client, "hr_admin")
+    client.get("/admin/?lang=zh")
+    fields = new_rule(key="bonus.x", kind="bonus", action="fixed", tiers=[],
+                      conds=cond("leads", ">", "lots"), extra=[("a_amount", "1,2x")])
+    page = client.post("/admin/rules/new", data=fields)
+    assert error_at(page, "action:amount") == \
+        "'1,2x' 不是 CNY 金额（例如写作 1500、1,500.00 或 1500元）"
+    page = client.post("/admin/rules/new", data=MultiDict(
+        replace(list(fields.items(multi=True)), a_amount="1,500")))
+    assert error_at(page, "cond:0:value") == "'lots' 不是数字"
+    banner = re.search(r'id="form-error">(.*?)</div>', page.get_data(as_text=True), re.S)[1]
+    assert "'lots' 不是数字" in html.unescape(banner) and "when.all" not in banner
