@@ -763,7 +763,7 @@ def _short(value: Any) -> str:
         return "; ".join(f"{k}: {_short(v)}" for k, v in value.items())
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
-    return str(value)
+    return "–" if value is None else str(value)
 
 
 class AuditLogView(LaurelModelView):

@@ -65,6 +65,24 @@ def test_back_office_changes_are_audited_with_who_and_before_after(
     assert "Coast" in listing and '{"' not in listing
 
 
+def test_an_empty_value_inside_an_audit_entry_reads_as_a_dash(client: FlaskClient,
+                                                              org: Org) -> None:
+    """An imported employee without a manager: the entry keeps every field, and an empty
+    one reads as a dash, not as Python's None."""
+    import io
+
+    login(client, "hr_admin")
+    client.post("/admin/imports/", data={"kind": "employees", "file": (io.BytesIO(
+        b"code,name,team,level,manager_code\nZ1,Zed,North,S1,\n"), "z.csv")},
+        content_type="multipart/form-data")
+    entry = _last_audit(org, "employee")
+    login(client, "auditor")
+    for page in (client.get(f"/admin/auditlog/details/?id={entry.id}"),
+                 client.get("/admin/auditlog/")):
+        text = text_of(page)
+        assert "Zed" in text and "None" not in text
+
+
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
         client: FlaskClient, org: Org) -> None:
     login(client, "comp_analyst")
