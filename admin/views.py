@@ -827,14 +827,16 @@ class UserView(LaurelModelView):
     form_extra_fields = {"password": PasswordField(
         _l("Password"), validators=[Optional(), _password_allowed],
         description=_l("Leave empty to keep the current password."))}
-    form_choices = {"role": _choices(ROLES),
-                    "locale": [("", _l("Browser language")), ("en", "English"),
-                               ("zh", "中文")]}
+    # locale may be empty: Flask-Admin offers the empty choice itself, named here
+    form_choices = {"role": _choices(ROLES), "locale": [("en", "English"), ("zh", "中文")]}
     column_labels = {"email": _l("Email"), "name": _l("Name"), "role": _l("Role"),
                      "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
                      "password": _l("Password")}
     column_descriptions = {"team": _l("A sales manager sees this team only.")}
-    form_args = {"team": {"blank_text": "–"}}  # not Flask-Admin's "__None"
+    form_args = {"team": {"blank_text": "–"},  # not Flask-Admin's "__None"
+                 # "" (the browser's language) is the empty choice too
+                 "locale": {"blank_text": _l("Browser language"),
+                            "coerce": lambda v: v or None}}
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
         model.email = (model.email or "").strip().lower()

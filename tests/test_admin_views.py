@@ -345,3 +345,12 @@ def test_a_dated_employee_moved_by_hand_moves_their_assignment_in_force(
         emp = s.get(Employee, org.employees["N2"])
         assert emp.leave_date.isoformat() == "2026-06-30" and s.get(Level, emp.level_id)
     assert "Leave date" in text_of(client.get("/admin/employee/"))
+
+
+def test_the_user_form_offers_the_browsers_language_once(client: FlaskClient,
+                                                        org: Org) -> None:
+    login(client, "hr_admin")
+    form = client.get("/admin/user/new/").get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="locale".*?</select>', form, re.S)[0]
+    assert [label for _v, label in re.findall(r'<option[^>]*value="([^"]*)"[^>]*>([^<]*)<',
+                                              select)] == ["Browser language", "English", "中文"]
