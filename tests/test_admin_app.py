@@ -105,3 +105,8 @@ def test_a_refused_record_says_so_in_chinese(client: FlaskClient, org: support.O
 def test_an_empty_login_says_so_in_chinese(client: FlaskClient) -> None:
     page = client.post("/login?lang=zh", data={"email": "", "password": ""})
     assert page.status_code == 400 and "此字段为必填项。" in page.get_data(as_text=True)
+
+
+def test_the_icon_every_browser_asks_for_is_there(client: FlaskClient) -> None:
+    icon = client.get("/favicon.ico")  # no broken link in any page's console
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
