@@ -25,6 +25,7 @@ from admin.base import (
     _db,
     _team_scope,
     attachment,
+    field_error,
     may_write,
     uploads,
 )
@@ -109,7 +110,8 @@ class InquiriesView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            field, message = refused(exc)
+            # the engine's words: the portal's (refused) are the salesperson's
+            field, message = field_error(exc)
             return self.inquiry(inquiry_id, 400, typed,
                                 {field if field in typed else keys[0]: message})
         flash(done, "success")

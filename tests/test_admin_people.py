@@ -44,6 +44,9 @@ def test_an_analyst_resolves_an_inquiry_from_the_queue_with_an_adjustment(
     assert "Open inquiries of salespeople about this period: 1" in run_page
     assert client.post(f"/admin/inquiries/{q}/assign",
                        data={"assignee": ANALYST}).status_code == 302
+    empty = support.text_of(client.post(f"/admin/inquiries/{q}/reply", data={"text": ""}))
+    assert "write a message or attach a file" in empty  # the analyst asks no question
+    assert "Write your question" not in empty
     refused = client.post(f"/admin/inquiries/{q}/resolve", data={"answer": "", "amount": ""})
     assert refused.status_code == 400 and "field answer" not in refused.get_data(as_text=True)
     bad = client.post(f"/admin/inquiries/{q}/resolve", data={"answer": "ok", "amount": "lots"})
