@@ -32,7 +32,7 @@ def test_a_good_results_file_is_imported_and_reported(client: FlaskClient, org: 
     response = _upload(client, "results", "feb.csv", data)
     assert response.status_code == 200
     text = text_of(response)
-    assert "Imported." in text and "2 rows: 2 created, 0 updated." in text and "2026-02" in text
+    assert "Imported." in text and "2 rows: 2 values created, 0 updated." in text and "2026-02" in text
     assert count(org, Result) == 18
     with org.session() as s:
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "import")
@@ -67,7 +67,7 @@ def test_hr_imports_employees_from_xlsx(client: FlaskClient, org: Org) -> None:
     login(client, "hr_admin")
     response = _upload(client, "employees", "people.xlsx", buffer.getvalue())
     assert response.status_code == 200, text_of(response)[-600:]
-    assert "1 rows: 1 created" in text_of(response)
+    assert "1 row: 1 created, 0 updated." in text_of(response)
     assert count(org, Employee, Employee.code == "E1") == 1
 
     bad = _upload(client, "employees", "people.csv",
