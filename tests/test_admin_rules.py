@@ -670,3 +670,20 @@ def test_a_refused_value_is_said_in_the_readers_language_and_the_banner_has_no_p
     assert error_at(page, "cond:0:value") == "'lots' 不是数字"
     banner = re.search(r'id="form-error">(.*?)</div>', page.get_data(as_text=True), re.S)[1]
     assert "'lots' 不是数字" in html.unescape(banner) and "when.all" not in banner
+
+
+def test_scenarios_that_do_not_read_are_refused_in_the_readers_language(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    big_month(client)
+    text = BIG_MONTH.format(amount="300.00") + "\n    And nonsense step here\n"
+    said = {}
+    for lang in ("en", "zh"):
+        client.get(f"/admin/?lang={lang}")
+        page = client.post("/admin/rules/bonus.big_month/v1/scenarios",
+                           data={"text": text, "save_text": "1"})
+        said[lang] = text_of(page)
+        assert "nonsense step here" in page.get_data(as_text=True)  # the text is kept
+    assert "scenarios of bonus.big_month: line" in said["en"]
+    assert "no step has the words &#39;nonsense step here&#39;" in said["en"]
+    assert "bonus.big_month 的场景，第" in said["zh"] and "no step has" not in said["zh"]
