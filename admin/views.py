@@ -42,6 +42,7 @@ from engine.imports import (
     MAX_FILE_BYTES,
     import_employees,
     import_results,
+    is_email,
     locked_period_of,
     result_deleted,
     result_edited,
@@ -349,10 +350,18 @@ def _code_not_a_formula(form: Any, field: Any) -> None:
                                 "would run it as a formula."))
 
 
+def _email_as_imported(form: Any, field: Any) -> None:
+    field.data = (field.data or "").strip()
+    if field.data and not is_email(field.data):
+        raise ValidationError(_("Not a valid email address"))
+
+
 class EmployeeView(LaurelModelView):
     resource = "employee"
-    # As the import refuses it (engine.imports): payroll files carry the code as it is.
-    form_args = {"code": {"validators": [_code_not_a_formula]}}
+    # As the import refuses them (engine.imports): payroll files carry the code as it is,
+    # and the portal finds its salesperson by the email.
+    form_args = {"code": {"validators": [_code_not_a_formula]},
+                 "email": {"validators": [_email_as_imported]}}
     column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date",
                    "leave_date"]
     column_searchable_list = ["code", "name", "email"]

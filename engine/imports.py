@@ -484,6 +484,16 @@ _FIRST_DAY, _LAST_DAY = dt.date(periods.FIRST_YEAR, 1, 1), dt.date(periods.LAST_
 _EMAIL = validate.Email()
 
 
+def is_email(text: str) -> bool:
+    """Whether an employees file's email column takes this text (the back office's
+    employee form checks the same)."""
+    try:
+        _EMAIL(text)
+    except ValidationError:
+        return False
+    return True
+
+
 def _plain_employee(raw: dict[str, str]) -> dict[str, Any] | None:
     """The row EmployeeRowSchema loads from ``raw`` when every cell is plainly valid, else
     None (the schema then reads the row and says what is wrong): the schema cost more than

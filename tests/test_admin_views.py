@@ -13,7 +13,7 @@ from engine import db
 from engine.errors import ImportFileError
 from engine.imports import import_results
 from engine.models import STAFF_ROLES as ROLES
-from engine.models import AuditLog, Employee, Metric, Period, Result, Team, User
+from engine.models import AuditLog, Employee, Level, Metric, Period, Result, Team, User
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -354,3 +354,21 @@ def test_the_user_form_offers_the_browsers_language_once(client: FlaskClient,
     select = re.search(r'<select[^>]*id="locale".*?</select>', form, re.S)[0]
     assert [label for _v, label in re.findall(r'<option[^>]*value="([^"]*)"[^>]*>([^<]*)<',
                                               select)] == ["Browser language", "English", "中文"]
+
+
+def test_the_employee_form_refuses_an_email_the_import_refuses(client: FlaskClient,
+                                                               org: Org) -> None:
+    login(client, "hr_admin")
+    with org.session() as s:
+        team = s.scalar(select(Team.id))
+        level = s.scalar(select(Level.id))
+    form = {"code": "Z9", "name": "Zed", "email": "zed-at-example", "team": str(team),
+            "level": str(level)}
+    page = client.post("/admin/employee/new/", data=form)
+    assert "Not a valid email address" in text_of(page)
+    assert 'value="zed-at-example"' in page.get_data(as_text=True)  # kept to correct
+    assert client.post("/admin/employee/new/", data={**form, "email": " zed@example.com "}
+                       ).status_code == 302
+    with org.session() as s:
+        assert s.scalar(select(Employee.email).where(Employee.code == "Z9")) == \
+            "zed@example.com"
