@@ -717,3 +717,20 @@ def test_a_clawback_and_a_release_explain_themselves_in_the_readers_language() -
     assert "追回" in zh and "because" not in zh and "clawback" not in zh
     assert wording.moved_value("clawback", claw, "commission.x of 2026-02 (run 2)", "zh") \
         == "commission.x，2026-02（计算批次 2）"
+
+
+def test_a_released_hold_explains_itself_in_chinese() -> None:
+    """The explanation engine.runs stores for a hold released after the lock."""
+    exp = {"rule": "Released hold", "released": {"rule_key": "commission.x",
+                                                 "period": "2026-01", "run_id": 3,
+                                                 "flags": [4, 5]},
+           "facts": {"amount": "120.00"},
+           "conditions": ["every flag that held it (compliance.y: flag 4, 5) was dismissed "
+                          "after run 3 was locked"],
+           "arithmetic": "released 120.00 held in run 3 (2026-01)"}
+    zh = wording.explain("commission", exp, "zh")
+    assert zh == ["因为 暂扣它的标记（4、5）均在计算批次 3 锁定后被驳回",
+                  "发放计算批次 3（2026-01）中暂扣的 120.00"]
+    assert wording.explain("commission", exp, "en")[1] == exp["arithmetic"]
+    assert wording.moved_value("released_hold", exp, "x", "zh") == \
+        "commission.x，2026-01（计算批次 3，标记 4、5）"
