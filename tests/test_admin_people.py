@@ -123,6 +123,9 @@ def test_a_manager_records_a_one_to_one_that_the_rep_acknowledges(
     support.login(client, "hr_admin")
     assert "Acknowledged by ned@example.com" in support.text_of(
         client.get(f"/admin/talks/{talk}/"))
+    # HR records one too, with anyone, as the help page says
+    assert client.post("/admin/talks/", data={**form, "employee": "S2"}).status_code == 302
+    assert "may record one with any employee" in support.text_of(client.get("/admin/help/"))
 
 
 def test_the_analytics_page_its_csv_files_and_a_managers_team(
