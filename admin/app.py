@@ -178,6 +178,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         return redirect(url_for("admin.index"))
 
+    @app.route("/favicon.ico")
+    def _icon() -> Any:  # what a browser asks every site for
+        return app.send_static_file("laurel/favicon.svg")
+
     return app
 
 

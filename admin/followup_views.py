@@ -22,6 +22,7 @@ from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
 from admin.compliance_views import email, field_message, helpers, page_arg
 from engine import followup, portal
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     CANDIDATE_STATUSES,
     PIP_STATUSES,
@@ -74,7 +75,8 @@ def _date(value: str, field: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise LaurelError(f"PIP, field {field}: {value} is not a date (YYYY-MM-DD)") from None
+        raise LaurelError(msg("PIP, field %(field)s: %(reason)s", field=field, reason=msg(
+            "%(value)s is not a date (YYYY-MM-DD)", value=value))) from None
 
 
 def _teams() -> list[tuple[int, str]]:

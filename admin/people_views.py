@@ -25,12 +25,14 @@ from admin.base import (
     _db,
     _team_scope,
     attachment,
+    field_error,
     may_write,
     uploads,
 )
 from admin.portal_views import me, refused, words
 from engine import analytics, inquiries, plain, reviews, talks
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import (
     INQUIRY_STATUSES,
     TEAM_STAGES,
@@ -49,7 +51,8 @@ def _date(text: str, field: str) -> dt.date:
     try:
         return dt.date.fromisoformat((text or "").strip())
     except ValueError:
-        raise LaurelError(f"field {field}: give a date (YYYY-MM-DD)") from None
+        raise LaurelError(msg("field %(field)s: %(reason)s", field=field,
+                              reason=msg("give a date (YYYY-MM-DD)"))) from None
 
 
 class InquiriesView(LaurelBaseView):
@@ -107,7 +110,8 @@ class InquiriesView(LaurelBaseView):
             abort(404)
         except LaurelError as exc:
             db.rollback()
-            field, message = refused(exc)
+            # the engine's words: the portal's (refused) are the salesperson's
+            field, message = field_error(exc)
             return self.inquiry(inquiry_id, 400, typed,
                                 {field if field in typed else keys[0]: message})
         flash(done, "success")

@@ -264,7 +264,7 @@ def _typed(text: str, unit: str, where: str, errors: dict[str, str], confirm: bo
     try:
         value = typed_percent(text) if unit == "percent" else typed_amount(text)
     except CellError as exc:
-        errors[where] = exc.reason
+        errors[where] = i18n.say(exc.reason)
         return text
     if rate and value > 1 and not confirm:
         errors["_confirm"] = ""
@@ -737,8 +737,11 @@ class RulesView(LaurelBaseView):
             db.commit()
         except RuleError as exc:
             db.rollback()
-            return self._editor(shown, place_error(form, exc), rule, message=i18n.say(exc),
-                                status=400, base=base, copy_of=copy_of)
+            placed = place_error(form, exc)
+            # said beside its field, the reason alone; else where the rule has it
+            return self._editor(shown, placed, rule, message=i18n.say(
+                exc.reason if "form" not in placed else exc), status=400, base=base,
+                copy_of=copy_of)
         except LaurelError as exc:
             db.rollback()
             said = i18n.say(exc)

@@ -175,8 +175,9 @@ def _helpers() -> dict[str, Any]:
 
 
 def _download(data: bytes | Iterable[bytes], name: str, fmt: str) -> Response:
-    mimetype = ("text/csv; charset=utf-8" if fmt == "csv" else
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    # Flask adds "; charset=utf-8" to a text type itself
+    mimetype = {"csv": "text/csv", "json": "application/json"}.get(
+        fmt, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(data, mimetype=mimetype, headers={
         "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 

@@ -6,6 +6,8 @@ each other's wiring, so no module imports one that imports it back.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
@@ -57,7 +59,10 @@ def init_admin(app: Flask, db: scoped_session) -> Admin:
     admin = Admin(app, name="Laurel", url="/admin",
                   theme=Bootstrap4Theme(base_template="laurel/base.html", fluid=True),
                   index_view=DashboardView(name=_l("Home"), url="/admin"),
-                  csp_nonce_generator=csp_nonce)
+                  csp_nonce_generator=csp_nonce,
+                  # Flask-Admin's own words its installed catalog lacks (domain "admin"):
+                  # read before its own
+                  translations_path=str(Path(__file__).parent / "translations"))
     org, comp, comp_cat = _l("Organisation"), _l("Compensation"), _l("Compliance")
     with warnings.catch_warnings():
         # Flask-Admin 2.2 would rather have a Flask-SQLAlchemy object; a plain scoped

@@ -13,6 +13,7 @@ from flask_admin import Admin, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from admin import i18n
 from admin.auth import current_principal
 from admin.base import LaurelBaseView, _db
 from engine import access
@@ -59,7 +60,7 @@ class TokensView(LaurelBaseView):
             db.commit()
         except LaurelError as exc:
             db.rollback()
-            return self._page(error=str(exc), typed=typed, status=400)
+            return self._page(error=i18n.say(exc), typed=typed, status=400)
         return self._page(made=text)
 
     @expose("/<int:token_id>/revoke", methods=("POST",))
@@ -76,7 +77,7 @@ class TokensView(LaurelBaseView):
                   "info")
         except LaurelError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(i18n.say(exc), "error")
         return redirect(url_for(".index"))
 
 

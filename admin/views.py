@@ -43,6 +43,7 @@ from engine.imports import (
     MAX_FILE_BYTES,
     import_employees,
     import_results,
+    is_email,
     locked_period_of,
     result_deleted,
     result_edited,
@@ -351,10 +352,18 @@ def _code_not_a_formula(form: Any, field: Any) -> None:
                                 "would run it as a formula."))
 
 
+def _email_as_imported(form: Any, field: Any) -> None:
+    field.data = (field.data or "").strip()
+    if field.data and not is_email(field.data):
+        raise ValidationError(_("Not a valid email address"))
+
+
 class EmployeeView(LaurelModelView):
     resource = "employee"
-    # As the import refuses it (engine.imports): payroll files carry the code as it is.
-    form_args = {"code": {"validators": [_code_not_a_formula]}}
+    # As the import refuses them (engine.imports): payroll files carry the code as it is,
+    # and the portal finds its salesperson by the email.
+    form_args = {"code": {"validators": [_code_not_a_formula]},
+                 "email": {"validators": [_email_as_imported]}}
     column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date",
                    "leave_date"]
     column_searchable_list = ["code", "name", "email"]
@@ -454,7 +463,7 @@ class NumberField(StringField):
             try:
                 self.data = number(self.raw)
             except CellError as err:
-                raise ValueError(err.reason) from None
+                raise ValueError(i18n.say(err.reason)) from None
 
     def _value(self) -> str:
         if self.raw is not None:
@@ -544,7 +553,7 @@ def _check_formula(form: Any, field: Any) -> None:
     try:
         validate_formula(_db(), key or "metric", text)
     except FormulaError as exc:
-        raise ValidationError(exc.reason) from None
+        raise ValidationError(i18n.say(exc.reason)) from None
     field.data = text
 
 
@@ -636,7 +645,7 @@ class MetricValueField(NumberField):
         try:
             self.data = metric_value(self.raw, self.metric_type, self.low, self.high)
         except CellError as err:
-            raise StopValidation(err.reason) from None
+            raise StopValidation(i18n.say(err.reason)) from None
 
 
 _METRIC_FIELD = "metric_"
@@ -860,7 +869,7 @@ def _short(value: Any) -> str:
         return "; ".join(f"{k}: {_short(v)}" for k, v in value.items())
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
-    return str(value)
+    return "–" if value is None else str(value)
 
 
 class AuditLogView(LaurelModelView):
@@ -924,14 +933,16 @@ class UserView(LaurelModelView):
     form_extra_fields = {"password": PasswordField(
         _l("Password"), validators=[Optional(), _password_allowed],
         description=_l("Leave empty to keep the current password."))}
-    form_choices = {"role": _choices(ROLES),
-                    "locale": [("", _l("Browser language")), ("en", "English"),
-                               ("zh", "中文")]}
+    # locale may be empty: Flask-Admin offers the empty choice itself, named here
+    form_choices = {"role": _choices(ROLES), "locale": [("en", "English"), ("zh", "中文")]}
     column_labels = {"email": _l("Email"), "name": _l("Name"), "role": _l("Role"),
                      "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
                      "password": _l("Password")}
     column_descriptions = {"team": _l("A sales manager sees this team only.")}
-    form_args = {"team": {"blank_text": "–"}}  # not Flask-Admin's "__None"
+    form_args = {"team": {"blank_text": "–"},  # not Flask-Admin's "__None"
+                 # "" (the browser's language) is the empty choice too
+                 "locale": {"blank_text": _l("Browser language"),
+                            "coerce": lambda v: v or None}}
 
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
         model.email = (model.email or "").strip().lower()

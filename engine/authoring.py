@@ -96,7 +96,8 @@ def save_draft(session: Session, doc: Mapping[str, Any], actor: str,
     """
     _require_author(session, actor)
     if scenarios is not None:
-        scenarios = checked(scenarios, f"scenarios of {doc.get('key') or 'the rule'}")
+        scenarios = checked(scenarios, msg("scenarios of %(key)s",
+                                           key=doc.get("key") or "the rule"))
     rule, created = save_rule(session, doc, f"rule {doc.get('key') or ''}".strip(),
                               scenarios=scenarios, base=base)
     if created:
@@ -113,7 +114,7 @@ def save_scenarios(session: Session, rule: Rule, text: str, actor: str) -> Rule:
     them (the same when nothing changed).
     """
     _require_author(session, actor)
-    text = checked(text, f"scenarios of {rule.key}")
+    text = checked(text, msg("scenarios of %(key)s", key=rule.key))
     if scenarios.same(rule.scenarios or "", text) and rule.scenarios == text:
         return rule
     if rule.status == "draft" and rule.publish_requested_by is None:
@@ -180,7 +181,8 @@ def accept_figures(session: Session, rule: Rule, accepted: list[Acceptance], act
     a new draft); returns the version that holds them."""
     from engine.specs import match
 
-    feature = scenarios.read(rule.scenarios or "", f"scenarios of {rule.key}")
+    feature = scenarios.read(rule.scenarios or "", msg("scenarios of %(key)s",
+                                                                  key=rule.key))
     for a in accepted:
         try:
             step = feature.scenarios[a.where.scenario].steps[a.step]

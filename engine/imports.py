@@ -396,11 +396,37 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
     return header, body()
 
 
+# The reasons the row schema gives (marshmallow's words and ours), as messages the back
+# office says in the reader's language; the English stays as marshmallow writes it.
+_SCHEMA_REASONS = [(re.compile(pattern), template) for pattern, template in (
+    (r"Missing data for required field", "Missing data for required field"),
+    (r"Not a valid date", "Not a valid date"),
+    (r"Not a valid email address", "Not a valid email address"),
+    (r"Not a valid string", "Not a valid string"),
+    (r"Field may not be null", "Field may not be null"),
+    (r"Shorter than minimum length (?P<min>\d+)", "Shorter than minimum length %(min)s"),
+    (r"Longer than maximum length (?P<max>\d+)", "Longer than maximum length %(max)s"),
+    (r"must be from (?P<first>\S+) to (?P<last>\S+)", "must be from %(first)s to %(last)s"),
+    (r"must be one of startup, growth, mature", "must be one of startup, growth, mature"),
+    (r"must not begin with =, \+, - or @: a spreadsheet would run it as a formula",
+     "must not begin with =, +, - or @: a spreadsheet would run it as a formula"),
+)]
+
+
+def _schema_reason(reason: str) -> str:
+    """A reason of the row schema as a message (engine.messages), else as it is."""
+    for pattern, template in _SCHEMA_REASONS:
+        found = pattern.fullmatch(reason)
+        if found:
+            return msg(template, **found.groupdict())
+    return reason
+
+
 def _first_error(name: str, number: int, err: ValidationError) -> ImportFileError:
     messages = err.normalized_messages()
     column, reasons = next(iter(messages.items()))
     reason = reasons[0] if isinstance(reasons, list) else str(reasons)
-    return ImportFileError(name, reason.rstrip("."), row=number, column=column)
+    return ImportFileError(name, _schema_reason(reason.rstrip(".")), row=number, column=column)
 
 
 def table_rows(name: str, header: list[str], rows: Iterable[list[str]]
@@ -462,6 +488,16 @@ _FIRST_DAY, _LAST_DAY = dt.date(periods.FIRST_YEAR, 1, 1), dt.date(periods.LAST_
 _EMAIL = validate.Email()
 
 
+def is_email(text: str) -> bool:
+    """Whether an employees file's email column takes this text (the back office's
+    employee form checks the same)."""
+    try:
+        _EMAIL(text)
+    except ValidationError:
+        return False
+    return True
+
+
 def _plain_employee(raw: dict[str, str]) -> dict[str, Any] | None:
     """The row EmployeeRowSchema loads from ``raw`` when every cell is plainly valid, else
     None (the schema then reads the row and says what is wrong): the schema cost more than
@@ -511,8 +547,10 @@ def import_employee_table(session: Session, name: str, header: list[str],
     checks, and what the API's batches of employees go through."""
     unknown = [h for h in header if h not in EMPLOYEE_COLUMNS]
     if unknown:
-        raise ImportFileError(name, f"unknown column {unknown[0]!r}; the columns are "
-                              + ",".join(EMPLOYEE_COLUMNS), row=1, column=unknown[0])
+        raise ImportFileError(name, msg("unknown column %(column)s; the columns are "
+                                        "%(columns)s", column=repr(unknown[0]),
+                                        columns=",".join(EMPLOYEE_COLUMNS)),
+                              row=1, column=unknown[0])
     missing = [c for c in EMPLOYEE_REQUIRED if c not in header]
     if missing:
         raise ImportFileError(name, msg("required column %(missing)s is missing",

@@ -455,12 +455,8 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     for line in st.lines:
         if line.kind == "adjustment":
             line.rule_name = "人工调整" if v.zh else "Manual adjustment"
-        elif line.rule_key == "released_hold":
-            line.rule_name = "解除的暂扣" if v.zh else "Released hold"
-        elif line.rule_key == "clawback":
-            line.rule_name = "提成追回" if v.zh else "Clawback"
-        elif line.rule_key == "collected_release":
-            line.rule_name = "回款后发放" if v.zh else "Paid once collected"
+        elif line.rule_key in wording.MOVED_NAMES:
+            line.rule_name = wording.MOVED_NAMES[line.rule_key][v.zh]
         else:
             line.rule_name = rule_name(line.rule_key, defs, v, line.rule_name)
         line.plain = line_words(line.kind, line.explanation, line.status, line.value, v, defs,

@@ -101,7 +101,8 @@ def _document(text: str, source: str) -> dict[str, Any]:
         document = Parser().parse(text)
     except Exception as exc:  # gherkin's CompositeParserException and its kin
         found = re.search(r"\((\d+):\d+\)", str(exc))
-        raise SpecSyntaxError(f"{source}: {exc}", int(found[1]) if found else None) from None
+        raise SpecSyntaxError(msg("%(source)s: %(reason)s", source=source, reason=str(exc)),
+                              int(found[1]) if found else None) from None
     document["uri"] = source
     return document
 
@@ -167,8 +168,9 @@ def _read(text: str, source: str) -> tuple[Feature, dict[str, Any]]:
             ids[raw["id"]] = Where(index)
             out.scenarios.append(scenario)
         else:
-            raise SpecSyntaxError(f"{source}: a Rule: block is not supported; write the "
-                                  "scenarios directly under the feature")
+            raise SpecSyntaxError(msg("%(source)s: a Rule: block is not supported; write "
+                                      "the scenarios directly under the feature",
+                                      source=source))
     holders.sort(key=lambda h: h[0])
     for line, comment in comments:
         target = next((h for h in holders if h[0] > line), None)

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import LaurelError
+from engine.messages import msg
 from engine.scenarios import SpecSyntaxError as SpecSyntaxError  # its errors, said here too
 from engine.scenarios import Where, example_row, expand
 
@@ -543,12 +544,15 @@ def checked(text: str, source: str) -> str:
     for step in steps_of(read(text, source)):
         if match(step.text) is None:
             line = line_of(text, step)
-            raise SpecSyntaxError(f"{source}: line {line}: no step has the words "
-                                  f"{step.text!r}", line)
+            raise SpecSyntaxError(msg("%(source)s: line %(line)s: no step has the words "
+                                      "%(words)s", source=source, line=line,
+                                      words=repr(step.text)), line)
         if step.table is None and "datatable" in inspect.signature(
                 match(step.text)[0].fn).parameters:
-            raise SpecSyntaxError(f"{source}: line {line_of(text, step)}: the step "
-                                  f"{step.text!r} needs a table below it", line_of(text, step))
+            raise SpecSyntaxError(msg("%(source)s: line %(line)s: the step %(words)s needs a "
+                                      "table below it", source=source,
+                                      line=line_of(text, step), words=repr(step.text)),
+                                  line_of(text, step))
     return text
 
 

@@ -108,9 +108,11 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
                              .order_by(Outcome.id)):
         exp = o.explanation or {}
         name = names.get(o.rule_key) if lang == "zh" else None
+        if o.rule_key in wording.MOVED_NAMES:
+            name = wording.MOVED_NAMES[o.rule_key][lang == "zh"]
         st.lines.append(StatementLine(
             o.rule_key, name or exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
-            o.amount, o.currency, o.value, o.status,
+            o.amount, o.currency, wording.moved_value(o.rule_key, exp, o.value, lang), o.status,
             explain_in_words(o.kind, exp, lang, r.label, dict(r.types)), exp,
             outcome_id=o.id))
     for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id,

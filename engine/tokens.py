@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from engine.chunks import _aware, _now
 from engine.db import audit
 from engine.errors import LaurelError, NotFound, PermissionDenied
+from engine.messages import msg
 from engine.models import ApiToken
 from engine.users import get_user
 
@@ -52,16 +53,18 @@ def create(session: Session, email: str, name: str, days: int | None = None
     user = get_user(session, email)
     name = (name or "").strip()
     if not name:
-        raise LaurelError("token, field name: a name is needed (what the token is for)")
+        raise LaurelError(msg("token, field name: a name is needed (what the token is for)"))
     if len(name) > 100:
-        raise LaurelError("token, field name: at most 100 characters")
+        raise LaurelError(msg("token, field name: at most 100 characters"))
     if days is not None and not 1 <= days <= MAX_DAYS:
-        raise LaurelError(f"token {name}, field expires: from 1 to {MAX_DAYS} days")
+        raise LaurelError(msg("token %(name)s, field expires: from 1 to %(most)s days",
+                                  name=name, most=MAX_DAYS))
     for other in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
                                                         ApiToken.name == name)):
         if state(other) == "active":
-            raise LaurelError(f"token {name}, field name: {user.email} has a working token "
-                              "of this name already; revoke it or choose another name")
+            raise LaurelError(msg("token %(name)s, field name: %(email)s has a working token "
+                                  "of this name already; revoke it or choose another name",
+                                  name=name, email=user.email))
     text = PREFIX + secrets.token_urlsafe(32)
     now = _now()
     token = ApiToken(user_id=user.id, name=name, token_hash=token_hash(text),
@@ -95,7 +98,8 @@ def revoke(session: Session, token_id: int, actor: str) -> ApiToken:
             raise PermissionDenied(f"user {who.email} cannot revoke another user's token; "
                                    "only its user or an hr_admin can")
     if token.revoked_at is not None:
-        raise LaurelError(f"API token {token_id} ({token.name}) is revoked already")
+        raise LaurelError(msg("API token %(id)s (%(name)s) is revoked already", id=token_id,
+                              name=token.name))
     token.revoked_at, token.revoked_by = _now(), actor
     session.flush()
     audit(session, "revoke", "api_token", token.id,

@@ -409,6 +409,9 @@ def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
             return [f"员工 {who}，规则 {rule}：{name} 未定义，该规则无法给出结果"]
         return [f"employee {who}, rule {rule}: {name} is undefined, so the rule cannot give "
                 "its outcome"]
+    moved = _moved_words(exp, lang, label, types)
+    if moved is not None:
+        return moved
     if "checks" not in exp and "calc" not in exp:
         return _stored_words(exp)
     words: list[str] = []
@@ -442,6 +445,50 @@ def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
         words.append(f"因 {rules} 暂扣，待合规审核" if zh
                      else f"held by {rules} until compliance review")
     return words
+
+
+# The lines a run adds besides its rules' own, by rule key: (English name, Chinese name).
+MOVED_NAMES = {"clawback": ("Clawback", "提成追回"),
+               "collected_release": ("Paid once collected", "回款后发放"),
+               "released_hold": ("Released hold", "解除的暂扣")}
+
+
+def _moved_words(exp: Mapping[str, Any], lang: str, label: Label,
+                 types: Mapping[str, str]) -> list[str] | None:
+    """A clawback, a part paid once the cash is collected, or a hold released after the
+    lock, in the reader's language: the collection ratio's test and what was moved. None
+    for any other line."""
+    from engine import clawbacks
+
+    zh = lang == "zh"
+    because = "因为 " if zh else "because "
+    if exp.get("clawback") or exp.get("collected"):
+        part = exp.get("clawback") or exp["collected"]
+        test = {"fact": clawbacks.METRIC, "actual": part.get("ratio")}
+        test.update({"op": "<", "value": part.get("below")} if exp.get("clawback")
+                    else {"op": ">=", "value": part.get("release_at")})
+        said = clawbacks.words(part, lang) if exp.get("clawback") \
+            else clawbacks.release_words(part, lang)
+        return [because + check(test, lang, label, types), said]
+    if exp.get("released") and zh:
+        rel = exp["released"]
+        flags = "、".join(str(i) for i in rel.get("flags") or [])
+        amount = (exp.get("facts") or {}).get("amount")
+        return [f"因为 暂扣它的标记（{flags}）均在计算批次 {rel.get('run_id')} 锁定后被驳回",
+                f"发放计算批次 {rel.get('run_id')}（{rel.get('period')}）中暂扣的 {money(amount)}"]
+    return None
+
+
+def moved_value(rule_key: str, exp: Mapping[str, Any], value: str | None,
+                lang: str = "en") -> str | None:
+    """The value of a line MOVED_NAMES names (the payment it moves) in the reader's
+    language; any other line's value as stored."""
+    part = exp.get("clawback") or exp.get("collected") or exp.get("released")
+    if rule_key not in MOVED_NAMES or not part or lang != "zh":
+        return value
+    flags = "、".join(str(i) for i in part.get("flags") or [])
+    return (f"{part.get('rule_key')}，{part.get('period')}（计算批次 {part.get('run_id')}"
+            + (f"，标记 {flags}" if flags else "") + "）")
 
 
 def _stored_words(exp: Mapping[str, Any]) -> list[str]:

@@ -90,15 +90,20 @@ def test_hr_looks_employees_up_while_editing(client: FlaskClient) -> None:
 
 
 def test_the_chinese_catalog_is_complete_and_compiled() -> None:
-    from babel.messages.catalog import Catalog
     from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
     folder = Path(__file__).resolve().parent.parent / "admin/translations/zh/LC_MESSAGES"
-    with open(folder / "messages.po", "rb") as fh:
-        po = read_po(fh)
-    with open(folder / "messages.mo", "rb") as fh:
-        mo = read_mo(fh)
+    for domain in ("messages", "admin"):  # ours, and Flask-Admin's words it lacks
+        with open(folder / f"{domain}.po", "rb") as fh:
+            po = read_po(fh)
+        with open(folder / f"{domain}.mo", "rb") as fh:
+            mo = read_mo(fh)
+        _same_catalog(po, mo)
+
+
+def _same_catalog(po: Any, mo: Any) -> None:
+    from babel.messages.catalog import Catalog
 
     def entries(catalog: Catalog) -> dict[tuple[str | None, Any], tuple[str, ...]]:
         # A plural message (ngettext) has its forms as a tuple in the .po, a list in the .mo.
@@ -114,6 +119,29 @@ def test_the_chinese_catalog_is_complete_and_compiled() -> None:
     assert translated == entries(mo)
 
 
+def test_a_refused_record_says_so_in_chinese(client: FlaskClient, org: support.Org) -> None:
+    """Flask-Admin's refusal of a form it cannot save is in the page's language (its own
+    installed catalog lacks it) and the typed values stay."""
+    login(client, "hr_admin")
+    for lang, said in (("zh", "创建记录失败。"), ("en", "Failed to create record.")):
+        client.get(f"/admin/?lang={lang}")
+        page = client.post("/admin/employee/new/", data={"code": "E77", "name": "Typed Name"})
+        text = page.get_data(as_text=True)
+        assert said in text and 'value="Typed Name"' in text, lang
+    # the engine's reasons beside a field: a formula, a number
+    page = client.post("/admin/metric/new/?lang=zh", data={
+        "key": "odd", "label_en": "Odd", "type": "ratio", "rollup": "mean",
+        "formula": "visits / nothing_here", "min_value": "abc"})
+    text = support.text_of(page)
+    assert "未知指标 nothing_here" in text and "不是数字" in text
+    assert "unknown metric" not in text and "is not a number" not in text
+
+
 def test_an_empty_login_says_so_in_chinese(client: FlaskClient) -> None:
     page = client.post("/login?lang=zh", data={"email": "", "password": ""})
     assert page.status_code == 400 and "此字段为必填项。" in page.get_data(as_text=True)
+
+
+def test_the_icon_every_browser_asks_for_is_there(client: FlaskClient) -> None:
+    icon = client.get("/favicon.ico")  # no broken link in any page's console
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"

@@ -32,7 +32,8 @@ def test_a_good_results_file_is_imported_and_reported(client: FlaskClient, org: 
     response = _upload(client, "results", "feb.csv", data)
     assert response.status_code == 200
     text = text_of(response)
-    assert "Imported." in text and "2 rows: 2 created, 0 updated." in text and "2026-02" in text
+    assert "Imported." in text and "2 rows: 2 values created, 0 updated." in text
+    assert "2026-02" in text
     assert support.result_count(org) == 18
     with org.session() as s:
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "import")
@@ -67,7 +68,7 @@ def test_hr_imports_employees_from_xlsx(client: FlaskClient, org: Org) -> None:
     login(client, "hr_admin")
     response = _upload(client, "employees", "people.xlsx", buffer.getvalue())
     assert response.status_code == 200, text_of(response)[-600:]
-    assert "1 rows: 1 created" in text_of(response)
+    assert "1 row: 1 created, 0 updated." in text_of(response)
     assert count(org, Employee, Employee.code == "E1") == 1
 
     bad = _upload(client, "employees", "people.csv",
@@ -111,3 +112,27 @@ def test_a_refused_file_is_explained_in_chinese(client: FlaskClient, org: Org) -
     missing = text_of(_upload(client, "results", "nope.csv", b"employee_code,visits\nN1,3\n"))
     assert "nope.csv，第 1 行，列 period：缺少必需的列 &#39;period&#39;" in missing
     assert "is missing" not in missing and "row 1" not in missing
+
+
+def test_a_refused_employees_row_is_explained_in_chinese(client: FlaskClient,
+                                                         org: Org) -> None:
+    """The row checks' own reasons (a date, an e-mail, a missing cell, a stage, an unknown
+    column) read in Chinese as the rest of the message does, and in English as before."""
+    login(client, "hr_admin")
+    head = b"code,name,email,team,level,hire_date,team_stage\n"
+    rows = {b"E9,Ed,,North,S1,2026-13-01,\n": ("hire_date", "Not a valid date", "不是有效的日期"),
+            b"E9,Ed,ed-at-example,North,S1,,\n": ("email", "Not a valid email address",
+                                                   "不是有效的电子邮件地址"),
+            b"E9,Ed,,North,S1,,scaleup\n": ("team_stage",
+                                            "must be one of startup, growth, mature",
+                                            "必须是 startup、growth 或 mature 之一")}
+    for row, (column, english, chinese) in rows.items():
+        client.get("/admin/?lang=en")
+        text = text_of(_upload(client, "employees", "people.csv", head + row))
+        assert f"people.csv, row 2, column {column}: {english}" in text
+        client.get("/admin/?lang=zh")
+        text = text_of(_upload(client, "employees", "people.csv", head + row))
+        assert f"people.csv，第 2 行，列 {column}：{chinese}" in text and english not in text
+    text = text_of(_upload(client, "employees", "people.csv", b"code,name,team,level,shoe\n"))
+    assert "未知的列 &#39;shoe&#39;" in text and "unknown column" not in text
+    assert count(org, Employee, Employee.code == "E9") == 0

@@ -44,6 +44,9 @@ def test_an_analyst_resolves_an_inquiry_from_the_queue_with_an_adjustment(
     assert "Open inquiries of salespeople about this period: 1" in run_page
     assert client.post(f"/admin/inquiries/{q}/assign",
                        data={"assignee": ANALYST}).status_code == 302
+    empty = support.text_of(client.post(f"/admin/inquiries/{q}/reply", data={"text": ""}))
+    assert "write a message or attach a file" in empty  # the analyst asks no question
+    assert "Write your question" not in empty
     refused = client.post(f"/admin/inquiries/{q}/resolve", data={"answer": "", "amount": ""})
     assert refused.status_code == 400 and "field answer" not in refused.get_data(as_text=True)
     bad = client.post(f"/admin/inquiries/{q}/resolve", data={"answer": "ok", "amount": "lots"})
@@ -66,6 +69,13 @@ def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(
         client: FlaskClient, org: support.Org) -> None:
     reps(org)
     support.login(client, "hr_admin")
+    for lang, said in (("en", "give a date (YYYY-MM-DD)"), ("zh", "请填写日期（YYYY-MM-DD）")):
+        undated = client.post(f"/admin/reviews/open?lang={lang}", data={
+            "period": "2026-Q1", "self_due": "", "manager_due": "2026-04-12"})
+        text = support.text_of(undated)  # said beside its field, what was typed kept
+        assert undated.status_code == 400 and said in text, lang
+        assert 'value="2026-04-12"' in undated.get_data(as_text=True)
+    client.get("/admin/?lang=en")
     opened = client.post("/admin/reviews/open", data={
         "period": "2026-Q1", "self_due": "2026-04-05", "manager_due": "2026-04-12"})
     assert opened.status_code == 302
@@ -113,6 +123,9 @@ def test_a_manager_records_a_one_to_one_that_the_rep_acknowledges(
     support.login(client, "hr_admin")
     assert "Acknowledged by ned@example.com" in support.text_of(
         client.get(f"/admin/talks/{talk}/"))
+    # HR records one too, with anyone, as the help page says
+    assert client.post("/admin/talks/", data={**form, "employee": "S2"}).status_code == 302
+    assert "may record one with any employee" in support.text_of(client.get("/admin/help/"))
 
 
 def test_the_analytics_page_its_csv_files_and_a_managers_team(

@@ -217,3 +217,18 @@ def test_a_sales_manager_without_a_team_sees_no_one(client: FlaskClient, org: Or
     login(client, SM)
     text = text_of(client.get("/admin/employee/"))
     assert "Nora North" not in text and "Sam South" not in text
+
+
+@pytest.mark.parametrize("role, said, closed", [
+    ("comp_analyst", "Reads everything else except users and one-to-ones",
+     ["/admin/user/", "/admin/talks/"]),
+    ("compliance_officer", "not users, imports, PIPs, candidates, inquiries, review cycles, "
+     "one-to-ones or the leadership analytics",
+     ["/admin/user/", "/admin/imports/", "/admin/pips/", "/admin/candidates/",
+      "/admin/inquiries/", "/admin/reviews/", "/admin/talks/", "/admin/analytics/"]),
+])
+def test_the_help_page_names_what_a_role_cannot_open(client: FlaskClient, org: Org, role: str,
+                                                     said: str, closed: list[str]) -> None:
+    login(client, role)
+    assert said in text_of(client.get("/admin/help/"))
+    assert {url: client.get(url).status_code for url in closed} == dict.fromkeys(closed, 403)

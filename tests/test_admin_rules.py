@@ -654,3 +654,38 @@ def test_the_rule_validations_refusals_read_in_chinese_at_their_field(
     page = client.post("/admin/rules/new", data=new_rule(extra=[
         *TIERS, ("effective_from", "2026-05-01"), ("effective_to", "2026-04-01")]))
     assert error_at(page, "effective_to") == "结束日期早于 effective_from"
+
+
+def test_a_refused_value_is_said_in_the_readers_language_and_the_banner_has_no_path(
+        client: FlaskClient, org: Org) -> None:
+    """A refused amount reads in Chinese beside its field; the banner above the form says
+    the reason, not the rule document's path to the field (when.all[1].value)."""
+    login(client, "hr_admin")
+    client.get("/admin/?lang=zh")
+    fields = new_rule(key="bonus.x", kind="bonus", action="fixed", tiers=[],
+                      conds=cond("leads", ">", "lots"), extra=[("a_amount", "1,2x")])
+    page = client.post("/admin/rules/new", data=fields)
+    assert error_at(page, "action:amount") == \
+        "'1,2x' 不是 CNY 金额（例如写作 1500、1,500.00 或 1500元）"
+    page = client.post("/admin/rules/new", data=MultiDict(
+        replace(list(fields.items(multi=True)), a_amount="1,500")))
+    assert error_at(page, "cond:0:value") == "'lots' 不是数字"
+    banner = re.search(r'id="form-error">(.*?)</div>', page.get_data(as_text=True), re.S)[1]
+    assert "'lots' 不是数字" in html.unescape(banner) and "when.all" not in banner
+
+
+def test_scenarios_that_do_not_read_are_refused_in_the_readers_language(
+        client: FlaskClient, org: Org) -> None:
+    login(client, "hr_admin")
+    big_month(client)
+    text = BIG_MONTH.format(amount="300.00") + "\n    And nonsense step here\n"
+    said = {}
+    for lang in ("en", "zh"):
+        client.get(f"/admin/?lang={lang}")
+        page = client.post("/admin/rules/bonus.big_month/v1/scenarios",
+                           data={"text": text, "save_text": "1"})
+        said[lang] = text_of(page)
+        assert "nonsense step here" in page.get_data(as_text=True)  # the text is kept
+    assert "scenarios of bonus.big_month: line" in said["en"]
+    assert "no step has the words &#39;nonsense step here&#39;" in said["en"]
+    assert "bonus.big_month 的场景，第" in said["zh"] and "no step has" not in said["zh"]

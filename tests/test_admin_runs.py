@@ -218,6 +218,10 @@ def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
     no_reason = client.post(f"/admin/runs/{newer}/lock", data={**LOCK_ANYWAY,
                                                               "open_flags_reason": " "})
     assert no_reason.status_code == 400 and status_of(org, newer) == ("approved", "open")
+    # what was ticked and typed stays for the next try
+    kept = no_reason.get_data(as_text=True)
+    assert re.search(r'name="confirm" value="1" id="confirm" checked', kept)
+    assert re.search(r'id="with-open-flags" checked', kept)
     assert client.post(f"/admin/runs/{newer}/lock", data=LOCK_ANYWAY).status_code == 302
     assert status_of(org, newer) == ("locked", "locked")
     with org.session() as s:
@@ -421,7 +425,10 @@ def test_export_downloads_draft_then_approved(
     login(client, AU)  # an auditor reads the export too
     response = client.get(f"/admin/runs/{run_id}/export?format=csv&totals=1")
     assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert "DRAFT" not in response.headers["Content-Disposition"]
+    lines_json = client.get(f"/admin/runs/{run_id}/export?format=json")
+    assert lines_json.mimetype == "application/json" and "lines" in lines_json.get_json()
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == lifecycle.PAYROLL_COLUMNS
     assert {r[9] for r in rows[1:] if r[4] == "commission.tiered"} == {"P100"}

@@ -13,7 +13,7 @@ from engine import db, periods
 from engine.errors import ImportFileError
 from engine.imports import import_results
 from engine.models import STAFF_ROLES as ROLES
-from engine.models import AuditLog, Employee, Metric, Period, ResultRow, Team, User
+from engine.models import AuditLog, Employee, Level, Metric, Period, ResultRow, Team, User
 from tests.stored import row_form
 
 try:  # tests/ may or may not be a package
@@ -64,6 +64,24 @@ def test_back_office_changes_are_audited_with_who_and_before_after(
     assert '{"' not in text_of(page) and "&#34;region&#34;" not in html
     listing = text_of(client.get("/admin/auditlog/"))
     assert "Coast" in listing and '{"' not in listing
+
+
+def test_an_empty_value_inside_an_audit_entry_reads_as_a_dash(client: FlaskClient,
+                                                              org: Org) -> None:
+    """An imported employee without a manager: the entry keeps every field, and an empty
+    one reads as a dash, not as Python's None."""
+    import io
+
+    login(client, "hr_admin")
+    client.post("/admin/imports/", data={"kind": "employees", "file": (io.BytesIO(
+        b"code,name,team,level,manager_code\nZ1,Zed,North,S1,\n"), "z.csv")},
+        content_type="multipart/form-data")
+    entry = _last_audit(org, "employee")
+    login(client, "auditor")
+    for page in (client.get(f"/admin/auditlog/details/?id={entry.id}"),
+                 client.get("/admin/auditlog/")):
+        text = text_of(page)
+        assert "Zed" in text and "None" not in text
 
 
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
@@ -334,3 +352,30 @@ def test_a_dated_employee_moved_by_hand_moves_their_assignment_in_force(
         emp = s.get(Employee, org.employees["N2"])
         assert emp.leave_date.isoformat() == "2026-06-30" and s.get(Level, emp.level_id)
     assert "Leave date" in text_of(client.get("/admin/employee/"))
+
+
+def test_the_user_form_offers_the_browsers_language_once(client: FlaskClient,
+                                                        org: Org) -> None:
+    login(client, "hr_admin")
+    form = client.get("/admin/user/new/").get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="locale".*?</select>', form, re.S)[0]
+    assert [label for _v, label in re.findall(r'<option[^>]*value="([^"]*)"[^>]*>([^<]*)<',
+                                              select)] == ["Browser language", "English", "中文"]
+
+
+def test_the_employee_form_refuses_an_email_the_import_refuses(client: FlaskClient,
+                                                               org: Org) -> None:
+    login(client, "hr_admin")
+    with org.session() as s:
+        team = s.scalar(select(Team.id))
+        level = s.scalar(select(Level.id))
+    form = {"code": "Z9", "name": "Zed", "email": "zed-at-example", "team": str(team),
+            "level": str(level)}
+    page = client.post("/admin/employee/new/", data=form)
+    assert "Not a valid email address" in text_of(page)
+    assert 'value="zed-at-example"' in page.get_data(as_text=True)  # kept to correct
+    assert client.post("/admin/employee/new/", data={**form, "email": " zed@example.com "}
+                       ).status_code == 302
+    with org.session() as s:
+        assert s.scalar(select(Employee.email).where(Employee.code == "Z9")) == \
+            "zed@example.com"

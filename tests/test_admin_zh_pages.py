@@ -19,8 +19,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from engine import db, demo
-from engine.models import AuditLog, Level, Metric, Period, Rule, User
+from engine import db, demo, wording
+from engine.models import AuditLog, Employee, Level, Metric, Outcome, Period, Rule, User
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -105,9 +105,17 @@ def test_every_page_of_every_role_in_chinese_is_chinese(client: FlaskClient,
                           .order_by(Period.start))
         versions = s.execute(select(Rule.key, Rule.version)
                              .where(Rule.key == "commission.tiered")).all()
+        # a statement holding each line a run adds besides its rules' own (a clawback, a
+        # part paid once collected): one statement of each is all a crawl would read
+        moved = {key: (run_id, code) for key, run_id, code in s.execute(
+            select(Outcome.rule_key, Outcome.run_id, Employee.code)
+            .join(Employee, Employee.id == Outcome.employee_id)
+            .where(Outcome.rule_key.in_(wording.MOVED_NAMES)).order_by(Outcome.id))}
+    assert {"clawback", "collected_release"} <= set(moved)
     key, version = versions[-1]
     forms = [f"/admin/rules/{key}/v{version}/try?period={period}&employee=E0001",
-             f"/admin/rules/{key}/v{version}/review?period={period}"]
+             f"/admin/rules/{key}/v{version}/review?period={period}",
+             *(f"/admin/runs/{run_id}/statement/{code}" for run_id, code in moved.values())]
     if len(versions) > 1:
         forms.append(f"/admin/rules/{key}/compare?a=1&b={version}")
     problems: dict[str, str] = {}

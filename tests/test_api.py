@@ -509,6 +509,8 @@ def test_tokens_page(client: FlaskClient, org: Org, keys: dict[str, str]) -> Non
     is_problem(api.get("/api/v1/runs", headers=auth(token)), 401)
     zh = support.text_of(client.get("/admin/api-tokens/?lang=zh"))
     assert "API 令牌" in zh and "已撤销" in zh
+    unnamed = support.text_of(client.post("/admin/api-tokens/create", data={"name": ""}))
+    assert "需要填写名称" in unnamed and "a name is needed" not in unnamed
 
 
 def test_cancel_a_run_job(client: FlaskClient, keys: dict[str, str], org: Org) -> None:

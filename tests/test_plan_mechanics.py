@@ -689,3 +689,49 @@ def test_a_part_on_signing_that_cannot_hold_is_refused_naming_the_field(
     assert err.value.field == field and reason in str(err.value)
     assert ("Paid on signing", "all at once") in wording.rule_lines(
         validate_for_session(session, doc, "x"), reader(session, "en"))
+
+
+def test_a_clawback_and_a_release_explain_themselves_in_the_readers_language() -> None:
+    """The lines a run adds for a clawback and for a part paid once collected say the
+    collection ratio as a percentage and what was moved, in English and in Chinese."""
+    from engine import clawbacks
+
+    rules = {"commission.x": {"kind": "commission", "action": {"clawback": {
+        "below": "0.6", "within": 3, "share": 1}}}}
+    paid = [{"rule_key": "commission.x", "period": "2026-02", "run_id": 2, "paid": "150.00",
+             "clawed_before": "0.00"}]
+    held = [{"rule_key": "commission.x", "period": "2026-01", "run_id": 1, "held": "300.71",
+             "release_at": "0.9"}]
+    [(_, claw)] = clawbacks.lines({"collection_ratio": Decimal("0.55")}, rules, paid)
+    [(_, release)] = clawbacks.releases({"collection_ratio": Decimal("0.923000004")}, held)
+    labels = {"collection_ratio": "Collection ratio"}
+    types = {"collection_ratio": "ratio"}
+    en = wording.explain("commission", claw, "en", labels.get, types)
+    assert en[0] == "because Collection ratio 55% < 60%"
+    assert "150.00" in en[1] and "2026-02" in en[1]
+    en = wording.explain("commission", release, "en", labels.get, types)
+    assert en[0] == "because Collection ratio 92.3000004% ≥ 90%"
+    zh = wording.explain("commission", release, "zh", {"collection_ratio": "回款率"}.get, types)
+    assert zh[0] == "因为 回款率 92.3000004% ≥ 90%" and "回款率" in zh[1] and "300.71" in zh[1]
+    zh = " ".join(wording.explain("commission", claw, "zh", {"collection_ratio": "回款率"}.get,
+                                  types))
+    assert "追回" in zh and "because" not in zh and "clawback" not in zh
+    assert wording.moved_value("clawback", claw, "commission.x of 2026-02 (run 2)", "zh") \
+        == "commission.x，2026-02（计算批次 2）"
+
+
+def test_a_released_hold_explains_itself_in_chinese() -> None:
+    """The explanation engine.runs stores for a hold released after the lock."""
+    exp = {"rule": "Released hold", "released": {"rule_key": "commission.x",
+                                                 "period": "2026-01", "run_id": 3,
+                                                 "flags": [4, 5]},
+           "facts": {"amount": "120.00"},
+           "conditions": ["every flag that held it (compliance.y: flag 4, 5) was dismissed "
+                          "after run 3 was locked"],
+           "arithmetic": "released 120.00 held in run 3 (2026-01)"}
+    zh = wording.explain("commission", exp, "zh")
+    assert zh == ["因为 暂扣它的标记（4、5）均在计算批次 3 锁定后被驳回",
+                  "发放计算批次 3（2026-01）中暂扣的 120.00"]
+    assert wording.explain("commission", exp, "en")[1] == exp["arithmetic"]
+    assert wording.moved_value("released_hold", exp, "x", "zh") == \
+        "commission.x，2026-01（计算批次 3，标记 4、5）"

@@ -156,11 +156,12 @@ def test_every_url_of_another_person_or_of_the_staff_is_refused(
     opened = []
     for rule in app.url_map.iter_rules():
         path = rule.rule
-        # their own pages, the way in and out, the help page everyone reads, and the API's
-        # description and its documentation page (public)
+        # their own pages, the way in and out, the help page everyone reads, the API's
+        # description and its documentation page (public), the site's icon
         if path.startswith(("/admin/me", "/static", "/admin/static", "/login", "/logout",
                             "/invite", "/api/v1/docs")) or path in (
-                                "/", "/admin/", "/admin/help/", "/api/v1/openapi.json"):
+                                "/", "/admin/", "/admin/help/", "/api/v1/openapi.json",
+                                "/favicon.ico"):
             continue
         url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values.get(m[1], 1)), path)
         for method in sorted(rule.methods & {"GET", "POST"}):
