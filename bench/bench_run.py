@@ -67,8 +67,9 @@ METRICS = ["quota", "revenue_new", "revenue_existing", "signed_amount", "collect
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/laurel_bench"
 
 
-def generate(n: int, seed: int = 1) -> tuple[bytes, bytes]:
-    """An employees file of n people in teams of ten, and three months of their results."""
+def generate(n: int, seed: int = 1) -> tuple[bytes, list[bytes]]:
+    """An employees file of n people in teams of ten, and three months of their results, a
+    file a month (a file holds at most engine.imports.MAX_ROWS rows)."""
     rng = random.Random(seed)
     stages = ["startup", "growth", "mature"]
     emps = ["code,name,email,team,region,level,manager_code,hire_date,team_stage"]
@@ -76,8 +77,10 @@ def generate(n: int, seed: int = 1) -> tuple[bytes, bytes]:
         team = i // 10
         emps.append(f"B{i:07d},Rep {i},,T{team:06d},R{team % 7},{'S1 S2 S3 M1'.split()[i % 4]},"
                     f",2020-01-01,{stages[team % 3]}")
-    res = ["period,employee_code," + ",".join(METRICS)]
+    header = "period,employee_code," + ",".join(METRICS)
+    files = []
     for period in ("2026-01", "2026-02", "2026-03"):
+        res = [header]
         for i in range(n):
             quota = rng.choice((80000, 100000, 150000))
             rev = quota * rng.randint(50, 150) // 100
@@ -89,7 +92,8 @@ def generate(n: int, seed: int = 1) -> tuple[bytes, bytes]:
                    rng.randint(50, 100), rng.randint(50, 100), rng.randint(40, 100),
                    rng.choice(("0.03", "0.05", "0.08", "0.11", "0.16"))]
             res.append(f"{period},B{i:07d}," + ",".join(map(str, row)))
-    return "\n".join(emps).encode(), "\n".join(res).encode()
+        files.append("\n".join(res).encode())
+    return "\n".join(emps).encode(), files
 
 
 def prepare(url: str, n: int) -> float:
@@ -116,7 +120,8 @@ def prepare(url: str, n: int) -> float:
         seed_reference_data(session)
         load_library(session, ROOT / "rules")
         import_employees(session, "bench-employees.csv", data=emps)
-        import_results(session, "bench-results.csv", data=results)
+        for month, data in enumerate(results, start=1):
+            import_results(session, f"bench-results-{month}.csv", data=data)
     return time.perf_counter() - t0
 
 
