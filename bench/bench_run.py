@@ -67,12 +67,20 @@ METRICS = ["quota", "revenue_new", "revenue_existing", "signed_amount", "collect
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/laurel_bench"
 
 
-def generate(n: int, seed: int = 1) -> tuple[bytes, list[bytes]]:
-    """An employees file of n people in teams of ten, and three months of their results, a
-    file a month (a file holds at most engine.imports.MAX_ROWS rows)."""
+PART = 250_000  # rows a file: a file may be at most 50 MB (engine.imports.MAX_FILE_BYTES)
+
+
+def _files(header: str, lines: list[str]) -> list[bytes]:
+    return [("\n".join([header, *lines[i:i + PART]])).encode()
+            for i in range(0, len(lines), PART)]
+
+
+def generate(n: int, seed: int = 1) -> tuple[list[bytes], list[bytes]]:
+    """Employees files of n people in teams of ten, and files of three months of their
+    results (a file of at most PART rows, as a file may be at most 50 MB)."""
     rng = random.Random(seed)
     stages = ["startup", "growth", "mature"]
-    emps = ["code,name,email,team,region,level,manager_code,hire_date,team_stage"]
+    emps: list[str] = []
     for i in range(n):
         team = i // 10
         emps.append(f"B{i:07d},Rep {i},,T{team:06d},R{team % 7},{'S1 S2 S3 M1'.split()[i % 4]},"
@@ -80,7 +88,7 @@ def generate(n: int, seed: int = 1) -> tuple[bytes, list[bytes]]:
     header = "period,employee_code," + ",".join(METRICS)
     files = []
     for period in ("2026-01", "2026-02", "2026-03"):
-        res = [header]
+        res: list[str] = []
         for i in range(n):
             quota = rng.choice((80000, 100000, 150000))
             rev = quota * rng.randint(50, 150) // 100
@@ -92,8 +100,9 @@ def generate(n: int, seed: int = 1) -> tuple[bytes, list[bytes]]:
                    rng.randint(50, 100), rng.randint(50, 100), rng.randint(40, 100),
                    rng.choice(("0.03", "0.05", "0.08", "0.11", "0.16"))]
             res.append(f"{period},B{i:07d}," + ",".join(map(str, row)))
-        files.append("\n".join(res).encode())
-    return "\n".join(emps).encode(), files
+        files += _files(header, res)
+    return _files("code,name,email,team,region,level,manager_code,hire_date,team_stage",
+                  emps), files
 
 
 def prepare(url: str, n: int) -> float:
@@ -119,9 +128,10 @@ def prepare(url: str, n: int) -> float:
         session.info["audit_off"] = True
         seed_reference_data(session)
         load_library(session, ROOT / "rules")
-        import_employees(session, "bench-employees.csv", data=emps)
-        for month, data in enumerate(results, start=1):
-            import_results(session, f"bench-results-{month}.csv", data=data)
+        for part, data in enumerate(emps, start=1):
+            import_employees(session, f"bench-employees-{part}.csv", data=data)
+        for part, data in enumerate(results, start=1):
+            import_results(session, f"bench-results-{part}.csv", data=data)
     return time.perf_counter() - t0
 
 
