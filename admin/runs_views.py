@@ -232,7 +232,12 @@ class RunsView(LaurelBaseView):
         rows = db.scalars(stmt.options(joinedload(Run.period)).order_by(Run.id.desc())
                           .limit(PAGE).offset((page - 1) * PAGE)).all()
         team_id = _team_scope()
-        sums = money_totals([r.id for r in rows], team_id=team_id)
+        # a run's totals by status are stored with it (adjustments as payable, kept up to
+        # date by adjustments and hold decisions); a team's are summed
+        sums = {} if team_id is not None else {
+            r.id: {st: Decimal(v) for st, v in r.figures["totals"]["by_status"].items()}
+            for r in rows if (r.figures or {}).get("totals")}
+        sums.update(money_totals([r.id for r in rows if r.id not in sums], team_id=team_id))
         all_periods = db.scalars(select(Period).order_by(Period.start.desc(), Period.kind)).all()
         recent_jobs = []
         if may("overview"):
