@@ -140,6 +140,27 @@ def may(kind: str, what: str) -> None:
                          f"token may not {verb} {what.replace('_', ' ')}")
 
 
+def one(model: Any, ident: int, name: str, kind: str, what: str,
+        team_of: Callable[[Any], int] | None = None) -> Any:
+    """The row of ``model`` with this id, once the caller ``may(kind, what)``; a 404
+    naming it (``name``) when there is none or, with ``team_of`` (the row's employee id),
+    when that employee is outside the caller's team."""
+    may(kind, what)
+    row = db().get(model, ident)
+    if row is None or (team_of is not None and not in_team(team_of(row))):
+        raise ApiProblem(404, f"{name} {ident} does not exist")
+    return row
+
+
+def in_team(employee_id: int) -> bool:
+    """Whether the employee is in the team the caller is limited to (any, if none)."""
+    from engine.models import Employee
+
+    team = caller().team
+    if team is None:
+        return True
+    return db().scalar(select(Employee.team_id).where(Employee.id == employee_id)) == team
+
 def audit_request(status: int) -> None:
     """One audit entry per request made with a token: who, which token, what, the answer."""
     c: Caller | None = g.get("api_caller")

@@ -29,6 +29,7 @@ from api.core import (
     json_body,
     listing,
     may,
+    one,
     page,
     transition,
 )
@@ -47,19 +48,11 @@ CONTENT = {"csv": "text/csv; charset=utf-8", "json": "application/json",
 
 
 def _run(run_id: int) -> Run:
-    may("read", "runs")
-    run = db().get(Run, run_id)
-    if run is None:
-        raise ApiProblem(404, f"run {run_id} does not exist")
-    return run
+    return one(Run, run_id, "run", "read", "runs")
 
 
 def _job(job_id: int) -> RunJob:
-    may("run", "overview")
-    job = db().get(RunJob, job_id)
-    if job is None:
-        raise ApiProblem(404, f"run job {job_id} does not exist")
-    return job
+    return one(RunJob, job_id, "run job", "run", "overview")
 
 
 def run_doc(run: Run) -> dict[str, Any]:

@@ -17,7 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import schemas as s
-from api.core import ApiProblem, caller, db, idempotent, listing, may, page, transition
+from api.core import (
+    caller,
+    db,
+    idempotent,
+    listing,
+    may,
+    one,
+    page,
+    transition,
+)
 from engine import compliance, followup
 from engine.models import AuditLog, Candidate, Employee, FlagCase, Pip, Run, Team
 
@@ -31,13 +40,6 @@ audit_bp = Blueprint("api_audit", __name__, url_prefix="/audit-log",
                      description="The audit log: who changed what, when, and through which "
                      "token")
 BLUEPRINTS = [cases, pips, candidates, audit_bp]
-
-
-def _in_team(employee_id: int) -> bool:
-    team = caller().team
-    if team is None:
-        return True
-    return db().scalar(select(Employee.team_id).where(Employee.id == employee_id)) == team
 
 
 def _employee_filters(query: Any, args: dict[str, Any], employee_column: Any) -> Any:
@@ -59,11 +61,8 @@ def _employee_filters(query: Any, args: dict[str, Any], employee_column: Any) ->
 
 
 def _case(case_id: int) -> FlagCase:
-    may("read", "compliance")
-    case = db().get(FlagCase, case_id)
-    if case is None or not _in_team(case.employee_id):
-        raise ApiProblem(404, f"compliance case {case_id} does not exist")
-    return case
+    return one(FlagCase, case_id, "compliance case", "read", "compliance",
+               team_of=lambda c: c.employee_id)
 
 
 @cases.route("")
@@ -135,11 +134,7 @@ class Decide(MethodView):
 
 
 def _pip(pip_id: int) -> Pip:
-    may("read", "pips")
-    pip = db().get(Pip, pip_id)
-    if pip is None or not _in_team(pip.employee_id):
-        raise ApiProblem(404, f"PIP {pip_id} does not exist")
-    return pip
+    return one(Pip, pip_id, "PIP", "read", "pips", team_of=lambda p: p.employee_id)
 
 
 @pips.route("")
@@ -214,10 +209,8 @@ class Move(MethodView):
     @idempotent
     def post(self, candidate_id: int, status: str, reason: str = "") -> Any:
         """Nominate (a sales manager, their team), accept or decline (HR) a candidate."""
-        may("read", "candidates")
-        cand = db().get(Candidate, candidate_id)
-        if cand is None or not _in_team(cand.employee_id):
-            raise ApiProblem(404, f"candidate {candidate_id} does not exist")
+        one(Candidate, candidate_id, "candidate", "read", "candidates",
+            team_of=lambda c: c.employee_id)
         may("write", "candidates")
         cand = transition(lambda: followup.move_candidate(db(), candidate_id, status, reason,
                                                            caller().email))
