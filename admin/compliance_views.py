@@ -164,13 +164,12 @@ class ComplianceView(LaurelBaseView):
         db = _db()
         f = self._filters()
         team_id = _team_scope()
-        # a team by id (the list), or by name (typed, where the teams are too many to list)
-        team = int(f["team"]) if f["team"].isdigit() else db.scalar(
-            select(Team.id).where(Team.name == f["team"])) if f["team"] else None
-        if f["team"] and team is None:
-            team = -1  # an unknown team: no flags
-        if team_id is not None:
-            team = team_id
+        team = team_id
+        if team is None and f["team"]:
+            # a team by id (the list), or by name (typed, where there are too many to list);
+            # an unknown team has no flags
+            team = int(f["team"]) if f["team"].isdigit() else db.scalar(
+                select(Team.id).where(Team.name == f["team"])) or -1
         filters = {"status": f["status"] if f["status"] in FLAG_STATUSES else None,
                    "severity": f["severity"] or None, "rule_key": f["rule"] or None,
                    "team_id": team, "period_code": f["period"] or None,

@@ -129,14 +129,20 @@ def _int_arg(name: str, default: int = 1) -> int:
         return default
 
 
-def money_totals(run_ids: list[int], team_id: int | None = None, by_employee: bool = False,
+def money_totals(runs: list[Run], team_id: int | None = None, by_employee: bool = False,
                  employees: list[int] | None = None) -> dict[Any, dict[str, Decimal]]:
     """Stored amounts summed by run (or employee) and status, adjustments as payable.
 
-    The same sums as a statement's totals (engine.statements.totals_of), read in two
-    grouped queries so a list of runs or employees does not load every outcome.
+    The same sums as a statement's totals (engine.statements.totals_of). A whole run's
+    are stored with it (Run.figures, kept up to date by adjustments and hold decisions);
+    others are read in two grouped queries, so that a list of runs or employees does not
+    load every outcome.
     """
     out: dict[Any, dict[str, Decimal]] = {}
+    if not by_employee and team_id is None and employees is None:
+        out = {r.id: {s: Decimal(v) for s, v in r.figures["totals"]["by_status"].items()}
+               for r in runs if (r.figures or {}).get("totals")}
+    run_ids = [r.id for r in runs if r.id not in out]
     if not run_ids:
         return out
     db = _db()
@@ -232,12 +238,7 @@ class RunsView(LaurelBaseView):
         rows = db.scalars(stmt.options(joinedload(Run.period)).order_by(Run.id.desc())
                           .limit(PAGE).offset((page - 1) * PAGE)).all()
         team_id = _team_scope()
-        # a run's totals by status are stored with it (adjustments as payable, kept up to
-        # date by adjustments and hold decisions); a team's are summed
-        sums = {} if team_id is not None else {
-            r.id: {st: Decimal(v) for st, v in r.figures["totals"]["by_status"].items()}
-            for r in rows if (r.figures or {}).get("totals")}
-        sums.update(money_totals([r.id for r in rows if r.id not in sums], team_id=team_id))
+        sums = money_totals(list(rows), team_id=team_id)
         all_periods = db.scalars(select(Period).order_by(Period.start.desc(), Period.kind)).all()
         recent_jobs = []
         if may("overview"):
@@ -361,7 +362,7 @@ class RunsView(LaurelBaseView):
         people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
                             .offset((page - 1) * EMPLOYEE_PAGE)).all()
         ids = [e.id for e, _team in people]
-        sums = money_totals([run.id], team_id=team_id, by_employee=True, employees=ids)
+        sums = money_totals([run], team_id=team_id, by_employee=True, employees=ids)
         flags = dict(db.execute(
             select(Outcome.employee_id, func.count()).where(
                 Outcome.run_id == run.id, Outcome.kind == "flag",

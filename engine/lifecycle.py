@@ -95,11 +95,14 @@ def approve(session: Session, run_id: int, actor: str | None) -> Run:
     return run
 
 
-def open_flags(session: Session, run: Run) -> list[FlagCase]:
-    """The run's flags still open or in review."""
-    return list(session.scalars(select(FlagCase).where(
-        FlagCase.run_id == run.id, FlagCase.status.in_(OPEN_FLAG_STATUSES))
-        .order_by(FlagCase.id)))
+def _open_now(run: Run) -> tuple[Any, ...]:
+    return FlagCase.run_id == run.id, FlagCase.status.in_(OPEN_FLAG_STATUSES)
+
+
+def open_flags(session: Session, run: Run, limit: int | None = None) -> list[FlagCase]:
+    """The run's flags still open or in review (the first ``limit`` of them, by id)."""
+    stmt = select(FlagCase).where(*_open_now(run)).order_by(FlagCase.id)
+    return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
 
 
 def lock(session: Session, run_id: int, actor: str | None,
@@ -201,11 +204,9 @@ def checklist(session: Session, run: Run, most: int = 20) -> Checklist:
     period = run.period
     from engine.inquiries import queue as inquiry_queue
 
-    open_now = (FlagCase.run_id == run.id, FlagCase.status.in_(OPEN_FLAG_STATUSES))
-    out = Checklist(run, open_flags=list(session.scalars(
-        select(FlagCase).where(*open_now).order_by(FlagCase.id).limit(most))),
+    out = Checklist(run, open_flags=open_flags(session, run, limit=most),
         open_flag_count=session.scalar(select(func.count()).select_from(FlagCase)
-                                       .where(*open_now)) or 0,
+                                       .where(*_open_now(run))) or 0,
         inquiries=inquiry_queue(session, "active", period_id=run.period_id))
     out.rules_changed = rules_changed_since(session, run)
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind

@@ -31,8 +31,9 @@ def stored_value(session: Session, metric: str, period: str | None = None,
         stmt = stmt.where(Period.code == period)
     if employee is not None:
         stmt = stmt.where(Employee.code == employee)
+    keys = _keys(session)
     found = [v for values in session.scalars(stmt)
-             if (v := row_values(values, _keys(session)).get(metric)) is not None]
+             if (v := row_values(values, keys).get(metric)) is not None]
     assert len(found) <= 1, f"{metric}: {len(found)} values"
     return found[0] if found else None
 
