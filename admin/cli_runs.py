@@ -168,8 +168,8 @@ def register_lifecycle(main: click.Group) -> None:
                   show_default=True)
     @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
                   help="Write to FILE (default: stdout for CSV or JSON; XLSX needs -o).")
-    @click.option("--draft", is_flag=True, help="Export a calculated (not yet approved) run; "
-                  "the file says it is a draft.")
+    @click.option("--draft", is_flag=True, help="Export a calculated (not yet approved) run, or an "
+                  "approved one gone stale; the file says it is a draft.")
     @click.option("--totals", is_flag=True, help="Add totals rows to a CSV file (an XLSX file "
                   "always has them).")
     @user_errors

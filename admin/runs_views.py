@@ -70,6 +70,8 @@ EXPORT_LABELS: dict[str, Any] = {
     "sheet_payable": _l("Payable"), "sheet_held": _l("Held and forfeited"),
     "sheet_summary": _l("Summary"), "total": _l("TOTAL"),
     "draft": _l("DRAFT: run {run} is not approved; do not pay from this file"),
+    "stale": _l("DRAFT: run {run} is stale (its period's results changed after it read "
+                "them); do not pay from this file"),
 }
 # How a period's results changed (engine.periods.results_changed).
 CHANGE_HOW: dict[str, Any] = {"import": _l("import"), "edit": _l("edit")}
@@ -543,7 +545,7 @@ class RunsView(LaurelBaseView):
         except LaurelError as exc:
             return self._run_page(run_id, status=400, error=i18n.say(exc))
         name = f"laurel-run-{run.id}-{run.period.code}"
-        if run.status == "calculated":
+        if lifecycle.export_draft(db, run):
             name += "-DRAFT"
         return _download(data, name, fmt)
 

@@ -335,8 +335,9 @@ class Export(MethodView):
     @runs.response(200, description="The payroll file (CSV, XLSX or JSON)",
                    content_type="application/json")
     def get(self, args: dict[str, Any], run_id: int) -> Any:
-        """The payroll export of an approved or locked run (a calculated one with
-        draft=true): the same file as the back office's and ``laurel export``."""
+        """The payroll export of an approved or locked run (with draft=true, a calculated
+        one, or an approved one whose period's results changed after it read them: the file
+        says DRAFT): the same file as the back office's and ``laurel export``."""
         _run(run_id)
         may("run", "overview")
         fmt = args["format"]

@@ -444,16 +444,37 @@ def reopen_period(session: Session, code: str, actor: str | None, reason: str) -
     session.flush()
 
 
-def _check_exportable(run: Run, draft: bool) -> None:
-    if run.status in ("approved", "locked"):
-        return
-    if run.status == "calculated" and draft:
-        return
+def export_draft(session: Session, run: Run) -> str | None:
+    """Why a payroll file of the run must say DRAFT ("draft": not approved yet; "stale": an
+    approved run whose period's results changed after it read them), or None when it may
+    be paid from. A locked run is the record of what was paid: its file stays final."""
     if run.status == "calculated":
+        return "draft"
+    if run.status == "approved" and staleness(session, run) is not None:
+        return "stale"
+    return None
+
+
+def _check_exportable(session: Session, run: Run, draft: bool) -> str | None:
+    """The run's draft reason (export_draft) when the export is allowed, else the refusal."""
+    if run.status not in ("calculated", "approved", "locked"):
+        raise LaurelError(msg("run %(id)s is %(status)s and cannot be exported", id=run.id,
+                              status=run.status))
+    if run.status == "calculated":
+        if draft:
+            return "draft"
         raise LaurelError(msg("run %(id)s is not approved yet: export it as a draft with "
                               "--draft, or approve it first", id=run.id))
-    raise LaurelError(msg("run %(id)s is %(status)s and cannot be exported", id=run.id,
-                          status=run.status))
+    stale = staleness(session, run) if run.status == "approved" else None
+    if stale is None:
+        return None
+    if draft:
+        return "stale"
+    raise LaurelError(msg("run %(id)s is stale: results of %(periods)s changed after this run "
+                          "read them (%(how)s at %(when)s by %(by)s); start a new run, or "
+                          "export this one as a draft with --draft", id=run.id,
+                          periods=stale.periods, how=stale.how, by=stale.by or "?",
+                          when=stale.at.strftime("%Y-%m-%d %H:%M UTC") if stale.at else "?"))
 
 
 def totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
@@ -477,7 +498,9 @@ LABELS = {"run_id": "Run", "period": "Period", "employee_code": "Employee code",
           "payable": "Payable", "held": "Held", "forfeited": "Forfeited",
           "sheet_payable": "Payable", "sheet_held": "Held and forfeited",
           "sheet_summary": "Summary", "total": "TOTAL",
-          "draft": "DRAFT: run {run} is not approved; do not pay from this file"}
+          "draft": "DRAFT: run {run} is not approved; do not pay from this file",
+          "stale": "DRAFT: run {run} is stale (its period's results changed after it read "
+                   "them); do not pay from this file"}
 
 
 def summary_rows(lines: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
@@ -562,19 +585,20 @@ def export_stream(session: Session, run_id: int, fmt: str = "csv", draft: bool =
     memory holds a batch of lines whatever the run's size. Refusals come before the first
     piece."""
     run = get_run(session, run_id)
-    _check_exportable(run, draft)
+    reason = _check_exportable(session, run, draft)
     if fmt not in ("csv", "xlsx", "json"):
         raise LaurelError(msg("unknown export format %(fmt)s: use csv, xlsx or json",
                               fmt=repr(fmt)))
     # What the pieces read of the run, read now: a web answer sent piece by piece outlives
     # the request's transaction, and the run's attributes would be expired by then.
-    ref = RunRef(run.id, run.status, RunRef.Period(run.period.code))
+    ref = RunRef(run.id, run.status, RunRef.Period(run.period.code), reason)
     return _export_pieces(session, ref, fmt, totals_rows, labels)
 
 
 @dataclass(frozen=True)
 class RunRef:
-    """The run an export is of, as plain values (its id, status and period's code)."""
+    """The run an export is of, as plain values (its id, status and period's code, and why
+    its file says DRAFT: export_draft)."""
 
     @dataclass(frozen=True)
     class Period:
@@ -583,6 +607,7 @@ class RunRef:
     id: int
     status: str
     period: Period
+    draft: str | None = None
 
 
 def _json_pieces(session: Session, run: RunRef, is_draft: bool) -> Iterator[bytes]:
@@ -605,9 +630,9 @@ def _json_pieces(session: Session, run: RunRef, is_draft: bool) -> Iterator[byte
 
 def _export_pieces(session: Session, run: RunRef, fmt: str, totals_rows: bool | None,
                    labels: dict[str, str] | None) -> Iterator[bytes]:
-    is_draft = run.status == "calculated"
+    is_draft = run.draft is not None
     if fmt == "xlsx":
-        note = ({**LABELS, **(labels or {})}["draft"].format(run=run.id) if is_draft
+        note = ({**LABELS, **(labels or {})}[run.draft].format(run=run.id) if run.draft
                 else None)
         yield from _xlsx(session, run, note, labels or {})
         return
@@ -634,7 +659,7 @@ def _export_pieces(session: Session, run: RunRef, fmt: str, totals_rows: bool | 
     if totals_rows:
         end += [[run.id, run.period.code, "", "TOTAL", "", "", f"{amount:.2f}",
                  (currency or ["CNY"])[0], status, ""] for status, amount in sums.items()]
-    if is_draft:
-        end.append([LABELS["draft"].format(run=run.id)])
+    if run.draft:
+        end.append([LABELS[run.draft].format(run=run.id)])
     for piece in csv_text(end):
         yield piece.encode("utf-8")

@@ -292,15 +292,20 @@ def test_discarded_and_failed_runs_are_read_only(client: FlaskClient, org: Org,
         f"/admin/runs/{newer}/").get_data(as_text=True)
 
 
-def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
-        client: FlaskClient, org: Org, run_id: int) -> None:
+def edit_a_result(client: FlaskClient, org: Org, visits: str) -> None:
+    """An analyst changes N2's visits in the back office (logged in as the analyst after)."""
     with org.session() as s:
         row = s.scalars(select(ResultRow).where(ResultRow.employee_id == org.employees["N2"])
                         .limit(1)).one()
-        form = row_form(s, row, visits="4242")
+        form = row_form(s, row, visits=visits)
         rid = row.id
     login(client, CA)
     assert client.post(f"/admin/result/edit/?id={rid}", data=form).status_code == 302
+
+
+def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    edit_a_result(client, org, "4242")
     login(client, HR)
     page = client.get(f"/admin/runs/{run_id}/")
     assert re.search(r"Stale: results of 2026-01 changed after this run read them \(edit at "
@@ -316,6 +321,27 @@ def test_a_hand_edited_result_makes_the_run_stale_and_its_page_says_why(
     assert "已过时" in text_of(client.get(f"/admin/runs/{run_id}/?lang=zh"))
     newer = start(org)
     assert "Stale" not in text_of(client.get(f"/admin/runs/{newer}/?lang=en"))
+
+
+def test_an_approved_run_gone_stale_offers_only_the_draft_export(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    login(client, HR)
+    assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
+    edit_a_result(client, org, "4243")
+    page = client.get(f"/admin/runs/{run_id}/?lang=en")
+    html = page.get_data(as_text=True)
+    assert "Payroll export (CSV)" not in html and "DRAFT export (CSV)" in html
+    assert "Stale since it was approved" in text_of(page)
+    refused = client.get(f"/admin/runs/{run_id}/export?format=csv")
+    assert refused.status_code == 400
+    assert f"run {run_id} is stale: results of 2026-01 changed" in text_of(refused)
+    draft = client.get(f"/admin/runs/{run_id}/export?format=csv&draft=1")
+    assert draft.status_code == 200 and "DRAFT" in draft.headers["Content-Disposition"]
+    assert draft.get_data(as_text=True).splitlines()[-1].startswith(f"DRAFT: run {run_id} is "
+                                                                    "stale")
+    zh = client.get(f"/admin/runs/{run_id}/export?format=csv&lang=zh")
+    assert "已过时" in text_of(zh) and "is stale" not in text_of(zh)
+    assert status_of(org, run_id) == ("approved", "open")
 
 
 # --- the run page --------------------------------------------------------------------------

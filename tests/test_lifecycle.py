@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from decimal import Decimal
 
 import openpyxl
@@ -145,6 +146,35 @@ def test_export_columns_and_totals_equal_the_outcomes(session, run):
     assert len(lines) == len(outcomes)
     for status in ("payable", "held", "forfeited"):
         assert total_rows[status] == sum((a for a, s in outcomes if s == status), Decimal(0))
+
+
+def test_an_approved_run_gone_stale_exports_only_as_a_draft(session, run):
+    lifecycle.approve(session, run.id, "bob@x.com")
+    session.commit()
+    final = lifecycle.export(session, run.id, "csv").decode()
+    assert "DRAFT" not in final and "stale" not in final
+    import_results(session, "late.csv", data=b"period,employee_code,quota\n2026-01,E001,777\n")
+    session.commit()
+    with pytest.raises(LaurelError, match=rf"^run {run.id} is stale: results of 2026-01 "
+                       r"changed after this run read them \(import at .* UTC by .*\); start a "
+                       "new run, or export this one as a draft with --draft$"):
+        lifecycle.export(session, run.id, "csv")
+    draft = lifecycle.export(session, run.id, "csv", draft=True).decode().splitlines()
+    assert draft[:-1] == final.splitlines()  # the same lines, then the warning
+    assert draft[-1] == (f"DRAFT: run {run.id} is stale (its period's results changed after "
+                         "it read them); do not pay from this file")
+    assert json.loads(lifecycle.export(session, run.id, "json", draft=True))["draft"] is True
+    book = openpyxl.load_workbook(io.BytesIO(lifecycle.export(session, run.id, "xlsx",
+                                                              draft=True)))
+    cells = {c.value for ws in book for row in ws.iter_rows() for c in row}
+    assert draft[-1] in cells
+    runner = CliRunner()
+    refused = runner.invoke(main, ["export", str(run.id)])
+    assert refused.exit_code == 1 and f"run {run.id} is stale" in refused.stderr
+    assert refused.stdout == ""  # nothing of the file before the refusal
+    marked = runner.invoke(main, ["export", str(run.id), "--draft"])
+    assert marked.exit_code == 0 and marked.stdout.splitlines()[-1] == draft[-1]
+    assert run.status == "approved"  # the refusal changed nothing
 
 
 def test_the_xlsx_payroll_file_reads_back_with_its_sheets_types_and_totals(session, run):
