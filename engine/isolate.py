@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -101,16 +102,31 @@ def _child(url: str, actor: str, env: dict[str, str], fn: Callable[..., Any],
     except LaurelError as exc:
         # its message as a message (engine.messages): the caller says it in its reader's
         # language
-        return "error", (type(exc), message_of(exc))
+        # with what it names (a field, a row, a file): the caller's form shows it there
+        return "error", (type(exc), message_of(exc), _named(exc))
     finally:
         session.rollback()
         session.close()
         db.dispose_engines()
 
 
-def _rebuild(cls: type[LaurelError], message: str) -> LaurelError:
-    """The child's error as the caller would have had it (its message, its kind)."""
-    try:
-        return cls(message)
-    except TypeError:  # an error that takes more than its message: keep the message
-        return LaurelError(message)
+def _named(exc: LaurelError) -> dict[str, Any]:
+    """What the error names besides its message (its attributes) that can cross processes."""
+    out = {}
+    for name, value in vars(exc).items():
+        try:
+            pickle.dumps(value)
+        except Exception:  # noqa: BLE001 - anything that does not pickle stays behind
+            continue
+        out[name] = value
+    return out
+
+
+def _rebuild(cls: type[LaurelError], message: str,
+             named: dict[str, Any] | None = None) -> LaurelError:
+    """The child's error as the caller would have had it: its kind, its message and what it
+    names (field, row, file...), whatever arguments its class takes."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(named or {})
+    return error

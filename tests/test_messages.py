@@ -40,3 +40,23 @@ def test_an_error_from_the_rule_engines_process_keeps_its_message() -> None:
     sent = pickle.loads(pickle.dumps(msg("rule %(key)s does not exist", key="x.y")))
     error = _rebuild(LaurelError, sent)
     assert isinstance(message_of(error), Message) and str(error) == "rule x.y does not exist"
+
+
+def _refuse_a_field(session: object) -> None:
+    from engine.errors import RuleError
+
+    raise RuleError("commission.tiered", msg("must be a number"), field="tiers[1].rate", row=2)
+
+
+def test_an_error_from_the_rule_engines_process_keeps_what_it_names(tmp_path) -> None:
+    from engine.errors import RuleError
+    from engine.isolate import _child, _rebuild
+
+    kind, payload = _child(f"sqlite:///{tmp_path / 'x.db'}", "hr@x.com", {}, _refuse_a_field,
+                           ())
+    error = _rebuild(*pickle.loads(pickle.dumps(payload)))  # as it crosses the processes
+    assert kind == "error" and type(error) is RuleError
+    assert (error.source, error.field, error.row) == ("commission.tiered", "tiers[1].rate", 2)
+    assert str(error) == str(RuleError("commission.tiered", "must be a number",
+                                       field="tiers[1].rate", row=2))
+    assert isinstance(message_of(error.reason), Message)
