@@ -1,14 +1,16 @@
 """Leadership analytics: the organisation across the periods of a year, not one at a time.
 
 For the employees a filter keeps (team, region, level, team stage), month by month of the
-year: revenue, quota and attainment; the payout (payable amounts and adjustments of each
-period's latest live run, the run that describes it) and the cost of sales (payout /
-revenue); the same per team and per region; the funnel (lead -> opportunity -> won) per
-region over the year with the warning line of the published funnel alert; the spread of
-output per head per team and the top sellers; the year to date against the year before;
-each employee's attainment against their payout. Figures come from the imported results
-(rolled up and derived as a run reads them: engine.rollup, engine.metrics) and the stored
-outcomes; nothing is stored. ``table`` gives each chart's rows for a CSV file.
+year, each month in the team they belonged to then (dated assignments: a transfer moves
+its figures from the month it takes effect; engine.assignments): revenue, quota and
+attainment; the payout (payable amounts and adjustments of each period's latest live run,
+the run that describes it) and the cost of sales (payout / revenue); the same per team
+and per region; the funnel (lead -> opportunity -> won) per region over the year with the
+warning line of the published funnel alert; the spread of output per head per team and
+the top sellers; the year to date against the year before; each employee's attainment
+against their payout. Figures come from the imported results (rolled up and derived as a
+run reads them: engine.rollup, engine.metrics) and the stored outcomes; nothing is
+stored. ``table`` gives each chart's rows for a CSV file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import assignments
 from engine.dashboard import _div, warning_line
 from engine.messages import msg
 from engine.metrics import load_catalog
@@ -41,22 +44,46 @@ class Scope:
     stage: str | None = None
 
 
-def people(session: Session, scope: Scope) -> dict[int, dict[str, Any]]:
-    """The employees in scope: {id: {code, name, team, region, level, stage}}."""
-    stmt = (select(Employee.id, Employee.code, Employee.name, Team.id, Team.name,
-                   Team.region, Team.stage, Level.code)
-            .join(Team, Team.id == Employee.team_id).join(Level, Level.id == Employee.level_id))
-    if scope.team_id is not None:
-        stmt = stmt.where(Team.id == scope.team_id)
-    if scope.region:
-        stmt = stmt.where(Team.region == scope.region)
-    if scope.level:
-        stmt = stmt.where(Level.code == scope.level)
-    if scope.stage:
-        stmt = stmt.where(Team.stage == scope.stage)
-    return {i: {"code": c, "name": n, "team_id": tid, "team": t, "region": r or "",
-                "stage": s, "level": lv}
-            for i, c, n, tid, t, r, s, lv in session.execute(stmt)}
+def people(session: Session) -> dict[int, dict[str, Any]]:
+    """Every employee as they stand today: {id: {code, name, team_id, level_id}}."""
+    return {i: {"code": c, "name": n, "team_id": tid, "level_id": lid}
+            for i, c, n, tid, lid in session.execute(
+                select(Employee.id, Employee.code, Employee.name, Employee.team_id,
+                       Employee.level_id))}
+
+
+def placements(session: Session, codes: list[str], who: dict[int, dict[str, Any]],
+               scope: Scope) -> dict[str, dict[int, dict[str, Any]]]:
+    """Per period: the employees in scope then, each with the team they counted in.
+
+    An employee counts in the team, region, stage and level in force on the last day they
+    were employed in the period (as the period's run places them); one not employed on
+    any day of it is in no team then. The scope applies period by period: an employee who
+    moved to a team counts for it from their first period there, not before.
+    """
+    teams = {i: {"team": n, "region": r or "", "stage": st} for i, n, r, st in
+             session.execute(select(Team.id, Team.name, Team.region, Team.stage))}
+    levels = dict(session.execute(select(Level.id, Level.code)).all())
+    days = assignments.presences_in(session, codes)
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for code in codes:
+        placed = out[code] = {}
+        for emp, p in who.items():
+            presence = days[code].get(emp)
+            if presence is None:
+                team_id, level_id = p["team_id"], p["level_id"]
+            elif presence.active_days == 0:
+                continue
+            else:
+                team_id, level_id = presence.team_id, presence.level_id
+            team = teams[team_id]
+            if ((scope.team_id is not None and team_id != scope.team_id)
+                    or (scope.region and team["region"] != scope.region)
+                    or (scope.level and levels[level_id] != scope.level)
+                    or (scope.stage and team["stage"] != scope.stage)):
+                continue
+            placed[emp] = team
+    return out
 
 
 def months_of(year: int) -> list[str]:
@@ -146,30 +173,35 @@ def _row(code: str, facts: dict[int, dict[str, Any]], pay: dict[int, dict[str, D
 
 
 def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
-    """Every figure of the leadership page for the year and the employees in scope."""
+    """Every figure of the leadership page for the year and the employees in scope, each
+    month in the team they belonged to then (placements)."""
     out = Analytics(year, scope)
     out.warning_line, least = warning_line(session)
-    who = people(session, scope)
-    ids = set(who)
+    who = people(session)
     months, last_year = months_of(year), months_of(year - 1)
     quarters = [f"{year}-Q{q}" for q in range(1, 5)]
-    facts = _month_figures(session, months + last_year, ids)
-    pay = payouts(session, months + last_year + quarters + [str(year)], ids)
+    codes = months + last_year + quarters + [str(year)]
+    placed = placements(session, codes, who, scope)
+    ids = {emp for code in codes for emp in placed[code]}
+    figures = _month_figures(session, months + last_year, ids)
+    facts = {c: {e: f for e, f in figures[c].items() if e in placed[c]} for c in figures}
+    paid = payouts(session, codes, ids)
+    pay = {c: {e: p for e, p in paid.get(c, {}).items() if e in placed[c]} for c in codes}
     for code in months:
-        out.months.append(_row(code, facts[code], pay.get(code, {})))
-    # per team and per region, month by month
-    groups: dict[str, dict[str, set[int]]] = {"team": defaultdict(set),
-                                              "region": defaultdict(set)}
-    for emp, p in who.items():
-        groups["team"][p["team"]].add(emp)
-        groups["region"][p["region"]].add(emp)
+        out.months.append(_row(code, facts[code], pay[code]))
+    # per team and per region, month by month: who was in it that month
+    groups: dict[str, dict[str, dict[str, set[int]]]] = {"team": {}, "region": {}}
+    for code in months:
+        for emp, team in placed[code].items():
+            for kind in groups:
+                groups[kind].setdefault(team[kind], defaultdict(set))[code].add(emp)
     for name, members in sorted(groups["team"].items()):
-        out.teams[name] = [_row(c, facts[c], pay.get(c, {}), members) for c in months]
+        out.teams[name] = [_row(c, facts[c], pay[c], members[c]) for c in months]
     for name, members in sorted(groups["region"].items()):
-        out.regions[name] = [_row(c, facts[c], pay.get(c, {}), members) for c in months]
+        out.regions[name] = [_row(c, facts[c], pay[c], members[c]) for c in months]
     # the funnel per region over the year
     for region, members in sorted(groups["region"].items()):
-        rows = [f for c in months for emp, f in facts[c].items() if emp in members]
+        rows = [f for c in months for emp, f in facts[c].items() if emp in members[c]]
         leads, opps, won = (_sum(rows, k) for k in ("leads", "opportunities", "won_leads"))
         ratio = _div(opps, leads)
         out.funnel.append({"region": region, "leads": leads, "opportunities": opps,
@@ -177,34 +209,38 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
                            "lead_conversion": _div(won, leads),
                            "below_line": ratio is not None and ratio < out.warning_line
                            and leads >= least})
-    # output per head per team, and the top sellers, over the year to date
+    # output per head per team (each month's revenue to the team of that month), and the
+    # top sellers, over the year to date
     revenue_of: dict[int, Decimal] = defaultdict(lambda: ZERO)
     quota_of: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    in_team: dict[str, dict[int, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    team_of: dict[int, str] = {}  # the team of the employee's latest month with results
     for code in months:
         for emp, f in facts[code].items():
+            team = placed[code][emp]["team"]
+            team_of[emp] = team
+            in_team[team][emp] += ZERO
             if f.get("revenue_total") is not None:
                 revenue_of[emp] += f["revenue_total"]
+                in_team[team][emp] += f["revenue_total"]
             if f.get("quota") is not None:
                 quota_of[emp] += f["quota"]
-    active = {emp for code in months for emp in facts[code]}
-    for team, members in sorted(groups["team"].items()):
-        values = sorted(revenue_of[e] for e in members if e in active)
-        if not values:
-            continue
+    for team, revenues in sorted(in_team.items()):
+        values = sorted(revenues.values())
         total = sum(values, ZERO)
         out.spread.append({"team": team, "headcount": len(values), "revenue": total,
                            "per_head": _div(total, Decimal(len(values))),
                            "lowest": values[0], "median": _median(values),
                            "highest": values[-1],
                            "spread": _div(values[-1] - values[0], _median(values))})
-    ranked = sorted(active, key=lambda e: (-revenue_of[e], who[e]["code"]))
-    out.top = [{"code": who[e]["code"], "name": who[e]["name"], "team": who[e]["team"],
+    ranked = sorted(team_of, key=lambda e: (-revenue_of[e], who[e]["code"]))
+    out.top = [{"code": who[e]["code"], "name": who[e]["name"], "team": team_of[e],
                 "revenue": revenue_of[e], "attainment": _div(revenue_of[e], quota_of[e])}
                for e in ranked[:TOP]]
     # the year to date against the year before, month by month
     cum = {"revenue": ZERO, "payout": ZERO, "last_revenue": ZERO, "last_payout": ZERO}
     for this, now, last in zip(months, out.months, last_year, strict=True):
-        before = _row(last, facts[last], pay.get(last, {}))
+        before = _row(last, facts[last], pay[last])
         cum["revenue"] += now["revenue"]
         cum["payout"] += now["payout"]
         cum["last_revenue"] += before["revenue"]
@@ -212,20 +248,20 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
         out.ytd.append({"month": this[5:], **cum,
                         "growth": _div(cum["revenue"] - cum["last_revenue"],
                                        cum["last_revenue"])})
-    # each employee: attainment and every payout of the year (months, quarters, year)
+    # each employee: attainment and every payout of the year in scope (months, quarters,
+    # the year)
     year_codes = months + quarters + [str(year)]
     for emp in ranked:
-        paid = sum((pay.get(c, {}).get(emp, {}).get("payable", ZERO) for c in year_codes),
-                   ZERO)
+        total = sum((pay[c].get(emp, {}).get("payable", ZERO) for c in year_codes), ZERO)
         out.employees.append({"code": who[emp]["code"], "name": who[emp]["name"],
-                              "team": who[emp]["team"], "revenue": revenue_of[emp],
+                              "team": team_of[emp], "revenue": revenue_of[emp],
                               "attainment": _div(revenue_of[emp], quota_of[emp]),
-                              "payout": paid})
+                              "payout": total})
     revenue = sum((m["revenue"] for m in out.months), ZERO)
     payout = sum((e["payout"] for e in out.employees), ZERO)
     out.totals = {"revenue": revenue, "quota": sum((m["quota"] for m in out.months), ZERO),
                   "payout": payout, "cost_of_sales": _div(payout, revenue),
-                  "headcount": len(active)}
+                  "headcount": len(team_of)}
     out.totals["attainment"] = _div(revenue, out.totals["quota"])
     return out
 

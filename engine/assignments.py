@@ -64,10 +64,13 @@ def _overlap(start: dt.date, end: dt.date | None, period: Any) -> tuple[dt.date,
     return (lo, hi) if lo <= hi else None
 
 
-def presences(session: Session, period: Any, first: int | None = None,
-              last: int | None = None) -> dict[int, Presence]:
-    """The days of the period of each employee with a dated assignment or a leave date
-    (of an id range when given); the others are employed every day, as they stand."""
+Spans = dict[int, list[tuple[dt.date, int, int, int | None]]]
+
+
+def _spans(session: Session, first: int | None = None, last: int | None = None
+           ) -> tuple[Spans, dict[int, dt.date]]:
+    """The dated assignments of each employee with any (or a leave date), in date order,
+    and the leave dates."""
     stmt = select(Assignment.employee_id, Assignment.effective_date, Assignment.team_id,
                   Assignment.level_id, Assignment.manager_id)
     left = select(Employee.id, Employee.leave_date, Employee.team_id, Employee.level_id,
@@ -75,7 +78,7 @@ def presences(session: Session, period: Any, first: int | None = None,
     if first is not None:
         stmt = stmt.where(Assignment.employee_id.between(first, last))
         left = left.where(Employee.id.between(first, last))
-    dated: dict[int, list[tuple[dt.date, int, int, int | None]]] = {}
+    dated: Spans = {}
     for emp, date, team, level, manager in session.execute(
             stmt.order_by(Assignment.employee_id, Assignment.effective_date)):
         dated.setdefault(emp, []).append((date, team, level, manager))
@@ -83,6 +86,10 @@ def presences(session: Session, period: Any, first: int | None = None,
     for emp, leave, team, level, manager in session.execute(left):
         leaves[emp] = leave
         dated.setdefault(emp, [(SINCE_EVER, team, level, manager)])
+    return dated, leaves
+
+
+def _presences(dated: Spans, leaves: dict[int, dt.date], period: Any) -> dict[int, Presence]:
     days = period_days(period)
     out: dict[int, Presence] = {}
     for emp, spans in dated.items():
@@ -101,6 +108,29 @@ def presences(session: Session, period: Any, first: int | None = None,
             presence.team_id, presence.level_id, presence.manager_id = team, level, manager
         out[emp] = presence
     return out
+
+
+def presences(session: Session, period: Any, first: int | None = None,
+              last: int | None = None) -> dict[int, Presence]:
+    """The days of the period of each employee with a dated assignment or a leave date
+    (of an id range when given); the others are employed every day, as they stand."""
+    return _presences(*_spans(session, first, last), period)
+
+
+def presences_in(session: Session, codes: Iterable[str]) -> dict[str, dict[int, Presence]]:
+    """presences of each period code (the assignments read once)."""
+    dated, leaves = _spans(session)
+    out = {}
+    for code in codes:
+        _kind, start, end = periods.parse(code)
+        out[code] = _presences(dated, leaves, _Days(start, end))
+    return out
+
+
+@dataclass(frozen=True)
+class _Days:
+    start: dt.date
+    end: dt.date
 
 
 def in_period(session: Session, period: Any, ids: list[int]) -> list[int]:

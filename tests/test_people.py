@@ -393,23 +393,39 @@ def test_a_one_to_one_is_acknowledged_and_is_the_pips_check_in(session) -> None:
 def test_the_analytics_figures_equal_hand_sums_on_the_demo_organisation(demo) -> None:
     s = demo
     emps, results = demo_files()
-    people = {r["code"]: r for r in csv.DictReader(io.StringIO(emps.decode()))}
-    for r in csv.DictReader(io.StringIO(dated_file().decode())):  # analytics: today's team
-        people[r["code"]] = r
-    rows = list(csv.DictReader(io.StringIO(results.decode())))
+    first = {r["code"]: r for r in csv.DictReader(io.StringIO(emps.decode()))}
+    dated = {r["code"]: r for r in csv.DictReader(io.StringIO(dated_file().decode()))}
+
+    def team_in(code: str, month: str) -> dict | None:
+        """The employee's row in force on their last day employed in the month, if any."""
+        d = dated.get(code)
+        if d is None:
+            return first[code]
+        if d["leave_date"] and month > d["leave_date"][:7]:
+            return None  # left before the month
+        if d["hire_date"] == d["effective_date"] and month < d["hire_date"][:7]:
+            return None  # not hired yet
+        return d if d["effective_date"] and month >= d["effective_date"][:7] else first[code]
+
+    rows = [r for r in csv.DictReader(io.StringIO(results.decode()))
+            if team_in(r["employee_code"], r["period"]) is not None]
+    assert any(team_in(r["employee_code"], r["period"]) is None  # the leaver's late rows
+               for r in csv.DictReader(io.StringIO(results.decode())))
 
     def num(row: dict, key: str) -> Decimal:
         return Decimal(row[key]) if row[key] else Decimal(0)
+
+    def total(row: dict) -> Decimal:
+        return num(row, "revenue_new") + num(row, "revenue_existing")
 
     a = analytics.analytics(s, 2026)
     revenue: dict[str, Decimal] = defaultdict(Decimal)
     quota: dict[str, Decimal] = defaultdict(Decimal)
     by_person: dict[str, Decimal] = defaultdict(Decimal)
     for r in rows:
-        total = num(r, "revenue_new") + num(r, "revenue_existing")
-        revenue[r["period"]] += total
+        revenue[r["period"]] += total(r)
         quota[r["period"]] += num(r, "quota")
-        by_person[r["employee_code"]] += total
+        by_person[r["employee_code"]] += total(r)
     for m in a.months:
         assert (m["revenue"], m["quota"]) == (revenue[m["period"]], quota[m["period"]])
     # payout: the payable amounts of each month's run, as `laurel outcomes` lists them
@@ -423,28 +439,41 @@ def test_the_analytics_figures_equal_hand_sums_on_the_demo_organisation(demo) ->
         with localcontext() as ctx:
             ctx.prec = 34
             assert month["payout"] == paid and month["cost_of_sales"] == paid / revenue[code]
-    # the funnel of a region over the year
-    east = {c for c, p in people.items() if p["region"] == "East"}
+    # the funnel of a region over the year: each month's figures in that month's region
     funnel = next(f for f in a.funnel if f["region"] == "East")
     for key in ("leads", "opportunities", "won_leads"):
-        assert funnel[key] == sum((num(r, key) for r in rows if r["employee_code"] in east),
-                                  Decimal(0))
+        assert funnel[key] == sum(
+            (num(r, key) for r in rows
+             if team_in(r["employee_code"], r["period"])["region"] == "East"), Decimal(0))
+    # a transfer (E0043, on 2026-05-16) moves the figures from the month it takes effect
+    moved = dated["E0043"]["team"]
+    was = first["E0043"]["team"]
+    assert moved != was
+    for team, month, index in ((was, "2026-04", 3), (moved, "2026-05", 4)):
+        members = [r for r in rows if r["period"] == month
+                   and team_in(r["employee_code"], month)["team"] == team]
+        assert "E0043" in {r["employee_code"] for r in members}
+        assert a.teams[team][index]["revenue"] == sum(map(total, members), Decimal(0))
+        assert a.teams[team][index]["headcount"] == len(members)
     # output per head of a team, and the top seller
-    team = {c for c, p in people.items() if p["team"] == "Wuhan Growth"}
-    spread = next(x for x in a.spread if x["team"] == "Wuhan Growth")
-    assert spread["revenue"] == sum((by_person[c] for c in team), Decimal(0))
-    assert spread["per_head"] == spread["revenue"] / len(team)
+    team_rows = [r for r in rows if team_in(r["employee_code"], r["period"])["team"] == was]
+    spread = next(x for x in a.spread if x["team"] == was)
+    assert spread["revenue"] == sum(map(total, team_rows), Decimal(0))
+    assert spread["headcount"] == len({r["employee_code"] for r in team_rows})
+    assert spread["per_head"] == spread["revenue"] / spread["headcount"]
     best = max(by_person, key=lambda c: by_person[c])
     assert (a.top[0]["code"], a.top[0]["revenue"]) == (best, by_person[best])
     assert a.ytd[-1]["revenue"] == sum(revenue.values(), Decimal(0))
-    # filters: one team, one level
-    only = analytics.analytics(s, 2026, analytics.Scope(team_id=s.scalar(
-        select(Employee.team_id).where(Employee.code == "E0021")), level="S1"))
-    chosen = {c for c, p in people.items() if p["team"] == people["E0021"]["team"]
-              and p["level"] == "S1"}
-    assert only.months[0]["revenue"] == sum(
-        (num(r, "revenue_new") + num(r, "revenue_existing") for r in rows
-         if r["period"] == "2026-01" and r["employee_code"] in chosen), Decimal(0))
+    # filters: one team, one level, month by month (E0043 is in Hangzhou from May only)
+    hangzhou = s.scalar(select(Employee.team_id).where(Employee.code == "E0043"))
+    only = analytics.analytics(s, 2026, analytics.Scope(team_id=hangzhou, level="S1"))
+    for month, index in (("2026-01", 0), ("2026-04", 3), ("2026-05", 4)):
+        chosen = [r for r in rows if r["period"] == month
+                  and team_in(r["employee_code"], month)["team"] == moved
+                  and team_in(r["employee_code"], month)["level"] == "S1"]
+        assert only.months[index]["revenue"] == sum(map(total, chosen), Decimal(0))
+        assert only.months[index]["headcount"] == len(chosen)
+    assert "E0043" in {e["code"] for e in only.employees}
     header, _rows = analytics.table(a, "funnel")
     assert analytics.csv_bytes(a, "funnel").decode().splitlines()[0] == ",".join(header)
 
