@@ -710,14 +710,17 @@ def upsert_team(session: Session, name: str, region: str | None = None,
     """
     for field_name, value, most in (("name", name, 100), ("region", region, 100)):
         if value is not None and len(value) > most:
-            raise ImportFileError("team", f"at most {most} characters", column=field_name)
+            raise ImportFileError("team", msg("is %(text)s characters long; at most %(most)s",
+                                              text=format(len(value), ","), most=most),
+                                  column=field_name)
         problem = text_problem(value) if value is not None else None
         if problem:
             raise ImportFileError("team", problem, column=field_name)
     if not name.strip():
-        raise ImportFileError("team", "a name is needed", column="name")
+        raise ImportFileError("team", msg("is missing"), column="name")
     if stage is not None and stage not in TEAM_STAGES:
-        raise ImportFileError("team", "must be one of startup, growth, mature", column="stage")
+        raise ImportFileError("team", msg("must be one of startup, growth, mature"),
+                              column="stage")
     team = session.scalar(select(Team).where(Team.name == name))
     created = team is None
     if team is None:

@@ -256,6 +256,11 @@ def test_employees_batch_as_the_import(client: FlaskClient, keys: dict[str, str]
     assert team.get_json()["stage"] == "startup"
     is_problem(client.put("/api/v1/teams/West", json={"stage": "huge"},
                           headers=auth(keys[HR])), 422)
+    tab = is_problem(client.put("/api/v1/teams/West", json={"region": "We\tst"},
+                                headers=auth(keys[HR])), 422)
+    assert "region" in tab["detail"] and "control character U+0009" in tab["detail"]
+    assert client.get("/api/v1/teams/West", headers=auth(keys[HR])).get_json()["region"] \
+        != "We\tst"
 
 
 def test_results_read_back_as_the_rows_a_batch_sends(client: FlaskClient,
