@@ -11,12 +11,19 @@ login there is answered 429 without a password check until the oldest failure is
 than the window, so guessing slows down and nobody is locked out for longer than that.
 The counts live in memory, or in LAUREL_RATELIMIT_STORAGE_URL (redis://...) when several
 processes serve the back office.
+
+So that someone else's failures cannot keep a user out (OWASP's "device cookies"), a
+successful login leaves a signed cookie naming the account in that browser; a login from
+a browser holding the account's cookie counts its failures apart, with the same limit,
+so the account's throttle does not stop it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +36,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import parse_many
 from sqlalchemy.orm import scoped_session
 from werkzeug.wrappers import Response
@@ -101,8 +109,41 @@ def _failed(response: Response) -> bool:
     return response.status_code == 401
 
 
+DEVICE_COOKIE = "laurel_device"
+DEVICE_DAYS = 365
+
+
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="laurel-device")
+
+
 def _account() -> str:
-    return "account:" + (request.form.get("email") or "").strip().lower()
+    """Whose failures a login counts against: the email typed, or, from a browser that
+    logged in to it before (its device cookie), that browser's own count."""
+    email = (request.form.get("email") or "").strip().lower()
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    if cookie:
+        try:
+            known, nonce = _devices().loads(cookie, max_age=DEVICE_DAYS * 86400)
+        except (BadSignature, ValueError, TypeError):
+            known = nonce = None
+        if known == _account_mark(email) and isinstance(nonce, str):
+            return f"device:{email}:{nonce}"
+    return "account:" + email
+
+
+def _account_mark(email: str) -> str:
+    """The account as its device cookie names it (a digest: the cookie shows no email)."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def _remember_device(response: Response, email: str) -> Response:
+    """Mark this browser as one that logged in to the account (see the module's notes)."""
+    value = _devices().dumps([_account_mark(email), secrets.token_urlsafe(12)])
+    response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_DAYS * 86400, httponly=True,
+                        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+                        samesite="Lax", path=url_for("auth.login"))
+    return response
 
 
 def _address() -> str:
@@ -126,7 +167,7 @@ def login() -> Any:
         user = authenticate(db, form.email.data or "", form.password.data or "")
         if user is not None:
             login_user(Principal.of(user))
-            return redirect(target)
+            return _remember_device(redirect(target), user.email)
         # One message for an unknown email and a wrong password: nothing to probe.
         error = _l("The email or the password is not right.")
     status = 200 if error is None and not form.errors else 401 if error else 400
@@ -194,7 +235,7 @@ def accept(token: str) -> Any:
                 error = i18n.say(exc)
             else:
                 login_user(Principal.of(user))
-                return redirect(url_for("admin.index"))
+                return _remember_device(redirect(url_for("admin.index")), user.email)
     status = 400 if error or form.errors else 200
     return render_template("laurel/invite.html", form=form, email=user.email,
                            error=error), status

@@ -140,3 +140,38 @@ def test_a_limit_that_does_not_parse_is_refused_at_start(
     monkeypatch.setenv("LAUREL_LOGIN_LIMIT_PER_ACCOUNT", "ten a minute")
     with pytest.raises(ValueError, match="LAUREL_LOGIN_LIMIT_PER_ACCOUNT='ten a minute'"):
         create_app()
+
+
+def test_a_browser_that_logged_in_before_is_not_kept_out_by_others_failures(
+        org: support.Org) -> None:
+    app = _app()
+    mine, theirs = app.test_client(), app.test_client()
+    first = _post(mine, HR, PASSWORD, address="10.0.0.1")
+    assert first.status_code == 302
+    cookie = next(v for k, v in first.headers.items()
+                  if k == "Set-Cookie" and v.startswith(auth.DEVICE_COOKIE + "="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and HR not in cookie
+    mine.post("/logout")
+    for address in ("10.0.0.7", "10.0.0.8", "10.0.0.9"):  # someone else, elsewhere
+        assert _post(theirs, HR, address=address).status_code == 401
+    assert _post(theirs, HR, PASSWORD, address="10.0.0.7").status_code == 429
+    assert _post(app.test_client(), HR, PASSWORD, address="10.0.0.1").status_code == 429
+    assert _post(mine, HR, PASSWORD, address="10.0.0.1").status_code == 302  # still gets in
+    mine.post("/logout")
+    # the browser's own failures count too, and its cookie is no key to another account
+    for _ in range(3):
+        assert _post(mine, HR, address="10.0.0.2").status_code == 401
+    assert _post(mine, HR, PASSWORD, address="10.0.0.2").status_code == 429
+    for _ in range(3):
+        assert _post(theirs, AUDITOR, address="10.0.0.3").status_code == 401
+    assert _post(mine, AUDITOR, PASSWORD, address="10.0.0.4").status_code == 429
+
+
+def test_a_forged_device_cookie_counts_as_none(org: support.Org) -> None:
+    app = _app()
+    client = app.test_client()
+    client.set_cookie(auth.DEVICE_COOKIE, "not-signed", path="/login")
+    for _ in range(3):
+        assert _post(client, HR, address="10.0.0.5").status_code == 401
+    other = app.test_client()
+    assert _post(other, HR, PASSWORD, address="10.0.0.6").status_code == 429  # one count
