@@ -276,18 +276,20 @@ def _sheet_row(number: int, found: list[dict[str, Any]]) -> list[str]:
     for cell in found:
         index = cell["column"] - 1
         if cell["data_type"] == "unsaved formula":
-            raise _BadCell(number, index, "a formula without a saved value; open the file "
-                           "in a spreadsheet and save it again")
+            raise _BadCell(number, index, msg("a formula without a saved value; open the "
+                                              "file in a spreadsheet and save it again"))
         if cell["value"] is None:
             continue
         if cell["data_type"] == "e":
-            raise _BadCell(number, index, f"the cell holds the error {cell['value']}")
+            raise _BadCell(number, index, msg("the cell holds the error %(error)s",
+                                              error=cell["value"]))
         text = _cell_text(cell["value"])
         if text == "":
             continue
         if index >= MAX_COLUMNS:
-            raise _BadCell(number, index, f"a value in column {_letter(index)}; a file has "
-                           f"at most {MAX_COLUMNS} columns")
+            raise _BadCell(number, index, msg("a value in column %(column)s; a file has at "
+                                              "most %(max_columns)s columns",
+                                              column=_letter(index), max_columns=MAX_COLUMNS))
         problem = text_problem(text)
         if problem:
             raise _BadCell(number, index, problem)

@@ -275,6 +275,20 @@ def test_a_bad_file_is_refused_in_one_line_at_every_door(
     assert state(org) == before
 
 
+@pytest.mark.parametrize("case", [c for c in BAD if c.id in (
+    "xlsx-formula-without-saved-value", "xlsx-error-cell", "xlsx-value-past-500-columns")],
+    ids=lambda c: c.id)
+def test_a_refused_workbook_cell_reads_in_chinese(case: Bad, org: Org,
+                                                  client: FlaskClient) -> None:
+    support.login(client, "hr_admin")
+    page = client.post("/admin/imports/?lang=zh", data={
+        "kind": case.kind, "file": (io.BytesIO(case.data), case.name)},
+        content_type="multipart/form-data")
+    text = html.unescape(support.text_of(page))
+    assert page.status_code == 400 and case.name in text
+    assert not re.search(case.reason, text) and re.search("[单公列]", text), text
+
+
 # --- the limits: size, rows, unpacked size -----------------------------------------------
 
 
