@@ -118,7 +118,7 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
 # may not be found in it (a sign inside a number, a mark without a digit on each side, two
 # marks in a number, a decimal too many).
 _PLAIN_BYTES = {True: b"0123456789\n", False: b"0123456789.-\n"}
-_NOT_PLAIN = ("--", "-\n", "-.", ".\n", "\n.", "..")
+_NOT_PLAIN = ("--", "-\n", "-.", ".\n", "\n.")
 _TWO_MARKS = re.compile(r"\.[0-9]*\.")
 _MORE_DECIMALS = re.compile(rf"\.[0-9]{{{DECIMALS + 1}}}")  # then maybe trailing zeros only
 _TOO_MANY_DECIMALS = re.compile(rf"\.[0-9]{{{DECIMALS}}}0*[1-9]")
