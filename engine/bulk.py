@@ -12,18 +12,20 @@ each for: psycopg refuses more than 65,535 parameters in a statement, SQLite 250
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select, Table, column, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-_BATCH = 20_000
+_BATCH = 5_000
 
 
 def _copy_text(value: Any) -> str:
@@ -44,19 +46,43 @@ def _copy_text(value: Any) -> str:
 
 
 def _copy(conn: Connection, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-          plain: bool = False) -> None:
+          plain: bool = False, keys: dict[int, set[Any]] | None = None) -> None:
+    """COPY the rows, a batch at a time (the server reads one while the next is made);
+    ``keys``: the values of these columns (by index) are added to each set."""
     cursor = conn.connection.dbapi_connection.cursor()
     line = "\t".join(["%s"] * len(columns)) + "\n"
     try:
         with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
             rows = iter(rows)
             while batch := list(itertools.islice(rows, _BATCH)):
+                for index, seen in (keys or {}).items():
+                    seen.update(map(itemgetter(index), batch))
                 if plain:  # one format for the whole batch: no call a value, nor a row
                     copy.write((line * len(batch)) % tuple(itertools.chain.from_iterable(batch)))
                 else:
                     copy.write("".join("\t".join(map(_copy_text, row)) + "\n" for row in batch))
     finally:
         cursor.close()
+
+
+@contextmanager
+def quiet_collector() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk of objects is made and dropped: a run's
+    chunk, an import's cells. Collections walked every fact and outcome held, again and
+    again (15% of a run's time, measured; a quarter of a 100,000-row results import's CPU
+    in Python). Reference counting frees what is dropped meanwhile; the collector is on
+    again (as it was) at the end and collects what cycles were left, few since the
+    engine's firings are read from its C core without Python actions
+    (engine.compiler.fire). (Freezing a run chunk's objects instead kept those cycles, and
+    the memory grew with the chunks; collecting them at the next chunk's start cost as
+    much as it saved.)"""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[Any]:
@@ -105,16 +131,39 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str],
     text with no backslash and no control character (ids, JSON of plain numbers), and
     COPY takes them as they are.
 
-    ``check_references``: on PostgreSQL, where the session may (references_checked), the
-    foreign keys are checked once for all rows rather than a row at a time; a value
-    missing from its table raises MissingReference, as the constraint would have refused
-    it. Uniqueness, NOT NULL and checks hold as ever.
+    ``check_references``: on PostgreSQL, the foreign keys are checked once for all rows
+    rather than a row at a time where the session may (_single_keys); a value missing
+    from its table raises MissingReference, as the constraint would have refused it, and
+    the rows are not inserted. Uniqueness, NOT NULL and checks hold as ever.
+
+    A foreign key's trigger runs ``SELECT 1 FROM parent WHERE key = $1 FOR KEY SHARE`` a
+    row: on a results import that was most of PostgreSQL's time (100,000 rows: about 1.3 s
+    of 2.0 s). Here the rows are copied with session_replication_role = replica, which
+    skips the triggers (as pg_restore --disable-triggers does), then each key's distinct
+    values are locked the same way in one statement, so that no other transaction can
+    delete them before this one ends, and every one must be found.
     """
     conn = session.connection()
     if _copying(conn):
-        rows = rows if isinstance(rows, list) else list(rows)
-        with references_checked(conn, table, columns, rows if check_references else None):
-            _copy(conn, _name(conn, table), columns, rows, plain)
+        name = _name(conn, table)
+        keys = _single_keys(conn, table, columns) if check_references else None
+        if not keys:
+            _copy(conn, name, columns, rows, plain)
+            return
+        found: dict[str, set[Any]] = {key: set() for key, *_ in keys}
+        conn.exec_driver_sql("SAVEPOINT laurel_bulk_insert")
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        # a database error aborts the transaction, and this setting with it
+        _copy(conn, name, columns, rows, plain, {columns.index(k): v for k, v in found.items()})
+        conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
+        try:
+            for key, parent, parent_key, key_type in keys:
+                _lock_references(conn, key, parent, parent_key, key_type, found[key])
+        except MissingReference:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT laurel_bulk_insert")
+            conn.exec_driver_sql("RELEASE SAVEPOINT laurel_bulk_insert")
+            raise
+        conn.exec_driver_sql("RELEASE SAVEPOINT laurel_bulk_insert")
         return
     rows = [tuple(r) for r in _bound(conn, table, columns, rows, as_text)]
     if rows:
@@ -123,49 +172,30 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str],
                              f"VALUES ({', '.join([mark] * len(columns))})", rows)
 
 
-@contextmanager
-def references_checked(conn: Connection, table: Table, columns: Sequence[str],
-                       rows: list[Sequence[Any]] | None) -> Iterator[None]:
-    """Insert ``rows`` in the block with the table's foreign keys checked once for all of
-    them, not a row at a time (None: as ever).
-
-    A foreign key's trigger runs ``SELECT 1 FROM parent WHERE key = $1 FOR KEY SHARE`` a
-    row: on a results import that was most of PostgreSQL's time (100,000 rows: about 1.3 s
-    of 2.0 s). Here each key's distinct values are locked the same way in one statement
-    (so that no other transaction can delete them before this one ends), every one must be
-    found, and the block runs with session_replication_role = replica, which skips the
-    per-row triggers (as pg_restore --disable-triggers does). Only where that is sound and
-    allowed: the session may set it (a superuser, or granted SET on PostgreSQL 15 and
-    later), the table has no trigger of its own, and each of its foreign keys is one
-    column of ``columns``; else the triggers check the rows, as ever.
-    """
-    keys = None if rows is None else _single_keys(conn, table, columns)
-    if not keys:
-        yield
+def _lock_references(conn: Connection, key: str, parent: str, parent_key: str, key_type: str,
+                     values: set[Any]) -> None:
+    """Lock the parent rows of these key values FOR KEY SHARE, as the foreign key's
+    trigger does a row; raise MissingReference for a value none holds."""
+    wanted = sorted(values - {None})
+    if not wanted:
         return
-    for key_column, parent, parent_key, key_type in keys:
-        index = columns.index(key_column)
-        wanted = sorted({row[index] for row in rows} - {None})
-        if not wanted:
-            continue
-        # ids as one array's text: psycopg adapts a list of a million ints one by one
-        values = "{" + ",".join(map(str, wanted)) + "}" if all(
-            type(v) is int for v in wanted) else wanted
-        locked = f"SELECT {parent_key} FROM {parent} WHERE {parent_key} = " \
-                 f"ANY(CAST(%s AS {key_type}[])) FOR KEY SHARE"
-        found, = conn.exec_driver_sql(f"SELECT count(*) FROM ({locked}) AS k", (values,)).one()
-        if found != len(wanted):
-            there = {key for key, in conn.exec_driver_sql(locked, (values,))}
-            raise MissingReference(key_column, next(v for v in wanted if v not in there))
-    conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-    yield
-    conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
+    # ids as one array's text: psycopg adapts a list of a million ints one by one
+    array = "{" + ",".join(map(str, wanted)) + "}" if all(
+        type(v) is int for v in wanted) else wanted
+    locked = f"SELECT {parent_key} FROM {parent} WHERE {parent_key} = " \
+             f"ANY(CAST(%s AS {key_type}[])) FOR KEY SHARE"
+    found, = conn.exec_driver_sql(f"SELECT count(*) FROM ({locked}) AS k", (array,)).one()
+    if found != len(wanted):
+        there = {value for value, in conn.exec_driver_sql(locked, (array,))}
+        raise MissingReference(key, next(v for v in wanted if v not in there))
 
 
 def _single_keys(conn: Connection, table: Table, columns: Sequence[str]
                  ) -> list[tuple[str, str, str, str]] | None:
-    """The table's foreign keys as (column, parent table, parent key, its type), when the
-    session may skip its triggers and every key is one column of ``columns``; else None."""
+    """The table's foreign keys as (column, parent table, parent key, its type), where the
+    session may skip their triggers: it may set session_replication_role (a superuser, or
+    granted SET on PostgreSQL 15 and later), the table has no trigger of its own, and
+    every key is one column of ``columns``; else None."""
     if conn.dialect.server_version_info < (15,):
         allowed = "current_setting('is_superuser') = 'on'"
     else:

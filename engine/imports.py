@@ -619,6 +619,7 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
     return import_employee_table(session, name, header, body)
 
 
+@bulk.quiet_collector()
 def import_employee_table(session: Session, name: str, header: list[str],
                           body: Iterable[tuple[int, list[str]]]) -> ImportReport:
     """Create or update employees and their teams given as a table (a header, then numbered
@@ -911,6 +912,7 @@ def import_results(session: Session, name: str, data: bytes | None = None,
     return import_result_table(session, name, header, body)
 
 
+@bulk.quiet_collector()
 def import_result_table(session: Session, name: str, header: list[str],
                         body: Iterable[tuple[int, list[str]]]) -> ImportReport:
     """Load results given as a table (a header, then numbered rows of cells as text):
@@ -997,10 +999,11 @@ def import_result_table(session: Session, name: str, header: list[str],
             emp_ids, pids, codes, mids, texts_by_column, existing)
     else:  # every row is new, and puts its employee in the period's population
         jsons, created = _row_json(mids, texts_by_column, len(codes), filled)
-        inserts = list(zip(emp_ids, pids, jsons, strict=True))
+        inserts = zip(emp_ids, pids, jsons, strict=True)
         updates, updated, changed = [], 0, distinct
     try:
-        _write_rows(session, inserts, updates)
+        _write_rows(session, inserts, updates,
+                    len(inserts) + len(updates) if existing else len(codes))
     except bulk.MissingReference as missing:  # deleted by another transaction meanwhile
         if missing.column != "employee_id":
             raise
@@ -1101,9 +1104,10 @@ def _result_rows(name: str, body: Iterable[tuple[int, list[str]]], p_idx: int, e
 
 
 def _row_json(mids: list[str], texts_by_column: list[list[str | None]], rows: int,
-              filled: bool | None = None) -> tuple[list[str], int]:
-    """Each row's values as the JSON a row of results keeps, and how many values there
-    are (``filled``: whether no cell is None, when the caller knows). The cells are plain
+              filled: bool | None = None) -> tuple[Iterable[str], int]:
+    """Each row's values as the JSON a row of results keeps (made as they are read: a
+    COPY sends each batch while the next is made), and how many values there are
+    (``filled``: whether no cell is None, when the caller knows). The cells are plain
     decimal text: nothing to escape."""
     if filled is None:
         filled = not any(None in texts for texts in texts_by_column)
@@ -1111,7 +1115,7 @@ def _row_json(mids: list[str], texts_by_column: list[list[str | None]], rows: in
         full = "{" + ",".join(f'"{mid}":"%s"' for mid in mids) + "}"
         if not mids:
             return [full] * rows, 0
-        return list(map(full.__mod__, zip(*texts_by_column, strict=True))), rows * len(mids)
+        return map(full.__mod__, zip(*texts_by_column, strict=True)), rows * len(mids)
     jsons, created = [], 0
     for cells in zip(*texts_by_column, strict=True):
         filled = [f'"{mid}":"{t}"' for mid, t in zip(mids, cells, strict=True) if t is not None]
@@ -1162,10 +1166,10 @@ def _merged_rows(emp_ids: list[int], pids: list[int], codes: list[str], mids: li
     return inserts, updates, created, updated, changed
 
 
-def _write_rows(session: Session, inserts: list[tuple[int, int, str]],
-               updates: list[tuple[str, int]]) -> None:
+def _write_rows(session: Session, inserts: Iterable[tuple[int, int, str]],
+               updates: list[tuple[str, int]], rows: int) -> None:
     """Insert new rows of results and update changed ones (their values as JSON text), in
-    the caller's transaction.
+    the caller's transaction; ``rows``: how many in all.
 
     Straight through the driver (COPY on PostgreSQL): Core's per-row parameter processing
     was most of a large import's time, and so was a json.dumps a row (bench/bench_import.py).
@@ -1174,7 +1178,7 @@ def _write_rows(session: Session, inserts: list[tuple[int, int, str]],
     bulk.insert_rows(session, table, ("employee_id", "period_id", "metric_values"), inserts,
                      as_text=("metric_values",), plain=True, check_references=True)
     bulk.update_rows(session, table, ("metric_values",), updates, as_text=("metric_values",))
-    bulk.analyze(session, table, rows=len(inserts) + len(updates))
+    bulk.analyze(session, table, rows=rows)
 
 
 def _check_values(name: str, numbered: Iterable[tuple[int, Sequence[str]]],
