@@ -195,7 +195,7 @@ def _single_keys(conn: Connection, table: Table, columns: Sequence[str]
     """The table's foreign keys as (column, parent table, parent key, its type), where the
     session may skip their triggers: it may set session_replication_role (a superuser, or
     granted SET on PostgreSQL 15 and later), the table has no trigger of its own, and
-    every key is one column of ``columns``; else None."""
+    every key is one column, of ``columns`` or left NULL; else None."""
     if conn.dialect.server_version_info < (15,):
         allowed = "current_setting('is_superuser') = 'on'"
     else:
@@ -208,13 +208,16 @@ def _single_keys(conn: Connection, table: Table, columns: Sequence[str]
         return None
     keys = conn.exec_driver_sql(
         "SELECT a.attname, c.confrelid::regclass::text, fa.attname, "
-        "format_type(fa.atttypid, fa.atttypmod), cardinality(c.conkey) FROM pg_constraint c "
+        "format_type(fa.atttypid, fa.atttypmod), cardinality(c.conkey), a.atthasdef "
+        "FROM pg_constraint c "
         "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
         "JOIN pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = c.confkey[1] "
         "WHERE c.conrelid = %(t)s::regclass AND c.contype = 'f'", {"t": name}).all()
-    if any(size != 1 or key not in columns for key, *_, size in keys):
+    # a key the insert leaves out is NULL (no default): nothing to check
+    if any(size != 1 or (key not in columns and default) for key, *_, size, default in keys):
         return None
-    return [(key, parent, parent_key, key_type) for key, parent, parent_key, key_type, _ in keys]
+    return [(key, parent, parent_key, key_type)
+            for key, parent, parent_key, key_type, *_ in keys if key in columns]
 
 
 def update_rows(session: Session, table: Table, columns: Sequence[str],

@@ -723,7 +723,7 @@ def import_employee_table(session: Session, name: str, header: list[str],
             inserts.append((row["code"], *values))
         elif tuple(old[1]) != values:
             updates.append((*values, old[0]))
-    bulk.insert_rows(session, table, ("code", *fields_), inserts)
+    bulk.insert_rows(session, table, ("code", *fields_), inserts, check_references=True)
     bulk.update_rows(session, table, fields_, updates)
     report.created = len(inserts)
     ids = dict(session.execute(select(Employee.code, Employee.id)).all())
