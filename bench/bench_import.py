@@ -5,7 +5,8 @@
 
 Makes an employees file of --employees rows, and a results file of --rows rows
 (rows / months employees x months, each with --metrics values), and imports both, timed
-(commit included), into a scratch SQLite database and, with --postgres (or
+(commit included; with the CPU seconds this process and, where PostgreSQL runs on this
+machine, its backend used), into a scratch SQLite database and, with --postgres (or
 LAUREL_BENCH_POSTGRES_URL), into a scratch database created on that PostgreSQL server and
 dropped afterwards. Prints rows per second of each file on each database.
 """
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -95,17 +97,39 @@ def scratch_sqlite() -> Iterator[str]:
         db.dispose_engines()
 
 
+def server_cpu(session: Any) -> float | None:
+    """The CPU seconds the session's PostgreSQL backend has used, where the server runs on
+    this machine (its /proc); else None."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def timed(url: str, call: Callable[..., object], name: str, data: bytes,
-          profiler: cProfile.Profile | None) -> tuple[object, float]:
-    """Import one file in its own transaction; return its report and the seconds taken."""
-    start = time.perf_counter()
+          profiler: cProfile.Profile | None) -> tuple[object, float, str]:
+    """Import one file in its own transaction; return its report, the seconds taken and
+    the CPU seconds this process and the database server's backend used (steadier than
+    the clock on a shared machine; the commit's server time is not in it)."""
+    start, cpu = time.perf_counter(), time.process_time()
     with db.session_scope(url, actor="bench") as session:
+        server = server_cpu(session)
         if profiler:
             profiler.enable()
         report = call(session, name, data=data)
         if profiler:
             profiler.disable()
-    return report, time.perf_counter() - start
+        session.flush()
+        if server is not None:
+            server = server_cpu(session) - server  # type: ignore[operator]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    used = f"CPU {cpu:.2f} s" + (f" + server {server:.2f} s" if server is not None else "")
+    return report, seconds, used
 
 
 def bench(url: str, emp_file: bytes, res_file: bytes, metrics: int,
@@ -113,12 +137,13 @@ def bench(url: str, emp_file: bytes, res_file: bytes, metrics: int,
     db.upgrade_schema(url)
     with db.session_scope(url, actor="bench") as session:
         seed_reference_data(session)
-    emp, emp_s = timed(url, import_employees, "bench-employees.csv", emp_file, profiler)
-    res, res_s = timed(url, import_results, "bench-results.csv", res_file, profiler)
+    emp, emp_s, emp_cpu = timed(url, import_employees, "bench-employees.csv", emp_file,
+                                profiler)
+    res, res_s, res_cpu = timed(url, import_results, "bench-results.csv", res_file, profiler)
     print(f"{url.split('://')[0]}: employees {emp.rows:,} rows in {emp_s:.2f} s = "
-          f"{emp.rows / emp_s:,.0f} rows/s; results {res.rows:,} rows of {metrics} metrics "
-          f"in {res_s:.2f} s = {res.rows / res_s:,.0f} rows/s "
-          f"({res.rows * metrics / res_s:,.0f} values/s)")
+          f"{emp.rows / emp_s:,.0f} rows/s ({emp_cpu}); results {res.rows:,} rows of "
+          f"{metrics} metrics in {res_s:.2f} s = {res.rows / res_s:,.0f} rows/s "
+          f"({res.rows * metrics / res_s:,.0f} values/s; {res_cpu})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -113,40 +113,79 @@ def metric_value(text: str, mtype: str, low: Decimal | None = None,
 
 
 # A column's cells that metric_value reads as Decimal(text) at once: a plain number (a
-# count: digits only), at most DECIMALS decimals but for trailing zeros; or empty.
-_PLAIN = {True: r"[0-9]+", False: rf"-?[0-9]+(?:\.[0-9]{{1,{DECIMALS}}}0*)?"}
-_PLAIN_COLUMN = {count: re.compile(rf"(?:{p})?(?:\n(?:{p})?)*", re.ASCII)
-                 for count, p in _PLAIN.items()}
+# count: digits only), at most DECIMALS decimals but for trailing zeros; or empty. Checked
+# on the column's cells joined by line feeds: the bytes a column may hold at all, then what
+# may not be found in it (a sign inside a number, a mark without a digit on each side, two
+# marks in a number, a decimal too many).
+_PLAIN_BYTES = {True: b"0123456789\n", False: b"0123456789.-\n"}
+_NOT_PLAIN = ("--", "-\n", "-.", ".\n", "\n.")
+_TWO_MARKS = re.compile(r"\.[0-9]*\.")
+_MORE_DECIMALS = re.compile(rf"\.[0-9]{{{DECIMALS + 1}}}")  # then maybe trailing zeros only
+_TOO_MANY_DECIMALS = re.compile(rf"\.[0-9]{{{DECIMALS}}}0*[1-9]")
+
+
+def _plain_column(joined: str, cells: int, count: bool) -> bool:
+    """Whether every cell of a column (``joined`` by line feeds, ``cells`` of them) is
+    empty or a plain number, in a few passes over the text in C, none a cell."""
+    if not joined.isascii() or joined.count("\n") != cells - 1 \
+            or joined.encode("ascii").translate(None, _PLAIN_BYTES[count]):
+        return False  # a line break within a cell is refused here too
+    if count:
+        return True
+    if "-" in joined and (joined.count("-") != joined.count("\n-") + joined.startswith("-")
+                          or joined.endswith("-") or any(s in joined for s in _NOT_PLAIN)):
+        return False
+    if "." in joined and (joined.startswith(".") or joined.endswith(".")
+                          or any(s in joined for s in _NOT_PLAIN[3:])
+                          or _TWO_MARKS.search(joined) or (_MORE_DECIMALS.search(joined)
+                                                           and _TOO_MANY_DECIMALS.search(joined))):
+        return False
+    return True
+
+
+def _inside(joined: str, present: list[str], lo: Decimal, hi: Decimal) -> bool:
+    """Whether a column's plain numbers (``present``, ``joined`` by line feeds) are all
+    within lo..hi. Most columns show it by the length of their cells alone (a cell of n
+    characters is less than 10^n in absolute value); others by floats where every value is
+    clearly inside (a double's error is a 10^-16th of the value; the margin a 10^-9th of
+    the range's largest bound), exactly on Decimals otherwise; each distinct text once (a
+    column of scores holds a hundred at most)."""
+    reach = hi if lo <= 0 and "-" not in joined else min(-lo, hi)
+    if reach >= 1:  # no cell longer than the digits of reach: each is less than reach
+        most = len(str(int(reach))) - 1  # characters: a cell of no more is inside
+        first = joined.find("\n")
+        if (first if first >= 0 else len(joined)) <= most \
+                and re.search(f"\n[^\n]{{{most + 1}}}", joined) is None:
+            return True
+    distinct = set(present)
+    floats = list(map(float, distinct))
+    margin = max(abs(float(lo)), abs(float(hi)), 1.0) * 1e-9
+    if float(lo) + margin < min(floats) and max(floats) < float(hi) - margin:
+        return True
+    exact = list(map(Decimal, distinct))
+    return lo <= min(exact) and max(exact) <= hi
 
 
 def metric_column(texts: list[str], mtype: str, low: Decimal | None = None,
-                  high: Decimal | None = None) -> list[str | None] | None:
-    """The cells of a column as a row of results keeps them (None for an empty cell),
-    when every cell is a plain number in the metric's range; else None, and metric_value
-    cell by cell says which cell is refused and why.
+                  high: Decimal | None = None) -> tuple[list[str | None], bool] | None:
+    """The cells of a column as a row of results keeps them (None for an empty cell), and
+    whether one is empty, when every cell is a plain number in the metric's range; else
+    None, and metric_value cell by cell says which cell is refused and why.
 
-    One pattern and one comparison a column, no Decimal a cell: the cell-by-cell checks
-    were most of a large import's time. The range is checked on floats where every value
-    is clearly inside it (a double's error is a 10^-16th of the value; the margin is a
-    10^-9th of the range's largest bound), and exactly, on Decimals, otherwise.
+    A few passes over the column's text and one comparison a column, no call a cell: the
+    cell-by-cell checks were most of a large import's time.
     """
     joined = "\n".join(texts)
-    if not _PLAIN_COLUMN[mtype == "count"].fullmatch(joined) \
-            or joined.count("\n") != len(texts) - 1:  # a line break within a cell
+    if not _plain_column(joined, len(texts), mtype == "count"):
         return None
-    empty = "" in texts
+    empty = joined.startswith("\n") or joined.endswith("\n") or "\n\n" in joined \
+        or texts == [""]
     present = [t for t in texts if t] if empty else texts
-    if present:
-        lo, hi = metric_range(mtype, low, high)
-        floats = list(map(float, present))
-        margin = max(abs(float(lo)), abs(float(hi)), 1.0) * 1e-9
-        if not (float(lo) + margin < min(floats) and max(floats) < float(hi) - margin):
-            exact = list(map(Decimal, present))
-            if min(exact) < lo or max(exact) > hi:
-                return None
+    if present and not _inside(joined, present, *metric_range(mtype, low, high)):
+        return None
     if "-" in joined:  # a negative zero ("-0", "-0.00") is kept as 0
-        return [(t if t[0] != "-" or float(t) else "0") if t else None for t in texts]
-    return [t or None for t in texts] if empty else list(texts)
+        return [(t if t[0] != "-" or float(t) else "0") if t else None for t in texts], empty
+    return ([t or None for t in texts] if empty else texts), empty
 
 
 # --- typing ------------------------------------------------------------------------------

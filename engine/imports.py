@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -129,14 +129,82 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
+class Columns:
+    """A table's rows read column by column (read_table's body for a plain CSV file):
+    ``numbers`` are the rows' numbers, ``columns`` each column's cells in the header's
+    order. Iterated, it gives (row number, cells) as a body read row by row does."""
+
+    def __init__(self, numbers: Sequence[int], columns: list[list[str]]) -> None:
+        self.numbers, self.columns = numbers, columns
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        return zip(self.numbers, map(list, zip(*self.columns, strict=True)), strict=True)
+
+
+def _csv_text(name: str, data: bytes) -> str:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportFileError(name, msg("is not UTF-8 text (save it as CSV UTF-8)")) from None
-    # Cells are checked one by one only where the text has something to find: a control
-    # character other than a line's end, or a quote (a quoted cell may hold a line break).
-    suspect = _SUSPECT.search(text) is not None
+
+
+def _suspect(text: str) -> bool:
+    """Whether the text has a control character other than a line's end, or a quote (a
+    quoted cell may hold a line break): only then are cells checked one by one."""
+    if text.isascii():  # one pass in C: delete every byte that is fine, see what is left
+        return bool(text.encode("ascii").translate(None, _FINE_ASCII))
+    return _SUSPECT.search(text) is not None
+
+
+_FINE_ASCII = bytes(range(0x20, 0x7F)).replace(b'"', b"") + b"\n\r"
+
+
+def _plain_csv(text: str) -> tuple[list[str], Columns] | None:
+    """The header and columns of CSV text that needs no CSV reader, else None: no quote,
+    no control character but line ends (LF, or CR LF), no cell longer than MAX_TEXT, no
+    more than MAX_ROWS rows, and every line with the header's number of cells, none of
+    them empty or blank. The cells are what read_table's row-by-row reading gives; this
+    reads them in a few passes over the whole text, not a call a row (a large results
+    file was read at half the speed its checks and COPY go)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    if _suspect(text):
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines or len(lines) - 1 > MAX_ROWS:
+        return None
+    long = max(map(len, lines)) > MAX_TEXT  # then a cell may be
+    header = lines[0].split(",")
+    width = len(header)
+    if width > MAX_COLUMNS or set(map(str.count, lines, itertools.repeat(","))) != {width - 1}:
+        return None
+    rows = len(lines) - 1
+    del lines
+    body = text[text.index("\n") + 1:].removesuffix("\n") if rows else ""
+    flat = body.replace("\n", ",").split(",") if rows else []
+    columns = [flat[i::width] for i in range(width)]
+    del flat, body
+    if long and any(max(map(len, col), default=0) > MAX_TEXT for col in [header, *columns]):
+        return None
+    if " " in text:
+        header = [h.strip(" ") for h in header]
+        for i, col in enumerate(columns):
+            joined = "\n".join(col)
+            if joined[:1] == " " or joined[-1:] == " " or "\n " in joined or " \n" in joined:
+                columns[i] = [c.strip(" ") for c in col]
+    # a row of empty cells is skipped, and a header ending in empty names is cut short:
+    # read row by row
+    if header[-1] == "" or (rows and all("" in col for col in columns)):
+        return None
+    return header, Columns(range(2, rows + 2), columns)
+
+
+def _csv_rows(name: str, text: str) -> Iterator[tuple[int, list[str]]]:
+    suspect = _suspect(text)
     # Likewise spaces to strip.
     spaces = " " in text
     # newline="": a line may end in CR LF, LF or a bare CR (csv reads all three).
@@ -328,17 +396,23 @@ def _read_bytes(name: str, data: bytes | None, path: str | Path | None) -> bytes
 
 
 def read_table(name: str, data: bytes | None = None, path: str | Path | None = None
-               ) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+               ) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
     """Return the header and (row number, cells) of a CSV or XLSX file.
 
+    The rows come one by one, or as Columns (a plain CSV file), which give them too.
     Every cell is stripped text of at most MAX_TEXT characters with no control character;
     the header names each column once. A file of more than MAX_ROWS rows or MAX_COLUMNS
     columns is refused, and so is anything unreadable: every refusal is an ImportFileError
     naming the file, and the row and column where there is one.
     """
     data = _read_bytes(name, data, path)
-    xlsx = name.lower().endswith((".xlsx", ".xlsm"))
-    rows = _xlsx_rows(name, data) if xlsx else _csv_rows(name, data)
+    if name.lower().endswith((".xlsx", ".xlsm")):
+        rows, plain = _xlsx_rows(name, data), None
+    else:
+        text = _csv_text(name, data)
+        plain = _plain_csv(text)
+        rows = iter(()) if plain else _csv_rows(name, text)
+        del text
     names: list[str] = []
 
     def refuse(bad: _BadCell) -> ImportFileError:
@@ -346,20 +420,23 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
         return ImportFileError(name, bad.reason, row=bad.row,
                                column=names[bad.index] if named else _letter(bad.index))
 
-    try:
-        number, header = next(rows, (0, []))
-    except _BadCell as bad:
-        raise refuse(bad) from None
-    if number != 1 or not any(header):
+    if plain:
+        header = plain[0]
+    else:
         try:
-            more = number > 1 or any(any(cells) for _, cells in rows)
-        except _BadCell:
-            more = True
-        if not more:
-            raise ImportFileError(name, msg("is empty: a header row is needed"))
-        raise ImportFileError(name, msg("the header row is empty"), row=1)
-    while header and header[-1] == "":
-        header.pop()
+            number, header = next(rows, (0, []))
+        except _BadCell as bad:
+            raise refuse(bad) from None
+        if number != 1 or not any(header):
+            try:
+                more = number > 1 or any(any(cells) for _, cells in rows)
+            except _BadCell:
+                more = True
+            if not more:
+                raise ImportFileError(name, msg("is empty: a header row is needed"))
+            raise ImportFileError(name, msg("the header row is empty"), row=1)
+        while header and header[-1] == "":
+            header.pop()
     if len(header) > MAX_COLUMNS:
         raise ImportFileError(name, msg("has %(header)s columns; a file has at most "
                                         "%(max_columns)s", header=format(len(header), ','),
@@ -373,6 +450,8 @@ def read_table(name: str, data: bytes | None = None, path: str | Path | None = N
         raise ImportFileError(name, msg("column %(twice)s appears twice", twice=repr(twice[0])),
                               row=1,
                               column=twice[0])
+    if plain:
+        return header, plain[1]
     names[:] = header
     width = len(header)
 
@@ -542,6 +621,7 @@ def import_employees(session: Session, name: str, data: bytes | None = None,
     return import_employee_table(session, name, header, body)
 
 
+@bulk.quiet_collector()
 def import_employee_table(session: Session, name: str, header: list[str],
                           body: Iterable[tuple[int, list[str]]]) -> ImportReport:
     """Create or update employees and their teams given as a table (a header, then numbered
@@ -645,7 +725,7 @@ def import_employee_table(session: Session, name: str, header: list[str],
             inserts.append((row["code"], *values))
         elif tuple(old[1]) != values:
             updates.append((*values, old[0]))
-    bulk.insert_rows(session, table, ("code", *fields_), inserts)
+    bulk.insert_rows(session, table, ("code", *fields_), inserts, check_references=True)
     bulk.update_rows(session, table, fields_, updates)
     report.created = len(inserts)
     ids = dict(session.execute(select(Employee.code, Employee.id)).all())
@@ -837,6 +917,7 @@ def import_results(session: Session, name: str, data: bytes | None = None,
     return import_result_table(session, name, header, body)
 
 
+@bulk.quiet_collector()
 def import_result_table(session: Session, name: str, header: list[str],
                         body: Iterable[tuple[int, list[str]]]) -> ImportReport:
     """Load results given as a table (a header, then numbered rows of cells as text):
@@ -864,9 +945,123 @@ def import_result_table(session: Session, name: str, header: list[str],
     # Plain tuples: ORM attribute access per cell was a tenth of the import's time.
     columns = [(idx, m.key, m.id, m.type, m.min_value, m.max_value) for idx, m in metric_cols]
     employees = dict(session.execute(select(Employee.code, Employee.id)).all())
+    keys = _plain_keys(body, p_idx, e_idx, employees) if isinstance(body, Columns) else None
+    if keys is None:
+        numbers, codes, emp_ids, by_column = _result_rows(name, body, p_idx, e_idx, employees,
+                                                          columns)
+    else:
+        numbers, codes, emp_ids, by_column = body.numbers, body.columns[p_idx], keys, \
+            body.columns
+    # Column by column; where a column is not all plain numbers in range, cell by cell:
+    # the first refused cell, by row then column, is the error, else each cell as a row of
+    # results keeps it (None: empty).
+    texts_by_column: list[list[str | None]] = []
+    checked, filled = False, True
+    for idx, _key, _metric_id, mtype, low, high in columns:
+        texts = by_column[idx]
+        plain = metric_column(texts, mtype, low, high)
+        if plain is None:
+            if not checked:
+                rows = zip(numbers, zip(*by_column, strict=True), strict=True)
+                _check_values(name, rows, columns)
+                checked = True
+            stored = [value_text(metric_value(t, mtype, low, high)) if t else None
+                      for t in texts]
+            filled = filled and "" not in texts
+        else:
+            stored, empty = plain
+            filled = filled and not empty
+        texts_by_column.append(stored)
+    del by_column, body  # the cells are read
 
-    rows: list[tuple[str, int]] = []  # period code, employee id
+    distinct = set(codes)
+    locked = _locked_between(session, distinct)
+    if locked:
+        code = sorted(locked)[0]
+        number = numbers[codes.index(code)]
+        why = "is locked" if locked[code] == code else f"is in {locked[code]}, which is locked"
+        raise ImportFileError(name, msg("period %(code)s %(why)s: its results cannot change",
+                                        code=code, why=why),
+                              row=number, column="period")
+
+    report = ImportReport("results", name, rows=len(codes))
+    period_ids: dict[str, int] = {}
+    for code in sorted(distinct):
+        for c in [code, *periods.parents(code)]:
+            if c not in period_ids:
+                period_ids[c] = periods.get_or_create(session, c).id
+    report.periods = sorted(distinct)
+    wanted_ids = {period_ids[c] for c in distinct}
+    existing: dict[tuple[int, int], tuple[int, dict[str, str]]] = {
+        (e, p): (rid, values) for rid, e, p, values in session.execute(
+            select(ResultRow.id, ResultRow.employee_id, ResultRow.period_id, ResultRow.values)
+            .where(ResultRow.period_id.in_(wanted_ids)))
+    }
+    pids = list(map(period_ids.__getitem__, codes))
+    mids = [str(metric_id) for _idx, _key, metric_id, *_ in columns]
+    if existing:
+        inserts, updates, created, updated, changed = _merged_rows(
+            emp_ids, pids, codes, mids, texts_by_column, existing)
+    else:  # every row is new, and puts its employee in the period's population
+        jsons, created = _row_json(mids, texts_by_column, len(codes), filled)
+        inserts = zip(emp_ids, pids, jsons, strict=True)
+        updates, updated, changed = [], 0, distinct
+    try:
+        _write_rows(session, inserts, updates,
+                    len(inserts) + len(updates) if existing else len(codes))
+    except bulk.MissingReference as missing:  # deleted by another transaction meanwhile
+        if missing.column != "employee_id":
+            raise
+        emp_code = next(c for c, e in employees.items() if e == missing.value)
+        raise ImportFileError(name, msg("unknown employee %(emp_code)s",
+                                        emp_code=repr(emp_code)),
+                              row=numbers[emp_ids.index(missing.value)],
+                              column="employee_code") from None
+    # Runs that read these periods, or the quarters and years containing them, are stale.
+    periods.results_changed(session, changed, "import")
+    report.created, report.updated = created, updated
+    audit(session, "import", "result", summary=report.summary(),
+          after={"file": name, "rows": report.rows, "values_created": report.created,
+                 "values_updated": report.updated, "periods": report.periods})
+    session.flush()
+    return report
+
+
+def _plain_keys(body: Columns, p_idx: int, e_idx: int, employees: dict[str, int]
+                ) -> list[int] | None:
+    """The employee ids of the rows, when every row names a known employee and a valid
+    period, and no employee and period twice; else None (_result_rows then says which row
+    is refused and why). Column by column: a call a distinct period, none a row."""
+    codes = body.columns[p_idx]
+    try:
+        ids = list(map(employees.__getitem__, body.columns[e_idx]))
+    except KeyError:
+        return None
+    distinct = set(codes)
+    if not codes or "" in distinct:
+        return None
+    for code in distinct:
+        try:
+            periods.parse(code)
+        except PeriodError:
+            return None
+    if len(distinct) == 1:
+        pairs: set[Any] = set(ids)
+    else:
+        index = {code: i for i, code in enumerate(distinct)}
+        pairs = set(zip(ids, map(index.__getitem__, codes), strict=True))
+    return ids if len(pairs) == len(ids) else None
+
+
+def _result_rows(name: str, body: Iterable[tuple[int, list[str]]], p_idx: int, e_idx: int,
+                 employees: dict[str, int], columns: list[tuple[int, str, int, str, Any, Any]]
+                 ) -> tuple[list[int], list[str], list[int], list[list[str]]]:
+    """Read the rows one by one: their numbers, period codes, employee ids and cells by
+    column; raise the first refused row (by row: its period, employee, a pair twice, or a
+    value of an earlier row)."""
     numbered: list[tuple[int, list[str]]] = []
+    codes: list[str] = []
+    emp_ids: list[int] = []
     seen: dict[tuple[str, str], int] = {}
     valid_codes: set[str] = set()
 
@@ -904,75 +1099,57 @@ def import_result_table(session: Session, name: str, header: list[str],
                           seen=seen[(emp_code, code)], number=number),
                 row=number, column="employee_code"))
         seen[(emp_code, code)] = number
-        rows.append((code, emp_id))
+        codes.append(code)
+        emp_ids.append(emp_id)
         numbered.append((number, cells))
-    if not rows:
+    if not numbered:
         raise ImportFileError(name, msg("has no data rows"))
-    # Column by column; where a column is not all plain numbers in range, cell by cell:
-    # the first refused cell, by row then column, is the error, else each cell as a row of
-    # results keeps it (None: empty).
-    by_column = list(zip(*(cells for _, cells in numbered), strict=True))
-    texts_by_column: list[list[str | None]] = []
-    checked = False
-    for idx, _key, _metric_id, mtype, low, high in columns:
-        texts = list(by_column[idx])
-        stored = metric_column(texts, mtype, low, high)
-        if stored is None:
-            if not checked:
-                _check_values(name, numbered, columns)
-                checked = True
-            stored = [value_text(metric_value(t, mtype, low, high)) if t else None
-                      for t in texts]
-        texts_by_column.append(stored)
-    del by_column
-    numbered.clear()  # the cells are read
+    by_column = [list(column) for column in zip(*(cells for _, cells in numbered), strict=True)]
+    return [number for number, _ in numbered], codes, emp_ids, by_column
 
-    codes = {code for code, _ in rows}
-    locked = _locked_between(session, codes)
-    if locked:
-        code = sorted(locked)[0]
-        number = next(seen[k] for k in seen if k[1] == code)
-        why = "is locked" if locked[code] == code else f"is in {locked[code]}, which is locked"
-        raise ImportFileError(name, msg("period %(code)s %(why)s: its results cannot change",
-                                        code=code, why=why),
-                              row=number, column="period")
 
-    report = ImportReport("results", name, rows=len(rows))
-    period_ids: dict[str, int] = {}
-    for code in sorted(codes):
-        for c in [code, *periods.parents(code)]:
-            if c not in period_ids:
-                period_ids[c] = periods.get_or_create(session, c).id
-    report.periods = sorted(codes)
-    wanted_ids = {period_ids[c] for c in codes}
-    existing: dict[tuple[int, int], tuple[int, dict[str, str]]] = {
-        (e, p): (rid, values) for rid, e, p, values in session.execute(
-            select(ResultRow.id, ResultRow.employee_id, ResultRow.period_id, ResultRow.values)
-            .where(ResultRow.period_id.in_(wanted_ids)))
-    }
+def _row_json(mids: list[str], texts_by_column: list[list[str | None]], rows: int,
+              filled: bool | None = None) -> tuple[Iterable[str], int]:
+    """Each row's values as the JSON a row of results keeps (made as they are read: a
+    COPY sends each batch while the next is made), and how many values there are
+    (``filled``: whether no cell is None, when the caller knows). The cells are plain
+    decimal text: nothing to escape."""
+    if filled is None:
+        filled = not any(None in texts for texts in texts_by_column)
+    if filled:  # one format for every row
+        full = "{" + ",".join(f'"{mid}":"%s"' for mid in mids) + "}"
+        if not mids:
+            return [full] * rows, 0
+        return map(full.__mod__, zip(*texts_by_column, strict=True)), rows * len(mids)
+    jsons, created = [], 0
+    for cells in zip(*texts_by_column, strict=True):
+        filled = [f'"{mid}":"{t}"' for mid, t in zip(mids, cells, strict=True) if t is not None]
+        created += len(filled)
+        jsons.append("{" + ",".join(filled) + "}")
+    return jsons, created
+
+
+def _merged_rows(emp_ids: list[int], pids: list[int], codes: list[str], mids: list[str],
+                 texts_by_column: list[list[str | None]],
+                 existing: dict[tuple[int, int], tuple[int, dict[str, str]]]
+                 ) -> tuple[list[tuple[int, int, str]], list[tuple[str, int]], int, int, set[str]]:
+    """The rows to insert and to update where some are in the database already: new rows
+    as _row_json makes them, stored rows with the file's values merged in (an empty cell
+    leaves a stored value as it is). Return them, the values created and updated, and the
+    periods changed."""
     inserts: list[tuple[int, int, str]] = []  # employee, period, the row's values (JSON)
     updates: list[tuple[str, int]] = []  # the row's values (JSON), its id
     created = updated = 0
-    changed: set[str] = set()  # periods whose results this file changes
-    mids = [str(metric_id) for _idx, _key, metric_id, *_ in columns]
-    # A row's JSON: every cell filled, one format; else the filled cells joined (the cells
-    # are plain decimal text, nothing to escape).
-    full = "{" + ",".join(f'"{mid}":"%s"' for mid in mids) + "}"
-    row_cells = zip(*texts_by_column, strict=True) if columns else itertools.repeat(())
-    for i, ((code, emp_id), cells) in enumerate(zip(rows, row_cells, strict=False)):
-        pid = period_ids[code]
-        old = existing.get((emp_id, pid))
+    changed: set[str] = set()
+    new = [i for i, key in enumerate(zip(emp_ids, pids, strict=True)) if key not in existing]
+    if new:
+        jsons, created = _row_json(mids, [[texts[i] for i in new] for texts in texts_by_column],
+                                   len(new))
+        inserts = [(emp_ids[i], pids[i], j) for i, j in zip(new, jsons, strict=True)]
+        changed.update(codes[i] for i in new)
+    for i, key in enumerate(zip(emp_ids, pids, strict=True)):
+        old = existing.get(key)
         if old is None:
-            # A new row, even an empty one, puts its employee in the period's population.
-            if None not in cells:
-                created += len(cells)
-                inserts.append((emp_id, pid, full % cells))
-            else:
-                filled = [f'"{mid}":"{t}"' for mid, t in zip(mids, cells, strict=True)
-                          if t is not None]
-                created += len(filled)
-                inserts.append((emp_id, pid, "{" + ",".join(filled) + "}"))
-            changed.add(code)
             continue
         rid, values = old
         merged = dict(values)
@@ -990,34 +1167,26 @@ def import_result_table(session: Session, name: str, header: list[str],
             merged[mid] = text
         if merged != values:
             updates.append((json.dumps(merged, separators=(",", ":")), rid))
-            changed.add(code)
-    _write_rows(session, inserts, updates)
-    # Runs that read these periods, or the quarters and years containing them, are stale.
-    periods.results_changed(session, changed, "import")
-    report.created, report.updated = created, updated
-    audit(session, "import", "result", summary=report.summary(),
-          after={"file": name, "rows": report.rows, "values_created": report.created,
-                 "values_updated": report.updated, "periods": report.periods})
-    session.flush()
-    return report
+            changed.add(codes[i])
+    return inserts, updates, created, updated, changed
 
 
-def _write_rows(session: Session, inserts: list[tuple[int, int, str]],
-               updates: list[tuple[str, int]]) -> None:
+def _write_rows(session: Session, inserts: Iterable[tuple[int, int, str]],
+               updates: list[tuple[str, int]], rows: int) -> None:
     """Insert new rows of results and update changed ones (their values as JSON text), in
-    the caller's transaction.
+    the caller's transaction; ``rows``: how many in all.
 
     Straight through the driver (COPY on PostgreSQL): Core's per-row parameter processing
     was most of a large import's time, and so was a json.dumps a row (bench/bench_import.py).
     """
     table = ResultRow.__table__
     bulk.insert_rows(session, table, ("employee_id", "period_id", "metric_values"), inserts,
-                     as_text=("metric_values",))
+                     as_text=("metric_values",), plain=True, check_references=True)
     bulk.update_rows(session, table, ("metric_values",), updates, as_text=("metric_values",))
-    bulk.analyze(session, table, rows=len(inserts) + len(updates))
+    bulk.analyze(session, table, rows=rows)
 
 
-def _check_values(name: str, numbered: list[tuple[int, list[str]]],
+def _check_values(name: str, numbered: Iterable[tuple[int, Sequence[str]]],
                   columns: list[tuple[int, str, int, str, Any, Any]]) -> None:
     """Read every metric cell of the rows as metric_value does; raise the first refusal
     (by row, then column) naming the file, row and column."""

@@ -8,9 +8,7 @@ failure (``record_failure``).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import json
 import multiprocessing as mp
 import os
@@ -39,6 +37,7 @@ from engine import (
     statements,
     wording,
 )
+from engine.bulk import quiet_collector
 from engine.compiler import CompiledRuleset, Evaluation, Firing, compile_rules, to_fact
 from engine.compiler import Session as EngineSession
 from engine.conditions import (
@@ -520,24 +519,6 @@ def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Dec
 
 
 # --- the run ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def quiet_collector() -> Iterator[None]:
-    """No cyclic garbage collection while a chunk is worked on: collections walked every
-    fact and outcome held, again and again (15% of a run's time, measured). Reference
-    counting frees what the chunk drops meanwhile; the collector is on again (as it was)
-    when the chunk ends and collects what cycles it left, few since the engine's firings
-    are read from its C core without Python actions (engine.compiler.fire). (Freezing the
-    chunk's objects instead kept those cycles, and the memory grew with the chunks;
-    collecting them at the next chunk's start cost as much as it saved.)"""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 PARALLEL_MIN = 2000  # below this, starting worker processes costs more than it saves

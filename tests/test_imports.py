@@ -10,9 +10,11 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import imports
 from engine.errors import ImportFileError
 from engine.imports import import_employees, import_results
 from engine.models import AuditLog, Employee, Period, ResultRow, Team
@@ -193,6 +195,38 @@ def test_error_on_the_last_row_writes_nothing(org: Session) -> None:
                 "employee_code", "unknown employee")
     assert org.scalar(select(func.count()).select_from(Period).where(
         Period.code == "2026-12")) == 0
+
+
+def test_an_employee_deleted_while_a_file_is_read_is_refused_by_name(
+        org: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows' foreign keys hold: an employee deleted after the file's codes were matched
+    is refused as unknown, at its row (on PostgreSQL, where the keys are checked once for
+    all rows, engine.bulk; SQLite's constraint refuses the row), and nothing is written."""
+    import_employees(org, "more.csv", data=b"code,name,team,level\nE9,Eva,North,S1\n")
+    locked_between = imports._locked_between
+
+    def deleting(session: Session, codes: set[str]) -> dict[str, str]:
+        session.execute(delete(Employee).where(Employee.code == "E9"))
+        return locked_between(session, codes)
+
+    monkeypatch.setattr(imports, "_locked_between", deleting)
+    data = b"period,employee_code,quota\n2026-02,E1,1\n2026-02,E9,2\n"
+    with pytest.raises((ImportFileError, IntegrityError)) as info, org.begin_nested():
+        import_results(org, "late.csv", data=data)
+    if org.get_bind().dialect.name == "postgresql":
+        assert str(info.value) == "late.csv, row 3, column employee_code: unknown employee 'E9'"
+    assert org.scalar(select(func.count()).select_from(ResultRow).join(Period)
+                      .where(Period.code == "2026-02")) == 0
+
+
+def test_a_results_import_leaves_the_foreign_keys_checked_row_by_row_after(
+        org: Session) -> None:
+    """After an import that checked its rows' keys once, the session's inserts are checked
+    by the constraint again."""
+    import_results(org, "r.csv", data=b"period,employee_code,quota\n2026-02,E1,1\n")
+    period = org.scalar(select(Period.id).where(Period.code == "2026-02"))
+    with pytest.raises(IntegrityError), org.begin_nested():
+        org.execute(insert(ResultRow).values(employee_id=10**6, period_id=period, values={}))
 
 
 def test_unreadable_file(tmp_path: Path, org: Session) -> None:
