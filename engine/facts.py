@@ -151,9 +151,11 @@ def _batches(ids: list[int], size: int = BATCH) -> Iterator[tuple[int, int]]:
 
 
 def _figures_of(session: Session, period: Period, first: int, last: int,
-                given: Figures | None) -> Figures:
+                given: Figures | None, inputs: set[str] | None = None) -> Figures:
+    """The figures of the employees whose ids lie in [first, last]; of the stored ones,
+    only the ``inputs`` metrics when given."""
     if given is None:
-        return period_figures(session, period.code, first=first, last=last)
+        return period_figures(session, period.code, first=first, last=last, only=inputs)
     return {e: v for e, v in given.items() if first <= e <= last}
 
 
@@ -172,8 +174,9 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     wanted = ["revenue_total", "quota", *ranked]
+    inputs = catalog.inputs_for(wanted)
     for first, last in _batches(ids):
-        batch = _figures_of(session, period, first, last, figures)
+        batch = _figures_of(session, period, first, last, figures, inputs)
         team_of = dict(session.execute(select(Employee.id, Employee.team_id)
                                        .where(Employee.id.between(first, last))).all())
         present = assignments.presences(session, period, first, last)
@@ -229,7 +232,9 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     (from ``given`` figures instead of the stored ones when given). ``needed``: the
     derived metrics worked out (with those they read), when not all of them are read."""
     catalog = catalog or load_catalog(session)
-    figures = _figures_of(session, period, first, last, given)
+    needed = None if needed is None else set(needed)
+    figures = _figures_of(session, period, first, last, given,
+                          None if needed is None else catalog.inputs_for(needed))
     if not figures:
         return []
     rows = session.execute(
