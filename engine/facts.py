@@ -247,6 +247,7 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
     present = assignments.presences(session, period, first, last)
     facts: list[EmployeeFacts] = []
+    whole_period = assignments.day_facts(None, period)  # of everyone employed all period
     by_team: dict[int, dict[str, Any]] = {}
     # each ranked metric's population facts by count strictly higher: alike for everyone
     # with that count, worked out once
@@ -264,7 +265,8 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
         values = catalog.derive(dict(figures[emp_id]), only=needed)
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
-        values.update(assignments.day_facts(presence, period))
+        values.update(whole_period if presence is None
+                      else assignments.day_facts(presence, period))
         values["previous_rating"] = ratings.get(emp_id)
         values["pips_overlapping"] = Decimal(sum(
             1 for start, end in spans.get(emp_id, ())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+import orjson
 from sqlalchemy import ColumnElement, Text, cast, select
 from sqlalchemy.orm import Session
 
@@ -63,17 +64,19 @@ def _imported(session: Session, codes: list[str], keys: dict[str, str],
               first: int | None = None, last: int | None = None) -> dict[str, Figures]:
     out: dict[str, Figures] = {c: {} for c in codes}
     # A row whose every cell was empty still puts its employee in the population. Read
-    # through the tables, not the mapped classes: the ORM's processing of each row took
-    # as long as converting its values.
+    # through the tables, not the mapped classes (the ORM's processing of each row took
+    # as long as converting its values), the values as the JSON text stored, parsed by
+    # orjson (a third of the time the JSON column's own reading took).
     period, row = Period.__table__.c, ResultRow.__table__.c
-    stmt = (select(period.code, row.employee_id, row.metric_values)
+    stmt = (select(period.code, row.employee_id, cast(row.metric_values, Text))
             .join_from(ResultRow.__table__, Period.__table__, period.id == row.period_id)
             .where(period.code.in_(codes)))
     if first is not None:
         stmt = stmt.where(row.employee_id.between(first, last))
     seen: dict[str, Decimal] = {}
-    for code, emp, values in session.execute(stmt).all():  # fetched at once, not a row a call
-        out[code][emp] = row_values(values, keys, seen)
+    loads = orjson.loads
+    for code, emp, text in session.execute(stmt).all():  # fetched at once, not a row a call
+        out[code][emp] = row_values(loads(text), keys, seen)
     return out
 
 
