@@ -177,8 +177,9 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     inputs = catalog.inputs_for(wanted)
     for first, last in _batches(ids):
         batch = _figures_of(session, period, first, last, figures, inputs)
-        team_of = dict(session.execute(select(Employee.id, Employee.team_id)
-                                       .where(Employee.id.between(first, last))).all())
+        emp = Employee.__table__.c  # the table, not the mapped class: no ORM work a row
+        team_of = dict(session.execute(select(emp.id, emp.team_id)
+                                       .where(emp.id.between(first, last))).all())
         present = assignments.presences(session, period, first, last)
         for emp_id, inputs in batch.items():
             if emp_id in present and present[emp_id].active_days == 0:
@@ -237,11 +238,15 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
                           None if needed is None else catalog.inputs_for(needed))
     if not figures:
         return []
+    # through the tables, not the mapped classes: the ORM's processing of each row cost
+    # more than the query
+    emp, team_, level_ = Employee.__table__.c, Team.__table__.c, Level.__table__.c
     rows = session.execute(
-        select(Employee.id, Employee.code, Employee.name, Team.id, Team.name, Team.stage,
-               Team.region, Level.code, Level.discount_authority)
-        .join(Team, Team.id == Employee.team_id).join(Level, Level.id == Employee.level_id)
-        .where(Employee.id.between(first, last))
+        select(emp.id, emp.code, emp.name, team_.id, team_.name, team_.stage, team_.region,
+               level_.code, level_.discount_authority)
+        .join_from(Employee.__table__, Team.__table__, team_.id == emp.team_id)
+        .join(Level.__table__, level_.id == emp.level_id)
+        .where(emp.id.between(first, last))
     ).all()
     ratings = previous_ratings(session, period, first, last)
     spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
