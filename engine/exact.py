@@ -11,12 +11,29 @@ whatever the magnitudes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal, Inexact, localcontext
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from fractions import Fraction
 from typing import Any
 
 Number = Decimal | Fraction
 PRECISION = 34
+
+# Contexts made once (a localcontext copies the current one at each use), for the steps
+# that only need to know whether a result is exact: Inexact raises instead of being read
+# from the flags; the other traps are the default context's. Their flags are never read.
+_TRAPS = [Inexact, InvalidOperation, DivisionByZero, Overflow]
+_EXACT_34 = Context(prec=PRECISION, traps=_TRAPS)
+_EXACT_100 = Context(prec=100, traps=_TRAPS)
+_ROUND_100 = Context(prec=100, rounding=ROUND_HALF_UP, traps=_TRAPS[1:])
 
 
 class Quotient(Decimal):
@@ -66,12 +83,10 @@ def quotient(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     if eb == 0:
         return None
     if isinstance(ea, Decimal) and isinstance(eb, Decimal):
-        with localcontext() as ctx:
-            ctx.prec = PRECISION
-            ctx.clear_flags()
-            d = ea / eb
-            if not ctx.flags[Inexact]:
-                return d
+        try:
+            return _EXACT_34.divide(ea, eb)
+        except Inexact:
+            pass
     return from_fraction(_fraction(ea) / _fraction(eb))
 
 
@@ -96,29 +111,25 @@ def product(a: Decimal, b: Decimal) -> Number:
     """a x b exactly, as a Decimal where the digits allow, else as a Fraction."""
     ea, eb = exact(a), exact(b)
     if isinstance(ea, Decimal) and isinstance(eb, Decimal):
-        with localcontext() as ctx:
-            ctx.prec = 100
-            ctx.clear_flags()
-            p = ea * eb
-            if not ctx.flags[Inexact]:
-                return p
+        try:
+            return _EXACT_100.multiply(ea, eb)
+        except Inexact:
+            pass
     return _fraction(ea) * _fraction(eb)
 
 
 def round_half_up(value: Number, quantum: Decimal) -> Decimal:
     """Round an exact number to the quantum (0.01), half away from zero; never -0.00."""
-    with localcontext() as ctx:
-        ctx.prec = 100
-        if isinstance(value, Fraction):
-            steps = value / Fraction(quantum)
-            whole, rest = divmod(abs(steps.numerator), steps.denominator)
-            if 2 * rest >= steps.denominator:
-                whole += 1
-            if steps < 0:
-                whole = -whole
-            out = Decimal(whole) * quantum
-        else:
-            out = value.quantize(quantum, rounding=ROUND_HALF_UP)
-        if out == 0:
-            out = abs(out)
-        return out
+    if isinstance(value, Fraction):
+        steps = value / Fraction(quantum)
+        whole, rest = divmod(abs(steps.numerator), steps.denominator)
+        if 2 * rest >= steps.denominator:
+            whole += 1
+        if steps < 0:
+            whole = -whole
+        out = _ROUND_100.multiply(Decimal(whole), quantum)
+    else:
+        out = value.quantize(quantum, context=_ROUND_100)
+    if out == 0:
+        out = abs(out)
+    return out

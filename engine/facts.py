@@ -151,9 +151,11 @@ def _batches(ids: list[int], size: int = BATCH) -> Iterator[tuple[int, int]]:
 
 
 def _figures_of(session: Session, period: Period, first: int, last: int,
-                given: Figures | None) -> Figures:
+                given: Figures | None, inputs: set[str] | None = None) -> Figures:
+    """The figures of the employees whose ids lie in [first, last]; of the stored ones,
+    only the ``inputs`` metrics when given."""
     if given is None:
-        return period_figures(session, period.code, first=first, last=last)
+        return period_figures(session, period.code, first=first, last=last, only=inputs)
     return {e: v for e, v in given.items() if first <= e <= last}
 
 
@@ -172,10 +174,12 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     wanted = ["revenue_total", "quota", *ranked]
+    inputs = catalog.inputs_for(wanted)
     for first, last in _batches(ids):
-        batch = _figures_of(session, period, first, last, figures)
-        team_of = dict(session.execute(select(Employee.id, Employee.team_id)
-                                       .where(Employee.id.between(first, last))).all())
+        batch = _figures_of(session, period, first, last, figures, inputs)
+        emp = Employee.__table__.c  # the table, not the mapped class: no ORM work a row
+        team_of = dict(session.execute(select(emp.id, emp.team_id)
+                                       .where(emp.id.between(first, last))).all())
         present = assignments.presences(session, period, first, last)
         for emp_id, inputs in batch.items():
             if emp_id in present and present[emp_id].active_days == 0:
@@ -229,19 +233,26 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
     (from ``given`` figures instead of the stored ones when given). ``needed``: the
     derived metrics worked out (with those they read), when not all of them are read."""
     catalog = catalog or load_catalog(session)
-    figures = _figures_of(session, period, first, last, given)
+    needed = None if needed is None else set(needed)
+    figures = _figures_of(session, period, first, last, given,
+                          None if needed is None else catalog.inputs_for(needed))
     if not figures:
         return []
+    # through the tables, not the mapped classes: the ORM's processing of each row cost
+    # more than the query
+    emp, team_, level_ = Employee.__table__.c, Team.__table__.c, Level.__table__.c
     rows = session.execute(
-        select(Employee.id, Employee.code, Employee.name, Team.id, Team.name, Team.stage,
-               Team.region, Level.code, Level.discount_authority)
-        .join(Team, Team.id == Employee.team_id).join(Level, Level.id == Employee.level_id)
-        .where(Employee.id.between(first, last))
+        select(emp.id, emp.code, emp.name, team_.id, team_.name, team_.stage, team_.region,
+               level_.code, level_.discount_authority)
+        .join_from(Employee.__table__, Team.__table__, team_.id == emp.team_id)
+        .join(Level.__table__, level_.id == emp.level_id)
+        .where(emp.id.between(first, last))
     ).all()
     ratings = previous_ratings(session, period, first, last)
     spans = pips.spans(session, exclude_period_id=period.id, first=first, last=last)
     present = assignments.presences(session, period, first, last)
     facts: list[EmployeeFacts] = []
+    whole_period = assignments.day_facts(None, period)  # of everyone employed all period
     by_team: dict[int, dict[str, Any]] = {}
     # each ranked metric's population facts by count strictly higher: alike for everyone
     # with that count, worked out once
@@ -259,7 +270,8 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
         values = catalog.derive(dict(figures[emp_id]), only=needed)
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
-        values.update(assignments.day_facts(presence, period))
+        values.update(whole_period if presence is None
+                      else assignments.day_facts(presence, period))
         values["previous_rating"] = ratings.get(emp_id)
         values["pips_overlapping"] = Decimal(sum(
             1 for start, end in spans.get(emp_id, ())

@@ -383,6 +383,14 @@ class Catalog:
             cache[key] = [s for s in self._steps if s[0] in needed]
         return cache[key]
 
+    def inputs_for(self, wanted: Iterable[str]) -> set[str]:
+        """The input metrics the ``wanted`` metrics are worked out from (those of them
+        that are inputs included)."""
+        names = set(wanted)
+        for _, _, _, reads in self.steps_for(names):
+            names.update(reads)
+        return {n for n in names if n in self.metrics and not self.metrics[n].formula}
+
     def derive(self, values: dict[str, Value], only: Iterable[str] | None = None
                ) -> dict[str, Value]:
         """Return input values plus every derived metric (those ``only`` needs, when

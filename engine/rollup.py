@@ -9,8 +9,10 @@ the period and none below it is not in that period's population.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
+import orjson
 from sqlalchemy import ColumnElement, Text, cast, select
 from sqlalchemy.orm import Session
 
@@ -40,27 +42,41 @@ def has_value(metric_id: int) -> ColumnElement[bool]:
     return cast(ResultRow.values, Text).like(f'%"{int(metric_id)}":%')
 
 
-def row_values(values: dict[str, str], keys: dict[str, str]) -> dict[str, Decimal]:
+def row_values(values: dict[str, str], keys: dict[str, str],
+               seen: dict[str, Decimal] | None = None) -> dict[str, Decimal]:
     """{metric key: value} of a row's stored values; ``keys`` maps str(metric id) to key
-    (a metric missing from it is left out)."""
+    (a metric missing from it is left out). ``seen``: the values of the texts converted
+    so far by the same read (a Decimal is immutable: rows with the same text share it)."""
     out = {}
+    if seen is None:
+        seen = {}
     for metric_id, text in values.items():
         key = keys.get(metric_id)
         if key is not None:
-            out[key] = Decimal(text).quantize(_QUANTUM)
+            value = seen.get(text)
+            if value is None:
+                value = seen[text] = Decimal(text).quantize(_QUANTUM)
+            out[key] = value
     return out
 
 
 def _imported(session: Session, codes: list[str], keys: dict[str, str],
               first: int | None = None, last: int | None = None) -> dict[str, Figures]:
     out: dict[str, Figures] = {c: {} for c in codes}
-    # A row whose every cell was empty still puts its employee in the population.
-    stmt = (select(Period.code, ResultRow.employee_id, ResultRow.values)
-            .join(Period, Period.id == ResultRow.period_id).where(Period.code.in_(codes)))
+    # A row whose every cell was empty still puts its employee in the population. Read
+    # through the tables, not the mapped classes (the ORM's processing of each row took
+    # as long as converting its values), the values as the JSON text stored, parsed by
+    # orjson (a third of the time the JSON column's own reading took).
+    period, row = Period.__table__.c, ResultRow.__table__.c
+    stmt = (select(period.code, row.employee_id, cast(row.metric_values, Text))
+            .join_from(ResultRow.__table__, Period.__table__, period.id == row.period_id)
+            .where(period.code.in_(codes)))
     if first is not None:
-        stmt = stmt.where(ResultRow.employee_id.between(first, last))
-    for code, emp, values in session.execute(stmt):
-        out[code][emp] = row_values(values, keys)
+        stmt = stmt.where(row.employee_id.between(first, last))
+    seen: dict[str, Decimal] = {}
+    loads = orjson.loads
+    for code, emp, text in session.execute(stmt).all():  # fetched at once, not a row a call
+        out[code][emp] = row_values(loads(text), keys, seen)
     return out
 
 
@@ -109,17 +125,22 @@ def period_employees(session: Session, code: str) -> list[int]:
 
 
 def period_figures(session: Session, code: str, employee_id: int | None = None,
-                   first: int | None = None, last: int | None = None) -> Figures:
+                   first: int | None = None, last: int | None = None,
+                   only: Iterable[str] | None = None) -> Figures:
     """Return {employee_id: {metric_key: value}} of the input metrics of a period.
 
     Undefined values are absent. Employees with nothing for the period or below it are
     absent too. ``employee_id`` limits the figures to one employee, ``first`` and ``last``
-    to a range of employee ids (a run's chunk).
+    to a range of employee ids (a run's chunk); ``only`` to those input metrics (a run
+    reads a few of them: the others are left out, not converted).
     """
     if employee_id is not None:
         first = last = employee_id
     kind, _, _ = periods.parse(code)
     metrics = list(session.scalars(select(Metric).where(Metric.formula.is_(None))))
+    if only is not None:
+        wanted = set(only)
+        metrics = [m for m in metrics if m.key in wanted]
     keys = {str(m.id): m.key for m in metrics}
     rollups = {m.key: m.rollup for m in metrics}
     if kind == "month":

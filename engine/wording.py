@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from functools import lru_cache, wraps
 from typing import Any
 
 Label = Callable[[str], str]
@@ -73,6 +74,8 @@ def term(word: Any, lang: str = "en") -> str:
 
 
 def _dec(value: Any) -> Decimal | None:
+    if type(value) is Decimal:  # Decimal(str(value)) is the same number, exponent and all
+        return value
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -81,6 +84,19 @@ def _dec(value: Any) -> Decimal | None:
         return None
 
 
+def _by_text(fn: Callable[[Any], str]) -> Callable[[Any], str]:
+    """fn, remembered for the texts it is given: an explanation's numbers are stored as
+    text, and a run words the same rates, bounds and values for employee after employee."""
+    known = lru_cache(maxsize=4096)(fn)
+
+    @wraps(fn)
+    def words(value: Any) -> str:
+        return known(value) if type(value) is str else fn(value)
+
+    return words
+
+
+@_by_text
 def number(value: Any) -> str:
     """A number as people read it: thousands separators, exact up to eight decimals.
 
@@ -99,11 +115,13 @@ def number(value: Any) -> str:
     return f"{d:,f}"
 
 
+@_by_text
 def money(value: Any) -> str:
     d = _dec(value)
     return f"{d:,.2f}" if d is not None else str(value)
 
 
+@_by_text
 def pct(value: Any) -> str:
     """A fraction as a percentage, exact (cut after eight decimals, as ``number``)."""
     d = _dec(value)
@@ -187,6 +205,7 @@ def shown_value(value: Any, kind: str | None) -> str:
     return shown(value, kind) if _dec(value) is not None else str(value)
 
 
+@_by_text
 def bound(value: Any) -> str:
     """A tier bound with at least two decimals: 0.80, 1.00, 1.20."""
     d = _dec(value)

@@ -119,6 +119,9 @@ def test_encoding_keeps_the_exact_order_against_thresholds(value, threshold):
     assert (fact["x"] < code) == (v < t)
     assert (fact["x"] == code) == (v == t)
     assert (fact["x"] > code) == (v > t)
+    # to_fact encodes a scale of one fact itself: the same code
+    compiled = compiler.CompiledRuleset("c", "h", [], [], {}, {}, {}, [scale], set())
+    assert compiler.to_fact({"x": v}, compiled) == {"t": "emp", "x": fact["x"]}
 
 
 def test_values_compared_by_ref_keep_their_order_in_one_gap():
