@@ -202,7 +202,7 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
         first, last = chunk.first_employee, chunk.last_employee
         session.commit()
     # no cyclic garbage collection from the chunk's facts to its stored outcomes: they
-    # are let go of (on return) before the collector is on again (runs.quiet_collector)
+    # are let go of (on return) before the collector is on again (bulk.quiet_collector)
     with quiet_collector():
         return _evaluate_and_store(session_factory, run_id, index, worker, first, last)
 
