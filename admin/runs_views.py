@@ -134,14 +134,14 @@ def money_totals(runs: list[Run], team_id: int | None = None, by_employee: bool 
     """Stored amounts summed by run (or employee) and status, adjustments as payable.
 
     The same sums as a statement's totals (engine.statements.totals_of). A whole run's
-    are stored with it (Run.figures, kept up to date by adjustments and hold decisions);
+    are stored with it (Run.summary, kept up to date by adjustments and hold decisions);
     others are read in two grouped queries, so that a list of runs or employees does not
     load every outcome.
     """
     out: dict[Any, dict[str, Decimal]] = {}
     if not by_employee and team_id is None and employees is None:
-        out = {r.id: {s: Decimal(v) for s, v in r.figures["totals"]["by_status"].items()}
-               for r in runs if (r.figures or {}).get("totals")}
+        out = {r.id: {s: Decimal(v) for s, v in r.summary["totals"]["by_status"].items()}
+               for r in runs if r.summary is not None}
     run_ids = [r.id for r in runs if r.id not in out]
     if not run_ids:
         return out
@@ -352,7 +352,7 @@ class RunsView(LaurelBaseView):
         if query:
             like = f"%{query}%"
             stmt = stmt.where(Employee.code.ilike(like) | Employee.name.ilike(like))
-        stored = (run.figures or {}).get("totals")
+        stored = (run.summary or {}).get("totals")
         if stored and not query and team_id is None:
             # the employees with outcomes are counted with the run
             count = stored["employees"] + len(adjusted_only)

@@ -393,8 +393,12 @@ class Run(Base):
     results_version: Mapped[int | None]
     # Figures kept when the run is stored, so its pages need not rebuild facts: every team
     # of the period's population with its member count and team_attainment (text, or None
-    # where undefined).
-    figures: Mapped[dict[str, Any] | None]
+    # where undefined), the totals (statements.outcome_totals), the employees without
+    # results (rollup.results_cover). As large as the run has teams: read only when used.
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    # What the run's pages read of its figures, of a size that does not grow with the run
+    # (statements.summary_of); kept with them.
+    summary: Mapped[dict[str, Any] | None]
 
     period: Mapped[Period] = relationship()
     outcomes: Mapped[list[Outcome]] = relationship(

@@ -36,6 +36,7 @@ from engine import (
     forks,
     periods,
     pips,
+    rollup,
     statements,
     wording,
 )
@@ -787,6 +788,8 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
+    # what the checklist's count of employees with no results reads (lifecycle.checklist)
+    run.figures = dict(run.figures or {}, results=rollup.results_cover(session, period))
     statements.store_totals(session, run)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
