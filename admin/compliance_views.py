@@ -30,6 +30,7 @@ from admin.base import (
     attachment,
     field_error,
     may_write,
+    page_window,
     uploads,
 )
 from admin.runs_views import STATUS_BADGES, STATUS_NAMES, release_words
@@ -176,7 +177,9 @@ class ComplianceView(LaurelBaseView):
                    "employee_code": f["employee"] or None, "assignee": f["assignee"] or None}
         total = compliance.queue_count(db, **filters)
         page = page_arg()
-        rows = compliance.queue(db, **filters, limit=PAGE, offset=(page - 1) * PAGE)
+        offset, limit, from_end = page_window(total, page, PAGE)
+        rows = compliance.queue(db, **filters, limit=limit, offset=offset,
+                                oldest_first=from_end)
         ids = [c.id for c in rows]
         if ids:  # one query for what each row shows
             rows = list(db.scalars(

@@ -21,7 +21,15 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import current_role
-from admin.base import LaurelBaseView, _db, _team_scope, acting_email, field_error, may_read
+from admin.base import (
+    LaurelBaseView,
+    _db,
+    _team_scope,
+    acting_email,
+    field_error,
+    may_read,
+    page_window,
+)
 from engine import access, jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
@@ -359,8 +367,11 @@ class RunsView(LaurelBaseView):
         else:
             count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         page = _int_arg("page")
-        people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
-                            .offset((page - 1) * EMPLOYEE_PAGE)).all()
+        offset, limit, from_end = page_window(count, page, EMPLOYEE_PAGE)
+        people = db.execute(stmt.order_by(Employee.code.desc() if from_end else Employee.code)
+                            .limit(limit).offset(offset)).all()
+        if from_end:
+            people.reverse()
         ids = [e.id for e, _team in people]
         sums = money_totals([run], team_id=team_id, by_employee=True, employees=ids)
         flags = dict(db.execute(
