@@ -731,6 +731,10 @@ def test_the_runs_people_count_an_employee_with_only_an_adjustment(
     assert f"Employees ({with_outcomes + 1:,})" in text and "Lee Late" in text
     searched = text_of(client.get(f"/admin/runs/{run_id}/?q=Lee"))
     assert "Employees (1)" in searched and "Lee Late" in searched
+    # any part of the code or the name, in any case
+    for part in ("EE LAT", "l1"):
+        searched = text_of(client.get(f"/admin/runs/{run_id}/?q={part}"))
+        assert "Employees (1)" in searched and "Lee Late" in searched, part
 
 
 def test_page_window_reads_every_page_as_an_offset_would() -> None:

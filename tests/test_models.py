@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
@@ -218,3 +219,27 @@ def test_0022_keeps_a_runs_summary_and_its_employees_without_results_and_back(
             assert (count, [e.code for e in listed]) == missing == (1, ["I1"])
     finally:
         db._engines.pop(url).dispose()
+
+
+def test_0023_indexes_the_search_of_employees_on_postgresql_and_back(db_url: str) -> None:
+    """On PostgreSQL, trigram indexes on the code and the name of employees (the extension
+    is there to be created); the downgrade drops them, the upgrade makes them again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no trigram index")
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    cfg.attributes["engine"] = engine = db.get_engine(db_url)
+    wanted = {"ix_employee_code_trgm", "ix_employee_name_trgm"}
+
+    def indexes() -> set[str]:
+        return {i["name"] for i in inspect(engine).get_indexes("employee")}
+
+    assert wanted <= indexes()
+    command.downgrade(cfg, "0022")
+    assert not wanted & indexes()
+    command.upgrade(cfg, "head")
+    assert wanted <= indexes()
