@@ -526,6 +526,7 @@ class RunJob(Base):
 # "cleared": the flag no longer fires in the latest run of its period ("no longer raised").
 FLAG_STATUSES = ("open", "in_review", "confirmed", "dismissed", "cleared")
 OPEN_FLAG_STATUSES = ("open", "in_review")
+OPEN_FLAG_CASE = text("status IN ('open', 'in_review')")
 PIP_STATUSES = ("proposed", "active", "discarded", "closed", "passed", "extended",
                 "role_change", "exit")
 CANDIDATE_STATUSES = ("eligible", "nominated", "accepted", "declined")
@@ -543,6 +544,10 @@ class FlagCase(Base):
     __tablename__ = "flag_case"
     __table_args__ = (
         UniqueConstraint("employee_id", "period_id", "rule_key", name="uq_flag_case_period"),
+        # a run's open flags, by id: the checklist's count and first ones, whatever the
+        # number of flags decided
+        Index("ix_flag_case_open", "run_id", "id", sqlite_where=OPEN_FLAG_CASE,
+              postgresql_where=OPEN_FLAG_CASE),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -553,8 +558,10 @@ class FlagCase(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
     employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
-    rule_key: Mapped[str] = mapped_column(String(100))
-    severity: Mapped[str | None] = mapped_column(String(200))
+    # indexed: the queue's filters list the rules and severities there are (one look-up
+    # of the index each, compliance.distinct_values)
+    rule_key: Mapped[str] = mapped_column(String(100), index=True)
+    severity: Mapped[str | None] = mapped_column(String(200), index=True)
     holds: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default="open", index=True)
     assignee: Mapped[str | None] = mapped_column(String(200))

@@ -413,3 +413,19 @@ def test_the_queue_page_by_page_the_last_pages_read_from_the_end(app, world,
         text = client.get(f"/admin/compliance/?page={page}").get_data(as_text=True)
         shown = [int(i) for i in re.findall(r'href="/admin/compliance/(\d+)/"', text)]
         assert shown == ids[page - 1:page], page
+
+
+def test_the_queue_lists_the_rules_and_severities_its_flags_have(app, world) -> None:
+    """The filters offer each rule and each severity of the flag cases once, sorted (read
+    from their indexes one value at a time)."""
+    from engine import compliance
+
+    with world.session() as s:
+        cases = s.execute(select(FlagCase.rule_key, FlagCase.severity)).all()
+        rules = compliance.distinct_values(s, FlagCase.rule_key)
+        severities = compliance.distinct_values(s, FlagCase.severity)
+    assert rules == sorted({r for r, _s in cases}) and len(rules) >= 2
+    assert severities == sorted({v for _r, v in cases} - {None}) and severities
+    text = as_user(app, AU).get("/admin/compliance/").get_data(as_text=True)
+    for rule in rules:
+        assert f'<option value="{rule}"' in text
