@@ -30,7 +30,7 @@ from admin.base import (
     attachment,
     field_error,
     may_write,
-    page_window,
+    read_page,
     uploads,
 )
 from admin.runs_views import STATUS_BADGES, STATUS_NAMES, release_words
@@ -177,9 +177,9 @@ class ComplianceView(LaurelBaseView):
                    "employee_code": f["employee"] or None, "assignee": f["assignee"] or None}
         total = compliance.queue_count(db, **filters)
         page = page_arg()
-        offset, limit, from_end = page_window(total, page, PAGE)
-        rows = compliance.queue(db, **filters, limit=limit, offset=offset,
-                                oldest_first=from_end)
+        # newest first, as compliance.queue orders it
+        rows = [c for c, in read_page(db, compliance.queue_query(**filters), FlagCase.id,
+                                      page, PAGE, total, descending=True, key_type=int)]
         ids = [c.id for c in rows]
         if ids:  # one query for what each row shows
             rows = list(db.scalars(

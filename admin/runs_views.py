@@ -28,7 +28,7 @@ from admin.base import (
     acting_email,
     field_error,
     may_read,
-    page_window,
+    read_page,
 )
 from engine import access, jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
@@ -367,11 +367,7 @@ class RunsView(LaurelBaseView):
         else:
             count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         page = _int_arg("page")
-        offset, limit, from_end = page_window(count, page, EMPLOYEE_PAGE)
-        people = db.execute(stmt.order_by(Employee.code.desc() if from_end else Employee.code)
-                            .limit(limit).offset(offset)).all()
-        if from_end:
-            people.reverse()
+        people = read_page(db, stmt, Employee.code, page, EMPLOYEE_PAGE, count)
         ids = [e.id for e, _team in people]
         sums = money_totals([run], team_id=team_id, by_employee=True, employees=ids)
         flags = dict(db.execute(

@@ -393,14 +393,12 @@ def queue(session: Session, status: str | None = None, severity: str | None = No
           rule_key: str | None = None, team_id: int | None = None,
           period_code: str | None = None, employee_code: str | None = None,
           include_discarded: bool = False, assignee: str | None = None,
-          limit: int | None = None, offset: int = 0, oldest_first: bool = False
-          ) -> list[FlagCase]:
-    """Every flag of every run, filtered; newest first (``oldest_first``: the other way
-    round). ``assignee`` "none": nobody's. ``limit`` and ``offset`` give one page of it
-    (queue_count: how many in all)."""
+          limit: int | None = None, offset: int = 0) -> list[FlagCase]:
+    """Every flag of every run, filtered; newest first. ``assignee`` "none": nobody's.
+    ``limit`` and ``offset`` give one page of it (queue_count: how many in all)."""
     stmt = queue_query(status, severity, rule_key, team_id, period_code, employee_code,
                        include_discarded, assignee)
-    stmt = stmt.order_by(FlagCase.id if oldest_first else FlagCase.id.desc()).offset(offset)
+    stmt = stmt.order_by(FlagCase.id.desc()).offset(offset)
     return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
 
 

@@ -400,7 +400,7 @@ def test_a_flags_history_and_the_audit_log_read_in_the_readers_language(app, wor
 def test_the_queue_page_by_page_the_last_pages_read_from_the_end(app, world,
                                                                  monkeypatch) -> None:
     """Each page of the queue holds the flags it held by offset, newest first, whichever
-    end it is read from."""
+    end it is read from, and when read from the key its link carries."""
     from admin import compliance_views
 
     with world.session() as s:
@@ -413,6 +413,10 @@ def test_the_queue_page_by_page_the_last_pages_read_from_the_end(app, world,
         text = client.get(f"/admin/compliance/?page={page}").get_data(as_text=True)
         shown = [int(i) for i in re.findall(r'href="/admin/compliance/(\d+)/"', text)]
         assert shown == ids[page - 1:page], page
+    # the pager's links carry the key of the page next to theirs: the same pages
+    walked = support.walk_pages(client, "/admin/compliance/", len(ids),
+                        r'href="/admin/compliance/(\d+)/"')
+    assert walked == [[str(i)] for i in ids] * 2
 
 
 def test_the_queue_lists_the_rules_and_severities_its_flags_have(app, world) -> None:

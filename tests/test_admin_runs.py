@@ -773,3 +773,8 @@ def test_the_runs_people_page_by_page_the_last_pages_read_from_the_end(
         assert shown == codes[(page - 1) * size:page * size], page
         if page <= pages:
             assert f"Page {page} of {pages}" in text
+    # the pager's links carry the key of the page next to theirs: the same pages
+    walked = support.walk_pages(client, f"/admin/runs/{run_id}/", pages,
+                        rf"/admin/runs/{run_id}/statement/([^\"/?]+)")
+    assert walked == [codes[(p - 1) * size:p * size] for p in range(1, pages + 1)] * 2
+
