@@ -441,19 +441,19 @@ def move_status(run: Run, moves: list[tuple[Decimal, str, str]], held_before: bo
 
 def keep_summary(run: Run) -> None:
     """Keep beside the run's figures what its pages read of them (summary_of)."""
-    figures = run.figures or {}
-    # a run stored before runs kept their teams has them rebuilt on its page (overview)
-    run.summary = summary_of(figures) if "totals" in figures and "teams" in figures \
-        else None
+    run.summary = summary_of(run.figures or {})
 
 
-def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
+def summary_of(figures: dict[str, Any]) -> dict[str, Any] | None:
     """What the pages of a run read of its figures (Run.summary), of a size that does not
     grow with the run: the totals without the amounts of every team, the teams the
     overview shows (all of them up to 2 x TEAMS_SHOWN, else the highest and lowest by
     attainment, and the distribution of all teams' attainments), the employees without
-    results (rollup.results_cover). Amounts as text."""
-    totals = figures["totals"]
+    results (rollup.results_cover). Amounts as text. None for figures kept before runs
+    kept their totals and teams: their page works them out (overview)."""
+    totals = figures.get("totals")
+    if not totals or "by_team" not in totals or "teams" not in figures:
+        return None
     teams = {team: {"members": f["members"],
                     "attainment": None if f.get("attainment") is None
                     else Decimal(f["attainment"])}
@@ -494,11 +494,12 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     summary = run.summary
     if summary is None:
         figures = dict(run.figures or {})
-        figures.setdefault("totals", outcome_totals(session, run))
+        if "by_team" not in figures.get("totals", {}):
+            figures["totals"] = outcome_totals(session, run)
         figures["teams"] = {t: {"members": f["members"], "attainment": None
                                 if f["attainment"] is None else str(f["attainment"])}
                             for t, f in team_figures(session, run).items()}
-        summary = summary_of(figures)
+        summary = summary_of(figures) or {}
     totals, teams = summary["totals"], summary["teams"]
     by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
     counts = totals["counts"]

@@ -47,10 +47,8 @@ def upgrade() -> None:
         if status in ("calculated", "approved"):
             figures["results"] = rollup.results_cover(
                 session, SimpleNamespace(id=period_id, code=code))
-        summary = statements.summary_of(figures) if "totals" in figures \
-            and "teams" in figures else None
         bind.execute(_run.update().where(_run.c.id == run_id)
-                     .values(figures=figures, summary=summary))
+                     .values(figures=figures, summary=statements.summary_of(figures)))
 
 
 def downgrade() -> None:
