@@ -385,11 +385,16 @@ class RunsView(LaurelBaseView):
                                  .order_by(Run.id.desc()).limit(40)).all()
         charts = self._charts(overview) if overview else None
         # The adjustment's search box offers the run's employees by code and name, when
-        # they are few enough to list; else they are typed.
-        choices = db.execute(select(Employee.code, Employee.name).where(
-            in_run).order_by(Employee.code).limit(CHOICES)).all() \
-            if may("adjust") and run.status in ("calculated", "approved") \
-            and count <= CHOICES else []
+        # they are few enough to list (all of the run's, whatever the list shows); else
+        # they are typed.
+        choices = []
+        if may("adjust") and run.status in ("calculated", "approved"):
+            everyone = count if not query and team_id is None else (
+                stored["employees"] + len(adjusted_only) if stored else db.scalar(
+                    select(func.count()).select_from(Employee).where(in_run)) or 0)
+            if everyone <= CHOICES:
+                choices = db.execute(select(Employee.code, Employee.name).where(
+                    in_run).order_by(Employee.code).limit(CHOICES)).all()
         checklist = (lifecycle.checklist(db, run) if may("overview")
                      and run.status in ("calculated", "approved") else None)
         return self.render(

@@ -224,9 +224,14 @@ def checklist(session: Session, run: Run, most: int = rollup.MISSING_KEPT) -> Ch
     out.previous = session.scalar(select(Run).where(
         Run.period_id == run.period_id, Run.id < run.id, Run.status != "failed")
         .order_by(Run.id.desc()).limit(1))
-    stored = session.scalar(select(AuditLog.after).where(
-        AuditLog.entity == "run", AuditLog.action == "run",
-        AuditLog.entity_id == str(run.id)).limit(1)) or {}
+    # The run's audit entry names every flag case it opened (855,468 ids in a run of
+    # 1,000,000 employees): read only where an earlier run of the period was discarded.
+    stored: dict[str, Any] = {}
+    if session.scalar(select(Run.id).where(Run.period_id == run.period_id, Run.id < run.id,
+                                           Run.status == "discarded").limit(1)):
+        stored = session.scalar(select(AuditLog.after).where(
+            AuditLog.entity == "run", AuditLog.action == "run",
+            AuditLog.entity_id == str(run.id)).limit(1)) or {}
     if stored.get("discarded_runs"):
         out.carried = {"runs": stored["discarded_runs"], "flags": stored.get("flags") or {},
                        "pips": stored.get("pips") or {},
@@ -255,20 +260,24 @@ def missing_results(session: Session, run: Run, most: int) -> tuple[int, list[Em
     kept = (run.summary or {}).get("results")
     version = session.scalar(select(Period.results_version).where(Period.id == run.period_id))
     if kept is not None and kept["version"] == version:
-        count = (session.scalar(select(func.count()).select_from(Employee)) or 0) \
-            - kept["with_results"]
-        if not count:
-            return 0, []
         first = kept["first_missing"]
         present = {e.id: e for e in session.scalars(select(Employee).where(
-            Employee.id.in_(first)))}
+            Employee.id.in_(first)))} if first else {}
+        added = (Employee.id > kept["last_employee"], rollup.without_results(run.period.code))
+        complete = kept["missing"] <= len(first)  # the kept list names every one missing
+        if complete:  # those of them still there, and those added since
+            count = len(present) + (session.scalar(
+                select(func.count()).select_from(Employee).where(*added)) or 0)
+        else:
+            count = (session.scalar(select(func.count()).select_from(Employee)) or 0) \
+                - kept["with_results"]
+        if not count:
+            return 0, []
         # the kept list holds every one missing then, or the first ``most`` still exist
-        if kept["missing"] <= len(first) or (most <= len(first)
-                                             and all(i in present for i in first[:most])):
+        if complete or (most <= len(first) and all(i in present for i in first[:most])):
             listed = list(present.values())
-            listed += session.scalars(select(Employee).where(
-                Employee.id > kept["last_employee"], rollup.without_results(run.period.code))
-                .order_by(Employee.code).limit(most))
+            listed += session.scalars(select(Employee).where(*added)
+                                      .order_by(Employee.code).limit(most))
             return count, sorted(listed, key=lambda e: e.code)[:most]
     missing = rollup.without_results(run.period.code)
     count = session.scalar(select(func.count()).select_from(Employee).where(missing)) or 0

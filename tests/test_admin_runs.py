@@ -778,3 +778,25 @@ def test_the_runs_people_page_by_page_the_last_pages_read_from_the_end(
                         rf"/admin/runs/{run_id}/statement/([^\"/?]+)")
     assert walked == [codes[(p - 1) * size:p * size] for p in range(1, pages + 1)] * 2
 
+
+
+def test_the_adjustments_box_lists_the_runs_employees_only_when_they_are_few(
+        client: FlaskClient, org: Org, run_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The box offers every employee of the run when the run has no more than CHOICES of
+    them, whatever the list below shows (a search of one employee among many lists none)."""
+    from admin import runs_views
+
+    with org.session() as s:
+        codes = sorted(s.scalars(select(Employee.code).join(
+            Outcome, Outcome.employee_id == Employee.id).where(
+            Outcome.run_id == run_id).distinct()))
+    login(client, CA)
+
+    def offered(query: str) -> list[str]:
+        text = client.get(f"/admin/runs/{run_id}/?q={query}").get_data(as_text=True)
+        box = re.search(r'<datalist id="run-employees">(.*?)</datalist>', text, re.S)
+        return re.findall(r'<option value="(\S+) ', box.group(1))
+
+    assert offered("") == offered(codes[0]) == codes
+    monkeypatch.setattr(runs_views, "CHOICES", len(codes) - 1)
+    assert offered("") == offered(codes[0]) == []
