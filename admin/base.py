@@ -8,6 +8,7 @@ other's wiring; admin/setup.py puts them together. Who may do what is engine/acc
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, current_app, redirect, request, url_for
@@ -36,6 +37,50 @@ def _team_scope() -> int | None:
     """Return the team a sales manager is limited to (-1: none), else None."""
     user = current_principal()
     return access.team_scope(user.role, user.team_id) if user is not None else None
+
+
+def page_window(total: int, page: int, size: int) -> tuple[int, int, bool]:
+    """How to read page ``page`` (from 1) of ``total`` rows, ``size`` a page: (offset,
+    limit, from_the_end). A page past the middle is read in the reverse order, from the
+    end (its rows then reversed): the database skips the rows after it, not the rows
+    before it, and the last page of a million rows is as quick as the first. The rows
+    shown are the same either way, provided the order is by a unique key."""
+    first = (page - 1) * size
+    if first >= total:
+        return first, size, False
+    last = min(first + size, total)
+    if first <= total - last:
+        return first, size, False
+    return total - last, last - first, True
+
+
+def read_page(db: Any, stmt: Any, key: Any, page: int, size: int, total: int,
+              descending: bool = False, key_type: Callable[[str], Any] = str) -> list[Any]:
+    """Page ``page`` of ``stmt``'s rows in the order of ``key`` (unique; ``descending``:
+    the other way round), ``total`` rows in all.
+
+    A link of the pager carries the key of the page next to the one it is on ("after":
+    the last row of the page before; "before": the first row of the page after): that
+    page is read from it, however deep. Else by offset, from the nearer end
+    (page_window). The same rows either way while the list does not change.
+    """
+    forward, backward = (key.desc(), key) if descending else (key, key.desc())
+    try:
+        after = key_type(request.args["after"]) if "after" in request.args else None
+        before = key_type(request.args["before"]) if "before" in request.args else None
+    except ValueError:
+        after = before = None
+    if page > 1 and after is not None:
+        return db.execute(stmt.where(key < after if descending else key > after)
+                          .order_by(forward).limit(size)).all()
+    if page > 1 and before is not None:
+        rows = db.execute(stmt.where(key > before if descending else key < before)
+                          .order_by(backward).limit(size)).all()
+        return rows[::-1]
+    offset, limit, from_end = page_window(total, page, size)
+    rows = db.execute(stmt.order_by(backward if from_end else forward)
+                      .limit(limit).offset(offset)).all()
+    return rows[::-1] if from_end else rows
 
 
 def attachment(content: bytes, filename: str | None, content_type: str | None,

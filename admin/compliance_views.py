@@ -30,6 +30,7 @@ from admin.base import (
     attachment,
     field_error,
     may_write,
+    read_page,
     uploads,
 )
 from admin.runs_views import STATUS_BADGES, STATUS_NAMES, release_words
@@ -176,7 +177,9 @@ class ComplianceView(LaurelBaseView):
                    "employee_code": f["employee"] or None, "assignee": f["assignee"] or None}
         total = compliance.queue_count(db, **filters)
         page = page_arg()
-        rows = compliance.queue(db, **filters, limit=PAGE, offset=(page - 1) * PAGE)
+        # newest first, as compliance.queue orders it
+        rows = [c for c, in read_page(db, compliance.queue_query(**filters), FlagCase.id,
+                                      page, PAGE, total, descending=True, key_type=int)]
         ids = [c.id for c in rows]
         if ids:  # one query for what each row shows
             rows = list(db.scalars(
@@ -199,8 +202,8 @@ class ComplianceView(LaurelBaseView):
             "laurel/compliance/queue.html", cases=rows, held=held, releases=releases,
             total=total, page=page,
             pages=max(1, (total + PAGE - 1) // PAGE), filters=f, statuses=FLAG_STATUSES,
-            severities=sorted(set(db.scalars(select(FlagCase.severity).distinct())) - {None}),
-            rules=sorted(set(db.scalars(select(FlagCase.rule_key).distinct()))),
+            severities=compliance.distinct_values(db, FlagCase.severity),
+            rules=compliance.distinct_values(db, FlagCase.rule_key),
             teams=teams, team_only=team_id is not None,
             periods=list(db.scalars(select(Period.code).order_by(Period.start.desc(),
                                                                  Period.end))),

@@ -21,7 +21,15 @@ from sqlalchemy.orm import joinedload
 
 from admin import i18n
 from admin.auth import current_role
-from admin.base import LaurelBaseView, _db, _team_scope, acting_email, field_error, may_read
+from admin.base import (
+    LaurelBaseView,
+    _db,
+    _team_scope,
+    acting_email,
+    field_error,
+    may_read,
+    read_page,
+)
 from engine import access, jobs, lifecycle, plain, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
@@ -136,14 +144,14 @@ def money_totals(runs: list[Run], team_id: int | None = None, by_employee: bool 
     """Stored amounts summed by run (or employee) and status, adjustments as payable.
 
     The same sums as a statement's totals (engine.statements.totals_of). A whole run's
-    are stored with it (Run.figures, kept up to date by adjustments and hold decisions);
+    are stored with it (Run.summary, kept up to date by adjustments and hold decisions);
     others are read in two grouped queries, so that a list of runs or employees does not
     load every outcome.
     """
     out: dict[Any, dict[str, Decimal]] = {}
     if not by_employee and team_id is None and employees is None:
-        out = {r.id: {s: Decimal(v) for s, v in r.figures["totals"]["by_status"].items()}
-               for r in runs if (r.figures or {}).get("totals")}
+        out = {r.id: {s: Decimal(v) for s, v in r.summary["totals"]["by_status"].items()}
+               for r in runs if r.summary is not None}
     run_ids = [r.id for r in runs if r.id not in out]
     if not run_ids:
         return out
@@ -354,15 +362,14 @@ class RunsView(LaurelBaseView):
         if query:
             like = f"%{query}%"
             stmt = stmt.where(Employee.code.ilike(like) | Employee.name.ilike(like))
-        stored = (run.figures or {}).get("totals")
+        stored = (run.summary or {}).get("totals")
         if stored and not query and team_id is None:
             # the employees with outcomes are counted with the run
             count = stored["employees"] + len(adjusted_only)
         else:
             count = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         page = _int_arg("page")
-        people = db.execute(stmt.order_by(Employee.code).limit(EMPLOYEE_PAGE)
-                            .offset((page - 1) * EMPLOYEE_PAGE)).all()
+        people = read_page(db, stmt, Employee.code, page, EMPLOYEE_PAGE, count)
         ids = [e.id for e, _team in people]
         sums = money_totals([run], team_id=team_id, by_employee=True, employees=ids)
         flags = dict(db.execute(
@@ -380,11 +387,16 @@ class RunsView(LaurelBaseView):
                                  .order_by(Run.id.desc()).limit(40)).all()
         charts = self._charts(overview) if overview else None
         # The adjustment's search box offers the run's employees by code and name, when
-        # they are few enough to list; else they are typed.
-        choices = db.execute(select(Employee.code, Employee.name).where(
-            in_run).order_by(Employee.code).limit(CHOICES)).all() \
-            if may("adjust") and run.status in ("calculated", "approved") \
-            and count <= CHOICES else []
+        # they are few enough to list (all of the run's, whatever the list shows); else
+        # they are typed.
+        choices = []
+        if may("adjust") and run.status in ("calculated", "approved"):
+            everyone = count if not query and team_id is None else (
+                stored["employees"] + len(adjusted_only) if stored else db.scalar(
+                    select(func.count()).select_from(Employee).where(in_run)) or 0)
+            if everyone <= CHOICES:
+                choices = db.execute(select(Employee.code, Employee.name).where(
+                    in_run).order_by(Employee.code).limit(CHOICES)).all()
         checklist = (lifecycle.checklist(db, run) if may("overview")
                      and run.status in ("calculated", "approved") else None)
         return self.render(

@@ -393,8 +393,12 @@ class Run(Base):
     results_version: Mapped[int | None]
     # Figures kept when the run is stored, so its pages need not rebuild facts: every team
     # of the period's population with its member count and team_attainment (text, or None
-    # where undefined).
-    figures: Mapped[dict[str, Any] | None]
+    # where undefined), the totals (statements.outcome_totals), the employees without
+    # results (rollup.results_cover). As large as the run has teams: read only when used.
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    # What the run's pages read of its figures, of a size that does not grow with the run
+    # (statements.summary_of); kept with them.
+    summary: Mapped[dict[str, Any] | None]
 
     period: Mapped[Period] = relationship()
     outcomes: Mapped[list[Outcome]] = relationship(
@@ -522,6 +526,7 @@ class RunJob(Base):
 # "cleared": the flag no longer fires in the latest run of its period ("no longer raised").
 FLAG_STATUSES = ("open", "in_review", "confirmed", "dismissed", "cleared")
 OPEN_FLAG_STATUSES = ("open", "in_review")
+OPEN_FLAG_CASE = text("status IN ('open', 'in_review')")
 PIP_STATUSES = ("proposed", "active", "discarded", "closed", "passed", "extended",
                 "role_change", "exit")
 CANDIDATE_STATUSES = ("eligible", "nominated", "accepted", "declined")
@@ -539,6 +544,10 @@ class FlagCase(Base):
     __tablename__ = "flag_case"
     __table_args__ = (
         UniqueConstraint("employee_id", "period_id", "rule_key", name="uq_flag_case_period"),
+        # a run's open flags, by id: the checklist's count and first ones, whatever the
+        # number of flags decided
+        Index("ix_flag_case_open", "run_id", "id", sqlite_where=OPEN_FLAG_CASE,
+              postgresql_where=OPEN_FLAG_CASE),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -549,8 +558,10 @@ class FlagCase(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("period.id"), index=True)
     employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
-    rule_key: Mapped[str] = mapped_column(String(100))
-    severity: Mapped[str | None] = mapped_column(String(200))
+    # indexed: the queue's filters list the rules and severities there are (one look-up
+    # of the index each, compliance.distinct_values)
+    rule_key: Mapped[str] = mapped_column(String(100), index=True)
+    severity: Mapped[str | None] = mapped_column(String(200), index=True)
     holds: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default="open", index=True)
     assignee: Mapped[str | None] = mapped_column(String(200))

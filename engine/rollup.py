@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Text, cast, select
+from sqlalchemy import ColumnElement, Text, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from engine import exact, periods
-from engine.models import Metric, Period, ResultRow
+from engine.models import Employee, Metric, Period, ResultRow
 
 Figures = dict[int, dict[str, Decimal]]
 
@@ -122,6 +123,39 @@ def period_employees(session: Session, code: str) -> list[int]:
     rows = select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id) \
         .where(Period.code.in_(codes)).distinct()
     return sorted(session.scalars(rows))
+
+
+# The employees without results a run keeps by name (its checklist lists as many).
+MISSING_KEPT = 20
+
+
+def without_results(code: str) -> ColumnElement[bool]:
+    """Where an employee has no row of results for the period nor a period below it."""
+    rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
+            .where(Period.code.in_(_codes(code)), ResultRow.employee_id == Employee.id))
+    return ~exists(rows)
+
+
+def results_cover(session: Session, period: Period) -> dict[str, Any]:
+    """How many employees have results for the period (or below it) as its results stand
+    now, and the first MISSING_KEPT without (ids, by code): what a run keeps
+    (Run.figures["results"]) so that its checklist need not go through every employee.
+
+    Right while the period's ``results_version`` is the one kept: rows of results change
+    only with it, and an employee with rows cannot be deleted. Employees added since
+    (ids above "last_employee") are looked at on their own.
+    """
+    version = session.scalar(select(Period.results_version).where(Period.id == period.id))
+    with_results = session.scalar(
+        select(func.count(ResultRow.employee_id.distinct()))
+        .join(Period, Period.id == ResultRow.period_id)
+        .where(Period.code.in_(_codes(period.code)))) or 0
+    employees, last = session.execute(select(func.count(), func.max(Employee.id))).one()
+    missing = employees - with_results
+    first = list(session.scalars(select(Employee.id).where(without_results(period.code))
+                                 .order_by(Employee.code).limit(MISSING_KEPT))) if missing else []
+    return {"version": version, "with_results": with_results, "last_employee": last or 0,
+            "missing": missing, "first_missing": first}
 
 
 def period_figures(session: Session, code: str, employee_id: int | None = None,

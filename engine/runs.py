@@ -35,6 +35,7 @@ from engine import (
     forks,
     periods,
     pips,
+    rollup,
     statements,
     wording,
 )
@@ -57,7 +58,16 @@ from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.messages import msg
 from engine.metrics import to_plain
-from engine.models import LIVE_RUN, Adjustment, Employee, Metric, Outcome, Period, Run
+from engine.models import (
+    LIVE_RUN,
+    Adjustment,
+    Employee,
+    FlagCase,
+    Metric,
+    Outcome,
+    Period,
+    Run,
+)
 from engine.rulebook import published_rules
 
 CENT = Decimal("0.01")
@@ -791,9 +801,13 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
     already stale."""
     cases = compliance.carry_cases(session, run, rules, actor)
+    # the queue and the checklist read a big run's flags by run and status at once
+    bulk.analyze(session, FlagCase.__table__, rows=sum(len(ids) for ids in cases.values()))
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
+    # what the checklist's count of employees with no results reads (lifecycle.checklist)
+    run.figures = dict(run.figures or {}, results=rollup.results_cover(session, period))
     statements.store_totals(session, run)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,

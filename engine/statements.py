@@ -418,6 +418,7 @@ def _outcome_groups(session: Session, run: Run
 def store_totals(session: Session, run: Run) -> None:
     """Work out the run's figures again and keep them with it (outcome_totals)."""
     run.figures = dict(run.figures or {}, totals=outcome_totals(session, run))
+    keep_summary(run)
     session.flush()
 
 
@@ -435,20 +436,28 @@ def move_status(run: Run, moves: list[tuple[Decimal, str, str]], held_before: bo
     totals = dict(totals, by_status={s: f"{v:.2f}" for s, v in by_status.items()},
                   holds=totals["holds"] + int(held_after) - int(held_before))
     run.figures = dict(run.figures, totals=totals)
+    keep_summary(run)
 
 
-def overview(session: Session, run: Run) -> dict[str, Any]:
-    """Totals by kind, rule and team; counts; the payout distribution; attainment by team.
+def keep_summary(run: Run) -> None:
+    """Keep beside the run's figures what its pages read of them (summary_of)."""
+    run.summary = summary_of(run.figures or {})
 
-    Read from the figures stored with the run (outcome_totals), never from its outcomes'
-    explanations or the period's facts; a run stored before runs kept them has them worked
-    out here. Past 2 x TEAMS_SHOWN teams, the teams shown are the TEAMS_SHOWN highest
-    and lowest by attainment ("teams_shown" says which, "teams" how many there are), and
-    "attainment_distribution" sums up all of them.
-    """
-    totals = (run.figures or {}).get("totals") or outcome_totals(session, run)
-    by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
-    teams = team_figures(session, run)
+
+def summary_of(figures: dict[str, Any]) -> dict[str, Any] | None:
+    """What the pages of a run read of its figures (Run.summary), of a size that does not
+    grow with the run: the totals without the amounts of every team, the teams the
+    overview shows (all of them up to 2 x TEAMS_SHOWN, else the highest and lowest by
+    attainment, and the distribution of all teams' attainments), the employees without
+    results (rollup.results_cover). Amounts as text. None for figures kept before runs
+    kept their totals and teams: their page works them out (overview)."""
+    totals = figures.get("totals")
+    if not totals or "by_team" not in totals or "teams" not in figures:
+        return None
+    teams = {team: {"members": f["members"],
+                    "attainment": None if f.get("attainment") is None
+                    else Decimal(f["attainment"])}
+             for team, f in figures.get("teams", {}).items()}
     by_team = {t: Decimal(v) for t, v in totals["by_team"].items()}
     for team in teams:
         by_team.setdefault(team, ZERO)  # every team of the population, zero or not
@@ -458,26 +467,63 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
         ranked = sorted((t for t in shown if teams.get(t, {}).get("attainment") is not None),
                         key=lambda t: (-teams[t]["attainment"], t))
         shown = ranked[:TEAMS_SHOWN] + ranked[-TEAMS_SHOWN:]
+    out = {"totals": {k: v for k, v in totals.items() if k != "by_team"},
+           "teams": {"count": len(by_team), "summarised": summarised,
+                     "shown": [[t, f"{by_team[t]:.2f}", teams[t]["members"] if t in teams
+                                else None, figures["teams"][t].get("attainment")
+                                if t in teams else None] for t in shown],
+                     "attainment_distribution": [
+                         {"from": str(b["from"]), "to": str(b["to"]), "count": b["count"]}
+                         for b in distribution([f["attainment"] for f in teams.values()
+                                                if f["attainment"] is not None])]
+                     if summarised else []}}
+    if "results" in figures:
+        out["results"] = figures["results"]
+    return out
+
+
+def overview(session: Session, run: Run) -> dict[str, Any]:
+    """Totals by kind, rule and team; counts; the payout distribution; attainment by team.
+
+    Read from what the run kept of its figures for its pages (Run.summary, summary_of),
+    never from its outcomes' explanations or the period's facts; a run stored before runs
+    kept them has them worked out here. Past 2 x TEAMS_SHOWN teams, the teams shown are
+    the TEAMS_SHOWN highest and lowest by attainment ("teams" says how many there are),
+    and "attainment_distribution" sums up all of them.
+    """
+    summary = run.summary
+    if summary is None:
+        figures = dict(run.figures or {})
+        if "by_team" not in figures.get("totals", {}):
+            figures["totals"] = outcome_totals(session, run)
+        figures["teams"] = {t: {"members": f["members"], "attainment": None
+                                if f["attainment"] is None else str(f["attainment"])}
+                            for t, f in team_figures(session, run).items()}
+        summary = summary_of(figures) or {}
+    totals, teams = summary["totals"], summary["teams"]
+    by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
     counts = totals["counts"]
+    shown = teams["shown"]
+    by_team = {t: Decimal(amount) for t, amount, _m, _a in shown}
     return {
         "employees": run.employee_count or totals["employees"],
         "outcomes": sum(counts.values()), "counts": counts,
         "flags": counts.get("flag", 0), "holds": totals["holds"],
         "by_kind": {k: Decimal(v) for k, v in totals["by_kind"].items()},
         "by_rule": {k: Decimal(v) for k, v in totals["by_rule"].items()},
-        "by_team": {t: by_team[t] for t in shown} if summarised else dict(sorted(
-            by_team.items())),
+        "by_team": by_team,
         "by_status": by_status,
         "total": sum(by_status.values(), ZERO),
         "distribution": [{"from": Decimal(b["from"]), "to": Decimal(b["to"]),
                           "count": b["count"]} for b in totals["distribution"]],
         # None where it is undefined (the team's quota is 0 or undefined)
-        "team_attainment": {t: teams[t]["attainment"] for t in shown if t in teams},
-        "team_members": {t: teams[t]["members"] for t in shown if t in teams},
-        "teams": len(by_team), "summarised": summarised,
-        "attainment_distribution": distribution(
-            [f["attainment"] for f in teams.values() if f["attainment"] is not None])
-        if summarised else [],
+        "team_attainment": {t: None if a is None else Decimal(a)
+                            for t, _amount, m, a in shown if m is not None},
+        "team_members": {t: m for t, _amount, m, _a in shown if m is not None},
+        "teams": teams["count"], "summarised": teams["summarised"],
+        "attainment_distribution": [{"from": Decimal(b["from"]), "to": Decimal(b["to"]),
+                                     "count": b["count"]}
+                                    for b in teams["attainment_distribution"]],
     }
 
 

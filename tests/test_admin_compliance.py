@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,8 +15,8 @@ from sqlalchemy import func, select
 
 from engine import db, lifecycle, runs, statements
 from engine.imports import import_employees, import_results
+from engine.models import LIVE_RUN, AuditLog, FlagCase, FlagNote, Run, Team, User
 from engine.models import STAFF_ROLES as ROLES
-from engine.models import AuditLog, FlagCase, FlagNote, Run, Team, User
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -394,3 +395,41 @@ def test_a_flags_history_and_the_audit_log_read_in_the_readers_language(app, wor
     assert "计算批次 " in log and "名员工" in log and "employees," not in log
     home = text_of(as_user(app, HR).get("/admin/?lang=zh"))
     assert "assigned to" not in home and "raised again" not in home
+
+
+def test_the_queue_page_by_page_the_last_pages_read_from_the_end(app, world,
+                                                                 monkeypatch) -> None:
+    """Each page of the queue holds the flags it held by offset, newest first, whichever
+    end it is read from, and when read from the key its link carries."""
+    from admin import compliance_views
+
+    with world.session() as s:
+        ids = sorted(s.scalars(select(FlagCase.id).where(FlagCase.run_id.in_(
+            select(Run.id).where(Run.status.in_(LIVE_RUN))))), reverse=True)
+    assert len(ids) >= 2  # the second page of two is read from the end
+    monkeypatch.setattr(compliance_views, "PAGE", 1)
+    client = as_user(app, AU)
+    for page in range(1, len(ids) + 2):
+        text = client.get(f"/admin/compliance/?page={page}").get_data(as_text=True)
+        shown = [int(i) for i in re.findall(r'href="/admin/compliance/(\d+)/"', text)]
+        assert shown == ids[page - 1:page], page
+    # the pager's links carry the key of the page next to theirs: the same pages
+    walked = support.walk_pages(client, "/admin/compliance/", len(ids),
+                        r'href="/admin/compliance/(\d+)/"')
+    assert walked == [[str(i)] for i in ids] * 2
+
+
+def test_the_queue_lists_the_rules_and_severities_its_flags_have(app, world) -> None:
+    """The filters offer each rule and each severity of the flag cases once, sorted (read
+    from their indexes one value at a time)."""
+    from engine import compliance
+
+    with world.session() as s:
+        cases = s.execute(select(FlagCase.rule_key, FlagCase.severity)).all()
+        rules = compliance.distinct_values(s, FlagCase.rule_key)
+        severities = compliance.distinct_values(s, FlagCase.severity)
+    assert rules == sorted({r for r, _s in cases}) and len(rules) >= 2
+    assert severities == sorted({v for _r, v in cases} - {None}) and severities
+    text = as_user(app, AU).get("/admin/compliance/").get_data(as_text=True)
+    for rule in rules:
+        assert f'<option value="{rule}"' in text

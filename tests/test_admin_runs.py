@@ -20,7 +20,16 @@ from admin import i18n
 from engine import jobs, lifecycle, runs, statements
 from engine.imports import import_results
 from engine.models import STAFF_ROLES as ROLES
-from engine.models import Adjustment, AuditLog, Outcome, Period, ResultRow, Run, RunJob
+from engine.models import (
+    Adjustment,
+    AuditLog,
+    Employee,
+    Outcome,
+    Period,
+    ResultRow,
+    Run,
+    RunJob,
+)
 from tests.stored import row_form
 
 try:  # tests/ may or may not be a package
@@ -748,3 +757,72 @@ def test_the_runs_people_count_an_employee_with_only_an_adjustment(
     assert f"Employees ({with_outcomes + 1:,})" in text and "Lee Late" in text
     searched = text_of(client.get(f"/admin/runs/{run_id}/?q=Lee"))
     assert "Employees (1)" in searched and "Lee Late" in searched
+    # any part of the code or the name, in any case
+    for part in ("EE LAT", "l1"):
+        searched = text_of(client.get(f"/admin/runs/{run_id}/?q={part}"))
+        assert "Employees (1)" in searched and "Lee Late" in searched, part
+
+
+def test_page_window_reads_every_page_as_an_offset_would() -> None:
+    """A page past the middle is read from the end: the same rows, in the same order."""
+    from admin.base import page_window
+
+    for total in range(0, 12):
+        rows = list(range(total))
+        for size in (1, 3, 5):
+            for page in range(1, total // size + 3):
+                offset, limit, from_end = page_window(total, page, size)
+                got = (rows[::-1] if from_end else rows)[offset:offset + limit]
+                assert (got[::-1] if from_end else got) == \
+                    rows[(page - 1) * size:page * size], (total, size, page)
+    assert page_window(1_000_000, 10_000, 100)[2]  # the last page from the end
+
+
+def test_the_runs_people_page_by_page_the_last_pages_read_from_the_end(
+        client: FlaskClient, org: Org, run_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each page of the run's people holds the employees it held by offset, whichever end
+    it is read from; the pages together hold each of them once, by code."""
+    from admin import runs_views
+
+    with org.session() as s:
+        codes = sorted(s.scalars(select(Employee.code).join(
+            Outcome, Outcome.employee_id == Employee.id).where(
+            Outcome.run_id == run_id).distinct()))
+    size = max(1, len(codes) // 4)
+    monkeypatch.setattr(runs_views, "EMPLOYEE_PAGE", size)
+    login(client, CA)
+    pages = -(-len(codes) // size)
+    assert pages >= 3
+    for page in range(1, pages + 2):
+        text = client.get(f"/admin/runs/{run_id}/?page={page}").get_data(as_text=True)
+        shown = re.findall(rf"/admin/runs/{run_id}/statement/([^\"/?]+)", text)
+        assert shown == codes[(page - 1) * size:page * size], page
+        if page <= pages:
+            assert f"Page {page} of {pages}" in text
+    # the pager's links carry the key of the page next to theirs: the same pages
+    walked = support.walk_pages(client, f"/admin/runs/{run_id}/", pages,
+                        rf"/admin/runs/{run_id}/statement/([^\"/?]+)")
+    assert walked == [codes[(p - 1) * size:p * size] for p in range(1, pages + 1)] * 2
+
+
+
+def test_the_adjustments_box_lists_the_runs_employees_only_when_they_are_few(
+        client: FlaskClient, org: Org, run_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The box offers every employee of the run when the run has no more than CHOICES of
+    them, whatever the list below shows (a search of one employee among many lists none)."""
+    from admin import runs_views
+
+    with org.session() as s:
+        codes = sorted(s.scalars(select(Employee.code).join(
+            Outcome, Outcome.employee_id == Employee.id).where(
+            Outcome.run_id == run_id).distinct()))
+    login(client, CA)
+
+    def offered(query: str) -> list[str]:
+        text = client.get(f"/admin/runs/{run_id}/?q={query}").get_data(as_text=True)
+        box = re.search(r'<datalist id="run-employees">(.*?)</datalist>', text, re.S)
+        return re.findall(r'<option value="(\S+) ', box.group(1))
+
+    assert offered("") == offered(codes[0]) == codes
+    monkeypatch.setattr(runs_views, "CHOICES", len(codes) - 1)
+    assert offered("") == offered(codes[0]) == []

@@ -7,6 +7,7 @@ month of results. Each test builds it once through the engine, as an import woul
 from __future__ import annotations
 
 import copy
+import html
 import os
 import re
 from collections.abc import Iterator
@@ -203,3 +204,24 @@ def text_of(response: object) -> str:
     html = re.sub(r"<script.*?</script>|<div id=\"filter-groups-data\".*?</div>", " ", html,
                   flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def walk_pages(client: FlaskClient, start: str, pages: int, row: str) -> list[list[str]]:
+    """The rows (``row``: a pattern) of each page from the first to the last following the
+    pager's "Next" links, then from the last to the first following "Previous"."""
+    out, url = [], start
+    for direction, label in (("forward", "Next"), ("back", "Previous")):
+        seen = []
+        for page in range(1, pages + 1):
+            text = client.get(url).get_data(as_text=True)
+            number = page if direction == "forward" else pages + 1 - page
+            assert f"Page {number} of {pages}" in text, (direction, url)
+            seen.append(re.findall(row, text))
+            links = re.findall(rf'href="([^"]+)">(?:&laquo; )?{label}', text)
+            if page < pages:
+                url = html.unescape(links[0])
+                # "Previous" from the second page is the first page itself
+                key = "after=" if direction == "forward" else "before="
+                assert key in url or (direction == "back" and number == 2), url
+        out += seen if direction == "forward" else seen[::-1]
+    return out

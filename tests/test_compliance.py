@@ -634,6 +634,14 @@ def test_the_overview_of_many_teams_shows_the_highest_and_lowest(session, org):
     assert shown[0] == f"Team {n - 1:03d}" and shown[-1] == "Team 000"
     assert f"Team {statements.TEAMS_SHOWN + 1:03d}" not in shown
     assert sum(b["count"] for b in view["attainment_distribution"]) == n
+    # what the page reads is kept small (Run.summary): the same overview as from the
+    # whole figures, and as from the period's facts for a run that kept no teams
+    assert len(run.summary["teams"]["shown"]) == 2 * statements.TEAMS_SHOWN
+    run.summary = None
+    assert statements.overview(session, run) == view
+    run.figures = {k: v for k, v in run.figures.items() if k != "teams"}
+    assert statements.overview(session, run) == view
+    session.rollback()
 
 
 def test_the_queue_pages_in_the_database(session, org):

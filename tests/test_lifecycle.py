@@ -356,3 +356,62 @@ def test_the_checklist_names_rules_changed_since_the_run(session, run):
     # a new run of the period uses the rules in force now: nothing changed since it
     again = runs.start_run(session, "2026-01", actor="ann@x.com").run
     assert lifecycle.checklist(session, again).rules_changed == []
+
+
+def _missing_from_scratch(session, period_code: str) -> list[str]:
+    """The codes of the employees with no row of results for the period or below it,
+    worked out in Python from every employee and every row."""
+    from engine.models import Period, ResultRow
+    from engine.periods import children
+
+    codes = {period_code, *children(period_code)}
+    codes |= {c for code in list(codes) for c in children(code)}
+    with_rows = set(session.scalars(select(ResultRow.employee_id).join(
+        Period, Period.id == ResultRow.period_id).where(Period.code.in_(codes))))
+    return sorted(e.code for e in session.scalars(select(Employee)) if e.id not in with_rows)
+
+
+@pytest.mark.parametrize(("kept", "most"), [(20, 2), (20, 20), (2, 2), (2, 3)])
+def test_the_checklists_employees_with_no_results_stay_right_after_the_run(
+        session, people, monkeypatch, kept, most):
+    """The run keeps the count (and the first few) of employees with no results; the
+    checklist's figures stay those of every employee as they stand now: when employees
+    are added or deleted after the run, and when results change (the run is stale)."""
+    from engine import rollup
+    from engine.imports import import_employees
+
+    monkeypatch.setattr(rollup, "MISSING_KEPT", kept)
+    load(session)
+    import_employees(session, "idle.csv", data=b"code,name,team,level\n"
+                     b"I3,Ida Idle,North,S1\nI1,Ivo Idle,North,S1\nI2,Ina Idle,East,S1\n")
+    run = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    assert run.summary["results"] == run.figures["results"]
+    assert run.figures["results"]["missing"] == 3
+    assert len(run.figures["results"]["first_missing"]) == min(kept, 3)
+
+    def check(expected: list[str]) -> None:
+        assert _missing_from_scratch(session, "2026-01") == expected
+        count, listed = lifecycle.missing_results(session, run, most)
+        assert (count, [e.code for e in listed]) == (len(expected), expected[:most])
+        cl = lifecycle.checklist(session, run, most=most)
+        assert (cl.missing_count, [e.code for e in cl.missing]) == (count, expected[:most])
+
+    check(["I1", "I2", "I3"])
+    import_employees(session, "late.csv", data=b"code,name,team,level\nA0,Al Late,West,S1\n")
+    session.commit()
+    check(["A0", "I1", "I2", "I3"])
+    session.delete(session.scalar(select(Employee).where(Employee.code == "I1")))
+    session.commit()
+    check(["A0", "I2", "I3"])
+    # results for one of them: the run is stale, the count still right
+    import_results(session, "late.csv", data=b"period,employee_code,quota\n2026-01,I2,5\n")
+    session.commit()
+    assert runs.staleness(session, run) is not None
+    check(["A0", "I3"])
+    # a run stored before runs kept the figure reads every employee
+    run.figures = {k: v for k, v in run.figures.items() if k != "results"}
+    statements.keep_summary(run)
+    session.commit()
+    assert "results" not in run.summary
+    check(["A0", "I3"])

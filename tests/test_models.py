@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
@@ -169,3 +170,76 @@ def test_the_upgrade_moves_each_value_onto_its_row_and_the_downgrade_back(
         assert back == sorted((e, p, m, Decimal(v)) for e, p, m, v in old) and rows == 4
     finally:
         db._engines.pop(url).dispose()
+
+
+def test_0022_keeps_a_runs_summary_and_its_employees_without_results_and_back(
+        tmp_path: Path) -> None:
+    """0022: the runs stored before it get the summary their pages read and (a calculated
+    run) the count of employees without results, the same a run stored now keeps; the
+    downgrade takes both away."""
+    from alembic import command
+    from alembic.config import Config
+
+    from engine import lifecycle, runs, statements
+    from engine.imports import import_employees
+    from engine.models import Run
+    from tests.conftest import seed
+    from tests.test_runs import load
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    try:
+        cfg.attributes["engine"] = engine = db.get_engine(url)
+        db.upgrade_schema(url)
+        seed(url)
+        with db.session_scope(url) as s:
+            load(s)
+            import_employees(s, "idle.csv", data=b"code,name,team,level\nI1,Ivo,North,S1\n")
+            run = runs.start_run(s, "2026-01", actor="ann@x.com").run
+            s.commit()
+            run_id, kept, summary = run.id, run.figures, run.summary
+            view = statements.overview(s, run)
+            count, listed = lifecycle.missing_results(s, run, 20)
+            missing = (count, [e.code for e in listed])
+        assert kept["results"]["missing"] == 1 and summary["results"] == kept["results"]
+        command.downgrade(cfg, "0021")
+        assert "summary" not in {c["name"] for c in inspect(engine).get_columns("run")}
+        with engine.connect() as conn:
+            figures = conn.execute(Run.__table__.select().with_only_columns(
+                Run.__table__.c.figures)).scalar_one()
+        assert figures == {k: v for k, v in kept.items() if k != "results"}
+        command.upgrade(cfg, "head")
+        with db.session_scope(url) as s:
+            run = s.get(Run, run_id)
+            assert (run.figures, run.summary) == (kept, summary)
+            assert statements.overview(s, run) == view
+            count, listed = lifecycle.missing_results(s, run, 20)
+            assert (count, [e.code for e in listed]) == missing == (1, ["I1"])
+    finally:
+        db._engines.pop(url).dispose()
+
+
+def test_0023_indexes_the_search_of_employees_on_postgresql_and_back(db_url: str) -> None:
+    """On PostgreSQL, trigram indexes on the code and the name of employees (the extension
+    is there to be created); the downgrade drops them, the upgrade makes them again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no trigram index")
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    cfg.attributes["engine"] = engine = db.get_engine(db_url)
+    wanted = {"ix_employee_code_trgm", "ix_employee_name_trgm"}
+
+    def indexes() -> set[str]:
+        return {i["name"] for i in inspect(engine).get_indexes("employee")}
+
+    assert wanted <= indexes()
+    command.downgrade(cfg, "0022")
+    assert not wanted & indexes()
+    command.upgrade(cfg, "head")
+    assert wanted <= indexes()
