@@ -418,18 +418,22 @@ class RunsView(LaurelBaseView):
         # Floats only here, at the boundary to the chart library.
         dist = overview["distribution"]
         teams = overview["team_attainment"]
+        # In the form static/laurel/charts.js draws (as the dashboards' charts).
         return {
             "distribution": {
+                "type": "bar", "yTitle": str(_l("Employees")),
                 "labels": [f"{i18n.money(b['from'])} – {i18n.money(b['to'])}" for b in dist],
-                "values": [b["count"] for b in dist],
-                "label": str(_l("Employees")),
+                "datasets": [{"label": str(_l("Employees")),
+                              "data": [b["count"] for b in dist]}],
             },
             "attainment": {
+                "type": "bar", "percent": True, "yTitle": str(_l("Attainment (%)")),
                 "labels": list(teams),
                 # an undefined attainment is a gap in the chart, not a zero
-                "values": [None if v is None else round(float(v) * 100, 1)
-                           for v in teams.values()],
-                "label": str(_l("Attainment (%)")),
+                "datasets": [{"label": str(_l("Attainment (%)")),
+                              "colour": "rgba(40, 167, 69, 0.6)",
+                              "data": [None if v is None else round(float(v) * 100, 1)
+                                       for v in teams.values()]}],
             },
         }
 

@@ -392,7 +392,7 @@ def test_the_run_page_shows_the_engine_overview_and_charts(
 
     chart = json.loads(re.search(r'id="chart-data-distribution">(.*?)</script>', html,
                                  re.S).group(1))
-    assert chart["values"] == [b["count"] for b in data["distribution"]]
+    assert chart["datasets"][0]["data"] == [b["count"] for b in data["distribution"]]
     teams = json.loads(re.search(r'id="chart-data-attainment">(.*?)</script>', html,
                                  re.S).group(1))
     assert teams["labels"] == list(data["team_attainment"])

@@ -1,6 +1,8 @@
-/* The compliance, follow-up and dashboard charts (Chart.js, vendored): each
-   <canvas data-chart="x"> draws the JSON of <script type="application/json" id="chart-data-x">:
-   {type, labels, datasets: [{label, data, type?}], percent?, max?, xPercent?}.
+/* Every chart of the back office (Chart.js, vendored): run pages, compliance, follow-up and
+   dashboards. Each <canvas data-chart="x"> draws the JSON of
+   <script type="application/json" id="chart-data-x">:
+   {type, labels, datasets: [{label, data, type?, colour?}], percent?, max?, xPercent?,
+    horizontal?, perBar?, yTitle?}.
    A file of its own: the Content-Security-Policy runs no inline script. */
 (function () {
   "use strict";
@@ -23,6 +25,7 @@
       if (spec.percent) { y.ticks = {callback: function (v) { return v + "%"; }}; }
       else { y.ticks = {precision: 0}; }
       if (spec.max) { y.suggestedMax = spec.max; }
+      if (spec.yTitle) { y.title = {display: true, text: spec.yTitle}; }
       var scales = spec.horizontal ? {x: y} : {y: y};
       if (spec.xPercent) {  // a scatter of percentages (x) against amounts (y)
         y.ticks = {};

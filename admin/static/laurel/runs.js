@@ -1,43 +1,7 @@
-/* The period-end pages: charts (Chart.js, vendored), live progress of a run job, printing.
+/* The period-end pages: live progress of a run job, printing (charts: charts.js).
    Plain JavaScript, no network but this site. */
 (function () {
   "use strict";
-
-  function drawCharts() {
-    if (typeof Chart === "undefined") { return; }
-    document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
-      var source = document.getElementById("chart-data-" + canvas.dataset.chart);
-      if (!source) { return; }
-      var data = JSON.parse(source.textContent);
-      var percent = canvas.dataset.chart === "attainment";
-      new Chart(canvas, {
-        type: "bar",
-        data: {
-          labels: data.labels,
-          datasets: [{
-            label: data.label,
-            data: data.values,
-            backgroundColor: percent ? "rgba(40, 167, 69, 0.6)" : "rgba(0, 123, 255, 0.6)",
-            borderColor: percent ? "rgb(40, 167, 69)" : "rgb(0, 123, 255)",
-            borderWidth: 1
-          }]
-        },
-        options: {
-          responsive: true,
-          maintainAspectRatio: false,
-          animation: false,
-          plugins: { legend: { display: false } },
-          scales: {
-            y: {
-              beginAtZero: true,
-              title: { display: true, text: data.label },
-              ticks: percent ? { callback: function (v) { return v + "%"; } } : { precision: 0 }
-            }
-          }
-        }
-      });
-    });
-  }
 
   function followJob(box) {
     var bar = document.getElementById("job-bar");
@@ -101,7 +65,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    drawCharts();
     var box = document.getElementById("job");
     if (box) { followJob(box); }
     document.querySelectorAll("[data-action=print]").forEach(function (b) {
