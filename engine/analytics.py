@@ -219,10 +219,10 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
         for emp, f in facts[code].items():
             team = placed[code][emp]["team"]
             team_of[emp] = team
-            in_team[team][emp] += ZERO
-            if f.get("revenue_total") is not None:
-                revenue_of[emp] += f["revenue_total"]
-                in_team[team][emp] += f["revenue_total"]
+            revenue = f.get("revenue_total")
+            in_team[team][emp] += ZERO if revenue is None else revenue
+            if revenue is not None:
+                revenue_of[emp] += revenue
             if f.get("quota") is not None:
                 quota_of[emp] += f["quota"]
     for team, revenues in sorted(in_team.items()):

@@ -491,16 +491,13 @@ def _check_exportable(session: Session, run: Run, draft: bool) -> str | None:
     if run.status not in ("calculated", "approved", "locked"):
         raise LaurelError(msg("run %(id)s is %(status)s and cannot be exported", id=run.id,
                               status=run.status))
-    if run.status == "calculated":
-        if draft:
-            return "draft"
+    reason = export_draft(session, run)
+    if reason is None or draft:
+        return reason
+    if reason == "draft":
         raise LaurelError(msg("run %(id)s is not approved yet: export it as a draft with "
                               "--draft, or approve it first", id=run.id))
-    stale = staleness(session, run) if run.status == "approved" else None
-    if stale is None:
-        return None
-    if draft:
-        return "stale"
+    stale = staleness(session, run)
     raise LaurelError(msg("run %(id)s is stale: results of %(periods)s changed after this run "
                           "read them (%(how)s at %(when)s by %(by)s); start a new run, or "
                           "export this one as a draft with --draft", id=run.id,
