@@ -5,8 +5,9 @@ binds the same functions to pytest-bdd, so a step means the same in the test sui
 the back office. A rule version carries its scenarios (engine.scenarios); the runner
 expands backgrounds and outlines (the "pickles" of the Gherkin compiler) and runs every
 scenario against a scratch SQLite database holding the draft rule set: the published rules
-with the draft replacing its key. The scratch database is migrated and seeded once per
-gate run; each scenario starts from a copy of it. A step whose expectation fails says what
+with the draft replacing its key. The scratch database is seeded once per gate run (from
+an empty migrated schema made once per version of the migrations); each scenario starts
+from a copy of it. A step whose expectation fails says what
 it found, and where one new figure would make it hold (an amount, a status, a value), it
 says which: HR can accept it into the scenario.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import inspect
 import io
 import re
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import parse
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from engine.errors import LaurelError
@@ -723,7 +725,12 @@ def draft_rule_set(session: Session, draft: Mapping[str, Any]) -> list[dict[str,
 
 
 class ScratchDatabase:
-    """A migrated SQLite file with the catalog, the levels and the draft rule set."""
+    """A migrated SQLite file with the catalog, the levels and the draft rule set.
+
+    Each scenario gets a fresh copy of it, always at the same path: one URL keeps one
+    engine (engine.db.get_engine) and with it SQLAlchemy's cache of compiled statements,
+    so the statements a run makes are compiled once per gate, not once per scenario.
+    """
 
     def __init__(self, session: Session, draft: Mapping[str, Any]):
         from engine import db
@@ -732,8 +739,8 @@ class ScratchDatabase:
 
         self.dir = Path(tempfile.mkdtemp(prefix="laurel-specs-"))
         self.template = self.dir / "template.db"
+        shutil.copy(empty_schema(), self.template)
         url = f"sqlite:///{self.template}"
-        db.upgrade_schema(url)
         levels = [(lv.code, lv.name, lv.discount_authority)
                   for lv in session.scalars(select(Level))]
         metrics = [(m.key, m.label_en, m.label_zh, m.type, m.rollup, m.formula, m.description)
@@ -754,22 +761,34 @@ class ScratchDatabase:
                 save_rule(s, dict(draft), f"rule {draft['key']}", publish=True)
         finally:
             _dispose(url)
-        self.count = 0
+        self.path = self.dir / "scenario.db"
+        self.url = f"sqlite:///{self.path}"
 
-    def session(self) -> tuple[Session, str]:
+    def session(self) -> Session:
+        """A session on a fresh copy of the template (the previous scenario's is gone)."""
         from engine import db
 
-        self.count += 1
-        path = self.dir / f"scenario-{self.count}.db"
-        shutil.copy(self.template, path)
-        url = f"sqlite:///{path}"
-        s = db.make_sessionmaker(url)()
+        engine = db._engines.get(self.url)
+        if engine is not None:
+            engine.dispose()  # its pooled connections still hold the previous copy
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        shutil.copy(self.template, self.path)
+        if engine is None:
+            # a scratch copy need not survive a crash: no waiting for the disk at commit
+            event.listen(db.get_engine(self.url), "connect", _unsynchronised)
+        s = db.make_sessionmaker(self.url)()
         s.info["actor"] = ACTOR
         s.info["audit_off"] = True
-        return s, url
+        return s
 
     def close(self) -> None:
+        _dispose(self.url)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _unsynchronised(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA synchronous=OFF")
 
 
 def _dispose(url: str) -> None:
@@ -778,6 +797,33 @@ def _dispose(url: str) -> None:
     engine = db._engines.pop(url, None)
     if engine is not None:
         engine.dispose()
+
+
+def empty_schema() -> Path:
+    """An empty SQLite database migrated to the newest revision, made once per version of
+    the migrations and kept in the temporary directory: migrating one takes longer than a
+    gate's scenarios. It is made under another name and renamed into place, so a
+    concurrent gate never copies a half-made file."""
+    from engine import db
+
+    digest = hashlib.sha256()
+    for path in sorted((db.PROJECT_ROOT / "migrations").rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    target = Path(tempfile.gettempdir()) / f"laurel-schema-{digest.hexdigest()[:16]}.db"
+    if not target.is_file():
+        work = Path(tempfile.mkdtemp(prefix="laurel-schema-"))
+        try:
+            made = work / "schema.db"
+            url = f"sqlite:///{made}"
+            try:
+                db.upgrade_schema(url)
+            finally:
+                _dispose(url)
+            made.replace(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 def feature_text(key: str, features: Path = FEATURES) -> str | None:
@@ -805,7 +851,7 @@ def run_gate(session: Session, draft: Mapping[str, Any], text: str,
     scratch = ScratchDatabase(session, draft)
     try:
         for pickle, where, indexes in expanded:
-            s, url = scratch.session()
+            s = scratch.session()
             try:
                 result = run_scenario(s, pickle, source, where, indexes)
                 result.example = example_row(feature, where)
@@ -813,7 +859,6 @@ def run_gate(session: Session, draft: Mapping[str, Any], text: str,
             finally:
                 s.rollback()
                 s.close()
-                _dispose(url)
     finally:
         scratch.close()
     report.seconds = time.perf_counter() - t0

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -73,50 +74,60 @@ def seed(url: str) -> None:
         load_library(session, ROOT / "rules")
 
 
-_SNAPSHOTS: dict[str, list[tuple[str, list[dict]]]] = {}
+_SNAPSHOTTED: set[str] = set()
+SNAPSHOT_SCHEMA = "laurel_test_snapshot"
+
+
+def _reset_function(tables: list[Any]) -> str:
+    """A PL/pgSQL function that puts the database back in one round trip: it empties every
+    table (TRUNCATE after a large organisation, whose DELETE would check each row's
+    references for minutes; DELETE otherwise, much cheaper on tables this small), copies
+    the snapshot back and sets each id sequence past it."""
+    names = [t.name for t in tables]
+    quoted = ", ".join(f'public."{n}"' for n in names)
+    deletes = "\n".join(f'    DELETE FROM public."{n}";' for n in reversed(names))
+    restore = []
+    for table in tables:
+        restore.append(f'  INSERT INTO public."{table.name}" '
+                       f'SELECT * FROM {SNAPSHOT_SCHEMA}."{table.name}";')
+        if "id" in table.c:
+            restore.append(
+                f"  PERFORM setval(pg_get_serial_sequence('public.\"{table.name}\"', 'id'), "
+                f'COALESCE((SELECT MAX(id) FROM public."{table.name}"), 0) + 1, false);')
+    return (f"CREATE OR REPLACE FUNCTION {SNAPSHOT_SCHEMA}.reset() RETURNS void "
+            "LANGUAGE plpgsql AS $$\nBEGIN\n"
+            "  IF (SELECT count(*) FROM (SELECT 1 FROM public.employee LIMIT 1001) e) > 1000"
+            f" THEN\n    TRUNCATE {quoted} RESTART IDENTITY CASCADE;\n  ELSE\n"
+            f"{deletes}\n  END IF;\n" + "\n".join(restore) + "\nEND $$")
 
 
 def reset_postgres(url: str) -> None:
     """Bring a PostgreSQL database to the newest schema, empty but for reference data.
 
     The reference data (levels, metrics, the published library) is seeded once per test
-    session and written back from a snapshot after each TRUNCATE: seeding per test cost
-    more than the tests themselves.
+    session and kept in a schema of its own; after each test one server-side function
+    (``_reset_function``) empties the tables and copies it back: seeding per test cost
+    more than the tests themselves, and a statement per table cost a round trip each.
     """
     engine = db.get_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    if url not in _SNAPSHOTS:
-        db.upgrade_schema(url)
+    if url in _SNAPSHOTTED:
         with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        seed(url)
-        snap = []
-        with engine.connect() as conn:
-            for table in Base.metadata.sorted_tables:
-                rows = [dict(r._mapping) for r in conn.execute(table.select())]
-                if rows:
-                    snap.append((table.name, rows))
-        _SNAPSHOTS[url] = snap
+            conn.execute(text(f"SELECT {SNAPSHOT_SCHEMA}.reset()"))
         return
+    tables = list(Base.metadata.sorted_tables)
+    db.upgrade_schema(url)
     with engine.begin() as conn:
-        large = conn.scalar(text("SELECT count(*) FROM (SELECT 1 FROM employee LIMIT 1001) e"))
-        if large > 1000:
-            # after a large organisation (tests/test_scale.py): DELETE checks each row's
-            # references, which took minutes
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        else:
-            # DELETE is much cheaper than TRUNCATE on tables this small
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
-                if "id" in table.c:
-                    conn.execute(text("SELECT setval(pg_get_serial_sequence("
-                                      f"'\"{table.name}\"', 'id'), 1, false)"))
-        for name, rows in _SNAPSHOTS[url]:
-            table = Base.metadata.tables[name]
-            conn.execute(table.insert(), rows)
-            if "id" in table.c:
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
-                                  f"(SELECT MAX(id) FROM \"{name}\"))"))
+        listed = ", ".join(f'"{t.name}"' for t in tables)
+        conn.execute(text(f"TRUNCATE {listed} RESTART IDENTITY CASCADE"))
+    seed(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SNAPSHOT_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SNAPSHOT_SCHEMA}"))
+        for table in tables:
+            conn.execute(text(f'CREATE TABLE {SNAPSHOT_SCHEMA}."{table.name}" AS '
+                              f'SELECT * FROM public."{table.name}"'))
+        conn.execute(text(_reset_function(tables)))
+    _SNAPSHOTTED.add(url)
 
 
 @pytest.fixture(scope="session")
