@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -30,6 +31,7 @@ from engine.messages import message_of
 T = TypeVar("T")
 TIMEOUT = 600.0  # seconds one call may take
 WORKERS = 2  # calls at once
+WATCH_SECONDS = 1.0  # how often a child looks whether its caller is still there
 PRELOAD = ["engine.authoring", "engine.runs", "engine.specs", "durable.engine"]
 
 ISOLATE = "laurel_isolate"
@@ -44,8 +46,27 @@ def _executor() -> ProcessPoolExecutor:
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(PRELOAD)
             _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=ctx,
-                                        max_tasks_per_child=1)
+                                        max_tasks_per_child=1, initializer=_outlive_not,
+                                        initargs=(os.getpid(),))
         return _pool
+
+
+def _outlive_not(caller: int) -> None:
+    """In each child: exit once the process that made the pool is gone.
+
+    A pool's idle child waits on a queue it holds both ends of, so it never sees its caller
+    go; a caller that did not shut its pool down (a server stopped by SIGTERM) left its
+    children, and the forkserver they keep alive, running for ever.
+    """
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            try:
+                os.kill(caller, 0)
+            except (ProcessLookupError, PermissionError):  # gone (or its pid another's)
+                os._exit(0)
+
+    threading.Thread(target=watch, name="laurel-isolate-watch", daemon=True).start()
 
 
 def _reset(kill: bool) -> None:

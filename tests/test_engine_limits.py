@@ -99,3 +99,50 @@ def test_a_crash_in_isolated_work_fails_the_call_and_spares_the_caller(session: 
     assert isolate.run(session, _fine, 41) == 42  # the next call works
     session.info.pop(isolate.ISOLATE)
     assert isolate.run(session, _fine, 1) == 2  # not asked for: in place
+
+
+CALLER = """
+import os, sys, time
+sys.path.insert(0, os.getcwd())
+from engine import db, isolate
+from tests.test_engine_limits import _fine
+session = db.make_sessionmaker(sys.argv[1])()
+session.info[isolate.ISOLATE] = True
+assert isolate.run(session, _fine, 1) == 2
+time.sleep(0.5)  # the pool replaces the child that did the work
+print(" ".join(str(pid) for pid in isolate._pool._processes), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_the_isolated_children_go_when_their_caller_is_killed(db_url: str) -> None:
+    """A server stopped by a signal does not shut its pool down: its children waited on
+    their queue for ever (and kept their forkserver up)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, db_url], cwd=root,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        children = [int(p) for p in caller.stdout.readline().split()]
+        assert children and all(_alive(p) for p in children)
+    finally:
+        caller.send_signal(signal.SIGKILL)
+        caller.wait(10)
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in children)
