@@ -10,7 +10,7 @@ durable_rules compilation is tested against) and renders them in words.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -210,6 +210,8 @@ def push_not(cond: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    if type(value) is Decimal:  # most values: as the Decimal branch below
+        return format(value, "f")
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     if isinstance(value, Decimal):
@@ -291,6 +293,9 @@ class Check:
     fact: str
     ref: str | None
     population: tuple[str, str] | None  # the strictly-higher and N facts of a ranked one
+    # the head as the dict each item starts from (a copy of a dict is made faster than a
+    # dict of pairs)
+    start: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, leaf: Mapping[str, Any]) -> Check:
@@ -302,10 +307,10 @@ class Check:
         if leaf["op"] in POPULATION_OPS:
             higher, n, _ = population_fields(leaf["fact"])
             population = (higher, n)
-        return cls(tuple(head), leaf["fact"], leaf.get("ref"), population)
+        return cls(tuple(head), leaf["fact"], leaf.get("ref"), population, dict(head))
 
     def item(self, facts: Mapping[str, Any]) -> dict[str, Any]:
-        item = dict(self.head)
+        item = self.start.copy()
         if self.ref is not None:
             item["ref"] = self.ref
             ref_actual = facts.get(self.ref)

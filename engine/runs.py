@@ -57,7 +57,7 @@ from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.messages import msg
-from engine.metrics import to_plain
+from engine.metrics import plain_text, to_plain
 from engine.models import (
     LIVE_RUN,
     Adjustment,
@@ -91,7 +91,7 @@ AMOUNT_LIMIT = Decimal(10) ** 24
 def _show(value: Any) -> str:
     if value is None:
         return "undefined"
-    return str(to_plain(value))
+    return plain_text(value)
 
 
 @dataclass
@@ -338,6 +338,11 @@ class Worded:
     factor: Decimal | None = None  # a rate, a unit amount, a tier's rate
     factor_text: str | None = None  # the same as the calculation shows it
     late: bool = False  # a draw: it reads the employee's other commissions, so comes last
+    # wording.calculation for its calculations, made from the first one
+    # (wording.calculation_template)
+    arithmetic: Callable[[dict[str, Any]], str] | None = None
+    limits: bool = False  # its action has a floor or a cap (limited)
+    on_signing: bool = False  # its action pays a part on signing (clawbacks.defer)
 
 
 def _worded(firing: Firing) -> Worded:
@@ -373,6 +378,8 @@ def _worded(firing: Firing) -> Worded:
         worded.factor = Decimal(action["amount"])
     worded.factor_text = None if worded.factor is None else str(worded.factor)
     worded.late = atype == "draw" and firing.role != "warn"
+    worded.limits = any(action.get(name) is not None for name in ("floor", "cap", "annual_cap"))
+    worded.on_signing = bool(action.get("on_signing"))
     firing.worded = worded
     return worded
 
@@ -392,9 +399,10 @@ def facts_read_by(compiled: CompiledRuleset) -> set[str]:
 def _shown_facts(worded: Worded, values: dict[str, Any]) -> dict[str, str | None]:
     """_explain_facts of the facts a firing's explanation shows, as worked out once."""
     out: dict[str, str | None] = {}
+    get = values.get
     for name, ranked in worded.shown:
-        value = values.get(name)
-        out[name] = None if value is None else str(to_plain(value))
+        value = get(name)
+        out[name] = None if value is None else plain_text(value)
         if ranked is not None and ranked[0] in values:
             higher, n, maximum, said_higher, said_n, said_maximum = ranked
             out[said_higher] = str(to_plain(values[higher]))
@@ -443,11 +451,15 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         atype = rule["action"]["type"]
         if atype in ("fixed", "rate", "per_unit", "tiers"):
             amount, calc = _amount(rule, firing, values, worded)
-            amount = limited(rule["action"], amount, calc,
-                             compiled.paid_earlier.get((ef.employee_id, rule["key"])))
-            amount = clawbacks.defer(rule["action"], amount, calc)
+            if worded.limits:
+                amount = limited(rule["action"], amount, calc,
+                                 compiled.paid_earlier.get((ef.employee_id, rule["key"])))
+            if worded.on_signing:
+                amount = clawbacks.defer(rule["action"], amount, calc)
             explanation["calc"] = calc
-            explanation["arithmetic"] = wording.calculation(calc)
+            if worded.arithmetic is None:
+                worded.arithmetic = wording.calculation_template(calc)
+            explanation["arithmetic"] = worded.arithmetic(calc)
             if worded.matched is not None:
                 explanation["matched"] = worded.matched
             if atype == "fixed" and rule["action"].get("value"):
