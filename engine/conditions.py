@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from engine.exact import exact
 
 NUMBER_OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -321,6 +323,28 @@ class Check:
             item["higher"] = _fmt(facts.get(self.population[0]))
             item["n"] = _fmt(facts.get(self.population[1]))
         return item
+
+    def texts(self, facts: Mapping[str, Any]) -> list[str]:
+        """The values item(facts) reads, in its order (ref_actual, actual, higher, n), as
+        the JSON texts orjson writes them: an explanation's template is filled in with
+        them (engine.runs.Template)."""
+        actual = facts.get(self.fact)
+        out = [f'"{actual:f}"' if type(actual) is Decimal else _fmt_json(actual)]
+        if self.ref is not None:
+            out.insert(0, _fmt_json(facts.get(self.ref)))
+        if self.population is not None:
+            out.append(orjson.dumps(_fmt(facts.get(self.population[0]))).decode())
+            out.append(orjson.dumps(_fmt(facts.get(self.population[1]))).decode())
+        return out
+
+
+def _fmt_json(value: Any) -> str:
+    """The JSON of what item() makes of a value: null, or the text _fmt gives."""
+    if value is None:
+        return "null"
+    if type(value) is Decimal:  # digits, a point and a sign: nothing JSON escapes
+        return f'"{value:f}"'
+    return orjson.dumps(_fmt(value)).decode()
 
 
 def _held_parts(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]

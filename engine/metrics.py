@@ -586,20 +586,20 @@ def seed_reference_data(session: Session) -> None:
 
 
 # all the digits a value holds (a quotient's 34 included)
-_PLAIN = Context(prec=60)  # the other settings as decimal's defaults
+PLAIN = Context(prec=60)  # the other settings as decimal's defaults
 
 
 def to_plain(value: Any) -> Any:
     """Render a Decimal without exponent or trailing noise for explanations."""
     if isinstance(value, Decimal):
-        return format(value.normalize(_PLAIN), "f")
+        return format(value.normalize(PLAIN), "f")
     return value
 
 
 def plain_text(value: Any) -> str:
     """str(to_plain(value)), a plain Decimal (most values) the quickest."""
     if type(value) is Decimal:
-        return format(value.normalize(_PLAIN), "f")
+        return format(value.normalize(PLAIN), "f")
     return str(to_plain(value))
 
 

@@ -365,10 +365,11 @@ def test_the_engine_agrees_with_the_reference(bare: Session, case: tuple) -> Non
 # --- the explanations' words worked out once, against the direct path --------------------------
 #
 # A run words a firing's calculation from what it worked out once for the firing
-# (wording.calculation_template), a check from its head made once (Check), and a ratio of
-# two decimals from the quotient rounded already (Catalog.derive): each must give what the
-# direct path gives, for the policy library and rules with limits, a prorated share, a
-# part paid on signing and marginal tiers, on any facts.
+# (wording.calculation_template), a check from its head made once (Check), an
+# explanation's JSON text from its firing's Template, and a ratio of two decimals from
+# the quotient rounded already (Catalog.derive): each must give what the direct path
+# gives, for the policy library and rules with limits, a prorated share, a part paid on
+# signing and marginal tiers, on any facts.
 
 MONEY_RULES = [
     {"key": "x.limits", "kind": "commission", "period_kind": "month",
@@ -459,10 +460,18 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
             continue
         for i, values in enumerate(people):
             ef = EmployeeFacts(i + 1, f"P{i}", f"P{i}", dict(values, level="S1"))
+            evaluation = Evaluation([name], [(firing.rule["key"], "x.flag")] if i % 2 else [],
+                                    {})
             try:
-                out = runs.employee_outcomes(ef, period, compiled, Evaluation([name], [], {}))
+                out = runs.employee_outcomes(ef, period, compiled, evaluation)
             except (TypeError, KeyError, ArithmeticError):
                 continue  # facts a firing could not have fired on (an undefined base)
+            # the same as the JSON text its Template writes, once it has one
+            texts = runs.employee_outcomes(ef, period, compiled, evaluation, texts=True)
+            assert [{**o, "explanation": runs.explanation_text(o["explanation"])}
+                    for o in out] == [
+                {**o, "explanation": o["explanation"] if isinstance(o["explanation"], str)
+                 else runs.explanation_text(o["explanation"])} for o in texts], name
             for o in out:
                 e = o["explanation"]
                 if "calc" in e:
