@@ -229,7 +229,9 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
         money = currency()
         for ef in facts:
             try:
-                outcomes.extend(evaluate_employee(engine, ef, period, compiled, money))
+                # explanations as the JSON text stored, where a template writes them
+                outcomes.extend(evaluate_employee(engine, ef, period, compiled, money,
+                                                  texts=True))
             except RunFailed:
                 raise
             except Exception as exc:  # any failure fails the run, naming the employee

@@ -10,9 +10,11 @@ durable_rules compilation is tested against) and renders them in words.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from engine.exact import exact
 
@@ -210,6 +212,8 @@ def push_not(cond: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    if type(value) is Decimal:  # most values: as the Decimal branch below
+        return format(value, "f")
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     if isinstance(value, Decimal):
@@ -291,6 +295,9 @@ class Check:
     fact: str
     ref: str | None
     population: tuple[str, str] | None  # the strictly-higher and N facts of a ranked one
+    # the head as the dict each item starts from (a copy of a dict is made faster than a
+    # dict of pairs)
+    start: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, leaf: Mapping[str, Any]) -> Check:
@@ -302,10 +309,10 @@ class Check:
         if leaf["op"] in POPULATION_OPS:
             higher, n, _ = population_fields(leaf["fact"])
             population = (higher, n)
-        return cls(tuple(head), leaf["fact"], leaf.get("ref"), population)
+        return cls(tuple(head), leaf["fact"], leaf.get("ref"), population, dict(head))
 
     def item(self, facts: Mapping[str, Any]) -> dict[str, Any]:
-        item = dict(self.head)
+        item = self.start.copy()
         if self.ref is not None:
             item["ref"] = self.ref
             ref_actual = facts.get(self.ref)
@@ -316,6 +323,28 @@ class Check:
             item["higher"] = _fmt(facts.get(self.population[0]))
             item["n"] = _fmt(facts.get(self.population[1]))
         return item
+
+    def texts(self, facts: Mapping[str, Any]) -> list[str]:
+        """The values item(facts) reads, in its order (ref_actual, actual, higher, n), as
+        the JSON texts orjson writes them: an explanation's template is filled in with
+        them (engine.runs.Template)."""
+        actual = facts.get(self.fact)
+        out = [f'"{actual:f}"' if type(actual) is Decimal else _fmt_json(actual)]
+        if self.ref is not None:
+            out.insert(0, _fmt_json(facts.get(self.ref)))
+        if self.population is not None:
+            out.append(orjson.dumps(_fmt(facts.get(self.population[0]))).decode())
+            out.append(orjson.dumps(_fmt(facts.get(self.population[1]))).decode())
+        return out
+
+
+def _fmt_json(value: Any) -> str:
+    """The JSON of what item() makes of a value: null, or the text _fmt gives."""
+    if value is None:
+        return "null"
+    if type(value) is Decimal:  # digits, a point and a sign: nothing JSON escapes
+        return f'"{value:f}"'
+    return orjson.dumps(_fmt(value)).decode()
 
 
 def _held_parts(cond: Mapping[str, Any] | None, facts: Mapping[str, Any]

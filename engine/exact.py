@@ -71,6 +71,18 @@ def from_fraction(value: Fraction) -> Decimal:
     return q
 
 
+def ratio_quotient(rounded: Decimal, a: Decimal, b: Decimal) -> Decimal:
+    """from_fraction(Fraction(a) / Fraction(b)) of two decimals whose quotient no decimal
+    of 34 digits holds, given ``rounded``, a / b worked out to 34 digits (the same number
+    from_fraction gives: both round one fraction in one context): its fraction made at
+    once from theirs, about a third of the time."""
+    na, da = a.as_integer_ratio()
+    nb, db = b.as_integer_ratio()
+    q = Quotient(rounded)
+    q.exact = Fraction(na * db, da * nb)
+    return q
+
+
 def _fraction(value: Number) -> Fraction:
     return value if isinstance(value, Fraction) else Fraction(value)
 

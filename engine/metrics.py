@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import FormulaError, LaurelError
-from engine.exact import exact, from_fraction, is_exact_decimal
+from engine.exact import exact, from_fraction, is_exact_decimal, ratio_quotient
 from engine.messages import msg
 from engine.models import METRIC_TYPES, ROLLUPS, Metric
 
@@ -364,7 +364,9 @@ class Catalog:
     derived: list[Formula]
 
     def __post_init__(self) -> None:
-        self._steps = [(f.metric, f.fn, f.exact_fn, tuple(f.names)) for f in self.derived]
+        # (metric, closure, exact closure, names read, (numerator, denominator) of a ratio)
+        self._steps = [(f.metric, f.fn, f.exact_fn, tuple(f.names), ratio_parts(f.text))
+                       for f in self.derived]
         self._needed: dict[frozenset[str], list[tuple[Any, ...]]] = {}
 
     @property
@@ -377,7 +379,7 @@ class Catalog:
         cache = self._needed
         if key not in cache:
             needed = set(key)
-            for metric, _, _, names in reversed(self._steps):
+            for metric, _, _, names, _ in reversed(self._steps):
                 if metric in needed:
                     needed.update(names)
             cache[key] = [s for s in self._steps if s[0] in needed]
@@ -387,7 +389,7 @@ class Catalog:
         """The input metrics the ``wanted`` metrics are worked out from (those of them
         that are inputs included)."""
         names = set(wanted)
-        for _, _, _, reads in self.steps_for(names):
+        for _, _, _, reads, _ in self.steps_for(names):
             names.update(reads)
         return {n for n in names if n in self.metrics and not self.metrics[n].formula}
 
@@ -404,7 +406,7 @@ class Catalog:
         steps = self._steps if only is None else self.steps_for(only)
         with localcontext() as ctx:
             ctx.prec = 34
-            for key, fn, exact_fn, names in steps:
+            for key, fn, exact_fn, names, ratio in steps:
                 for n in names:
                     v = get(n)
                     if v is not None and type(v) is not Decimal and not is_exact_decimal(v):
@@ -414,6 +416,9 @@ class Catalog:
                     value = fn(out)
                     if value is None or not ctx.flags[Inexact]:
                         out[key] = value
+                        continue
+                    if ratio is not None:  # a / b of two decimals: rounded once already
+                        out[key] = ratio_quotient(value, out[ratio[0]], out[ratio[1]])
                         continue
                 value = exact_fn(out)
                 out[key] = None if value is None else from_fraction(value)
@@ -581,14 +586,21 @@ def seed_reference_data(session: Session) -> None:
 
 
 # all the digits a value holds (a quotient's 34 included)
-_PLAIN = Context(prec=60)  # the other settings as decimal's defaults
+PLAIN = Context(prec=60)  # the other settings as decimal's defaults
 
 
 def to_plain(value: Any) -> Any:
     """Render a Decimal without exponent or trailing noise for explanations."""
     if isinstance(value, Decimal):
-        return format(value.normalize(_PLAIN), "f")
+        return format(value.normalize(PLAIN), "f")
     return value
+
+
+def plain_text(value: Any) -> str:
+    """str(to_plain(value)), a plain Decimal (most values) the quickest."""
+    if type(value) is Decimal:
+        return format(value.normalize(PLAIN), "f")
+    return str(to_plain(value))
 
 
 def ratio_parts(formula: str | None) -> tuple[str, str] | None:

@@ -57,7 +57,7 @@ from engine.errors import NotFound, RunError, RunFailed, RunStale
 from engine.exact import exact, from_fraction, product, round_half_up
 from engine.facts import EmployeeFacts, build_facts
 from engine.messages import msg
-from engine.metrics import to_plain
+from engine.metrics import PLAIN, plain_text, to_plain
 from engine.models import (
     LIVE_RUN,
     Adjustment,
@@ -91,7 +91,7 @@ AMOUNT_LIMIT = Decimal(10) ** 24
 def _show(value: Any) -> str:
     if value is None:
         return "undefined"
-    return str(to_plain(value))
+    return plain_text(value)
 
 
 @dataclass
@@ -311,12 +311,13 @@ def _firing_reads(firing: Firing) -> list[str]:
 
 
 def evaluate_employee(engine_session: EngineSession, ef: EmployeeFacts, period: Any,
-                      compiled: CompiledRuleset, money: str | None = None
+                      compiled: CompiledRuleset, money: str | None = None, texts: bool = False
                       ) -> list[dict[str, Any]]:
-    """Evaluate one employee's facts and return their outcomes (nothing stored)."""
+    """Evaluate one employee's facts and return their outcomes (nothing stored;
+    ``texts``: as employee_outcomes)."""
     return employee_outcomes(ef, period, compiled,
                              engine_session.evaluate(ef.code, to_fact(ef.values, compiled)),
-                             money)
+                             money, texts)
 
 
 @dataclass
@@ -338,6 +339,124 @@ class Worded:
     factor: Decimal | None = None  # a rate, a unit amount, a tier's rate
     factor_text: str | None = None  # the same as the calculation shows it
     late: bool = False  # a draw: it reads the employee's other commissions, so comes last
+    # wording.calculation for its calculations, made from the first one
+    # (wording.calculation_template)
+    arithmetic: Callable[[dict[str, Any]], str] | None = None
+    limits: bool = False  # its action has a floor or a cap (limited)
+    on_signing: bool = False  # its action pays a part on signing (clawbacks.defer)
+    # its explanations' JSON text with holes for the values (Template), made from the
+    # first one; False: its explanations cannot have one
+    template: Template | None | bool = None
+
+
+# The keys of a calculation alike for every employee a firing fires for (the rest are the
+# employee's: base and metric values, amounts, a prorated share, marginal slices).
+_CALC_ALIKE = frozenset({"type", "rate", "base", "unit", "per", "metric", "tier", "from", "to",
+                         "mode"})
+_HOLE = "\x00hole\x00"  # a placeholder no explanation holds
+_HOLE_JSON = orjson.dumps(_HOLE).decode()
+_HOLED = ("calc", "arithmetic", "facts", "checks")  # the keys with holes, in their order
+
+
+@dataclass
+class Template:
+    """The explanations of a firing as JSON text (explanation_text), worked out once from
+    its first explanation: what is alike for every employee (the rule's name, the
+    calculation's rate and names, the matched tier or row, the facts' names, the checks'
+    operators and compared values, the conditions in words) written once, with a hole
+    (``%s``) for each of the employee's values, filled in by ``fill`` with the JSON texts
+    of what the direct path (employee_outcomes without templates) puts there.
+
+    Made only where every explanation of the firing has the same keys in the same order:
+    a condition of leaves that all hold (held_checks otherwise), no population fact
+    shown (its rank is shown only where defined), no floor, cap or part paid on signing
+    (their lines come and go), not a warning, a draw or a PIP. ``held_by``, when a flag
+    holds the payout, is the explanation's last key: added to the text (``held``)."""
+
+    text: str
+    calc: tuple[str, ...]  # the calculation's keys, in order (none: no calculation)
+    calc_holes: tuple[str, ...]  # those of them that are the employee's
+    arithmetic: bool
+    facts: tuple[str, ...]
+    checks: tuple[Check, ...]
+    value: str | None  # the outcome's value, alike for every employee
+
+    @classmethod
+    def of(cls, worded: Worded, firing: Firing, outcome: dict[str, Any]) -> Template | None:
+        """The template of the firing's explanations from one of them (``outcome``'s, by
+        the direct path), or None where it cannot have one."""
+        rule = firing.rule
+        if (firing.role == "warn" or worded.checks is None or worded.limits
+                or worded.on_signing or rule["action"]["type"] in ("draw", "pip")
+                or any(ranked is not None for _, ranked in worded.shown)):
+            return None
+        explanation = dict(outcome["explanation"])
+        explanation.pop("held_by", None)  # added last, where a flag holds the payout
+        calc = explanation.get("calc") or {}
+        calc_holes = tuple(k for k in calc if k not in _CALC_ALIKE)
+        facts = tuple(name for name, _ in worded.shown)
+        if list(explanation.get("facts") or {}) != list(facts) \
+                or len(explanation.get("checks") or ()) != len(worded.checks) \
+                or not set(explanation) <= {"rule", "calc", "arithmetic", "matched", "row",
+                                            "facts", "checks", "conditions"} \
+                or [k for k in explanation if k in _HOLED] != [k for k in _HOLED
+                                                               if k in explanation]:
+            return None
+        if calc:
+            explanation["calc"] = {k: _HOLE if k in calc_holes else v for k, v in calc.items()}
+        if "arithmetic" in explanation:
+            explanation["arithmetic"] = _HOLE
+        explanation["facts"] = dict.fromkeys(facts, _HOLE)
+        checks = []
+        for item in explanation["checks"]:
+            shown = {k: _HOLE if k in ("ref_actual", "actual", "higher", "n") else v
+                     for k, v in item.items()}
+            checks.append(shown)
+        explanation["checks"] = checks
+        try:
+            text = orjson.dumps(explanation).decode()
+        except TypeError:  # written by json instead (explanation_text): no template
+            return None
+        pieces = text.replace("%", "%%").split(_HOLE_JSON)
+        count = len(calc_holes) + ("arithmetic" in explanation) + len(facts) + sum(
+            1 for item in checks for v in item.values() if v is _HOLE)
+        if len(pieces) != count + 1:  # a rule's own text held the placeholder
+            return None
+        return cls("%s".join(pieces), tuple(calc), calc_holes, "arithmetic" in explanation,
+                   facts, tuple(worded.checks), outcome["value"])
+
+    def fill(self, values: dict[str, Any], calc: dict[str, Any] | None,
+             arithmetic: Callable[[dict[str, Any]], str] | None) -> str | None:
+        """The explanation's text with the employee's values; None where the calculation
+        does not have the template's keys, or orjson does not write one of them."""
+        holes: list[str] = []
+        add = holes.append
+        dumps = orjson.dumps
+        if calc is not None:
+            if tuple(calc) != self.calc:
+                return None
+            try:
+                for key in self.calc_holes:
+                    add(dumps(calc[key]).decode())
+                if self.arithmetic:
+                    add(dumps(arithmetic(calc)).decode())  # type: ignore[misc]
+            except TypeError:
+                return None
+        get = values.get
+        for name in self.facts:  # plain_text of each, or null
+            value = get(name)
+            if type(value) is Decimal:  # digits, a point and a sign: nothing to escape
+                add(f'"{value.normalize(PLAIN):f}"')
+            else:
+                add("null" if value is None else dumps(plain_text(value)).decode())
+        for check in self.checks:
+            holes += check.texts(values)
+        return self.text % tuple(holes)
+
+    @staticmethod
+    def held(text: str, held_by: list[str]) -> str:
+        """The text with ``held_by`` added as its last key."""
+        return f'{text[:-1]},"held_by":{orjson.dumps(sorted(held_by)).decode()}}}'
 
 
 def _worded(firing: Firing) -> Worded:
@@ -373,6 +492,8 @@ def _worded(firing: Firing) -> Worded:
         worded.factor = Decimal(action["amount"])
     worded.factor_text = None if worded.factor is None else str(worded.factor)
     worded.late = atype == "draw" and firing.role != "warn"
+    worded.limits = any(action.get(name) is not None for name in ("floor", "cap", "annual_cap"))
+    worded.on_signing = bool(action.get("on_signing"))
     firing.worded = worded
     return worded
 
@@ -392,9 +513,10 @@ def facts_read_by(compiled: CompiledRuleset) -> set[str]:
 def _shown_facts(worded: Worded, values: dict[str, Any]) -> dict[str, str | None]:
     """_explain_facts of the facts a firing's explanation shows, as worked out once."""
     out: dict[str, str | None] = {}
+    get = values.get
     for name, ranked in worded.shown:
-        value = values.get(name)
-        out[name] = None if value is None else str(to_plain(value))
+        value = get(name)
+        out[name] = None if value is None else plain_text(value)
         if ranked is not None and ranked[0] in values:
             higher, n, maximum, said_higher, said_n, said_maximum = ranked
             out[said_higher] = str(to_plain(values[higher]))
@@ -404,11 +526,14 @@ def _shown_facts(worded: Worded, values: dict[str, Any]) -> dict[str, str | None
 
 
 def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
-                      evaluation: Evaluation, money: str | None = None
+                      evaluation: Evaluation, money: str | None = None, texts: bool = False
                       ) -> list[dict[str, Any]]:
     """Turn what fired for one employee into outcomes with their explanations.
 
-    ``money`` is the currency of the amounts (default: currency(), read once here)."""
+    ``money`` is the currency of the amounts (default: currency(), read once here).
+    ``texts``: an explanation that a firing's Template can write is its JSON text
+    (explanation_text's, for write_outcomes), not the dict: the same text in about a
+    seventh less time, building, serialising and freeing them counted (a run's chunks)."""
     money = money or currency()
     held_by: dict[str, list[str]] = {}
     for payout_rule, hold_rule in evaluation.holds:
@@ -426,10 +551,22 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         values = ef.values
         if name in ratings:  # a rule that read this run's rating
             values = dict(values, rating=ratings[name])
+        kind = rule["kind"]
+        if texts and type(worded.template) is Template:  # not a warning's
+            template = worded.template
+            amount, calc = _amount(rule, firing, values, worded) if template.calc \
+                else (None, None)
+            text = template.fill(values, calc, worded.arithmetic)
+            if text is not None:
+                status = _status(ef, rule, kind, amount, held_by)
+                if status == "held":
+                    text = Template.held(text, held_by[rule["key"]])
+                out.append(_outcome(ef, period, rule["key"], kind, amount, template.value,
+                                    status, text, money))
+                continue
         explanation: dict[str, Any] = {"rule": worded.title}
         amount = None
         value = None
-        kind = rule["kind"]
         if firing.role == "warn":
             kind = "warning"
             value = f"{firing.missing} undefined"
@@ -443,11 +580,15 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         atype = rule["action"]["type"]
         if atype in ("fixed", "rate", "per_unit", "tiers"):
             amount, calc = _amount(rule, firing, values, worded)
-            amount = limited(rule["action"], amount, calc,
-                             compiled.paid_earlier.get((ef.employee_id, rule["key"])))
-            amount = clawbacks.defer(rule["action"], amount, calc)
+            if worded.limits:
+                amount = limited(rule["action"], amount, calc,
+                                 compiled.paid_earlier.get((ef.employee_id, rule["key"])))
+            if worded.on_signing:
+                amount = clawbacks.defer(rule["action"], amount, calc)
             explanation["calc"] = calc
-            explanation["arithmetic"] = wording.calculation(calc)
+            if worded.arithmetic is None:
+                worded.arithmetic = wording.calculation_template(calc)
+            explanation["arithmetic"] = worded.arithmetic(calc)
             if worded.matched is not None:
                 explanation["matched"] = worded.matched
             if atype == "fixed" and rule["action"].get("value"):
@@ -455,8 +596,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         elif atype == "draw":
             earned = sum((o["amount"] for o in out if o["kind"] == "commission"
                           and o["amount"] is not None and o["status"] in ("payable", "held")
-                          and not (o["explanation"].get("calc") or {}).get("type") == "draw"),
-                         Decimal(0))
+                          and not _a_draw(o)), Decimal(0))
             line = draws.draw_line(rule, period, earned, compiled.draw_balances.get(
                 (ef.employee_id, rule["key"])))
             if line is None:
@@ -489,17 +629,13 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
         else:
             explanation["checks"], explanation["conditions"] = held_checks(firing.condition,
                                                                            values)
-        status = None
-        if amount is not None:
-            if abs(amount) >= AMOUNT_LIMIT:
-                raise RunFailed(f"employee {ef.code}: rule {rule['key']} gives {amount}, "
-                                "beyond the largest amount (24 digits before the point)")
-            status = "payable"
-            if kind in MONEY_KINDS and rule["key"] in held_by:
-                status = "held"
-                explanation["held_by"] = sorted(held_by[rule["key"]])
+        status = _status(ef, rule, kind, amount, held_by)
+        if status == "held":
+            explanation["held_by"] = sorted(held_by[rule["key"]])
         out.append(_outcome(ef, period, rule["key"], kind, amount, value, status, explanation,
                             money))
+        if texts and worded.template is None:  # the first explanation of the firing
+            worded.template = Template.of(worded, firing, out[-1]) or False
     payments = compiled.clawable.get(ef.employee_id)
     rules = compiled.by_key
     if payments:
@@ -520,8 +656,28 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
     return out
 
 
+def _status(ef: EmployeeFacts, rule: dict[str, Any], kind: str, amount: Decimal | None,
+            held_by: dict[str, list[str]]) -> str | None:
+    """An outcome's status: payable, or held by a flag, for an amount; none without."""
+    if amount is None:
+        return None
+    if abs(amount) >= AMOUNT_LIMIT:
+        raise RunFailed(f"employee {ef.code}: rule {rule['key']} gives {amount}, "
+                        "beyond the largest amount (24 digits before the point)")
+    if kind in MONEY_KINDS and rule["key"] in held_by:
+        return "held"
+    return "payable"
+
+
+def _a_draw(outcome: dict[str, Any]) -> bool:
+    """Whether an outcome is a draw's line (its explanation a dict: no Template writes a
+    draw's)."""
+    explanation = outcome["explanation"]
+    return type(explanation) is dict and (explanation.get("calc") or {}).get("type") == "draw"
+
+
 def _outcome(ef: EmployeeFacts, period: Period, key: str, kind: str, amount: Decimal | None,
-             value: str | None, status: str | None, explanation: dict[str, Any],
+             value: str | None, status: str | None, explanation: dict[str, Any] | str,
              money: str | None = None) -> dict[str, Any]:
     return {"employee_id": ef.employee_id, "employee_code": ef.code, "period": period.code,
             "rule_key": key, "kind": kind, "amount": amount,
@@ -757,10 +913,13 @@ def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]]
                    chunk: int | None = None) -> None:
     """Insert outcomes of a run (of one of its chunks): COPY on PostgreSQL, one
     executemany of the driver's in SQLite; each explanation serialised once, as the JSON
-    column would, and each amount as its column type would (SQLite keeps it as text)."""
+    column would (or given as that text already: employee_outcomes' ``texts``), and each
+    amount as its column type would (SQLite keeps it as text)."""
     if not outcomes:
         return
-    dumps = explanation_text
+
+    def dumps(explanation: dict[str, Any] | str) -> str:
+        return explanation if type(explanation) is str else explanation_text(explanation)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()

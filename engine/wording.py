@@ -388,6 +388,42 @@ def _arithmetic(calc: Mapping[str, Any], lang: str, label: Label,
             f"of {base} = {amount}")
 
 
+# what calculation() words after the arithmetic, when a calculation holds it
+_AFTER_ARITHMETIC = frozenset({"prorated", "limits", "annual_cap", "on_signing"})
+
+
+def calculation_template(calc: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str]:
+    """calculation(calc) in English for the calculations of one rule's firing, its words
+    that are alike for every employee (rate, unit, names, tier and band) worked out once
+    from ``calc``, the part they share: the function returned words a calculation of that
+    shape from its own values (base_value, per_value, metric_value, amount). A draw, a
+    marginal tier, and a calculation with a prorated share, a limit or a part paid on
+    signing are worded by calculation() itself."""
+    t = calc["type"]
+    # (words before a value, its key, how it is worded), as _arithmetic words them
+    amount = (" = ", "amount", money)
+    if t == "fixed":
+        pieces = [("fixed amount ", "amount", money)]
+    elif t == "rate":
+        pieces = [(f"{pct(calc['rate'])} of {calc['base']} ", "base_value", money), amount]
+    elif t == "per_unit":
+        pieces = [(f"{money(calc['unit'])} x {calc['per']} ", "per_value", number), amount]
+    elif t == "tiers" and calc.get("mode") != "marginal":
+        # shown_value(value, None) is number(value), a text or not
+        pieces = [(f"{calc['metric']} ", "metric_value", number),
+                  (f": tier {calc['tier']} ({band(calc, 'en')}), so {pct(calc['rate'])} "
+                   f"of {calc['base']} ", "base_value", money), amount]
+    else:
+        return calculation
+
+    def words(c: Mapping[str, Any]) -> str:
+        if _AFTER_ARITHMETIC.isdisjoint(c):
+            return "".join([before + how(c[key]) for before, key, how in pieces])
+        return calculation(c)
+
+    return words
+
+
 def exact_money(value: Any) -> str:
     """An amount with two decimals, or all of its decimals when it has more (a slice of a
     marginal tier before the line is rounded: 37.035)."""

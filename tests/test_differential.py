@@ -360,3 +360,142 @@ def test_the_engine_agrees_with_the_reference(bare: Session, case: tuple) -> Non
         assert got == reference(kept, people), (kept, people)
     finally:
         bare.rollback()
+
+
+# --- the explanations' words worked out once, against the direct path --------------------------
+#
+# A run words a firing's calculation from what it worked out once for the firing
+# (wording.calculation_template), a check from its head made once (Check), an
+# explanation's JSON text from its firing's Template, and a ratio of two decimals from
+# the quotient rounded already (Catalog.derive): each must give what the direct path
+# gives, for the policy library and rules with limits, a prorated share, a part paid on
+# signing and marginal tiers, on any facts.
+
+MONEY_RULES = [
+    {"key": "x.limits", "kind": "commission", "period_kind": "month",
+     "when": [{"fact": "revenue_new", "op": ">", "value": 0}],
+     "action": {"type": "rate", "rate": "0.035", "base": "revenue_new", "floor": "50",
+                "cap": "1500.00", "annual_cap": "12000", "prorate": True}},
+    {"key": "x.signing", "kind": "commission", "period_kind": "month",
+     "action": {"type": "per_unit", "amount": "12.5", "per": "visits",
+                "on_signing": {"share": "0.4", "release_at": "0.9"}}},
+    {"key": "x.marginal", "kind": "bonus", "period_kind": "month",
+     "action": {"type": "tiers", "metric": "attainment", "base": "revenue_total",
+                "mode": "marginal", "tiers": [
+                    {"from": None, "to": "0.8", "rate": "0.01"},
+                    {"from": "0.8", "to": "1.2", "rate": "0.025"},
+                    {"from": "1.2", "to": None, "rate": "0.04"}]}},
+    {"key": "x.fixed", "kind": "bonus", "period_kind": "month", "when": [
+        {"fact": "collected_amount", "op": ">=", "ref": "signed_amount"}],
+     "action": {"type": "fixed", "amount": "99.99", "prorate": True}},
+    {"key": "x.plain", "kind": "bonus", "period_kind": "month",
+     "action": {"type": "fixed", "amount": "1200"}},
+    {"key": "x.unit", "kind": "bonus", "period_kind": "month",
+     "action": {"type": "per_unit", "amount": "0.75", "per": "new_customers"}},
+]
+
+
+def _compiled_library() -> Any:
+    from engine.compiler import compile_rules
+    from engine.rulebook import stored_form, validate
+    from tests.test_compiler import NUMERIC, TYPES, library
+
+    docs = [d for d in library("month")] + [stored_form(validate(d, d["key"], TYPES))
+                                            for d in MONEY_RULES]
+    return compile_rules(docs, NUMERIC)
+
+
+def _a_value(draw: Any, fact: str) -> Any:
+    from engine.exact import quotient
+
+    how = draw(st.integers(0, 5))
+    if how == 0:
+        return None
+    if how == 1:  # a quotient no decimal holds
+        return quotient(draw(_near("attainment", DATA_STEPS)), Decimal(draw(
+            st.sampled_from(["3", "7", "0.000003", "123456789"]))))
+    if how == 2:
+        return Decimal(draw(st.sampled_from(MONEY)))
+    return draw(_near(draw(st.sampled_from(NUMERIC)), DATA_STEPS))
+
+
+@st.composite
+def library_facts(draw: Any, names: list[str]) -> dict[str, Any]:
+    values = {name: _a_value(draw, name) for name in names}
+    values.update(active_days=Decimal(draw(st.integers(0, 31))), period_days=Decimal(31))
+    return values
+
+
+_LIBRARY: list[Any] = []
+
+
+def _library() -> Any:
+    if not _LIBRARY:
+        _LIBRARY.append(_compiled_library())
+    return _LIBRARY[0]
+
+
+def _shown_names(compiled: Any) -> list[str]:
+    text = {"team", "team_stage", "region", "level", "previous_rating", "rating"}
+    return sorted(n for n in runs.facts_read_by(compiled) if n not in text)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(library_facts(_shown_names(_library())), min_size=2, max_size=4))
+def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from engine import wording
+    from engine.compiler import Evaluation
+    from engine.conditions import conjunction, held_checks, holds
+    from engine.facts import EmployeeFacts
+
+    compiled = _library()
+    period = SimpleNamespace(code="2031-07", start=dt.date(2031, 7, 1),
+                             end=dt.date(2031, 7, 31), kind="month")
+    for name, firing in compiled.firings.items():
+        if firing.role == "warn" or firing.rule["action"]["type"] in ("draw", "pip"):
+            continue
+        for i, values in enumerate(people):
+            ef = EmployeeFacts(i + 1, f"P{i}", f"P{i}", dict(values, level="S1"))
+            evaluation = Evaluation([name], [(firing.rule["key"], "x.flag")] if i % 2 else [],
+                                    {})
+            try:
+                out = runs.employee_outcomes(ef, period, compiled, evaluation)
+            except (TypeError, KeyError, ArithmeticError):
+                continue  # facts a firing could not have fired on (an undefined base)
+            # the same as the JSON text its Template writes, once it has one
+            texts = runs.employee_outcomes(ef, period, compiled, evaluation, texts=True)
+            assert [{**o, "explanation": runs.explanation_text(o["explanation"])}
+                    for o in out] == [
+                {**o, "explanation": o["explanation"] if isinstance(o["explanation"], str)
+                 else runs.explanation_text(o["explanation"])} for o in texts], name
+            for o in out:
+                e = o["explanation"]
+                if "calc" in e:
+                    assert e["arithmetic"] == wording.calculation(e["calc"]), (name, e)
+                leaves = conjunction(firing.condition)
+                if leaves is not None and holds({"all": leaves}, ef.values):
+                    assert e["checks"] == held_checks({"all": leaves}, ef.values)[0], (name, e)
+
+
+@settings(max_examples=EXAMPLES * 4, deadline=None, derandomize=not RANDOM)
+@given(_near("revenue_new", DATA_STEPS), _near("quota", DATA_STEPS),
+       st.sampled_from(["revenue_new / quota", "revenue_new / positive(quota)"]))
+def test_a_ratio_of_two_decimals_derives_the_quotient_the_fractions_give(
+        a: Decimal, b: Decimal, formula: str) -> None:
+    from engine.exact import Quotient, from_fraction
+    from engine.metrics import Catalog, parse_formula
+
+    catalog = Catalog({}, [parse_formula("ratio", formula)])
+    got = catalog.derive({"revenue_new": a, "quota": b})["ratio"]
+    catalog._steps = [(*step[:4], None) for step in catalog._steps]  # no ratio: fractions
+    want = catalog.derive({"revenue_new": a, "quota": b})["ratio"]
+    assert type(got) is type(want)
+    if want is not None:
+        assert got.as_tuple() == want.as_tuple()
+    if type(want) is Quotient:
+        assert got.exact == want.exact == Fraction(a) / Fraction(b)
+        assert want.as_tuple() == from_fraction(want.exact).as_tuple()
