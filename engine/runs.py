@@ -62,7 +62,6 @@ from engine.models import (
     LIVE_RUN,
     Adjustment,
     Employee,
-    FlagCase,
     Metric,
     Outcome,
     Period,
@@ -801,8 +800,6 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
     already stale."""
     cases = compliance.carry_cases(session, run, rules, actor)
-    # the queue and the checklist read a big run's flags by run and status at once
-    bulk.analyze(session, FlagCase.__table__, rows=compliance.cases_touched(cases))
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
