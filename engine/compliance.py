@@ -123,14 +123,14 @@ def _carry_existing(session: Session, run: Run, holds: list[str], actor: str
         run_id=run.id, outcome_id=Outcome.id, severity=Outcome.value,
         holds=Outcome.rule_key.in_(holds),
         status=sql_case((FlagCase.status == "cleared", _reopened_status()),
-                    else_=FlagCase.status)))
+                        else_=FlagCase.status)))
     # every case raised again is the new run's now: the rest that are not cleared yet are
     session.execute(update(FlagCase).where(period_cases, FlagCase.run_id != run.id,
                                            FlagCase.status != "cleared")
                     .values(status="cleared", run_id=run.id))
     audit_all(session, "carry", "flag", (
-        (cid, _reopened_words(status in ("confirmed", "dismissed"), id=cid, key=key, run=run.id,
-                         status=status),
+        (cid, _reopened_words(status in ("confirmed", "dismissed"), id=cid, key=key,
+                              run=run.id, status=status),
          {"status": "cleared", "run": was}, {"status": status, "run": run.id})
         for cid, key, was, status in reopened), actor=actor)
     audit_all(session, "clear", "flag", (
@@ -152,7 +152,8 @@ def _reopened_status() -> Any:
     """What a cleared case raised again returns to: its decision, else in review when it
     has an assignee, else open."""
     return sql_case((FlagCase.decision.is_not(None), FlagCase.decision),
-                (FlagCase.assignee.is_not(None), literal("in_review")), else_=literal("open"))
+                    (FlagCase.assignee.is_not(None), literal("in_review")),
+                    else_=literal("open"))
 
 
 def _open_cases(session: Session, run: Run, holds: list[str], first: bool

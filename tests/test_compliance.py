@@ -527,6 +527,12 @@ def test_the_upgrade_clears_cases_left_open_on_discarded_runs(tmp_path):
             "flag 2 (f.b) no longer raised: run 7 cleared it",
             "flag 3 (f.c) no longer raised: run 7 cleared it"]
         assert compliance.queue(s, status="in_review", include_discarded=True) == []
+        # the runs' counts, counted by the upgrade (0025), every status of every run
+        kept = s.execute(select(FlagCount.run_id, FlagCount.status, FlagCount.cases)).all()
+        assert len(kept) == 3 * len(FLAG_STATUSES)
+        assert {(r, st): n for r, st, n in kept if n} == {
+            (7, "open"): 1, (7, "cleared"): 2, (9, "open"): 1}
+        assert compliance.queue_count(s) == 3  # run 7's: run 9 is discarded
 
 
 def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org):
