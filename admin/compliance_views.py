@@ -266,6 +266,13 @@ class ComplianceView(LaurelBaseView):
         trail = db.scalars(select(AuditLog).where(AuditLog.entity == "flag",
                                                   AuditLog.entity_id.in_(ids))
                            .order_by(AuditLog.id)).all()
+        # The runs of its period that raised its flag: a run that carries a case over as it
+        # was counts it in its own entry, not in the case's history (compliance.carry_cases)
+        raised_by = list(db.scalars(
+            select(Outcome.run_id).join(Run, Run.id == Outcome.run_id)
+            .where(Run.period_id == case.period_id, Outcome.kind == "flag",
+                   Outcome.employee_id == case.employee_id, Outcome.rule_key == case.rule_key)
+            .order_by(Outcome.run_id)))
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, case.run, case.employee.code, lang=lang)
         r = statements.reader(db, lang)
@@ -273,7 +280,8 @@ class ComplianceView(LaurelBaseView):
             "laurel/compliance/case.html", case=case, outcome=outcome,
             words=statements.explain_in_words(outcome.kind, exp, lang, r.label, dict(r.types)),
             fact=r.value,
-            facts=exp.get("facts") or {}, held=held, trail=trail, totals=st.totals,
+            facts=exp.get("facts") or {}, held=held, trail=trail, raised_by=raised_by,
+            totals=st.totals,
             release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
             typed=typed or {}, errors=errors or {},

@@ -20,14 +20,26 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import false, func, insert, literal, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy import delete, exists, false, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from engine import bulk, statements
-from engine.db import audit
+from engine import bulk, periods, statements
+from engine.db import audit, audit_all
 from engine.errors import LaurelError, NotFound
 from engine.messages import msg
-from engine.models import LIVE_RUN, Employee, FlagCase, FlagNote, Outcome, Period, Run, User
+from engine.models import (
+    FLAG_STATUSES,
+    LIVE_RUN,
+    Employee,
+    FlagCase,
+    FlagCount,
+    FlagNote,
+    Outcome,
+    Period,
+    Run,
+    User,
+)
 from engine.users import get_user, require_role
 
 DECIDERS = ("compliance_officer",)
@@ -35,7 +47,7 @@ MAX_EVIDENCE = 10 * 1024 * 1024
 
 
 def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
-                actor: str = "system") -> dict[str, list[int]]:
+                actor: str = "system") -> dict[str, Any]:
     """Attach the flags of a newly stored run to their cases, in the same transaction.
 
     A case is the employee's, the rule's and the period's: a flag raised again attaches to
@@ -43,88 +55,168 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
     the payouts it holds forfeited and a dismissed one keeps them payable, with no second
     review. A case whose flag this run no longer raises is closed as "cleared" (no longer
     raised) by this run; raised again later, it returns to its decision, else to review.
-    A flag raised for the first time opens a case. Each carry-over is audited. Returns the
-    case ids by what happened: opened, carried, reopened, cleared.
+    A flag raised for the first time opens a case. Set-based: a statement for each of these
+    whatever the number of cases, and the counts of the period's runs kept (recount).
+
+    Audited as an auditor reads a case: each change of a case's status (cleared, reopened)
+    is an entry of its own, in the case's history; a case carried over as it was (its
+    status, assignee and decision unchanged, only its run and flag outcome follow the new
+    run) is counted in the run's entry (engine.runs.settle), as the run's entry counts the
+    cases it opened: the runs that raised a case are its flag outcomes in the period's runs.
+    Returns {"opened": {"count", "first_id", "last_id"} (the period's cases in that range),
+    "carried": {status: count}, "reopened": count, "cleared": count, "cases_before": the
+    period's highest case id before the run (the cases carried are the period's cases up to
+    it whose flag the run raises), "from_runs": the runs the cases carried or reopened were
+    attached to}; what is none left out.
     """
-    holds = {r["key"] for r in rules if r.get("hold")}
-    if session.scalar(select(FlagCase.id).where(FlagCase.period_id == run.period_id)
-                      .limit(1)) is None:
-        return {"opened": _open_first_cases(session, run, holds), "carried": [],
-                "reopened": [], "cleared": []}
-    # In the outcomes' order: without it PostgreSQL returns them as they lie on disk, and
-    # a new case's id would say nothing about its employee or its rule.
-    rows = session.execute(select(Outcome.id, Outcome.employee_id, Outcome.rule_key,
-                                  Outcome.value)
-                           .where(Outcome.run_id == run.id, Outcome.kind == "flag")
-                           .order_by(Outcome.id)).all()
-    cases = {(c.employee_id, c.rule_key): c for c in session.scalars(
-        select(FlagCase).where(FlagCase.period_id == run.period_id))}
-    done: dict[str, list[int]] = {"opened": [], "carried": [], "reopened": [],
-                                  "cleared": []}
-    new = []
-    raised = set()
-    decided_employees = set()
-    for oid, emp, key, value in rows:
-        raised.add((emp, key))
-        case = cases.get((emp, key))
-        if case is None:
-            new.append({"outcome_id": oid, "run_id": run.id, "period_id": run.period_id,
-                        "employee_id": emp, "rule_key": key, "severity": value,
-                        "holds": key in holds, "status": "open",
-                        "decided_after_lock": False})
-            continue
-        before = {"status": case.status, "run": case.run_id}
-        what = "carried"
-        if case.status == "cleared":
-            what = "reopened"
-            case.status = case.decision or ("in_review" if case.assignee else "open")
-        case.run_id, case.outcome_id, case.severity = run.id, oid, value
-        case.holds = key in holds
-        if case.status in ("confirmed", "dismissed") and case.holds:
-            decided_employees.add(emp)
-        done[what].append(case.id)
-        audit(session, "carry", "flag", case.id,
-              summary=_carry_words(what, case.status in ("confirmed", "dismissed"),
-                                   id=case.id, key=key, run=run.id, status=case.status),
-              before=before, after={"status": case.status, "run": run.id}, actor=actor)
-    for (emp, key), case in sorted(cases.items(), key=lambda kv: kv[1].id):
-        if (emp, key) in raised or case.status == "cleared":
-            continue
-        before = {"status": case.status, "run": case.run_id}
-        case.status, case.run_id = "cleared", run.id
-        done["cleared"].append(case.id)
-        audit(session, "clear", "flag", case.id,
-              summary=msg("flag %(id)s (%(key)s) no longer raised: run %(run)s cleared it",
-                          id=case.id, key=key, run=run.id),
-              before=before, after={"status": "cleared", "run": run.id}, actor=actor)
-    if new:
-        session.execute(FlagCase.__table__.insert(), new)
-        # the cases of this run that were not the period's before: no list of ids bound,
-        # which PostgreSQL refuses past 65,535 (a re-run carrying as many cases)
-        done["opened"] = [cid for cid, emp, key in session.execute(
-            select(FlagCase.id, FlagCase.employee_id, FlagCase.rule_key).where(
-                FlagCase.run_id == run.id, FlagCase.status == "open").order_by(FlagCase.id))
-            if (emp, key) not in cases]
-    session.flush()
-    for emp in sorted(decided_employees):
-        apply_holds(session, run.id, emp)
-    _pay_releases_here(session, run, decided_employees)
+    holds = sorted({r["key"] for r in rules if r.get("hold")})
+    period_cases = FlagCase.period_id == run.period_id
+    before = session.scalar(select(func.max(FlagCase.id)).where(period_cases))
+    done: dict[str, Any] = {}
+    if before is not None:
+        done = _carry_existing(session, run, holds, actor)
+        done["cases_before"] = before
+    opened = _open_cases(session, run, holds, first=before is None)
+    if opened:
+        done["opened"] = opened
+    # what follows, the queue and the checklist read the run's cases by run and status at
+    # once: without fresh statistics PostgreSQL reads a run of 171,039 cases as empty and
+    # joins them with themselves in a nested loop (minutes)
+    bulk.analyze(session, FlagCase.__table__, rows=cases_touched(done))
+    recount(session, run.period_id)
+    if done.get("carried") or done.get("reopened"):
+        decided = select(FlagCase.employee_id).where(
+            FlagCase.run_id == run.id, FlagCase.holds,
+            FlagCase.status.in_(("confirmed", "dismissed")))
+        apply_holds(session, run.id, decided)
+        _pay_releases_here(session, run, set(session.scalars(decided)))
     return done
 
 
-def _open_first_cases(session: Session, run: Run, holds: set[str]) -> list[int]:
-    """The period's first flags, each opening a case, inserted from the outcomes in one
-    statement (their ids in the outcomes' order, as carry_cases gives them); the ids."""
+def cases_touched(done: dict[str, Any]) -> int:
+    """How many cases a run's carry_cases opened, carried, reopened or cleared."""
+    return (sum(done.get("carried", {}).values()) + done.get("reopened", 0)
+            + done.get("cleared", 0) + (done.get("opened") or {}).get("count", 0))
+
+
+def _carry_existing(session: Session, run: Run, holds: list[str], actor: str
+                    ) -> dict[str, Any]:
+    """The period's existing cases follow the new run: those it raises again attach to
+    its flag outcomes (a cleared one reopens), the others are cleared; what happened,
+    counted (carry_cases), the status changes audited case by case."""
+    raised = (Outcome.run_id == run.id, Outcome.kind == "flag",
+              Outcome.employee_id == FlagCase.employee_id, Outcome.rule_key == FlagCase.rule_key)
+    period_cases = FlagCase.period_id == run.period_id
+    reopened = session.execute(select(FlagCase.id, FlagCase.rule_key, FlagCase.run_id,
+                                      _reopened_status())
+                               .where(period_cases, FlagCase.status == "cleared", *raised)
+                               .order_by(FlagCase.id)).all()
+    cleared = session.execute(select(FlagCase.id, FlagCase.rule_key, FlagCase.run_id,
+                                     FlagCase.status)
+                              .where(period_cases, FlagCase.status != "cleared",
+                                     ~exists().where(*raised))
+                              .order_by(FlagCase.id)).all()
+    carried = session.execute(select(FlagCase.status, FlagCase.run_id, func.count())
+                              .where(period_cases, FlagCase.status != "cleared", *raised)
+                              .group_by(FlagCase.status, FlagCase.run_id)).all()
+    session.execute(update(FlagCase).where(period_cases, *raised).values(
+        run_id=run.id, outcome_id=Outcome.id, severity=Outcome.value,
+        holds=Outcome.rule_key.in_(holds),
+        status=sql_case((FlagCase.status == "cleared", _reopened_status()),
+                        else_=FlagCase.status)))
+    # every case raised again is the new run's now: the rest that are not cleared yet are
+    session.execute(update(FlagCase).where(period_cases, FlagCase.run_id != run.id,
+                                           FlagCase.status != "cleared")
+                    .values(status="cleared", run_id=run.id))
+    audit_all(session, "carry", "flag", (
+        (cid, _reopened_words(status in ("confirmed", "dismissed"), id=cid, key=key,
+                              run=run.id, status=status),
+         {"status": "cleared", "run": was}, {"status": status, "run": run.id})
+        for cid, key, was, status in reopened), actor=actor)
+    audit_all(session, "clear", "flag", (
+        (cid, msg("flag %(id)s (%(key)s) no longer raised: run %(run)s cleared it", id=cid,
+                  key=key, run=run.id),
+         {"status": status, "run": was}, {"status": "cleared", "run": run.id})
+        for cid, key, was, status in cleared), actor=actor)
+    by_status: dict[str, int] = defaultdict(int)
+    for status, _was, n in carried:
+        by_status[status] += n
+    out: dict[str, Any] = {"carried": dict(sorted(by_status.items())),
+                           "reopened": len(reopened), "cleared": len(cleared),
+                           "from_runs": sorted({was for _s, was, _n in carried}
+                                               | {was for _c, _k, was, _s in reopened})}
+    return {k: v for k, v in out.items() if v}
+
+
+def _reopened_status() -> Any:
+    """What a cleared case raised again returns to: its decision, else in review when it
+    has an assignee, else open."""
+    return sql_case((FlagCase.decision.is_not(None), FlagCase.decision),
+                    (FlagCase.assignee.is_not(None), literal("in_review")),
+                    else_=literal("open"))
+
+
+def _open_cases(session: Session, run: Run, holds: list[str], first: bool
+                ) -> dict[str, Any] | None:
+    """A case for each flag of the run that has none (``first``: the period's first flags,
+    none has), inserted from the outcomes in one statement, their ids in the outcomes'
+    order (a case's id then says something of its employee and rule); how many, and the
+    first and last id: the period's cases in that range are these (the period's lock).
+    None when there are none."""
     columns = ("outcome_id", "run_id", "period_id", "employee_id", "rule_key", "severity",
                "holds", "status", "decided_after_lock")
     flags = (select(Outcome.id, literal(run.id), literal(run.period_id), Outcome.employee_id,
-                    Outcome.rule_key, Outcome.value,
-                    Outcome.rule_key.in_(sorted(holds)),
+                    Outcome.rule_key, Outcome.value, Outcome.rule_key.in_(holds),
                     literal("open"), false())
              .where(Outcome.run_id == run.id, Outcome.kind == "flag").order_by(Outcome.id))
+    if not first:  # a flag raised again is attached to its case by now (_carry_existing)
+        flags = flags.where(~exists().where(FlagCase.outcome_id == Outcome.id))
+    top = session.scalar(select(func.max(FlagCase.id)))
     session.execute(insert(FlagCase).from_select(columns, flags))
-    return list(session.scalars(select(FlagCase.id).where(FlagCase.run_id == run.id)
-                                .order_by(FlagCase.id)))
+    count, low, high = session.execute(
+        select(func.count(), func.min(FlagCase.id), func.max(FlagCase.id))
+        .where(FlagCase.run_id == run.id, FlagCase.id > (top or 0))).one()
+    return {"count": count, "first_id": low, "last_id": high} if count else None
+
+
+def recount(session: Session, period_id: int) -> None:
+    """Count the cases of the period's runs by status again (FlagCount), every status of
+    every run of the period given, zero or not (count_move then only adds)."""
+    runs = list(session.scalars(select(Run.id).where(Run.period_id == period_id)))
+    if not runs:
+        return
+    session.execute(delete(FlagCount).where(FlagCount.run_id.in_(runs)))
+    counts = {(r, s): 0 for r in runs for s in FLAG_STATUSES}
+    counts.update({(r, s): n for r, s, n in session.execute(
+        select(FlagCase.run_id, FlagCase.status, func.count())
+        .where(FlagCase.period_id == period_id).group_by(FlagCase.run_id, FlagCase.status))})
+    session.execute(insert(FlagCount), [{"run_id": r, "status": s, "cases": n}
+                                        for (r, s), n in sorted(counts.items())])
+
+
+def count_move(session: Session, case: FlagCase, old: str) -> None:
+    """Keep the counts of the case's run in step with a change of its status from ``old``
+    (one case: its run's count of ``old`` less one, of its status now one more)."""
+    if old == case.status:
+        return
+    for status, step in ((old, -1), (case.status, 1)):
+        moved = session.execute(update(FlagCount).where(
+            FlagCount.run_id == case.run_id, FlagCount.status == status)
+            .values(cases=FlagCount.cases + step)).rowcount
+        if not moved:  # counted before this status was one (recount writes every status)
+            session.flush()
+            recount(session, case.period_id)
+            return
+
+
+def counted(session: Session, statuses: Iterable[str] = FLAG_STATUSES,
+            runs: Any = None) -> int:
+    """How many flag cases of these runs (a query of run ids; default: the live runs) are
+    in these statuses, from the kept counts (FlagCount): a sum of a few rows."""
+    if runs is None:
+        runs = select(Run.id).where(Run.status.in_(LIVE_RUN))
+    return session.scalar(select(func.coalesce(func.sum(FlagCount.cases), 0)).where(
+        FlagCount.run_id.in_(runs), FlagCount.status.in_(list(statuses)))) or 0
 
 
 def paid_elsewhere(session: Session, case: FlagCase, period_id: int) -> bool:
@@ -151,21 +243,35 @@ def _pay_releases_here(session: Session, run: Run, employees: set[int]) -> None:
     session.flush()
 
 
-def _carry_words(what: str, decided: bool, **params: Any) -> str:
-    """The audit summary of a flag raised again by a new run."""
-    if what == "reopened":
-        return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, "
-                    "%(status)s (no second review)", **params) if decided else
-                msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, %(status)s",
-                    **params))
-    return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: carried over, "
+def _reopened_words(decided: bool, **params: Any) -> str:
+    """The audit summary of a cleared flag raised again by a new run. (Entries written
+    before a carried case was counted in its run's entry say "carried over" in the same
+    way: the catalogue keeps their words.)"""
+    return (msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, "
                 "%(status)s (no second review)", **params) if decided else
-            msg("flag %(id)s (%(key)s) raised again by run %(run)s: carried over, %(status)s",
+            msg("flag %(id)s (%(key)s) raised again by run %(run)s: reopened, %(status)s",
                 **params))
 
 
 def _officer(session: Session, actor: str | None) -> User:
     return require_role(session, actor, DECIDERS, "work flags")
+
+
+def _serialise(session: Session, case_ids: list[int]) -> None:
+    """Take the locks of the cases' periods (in the order of their ids: two officers never
+    wait on each other in a circle) and read the cases as the last holder left them.
+
+    A run stored, approved, locked or reopened takes its period's lock too: a decision sees
+    the case where that run left it, and whether its run is locked; two decisions at once
+    on one case are one after the other, the second refused (the case is decided), and two
+    on one run move its counts (FlagCount) and its figures one after the other.
+    """
+    period_ids = session.scalars(select(FlagCase.period_id).distinct()
+                                 .where(FlagCase.id.in_(case_ids)))
+    for period_id in sorted(period_ids):
+        periods.serialise(session, period_id)
+    session.execute(select(FlagCase).where(FlagCase.id.in_(case_ids))
+                    .execution_options(populate_existing=True)).all()
 
 
 def get_case(session: Session, case_id: int) -> FlagCase:
@@ -190,6 +296,9 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
                               email=target.email))
     cases = []
     for case_id in case_ids:
+        get_case(session, case_id)  # an unknown one refused before any lock is taken
+    _serialise(session, case_ids)
+    for case_id in case_ids:
         case = get_case(session, case_id)
         if case.status not in ("open", "in_review"):
             raise LaurelError(msg("flag %(id)s is %(status)s: it cannot be assigned", id=case.id,
@@ -200,6 +309,7 @@ def assign(session: Session, case_ids: Iterable[int], assignee: str, actor: str 
                                   id=case.id, id2=run.id, status=run.status))
         before = {"status": case.status, "assignee": case.assignee}
         case.status, case.assignee = "in_review", target.email
+        count_move(session, case, before["status"])
         audit(session, "assign", "flag", case.id,
               summary=msg("flag %(id)s (%(key)s) assigned to %(email)s", id=case.id,
                           key=case.rule_key, email=target.email),
@@ -238,6 +348,7 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
            ) -> FlagCase:
     """Confirm or dismiss a flag in review, with a written reason; money follows."""
     user = _officer(session, actor)
+    _serialise(session, [get_case(session, case_id).id])
     case = get_case(session, case_id)
     if decision not in ("confirmed", "dismissed"):
         raise LaurelError(msg("flag %(id)s, field decision: confirm or dismiss", id=case.id))
@@ -247,7 +358,7 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     if not (reason or "").strip():
         raise LaurelError(msg("flag %(id)s, field reason: a written reason is required",
                               id=case.id))
-    run = session.get(Run, case.run_id)
+    run = session.get(Run, case.run_id, populate_existing=True)  # as the period's lock left it
     if run.status in ("discarded", "failed"):
         raise LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
                               id=case.id, id2=run.id, status=run.status))
@@ -255,6 +366,7 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     case.status, case.decision, case.reason = decision, decision, reason.strip()
     case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)
     case.decided_after_lock = run.status == "locked"
+    count_move(session, case, before["status"])
     audit(session, "decide", "flag", case.id,
           summary=msg("flag %(id)s (%(key)s) %(decision)s: %(reason)s", id=case.id,
                       key=case.rule_key, decision=decision, reason=case.reason),
@@ -262,7 +374,7 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
                                 "after_lock": case.decided_after_lock}, actor=user.email)
     session.flush()
     if case.holds and run.status != "locked":
-        apply_holds(session, run.id, case.employee_id)
+        apply_holds(session, run.id, [case.employee_id])
     return case
 
 
@@ -276,31 +388,40 @@ def hold_status(holding: list[str], cases: dict[str, str]) -> str:
     return "held"
 
 
-def apply_holds(session: Session, run_id: int, employee_id: int) -> None:
-    """Set the status of the employee's held payouts in the run from the flag decisions.
+def apply_holds(session: Session, run_id: int, employees: Any) -> None:
+    """Set the status of the employees' held payouts in the run from the flag decisions:
+    ``employees`` their ids, or a query of them (a run carrying thousands of decided cases
+    binds no list), read and written in a statement each whatever their number.
 
     A hold released after an earlier lock of the period and already paid by another
     period's run stays held here (paid_elsewhere).
     """
     period_id = session.scalar(select(Run.period_id).where(Run.id == run_id))
-    cases = {c.rule_key: ("paid_elsewhere" if paid_elsewhere(session, c, period_id)
-                          else c.status)
-             for c in session.scalars(select(FlagCase).where(
-                 FlagCase.run_id == run_id, FlagCase.employee_id == employee_id,
-                 FlagCase.holds))}
-    moves = []
-    held_before = held_after = False
-    for o in session.scalars(select(Outcome).where(
-            Outcome.run_id == run_id, Outcome.employee_id == employee_id,
-            Outcome.amount.is_not(None))):
-        held_before |= o.status == "held"
-        holding = (o.explanation or {}).get("held_by")
-        status = hold_status(holding, cases) if holding else o.status
-        held_after |= status == "held"
-        if o.status != status:
-            moves.append((o.amount, o.status, status))
-            session.execute(update(Outcome).where(Outcome.id == o.id).values(status=status))
-    statements.move_status(session.get(Run, run_id), moves, held_before, held_after)
+    cases: dict[int, dict[str, str]] = defaultdict(dict)
+    for c in session.scalars(select(FlagCase).where(
+            FlagCase.run_id == run_id, FlagCase.employee_id.in_(employees), FlagCase.holds)):
+        cases[c.employee_id][c.rule_key] = ("paid_elsewhere"
+                                            if paid_elsewhere(session, c, period_id)
+                                            else c.status)
+    moves, changed = [], []
+    held_before: dict[int, bool] = defaultdict(bool)
+    held_after: dict[int, bool] = defaultdict(bool)
+    for oid, emp, amount, was, exp in session.execute(
+            select(Outcome.id, Outcome.employee_id, Outcome.amount, Outcome.status,
+                   Outcome.explanation)
+            .where(Outcome.run_id == run_id, Outcome.employee_id.in_(employees),
+                   Outcome.amount.is_not(None))):
+        held_before[emp] |= was == "held"
+        holding = (exp or {}).get("held_by")
+        status = hold_status(holding, cases[emp]) if holding else was
+        held_after[emp] |= status == "held"
+        if was != status:
+            moves.append((amount, was, status))
+            changed.append({"id": oid, "status": status})
+    if changed:
+        session.execute(update(Outcome), changed)
+    statements.move_status(session.get(Run, run_id), moves,
+                           sum(held_after.values()) - sum(held_before.values()))
     session.flush()
 
 
@@ -417,7 +538,16 @@ def queue_count(session: Session, status: str | None = None, severity: str | Non
                 rule_key: str | None = None, team_id: int | None = None,
                 period_code: str | None = None, employee_code: str | None = None,
                 include_discarded: bool = False, assignee: str | None = None) -> int:
-    """How many flags the queue holds with these filters (counted in the database)."""
+    """How many flags the queue holds with these filters: from the counts kept with the
+    runs (counted) when only the status or the period filter it, else counted in the
+    database."""
+    if not (severity or rule_key or team_id or employee_code or include_discarded
+            or assignee):
+        runs = select(Run.id).where(Run.status.in_(LIVE_RUN))
+        if period_code:
+            runs = runs.join(Period, Period.id == Run.period_id).where(
+                Period.code == period_code)
+        return counted(session, [status] if status else FLAG_STATUSES, runs)
     stmt = queue_query(status, severity, rule_key, team_id, period_code, employee_code,
                        include_discarded, assignee)
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

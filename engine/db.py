@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +25,10 @@ DEFAULT_INSTANCE = Path(os.environ.get("LAUREL_INSTANCE_PATH", PROJECT_ROOT / "i
 # audit log itself never, runs and outcomes through their own lifecycle entries, and so
 # are flags, PIPs, inquiries, review cycles and one-to-ones (their engine modules), API
 # tokens (engine.tokens) and the answers kept for idempotent API writes; a run's chunks and
-# context are its machinery.
+# context are its machinery, and the counts of its flags follow its flags.
 _NOT_AUDITED = {"audit_log", "result", "outcome", "run", "run_job", "run_chunk", "run_context",
-                "adjustment",
-                "flag_case", "flag_note", "pip", "candidate", "inquiry", "inquiry_message",
+                "adjustment", "flag_case", "flag_count", "flag_note", "pip", "candidate",
+                "inquiry", "inquiry_message",
                 "review_cycle", "review_entry", "talk", "api_token", "api_idempotency"}
 
 
@@ -186,14 +186,33 @@ def audit(session: Session, action: str, entity: str, entity_id: Any = "", summa
     A summary made with engine.messages.msg keeps its template and parameters too: it
     reads in each reader's language in the back office.
     """
+    session.add(AuditLog(**_entry(session, action, entity, entity_id, summary, before, after,
+                                  actor, dt.datetime.now(dt.UTC))))
+
+
+def _entry(session: Session, action: str, entity: str, entity_id: Any, summary: Any,
+           before: dict[str, Any] | None, after: dict[str, Any] | None, actor: str | None,
+           at: dt.datetime) -> dict[str, Any]:
+    """The columns of an audit entry (audit, audit_all)."""
     from engine.messages import Message
 
-    session.add(AuditLog(
-        actor=actor or session.info.get("actor", "system"), action=action, entity=entity,
-        entity_id=str(entity_id or ""), summary=str(summary), before=before, after=after,
-        at=dt.datetime.now(dt.UTC), via=session.info.get("via"),
-        message=summary.stored() if isinstance(summary, Message) else None,
-    ))
+    return {"actor": actor or session.info.get("actor", "system"), "action": action,
+            "entity": entity, "entity_id": str(entity_id or ""), "summary": str(summary),
+            "before": before, "after": after, "at": at, "via": session.info.get("via"),
+            "message": summary.stored() if isinstance(summary, Message) else None}
+
+
+def audit_all(session: Session, action: str, entity: str,
+              entries: Iterable[tuple[Any, Any, dict[str, Any] | None, dict[str, Any] | None]],
+              actor: str | None = None) -> int:
+    """Record an audit entry for each (entity id, summary, before, after), as ``audit``
+    does, in one INSERT (a run that clears or reopens thousands of flags); how many."""
+    now = dt.datetime.now(dt.UTC)
+    rows = [_entry(session, action, entity, entity_id, summary, before, after, actor, now)
+            for entity_id, summary, before, after in entries]
+    if rows:
+        session.execute(AuditLog.__table__.insert(), rows)
+    return len(rows)
 
 
 @event.listens_for(Session, "before_flush")
@@ -239,6 +258,6 @@ def _audit_write(session: Session, _ctx: Any) -> None:
 
 
 __all__ = [
-    "audit", "begin_writing", "database_url", "get_engine", "make_sessionmaker",
+    "audit", "audit_all", "begin_writing", "database_url", "get_engine", "make_sessionmaker",
     "session_scope", "upgrade_schema", "dispose_engines",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import bulk, clawbacks, followup, periods, rollup, runs, statements, wording
+from engine import bulk, clawbacks, compliance, followup, periods, rollup, runs, statements, wording
 from engine.cells import CellError, csv_text, typed_amount
 from engine.db import audit
 from engine.errors import LaurelError, PermissionDenied
@@ -166,8 +166,8 @@ class Checklist:
     # (COMPARED_ON_PAGE): the comparison has its own page.
     changes_compared: bool = True
     # What this run carried over from the runs it discarded (its audit entry):
-    # {"runs": [...], "flags": {"carried": [...], "reopened": [...], "cleared": [...]},
-    #  "pips": {"carried": [...], "dropped": [...]}, "adjustments": [...]}
+    # {"runs": [...], "flags": {"carried": n, "reopened": n, "cleared": n, "opened": n}
+    #  (flags_carried), "pips": {"carried": [...], "dropped": [...]}, "adjustments": [...]}
     carried: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     change_totals: dict[str, Decimal] = field(default_factory=dict)
@@ -204,8 +204,7 @@ def checklist(session: Session, run: Run, most: int = rollup.MISSING_KEPT) -> Ch
     from engine.inquiries import queue as inquiry_queue
 
     out = Checklist(run, open_flags=open_flags(session, run, limit=most),
-        open_flag_count=session.scalar(select(func.count()).select_from(FlagCase)
-                                       .where(*_open_now(run))) or 0,
+        open_flag_count=compliance.counted(session, OPEN_FLAG_STATUSES, [run.id]),
         inquiries=inquiry_queue(session, "active", period_id=run.period_id))
     out.rules_changed = rules_changed_since(session, run)
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
@@ -233,7 +232,8 @@ def checklist(session: Session, run: Run, most: int = rollup.MISSING_KEPT) -> Ch
             AuditLog.entity == "run", AuditLog.action == "run",
             AuditLog.entity_id == str(run.id)).limit(1)) or {}
     if stored.get("discarded_runs"):
-        out.carried = {"runs": stored["discarded_runs"], "flags": stored.get("flags") or {},
+        out.carried = {"runs": stored["discarded_runs"],
+                       "flags": flags_carried(stored.get("flags") or {}),
                        "pips": stored.get("pips") or {},
                        "adjustments": stored.get("adjustments_carried") or []}
     if out.previous is not None and max(run.employee_count or 0,
@@ -245,6 +245,19 @@ def checklist(session: Session, run: Run, most: int = rollup.MISSING_KEPT) -> Ch
                        for c in ("added", "removed", "changed")}
         out.change_totals = statements.diff_totals(rows)
     return out
+
+
+def flags_carried(flags: dict[str, Any]) -> dict[str, int]:
+    """How many flag cases a run's audit entry says it carried over, reopened, cleared
+    and opened (engine.compliance.carry_cases): counted there, or, in the entries of runs
+    stored before, listed by id."""
+    def count(value: Any) -> int:
+        if isinstance(value, list):
+            return len(value)
+        if isinstance(value, dict):  # carried: by status; opened: {"count", ...}
+            return value["count"] if "count" in value else sum(value.values())
+        return int(value or 0)
+    return {k: count(flags.get(k)) for k in ("carried", "reopened", "cleared", "opened")}
 
 
 def missing_results(session: Session, run: Run, most: int) -> tuple[int, list[Employee]]:

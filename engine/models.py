@@ -592,6 +592,22 @@ class FlagCase(Base):
         return f"flag {self.id} ({self.rule_key})"
 
 
+class FlagCount(Base):
+    """How many flag cases a run holds in each status ("cases" whose ``run_id`` is the run).
+
+    Kept in the transaction that changes the cases (engine.compliance: recount when a run
+    carries its period's cases, count_move on each assignment and decision), so that the
+    queue and the period-close checklist count a million flags without reading them.
+    """
+
+    __tablename__ = "flag_count"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), primary_key=True)
+    cases: Mapped[int] = mapped_column(default=0)
+
+
 class FlagNote(Base):
     """A note or an evidence file on a flag case."""
 

@@ -62,7 +62,6 @@ from engine.models import (
     LIVE_RUN,
     Adjustment,
     Employee,
-    FlagCase,
     Metric,
     Outcome,
     Period,
@@ -960,8 +959,6 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
     already stale."""
     cases = compliance.carry_cases(session, run, rules, actor)
-    # the queue and the checklist read a big run's flags by run and status at once
-    bulk.analyze(session, FlagCase.__table__, rows=sum(len(ids) for ids in cases.values()))
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
@@ -977,7 +974,7 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
               period=period.code, n=run.employee_count, outcomes=outcomes), actor=actor,
           after={"period": period.code, "ruleset_hash": run.ruleset_hash,
                  "discarded_runs": list(discarded), "results_version": run.results_version,
-                 "flags": {k: v for k, v in cases.items() if v},
+                 "flags": cases,
                  "pips": {k: v for k, v in pips_carried.items() if v},
                  "adjustments_carried": adjustments})
     session.flush()

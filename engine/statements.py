@@ -422,19 +422,19 @@ def store_totals(session: Session, run: Run) -> None:
     session.flush()
 
 
-def move_status(run: Run, moves: list[tuple[Decimal, str, str]], held_before: bool,
-                held_after: bool) -> None:
-    """Keep the stored figures in step with a hold decision: each (amount, old status,
-    new status) moves its amount; the employee may start or stop having held amounts."""
+def move_status(run: Run, moves: list[tuple[Decimal, str, str]], holds: int) -> None:
+    """Keep the stored figures in step with hold decisions: each (amount, old status,
+    new status) moves its amount; ``holds``: how many more employees have held amounts
+    (fewer when negative)."""
     totals = (run.figures or {}).get("totals")
-    if totals is None or not (moves or held_before != held_after):
+    if totals is None or not (moves or holds):
         return
     by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
     for amount, old, new in moves:
         by_status[old] = by_status.get(old, ZERO) - amount
         by_status[new] = by_status.get(new, ZERO) + amount
     totals = dict(totals, by_status={s: f"{v:.2f}" for s, v in by_status.items()},
-                  holds=totals["holds"] + int(held_after) - int(held_before))
+                  holds=totals["holds"] + holds)
     run.figures = dict(run.figures, totals=totals)
     keep_summary(run)
 

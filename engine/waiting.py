@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import compliance
 from engine.models import (
     LIVE_RUN,
     OPEN_INQUIRY_STATUSES,
@@ -92,7 +93,9 @@ def what_waits(session: Session, user: User, today: dt.date | None = None,
                                     func.lower(FlagCase.assignee) == email)),
                 ("flags_unassigned", (FlagCase.status == "open",))):
             stmt = select(FlagCase).where(FlagCase.run_id.in_(live), *where)
-            count = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            # the open ones of every live run: the counts kept with the runs
+            count = compliance.counted(session, ["open"]) if key == "flags_unassigned" \
+                else session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
             out.append(Waiting(key, count, [
                 {"case_id": c.id, "code": c.employee.code, "name": c.employee.name,
                  "rule_key": c.rule_key, "period": c.period.code}

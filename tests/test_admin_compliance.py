@@ -379,17 +379,17 @@ def test_a_flags_history_and_the_audit_log_read_in_the_readers_language(app, wor
     officer.get("/admin/?lang=zh")
     assert officer.post(f"/admin/compliance/{world.discount}/assign",
                         data={"assignee": OFFICER2}).status_code == 302
-    with world.session() as s:  # a new run of the period carries the case over
-        runs.start_run(s, "2026-01", actor=support.ROLE_EMAILS[CA])
+    with world.session() as s:  # a new run of the period carries the case over as it was
+        second = runs.start_run(s, "2026-01", actor=support.ROLE_EMAILS[CA]).run.id
         s.commit()
     case = f"/admin/compliance/{world.discount}/"
     zh = text_of(officer.get(case + "?lang=zh"))
     assert f"合规标记 {world.discount}（compliance.discount_authority）已分配给 {OFFICER2}" in zh
-    assert "再次触发：沿用原记录，审查中" in zh and "assigned to" not in zh
-    assert "raised again" not in zh
+    assert f"由本期间的运行 {world.run_id}, {second} 触发" in zh and "assigned to" not in zh
+    assert "raised again" not in zh and "Raised by" not in zh
     en = text_of(officer.get(case + "?lang=en"))
     assert f"flag {world.discount} (compliance.discount_authority) assigned to {OFFICER2}" in en
-    assert "raised again by run" in en and "carried over, in review" in en
+    assert f"Raised by run(s) {world.run_id}, {second} of this period" in en
     auditor = as_user(app, "auditor")
     log = text_of(auditor.get("/admin/auditlog/?lang=zh"))
     assert "计算批次 " in log and "名员工" in log and "employees," not in log

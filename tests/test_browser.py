@@ -245,7 +245,7 @@ def test_a_rerun_keeps_the_decided_flag_and_the_close_asks_for_confirmation(
     with db.session_scope(org.url, actor=analyst) as s:  # N2 (S1, 5%) gave 9%: a flag
         import_results(s, "late.csv", data=b"period,employee_code,max_discount_pct\n"
                                             b"2026-01,N2,0.09\n")
-        start_run(s, "2026-01", actor=analyst)
+        first = start_run(s, "2026-01", actor=analyst).run.id
     officer = support.ROLE_EMAILS["compliance_officer"]
     log_in(driver, server, officer)
     driver.get(f"{server}/admin/compliance/")
@@ -267,7 +267,7 @@ def test_a_rerun_keeps_the_decided_flag_and_the_close_asks_for_confirmation(
     driver.get(case_url)
     text = body(driver)
     assert f"Run {second}" in text and "customer e-mails on file" in text
-    assert "confirmed" in text and "raised again by run" in text
+    assert "confirmed" in text and f"Raised by run(s) {first}, {second} of this" in text
     driver.get(f"{server}/admin/compliance/?status=confirmed")
     assert "Flags (1)" in body(driver)
     log_out(driver)

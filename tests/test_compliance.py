@@ -9,13 +9,26 @@ import io
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import compliance, followup, lifecycle, runs, statements
 from engine.errors import LaurelError, PermissionDenied
 from engine.imports import import_employees, import_results
-from engine.models import AuditLog, Candidate, FlagCase, Outcome, Pip, Run, Team
-from engine.users import create_user
+from engine.models import (
+    FLAG_STATUSES,
+    LIVE_RUN,
+    AuditLog,
+    Candidate,
+    FlagCase,
+    FlagCount,
+    Outcome,
+    Period,
+    Pip,
+    Run,
+    Team,
+)
+from engine.users import create_user, get_user
+from engine.waiting import what_waits
 
 EMPLOYEES = """code,name,email,team,region,level,manager_code,hire_date,team_stage
 A1,Ann,a1@x.com,North,N,S2,,2020-01-01,growth
@@ -365,18 +378,35 @@ def test_a_new_run_keeps_every_decision_on_the_flags_of_its_period(session, org,
     assert session.scalars(select(FlagCase)).all().__len__() == len(case) + 2  # A1's two
     queue = compliance.queue(session, employee_code="P1")
     assert [c.id for c in queue] == [case["P1"].id]
+    # the change of status is in the case's history; the cases carried over as they were
+    # are counted, by status, in the run's entry
     carried = session.scalars(select(AuditLog.summary).where(
         AuditLog.entity == "flag", AuditLog.action.in_(("carry", "clear")),
         AuditLog.entity_id.in_([str(c.id) for c in case.values()]))
         .order_by(AuditLog.entity_id)).all()
-    assert len(carried) == 4 and any("no second review" in s for s in carried)
-    assert any(f"run {second.id} cleared it" in s for s in carried)
-    close = lifecycle.checklist(session, second)
-    assert close.carried["runs"] == [first.id] and len(close.carried["adjustments"]) == 1
-    assert sorted(close.carried["flags"]["carried"]) == sorted(
+    assert carried == [f"flag {case['P4'].id} (compliance.false_advertising) no longer "
+                       f"raised: run {second.id} cleared it"]
+    entry = session.scalar(select(AuditLog.after).where(
+        AuditLog.entity == "run", AuditLog.action == "run",
+        AuditLog.entity_id == str(second.id)))
+    a1 = [c.status for c in session.scalars(
+        select(FlagCase).where(FlagCase.employee.has(code="A1")))]
+    assert entry["flags"]["carried"] == {
+        s: n for s in FLAG_STATUSES
+        if (n := [case[p].status for p in ("P1", "P2", "P3")].count(s) + a1.count(s))}
+    assert entry["flags"]["cleared"] == 1 and "opened" not in entry["flags"]
+    assert entry["flags"]["from_runs"] == [first.id]
+    # what the run carried: the period's cases up to the highest before it that it raises
+    up_to = entry["flags"]["cases_before"]
+    assert sorted(c.id for c in session.scalars(select(FlagCase).where(
+        FlagCase.period_id == second.period_id, FlagCase.id <= up_to,
+        FlagCase.status != "cleared"))) == sorted(
         [case["P1"].id, case["P2"].id, case["P3"].id] + [c.id for c in session.scalars(
             select(FlagCase).where(FlagCase.employee.has(code="A1")))])
-    assert close.carried["flags"]["cleared"] == [case["P4"].id]
+    close = lifecycle.checklist(session, second)
+    assert close.carried["runs"] == [first.id] and len(close.carried["adjustments"]) == 1
+    assert close.carried["flags"] == {"carried": 3 + len(a1), "reopened": 0, "cleared": 1,
+                                      "opened": 0}
     assert [c.id for c in close.open_flags] == sorted(
         [case["P3"].id] + [c.id for c in session.scalars(
             select(FlagCase).where(FlagCase.employee.has(code="A1")))])
@@ -497,6 +527,12 @@ def test_the_upgrade_clears_cases_left_open_on_discarded_runs(tmp_path):
             "flag 2 (f.b) no longer raised: run 7 cleared it",
             "flag 3 (f.c) no longer raised: run 7 cleared it"]
         assert compliance.queue(s, status="in_review", include_discarded=True) == []
+        # the runs' counts, counted by the upgrade (0025), every status of every run
+        kept = s.execute(select(FlagCount.run_id, FlagCount.status, FlagCount.cases)).all()
+        assert len(kept) == 3 * len(FLAG_STATUSES)
+        assert {(r, st): n for r, st, n in kept if n} == {
+            (7, "open"): 1, (7, "cleared"): 2, (9, "open"): 1}
+        assert compliance.queue_count(s) == 3  # run 7's: run 9 is discarded
 
 
 def test_a_diff_pairs_every_line_and_its_totals_are_the_runs_totals(session, org):
@@ -759,3 +795,107 @@ def test_adjustment_of_a_locked_run_is_not_paid_again_by_a_reopened_period(sessi
     assert not [x for x in statements.statement(session, again, "B1").lines
                 if x.rule_key == "adjustment"]
     assert session.get(Run, second.id).status == "locked"
+
+
+# --- the counts kept with the runs (FlagCount) ----------------------------------------------
+
+
+def counts_agree(session):
+    """The counts kept with the runs are the cases as they are, and the queue, the
+    checklist and the compliance officer's waiting list read them right."""
+    session.expire_all()
+    kept = {(r, s): n for r, s, n in session.execute(
+        select(FlagCount.run_id, FlagCount.status, FlagCount.cases)) if n}
+    real = {(r, s): n for r, s, n in session.execute(
+        select(FlagCase.run_id, FlagCase.status, func.count())
+        .group_by(FlagCase.run_id, FlagCase.status))}
+    assert kept == real and real
+    for status in (None, *FLAG_STATUSES):
+        counted = session.scalar(select(func.count()).select_from(
+            compliance.queue_query(status=status).subquery()))
+        assert compliance.queue_count(session, status=status) == counted
+    assert compliance.queue_count(session, period_code="2026-01") == session.scalar(
+        select(func.count()).select_from(compliance.queue_query().where(
+            FlagCase.period_id == select(Period.id).where(Period.code == "2026-01")
+            .scalar_subquery()).subquery()))
+    for run in session.scalars(select(Run).where(Run.status.in_(LIVE_RUN))):
+        close = lifecycle.checklist(session, run)
+        assert close.open_flag_count == len(lifecycle.open_flags(session, run))
+    waiting = {w.key: w.count for w in what_waits(session, get_user(session, "cat@x.com"))}
+    assert waiting["flags_unassigned"] == compliance.queue_count(session, status="open")
+    return kept
+
+
+def test_the_counts_follow_decisions_reruns_locks_and_reopens(session, org):
+    run, (discount, false_ad) = january(session)
+    first = counts_agree(session)
+    assert first == {(run.id, "open"): 2}
+    # the run's entry counts the cases it opened and says which: the period's in a range
+    opened = session.scalar(select(AuditLog.after).where(
+        AuditLog.entity == "run", AuditLog.entity_id == str(run.id)))["flags"]["opened"]
+    listed = session.scalars(select(FlagCase.id).where(
+        FlagCase.period_id == run.period_id,
+        FlagCase.id.between(opened["first_id"], opened["last_id"])).order_by(FlagCase.id))
+    assert opened["count"] == 2 and list(listed) == sorted([discount.id, false_ad.id])
+    compliance.assign(session, [discount.id, false_ad.id], "cat@x.com", "cat@x.com")
+    compliance.decide(session, discount.id, "dismissed", "authorised", "cat@x.com")
+    session.commit()
+    assert counts_agree(session) == {(run.id, "in_review"): 1, (run.id, "dismissed"): 1}
+    # a decision that does not commit moves nothing
+    compliance.decide(session, false_ad.id, "confirmed", "false claims", "cat@x.com")
+    session.rollback()
+    assert counts_agree(session) == {(run.id, "in_review"): 1, (run.id, "dismissed"): 1}
+    # a new run after the decisions: the false-advertising flag is no longer raised
+    import_results(session, "fix.csv", data=b"period,employee_code,false_ad_complaints\n"
+                   b"2026-01,A1,0\n")
+    second = _rerun(session, "2026-01")
+    assert counts_agree(session) == {(second.id, "dismissed"): 1, (second.id, "cleared"): 1}
+    # raised again: it returns to review (assigned), the dismissed one stays dismissed
+    import_results(session, "back.csv", data=b"period,employee_code,false_ad_complaints\n"
+                   b"2026-01,A1,1\n")
+    third = _rerun(session, "2026-01")
+    assert counts_agree(session) == {(third.id, "dismissed"): 1, (third.id, "in_review"): 1}
+    # locked with the flag in review, decided after the lock; the period reopened and run
+    # again: the locked run keeps no case, the new one has both
+    lifecycle.approve(session, third.id, "bob@x.com")
+    lifecycle.lock(session, third.id, "bob@x.com", open_flags_reason="after payroll")
+    compliance.decide(session, false_ad.id, "dismissed", "withdrawn", "cat@x.com")
+    session.commit()
+    assert counts_agree(session) == {(third.id, "dismissed"): 2}
+    fourth = _rerun(session, "2026-01", reopen=True)
+    assert counts_agree(session) == {(fourth.id, "dismissed"): 2}
+    assert compliance.queue_count(session) == 2
+
+
+def test_two_decisions_at_once_count_once_each(db_url, session, org, monkeypatch):
+    from tests.test_run_races import Meanwhile, during
+
+    import_results(session, "b1.csv", data=b"period,employee_code,max_discount_pct,"
+                   b"false_ad_complaints\n2026-01,B1,0.09,1\n")  # B1 has A1's two flags too
+    run, cases = january(session)
+    compliance.assign(session, [c.id for c in cases], "cat@x.com", "cat@x.com")
+    session.commit()
+    a1, b1 = ([c for c in cases if c.employee.code == code] for code in ("A1", "B1"))
+    # one flag decided by two officers at once: the second waits, then is refused
+    same = Meanwhile(db_url, lambda s: compliance.decide(s, a1[0].id, "dismissed", "fine",
+                                                         "dan@x.com"))
+    during(monkeypatch, compliance, "count_move", same)
+    compliance.decide(session, a1[0].id, "confirmed", "beyond authority", "cat@x.com")
+    session.commit()
+    _result, error = same.outcome()
+    assert isinstance(error, LaurelError) and "is confirmed" in str(error)
+    assert counts_agree(session) == {(run.id, "confirmed"): 1, (run.id, "in_review"): 3}
+    assert session.scalars(select(AuditLog.after).where(AuditLog.action == "decide")).all() \
+        == [{"status": "confirmed", "reason": "beyond authority", "after_lock": False}]
+    # two flags of the run decided at once: both counted, both move the run's figures
+    monkeypatch.undo()
+    other = Meanwhile(db_url, lambda s: compliance.decide(s, b1[1].id, "dismissed", "ok",
+                                                          "dan@x.com"))
+    during(monkeypatch, compliance, "count_move", other)
+    compliance.decide(session, b1[0].id, "confirmed", "beyond authority", "cat@x.com")
+    session.commit()
+    assert other.outcome() == (other.result, None)
+    assert counts_agree(session) == {(run.id, "confirmed"): 2, (run.id, "dismissed"): 1,
+                                     (run.id, "in_review"): 1}
+    session.refresh(run)
+    assert run.figures["totals"] == statements.outcome_totals(session, run)
