@@ -190,22 +190,52 @@ def _lock_references(conn: Connection, key: str, parent: str, parent_key: str, k
         raise MissingReference(key, next(v for v in wanted if v not in there))
 
 
+def _may_skip_triggers(conn: Connection, table: Table) -> bool:
+    """Whether the session may set session_replication_role (a superuser, or granted SET
+    on PostgreSQL 15 and later) and the table has no trigger of its own (only its
+    foreign keys' would be skipped)."""
+    if conn.dialect.server_version_info < (15,):
+        allowed = "current_setting('is_superuser') = 'on'"
+    else:
+        allowed = "has_parameter_privilege('session_replication_role', 'SET')"
+    found = conn.exec_driver_sql(
+        f"SELECT {allowed}, (SELECT count(*) FROM pg_trigger WHERE tgrelid = %(t)s::regclass "
+        "AND NOT tgisinternal)", {"t": _name(conn, table)}).one()
+    return bool(found[0]) and not found[1]
+
+
+@contextmanager
+def references_held(session: Session, table: Table) -> Iterator[None]:
+    """The statements inside insert rows into ``table`` whose every reference the caller's
+    transaction already holds (rows it locked, or that a constraint keeps from going):
+    on PostgreSQL, where the session may (_may_skip_triggers), their foreign keys' per-row
+    triggers are skipped (session_replication_role = replica, for these statements only).
+    The caller answers for the references: nothing checks them here."""
+    conn = session.connection()
+    if not (_copying(conn) and _may_skip_triggers(conn, table)):
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    try:
+        yield
+    finally:
+        from psycopg.pq import TransactionStatus
+
+        # after a database error the transaction is aborted, and the setting with it
+        if conn.connection.dbapi_connection.info.transaction_status \
+                != TransactionStatus.INERROR:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
+
+
 def _single_keys(conn: Connection, table: Table, columns: Sequence[str]
                  ) -> list[tuple[str, str, str, str]] | None:
     """The table's foreign keys as (column, parent table, parent key, its type), where the
     session may skip their triggers: it may set session_replication_role (a superuser, or
     granted SET on PostgreSQL 15 and later), the table has no trigger of its own, and
     every key is one column, of ``columns`` or left NULL; else None."""
-    if conn.dialect.server_version_info < (15,):
-        allowed = "current_setting('is_superuser') = 'on'"
-    else:
-        allowed = "has_parameter_privilege('session_replication_role', 'SET')"
-    name = _name(conn, table)
-    found = conn.exec_driver_sql(
-        f"SELECT {allowed}, (SELECT count(*) FROM pg_trigger WHERE tgrelid = %(t)s::regclass "
-        "AND NOT tgisinternal)", {"t": name}).one()
-    if not found[0] or found[1]:
+    if not _may_skip_triggers(conn, table):
         return None
+    name = _name(conn, table)
     keys = conn.exec_driver_sql(
         "SELECT a.attname, c.confrelid::regclass::text, fa.attname, "
         "format_type(fa.atttypid, fa.atttypmod), cardinality(c.conkey), a.atthasdef "

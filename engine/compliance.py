@@ -172,7 +172,13 @@ def _open_cases(session: Session, run: Run, holds: list[str], first: bool
     if not first:  # a flag raised again is attached to its case by now (_carry_existing)
         flags = flags.where(~exists().where(FlagCase.outcome_id == Outcome.id))
     top = session.scalar(select(func.max(FlagCase.id)))
-    session.execute(insert(FlagCase).from_select(columns, flags))
+    # Every reference is held already: the outcomes are this run's, which none may delete
+    # while the run's row is locked (this transaction updated it), their employees cannot
+    # go while outcomes refer to them, and the run and its period are locked. So their
+    # foreign keys' per-row checks are skipped where the session may (855,468 cases of a
+    # 1,000,000-employee run: 26 s with them, 9 s without).
+    with bulk.references_held(session, FlagCase.__table__):
+        session.execute(insert(FlagCase).from_select(columns, flags))
     count, low, high = session.execute(
         select(func.count(), func.min(FlagCase.id), func.max(FlagCase.id))
         .where(FlagCase.run_id == run.id, FlagCase.id > (top or 0))).one()

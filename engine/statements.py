@@ -384,18 +384,28 @@ def _outcome_groups(session: Session, run: Run
                .join(Employee, Employee.id == Outcome.employee_id)
                .join(Team, Team.id == Employee.team_id).where(where))
     if session.get_bind().dialect.name == "postgresql":
-        groups: Groups = {
-            (kind, key, status, team): (count, amount) for kind, key, status, team, count, amount
-            in session.execute(team_of.add_columns(func.count(), func.sum(Outcome.amount))
-                               .group_by(Outcome.kind, Outcome.rule_key, Outcome.status,
-                                         Team.name))}
-        per_employee = dict(session.execute(
-            select(Outcome.employee_id, func.sum(Outcome.amount))
-            .where(where, Outcome.amount.is_not(None)).group_by(Outcome.employee_id)).all())
-        employees = session.scalar(select(func.count(Outcome.employee_id.distinct()))
-                                   .where(where)) or 0
-        held = session.scalar(select(func.count(Outcome.employee_id.distinct())).where(
-            where, Outcome.status == "held", Outcome.amount.is_not(None))) or 0
+        # by the team's id, named afterwards: grouping 3,000,000 outcomes by the team's
+        # name took twice as long, its join included
+        names = dict(session.execute(select(Team.id, Team.name)).all())
+        groups: Groups = {}
+        for kind, key, status, team_id, count, amount in session.execute(
+                select(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id,
+                       func.count(), func.sum(Outcome.amount))
+                .join(Employee, Employee.id == Outcome.employee_id).where(where)
+                .group_by(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id)):
+            groups[(kind, key, status, names[team_id])] = (count, amount)
+        # each employee's amount (None: none of their outcomes has one) and whether any
+        # is held, in one pass over the outcomes
+        per_employee: dict[int, Decimal] = {}
+        employees = held = 0
+        for emp, amount, holding in session.execute(
+                select(Outcome.employee_id, func.sum(Outcome.amount),
+                       func.bool_or((Outcome.status == "held") & Outcome.amount.is_not(None)))
+                .where(where).group_by(Outcome.employee_id)):
+            employees += 1
+            held += bool(holding)
+            if amount is not None:
+                per_employee[emp] = amount
         return groups, per_employee, employees, held
     sums: dict[tuple[str, str, str | None, str], list[Any]] = {}
     per: dict[int, Decimal] = defaultdict(lambda: ZERO)

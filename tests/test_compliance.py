@@ -9,9 +9,10 @@ import io
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
-from engine import compliance, followup, lifecycle, runs, statements
+from engine import bulk, compliance, followup, lifecycle, runs, statements
 from engine.errors import LaurelError, PermissionDenied
 from engine.imports import import_employees, import_results
 from engine.models import (
@@ -88,6 +89,23 @@ def test_every_flag_opens_a_case(session, org):
     assert set(statuses(session, run, "A1").values()) == {"held"}
     assert compliance.queue(session, status="open", employee_code="A1") == list(
         reversed(cases))
+
+
+def test_opening_cases_leaves_the_foreign_keys_checked_row_by_row_after(session, org):
+    """On PostgreSQL the cases are inserted with their keys' per-row checks skipped
+    (bulk.references_held); afterwards the transaction's inserts are checked again."""
+    run, cases = january(session)
+    assert cases
+    postgres = session.get_bind().dialect.name == "postgresql"
+    with bulk.references_held(session, FlagCase.__table__):
+        if postgres:  # the test database's role may skip them
+            assert session.execute(text("SHOW session_replication_role")).scalar() \
+                == "replica"
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.execute(insert(FlagCase).values(
+            outcome_id=10**9, run_id=run.id, period_id=run.period_id,
+            employee_id=cases[0].employee_id, rule_key="x.y", severity="high", holds=False,
+            status="open", decided_after_lock=False))
 
 
 def test_transitions_by_role(session, org):
