@@ -35,6 +35,7 @@ from engine.facts import Context, chunk_facts, population
 from engine.messages import msg
 from engine.metrics import load_catalog, to_plain
 from engine.models import (
+    Employee,
     Outcome,
     Period,
     Rule,
@@ -272,12 +273,30 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
         session.execute(delete(Outcome).where(Outcome.run_id == run_id,
                                               Outcome.employee_id.between(first, last),
                                               Outcome.chunk == index))
-        write_outcomes(session, run_id, outcomes, chunk=index)
+        _write_chunk(session, run_id, index, outcomes, first, last)
         chunk.status, chunk.seconds = "done", time.perf_counter() - started
         session.execute(update(RunJob).where(RunJob.run_id == run_id)
                         .values(done=RunJob.done + chunk.employees))
         session.commit()
     return "done"
+
+
+def _write_chunk(session: Session, run_id: int, index: int, outcomes: list[dict[str, Any]],
+                 first: int, last: int) -> None:
+    """Store a chunk's outcomes, under the run's lock (_lock_chunk). On PostgreSQL the
+    chunk's employees are locked as a foreign key's check would lock them (FOR KEY SHARE),
+    once each, and with every reference so held the per-row checks (an employee and the
+    run for each outcome) are skipped where the session may (bulk.references_held). An
+    outcome of an employee gone since its facts were read is written with the checks, which
+    refuse it as before."""
+    if session.get_bind().dialect.name == "postgresql":
+        locked = set(session.scalars(select(Employee.id).where(
+            Employee.id.between(first, last)).with_for_update(key_share=True)))
+        if {o["employee_id"] for o in outcomes} <= locked:
+            with bulk.references_held(session, Outcome.__table__):
+                write_outcomes(session, run_id, outcomes, chunk=index)
+            return
+    write_outcomes(session, run_id, outcomes, chunk=index)
 
 
 def _renew(session_factory: Callable[[], Session], run_id: int, index: int, worker: str
