@@ -8,6 +8,7 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -106,6 +107,34 @@ def test_opening_cases_leaves_the_foreign_keys_checked_row_by_row_after(session,
             outcome_id=10**9, run_id=run.id, period_id=run.period_id,
             employee_id=cases[0].employee_id, rule_key="x.y", severity="high", holds=False,
             status="open", decided_after_lock=False))
+
+
+def test_a_chunk_of_outcomes_keeps_its_references_whichever_way_it_is_written(session, org):
+    """engine.chunks._write_chunk: outcomes of the chunk's employees are stored (on
+    PostgreSQL without a key check a row, their employees locked once each); one of an
+    employee gone since its facts were read is refused by the key, as before; and the
+    transaction's later inserts are checked again."""
+    from engine import chunks
+
+    run, _ = january(session)
+    ids = sorted(session.scalars(select(Outcome.employee_id).where(Outcome.run_id == run.id)))
+
+    def line(employee_id):
+        return {"employee_id": employee_id, "rule_key": "x.y", "kind": "bonus",
+                "amount": Decimal("1.00"), "currency": "CNY", "value": None,
+                "status": "payable", "explanation": {"rule": "x"}}
+
+    chunks._write_chunk(session, run.id, 7, [line(ids[0]), line(ids[-1])], ids[0], ids[-1])
+    assert session.scalar(select(func.count()).select_from(Outcome).where(
+        Outcome.run_id == run.id, Outcome.chunk == 7)) == 2
+    gone = ids[-1] + 1000
+    # the COPY goes through the driver, whose own error it raises
+    with pytest.raises((IntegrityError, psycopg.errors.IntegrityError)), \
+            session.begin_nested():
+        chunks._write_chunk(session, run.id, 8, [line(ids[0]), line(gone)], ids[0], gone)
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.execute(insert(Outcome).values(run_id=run.id, employee_id=gone, rule_key="x",
+                                               kind="bonus", status="payable"))
 
 
 def test_transitions_by_role(session, org):
