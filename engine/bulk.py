@@ -190,6 +190,13 @@ def _lock_references(conn: Connection, key: str, parent: str, parent_key: str, k
         raise MissingReference(key, next(v for v in wanted if v not in there))
 
 
+def may_skip_key_checks(session: Session, table: Table) -> bool:
+    """Whether references_held would skip the table's key checks here (PostgreSQL through
+    psycopg, and the session may: _may_skip_triggers)."""
+    conn = session.connection()
+    return _copying(conn) and _may_skip_triggers(conn, table)
+
+
 def _may_skip_triggers(conn: Connection, table: Table) -> bool:
     """Whether the session may set session_replication_role (a superuser, or granted SET
     on PostgreSQL 15 and later) and the table has no trigger of its own (only its
@@ -205,16 +212,18 @@ def _may_skip_triggers(conn: Connection, table: Table) -> bool:
 
 
 @contextmanager
-def references_held(session: Session, table: Table) -> Iterator[None]:
+def references_held(session: Session, table: Table, allowed: bool | None = None
+                    ) -> Iterator[None]:
     """The statements inside insert rows into ``table`` whose every reference the caller's
     transaction already holds (rows it locked, or that a constraint keeps from going):
-    on PostgreSQL, where the session may (_may_skip_triggers), their foreign keys' per-row
-    triggers are skipped (session_replication_role = replica, for these statements only).
-    The caller answers for the references: nothing checks them here."""
-    conn = session.connection()
-    if not (_copying(conn) and _may_skip_triggers(conn, table)):
+    on PostgreSQL, where the session may (may_skip_key_checks; ``allowed``: the caller
+    asked already), their foreign keys' per-row triggers are skipped
+    (session_replication_role = replica, for these statements only). The caller answers
+    for the references: nothing checks them here."""
+    if not (may_skip_key_checks(session, table) if allowed is None else allowed):
         yield
         return
+    conn = session.connection()
     conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
     try:
         yield
@@ -230,9 +239,8 @@ def references_held(session: Session, table: Table) -> Iterator[None]:
 def _single_keys(conn: Connection, table: Table, columns: Sequence[str]
                  ) -> list[tuple[str, str, str, str]] | None:
     """The table's foreign keys as (column, parent table, parent key, its type), where the
-    session may skip their triggers: it may set session_replication_role (a superuser, or
-    granted SET on PostgreSQL 15 and later), the table has no trigger of its own, and
-    every key is one column, of ``columns`` or left NULL; else None."""
+    session may skip their triggers (_may_skip_triggers) and every key is one column, of
+    ``columns`` or left NULL; else None."""
     if not _may_skip_triggers(conn, table):
         return None
     name = _name(conn, table)

@@ -289,11 +289,11 @@ def _write_chunk(session: Session, run_id: int, index: int, outcomes: list[dict[
     run for each outcome) are skipped where the session may (bulk.references_held). An
     outcome of an employee gone since its facts were read is written with the checks, which
     refuse it as before."""
-    if session.get_bind().dialect.name == "postgresql":
+    if bulk.may_skip_key_checks(session, Outcome.__table__):
         locked = set(session.scalars(select(Employee.id).where(
             Employee.id.between(first, last)).with_for_update(key_share=True)))
         if {o["employee_id"] for o in outcomes} <= locked:
-            with bulk.references_held(session, Outcome.__table__):
+            with bulk.references_held(session, Outcome.__table__, allowed=True):
                 write_outcomes(session, run_id, outcomes, chunk=index)
             return
     write_outcomes(session, run_id, outcomes, chunk=index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -102,6 +103,22 @@ def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+
+
+def fresh_sqlite_copy(template: Path, path: Path) -> str:
+    """Put a fresh copy of the SQLite file ``template`` at ``path``; its URL, the same each
+    time. One URL keeps one engine (get_engine), and with it SQLAlchemy's cache of compiled
+    statements. The engine's pooled connections are closed and the file, its WAL and
+    shared memory are unlinked, never overwritten, so a connection left open still sees
+    its own (former) file and never the new one."""
+    url = f"sqlite:///{path}"
+    engine = _engines.get(url)
+    if engine is not None:
+        engine.dispose()
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        path.with_name(name).unlink(missing_ok=True)
+    shutil.copy(template, path)
+    return url
 
 
 def make_sessionmaker(url: str | None = None, info: dict[str, Any] | None = None
@@ -258,6 +275,6 @@ def _audit_write(session: Session, _ctx: Any) -> None:
 
 
 __all__ = [
-    "audit", "audit_all", "begin_writing", "database_url", "get_engine", "make_sessionmaker",
-    "session_scope", "upgrade_schema", "dispose_engines",
+    "audit", "audit_all", "begin_writing", "database_url", "fresh_sqlite_copy", "get_engine",
+    "make_sessionmaker", "session_scope", "upgrade_schema", "dispose_engines",
 ]

@@ -768,13 +768,9 @@ class ScratchDatabase:
         """A session on a fresh copy of the template (the previous scenario's is gone)."""
         from engine import db
 
-        engine = db._engines.get(self.url)
-        if engine is not None:
-            engine.dispose()  # its pooled connections still hold the previous copy
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        shutil.copy(self.template, self.path)
-        if engine is None:
+        first = self.url not in db._engines
+        db.fresh_sqlite_copy(self.template, self.path)
+        if first:
             # a scratch copy need not survive a crash: no waiting for the disk at commit
             event.listen(db.get_engine(self.url), "connect", _unsynchronised)
         s = db.make_sessionmaker(self.url)()

@@ -8,7 +8,6 @@ place (one URL a process) every test.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -154,22 +153,10 @@ def _sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def reset_sqlite(template: str, path: Path) -> str:
-    """Put a fresh copy of the template at ``path``, under the same URL every test.
-
-    One URL keeps one engine (engine.db.get_engine), and with it SQLAlchemy's cache of
-    compiled statements, which is the engine's: a new file name each test compiled every
-    statement again in every test. The engine's pooled connections are closed and the
-    file, its WAL and shared memory are unlinked, never overwritten, so a connection a
-    test left open still sees its own (former) file and never the new one.
-    """
-    url = f"sqlite:///{path}"
-    engine = db._engines.get(url)
-    if engine is not None:
-        engine.dispose()
-    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
-        path.with_name(name).unlink(missing_ok=True)
-    shutil.copy(template, path)
-    return url
+    """Put a fresh copy of the template at ``path``, under the same URL every test
+    (engine.db.fresh_sqlite_copy): a new file name each test compiled every statement
+    again in every test."""
+    return db.fresh_sqlite_copy(Path(template), path)
 
 
 @pytest.fixture()
