@@ -21,7 +21,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Select, Table, column, select, table, text
+from sqlalchemy import JSON, Select, Table, column, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -298,7 +298,17 @@ def analyze(session: Session, *tables: Table, rows: int = ANALYZE_AFTER) -> None
     conn = session.connection()
     if rows >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
         for table in tables:
-            conn.exec_driver_sql(f"ANALYZE {_name(conn, table)}")
+            conn.exec_driver_sql(f"ANALYZE {_name(conn, table)} ({_analyzed(conn, table)})")
+
+
+def _analyzed(conn: Connection, table: Table) -> str:
+    """The columns of a table whose statistics a plan reads, as ANALYZE lists them: all
+    but its JSON documents, which no query filters, joins or groups by. An outcome's
+    explanation was two thirds of ANALYZE's time on the outcomes (reading and measuring
+    each sampled document)."""
+    quote = conn.dialect.identifier_preparer.quote
+    return ", ".join(quote(c.name) for c in table.columns
+                     if not isinstance(c.type, JSON))
 
 
 def in_code_order(session: Session, column: Any) -> Any:
