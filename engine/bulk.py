@@ -308,7 +308,7 @@ def _analyzed(conn: Connection, table: Table) -> str:
     each sampled document)."""
     quote = conn.dialect.identifier_preparer.quote
     return ", ".join(quote(c.name) for c in table.columns
-                     if not isinstance(c.type, JSON))
+                     if not isinstance(c.type, JSON) and not getattr(c.type, "document", False))
 
 
 def in_code_order(session: Session, column: Any) -> Any:

@@ -243,3 +243,46 @@ def test_0023_indexes_the_search_of_employees_on_postgresql_and_back(db_url: str
     assert not wanted & indexes()
     command.upgrade(cfg, "head")
     assert wanted <= indexes()
+
+
+def test_0026_keeps_explanations_as_text_on_postgresql_and_back(session: Session,
+                                                                 db_url: str) -> None:
+    """0026: on PostgreSQL an outcome's explanation is text (not parsed again by the json
+    type), read back as the same documents; the downgrade makes it json again, the
+    upgrade text again, and a run's outcomes read the same throughout."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite's JSON column is text already")
+    from alembic import command
+    from alembic.config import Config
+
+    from engine import runs
+    from tests.test_runs import comparable, load
+
+    load(session)
+    run = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    before = comparable(runs.outcome_rows(session, run))
+    assert any(o[1] == "commission.tiered" for o in before)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    cfg.attributes["engine"] = engine = db.get_engine(db_url)
+
+    def column_type() -> str:
+        return next(str(c["type"]) for c in inspect(engine).get_columns("outcome")
+                    if c["name"] == "explanation")
+
+    session.close()
+    assert column_type() == "TEXT"
+    command.downgrade(cfg, "0025")
+    assert column_type() == "JSON"
+    from sqlalchemy import text
+
+    with engine.connect() as conn:  # the json column parses as the text column wrote
+        assert conn.scalar(text("SELECT count(*) FROM outcome WHERE run_id = :r "
+                                "AND json_typeof(explanation) = 'object'"),
+                           {"r": run.id}) == len(before)
+    command.upgrade(cfg, "head")
+    assert column_type() == "TEXT"
+    with db.session_scope(db_url) as s:
+        assert comparable(runs.outcome_rows(s, s.get(type(run), run.id))) == before
