@@ -42,6 +42,17 @@ class Quotient(Decimal):
     __slots__ = ("exact",)
     exact: Fraction
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled with its fraction (a run's worker processes send them): Decimal's own
+        # reduction keeps the digits alone
+        return (_quotient, (str(self), self.exact))
+
+
+def _quotient(digits: str, fraction: Fraction) -> Quotient:
+    q = Quotient(digits)
+    q.exact = fraction
+    return q
+
 
 def exact(value: Any) -> Number:
     """The exact value: a Quotient's fraction, else the Decimal itself."""

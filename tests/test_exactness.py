@@ -427,3 +427,19 @@ def test_a_formula_whose_numbers_break_runs_is_refused(formula: str) -> None:
     with pytest.raises(FormulaError) as err:
         parse_formula("hostile", formula)
     assert str(err.value).startswith("metric hostile, field formula: ")
+
+
+def test_a_quotient_sent_to_another_process_keeps_its_fraction() -> None:
+    """A run's worker processes send their walks of the population (a ranked ratio's
+    highest value, a team's sum) to the run through a pipe: a Quotient arrives with the
+    exact fraction it stands for, not as its 34 digits alone."""
+    import copy
+    import pickle
+    from fractions import Fraction
+
+    from engine.exact import Quotient, exact, from_fraction
+
+    q = from_fraction(Fraction(2, 3))
+    for back in (pickle.loads(pickle.dumps(q)), copy.deepcopy(q)):
+        assert type(back) is Quotient and exact(back) == Fraction(2, 3)
+        assert back.as_tuple() == q.as_tuple()
