@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -33,6 +33,7 @@ from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
 from engine.rollup import Figures, period_employees, period_figures
 
 BATCH = 20_000  # employees read at a time while the population is walked
+WALK_PARTS = 8  # the population is walked in this many parts at least, given a walker
 
 
 @dataclass
@@ -159,71 +160,137 @@ def _figures_of(session: Session, period: Period, first: int, last: int,
     return {e: v for e, v in given.items() if first <= e <= last}
 
 
-def population(session: Session, period: Period, ranked: Iterable[str] = (),
-               catalog: Catalog | None = None, ids: list[int] | None = None,
-               figures: Figures | None = None) -> Context:
-    """Walk the period's population once, a batch of employees at a time: each team's
-    revenue, quota and members, and the ranks of each metric in ``ranked``. ``figures``
-    stand for the stored ones when given (an estimate's typed figures)."""
-    catalog = catalog or load_catalog(session)
-    if ids is None:
-        ids = assignments.in_period(session, period, sorted(figures) if figures is not None
-                                    else period_employees(session, period.code))
+@dataclass
+class Walk:
+    """What a walk over part of the population found (walk), merged with the other parts'
+    into the Context (merge): each team's exact revenue and quota sums and member shares,
+    and for each ranked metric its values counted by exact value, with the last value
+    found of the highest (the maximum shown, as one sorted list of them all would end)."""
+
+    teams: dict[int, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[str, dict[Decimal | Fraction, int]] = field(default_factory=dict)
+    highest: dict[str, tuple[Decimal | Fraction, Any]] = field(default_factory=dict)
+
+
+# (parts, walk one part: (session, first id, last id) -> Walk) -> the parts' walks in order
+Walker = Callable[[list[tuple[int, int]], Callable[[Session, int, int], Walk]],
+                  Iterable[Walk]]
+
+
+def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catalog,
+         first: int, last: int, figures: Figures | None = None) -> Walk:
+    """Walk the population's employees whose ids lie in [first, last] (population)."""
     ranked = list(ranked)
     teams: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     wanted = ["revenue_total", "quota", *ranked]
-    inputs = catalog.inputs_for(wanted)
-    for first, last in _batches(ids):
-        batch = _figures_of(session, period, first, last, figures, inputs)
-        emp = Employee.__table__.c  # the table, not the mapped class: no ORM work a row
-        team_of = dict(session.execute(select(emp.id, emp.team_id)
-                                       .where(emp.id.between(first, last))).all())
-        present = assignments.presences(session, period, first, last)
-        for emp_id, inputs in batch.items():
-            if emp_id in present and present[emp_id].active_days == 0:
-                continue  # not employed in the period
-            derived = catalog.derive(dict(inputs), only=wanted)
-            # a member counts for the share of the period they belonged to the team
-            for team_id, share in assignments.team_shares(present.get(emp_id),
-                                                          team_of[emp_id]):
-                team = teams[team_id]
-                team["members"] += share
-                if derived.get("revenue_total") is not None:
-                    team["revenue"].append(assignments.part(derived["revenue_total"], share))
-                if derived.get("quota") is not None:
-                    team["quota"].append(assignments.part(derived["quota"], share))
-            for metric in ranked:
-                if derived.get(metric) is not None:
-                    values[metric].append(derived[metric])
-    context = Context(employees=len(ids))
+    batch = _figures_of(session, period, first, last, figures, catalog.inputs_for(wanted))
+    emp = Employee.__table__.c  # the table, not the mapped class: no ORM work a row
+    team_of = dict(session.execute(select(emp.id, emp.team_id)
+                                   .where(emp.id.between(first, last))).all())
+    present = assignments.presences(session, period, first, last)
+    for emp_id, inputs in batch.items():
+        if emp_id in present and present[emp_id].active_days == 0:
+            continue  # not employed in the period
+        derived = catalog.derive(dict(inputs), only=wanted)
+        # a member counts for the share of the period they belonged to the team
+        for team_id, share in assignments.team_shares(present.get(emp_id), team_of[emp_id]):
+            team = teams[team_id]
+            team["members"] += share
+            if derived.get("revenue_total") is not None:
+                team["revenue"].append(assignments.part(derived["revenue_total"], share))
+            if derived.get("quota") is not None:
+                team["quota"].append(assignments.part(derived["quota"], share))
+        for metric in ranked:
+            if derived.get(metric) is not None:
+                values[metric].append(derived[metric])
+    found = Walk({team_id: {"revenue": total(t["revenue"]), "quota": total(t["quota"]),
+                            "members": t["members"]} for team_id, t in teams.items()})
+    for metric, listed in values.items():
+        counts: dict[Decimal | Fraction, int] = {}
+        highest = None
+        for value in listed:
+            key = exact(value)
+            counts[key] = counts.get(key, 0) + 1
+            if highest is None or key >= highest[0]:
+                highest = (key, value)
+        found.counts[metric] = counts
+        if highest is not None:
+            found.highest[metric] = highest
+    return found
+
+
+def merge(walks: Iterable[Walk], ranked: Iterable[str], employees: int) -> Context:
+    """The Context of the walks over the population's parts, in the order of their ids:
+    sums are exact, so a team's sum of its parts' sums is its sum."""
+    teams: dict[int, dict[str, list[Any]]] = defaultdict(
+        lambda: {"revenue": [], "quota": [], "members": []})
+    counts: dict[str, dict[Decimal | Fraction, int]] = {m: {} for m in ranked}
+    highest: dict[str, tuple[Decimal | Fraction, Any]] = {}
+    for found in walks:
+        for team_id, sums in found.teams.items():
+            for name in ("revenue", "quota", "members"):
+                teams[team_id][name].append(sums[name])
+        for metric, part in found.counts.items():
+            merged = counts[metric]
+            for key, count in part.items():
+                merged[key] = merged.get(key, 0) + count
+        for metric, (key, value) in found.highest.items():
+            if metric not in highest or key >= highest[metric][0]:
+                highest[metric] = (key, value)
+    context = Context(employees=employees)
     for team_id, t in teams.items():
         context.teams[team_id] = {"revenue": total(t["revenue"]), "quota": total(t["quota"]),
-                                  "members": assignments.members(t["members"])}
-    for metric, found in values.items():
-        context.ranks[metric] = _ranks(found)
+                                  "members": assignments.members(sum(t["members"]))}
+    for metric, found_counts in counts.items():
+        context.ranks[metric] = _ranks(found_counts, highest.get(metric))
     return context
 
 
-def _ranks(values: list[Any]) -> Ranks:
-    """Ranks of a metric: sorted by exact value (two attainments that agree to 34 digits
-    still differ), each distinct value with the count strictly above it."""
-    if not values:
+def population(session: Session, period: Period, ranked: Iterable[str] = (),
+               catalog: Catalog | None = None, ids: list[int] | None = None,
+               figures: Figures | None = None,
+               walker: Walker | None = None) -> Context:
+    """Walk the period's population once, a batch of employees at a time: each team's
+    revenue, quota and members, and the ranks of each metric in ``ranked``. ``figures``
+    stand for the stored ones when given (an estimate's typed figures). ``walker`` walks
+    the population's parts elsewhere (a run's worker processes): given the parts (first
+    and last ids) and how to walk one in a session, it gives their walks in order; by
+    default they are walked here, a batch at a time."""
+    catalog = catalog or load_catalog(session)
+    if ids is None:
+        ids = assignments.in_period(session, period, sorted(figures) if figures is not None
+                                    else period_employees(session, period.code))
+    ranked = list(ranked)
+    if walker is not None and figures is None:
+        # parts small enough to share among a few processes, at most a batch each
+        ranges = list(_batches(ids, max(1, min(BATCH, -(-len(ids) // WALK_PARTS)))))
+        walks: Iterable[Walk] = walker(
+            ranges, lambda session, first, last: walk(session, period, ranked, catalog,
+                                                      first, last))
+    else:
+        ranges = list(_batches(ids))
+        walks = (walk(session, period, ranked, catalog, first, last, figures)
+                 for first, last in ranges)
+    return merge(walks, ranked, len(ids))
+
+
+def _ranks(counts: dict[Decimal | Fraction, int],
+           highest: tuple[Decimal | Fraction, Any] | None) -> Ranks:
+    """Ranks of a metric from its values counted by exact value (two attainments that
+    agree to 34 digits still differ): each distinct value with the count strictly above
+    it; the maximum as the highest value was found."""
+    if not counts:
         return Ranks([], [], 0, None)
-    ordered = sorted(values, key=exact)
-    keys: list[Decimal | Fraction] = []
-    higher: list[int] = []
-    n = len(ordered)
-    for i, value in enumerate(ordered):
-        key = exact(value)
-        if keys and keys[-1] == key:
-            continue
-        keys.append(key)
-        higher.append(i)  # values below this one, for now
-    # count strictly higher = n - (values up to and including this one)
-    upto = [*higher[1:], n]
-    return Ranks(keys, [n - u for u in upto], n, ordered[-1])
+    keys = sorted(counts)
+    n = sum(counts.values())
+    higher = []
+    upto = 0
+    for key in keys:
+        upto += counts[key]
+        higher.append(n - upto)
+    return Ranks(keys, higher, n, highest[1] if highest is not None else None)
 
 
 def chunk_facts(session: Session, period: Period, context: Context, first: int, last: int,

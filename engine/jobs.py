@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import chunks, forks, periods
 from engine.db import begin_writing, make_sessionmaker
 from engine.errors import LaurelError, NotFound, RunError, RunFailed, RunInProgress
+from engine.facts import Walk, Walker
 from engine.messages import msg
 from engine.models import Run, RunChunk, RunJob
 
@@ -91,7 +92,8 @@ def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
         try:
             job = session.get(RunJob, job_id)
             job.pid, job.host = os.getpid(), socket.gethostname()
-            indexes = chunks.plan(session, job_id)
+            indexes = chunks.plan(session, job_id,
+                                  _walker(factory, workers) if workers > 1 else None)
             session.commit()
         except LaurelError as exc:
             session.rollback()
@@ -135,6 +137,25 @@ def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
             chunks.fail(session, run_id, str(exc))
             session.commit()
             raise
+
+
+def _walker(factory: sessionmaker[Session], workers: int) -> Walker:
+    """The population's parts walked by ``workers`` forked processes, each part in a
+    session of its own (engine.facts.population): the walk was a fifth of a run's time,
+    with the other processes waiting."""
+
+    def walker(parts: list[tuple[int, int]], walk: Callable[[Session, int, int], Walk]
+               ) -> list[Walk]:
+        def one(part: tuple[int, int]) -> Walk:
+            with factory() as session:
+                try:
+                    return walk(session, *part)
+                finally:
+                    session.rollback()
+
+        return list(forks.forked(one, len(parts), min(workers, len(parts)), items=parts))
+
+    return walker
 
 
 def _why_not_finished(session: Session, run_id: int) -> str:

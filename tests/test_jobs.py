@@ -293,3 +293,29 @@ def test_a_worker_command_starts_and_says_what_it_serves(tmp_path):
     out = subprocess.run([sys.executable, "-m", "admin.cli", "worker", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "LAUREL_BROKER_URL" in out.stdout
+
+
+def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
+    """A run's worker processes walk the population in parts (engine.jobs._walker) and
+    the parts are merged: the same team sums, member counts and ranks, the same
+    maximum, however finely it is cut, on a month and a quarter (months rolled up)."""
+    from engine import facts
+    from engine.metrics import load_catalog
+
+    load(session)
+    ranked = ["satisfaction", "attainment", "revenue_total"]
+
+    def one_by_one(parts, walk):
+        assert len(parts) == 8  # engine.facts.WALK_PARTS parts of 3 employees
+        return [walk(session, first, last) for first, last in parts]
+
+    for code in ("2026-01", "2026-Q1"):
+        period = runs.periods.require(session, code)
+        whole = facts.population(session, period, ranked, load_catalog(session))
+        parts = facts.population(session, period, ranked, load_catalog(session),
+                                 walker=one_by_one)
+        assert parts.to_json() == whole.to_json()
+        assert [r.maximum for r in parts.ranks.values()] \
+            == [r.maximum for r in whole.ranks.values()]
+        assert all(1 < r.n <= 24 for r in whole.ranks.values())
+        assert len(whole.teams) > 1

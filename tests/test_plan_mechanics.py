@@ -369,8 +369,10 @@ def test_a_transfer_splits_the_team_figures_and_the_member_takes_the_new_team_an
     assert e2_row.team.name == "South"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_chunked_run_of_a_transfer_gives_what_one_process_gives(db_url, session,
-                                                                   monkeypatch) -> None:
+                                                                   monkeypatch,
+                                                                   workers) -> None:
     from engine import db, jobs
     from tests.test_jobs import one_process_run, outcome_set
 
@@ -379,7 +381,8 @@ def test_a_chunked_run_of_a_transfer_gives_what_one_process_gives(db_url, sessio
     expected = one_process_run(session, "2026-Q1")
     job = jobs.start(session, "2026-Q1", "x@x.com")
     session.commit()
-    run = jobs.run_here(db.make_sessionmaker(db_url), job.id, workers=1)
+    # two workers: the population walked in parts by the two processes, then merged
+    run = jobs.run_here(db.make_sessionmaker(db_url), job.id, workers=workers)
     session.expire_all()
     assert outcome_set(session, run.id) == expected
     assert run.figures["teams"]["South"]["members"] == "1.50"
