@@ -343,7 +343,7 @@ def finish(session: Session, run_id: int) -> Run | None:
     releases = compliance.releases_for(session, period,
                                        set(period_employees(session, period.code)))
     write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
-    context = Context.from_json(session.get(RunContext, run_id).data)
+    context = Context.from_json(session.get(RunContext, run_id).data, ranks=False)
     discarded = discard_replaced(session, period.id)
     run.figures = _figures(session, context)
     run.status, run.finished_at = "calculated", _now()

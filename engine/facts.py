@@ -86,13 +86,15 @@ class Context:
                 "employees": self.employees}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Context:
+    def from_json(cls, data: dict[str, Any], ranks: bool = True) -> Context:
+        """The context as kept; ``ranks`` False: its teams alone (a run's last step), not
+        the ranked metrics (a million values each at 1,000,000 employees)."""
         teams = {int(t): {"revenue": _shown(_exact_value(v["revenue"])),
                           "quota": _shown(_exact_value(v["quota"])),
                           "members": _members_value(v["members"])}
                  for t, v in data["teams"].items()}
-        return cls(teams, {m: Ranks.from_json(r) for m, r in data["ranks"].items()},
-                   data["employees"])
+        return cls(teams, {m: Ranks.from_json(r) for m, r in data["ranks"].items()}
+                   if ranks else {}, data["employees"])
 
 
 def _exact_text(value: Decimal | Fraction) -> str:
