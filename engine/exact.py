@@ -113,8 +113,17 @@ def quotient(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     return from_fraction(_fraction(ea) / _fraction(eb))
 
 
-def total(values: Iterable[Decimal]) -> Decimal:
+def total(values: Iterable[Decimal | Fraction]) -> Decimal:
     """The exact sum of numbers (Quotients included)."""
+    s = exact_sum(values)
+    return s if isinstance(s, Decimal) else from_fraction(s)
+
+
+def exact_sum(values: Iterable[Decimal | Fraction]) -> Decimal | Fraction:
+    """The sum as total() works it out before it is shown: a Decimal where every number
+    is an exact decimal and the sum has at most PRECISION digits, else the Fraction. The
+    total() of such sums of parts is the total() of all their numbers, digits and
+    exponent alike (a population walked in parts: engine.facts.merge)."""
     items = list(values)
     if all(is_exact_decimal(v) for v in items):
         with localcontext() as ctx:
@@ -123,7 +132,7 @@ def total(values: Iterable[Decimal]) -> Decimal:
             s = sum(items, Decimal(0))
             if not ctx.flags[Inexact]:
                 return s
-    return from_fraction(sum((_fraction(exact(v)) for v in items), Fraction(0)))
+    return sum((_fraction(exact(v)) for v in items), Fraction(0))
 
 
 def mean(values: list[Decimal]) -> Decimal:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine import assignments, periods, pips
 from engine.conditions import population_fields
-from engine.exact import exact, from_fraction, quotient, total
+from engine.exact import exact, exact_sum, from_fraction, quotient, total
 from engine.metrics import Catalog, load_catalog
 from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
 from engine.rollup import Figures, period_employees, period_figures
@@ -207,8 +208,11 @@ def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catal
         for metric in ranked:
             if derived.get(metric) is not None:
                 values[metric].append(derived[metric])
-    found = Walk({team_id: {"revenue": total(t["revenue"]), "quota": total(t["quota"]),
-                            "members": t["members"]} for team_id, t in teams.items()})
+    # each part's sums exact, as total() works them out, so that the total() of them all
+    # is the total() of every member's (merge)
+    found = Walk({team_id: {"revenue": exact_sum(t["revenue"]),
+                            "quota": exact_sum(t["quota"]), "members": t["members"]}
+                  for team_id, t in teams.items()})
     for metric, listed in values.items():
         counts: dict[Decimal | Fraction, int] = {}
         highest = None
@@ -268,8 +272,11 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     if walker is not None and figures is None:
         # parts small enough to share among a few processes, at most a batch each
         ranges = list(_batches(ids, max(1, min(BATCH, -(-len(ids) // WALK_PARTS)))))
+        # the period's dates, not the mapped row: a walker's process has sessions of its own
+        days = SimpleNamespace(id=period.id, code=period.code, kind=period.kind,
+                               start=period.start, end=period.end)
         walks: Iterable[Walk] = walker(
-            ranges, lambda session, first, last: walk(session, period, ranked, catalog,
+            ranges, lambda session, first, last: walk(session, days, ranked, catalog,
                                                       first, last))
     else:
         ranges = list(_batches(ids))

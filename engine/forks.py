@@ -24,8 +24,8 @@ from typing import Any
 
 from engine.errors import RunFailed
 
-DIED = ("a worker process of the run stopped while it evaluated employees (it was killed, "
-        "crashed or ran out of memory)")
+DIED = ("a worker process of the run stopped while it worked on the employees (it was "
+        "killed, crashed or ran out of memory)")
 
 
 def forked(work: Callable[[Any], Any], count: int, workers: int,

@@ -443,3 +443,43 @@ def test_a_quotient_sent_to_another_process_keeps_its_fraction() -> None:
     for back in (pickle.loads(pickle.dumps(q)), copy.deepcopy(q)):
         assert type(back) is Quotient and exact(back) == Fraction(2, 3)
         assert back.as_tuple() == q.as_tuple()
+
+
+def test_the_total_of_parts_sums_is_the_total_of_them_all() -> None:
+    """A run's worker processes walk the population in parts and the parts' team sums
+    are added up (engine.facts.merge): the same number, written the same, as the sum of
+    every member's share. Two thirds-of-a-period shares in one part add up to a plain
+    decimal there, beside a member of six decimals in another: 150.5 either way, not
+    150.500000."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from engine.assignments import part
+    from engine.exact import Quotient, exact_sum, from_fraction, total
+
+    shares = [part(Decimal("100"), Fraction(1, 3)), part(Decimal("200"), Fraction(1, 3)),
+              Decimal("50.500000")]
+    assert type(shares[0]) is Quotient
+    whole = total(shares)
+    split = total([exact_sum(shares[:2]), exact_sum(shares[2:])])
+    assert (type(split), split.as_tuple()) == (type(whole), whole.as_tuple())
+    assert str(whole) == "150.5"
+
+    number = st.one_of(
+        st.decimals(min_value=-10**9, max_value=10**9, places=6, allow_nan=False),
+        st.decimals(min_value=-10**6, max_value=10**6, places=0, allow_nan=False),
+        st.fractions(min_value=-10**6, max_value=10**6, max_denominator=97)
+        .map(from_fraction))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(number, max_size=12), st.lists(st.integers(0, 12), max_size=4))
+    def parts_add_up(values: list[Decimal], cuts: list[int]) -> None:
+        bounds = [0, *sorted(c for c in cuts if c <= len(values)), len(values)]
+        sums = [exact_sum(values[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        want, got = total(values), total(sums)
+        assert (type(got), got.as_tuple()) == (type(want), want.as_tuple())
+
+    parts_add_up()

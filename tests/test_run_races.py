@@ -429,7 +429,7 @@ def test_a_killed_pool_worker_fails_the_run_and_frees_the_period(db_url, session
     result = within(BOUND, lambda: CliRunner().invoke(main, ["run", "2026-01", "--as",
                                                              "ann@x.com"]))
     assert killed and result.exit_code == 1, result.output
-    assert "a worker process of the run stopped while it evaluated employees" in result.stderr
+    assert "a worker process of the run stopped while it worked on the employees" in result.stderr
     assert time.monotonic() - start < BOUND
     assert children() <= others  # the run's other workers are gone too
     session.expire_all()
@@ -470,7 +470,7 @@ def test_a_back_office_job_whose_pool_worker_dies_fails_within_seconds(db_url, s
     job = session.get(RunJob, job.id)
     os.waitpid(pid, 0)
     assert job.status == "failed"
-    assert "a worker process of the run stopped while it evaluated employees" in job.error
+    assert "a worker process of the run stopped while it worked on the employees" in job.error
     failed = session.scalars(select(Run)).one()
     assert failed.status == "failed" and failed.error == job.error
     again = jobs.start(session, "2026-03", "bob@x.com")  # the period is free
