@@ -98,13 +98,14 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 # --- planning -------------------------------------------------------------------------------
 
 
-def plan(session: Session, job_id: int, walker: Walker | None = None) -> list[int]:
+def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int = 1
+         ) -> list[int]:
     """Start a queued job's run: the run (``running``), its context and its chunks.
 
     Returns the chunk indexes to evaluate; an empty list when the job is no longer queued
     (planned already by a retried task, or cancelled). A period without results, or
-    locked, fails the job (RunError). ``walker``: where the population is walked
-    (engine.facts.population; run_here's worker processes), else here.
+    locked, fails the job (RunError). ``walker``: where the population is walked, in
+    ``parts`` (engine.facts.population; run_here's worker processes), else here.
     """
     begin_writing(session)
     job = session.execute(select(RunJob).where(RunJob.id == job_id).with_for_update()
@@ -125,7 +126,7 @@ def plan(session: Session, job_id: int, walker: Walker | None = None) -> list[in
         raise RunError(msg("period %(code)s has no results: import results for it first",
                            code=period.code))
     context = population(session, period, sorted(compiled.population), load_catalog(session),
-                         ids, walker=walker)
+                         ids, walker=walker, parts=parts)
     run = Run(period_id=period.id, status="running", ruleset_hash=compiled.content_hash,
               rules=used, started_by=job.started_by, employee_count=len(ids),
               results_version=version, started_at=job.created_at or _now())

@@ -34,7 +34,6 @@ from engine.models import LIVE_RUN, Employee, Level, Outcome, Period, Run, Team
 from engine.rollup import Figures, period_employees, period_figures
 
 BATCH = 20_000  # employees read at a time while the population is walked
-WALK_PARTS = 8  # the population is walked in this many parts at least, given a walker
 
 
 @dataclass
@@ -257,21 +256,21 @@ def merge(walks: Iterable[Walk], ranked: Iterable[str], employees: int) -> Conte
 def population(session: Session, period: Period, ranked: Iterable[str] = (),
                catalog: Catalog | None = None, ids: list[int] | None = None,
                figures: Figures | None = None,
-               walker: Walker | None = None) -> Context:
+               walker: Walker | None = None, parts: int = 1) -> Context:
     """Walk the period's population once, a batch of employees at a time: each team's
     revenue, quota and members, and the ranks of each metric in ``ranked``. ``figures``
     stand for the stored ones when given (an estimate's typed figures). ``walker`` walks
-    the population's parts elsewhere (a run's worker processes): given the parts (first
-    and last ids) and how to walk one in a session, it gives their walks in order; by
-    default they are walked here, a batch at a time."""
+    the population's parts elsewhere (a run's ``parts`` worker processes): given the
+    parts (first and last ids) and how to walk one in a session, it gives their walks in
+    order; by default they are walked here, a batch at a time."""
     catalog = catalog or load_catalog(session)
     if ids is None:
         ids = assignments.in_period(session, period, sorted(figures) if figures is not None
                                     else period_employees(session, period.code))
     ranked = list(ranked)
     if walker is not None and figures is None:
-        # parts small enough to share among a few processes, at most a batch each
-        ranges = list(_batches(ids, max(1, min(BATCH, -(-len(ids) // WALK_PARTS)))))
+        # a part a process (the fewer the parts, the fewer the queries), at most a batch
+        ranges = list(_batches(ids, max(1, min(BATCH, -(-len(ids) // max(1, parts))))))
         # the period's dates, not the mapped row: a walker's process has sessions of its own
         days = SimpleNamespace(id=period.id, code=period.code, kind=period.kind,
                                start=period.start, end=period.end)

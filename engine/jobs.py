@@ -93,7 +93,7 @@ def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
             job = session.get(RunJob, job_id)
             job.pid, job.host = os.getpid(), socket.gethostname()
             indexes = chunks.plan(session, job_id,
-                                  _walker(factory, workers) if workers > 1 else None)
+                                  _walker(factory, workers) if workers > 1 else None, workers)
             session.commit()
         except LaurelError as exc:
             session.rollback()

@@ -306,14 +306,14 @@ def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
     ranked = ["satisfaction", "attainment", "revenue_total"]
 
     def one_by_one(parts, walk):
-        assert len(parts) == 8  # engine.facts.WALK_PARTS parts of 3 employees
+        assert len(parts) == 8  # parts of 3 employees
         return [walk(session, first, last) for first, last in parts]
 
     for code in ("2026-01", "2026-Q1"):
         period = runs.periods.require(session, code)
         whole = facts.population(session, period, ranked, load_catalog(session))
         parts = facts.population(session, period, ranked, load_catalog(session),
-                                 walker=one_by_one)
+                                 walker=one_by_one, parts=8)
         assert parts.to_json() == whole.to_json()
         assert [r.maximum for r in parts.ranks.values()] \
             == [r.maximum for r in whole.ranks.values()]
