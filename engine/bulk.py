@@ -290,15 +290,18 @@ def update_rows(session: Session, table: Table, columns: Sequence[str],
 ANALYZE_AFTER = 5_000
 
 
-def analyze(session: Session, *tables: Table, rows: int = ANALYZE_AFTER) -> None:
+def analyze(session: Session, *tables: Table, rows: int = ANALYZE_AFTER) -> bool:
     """After a bulk write of ``rows`` rows, refresh PostgreSQL's statistics of the tables
     in the caller's transaction (its own rows count). Without them the planner reads a
     table of a million fresh rows as empty: streaming a 20,000-employee run's outcomes
-    took minutes on a nested loop until autovacuum (if on at all) got round to it."""
+    took minutes on a nested loop until autovacuum (if on at all) got round to it.
+    Returns whether it did."""
     conn = session.connection()
-    if rows >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
-        for table in tables:
-            conn.exec_driver_sql(f"ANALYZE {_name(conn, table)} ({_analyzed(conn, table)})")
+    if rows < ANALYZE_AFTER or conn.dialect.name != "postgresql":
+        return False
+    for analysed in tables:
+        conn.exec_driver_sql(f"ANALYZE {_name(conn, analysed)} ({_analyzed(conn, analysed)})")
+    return True
 
 
 def _analyzed(conn: Connection, table: Table) -> str:

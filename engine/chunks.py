@@ -277,10 +277,29 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
                                               Outcome.chunk == index))
         _write_chunk(session, run_id, index, outcomes, first, last)
         chunk.status, chunk.seconds = "done", time.perf_counter() - started
-        session.execute(update(RunJob).where(RunJob.run_id == run_id)
-                        .values(done=RunJob.done + chunk.employees))
+        # the job's count of employees done, moved under its row's lock: one chunk alone
+        # sees it cross half the run
+        employees = chunk.employees
+        counted = session.execute(update(RunJob).where(RunJob.run_id == run_id)
+                                  .values(done=RunJob.done + employees)
+                                  .returning(RunJob.done, RunJob.total)).first()
         session.commit()
+    if counted is not None and counted[0] - employees < (counted[1] or 0) / 2 <= counted[0]:
+        _analyze_outcomes(session_factory, run_id, counted[1])
     return "done"
+
+
+def _analyze_outcomes(session_factory: Callable[[], Session], run_id: int, employees: int
+                      ) -> None:
+    """Refresh PostgreSQL's statistics of the outcomes once half the run's are in, while
+    the other chunks are still worked on, rather than in the last step that every other
+    process waits for (finish): estimates that count half the run's rows plan as well as
+    the whole. Noted on the job; the last step analyses them itself when it is not."""
+    with session_factory() as session:
+        if bulk.analyze(session, Outcome.__table__, rows=employees):
+            session.execute(update(RunJob).where(RunJob.run_id == run_id)
+                            .values(analysed_at=_now()))
+        session.commit()
 
 
 def _write_chunk(session: Session, run_id: int, index: int, outcomes: list[dict[str, Any]],
@@ -351,7 +370,8 @@ def finish(session: Session, run_id: int) -> Run | None:
     session.flush()
     count = session.scalar(select(func.count()).select_from(Outcome).where(
         Outcome.run_id == run_id)) or 0
-    bulk.analyze(session, Outcome.__table__, rows=count)
+    if job is None or job.analysed_at is None:  # else a chunk did (_analyze_outcomes)
+        bulk.analyze(session, Outcome.__table__, rows=count)
     settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
            discarded)
     if job is not None:

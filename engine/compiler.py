@@ -723,6 +723,12 @@ class Session:
         self.by_stage = {stage: [p for p in compiled.parts if p.stage == stage]
                          for stage in ("emp", "rated")}
         self._rates = compiled.rates
+        # the parts that read every field a fact has (a rule set of one part: all of it)
+        # are sent the fact as it is, not a copy of the fields they read; a rated fact
+        # has its rating too
+        every = compiled.fields
+        self._whole = {p.name for p in compiled.parts
+                       if p.fields >= (every if p.stage == "emp" else every | {"rating"})}
         self._durable = _durable()
         with ENGINE_LOCK:
             self.host = get_host()
@@ -743,10 +749,14 @@ class Session:
         for part in parts:
             ruleset = self._rulesets[part.name]
             handle, paths, fields = ruleset._handle, part.paths, part.fields
+            whole = part.name in self._whole
             try:
                 for fact in facts:
-                    payload = {k: v for k, v in fact.items() if k in fields}
-                    payload.update(t=fact["t"], sid=sid)
+                    if whole:
+                        payload = dict(fact, sid=sid)
+                    else:
+                        payload = {k: v for k, v in fact.items() if k in fields}
+                        payload.update(t=fact["t"], sid=sid)
                     if "rating_rule" in fact:  # what tells two rated facts apart
                         payload["rating_rule"] = fact["rating_rule"]
                     for durable_name in fire(handle, dumps(payload)):

@@ -544,6 +544,9 @@ class RunJob(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # when PostgreSQL's statistics of the outcomes were refreshed with half the run's in
+    # (engine.chunks: by the chunk that got there, so that the last step need not)
+    analysed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # "cleared": the flag no longer fires in the latest run of its period ("no longer raised").

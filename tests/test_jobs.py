@@ -319,3 +319,36 @@ def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
             == [r.maximum for r in whole.ranks.values()]
         assert all(1 < r.n <= 24 for r in whole.ranks.values())
         assert len(whole.teams) > 1
+
+
+def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
+        db_url, session, chunked, monkeypatch):
+    """On PostgreSQL the outcomes' statistics are refreshed once half the run's employees
+    are in, by that chunk, and the job notes it: the last step, which every worker waits
+    for, does not again. Where no chunk did (SQLite keeps no statistics), the last step
+    does, as before."""
+    from engine import bulk, chunks
+
+    monkeypatch.setattr(bulk, "ANALYZE_AFTER", 1)
+    calls: list[tuple[str, int]] = []
+    analyze = bulk.analyze
+
+    def spied(s, *tables, rows=bulk.ANALYZE_AFTER):
+        calls.extend((t.name, s.scalar(select(func.count()).select_from(RunChunk).where(
+            RunChunk.status == "done"))) for t in tables)
+        return analyze(s, *tables, rows=rows)
+
+    monkeypatch.setattr(bulk, "analyze", spied)
+    load(session)
+    expected = one_process_run(session, "2026-01")
+    calls.clear()
+    run = jobs.run_here(db.make_sessionmaker(db_url), job_of(session, "2026-01"), workers=1)
+    session.expire_all()
+    assert outcome_set(session, run.id) == expected
+    job = session.scalar(select(RunJob).where(RunJob.run_id == run.id))
+    analysed = [done for name, done in calls if name == "outcome"]
+    if db_url.startswith("postgresql"):
+        # five chunks of 24 employees: the third brings 15 in, past half; once
+        assert job.analysed_at is not None and analysed == [3]
+    else:
+        assert job.analysed_at is None and analysed == [3, 5]  # and the last step's
