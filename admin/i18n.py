@@ -129,6 +129,21 @@ def pip_target(text: str) -> str:
     return words(text, r.lang, r.label, r.types)
 
 
+def pip_figure(metric: str, value: Decimal | None, op: str | None = None) -> str:
+    """A month of a PIP against its target: the figure by its metric's type (a ratio as a
+    percentage, money with its currency), after the comparison's sign when given (≥)."""
+    from flask import current_app, g
+
+    from engine.statements import reader
+    from engine.wording import OPS
+
+    types = getattr(g, "laurel_metric_types", None)
+    if types is None:  # once a request: a PIP page shows a figure or two a month
+        types = g.laurel_metric_types = reader(current_app.extensions["laurel_db"]).types
+    shown = metric_value(value, types.get(metric))
+    return f"{OPS.get(op, op)} {shown}" if op else shown
+
+
 # Parameters of engine messages that are codes of the domain (statuses, kinds, roles): a
 # reader reads them in their language (term).
 WORD_PARAMS = {"status", "decision", "kind", "role"}
