@@ -29,6 +29,18 @@ _BABEL_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
 DEFAULT_CURRENCY = "CNY"
 
 
+def in_each_language(text: Any) -> dict[str, str]:
+    """A catalog text (lazy) in each language, whatever the page's: for a form's field per
+    language (a rule's English and Chinese names)."""
+    from flask_babel import force_locale
+
+    out = {}
+    for code, locale in _BABEL_LOCALE.items():
+        with force_locale(locale):
+            out[code] = str(text)
+    return out
+
+
 def language_code(value: str | None) -> str | None:
     """Map a locale string (``zh``, ``zh-CN``, ``zh_Hans_CN``, ``en-GB``) to en or zh."""
     if not value:

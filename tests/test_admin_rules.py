@@ -409,6 +409,19 @@ def test_a_rule_is_duplicated_with_its_scenarios_and_starting_points_are_offered
             text_of(client.post("/admin/rules/new", data=MultiDict(fields)))[:1500]
 
 
+def test_a_copy_or_a_starting_point_fills_each_name_in_its_own_language(
+        client: FlaskClient) -> None:
+    """On a Chinese page as on an English one, the English name field gets English and the
+    Chinese name field Chinese (the English name had been given the page's language)."""
+    login(client, "hr_admin")
+    for lang in ("en", "zh"):
+        fields = dict(form_of(client.get(f"/admin/rules/new?start=fixed_bonus&lang={lang}")))
+        assert (fields["name"], fields["name_zh"]) == ("Fixed bonus", "固定奖金")
+        fields = dict(form_of(client.get(f"/admin/rules/new?from=commission.tiered&lang={lang}")))
+        assert fields["name"] == "Copy of Tiered commission"
+        assert fields["name_zh"].endswith("（副本）")
+
+
 def change_tier_rate(client: FlaskClient, key: str, rate: str, version: int | None = None
                      ) -> Any:
     path = f"/admin/rules/{key}/edit" + (f"?version={version}" if version else "")
