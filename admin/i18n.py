@@ -157,8 +157,10 @@ def pip_figure(metric: str, value: Decimal | None, op: str | None = None) -> str
 
 
 # Parameters of engine messages that are codes of the domain (statuses, kinds, roles): a
-# reader reads them in their language (term).
+# reader reads them in their language (term). A second one of a message is numbered
+# (status2: "is accepted; it cannot become declined").
 WORD_PARAMS = {"status", "decision", "kind", "role"}
+_NUMBERED = re.compile(r"\d+$")
 
 
 def say(value: Any) -> str:
@@ -172,7 +174,7 @@ def say(value: Any) -> str:
     if not isinstance(value, Message):
         return str(value)
     params = {k: say(v) if isinstance(v, Message) else
-              term(v) if k in WORD_PARAMS and isinstance(v, str) else v
+              term(v) if _NUMBERED.sub("", k) in WORD_PARAMS and isinstance(v, str) else v
               for k, v in value.params.items()}
     return gettext(value.template, **params) if params else gettext(value.template)
 

@@ -240,6 +240,9 @@ def test_a_manager_nominates_and_hr_accepts(app, world) -> None:
     hr = as_user(app, HR)
     twice = hr.post(url, data={"status": "nominated", "reason": "again"})
     assert twice.status_code == 400 and "cannot become nominated" in text_of(twice)
+    twice = hr.post(f"{url}?lang=zh", data={"status": "nominated", "reason": "again"})
+    assert "状态为已提名；不能变为 已提名" in text_of(twice)  # both statuses in Chinese
+    hr.get("/admin/candidates/?lang=en")
     assert hr.post(url, data={"status": "accepted", "reason": "welcome"}).status_code == 302
     assert world.candidate_state() == ("accepted", "welcome", support.ROLE_EMAILS[HR])
     assert "welcome" in text_of(hr.get("/admin/candidates/?status=accepted"))

@@ -545,6 +545,12 @@ def test_try_it_shows_the_outcome_and_makes_a_first_scenario(client: FlaskClient
     assert "tier 4" in text and "so 7% of Total revenue" in text
     page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-01&employee=NOPE")
     assert "employee NOPE has no results in 2026-01" in text_of(page)
+    # a period of another kind: the kind in the reader's words ("month" had stayed English)
+    page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-Q1&employee=N1")
+    assert "choose a month period, not 2026-Q1" in text_of(page)
+    page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-Q1&employee=N1&lang=zh")
+    assert "适用于月度期间；请选择月度期间，而不是 2026-Q1" in text_of(page)
+    client.get("/admin/rules/?lang=en")
     big_month(client)
     page = client.post("/admin/rules/bonus.big_month/v1/from-try",
                        data={"period": "2026-01", "employee": "N1"})
