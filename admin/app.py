@@ -160,7 +160,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return {"laurel_languages": i18n.LANGUAGES, "laurel_language": i18n.current_language,
                 "laurel_user": auth.current_principal, "lang_url": i18n.lang_url,
                 "term": i18n.term, "money": i18n.money, "percent": i18n.percent,
-                "pip_target": i18n.pip_target, "when": i18n.when, "day": i18n.day,
+                "pip_target": i18n.pip_target, "pip_figure": i18n.pip_figure,
+                "when": i18n.when, "day": i18n.day,
                 "say": i18n.say, "audit_summary": i18n.audit_summary,
                 "fact_name": i18n.fact_name}
 

@@ -29,6 +29,18 @@ _BABEL_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
 DEFAULT_CURRENCY = "CNY"
 
 
+def in_each_language(text: Any) -> dict[str, str]:
+    """A catalog text (lazy) in each language, whatever the page's: for a form's field per
+    language (a rule's English and Chinese names)."""
+    from flask_babel import force_locale
+
+    out = {}
+    for code, locale in _BABEL_LOCALE.items():
+        with force_locale(locale):
+            out[code] = str(text)
+    return out
+
+
 def language_code(value: str | None) -> str | None:
     """Map a locale string (``zh``, ``zh-CN``, ``zh_Hans_CN``, ``en-GB``) to en or zh."""
     if not value:
@@ -129,9 +141,26 @@ def pip_target(text: str) -> str:
     return words(text, r.lang, r.label, r.types)
 
 
+def pip_figure(metric: str, value: Decimal | None, op: str | None = None) -> str:
+    """A month of a PIP against its target: the figure by its metric's type (a ratio as a
+    percentage, money with its currency), after the comparison's sign when given (≥)."""
+    from flask import current_app, g
+
+    from engine.statements import reader
+    from engine.wording import OPS
+
+    types = getattr(g, "laurel_metric_types", None)
+    if types is None:  # once a request: a PIP page shows a figure or two a month
+        types = g.laurel_metric_types = reader(current_app.extensions["laurel_db"]).types
+    shown = metric_value(value, types.get(metric))
+    return f"{OPS.get(op, op)} {shown}" if op else shown
+
+
 # Parameters of engine messages that are codes of the domain (statuses, kinds, roles): a
-# reader reads them in their language (term).
+# reader reads them in their language (term). A second one of a message is numbered
+# (status2: "is accepted; it cannot become declined").
 WORD_PARAMS = {"status", "decision", "kind", "role"}
+_NUMBERED = re.compile(r"\d+$")
 
 
 def say(value: Any) -> str:
@@ -145,7 +174,7 @@ def say(value: Any) -> str:
     if not isinstance(value, Message):
         return str(value)
     params = {k: say(v) if isinstance(v, Message) else
-              term(v) if k in WORD_PARAMS and isinstance(v, str) else v
+              term(v) if _NUMBERED.sub("", k) in WORD_PARAMS and isinstance(v, str) else v
               for k, v in value.params.items()}
     return gettext(value.template, **params) if params else gettext(value.template)
 

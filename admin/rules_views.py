@@ -765,15 +765,19 @@ class RulesView(LaurelBaseView):
             copy_of = self._rule(source, request.args.get("version", type=int))
             form = _in_units(form_from_definition(copy_of.definition), types)
             form.fields["key"] = ""
-            form.fields["name"] = str(_("Copy of %(name)s", name=copy_of.name))
+            # the English name in English, whatever the page's language
+            form.fields["name"] = i18n.in_each_language(
+                _l("Copy of %(name)s", name=copy_of.name))["en"]
             if form.fields.get("name_zh"):
                 form.fields["name_zh"] = f"{form.fields['name_zh']}（副本）"
             return self._editor(form, {}, None, copy_of=copy_of)
         start = STARTS.get(request.args.get("start", ""))
         if start is not None:
             name, kind, doc = start
+            names = i18n.in_each_language(name)  # each name field in its language
             form = _in_units(form_from_definition(
-                {"kind": kind, "period_kind": "month", "name": str(name), **doc}), types)
+                {"kind": kind, "period_kind": "month", "name": names["en"],
+                 "name_zh": names["zh"], **doc}), types)
             return self._editor(form, {}, None)
         kind = request.args.get("kind", "commission")
         return self._editor(blank_form(kind if kind in RULE_KINDS else "commission"), {},

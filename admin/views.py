@@ -73,6 +73,7 @@ from engine.users import (
     INVITERS,
     MIN_PASSWORD,
     check_new_password,
+    emails_logging_in,
     employee_by_email,
     invite_employee,
     invite_link,
@@ -406,6 +407,13 @@ class EmployeeView(LaurelModelView):
     @property
     def can_invite(self) -> bool:
         return current_role() in INVITERS
+
+    def logs_in(self, email: str | None) -> bool:
+        """Whether the employee's user logs in already: no invitation is offered then (it
+        would be refused). Read once a request, for a list's rows."""
+        if "laurel_logging_in" not in g:
+            g.laurel_logging_in = emails_logging_in(_db())
+        return (email or "").strip().lower() in g.laurel_logging_in
 
     @expose("/invite/", methods=("POST",))
     def invite_view(self) -> Any:

@@ -325,9 +325,10 @@ def csv_bytes(a: Analytics, chart: str) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
-    for row in rows:
-        writer.writerow(csv_row("" if v is None else str(to_plain(v))
-                                if isinstance(v, Decimal) else v for v in row))
+    for row in rows:  # a yes-or-no column (below_line) as true or false, not Python's True
+        writer.writerow(csv_row("" if v is None else str(v).lower() if isinstance(v, bool)
+                                else str(to_plain(v)) if isinstance(v, Decimal) else v
+                                for v in row))
     return buf.getvalue().encode("utf-8")
 
 

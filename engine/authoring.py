@@ -383,9 +383,9 @@ def draft_documents(session: Session, draft: Mapping[str, Any], period: Period
     The draft applies whatever its effective dates: a preview shows what it would do.
     """
     if draft["period_kind"] != period.kind:
-        raise LaurelError(msg("rule %(draft)s is a %(draft2)s rule; choose a %(draft3)s period, "
-                              "not %(code)s", draft=draft['key'], draft2=draft['period_kind'],
-                              draft3=draft['period_kind'], code=period.code))
+        raise LaurelError(msg("rule %(draft)s is a %(kind)s rule; choose a %(kind)s period, "
+                              "not %(code)s", draft=draft['key'], kind=draft['period_kind'],
+                              code=period.code))
     rules = published_rules(session, period.kind, on=period.end)
     docs = [dict(r.definition) for r in rules if r.key != draft["key"]]
     return sorted([*docs, dict(draft)], key=lambda d: d["key"])

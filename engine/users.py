@@ -193,6 +193,17 @@ def invite_link(token: str, base: str | None = None) -> str:
 INVITERS = ("hr_admin",)
 
 
+def logs_in_already(user: User | None) -> bool:
+    """Whether a user is active and has set a password: they need no invitation."""
+    return user is not None and user.active and bool(user.password_hash)
+
+
+def emails_logging_in(session: Session) -> set[str]:
+    """The emails (lower case) of the users who log in already (logs_in_already)."""
+    return {u.email.lower() for u in session.scalars(select(User).where(User.active))
+            if logs_in_already(u)}
+
+
 def invite_employee(session: Session, employee_id: int, actor: str | None
                     ) -> tuple[User, str]:
     """Invite an employee from the back office, as ``laurel users invite EMAIL`` does.
@@ -210,7 +221,7 @@ def invite_employee(session: Session, employee_id: int, actor: str | None
         raise LaurelError(msg("employee %(code)s, field email: no email; give the employee an "
                               "email before inviting them", code=employee.code))
     user = session.scalar(select(User).where(func.lower(User.email) == email))
-    if user is not None and user.active and user.password_hash:
+    if logs_in_already(user):
         raise LaurelError(msg("user %(email)s is active and has set a password: they log in "
                               "already, no second invitation", email=email))
     return invite(session, email)

@@ -150,6 +150,25 @@ def test_nobody_but_a_compliance_officer_may_post(app, world, role) -> None:
     assert (world.case(world.discount), world.audit_count(), world.totals()) == before
 
 
+def test_the_decision_button_waits_for_the_review(app, world) -> None:
+    """An open flag cannot be decided: its button is disabled beside the reason, not
+    refused once pressed; once assigned (in review) it is enabled."""
+    client = as_user(app, CO)
+
+    def button() -> str:
+        page = client.get(f"/admin/compliance/{world.discount}/").get_data(as_text=True)
+        found = re.search(r'<button[^>]*id="record-decision"[^>]*>', page)
+        assert found, page
+        return found.group(0)
+
+    assert "disabled" in button()
+    assert "only a flag in review can be decided" in text_of(
+        client.get(f"/admin/compliance/{world.discount}/"))
+    assert client.post(f"/admin/compliance/{world.discount}/assign",
+                       data={"assignee": OFFICER}).status_code == 302
+    assert "disabled" not in button()
+
+
 def test_an_officer_assigns_in_bulk_notes_with_evidence_and_decides(app, world) -> None:
     client = as_user(app, CO)
     # nothing chosen: said next to the list, nothing changes

@@ -128,9 +128,25 @@ def test_pip_pages_render_for_their_readers_in_both_languages(app, world) -> Non
 
 def test_the_pip_page_shows_each_month_against_the_target(app, world) -> None:
     text = html.unescape(text_of(as_user(app, HR).get(f"/admin/pips/{world.pip}/")))
-    assert "2026-04 85% >= 80% yes" in text
-    assert "2026-05 70% >= 80% no" in text
+    assert "2026-04 85% ≥ 80% yes" in text
+    assert "2026-05 70% ≥ 80% no" in text
     assert "2026-06 no result yet" in text
+
+
+def test_a_pip_on_another_metric_reads_its_figures_by_the_metrics_type(app, world) -> None:
+    """A target HR set on a ratio or an amount reads as one, as the target's words do: no
+    bare decimal (1, 0.5) nor code sign (>=) in the month table."""
+    with db.make_sessionmaker(world.url)() as s:
+        s.get(Pip, world.pip).target = "monthly repurchase_rate >= 0.5"
+        s.commit()
+    text = html.unescape(text_of(as_user(app, HR).get(f"/admin/pips/{world.pip}/")))
+    assert "2026-04 100% ≥ 50% yes" in text and ">=" not in text
+    with db.make_sessionmaker(world.url)() as s:
+        s.get(Pip, world.pip).target = "monthly revenue_total >= 80000"
+        s.commit()
+    text = html.unescape(text_of(as_user(app, HR).get(f"/admin/pips/{world.pip}/?lang=zh")))
+    assert "2026-04 ¥85,000.00 ≥ ¥80,000.00 是" in text
+    assert "2026-05 ¥70,000.00 ≥ ¥80,000.00 否" in text
 
 
 @pytest.mark.parametrize("decision", ["passed", "role_change", "exit"])
@@ -224,6 +240,9 @@ def test_a_manager_nominates_and_hr_accepts(app, world) -> None:
     hr = as_user(app, HR)
     twice = hr.post(url, data={"status": "nominated", "reason": "again"})
     assert twice.status_code == 400 and "cannot become nominated" in text_of(twice)
+    twice = hr.post(f"{url}?lang=zh", data={"status": "nominated", "reason": "again"})
+    assert "状态为已提名；不能变为 已提名" in text_of(twice)  # both statuses in Chinese
+    hr.get("/admin/candidates/?lang=en")
     assert hr.post(url, data={"status": "accepted", "reason": "welcome"}).status_code == 302
     assert world.candidate_state() == ("accepted", "welcome", support.ROLE_EMAILS[HR])
     assert "welcome" in text_of(hr.get("/admin/candidates/?status=accepted"))

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from engine import db, inquiries, reviews
+from engine.imports import import_results
 from engine.models import Adjustment, ReviewCycle, Talk
 
 try:  # tests/ may or may not be a package
@@ -140,6 +141,12 @@ def test_the_analytics_page_its_csv_files_and_a_managers_team(
     assert csv.splitlines()[0].startswith("period,headcount,revenue,quota")
     assert csv.splitlines()[1].startswith("2026-01,4,294456.5,300000")
     assert client.get("/admin/analytics/nothing.csv").status_code == 404
+    with db.session_scope(org.url) as s:  # a funnel: N1 below the 30% line, N2 above it
+        import_results(s, "f.csv", data=b"period,employee_code,leads,opportunities\n"
+                                        b"2026-01,N1,40,4\n2026-01,N2,10,9\n")
+    funnel = client.get("/admin/analytics/funnel.csv?year=2026").get_data(as_text=True)
+    below = [line.split(",")[-2] for line in funnel.splitlines()[1:]]  # below_line
+    assert below and set(below) <= {"true", "false"}, funnel  # not Python's True or False
     support.login(client, "sales_manager")
     # their own team (North: Nora and Ned), whatever the team asked for
     mine = client.get(f"/admin/analytics/payout.csv?year=2026&team={org.south}")

@@ -409,6 +409,19 @@ def test_a_rule_is_duplicated_with_its_scenarios_and_starting_points_are_offered
             text_of(client.post("/admin/rules/new", data=MultiDict(fields)))[:1500]
 
 
+def test_a_copy_or_a_starting_point_fills_each_name_in_its_own_language(
+        client: FlaskClient) -> None:
+    """On a Chinese page as on an English one, the English name field gets English and the
+    Chinese name field Chinese (the English name had been given the page's language)."""
+    login(client, "hr_admin")
+    for lang in ("en", "zh"):
+        fields = dict(form_of(client.get(f"/admin/rules/new?start=fixed_bonus&lang={lang}")))
+        assert (fields["name"], fields["name_zh"]) == ("Fixed bonus", "固定奖金")
+        fields = dict(form_of(client.get(f"/admin/rules/new?from=commission.tiered&lang={lang}")))
+        assert fields["name"] == "Copy of Tiered commission"
+        assert fields["name_zh"].endswith("（副本）")
+
+
 def change_tier_rate(client: FlaskClient, key: str, rate: str, version: int | None = None
                      ) -> Any:
     path = f"/admin/rules/{key}/edit" + (f"?version={version}" if version else "")
@@ -532,6 +545,12 @@ def test_try_it_shows_the_outcome_and_makes_a_first_scenario(client: FlaskClient
     assert "tier 4" in text and "so 7% of Total revenue" in text
     page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-01&employee=NOPE")
     assert "employee NOPE has no results in 2026-01" in text_of(page)
+    # a period of another kind: the kind in the reader's words ("month" had stayed English)
+    page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-Q1&employee=N1")
+    assert "choose a month period, not 2026-Q1" in text_of(page)
+    page = client.get("/admin/rules/commission.tiered/v2/try?period=2026-Q1&employee=N1&lang=zh")
+    assert "适用于月度期间；请选择月度期间，而不是 2026-Q1" in text_of(page)
+    client.get("/admin/rules/?lang=en")
     big_month(client)
     page = client.post("/admin/rules/bonus.big_month/v1/from-try",
                        data={"period": "2026-01", "employee": "N1"})

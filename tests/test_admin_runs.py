@@ -200,6 +200,26 @@ def test_the_starter_cannot_approve_and_lock_needs_the_approval(
     assert status_of(org, run_id) == ("locked", "locked")
 
 
+def test_a_step_the_reader_cannot_take_shows_its_button_disabled_with_the_reason(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    def button(page: str, action: str) -> str:
+        found = re.search(rf'<button[^>]*id="confirm-{action}"[^>]*>', page)
+        assert found, page
+        return found.group(0)
+
+    login(client, CA)  # the analyst started the run: not theirs to approve, nor yet to lock
+    page = client.get(f"/admin/runs/{run_id}/approve").get_data(as_text=True)
+    assert "another person must approve it" in page and "disabled" in button(page, "approve")
+    page = client.get(f"/admin/runs/{run_id}/lock").get_data(as_text=True)
+    assert "Locking needs the approval first." in page and "disabled" in button(page, "lock")
+    login(client, HR)  # who may approve it sees the button enabled
+    page = client.get(f"/admin/runs/{run_id}/approve").get_data(as_text=True)
+    assert 'id="barred"' not in page and "disabled" not in button(page, "approve")
+    assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
+    page = client.get(f"/admin/runs/{run_id}/lock").get_data(as_text=True)
+    assert 'id="barred"' not in page and "disabled" not in button(page, "lock")
+
+
 def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
         client: FlaskClient, org: Org, run_id: int) -> None:
     with org.session() as s:  # N2 (S1, 5% authority) gave 9%: a holding flag

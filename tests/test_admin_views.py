@@ -177,6 +177,23 @@ def test_hr_creates_a_user_who_can_log_in(client: FlaskClient, org: Org) -> None
     assert "员工" in text and "Sam South" in text and "Nora North" not in text
 
 
+def test_an_error_page_offers_no_language_switch_to_whom_has_a_language_set(
+        client: FlaskClient, org: Org) -> None:
+    """The user's own setting wins over the switch: an error page, as every other page,
+    does not offer a switch that would change nothing."""
+    with org.session() as s:
+        s.scalars(select(User).where(User.role == "auditor")).one().locale = "zh"
+        s.commit()
+    login(client, "auditor")
+    for path in ("/admin/nothing-here/", "/admin/me/"):  # a 404 and a 403
+        page = client.get(f"{path}?lang=en")
+        assert page.status_code in (403, 404) and "返回首页" in text_of(page)
+        assert 'hreflang="en"' not in page.get_data(as_text=True)
+    client.post("/logout")
+    login(client, "comp_analyst")  # no setting: the switch is there
+    assert 'hreflang="zh"' in client.get("/admin/nothing-here/").get_data(as_text=True)
+
+
 def test_amounts_carry_their_currency_and_metrics_their_label(client: FlaskClient) -> None:
     login(client, "comp_analyst")
     text = text_of(client.get("/admin/result/"))

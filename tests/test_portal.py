@@ -247,6 +247,13 @@ def test_hr_invites_an_employee_from_the_back_office(client: FlaskClient,
     refused = client.post("/admin/employee/invite/", data={"id": org.employees["N2"]},
                           follow_redirects=True)
     assert "no second invitation" in support.text_of(refused)
+    # ... nor is it offered one: the page says why beside a disabled button, the row has none
+    page = client.get(f"/admin/employee/details/?id={org.employees['N2']}&lang=zh")
+    assert f"{NED} 已可登录（已设置密码），无需邀请。" in support.text_of(page)
+    assert re.search(r'<button type="submit" class="btn btn-primary" +disabled>',
+                     page.get_data(as_text=True))
+    listing = client.get("/admin/employee/?lang=en").get_data(as_text=True)
+    assert listing.count('action="/admin/employee/invite/"') == 2
     # an employee without an email cannot be invited
     no_email = client.post("/admin/employee/invite/", data={"id": org.employees["S2"]},
                            follow_redirects=True)
