@@ -3,10 +3,10 @@
 A run evaluates its slices in forked workers (durable_rules holds the GIL in its C core:
 processes, not threads). multiprocessing's pools share one result queue behind one lock:
 a worker killed while it held that lock left the others, and the run, waiting forever
-(seen in 4 of 20 kills). Here each worker writes to a pipe only it writes to; a worker
-that dies mid-message leaves its pipe at end-of-file, which fails the work at once, and
-the other workers are killed. Workers end within a second of their parent, so a killed
-run leaves none behind.
+(seen in 4 of 20 kills). Here each worker has a pipe of its own, by which it is handed
+its next slice and gives it back; a worker that dies mid-message leaves its pipe at
+end-of-file, which fails the work at once, and the other workers are killed. Workers end
+within a second of their parent, so a killed run leaves none behind.
 """
 
 from __future__ import annotations
@@ -31,22 +31,34 @@ DIED = ("a worker process of the run stopped while it worked on the employees (i
 def forked(work: Callable[[Any], Any], count: int, workers: int,
            items: list[Any] | None = None) -> Iterator[Any]:
     """Yield ``work(items[i])`` (``work(i)`` without items) for i in 0..count-1, in order,
-    computed by ``workers`` forked processes (slice i goes to worker i % workers). A
-    worker's exception fails the whole with its message; a worker's death with DIED."""
+    computed by ``workers`` forked processes. Each worker is handed the next slice when it
+    sends its last one back, so a worker slowed down (by the machine, or by a slice that
+    does more) takes fewer. A worker's exception fails the whole with its message; a
+    worker's death with DIED."""
     ctx = mp.get_context("fork")
     procs: list[tuple[Any, Connection]] = []
+    following = handed = 0
+
+    def hand(conn: Connection) -> None:
+        nonlocal handed
+        try:  # the next slice, or None: no more
+            conn.send(handed if handed < count else None)
+        except OSError:  # its worker is gone: its end-of-file says so at the next wait
+            return
+        handed += handed < count
+
     try:
-        for w in range(workers):
-            reader, writer = ctx.Pipe(duplex=False)
+        for _ in range(workers):
+            mine, theirs = ctx.Pipe(duplex=True)
             process = ctx.Process(target=_worker, daemon=True,
-                                  args=(work, range(w, count, workers), writer, os.getpid(),
-                                        items))
+                                  args=(work, theirs, os.getpid(), items))
             process.start()
-            writer.close()  # only the child holds the writing end: its death is end-of-file
-            procs.append((process, reader))
-        waiting = {reader for _, reader in procs}
+            theirs.close()  # only the child holds its end: its death is end-of-file
+            procs.append((process, mine))
+        for _, conn in procs:
+            hand(conn)
+        waiting = {conn for _, conn in procs}
         done: dict[int, Any] = {}
-        following = 0
         while following < count:
             while following in done:
                 yield done.pop(following)
@@ -55,42 +67,45 @@ def forked(work: Callable[[Any], Any], count: int, workers: int,
                 break
             if not waiting:
                 raise RunFailed(DIED)
-            for reader in wait(list(waiting)):
+            for conn in wait(list(waiting)):
                 try:
-                    message = reader.recv()
+                    message = conn.recv()
                 except (EOFError, OSError):
                     raise RunFailed(DIED) from None
                 if message[0] == "slice":
                     done[message[1]] = message[2]
+                    hand(conn)
                 elif message[0] == "done":
-                    waiting.discard(reader)
+                    waiting.discard(conn)
                 else:
                     raise RunFailed(message[1])
     finally:
-        for process, reader in procs:
+        for process, conn in procs:
             if process.is_alive():
                 process.kill()
             process.join(timeout=10)
-            reader.close()
+            conn.close()
 
 
-def _worker(work: Callable[[Any], Any], indexes: range, writer: Connection,
-            parent: int, items: list[Any] | None) -> None:
+def _worker(work: Callable[[Any], Any], conn: Connection, parent: int,
+            items: list[Any] | None) -> None:
     _die_with_parent(parent)
     # the parent's database connections are the parent's: this process opens its own
     from engine.db import forget_engines
 
     forget_engines()
     try:
-        for i in indexes:
-            writer.send(("slice", i, work(i if items is None else items[i])))
-        writer.send(("done",))
+        while (i := conn.recv()) is not None:
+            conn.send(("slice", i, work(i if items is None else items[i])))
+        conn.send(("done",))
     except RunFailed as exc:
-        writer.send(("error", str(exc)))
+        conn.send(("error", str(exc)))
+    except EOFError:
+        pass  # the parent stopped listening: nothing to give it
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, which fails the run
-        writer.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
-        writer.close()
+        conn.close()
 
 
 def _die_with_parent(parent: int) -> None:

@@ -103,6 +103,20 @@ def test_forked_work_comes_back_in_order_and_fails_with_the_workers_reason() -> 
         list(forks.forked(_square, 6, 2))
 
 
+def _pid_after(i: int) -> int:
+    if i == 0:
+        time.sleep(1.0)
+    return os.getpid()
+
+
+def test_a_slow_worker_is_handed_fewer_slices() -> None:
+    """A worker is handed the next slice when it gives its last one back: while one is
+    slow over the first slice, the other does all the rest (handed out in turn, each
+    would have had three)."""
+    pids = list(forks.forked(_pid_after, 6, 2))
+    assert pids[0] not in pids[1:] and len(set(pids[1:])) == 1
+
+
 def test_a_killed_worker_fails_the_work_at_once() -> None:
     def work(i: int) -> int:
         if i == 1:
