@@ -133,6 +133,10 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
     session.add(run)
     session.flush()
     session.add(RunContext(run_id=run.id, data=context.to_json()))
+    # the rule set this process compiled is the run's (_compiled): kept for the last step
+    # here, and for the worker processes forked from here
+    _COMPILED.clear()
+    _COMPILED[(run.id, run.ruleset_hash)] = compiled
     size = chunk_size()
     chunks = []
     for index, start in enumerate(range(0, len(ids), size)):
@@ -360,8 +364,8 @@ def finish(session: Session, run_id: int) -> Run | None:
                           .execution_options(populate_existing=True)).scalar_one()
     if run.status != "running" or pending(session, run_id):
         return None
-    releases = compliance.releases_for(session, period,
-                                       set(period_employees(session, period.code)))
+    releases = compliance.releases_for(
+        session, period, lambda: set(period_employees(session, period.code)))
     write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
     context = Context.from_json(session.get(RunContext, run_id).data, ranks=False)
     discarded = discard_replaced(session, period.id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import case as sql_case
@@ -431,9 +431,12 @@ def apply_holds(session: Session, run_id: int, employees: Any) -> None:
     session.flush()
 
 
-def releases_for(session: Session, period: Period, employee_ids: set[int]
+def releases_for(session: Session, period: Period,
+                 employee_ids: set[int] | Callable[[], set[int]]
                  ) -> dict[int, list[dict[str, Any]]]:
-    """Held amounts of locked runs of earlier periods of this kind, since released.
+    """Held amounts of locked runs of earlier periods of this kind, since released, of the
+    employees given (or the function that gives them, asked only where a flag was
+    dismissed after a lock: reading a period's population is a query of its own).
 
     A payout held in the latest locked run of its period is released when every flag that
     held it was dismissed after the lock and no live run has paid the release yet (a
@@ -445,6 +448,10 @@ def releases_for(session: Session, period: Period, employee_ids: set[int]
         select(FlagCase, Period).join(Period, Period.id == FlagCase.period_id)
         .where(Period.kind == period.kind, Period.start < period.start, FlagCase.holds,
                FlagCase.status == "dismissed", FlagCase.decided_after_lock)).all()
+    if not rows:
+        return {}
+    if callable(employee_ids):
+        employee_ids = employee_ids()
     # the population's ids filter here, not in the query: one bound parameter an employee
     # broke PostgreSQL past 65,535 employees, and a temporary table (bulk.ids_in) is a
     # write, which on SQLite takes the writer's lock before the period's (test_run_races)

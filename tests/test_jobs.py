@@ -327,7 +327,7 @@ def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
     are in, by that chunk, and the job notes it: the last step, which every worker waits
     for, does not again. Where no chunk did (SQLite keeps no statistics), the last step
     does, as before."""
-    from engine import bulk, chunks
+    from engine import bulk
 
     monkeypatch.setattr(bulk, "ANALYZE_AFTER", 1)
     calls: list[tuple[str, int]] = []
