@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import wording
@@ -388,24 +388,20 @@ def _outcome_groups(session: Session, run: Run
         # name took twice as long, its join included
         names = dict(session.execute(select(Team.id, Team.name)).all())
         groups: Groups = {}
-        # and each employee's amount (None: none of their outcomes has one) and whether
-        # any is held: both groupings from one pass over the outcomes (GROUPING SETS),
-        # told apart by grouping(employee_id), 1 where a row is not an employee's
+        for kind, key, status, team_id, count, amount in session.execute(
+                select(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id,
+                       func.count(), func.sum(Outcome.amount))
+                .join(Employee, Employee.id == Outcome.employee_id).where(where)
+                .group_by(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id)):
+            groups[(kind, key, status, names[team_id])] = (count, amount)
+        # each employee's amount (None: none of their outcomes has one) and whether any
+        # is held, in one pass over the outcomes
         per_employee: dict[int, Decimal] = {}
         employees = held = 0
-        grouped = (Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id)
-        for kind, key, status, team_id, emp, by_team, count, amount, holding in \
-                session.execute(
-                    select(*grouped, Outcome.employee_id, func.grouping(Outcome.employee_id),
-                           func.count(), func.sum(Outcome.amount),
-                           func.bool_or((Outcome.status == "held")
-                                        & Outcome.amount.is_not(None)))
-                    .join(Employee, Employee.id == Outcome.employee_id).where(where)
-                    .group_by(func.grouping_sets(tuple_(*grouped),
-                                                 tuple_(Outcome.employee_id)))):
-            if by_team:
-                groups[(kind, key, status, names[team_id])] = (count, amount)
-                continue
+        for emp, amount, holding in session.execute(
+                select(Outcome.employee_id, func.sum(Outcome.amount),
+                       func.bool_or((Outcome.status == "held") & Outcome.amount.is_not(None)))
+                .where(where).group_by(Outcome.employee_id)):
             employees += 1
             held += bool(holding)
             if amount is not None:
