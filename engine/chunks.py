@@ -19,14 +19,16 @@ import datetime as dt
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from engine import assignments, bulk, compliance, periods
+from engine import assignments, bulk, compliance, periods, statements
 from engine.compiler import Session as EngineSession
 from engine.db import begin_writing
 from engine.errors import RunError, RunFailed
@@ -59,8 +61,13 @@ from engine.runs import (
     write_outcomes,
 )
 
-# employees in one chunk (LAUREL_RUN_CHUNK): a task's work and its memory
+# employees in one chunk at most (LAUREL_RUN_CHUNK): a task's work and its memory
 CHUNK = 5_000
+# a run of fewer than CHUNKS x CHUNK employees is cut into CHUNKS chunks (of MIN_CHUNK
+# employees at least), so that its workers all keep busy to its end: the first to finish
+# takes another rather than waits for the last
+CHUNKS = 8
+MIN_CHUNK = 500
 # seconds after which a chunk whose worker stopped renewing its lease goes to another one
 # (LAUREL_RUN_LEASE); a worker renews it three times a lease
 LEASE = 30.0
@@ -73,11 +80,18 @@ def lease() -> float:
         return LEASE
 
 
-def chunk_size() -> int:
+def chunk_size(employees: int | None = None) -> int:
+    """Employees in one chunk of a run of ``employees``: LAUREL_RUN_CHUNK where set, else
+    CHUNK, or less for a run of fewer than CHUNKS x CHUNK employees."""
     try:
-        return max(1, int(os.environ.get("LAUREL_RUN_CHUNK") or CHUNK))
+        given = int(os.environ.get("LAUREL_RUN_CHUNK") or 0)
     except ValueError:
+        given = 0
+    if given > 0:
+        return given
+    if employees is None:
         return CHUNK
+    return min(CHUNK, max(MIN_CHUNK, -(-employees // CHUNKS)))
 
 
 def worker_name() -> str:
@@ -137,7 +151,7 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
     # here, and for the worker processes forked from here
     _COMPILED.clear()
     _COMPILED[(run.id, run.ruleset_hash)] = compiled
-    size = chunk_size()
+    size = chunk_size(len(ids))
     chunks = []
     for index, start in enumerate(range(0, len(ids), size)):
         part = ids[start:start + size]
@@ -364,24 +378,59 @@ def finish(session: Session, run_id: int) -> Run | None:
                           .execution_options(populate_existing=True)).scalar_one()
     if run.status != "running" or pending(session, run_id):
         return None
-    releases = compliance.releases_for(
-        session, period, lambda: set(period_employees(session, period.code)))
-    write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
-    context = Context.from_json(session.get(RunContext, run_id).data, ranks=False)
-    discarded = discard_replaced(session, period.id)
-    run.figures = _figures(session, context)
-    run.status, run.finished_at = "calculated", _now()
-    session.flush()
-    count = session.scalar(select(func.count()).select_from(Outcome).where(
-        Outcome.run_id == run_id)) or 0
-    if job is None or job.analysed_at is None:  # else a chunk did (_analyze_outcomes)
-        bulk.analyze(session, Outcome.__table__, rows=count)
-    settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
-           discarded)
+    with _grouped_meanwhile(session, run_id) as grouped:
+        releases = compliance.releases_for(
+            session, period, lambda: set(period_employees(session, period.code)))
+        write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
+        context = Context.from_json(session.get(RunContext, run_id).data, ranks=False)
+        discarded = discard_replaced(session, period.id)
+        run.figures = _figures(session, context)
+        run.status, run.finished_at = "calculated", _now()
+        session.flush()
+        count = session.scalar(select(func.count()).select_from(Outcome).where(
+            Outcome.run_id == run_id)) or 0
+        if job is None or job.analysed_at is None:  # else a chunk did (_analyze_outcomes)
+            bulk.analyze(session, Outcome.__table__, rows=count)
+        # released holds are outcomes this step adds: then the totals count them here
+        settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
+               discarded, None if releases else grouped)
     if job is not None:
         job.status, job.finished_at, job.done = "done", _now(), run.employee_count
     session.flush()
     return run
+
+
+@contextmanager
+def _grouped_meanwhile(session: Session, run_id: int
+                       ) -> Iterator[Callable[[], statements.OutcomeGroups | None] | None]:
+    """The run's outcomes summed up as its chunks wrote them (statements.outcome_groups),
+    worked out on a connection of its own while the last step opens the run's flag cases
+    on this one: two of the database's processes at work, not one after the other (the
+    last step is the time every worker waits). On PostgreSQL; gives the function that
+    waits for them, None where they could not be had (worked out in the transaction
+    then)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        yield None
+        return
+
+    def work() -> statements.OutcomeGroups:
+        with Session(bind) as other:
+            try:
+                return statements.outcome_groups(other, run_id)
+            finally:
+                other.rollback()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="laurel-totals") as pool:
+        future = pool.submit(work)
+
+        def result() -> statements.OutcomeGroups | None:
+            try:
+                return future.result()
+            except Exception:  # noqa: BLE001 - the transaction works them out itself
+                return None
+
+        yield result
 
 
 def _figures(session: Session, context: Context) -> dict[str, Any]:

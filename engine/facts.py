@@ -269,8 +269,11 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
                                     else period_employees(session, period.code))
     ranked = list(ranked)
     if walker is not None and figures is None:
-        # a part a process (the fewer the parts, the fewer the queries), at most a batch
-        ranges = list(_batches(ids, max(1, min(BATCH, -(-len(ids) // max(1, parts))))))
+        # as many parts as processes, or twice, three times... as many, each at most a
+        # batch (the fewer the parts, the fewer the queries; the processes end together)
+        parts = max(1, parts)
+        count = parts * -(-len(ids) // (parts * BATCH))
+        ranges = list(_batches(ids, max(1, -(-len(ids) // count))))
         # the period's dates, not the mapped row: a walker's process has sessions of its own
         days = SimpleNamespace(id=period.id, code=period.code, kind=period.kind,
                                start=period.start, end=period.end)

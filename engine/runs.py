@@ -953,18 +953,24 @@ def discard_replaced(session: Session, period_id: int) -> list[int]:
 
 def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any]],
            actor: str, releases: dict[int, list[dict[str, Any]]], outcomes: int,
-           discarded: list[int]) -> RunStale | None:
+           discarded: list[int],
+           grouped: Callable[[], statements.OutcomeGroups | None] | None = None
+           ) -> RunStale | None:
     """The last step of storing a run, under the period's lock, once the runs it replaces
     are discarded (discard_replaced): carry over what people decided on them (flag cases,
     PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
-    already stale."""
+    already stale. ``grouped`` gives the run's outcomes summed up as they were before this
+    step (statements.outcome_groups, worked out meanwhile: engine.chunks.finish), or
+    None: its totals use them unless carried decisions changed the outcomes."""
     cases = compliance.carry_cases(session, run, rules, actor)
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
     # what the checklist's count of employees with no results reads (lifecycle.checklist)
     run.figures = dict(run.figures or {}, results=rollup.results_cover(session, period))
-    statements.store_totals(session, run)
+    # carried or reopened cases set the status of the payouts they hold (apply_holds)
+    unchanged = not (cases.get("carried") or cases.get("reopened"))
+    statements.store_totals(session, run, grouped() if grouped and unchanged else None)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,
           summary=msg("run %(id)s of %(period)s: %(n)s employees, %(outcomes)s outcomes "

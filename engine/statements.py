@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Numeric, func, select
 from sqlalchemy.orm import Session
 
 from engine import wording
@@ -323,16 +323,19 @@ def iter_diff_table(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
 TEAMS_SHOWN = 25  # past twice this many teams, the overview shows the highest and lowest
 
 
-def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
+def outcome_totals(session: Session, run: Run, grouped: OutcomeGroups | None = None
+                   ) -> dict[str, Any]:
     """The run's figures read from its outcomes and adjustments, as stored with the run
     (Run.figures["totals"], amounts as text): totals by kind, rule, team and status,
-    counts by kind, employees with held amounts, the payout distribution.
+    counts by kind, employees with held amounts, the payout distribution. ``grouped``:
+    the outcomes summed up already (outcome_groups, as they stand in this transaction).
 
     Worked out when a run is stored (runs.settle) and again when an adjustment is added;
     a hold decision moves its amounts between statuses (compliance.apply_holds). Pages
     read them (overview) instead of every outcome.
     """
-    groups, per_employee, employees, held = _outcome_groups(session, run)
+    groups, per_employee, employees, held = grouped or outcome_groups(session, run.id)
+    per_employee = dict(per_employee)  # adjustments are added to it
     adjustments = session.execute(
         select(Adjustment.amount, Adjustment.employee_id, Team.name)
         .join(Employee, Employee.id == Adjustment.employee_id)
@@ -370,38 +373,46 @@ def outcome_totals(session: Session, run: Run) -> dict[str, Any]:
 
 
 Groups = dict[tuple[str, str, str | None, str], tuple[int, Decimal | None]]
+OutcomeGroups = tuple[Groups, dict[int, Decimal], int, int]
 
 
-def _outcome_groups(session: Session, run: Run
-                    ) -> tuple[Groups, dict[int, Decimal], int, int]:
+def outcome_groups(session: Session, run_id: int) -> OutcomeGroups:
     """The run's outcomes summed up: {(kind, rule, status, team): (outcomes, amount or
     None)}, each employee's amount, the employees with outcomes, those with held amounts.
 
     PostgreSQL sums in the database (its NUMERIC sums are exact); SQLite keeps amounts
     as text (engine.models.ExactDecimal), summed here."""
-    where = Outcome.run_id == run.id
+    where = Outcome.run_id == run_id
     team_of = (select(Outcome.kind, Outcome.rule_key, Outcome.status, Team.name)
                .join(Employee, Employee.id == Outcome.employee_id)
                .join(Team, Team.id == Employee.team_id).where(where))
     if session.get_bind().dialect.name == "postgresql":
+        # through the connection, not the ORM (whose handling of each row took as long
+        # as the query), the sums as the database gives them (Decimals already); a
+        # run's groups held in memory, not spilled to disk (100,000 employees: the
+        # employees' sums 410 to 240 ms)
+        conn = session.connection()
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        money = Numeric(26, 2)
         # by the team's id, named afterwards: grouping 3,000,000 outcomes by the team's
         # name took twice as long, its join included
-        names = dict(session.execute(select(Team.id, Team.name)).all())
+        names = dict(conn.execute(select(Team.id, Team.name)).all())
         groups: Groups = {}
-        for kind, key, status, team_id, count, amount in session.execute(
+        for kind, key, status, team_id, count, amount in conn.execute(
                 select(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id,
-                       func.count(), func.sum(Outcome.amount))
+                       func.count(), func.sum(Outcome.amount, type_=money))
                 .join(Employee, Employee.id == Outcome.employee_id).where(where)
-                .group_by(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id)):
+                .group_by(Outcome.kind, Outcome.rule_key, Outcome.status, Employee.team_id)
+                ).all():  # fetched at once: a fetch a row cost more than the row
             groups[(kind, key, status, names[team_id])] = (count, amount)
         # each employee's amount (None: none of their outcomes has one) and whether any
         # is held, in one pass over the outcomes
         per_employee: dict[int, Decimal] = {}
         employees = held = 0
-        for emp, amount, holding in session.execute(
-                select(Outcome.employee_id, func.sum(Outcome.amount),
+        for emp, amount, holding in conn.execute(
+                select(Outcome.employee_id, func.sum(Outcome.amount, type_=money),
                        func.bool_or((Outcome.status == "held") & Outcome.amount.is_not(None)))
-                .where(where).group_by(Outcome.employee_id)):
+                .where(where).group_by(Outcome.employee_id)).all():
             employees += 1
             held += bool(holding)
             if amount is not None:
@@ -425,9 +436,9 @@ def _outcome_groups(session: Session, run: Run
             len(holding))
 
 
-def store_totals(session: Session, run: Run) -> None:
+def store_totals(session: Session, run: Run, grouped: OutcomeGroups | None = None) -> None:
     """Work out the run's figures again and keep them with it (outcome_totals)."""
-    run.figures = dict(run.figures or {}, totals=outcome_totals(session, run))
+    run.figures = dict(run.figures or {}, totals=outcome_totals(session, run, grouped))
     keep_summary(run)
     session.flush()
 

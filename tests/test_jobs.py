@@ -352,3 +352,51 @@ def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
         assert job.analysed_at is not None and analysed == [3]
     else:
         assert job.analysed_at is None and analysed == [3, 5]  # and the last step's
+
+
+def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
+                                                        monkeypatch):
+    """On PostgreSQL the last step sums the run's outcomes up on a connection of its own
+    while it opens the flag cases: used where nothing it does changes the outcomes (a
+    first run), and not where carried decisions set the status of the payouts they hold
+    (a re-run after a flag was confirmed). The stored totals are the totals either way."""
+    import threading
+
+    from engine import compliance, statements
+    from engine.models import FlagCase
+    from engine.users import create_user
+
+    where: list[str] = []
+    groups = statements.outcome_groups
+
+    def spied(s, run_id):
+        where.append("meanwhile" if threading.current_thread().name.startswith(
+            "laurel-totals") else "here")
+        return groups(s, run_id)
+
+    monkeypatch.setattr(statements, "outcome_groups", spied)
+    load(session)
+    create_user(session, "cat@x.com", "password-123", "compliance_officer")
+    session.commit()
+    factory = db.make_sessionmaker(db_url)
+    first = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
+    session.expire_all()
+    first = session.get(Run, first.id)
+    postgres = db_url.startswith("postgresql")
+    assert where == (["meanwhile"] if postgres else ["here"])
+    assert first.figures["totals"] == statements.outcome_totals(session, first)
+    # a held payout's flag confirmed: the re-run carries the decision, which forfeits it
+    case = session.scalars(select(FlagCase).where(FlagCase.run_id == first.id,
+                                                  FlagCase.holds)).first()
+    compliance.assign(session, [case.id], "cat@x.com", "cat@x.com")
+    compliance.decide(session, case.id, "confirmed", "beyond authority", "cat@x.com")
+    session.commit()
+    where.clear()
+    second = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
+    session.expire_all()
+    second = session.get(Run, second.id)
+    # summed meanwhile too, but worked out again here: the carried decision changed them
+    assert where == (["meanwhile", "here"] if postgres else ["here"])
+    totals = statements.outcome_totals(session, second)
+    assert second.figures["totals"] == totals
+    assert totals["by_status"]["forfeited"] != "0.00"
