@@ -7,6 +7,7 @@ API); the help page shows the same table, so what the page says is what the code
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -14,10 +15,13 @@ from flask import abort, current_app, flash, g, has_app_context, redirect, reque
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, IntEqualFilter
+from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_admin.form import SecureForm
 from flask_admin.helpers import get_form_data
 from flask_admin.model import typefmt
+from flask_admin.model.fields import AjaxSelectField
 from flask_admin.model.template import TemplateLinkRowAction
+from flask_admin.model.widgets import AjaxSelect2Widget
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -171,6 +175,70 @@ class LaurelSecureForm(SecureForm):
             return bool(current_app.config.get("WTF_CSRF_ENABLED", True))
 
 
+# --- a record chosen by its id (the select boxes that search as one types) ---------------
+
+_ID = re.compile(r"[0-9]{1,18}")  # an id the database can read (PostgreSQL: bigint)
+
+
+class _KnownSelectWidget(AjaxSelect2Widget):
+    """Flask-Admin's searching select box; a refused entry is shown back as it was sent."""
+
+    def __call__(self, field: Any, **kwargs: Any) -> str:
+        if field.data is None and getattr(field, "unknown", None):
+            kwargs.setdefault("value", field.unknown)
+            kwargs.setdefault("data-json", json.dumps([field.unknown, field.unknown]))
+        return super().__call__(field, **kwargs)
+
+
+class KnownSelectField(AjaxSelectField):
+    """A record chosen by its id that must exist.
+
+    Flask-Admin's own field takes an id it cannot find (an employee code posted as the
+    manager, a deleted record) as no choice at all, so a team was saved without its manager
+    and without a word; here it is refused, naming the field, and nothing is saved.
+    """
+
+    widget = _KnownSelectWidget()
+    unknown: str | None = None
+
+    def process_formdata(self, valuelist: Any) -> None:
+        self.unknown = None
+        raw = (valuelist[0] or "").strip() if valuelist else ""
+        if valuelist and (not raw or raw == "__None") and self.allow_blank:
+            self.data = None
+        elif raw and not _ID.fullmatch(raw):
+            # not an id at all: never sent to the database (PostgreSQL refuses the query)
+            self._data, self._formdata, self.unknown = None, None, raw
+        else:
+            super().process_formdata(valuelist)
+            self.unknown = raw or None
+
+    def _get_data(self) -> Any:
+        data = super()._get_data()
+        if data is not None:
+            self.unknown = None
+        return data
+
+    data = property(_get_data, AjaxSelectField._set_data)
+
+    def pre_validate(self, form: Any) -> None:
+        if self.data is None and self.unknown:
+            raise StopValidation(_("%(field)s: no record “%(value)s”; choose one from the "
+                                   "list.", field=self.label.text, value=self.unknown))
+        super().pre_validate(form)
+
+
+class LaurelModelConverter(AdminModelConverter):
+    """Flask-Admin's form builder, with record choices that refuse an unknown id."""
+
+    def _model_select_field(self, prop: Any, multiple: Any, remote_model: Any,
+                            **kwargs: Any) -> Any:
+        loader = getattr(self.view, "_form_ajax_refs", {}).get(prop.key)
+        if loader and not multiple:
+            return KnownSelectField(loader, **kwargs)
+        return super()._model_select_field(prop, multiple, remote_model, **kwargs)
+
+
 # --- the base model view ------------------------------------------------------------------
 
 _WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update",
@@ -189,6 +257,7 @@ class LaurelModelView(ModelView):
     resource = ""
     list_template = "laurel/model/list.html"  # its controls without inline handlers
     form_base_class = LaurelSecureForm
+    model_form_converter = LaurelModelConverter
     page_size = 50
     can_set_page_size = False
     can_view_details = True

@@ -396,3 +396,39 @@ def test_the_employee_form_refuses_an_email_the_import_refuses(client: FlaskClie
     with org.session() as s:
         assert s.scalar(select(Employee.email).where(Employee.code == "Z9")) == \
             "zed@example.com"
+
+
+@pytest.mark.parametrize("manager", ["E9999", "999999", "99999999999999999999"])
+def test_a_team_with_a_manager_that_does_not_exist_is_refused_naming_the_field(
+        client: FlaskClient, org: Org, manager: str) -> None:
+    login(client, "hr_admin")
+    form = {"name": "West", "region": "Coast", "stage": "startup", "manager": manager}
+    refused = client.post("/admin/team/new/", data=form)
+    assert refused.status_code == 200
+    assert f"Manager: no record “{manager}”" in text_of(refused)
+    html = refused.get_data(as_text=True)
+    assert 'value="West"' in html and 'value="Coast"' in html and f'value="{manager}"' in html
+    assert count(org, Team, Team.name == "West") == 0
+    # a real manager (or none) still saves
+    with org.session() as s:
+        nora = s.scalars(select(Employee).where(Employee.team_id == org.north)).first()
+    assert client.post("/admin/team/new/", data={**form, "manager": str(nora.id)}
+                       ).status_code == 302
+    with org.session() as s:
+        assert s.scalars(select(Team).where(Team.name == "West")).one().manager_id == nora.id
+    assert client.post("/admin/team/new/", data={**form, "name": "East", "manager": ""}
+                       ).status_code == 302
+
+
+def test_an_employee_with_a_team_that_does_not_exist_is_refused(client: FlaskClient,
+                                                               org: Org) -> None:
+    login(client, "hr_admin")
+    with org.session() as s:
+        level = s.scalars(select(Level)).first()
+        form = {"code": "Z9", "name": "Zed", "email": "", "team": "North",
+                "level": str(level.id), "manager": "", "hire_date": "", "leave_date": ""}
+    refused = client.post("/admin/employee/new/", data=form)
+    assert refused.status_code == 200 and "Team: no record “North”" in text_of(refused)
+    assert count(org, Employee, Employee.code == "Z9") == 0
+    zh = client.post("/admin/employee/new/?lang=zh", data=form)
+    assert "团队：没有“North”这条记录" in text_of(zh)
