@@ -808,7 +808,17 @@ class RulesView(LaurelBaseView):
 
     @expose("/<key>/")
     def rule(self, key: str) -> Any:
-        return self._rule_page(key, self._shown_version(key))
+        shown = self._shown_version(key)
+        # ?check=1: the version's scenarios run again, as after accepting new figures (the
+        # accept form redirects here, so a reload of its result does not post it again)
+        if request.args.get("check") and self._can_write():
+            try:
+                report = authoring.check_scenarios(_db(), shown)
+            except LaurelError as exc:
+                flash(i18n.say(exc), "error")
+            else:
+                return self._rule_page(key, shown, report=report)
+        return self._rule_page(key, shown)
 
     def _rule_page(self, key: str, shown: Rule, report: specs.GateReport | None = None,
                    status: int = 200) -> Any:
@@ -902,8 +912,8 @@ class RulesView(LaurelBaseView):
         flash(_("%(n)d new figures taken into the scenarios of version %(v)d.", n=len(chosen),
                 v=holder.version), "success")
         if request.form.get("then") == "request":
-            return self._request(holder)
-        return self._rule_page(key, holder, report=authoring.check_scenarios(db, holder))
+            return self._request(holder, changed=True)
+        return redirect(url_for(".rule", key=key, version=holder.version, check=1))
 
     @expose("/<key>/v<int:version>/from-try", methods=("POST",))
     def from_try(self, key: str, version: int) -> Any:
@@ -931,7 +941,9 @@ class RulesView(LaurelBaseView):
         self._require_write()
         return self._request(self._rule(key, version))
 
-    def _request(self, rule: Rule) -> Any:
+    def _request(self, rule: Rule, changed: bool = False) -> Any:
+        """Ask for publishing; ``changed``: this request already saved something (accepted
+        figures), so a refusal redirects to the gate's page rather than showing it."""
         db = _db()
         try:
             report = authoring.request_publish(db, rule, _user())
@@ -944,6 +956,8 @@ class RulesView(LaurelBaseView):
             else:
                 flash(_("Not sent for approval: this version has no scenario. Write one, or "
                         "make one from try-it."), "error")
+            if changed:
+                return redirect(url_for(".rule", key=rule.key, version=rule.version, check=1))
             return self._rule_page(rule.key, rule, report=exc.report, status=400)
         except LaurelError as exc:
             db.rollback()

@@ -708,3 +708,34 @@ def test_scenarios_that_do_not_read_are_refused_in_the_readers_language(
     assert "scenarios of bonus.big_month: line" in said["en"]
     assert "no step has the words &#39;nonsense step here&#39;" in said["en"]
     assert "bonus.big_month 的场景，第" in said["zh"] and "no step has" not in said["zh"]
+
+
+@pytest.mark.slow
+def test_accepting_new_figures_redirects_so_a_reload_does_not_post_it_again(
+        client: FlaskClient, org: Org) -> None:
+    """POST, redirect, GET: the gate's page after accepting is a page of its own (its
+    scenarios run again), the message a flash; a refused request after it redirects too."""
+    login(client, "hr_admin")
+    assert change_tier_rate(client, "commission.tiered", "7").status_code == 302
+    gate = client.post("/admin/rules/commission.tiered/v2/run")
+    accept = checked_boxes(gate, "accept")
+    assert len(accept) == 4
+    done = client.post("/admin/rules/commission.tiered/v2/accept",
+                       data=MultiDict([("accept", accept[0])]))
+    assert done.status_code == 302
+    assert done.headers["Location"].endswith(
+        "/admin/rules/commission.tiered/?version=2&check=1")
+    page = client.get(done.headers["Location"])
+    text = text_of(page)
+    assert page.status_code == 200
+    assert "1 new figures taken into the scenarios of version 2." in text
+    assert len(checked_boxes(page, "accept")) == 3  # the gate ran again: three still fail
+    assert "1 new figures taken" not in text_of(client.get(done.headers["Location"]))
+    # accepting some and asking for publishing: refused, after a redirect all the same
+    left = checked_boxes(page, "accept")
+    refused = client.post("/admin/rules/commission.tiered/v2/accept",
+                          data=MultiDict([("accept", left[0]), ("then", "request")]))
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("check=1")
+    page = client.get(refused.headers["Location"])
+    assert "Not sent for approval: a scenario fails" in text_of(page)
+    assert len(checked_boxes(page, "accept")) == 2
