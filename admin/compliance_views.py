@@ -279,7 +279,7 @@ class ComplianceView(LaurelBaseView):
         return self.render(
             "laurel/compliance/case.html", case=case, outcome=outcome,
             words=statements.explain_in_words(outcome.kind, exp, lang, r.label, dict(r.types)),
-            fact=r.value,
+            fact=r.value, fact_label=r.label,
             facts=exp.get("facts") or {}, held=held, trail=trail, raised_by=raised_by,
             totals=st.totals,
             release=compliance.release_of(db, case),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -190,18 +191,20 @@ def audit_summary(entry: Any) -> str:
 _RANKED = re.compile(r"^(\S+) \((strictly higher|defined, N|company maximum)\)$")
 
 
-def fact_name(name: str) -> str:
+def fact_name(name: str, label: Callable[[str], str] | None = None) -> str:
     """A fact a rule read, as its explanation names it: a ranked fact's figures ("revenue
-    (company maximum)") with their words in the page's language."""
+    (company maximum)") with their words in the page's language; ``label`` (a
+    statements.reader's) names the fact itself, a metric by its label, else its key."""
     from flask_babel import gettext
 
+    named = label or (lambda key: key)
     found = _RANKED.match(name)
     if not found:
-        return name
+        return named(name)
     words = {"strictly higher": gettext("strictly higher"),
              "defined, N": gettext("defined, N"),
              "company maximum": gettext("company maximum")}
-    return gettext("%(fact)s (%(figure)s)", fact=found.group(1),
+    return gettext("%(fact)s (%(figure)s)", fact=named(found.group(1)),
                    figure=words[found.group(2)])
 
 

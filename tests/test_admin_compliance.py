@@ -114,8 +114,9 @@ def test_every_reader_sees_the_queue_and_the_case_in_both_languages(app, world) 
             assert title in text and "compliance.false_advertising" in text
             case = client.get(f"/admin/compliance/{world.discount}/?lang={lang}")
             assert case.status_code == 200, (role, lang)
-            # the explanation that raised it, in words
-            assert "max_discount_pct" in text_of(case)
+            # the explanation that raised it, in words, the facts it read by their labels
+            assert {"en": "Largest discount granted 9%", "zh": "最大折扣率 9%"}[lang] \
+                in text_of(case)
         forms = 'id="decide"' in case.get_data(as_text=True)
         assert forms == (role == CO)
 
@@ -385,8 +386,13 @@ def test_ratios_read_as_percentages_on_the_case_and_the_statement(app, world) ->
     # A1 gave a 9% discount beyond S2's 8% authority; January's attainment is 120%
     for lang in ("en", "zh"):
         case = text_of(as_user(app, CO).get(f"/admin/compliance/{world.discount}/?lang={lang}"))
-        assert "9% &gt; " in case and "max_discount_pct 9%" in case
-        assert "level_authority 8%" in case
+        assert "9% &gt; " in case
+        # the facts table names each fact as the sentence above it does, in the page's
+        # language, never by its key
+        facts = {"en": ["Largest discount granted 9%", "discount authority of the level 8%"],
+                 "zh": ["最大折扣率 9%", "职级折扣权限 8%"]}[lang]
+        assert case.count(facts[0]) == 2 and case.count(facts[1]) == 2, lang
+        assert "max_discount_pct" not in case and "level_authority" not in case
         assert "0.09" not in case and "0.08" not in case, lang
         statement = text_of(as_user(app, CA).get(
             f"/admin/runs/{world.run_id}/statement/A1?lang={lang}"))
