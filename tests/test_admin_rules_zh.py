@@ -165,3 +165,20 @@ def test_every_policy_page_in_chinese_has_no_untranslated_string(
         for w in (found if isinstance(found, list) else [found]):
             summary.setdefault(w, path)
     assert not summary, "\n".join(f"{w}: {p}" for w, p in sorted(summary.items()))
+
+
+def test_the_compare_page_names_each_version_in_the_pages_language(
+        client: FlaskClient, org: support.Org) -> None:
+    """A version's heading on the compare page is a sentence of the catalog, not an English
+    pattern with Chinese words in it ("v1 已发布, 规则文件")."""
+    from tests.test_admin_rules import change_tier_rate
+
+    support.login(client, "hr_admin")
+    assert change_tier_rate(client, "commission.tiered", "7").status_code == 302
+    hr = support.ROLE_EMAILS["hr_admin"]
+    page = client.get("/admin/rules/commission.tiered/compare?a=1&b=2&lang=zh")
+    heads = re.findall(r"<th>([^<]*)</th>", page.get_data(as_text=True))[1:3]
+    assert heads == ["版本 1（已发布，规则文件）", f"版本 2（草稿，{hr}）"]
+    page = client.get("/admin/rules/commission.tiered/compare?a=1&b=2&lang=en")
+    heads = re.findall(r"<th>([^<]*)</th>", page.get_data(as_text=True))[1:3]
+    assert heads == ["v1 published, rule file", f"v2 draft, {hr}"]
