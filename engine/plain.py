@@ -414,9 +414,10 @@ def line_words(kind: str, exp: Mapping[str, Any], status: str | None, value: str
     elif exp.get("pip"):
         pip = exp["pip"]
         target = wording.pip_target(pip.get("target", ""), v.lang, v.label, v.types)
-        words.append(f"绩效改进计划：{pip['start']} 至 {pip['end']}，目标：{target}" if zh
-                     else f"A performance improvement plan from {pip['start']} to "
-                     f"{pip['end']}, target: {target}")
+        start, end = wording.day(pip["start"], v.lang), wording.day(pip["end"], v.lang)
+        words.append(f"绩效改进计划：{start} 至 {end}，目标：{target}" if zh
+                     else f"A performance improvement plan from {start} to {end}, "
+                     f"target: {target}")
     elif value:
         words.append(f"{wording.term(kind, 'zh')}：{wording.term(value, 'zh')}" if zh
                      else f"{wording.term(kind).capitalize()}: {value}")

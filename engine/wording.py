@@ -12,12 +12,15 @@ Attainment is below 80%, ..."). A ratio reads as a percentage wherever it is sho
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from functools import lru_cache, wraps
 from typing import Any
+
+from babel.dates import format_date
 
 Label = Callable[[str], str]
 
@@ -128,6 +131,22 @@ def pct(value: Any) -> str:
     if d is None:
         return str(value)
     return number(d.scaleb(2)) + "%"
+
+
+_DATE_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}  # as the back office's (admin.i18n)
+
+
+def day(value: Any, lang: str = "en") -> str:
+    """A day as the back office shows one in the reader's language ("Apr 1, 2026",
+    "2026年4月1日"), from a date or a stored ISO day; other text stays as it is."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, dt.date):
+        return "" if value is None else str(value)
+    return format_date(value, "medium", locale=_DATE_LOCALE.get(lang, "en"))
 
 
 def shown(value: Any, kind: str | None) -> str:
@@ -491,9 +510,10 @@ def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
             words.append(calculation(calc, lang, label, types))
     if exp.get("pip"):
         pip = exp["pip"]
-        words.append(f"改进计划自 {pip['start']} 至 {pip['end']}（{pip['months']} 个月），"
+        start, end = day(pip["start"], lang), day(pip["end"], lang)
+        words.append(f"改进计划自 {start} 至 {end}（{pip['months']} 个月），"
                      f"目标：{pip_target(pip['target'], lang, label)}" if zh else
-                     f"PIP from {pip['start']} to {pip['end']} ({pip['months']} months), "
+                     f"PIP from {start} to {end} ({pip['months']} months), "
                      f"target: {pip['target']}")
     if exp.get("held_by"):
         rules = ", ".join(exp["held_by"])

@@ -126,6 +126,23 @@ def test_pip_pages_render_for_their_readers_in_both_languages(app, world) -> Non
     assert officer.get(f"/admin/pips/{world.pip}/").status_code == 403
 
 
+def test_the_pip_line_of_a_statement_gives_its_days_as_the_page_does(app, world) -> None:
+    """The PIP's start (the line's value) and its days in the words read like the period's
+    days above them, never as ISO dates."""
+    with db.make_sessionmaker(world.url)() as s:
+        run_id = s.get(Pip, world.pip).run_id
+    client = as_user(app, HR)
+    for lang, period, words, value in (
+            ("en", "(Jan 1, 2026 – Mar 31, 2026)",
+             "PIP from Apr 1, 2026 to Jun 30, 2026 (3 months)", "PIP Apr 1, 2026"),
+            ("zh", "(2026年1月1日 – 2026年3月31日)",
+             "改进计划自 2026年4月1日 至 2026年6月30日（3 个月）", "绩效改进计划 2026年4月1日")):
+        text = html.unescape(text_of(client.get(
+            f"/admin/runs/{run_id}/statement/C1?lang={lang}")))
+        assert period in text and words in text and value in text, lang
+        assert "2026-04-01" not in text and "2026-06-30" not in text, lang
+
+
 def test_the_pip_page_shows_each_month_against_the_target(app, world) -> None:
     text = html.unescape(text_of(as_user(app, HR).get(f"/admin/pips/{world.pip}/")))
     assert "2026-04 85% ≥ 80% yes" in text

@@ -85,7 +85,7 @@ def test_each_action_type_reads_in_the_payees_words(demo) -> None:
     assert lines_of(s, q1, "E0019")["bonus.service_star"][1].endswith(
         "rank 6 of 59; the top 10% are ranks 1 to 6")  # tied at the boundary
     assert lines_of(s, q1, "E0014")["pip.trigger"] == [
-        "A performance improvement plan from 2026-04-01 to 2026-06-30, target: monthly "
+        "A performance improvement plan from Apr 1, 2026 to Jun 30, 2026, target: monthly "
         "Attainment ≥ 80%", "because PIPs running is 0; rating of this period is D"]
     held = lines_of(s, run_of(s, "2026-03"), "E0003")
     assert held["commission.tiered"][-1] == \
