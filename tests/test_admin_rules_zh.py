@@ -182,3 +182,17 @@ def test_the_compare_page_names_each_version_in_the_pages_language(
     page = client.get("/admin/rules/commission.tiered/compare?a=1&b=2&lang=en")
     heads = re.findall(r"<th>([^<]*)</th>", page.get_data(as_text=True))[1:3]
     assert heads == ["v1 published, rule file", f"v2 draft, {hr}"]
+
+
+def test_the_review_page_names_the_published_version_in_the_pages_language(
+        client: FlaskClient, org: support.Org) -> None:
+    """The review of a draft heads the published side with a sentence of the catalog
+    ("已发布（版本 1）"), not "已发布 (v1)"."""
+    from tests.test_admin_rules import change_tier_rate
+
+    support.login(client, "hr_admin")
+    assert change_tier_rate(client, "commission.tiered", "7").status_code == 302
+    page = client.get("/admin/rules/commission.tiered/v2/review?period=2026-01&lang=zh")
+    assert "已发布（版本 1）" in page.get_data(as_text=True)
+    page = client.get("/admin/rules/commission.tiered/v2/review?period=2026-01&lang=en")
+    assert "Published (v1)" in page.get_data(as_text=True)
