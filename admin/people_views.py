@@ -184,10 +184,23 @@ class ReviewsView(LaurelBaseView):
             abort(403)
         db = _db()
         typed = {k: request.form.get(k, "") for k in ("period", "self_due", "manager_due")}
+        # every field's problem at once, each beside its field
+        errors: dict[str, str] = {}
+        due: dict[str, dt.date] = {}
+        for field in ("self_due", "manager_due"):
+            try:
+                due[field] = _date(typed[field], field)
+            except LaurelError as exc:
+                errors[field] = refused(exc)[1]
+        if not typed["period"].strip():
+            errors["period"] = refused(LaurelError(msg(
+                "field %(field)s: %(reason)s", field="period",
+                reason=msg("give a quarter (YYYY-Qn), such as 2026-Q2"))))[1]
+        if errors:
+            return self.index(400, typed, errors)
         try:
-            cycle = reviews.open_cycle(db, typed["period"].strip(),
-                                       _date(typed["self_due"], "self_due"),
-                                       _date(typed["manager_due"], "manager_due"), me())
+            cycle = reviews.open_cycle(db, typed["period"].strip(), due["self_due"],
+                                       due["manager_due"], me())
             db.commit()
         except LaurelError as exc:
             db.rollback()

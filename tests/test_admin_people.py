@@ -76,6 +76,16 @@ def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(
         text = support.text_of(undated)  # said beside its field, what was typed kept
         assert undated.status_code == 400 and said in text, lang
         assert 'value="2026-04-12"' in undated.get_data(as_text=True)
+    # an empty form: every field's problem at once, each beside its field
+    for lang, said in (("en", ("give a quarter (YYYY-Qn), such as 2026-Q2",
+                               "give a date (YYYY-MM-DD)")),
+                       ("zh", ("请填写季度（YYYY-Qn），例如 2026-Q2", "请填写日期（YYYY-MM-DD）"))):
+        empty = client.post(f"/admin/reviews/open?lang={lang}",
+                            data={"period": "", "self_due": "", "manager_due": ""})
+        html = empty.get_data(as_text=True)
+        assert empty.status_code == 400 and html.count("is-invalid") == 3, lang
+        assert all(words in support.text_of(empty) for words in said), lang
+        assert "''" not in support.text_of(empty)
     client.get("/admin/?lang=en")
     opened = client.post("/admin/reviews/open", data={
         "period": "2026-Q1", "self_due": "2026-04-05", "manager_due": "2026-04-12"})
