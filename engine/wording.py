@@ -58,7 +58,7 @@ TERMS_ZH = {
     "closed": "已关闭", "failed": "未通过", "calculated": "已计算", "approved": "已批准",
     "locked": "已锁定", "low": "低", "medium": "中", "high": "高",
     "cleared": "不再触发", "proposed": "已提议", "role_change": "调岗", "exit": "离职",
-    "eligible": "符合条件", "nominated": "已提名", "accepted": "已接受", "declined": "已拒绝",
+    "eligible": "符合条件", "nominated": "已提名", "accepted": "已录取", "declined": "未录取",
     "self": "自评", "manager": "经理评估", "customer": "客户评分",
     "hr_admin": "HR 管理员", "comp_analyst": "薪酬分析师", "compliance_officer": "合规专员",
     "sales_manager": "销售经理", "auditor": "审计员", "sales_rep": "销售人员",

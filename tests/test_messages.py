@@ -60,3 +60,18 @@ def test_an_error_from_the_rule_engines_process_keeps_what_it_names(tmp_path) ->
     assert str(error) == str(RuleError("commission.tiered", "must be a number",
                                        field="tiers[1].rate", row=2))
     assert isinstance(message_of(error.reason), Message)
+
+
+def test_a_candidates_status_reads_the_same_in_messages_and_on_pages() -> None:
+    """The engine's words for a promotion candidate's status (in its messages: "cannot
+    become ...") are the catalog's (the status lists and options of the pages)."""
+    from pathlib import Path
+
+    from babel.support import Translations
+
+    from engine.wording import term
+
+    catalog = Translations.load(str(Path(__file__).resolve().parent.parent / "admin"
+                                    / "translations"), ["zh"], "messages")
+    for status in ("eligible", "nominated", "accepted", "declined"):
+        assert term(status, "zh") == catalog.gettext(status) != status, status
