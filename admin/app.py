@@ -157,7 +157,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"laurel_languages": i18n.LANGUAGES, "laurel_language": i18n.current_language,
+        return {"laurel_language": i18n.current_language,
+                "laurel_switch": i18n.switch_languages,
                 "laurel_user": auth.current_principal, "lang_url": i18n.lang_url,
                 "term": i18n.term, "money": i18n.money, "percent": i18n.percent,
                 "pip_target": i18n.pip_target, "pip_figure": i18n.pip_figure,

@@ -25,8 +25,10 @@ from flask_babel import (
 )
 from flask_login import current_user
 
+from engine import wording
+
 LANGUAGES = {"en": "English", "zh": "中文"}
-_BABEL_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
+_BABEL_LOCALE = wording.LOCALES
 DEFAULT_CURRENCY = "CNY"
 
 
@@ -58,6 +60,15 @@ def remember_switch() -> None:
     code = language_code(request.args.get("lang"))
     if code:
         session["lang"] = code
+
+
+def switch_languages() -> dict[str, str]:
+    """The languages a page offers to switch to: none where the user's own language
+    setting wins over the switch (current_language), else every other one."""
+    if current_user and current_user.is_authenticated and language_code(current_user.locale):
+        return {}
+    here = current_language()
+    return {code: label for code, label in LANGUAGES.items() if code != here}
 
 
 def current_language() -> str:
@@ -215,13 +226,11 @@ def when(at: Any) -> str:
 
 def day(value: Any) -> str:
     """A day in the reader's language ("Apr 1, 2026", "2026年4月1日"); a stored ISO day
-    (a one-to-one's action) too."""
-    if isinstance(value, str):
-        try:
-            value = dt.date.fromisoformat(value)
-        except ValueError:
-            return value
-    return format_date(value, "medium") if value else ""
+    (a one-to-one's action) too (engine.wording.day); a moment's day in the back office's
+    time zone."""
+    if isinstance(value, dt.datetime):
+        return format_date(value, "medium")
+    return wording.day(value, current_language())
 
 
 def lang_url(code: str) -> str:

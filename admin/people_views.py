@@ -192,14 +192,14 @@ class ReviewsView(LaurelBaseView):
                 due[field] = _date(typed[field], field)
             except LaurelError as exc:
                 errors[field] = refused(exc)[1]
-        if not typed["period"].strip():
-            errors["period"] = refused(LaurelError(msg(
-                "field %(field)s: %(reason)s", field="period",
-                reason=msg("give a quarter (YYYY-Qn), such as 2026-Q2"))))[1]
+        try:
+            reviews.quarter(typed["period"])
+        except LaurelError as exc:
+            errors["period"] = refused(exc)[1]
         if errors:
             return self.index(400, typed, errors)
         try:
-            cycle = reviews.open_cycle(db, typed["period"].strip(), due["self_due"],
+            cycle = reviews.open_cycle(db, typed["period"], due["self_due"],
                                        due["manager_due"], me())
             db.commit()
         except LaurelError as exc:

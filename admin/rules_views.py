@@ -765,11 +765,12 @@ class RulesView(LaurelBaseView):
             copy_of = self._rule(source, request.args.get("version", type=int))
             form = _in_units(form_from_definition(copy_of.definition), types)
             form.fields["key"] = ""
-            # the English name in English, whatever the page's language
+            # each name in its own language, whatever the page's
             form.fields["name"] = i18n.in_each_language(
                 _l("Copy of %(name)s", name=copy_of.name))["en"]
             if form.fields.get("name_zh"):
-                form.fields["name_zh"] = f"{form.fields['name_zh']}（副本）"
+                form.fields["name_zh"] = i18n.in_each_language(
+                    _l("Copy of %(name)s", name=form.fields["name_zh"]))["zh"]
             return self._editor(form, {}, None, copy_of=copy_of)
         start = STARTS.get(request.args.get("start", ""))
         if start is not None:

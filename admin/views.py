@@ -211,15 +211,8 @@ class KnownSelectField(AjaxSelectField):
             self._data, self._formdata, self.unknown = None, None, raw
         else:
             super().process_formdata(valuelist)
-            self.unknown = raw or None
-
-    def _get_data(self) -> Any:
-        data = super()._get_data()
-        if data is not None:
-            self.unknown = None
-        return data
-
-    data = property(_get_data, AjaxSelectField._set_data)
+            if raw and self.data is None:  # looked up once: an id no record has
+                self._formdata, self.unknown = None, raw
 
     def pre_validate(self, form: Any) -> None:
         if self.data is None and self.unknown:

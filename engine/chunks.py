@@ -378,9 +378,10 @@ def finish(session: Session, run_id: int) -> Run | None:
                           .execution_options(populate_existing=True)).scalar_one()
     if run.status != "running" or pending(session, run_id):
         return None
-    with _grouped_meanwhile(session, run_id) as grouped:
-        releases = compliance.releases_for(
-            session, period, lambda: set(period_employees(session, period.code)))
+    releases = compliance.releases_for(
+        session, period, lambda: set(period_employees(session, period.code)))
+    # released holds are outcomes this step adds: the sums of the chunks' alone are no use
+    with _grouped_meanwhile(session, run_id, not releases) as grouped:
         write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
         context = Context.from_json(session.get(RunContext, run_id).data, ranks=False)
         discarded = discard_replaced(session, period.id)
@@ -391,9 +392,8 @@ def finish(session: Session, run_id: int) -> Run | None:
             Outcome.run_id == run_id)) or 0
         if job is None or job.analysed_at is None:  # else a chunk did (_analyze_outcomes)
             bulk.analyze(session, Outcome.__table__, rows=count)
-        # released holds are outcomes this step adds: then the totals count them here
         settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
-               discarded, None if releases else grouped)
+               discarded, grouped)
     if job is not None:
         job.status, job.finished_at, job.done = "done", _now(), run.employee_count
     session.flush()
@@ -401,25 +401,22 @@ def finish(session: Session, run_id: int) -> Run | None:
 
 
 @contextmanager
-def _grouped_meanwhile(session: Session, run_id: int
+def _grouped_meanwhile(session: Session, run_id: int, wanted: bool = True
                        ) -> Iterator[Callable[[], statements.OutcomeGroups | None] | None]:
     """The run's outcomes summed up as its chunks wrote them (statements.outcome_groups),
     worked out on a connection of its own while the last step opens the run's flag cases
     on this one: two of the database's processes at work, not one after the other (the
-    last step is the time every worker waits). On PostgreSQL; gives the function that
-    waits for them, None where they could not be had (worked out in the transaction
-    then)."""
+    last step is the time every worker waits). On PostgreSQL, where ``wanted``; gives the
+    function that waits for them, None where they could not be had (worked out in the
+    transaction then)."""
     bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
+    if not wanted or bind.dialect.name != "postgresql":
         yield None
         return
 
     def work() -> statements.OutcomeGroups:
-        with Session(bind) as other:
-            try:
-                return statements.outcome_groups(other, run_id)
-            finally:
-                other.rollback()
+        with Session(bind) as other:  # closed, its reading rolled back, on the way out
+            return statements.outcome_groups(other, run_id)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="laurel-totals") as pool:
         future = pool.submit(work)

@@ -84,13 +84,19 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
     # joins them with themselves in a nested loop (minutes)
     bulk.analyze(session, FlagCase.__table__, rows=cases_touched(done))
     recount(session, run.period_id)
-    if done.get("carried") or done.get("reopened"):
+    if changes_outcomes(done):
         decided = select(FlagCase.employee_id).where(
             FlagCase.run_id == run.id, FlagCase.holds,
             FlagCase.status.in_(("confirmed", "dismissed")))
         apply_holds(session, run.id, decided)
         _pay_releases_here(session, run, set(session.scalars(decided)))
     return done
+
+
+def changes_outcomes(done: dict[str, Any]) -> bool:
+    """Whether carry_cases (of what it returned) set the status of the run's outcomes:
+    cases carried or reopened hold or release the payouts of their decisions."""
+    return bool(done.get("carried") or done.get("reopened"))
 
 
 def cases_touched(done: dict[str, Any]) -> int:
@@ -431,31 +437,27 @@ def apply_holds(session: Session, run_id: int, employees: Any) -> None:
     session.flush()
 
 
-def releases_for(session: Session, period: Period,
-                 employee_ids: set[int] | Callable[[], set[int]]
+def releases_for(session: Session, period: Period, employee_ids: Callable[[], set[int]]
                  ) -> dict[int, list[dict[str, Any]]]:
     """Held amounts of locked runs of earlier periods of this kind, since released, of the
-    employees given (or the function that gives them, asked only where a flag was
-    dismissed after a lock: reading a period's population is a query of its own).
+    employees the function gives (asked only where a flag was dismissed after a lock:
+    reading a period's population is a query of its own).
 
     A payout held in the latest locked run of its period is released when every flag that
     held it was dismissed after the lock and no live run has paid the release yet (a
     reopened period's new run that paid it itself included).
     """
-    if not employee_ids:
-        return {}
     rows = session.execute(
         select(FlagCase, Period).join(Period, Period.id == FlagCase.period_id)
         .where(Period.kind == period.kind, Period.start < period.start, FlagCase.holds,
                FlagCase.status == "dismissed", FlagCase.decided_after_lock)).all()
     if not rows:
         return {}
-    if callable(employee_ids):
-        employee_ids = employee_ids()
+    ids = employee_ids()
     # the population's ids filter here, not in the query: one bound parameter an employee
     # broke PostgreSQL past 65,535 employees, and a temporary table (bulk.ids_in) is a
     # write, which on SQLite takes the writer's lock before the period's (test_run_races)
-    rows = [r for r in rows if r[0].employee_id in employee_ids]
+    rows = [r for r in rows if r[0].employee_id in ids]
     if not rows:
         return {}
     # A live run of this same period is about to be discarded by the new one: what it paid

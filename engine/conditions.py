@@ -212,12 +212,10 @@ def push_not(cond: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
-    if type(value) is Decimal:  # most values: as the Decimal branch below
+    if isinstance(value, Decimal):  # most values
         return format(value, "f")
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    if isinstance(value, Decimal):
-        return format(value, "f")
     return str(value)
 
 
@@ -329,7 +327,7 @@ class Check:
         the JSON texts orjson writes them: an explanation's template is filled in with
         them (engine.runs.Template)."""
         actual = facts.get(self.fact)
-        out = [f'"{actual:f}"' if type(actual) is Decimal else _fmt_json(actual)]
+        out = [_fmt_json(actual)]
         if self.ref is not None:
             out.insert(0, _fmt_json(facts.get(self.ref)))
         if self.population is not None:

@@ -48,7 +48,8 @@ class Quotient(Decimal):
         return (_quotient, (str(self), self.exact))
 
 
-def _quotient(digits: str, fraction: Fraction) -> Quotient:
+def _quotient(digits: Decimal | str, fraction: Fraction) -> Quotient:
+    """The Quotient of ``digits`` (the fraction rounded to 34 digits) and ``fraction``."""
     q = Quotient(digits)
     q.exact = fraction
     return q
@@ -77,9 +78,7 @@ def from_fraction(value: Fraction) -> Decimal:
         d = Decimal(value.numerator) / Decimal(value.denominator)
         if not ctx.flags[Inexact]:
             return d
-    q = Quotient(d)
-    q.exact = value
-    return q
+    return _quotient(d, value)
 
 
 def ratio_quotient(rounded: Decimal, a: Decimal, b: Decimal) -> Decimal:
@@ -89,9 +88,7 @@ def ratio_quotient(rounded: Decimal, a: Decimal, b: Decimal) -> Decimal:
     once from theirs, about a third of the time."""
     na, da = a.as_integer_ratio()
     nb, db = b.as_integer_ratio()
-    q = Quotient(rounded)
-    q.exact = Fraction(na * db, da * nb)
-    return q
+    return _quotient(rounded, Fraction(na * db, da * nb))
 
 
 def _fraction(value: Number) -> Fraction:

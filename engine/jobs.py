@@ -147,11 +147,8 @@ def _walker(factory: sessionmaker[Session], workers: int) -> Walker:
     def walker(parts: list[tuple[int, int]], walk: Callable[[Session, int, int], Walk]
                ) -> list[Walk]:
         def one(part: tuple[int, int]) -> Walk:
-            with factory() as session:
-                try:
-                    return walk(session, *part)
-                finally:
-                    session.rollback()
+            with factory() as session:  # closed, its reading rolled back, on the way out
+                return walk(session, *part)
 
         return list(forks.forked(one, len(parts), min(workers, len(parts)), items=parts))
 

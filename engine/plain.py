@@ -27,7 +27,6 @@ from engine import wording
 from engine.metrics import ratio_parts
 from engine.models import Rule, Run
 
-_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}
 _THIS = {"month": ("this month", "本月"), "quarter": ("this quarter", "本季度"),
          "year": ("this year", "本年度")}
 
@@ -48,7 +47,7 @@ class Voice(wording.Reader):
 
     @property
     def locale(self) -> str:
-        return _LOCALE.get(self.lang, "en")
+        return wording.LOCALES.get(self.lang, "en")
 
     def money(self, value: Any, currency: str | None = None) -> str:
         """An amount with its currency: whole amounts without decimals, else two."""

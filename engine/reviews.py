@@ -43,18 +43,29 @@ def get_cycle(session: Session, cycle_id: int) -> ReviewCycle:
     return cycle
 
 
-def open_cycle(session: Session, period_code: str, self_due: dt.date, manager_due: dt.date,
-               actor: str | None) -> ReviewCycle:
-    """Open the review cycle of a quarter (HR), with its two deadlines."""
-    user = require_role(session, actor, ("hr_admin",), "open a review cycle")
+def quarter(period_code: str) -> str:
+    """The quarter a review cycle is opened for, as typed (trimmed); refused, naming the
+    field, when it is empty or not a quarter."""
+    period_code = (period_code or "").strip()
+    if not period_code:
+        raise LaurelError(msg("field %(field)s: %(reason)s", field="period",
+                              reason=msg("give a quarter (YYYY-Qn), such as 2026-Q2")))
     kind, _start, _end = periods.parse(period_code)
     if kind != "quarter":
         raise LaurelError(msg("review cycle, field period: %(period_code)s is not a quarter "
                               "(YYYY-Qn)", period_code=period_code))
+    return period_code
+
+
+def open_cycle(session: Session, period_code: str, self_due: dt.date, manager_due: dt.date,
+               actor: str | None) -> ReviewCycle:
+    """Open the review cycle of a quarter (HR), with its two deadlines."""
+    user = require_role(session, actor, ("hr_admin",), "open a review cycle")
+    period_code = quarter(period_code)
     if manager_due < self_due:
         raise LaurelError(msg("review cycle, field manager_due: the managers' deadline comes "
                               "after the self-assessments'"))
-    period = periods.get_or_create(session, period_code.strip())
+    period = periods.get_or_create(session, period_code)
     if session.scalar(select(ReviewCycle.id).where(ReviewCycle.period_id == period.id)):
         raise LaurelError(msg("review cycle, field period: %(code)s has a review cycle already",
                               code=period.code))

@@ -843,7 +843,8 @@ def start_run(session: Session, code: str, actor: str = "system", dry_run: bool 
         Run.period_id == period.id, Run.status != "failed")) or 0
     outcomes, employees, compiled, used, timings, figures = evaluate_period(
         session, period, progress)
-    releases = compliance.releases_for(session, period, {o["employee_id"] for o in outcomes})
+    releases = compliance.releases_for(session, period,
+                                       lambda: {o["employee_id"] for o in outcomes})
     outcomes.extend(_released_hold_outcomes(session, period, releases))
     if dry_run:
         return RunResult(None, period, outcomes, employees, compiled.content_hash, timings)
@@ -959,17 +960,17 @@ def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any
     """The last step of storing a run, under the period's lock, once the runs it replaces
     are discarded (discard_replaced): carry over what people decided on them (flag cases,
     PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
-    already stale. ``grouped`` gives the run's outcomes summed up as they were before this
-    step (statements.outcome_groups, worked out meanwhile: engine.chunks.finish), or
-    None: its totals use them unless carried decisions changed the outcomes."""
+    already stale. ``grouped`` gives the run's outcomes summed up as its chunks wrote them
+    (statements.outcome_groups, worked out meanwhile: engine.chunks.finish), or None:
+    its totals use them unless this step changed the outcomes (released holds added,
+    carried decisions holding or releasing payouts)."""
     cases = compliance.carry_cases(session, run, rules, actor)
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)
     # what the checklist's count of employees with no results reads (lifecycle.checklist)
     run.figures = dict(run.figures or {}, results=rollup.results_cover(session, period))
-    # carried or reopened cases set the status of the payouts they hold (apply_holds)
-    unchanged = not (cases.get("carried") or cases.get("reopened"))
+    unchanged = not releases and not compliance.changes_outcomes(cases)
     statements.store_totals(session, run, grouped() if grouped and unchanged else None)
     stale = staleness(session, run)
     audit(session, "run", "run", run.id,

@@ -763,16 +763,15 @@ class ScratchDatabase:
             _dispose(url)
         self.path = self.dir / "scenario.db"
         self.url = f"sqlite:///{self.path}"
+        # a scratch copy need not survive a crash: no waiting for the disk at commit (the
+        # engine is kept for the URL, its listener with it: engine.db.fresh_sqlite_copy)
+        event.listen(db.get_engine(self.url), "connect", _unsynchronised)
 
     def session(self) -> Session:
         """A session on a fresh copy of the template (the previous scenario's is gone)."""
         from engine import db
 
-        first = self.url not in db._engines
         db.fresh_sqlite_copy(self.template, self.path)
-        if first:
-            # a scratch copy need not survive a crash: no waiting for the disk at commit
-            event.listen(db.get_engine(self.url), "connect", _unsynchronised)
         s = db.make_sessionmaker(self.url)()
         s.info["actor"] = ACTOR
         s.info["audit_off"] = True

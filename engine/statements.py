@@ -335,7 +335,6 @@ def outcome_totals(session: Session, run: Run, grouped: OutcomeGroups | None = N
     read them (overview) instead of every outcome.
     """
     groups, per_employee, employees, held = grouped or outcome_groups(session, run.id)
-    per_employee = dict(per_employee)  # adjustments are added to it
     adjustments = session.execute(
         select(Adjustment.amount, Adjustment.employee_id, Team.name)
         .join(Employee, Employee.id == Adjustment.employee_id)

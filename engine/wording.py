@@ -133,7 +133,9 @@ def pct(value: Any) -> str:
     return number(d.scaleb(2)) + "%"
 
 
-_DATE_LOCALE = {"en": "en", "zh": "zh_Hans_CN"}  # as the back office's (admin.i18n)
+# Babel's locale of each language the product speaks (the back office's, admin.i18n, and
+# the plain wording's, engine.plain)
+LOCALES = {"en": "en", "zh": "zh_Hans_CN"}
 
 
 def day(value: Any, lang: str = "en") -> str:
@@ -146,7 +148,7 @@ def day(value: Any, lang: str = "en") -> str:
             return value
     if not isinstance(value, dt.date):
         return "" if value is None else str(value)
-    return format_date(value, "medium", locale=_DATE_LOCALE.get(lang, "en"))
+    return format_date(value, "medium", locale=LOCALES.get(lang, "en"))
 
 
 def shown(value: Any, kind: str | None) -> str:

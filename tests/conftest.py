@@ -152,13 +152,6 @@ def _sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("database") / "laurel.db"
 
 
-def reset_sqlite(template: str, path: Path) -> str:
-    """Put a fresh copy of the template at ``path``, under the same URL every test
-    (engine.db.fresh_sqlite_copy): a new file name each test compiled every statement
-    again in every test."""
-    return db.fresh_sqlite_copy(Path(template), path)
-
-
 @pytest.fixture()
 def db_url(_template: str, _sqlite_path: Path, tmp_path: Path,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
@@ -167,7 +160,9 @@ def db_url(_template: str, _sqlite_path: Path, tmp_path: Path,
         reset_postgres(PG_URL)
         url = PG_URL
     else:
-        url = reset_sqlite(_template, _sqlite_path)
+        # a fresh copy under the same URL every test: a new file name each test compiled
+        # every statement again in every test
+        url = db.fresh_sqlite_copy(Path(_template), _sqlite_path)
     monkeypatch.setenv("LAUREL_DATABASE_URL", url)
     monkeypatch.setenv("LAUREL_INSTANCE_PATH", str(tmp_path / "instance"))
     yield url

@@ -455,6 +455,7 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
     compiled = _library()
     period = SimpleNamespace(code="2031-07", start=dt.date(2031, 7, 1),
                              end=dt.date(2031, 7, 31), kind="month")
+    templated = 0  # explanations a Template wrote: the comparison below is of something
     for name, firing in compiled.firings.items():
         if firing.role == "warn" or firing.rule["action"]["type"] in ("draw", "pip"):
             continue
@@ -468,6 +469,7 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
                 continue  # facts a firing could not have fired on (an undefined base)
             # the same as the JSON text its Template writes, once it has one
             texts = runs.employee_outcomes(ef, period, compiled, evaluation, texts=True)
+            templated += sum(isinstance(o["explanation"], str) for o in texts)
             assert [{**o, "explanation": runs.explanation_text(o["explanation"])}
                     for o in out] == [
                 {**o, "explanation": o["explanation"] if isinstance(o["explanation"], str)
@@ -479,6 +481,7 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
                 leaves = conjunction(firing.condition)
                 if leaves is not None and holds({"all": leaves}, ef.values):
                     assert e["checks"] == held_checks({"all": leaves}, ef.values)[0], (name, e)
+    assert templated
 
 
 @settings(max_examples=EXAMPLES * 4, deadline=None, derandomize=not RANDOM)
