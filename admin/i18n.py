@@ -134,6 +134,15 @@ def metric_value(value: Decimal | None, metric_type: str | None) -> str:
     return format_decimal(value, "#,##0.######")
 
 
+def byte_size(size: int) -> str:
+    """A number of bytes as a reader takes it in: in kB or MB (of 1,000), in the page's
+    language's digits."""
+    for unit, bytes_ in (("MB", 1_000_000), ("kB", 1_000)):
+        if size >= bytes_:
+            return f"{format_decimal(Decimal(size) / bytes_, '#,##0.#')} {unit}"
+    return f"{format_decimal(size, '#,##0')} B"
+
+
 def term(word: Any) -> str:
     """A code of the domain (kind, period kind, status, stage) in the page's language."""
     from engine.wording import term as say

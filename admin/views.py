@@ -31,7 +31,7 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import defer, joinedload, with_expression
 from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import Optional, StopValidation
@@ -896,47 +896,74 @@ def _readable(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# An entry's snapshots larger than this are not read to list it: its summary says what it
+# holds (an import of 1,000,000 employees keeps every one, 125 MB), its own page shows it.
+LISTED_SNAPSHOTS = 64 * 1024
+CHANGES_SHOWN = 6  # the fields a list of entries shows of one
+ITEMS_SHOWN = 10  # the items of a list or a mapping a value in it shows (its page: all)
+
+
+def with_sizes(query: Any, dialect: str) -> Any:
+    """A query of audit entries that reads their snapshots only where used, and their
+    size (AuditLog.snapshots) at once."""
+    return query.options(defer(AuditLog.before), defer(AuditLog.after),
+                         with_expression(AuditLog.snapshots,
+                                         AuditLog.snapshots_size(dialect)))
+
+
 def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
-    """One line per changed field: 'name: old -> new' (what an HR reader needs).
+    """One line per changed field: 'name: old -> new' (what an HR reader needs); the first
+    CHANGES_SHOWN of them. An entry whose snapshots are too large to list (its size read
+    with it: with_sizes) says so, and its page shows them.
 
     ``readable`` leaves out hashes and writes times in words (the home page).
     """
+    if (entry.snapshots or 0) > LISTED_SNAPSHOTS:
+        return Markup("<span class=\"text-muted\">{}</span>").format(
+            _("%(size)s of details: open the entry to read them",
+              size=i18n.byte_size(entry.snapshots)))
     before, after = entry.before or {}, entry.after or {}
     if readable:
         before, after = _readable(before), _readable(after)
     if entry.action == "update":
-        keys = [k for k in after if before.get(k) != after.get(k)]
+        keys = [k for k in after if before.get(k) != after.get(k)][:CHANGES_SHOWN]
         parts = [Markup("<code>{}</code>: {} &rarr; {}").format(
-            k, _stored(k, before.get(k)), _stored(k, after.get(k))) for k in keys]
+            k, _stored(k, before.get(k), ITEMS_SHOWN), _stored(k, after.get(k), ITEMS_SHOWN))
+            for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
-    parts = [Markup("<code>{}</code>: {}").format(k, _stored(k, v)) for k, v in data.items()
-             if v not in (None, "", [], {})][:6]
-    return Markup("<br>").join(parts)
+    shown = [(k, v) for k, v in data.items() if v not in (None, "", [], {})][:CHANGES_SHOWN]
+    return Markup("<br>").join(Markup("<code>{}</code>: {}").format(
+        k, _stored(k, v, ITEMS_SHOWN)) for k, v in shown)
 
 
 # Stored fields whose values are the domain's codes: they read in the page's language.
 _WORD_FIELDS = {"status", "kind", "role", "decision", "stage"}
 
 
-def _stored(key: str, value: Any) -> Markup:
+def _stored(key: str, value: Any, most: int | None = None) -> Markup:
     """A stored field's value as it was written (data, shown as such), a status in the
-    page's language."""
+    page's language; ``most``: as _short."""
     if value is None:
         return Markup("")
     if key in _WORD_FIELDS and isinstance(value, str):
         return Markup("{}").format(i18n.term(value))
     if isinstance(value, bool):
         return Markup("{}").format(_short(value))
-    return Markup("<code>{}</code>").format(_short(value))
+    return Markup("<code>{}</code>").format(_short(value, most))
 
 
-def _short(value: Any) -> str:
-    """A snapshot's value in words: lists and mappings spelt out, to any depth."""
-    if isinstance(value, list):
-        return ", ".join(_short(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_short(v)}" for k, v in value.items())
+def _short(value: Any, most: int | None = None) -> str:
+    """A snapshot's value in words: lists and mappings spelt out, to any depth; ``most``:
+    the first so many items of each, and how many more there are (a list of entries)."""
+    if isinstance(value, list | dict):
+        items = list(value.items() if isinstance(value, dict) else value)
+        shown = items if most is None else items[:most]
+        words = [f"{v[0]}: {_short(v[1], most)}" if isinstance(value, dict)
+                 else _short(v, most) for v in shown]
+        if len(items) > len(shown):
+            words.append(_("%(n)d more", n=len(items) - len(shown)))
+        return ("; " if isinstance(value, dict) else ", ").join(words)
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
     return "–" if value is None else str(value)
@@ -961,6 +988,10 @@ class AuditLogView(LaurelModelView):
         "entity": lambda v, c, m, n: resource_name(m.entity),
         "changes": lambda v, c, m, n: render_changes(m),
     }
+    def get_query(self) -> Any:
+        # the snapshots of the entries listed are read only where shown (render_changes)
+        return with_sizes(super().get_query(), _db().get_bind().dialect.name)
+
     column_formatters_detail = {
         "at": lambda v, c, m, n: i18n.when(m.at),
         "summary": lambda v, c, m, n: i18n.audit_summary(m),
@@ -1080,7 +1111,8 @@ class DashboardView(AdminIndexView):
                                   .order_by(Period.start.desc()).limit(6)).all()
         entries = []
         if may_read("audit_log"):
-            entries = db.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(8)).all()
+            entries = db.scalars(with_sizes(select(AuditLog), db.get_bind().dialect.name)
+                                 .order_by(AuditLog.id.desc()).limit(8)).all()
         my_team = db.get(Team, team_id) if team_id and team_id > 0 else None
         user = current_principal()
         waiting = []

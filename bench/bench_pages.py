@@ -8,7 +8,8 @@ run of LAUREL_BENCH_POSTGRES_URL, else ``laurel_bench`` on 127.0.0.1: what
 compliance officer made for the purpose, and times each page as a browser would ask for
 it, through the whole Flask app (the WSGI stack, the database, the template): the run's
 overview, its people (first and last page), one employee's statement, the flag queue (first
-and last page) and the run list. Prints, for each, the first answer and the median of
+and last page; filtered by a rule, a severity, and the officer's own), the compliance
+officer's home page and the run list. Prints, for each, the first answer and the median of
 ``--repeat`` more, in milliseconds, beside the aim (300 ms).
 
     python bench/bench_run.py --employees 1000000 --workers 2 --database postgresql
@@ -63,6 +64,12 @@ def _pages(url: str, run_id: int | None) -> tuple[int, list[tuple[str, str, str]
                                 .where(Outcome.run_id == run_id).order_by(Employee.code)
                                 .offset(people // 2).limit(1))
         cases = session.scalar(select(func.count()).select_from(FlagCase))
+        # the queue's filters as an officer uses them: the rule and the severity of the
+        # most flags
+        rule, severity = session.execute(
+            select(FlagCase.rule_key, FlagCase.severity).group_by(
+                FlagCase.rule_key, FlagCase.severity).order_by(func.count().desc())
+            .limit(1)).one_or_none() or ("", "")
     last_people = max(1, -(-people // 100))
     last_cases = max(1, -(-cases // 50))
     analyst, officer = "comp_analyst", "compliance_officer"
@@ -76,6 +83,12 @@ def _pages(url: str, run_id: int | None) -> tuple[int, list[tuple[str, str, str]
         ("flag queue", officer, "/admin/compliance/"),
         (f"flag queue, last page ({last_cases:,})", officer,
          f"/admin/compliance/?page={last_cases}"),
+        (f"flag queue, rule {rule}", officer, f"/admin/compliance/?rule={rule}"),
+        (f"flag queue, severity {severity}", officer,
+         f"/admin/compliance/?severity={severity}"),
+        ("flag queue, the officer's own", officer,
+         f"/admin/compliance/?assignee={USERS[officer]}"),
+        ("compliance officer's home page", officer, "/admin/"),
         ("run list", analyst, "/admin/runs/"),
     ]
 

@@ -192,28 +192,39 @@ def _open_cases(session: Session, run: Run, holds: list[str], first: bool
 
 
 def recount(session: Session, period_id: int) -> None:
-    """Count the cases of the period's runs by status again (FlagCount), every status of
-    every run of the period given, zero or not (count_move then only adds)."""
+    """Count the cases of the period's runs by status, rule and severity again
+    (FlagCount): of every rule and severity a run holds a case of, every status, zero or
+    not (count_move then only adds)."""
     runs = list(session.scalars(select(Run.id).where(Run.period_id == period_id)))
     if not runs:
         return
     session.execute(delete(FlagCount).where(FlagCount.run_id.in_(runs)))
-    counts = {(r, s): 0 for r in runs for s in FLAG_STATUSES}
-    counts.update({(r, s): n for r, s, n in session.execute(
-        select(FlagCase.run_id, FlagCase.status, func.count())
-        .where(FlagCase.period_id == period_id).group_by(FlagCase.run_id, FlagCase.status))})
-    session.execute(insert(FlagCount), [{"run_id": r, "status": s, "cases": n}
-                                        for (r, s), n in sorted(counts.items())])
+    found = session.execute(
+        select(FlagCase.run_id, FlagCase.rule_key, func.coalesce(FlagCase.severity, ""),
+               FlagCase.status, func.count())
+        .where(FlagCase.period_id == period_id)
+        .group_by(FlagCase.run_id, FlagCase.rule_key, FlagCase.severity, FlagCase.status)
+    ).all()
+    counts = {(r, s, k, v): 0 for r, k, v in {(r, k, v) for r, k, v, _, _ in found}
+              for s in FLAG_STATUSES}
+    counts.update({(r, s, k, v): n for r, k, v, s, n in found})
+    if counts:
+        session.execute(insert(FlagCount), [
+            {"run_id": r, "status": s, "rule_key": k, "severity": v, "cases": n}
+            for (r, s, k, v), n in sorted(counts.items())])
 
 
 def count_move(session: Session, case: FlagCase, old: str) -> None:
     """Keep the counts of the case's run in step with a change of its status from ``old``
-    (one case: its run's count of ``old`` less one, of its status now one more)."""
+    (one case: its run's count of ``old`` for its rule and severity less one, of its
+    status now one more)."""
     if old == case.status:
         return
     for status, step in ((old, -1), (case.status, 1)):
         moved = session.execute(update(FlagCount).where(
-            FlagCount.run_id == case.run_id, FlagCount.status == status)
+            FlagCount.run_id == case.run_id, FlagCount.status == status,
+            FlagCount.rule_key == case.rule_key,
+            FlagCount.severity == (case.severity or ""))
             .values(cases=FlagCount.cases + step)).rowcount
         if not moved:  # counted before this status was one (recount writes every status)
             session.flush()
@@ -222,13 +233,20 @@ def count_move(session: Session, case: FlagCase, old: str) -> None:
 
 
 def counted(session: Session, statuses: Iterable[str] = FLAG_STATUSES,
-            runs: Any = None) -> int:
+            runs: Any = None, rule_key: str | None = None, severity: str | None = None
+            ) -> int:
     """How many flag cases of these runs (a query of run ids; default: the live runs) are
-    in these statuses, from the kept counts (FlagCount): a sum of a few rows."""
+    in these statuses, of the rule and the severity when given, from the kept counts
+    (FlagCount): a sum of a few rows."""
     if runs is None:
         runs = select(Run.id).where(Run.status.in_(LIVE_RUN))
-    return session.scalar(select(func.coalesce(func.sum(FlagCount.cases), 0)).where(
-        FlagCount.run_id.in_(runs), FlagCount.status.in_(list(statuses)))) or 0
+    where = [FlagCount.run_id.in_(runs), FlagCount.status.in_(list(statuses))]
+    if rule_key is not None:
+        where.append(FlagCount.rule_key == rule_key)
+    if severity is not None:
+        where.append(FlagCount.severity == severity)
+    return session.scalar(select(func.coalesce(func.sum(FlagCount.cases), 0))
+                          .where(*where)) or 0
 
 
 def paid_elsewhere(session: Session, case: FlagCase, period_id: int) -> bool:
@@ -554,15 +572,16 @@ def queue_count(session: Session, status: str | None = None, severity: str | Non
                 period_code: str | None = None, employee_code: str | None = None,
                 include_discarded: bool = False, assignee: str | None = None) -> int:
     """How many flags the queue holds with these filters: from the counts kept with the
-    runs (counted) when only the status or the period filter it, else counted in the
-    database."""
-    if not (severity or rule_key or team_id or employee_code or include_discarded
-            or assignee):
+    runs (counted) when only the status, the period, the rule or the severity filter it,
+    else counted in the database (a team's, an employee's or an assignee's cases, through
+    their indexes)."""
+    if not (team_id or employee_code or include_discarded or assignee):
         runs = select(Run.id).where(Run.status.in_(LIVE_RUN))
         if period_code:
             runs = runs.join(Period, Period.id == Run.period_id).where(
                 Period.code == period_code)
-        return counted(session, [status] if status else FLAG_STATUSES, runs)
+        return counted(session, [status] if status else FLAG_STATUSES, runs,
+                       rule_key or None, severity or None)
     stmt = queue_query(status, severity, rule_key, team_id, period_code, employee_code,
                        include_discarded, assignee)
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

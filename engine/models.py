@@ -23,7 +23,13 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    query_expression,
+    relationship,
+)
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -349,6 +355,16 @@ class AuditLog(Base):
     # The summary's template and parameters (engine.messages), so that it reads in the
     # reader's language; None for a summary that is a name (a record's own) or older.
     message: Mapped[dict[str, Any] | None]
+    # The bytes its snapshots take, where a query asked (snapshots_size): lists of entries
+    # leave the large ones unread (an import of 1,000,000 employees keeps every one).
+    snapshots: Mapped[int | None] = query_expression()
+
+    @staticmethod
+    def snapshots_size(dialect: str) -> Any:
+        """The bytes of an entry's before and after as stored, without reading them as
+        JSON (PostgreSQL: as stored, compressed; SQLite: the text's length)."""
+        size = func.pg_column_size if dialect == "postgresql" else func.length
+        return func.coalesce(size(AuditLog.before), 0) + func.coalesce(size(AuditLog.after), 0)
 
 
 class Rule(Base):
@@ -574,6 +590,11 @@ class FlagCase(Base):
         # number of flags decided
         Index("ix_flag_case_open", "run_id", "id", sqlite_where=OPEN_FLAG_CASE,
               postgresql_where=OPEN_FLAG_CASE),
+        # the cases given to someone, by their email as typed in any case: a compliance
+        # officer's own queue and home page; the cases given to nobody (most) not in it
+        Index("ix_flag_case_assignee", func.lower(text("assignee")),
+              sqlite_where=text("assignee IS NOT NULL"),
+              postgresql_where=text("assignee IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -621,11 +642,13 @@ class FlagCase(Base):
 
 
 class FlagCount(Base):
-    """How many flag cases a run holds in each status ("cases" whose ``run_id`` is the run).
+    """How many flag cases a run holds in each status, of each rule and severity ("cases"
+    whose ``run_id`` is the run; ``severity`` "" where the case has none).
 
     Kept in the transaction that changes the cases (engine.compliance: recount when a run
     carries its period's cases, count_move on each assignment and decision), so that the
-    queue and the period-close checklist count a million flags without reading them.
+    queue (filtered by status, period, rule or severity) and the period-close checklist
+    count a million flags without reading them.
     """
 
     __tablename__ = "flag_count"
@@ -633,6 +656,8 @@ class FlagCount(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"),
                                         primary_key=True)
     status: Mapped[str] = mapped_column(String(10), primary_key=True)
+    rule_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(200), primary_key=True)
     cases: Mapped[int] = mapped_column(default=0)
 
 

@@ -84,6 +84,50 @@ def test_an_empty_value_inside_an_audit_entry_reads_as_a_dash(client: FlaskClien
         assert "Zed" in text and "None" not in text
 
 
+def _import_employees(client: FlaskClient, count: int, prefix: str) -> None:
+    import io
+
+    rows = "".join(f"{prefix}{i:05d},Person {prefix}{i:05d},North,S1,\n"
+                   for i in range(count))
+    answer = client.post("/admin/imports/", data={"kind": "employees", "file": (io.BytesIO(
+        ("code,name,team,level,manager_code\n" + rows).encode()), f"{prefix}.csv")},
+        content_type="multipart/form-data")
+    assert answer.status_code in (200, 302)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_lists_of_audit_entries_do_not_spell_out_a_large_import(
+        client: FlaskClient, org: Org, lang: str) -> None:
+    """An import keeps every employee in its audit entry (125 MB for 1,000,000): the home
+    page and the audit log list say how large its details are, and read only the small
+    entries; a smaller one shows its first items and how many more. The entry's own page
+    shows everything."""
+    from admin.views import ITEMS_SHOWN, LISTED_SNAPSHOTS
+
+    login(client, "hr_admin")
+    _import_employees(client, 1000, "BIG")
+    big = _last_audit(org, "employee")
+    with org.session() as s:
+        size = s.scalar(select(AuditLog.snapshots_size(s.get_bind().dialect.name))
+                        .where(AuditLog.id == big.id))
+    assert size > LISTED_SNAPSHOTS
+    note = {"en": "of details: open the entry to read them", "zh": "请打开该条记录查看"}[lang]
+    home = text_of(client.get(f"/admin/?lang={lang}"))
+    assert note in home and "Person BIG00999" not in home
+    login(client, "auditor")
+    listing = text_of(client.get(f"/admin/auditlog/?lang={lang}"))
+    assert note in listing and "Person BIG00999" not in listing
+    details = text_of(client.get(f"/admin/auditlog/details/?id={big.id}&lang={lang}"))
+    assert "Person BIG00999" in details
+
+    login(client, "hr_admin")
+    _import_employees(client, ITEMS_SHOWN + 5, "SML")
+    home = text_of(client.get(f"/admin/?lang={lang}"))
+    more = {"en": "5 more", "zh": "另有 5 项"}[lang]
+    assert "Person SML00000" in home and more in home
+    assert f"Person SML{ITEMS_SHOWN:05d}" not in home
+
+
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
         client: FlaskClient, org: Org) -> None:
     login(client, "comp_analyst")

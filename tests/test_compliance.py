@@ -574,11 +574,14 @@ def test_the_upgrade_clears_cases_left_open_on_discarded_runs(tmp_path):
             "flag 2 (f.b) no longer raised: run 7 cleared it",
             "flag 3 (f.c) no longer raised: run 7 cleared it"]
         assert compliance.queue(s, status="in_review", include_discarded=True) == []
-        # the runs' counts, counted by the upgrade (0025), every status of every run
-        kept = s.execute(select(FlagCount.run_id, FlagCount.status, FlagCount.cases)).all()
-        assert len(kept) == 3 * len(FLAG_STATUSES)
-        assert {(r, st): n for r, st, n in kept if n} == {
-            (7, "open"): 1, (7, "cleared"): 2, (9, "open"): 1}
+        # the runs' counts, counted by the upgrade (0025, then by rule in 0029): every
+        # status of every rule of every run that holds a case
+        kept = s.execute(select(FlagCount.run_id, FlagCount.status, FlagCount.rule_key,
+                                FlagCount.cases)).all()
+        assert len(kept) == 4 * len(FLAG_STATUSES)  # run 7: f.a, f.b, f.c; run 9: f.a
+        assert {(r, st, k): n for r, st, k, n in kept if n} == {
+            (7, "open", "f.a"): 1, (7, "cleared", "f.b"): 1, (7, "cleared", "f.c"): 1,
+            (9, "open", "f.a"): 1}
         assert compliance.queue_count(s) == 3  # run 7's: run 9 is discarded
 
 
@@ -851,16 +854,28 @@ def counts_agree(session):
     """The counts kept with the runs are the cases as they are, and the queue, the
     checklist and the compliance officer's waiting list read them right."""
     session.expire_all()
-    kept = {(r, s): n for r, s, n in session.execute(
-        select(FlagCount.run_id, FlagCount.status, FlagCount.cases)) if n}
-    real = {(r, s): n for r, s, n in session.execute(
-        select(FlagCase.run_id, FlagCase.status, func.count())
-        .group_by(FlagCase.run_id, FlagCase.status))}
-    assert kept == real and real
+    kept_by_rule = {(r, s, k, v): n for r, s, k, v, n in session.execute(
+        select(FlagCount.run_id, FlagCount.status, FlagCount.rule_key, FlagCount.severity,
+               FlagCount.cases)) if n}
+    real_by_rule = {(r, s, k, v or ""): n for r, s, k, v, n in session.execute(
+        select(FlagCase.run_id, FlagCase.status, FlagCase.rule_key, FlagCase.severity,
+               func.count())
+        .group_by(FlagCase.run_id, FlagCase.status, FlagCase.rule_key, FlagCase.severity))}
+    assert kept_by_rule == real_by_rule and real_by_rule
+    kept: dict[tuple[int, str], int] = {}
+    for (r, s, _, _), n in kept_by_rule.items():
+        kept[(r, s)] = kept.get((r, s), 0) + n
+    rules = {k for _, _, k, _ in real_by_rule}
+    severities = {v for _, _, _, v in real_by_rule if v}
     for status in (None, *FLAG_STATUSES):
-        counted = session.scalar(select(func.count()).select_from(
-            compliance.queue_query(status=status).subquery()))
-        assert compliance.queue_count(session, status=status) == counted
+        for rule_key, severity in [(None, None), *((k, None) for k in rules),
+                                   *((None, v) for v in severities),
+                                   *((k, v) for k in rules for v in severities)]:
+            counted = session.scalar(select(func.count()).select_from(
+                compliance.queue_query(status=status, rule_key=rule_key,
+                                       severity=severity).subquery()))
+            assert compliance.queue_count(session, status=status, rule_key=rule_key,
+                                          severity=severity) == counted
     assert compliance.queue_count(session, period_code="2026-01") == session.scalar(
         select(func.count()).select_from(compliance.queue_query().where(
             FlagCase.period_id == select(Period.id).where(Period.code == "2026-01")
