@@ -238,7 +238,8 @@ class ComplianceView(LaurelBaseView):
         case = _db().get(FlagCase, case_id)
         team_id = _team_scope()
         # A sales manager does not learn that another team's flag exists: 404, not 403.
-        if case is None or (team_id is not None and case.employee.team_id != team_id):
+        if case is None or (team_id is not None and case.employee.team_id != team_id) \
+                or not compliance.visible(_db(), case):
             abort(404)
         return case
 

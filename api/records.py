@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from api import schemas as s
 from api.core import (
+    ApiProblem,
     caller,
     db,
     idempotent,
@@ -61,8 +62,11 @@ def _employee_filters(query: Any, args: dict[str, Any], employee_column: Any) ->
 
 
 def _case(case_id: int) -> FlagCase:
-    return one(FlagCase, case_id, "compliance case", "read", "compliance",
+    case = one(FlagCase, case_id, "compliance case", "read", "compliance",
                team_of=lambda c: c.employee_id)
+    if not compliance.visible(db(), case):  # a running run's (opened early)
+        raise ApiProblem(404, f"compliance case {case_id} does not exist")
+    return case
 
 
 @cases.route("")

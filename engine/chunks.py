@@ -293,7 +293,8 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
         session.execute(delete(Outcome).where(Outcome.run_id == run_id,
                                               Outcome.employee_id.between(first, last),
                                               Outcome.chunk == index))
-        _write_chunk(session, run_id, index, outcomes, first, last)
+        _write_chunk(session, run, index, outcomes, first, last,
+                     compliance.holding(compiled.rules))
         chunk.status, chunk.seconds = "done", time.perf_counter() - started
         # the job's count of employees done, moved under its row's lock: one chunk alone
         # sees it cross half the run
@@ -320,22 +321,28 @@ def _analyze_outcomes(session_factory: Callable[[], Session], run_id: int, emplo
         session.commit()
 
 
-def _write_chunk(session: Session, run_id: int, index: int, outcomes: list[dict[str, Any]],
-                 first: int, last: int) -> None:
-    """Store a chunk's outcomes, under the run's lock (_lock_chunk). On PostgreSQL the
-    chunk's employees are locked as a foreign key's check would lock them (FOR KEY SHARE),
-    once each, and with every reference so held the per-row checks (an employee and the
-    run for each outcome) are skipped where the session may (bulk.references_held). An
-    outcome of an employee gone since its facts were read is written with the checks, which
-    refuse it as before."""
+def _write_chunk(session: Session, run: Run, index: int, outcomes: list[dict[str, Any]],
+                 first: int, last: int, holds: list[str]) -> None:
+    """Store a chunk's outcomes, under the run's lock (_lock_chunk), and open the cases of
+    its flags where the run opens them early (the period's first flags:
+    compliance.opens_cases_early). On PostgreSQL the chunk's employees are locked as a
+    foreign key's check would lock them (FOR KEY SHARE), once each, and with every
+    reference so held the per-row checks (an employee and the run for each outcome) are
+    skipped where the session may (bulk.references_held). An outcome of an employee gone
+    since its facts were read is written with the checks, which refuse it as before."""
+    written = False
     if bulk.may_skip_key_checks(session, Outcome.__table__):
         locked = set(session.scalars(select(Employee.id).where(
             Employee.id.between(first, last)).with_for_update(key_share=True)))
         if {o["employee_id"] for o in outcomes} <= locked:
             with bulk.references_held(session, Outcome.__table__, allowed=True):
-                write_outcomes(session, run_id, outcomes, chunk=index)
-            return
-    write_outcomes(session, run_id, outcomes, chunk=index)
+                write_outcomes(session, run.id, outcomes, chunk=index)
+            written = True
+    if not written:
+        write_outcomes(session, run.id, outcomes, chunk=index)
+    if any(o["kind"] == "flag" for o in outcomes) \
+            and compliance.opens_cases_early(session, run.id, run.period_id):
+        compliance.open_chunk_cases(session, run.id, run.period_id, holds, first, last, index)
 
 
 def _renew(session_factory: Callable[[], Session], run_id: int, index: int, worker: str

@@ -124,14 +124,14 @@ def test_a_chunk_of_outcomes_keeps_its_references_whichever_way_it_is_written(se
                 "amount": Decimal("1.00"), "currency": "CNY", "value": None,
                 "status": "payable", "explanation": {"rule": "x"}}
 
-    chunks._write_chunk(session, run.id, 7, [line(ids[0]), line(ids[-1])], ids[0], ids[-1])
+    chunks._write_chunk(session, run, 7, [line(ids[0]), line(ids[-1])], ids[0], ids[-1], [])
     assert session.scalar(select(func.count()).select_from(Outcome).where(
         Outcome.run_id == run.id, Outcome.chunk == 7)) == 2
     gone = ids[-1] + 1000
     # the COPY goes through the driver, whose own error it raises
     with pytest.raises((IntegrityError, psycopg.errors.IntegrityError)), \
             session.begin_nested():
-        chunks._write_chunk(session, run.id, 8, [line(ids[0]), line(gone)], ids[0], gone)
+        chunks._write_chunk(session, run, 8, [line(ids[0]), line(gone)], ids[0], gone, [])
     with pytest.raises(IntegrityError), session.begin_nested():
         session.execute(insert(Outcome).values(run_id=run.id, employee_id=gone, rule_key="x",
                                                kind="bonus", status="payable"))

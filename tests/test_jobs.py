@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import chunks, db, jobs, runs
-from engine.errors import RunFailed, RunInProgress
-from engine.models import Outcome, Run, RunChunk, RunJob
+from engine import chunks, compliance, db, jobs, runs
+from engine.errors import NotFound, RunFailed, RunInProgress
+from engine.models import AuditLog, FlagCase, Outcome, Run, RunChunk, RunJob
 from tests.test_runs import load, organisation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,24 @@ def job_of(session: Session, code: str) -> int:
     return job.id
 
 
+def case_set(session: Session, run_id: int) -> set[tuple]:
+    """The run's flag cases as (outcome, employee, rule, severity, holds, status); each must
+    be one flag outcome's, and every flag outcome has one."""
+    cases = {(c.outcome_id, c.employee_id, c.rule_key, c.severity, c.holds, c.status)
+             for c in session.scalars(select(FlagCase).where(FlagCase.run_id == run_id))}
+    flags = {(o.id, o.employee_id, o.rule_key, o.value) for o in session.scalars(
+        select(Outcome).where(Outcome.run_id == run_id, Outcome.kind == "flag"))}
+    assert {c[:4] for c in cases} == flags and len(cases) == len(flags)
+    return cases
+
+
+def opened_entry(session: Session, run_id: int) -> dict[str, Any]:
+    """What the run's audit entry says it did with the period's flag cases."""
+    return session.scalar(select(AuditLog.after).where(
+        AuditLog.entity == "run", AuditLog.action == "run",
+        AuditLog.entity_id == str(run_id)))["flags"]
+
+
 def test_a_chunked_run_gives_what_one_process_gives(db_url, session, chunked):
     load(session)
     for code in ("2026-01", "2026-Q1"):
@@ -64,6 +82,80 @@ def test_a_chunked_run_gives_what_one_process_gives(db_url, session, chunked):
         assert outcome_set(session, run.id) == expected
         job = session.get(RunJob, job_id)
         assert (job.status, job.done, job.total) == ("done", 24, 24)
+        # the period's first flags: the chunks opened their cases, one a flag, and the
+        # run's entry counts them all, in a range that holds no other case of the period
+        cases = case_set(session, run.id)
+        if code == "2026-Q1":  # no rule of a quarter flags
+            assert not cases and opened_entry(session, run.id) == {}
+            continue
+        assert cases and {c[-1] for c in cases} == {"open"}
+        ids = sorted(session.scalars(select(FlagCase.id).where(FlagCase.run_id == run.id)))
+        assert opened_entry(session, run.id) == {
+            "opened": {"count": len(cases), "first_id": ids[0], "last_id": ids[-1]}}
+        assert compliance.queue_count(session, period_code=code) == len(cases)
+
+
+def officer(session: Session) -> str:
+    from engine.users import create_user
+
+    create_user(session, "officer@x.com", "a long enough password 1", "compliance_officer")
+    session.commit()
+    return "officer@x.com"
+
+
+def test_a_chunked_rerun_carries_the_cases_its_chunks_did_not_open(db_url, session, chunked):
+    """A second run of the period finds the first run's cases: its chunks open none, and
+    its last step attaches its flags to them, decisions kept."""
+    load(session)
+    officer(session)
+    factory = db.make_sessionmaker(db_url)
+    first = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
+    session.expire_all()
+    before = case_set(session, first.id)
+    decided = min(before)[0]
+    case = session.scalar(select(FlagCase).where(FlagCase.outcome_id == decided))
+    compliance.assign(session, [case.id], "officer@x.com", "officer@x.com")
+    session.commit()
+    case_id = case.id
+    second = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
+    session.expire_all()
+    after = case_set(session, second.id)
+    assert len(after) == len(before)
+    assert session.get(FlagCase, case_id).status == "in_review"
+    assert session.get(FlagCase, case_id).run_id == second.id
+    assert set(session.scalars(select(FlagCase.id))) == set(session.scalars(
+        select(FlagCase.id).where(FlagCase.run_id == second.id)))
+    assert opened_entry(session, second.id)["carried"] == {"in_review": 1,
+                                                           "open": len(after) - 1}
+
+
+def test_the_cases_a_running_run_opened_are_nobodys_yet(db_url, session, chunked):
+    """A chunk opens its flags' cases as it stores them: until the run is stored they are
+    in no queue, cannot be read or decided, and a cancelled run takes them away."""
+    load(session)
+    officer(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    with factory() as s:
+        indexes = chunks.plan(s, job_id)
+        s.commit()
+        run_id = s.get(RunJob, job_id).run_id
+    for index in indexes:
+        assert chunks.evaluate_chunk(factory, run_id, index) == "done"
+    session.expire_all()
+    early = list(session.scalars(select(FlagCase).where(FlagCase.run_id == run_id)))
+    assert early
+    assert compliance.queue(session, include_discarded=True) == []
+    assert compliance.queue_count(session, include_discarded=True) == 0
+    with pytest.raises(NotFound):
+        compliance.get_case(session, early[0].id)
+    with pytest.raises(NotFound):
+        compliance.assign(session, [early[0].id], "officer@x.com", "officer@x.com")
+    session.rollback()
+    jobs.cancel(session, job_id, "x@x.com")
+    session.commit()
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
 
 
 def test_celery_tasks_plan_evaluate_and_finish_a_run(db_url, session, chunked):
@@ -113,6 +205,7 @@ def test_a_chunk_whose_worker_was_lost_is_redone_once(db_url, session, chunked,
         s.commit()
     session.expire_all()
     assert outcome_set(session, run_id) == expected  # nothing twice, nothing missing
+    assert case_set(session, run_id)  # one case a flag: the redone chunk's opened again
 
 
 def test_a_data_failure_in_one_chunk_fails_the_run_and_shows_nothing(db_url, session, chunked,
@@ -134,6 +227,7 @@ def test_a_data_failure_in_one_chunk_fails_the_run_and_shows_nothing(db_url, ses
     run = session.get(Run, job.run_id)
     assert job.status == run.status == "failed" and "E012" in run.error
     assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
     jobs.start(session, "2026-01", "y@x.com")  # the period is free again
 
 
@@ -152,6 +246,7 @@ def test_a_cancelled_run_keeps_nothing_and_its_tasks_stop(db_url, session, chunk
     session.expire_all()
     assert session.get(Run, run_id).status == "cancelled"
     assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
 
 
 def test_a_job_nobody_works_on_stalls_then_fails(session):
