@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import bulk, clawbacks, compliance, followup, periods, rollup, runs, statements, wording
@@ -29,15 +29,19 @@ from engine.messages import msg
 from engine.models import (
     LIVE_RUN,
     OPEN_FLAG_STATUSES,
+    ORGANISATION_ENTRY,
     Adjustment,
     AuditLog,
     Employee,
     FlagCase,
+    Level,
+    Metric,
     Outcome,
     PayCode,
     Period,
     Rule,
     Run,
+    Team,
 )
 from engine.runs import get_run, staleness
 from engine.users import require_role
@@ -148,6 +152,15 @@ def lock(session: Session, run_id: int, actor: str | None,
 
 
 @dataclass
+class OrgChange:
+    """A change to the organisation made since a run began: its audit entry, and the id of
+    the record it changed while that record is there (its page)."""
+
+    entry: AuditLog
+    record_id: int | None = None
+
+
+@dataclass
 class Checklist:
     """What a person closing the period checks before approving or locking a run."""
 
@@ -177,11 +190,15 @@ class Checklist:
     # (published, changed or retired since): {"key", "name", "was", "now"}, a version or
     # None; a new run of the period would use the "now" versions.
     rules_changed: list[dict[str, Any]] = field(default_factory=list)
+    # Employees, teams, levels and metrics changed since the run began (org_changed_since):
+    # the first ones and how many there are in all; a new run would read them as they are.
+    org_changed: list[OrgChange] = field(default_factory=list)
+    org_changed_count: int = 0
 
     @property
     def clear(self) -> bool:
         return not (self.open_flags or self.drafts or self.warnings or self.missing
-                    or self.inquiries or self.rules_changed)
+                    or self.inquiries or self.rules_changed or self.org_changed_count)
 
 
 # Runs of more employees than this are not compared line by line on every view of their
@@ -193,10 +210,12 @@ COMPARED_ON_PAGE = 20_000
 def checklist(session: Session, run: Run, most: int = rollup.MISSING_KEPT) -> Checklist:
     """The period-close checklist of a run: open flags, drafts awaiting approval that take
     effect in the period, warnings, employees with no results, changes since the last run,
-    salespeople's inquiries about the period still open.
+    salespeople's inquiries about the period still open, rules and the organisation
+    changed since the run was made.
 
-    ``most`` bounds the lists of flags, warnings and employees shown (the counts are
-    whole): the page of a run of any size reads a bounded number of rows.
+    ``most`` bounds the lists of flags, warnings, employees and changes to the organisation
+    shown (the counts are whole): the page of a run of any size reads a bounded number of
+    rows.
     """
     from engine.authoring import awaiting_approval
 
@@ -207,6 +226,7 @@ def checklist(session: Session, run: Run, most: int = rollup.MISSING_KEPT) -> Ch
         open_flag_count=compliance.counted(session, OPEN_FLAG_STATUSES, [run.id]),
         inquiries=inquiry_queue(session, "active", period_id=run.period_id))
     out.rules_changed = rules_changed_since(session, run)
+    out.org_changed_count, out.org_changed = org_changed_since(session, run, most)
     out.drafts = [r for r in awaiting_approval(session) if r.period_kind == period.kind
                   and (r.effective_from is None or r.effective_from <= period.end)
                   and (r.effective_to is None or r.effective_to >= period.start)]
@@ -316,6 +336,50 @@ def rules_changed_since(session: Session, run: Run) -> list[dict[str, Any]]:
                         "name_zh": definition.get("name_zh") or "",
                         "was": used.get(key), "now": version})
     return out
+
+
+# The record an audit entry of the organisation names (the entry's id, as text).
+_ORGANISATION_RECORDS: dict[str, Any] = {"employee": Employee, "level": Level,
+                                         "metric": Metric, "team": Team}
+
+
+def org_changed_since(session: Session, run: Run, most: int = rollup.MISSING_KEPT
+                      ) -> tuple[int, list[OrgChange]]:
+    """How many changes to the organisation (audit entries of employees, teams, levels and
+    metrics: edited, created or deleted one by one, or an import of employees) were made
+    since the run began, and the first ``most`` of them in the order they were made.
+
+    Since it began, not since it finished: a change made while it calculated may or may
+    not have been read. An employee's own change counts only when they have results for
+    the period (or a period below it): anyone else is in no run of it (an employee with
+    results cannot be deleted). An import counts whoever it changed (one entry a file).
+    """
+    digits = AuditLog.entity_id.regexp_match("^[0-9]{1,18}$")
+    employee = case((digits, cast(AuditLog.entity_id, BigInteger)))
+    # the index's own condition, written as it is (ix_audit_log_organisation): SQLite and
+    # PostgreSQL read the index only for a query that states it
+    since = (ORGANISATION_ENTRY, AuditLog.at >= run.started_at,
+             or_(AuditLog.entity != "employee", AuditLog.action == "import",
+                 rollup.with_results(run.period.code, employee)))
+    count = session.scalar(select(func.count()).select_from(AuditLog).where(*since)) or 0
+    if not count:
+        return 0, []
+    entries = list(session.scalars(select(AuditLog).where(*since)
+                                   .order_by(AuditLog.at, AuditLog.id).limit(most)))
+    changes = [OrgChange(e, int(e.entity_id) if e.action != "delete"
+                         and e.entity_id.isascii() and e.entity_id.isdigit() else None)
+               for e in entries]
+    named: dict[str, set[int]] = {}
+    for c in changes:
+        if c.record_id is not None:
+            named.setdefault(c.entry.entity, set()).add(c.record_id)
+    there = {(entity, i) for entity, ids in named.items()
+             for i in session.scalars(select(_ORGANISATION_RECORDS[entity].id).where(
+                 _ORGANISATION_RECORDS[entity].id.in_(ids)))}
+    for c in changes:  # deleted since: no page
+        if (c.entry.entity, c.record_id) not in there:
+            c.record_id = None
+    return count, changes
 
 
 def pay_codes(session: Session) -> dict[str, str]:

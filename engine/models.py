@@ -337,8 +337,19 @@ class ApiIdempotency(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+# The records a run reads of the organisation (engine.facts.chunk_facts): an employee's
+# team, level and dates, a team's name, stage and region, a level's code and discount
+# authority, a metric's formula, type and roll-up. Their audit entries since a run began
+# are on its period-close checklist (engine.lifecycle.org_changed_since), read through an
+# index of them alone (the audit log holds an entry a flag a run clears as well).
+ORGANISATION = ("employee", "level", "metric", "team")
+ORGANISATION_ENTRY = text("entity IN ({})".format(", ".join(f"'{e}'" for e in ORGANISATION)))
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_organisation", "at", sqlite_where=ORGANISATION_ENTRY,
+                            postgresql_where=ORGANISATION_ENTRY),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -129,11 +129,18 @@ def period_employees(session: Session, code: str) -> list[int]:
 MISSING_KEPT = 20
 
 
+def with_results(code: str, employee: ColumnElement[Any] = Employee.id
+                 ) -> ColumnElement[bool]:
+    """Where an employee (``employee``: their id, by default Employee.id) has a row of
+    results for the period or a period below it."""
+    rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
+            .where(Period.code.in_(_codes(code)), ResultRow.employee_id == employee))
+    return exists(rows)
+
+
 def without_results(code: str) -> ColumnElement[bool]:
     """Where an employee has no row of results for the period nor a period below it."""
-    rows = (select(ResultRow.employee_id).join(Period, Period.id == ResultRow.period_id)
-            .where(Period.code.in_(_codes(code)), ResultRow.employee_id == Employee.id))
-    return ~exists(rows)
+    return ~with_results(code)
 
 
 def results_cover(session: Session, period: Period) -> dict[str, Any]:

@@ -760,6 +760,65 @@ def test_the_checklist_says_which_rules_changed_since_the_run(
     assert "本计算批次之后有变动的规则: 1" in zh and f"现行第 {version} 版" in zh
 
 
+def test_the_checklist_says_which_employees_and_metrics_changed_since_the_run(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    """HR moves an employee to another team and changes a metric's roll-up in the back
+    office after the run: the checklist names both, how, when and by whom, with their
+    pages, in English and in Chinese (no English word but the data's)."""
+    from engine.models import Metric
+
+    try:
+        from tests.test_admin_rules_zh import CODE, WORD, Text, data_words
+    except ImportError:
+        from test_admin_rules_zh import CODE, WORD, Text, data_words  # type: ignore[no-redef]
+
+    ned = org.employees["N2"]
+    with org.session() as s:
+        emp = s.get(Employee, ned)
+        person = {"code": emp.code, "name": emp.name, "email": emp.email or "",
+                  "team": str(org.south), "level": str(emp.level_id),
+                  "manager": "", "hire_date": "", "leave_date": ""}
+        metric = s.scalar(select(Metric).where(Metric.key == "satisfaction"))
+        metric_id = metric.id
+        figure = {"key": metric.key, "label_en": metric.label_en, "label_zh": metric.label_zh,
+                  "type": metric.type, "rollup": "max", "formula": "",
+                  "min_value": "", "max_value": "", "description": metric.description}
+    login(client, HR)
+    assert client.post(f"/admin/employee/edit/?id={ned}", data=person).status_code == 302
+    assert client.post(f"/admin/metric/edit/?id={metric_id}", data=figure).status_code == 302
+    with org.session() as s:
+        entries = s.scalars(select(AuditLog.id).where(AuditLog.entity.in_(
+            ("employee", "metric"))).order_by(AuditLog.id.desc()).limit(2)).all()
+
+    def item(page) -> str:
+        html = page.get_data(as_text=True)
+        return re.search(r'<li class="mb-2" id="check-organisation">.*?\n    </li>', html,
+                         re.S)[0]
+
+    login(client, CA)
+    for url in (f"/admin/runs/{run_id}/", f"/admin/runs/{run_id}/approve"):
+        en = client.get(url)
+        html = item(en)
+        assert "Employees, teams, levels or metrics changed since this run was made: 2" \
+            in text_of(en), url
+        assert f'href="/admin/employee/details/?id={ned}"' in html
+        assert f'href="/admin/metric/details/?id={metric_id}"' in html
+        for entry in entries:
+            assert f'href="/admin/auditlog/details/?id={entry}"' in html
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&middot;", "·")
+        assert "Employee N2 Ned North · changed" in text
+        assert "Metric satisfaction · changed" in text
+        assert text.count(support.ROLE_EMAILS[HR]) == 2
+    zh = item(client.get(f"/admin/runs/{run_id}/?lang=zh"))
+    parser = Text()
+    parser.feed(zh)
+    words = " ".join(parser.out)
+    assert "本计算批次之后有变动的员工、团队、职级或指标: 2" in words
+    assert "员工 N2 Ned North" in words and "指标 satisfaction" in words and "已变更" in words
+    english = set(WORD.findall(CODE.sub(" ", words))) - data_words(org)
+    assert english == set(), english
+
+
 def test_the_runs_people_count_an_employee_with_only_an_adjustment(
         client: FlaskClient, org: Org, run_id: int) -> None:
     """The count of a run's people comes from the figures stored with the run, plus those

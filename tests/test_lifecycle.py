@@ -358,6 +358,81 @@ def test_the_checklist_names_rules_changed_since_the_run(session, run):
     assert lifecycle.checklist(session, again).rules_changed == []
 
 
+def _org_changes(session, run, most: int = 20) -> tuple[int, list[tuple]]:
+    """How many changes to the organisation the run's checklist counts, and what each of
+    those it lists names: (record type, action, record id, the record's page, actor)."""
+    cl = lifecycle.checklist(session, run, most=most)
+    assert (cl.org_changed_count == 0) == (cl.org_changed == [])
+    return cl.org_changed_count, [(c.entry.entity, c.entry.action, c.entry.entity_id,
+                                   c.record_id, c.entry.actor) for c in cl.org_changed]
+
+
+def test_the_checklist_names_employees_changed_since_the_run(session, people):
+    """An employee moved to another team after the run is on its checklist, one moved
+    before it is not; an employee with no results in the period is left out, an import is
+    not; a new run of the period reads them all."""
+    from engine.imports import import_employees
+    from engine.models import Team
+
+    load(session)
+    east = session.scalar(select(Team).where(Team.name == "East"))
+    first, second = session.scalars(select(Employee).where(Employee.team_id != east.id)
+                                    .order_by(Employee.code).limit(2))
+    session.info["actor"] = "hr@x.com"
+    first.team_id = east.id  # before the run: read by it
+    session.commit()
+    run = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    assert _org_changes(session, run) == (0, [])
+
+    second.team_id = east.id
+    session.commit()
+    assert _org_changes(session, run) == (
+        1, [("employee", "update", str(second.id), second.id, "hr@x.com")])
+    assert not lifecycle.checklist(session, run).clear
+    # someone with no results in the period: in no run of it, left out (their creation by
+    # an import is counted: one entry a file, whoever it changed)
+    import_employees(session, "idle.csv", data=b"code,name,team,level\nI1,Ida Idle,East,S1\n")
+    idle = session.scalar(select(Employee).where(Employee.code == "I1"))
+    idle.team_id = first.team_id
+    session.commit()
+    count, listed = _org_changes(session, run)
+    assert count == 2 and listed[1][:3] == ("employee", "import", "")
+    # bounded: the count is whole, the list as long as asked
+    assert _org_changes(session, run, most=1) == (2, listed[:1])
+    # deleted since: listed, without a page
+    session.delete(idle)
+    session.commit()
+    assert _org_changes(session, run) == (2, listed)
+
+    again = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    assert _org_changes(session, again) == (0, [])
+
+
+def test_the_checklist_names_metrics_teams_and_levels_changed_since_the_run(session, run):
+    from engine.models import Level, Metric, Team
+
+    session.info["actor"] = "hr@x.com"
+    metric = session.scalar(select(Metric).where(Metric.key == "satisfaction"))
+    metric.rollup = "max" if metric.rollup != "max" else "mean"
+    session.flush()
+    team = session.scalar(select(Team).order_by(Team.name).limit(1))
+    team.stage = "mature" if team.stage != "mature" else "growth"
+    session.flush()
+    level = Level(code="X9", name="new", discount_authority=Decimal("0.1"))
+    session.add(level)
+    session.commit()
+    assert _org_changes(session, run) == (3, [
+        ("metric", "update", str(metric.id), metric.id, "hr@x.com"),
+        ("team", "update", str(team.id), team.id, "hr@x.com"),
+        ("level", "create", str(level.id), level.id, "hr@x.com")])
+    assert not lifecycle.checklist(session, run).clear
+    again = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    assert _org_changes(session, again) == (0, [])
+
+
 def _missing_from_scratch(session, period_code: str) -> list[str]:
     """The codes of the employees with no row of results for the period or below it,
     worked out in Python from every employee and every row."""
