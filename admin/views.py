@@ -124,6 +124,9 @@ CHOICE_NAMES: dict[str, Any] = {
     "reply": _l("reply"), "resolve": _l("resolve"), "reject": _l("reject"),
     "enter": _l("enter"), "close": _l("close"),
     "record": _l("record"), "acknowledge": _l("acknowledge"),
+    # a rule draft discarded or sent for approval; a candidate's step (its new status)
+    "discard": _l("discard"), "request": _l("request publishing"),
+    "nominated": _l("nominated"), "accepted": _l("accepted"), "declined": _l("declined"),
     # the API (api/): a request made with a token, and a token revoked
     "api": _l("API request"), "revoke": _l("revoke"),
 }
@@ -1166,7 +1169,8 @@ def resource_name(entity: str) -> str:
 ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
                                 "candidate": _l("Candidate"), "rule": _l("Rule"),
                                 "review_cycle": _l("Review cycle"), "inquiry": _l("Inquiry"),
-                                "talk": _l("One-to-one")}
+                                "talk": _l("One-to-one"),
+                                "employee_assignment": _l("Employee assignment")}
 # What waits for a role (engine.waiting): its words and the list it opens.
 WAITING: dict[str, tuple[Any, ...]] = {
     "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),

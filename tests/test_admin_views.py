@@ -108,6 +108,28 @@ def test_changes_name_each_field_in_the_page_language(client: FlaskClient, org: 
                 assert not [key for key in stored if key in text], (role, lang, path)
 
 
+def test_every_audited_step_reads_in_the_page_language(client: FlaskClient, org: Org) -> None:
+    """A draft discarded or sent for approval, a candidate's step and an employee's dated
+    assignment are named in words in the audit log and on the home page, in Chinese too
+    (the action column showed discard, request, nominated; the record employee_assignment)."""
+    steps = [("discard", "rule"), ("request", "rule"), ("nominated", "candidate"),
+             ("accepted", "candidate"), ("declined", "candidate"),
+             ("create", "employee_assignment")]
+    with org.session() as s:
+        for action, entity in steps:
+            db.audit(s, action, entity, 1, summary="-", actor="hr@example.com")
+        s.commit()
+    raw = re.compile(r"\b(discard|request|nominated|accepted|declined|employee_assignment)\b")
+    login(client, "hr_admin")
+    for path in ("/admin/", "/admin/auditlog/"):
+        zh = text_of(client.get(f"{path}?lang=zh"))
+        assert raw.findall(zh) == [], path
+        assert all(word in zh for word in ("放弃", "申请发布", "已提名", "已录取", "未录取",
+                                           "员工任职")), path
+        en = text_of(client.get(f"{path}?lang=en"))
+        assert "request publishing" in en and "Employee assignment" in en, path
+
+
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
         client: FlaskClient, org: Org) -> None:
     login(client, "comp_analyst")
