@@ -307,23 +307,35 @@ class TalksView(LaurelBaseView):
         if request.method == "POST":
             if not may_write("talks"):
                 abort(403)
+            # every field's problem at once, each beside its field
+            actions: list[dict[str, str]] = []
+            for i in (1, 2, 3):
+                try:
+                    actions += talks.actions_from([(typed[f"action_{i}"], typed[f"due_{i}"])],
+                                                  first=i)
+                except LaurelError as exc:
+                    field, message = refused(exc)
+                    errors[field if field in typed else f"due_{i}"] = message
             try:
-                actions = talks.actions_from((typed[f"action_{i}"], typed[f"due_{i}"])
-                                             for i in (1, 2, 3))
-                talk = talks.record(db, me(), typed["employee"],
-                                    _date(typed["held_on"], "held_on"), typed["strengths"],
-                                    typed["gaps"], actions, typed["coach"] or None)
-                db.commit()
-            except (NotFound, PermissionDenied) as exc:
-                db.rollback()
-                errors["employee"] = i18n.say(exc)
+                held_on = _date(typed["held_on"], "held_on")
             except LaurelError as exc:
-                db.rollback()
-                field, message = refused(exc)
-                errors[field if field in typed else "employee"] = message
-            else:
-                flash(_("One-to-one recorded."), "success")
-                return redirect(url_for(".talk", talk_id=talk.id))
+                errors["held_on"] = refused(exc)[1]
+            if not errors:
+                try:
+                    talk = talks.record(db, me(), typed["employee"], held_on,
+                                        typed["strengths"], typed["gaps"], actions,
+                                        typed["coach"] or None)
+                    db.commit()
+                except (NotFound, PermissionDenied) as exc:
+                    db.rollback()
+                    errors["employee"] = i18n.say(exc)
+                except LaurelError as exc:
+                    db.rollback()
+                    field, message = refused(exc)
+                    errors[field if field in typed else "employee"] = message
+                else:
+                    flash(_("One-to-one recorded."), "success")
+                    return redirect(url_for(".talk", talk_id=talk.id))
         found = talks.listing(db, _team_scope())
         return self.render("laurel/people/talks.html", found=found[:PAGE],
                            employees=self._employees(), typed=typed, errors=errors,

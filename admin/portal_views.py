@@ -196,15 +196,22 @@ class PortalView(LaurelBaseView):
         errors: dict[str, str] = {}
         status = 200
         if request.method == "POST" and period is not None:
+            figures: dict[str, Any] = {}
+            for key, text in typed.items():  # every field's problem at once, beside it
+                try:
+                    figures.update(estimate.read_figures(db, {key: text}))
+                except LaurelError as exc:
+                    errors[key] = refused(exc)[1]
             try:
-                figures = estimate.read_figures(db, typed)
-                result = estimate.estimate(db, employee.id, period.code, figures, lang())
+                if not errors:
+                    result = estimate.estimate(db, employee.id, period.code, figures, lang())
             except LaurelError as exc:
                 field, message = refused(exc)
                 if field in typed:
                     errors[field] = message
                 else:
                     error = message
+            if errors or error:
                 status = 400
         from engine.rollup import period_figures
 

@@ -124,8 +124,65 @@ CHOICE_NAMES: dict[str, Any] = {
     "reply": _l("reply"), "resolve": _l("resolve"), "reject": _l("reject"),
     "enter": _l("enter"), "close": _l("close"),
     "record": _l("record"), "acknowledge": _l("acknowledge"),
+    # a rule draft discarded or sent for approval; a candidate's step (its new status)
+    "discard": _l("discard"), "request": _l("request publishing"),
+    "nominated": _l("nominated"), "accepted": _l("accepted"), "declined": _l("declined"),
     # the API (api/): a request made with a token, and a token revoked
     "api": _l("API request"), "revoke": _l("revoke"),
+}
+# An audit entry's stored fields as people read them (a record's columns, what a run, a lock
+# or a decision wrote); the Changes column and a snapshot's table show these words, and a
+# field not named here as it is stored.
+FIELD_NAMES: dict[str, Any] = {
+    # the records audited column by column (employees, teams, levels, metrics, periods,
+    # rules, pay codes, users)
+    "id": _l("Record id"), "code": _l("Code"), "name": _l("Name"), "email": _l("Email"),
+    "employee_id": _l("Employee (id)"), "team_id": _l("Team (id)"),
+    "level_id": _l("Level (id)"), "manager_id": _l("Manager (id)"),
+    "hire_date": _l("Hire date"), "leave_date": _l("Leave date"),
+    "effective_date": _l("Effective from"), "region": _l("Region"), "stage": _l("Stage"),
+    "discount_authority": _l("Discount authority"), "key": _l("Key"),
+    "label_en": _l("English label"), "label_zh": _l("Chinese label"), "type": _l("Type"),
+    "rollup": _l("Roll-up"), "formula": _l("Formula"), "description": _l("Description"),
+    "min_value": _l("Lowest accepted value"), "max_value": _l("Highest accepted value"),
+    "rule_key": _l("Rule"), "kind": _l("Kind"), "start": _l("Start"), "end": _l("End"),
+    "status": _l("Status"), "results_version": _l("Results version"),
+    "results_changed_how": _l("Results changed how"),
+    "results_changed_in": _l("Results changed in"),
+    "results_changed_at": _l("Results changed at"),
+    "results_changed_by": _l("Results changed by"),
+    "version": _l("Version"), "period_kind": _l("Period kind"),
+    "effective_from": _l("Effective from"), "effective_to": _l("Effective to"),
+    "definition": _l("Definition"), "content_hash": _l("Content hash"),
+    "created_at": _l("Created at"), "created_by": _l("Created by"),
+    "publish_requested_by": _l("Publishing requested by"),
+    "publish_requested_at": _l("Publishing requested at"),
+    "approved_by": _l("Approved by"), "approved_at": _l("Approved at"),
+    "scenarios": _l("Scenarios"), "password": _l("Password"), "role": _l("Role"),
+    "locale": _l("Language"), "active": _l("Active"), "invitation": _l("Invitation"),
+    "invite_expires_at": _l("Invitation expires"),
+    # what a run, an approval, a lock and the follow-up steps wrote
+    "period": _l("Period"), "ruleset_hash": _l("Rules' hash"),
+    "discarded_runs": _l("Discarded runs"), "flags": _l("Flags"), "pips": _l("PIPs"),
+    "adjustments_carried": _l("Adjustments carried over"), "locked_by": _l("Locked by"),
+    "open_flags": _l("Open flags"), "open_flags_reason": _l("Reason for the open flags"),
+    "opened": _l("opened"), "count": _l("count"), "first_id": _l("first"),
+    "last_id": _l("last"), "carried": _l("carried over"), "reopened": _l("reopened"),
+    "cleared": _l("no longer raised"), "cases_before": _l("cases before the run"),
+    "from_runs": _l("from runs"), "started": _l("started"), "dropped": _l("dropped"),
+    "reason": _l("Reason"), "run": _l("Run"), "from_run": _l("From run"),
+    "adjustment": _l("Adjustment"), "amount": _l("Amount"), "employee": _l("Employee"),
+    "assignee": _l("Assigned to"), "decision": _l("Decision"),
+    "after_lock": _l("After the lock"), "text": _l("Text"), "file": _l("File"),
+    "files": _l("Files"), "rows": _l("Rows"), "created": _l("Created"),
+    "updated": _l("Updated"), "employees": _l("Employees"), "periods": _l("Periods"),
+    "values_created": _l("Values created"), "values_updated": _l("Values updated"),
+    "requested_by": _l("Publishing requested by"), "user": _l("User"),
+    "expires": _l("Expires"), "state": _l("Status"), "pip": _l("PIP"),
+    "self_due": _l("Self-assessments due"), "manager_due": _l("Manager assessments due"),
+    "score": _l("Score"), "comments": _l("Comments"), "coach": _l("Coach"),
+    "held_on": _l("Held on"), "actions": _l("Actions"), "answer": _l("Answer"),
+    "acknowledged_at": _l("Acknowledged at"),
 }
 
 
@@ -869,8 +926,8 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
     for key, value in data.items():
         changed = other is not None and other.get(key) != value
         css = ' class="table-warning"' if changed else ""
-        rows.append(Markup("<tr{}><th><code>{}</code></th><td>{}</td></tr>").format(
-            Markup(css), key, _stored(key, value)))
+        rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
+            Markup(css), _field(key), _stored(key, value)))
     return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
                   ).format(Markup("").join(rows))
 
@@ -927,18 +984,24 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
         before, after = _readable(before), _readable(after)
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)][:CHANGES_SHOWN]
-        parts = [Markup("<code>{}</code>: {} &rarr; {}").format(
-            k, _stored(k, before.get(k), ITEMS_SHOWN), _stored(k, after.get(k), ITEMS_SHOWN))
-            for k in keys]
+        parts = [Markup("{}: {} &rarr; {}").format(
+            _field(k), _stored(k, before.get(k), ITEMS_SHOWN),
+            _stored(k, after.get(k), ITEMS_SHOWN)) for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
     shown = [(k, v) for k, v in data.items() if v not in (None, "", [], {})][:CHANGES_SHOWN]
-    return Markup("<br>").join(Markup("<code>{}</code>: {}").format(
-        k, _stored(k, v, ITEMS_SHOWN)) for k, v in shown)
+    return Markup("<br>").join(Markup("{}: {}").format(_field(k), _stored(k, v, ITEMS_SHOWN))
+                               for k, v in shown)
+
+
+def _field(key: str) -> Markup:
+    """A stored field's name in the page's language, else as it is stored."""
+    name = FIELD_NAMES.get(key)
+    return Markup("{}").format(name) if name is not None else Markup("<code>{}</code>").format(key)
 
 
 # Stored fields whose values are the domain's codes: they read in the page's language.
-_WORD_FIELDS = {"status", "kind", "role", "decision", "stage"}
+_WORD_FIELDS = {"status", "kind", "period_kind", "role", "decision", "stage"}
 
 
 def _stored(key: str, value: Any, most: int | None = None) -> Markup:
@@ -954,13 +1017,14 @@ def _stored(key: str, value: Any, most: int | None = None) -> Markup:
 
 
 def _short(value: Any, most: int | None = None) -> str:
-    """A snapshot's value in words: lists and mappings spelt out, to any depth; ``most``:
-    the first so many items of each, and how many more there are (a list of entries)."""
+    """A snapshot's value in words: lists and mappings spelt out, to any depth, a
+    mapping's keys named as fields where they are; ``most``: the first so many items of
+    each, and how many more there are (a list of entries)."""
     if isinstance(value, list | dict):
         items = list(value.items() if isinstance(value, dict) else value)
         shown = items if most is None else items[:most]
-        words = [f"{v[0]}: {_short(v[1], most)}" if isinstance(value, dict)
-                 else _short(v, most) for v in shown]
+        words = [f"{FIELD_NAMES.get(v[0]) or i18n.term(v[0])}: {_short(v[1], most)}"
+                 if isinstance(value, dict) else _short(v, most) for v in shown]
         if len(items) > len(shown):
             words.append(_("%(n)d more", n=len(items) - len(shown)))
         return ("; " if isinstance(value, dict) else ", ").join(words)
@@ -1137,7 +1201,8 @@ def resource_name(entity: str) -> str:
 ENTITY_NAMES: dict[str, Any] = {"run": _l("Run"), "flag": _l("Flag"), "pip": _l("PIP"),
                                 "candidate": _l("Candidate"), "rule": _l("Rule"),
                                 "review_cycle": _l("Review cycle"), "inquiry": _l("Inquiry"),
-                                "talk": _l("One-to-one")}
+                                "talk": _l("One-to-one"),
+                                "employee_assignment": _l("Employee assignment")}
 # What waits for a role (engine.waiting): its words and the list it opens.
 WAITING: dict[str, tuple[Any, ...]] = {
     "drafts_to_approve": (_l("Rule drafts waiting for your approval"), "rules.index"),

@@ -44,10 +44,11 @@ def _may_record(user: User, employee: Employee) -> None:
                                code=employee.code))
 
 
-def actions_from(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    """Agreed actions from (text, ISO date) pairs; blank pairs are left out."""
+def actions_from(pairs: Iterable[tuple[str, str]], first: int = 1) -> list[dict[str, str]]:
+    """Agreed actions from (text, ISO date) pairs, numbered from ``first`` (the field a
+    refusal names); blank pairs are left out."""
     out = []
-    for number, (text, due) in enumerate(pairs, start=1):
+    for number, (text, due) in enumerate(pairs, start=first):
         text, due = (text or "").strip(), (due or "").strip()
         if not text and not due:
             continue

@@ -121,6 +121,20 @@ def test_every_reader_sees_the_queue_and_the_case_in_both_languages(app, world) 
         assert forms == (role == CO)
 
 
+def test_an_open_flag_reads_the_same_on_the_run_as_in_the_queue(app, world) -> None:
+    """The run's period-close checklist names an open flag's status with the queue's and
+    the case's word (待处理 in Chinese; it said 开放, a period's word)."""
+    client = as_user(app, CA)
+    for lang in ("en", "zh"):
+        queue = client.get(f"/admin/compliance/?lang={lang}").get_data(as_text=True)
+        word = re.search(r'badge-warning">([^<]+)</span>', queue).group(1)
+        for path in (f"/admin/runs/{world.run_id}/", f"/admin/runs/{world.run_id}/approve"):
+            html = client.get(f"{path}?lang={lang}").get_data(as_text=True)
+            flags = html[html.index('id="check-flags"'):html.index('id="check-drafts"')]
+            said = re.findall(r"</code> &middot; ([^<&]+?) (?:&middot;|</li>)", flags)
+            assert said and set(said) == {word}, (lang, path, said, word)
+
+
 def test_a_sales_manager_sees_their_own_team_only(app, world) -> None:
     north = as_user(app, SM)
     assert "A1" in text_of(north.get("/admin/compliance/"))

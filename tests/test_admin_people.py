@@ -116,6 +116,27 @@ def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(
         assert reviews.get_cycle(s, cycle).status == "closed"
 
 
+def test_a_one_to_one_says_every_refused_field_at_once(client: FlaskClient,
+                                                        org: support.Org) -> None:
+    """A day that is not a date, an action without its text and a due date that is not a
+    date: each is refused beside its field, at once (it said one, then the next), what was
+    typed kept, in both languages."""
+    reps(org)
+    support.login(client, "sales_manager")
+    for lang, said in (("en", ("give a date (YYYY-MM-DD)", "say what was agreed",
+                               "give the date it is due (YYYY-MM-DD)")),
+                       ("zh", ("请填写日期（YYYY-MM-DD）", "请填写截止日期（YYYY-MM-DD）"))):
+        page = client.post(f"/admin/talks/?lang={lang}", data={
+            "employee": "N2", "held_on": "Tuesday", "strengths": "prepares well",
+            "action_1": "two demos a week", "due_1": "soon", "due_2": "2026-03-01"})
+        html = page.get_data(as_text=True)
+        assert page.status_code == 400 and html.count("is-invalid") == 3, lang
+        assert all(words in support.text_of(page) for words in said), lang
+        assert 'value="Tuesday"' in html and 'value="soon"' in html, lang
+    with org.session() as s:
+        assert s.scalar(select(Talk.id)) is None
+
+
 def test_a_manager_records_a_one_to_one_that_the_rep_acknowledges(
         client: FlaskClient, org: support.Org) -> None:
     reps(org)

@@ -128,6 +128,52 @@ def test_lists_of_audit_entries_do_not_spell_out_a_large_import(
     assert f"Person SML{ITEMS_SHOWN:05d}" not in home
 
 
+def test_changes_name_each_field_in_the_page_language(client: FlaskClient, org: Org) -> None:
+    """The home page's latest changes and the audit log name a stored field in words (a
+    run's results version, the first and last flag it opened), never as the database keeps
+    it (results_version, first_id), in English and in Chinese."""
+    with org.session() as s:
+        db.audit(s, "run", "run", 7, actor="analyst@example.com", after={
+            "period": "2026-01", "results_version": 3, "locked_by": "analyst@example.com",
+            "period_kind": "quarter",
+            "flags": {"opened": {"count": 2, "first_id": 5, "last_id": 6}}})
+        s.commit()
+    entry = _last_audit(org, "run")
+    stored = ("results_version", "locked_by", "first_id", "last_id", "period_kind")
+    words = {"en": ("Results version", "Locked by", "Flags", "first", "last", "quarter"),
+             "zh": ("业绩数据版本", "锁定人", "标记", "首个编号", "末个编号", "新开", "季度")}
+    for role in ("hr_admin", "auditor"):
+        login(client, role)
+        for lang, said in words.items():
+            for path in ("/admin/", "/admin/auditlog/",
+                         f"/admin/auditlog/details/?id={entry.id}"):
+                text = text_of(client.get(f"{path}{'&' if '?' in path else '?'}lang={lang}"))
+                assert all(word in text for word in said), (role, lang, path)
+                assert not [key for key in stored if key in text], (role, lang, path)
+
+
+def test_every_audited_step_reads_in_the_page_language(client: FlaskClient, org: Org) -> None:
+    """A draft discarded or sent for approval, a candidate's step and an employee's dated
+    assignment are named in words in the audit log and on the home page, in Chinese too
+    (the action column showed discard, request, nominated; the record employee_assignment)."""
+    steps = [("discard", "rule"), ("request", "rule"), ("nominated", "candidate"),
+             ("accepted", "candidate"), ("declined", "candidate"),
+             ("create", "employee_assignment")]
+    with org.session() as s:
+        for action, entity in steps:
+            db.audit(s, action, entity, 1, summary="-", actor="hr@example.com")
+        s.commit()
+    raw = re.compile(r"\b(discard|request|nominated|accepted|declined|employee_assignment)\b")
+    login(client, "hr_admin")
+    for path in ("/admin/", "/admin/auditlog/"):
+        zh = text_of(client.get(f"{path}?lang=zh"))
+        assert raw.findall(zh) == [], path
+        assert all(word in zh for word in ("放弃", "申请发布", "已提名", "已录取", "未录取",
+                                           "员工任职")), path
+        en = text_of(client.get(f"{path}?lang=en"))
+        assert "request publishing" in en and "Employee assignment" in en, path
+
+
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
         client: FlaskClient, org: Org) -> None:
     login(client, "comp_analyst")

@@ -191,6 +191,20 @@ def test_the_estimate_reads_typed_figures_and_refuses_what_is_not_a_number(
         assert s.scalar(select(Run.id).order_by(Run.id.desc()).limit(1)) == run_id
 
 
+def test_the_estimate_says_every_refused_figure_at_once(
+        client: FlaskClient, org: support.Org, run_id: int) -> None:
+    """Two figures that are not numbers: each is refused beside its own field, at once,
+    and what was typed stays (it said the first one only), in both languages."""
+    support.login(client, NED)
+    for lang, said in (("en", "is not an amount in CNY"), ("zh", "不是 CNY 金额")):
+        page = client.post(f"/admin/me/estimate?lang={lang}", data={
+            "period": "2026-01", "revenue_new": "lots", "revenue_existing": "some"})
+        html = page.get_data(as_text=True)
+        assert page.status_code == 400 and html.count("is-invalid") == 2, lang
+        assert support.text_of(page).count(said) == 2, lang
+        assert 'value="lots"' in html and 'value="some"' in html, lang
+
+
 def test_the_command_line_invites_a_rep_and_creates_one(org: support.Org) -> None:
     from click.testing import CliRunner
 
