@@ -631,8 +631,9 @@ class RunsView(LaurelBaseView):
             abort(404)
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, run, code, lang=lang)
+        r = statements.reader(db, lang)
         return self.render("laurel/runs/statement.html", run=run, st=st,
-                           fact=statements.reader(db, lang).value,
+                           fact=r.value, fact_label=r.label,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")
 

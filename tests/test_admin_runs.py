@@ -25,6 +25,7 @@ from engine.models import (
     Adjustment,
     AuditLog,
     Employee,
+    Metric,
     Outcome,
     Period,
     ResultRow,
@@ -603,6 +604,29 @@ def test_statement_pages_for_each_role(
         other = client.get(f"/admin/runs/{run_id}/statement/S1?lang={lang}")
         assert other.status_code == (404 if role == SM else 200), role
     assert client.get(f"/admin/runs/{run_id}/statement/NOPE").status_code == 404
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_statement_names_the_facts_read_by_their_labels(
+        client: FlaskClient, org: Org, run_id: int, lang: str) -> None:
+    """The facts a line read are named by the catalog's label in the page's language (as on
+    a flag's case), never by their key: 'Total revenue (company maximum)', not
+    'revenue_total (company maximum)'."""
+    with org.session() as s:
+        labels = dict(s.execute(select(Metric.key, Metric.label_zh if lang == "zh"
+                                       else Metric.label_en)).all())
+        st = statements.statement(s, s.get(Run, run_id), "N1", lang=lang)
+    keys = [k for line in st.lines for k in (line.explanation.get("facts") or {})]
+    login(client, CA)
+    html = client.get(f"/admin/runs/{run_id}/statement/N1?lang={lang}").get_data(as_text=True)
+    tables = re.findall(r'<table class="table table-sm table-bordered laurel-kv mb-1">(.*?)'
+                        r"</table>", html, re.S)
+    names = re.findall(r"<tr><th>([^<]*)</th>", "".join(tables))
+    assert keys and len(names) == len(keys)
+    for key, name in zip(keys, names, strict=True):
+        metric = key.split(" ")[0]  # a ranked fact: "revenue_total (company maximum)"
+        assert labels[metric] and name.startswith(str(escape(labels[metric]))), (key, name)
+        assert metric not in name, (key, name)
 
 
 def test_a_sales_manager_sees_their_team_only(client: FlaskClient, org: Org,
