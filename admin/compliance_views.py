@@ -286,7 +286,8 @@ class ComplianceView(LaurelBaseView):
             release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
             typed=typed or {}, errors=errors or {},
-            open_case=case.status in ("open", "in_review")), status
+            open_case=case.status in ("open", "in_review"),
+            refusal=compliance.decision_refusal(db, case)), status
 
     @expose("/<int:case_id>/assign", methods=("POST",))
     def assign(self, case_id: int) -> Any:

@@ -35,6 +35,7 @@ from engine.errors import LaurelError, NotFound, PermissionDenied
 from engine.messages import msg
 from engine.models import (
     INQUIRY_STATUSES,
+    OPEN_INQUIRY_STATUSES,
     TEAM_STAGES,
     Employee,
     InquiryMessage,
@@ -94,9 +95,14 @@ class InquiriesView(LaurelBaseView):
             if q.rule_key and q.rule_key != "adjustment" else ""
         analysts = list(db.scalars(select(User.email).where(
             User.role.in_(inquiries.ANALYSTS), User.active).order_by(User.email)))
+        # an amount the engine would refuse is not offered: its field is disabled, the
+        # reason beside it
+        refusal = inquiries.adjustment_refusal(db, q) if q.status in OPEN_INQUIRY_STATUSES \
+            else None
         return self.render("laurel/people/inquiry.html", q=q, line_name=name,
                            analysts=analysts, typed=typed or {}, errors=errors or {},
-                           can_answer=may_write("inquiries")), status
+                           can_answer=may_write("inquiries"),
+                           no_amount=field_error(refusal)[1] if refusal else None), status
 
     def _act(self, inquiry_id: int, fn: Any, keys: tuple[str, ...], done: str) -> Any:
         self._writer()

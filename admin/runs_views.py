@@ -411,7 +411,7 @@ class RunsView(LaurelBaseView):
             reopen_error=reopen_error, team_only=team_id is not None,
             editable=run.status in ("calculated", "approved")
             and run.period.status != "locked",
-            me=_email()), status
+            refusal=lambda action: self._refusal(db, run, action)), status
 
     @staticmethod
     def _charts(overview: dict[str, Any]) -> dict[str, Any]:
@@ -446,8 +446,16 @@ class RunsView(LaurelBaseView):
         run = self._get_run(run_id)
         return self.render("laurel/runs/confirm.html", run=run, action=action,
                            checklist=lifecycle.checklist(db, run),
-                           stale=runs.staleness(db, run), error=error, typed=typed or {},
-                           errors=errors or {}, me=_email()), status
+                           refusal=self._refusal(db, run, action), error=error,
+                           typed=typed or {}, errors=errors or {}), status
+
+    @staticmethod
+    def _refusal(db: Any, run: Run, action: str) -> Any:
+        """Why the engine would refuse the reader this step now (its button is disabled
+        with the reason beside it), or None."""
+        if action == "approve":
+            return lifecycle.approval_refusal(db, run, _email())
+        return lifecycle.lock_refusal(db, run)
 
     def _act(self, run_id: int, action: str, call: Any, done: str) -> Any:
         db = _db()
@@ -623,8 +631,9 @@ class RunsView(LaurelBaseView):
             abort(404)
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, run, code, lang=lang)
+        r = statements.reader(db, lang)
         return self.render("laurel/runs/statement.html", run=run, st=st,
-                           fact=statements.reader(db, lang).value,
+                           fact=r.value, fact_label=r.label,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")
 

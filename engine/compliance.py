@@ -422,6 +422,21 @@ def add_note(session: Session, case_id: int, actor: str | None, text: str = "",
     return note
 
 
+def decision_refusal(session: Session, case: FlagCase) -> LaurelError | None:
+    """Why the case may not be decided as it is (decide raises it), or None: only a flag in
+    review is decided, and not on a run discarded or failed. The back office disables its
+    button with this reason beside it.
+    """
+    if case.status != "in_review":
+        return LaurelError(msg("flag %(id)s is %(status)s; it must be in review (assigned) "
+                               "before a decision", id=case.id, status=case.status))
+    run = session.get(Run, case.run_id, populate_existing=True)  # as the period's lock left it
+    if run.status in ("discarded", "failed"):
+        return LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
+                               id=case.id, id2=run.id, status=run.status))
+    return None
+
+
 def decide(session: Session, case_id: int, decision: str, reason: str, actor: str | None
            ) -> FlagCase:
     """Confirm or dismiss a flag in review, with a written reason; money follows."""
@@ -430,16 +445,13 @@ def decide(session: Session, case_id: int, decision: str, reason: str, actor: st
     case = get_case(session, case_id)
     if decision not in ("confirmed", "dismissed"):
         raise LaurelError(msg("flag %(id)s, field decision: confirm or dismiss", id=case.id))
-    if case.status != "in_review":
-        raise LaurelError(msg("flag %(id)s is %(status)s; it must be in review (assigned) "
-                              "before a decision", id=case.id, status=case.status))
+    refusal = decision_refusal(session, case)
+    if refusal:
+        raise refusal
     if not (reason or "").strip():
         raise LaurelError(msg("flag %(id)s, field reason: a written reason is required",
                               id=case.id))
-    run = session.get(Run, case.run_id, populate_existing=True)  # as the period's lock left it
-    if run.status in ("discarded", "failed"):
-        raise LaurelError(msg("flag %(id)s belongs to run %(id2)s, which is %(status)s",
-                              id=case.id, id2=run.id, status=run.status))
+    run = session.get(Run, case.run_id)  # as decision_refusal read it, under the lock
     before = {"status": case.status}
     case.status, case.decision, case.reason = decision, decision, reason.strip()
     case.decided_by, case.decided_at = user.email, dt.datetime.now(dt.UTC)

@@ -86,6 +86,10 @@ class RunInProgress(RunError):
                          f"started by {started_by}); wait for it to finish")
 
 
+# How a period's results changed (engine.periods.results_changed), as a stale run says it.
+_CHANGES = {"import": msg("import"), "edit": msg("edit"), "change": msg("change")}
+
+
 class RunStale(RunError):
     """A run whose period's results changed after it read them: it is not approved or locked.
 
@@ -96,7 +100,11 @@ class RunStale(RunError):
     def __init__(self, run_id: int, periods: str, how: str, at: dt.datetime | None,
                  by: str | None):
         self.run_id, self.periods, self.how, self.at, self.by = run_id, periods, how, at, by
-        when = at.strftime("%Y-%m-%d %H:%M UTC") if at else "an unknown time"
-        super().__init__(f"run {run_id} is stale: results of {periods} changed after this "
-                         f"run read them ({how} at {when} by {by or 'someone'}); start a new "
-                         "run")
+        # a message: the back office says it in the reader's language beside a disabled
+        # button (engine.lifecycle.approval_refusal)
+        super().__init__(msg(
+            "run %(id)s is stale: results of %(periods)s changed after this run read them "
+            "(%(how)s at %(when)s by %(by)s); start a new run", id=run_id, periods=periods,
+            how=_CHANGES.get(how, how),
+            when=at.strftime("%Y-%m-%d %H:%M UTC") if at else msg("an unknown time"),
+            by=by or msg("someone")))

@@ -176,6 +176,28 @@ def assign(session: Session, inquiry_ids: Iterable[int], assignee: str, actor: s
     return out
 
 
+def _adjustable_run(session: Session, inquiry: Inquiry) -> Run | None:
+    """The run of the inquiry's period that still takes adjustments (calculated or approved,
+    of an open period), if there is one."""
+    run = session.scalar(select(Run).where(
+        Run.period_id == inquiry.period_id, Run.status.in_(("calculated", "approved")))
+        .order_by(Run.id.desc()).limit(1))
+    return run if run is not None and run.period.status != "locked" else None
+
+
+def adjustment_refusal(session: Session, inquiry: Inquiry) -> LaurelError | None:
+    """Why the inquiry cannot be resolved with an adjustment now (resolve raises it when an
+    amount is given), or None: its period has no run that takes adjustments (it is locked).
+    The back office's resolve form then offers no amount, the reason beside it.
+    """
+    if _adjustable_run(session, inquiry) is not None:
+        return None
+    return LaurelError(
+        msg("inquiry %(id)s, field amount: period %(code)s has no run that takes "
+            "adjustments (it is locked: HR reopens it and a new run is started first)",
+            id=inquiry.id, code=inquiry.period.code))
+
+
 def resolve(session: Session, inquiry_id: int, actor: str | None, answer: str,
             amount: str | None = None) -> Inquiry:
     """Close an inquiry with an answer, and an adjustment when ``amount`` is given.
@@ -195,14 +217,10 @@ def resolve(session: Session, inquiry_id: int, actor: str | None, answer: str,
     before = {"status": inquiry.status}
     adjustment = None
     if (amount or "").strip():
-        run = session.scalar(select(Run).where(
-            Run.period_id == inquiry.period_id, Run.status.in_(("calculated", "approved")))
-            .order_by(Run.id.desc()).limit(1))
-        if run is None:
-            raise LaurelError(
-                msg("inquiry %(id)s, field amount: period %(code)s has no run that takes "
-                    "adjustments (it is locked: HR reopens it and a new run is started first)",
-                    id=inquiry.id, code=inquiry.period.code))
+        refusal = adjustment_refusal(session, inquiry)
+        if refusal:
+            raise refusal
+        run = _adjustable_run(session, inquiry)
         employee = session.get(Employee, inquiry.employee_id)
         adjustment = lifecycle.add_adjustment(
             session, run.id, employee.code, amount,  # type: ignore[arg-type, union-attr]

@@ -55,40 +55,68 @@ def _approver(session: Session, email: str | None, what: str) -> str:
     return require_role(session, email, APPROVERS, f"{what} a run").email
 
 
-def _live_run(session: Session, run: Run, verb: str, rule: str) -> Period:
-    """Take the run's period lock, read the run again and refuse a run that is not live.
+def _serialised(session: Session, run: Run) -> None:
+    """Take the run's period lock and read the run again under it.
 
     Whatever happened before the lock (a newer run stored, another approval) is seen here.
     """
-    period = periods.serialise(session, run.period_id)
+    periods.serialise(session, run.period_id)
     session.refresh(run)
+
+
+def _not_live(session: Session, run: Run, verb: str, rule: str) -> LaurelError | None:
+    """The refusal of a run that is not live (discarded, or of a locked period), or None."""
+    period = run.period
     if run.status == "discarded":
         live = session.scalar(select(Run.id).where(
             Run.period_id == run.period_id, Run.status.in_(LIVE_RUN)).order_by(Run.id.desc()))
         by = msg(" (run %(live)s of period %(code)s replaced it)", live=live,
                  code=period.code) if live else ""
-        raise LaurelError(msg("run %(id)s is discarded%(by)s; %(rule)s", id=run.id, by=by,
-                              rule=rule))
+        return LaurelError(msg("run %(id)s is discarded%(by)s; %(rule)s", id=run.id, by=by,
+                               rule=rule))
     if period.status == "locked" and run.status != "locked":
-        raise LaurelError(msg("period %(code)s is locked: run %(id)s cannot be %(verb)s",
-                              code=period.code, id=run.id, verb=verb))
-    return period
+        return LaurelError(msg("period %(code)s is locked: run %(id)s cannot be %(verb)s",
+                               code=period.code, id=run.id, verb=verb))
+    return None
+
+
+def _live_run(session: Session, run: Run, verb: str, rule: str) -> None:
+    """Take the run's period lock, read the run again and refuse a run that is not live."""
+    _serialised(session, run)
+    refusal = _not_live(session, run, verb, rule)
+    if refusal:
+        raise refusal
+
+
+def approval_refusal(session: Session, run: Run, email: str) -> LaurelError | None:
+    """Why ``email`` may not approve the run as it is (approve raises it), or None.
+
+    Only a live, calculated run is approved, by someone other than who started it, while
+    its period's results are as it read them. The back office disables its button with this
+    reason beside it.
+    """
+    refusal = _not_live(session, run, msg("approved"),
+                        msg("only a calculated run can be approved"))
+    if refusal:
+        return refusal
+    if run.status != "calculated":
+        return LaurelError(msg("run %(id)s is %(status)s; only a calculated run can be approved",
+                               id=run.id, status=run.status))
+    if email.lower() == (run.started_by or "").lower():
+        return PermissionDenied(msg("run %(id)s was started by %(email)s: another person must "
+                                    "approve it", id=run.id, email=email))
+    return staleness(session, run)
 
 
 def approve(session: Session, run_id: int, actor: str | None) -> Run:
-    """Approve a calculated run; refused to the user who started it, and when it is stale."""
+    """Approve a calculated run; refused to the user who started it, and when it is stale
+    (approval_refusal)."""
     run = get_run(session, run_id)
     email = _approver(session, actor, "approve")
-    _live_run(session, run, msg("approved"), msg("only a calculated run can be approved"))
-    if run.status != "calculated":
-        raise LaurelError(msg("run %(id)s is %(status)s; only a calculated run can be approved",
-                              id=run.id, status=run.status))
-    if email.lower() == (run.started_by or "").lower():
-        raise PermissionDenied(msg("run %(id)s was started by %(email)s: another person must "
-                                   "approve it", id=run.id, email=email))
-    stale = staleness(session, run)
-    if stale:
-        raise stale
+    _serialised(session, run)
+    refusal = approval_refusal(session, run, email)
+    if refusal:
+        raise refusal
     run.status, run.approved_by = "approved", email
     followup.on_approve(session, run)
     audit(session, "approve", "run", run.id, summary=msg("run %(id)s approved", id=run.id),
@@ -108,6 +136,22 @@ def open_flags(session: Session, run: Run, limit: int | None = None) -> list[Fla
     return list(session.scalars(stmt if limit is None else stmt.limit(limit)))
 
 
+def lock_refusal(session: Session, run: Run) -> LaurelError | None:
+    """Why the run may not be locked as it is (lock raises it), or None: only a live,
+    approved run is locked, while its period's results are as it read them. The back office
+    disables its button with this reason beside it.
+    """
+    refusal = _not_live(session, run, msg("locked"), msg("only an approved run can be locked"))
+    if refusal:
+        return refusal
+    if run.status == "locked":
+        return LaurelError(msg("run %(id)s is locked already", id=run.id))
+    if run.status != "approved":
+        return LaurelError(msg("run %(id)s is %(status)s; approve it before locking", id=run.id,
+                               status=run.status))
+    return staleness(session, run)
+
+
 def lock(session: Session, run_id: int, actor: str | None,
          open_flags_reason: str | None = None) -> Run:
     """Lock an approved run and its period; refused when the run is stale.
@@ -118,15 +162,10 @@ def lock(session: Session, run_id: int, actor: str | None,
     """
     run = get_run(session, run_id)
     email = _approver(session, actor, "lock")
-    _live_run(session, run, msg("locked"), msg("only an approved run can be locked"))
-    if run.status == "locked":
-        raise LaurelError(msg("run %(id)s is locked already", id=run.id))
-    if run.status != "approved":
-        raise LaurelError(msg("run %(id)s is %(status)s; approve it before locking", id=run.id,
-                              status=run.status))
-    stale = staleness(session, run)
-    if stale:
-        raise stale
+    _serialised(session, run)
+    refusal = lock_refusal(session, run)
+    if refusal:
+        raise refusal
     still_open = open_flags(session, run)
     reason = (open_flags_reason or "").strip()
     if still_open and not reason:

@@ -42,7 +42,7 @@ class Waiting:
 def what_waits(session: Session, user: User, today: dt.date | None = None,
                most: int = 5) -> list[Waiting]:
     """The work waiting for this user's role, in the order of a period's close."""
-    from engine.runs import staleness
+    from engine.lifecycle import approval_refusal, lock_refusal
 
     today = today or dt.date.today()
     role, email = user.role, user.email.lower()
@@ -61,10 +61,9 @@ def what_waits(session: Session, user: User, today: dt.date | None = None,
         runs = list(session.scalars(select(Run).where(Run.status.in_(("calculated",
                                                                       "approved")))
                                     .order_by(Run.id)))
-        to_approve = [r for r in runs if r.status == "calculated"
-                      and r.started_by.lower() != email and staleness(session, r) is None]
-        to_lock = [r for r in runs if r.status == "approved"
-                   and staleness(session, r) is None]
+        # what the engine would let them do (the same refusals as the steps)
+        to_approve = [r for r in runs if approval_refusal(session, r, email) is None]
+        to_lock = [r for r in runs if lock_refusal(session, r) is None]
         for key, found in (("runs_to_approve", to_approve), ("runs_to_lock", to_lock)):
             out.append(Waiting(key, len(found), [
                 {"run_id": r.id, "period": r.period.code, "by": r.started_by}

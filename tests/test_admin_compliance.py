@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import func, select
 
-from engine import db, lifecycle, runs, statements
+from admin import i18n
+from engine import compliance, db, lifecycle, runs, statements
 from engine.imports import import_employees, import_results
 from engine.models import LIVE_RUN, AuditLog, FlagCase, FlagNote, Run, Team, User
 from engine.models import STAFF_ROLES as ROLES
@@ -165,23 +167,32 @@ def test_nobody_but_a_compliance_officer_may_post(app, world, role) -> None:
     assert (world.case(world.discount), world.audit_count(), world.totals()) == before
 
 
-def test_the_decision_button_waits_for_the_review(app, world) -> None:
-    """An open flag cannot be decided: its button is disabled beside the reason, not
-    refused once pressed; once assigned (in review) it is enabled."""
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_decision_button_waits_for_the_review(app, world, lang) -> None:
+    """An open flag cannot be decided: its button is disabled beside the refusal the engine
+    would raise (compliance.decision_refusal), in the page's language, not refused once
+    pressed; once assigned (in review) it is enabled."""
     client = as_user(app, CO)
 
-    def button() -> str:
-        page = client.get(f"/admin/compliance/{world.discount}/").get_data(as_text=True)
-        found = re.search(r'<button[^>]*id="record-decision"[^>]*>', page)
-        assert found, page
-        return found.group(0)
+    def page() -> tuple[str, str]:
+        html = client.get(f"/admin/compliance/{world.discount}/?lang={lang}").get_data(
+            as_text=True)
+        found = re.search(r'<button[^>]*id="record-decision"[^>]*>', html)
+        assert found, html
+        return html, found.group(0)
 
-    assert "disabled" in button()
-    assert "only a flag in review can be decided" in text_of(
-        client.get(f"/admin/compliance/{world.discount}/"))
+    with world.session() as s:
+        refusal = compliance.decision_refusal(s, s.get(FlagCase, world.discount))
+    assert refusal is not None
+    said = str(escape(support.in_language(app, lang, i18n.say, refusal)))
+    assert (said == str(escape(refusal))) == (lang == "en")  # said in the page's language
+    html, button = page()
+    assert f'<p class="small text-muted" id="barred">{said}</p>' in html
+    assert "disabled" in button
     assert client.post(f"/admin/compliance/{world.discount}/assign",
                        data={"assignee": OFFICER}).status_code == 302
-    assert "disabled" not in button()
+    html, button = page()
+    assert 'id="barred"' not in html and "disabled" not in button
 
 
 def test_an_officer_assigns_in_bulk_notes_with_evidence_and_decides(app, world) -> None:
@@ -410,7 +421,9 @@ def test_ratios_read_as_percentages_on_the_case_and_the_statement(app, world) ->
         assert "0.09" not in case and "0.08" not in case, lang
         statement = text_of(as_user(app, CA).get(
             f"/admin/runs/{world.run_id}/statement/A1?lang={lang}"))
-        assert "attainment 120%" in statement and "1.2 " not in statement, lang
+        # its facts tables too name each fact by its label
+        attainment = {"en": "Attainment 120%", "zh": "指标达成率 120%"}[lang]
+        assert attainment in statement and "1.2 " not in statement, lang
 
 
 def test_a_flags_history_and_the_audit_log_read_in_the_readers_language(app, world) -> None:

@@ -4,13 +4,18 @@ one-to-ones and the leadership analytics, who may use them, in English and Chine
 from __future__ import annotations
 
 import datetime as dt
+import re
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import select
 
-from engine import db, inquiries, reviews
+from admin.base import field_error
+from engine import db, inquiries, lifecycle, reviews
 from engine.imports import import_results
-from engine.models import Adjustment, ReviewCycle, Talk
+from engine.models import Adjustment, Inquiry, ReviewCycle, Talk
 
 try:  # tests/ may or may not be a package
     from tests import test_admin_support as support
@@ -64,6 +69,45 @@ def test_an_analyst_resolves_an_inquiry_from_the_queue_with_an_adjustment(
         assert client.get(f"/admin/inquiries/{q}/").status_code == status, role
     support.login(client, "auditor")
     assert client.post(f"/admin/inquiries/{q}/reply", data={"text": "x"}).status_code == 403
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_locked_period_offers_no_adjustment_to_resolve_an_inquiry(
+        app: Flask, client: FlaskClient, org: support.Org, lang: str) -> None:
+    """Once the inquiry's period is locked, the resolve form's amount is disabled with the
+    refusal the engine would give (inquiries.adjustment_refusal), in the page's language;
+    the inquiry is resolved without one, and an amount sent all the same is refused."""
+    run_id = reps(org)
+    with db.session_scope(org.url) as s:
+        q = inquiries.ask(s, NED, run_id, "is my new-logo commission missing?").id
+    support.login(client, "comp_analyst")
+
+    def amount_field() -> tuple[str, str]:
+        html = client.get(f"/admin/inquiries/{q}/?lang={lang}").get_data(as_text=True)
+        found = re.search(r'<input[^>]*id="amount"[^>]*>', html)
+        assert found, html
+        return html, found.group(0)
+
+    html, field = amount_field()  # the period is open: an amount is offered
+    assert 'name="amount"' in field and "disabled" not in field and 'id="no-amount"' not in html
+    with db.session_scope(org.url) as s:
+        lifecycle.lock(s, run_id, ANALYST)
+    with org.session() as s:
+        refusal = inquiries.adjustment_refusal(s, s.get(Inquiry, q))
+    assert refusal is not None
+    reason = str(escape(support.in_language(app, lang, lambda: field_error(refusal)[1])))
+    html, field = amount_field()
+    assert "disabled" in field and 'name="amount"' not in field
+    assert f'<small class="form-text text-muted" id="no-amount">{reason}</small>' in html
+    refused = client.post(f"/admin/inquiries/{q}/resolve?lang={lang}",
+                          data={"answer": "right as it is", "amount": "200"})
+    assert refused.status_code == 400 and reason in refused.get_data(as_text=True)
+    done = client.post(f"/admin/inquiries/{q}/resolve",
+                       data={"answer": "right as it is"})  # what the form sends
+    assert done.status_code == 302
+    with org.session() as s:
+        assert s.get(Inquiry, q).status == "resolved"
+        assert s.scalar(select(Adjustment.id).where(Adjustment.run_id == run_id)) is None
 
 
 def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(

@@ -14,6 +14,7 @@ import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from admin import i18n
@@ -24,6 +25,7 @@ from engine.models import (
     Adjustment,
     AuditLog,
     Employee,
+    Metric,
     Outcome,
     Period,
     ResultRow,
@@ -66,11 +68,7 @@ def status_of(org: Org, run_id: int) -> tuple[str, str]:
 
 
 def money(app: Flask, amount: Decimal, lang: str = "en") -> str:
-    with app.test_request_context(f"/?lang={lang}"):
-        from flask import session
-
-        session["lang"] = lang
-        return i18n.money(amount)
+    return support.in_language(app, lang, i18n.money, amount)
 
 
 @pytest.fixture()
@@ -200,24 +198,43 @@ def test_the_starter_cannot_approve_and_lock_needs_the_approval(
     assert status_of(org, run_id) == ("locked", "locked")
 
 
-def test_a_step_the_reader_cannot_take_shows_its_button_disabled_with_the_reason(
-        client: FlaskClient, org: Org, run_id: int) -> None:
-    def button(page: str, action: str) -> str:
-        found = re.search(rf'<button[^>]*id="confirm-{action}"[^>]*>', page)
-        assert found, page
-        return found.group(0)
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_step_the_engine_would_refuse_shows_its_refusal_beside_a_disabled_button(
+        app: Flask, client: FlaskClient, org: Org, run_id: int, lang: str) -> None:
+    """The confirmation page says, in the page's language, the refusal the engine would
+    raise (lifecycle.approval_refusal, lock_refusal), beside the disabled button."""
+    def page(action: str, who: str) -> tuple[str, str]:
+        login(client, who)
+        html = client.get(f"/admin/runs/{run_id}/{action}?lang={lang}").get_data(as_text=True)
+        found = re.search(rf'<button[^>]*id="confirm-{action}"[^>]*>', html)
+        assert found, html
+        return html, found.group(0)
 
-    login(client, CA)  # the analyst started the run: not theirs to approve, nor yet to lock
-    page = client.get(f"/admin/runs/{run_id}/approve").get_data(as_text=True)
-    assert "another person must approve it" in page and "disabled" in button(page, "approve")
-    page = client.get(f"/admin/runs/{run_id}/lock").get_data(as_text=True)
-    assert "Locking needs the approval first." in page and "disabled" in button(page, "lock")
-    login(client, HR)  # who may approve it sees the button enabled
-    page = client.get(f"/admin/runs/{run_id}/approve").get_data(as_text=True)
-    assert 'id="barred"' not in page and "disabled" not in button(page, "approve")
+    def barred(action: str, who: str) -> str:
+        with org.session() as s:
+            run = s.get(Run, run_id)
+            refusal = (lifecycle.approval_refusal(s, run, support.ROLE_EMAILS[who])
+                       if action == "approve" else lifecycle.lock_refusal(s, run))
+        assert refusal is not None
+        said = str(escape(support.in_language(app, lang, i18n.say, refusal)))
+        assert (said == str(escape(refusal))) == (lang == "en")  # said in the page's language
+        html, button = page(action, who)
+        assert f'<p class="small text-muted" id="barred">{said}</p>' in html
+        assert "disabled" in button
+        return said
+
+    # the analyst started the run: not theirs to approve, nor yet to lock; the run page says
+    # so beside its links too
+    said = barred("approve", CA)
+    assert said in client.get(f"/admin/runs/{run_id}/?lang={lang}").get_data(as_text=True)
+    barred("lock", CA)
+    html, button = page("approve", HR)  # who may approve it sees the button enabled
+    assert 'id="barred"' not in html and "disabled" not in button
     assert client.post(f"/admin/runs/{run_id}/approve", data=CONFIRM).status_code == 302
-    page = client.get(f"/admin/runs/{run_id}/lock").get_data(as_text=True)
-    assert 'id="barred"' not in page and "disabled" not in button(page, "lock")
+    html, button = page("lock", CA)
+    assert 'id="barred"' not in html and "disabled" not in button
+    edit_a_result(client, org, "4242")  # stale now: not locked
+    barred("lock", HR)
 
 
 def test_the_checklist_asks_for_confirmation_and_blocks_a_lock_with_open_flags(
@@ -587,6 +604,29 @@ def test_statement_pages_for_each_role(
         other = client.get(f"/admin/runs/{run_id}/statement/S1?lang={lang}")
         assert other.status_code == (404 if role == SM else 200), role
     assert client.get(f"/admin/runs/{run_id}/statement/NOPE").status_code == 404
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_statement_names_the_facts_read_by_their_labels(
+        client: FlaskClient, org: Org, run_id: int, lang: str) -> None:
+    """The facts a line read are named by the catalog's label in the page's language (as on
+    a flag's case), never by their key: 'Total revenue (company maximum)', not
+    'revenue_total (company maximum)'."""
+    with org.session() as s:
+        labels = dict(s.execute(select(Metric.key, Metric.label_zh if lang == "zh"
+                                       else Metric.label_en)).all())
+        st = statements.statement(s, s.get(Run, run_id), "N1", lang=lang)
+    keys = [k for line in st.lines for k in (line.explanation.get("facts") or {})]
+    login(client, CA)
+    html = client.get(f"/admin/runs/{run_id}/statement/N1?lang={lang}").get_data(as_text=True)
+    tables = re.findall(r'<table class="table table-sm table-bordered laurel-kv mb-1">(.*?)'
+                        r"</table>", html, re.S)
+    names = re.findall(r"<tr><th>([^<]*)</th>", "".join(tables))
+    assert keys and len(names) == len(keys)
+    for key, name in zip(keys, names, strict=True):
+        metric = key.split(" ")[0]  # a ranked fact: "revenue_total (company maximum)"
+        assert labels[metric] and name.startswith(str(escape(labels[metric]))), (key, name)
+        assert metric not in name, (key, name)
 
 
 def test_a_sales_manager_sees_their_team_only(client: FlaskClient, org: Org,

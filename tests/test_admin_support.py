@@ -197,6 +197,15 @@ def result_count(org: Org) -> int:
         return value_count(s)
 
 
+def in_language(app: Flask, lang: str, say: Any, *args: Any) -> str:
+    """What ``say`` (an admin.i18n helper) gives on a page read in ``lang``."""
+    with app.test_request_context(f"/?lang={lang}"):
+        from flask import session
+
+        session["lang"] = lang
+        return say(*args)
+
+
 def text_of(response: object) -> str:
     """The page text without tags, for looking for words."""
     html = response.get_data(as_text=True)  # type: ignore[attr-defined]

@@ -164,6 +164,28 @@ def test_transitions_by_role(session, org):
     assert entry.after["status"] == "dismissed" and "sales director" in entry.after["reason"]
 
 
+def test_decide_raises_the_refusal_its_predicate_gives(session, org):
+    """decision_refusal says before a decision why it would be refused (the back office
+    disables its button with it); decide raises the same error."""
+    run, cases = january(session)
+
+    def refused_alike(case_id: int) -> None:
+        refusal = compliance.decision_refusal(session, session.get(FlagCase, case_id))
+        assert refusal is not None
+        with pytest.raises(LaurelError) as raised:
+            compliance.decide(session, case_id, "dismissed", "fine", "cat@x.com")
+        session.rollback()
+        assert type(raised.value) is type(refusal) and str(raised.value) == str(refusal)
+
+    refused_alike(cases[0].id)  # open: not in review yet
+    compliance.assign(session, [cases[0].id], "cat@x.com", "cat@x.com")
+    session.commit()
+    assert compliance.decision_refusal(session, cases[0]) is None
+    compliance.decide(session, cases[0].id, "dismissed", "fine", "cat@x.com")
+    session.commit()
+    refused_alike(cases[0].id)  # decided already
+
+
 def test_dismiss_and_confirm_move_statement_totals_and_export(session, org):
     run, (discount, false_ad) = january(session)
     before = statements.statement(session, run, "A1").totals

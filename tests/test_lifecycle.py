@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from admin.cli import main
 from engine import lifecycle, runs, statements
 from engine.cells import xlsx_amount
-from engine.errors import LaurelError, PermissionDenied, RunError
+from engine.errors import LaurelError, PermissionDenied, RunError, RunStale
 from engine.imports import import_results
 from engine.models import AuditLog, Employee, Outcome, PayCode
 from engine.users import create_user
@@ -57,6 +57,49 @@ def test_two_people_approve_then_lock(session, run):
     assert run.status == "locked" and run.period.status == "locked"
     actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "run")).all()
     assert {"approve", "lock"} <= set(actions)
+
+
+def refused_alike(session, refusal, step) -> None:
+    """The refusal a predicate gives before a step is the error the step raises."""
+    assert refusal is not None
+    with pytest.raises(LaurelError) as raised:
+        step()
+    session.rollback()
+    assert type(raised.value) is type(refusal) and str(raised.value) == str(refusal)
+
+
+def test_approve_and_lock_raise_the_refusal_their_predicate_gives(session, run):
+    """approval_refusal and lock_refusal say before the step why it would be refused (the
+    back office disables its button with it); the step raises the same error."""
+    # the starter may not approve; a calculated run is not locked
+    refused_alike(session, lifecycle.approval_refusal(session, run, "ann@x.com"),
+                  lambda: lifecycle.approve(session, run.id, "ann@x.com"))
+    refused_alike(session, lifecycle.lock_refusal(session, run),
+                  lambda: lifecycle.lock(session, run.id, "bob@x.com", "reviewed later"))
+    assert lifecycle.approval_refusal(session, run, "bob@x.com") is None
+    lifecycle.approve(session, run.id, "bob@x.com")
+    session.commit()
+    refused_alike(session, lifecycle.approval_refusal(session, run, "hr@x.com"),
+                  lambda: lifecycle.approve(session, run.id, "hr@x.com"))
+    assert lifecycle.lock_refusal(session, run) is None
+    # a stale run is neither approved nor locked
+    import_results(session, "late.csv", data=b"period,employee_code,quota\n2026-01,E001,777\n")
+    session.commit()
+    stale = lifecycle.lock_refusal(session, run)
+    assert isinstance(stale, RunStale)
+    refused_alike(session, stale,
+                  lambda: lifecycle.lock(session, run.id, "ann@x.com", "reviewed later"))
+    newer = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    import_results(session, "later.csv", data=b"period,employee_code,quota\n2026-01,E001,778\n")
+    session.commit()
+    stale = lifecycle.approval_refusal(session, newer, "bob@x.com")
+    assert isinstance(stale, RunStale)
+    refused_alike(session, stale, lambda: lifecycle.approve(session, newer.id, "bob@x.com"))
+    # a discarded run is refused as such
+    refused_alike(session, lifecycle.lock_refusal(session, run),
+                  lambda: lifecycle.lock(session, run.id, "ann@x.com", "reviewed later"))
+    assert run.status == "discarded" and newer.status == "calculated"
 
 
 def test_a_locked_period_refuses_imports_runs_and_adjustments(session, run):

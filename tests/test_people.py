@@ -281,6 +281,7 @@ def test_an_inquiry_goes_from_question_to_adjustment(session) -> None:
     inquiries.add_message(session, q.id, ANALYST, "The deal was booked in February.")
     with pytest.raises(LaurelError, match="field answer"):
         inquiries.resolve(session, q.id, ANALYST, " ")
+    assert inquiries.adjustment_refusal(session, q) is None  # the approved run takes one
     inquiries.resolve(session, q.id, ANALYST, "Booked in January after all.", "1,500")
     adj = session.get(Adjustment, q.resolution_adjustment_id)
     assert (adj.run_id, adj.amount, adj.employee.code) == (run.id, Decimal("1500.00"), "N2")
@@ -303,8 +304,10 @@ def test_a_locked_period_takes_no_adjustment_and_a_rejection_needs_a_reason(sess
     lifecycle.approve(session, run.id, ANALYST2)
     lifecycle.lock(session, run.id, ANALYST2)
     q = inquiries.ask(session, "ned@example.com", run.id, "is this all?")
-    with pytest.raises(LaurelError, match="field amount: period 2026-01 has no run"):
+    refusal = inquiries.adjustment_refusal(session, q)  # the back office offers no amount
+    with pytest.raises(LaurelError, match="field amount: period 2026-01 has no run") as raised:
         inquiries.resolve(session, q.id, ANALYST, "yes", "100")
+    assert refusal is not None and str(raised.value) == str(refusal)
     with pytest.raises(LaurelError, match="field reason"):
         inquiries.reject(session, q.id, ANALYST, "")
     assert inquiries.reject(session, q.id, ANALYST, "the statement is right").status == \
