@@ -643,6 +643,7 @@ def import_employee_table(session: Session, name: str, header: list[str],
     schema = EmployeeRowSchema()
     rows: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
+    team_said: dict[tuple[str, str], tuple[str, int]] = {}
     for number, cells in body:
         raw = {h: c for h, c in zip(header, cells, strict=True) if c != ""}
         row = _plain_employee(raw)
@@ -669,6 +670,15 @@ def import_employee_table(session: Session, name: str, header: list[str],
                                             "%(levels)s", level=repr(row["level"]),
                                             levels=", ".join(sorted(levels))),
                                   row=number, column="level")
+        for column in ("team_stage", "region"):  # a team has one of each: rows must agree
+            value = row[column]
+            if value:
+                other, first = team_said.setdefault((row["team"], column), (value, number))
+                if other != value:
+                    raise ImportFileError(name, msg(
+                        "team %(team)s has %(column)s %(value)s here but %(other)s in row "
+                        "%(first)s", team=row["team"], column=column, value=repr(value),
+                        other=repr(other), first=first), row=number, column=column)
         rows.append((number, row))
     codes = set(seen)
     for number, row in rows:

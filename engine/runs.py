@@ -473,6 +473,13 @@ def _worded(firing: Firing) -> Worded:
     reads = worded.reads
     if atype in ("fixed", "rate", "per_unit", "tiers"):
         reads = list(dict.fromkeys(reads + _arithmetic_facts(action)))
+    elif atype == "table" and firing.role == "row":
+        # the rows above were tried first: their facts tell why they did not match (an
+        # attainment of 150% rated C shows the evaluation score below 60, or undefined)
+        for row in action["rows"][:firing.index - 1]:
+            when = row["when"]
+            reads = reads + facts_read({"all": when} if isinstance(when, list) else when)
+        reads = list(dict.fromkeys(reads))
     for name in reads:
         ranked = None
         if name in worded.ranks:

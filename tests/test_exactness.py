@@ -212,6 +212,19 @@ action: {type: fixed, amount: 100}
     assert exp["facts"] == {"rating": None} and exp["conditions"] == ["rating undefined"]
 
 
+def test_a_decision_row_shows_the_facts_of_the_rows_tried_before_it(cli: Cli) -> None:
+    # an attainment of 150% rated C: rows A and B read the evaluation score as well, which
+    # is undefined for A1 and below 60 for B1; the explanation shows why they did not match
+    cli.load("period,employee_code,quota,revenue_new,self_score,manager_score,customer_score\n"
+             "2026-Q1,A1,100,150,,,\n2026-Q1,B1,100,150,50,50,50\n")
+    out = {o["employee_code"]: o for o in cli.outcomes("2026-Q1")
+           if o["rule_key"] == "rating.quarterly"}
+    assert out["A1"]["value"] == out["B1"]["value"] == "C"
+    assert out["A1"]["explanation"]["facts"] == {"attainment": "1.5", "evaluation_score": None}
+    assert out["B1"]["explanation"]["facts"] == {"attainment": "1.5", "evaluation_score": "50"}
+    assert out["B1"]["explanation"]["conditions"] == ["attainment >= 0.70"]
+
+
 # --- 4. warnings, whatever the condition's shape -------------------------------------------------
 
 

@@ -289,6 +289,18 @@ def test_employee_twice_in_one_file(org: Session) -> None:
                   "appears twice")
 
 
+def test_one_team_given_two_stages_or_regions_in_one_file(org: Session) -> None:
+    # which one the team got hung on the order of the rows (the stage decides the
+    # stage-scoped bonuses); an empty cell says nothing, so it agrees with either
+    bad_employees(org, HEAD + "E8,Eve,,Nine,,S1,,,startup\nE9,Dan,,Nine,,S1,,,\n"
+                  "E7,Ada,,Nine,,S1,,,growth\n", 4, "team_stage",
+                  "team Nine has team_stage 'growth' here but 'startup' in row 2")
+    bad_employees(org, HEAD + "E8,Eve,,Nine,East,S1,,,\nE9,Dan,,Nine,West,S1,,,\n", 3,
+                  "region", "team Nine has region 'West' here but 'East' in row 2")
+    import_employees(org, "emp.csv", data=(HEAD + "E8,Eve,,Nine,East,S1,,,growth\n"
+                                           "E9,Dan,,Nine,,S1,,,growth\n").encode())
+
+
 def test_unknown_employee_column(org: Session) -> None:
     bad_employees(org, "code,name,team,level,salary\nE9,Dan,North,S1,100\n", 1, "salary",
                   "unknown column")
