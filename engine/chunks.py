@@ -38,6 +38,7 @@ from engine.messages import msg
 from engine.metrics import load_catalog, to_plain
 from engine.models import (
     Employee,
+    FlagCase,
     Outcome,
     Period,
     Rule,
@@ -295,6 +296,7 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
                                               Outcome.chunk == index))
         _write_chunk(session, run, index, outcomes, first, last,
                      compliance.holding(compiled.rules))
+        chunk.sums = chunk_sums(session, outcomes, first, last)
         chunk.status, chunk.seconds = "done", time.perf_counter() - started
         # the job's count of employees done, moved under its row's lock: one chunk alone
         # sees it cross half the run
@@ -310,15 +312,37 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
 
 def _analyze_outcomes(session_factory: Callable[[], Session], run_id: int, employees: int
                       ) -> None:
-    """Refresh PostgreSQL's statistics of the outcomes once half the run's are in, while
-    the other chunks are still worked on, rather than in the last step that every other
-    process waits for (finish): estimates that count half the run's rows plan as well as
-    the whole. Noted on the job; the last step analyses them itself when it is not."""
+    """Refresh PostgreSQL's statistics of the outcomes and the flag cases once half the
+    run's are in, while the other chunks are still worked on, rather than in the last
+    step that every other process waits for (finish): estimates that count half the run's
+    rows plan as well as the whole. Noted on the job; the last step analyses them itself
+    when it is not (the cases too where it carries the period's: compliance.carry_cases)."""
     with session_factory() as session:
-        if bulk.analyze(session, Outcome.__table__, rows=employees):
+        if bulk.analyze(session, Outcome.__table__, FlagCase.__table__, rows=employees):
             session.execute(update(RunJob).where(RunJob.run_id == run_id)
                             .values(analysed_at=_now()))
         session.commit()
+
+
+def chunk_sums(session: Session, outcomes: list[dict[str, Any]], first: int, last: int
+               ) -> dict[str, Any]:
+    """A chunk's outcomes summed up (statements.sums_of), each employee's team as the
+    employees' rows say now (as statements.outcome_groups reads it)."""
+    emp, team = Employee.__table__.c, Team.__table__.c
+    team_of = dict(session.execute(
+        select(emp.id, team.name).join_from(Employee.__table__, Team.__table__,
+                                            team.id == emp.team_id)
+        .where(emp.id.between(first, last))).all())
+    return statements.sums_of(outcomes, team_of)
+
+
+def _chunks_summed(session: Session, run_id: int) -> statements.OutcomeGroups | None:
+    """The run's outcomes summed up from its chunks' sums (chunk_sums), or None where a
+    chunk has none (stored by an earlier version)."""
+    parts = session.scalars(select(RunChunk.sums).where(RunChunk.run_id == run_id)).all()
+    if not parts or any(p is None for p in parts):
+        return None
+    return statements.merged_sums(parts)
 
 
 def _write_chunk(session: Session, run: Run, index: int, outcomes: list[dict[str, Any]],
@@ -387,20 +411,25 @@ def finish(session: Session, run_id: int) -> Run | None:
         return None
     releases = compliance.releases_for(
         session, period, lambda: set(period_employees(session, period.code)))
-    # released holds are outcomes this step adds: the sums of the chunks' alone are no use
-    with _grouped_meanwhile(session, run_id, not releases) as grouped:
+    # released holds are outcomes this step adds: the sums of the chunks' alone are no use;
+    # else the chunks' sums, added up, where every chunk kept them
+    summed = None if releases else _chunks_summed(session, run_id)
+    with _grouped_meanwhile(session, run_id, not releases and summed is None) as meanwhile:
+        grouped = meanwhile if summed is None else lambda: summed
         write_outcomes(session, run_id, _released_hold_outcomes(session, period, releases))
         context = Context.from_json(session.get(RunContext, run_id).data, ranks=False)
         discarded = discard_replaced(session, period.id)
         run.figures = _figures(session, context)
         run.status, run.finished_at = "calculated", _now()
         session.flush()
-        count = session.scalar(select(func.count()).select_from(Outcome).where(
-            Outcome.run_id == run_id)) or 0
-        if job is None or job.analysed_at is None:  # else a chunk did (_analyze_outcomes)
+        count = sum(n for n, _ in summed[0].values()) if summed is not None else \
+            session.scalar(select(func.count()).select_from(Outcome).where(
+                Outcome.run_id == run_id)) or 0
+        analysed = job is not None and job.analysed_at is not None
+        if not analysed:  # else a chunk did, the outcomes' and the cases' (_analyze_outcomes)
             bulk.analyze(session, Outcome.__table__, rows=count)
         settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
-               discarded, grouped)
+               discarded, grouped, cases_analysed=analysed)
     if job is not None:
         job.status, job.finished_at, job.done = "done", _now(), run.employee_count
     session.flush()

@@ -47,7 +47,7 @@ MAX_EVIDENCE = 10 * 1024 * 1024
 
 
 def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
-                actor: str = "system") -> dict[str, Any]:
+                actor: str = "system", analysed: bool = False) -> dict[str, Any]:
     """Attach the flags of a newly stored run to their cases, in the same transaction.
 
     A case is the employee's, the rule's and the period's: a flag raised again attaches to
@@ -84,8 +84,11 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
         done["opened"] = opened
     # what follows, the queue and the checklist read the run's cases by run and status at
     # once: without fresh statistics PostgreSQL reads a run of 171,039 cases as empty and
-    # joins them with themselves in a nested loop (minutes)
-    bulk.analyze(session, FlagCase.__table__, rows=cases_touched(done))
+    # joins them with themselves in a nested loop (minutes). ``analysed``: a chunk of the
+    # run refreshed them with half its cases in, which plans as well, where the run only
+    # opened cases (its chunks did: open_chunk_cases)
+    if not (analysed and set(done) <= {"opened"}):
+        bulk.analyze(session, FlagCase.__table__, rows=cases_touched(done))
     recount(session, run.period_id)
     if changes_outcomes(done):
         decided = select(FlagCase.employee_id).where(
@@ -172,15 +175,13 @@ def holding(rules: Iterable[dict[str, Any]]) -> list[str]:
 
 def _flag_rows(run_id: int, period_id: int, holds: list[str]) -> tuple[tuple[str, ...], Any]:
     """(columns, query) of a new case for each flag outcome of the run, in the outcomes'
-    order, none of which has a case yet."""
+    order."""
     columns = ("outcome_id", "run_id", "period_id", "employee_id", "rule_key", "severity",
                "holds", "status", "decided_after_lock")
     flags = (select(Outcome.id, literal(run_id), literal(period_id), Outcome.employee_id,
                     Outcome.rule_key, Outcome.value, Outcome.rule_key.in_(holds),
                     literal("open"), false())
-             .where(Outcome.run_id == run_id, Outcome.kind == "flag",
-                    ~exists().where(FlagCase.outcome_id == Outcome.id))
-             .order_by(Outcome.id))
+             .where(Outcome.run_id == run_id, Outcome.kind == "flag").order_by(Outcome.id))
     return columns, flags
 
 
@@ -192,7 +193,17 @@ def _open_cases(session: Session, run: Run, holds: list[str], first: bool
     range are these (the period's lock). ``first``: the period's first flags, which the
     run's chunks may have opened already (open_chunk_cases); all the run's cases are new.
     None when there are none."""
+    run_cases = select(func.count(), func.min(FlagCase.id), func.max(FlagCase.id)) \
+        .where(FlagCase.run_id == run.id)
+    if first:  # every flag has its case when there are as many cases (one a flag at most)
+        count, low, high = session.execute(run_cases).one()
+        if count and count == session.scalar(select(func.count()).select_from(Outcome).where(
+                Outcome.run_id == run.id, Outcome.kind == "flag")):
+            return {"count": count, "first_id": low, "last_id": high}
     columns, flags = _flag_rows(run.id, run.period_id, holds)
+    # those that have none: a flag raised again is attached to its case by now
+    # (_carry_existing), and the period's first may have been opened by the run's chunks
+    flags = flags.where(~exists().where(FlagCase.outcome_id == Outcome.id))
     top = None if first else session.scalar(select(func.max(FlagCase.id)))
     # Every reference is held already: the outcomes are this run's, which none may delete
     # while the run's row is locked (this transaction updated it), their employees cannot
@@ -201,9 +212,7 @@ def _open_cases(session: Session, run: Run, holds: list[str], first: bool
     # 1,000,000-employee run: 26 s with them, 9 s without).
     with bulk.references_held(session, FlagCase.__table__):
         session.execute(insert(FlagCase).from_select(columns, flags))
-    count, low, high = session.execute(
-        select(func.count(), func.min(FlagCase.id), func.max(FlagCase.id))
-        .where(FlagCase.run_id == run.id, FlagCase.id > (top or 0))).one()
+    count, low, high = session.execute(run_cases.where(FlagCase.id > (top or 0))).one()
     return {"count": count, "first_id": low, "last_id": high} if count else None
 
 
@@ -225,6 +234,8 @@ def open_chunk_cases(session: Session, run_id: int, period_id: int, holds: list[
     case of a running run is nobody's to read or decide: visible); removed with the
     chunk's outcomes when the chunk is redone or the run fails."""
     columns, flags = _flag_rows(run_id, period_id, holds)
+    # the chunk's outcomes, just stored: none has a case (nothing to look up in the cases,
+    # which a chunk of a million-employee run would read whole)
     flags = flags.where(Outcome.employee_id.between(first, last), Outcome.chunk == chunk)
     # the chunk's outcomes are this transaction's, their employees locked (FOR KEY SHARE)
     # by _write_chunk where the checks are skipped; the run and its period stay

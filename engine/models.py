@@ -482,6 +482,10 @@ class RunChunk(Base):
     beat: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(default=0)
     seconds: Mapped[float | None] = mapped_column(Float)
+    # Its outcomes summed up as statements.outcome_groups sums a run's, written with them
+    # (engine.chunks.chunk_sums): the last step adds the chunks' up rather than reading
+    # every outcome again. None: written by a version that did not keep them.
+    sums: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
 
 
 class RunContext(Base):

@@ -962,16 +962,17 @@ def discard_replaced(session: Session, period_id: int) -> list[int]:
 def settle(session: Session, run: Run, period: Period, rules: list[dict[str, Any]],
            actor: str, releases: dict[int, list[dict[str, Any]]], outcomes: int,
            discarded: list[int],
-           grouped: Callable[[], statements.OutcomeGroups | None] | None = None
-           ) -> RunStale | None:
+           grouped: Callable[[], statements.OutcomeGroups | None] | None = None,
+           cases_analysed: bool = False) -> RunStale | None:
     """The last step of storing a run, under the period's lock, once the runs it replaces
     are discarded (discard_replaced): carry over what people decided on them (flag cases,
     PIPs, adjustments, audited), mark the holds it pays as released, and say whether it is
     already stale. ``grouped`` gives the run's outcomes summed up as its chunks wrote them
     (statements.outcome_groups, worked out meanwhile: engine.chunks.finish), or None:
     its totals use them unless this step changed the outcomes (released holds added,
-    carried decisions holding or releasing payouts)."""
-    cases = compliance.carry_cases(session, run, rules, actor)
+    carried decisions holding or releasing payouts). ``cases_analysed``: the flag cases'
+    statistics were refreshed while the run's chunks worked (compliance.carry_cases)."""
+    cases = compliance.carry_cases(session, run, rules, actor, analysed=cases_analysed)
     pips_carried = followup.carry_pips(session, run, list(discarded), actor)
     adjustments = _carry_adjustments(session, run, list(discarded), actor)
     compliance.mark_released(session, run.id, releases)

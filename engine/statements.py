@@ -7,7 +7,7 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import Numeric, func, select
@@ -19,6 +19,7 @@ from engine.messages import msg
 from engine.models import Adjustment, Employee, Metric, Outcome, Run, Team
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 MONEY_STATUSES = ("payable", "held", "forfeited")
 
 
@@ -433,6 +434,51 @@ def outcome_groups(session: Session, run_id: int) -> OutcomeGroups:
                 holding.add(emp)
     return ({k: (v[0], v[1]) for k, v in sums.items()}, dict(per), len(everyone),
             len(holding))
+
+
+def sums_of(outcomes: Iterable[dict[str, Any]], team_of: dict[int, str]) -> dict[str, Any]:
+    """Outcomes (a chunk's, as written) summed up as outcome_groups sums a run's, in JSON
+    (amounts as text): their groups, each employee's amount, how many employees have
+    outcomes and how many a held amount. ``team_of``: each employee's team's name."""
+    groups: dict[tuple[str, str, str | None, str], list[Any]] = {}
+    per: dict[int, Decimal] = {}
+    everyone: set[int] = set()
+    holding: set[int] = set()
+    for o in outcomes:
+        emp, amount, status = o["employee_id"], o["amount"], o["status"]
+        everyone.add(emp)
+        group = groups.setdefault((o["kind"], o["rule_key"], status, team_of[emp]), [0, None])
+        group[0] += 1
+        if amount is not None:
+            # as the column keeps it (PostgreSQL's NUMERIC(26, 2) rounds half away from 0)
+            amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+            group[1] = amount if group[1] is None else group[1] + amount
+            per[emp] = per[emp] + amount if emp in per else amount
+            if status == "held":
+                holding.add(emp)
+    return {"groups": [[*key, count, None if amount is None else str(amount)]
+                       for key, (count, amount) in groups.items()],
+            "amounts": {str(emp): str(amount) for emp, amount in per.items()},
+            "employees": len(everyone), "held": len(holding)}
+
+
+def merged_sums(parts: Iterable[dict[str, Any]]) -> OutcomeGroups:
+    """The sums of a run's chunks (sums_of each, employees apart) added up: what
+    outcome_groups gives of the run's outcomes."""
+    groups: dict[tuple[str, str, str | None, str], tuple[int, Decimal | None]] = {}
+    per_employee: dict[int, Decimal] = {}
+    employees = held = 0
+    for part in parts:
+        for kind, key, status, team, count, text in part["groups"]:
+            was_count, was = groups.get((kind, key, status, team), (0, None))
+            amount = None if text is None else Decimal(text)
+            groups[(kind, key, status, team)] = (
+                was_count + count, amount if was is None else
+                was if amount is None else was + amount)
+        per_employee.update((int(emp), Decimal(text)) for emp, text in part["amounts"].items())
+        employees += part["employees"]
+        held += part["held"]
+    return groups, per_employee, employees, held
 
 
 def store_totals(session: Session, run: Run, grouped: OutcomeGroups | None = None) -> None:

@@ -451,10 +451,12 @@ def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
 
 def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
                                                         monkeypatch):
-    """On PostgreSQL the last step sums the run's outcomes up on a connection of its own
-    while it opens the flag cases: used where nothing it does changes the outcomes (a
-    first run), and not where carried decisions set the status of the payouts they hold
-    (a re-run after a flag was confirmed). The stored totals are the totals either way."""
+    """The last step adds up the sums each chunk kept of its outcomes: used where nothing
+    it does changes the outcomes (a first run), and not where carried decisions set the
+    status of the payouts they hold (a re-run after a flag was confirmed: summed in its
+    transaction then). Where a chunk kept none (an earlier version's), PostgreSQL sums the
+    run's outcomes up on a connection of its own meanwhile. The stored totals are the
+    totals every way."""
     import threading
 
     from engine import compliance, statements
@@ -478,8 +480,10 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
     session.expire_all()
     first = session.get(Run, first.id)
     postgres = db_url.startswith("postgresql")
-    assert where == (["meanwhile"] if postgres else ["here"])
+    assert where == []  # the chunks' sums, added up
     assert first.figures["totals"] == statements.outcome_totals(session, first)
+    assert chunks._chunks_summed(session, first.id) == statements.outcome_groups(session,
+                                                                                first.id)
     # a held payout's flag confirmed: the re-run carries the decision, which forfeits it
     case = session.scalars(select(FlagCase).where(FlagCase.run_id == first.id,
                                                   FlagCase.holds)).first()
@@ -490,8 +494,26 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
     second = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
     session.expire_all()
     second = session.get(Run, second.id)
-    # summed meanwhile too, but worked out again here: the carried decision changed them
-    assert where == (["meanwhile", "here"] if postgres else ["here"])
+    # worked out here: the carried decision changed them
+    assert where == ["here"]
     totals = statements.outcome_totals(session, second)
     assert second.figures["totals"] == totals
     assert totals["by_status"]["forfeited"] != "0.00"
+    # a run whose chunks kept no sums: summed meanwhile on PostgreSQL, here on SQLite
+    where.clear()
+    job_id = job_of(session, "2026-02")
+    with factory() as s:
+        indexes = chunks.plan(s, job_id)
+        s.commit()
+        run_id = s.get(RunJob, job_id).run_id
+    for index in indexes:
+        assert chunks.evaluate_chunk(factory, run_id, index) == "done"
+    with factory() as s:
+        s.execute(update(RunChunk).where(RunChunk.run_id == run_id, RunChunk.index == 1)
+                  .values(sums=None))
+        chunks.finish(s, run_id)
+        s.commit()
+    assert where == (["meanwhile"] if postgres else ["here"])
+    session.expire_all()
+    assert session.get(Run, run_id).figures["totals"] == statements.outcome_totals(
+        session, session.get(Run, run_id))

@@ -31,8 +31,10 @@ def organisation(seed: int = 7, employees: int = 24) -> tuple[str, str]:
     for i in range(employees):
         team, stage = teams[i % 3]
         level = ["S1", "S2", "S3", "M1"][i % 4]
-        emp_lines.append(f"E{i:03d},Rep {i},e{i}@x.com,{team},R{i % 2},{level},,2020-01-01,"
-                         f"{stage}")
+        # a team's region and stage alike on each of its rows (a file that gives a team
+        # two is refused): North and West in R0, East in R1
+        emp_lines.append(f"E{i:03d},Rep {i},e{i}@x.com,{team},R{i % 3 % 2},{level},,"
+                         f"2020-01-01,{stage}")
     res_lines = ["period,employee_code," + ",".join(METRICS)]
     for month in range(1, 7):
         for i in range(employees):
