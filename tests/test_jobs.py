@@ -46,6 +46,17 @@ def chunked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAUREL_RUN_CHUNK", "5")  # 24 employees: five chunks
 
 
+def every_chunk_done(factory: Any, job_id: int) -> int:
+    """Plan the job and evaluate each of its chunks (not finished): the run's id."""
+    with factory() as s:
+        indexes = chunks.plan(s, job_id)
+        s.commit()
+        run_id = s.get(RunJob, job_id).run_id
+    for index in indexes:
+        assert chunks.evaluate_chunk(factory, run_id, index) == "done"
+    return run_id
+
+
 def job_of(session: Session, code: str) -> int:
     job = jobs.start(session, code, "x@x.com")
     session.commit()
@@ -136,12 +147,7 @@ def test_the_cases_a_running_run_opened_are_nobodys_yet(db_url, session, chunked
     officer(session)
     job_id = job_of(session, "2026-01")
     factory = db.make_sessionmaker(db_url)
-    with factory() as s:
-        indexes = chunks.plan(s, job_id)
-        s.commit()
-        run_id = s.get(RunJob, job_id).run_id
-    for index in indexes:
-        assert chunks.evaluate_chunk(factory, run_id, index) == "done"
+    run_id = every_chunk_done(factory, job_id)
     session.expire_all()
     early = list(session.scalars(select(FlagCase).where(FlagCase.run_id == run_id)))
     assert early
@@ -502,12 +508,7 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
     # a run whose chunks kept no sums: summed meanwhile on PostgreSQL, here on SQLite
     where.clear()
     job_id = job_of(session, "2026-02")
-    with factory() as s:
-        indexes = chunks.plan(s, job_id)
-        s.commit()
-        run_id = s.get(RunJob, job_id).run_id
-    for index in indexes:
-        assert chunks.evaluate_chunk(factory, run_id, index) == "done"
+    run_id = every_chunk_done(factory, job_id)
     with factory() as s:
         s.execute(update(RunChunk).where(RunChunk.run_id == run_id, RunChunk.index == 1)
                   .values(sums=None))
