@@ -39,6 +39,11 @@ from wtforms.validators import Optional, StopValidation
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
+from admin.compliance_views import FLAG_STATUS_NAMES
+from admin.followup_views import CANDIDATE_STATUS_NAMES, PIP_STATUS_NAMES
+from admin.portal_views import INQUIRY_STATUS_NAMES
+from admin.rules_views import STATUS_NAMES as RULE_STATUS_NAMES
+from admin.runs_views import STATUS_NAMES as RUN_STATUS_NAMES
 from engine import assignments
 from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
@@ -918,7 +923,8 @@ class ResultView(LaurelModelView):
         result_deleted(_db(), model)
 
 
-def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None) -> Markup:
+def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None,
+                   entity: str | None = None) -> Markup:
     """Render a before/after snapshot as a key: value table; changed keys are marked."""
     if not data:
         return Markup("")
@@ -927,7 +933,7 @@ def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = N
         changed = other is not None and other.get(key) != value
         css = ' class="table-warning"' if changed else ""
         rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
-            Markup(css), _field(key), _stored(key, value)))
+            Markup(css), _field(key), _stored(key, value, entity=entity)))
     return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
                   ).format(Markup("").join(rows))
 
@@ -985,13 +991,13 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)][:CHANGES_SHOWN]
         parts = [Markup("{}: {} &rarr; {}").format(
-            _field(k), _stored(k, before.get(k), ITEMS_SHOWN),
-            _stored(k, after.get(k), ITEMS_SHOWN)) for k in keys]
+            _field(k), _stored(k, before.get(k), ITEMS_SHOWN, entry.entity),
+            _stored(k, after.get(k), ITEMS_SHOWN, entry.entity)) for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
     shown = [(k, v) for k, v in data.items() if v not in (None, "", [], {})][:CHANGES_SHOWN]
-    return Markup("<br>").join(Markup("{}: {}").format(_field(k), _stored(k, v, ITEMS_SHOWN))
-                               for k, v in shown)
+    return Markup("<br>").join(Markup("{}: {}").format(
+        _field(k), _stored(k, v, ITEMS_SHOWN, entry.entity)) for k, v in shown)
 
 
 def _field(key: str) -> Markup:
@@ -1002,13 +1008,25 @@ def _field(key: str) -> Markup:
 
 # Stored fields whose values are the domain's codes: they read in the page's language.
 _WORD_FIELDS = {"status", "kind", "period_kind", "role", "decision", "stage"}
+# A record's status in the words its own pages use (an open flag is 待处理 on the queue, an
+# open period 开放 on the home page): an audit entry about it says the same.
+STATUS_WORDS: dict[str, dict[str, Any]] = {
+    "period": {"open": CHOICE_NAMES["open"], "locked": CHOICE_NAMES["locked"]},
+    "run": RUN_STATUS_NAMES, "flag": FLAG_STATUS_NAMES, "rule": RULE_STATUS_NAMES,
+    "pip": PIP_STATUS_NAMES, "candidate": CANDIDATE_STATUS_NAMES,
+    "inquiry": INQUIRY_STATUS_NAMES,
+    "review_cycle": {"open": _l("open"), "closed": _l("closed")},
+}
 
 
-def _stored(key: str, value: Any, most: int | None = None) -> Markup:
+def _stored(key: str, value: Any, most: int | None = None, entity: str | None = None
+            ) -> Markup:
     """A stored field's value as it was written (data, shown as such), a status in the
-    page's language; ``most``: as _short."""
+    page's language, as the pages of the entry's ``entity`` say it; ``most``: as _short."""
     if value is None:
         return Markup("")
+    if key in ("status", "decision") and value in STATUS_WORDS.get(entity or "", {}):
+        return Markup("{}").format(STATUS_WORDS[entity or ""][value])
     if key in _WORD_FIELDS and isinstance(value, str):
         return Markup("{}").format(i18n.term(value))
     if isinstance(value, bool):
@@ -1061,8 +1079,8 @@ class AuditLogView(LaurelModelView):
         "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
         "entity": lambda v, c, m, n: resource_name(m.entity),
-        "before": lambda v, c, m, n: render_mapping(m.before, m.after),
-        "after": lambda v, c, m, n: render_mapping(m.after, m.before),
+        "before": lambda v, c, m, n: render_mapping(m.before, m.after, m.entity),
+        "after": lambda v, c, m, n: render_mapping(m.after, m.before, m.entity),
     }
     column_labels = {"at": _l("When"), "actor": _l("Who"), "via": _l("Through"),
                      "action": _l("Action"),

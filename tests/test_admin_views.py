@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
+import flask
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -172,6 +174,46 @@ def test_every_audited_step_reads_in_the_page_language(client: FlaskClient, org:
                                            "员工任职")), path
         en = text_of(client.get(f"{path}?lang=en"))
         assert "request publishing" in en and "Employee assignment" in en, path
+
+
+def test_a_status_reads_in_the_words_of_its_own_pages(app: Flask, client: FlaskClient,
+                                                      org: Org) -> None:
+    """A period's, a flag's, a run's and a rule's status changes read in the audit log and
+    on the home page as the period list, the queue, the runs and the policies say them
+    (an open period read 未结 there and 开放 on the home page; an open flag 未结, not the
+    queue's 待处理; a discarded run or draft 已放弃, not 已废弃); the engine's wording
+    says a period's and a run's the same way."""
+    from admin.compliance_views import FLAG_STATUS_NAMES
+    from admin.rules_views import STATUS_NAMES as RULE_STATUS_NAMES
+    from admin.runs_views import STATUS_NAMES as RUN_STATUS_NAMES
+    from admin.views import CHOICE_NAMES
+    from engine.wording import term
+
+    changes = [("period", "open", "locked"), ("flag", "open", "confirmed"),
+               ("run", "calculated", "discarded"), ("rule", "draft", "discarded")]
+    with org.session() as s:
+        for entity, was, now in changes:
+            db.audit(s, "update", entity, 1, before={"status": was}, after={"status": now},
+                     actor="hr@example.com")
+        s.commit()
+    pages = {"period": CHOICE_NAMES, "flag": FLAG_STATUS_NAMES, "run": RUN_STATUS_NAMES,
+             "rule": RULE_STATUS_NAMES}
+    for lang in ("en", "zh"):
+        with app.test_request_context(f"/?lang={lang}"):
+            flask.session["lang"] = lang
+            said = [f"{pages[e][was]} → {pages[e][now]}" for e, was, now in changes]
+            assert term("open", lang) == str(CHOICE_NAMES["open"]), lang
+            assert term("discarded", lang) == str(RUN_STATUS_NAMES["discarded"]) \
+                == str(RULE_STATUS_NAMES["discarded"]), lang
+            period_word = str(CHOICE_NAMES["open"])
+        for role in ("hr_admin", "auditor"):
+            login(client, role)
+            for path in ("/admin/", "/admin/auditlog/"):
+                text = unescape(text_of(client.get(f"{path}?lang={lang}")))
+                assert all(words in text for words in said), (role, lang, path)
+        assert period_word in text_of(client.get(f"/admin/period/?lang={lang}")), lang
+    assert not {"未结", "已放弃"} & set(re.findall(r"未结|已放弃", text_of(
+        client.get("/admin/auditlog/?lang=zh"))))
 
 
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
