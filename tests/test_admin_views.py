@@ -216,6 +216,52 @@ def test_a_status_reads_in_the_words_of_its_own_pages(app: Flask, client: FlaskC
         client.get("/admin/auditlog/?lang=zh"))))
 
 
+def test_audited_record_ids_read_as_the_records_names(client: FlaskClient, org: Org) -> None:
+    """An employee's team, level and manager read by name in the audit log, the home page
+    and the entry's page (it said 团队（编号）: 1 → 3), in both languages; an id no record has
+    any more stays, marked deleted. A page of 20 entries reads each kind of record once."""
+    with org.session() as s:
+        levels = dict(s.execute(select(Level.code, Level.id)).all())
+        for _ in range(20):
+            db.audit(s, "update", "employee", org.employees["N2"], actor="hr@example.com",
+                     before={"team_id": org.north, "level_id": levels["S1"],
+                             "manager_id": org.employees["N1"]},
+                     after={"team_id": org.south, "level_id": levels["S2"],
+                            "manager_id": org.employees["S1"]})
+        db.audit(s, "update", "employee", org.employees["S2"], actor="hr@example.com",
+                 before={"team_id": org.south}, after={"team_id": 999999})
+        s.commit()
+    entry = _last_audit(org, "employee")
+    said = ("North → South", "S1 → S2", "N1 Nora North → S1 Sam South")
+    words = {"en": ("Team", "Level", "Manager", "999999 (deleted)"),
+             "zh": ("团队", "职级", "经理", "999999 （已删除）")}
+    login(client, "hr_admin")
+    for lang in ("en", "zh"):
+        home = unescape(text_of(client.get(f"/admin/?lang={lang}")))
+        assert all(w in home for w in (*said, *words[lang])), lang
+        assert "(id)" not in home and "（编号）" not in home, lang
+        details = unescape(text_of(client.get(
+            f"/admin/auditlog/details/?id={entry.id - 1}&lang={lang}")))
+        assert all(w in details for w in ("North", "South", "S1 Sam South")), lang
+    statements: list[str] = []
+    engine = db.get_engine(org.url)
+
+    def _count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
+        statements.append(statement)
+
+    login(client, "auditor")
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        listing = client.get("/admin/auditlog/?lang=zh")
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+    text = unescape(text_of(listing))
+    assert all(w in text for w in (*said, *words["zh"])) and "（编号）" not in text
+    for table in ("team", "level", "employee"):
+        named = [q for q in statements if re.search(rf"FROM {table}\s+WHERE {table}.id IN", q)]
+        assert len(named) == 1, (table, named)
+
+
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
         client: FlaskClient, org: Org) -> None:
     login(client, "comp_analyst")
