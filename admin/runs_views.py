@@ -532,8 +532,20 @@ class RunsView(LaurelBaseView):
     def adjust(self, run_id: int) -> Any:
         _require("adjust")
         db = _db()
-        self._get_run(run_id)
+        run = self._get_run(run_id)
         typed = {k: request.form.get(k, "") for k in ("employee", "amount", "reason")}
+        # every field's problem at once, each beside its field
+        errors: dict[str, str] = {}
+        checks = {"employee": lambda: lifecycle.employee_named(db, typed["employee"]),
+                  "amount": lambda: lifecycle.adjustment_amount(db, run, typed["amount"]),
+                  "reason": lambda: lifecycle.adjustment_reason(typed["reason"])}
+        for field, check in checks.items():
+            try:
+                check()
+            except LaurelError as exc:
+                errors[field] = field_error(exc)[1]
+        if errors:
+            return self._run_page(run_id, status=400, adjust=typed, adjust_errors=errors)
         try:
             adj = lifecycle.add_adjustment(db, run_id, typed["employee"].strip(),
                                            typed["amount"], typed["reason"], _email())

@@ -39,6 +39,11 @@ from wtforms.validators import Optional, StopValidation
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
 from admin.base import LaurelBaseView, _db, _team_scope, may_read, may_write
+from admin.compliance_views import FLAG_STATUS_NAMES
+from admin.followup_views import CANDIDATE_STATUS_NAMES, PIP_STATUS_NAMES
+from admin.portal_views import INQUIRY_STATUS_NAMES
+from admin.rules_views import STATUS_NAMES as RULE_STATUS_NAMES
+from admin.runs_views import STATUS_NAMES as RUN_STATUS_NAMES
 from engine import assignments
 from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
@@ -137,8 +142,8 @@ FIELD_NAMES: dict[str, Any] = {
     # the records audited column by column (employees, teams, levels, metrics, periods,
     # rules, pay codes, users)
     "id": _l("Record id"), "code": _l("Code"), "name": _l("Name"), "email": _l("Email"),
-    "employee_id": _l("Employee (id)"), "team_id": _l("Team (id)"),
-    "level_id": _l("Level (id)"), "manager_id": _l("Manager (id)"),
+    "employee_id": _l("Employee"), "team_id": _l("Team"), "level_id": _l("Level"),
+    "manager_id": _l("Manager"),
     "hire_date": _l("Hire date"), "leave_date": _l("Leave date"),
     "effective_date": _l("Effective from"), "region": _l("Region"), "stage": _l("Stage"),
     "discount_authority": _l("Discount authority"), "key": _l("Key"),
@@ -918,16 +923,20 @@ class ResultView(LaurelModelView):
         result_deleted(_db(), model)
 
 
-def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None) -> Markup:
-    """Render a before/after snapshot as a key: value table; changed keys are marked."""
+def render_mapping(data: dict[str, Any] | None, other: dict[str, Any] | None = None,
+                   entity: str | None = None, entry: AuditLog | None = None) -> Markup:
+    """Render a before/after snapshot as a key: value table; changed keys are marked (the
+    records ``entry`` holds the ids of by their names)."""
     if not data:
         return Markup("")
+    if entry is not None:
+        name_records([entry], whole=True)
     rows = []
     for key, value in data.items():
         changed = other is not None and other.get(key) != value
         css = ' class="table-warning"' if changed else ""
         rows.append(Markup("<tr{}><th>{}</th><td>{}</td></tr>").format(
-            Markup(css), _field(key), _stored(key, value)))
+            Markup(css), _field(key), _stored(key, value, entity=entity)))
     return Markup('<table class="table table-sm table-bordered laurel-kv mb-0">{}</table>'
                   ).format(Markup("").join(rows))
 
@@ -985,13 +994,13 @@ def render_changes(entry: AuditLog, readable: bool = False) -> Markup:
     if entry.action == "update":
         keys = [k for k in after if before.get(k) != after.get(k)][:CHANGES_SHOWN]
         parts = [Markup("{}: {} &rarr; {}").format(
-            _field(k), _stored(k, before.get(k), ITEMS_SHOWN),
-            _stored(k, after.get(k), ITEMS_SHOWN)) for k in keys]
+            _field(k), _stored(k, before.get(k), ITEMS_SHOWN, entry.entity),
+            _stored(k, after.get(k), ITEMS_SHOWN, entry.entity)) for k in keys]
         return Markup("<br>").join(parts)
     data = after if entry.action != "delete" else before
     shown = [(k, v) for k, v in data.items() if v not in (None, "", [], {})][:CHANGES_SHOWN]
-    return Markup("<br>").join(Markup("{}: {}").format(_field(k), _stored(k, v, ITEMS_SHOWN))
-                               for k, v in shown)
+    return Markup("<br>").join(Markup("{}: {}").format(
+        _field(k), _stored(k, v, ITEMS_SHOWN, entry.entity)) for k, v in shown)
 
 
 def _field(key: str) -> Markup:
@@ -1002,13 +1011,61 @@ def _field(key: str) -> Markup:
 
 # Stored fields whose values are the domain's codes: they read in the page's language.
 _WORD_FIELDS = {"status", "kind", "period_kind", "role", "decision", "stage"}
+# A record's status in the words its own pages use (an open flag is 待处理 on the queue, an
+# open period 开放 on the home page): an audit entry about it says the same.
+STATUS_WORDS: dict[str, dict[str, Any]] = {
+    "period": {"open": CHOICE_NAMES["open"], "locked": CHOICE_NAMES["locked"]},
+    "run": RUN_STATUS_NAMES, "flag": FLAG_STATUS_NAMES, "rule": RULE_STATUS_NAMES,
+    "pip": PIP_STATUS_NAMES, "candidate": CANDIDATE_STATUS_NAMES,
+    "inquiry": INQUIRY_STATUS_NAMES,
+    "review_cycle": {"open": _l("open"), "closed": _l("closed")},
+}
 
 
-def _stored(key: str, value: Any, most: int | None = None) -> Markup:
+# Stored fields whose values are a record's id: they read as the record's name.
+RECORD_FIELDS: dict[str, type] = {"team_id": Team, "level_id": Level, "manager_id": Employee,
+                                  "employee_id": Employee}
+
+
+def name_records(entries: Any, whole: bool = False) -> None:
+    """Read the names of the records the entries' fields hold the ids of (RECORD_FIELDS),
+    one query a kind of record for them all, for _stored to show in the ids' place: in the
+    snapshots render_changes shows, or (``whole``) both of an entry's."""
+    wanted: dict[type, set[int]] = {}
+    for entry in entries:
+        if not whole and (entry.snapshots or 0) > LISTED_SNAPSHOTS:
+            continue  # not listed (render_changes): its snapshots stay unread
+        shown = ((entry.before, entry.after) if whole or entry.action == "update" else
+                 (entry.before,) if entry.action == "delete" else (entry.after,))
+        for data in shown:
+            for key, value in (data or {}).items() if isinstance(data, dict) else ():
+                if key in RECORD_FIELDS and type(value) is int:
+                    wanted.setdefault(RECORD_FIELDS[key], set()).add(value)
+    names: dict[tuple[type, int], str] = g.setdefault("laurel_record_names", {})
+    db = _db()
+    for model, ids in wanted.items():
+        ids -= {i for m, i in names if m is model}
+        found = dict.fromkeys(ids, "")  # an id no record has any more stays an id
+        for record in db.scalars(select(model).where(model.id.in_(ids))):
+            found[record.id] = str(record)
+        names.update({(model, i): name for i, name in found.items()})
+
+
+def _stored(key: str, value: Any, most: int | None = None, entity: str | None = None
+            ) -> Markup:
     """A stored field's value as it was written (data, shown as such), a status in the
-    page's language; ``most``: as _short."""
+    page's language, as the pages of the entry's ``entity`` say it, a record's id as its
+    name where name_records read it; ``most``: as _short."""
     if value is None:
         return Markup("")
+    if key in RECORD_FIELDS and type(value) is int:
+        name = g.get("laurel_record_names", {}).get((RECORD_FIELDS[key], value))
+        if name:
+            return Markup("{}").format(name)
+        if name is not None:
+            return Markup("<code>{}</code> {}").format(value, _("(deleted)"))
+    if key in ("status", "decision") and value in STATUS_WORDS.get(entity or "", {}):
+        return Markup("{}").format(STATUS_WORDS[entity or ""][value])
     if key in _WORD_FIELDS and isinstance(value, str):
         return Markup("{}").format(i18n.term(value))
     if isinstance(value, bool):
@@ -1052,6 +1109,12 @@ class AuditLogView(LaurelModelView):
         "entity": lambda v, c, m, n: resource_name(m.entity),
         "changes": lambda v, c, m, n: render_changes(m),
     }
+    def get_list(self, *args: Any, **kwargs: Any) -> Any:
+        count, entries = super().get_list(*args, **kwargs)
+        if isinstance(entries, list):  # the page's records by name, read together
+            name_records(entries)
+        return count, entries
+
     def get_query(self) -> Any:
         # the snapshots of the entries listed are read only where shown (render_changes)
         return with_sizes(super().get_query(), _db().get_bind().dialect.name)
@@ -1061,8 +1124,8 @@ class AuditLogView(LaurelModelView):
         "summary": lambda v, c, m, n: i18n.audit_summary(m),
         "action": _choice_label,
         "entity": lambda v, c, m, n: resource_name(m.entity),
-        "before": lambda v, c, m, n: render_mapping(m.before, m.after),
-        "after": lambda v, c, m, n: render_mapping(m.after, m.before),
+        "before": lambda v, c, m, n: render_mapping(m.before, m.after, m.entity, m),
+        "after": lambda v, c, m, n: render_mapping(m.after, m.before, m.entity, m),
     }
     column_labels = {"at": _l("When"), "actor": _l("Who"), "via": _l("Through"),
                      "action": _l("Action"),
@@ -1177,6 +1240,7 @@ class DashboardView(AdminIndexView):
         if may_read("audit_log"):
             entries = db.scalars(with_sizes(select(AuditLog), db.get_bind().dialect.name)
                                  .order_by(AuditLog.id.desc()).limit(8)).all()
+            name_records(entries)
         my_team = db.get(Team, team_id) if team_id and team_id > 0 else None
         user = current_principal()
         waiting = []

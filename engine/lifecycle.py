@@ -528,23 +528,11 @@ def employee_named(session: Session, text: str) -> Employee:
                           "%(typed)s", typed=repr(typed)))
 
 
-def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
-                   reason: str, actor: str | None) -> Adjustment:
-    """Add a manual line (amount, reason) to a calculated or approved run.
-
-    The employee is named by code or name (employee_named); the amount is read as people
-    type it (cells.typed_amount: ``1,500``, ``1500元``, ``CN¥1,500.00``).
-    """
-    run = get_run(session, run_id)
-    email = _approver(session, actor, "adjust")
-    _live_run(session, run, msg("adjusted"), msg("adjustments are refused"))
-    if run.status not in ("calculated", "approved"):
-        raise LaurelError(msg("run %(id)s is %(status)s: adjustments are refused", id=run.id,
-                              status=run.status))
-    if run.period.status == "locked":
-        raise LaurelError(msg("period %(code)s is locked: adjustments are refused",
-                              code=run.period.code))
-    employee = employee_named(session, employee_code)
+def adjustment_amount(session: Session, run: Run, amount: Decimal | str) -> tuple[Decimal,
+                                                                                 str]:
+    """The amount of an adjustment to the run and its currency (the run's), read as people
+    type it (cells.typed_amount: ``1,500``, ``1500元``, ``CN¥1,500.00``); LaurelError (field
+    amount) when it is not a non-zero amount in cents below a trillion."""
     currency = session.scalar(select(Outcome.currency).where(
         Outcome.run_id == run.id, Outcome.currency.is_not(None)).limit(1)) or "CNY"
     try:
@@ -557,10 +545,37 @@ def add_adjustment(session: Session, run_id: int, employee_code: str, amount: De
                               "1,000,000,000,000"))
     if value != value.quantize(Decimal("0.01")):
         raise LaurelError(msg("adjustment, field amount: at most two decimals"))
+    return value, currency
+
+
+def adjustment_reason(reason: str) -> str:
+    """The reason of an adjustment, trimmed; LaurelError (field reason) when it is empty."""
     if not (reason or "").strip():
         raise LaurelError(msg("adjustment, field reason: a reason is required"))
+    return reason.strip()
+
+
+def add_adjustment(session: Session, run_id: int, employee_code: str, amount: Decimal | str,
+                   reason: str, actor: str | None) -> Adjustment:
+    """Add a manual line (amount, reason) to a calculated or approved run.
+
+    Each field is read by its own check, which a form may ask one by one to say every
+    refused field at once: the employee by code or name (employee_named), the amount as
+    people type it (adjustment_amount), the reason (adjustment_reason).
+    """
+    run = get_run(session, run_id)
+    email = _approver(session, actor, "adjust")
+    _live_run(session, run, msg("adjusted"), msg("adjustments are refused"))
+    if run.status not in ("calculated", "approved"):
+        raise LaurelError(msg("run %(id)s is %(status)s: adjustments are refused", id=run.id,
+                              status=run.status))
+    if run.period.status == "locked":
+        raise LaurelError(msg("period %(code)s is locked: adjustments are refused",
+                              code=run.period.code))
+    employee = employee_named(session, employee_code)
+    value, currency = adjustment_amount(session, run, amount)
     adj = Adjustment(run_id=run.id, employee_id=employee.id, amount=value, currency=currency,
-                     reason=reason.strip(), created_by=email)
+                     reason=adjustment_reason(reason), created_by=email)
     session.add(adj)
     session.flush()
     audit(session, "adjust", "run", run.id,

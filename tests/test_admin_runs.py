@@ -576,6 +576,27 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
     assert count(org, Adjustment) == 1
 
 
+def test_an_adjustment_says_every_refused_field_at_once(
+        client: FlaskClient, org: Org, run_id: int) -> None:
+    """An unknown employee, an amount that is not one and no reason: each is refused beside
+    its own field at once (it said the employee, then the amount, then the reason), what was
+    typed kept and nothing stored, in both languages."""
+    login(client, CA)
+    typed = {"employee": "ZZ9", "amount": "lots", "reason": "  "}
+    for lang, said in (("en", ("no employee has the code or name", "is not an amount in CNY",
+                               "a reason is required")),
+                       ("zh", ("没有工号或姓名为", "不是 CNY 金额", "必须填写理由"))):
+        page = client.post(f"/admin/runs/{run_id}/adjust?lang={lang}", data=typed)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 400, lang
+        for field in typed:
+            assert re.search(rf'name="{field}" value="{typed[field]}" '
+                             r'class="form-control is-invalid"', html), (lang, field)
+        assert html.count('invalid-feedback d-block') == 3, lang
+        assert all(words in text_of(page) for words in said), lang
+    assert count(org, Adjustment) == 0 and count(org, AuditLog, AuditLog.action == "adjust") == 0
+
+
 # --- statements ----------------------------------------------------------------------------
 
 

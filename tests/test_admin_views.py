@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
+import flask
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -176,6 +178,92 @@ def test_every_audited_step_reads_in_the_page_language(client: FlaskClient, org:
                                            "员工任职")), path
         en = text_of(client.get(f"{path}?lang=en"))
         assert "request publishing" in en and "Employee assignment" in en, path
+
+
+def test_a_status_reads_in_the_words_of_its_own_pages(app: Flask, client: FlaskClient,
+                                                      org: Org) -> None:
+    """A period's, a flag's, a run's and a rule's status changes read in the audit log and
+    on the home page as the period list, the queue, the runs and the policies say them
+    (an open period read 未结 there and 开放 on the home page; an open flag 未结, not the
+    queue's 待处理; a discarded run or draft 已放弃, not 已废弃); the engine's wording
+    says a period's and a run's the same way."""
+    from admin.compliance_views import FLAG_STATUS_NAMES
+    from admin.rules_views import STATUS_NAMES as RULE_STATUS_NAMES
+    from admin.runs_views import STATUS_NAMES as RUN_STATUS_NAMES
+    from admin.views import CHOICE_NAMES
+    from engine.wording import term
+
+    changes = [("period", "open", "locked"), ("flag", "open", "confirmed"),
+               ("run", "calculated", "discarded"), ("rule", "draft", "discarded")]
+    with org.session() as s:
+        for entity, was, now in changes:
+            db.audit(s, "update", entity, 1, before={"status": was}, after={"status": now},
+                     actor="hr@example.com")
+        s.commit()
+    pages = {"period": CHOICE_NAMES, "flag": FLAG_STATUS_NAMES, "run": RUN_STATUS_NAMES,
+             "rule": RULE_STATUS_NAMES}
+    for lang in ("en", "zh"):
+        with app.test_request_context(f"/?lang={lang}"):
+            flask.session["lang"] = lang
+            said = [f"{pages[e][was]} → {pages[e][now]}" for e, was, now in changes]
+            assert term("open", lang) == str(CHOICE_NAMES["open"]), lang
+            assert term("discarded", lang) == str(RUN_STATUS_NAMES["discarded"]) \
+                == str(RULE_STATUS_NAMES["discarded"]), lang
+            period_word = str(CHOICE_NAMES["open"])
+        for role in ("hr_admin", "auditor"):
+            login(client, role)
+            for path in ("/admin/", "/admin/auditlog/"):
+                text = unescape(text_of(client.get(f"{path}?lang={lang}")))
+                assert all(words in text for words in said), (role, lang, path)
+        assert period_word in text_of(client.get(f"/admin/period/?lang={lang}")), lang
+    assert not {"未结", "已放弃"} & set(re.findall(r"未结|已放弃", text_of(
+        client.get("/admin/auditlog/?lang=zh"))))
+
+
+def test_audited_record_ids_read_as_the_records_names(client: FlaskClient, org: Org) -> None:
+    """An employee's team, level and manager read by name in the audit log, the home page
+    and the entry's page (it said 团队（编号）: 1 → 3), in both languages; an id no record has
+    any more stays, marked deleted. A page of 20 entries reads each kind of record once."""
+    with org.session() as s:
+        levels = dict(s.execute(select(Level.code, Level.id)).all())
+        for _ in range(20):
+            db.audit(s, "update", "employee", org.employees["N2"], actor="hr@example.com",
+                     before={"team_id": org.north, "level_id": levels["S1"],
+                             "manager_id": org.employees["N1"]},
+                     after={"team_id": org.south, "level_id": levels["S2"],
+                            "manager_id": org.employees["S1"]})
+        db.audit(s, "update", "employee", org.employees["S2"], actor="hr@example.com",
+                 before={"team_id": org.south}, after={"team_id": 999999})
+        s.commit()
+    entry = _last_audit(org, "employee")
+    said = ("North → South", "S1 → S2", "N1 Nora North → S1 Sam South")
+    words = {"en": ("Team", "Level", "Manager", "999999 (deleted)"),
+             "zh": ("团队", "职级", "经理", "999999 （已删除）")}
+    login(client, "hr_admin")
+    for lang in ("en", "zh"):
+        home = unescape(text_of(client.get(f"/admin/?lang={lang}")))
+        assert all(w in home for w in (*said, *words[lang])), lang
+        assert "(id)" not in home and "（编号）" not in home, lang
+        details = unescape(text_of(client.get(
+            f"/admin/auditlog/details/?id={entry.id - 1}&lang={lang}")))
+        assert all(w in details for w in ("North", "South", "S1 Sam South")), lang
+    statements: list[str] = []
+    engine = db.get_engine(org.url)
+
+    def _count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
+        statements.append(statement)
+
+    login(client, "auditor")
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        listing = client.get("/admin/auditlog/?lang=zh")
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+    text = unescape(text_of(listing))
+    assert all(w in text for w in (*said, *words["zh"])) and "（编号）" not in text
+    for table in ("team", "level", "employee"):
+        named = [q for q in statements if re.search(rf"FROM {table}\s+WHERE {table}.id IN", q)]
+        assert len(named) == 1, (table, named)
 
 
 def test_a_hand_edited_result_is_audited_and_locked_periods_refuse(
