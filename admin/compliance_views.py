@@ -192,6 +192,11 @@ class ComplianceView(LaurelBaseView):
                 .order_by(FlagCase.id.desc())))
         held = held_amounts({(c.run_id, c.employee_id) for c in rows})
         releases = {c.id: compliance.release_of(db, c) for c in rows}
+        # the filter offers every rule by its name (and submits its key); a row names its
+        # rule as the version its run used
+        rule_keys = compliance.distinct_values(db, FlagCase.rule_key)
+        names = i18n.rule_names(db, {*rule_keys, *(c.rule_key for c in rows)},
+                                run_ids={c.run_id for c in rows})
         if team_id is not None:
             teams = db.execute(select(Team.id, Team.name).where(Team.id == team_id)).all()
         elif db.scalar(select(func.count()).select_from(Team)) > TEAMS_LISTED:
@@ -203,7 +208,7 @@ class ComplianceView(LaurelBaseView):
             total=total, page=page,
             pages=max(1, (total + PAGE - 1) // PAGE), filters=f, statuses=FLAG_STATUSES,
             severities=compliance.distinct_values(db, FlagCase.severity),
-            rules=compliance.distinct_values(db, FlagCase.rule_key),
+            rules=sorted(rule_keys, key=lambda k: (names[k].lower(), k)), rule_names=names,
             teams=teams, team_only=team_id is not None,
             periods=list(db.scalars(select(Period.code).order_by(Period.start.desc(),
                                                                  Period.end))),
@@ -283,6 +288,8 @@ class ComplianceView(LaurelBaseView):
             fact=r.value, fact_label=r.label,
             facts=exp.get("facts") or {}, held=held, trail=trail, raised_by=raised_by,
             totals=st.totals,
+            rule_names=i18n.rule_names(db, {case.rule_key, *(o.rule_key for o in held)},
+                                       case.run.rules),
             release=compliance.release_of(db, case),
             currency=st.currency, can_decide=may_write("compliance"), officers=officers(),
             typed=typed or {}, errors=errors or {},

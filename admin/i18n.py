@@ -150,6 +150,15 @@ def term(word: Any) -> str:
     return say(word, current_language())
 
 
+def rule_names(db: Any, keys: Any, used_rules: list[Any] | None = None,
+               run_ids: Any = ()) -> dict[str, str]:
+    """Rule keys by their names in the page's language (engine.plain.rule_names: the
+    version a run used, the lines no rule names), in one query or two."""
+    from engine import plain
+
+    return plain.rule_names(db, keys, current_language(), used_rules, run_ids)
+
+
 def pip_target(text: str) -> str:
     """A PIP's target ("monthly attainment >= 0.80") in the page's language, the metric by
     its catalog label and a ratio as a percentage."""

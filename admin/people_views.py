@@ -77,7 +77,10 @@ class InquiriesView(LaurelBaseView):
                                 me() if assignee == "me" else assignee or None)
         analysts = list(db.scalars(select(User.email).where(
             User.role.in_(inquiries.ANALYSTS), User.active).order_by(User.email)))
+        named = [q for q in found[:PAGE] if q.rule_key]
         return self.render("laurel/people/inquiries.html", found=found[:PAGE],
+                           rule_names=i18n.rule_names(db, {q.rule_key for q in named},
+                                                      run_ids={q.run_id for q in named}),
                            total=len(found), status=status, assignee=assignee,
                            statuses=INQUIRY_STATUSES, analysts=analysts,
                            can_answer=may_write("inquiries"))

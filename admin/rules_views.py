@@ -35,7 +35,7 @@ from wtforms import ValidationError
 from admin import i18n
 from admin.auth import current_principal
 from admin.base import LaurelBaseView, may_write
-from engine import authoring, scenarios, specs, wording
+from engine import authoring, plain, scenarios, specs, wording
 from engine.cells import CellError, typed_amount, typed_percent
 from engine.conditions import (
     CONTEXT_FACTS,
@@ -633,8 +633,7 @@ def _gate_summary(report: specs.GateReport) -> str:
 
 
 def _rule_name(rule: Rule) -> str:
-    d = rule.definition or {}
-    return (d.get("name_zh") if i18n.current_language() == "zh" else None) or rule.name
+    return plain.name_of(rule.definition, i18n.current_language() == "zh", rule.name)
 
 
 class RulesView(LaurelBaseView):

@@ -30,7 +30,7 @@ from admin.base import (
     may_read,
     read_page,
 )
-from engine import access, jobs, lifecycle, plain, runs, statements
+from engine import access, jobs, lifecycle, runs, statements
 from engine.errors import LaurelError, NotFound, RunInProgress, RunStale
 from engine.models import RUN_STATUSES, Adjustment, Employee, Outcome, Period, Run, RunJob, Team
 
@@ -105,19 +105,21 @@ def release_words(story: dict[str, Any] | None) -> str:
              next=NEXT_RUN.get(story["kind"], story["kind"]))
 
 
-def rule_versions(db: Any, run: Run) -> list[dict[str, Any]]:
-    """The rule versions a run used, as people read them: name in the page's language and
-    version (the run keeps their content hashes; the page does not show them)."""
-    defs = plain.definitions(db, run.rules)
-    zh = i18n.is_chinese()
-    out = []
-    for used in run.rules or []:
-        if not isinstance(used, dict) or not used.get("key"):
-            continue
-        d = defs.get(used["key"]) or {}
-        out.append({"key": used["key"], "version": used.get("version"),
-                    "name": (zh and d.get("name_zh")) or d.get("name") or used["key"]})
+def rule_versions(run: Run, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The rule versions a run used, as people read them: name in the page's language
+    (``names``: run_rule_names) and version (the run keeps their content hashes; the page
+    does not show them)."""
+    used = [x for x in run.rules or [] if isinstance(x, dict) and x.get("key")]
+    out = [{"key": x["key"], "version": x.get("version"), "name": names[x["key"]]}
+           for x in used]
     return sorted(out, key=lambda r: r["name"].lower())
+
+
+def run_rule_names(db: Any, run: Run, *keys: Any) -> dict[str, str]:
+    """The names, in the page's language, of the rules a run used and of the other keys
+    its page shows (its outcomes' lines, its checklist's), in one query."""
+    used = {x["key"] for x in run.rules or [] if isinstance(x, dict) and x.get("key")}
+    return i18n.rule_names(db, used.union(*keys), run.rules)
 
 
 def may(action: str, role: str | None = None) -> bool:
@@ -399,9 +401,12 @@ class RunsView(LaurelBaseView):
                     in_run).order_by(Employee.code).limit(CHOICES)).all()
         checklist = (lifecycle.checklist(db, run) if may("overview")
                      and run.status in ("calculated", "approved") else None)
+        names = run_rule_names(db, run, overview["by_rule"] if overview else (),
+                               checklist.rule_keys() if checklist else ())
         return self.render(
             "laurel/runs/run.html", run=run, overview=overview, people=people, sums=sums,
-            rule_versions=rule_versions(db, run), may_read_rules=may_read("rules"),
+            rule_versions=rule_versions(run, names), rule_names=names,
+            may_read_rules=may_read("rules"),
             stale=runs.staleness(db, run), change_how=lambda how: CHANGE_HOW.get(how, how),
             flags=flags, count=count, page=page,
             pages=max(1, (count + EMPLOYEE_PAGE - 1) // EMPLOYEE_PAGE), query=query,
@@ -444,8 +449,10 @@ class RunsView(LaurelBaseView):
         _require(action)
         db = _db()
         run = self._get_run(run_id)
+        checklist = lifecycle.checklist(db, run)
         return self.render("laurel/runs/confirm.html", run=run, action=action,
-                           checklist=lifecycle.checklist(db, run),
+                           checklist=checklist,
+                           rule_names=run_rule_names(db, run, checklist.rule_keys()),
                            refusal=self._refusal(db, run, action), error=error,
                            typed=typed or {}, errors=errors or {}), status
 
@@ -644,8 +651,13 @@ class RunsView(LaurelBaseView):
         lang = "zh" if i18n.is_chinese() else "en"
         st = statements.statement(db, run, code, lang=lang)
         r = statements.reader(db, lang)
+        # a hold released after the lock names the rule of the run that held it
+        released = [x["released"] for x in (line.explanation for line in st.lines)
+                    if isinstance(x.get("released"), dict)]
+        names = i18n.rule_names(db, {x.get("rule_key") for x in released},
+                                run_ids={x.get("run_id") for x in released} - {None})
         return self.render("laurel/runs/statement.html", run=run, st=st,
-                           fact=r.value, fact_label=r.label,
+                           fact=r.value, fact_label=r.label, rule_names=names,
                            editable=run.status in ("calculated", "approved")
                            and run.period.status != "locked")
 

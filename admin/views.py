@@ -1248,11 +1248,15 @@ class DashboardView(AdminIndexView):
             label, endpoint, *args = WAITING[w.key]
             query = {k: user.email if v == "me" else v for k, v in (args or [{}])[0].items()}
             waiting.append((w, label, url_for(endpoint, **query)))
+        # the flags' and inquiries' rules by their names, as the runs that raised them used
+        named = [it for w, _label, _url in waiting for it in w.items if it.get("rule_key")]
+        rule_names = i18n.rule_names(db, {it["rule_key"] for it in named},
+                                     run_ids={it["run_id"] for it in named})
         return self.render("laurel/dashboard.html", counts=counts, entries=entries,
                            open_periods=open_periods, tasks=_tasks(), my_team=my_team,
                            role_name=ROLE_NAMES.get(current_role() or "", ""),
                            render_changes=lambda e: render_changes(e, readable=True),
-                           choice=CHOICE_NAMES, waiting=waiting,
+                           choice=CHOICE_NAMES, waiting=waiting, rule_names=rule_names,
                            resource_name=resource_name)
 
 

@@ -239,6 +239,12 @@ class Checklist:
         return not (self.open_flags or self.drafts or self.warnings or self.missing
                     or self.inquiries or self.rules_changed or self.org_changed_count)
 
+    def rule_keys(self) -> set[str]:
+        """The rule keys its lists name (flags, warnings, inquiries): a page names them
+        (engine.plain.rule_names)."""
+        return ({c.rule_key for c in self.open_flags} | {k for _c, k, _v in self.warning_lines}
+                | {q.rule_key for q in self.inquiries if q.rule_key})
+
 
 # Runs of more employees than this are not compared line by line on every view of their
 # page (a run of 1,000,000 employees has millions of lines): the checklist links to the

@@ -14,7 +14,7 @@ numbers (rates, thresholds) show exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
@@ -105,27 +105,66 @@ def voice(session: Session, lang: str = "en") -> Voice:
     return Voice(r.lang, r.labels, r.types, r.currency)
 
 
-def definitions(session: Session, used_rules: list[Any] | None) -> dict[str, dict[str, Any]]:
-    """The definitions of the rule versions a run used (``Run.rules``), by key."""
-    used = {(x.get("key"), x.get("version")) for x in (used_rules or []) if isinstance(x, dict)}
-    keys = {k for k, _ in used}
+def definitions(session: Session, used_rules: list[Any] | None,
+                keys: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """The definitions of the rule versions a run used (``Run.rules``, of one run or of
+    several: the highest version used), by key, in one query; a key of ``keys`` that no
+    run used, its latest published version's, else its latest retired, else its latest
+    (a retired or discarded rule keeps its name)."""
+    used: dict[str, set[Any]] = {}
+    for x in used_rules or []:
+        if isinstance(x, dict) and x.get("key"):
+            used.setdefault(x["key"], set()).add(x.get("version"))
+    wanted = set(used) | {k for k in keys if k}
     out: dict[str, dict[str, Any]] = {}
-    if not keys:
+    best: dict[str, tuple[bool, bool, bool, int]] = {}
+    if not wanted:
         return out
-    for key, version, definition in session.execute(
-            select(Rule.key, Rule.version, Rule.definition).where(Rule.key.in_(keys))):
-        if (key, version) in used:
-            out[key] = definition or {}
+    for key, version, status, definition in session.execute(
+            select(Rule.key, Rule.version, Rule.status, Rule.definition)
+            .where(Rule.key.in_(wanted))):
+        rank = (version in used.get(key, ()), status == "published", status == "retired",
+                version)
+        if key in used and not rank[0]:
+            continue
+        if key not in best or rank > best[key]:
+            best[key], out[key] = rank, definition or {}
     return out
 
 
-def rule_name(key: str, definitions: Mapping[str, Mapping[str, Any]], v: Voice,
+def name_of(definition: Mapping[str, Any] | None, zh: bool, fallback: str = "") -> str:
+    """A rule's name in the reader's language, from its definition (the English one where
+    it has no Chinese one; ``fallback`` where it has none)."""
+    d = definition or {}
+    return (zh and d.get("name_zh")) or d.get("name") or fallback
+
+
+def rule_name(key: str, definitions: Mapping[str, Mapping[str, Any]], v: wording.Reader,
               fallback: str = "") -> str:
-    """A rule's name in the reader's language (its key when it has none)."""
-    d = definitions.get(key) or {}
-    if v.zh and d.get("name_zh"):
-        return d["name_zh"]
-    return d.get("name") or fallback or key
+    """A rule key's name in the reader's language: a rule's from its definition, a line
+    that no rule names (a clawback, an adjustment: wording.LINE_NAMES) by its words, any
+    other key as itself."""
+    if key not in definitions and key in wording.LINE_NAMES:
+        return wording.LINE_NAMES[key][v.zh]
+    return name_of(definitions.get(key), v.zh, fallback or key)
+
+
+def rule_names(session: Session, keys: Iterable[str], lang: str = "en",
+               used_rules: list[Any] | None = None,
+               run_ids: Iterable[int] = ()) -> dict[str, str]:
+    """Rule keys as a reader reads them, in ``lang``, by key, in one or two queries
+    whatever their number: each rule's name from the version a run used (``used_rules``:
+    a run's ``Run.rules``; ``run_ids``: runs whose rules are read here), else from its
+    latest version (definitions); the lines no rule names by their words (rule_name)."""
+    keys = {k for k in keys if k}
+    used = list(used_rules or [])
+    run_ids = set(run_ids)
+    if keys and run_ids:
+        for rules in session.scalars(select(Run.rules).where(Run.id.in_(run_ids))):
+            used.extend(rules or [])
+    defs = definitions(session, used, keys) if keys else {}
+    v = wording.Reader(lang)
+    return {k: rule_name(k, defs, v) for k in keys}
 
 
 # --- one check -------------------------------------------------------------------------------
@@ -452,13 +491,7 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     v = voice(session, lang)
     defs = definitions(session, run.rules)
     formulas = formulas_of(session)
-    for line in st.lines:
-        if line.kind == "adjustment":
-            line.rule_name = "人工调整" if v.zh else "Manual adjustment"
-        elif line.rule_key in wording.MOVED_NAMES:
-            line.rule_name = wording.MOVED_NAMES[line.rule_key][v.zh]
-        else:
-            line.rule_name = rule_name(line.rule_key, defs, v, line.rule_name)
+    for line in st.lines:  # named as statements.statement names them (rule_names)
         line.plain = line_words(line.kind, line.explanation, line.status, line.value, v, defs,
                                 formulas, run.period.kind, line.rule_key)
     return st

@@ -95,24 +95,23 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
 
     The lines' explanations are put in words in ``lang`` (en or zh).
     """
+    from engine import plain
+
     r = reader(session, lang)
     employee = session.scalar(select(Employee).where(Employee.code == employee_code))
     if employee is None:
         raise NotFound(msg("employee %(employee_code)s does not exist",
                            employee_code=employee_code))
     st = Statement(run, employee)
-    names = {x.get("key"): x.get("name") for x in (run.rules or []) if isinstance(x, dict)}
-    if lang == "zh":
-        names.update(_names_zh(session, run))
-    for o in session.scalars(select(Outcome).where(Outcome.run_id == run.id,
-                                                   Outcome.employee_id == employee.id)
-                             .order_by(Outcome.id)):
+    outcomes = list(session.scalars(select(Outcome).where(
+        Outcome.run_id == run.id, Outcome.employee_id == employee.id).order_by(Outcome.id)))
+    names = plain.rule_names(session, {o.rule_key for o in outcomes} | {"adjustment"}, lang,
+                             run.rules)
+    for o in outcomes:
         exp = o.explanation or {}
-        name = names.get(o.rule_key) if lang == "zh" else None
-        if o.rule_key in wording.MOVED_NAMES:
-            name = wording.MOVED_NAMES[o.rule_key][lang == "zh"]
+        name = names[o.rule_key]
         st.lines.append(StatementLine(
-            o.rule_key, name or exp.get("rule") or names.get(o.rule_key) or o.rule_key, o.kind,
+            o.rule_key, (exp.get("rule") or name) if name == o.rule_key else name, o.kind,
             o.amount, o.currency, wording.moved_value(o.rule_key, exp, o.value, lang), o.status,
             explain_in_words(o.kind, exp, lang, r.label, dict(r.types)), exp,
             outcome_id=o.id))
@@ -120,7 +119,7 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
                                                         Adjustment.employee_id == employee.id)
                                .order_by(Adjustment.id)):
         st.lines.append(StatementLine(
-            "adjustment", "人工调整" if lang == "zh" else "Manual adjustment", "adjustment",
+            "adjustment", names["adjustment"], "adjustment",
             adj.amount, adj.currency, None,
             "payable", [f"{adj.reason} ({'由' if lang == 'zh' else 'added by'} "
                         f"{adj.created_by}{' 添加' if lang == 'zh' else ''})"],
@@ -133,20 +132,6 @@ def statement(session: Session, run: Run, employee_code: str, lang: str = "en") 
     if currencies:
         st.currency = sorted(currencies)[0]
     return st
-
-
-def _names_zh(session: Session, run: Run) -> dict[str, str]:
-    """The Chinese names of the rule versions a run used (where they have one)."""
-    from engine.models import Rule
-
-    used = {(x.get("key"), x.get("version")) for x in (run.rules or []) if isinstance(x, dict)}
-    out = {}
-    for key, version, definition in session.execute(
-            select(Rule.key, Rule.version, Rule.definition)
-            .where(Rule.key.in_({k for k, _ in used}))):
-        if (key, version) in used and (definition or {}).get("name_zh"):
-            out[key] = definition["name_zh"]
-    return out
 
 
 def _released_after_lock(session: Session, run: Run, employee_id: int,

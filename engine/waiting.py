@@ -77,7 +77,8 @@ def what_waits(session: Session, user: User, today: dt.date | None = None,
             found = list(session.scalars(select(Inquiry).where(*where).order_by(Inquiry.id)))
             out.append(Waiting(key, len(found), [
                 {"inquiry_id": q.id, "code": q.employee.code, "name": q.employee.name,
-                 "rule_key": q.rule_key, "period": q.period.code} for q in found[:most]]))
+                 "rule_key": q.rule_key, "run_id": q.run_id, "period": q.period.code}
+                for q in found[:most]]))
     if role in ("hr_admin", "sales_manager"):
         from engine.reviews import waiting as reviews_waiting
 
@@ -97,7 +98,7 @@ def what_waits(session: Session, user: User, today: dt.date | None = None,
                 else session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
             out.append(Waiting(key, count, [
                 {"case_id": c.id, "code": c.employee.code, "name": c.employee.name,
-                 "rule_key": c.rule_key, "period": c.period.code}
+                 "rule_key": c.rule_key, "run_id": c.run_id, "period": c.period.code}
                 for c in session.scalars(stmt.order_by(FlagCase.id).limit(most))]))
     if role == "hr_admin":
         ended = list(session.scalars(select(Pip).where(

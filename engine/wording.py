@@ -528,6 +528,9 @@ def explain(kind: str, exp: Mapping[str, Any], lang: str = "en",
 MOVED_NAMES = {"clawback": ("Clawback", "提成追回"),
                "collected_release": ("Paid once collected", "回款后发放"),
                "released_hold": ("Released hold", "解除的暂扣")}
+# Every line of a statement that no rule names: those a run adds and an analyst's
+# adjustment (engine.plain.rule_names).
+LINE_NAMES = {**MOVED_NAMES, "adjustment": ("Manual adjustment", "人工调整")}
 
 
 def _moved_words(exp: Mapping[str, Any], lang: str, label: Label,

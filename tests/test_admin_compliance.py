@@ -15,7 +15,7 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from admin import i18n
-from engine import compliance, db, lifecycle, runs, statements
+from engine import compliance, db, lifecycle, runs, statements, wording
 from engine.imports import import_employees, import_results
 from engine.models import LIVE_RUN, AuditLog, FlagCase, FlagNote, Run, Team, User
 from engine.models import STAFF_ROLES as ROLES
@@ -133,7 +133,8 @@ def test_an_open_flag_reads_the_same_on_the_run_as_in_the_queue(app, world) -> N
         for path in (f"/admin/runs/{world.run_id}/", f"/admin/runs/{world.run_id}/approve"):
             html = client.get(f"{path}?lang={lang}").get_data(as_text=True)
             flags = html[html.index('id="check-flags"'):html.index('id="check-drafts"')]
-            said = re.findall(r"</code> &middot; ([^<&]+?) (?:&middot;|</li>)", flags)
+            said = re.findall(r"</code></small></span> &middot; ([^<&]+?) (?:&middot;|</li>)",
+                              flags)
             assert said and set(said) == {word}, (lang, path, said, word)
 
 
@@ -485,3 +486,123 @@ def test_the_queue_lists_the_rules_and_severities_its_flags_have(app, world) -> 
     text = as_user(app, AU).get("/admin/compliance/").get_data(as_text=True)
     for rule in rules:
         assert f'<option value="{rule}"' in text
+
+
+# --- rules by their names ------------------------------------------------------------
+
+
+NAMES = {"en": ("Discount beyond authority", "False advertising"),
+         "zh": ("超权限折扣", "虚假宣传")}
+
+
+def read_as_shown(html: str, start: str | None = None, end: str | None = None) -> str:
+    """What a reader reads of a page (or of its part from ``start`` to ``end``): its text,
+    the keys shown beside a name in small (``<code>``) left out."""
+    if start:
+        at = html.index(start)
+        html = html[at:html.index(end, at) if end else None]
+    return text_of(type("Page", (), {"get_data": lambda self, as_text: re.sub(
+        r"<code>.*?</code>", " ", html, flags=re.S)})())
+
+
+def test_the_queue_the_case_and_the_run_name_rules_in_the_readers_language(app,
+                                                                          world) -> None:
+    """The flag queue (its rows and its rule filter), a flag's page and the run's page (its
+    amounts by rule, its checklist's open flags) read a rule's name in the page's language;
+    its key is only an identifier beside it, and what the filter submits."""
+    analyst, officer = as_user(app, CA), as_user(app, CO)
+    with world.session() as s:
+        lifecycle.add_adjustment(s, world.run_id, "A1", "50", "joined late",
+                                 support.ROLE_EMAILS[CA])
+        s.commit()
+    keys = ("compliance.discount_authority", "compliance.false_advertising")
+    for lang, names in NAMES.items():
+        queue = officer.get(f"/admin/compliance/?lang={lang}").get_data(as_text=True)
+        shown = read_as_shown(queue)
+        for key, name in zip(keys, names, strict=True):
+            assert name in shown and key not in shown, (lang, key)
+            assert re.search(rf'<option value="{re.escape(key)}">{name}</option>', queue)
+        filtered = officer.get(f"/admin/compliance/?rule={keys[0]}&lang={lang}")
+        assert f'<option value="{keys[0]}" selected>{names[0]}</option>' in \
+            filtered.get_data(as_text=True)
+        assert names[1] not in read_as_shown(filtered.get_data(as_text=True), "<tbody")
+        home = read_as_shown(officer.get(f"/admin/?lang={lang}").get_data(as_text=True),
+                             'id="waiting"')
+        assert names[0] in home and keys[0] not in home, lang
+        case = officer.get(f"/admin/compliance/{world.false_ad}/?lang={lang}")
+        title = read_as_shown(case.get_data(as_text=True), "<h4>", "</h4>")
+        assert names[1] in title and keys[1] not in title, lang
+        run = analyst.get(f"/admin/runs/{world.run_id}/?lang={lang}").get_data(as_text=True)
+        flags = read_as_shown(run, 'id="check-flags"', 'id="check-drafts"')
+        by_rule = read_as_shown(run, 'id="by-rule"', 'id="by-team"')
+        # the adjustment's line is no rule: it reads as the statement names it
+        adjustment = "人工调整" if lang == "zh" else "Manual adjustment"
+        assert adjustment in by_rule and "adjustment" not in by_rule.replace(
+            adjustment, ""), lang
+        for key, name in zip(keys, names, strict=True):
+            assert name in flags and key not in flags, (lang, key)
+        assert "commission." not in by_rule and "compliance." not in by_rule, lang
+
+
+def test_a_released_hold_and_the_rule_it_held_read_by_their_names(app, world) -> None:
+    """A hold dismissed after the lock is paid in the next run as a line no rule makes:
+    that run's amounts by rule and the statement name it and the rule it held by their
+    names, in Chinese too."""
+    with world.session() as s:
+        lifecycle.approve(s, world.run_id, support.ROLE_EMAILS[HR])
+        lifecycle.lock(s, world.run_id, support.ROLE_EMAILS[HR],
+                       open_flags_reason="flags reviewed later")
+        s.commit()
+    officer, analyst = as_user(app, CO), as_user(app, CA)
+    officer.post("/admin/compliance/assign",
+                 data={"case": [world.discount, world.false_ad], "assignee": OFFICER})
+    for case_id in (world.discount, world.false_ad):
+        officer.post(f"/admin/compliance/{case_id}/decide",
+                     data={"decision": "dismissed", "reason": "cleared late"})
+    with world.session() as s:
+        february = runs.start_run(s, "2026-02", actor=support.ROLE_EMAILS[CA]).run.id
+        s.commit()
+    released = {"en": "Released hold", "zh": "解除的暂扣"}
+    held = {"en": ("New-logo commission", "Tiered commission"), "zh": ("新客户提成", "阶梯提成")}
+    for lang, names in held.items():
+        run = analyst.get(f"/admin/runs/{february}/?lang={lang}").get_data(as_text=True)
+        by_rule = read_as_shown(run, 'id="by-rule"', 'id="by-team"')
+        assert released[lang] in by_rule and "released_hold" not in by_rule, lang
+        page = analyst.get(f"/admin/runs/{february}/statement/A1?lang={lang}")
+        said = read_as_shown(page.get_data(as_text=True), 'id="lines"')
+        assert released[lang] in said and "released_hold" not in said, lang
+        moved = re.findall(r'laurel-released-from">([^<]*)<', page.get_data(as_text=True))
+        assert moved and all(any(n in m for n in names) and "commission." not in m
+                             for m in moved), (lang, moved)
+
+
+def test_rule_names_read_the_version_a_run_used_in_one_query(world) -> None:
+    """engine.plain.rule_names: a rule's name from the version the run used, even once
+    discarded for a renamed one; else its latest published; the lines no rule makes by
+    their words; any number of keys in a query or two."""
+    from sqlalchemy import event
+
+    from engine import plain
+    from engine.models import Rule
+
+    key = "compliance.discount_authority"
+    with world.session() as s:
+        run = s.get(Run, world.run_id)
+        used = s.scalar(select(Rule).where(Rule.key == key, Rule.status == "published"))
+        renamed = dict(used.definition, name="Renamed", name_zh="改名")
+        s.add(Rule(key=key, version=used.version + 1, name="Renamed", kind=used.kind,
+                   period_kind=used.period_kind, status="published", definition=renamed,
+                   content_hash="x" * 64))
+        used.status = "discarded"
+        s.commit()
+        statements_run: list[str] = []
+        event.listen(s.get_bind(), "before_cursor_execute",
+                     lambda *args: statements_run.append(args[2]))
+        keys = [x["key"] for x in run.rules] + ["clawback", "adjustment", "no.such_rule"]
+        for lang, names in NAMES.items():
+            got = plain.rule_names(s, keys, lang, run_ids=[run.id])
+            assert got[key] == names[0] and got["no.such_rule"] == "no.such_rule"
+            assert got["clawback"] == wording.LINE_NAMES["clawback"][lang == "zh"]
+            assert plain.rule_names(s, [key], lang)[key] == ("改名" if lang == "zh"
+                                                             else "Renamed")
+        assert len(statements_run) <= 2 * 2 + 2, statements_run
