@@ -564,11 +564,25 @@ class Impact:
 
 
 def _keyed(outcomes: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    out = {}
+    """Outcomes by (employee, line): a rule's line, or a warning's; where an employee has
+    several lines of one key (clawbacks, released holds: one per payment they follow), each
+    by its value too, and by its place among those of the same value, in a set order (the
+    stored ones come in no order, and pairing them by place compared unlike lines)."""
+    found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for o in outcomes:
         key = o["rule_key"] if o["kind"] != "warning" else f"{o['rule_key']} (warning: " \
             f"{o['value']})"
-        out[(o["employee_code"], key)] = o
+        found[(o["employee_code"], key)].append(o)
+    out = {}
+    for (code, key), lines in found.items():
+        if len(lines) == 1:
+            out[(code, key)] = lines[0]
+            continue
+        seen: dict[str, int] = defaultdict(int)
+        for o in sorted(lines, key=lambda o: (str(o["value"]), str(o["amount"]),
+                                              str(o["status"]))):
+            seen[str(o["value"])] += 1
+            out[(code, f"{key} ({o['value']}, {seen[str(o['value'])]})")] = o
     return out
 
 

@@ -216,6 +216,24 @@ def test_the_demo_only_policies_show_each_mechanic_in_statements_export_and_prev
     assert {e.code: e.delta for e in impact.changed} == {"E0048": Decimal("1.00")}
 
 
+def test_a_preview_pairs_an_employees_lines_of_one_key_whatever_order_they_are_read_in(
+        demo, monkeypatch) -> None:
+    """Some of the demo's employees have two collected-release lines in March: a preview
+    of an unchanged rule shows no change, in whichever order the stored lines come (the
+    database gives them in none; pairing them by place showed changes of nothing)."""
+    from engine import authoring
+    from engine.rulebook import latest
+
+    s = demo
+    draft = dict(latest(s, "commission.demo_accelerator").definition)
+    stored = authoring._stored
+    for order in (list, lambda lines: list(reversed(lines))):
+        monkeypatch.setattr(authoring, "_stored", lambda session, run, order=order: order(
+            stored(session, run)))
+        impact = authoring.impact_preview(s, draft, ["2026-03"])[0]
+        assert impact.changed == [] and impact.rows == []
+
+
 def test_a_measured_ratio_is_cut_never_rounded_up_to_the_tier_it_missed() -> None:
     v = plain.Voice("en", {"attainment": "Attainment"}, {"attainment": "ratio"})
     assert v.value("attainment", "0.79999") == "79.9%"
