@@ -63,8 +63,9 @@ def test_an_error_from_the_rule_engines_process_keeps_what_it_names(tmp_path) ->
 
 
 def test_a_candidates_status_reads_the_same_in_messages_and_on_pages() -> None:
-    """The engine's words for a promotion candidate's status (in its messages: "cannot
-    become ...") are the catalog's (the status lists and options of the pages)."""
+    """The engine's words for a promotion candidate's, a payout's and a PIP's status (in
+    its messages, statements and the audit log) are the catalog's (the status lists and
+    options of the pages)."""
     from pathlib import Path
 
     from babel.support import Translations
@@ -73,5 +74,7 @@ def test_a_candidates_status_reads_the_same_in_messages_and_on_pages() -> None:
 
     catalog = Translations.load(str(Path(__file__).resolve().parent.parent / "admin"
                                     / "translations"), ["zh"], "messages")
-    for status in ("eligible", "nominated", "accepted", "declined"):
+    for status in ("eligible", "nominated", "accepted", "declined",  # candidates
+                   "payable", "held", "forfeited",  # payouts
+                   "proposed", "active", "passed", "extended", "closed", "exit"):  # PIPs
         assert term(status, "zh") == catalog.gettext(status) != status, status
