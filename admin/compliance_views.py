@@ -178,8 +178,11 @@ class ComplianceView(LaurelBaseView):
         total = compliance.queue_count(db, **filters)
         page = page_arg()
         # newest first, as compliance.queue orders it
+        # none to read where none are counted (the newest first of nothing read the
+        # whole queue's key from its end)
         rows = [c for c, in read_page(db, compliance.queue_query(**filters), FlagCase.id,
-                                      page, PAGE, total, descending=True, key_type=int)]
+                                      page, PAGE, total, descending=True, key_type=int)
+                ] if total else []
         ids = [c.id for c in rows]
         if ids:  # one query for what each row shows
             rows = list(db.scalars(
