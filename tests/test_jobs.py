@@ -378,6 +378,7 @@ def test_two_real_workers_one_killed_midway_give_the_one_process_run(db_url, ses
         session.expire_all()
         assert job.status == "done", job.error
         assert outcome_set(session, job.run_id) == expected
+        assert case_set(session, job.run_id)  # one case a flag, the killed chunk's too
         redone = session.scalar(select(func.count()).select_from(RunChunk).where(
             RunChunk.run_id == job.run_id, RunChunk.attempts > 1))
         assert redone >= 1
