@@ -77,8 +77,12 @@ class TeamDashboardView(LaurelBaseView):
                 fig = dashboard.team_figures(db, chosen, period)
             except LaurelError as exc:
                 error = i18n.say(exc)
-        charts = None
+        charts = rule_names = None
         if fig is not None:
+            # the alerts' and flags' rules by their names, as the runs that raised them used
+            listed = [*fig.alerts, *fig.flags]
+            rule_names = i18n.rule_names(db, {x["rule_key"] for x in listed},
+                                         run_ids={x["run_id"] for x in listed})
             charts = {
                 "funnel": funnel_chart(fig),
                 "attainment": {
@@ -94,7 +98,7 @@ class TeamDashboardView(LaurelBaseView):
             }
         return self.render("laurel/dashboard/team.html", fig=fig, charts=charts, teams=teams,
                            chosen_team=chosen, periods=codes, period=period, error=error,
-                           team_only=team_id is not None,
+                           team_only=team_id is not None, rule_names=rule_names,
                            may_see_flags=may_read("compliance"))
 
     @expose("/company")

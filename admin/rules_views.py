@@ -636,6 +636,16 @@ def _rule_name(rule: Rule) -> str:
     return plain.name_of(rule.definition, i18n.current_language() == "zh", rule.name)
 
 
+def _rule_names(rule: Rule, keys: set[str], run_ids: set[int] | None = None) -> dict[str, str]:
+    """The names of ``keys`` in the page's language beside a version tried or previewed:
+    its own key by that version's name, the others as ``run_ids`` used them, else as
+    published (i18n.rule_names, in one query or two)."""
+    names = i18n.rule_names(_db(), keys - {rule.key}, run_ids=run_ids or ())
+    if rule.key in keys:
+        names[rule.key] = _rule_name(rule)
+    return names
+
+
 class RulesView(LaurelBaseView):
     """The policies: list, editor, versions, scenarios, try-it, impact and approval."""
 
@@ -1024,8 +1034,13 @@ class RulesView(LaurelBaseView):
         may_approve = self._can_write() and rule.status == "draft" and \
             rule.publish_requested_by is not None and \
             me not in (rule.publish_requested_by, rule.created_by)
+        # the rules that change by their names: this version's, the others' as the runs
+        # compared with used them
+        names = _rule_names(rule, {c.rule_key for i in impacts or [] for e in i.changed
+                                   for c in e.changes}, {i.run_id for i in impacts or []})
         return self.render("laurel/rules/review.html", rule=rule, published=published,
                            diff=diff, scenario_diff=scenario_diff, impacts=impacts,
+                           rule_names=names,
                            periods=choices, chosen=codes, impact_error=error,
                            may_approve=may_approve, me=me,
                            changes_words=self._change_words)
@@ -1097,6 +1112,7 @@ class RulesView(LaurelBaseView):
                                .order_by(Employee.code)).all()
         return self.render("laurel/rules/try.html", rule=rule, periods=choices, period=code,
                            employee=employee, employees=employees, outcomes=outcomes,
+                           rule_names=_rule_names(rule, {o.rule_key for o in outcomes or []}),
                            error=error)
 
 

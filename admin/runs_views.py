@@ -620,7 +620,12 @@ class RunsView(LaurelBaseView):
         totals = {"before": statements.run_totals(db, old),
                   "after": statements.run_totals(db, new),
                   "delta": statements.diff_totals(rows)}
+        # a rule by its name as the two runs used it (where they used two versions, as
+        # plain.definitions chooses); the rows' values and the downloads keep the key
+        names = i18n.rule_names(db, {r["rule_key"] for r in rows},
+                                [*(old.rules or []), *(new.rules or [])])
         return self.render("laurel/runs/compare.html", run=run, old=old, new=new, rows=rows,
+                           rule_names=names,
                            counts=counts, totals=totals, delta=totals["delta"]["total"],
                            employees=len({r["employee_code"] for r in rows}))
 

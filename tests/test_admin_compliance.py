@@ -495,14 +495,7 @@ NAMES = {"en": ("Discount beyond authority", "False advertising"),
          "zh": ("超权限折扣", "虚假宣传")}
 
 
-def read_as_shown(html: str, start: str | None = None, end: str | None = None) -> str:
-    """What a reader reads of a page (or of its part from ``start`` to ``end``): its text,
-    the keys shown beside a name in small (``<code>``) left out."""
-    if start:
-        at = html.index(start)
-        html = html[at:html.index(end, at) if end else None]
-    return text_of(type("Page", (), {"get_data": lambda self, as_text: re.sub(
-        r"<code>.*?</code>", " ", html, flags=re.S)})())
+read_as_shown = support.read_as_shown
 
 
 def test_the_queue_the_case_and_the_run_name_rules_in_the_readers_language(app,

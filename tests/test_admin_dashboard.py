@@ -192,3 +192,26 @@ def test_the_dashboard_of_an_empty_organisation_says_so(db_url: str) -> None:
         page = client.get(path)
         assert page.status_code == 200 and "No figures yet" in text_of(page)
     assert client.get("/admin/team-dashboard/?team=99").status_code == 404
+
+
+def test_the_alerts_and_open_flags_name_their_rules_in_the_readers_language(app,
+                                                                          db_url) -> None:
+    """A team's alerts and open flags read a rule's name in the page's language, the key
+    beside it in small (they showed the key alone)."""
+    with db.make_sessionmaker(db_url)() as s:
+        teams = dict(s.execute(select(Team.name, Team.id)).all())
+        figures = {n: dashboard.team_figures(s, t, "2026-01") for n, t in teams.items()}
+        team, fig = next((n, f) for n, f in figures.items() if f.alerts and f.flags)
+        keys = {x["rule_key"] for x in [*fig.alerts, *fig.flags]}
+        stored = {lang: support.rule_names_stored(s, keys, lang) for lang in ("en", "zh")}
+    client = app.test_client()
+    login(client, "auditor")
+    for lang, names in stored.items():
+        html = client.get(f"/admin/team-dashboard/?team={teams[team]}&period=2026-01"
+                          f"&lang={lang}").get_data(as_text=True)
+        for table, listed in (('id="alerts"', fig.alerts), ('id="open-flags"', fig.flags)):
+            part = html[html.index(table):html.index("</table>", html.index(table))]
+            shown = support.read_as_shown(part)
+            for key in {x["rule_key"] for x in listed}:
+                assert names[key] in shown and key not in shown, (lang, table, key)
+                assert f"<code>{key}</code>" in part, (lang, table, key)

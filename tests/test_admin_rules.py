@@ -525,7 +525,7 @@ def test_hr_scenarios_gate_the_request_and_another_hr_admin_approves(
     assert "1 of 4 employees change" in text and "( +CN¥250.00 )" in text
     assert "bonus CN¥0.00 CN¥250.00 +CN¥250.00 commission CN¥18,211.96 CN¥18,211.96 " \
         "+CN¥0.00" in text
-    assert "bonus.big_month: nothing → CN¥250.00" in text
+    assert "Key accounts bonus.big_month : nothing → CN¥250.00" in text  # named, key beside
     page = client.post("/admin/rules/bonus.big_month/v1/approve", follow_redirects=True)
     assert "Published version 1. 1 scenarios passed." in text_of(page)
     with org.session() as s:
@@ -739,3 +739,41 @@ def test_accepting_new_figures_redirects_so_a_reload_does_not_post_it_again(
     page = client.get(refused.headers["Location"])
     assert "Not sent for approval: a scenario fails" in text_of(page)
     assert len(checked_boxes(page, "accept")) == 2
+
+
+def test_try_it_and_the_impact_preview_name_rules_in_the_readers_language(
+        client: FlaskClient, org: Org, hr2: str) -> None:
+    """Try-it's outcomes and the impact preview's changes read a rule's name in the page's
+    language, the key beside it in small (they showed the key alone): the version tried
+    or reviewed by its own name (a draft renamed), the others by their published names."""
+    with org.session() as s:  # the month was run and approved: the preview compares with it
+        run_id = start_run(s, "2026-01", actor=support.ROLE_EMAILS["comp_analyst"]).run.id
+        approve_run(s, run_id, hr2)
+        s.commit()
+    login(client, "hr_admin")
+    key, renamed = "commission.tiered", {"en": "Tiered commission 2027", "zh": "阶梯提成 2027"}
+    fields = form_of(client.get(f"/admin/rules/{key}/edit"))
+    rates = [i for i, (k, _) in enumerate(fields) if k == "t_rate"]
+    fields[rates[-1]] = ("t_rate", "7")
+    fields = replace(fields, name=renamed["en"], name_zh=renamed["zh"])
+    assert client.post(f"/admin/rules/{key}/edit", data=MultiDict(fields)).status_code == 302
+    for lang in ("en", "zh"):
+        page = client.get(f"/admin/rules/{key}/v2/try?period=2026-01&employee=N1&lang={lang}")
+        html_ = page.get_data(as_text=True)
+        rows = re.findall(r'<tr class="[^"]*"><td>(.*?)</td>', html_[html_.index('id="tried"'):])
+        keys = {k for row in rows for k in re.findall(r"<code>([^<]*)</code>", row)}
+        assert key in keys and len(keys) == len(rows) > 1, (lang, rows)
+        with org.session() as s:
+            names = dict(support.rule_names_stored(s, keys - {key}, lang), **{key: renamed[lang]})
+        for row in rows:
+            (shown_key,), shown = re.findall(r"<code>([^<]*)</code>", row), \
+                support.read_as_shown(row)
+            assert names[shown_key] in shown and shown_key not in shown, (lang, row)
+        review = client.get(f"/admin/rules/{key}/v2/review?period=2026-01&lang={lang}")
+        changes = re.findall(r'<td class="small">(.*?)</td></tr>',
+                             review.get_data(as_text=True))
+        assert changes, lang
+        for cell in changes:
+            assert f"<code>{key}</code>" in cell, (lang, cell)
+            assert support.read_as_shown(cell).strip().startswith(f"{renamed[lang]} :"), \
+                (lang, cell)

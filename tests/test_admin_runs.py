@@ -9,6 +9,7 @@ import re
 import subprocess
 import time
 from decimal import Decimal
+from typing import Any
 
 import openpyxl
 import pytest
@@ -666,14 +667,21 @@ def test_a_sales_manager_sees_their_team_only(client: FlaskClient, org: Org,
 # --- the difference between two runs --------------------------------------------------------
 
 
-def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org: Org,
-                                            run_id: int) -> None:
+def known_change(org: Org, run_id: int) -> tuple[int, list[dict[str, Any]]]:
+    """A newer run of the month after N2's quota is corrected, and its differences with
+    ``run_id``'s."""
     with org.session() as s:
         import_results(s, "fix.csv", data=b"period,employee_code,quota\n2026-01,N2,10000\n")
         s.commit()
     newer = start(org, actor=support.ROLE_EMAILS[HR])
     with org.session() as s:
         rows = statements.diff_runs(s, s.get(Run, run_id), s.get(Run, newer))
+    return newer, rows
+
+
+def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org: Org,
+                                            run_id: int) -> None:
+    newer, rows = known_change(org, run_id)
     tiered = next(r for r in rows if r["rule_key"] == "commission.tiered")
     login(client, CA)
     assert f'<option value="{run_id}">' in client.get(f"/admin/runs/{newer}/").get_data(
@@ -712,6 +720,30 @@ def test_compare_two_runs_on_a_known_change(app: Flask, client: FlaskClient, org
         == sum((r["delta"] for r in rows), Decimal(0))
     zh = client.get(f"/admin/runs/{newer}/compare?with={run_id}&lang=zh")
     assert zh.status_code == 200 and "已变更" in text_of(zh)
+
+
+def test_the_comparison_names_rules_in_the_readers_language(client: FlaskClient, org: Org,
+                                                           run_id: int) -> None:
+    """The rows of two runs' comparison read a rule's name in the page's language, the key
+    beside it in small (they showed the key alone); the download keeps the key."""
+    newer, rows = known_change(org, run_id)
+    keys = {r["rule_key"] for r in rows}
+    with org.session() as s:
+        stored = {lang: support.rule_names_stored(s, keys, lang) for lang in ("en", "zh")}
+    assert keys and all(len(names) == len(keys) for names in stored.values())
+    login(client, CA)
+    for lang, names in stored.items():
+        html = client.get(f"/admin/runs/{newer}/compare?with={run_id}&lang={lang}").get_data(
+            as_text=True)
+        cells = re.findall(r"<td>(<span class=\"laurel-rule\">.*?</span>)</td>", html)
+        assert len(cells) == len(rows), (lang, cells)
+        for row, cell in zip(rows, cells, strict=True):
+            shown = support.read_as_shown(cell)
+            assert names[row["rule_key"]] in shown and row["rule_key"] not in shown, lang
+            assert f"<code>{row['rule_key']}</code>" in cell, lang
+        csv_file = client.get(f"/admin/runs/{newer}/compare/export?with={run_id}&format=csv"
+                              f"&lang={lang}").get_data(as_text=True)
+        assert {r["rule_key"] for r in csv.DictReader(io.StringIO(csv_file))} == keys, lang
 
 
 # --- every page, every role that may see it, both languages ---------------------------------

@@ -215,6 +215,28 @@ def text_of(response: object) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+def read_as_shown(html: str, start: str | None = None, end: str | None = None) -> str:
+    """What a reader reads of a page (or of its part from ``start`` to ``end``): its text,
+    the keys shown beside a name in small (``<code>``) left out."""
+    if start:
+        at = html.index(start)
+        html = html[at:html.index(end, at) if end else None]
+    return text_of(type("Page", (), {"get_data": lambda self, as_text: re.sub(
+        r"<code>.*?</code>", " ", html, flags=re.S)})())
+
+
+def rule_names_stored(session: Session, keys: Any, lang: str) -> dict[str, str]:
+    """The names in ``lang`` that the published rules of ``keys`` store (their files'
+    name and name_zh), by key."""
+    from engine.models import Rule
+
+    out = {}
+    for key, definition in session.execute(select(Rule.key, Rule.definition).where(
+            Rule.key.in_(set(keys)), Rule.status == "published")):
+        out[key] = definition["name_zh" if lang == "zh" else "name"]
+    return out
+
+
 def walk_pages(client: FlaskClient, start: str, pages: int, row: str) -> list[list[str]]:
     """The rows (``row``: a pattern) of each page from the first to the last following the
     pager's "Next" links, then from the last to the first following "Previous"."""

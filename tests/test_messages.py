@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 from admin import i18n
 from admin.app import create_app
@@ -62,19 +63,41 @@ def test_an_error_from_the_rule_engines_process_keeps_what_it_names(tmp_path) ->
     assert isinstance(message_of(error.reason), Message)
 
 
-def test_a_candidates_status_reads_the_same_in_messages_and_on_pages() -> None:
-    """The engine's words for a promotion candidate's, a payout's and a PIP's status (in
-    its messages, statements and the audit log) are the catalog's (the status lists and
-    options of the pages)."""
+def _zh_catalog() -> Any:
     from pathlib import Path
 
     from babel.support import Translations
 
+    return Translations.load(str(Path(__file__).resolve().parent.parent / "admin"
+                                 / "translations"), ["zh"], "messages")
+
+
+def test_a_candidates_status_reads_the_same_in_messages_and_on_pages() -> None:
+    """The engine's words for a promotion candidate's, a payout's and a PIP's status (in
+    its messages, statements and the audit log) are the catalog's (the status lists and
+    options of the pages)."""
     from engine.wording import term
 
-    catalog = Translations.load(str(Path(__file__).resolve().parent.parent / "admin"
-                                    / "translations"), ["zh"], "messages")
+    catalog = _zh_catalog()
     for status in ("eligible", "nominated", "accepted", "declined",  # candidates
                    "payable", "held", "forfeited",  # payouts
                    "proposed", "active", "passed", "extended", "closed", "exit"):  # PIPs
         assert term(status, "zh") == catalog.gettext(status) != status, status
+
+
+def test_a_kind_period_kind_and_stage_read_the_same_in_messages_and_on_pages() -> None:
+    """An outcome's or rule's kind, a period kind and a team stage read the same in the
+    engine's words (the rule list, try-it, the impact preview, statements, a rule's scope)
+    as in the catalog's (a run's counts and comparison, the periods' and teams' lists and
+    choices): the catalog said 奖励, 提醒, 月, 年, 初创 where the engine said 荣誉奖励, 预警,
+    月度, 年度, 初创期."""
+    from engine.wording import VALUES_ZH, term
+
+    catalog = _zh_catalog()
+    for word in ("commission", "bonus", "award", "rating", "eligibility", "alert",
+                 "warning", "adjustment",  # kinds
+                 "month", "quarter", "year",  # period kinds
+                 "startup", "growth", "mature"):  # team stages
+        assert term(word, "zh") == catalog.gettext(word) != word, word
+    for stage, said in VALUES_ZH.items():  # a rule's scope says a stage so too
+        assert said == term(stage, "zh"), stage
