@@ -56,6 +56,7 @@ def what_waits(session: Session, user: User, today: dt.date | None = None,
         others = [r for r in drafts if r not in mine]
         out.append(Waiting("drafts_to_approve", len(others), [
             {"key": r.key, "version": r.version, "name": r.name,
+             "name_zh": (r.definition or {}).get("name_zh") or "",
              "by": r.publish_requested_by} for r in others[:most]]))
     if role in ("hr_admin", "comp_analyst"):
         runs = list(session.scalars(select(Run).where(Run.status.in_(("calculated",

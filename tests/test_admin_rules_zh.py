@@ -196,3 +196,43 @@ def test_the_review_page_names_the_published_version_in_the_pages_language(
     assert "已发布（版本 1）" in page.get_data(as_text=True)
     page = client.get("/admin/rules/commission.tiered/v2/review?period=2026-01&lang=en")
     assert "Published (v1)" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_draft_awaiting_approval_is_named_in_the_readers_language(
+        client: FlaskClient, org: support.Org, lang: str) -> None:
+    """A draft another HR admin asked to publish: the home page's list of what waits, the
+    rule list's strip and a run's checklist name it in the page's language (they gave
+    its English name on Chinese pages)."""
+    import json
+
+    from engine import authoring
+    from engine.rulebook import latest
+    from engine.users import create_user
+
+    with org.session() as s:
+        create_user(s, "hr2@example.com", "a long enough password 2", "hr_admin")
+        doc = json.loads(json.dumps(latest(s, "commission.tiered").definition))
+        doc["name"], doc["name_zh"] = "Tiered commission, renamed", "阶梯佣金（新名）"
+        rule, _ = authoring.save_draft(s, doc, "hr2@example.com")
+        authoring.request_publish(s, rule, "hr2@example.com")
+        period = s.scalar(select(Rule.period_kind).where(Rule.id == rule.id))
+        s.commit()
+    assert period == "month"
+    shown, other = {"en": (doc["name"], doc["name_zh"]),
+                    "zh": (doc["name_zh"], doc["name"])}[lang]
+    login = support.login
+    login(client, "hr_admin")
+    # the home page's card of what waits (its latest changes show the entry as stored)
+    html = client.get(f"/admin/?lang={lang}").get_data(as_text=True)
+    card = html[html.index('id="waiting-drafts_to_approve"'):]
+    card = card[:card.index("</ul>")]
+    assert shown in card and other not in card
+    text = support.text_of(client.get(f"/admin/rules/?lang={lang}"))
+    assert shown in text and other not in text
+    login(client, "comp_analyst")
+    with org.session() as s:
+        run_id = start_run(s, "2026-01", actor="analyst@example.com").run.id
+        s.commit()
+    text = support.text_of(client.get(f"/admin/runs/{run_id}/?lang={lang}"))
+    assert shown in text and other not in text
