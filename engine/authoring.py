@@ -565,9 +565,10 @@ class Impact:
 
 def _keyed(outcomes: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """Outcomes by (employee, line): a rule's line, or a warning's; where an employee has
-    several lines of one key (clawbacks, released holds: one per payment they follow), each
-    by its value too, and by its place among those of the same value, in a set order (the
-    stored ones come in no order, and pairing them by place compared unlike lines)."""
+    several lines of one key, and always for the lines a run adds (clawbacks, released
+    holds: one per payment they follow), each by its value too, and by its place among
+    those of the same value, in a set order (the stored ones come in no order, and pairing
+    them by place compared unlike lines)."""
     found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for o in outcomes:
         key = o["rule_key"] if o["kind"] != "warning" else f"{o['rule_key']} (warning: " \
@@ -575,7 +576,9 @@ def _keyed(outcomes: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, An
         found[(o["employee_code"], key)].append(o)
     out = {}
     for (code, key), lines in found.items():
-        if len(lines) == 1:
+        # the lines a run adds (wording.MOVED_NAMES) by their values even where one, so
+        # that one is paired with its like among several on the other side
+        if len(lines) == 1 and key not in wording.MOVED_NAMES:
             out[(code, key)] = lines[0]
             continue
         seen: dict[str, int] = defaultdict(int)

@@ -480,8 +480,16 @@ def _figures(session: Session, context: Context) -> dict[str, Any]:
 
 
 def fail(session: Session, run_id: int, reason: str, status: str = "failed") -> None:
-    """Fail (or cancel) a running run: its outcomes go, its reason stays, its job says so."""
-    run = session.get(Run, run_id)
+    """Fail (or cancel) a running run: its outcomes go, its reason stays, its job says so.
+
+    A chunk storing its outcomes (and opening its cases) on another worker holds its row
+    (_lock_chunk): the chunks' rows are taken first, so that what such a chunk commits is
+    among the outcomes deleted, and a chunk after this finds the run over. (Deleting first
+    left that chunk's outcomes and cases to the failed or cancelled run.)"""
+    begin_writing(session)
+    session.execute(select(RunChunk.index).where(RunChunk.run_id == run_id)
+                    .order_by(RunChunk.index).with_for_update()).all()
+    run = session.get(Run, run_id, populate_existing=True)
     if run is None or run.status != "running":
         return
     session.execute(delete(Outcome).where(Outcome.run_id == run_id))

@@ -46,12 +46,17 @@ def chunked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAUREL_RUN_CHUNK", "5")  # 24 employees: five chunks
 
 
-def every_chunk_done(factory: Any, job_id: int) -> int:
-    """Plan the job and evaluate each of its chunks (not finished): the run's id."""
+def planned(factory: Any, job_id: int) -> tuple[int, list[int]]:
+    """Plan the job: its run's id and its chunks' indexes."""
     with factory() as s:
         indexes = chunks.plan(s, job_id)
         s.commit()
-        run_id = s.get(RunJob, job_id).run_id
+        return s.get(RunJob, job_id).run_id, indexes
+
+
+def every_chunk_done(factory: Any, job_id: int) -> int:
+    """Plan the job and evaluate each of its chunks (not finished): the run's id."""
+    run_id, indexes = planned(factory, job_id)
     for index in indexes:
         assert chunks.evaluate_chunk(factory, run_id, index) == "done"
     return run_id
@@ -182,10 +187,7 @@ def test_a_chunk_whose_worker_was_lost_is_redone_once(db_url, session, chunked,
     expected = one_process_run(session, "2026-03")
     job_id = job_of(session, "2026-03")
     factory = db.make_sessionmaker(db_url)
-    with factory() as s:
-        indexes = chunks.plan(s, job_id)
-        s.commit()
-        run_id = s.get(RunJob, job_id).run_id
+    run_id, indexes = planned(factory, job_id)
     for index in indexes:  # every chunk done by a first worker...
         assert chunks.evaluate_chunk(factory, run_id, index, worker="first") == "done"
     with factory() as s:  # ...but chunk 2 as if that worker died before it stored it
@@ -241,14 +243,63 @@ def test_a_cancelled_run_keeps_nothing_and_its_tasks_stop(db_url, session, chunk
     load(session)
     job_id = job_of(session, "2026-01")
     factory = db.make_sessionmaker(db_url)
-    with factory() as s:
-        indexes = chunks.plan(s, job_id)
-        s.commit()
-        run_id = s.get(RunJob, job_id).run_id
+    run_id, indexes = planned(factory, job_id)
     assert chunks.evaluate_chunk(factory, run_id, indexes[0]) == "done"
     jobs.cancel(session, job_id, "x@x.com")
     session.commit()
     assert chunks.evaluate_chunk(factory, run_id, indexes[1]) == "over"
+    session.expire_all()
+    assert session.get(Run, run_id).status == "cancelled"
+    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
+
+
+def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url, session,
+                                                                        chunked, monkeypatch):
+    """A cancel (or another chunk's failure) that comes while a chunk is storing its
+    outcomes and opening its cases, on another worker, waits for that chunk: its outcomes
+    and cases go with the run's others, none is left to a cancelled run (they were: the
+    cancel deleted the outcomes it saw, then waited on the chunk's row only to mark it)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
+    import threading
+
+    from sqlalchemy import text
+
+    load(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    run_id, indexes = planned(factory, job_id)
+    real = compliance.open_chunk_cases
+    cancelled: list[BaseException | None] = []
+
+    def cancel() -> None:
+        try:
+            with factory() as s:
+                jobs.cancel(s, job_id, "x@x.com")
+                s.commit()
+            cancelled.append(None)
+        except BaseException as exc:  # noqa: BLE001 - said by the test
+            cancelled.append(exc)
+
+    def opened_then_cancelled(s: Session, *args: Any) -> None:
+        real(s, *args)  # the chunk's outcomes and cases written, not committed
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        with factory() as watcher:  # until the cancel waits on a lock the chunk holds
+            deadline = time.monotonic() + 30
+            while not cancelled and watcher.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND wait_event_type = 'Lock'")) == 0:
+                assert time.monotonic() < deadline, "the cancel never waited"
+                watcher.rollback()
+                time.sleep(0.05)
+        opened_then_cancelled.thread = canceller  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(compliance, "open_chunk_cases", opened_then_cancelled)
+    chunks.evaluate_chunk(factory, run_id, indexes[0])
+    opened_then_cancelled.thread.join(60)  # type: ignore[attr-defined]
+    assert cancelled == [None]
     session.expire_all()
     assert session.get(Run, run_id).status == "cancelled"
     assert session.scalar(select(func.count()).select_from(Outcome)) == 0

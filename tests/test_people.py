@@ -234,6 +234,32 @@ def test_a_preview_pairs_an_employees_lines_of_one_key_whatever_order_they_are_r
         assert impact.changed == [] and impact.rows == []
 
 
+def test_a_preview_pairs_the_one_line_of_a_key_with_its_like_among_two(demo, monkeypatch
+                                                                        ) -> None:
+    """Where the stored run has one collected-release line of an employee and the draft
+    gives two, the preview shows the one added, not the unchanged one removed and both
+    added (the single line was keyed by its rule alone, the two by their values)."""
+    from engine import authoring, periods
+    from engine.clawbacks import RELEASE
+    from engine.rulebook import latest
+
+    s = demo
+    draft = dict(latest(s, "commission.demo_accelerator").definition)
+    stored = authoring._stored
+    lines = [o for o in stored(s, authoring.compared_run(s, periods.require(s, "2026-03")))
+             if o["rule_key"] == RELEASE]
+    code = next(c for c in sorted({o["employee_code"] for o in lines})
+                if sum(o["employee_code"] == c for o in lines) == 2)
+    dropped = next(o for o in lines if o["employee_code"] == code)
+    monkeypatch.setattr(authoring, "_stored", lambda session, run: [
+        o for o in stored(session, run) if o != dropped])
+    impact = authoring.impact_preview(s, draft, ["2026-03"])[0]
+    assert [(r["employee_code"], r["rule_key"], r["change"],
+             (r["after"] or r["before"])["value"],
+             r["delta"]) for r in impact.rows] == [
+        (code, RELEASE, "added", dropped["value"], dropped["amount"])]
+
+
 def test_a_measured_ratio_is_cut_never_rounded_up_to_the_tier_it_missed() -> None:
     v = plain.Voice("en", {"attainment": "Attainment"}, {"attainment": "ratio"})
     assert v.value("attainment", "0.79999") == "79.9%"
