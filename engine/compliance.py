@@ -221,8 +221,14 @@ def opens_cases_early(session: Session, run_id: int, period_id: int) -> bool:
     has no case of another run (its first flags, nothing to carry over: carry_cases),
     else its last step opens them. No other run of the period runs meanwhile (the job's
     period), so no case of another run can come in between."""
-    return session.scalar(select(FlagCase.id).where(
-        FlagCase.period_id == period_id, FlagCase.run_id != run_id).limit(1)) is None
+    # each of the period's other runs looked up in the cases' index of runs (a period has
+    # a few): asked as one query of the period's cases, PostgreSQL read every case the run
+    # opened so far, in each chunk (53 ms with 800,000 cases, growing as the run went)
+    others = session.scalars(select(Run.id).where(
+        Run.period_id == period_id, Run.id != run_id,
+        Run.status.not_in(("failed", "cancelled")))).all()  # those keep no outcome
+    return not any(session.scalar(select(FlagCase.id).where(FlagCase.run_id == other)
+                                  .limit(1)) is not None for other in others)
 
 
 def open_chunk_cases(session: Session, run_id: int, period_id: int, holds: list[str],
