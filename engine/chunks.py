@@ -405,7 +405,10 @@ def finish(session: Session, run_id: int) -> Run | None:
     before = session.scalar(select(func.max(Run.id)).where(
         Run.period_id == period.id, Run.id < run.id, Run.status != "failed")) or 0
     _claim_period(session, period, period.code, max(before, run.id))
-    run = session.execute(select(Run).where(Run.id == run_id)
+    # the run's row held to the end: a cancel (fail) that comes meanwhile waits, then finds
+    # the run stored (it deleted the outcomes of a run stored as calculated, or left the
+    # period with its earlier run discarded and none live)
+    run = session.execute(select(Run).where(Run.id == run_id).with_for_update()
                           .execution_options(populate_existing=True)).scalar_one()
     if run.status != "running" or pending(session, run_id):
         return None
@@ -479,8 +482,10 @@ def _figures(session: Session, context: Context) -> dict[str, Any]:
     return {"teams": dict(sorted(teams.items()))}
 
 
-def fail(session: Session, run_id: int, reason: str, status: str = "failed") -> None:
+def fail(session: Session, run_id: int, reason: str, status: str = "failed") -> bool:
     """Fail (or cancel) a running run: its outcomes go, its reason stays, its job says so.
+    Returns whether it did (not where the run was stored or ended meanwhile: the last
+    step holds the run's row while it stores it, finish).
 
     A chunk storing its outcomes (and opening its cases) on another worker holds its row
     (_lock_chunk): the chunks' rows are taken first, so that what such a chunk commits is
@@ -489,9 +494,10 @@ def fail(session: Session, run_id: int, reason: str, status: str = "failed") -> 
     begin_writing(session)
     session.execute(select(RunChunk.index).where(RunChunk.run_id == run_id)
                     .order_by(RunChunk.index).with_for_update()).all()
-    run = session.get(Run, run_id, populate_existing=True)
+    run = session.execute(select(Run).where(Run.id == run_id).with_for_update()
+                          .execution_options(populate_existing=True)).scalar_one_or_none()
     if run is None or run.status != "running":
-        return
+        return False
     session.execute(delete(Outcome).where(Outcome.run_id == run_id))
     run.status, run.error, run.finished_at = status, reason[:4000], _now()
     session.execute(update(RunChunk).where(RunChunk.run_id == run_id,
@@ -500,3 +506,4 @@ def fail(session: Session, run_id: int, reason: str, status: str = "failed") -> 
     for job in session.scalars(select(RunJob).where(RunJob.run_id == run_id)):
         job.status, job.error, job.finished_at = status, reason[:4000], _now()
     session.flush()
+    return True

@@ -36,9 +36,11 @@ GIVE_UP = 600.0  # seconds without any work before a stalled job fails
 
 
 def _end(session: Session, job: RunJob, reason: str, status: str = "failed") -> None:
-    """End an active job (failed or cancelled) with its reason; its run's outcomes go."""
-    if job.run_id:
-        chunks.fail(session, job.run_id, reason, status=status)
+    """End an active job (failed or cancelled) with its reason; its run's outcomes go.
+    A job whose run was stored (or ended) meanwhile is left as that made it."""
+    if job.run_id and not chunks.fail(session, job.run_id, reason, status=status):
+        session.refresh(job)
+        return
     job.status, job.error, job.finished_at = status, reason[:4000], chunks._now()
     session.flush()
 
@@ -294,6 +296,9 @@ def cancel(session: Session, job_id: int, actor: str) -> RunJob:
         raise LaurelError(msg("run job %(job_id)s is %(status)s: there is nothing to cancel",
                               job_id=job_id, status=job.status))
     _end(session, job, f"cancelled by {actor}", status="cancelled")
+    if job.status != "cancelled":  # its run was stored meanwhile
+        raise LaurelError(msg("run job %(job_id)s is %(status)s: there is nothing to cancel",
+                              job_id=job_id, status=job.status))
     return job
 
 

@@ -306,6 +306,62 @@ def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url,
     assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
 
 
+def test_a_cancel_that_comes_while_the_run_is_stored_finds_it_stored(db_url, session,
+                                                                      chunked, monkeypatch):
+    """The last step holds the run's row while it stores the run: a cancel that comes
+    meanwhile waits, then finds the run calculated and says there is nothing to cancel
+    (it deleted the outcomes of the run the last step then stored as calculated)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
+    import threading
+
+    from sqlalchemy import text
+
+    from engine.errors import LaurelError
+
+    load(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    run_id = every_chunk_done(factory, job_id)
+    real = compliance.carry_cases
+    cancelled: list[BaseException | None] = []
+
+    def cancel() -> None:
+        try:
+            with factory() as s:
+                jobs.cancel(s, job_id, "x@x.com")
+                s.commit()
+            cancelled.append(None)
+        except BaseException as exc:  # noqa: BLE001 - said by the test
+            cancelled.append(exc)
+
+    def carried_while_cancelled(s: Session, *args: Any, **kwargs: Any) -> Any:
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        with factory() as watcher:  # until the cancel waits on a lock the last step holds
+            deadline = time.monotonic() + 30
+            while not cancelled and watcher.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND wait_event_type = 'Lock'")) == 0:
+                assert time.monotonic() < deadline, "the cancel never waited"
+                watcher.rollback()
+                time.sleep(0.05)
+        carried_while_cancelled.thread = canceller  # type: ignore[attr-defined]
+        return real(s, *args, **kwargs)
+
+    monkeypatch.setattr(compliance, "carry_cases", carried_while_cancelled)
+    with factory() as s:
+        assert chunks.finish(s, run_id) is not None
+        s.commit()
+    carried_while_cancelled.thread.join(60)  # type: ignore[attr-defined]
+    assert len(cancelled) == 1 and isinstance(cancelled[0], LaurelError)
+    assert "nothing to cancel" in str(cancelled[0])
+    session.expire_all()
+    assert session.get(Run, run_id).status == "calculated"
+    assert session.get(RunJob, job_id).status == "done"
+    assert outcome_set(session, run_id) and case_set(session, run_id)
+
+
 def test_a_job_nobody_works_on_stalls_then_fails(session):
     load(session)
     job = jobs.start(session, "2026-01", "x@x.com")
