@@ -254,6 +254,45 @@ def test_a_cancelled_run_keeps_nothing_and_its_tasks_stop(db_url, session, chunk
     assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
 
 
+class CancelMeanwhile:
+    """A cancel of the job from another connection, started by ``start`` and waited for
+    until it waits on a lock (or is over): ``outcome`` is None once it cancelled, else
+    what it raised; ``join`` waits for it to end."""
+
+    def __init__(self, factory: Any, job_id: int) -> None:
+        self.factory, self.job_id = factory, job_id
+        self.outcome: list[BaseException | None] = []
+        self.thread: Any = None
+
+    def _cancel(self) -> None:
+        try:
+            with self.factory() as s:
+                jobs.cancel(s, self.job_id, "x@x.com")
+                s.commit()
+            self.outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - said by the test
+            self.outcome.append(exc)
+
+    def start(self) -> None:
+        import threading
+
+        from sqlalchemy import text
+
+        self.thread = threading.Thread(target=self._cancel)
+        self.thread.start()
+        with self.factory() as watcher:
+            deadline = time.monotonic() + 30
+            while not self.outcome and watcher.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND wait_event_type = 'Lock'")) == 0:
+                assert time.monotonic() < deadline, "the cancel never waited"
+                watcher.rollback()
+                time.sleep(0.05)
+
+    def join(self) -> None:
+        self.thread.join(60)
+
+
 def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url, session,
                                                                         chunked, monkeypatch):
     """A cancel (or another chunk's failure) that comes while a chunk is storing its
@@ -262,44 +301,21 @@ def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url,
     cancel deleted the outcomes it saw, then waited on the chunk's row only to mark it)."""
     if not db_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
-    import threading
-
-    from sqlalchemy import text
-
     load(session)
     job_id = job_of(session, "2026-01")
     factory = db.make_sessionmaker(db_url)
     run_id, indexes = planned(factory, job_id)
     real = compliance.open_chunk_cases
-    cancelled: list[BaseException | None] = []
-
-    def cancel() -> None:
-        try:
-            with factory() as s:
-                jobs.cancel(s, job_id, "x@x.com")
-                s.commit()
-            cancelled.append(None)
-        except BaseException as exc:  # noqa: BLE001 - said by the test
-            cancelled.append(exc)
+    cancel = CancelMeanwhile(factory, job_id)
 
     def opened_then_cancelled(s: Session, *args: Any) -> None:
         real(s, *args)  # the chunk's outcomes and cases written, not committed
-        canceller = threading.Thread(target=cancel)
-        canceller.start()
-        with factory() as watcher:  # until the cancel waits on a lock the chunk holds
-            deadline = time.monotonic() + 30
-            while not cancelled and watcher.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                    "current_database() AND wait_event_type = 'Lock'")) == 0:
-                assert time.monotonic() < deadline, "the cancel never waited"
-                watcher.rollback()
-                time.sleep(0.05)
-        opened_then_cancelled.thread = canceller  # type: ignore[attr-defined]
+        cancel.start()  # until the cancel waits on a lock the chunk holds
 
     monkeypatch.setattr(compliance, "open_chunk_cases", opened_then_cancelled)
     chunks.evaluate_chunk(factory, run_id, indexes[0])
-    opened_then_cancelled.thread.join(60)  # type: ignore[attr-defined]
-    assert cancelled == [None]
+    cancel.join()
+    assert cancel.outcome == [None]
     session.expire_all()
     assert session.get(Run, run_id).status == "cancelled"
     assert session.scalar(select(func.count()).select_from(Outcome)) == 0
@@ -313,10 +329,6 @@ def test_a_cancel_that_comes_while_the_run_is_stored_finds_it_stored(db_url, ses
     (it deleted the outcomes of the run the last step then stored as calculated)."""
     if not db_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
-    import threading
-
-    from sqlalchemy import text
-
     from engine.errors import LaurelError
 
     load(session)
@@ -324,38 +336,19 @@ def test_a_cancel_that_comes_while_the_run_is_stored_finds_it_stored(db_url, ses
     factory = db.make_sessionmaker(db_url)
     run_id = every_chunk_done(factory, job_id)
     real = compliance.carry_cases
-    cancelled: list[BaseException | None] = []
-
-    def cancel() -> None:
-        try:
-            with factory() as s:
-                jobs.cancel(s, job_id, "x@x.com")
-                s.commit()
-            cancelled.append(None)
-        except BaseException as exc:  # noqa: BLE001 - said by the test
-            cancelled.append(exc)
+    cancel = CancelMeanwhile(factory, job_id)
 
     def carried_while_cancelled(s: Session, *args: Any, **kwargs: Any) -> Any:
-        canceller = threading.Thread(target=cancel)
-        canceller.start()
-        with factory() as watcher:  # until the cancel waits on a lock the last step holds
-            deadline = time.monotonic() + 30
-            while not cancelled and watcher.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                    "current_database() AND wait_event_type = 'Lock'")) == 0:
-                assert time.monotonic() < deadline, "the cancel never waited"
-                watcher.rollback()
-                time.sleep(0.05)
-        carried_while_cancelled.thread = canceller  # type: ignore[attr-defined]
+        cancel.start()  # until the cancel waits on a lock the last step holds
         return real(s, *args, **kwargs)
 
     monkeypatch.setattr(compliance, "carry_cases", carried_while_cancelled)
     with factory() as s:
         assert chunks.finish(s, run_id) is not None
         s.commit()
-    carried_while_cancelled.thread.join(60)  # type: ignore[attr-defined]
-    assert len(cancelled) == 1 and isinstance(cancelled[0], LaurelError)
-    assert "nothing to cancel" in str(cancelled[0])
+    cancel.join()
+    assert len(cancel.outcome) == 1 and isinstance(cancel.outcome[0], LaurelError)
+    assert "nothing to cancel" in str(cancel.outcome[0])
     session.expire_all()
     assert session.get(Run, run_id).status == "calculated"
     assert session.get(RunJob, job_id).status == "done"
