@@ -196,10 +196,9 @@ class ComplianceView(LaurelBaseView):
         held = held_amounts({(c.run_id, c.employee_id) for c in rows})
         releases = {c.id: compliance.release_of(db, c) for c in rows}
         # the filter offers every rule by its name (and submits its key); a row names its
-        # rule as the version its run used
+        # rule as the version its run used (the rows' rules are among every case's)
         rule_keys = compliance.distinct_values(db, FlagCase.rule_key)
-        names = i18n.rule_names(db, {*rule_keys, *(c.rule_key for c in rows)},
-                                run_ids={c.run_id for c in rows})
+        names = i18n.rule_names(db, rule_keys, run_ids={c.run_id for c in rows})
         if team_id is not None:
             teams = db.execute(select(Team.id, Team.name).where(Team.id == team_id)).all()
         elif db.scalar(select(func.count()).select_from(Team)) > TEAMS_LISTED:

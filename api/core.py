@@ -141,13 +141,16 @@ def may(kind: str, what: str) -> None:
 
 
 def one(model: Any, ident: int, name: str, kind: str, what: str,
-        team_of: Callable[[Any], int] | None = None) -> Any:
+        team_of: Callable[[Any], int] | None = None,
+        visible: Callable[[Any], bool] | None = None) -> Any:
     """The row of ``model`` with this id, once the caller ``may(kind, what)``; a 404
     naming it (``name``) when there is none or, with ``team_of`` (the row's employee id),
-    when that employee is outside the caller's team."""
+    when that employee is outside the caller's team, or, with ``visible``, when it says
+    the row is nobody's to see yet."""
     may(kind, what)
     row = db().get(model, ident)
-    if row is None or (team_of is not None and not in_team(team_of(row))):
+    if row is None or (team_of is not None and not in_team(team_of(row))) \
+            or (visible is not None and not visible(row)):
         raise ApiProblem(404, f"{name} {ident} does not exist")
     return row
 

@@ -354,15 +354,10 @@ def _write_chunk(session: Session, run: Run, index: int, outcomes: list[dict[str
     reference so held the per-row checks (an employee and the run for each outcome) are
     skipped where the session may (bulk.references_held). An outcome of an employee gone
     since its facts were read is written with the checks, which refuse it as before."""
-    written = False
-    if bulk.may_skip_key_checks(session, Outcome.__table__):
-        locked = set(session.scalars(select(Employee.id).where(
+    held = bulk.may_skip_key_checks(session, Outcome.__table__) and {
+        o["employee_id"] for o in outcomes} <= set(session.scalars(select(Employee.id).where(
             Employee.id.between(first, last)).with_for_update(key_share=True)))
-        if {o["employee_id"] for o in outcomes} <= locked:
-            with bulk.references_held(session, Outcome.__table__, allowed=True):
-                write_outcomes(session, run.id, outcomes, chunk=index)
-            written = True
-    if not written:
+    with bulk.references_held(session, Outcome.__table__, allowed=held):
         write_outcomes(session, run.id, outcomes, chunk=index)
     if any(o["kind"] == "flag" for o in outcomes) \
             and compliance.opens_cases_early(session, run.id, run.period_id):

@@ -403,21 +403,29 @@ def outcome_groups(session: Session, run_id: int) -> OutcomeGroups:
             if amount is not None:
                 per_employee[emp] = amount
         return groups, per_employee, employees, held
-    sums: dict[tuple[str, str, str | None, str], list[Any]] = {}
-    per: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    return _summed(session.execute(team_of.add_columns(Outcome.amount, Outcome.employee_id)))
+
+
+def _summed(rows: Iterable[tuple[str, str, str | None, str, Decimal | None, int]]
+            ) -> OutcomeGroups:
+    """Outcomes given as (kind, rule, status, team, amount, employee) summed up here, as
+    outcome_groups sums them: each amount as the column keeps it (PostgreSQL's
+    NUMERIC(26, 2) rounds half away from 0)."""
+    groups: dict[tuple[str, str, str | None, str], list[Any]] = {}
+    per: dict[int, Decimal] = {}
     everyone: set[int] = set()
     holding: set[int] = set()
-    for kind, key, status, team, amount, emp in session.execute(
-            team_of.add_columns(Outcome.amount, Outcome.employee_id)):
+    for kind, key, status, team, amount, emp in rows:
         everyone.add(emp)
-        group = sums.setdefault((kind, key, status, team), [0, None])
+        group = groups.setdefault((kind, key, status, team), [0, None])
         group[0] += 1
         if amount is not None:
+            amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
             group[1] = amount if group[1] is None else group[1] + amount
-            per[emp] += amount
+            per[emp] = per[emp] + amount if emp in per else amount
             if status == "held":
                 holding.add(emp)
-    return ({k: (v[0], v[1]) for k, v in sums.items()}, dict(per), len(everyone),
+    return ({k: (v[0], v[1]) for k, v in groups.items()}, per, len(everyone),
             len(holding))
 
 
@@ -425,26 +433,13 @@ def sums_of(outcomes: Iterable[dict[str, Any]], team_of: dict[int, str]) -> dict
     """Outcomes (a chunk's, as written) summed up as outcome_groups sums a run's, in JSON
     (amounts as text): their groups, each employee's amount, how many employees have
     outcomes and how many a held amount. ``team_of``: each employee's team's name."""
-    groups: dict[tuple[str, str, str | None, str], list[Any]] = {}
-    per: dict[int, Decimal] = {}
-    everyone: set[int] = set()
-    holding: set[int] = set()
-    for o in outcomes:
-        emp, amount, status = o["employee_id"], o["amount"], o["status"]
-        everyone.add(emp)
-        group = groups.setdefault((o["kind"], o["rule_key"], status, team_of[emp]), [0, None])
-        group[0] += 1
-        if amount is not None:
-            # as the column keeps it (PostgreSQL's NUMERIC(26, 2) rounds half away from 0)
-            amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
-            group[1] = amount if group[1] is None else group[1] + amount
-            per[emp] = per[emp] + amount if emp in per else amount
-            if status == "held":
-                holding.add(emp)
+    groups, per, employees, held = _summed(
+        (o["kind"], o["rule_key"], o["status"], team_of[o["employee_id"]], o["amount"],
+         o["employee_id"]) for o in outcomes)
     return {"groups": [[*key, count, None if amount is None else str(amount)]
                        for key, (count, amount) in groups.items()],
             "amounts": {str(emp): str(amount) for emp, amount in per.items()},
-            "employees": len(everyone), "held": len(holding)}
+            "employees": employees, "held": held}
 
 
 def merged_sums(parts: Iterable[dict[str, Any]]) -> OutcomeGroups:

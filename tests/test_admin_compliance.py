@@ -589,13 +589,19 @@ def test_rule_names_read_the_version_a_run_used_in_one_query(world) -> None:
         used.status = "discarded"
         s.commit()
         statements_run: list[str] = []
-        event.listen(s.get_bind(), "before_cursor_execute",
-                     lambda *args: statements_run.append(args[2]))
-        keys = [x["key"] for x in run.rules] + ["clawback", "adjustment", "no.such_rule"]
-        for lang, names in NAMES.items():
-            got = plain.rule_names(s, keys, lang, run_ids=[run.id])
-            assert got[key] == names[0] and got["no.such_rule"] == "no.such_rule"
-            assert got["clawback"] == wording.LINE_NAMES["clawback"][lang == "zh"]
-            assert plain.rule_names(s, [key], lang)[key] == ("改名" if lang == "zh"
-                                                             else "Renamed")
+
+        def counted(*args: object) -> None:
+            statements_run.append(args[2])
+
+        event.listen(s.get_bind(), "before_cursor_execute", counted)
+        try:
+            keys = [x["key"] for x in run.rules] + ["clawback", "adjustment", "no.such_rule"]
+            for lang, names in NAMES.items():
+                got = plain.rule_names(s, keys, lang, run_ids=[run.id])
+                assert got[key] == names[0] and got["no.such_rule"] == "no.such_rule"
+                assert got["clawback"] == wording.LINE_NAMES["clawback"][lang == "zh"]
+                assert plain.rule_names(s, [key], lang)[key] == ("改名" if lang == "zh"
+                                                                 else "Renamed")
+        finally:  # the engine is shared by the tests that follow
+            event.remove(s.get_bind(), "before_cursor_execute", counted)
         assert len(statements_run) <= 2 * 2 + 2, statements_run

@@ -568,7 +568,6 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
 
     from engine import compliance, statements
     from engine.models import FlagCase
-    from engine.users import create_user
 
     where: list[str] = []
     groups = statements.outcome_groups
@@ -580,8 +579,7 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
 
     monkeypatch.setattr(statements, "outcome_groups", spied)
     load(session)
-    create_user(session, "cat@x.com", "password-123", "compliance_officer")
-    session.commit()
+    cat = officer(session)
     factory = db.make_sessionmaker(db_url)
     first = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
     session.expire_all()
@@ -594,8 +592,8 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
     # a held payout's flag confirmed: the re-run carries the decision, which forfeits it
     case = session.scalars(select(FlagCase).where(FlagCase.run_id == first.id,
                                                   FlagCase.holds)).first()
-    compliance.assign(session, [case.id], "cat@x.com", "cat@x.com")
-    compliance.decide(session, case.id, "confirmed", "beyond authority", "cat@x.com")
+    compliance.assign(session, [case.id], cat, cat)
+    compliance.decide(session, case.id, "confirmed", "beyond authority", cat)
     session.commit()
     where.clear()
     second = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)

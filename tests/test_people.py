@@ -221,12 +221,18 @@ def test_a_preview_pairs_an_employees_lines_of_one_key_whatever_order_they_are_r
     """Some of the demo's employees have two collected-release lines in March: a preview
     of an unchanged rule shows no change, in whichever order the stored lines come (the
     database gives them in none; pairing them by place showed changes of nothing)."""
-    from engine import authoring
+    from collections import Counter
+
+    from engine import authoring, periods
+    from engine.clawbacks import RELEASE
     from engine.rulebook import latest
 
     s = demo
     draft = dict(latest(s, "commission.demo_accelerator").definition)
     stored = authoring._stored
+    twice = Counter(o["employee_code"] for o in stored(s, authoring.compared_run(
+        s, periods.require(s, "2026-03"))) if o["rule_key"] == RELEASE)
+    assert max(twice.values()) >= 2  # what the order could pair wrongly
     for order in (list, lambda lines: list(reversed(lines))):
         monkeypatch.setattr(authoring, "_stored", lambda session, run, order=order: order(
             stored(session, run)))
@@ -399,10 +405,12 @@ def test_a_closed_review_cycle_gives_the_quarter_its_scores_and_its_rating(sessi
     assert explanation["facts"]["evaluation_score"] == "84.5"  # 0.2x90 + 0.5x85 + 0.3x80
     # Sue entered nothing: no score is written for her, nothing is zero (her rating's
     # explanation shows the score the rows above hers read as undefined)
-    assert (session.scalar(select(Outcome.explanation).where(
+    sue = session.scalar(select(Outcome.explanation).where(
         Outcome.run_id == after.id, Outcome.kind == "rating",
         Outcome.employee_id == session.scalar(select(Employee.id).where(
-            Employee.code == "S2")))) or {}).get("facts", {}).get("evaluation_score") is None
+            Employee.code == "S2"))))
+    assert sue is not None and "evaluation_score" in sue["facts"]  # read, undefined
+    assert (sue or {}).get("facts", {}).get("evaluation_score") is None
     with pytest.raises(LaurelError, match="closed"):
         reviews.enter(session, cycle.id, "ned@example.com", "N2", "self", "95")
 
