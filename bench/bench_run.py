@@ -234,6 +234,18 @@ chunks.compile_for = _timed("compile", chunks.compile_for)
 chunks.EngineSession = _timed("engine session", chunks.EngineSession)
 
 
+def _machine_busy() -> float | None:
+    """Seconds of CPU the whole machine has been busy since boot (every core, every
+    process: the database server's work included), from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu() -> float:
     """CPU seconds of this process's ended children (the run's forked workers)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -249,6 +261,7 @@ def whole_run_seconds(url: str, code: str, workers: int, profile: bool
     profiler = cProfile.Profile() if profile else None
     gc.collect()
     t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+    m0 = _machine_busy()
     if profiler:
         profiler.enable()
     with factory() as session:
@@ -258,6 +271,8 @@ def whole_run_seconds(url: str, code: str, workers: int, profile: bool
     if profiler:
         profiler.disable()
     seconds = time.perf_counter() - t0
+    m1 = _machine_busy()
+    CPU["machine"] = m1 - m0 if m0 is not None and m1 is not None else None
     # this process's CPU and that of the workers it forked (ended and waited for by now)
     CPU["whole"] = time.process_time() - c0 + _children_cpu() - k0
     for phases in (PHASES, PHASE_CPU):
@@ -341,6 +356,11 @@ def main() -> None:
             print(f"    the C core alone, as the run drives it: {CORE['seconds']:.2f}s (CPU "
                   f"{CPU['core']:.2f}s); whole run / core {whole / CORE['seconds']:.2f} by "
                   f"the clock, {CPU['whole'] / CPU['core']:.2f} by CPU")
+            if CPU["machine"] is not None:
+                cores = os.cpu_count() or 1
+                print(f"    the machine's CPU while the run ran: {CPU['machine']:.2f}s busy "
+                      f"of {cores * whole:.2f}s ({cores} cores; the database server and "
+                      f"anything else running included)")
             if args.workers == 1:
                 print("    of the whole run: " + ", ".join(
                     f"{name} {seconds:.2f}s (CPU {PHASE_CPU[name]:.2f}s)"
