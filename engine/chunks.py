@@ -33,7 +33,7 @@ from engine.compiler import Session as EngineSession
 from engine.db import begin_writing
 from engine.errors import RunError, RunFailed
 from engine.exact import quotient
-from engine.facts import Context, Walker, chunk_facts, population
+from engine.facts import Context, Walker, chunk_facts, forget_kept, kept_for, population
 from engine.messages import msg
 from engine.metrics import load_catalog, to_plain
 from engine.models import (
@@ -133,14 +133,16 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 # --- planning -------------------------------------------------------------------------------
 
 
-def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int = 1
-         ) -> list[int]:
+def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int = 1,
+         keep: bool = False) -> list[int]:
     """Start a queued job's run: the run (``running``), its context and its chunks.
 
     Returns the chunk indexes to evaluate; an empty list when the job is no longer queued
     (planned already by a retried task, or cancelled). A period without results, or
     locked, fails the job (RunError). ``walker``: where the population is walked, in
-    ``parts`` (engine.facts.population; run_here's worker processes), else here.
+    ``parts`` (engine.facts.population; run_here's worker processes), else here;
+    ``keep``: the walker's processes evaluate the chunks next, and keep what the chunks
+    read of the parts they walk (engine.facts.kept_for).
     """
     begin_writing(session)
     job = session.execute(select(RunJob).where(RunJob.id == job_id).with_for_update()
@@ -160,8 +162,21 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
     if not ids:
         raise RunError(msg("period %(code)s has no results: import results for it first",
                            code=period.code))
-    context = population(session, period, sorted(compiled.population), load_catalog(session),
-                         ids, walker=walker, parts=parts)
+    sizes = chunk_sizes(len(ids))
+    keep = keep and walker is not None
+    if keep:
+        # the walkers' processes evaluate the chunks next (engine.jobs.run_here): each
+        # walks parts of whole chunks and keeps what the chunks read of them, with the
+        # rule set compiled here (_compiled; the run is not made yet)
+        _PLANNED.clear()
+        _PLANNED[(period.id, compiled.content_hash)] = compiled
+    try:
+        context = population(session, period, sorted(compiled.population),
+                             load_catalog(session), ids, walker=walker, parts=parts,
+                             chunks=sizes if keep else None,
+                             keep=facts_read_by(compiled) if keep else None)
+    finally:
+        _PLANNED.clear()  # the forked walkers have it
     run = Run(period_id=period.id, status="running", ruleset_hash=compiled.content_hash,
               rules=used, started_by=job.started_by, employee_count=len(ids),
               results_version=version, started_at=job.created_at or _now())
@@ -174,7 +189,7 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
     _COMPILED[(run.id, run.ruleset_hash)] = compiled
     chunks = []
     start = 0
-    for index, size in enumerate(chunk_sizes(len(ids))):
+    for index, size in enumerate(sizes):
         part = ids[start:start + size]
         start += size
         chunks.append({"run_id": run.id, "index": index, "first_employee": part[0],
@@ -189,6 +204,9 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
 # --- one chunk ------------------------------------------------------------------------------
 
 _COMPILED: dict[tuple[int, str], Any] = {}
+# (period id, rule set's hash) -> the rule set a plan compiled, while it walks the population
+# in forked processes that evaluate the chunks next (their run made after they forked)
+_PLANNED: dict[tuple[int, str], Any] = {}
 _CONTEXTS: dict[tuple[Any, ...], Context] = {}
 
 
@@ -196,6 +214,10 @@ def _compiled(session: Session, run: Run) -> Any:
     """The rule set the run uses (its documents, by key and version), compiled once per
     process."""
     key = (run.id, run.ruleset_hash)
+    planned = _PLANNED.pop((run.period_id, run.ruleset_hash), None)
+    if planned is not None:  # compiled by the plan this process was forked from
+        _COMPILED.clear()
+        _COMPILED[key] = planned
     if key not in _COMPILED:
         period = session.get(Period, run.period_id)
         documents = []
@@ -275,8 +297,12 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
             stored = session.get(Period, run.period_id)
             compiled = _compiled(session, run)
             context = _context(session, run)
-            facts = chunk_facts(session, stored, context, first, last,
-                                needed=facts_read_by(compiled))
+            needed = facts_read_by(compiled)
+            kept = kept_for(run.period_id, needed, first, last)
+            facts = chunk_facts(session, stored, context, first, last, needed=needed,
+                                kept=kept)
+            if kept is not None:
+                forget_kept(first, last)
             period = SimpleNamespace(code=stored.code, start=stored.start, end=stored.end,
                                      kind=stored.kind)
             session.rollback()

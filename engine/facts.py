@@ -172,6 +172,51 @@ class Walk:
     teams: dict[int, dict[str, Any]] = field(default_factory=dict)
     counts: dict[str, dict[Decimal | Fraction, int]] = field(default_factory=dict)
     highest: dict[str, tuple[Decimal | Fraction, Any]] = field(default_factory=dict)
+    kept: bool = False  # the process that walked it keeps its employees' facts (kept_for)
+
+
+# What a run's forked worker worked out of its employees' metrics while it walked part of
+# the population (walk with ``keep``), kept for the chunks of that part it evaluates next
+# (kept_for): each employee's results read and their metrics derived once a run, not once
+# for the walk and again for the chunk. At most KEEP_MAX employees a process (about 150
+# MB); the parts past it are not kept, and their chunks read the results again.
+KEEP_MAX = 100_000
+_KEPT: dict[str, Any] = {}
+
+
+def _keeping(period_id: int, keep: frozenset[str], first: int, last: int
+             ) -> dict[int, dict[str, Any]] | None:
+    """Where to keep the facts of the part [first, last] of a walk, or None (the process
+    keeps facts of another run's period or rules: forgotten; or as many as it may)."""
+    if _KEPT.get("key") != (period_id, keep):
+        _KEPT.clear()
+        _KEPT.update(key=(period_id, keep), values={}, parts=[], used=set())
+    values: dict[int, dict[str, Any]] = _KEPT["values"]
+    return values if len(values) + last - first + 1 <= KEEP_MAX else None
+
+
+def kept_for(period_id: int, needed: Iterable[str], first: int, last: int
+             ) -> dict[int, dict[str, Any]] | None:
+    """The metrics this process kept of the employees whose ids lie in [first, last] (by
+    employee id: each one's inputs and derived metrics, as chunk_facts derives them), when
+    it walked a part of the population that holds them all for the same period and facts
+    read, and no chunk of that range used them yet; else None (chunk_facts reads them)."""
+    if _KEPT.get("key") != (period_id, frozenset(needed)) or (first, last) in _KEPT["used"]:
+        return None
+    if not any(a <= first and last <= z for a, z in _KEPT["parts"]):
+        return None
+    return _KEPT["values"]
+
+
+def forget_kept(first: int, last: int) -> None:
+    """Let go of the kept facts of [first, last], used by its chunk (kept_for)."""
+    if not _KEPT:
+        return
+    _KEPT["used"].add((first, last))
+    values = _KEPT["values"]
+    for emp_id in [e for e in values if first <= e <= last] if len(values) < 4 * (
+            last - first + 1) else range(first, last + 1):
+        values.pop(emp_id, None)
 
 
 # (parts, walk one part: (session, first id, last id) -> Walk) -> the parts' walks in order
@@ -180,13 +225,26 @@ Walker = Callable[[list[tuple[int, int]], Callable[[Session, int, int], Walk]],
 
 
 def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catalog,
-         first: int, last: int, figures: Figures | None = None) -> Walk:
-    """Walk the population's employees whose ids lie in [first, last] (population)."""
+         first: int, last: int, figures: Figures | None = None,
+         keep: Iterable[str] | None = None) -> Walk:
+    """Walk the population's employees whose ids lie in [first, last] (population).
+    ``keep``: the facts a run's chunks read (engine.runs.facts_read_by), whose metrics
+    this process keeps for the chunks of the part it evaluates next, where it may
+    (kept_for)."""
     ranked = list(ranked)
     teams: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     wanted = ["revenue_total", "quota", *ranked]
+    store = None if keep is None or figures is not None else _keeping(
+        period.id, frozenset(keep), first, last)
+    kept: dict[int, dict[str, Any]] = {}
+    if store is not None:
+        keep = frozenset(keep or ())
+        # the keys chunk_facts's derivation gives: the inputs it reads, and every metric
+        # derived on the way to those it needs
+        keys = catalog.inputs_for(keep) | {step[0] for step in catalog.steps_for(keep)}
+        wanted = list(dict.fromkeys([*wanted, *keep]))
     batch = _figures_of(session, period, first, last, figures, catalog.inputs_for(wanted))
     emp = Employee.__table__.c  # the table, not the mapped class: no ORM work a row
     team_of = dict(session.execute(select(emp.id, emp.team_id)
@@ -195,7 +253,9 @@ def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catal
     for emp_id, inputs in batch.items():
         if emp_id in present and present[emp_id].active_days == 0:
             continue  # not employed in the period
-        derived = catalog.derive(dict(inputs), only=wanted)
+        derived = catalog.derive(inputs, only=wanted)
+        if store is not None:
+            kept[emp_id] = {k: v for k, v in derived.items() if k in keys}
         # a member counts for the share of the period they belonged to the team
         for team_id, share in assignments.team_shares(present.get(emp_id), team_of[emp_id]):
             team = teams[team_id]
@@ -223,6 +283,10 @@ def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catal
         found.counts[metric] = counts
         if highest is not None:
             found.highest[metric] = highest
+    if store is not None:  # kept once the part is walked whole
+        store.update(kept)
+        _KEPT["parts"].append((first, last))
+        found.kept = True
     return found
 
 
@@ -256,13 +320,17 @@ def merge(walks: Iterable[Walk], ranked: Iterable[str], employees: int) -> Conte
 def population(session: Session, period: Period, ranked: Iterable[str] = (),
                catalog: Catalog | None = None, ids: list[int] | None = None,
                figures: Figures | None = None,
-               walker: Walker | None = None, parts: int = 1) -> Context:
+               walker: Walker | None = None, parts: int = 1,
+               chunks: list[int] | None = None, keep: Iterable[str] | None = None
+               ) -> Context:
     """Walk the period's population once, a batch of employees at a time: each team's
     revenue, quota and members, and the ranks of each metric in ``ranked``. ``figures``
     stand for the stored ones when given (an estimate's typed figures). ``walker`` walks
     the population's parts elsewhere (a run's ``parts`` worker processes): given the
     parts (first and last ids) and how to walk one in a session, it gives their walks in
-    order; by default they are walked here, a batch at a time."""
+    order; by default they are walked here, a batch at a time. ``chunks``: the sizes of
+    the run's chunks, in order, which the parts a walker is given then hold whole;
+    ``keep``: the facts the chunks read, which each walker keeps of its parts (walk)."""
     catalog = catalog or load_catalog(session)
     if ids is None:
         ids = assignments.in_period(session, period, sorted(figures) if figures is not None
@@ -273,18 +341,37 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
         # batch (the fewer the parts, the fewer the queries; the processes end together)
         parts = max(1, parts)
         count = parts * -(-len(ids) // (parts * BATCH))
-        ranges = list(_batches(ids, max(1, -(-len(ids) // count))))
+        ranges = list(_batches(ids, max(1, -(-len(ids) // count)))) if chunks is None \
+            else _parts_of_chunks(ids, chunks, count)
         # the period's dates, not the mapped row: a walker's process has sessions of its own
         days = SimpleNamespace(id=period.id, code=period.code, kind=period.kind,
                                start=period.start, end=period.end)
         walks: Iterable[Walk] = walker(
             ranges, lambda session, first, last: walk(session, days, ranked, catalog,
-                                                      first, last))
+                                                      first, last, keep=keep))
     else:
         ranges = list(_batches(ids))
         walks = (walk(session, period, ranked, catalog, first, last, figures)
                  for first, last in ranges)
     return merge(walks, ranked, len(ids))
+
+
+def _parts_of_chunks(ids: list[int], chunks: list[int], count: int
+                     ) -> list[tuple[int, int]]:
+    """(first id, last id) of about ``count`` parts of the population, each of whole
+    chunks (``chunks``: their sizes, in order) and at most BATCH employees unless a chunk
+    is larger: a walker's part is then the facts of whole chunks (kept_for)."""
+    target = len(ids) / count
+    ranges = []
+    start = end = 0
+    for size in chunks:
+        if end > start and (end + size - start > BATCH or end >= target * (len(ranges) + 1)):
+            ranges.append((ids[start], ids[end - 1]))
+            start = end
+        end += size
+    if end > start:
+        ranges.append((ids[start], ids[end - 1]))
+    return ranges
 
 
 def _ranks(counts: dict[Decimal | Fraction, int],
@@ -306,14 +393,18 @@ def _ranks(counts: dict[Decimal | Fraction, int],
 
 def chunk_facts(session: Session, period: Period, context: Context, first: int, last: int,
                 catalog: Catalog | None = None, given: Figures | None = None,
-                needed: Iterable[str] | None = None) -> list[EmployeeFacts]:
+                needed: Iterable[str] | None = None,
+                kept: dict[int, dict[str, Any]] | None = None) -> list[EmployeeFacts]:
     """The facts of the population's employees whose ids lie in [first, last], by code
     (from ``given`` figures instead of the stored ones when given). ``needed``: the
-    derived metrics worked out (with those they read), when not all of them are read."""
+    derived metrics worked out (with those they read), when not all of them are read.
+    ``kept``: their metrics as the walk of the population derived them (kept_for), not
+    read and derived again."""
     catalog = catalog or load_catalog(session)
     needed = None if needed is None else set(needed)
-    figures = _figures_of(session, period, first, last, given,
-                          None if needed is None else catalog.inputs_for(needed))
+    figures = kept if kept is not None else _figures_of(
+        session, period, first, last, given,
+        None if needed is None else catalog.inputs_for(needed))
     if not figures:
         return []
     # through the tables, not the mapped classes: the ORM's processing of each row cost
@@ -345,7 +436,8 @@ def chunk_facts(session: Session, period: Period, context: Context, first: int, 
             # the team and level in force on the last day employed in the period
             team_id, team, stage, region, level, authority = _assigned(
                 session, presence, (team_id, team, stage, region, level, authority))
-        values = catalog.derive(dict(figures[emp_id]), only=needed)
+        values = dict(figures[emp_id]) if kept is not None \
+            else catalog.derive(figures[emp_id], only=needed)
         values.update(team=team, team_stage=stage, region=region, level=level,
                       level_authority=authority)
         values.update(whole_period if presence is None

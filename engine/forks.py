@@ -31,73 +31,119 @@ DIED = ("a worker process of the run stopped while it worked on the employees (i
 def forked(work: Callable[[Any], Any], count: int, workers: int,
            items: list[Any] | None = None) -> Iterator[Any]:
     """Yield ``work(items[i])`` (``work(i)`` without items) for i in 0..count-1, in order,
-    computed by ``workers`` forked processes. Each worker is handed the next slice when it
-    sends its last one back, so a worker slowed down (by the machine, or by a slice that
-    does more) takes fewer. A worker's exception fails the whole with its message; a
-    worker's death with DIED."""
-    ctx = mp.get_context("fork")
-    procs: list[tuple[Any, Connection]] = []
-    following = handed = 0
+    computed by ``workers`` forked processes (a Pool of one round). Each worker is handed
+    the next slice when it sends its last one back, so a worker slowed down (by the
+    machine, or by a slice that does more) takes fewer. A worker's exception fails the
+    whole with its message; a worker's death with DIED."""
+    with Pool(work, workers) as pool:
+        for _, result in pool.map(list(range(count)) if items is None else items):
+            yield result
 
-    def hand(conn: Connection) -> None:
-        nonlocal handed
-        try:  # the next slice, or None: no more
-            conn.send(handed if handed < count else None)
-        except OSError:  # its worker is gone: its end-of-file says so at the next wait
-            return
-        handed += handed < count
 
-    try:
-        for _ in range(workers):
+class Pool:
+    """``workers`` processes forked at the first round (map), so that ``work`` sees what
+    this process held then, which then do ``work(item)`` round after round until the
+    pool is closed: a run walks its population and then evaluates its chunks in the same
+    processes, each chunk where its employees' facts were worked out by the walk
+    (engine.jobs.run_here)."""
+
+    def __init__(self, work: Callable[[Any], Any], workers: int) -> None:
+        self.work, self.workers = work, max(1, workers)
+        self.procs: list[tuple[Any, Connection]] = []
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(graceful=kind is None)
+
+    def _start(self) -> None:
+        ctx = mp.get_context("fork")
+        for _ in range(self.workers):
             mine, theirs = ctx.Pipe(duplex=True)
             process = ctx.Process(target=_worker, daemon=True,
-                                  args=(work, theirs, os.getpid(), items))
+                                  args=(self.work, theirs, os.getpid()))
             process.start()
             theirs.close()  # only the child holds its end: its death is end-of-file
-            procs.append((process, mine))
-        for _, conn in procs:
+            self.procs.append((process, mine))
+
+    def map(self, items: list[Any], owners: list[int | None] | None = None
+            ) -> Iterator[tuple[int, Any]]:
+        """Yield (the worker's number, ``work(item)``) for each item, in order. A worker
+        is handed the first item not handed yet of those ``owners`` gives it (its
+        number, or None: anyone's), else the first not handed yet, when it sends its last
+        one back. A worker's exception fails the round with its message (RunFailed); a
+        worker's death with DIED."""
+        if not self.procs:
+            self._start()
+        left = list(range(len(items)))  # not handed yet, in order
+        busy: dict[Connection, int] = {}
+        number = {conn: n for n, (_, conn) in enumerate(self.procs)}
+
+        def hand(conn: Connection) -> None:
+            if not left:
+                return
+            mine = next((i for i in left if owners is not None
+                         and owners[i] == number[conn]), left[0])
+            left.remove(mine)
+            busy[conn] = mine
+            try:
+                conn.send((mine, items[mine]))
+            except OSError:  # its worker is gone: its end-of-file says so at the wait
+                pass
+
+        for _, conn in self.procs:
             hand(conn)
-        waiting = {conn for _, conn in procs}
-        done: dict[int, Any] = {}
-        while following < count:
+        done: dict[int, tuple[int, Any]] = {}
+        following = 0
+        while following < len(items):
             while following in done:
                 yield done.pop(following)
                 following += 1
-            if following >= count:
+            if following >= len(items):
                 break
-            if not waiting:
+            if not busy:
                 raise RunFailed(DIED)
-            for conn in wait(list(waiting)):
+            for conn in wait(list(busy)):
                 try:
                     message = conn.recv()
                 except (EOFError, OSError):
                     raise RunFailed(DIED) from None
-                if message[0] == "slice":
-                    done[message[1]] = message[2]
-                    hand(conn)
-                elif message[0] == "done":
-                    waiting.discard(conn)
-                else:
+                if message[0] != "slice":
                     raise RunFailed(message[1])
-    finally:
-        for process, conn in procs:
+                del busy[conn]
+                done[message[1]] = (number[conn], message[2])
+                hand(conn)
+
+    def close(self, graceful: bool = True) -> None:
+        """End the workers: asked to (they close their connections) where ``graceful``
+        and idle, else killed."""
+        if graceful:
+            for _, conn in self.procs:
+                try:
+                    conn.send(None)
+                except OSError:
+                    pass
+        for process, conn in self.procs:
+            if graceful:
+                process.join(timeout=5)
             if process.is_alive():
                 process.kill()
             process.join(timeout=10)
             conn.close()
+        self.procs = []
 
 
-def _worker(work: Callable[[Any], Any], conn: Connection, parent: int,
-            items: list[Any] | None) -> None:
+def _worker(work: Callable[[Any], Any], conn: Connection, parent: int) -> None:
     _die_with_parent(parent)
     # the parent's database connections are the parent's: this process opens its own
     from engine.db import forget_engines
 
     forget_engines()
     try:
-        while (i := conn.recv()) is not None:
-            conn.send(("slice", i, work(i if items is None else items[i])))
-        conn.send(("done",))
+        while (message := conn.recv()) is not None:
+            i, item = message
+            conn.send(("slice", i, work(item)))
     except RunFailed as exc:
         conn.send(("error", str(exc)))
     except EOFError:

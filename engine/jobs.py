@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import chunks, forks, periods
 from engine.db import begin_writing, make_sessionmaker
 from engine.errors import LaurelError, NotFound, RunError, RunFailed, RunInProgress
-from engine.facts import Walk, Walker
+from engine.facts import Walk
 from engine.messages import msg
 from engine.models import Run, RunChunk, RunJob
 
@@ -87,15 +87,22 @@ def get(session: Session, job_id: int) -> RunJob:
 
 def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
              progress: Callable[[int, int], None] | None = None) -> Run:
-    """Plan, evaluate every chunk and finish a job in this process (chunks shared among
-    ``workers`` forked processes); the same steps the Celery tasks take. Returns the run;
-    raises the job's failure (the run failed with its reason, nothing of it visible)."""
+    """Plan, evaluate every chunk and finish a job in this process (with ``workers``
+    forked processes, which walk the population and then share the chunks: _Workers);
+    the same steps the Celery tasks take. Returns the run; raises the job's failure (the
+    run failed with its reason, nothing of it visible)."""
+    with _Workers(factory, workers) as pool:
+        return _run_here(factory, job_id, workers, progress, pool)
+
+
+def _run_here(factory: sessionmaker[Session], job_id: int, workers: int,
+              progress: Callable[[int, int], None] | None, pool: _Workers) -> Run:
     with factory() as session:
         try:
             job = session.get(RunJob, job_id)
             job.pid, job.host = os.getpid(), socket.gethostname()
-            indexes = chunks.plan(session, job_id,
-                                  _walker(factory, workers) if workers > 1 else None, workers)
+            indexes = chunks.plan(session, job_id, pool.walker if workers > 1 else None,
+                                  workers, keep=pool.keeps)
             session.commit()
         except LaurelError as exc:
             session.rollback()
@@ -103,23 +110,20 @@ def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
             raise
         job = session.get(RunJob, job_id)
         run_id, total = job.run_id, job.total
-        sizes = dict(session.execute(select(RunChunk.index, RunChunk.employees)
-                                     .where(RunChunk.run_id == run_id)).all())
+        bounds = {index: (first, last, employees) for index, first, last, employees in
+                  session.execute(select(RunChunk.index, RunChunk.first_employee,
+                                         RunChunk.last_employee, RunChunk.employees)
+                                  .where(RunChunk.run_id == run_id)).all()}
     done = 0
     if progress:
         progress(0, total)
-
-    def one(index: int) -> str:
-        return chunks.evaluate_chunk(factory, run_id, index)
-
     try:
-        if workers > 1 and len(indexes) > 1:
-            results = forks.forked(one, len(indexes), min(workers, len(indexes)),
-                                   items=indexes)
+        if pool.started or (workers > 1 and len(indexes) > 1):
+            results = pool.chunks(run_id, indexes, bounds)
         else:
-            results = (one(i) for i in indexes)
+            results = (chunks.evaluate_chunk(factory, run_id, i) for i in indexes)
         for index, _ in zip(indexes, results, strict=False):
-            done += sizes.get(index, 0)
+            done += bounds[index][2] if index in bounds else 0
             if progress:
                 progress(done, total)
     except RunFailed as exc:
@@ -141,20 +145,71 @@ def run_here(factory: sessionmaker[Session], job_id: int, workers: int = 1,
             raise
 
 
-def _walker(factory: sessionmaker[Session], workers: int) -> Walker:
-    """The population's parts walked by ``workers`` forked processes, each part in a
-    session of its own (engine.facts.population): the walk was a fifth of a run's time,
-    with the other processes waiting."""
+class _Workers:
+    """The processes a run in this process forks (engine.forks.Pool), at the walk of its
+    population: they walk its parts (the walk was a fifth of a run's time, with the other
+    processes waiting), then share its chunks, each handed first the chunks of the parts
+    it walked, whose employees' metrics it kept (engine.facts.kept_for: read and derived
+    once a run, not for the walk and again for the chunk).
 
-    def walker(parts: list[tuple[int, int]], walk: Callable[[Session, int, int], Walk]
-               ) -> list[Walk]:
-        def one(part: tuple[int, int]) -> Walk:
-            with factory() as session:  # closed, its reading rolled back, on the way out
-                return walk(session, *part)
+    Not on SQLite: a process forked while its parent holds the database's write lock (the
+    plan does, as it walks) finds the database locked for good (SQLite's locks of a
+    process are in its memory, which the fork copies): the walk's processes end with it
+    there, and the chunks' are forked once the plan is committed."""
 
-        return list(forks.forked(one, len(parts), min(workers, len(parts)), items=parts))
+    def __init__(self, factory: sessionmaker[Session], workers: int) -> None:
+        self.factory = factory
+        self.workers = workers
+        self.pool = forks.Pool(self._work, workers)
+        bind = factory.kw.get("bind")
+        self.keeps = workers > 1 and bind is not None and bind.dialect.name != "sqlite"
+        # how to walk a part (engine.facts.population's), set before the first round
+        # forks the processes, which see it then
+        self.walking: dict[str, Callable[[Session, int, int], Walk]] = {}
+        self.walked: dict[tuple[int, int], int] = {}  # part kept -> the worker's number
 
-    return walker
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.pool.close(graceful=kind is None)
+
+    @property
+    def started(self) -> bool:
+        return bool(self.pool.procs)
+
+    def _work(self, item: tuple[Any, ...]) -> Any:
+        if item[0] == "walk":
+            with self.factory() as session:  # closed, its reading rolled back, on the way out
+                return self.walking["walk"](session, item[1], item[2])
+        return chunks.evaluate_chunk(self.factory, item[1], item[2])
+
+    def walker(self, parts: list[tuple[int, int]],
+               walk: Callable[[Session, int, int], Walk]) -> list[Walk]:
+        """The parts' walks, in order (a Walker)."""
+        self.walking["walk"] = walk
+        items = [("walk", *p) for p in parts]
+        if not self.keeps:
+            with forks.Pool(self._work, min(self.workers, len(parts))) as once:
+                return [one for _, one in once.map(items)]
+        found = []
+        for part, (worker, one) in zip(parts, self.pool.map(items), strict=True):
+            if one.kept:
+                self.walked[part] = worker
+            found.append(one)
+        return found
+
+    def chunks(self, run_id: int, indexes: list[int],
+               bounds: dict[int, tuple[int, int, int]]) -> Iterator[str]:
+        """evaluate_chunk of each chunk, in order, each handed first to the worker that
+        kept its employees' metrics."""
+        owners: list[int | None] = []
+        for index in indexes:
+            first, last, _ = bounds.get(index, (0, -1, 0))
+            owners.append(next((worker for (a, z), worker in self.walked.items()
+                                if a <= first and last <= z), None))
+        for _, result in self.pool.map([("chunk", run_id, i) for i in indexes], owners):
+            yield result
 
 
 def _why_not_finished(session: Session, run_id: int) -> str:

@@ -86,12 +86,33 @@ def opened_entry(session: Session, run_id: int) -> dict[str, Any]:
         AuditLog.entity_id == str(run_id)))["flags"]
 
 
-def test_a_chunked_run_gives_what_one_process_gives(db_url, session, chunked):
+def test_a_chunked_run_gives_what_one_process_gives(db_url, session, chunked, tmp_path,
+                                                    monkeypatch):
+    """Outcome by outcome, explanations included, on a month and a quarter. On
+    PostgreSQL the processes that walked the population evaluate the chunks with the
+    metrics they kept of their parts (engine.facts.kept_for): each chunk says which facts
+    it used (in a file: the chunks are the forked processes')."""
+    used = tmp_path / "used"
+    facts_of = chunks.chunk_facts
+
+    def noted(*args, **kwargs):
+        with used.open("a") as out:
+            out.write("kept\n" if kwargs.get("kept") is not None else "read\n")
+        return facts_of(*args, **kwargs)
+
+    monkeypatch.setattr(chunks, "chunk_facts", noted)
     load(session)
     for code in ("2026-01", "2026-Q1"):
         expected = one_process_run(session, code)
         job_id = job_of(session, code)
+        used.write_text("")
         run = jobs.run_here(db.make_sessionmaker(db_url), job_id, workers=2)
+        said = used.read_text().split()
+        assert len(said) == 5
+        if db_url.startswith("postgresql"):  # a worker that ran out of its own takes others'
+            assert said.count("kept") >= 2
+        else:  # SQLite: the walk's processes are not the chunks'
+            assert set(said) == {"read"}
         session.expire_all()
         assert session.scalar(select(func.count()).select_from(RunChunk)
                               .where(RunChunk.run_id == run.id)) == 5
