@@ -178,7 +178,7 @@ class Walk:
 # What a run's forked worker worked out of its employees' metrics while it walked part of
 # the population (walk with ``keep``), kept for the chunks of that part it evaluates next
 # (kept_for): each employee's results read and their metrics derived once a run, not once
-# for the walk and again for the chunk. At most KEEP_MAX employees a process (about 150
+# for the walk and again for the chunk. At most KEEP_MAX employees a process (about 130
 # MB); the parts past it are not kept, and their chunks read the results again.
 KEEP_MAX = 100_000
 _KEPT: dict[str, Any] = {}
