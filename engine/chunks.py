@@ -100,16 +100,19 @@ def chunk_sizes(employees: int) -> list[int]:
     but the last two chunks' worth of employees cut smaller and smaller (a quarter of
     what is left each, MIN_CHUNK at least), so that the workers end together: with
     chunks of one size, one worker was left alone with a whole chunk (a 20,000-employee
-    run's last 0.2 to 0.5 s, one core idle). Chunks of MIN_CHUNK or fewer are not cut."""
+    run's last 0.2 to 0.5 s, one core idle). Not where the chunks are of fewer than twice
+    MIN_CHUNK, nor where the run is two chunks or fewer (LAUREL_RUN_CHUNK as large as
+    the run: one chunk): those are cut in chunk_size, the last one what is left."""
     size = chunk_size(employees)
-    if size <= MIN_CHUNK:
+    if size < 2 * MIN_CHUNK or employees <= 2 * size:
         return [min(size, employees - start) for start in range(0, employees, size)]
     sizes = []
     left = employees
     while left > 0:
-        piece = size if left > 2 * size else max(MIN_CHUNK, -(-left // 4))
-        if left - piece < MIN_CHUNK:  # no crumb of a chunk at the end
-            piece = left if left <= size else -(-left // 2)
+        # chunks of 1,000 or more: each cut leaves MIN_CHUNK or more, or nothing
+        piece = size if left > 2 * size else min(left, max(MIN_CHUNK, -(-left // 4)))
+        if left - piece < MIN_CHUNK:
+            piece = left
         sizes.append(piece)
         left -= piece
     return sizes

@@ -14,6 +14,7 @@ No query binds one parameter per employee: employees are read by id range.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -184,15 +185,16 @@ KEEP_MAX = 100_000
 _KEPT: dict[str, Any] = {}
 
 
-def _keeping(period_id: int, keep: frozenset[str], first: int, last: int
-             ) -> dict[int, dict[str, Any]] | None:
-    """Where to keep the facts of the part [first, last] of a walk, or None (the process
-    keeps facts of another run's period or rules: forgotten; or as many as it may)."""
-    if _KEPT.get("key") != (period_id, keep):
+def _keeping(period_id: int, keep: frozenset[str]) -> dict[int, dict[str, Any]] | None:
+    """Where to keep the facts of a part of a walk, or None where this process keeps as
+    many as it may. What it kept of another period or rule set, or what a process it was
+    forked from kept, is forgotten."""
+    key = (os.getpid(), period_id, keep)
+    if _KEPT.get("key") != key:
         _KEPT.clear()
-        _KEPT.update(key=(period_id, keep), values={}, parts=[], used=set())
+        _KEPT.update(key=key, values={}, parts=[], used=set())
     values: dict[int, dict[str, Any]] = _KEPT["values"]
-    return values if len(values) + last - first + 1 <= KEEP_MAX else None
+    return values if len(values) < KEEP_MAX else None
 
 
 def kept_for(period_id: int, needed: Iterable[str], first: int, last: int
@@ -201,7 +203,8 @@ def kept_for(period_id: int, needed: Iterable[str], first: int, last: int
     employee id: each one's inputs and derived metrics, as chunk_facts derives them), when
     it walked a part of the population that holds them all for the same period and facts
     read, and no chunk of that range used them yet; else None (chunk_facts reads them)."""
-    if _KEPT.get("key") != (period_id, frozenset(needed)) or (first, last) in _KEPT["used"]:
+    if _KEPT.get("key") != (os.getpid(), period_id, frozenset(needed)) \
+            or (first, last) in _KEPT["used"]:
         return None
     if not any(a <= first and last <= z for a, z in _KEPT["parts"]):
         return None
@@ -237,8 +240,9 @@ def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catal
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     wanted = ["revenue_total", "quota", *ranked]
     store = None if keep is None or figures is not None else _keeping(
-        period.id, frozenset(keep), first, last)
+        period.id, frozenset(keep))
     kept: dict[int, dict[str, Any]] = {}
+    walked = wanted
     if store is not None:
         keep = frozenset(keep or ())
         # the keys chunk_facts's derivation gives: the inputs it reads, and every metric
@@ -246,6 +250,8 @@ def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catal
         keys = catalog.inputs_for(keep) | {step[0] for step in catalog.steps_for(keep)}
         wanted = list(dict.fromkeys([*wanted, *keep]))
     batch = _figures_of(session, period, first, last, figures, catalog.inputs_for(wanted))
+    if store is not None and len(store) + len(batch) > KEEP_MAX:
+        store, wanted = None, walked  # past what a process keeps: its chunks read them
     emp = Employee.__table__.c  # the table, not the mapped class: no ORM work a row
     team_of = dict(session.execute(select(emp.id, emp.team_id)
                                    .where(emp.id.between(first, last))).all())

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -70,22 +71,20 @@ class Pool:
     def map(self, items: list[Any], owners: list[int | None] | None = None
             ) -> Iterator[tuple[int, Any]]:
         """Yield (the worker's number, ``work(item)``) for each item, in order. A worker
-        is handed the first item not handed yet of those ``owners`` gives it (its
-        number, or None: anyone's), else the first not handed yet, when it sends its last
-        one back. A worker's exception fails the round with its message (RunFailed); a
-        worker's death with DIED."""
+        is handed, when it sends its last one back, the first item not handed yet of
+        those ``owners`` gives it (its number; None: anyone's), else of anyone's, else
+        the first of another worker's. A worker's exception fails the round with its
+        message (RunFailed); a worker's death with DIED."""
         if not self.procs:
             self._start()
-        left = list(range(len(items)))  # not handed yet, in order
+        handout = Handout(len(items), owners)
         busy: dict[Connection, int] = {}
         number = {conn: n for n, (_, conn) in enumerate(self.procs)}
 
         def hand(conn: Connection) -> None:
-            if not left:
+            mine = handout.take(number[conn])
+            if mine is None:
                 return
-            mine = next((i for i in left if owners is not None
-                         and owners[i] == number[conn]), left[0])
-            left.remove(mine)
             busy[conn] = mine
             try:
                 conn.send((mine, items[mine]))
@@ -132,6 +131,23 @@ class Pool:
             process.join(timeout=10)
             conn.close()
         self.procs = []
+
+
+class Handout:
+    """Which item of a round a worker is handed next (Pool.map): its own first, then
+    anyone's, then the first of another worker's, each in order (the last items, a run's
+    smallest chunks, stay for the end); each item once."""
+
+    def __init__(self, count: int, owners: list[int | None] | None = None) -> None:
+        self.queues: dict[int | None, deque[int]] = {}
+        for i in range(count):
+            self.queues.setdefault(None if owners is None else owners[i], deque()).append(i)
+
+    def take(self, worker: int) -> int | None:
+        """The next item for ``worker``, or None: none left."""
+        queue = self.queues.get(worker) or self.queues.get(None) or min(
+            (q for q in self.queues.values() if q), key=lambda q: q[0], default=None)
+        return queue.popleft() if queue else None
 
 
 def _worker(work: Callable[[Any], Any], conn: Connection, parent: int) -> None:

@@ -127,6 +127,7 @@ def _run_here(factory: sessionmaker[Session], job_id: int, workers: int,
             if progress:
                 progress(done, total)
     except RunFailed as exc:
+        pool.stop()  # the other workers stop at once, before the run fails
         with factory() as session:
             chunks.fail(session, run_id, str(exc))
             session.commit()
@@ -177,6 +178,10 @@ class _Workers:
     @property
     def started(self) -> bool:
         return bool(self.pool.procs)
+
+    def stop(self) -> None:
+        """Kill the workers (a run that failed)."""
+        self.pool.close(graceful=False)
 
     def _work(self, item: tuple[Any, ...]) -> Any:
         if item[0] == "walk":

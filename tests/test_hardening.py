@@ -103,6 +103,19 @@ def test_forked_work_comes_back_in_order_and_fails_with_the_workers_reason() -> 
         list(forks.forked(_square, 6, 2))
 
 
+def test_a_worker_is_handed_its_own_items_then_anyones_then_the_first_of_anothers() -> None:
+    """A run's worker is handed the chunks whose metrics it kept first, then chunks
+    nobody kept, and only then another's, the first of them (not a small last one), so
+    that the small chunks at the end stay for the end; each item once."""
+    handout = forks.Handout(9, [0, 0, 1, 1, None, None, 1, 1, None])
+    assert [handout.take(0) for _ in range(4)] == [0, 1, 4, 5]
+    assert handout.take(1) == 2
+    assert [handout.take(0) for _ in range(3)] == [8, 3, 6]
+    assert [handout.take(1) for _ in range(2)] == [7, None]
+    everyone = forks.Handout(5)
+    assert [everyone.take(i % 2) for i in range(6)] == [0, 1, 2, 3, 4, None]
+
+
 def _pid_after(i: int) -> int:
     if i == 0:
         time.sleep(1.0)

@@ -544,6 +544,54 @@ def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
         assert len(whole.teams) > 1
 
 
+def test_what_a_walk_keeps_is_what_a_chunk_reads_and_derives(session, monkeypatch):
+    """A walker keeps its part's metrics as chunk_facts derives them from the results,
+    key for key and in order, on a month and a quarter; a chunk uses them once (then
+    reads again); a part that would take the process past KEEP_MAX is not kept, counted
+    by its employees, not by the width of its ids; what another process kept (the one
+    this was forked from) is not used."""
+    from engine import facts
+    from engine.metrics import load_catalog
+
+    load(session)
+    ids = sorted(session.scalars(select(runs.Employee.id)))
+    first, last = ids[0], ids[-1]
+    monkeypatch.setattr(facts, "_KEPT", {})
+    for code in ("2026-01", "2026-Q1"):
+        period = runs.periods.require(session, code)
+        compiled, _ = runs.compile_for(session, period)
+        needed = runs.facts_read_by(compiled)
+        ranked = sorted(compiled.population)
+        catalog = load_catalog(session)
+        context = facts.population(session, period, ranked, catalog)
+        found = facts.walk(session, period, ranked, catalog, first, last, keep=needed)
+        assert found.kept
+        kept = facts.kept_for(period.id, needed, first, last)
+        by_kept = facts.chunk_facts(session, period, context, first, last, catalog,
+                                    needed=needed, kept=kept)
+        read = facts.chunk_facts(session, period, context, first, last, catalog,
+                                 needed=needed)
+        assert [(f.code, list(f.values.items())) for f in by_kept] \
+            == [(f.code, list(f.values.items())) for f in read]
+        facts.forget_kept(first, last)
+        assert facts.kept_for(period.id, needed, first, last) is None
+    # ids spread wide: a part of 24 employees is kept under a limit of 30, not one of 20
+    monkeypatch.setattr(facts, "KEEP_MAX", 30)
+    monkeypatch.setattr(facts, "_KEPT", {})
+    assert facts.walk(session, period, ranked, catalog, first, first + 10 ** 6,
+                      keep=needed).kept
+    monkeypatch.setattr(facts, "KEEP_MAX", 20)
+    monkeypatch.setattr(facts, "_KEPT", {})
+    assert not facts.walk(session, period, ranked, catalog, first, last, keep=needed).kept
+    assert facts.kept_for(period.id, needed, first, last) is None
+    # kept by another process (the key names the process)
+    monkeypatch.setattr(facts, "KEEP_MAX", 30)
+    facts.walk(session, period, ranked, catalog, first, last, keep=needed)
+    assert facts.kept_for(period.id, needed, first, last) is not None
+    monkeypatch.setattr(facts.os, "getpid", lambda: -1)
+    assert facts.kept_for(period.id, needed, first, last) is None
+
+
 def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
         db_url, session, chunked, monkeypatch):
     """On PostgreSQL the outcomes' statistics are refreshed once half the run's employees
