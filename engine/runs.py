@@ -914,6 +914,10 @@ def explanation_text(explanation: dict[str, Any]) -> str:
 
 OUTCOME_COLUMNS = ("run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value",
                    "status", "explanation", "chunk")
+# their types as COPY is told them (PostgreSQL): each value then dumped by its type's
+# dumper, not looked up by its Python type (a third of write_row's time)
+OUTCOME_TYPES = ("int4", "int4", "varchar", "varchar", "numeric", "varchar", "varchar",
+                 "varchar", "text", "int4")
 
 
 def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]],
@@ -931,6 +935,7 @@ def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]]
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
         with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN") as copy:
+            copy.set_types(OUTCOME_TYPES)
             for o in outcomes:
                 copy.write_row((run_id, o["employee_id"], o["rule_key"], o["kind"],
                                 o["amount"], o["currency"], o["value"], o["status"],
