@@ -1060,6 +1060,8 @@ def name_records(entries: Any, whole: bool = False) -> None:
     db = _db()
     for model, ids in wanted.items():
         ids -= {i for m, i in names if m is model}
+        if not ids:  # read already (an entry's page shows its two snapshots apart)
+            continue
         found = dict.fromkeys(ids, "")  # an id no record has any more stays an id
         for record in db.scalars(select(model).where(model.id.in_(ids))):
             found[record.id] = str(record)

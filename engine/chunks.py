@@ -167,29 +167,26 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
                            code=period.code))
     sizes = chunk_sizes(len(ids))
     keep = keep and walker is not None
-    if keep:
-        # the walkers' processes evaluate the chunks next (engine.jobs.run_here): each
-        # walks parts of whole chunks and keeps what the chunks read of them, with the
-        # rule set compiled here (_compiled; the run is not made yet)
-        _PLANNED.clear()
-        _PLANNED[(period.id, compiled.content_hash)] = compiled
-    try:
-        context = population(session, period, sorted(compiled.population),
-                             load_catalog(session), ids, walker=walker, parts=parts,
-                             chunks=sizes if keep else None,
-                             keep=facts_read_by(compiled) if keep else None)
-    finally:
-        _PLANNED.clear()  # the forked walkers have it
     run = Run(period_id=period.id, status="running", ruleset_hash=compiled.content_hash,
               rules=used, started_by=job.started_by, employee_count=len(ids),
               results_version=version, started_at=job.created_at or _now())
     session.add(run)
     session.flush()
-    session.add(RunContext(run_id=run.id, data=context.to_json()))
     # the rule set this process compiled is the run's (_compiled): kept for the last step
-    # here, and for the worker processes forked from here
+    # here, and for the worker processes forked from here (where ``keep``, the walk's,
+    # which evaluate the chunks next: each walks parts of whole chunks and keeps what the
+    # chunks read of them)
     _COMPILED.clear()
     _COMPILED[(run.id, run.ruleset_hash)] = compiled
+    try:
+        context = population(session, period, sorted(compiled.population),
+                             load_catalog(session), ids, walker=walker, parts=parts,
+                             chunks=sizes if keep else None,
+                             keep=facts_read_by(compiled) if keep else None)
+    except BaseException:
+        _COMPILED.clear()  # the run is not made: its id may be the next run's
+        raise
+    session.add(RunContext(run_id=run.id, data=context.to_json()))
     chunks = []
     start = 0
     for index, size in enumerate(sizes):
@@ -207,9 +204,6 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
 # --- one chunk ------------------------------------------------------------------------------
 
 _COMPILED: dict[tuple[int, str], Any] = {}
-# (period id, rule set's hash) -> the rule set a plan compiled, while it walks the population
-# in forked processes that evaluate the chunks next (their run made after they forked)
-_PLANNED: dict[tuple[int, str], Any] = {}
 _CONTEXTS: dict[tuple[Any, ...], Context] = {}
 
 
@@ -217,10 +211,6 @@ def _compiled(session: Session, run: Run) -> Any:
     """The rule set the run uses (its documents, by key and version), compiled once per
     process."""
     key = (run.id, run.ruleset_hash)
-    planned = _PLANNED.pop((run.period_id, run.ruleset_hash), None)
-    if planned is not None:  # compiled by the plan this process was forked from
-        _COMPILED.clear()
-        _COMPILED[key] = planned
     if key not in _COMPILED:
         period = session.get(Period, run.period_id)
         documents = []

@@ -217,8 +217,11 @@ def forget_kept(first: int, last: int) -> None:
         return
     _KEPT["used"].add((first, last))
     values = _KEPT["values"]
-    for emp_id in [e for e in values if first <= e <= last] if len(values) < 4 * (
-            last - first + 1) else range(first, last + 1):
+    # by the range's ids where it is narrow beside what is kept, else by what is kept
+    width = last - first + 1
+    ids = range(first, last + 1) if 4 * width <= len(values) else \
+        [e for e in values if first <= e <= last]
+    for emp_id in ids:
         values.pop(emp_id, None)
 
 
@@ -239,12 +242,11 @@ def walk(session: Session, period: Period, ranked: Iterable[str], catalog: Catal
         lambda: {"revenue": [], "quota": [], "members": 0})
     values: dict[str, list[Any]] = {m: [] for m in ranked}
     wanted = ["revenue_total", "quota", *ranked]
-    store = None if keep is None or figures is not None else _keeping(
-        period.id, frozenset(keep))
+    keep = None if keep is None or figures is not None else frozenset(keep)
+    store = None if keep is None else _keeping(period.id, keep)
     kept: dict[int, dict[str, Any]] = {}
     walked = wanted
-    if store is not None:
-        keep = frozenset(keep or ())
+    if store is not None and keep is not None:
         # the keys chunk_facts's derivation gives: the inputs it reads, and every metric
         # derived on the way to those it needs
         keys = catalog.inputs_for(keep) | {step[0] for step in catalog.steps_for(keep)}

@@ -403,18 +403,22 @@ def outcome_groups(session: Session, run_id: int) -> OutcomeGroups:
             held += bool(holding)
             if amount is not None:
                 per_employee[emp] = amount
-                by_team_id[team_id] = by_team_id[team_id] + amount \
-                    if team_id in by_team_id else amount
+                _plus(by_team_id, team_id, amount)
         names = dict(conn.execute(select(Team.id, Team.name)).all()) if by_team_id else {}
         teams: dict[str, Decimal] = {}
         for team_id, amount in by_team_id.items():
-            name = names[team_id]
-            teams[name] = teams[name] + amount if name in teams else amount
+            _plus(teams, names[team_id], amount)
         return groups, teams, per_employee, employees, held
     team_of = (select(Outcome.kind, Outcome.rule_key, Outcome.status, Team.name)
                .join(Employee, Employee.id == Outcome.employee_id)
                .join(Team, Team.id == Employee.team_id).where(where))
     return _summed(session.execute(team_of.add_columns(Outcome.amount, Outcome.employee_id)))
+
+
+def _plus(sums: dict[Any, Decimal], key: Any, amount: Decimal) -> None:
+    """Add an amount to ``sums[key]``; the amount itself where there is none yet (not
+    added to a zero: its digits and exponent are the column's)."""
+    sums[key] = sums[key] + amount if key in sums else amount
 
 
 def _summed(rows: Iterable[tuple[str, str, str | None, str, Decimal | None, int]]
@@ -434,8 +438,8 @@ def _summed(rows: Iterable[tuple[str, str, str | None, str, Decimal | None, int]
         if amount is not None:
             amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
             group[1] = amount if group[1] is None else group[1] + amount
-            teams[team] = teams[team] + amount if team in teams else amount
-            per[emp] = per[emp] + amount if emp in per else amount
+            _plus(teams, team, amount)
+            _plus(per, emp, amount)
             if status == "held":
                 holding.add(emp)
     return ({k: (v[0], v[1]) for k, v in groups.items()}, teams, per, len(everyone),
@@ -479,8 +483,7 @@ def merged_sums(parts: Iterable[dict[str, Any]]) -> OutcomeGroups | None:
                 was_count + count, amount if was is None else
                 was if amount is None else was + amount)
         for team, text in part["teams"].items():
-            amount = Decimal(text)
-            teams[team] = teams[team] + amount if team in teams else amount
+            _plus(teams, team, Decimal(text))
         per_employee.update((int(emp), Decimal(text)) for emp, text in part["amounts"].items())
         employees += part["employees"]
         held += part["held"]

@@ -410,7 +410,7 @@ def test_a_closed_review_cycle_gives_the_quarter_its_scores_and_its_rating(sessi
         Outcome.employee_id == session.scalar(select(Employee.id).where(
             Employee.code == "S2"))))
     assert sue is not None and "evaluation_score" in sue["facts"]  # read, undefined
-    assert (sue or {}).get("facts", {}).get("evaluation_score") is None
+    assert sue["facts"]["evaluation_score"] is None
     with pytest.raises(LaurelError, match="closed"):
         reviews.enter(session, cycle.id, "ned@example.com", "N2", "self", "95")
 
