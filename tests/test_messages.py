@@ -101,3 +101,13 @@ def test_a_kind_period_kind_and_stage_read_the_same_in_messages_and_on_pages() -
         assert term(word, "zh") == catalog.gettext(word) != word, word
     for stage, said in VALUES_ZH.items():  # a rule's scope says a stage so too
         assert said == term(stage, "zh"), stage
+
+
+def test_a_manual_adjustment_reads_the_same_on_every_page() -> None:
+    """A statement's adjustment line and an inquiry about one (the catalog's words) read
+    as a run's amounts by rule and the statements' names say it (the engine's): it was
+    手动调整 on the ones and 人工调整 on the others."""
+    from engine.wording import LINE_NAMES
+
+    english, chinese = LINE_NAMES["adjustment"]
+    assert _zh_catalog().gettext(english) == chinese
