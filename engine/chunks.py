@@ -179,10 +179,14 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
     _COMPILED.clear()
     _COMPILED[(run.id, run.ruleset_hash)] = compiled
     try:
-        context = population(session, period, sorted(compiled.population),
-                             load_catalog(session), ids, walker=walker, parts=parts,
-                             chunks=sizes if keep else None,
-                             keep=facts_read_by(compiled) if keep else None)
+        # no cyclic garbage collection while the population is walked and merged here (a
+        # full one walked every object this process holds: 60 ms of a 20,000-employee
+        # run, every worker waiting; bulk.quiet_collector)
+        with quiet_collector():
+            context = population(session, period, sorted(compiled.population),
+                                 load_catalog(session), ids, walker=walker, parts=parts,
+                                 chunks=sizes if keep else None,
+                                 keep=facts_read_by(compiled) if keep else None)
     except BaseException:
         _COMPILED.clear()  # the run is not made: its id may be the next run's
         raise
