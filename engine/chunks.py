@@ -400,7 +400,7 @@ def _write_chunk(session: Session, run: Run, index: int, outcomes: list[dict[str
     since its facts were read is written with the checks, which refuse it as before."""
     held = bulk.may_skip_key_checks(session, Outcome.__table__) and {
         o["employee_id"] for o in outcomes} <= set(session.scalars(select(Employee.id).where(
-            Employee.id.between(first, last)).with_for_update(key_share=True)))
+            Employee.id.between(first, last)).with_for_update(read=True, key_share=True)))
     with bulk.references_held(session, Outcome.__table__, allowed=held):
         write_outcomes(session, run.id, outcomes, chunk=index)
     if any(o["kind"] == "flag" for o in outcomes) \

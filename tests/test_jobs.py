@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import chunks, compliance, db, jobs, runs
@@ -341,6 +341,56 @@ def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url,
     assert session.get(Run, run_id).status == "cancelled"
     assert session.scalar(select(func.count()).select_from(Outcome)) == 0
     assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
+
+
+def test_an_employee_edited_while_a_chunk_stores_its_outcomes_is_not_kept_waiting(
+        db_url, session, chunked, monkeypatch):
+    """A chunk storing its outcomes holds its employees as their keys' checks would (FOR
+    KEY SHARE: none may be deleted or have its id changed meanwhile), not against edits:
+    HR changing an employee's name meanwhile is not kept waiting for the chunk (it was,
+    by FOR NO KEY UPDATE), and the chunk's outcomes are stored."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
+    from sqlalchemy.exc import OperationalError
+
+    from engine.models import Employee
+
+    load(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    run_id, indexes = planned(factory, job_id)
+    with factory() as s:
+        first = s.scalar(select(RunChunk.first_employee).where(
+            RunChunk.run_id == run_id, RunChunk.index == indexes[0]))
+    real = compliance.open_chunk_cases
+    seen: list[Any] = []
+
+    def edited_meanwhile(s: Session, *args: Any) -> None:
+        real(s, *args)  # the chunk's outcomes written, its employees held, not committed
+        with factory() as other:
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            try:
+                other.execute(update(Employee).where(Employee.id == first)
+                              .values(name="Renamed Meanwhile"))
+                other.commit()
+                seen.append("edited")
+            except OperationalError as exc:
+                other.rollback()
+                seen.append(exc)
+        # and no one may delete it meanwhile: the chunk's outcomes refer to it
+        with factory() as other:
+            other.execute(text("SET LOCAL lock_timeout = '500ms'"))
+            with pytest.raises(OperationalError, match="lock timeout"):
+                other.execute(delete(Employee).where(Employee.id == first))
+            other.rollback()
+
+    monkeypatch.setattr(compliance, "open_chunk_cases", edited_meanwhile)
+    assert chunks.evaluate_chunk(factory, run_id, indexes[0]) == "done"
+    assert seen == ["edited"]
+    session.expire_all()
+    assert session.get(Employee, first).name == "Renamed Meanwhile"
+    assert session.scalar(select(func.count()).select_from(Outcome).where(
+        Outcome.run_id == run_id, Outcome.employee_id == first))
 
 
 def test_a_cancel_that_comes_while_the_run_is_stored_finds_it_stored(db_url, session,
