@@ -322,18 +322,31 @@ class Check:
             item["n"] = _fmt(facts.get(self.population[1]))
         return item
 
-    def texts(self, facts: Mapping[str, Any]) -> list[str]:
-        """The values item(facts) reads, in its order (ref_actual, actual, higher, n), as
-        the JSON texts orjson writes them: an explanation's template is filled in with
-        them (engine.runs.Template)."""
-        actual = facts.get(self.fact)
-        out = [_fmt_json(actual)]
+    def holes(self) -> list[tuple[bool, str]]:
+        """The facts item(facts) reads, in its order (ref_actual, actual, higher, n), each
+        with whether it is a population fact (shown as _fmt shows None: never null): the
+        holes of an explanation's template (engine.runs.Template), filled in with
+        hole_text of each."""
+        out = [(False, self.fact)]
         if self.ref is not None:
-            out.insert(0, _fmt_json(facts.get(self.ref)))
+            out.insert(0, (False, self.ref))
         if self.population is not None:
-            out.append(orjson.dumps(_fmt(facts.get(self.population[0]))).decode())
-            out.append(orjson.dumps(_fmt(facts.get(self.population[1]))).decode())
+            out += [(True, self.population[0]), (True, self.population[1])]
         return out
+
+    def texts(self, facts: Mapping[str, Any]) -> list[str]:
+        """The values item(facts) reads, in its order, as the JSON texts orjson writes
+        them (holes)."""
+        return [hole_text(population, facts.get(name)) for population, name in self.holes()]
+
+
+def hole_text(population: bool, value: Any) -> str:
+    """The JSON text of what item() makes of a value (Check.holes): null where it is
+    undefined (a population fact's None is the text "None", as item() shows it), else the
+    text _fmt gives."""
+    if population:
+        return orjson.dumps(_fmt(value)).decode()
+    return _fmt_json(value)
 
 
 def _fmt_json(value: Any) -> str:

@@ -49,6 +49,7 @@ from engine.conditions import (
     describe,
     facts_read,
     held_checks,
+    hole_text,
     leaves,
     population_fields,
 )
@@ -379,6 +380,9 @@ class Template:
     facts: tuple[str, ...]
     checks: tuple[Check, ...]
     value: str | None  # the outcome's value, alike for every employee
+    # the facts its checks show, in order (Check.holes): a fact a rule's conditions test
+    # twice (attainment at or above a tier's from and below its to) is written once
+    holes: tuple[tuple[bool, str], ...] = ()
 
     @classmethod
     def of(cls, worded: Worded, firing: Firing, outcome: dict[str, Any]) -> Template | None:
@@ -422,12 +426,18 @@ class Template:
         if len(pieces) != count + 1:  # a rule's own text held the placeholder
             return None
         return cls("%s".join(pieces), tuple(calc), calc_holes, "arithmetic" in explanation,
-                   facts, tuple(worded.checks), outcome["value"])
+                   facts, tuple(worded.checks), outcome["value"],
+                   tuple(hole for check in worded.checks for hole in check.holes()))
 
     def fill(self, values: dict[str, Any], calc: dict[str, Any] | None,
-             arithmetic: Callable[[dict[str, Any]], str] | None) -> str | None:
+             arithmetic: Callable[[dict[str, Any]], str] | None,
+             texts: dict[Any, str] | None = None) -> str | None:
         """The explanation's text with the employee's values; None where the calculation
-        does not have the template's keys, or orjson does not write one of them."""
+        does not have the template's keys, or orjson does not write one of them.
+        ``texts``: the texts of ``values`` written so far, for the employee's other
+        explanations (each fact is shown in several: written once)."""
+        if texts is None:
+            texts = {}
         holes: list[str] = []
         add = holes.append
         dumps = orjson.dumps
@@ -443,13 +453,20 @@ class Template:
                 return None
         get = values.get
         for name in self.facts:  # plain_text of each, or null
-            value = get(name)
-            if type(value) is Decimal:  # digits, a point and a sign: nothing to escape
-                add(f'"{value.normalize(PLAIN):f}"')
-            else:
-                add("null" if value is None else dumps(plain_text(value)).decode())
-        for check in self.checks:
-            holes += check.texts(values)
+            text = texts.get(name)
+            if text is None:
+                value = get(name)
+                if type(value) is Decimal:  # digits, a point and a sign: nothing to escape
+                    text = f'"{value.normalize(PLAIN):f}"'
+                else:
+                    text = "null" if value is None else dumps(plain_text(value)).decode()
+                texts[name] = text
+            add(text)
+        for hole in self.holes:  # as the checks show them (Check.item)
+            text = texts.get(hole)
+            if text is None:
+                text = texts[hole] = hole_text(hole[0], get(hole[1]))
+            add(text)
         return self.text % tuple(holes)
 
     @staticmethod
@@ -545,6 +562,7 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
     for payout_rule, hold_rule in evaluation.holds:
         held_by.setdefault(payout_rule, []).append(hold_rule)
     out = []
+    written: dict[Any, str] = {}  # the texts of the employee's facts (Template.fill)
     firings = compiled.firings
     ratings = evaluation.ratings
     fired = [(name, firings[name]) for name in evaluation.fired]
@@ -562,7 +580,8 @@ def employee_outcomes(ef: EmployeeFacts, period: Any, compiled: CompiledRuleset,
             template = worded.template
             amount, calc = _amount(rule, firing, values, worded) if template.calc \
                 else (None, None)
-            text = template.fill(values, calc, worded.arithmetic)
+            text = template.fill(values, calc, worded.arithmetic,
+                                 written if values is ef.values else None)
             if text is not None:
                 status = _status(ef, rule, kind, amount, held_by)
                 if status == "held":

@@ -456,6 +456,7 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
     period = SimpleNamespace(code="2031-07", start=dt.date(2031, 7, 1),
                              end=dt.date(2031, 7, 31), kind="month")
     templated = 0  # explanations a Template wrote: the comparison below is of something
+    fired: dict[int, list[str]] = {i: [] for i in range(len(people))}
     for name, firing in compiled.firings.items():
         if firing.role == "warn" or firing.rule["action"]["type"] in ("draw", "pip"):
             continue
@@ -467,6 +468,7 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
                 out = runs.employee_outcomes(ef, period, compiled, evaluation)
             except (TypeError, KeyError, ArithmeticError):
                 continue  # facts a firing could not have fired on (an undefined base)
+            fired[i].append(name)
             # the same as the JSON text its Template writes, once it has one
             texts = runs.employee_outcomes(ef, period, compiled, evaluation, texts=True)
             templated += sum(isinstance(o["explanation"], str) for o in texts)
@@ -481,6 +483,16 @@ def test_what_is_worded_once_words_what_the_direct_path_words(people: list) -> N
                 leaves = conjunction(firing.condition)
                 if leaves is not None and holds({"all": leaves}, ef.values):
                     assert e["checks"] == held_checks({"all": leaves}, ef.values)[0], (name, e)
+    # all of them for one employee at once: what one explanation's template writes of a
+    # fact is what the next one shows of it (Template.fill writes each fact once)
+    for i, values in enumerate(people):
+        ef = EmployeeFacts(i + 1, f"P{i}", f"P{i}", dict(values, level="S1"))
+        evaluation = Evaluation(fired[i], [], {})
+        out = runs.employee_outcomes(ef, period, compiled, evaluation)
+        texts = runs.employee_outcomes(ef, period, compiled, evaluation, texts=True)
+        assert [{**o, "explanation": runs.explanation_text(o["explanation"])} for o in out] \
+            == [{**o, "explanation": o["explanation"] if isinstance(o["explanation"], str)
+                 else runs.explanation_text(o["explanation"])} for o in texts]
     assert templated
 
 
