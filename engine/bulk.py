@@ -219,21 +219,41 @@ def references_held(session: Session, table: Table, allowed: bool | None = None
     on PostgreSQL, where the session may (may_skip_key_checks; ``allowed``: the caller
     asked already), their foreign keys' per-row triggers are skipped
     (session_replication_role = replica, for these statements only). The caller answers
-    for the references: nothing checks them here."""
-    if not (may_skip_key_checks(session, table) if allowed is None else allowed):
+    for the references: nothing checks them here.
+
+    Inside another such block (its statements' checks skipped already), one that may skip
+    them too sets nothing (a chunk stores its outcomes and opens their flags' cases under
+    one setting); one that may not has them checked for its statements."""
+    may = bool(may_skip_key_checks(session, table) if allowed is None else allowed)
+    outer = session.info.get(_HELD) is session.connection()
+    if may == outer:  # skipped already, or checked
         yield
         return
+    with _replication_role(session, "replica" if may else "origin"):
+        yield
+
+
+_HELD = "laurel_references_held"  # session.info: the connection whose checks are skipped
+
+
+@contextmanager
+def _replication_role(session: Session, role: str) -> Iterator[None]:
+    """session_replication_role set to ``role`` for the statements inside, then back."""
+    from psycopg.pq import TransactionStatus
+
     conn = session.connection()
-    conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    was = session.info.get(_HELD)
+    conn.exec_driver_sql(f"SET LOCAL session_replication_role = {role}")
+    session.info[_HELD] = conn if role == "replica" else None
     try:
         yield
     finally:
-        from psycopg.pq import TransactionStatus
-
+        session.info[_HELD] = was
         # after a database error the transaction is aborted, and the setting with it
         if conn.connection.dbapi_connection.info.transaction_status \
                 != TransactionStatus.INERROR:
-            conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
+            back = "replica" if role == "origin" else "origin"
+            conn.exec_driver_sql(f"SET LOCAL session_replication_role = {back}")
 
 
 def _single_keys(conn: Connection, table: Table, columns: Sequence[str]

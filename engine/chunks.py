@@ -241,14 +241,55 @@ def _context(session: Session, run: Run) -> Context:
     return _CONTEXTS[key]
 
 
-def _lock_chunk(session: Session, run_id: int, index: int) -> tuple[RunChunk, Run]:
+def _lock_chunk(session: Session, run_id: int, index: int) -> Any:
+    """The chunk's row, locked (FOR UPDATE of the chunk's row alone), with its run's status
+    and what names the run's state (run_status, period_id, started_at, ruleset_hash): one
+    query through the tables, where the mapped chunk and run were two, each read again."""
     begin_writing(session)
-    chunk = session.execute(select(RunChunk).where(RunChunk.run_id == run_id,
-                                                   RunChunk.index == index).with_for_update()
-                            .execution_options(populate_existing=True)).scalar_one()
-    run = session.execute(select(Run).where(Run.id == run_id)
-                          .execution_options(populate_existing=True)).scalar_one()
-    return chunk, run
+    c, r = RunChunk.__table__.c, Run.__table__.c
+    return session.execute(
+        select(c.id, c.status, c.worker, c.beat, c.attempts, c.first_employee,
+               c.last_employee, c.employees, r.status.label("run_status"), r.period_id,
+               r.started_at, r.ruleset_hash)
+        .join_from(RunChunk.__table__, Run.__table__, r.id == c.run_id)
+        .where(c.run_id == run_id, c.index == index)
+        .with_for_update(of=RunChunk.__table__)).one()
+
+
+def _set_chunk(session: Session, chunk: Any, **values: Any) -> None:
+    """Change a chunk's row (locked by _lock_chunk)."""
+    session.execute(update(RunChunk.__table__).where(RunChunk.__table__.c.id == chunk.id)
+                    .values(**values))
+
+
+# What a worker process reads of a run once, the run not changing it while it runs
+# (_known): its period's dates, the metric catalog, the facts its rules read, whether its
+# chunks open their flags' cases (compliance.opens_cases_early: no other run of the period
+# runs meanwhile, so none opens a case) and whether the session may skip the outcomes'
+# and the cases' key checks (bulk.may_skip_key_checks), the last two asked by its first
+# chunk stored here. Each was read again by every chunk.
+_KNOWN: dict[tuple[Any, ...], SimpleNamespace] = {}
+
+
+def _known(session: Session, run_id: int, chunk: Any) -> SimpleNamespace:
+    key = (session.get_bind().url.render_as_string(), run_id, chunk.started_at,
+           chunk.ruleset_hash)
+    if key not in _KNOWN:
+        run = session.get(Run, run_id)
+        stored = session.get(Period, run.period_id)
+        compiled = _compiled(session, run)
+        catalog = load_catalog(session)
+        for metric in catalog.metrics.values():  # kept as read, past this session's end
+            session.expunge(metric)
+        _KNOWN.clear()  # one run at a time per worker process
+        _KNOWN[key] = SimpleNamespace(
+            compiled=compiled, context=_context(session, run), catalog=catalog,
+            needed=facts_read_by(compiled), holds=compliance.holding(compiled.rules),
+            period_id=stored.id,
+            period=SimpleNamespace(code=stored.code, start=stored.start, end=stored.end,
+                                   kind=stored.kind, id=stored.id),
+            early=None, skip=None)
+    return _KNOWN[key]
 
 
 def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: int,
@@ -261,8 +302,8 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
     """
     worker = worker or worker_name()
     with session_factory() as session:
-        chunk, run = _lock_chunk(session, run_id, index)
-        if run.status != "running":
+        chunk = _lock_chunk(session, run_id, index)
+        if chunk.run_status != "running":
             session.rollback()
             return "over"
         if chunk.status == "done":
@@ -273,35 +314,30 @@ def evaluate_chunk(session_factory: Callable[[], Session], run_id: int, index: i
                 and (_now() - beat).total_seconds() < lease():
             session.rollback()
             return "taken"
-        chunk.status, chunk.worker, chunk.beat = "running", worker, _now()
-        chunk.attempts += 1
-        first, last = chunk.first_employee, chunk.last_employee
+        _set_chunk(session, chunk, status="running", worker=worker, beat=_now(),
+                   attempts=chunk.attempts + 1)
         session.commit()
     # no cyclic garbage collection from the chunk's facts to its stored outcomes: they
     # are let go of (on return) before the collector is on again (bulk.quiet_collector)
     with quiet_collector():
-        return _evaluate_and_store(session_factory, run_id, index, worker, first, last)
+        return _evaluate_and_store(session_factory, run_id, index, worker, chunk)
 
 
 def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, index: int,
-                        worker: str, first: int, last: int) -> str:
-    """The facts of a claimed chunk's employees, their outcomes, stored with the chunk
-    done (evaluate_chunk)."""
+                        worker: str, claimed: Any) -> str:
+    """The facts of a claimed chunk's employees (``claimed``: its row as _lock_chunk read
+    it), their outcomes, stored with the chunk done (evaluate_chunk)."""
     started = time.perf_counter()
+    first, last = claimed.first_employee, claimed.last_employee
     try:
         with session_factory() as session:
-            run = session.get(Run, run_id)
-            stored = session.get(Period, run.period_id)
-            compiled = _compiled(session, run)
-            context = _context(session, run)
-            needed = facts_read_by(compiled)
-            kept = kept_for(run.period_id, needed, first, last)
-            facts = chunk_facts(session, stored, context, first, last, needed=needed,
-                                kept=kept)
+            known = _known(session, run_id, claimed)
+            compiled, needed, period = known.compiled, known.needed, known.period
+            kept = kept_for(known.period_id, needed, first, last)
+            facts = chunk_facts(session, period, known.context, first, last,
+                                catalog=known.catalog, needed=needed, kept=kept)
             if kept is not None:
                 forget_kept(first, last)
-            period = SimpleNamespace(code=stored.code, start=stored.start, end=stored.end,
-                                     kind=stored.kind)
             session.rollback()
         engine = EngineSession(compiled)
         outcomes: list[dict[str, Any]] = []
@@ -327,8 +363,8 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
             session.commit()
         raise
     with session_factory() as session:
-        chunk, run = _lock_chunk(session, run_id, index)
-        if run.status != "running" or chunk.status == "done" or chunk.worker != worker:
+        chunk = _lock_chunk(session, run_id, index)
+        if chunk.run_status != "running" or chunk.status == "done" or chunk.worker != worker:
             session.rollback()  # cancelled, failed, or taken over after our lease ran out
             return "over"
         # what an earlier attempt of this chunk left (none: its outcomes and its "done"
@@ -338,10 +374,10 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
         session.execute(delete(Outcome).where(Outcome.run_id == run_id,
                                               Outcome.employee_id.between(first, last),
                                               Outcome.chunk == index))
-        _write_chunk(session, run, index, outcomes, first, last,
-                     compliance.holding(compiled.rules))
-        chunk.sums = chunk_sums(session, outcomes, first, last)
-        chunk.status, chunk.seconds = "done", time.perf_counter() - started
+        run = SimpleNamespace(id=run_id, period_id=chunk.period_id)
+        _write_chunk(session, run, index, outcomes, first, last, known.holds, known)
+        _set_chunk(session, chunk, sums=chunk_sums(session, outcomes, first, last),
+                   status="done", seconds=time.perf_counter() - started)
         # the job's count of employees done, moved under its row's lock: one chunk alone
         # sees it cross half the run
         employees = chunk.employees
@@ -389,34 +425,44 @@ def _chunks_summed(session: Session, run_id: int) -> statements.OutcomeGroups | 
     return statements.merged_sums(parts)
 
 
-def _write_chunk(session: Session, run: Run, index: int, outcomes: list[dict[str, Any]],
-                 first: int, last: int, holds: list[str]) -> None:
+def _write_chunk(session: Session, run: Any, index: int, outcomes: list[dict[str, Any]],
+                 first: int, last: int, holds: list[str],
+                 known: SimpleNamespace | None = None) -> None:
     """Store a chunk's outcomes, under the run's lock (_lock_chunk), and open the cases of
     its flags where the run opens them early (the period's first flags:
     compliance.opens_cases_early). On PostgreSQL the chunk's employees are locked as a
     foreign key's check would lock them (FOR KEY SHARE), once each, and with every
     reference so held the per-row checks (an employee and the run for each outcome) are
     skipped where the session may (bulk.references_held). An outcome of an employee gone
-    since its facts were read is written with the checks, which refuse it as before."""
-    held = bulk.may_skip_key_checks(session, Outcome.__table__) and {
+    since its facts were read is written with the checks, which refuse it as before.
+    The cases are opened under the same setting (one SET for both). ``known``: what this
+    process knows of the run (_known), which keeps what the first chunk asked."""
+    known = known or SimpleNamespace(early=None, skip=None)
+    if known.skip is None:
+        known.skip = {table.name: bulk.may_skip_key_checks(session, table)
+                      for table in (Outcome.__table__, FlagCase.__table__)}
+    held = known.skip["outcome"] and {
         o["employee_id"] for o in outcomes} <= set(session.scalars(select(Employee.id).where(
             Employee.id.between(first, last)).with_for_update(read=True, key_share=True)))
+    flags = any(o["kind"] == "flag" for o in outcomes)
+    if flags and known.early is None:
+        known.early = compliance.opens_cases_early(session, run.id, run.period_id)
     with bulk.references_held(session, Outcome.__table__, allowed=held):
         write_outcomes(session, run.id, outcomes, chunk=index)
-    if any(o["kind"] == "flag" for o in outcomes) \
-            and compliance.opens_cases_early(session, run.id, run.period_id):
-        compliance.open_chunk_cases(session, run.id, run.period_id, holds, first, last, index)
+        if flags and known.early:
+            compliance.open_chunk_cases(session, run.id, run.period_id, holds, first, last,
+                                        index, skip=known.skip["flag_case"])
 
 
 def _renew(session_factory: Callable[[], Session], run_id: int, index: int, worker: str
            ) -> bool:
     """Renew a chunk's lease; False when the run stopped or the chunk went to another."""
     with session_factory() as session:
-        chunk, run = _lock_chunk(session, run_id, index)
-        if run.status != "running" or chunk.worker != worker:
+        chunk = _lock_chunk(session, run_id, index)
+        if chunk.run_status != "running" or chunk.worker != worker:
             session.rollback()
             return False
-        chunk.beat = _now()
+        _set_chunk(session, chunk, beat=_now())
         session.commit()
     return True
 

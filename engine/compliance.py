@@ -232,7 +232,7 @@ def opens_cases_early(session: Session, run_id: int, period_id: int) -> bool:
 
 
 def open_chunk_cases(session: Session, run_id: int, period_id: int, holds: list[str],
-                     first: int, last: int, chunk: int) -> None:
+                     first: int, last: int, chunk: int, skip: bool | None = None) -> None:
     """A case for each flag of a chunk's outcomes just stored (employees ``first`` to
     ``last``), in the chunk's transaction, where the run opens them early
     (opens_cases_early): the work spread among the workers, not done by the last step
@@ -244,8 +244,9 @@ def open_chunk_cases(session: Session, run_id: int, period_id: int, holds: list[
     # which a chunk of a million-employee run would read whole)
     flags = flags.where(Outcome.employee_id.between(first, last), Outcome.chunk == chunk)
     # the chunk's outcomes are this transaction's, their employees locked (FOR KEY SHARE)
-    # by _write_chunk where the checks are skipped; the run and its period stay
-    with bulk.references_held(session, FlagCase.__table__):
+    # by _write_chunk where the checks are skipped; the run and its period stay (``skip``:
+    # whether the session may skip them, bulk.may_skip_key_checks, asked already)
+    with bulk.references_held(session, FlagCase.__table__, allowed=skip):
         session.execute(insert(FlagCase).from_select(columns, flags))
 
 

@@ -109,6 +109,47 @@ def test_opening_cases_leaves_the_foreign_keys_checked_row_by_row_after(session,
             status="open", decided_after_lock=False))
 
 
+def test_references_held_inside_one_another_set_the_role_once_and_check_where_asked(
+        session, org):
+    """A block inside another that skips the checks sets nothing more where it may skip
+    them too (a chunk's outcomes and its cases under one setting), has its statements
+    checked where it may not, and leaves the outer block skipping them; after both, the
+    transaction's inserts are checked again."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no session_replication_role")
+    run, cases = january(session)
+    from engine.models import Outcome
+
+    def role():
+        return session.execute(text("SHOW session_replication_role")).scalar()
+
+    statements_run = []
+    from sqlalchemy import event
+
+    def seen(conn, cursor, statement, *args):
+        if "session_replication_role" in statement and statement.startswith("SET"):
+            statements_run.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", seen)
+    try:
+        with bulk.references_held(session, Outcome.__table__, allowed=True):
+            assert role() == "replica"
+            with bulk.references_held(session, FlagCase.__table__, allowed=True):
+                assert role() == "replica"
+            assert len(statements_run) == 1  # the inner block set nothing
+            with bulk.references_held(session, FlagCase.__table__, allowed=False):
+                assert role() == "origin"
+                with pytest.raises(IntegrityError), session.begin_nested():
+                    session.execute(insert(FlagCase).values(
+                        outcome_id=10**9, run_id=run.id, period_id=run.period_id,
+                        employee_id=cases[0].employee_id, rule_key="x.y", severity="high",
+                        holds=False, status="open", decided_after_lock=False))
+            assert role() == "replica"
+        assert role() == "origin"
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", seen)
+
+
 def test_a_chunk_of_outcomes_keeps_its_references_whichever_way_it_is_written(session, org):
     """engine.chunks._write_chunk: outcomes of the chunk's employees are stored (on
     PostgreSQL without a key check a row, their employees locked once each); one of an

@@ -329,8 +329,8 @@ def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url,
     real = compliance.open_chunk_cases
     cancel = CancelMeanwhile(factory, job_id)
 
-    def opened_then_cancelled(s: Session, *args: Any) -> None:
-        real(s, *args)  # the chunk's outcomes and cases written, not committed
+    def opened_then_cancelled(s: Session, *args: Any, **kwargs: Any) -> None:
+        real(s, *args, **kwargs)  # the chunk's outcomes and cases written, not committed
         cancel.start()  # until the cancel waits on a lock the chunk holds
 
     monkeypatch.setattr(compliance, "open_chunk_cases", opened_then_cancelled)
@@ -365,8 +365,8 @@ def test_an_employee_edited_while_a_chunk_stores_its_outcomes_is_not_kept_waitin
     real = compliance.open_chunk_cases
     seen: list[Any] = []
 
-    def edited_meanwhile(s: Session, *args: Any) -> None:
-        real(s, *args)  # the chunk's outcomes written, its employees held, not committed
+    def edited_meanwhile(s: Session, *args: Any, **kwargs: Any) -> None:
+        real(s, *args, **kwargs)  # the chunk's outcomes written, its employees held, not committed
         with factory() as other:
             other.execute(text("SET LOCAL lock_timeout = '2s'"))
             try:
