@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -566,6 +568,34 @@ def test_a_worker_command_starts_and_says_what_it_serves(tmp_path):
     out = subprocess.run([sys.executable, "-m", "admin.cli", "worker", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "LAUREL_BROKER_URL" in out.stdout
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=2_000_000),
+       st.sampled_from(["", "1", "499", "1000", "2500", "5000", "70000"]))
+def test_a_runs_chunks_hold_its_employees_once_the_last_ones_halved(employees, given_size):
+    """chunk_sizes: the chunks hold every employee once; the last chunk's worth of a run of
+    more than two chunks (of 1,000 employees or more) is cut in halves, none under
+    MIN_CHUNK; otherwise the chunks are of one size, the last one what is left."""
+    import os
+
+    os.environ["LAUREL_RUN_CHUNK"] = given_size
+    try:
+        size = chunks.chunk_size(employees)
+        sizes = chunks.chunk_sizes(employees)
+    finally:
+        del os.environ["LAUREL_RUN_CHUNK"]
+    assert sum(sizes) == employees and all(0 < s <= size for s in sizes)
+    if size < 2 * chunks.MIN_CHUNK or employees <= 2 * size:
+        assert sizes == [size] * (len(sizes) - 1) + [employees - size * (len(sizes) - 1)]
+        return
+    full = sizes.index(next(s for s in sizes if s < size))  # whole chunks first
+    assert sizes[:full] == [size] * full
+    tail = sizes[full:]  # the last chunk's worth, less than a chunk and MIN_CHUNK more
+    assert sum(tail) < size + chunks.MIN_CHUNK
+    assert all(s >= chunks.MIN_CHUNK for s in tail)
+    assert tail[:-1] == sorted(tail[:-1], reverse=True)  # halved (the last: what is left)
+    assert len(tail) <= 2 + (sum(tail) // chunks.MIN_CHUNK).bit_length()
 
 
 def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
