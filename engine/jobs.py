@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,17 @@ def _run_here(factory: sessionmaker[Session], job_id: int, workers: int,
                   session.execute(select(RunChunk.index, RunChunk.first_employee,
                                          RunChunk.last_employee, RunChunk.employees)
                                   .where(RunChunk.run_id == run_id)).all()}
+    with chunks.figures_meanwhile(factory, run_id) if pool.started \
+            else nullcontext() as figures:
+        _evaluate_here(factory, run_id, indexes, bounds, workers, total, progress, pool)
+        return _finish_here(factory, run_id, figures)
+
+
+def _evaluate_here(factory: sessionmaker[Session], run_id: int, indexes: list[int],
+                   bounds: dict[int, tuple[int, int, int]], workers: int, total: int,
+                   progress: Callable[[int, int], None] | None, pool: _Workers) -> None:
+    """Evaluate the run's chunks here or in the pool's workers; a chunk that fails fails
+    the run (and stops the other workers)."""
     done = 0
     if progress:
         progress(0, total)
@@ -132,9 +144,13 @@ def _run_here(factory: sessionmaker[Session], job_id: int, workers: int,
             chunks.fail(session, run_id, str(exc))
             session.commit()
         raise
+
+
+def _finish_here(factory: sessionmaker[Session], run_id: int,
+                 figures: Callable[[], dict[str, Any] | None] | None) -> Run:
     with factory() as session:
         try:
-            run = chunks.finish(session, run_id)
+            run = chunks.finish(session, run_id, figures)
             if run is None:
                 raise RunFailed(_why_not_finished(session, run_id))
             session.commit()

@@ -705,6 +705,55 @@ def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
         assert job.analysed_at is None and analysed == [3, 5]  # and the last step's
 
 
+def where_called(fn: Any, thread: str, where: list[str]) -> Any:
+    """fn, noting in ``where`` each call's thread: "meanwhile" in one whose name starts
+    with ``thread``, else "here"."""
+    import threading
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        where.append("meanwhile" if threading.current_thread().name.startswith(thread)
+                     else "here")
+        return fn(*args, **kwargs)
+
+    return spied
+
+
+def test_a_runs_team_figures_worked_out_meanwhile_are_its_figures(db_url, session, chunked,
+                                                                  monkeypatch):
+    """A run of this process's workers on PostgreSQL works its team figures out in a
+    thread while the chunks run, and its last step keeps them: the figures the run's
+    context gives (run_figures), as the last step works them out itself elsewhere (SQLite,
+    one worker, a failed thread)."""
+    import threading
+
+    where: list[str] = []
+    real = chunks.run_figures
+    spied = where_called(real, "laurel-figures", where)
+    monkeypatch.setattr(chunks, "run_figures", spied)
+    load(session)
+    factory = db.make_sessionmaker(db_url)
+    run = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
+    postgres = db_url.startswith("postgresql")
+    assert where == (["meanwhile"] if postgres else ["here"])
+    session.expire_all()
+    teams = session.get(Run, run.id).figures["teams"]
+    assert teams and teams == real(session, run.id)["teams"]
+    # a thread that fails: the last step works them out
+    where.clear()
+
+    def failing(s, run_id):
+        if threading.current_thread().name.startswith("laurel-figures"):
+            where.append("failed")
+            raise RuntimeError("the figures' thread failed")
+        return spied(s, run_id)
+
+    monkeypatch.setattr(chunks, "run_figures", failing)
+    again = jobs.run_here(factory, job_of(session, "2026-01"), workers=2)
+    assert where == (["failed", "here"] if postgres else ["here"])
+    session.expire_all()
+    assert session.get(Run, again.id).figures["teams"] == teams
+
+
 def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
                                                         monkeypatch):
     """The last step adds up the sums each chunk kept of its outcomes: used where nothing
@@ -713,20 +762,12 @@ def test_a_runs_totals_summed_meanwhile_are_its_totals(db_url, session, chunked,
     transaction then). Where a chunk kept none (an earlier version's), PostgreSQL sums the
     run's outcomes up on a connection of its own meanwhile. The stored totals are the
     totals every way."""
-    import threading
-
     from engine import compliance, statements
     from engine.models import FlagCase
 
     where: list[str] = []
-    groups = statements.outcome_groups
-
-    def spied(s, run_id):
-        where.append("meanwhile" if threading.current_thread().name.startswith(
-            "laurel-totals") else "here")
-        return groups(s, run_id)
-
-    monkeypatch.setattr(statements, "outcome_groups", spied)
+    monkeypatch.setattr(statements, "outcome_groups",
+                        where_called(statements.outcome_groups, "laurel-totals", where))
     load(session)
     cat = officer(session)
     factory = db.make_sessionmaker(db_url)
