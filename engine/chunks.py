@@ -248,19 +248,25 @@ def _context(session: Session, run: Run) -> Context:
     return _CONTEXTS[key]
 
 
-def _lock_chunk(session: Session, run_id: int, index: int) -> Any:
-    """The chunk's row, locked (FOR UPDATE of the chunk's row alone), with its run's status
-    and what names the run's state (run_status, period_id, started_at, ruleset_hash): one
-    query through the tables, where the mapped chunk and run were two, each read again."""
+def _lock_chunk(session: Session, run_id: int, index: int) -> SimpleNamespace:
+    """The chunk's row, locked, with its run's status and what names the run's state
+    (run_status, period_id, started_at, ruleset_hash), read through the tables.
+
+    The run is read by a statement of its own, once the chunk's row is held: read in the
+    same statement, it was read as it stood before the statement waited for the lock (a
+    cancel, which holds every chunk of the run, left the run cancelled meanwhile, and the
+    chunk stored its outcomes into it; PostgreSQL reads a waiting statement's other rows
+    again only where it locks them)."""
     begin_writing(session)
     c, r = RunChunk.__table__.c, Run.__table__.c
-    return session.execute(
+    chunk = session.execute(
         select(c.id, c.status, c.worker, c.beat, c.attempts, c.first_employee,
-               c.last_employee, c.employees, r.status.label("run_status"), r.period_id,
-               r.started_at, r.ruleset_hash)
-        .join_from(RunChunk.__table__, Run.__table__, r.id == c.run_id)
-        .where(c.run_id == run_id, c.index == index)
-        .with_for_update(of=RunChunk.__table__)).one()
+               c.last_employee, c.employees)
+        .where(c.run_id == run_id, c.index == index).with_for_update()).one()
+    run = session.execute(select(r.status, r.period_id, r.started_at, r.ruleset_hash)
+                          .where(r.id == run_id)).one()
+    return SimpleNamespace(**chunk._asdict(), run_status=run.status, period_id=run.period_id,
+                           started_at=run.started_at, ruleset_hash=run.ruleset_hash)
 
 
 def _set_chunk(session: Session, chunk: Any, **values: Any) -> None:

@@ -395,6 +395,47 @@ def test_an_employee_edited_while_a_chunk_stores_its_outcomes_is_not_kept_waitin
         Outcome.run_id == run_id, Outcome.employee_id == first))
 
 
+def test_a_chunk_that_waited_for_a_cancel_to_store_its_outcomes_keeps_nothing(
+        db_url, session, chunked, monkeypatch):
+    """A chunk about to store its outcomes while a cancel holds the run's chunks waits for
+    it, then reads the run as the cancel left it: over, nothing stored, the chunk stopped
+    (read with the chunk's row in one statement, the run's status was the one from before
+    the wait: the chunk stored its outcomes into the cancelled run and marked itself done)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
+    import threading
+
+    load(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    run_id, indexes = planned(factory, job_id)
+    real = chunks._lock_chunk
+    calls: list[int] = []
+
+    def cancelled_meanwhile(s: Session, run: int, index: int) -> Any:
+        calls.append(index)
+        if len(calls) != 2:  # the claim
+            return real(s, run, index)
+        # the store: a cancel holds the run's chunks until it commits, a second later
+        holder = factory()
+        assert chunks.fail(holder, run, "cancelled meanwhile", status="cancelled")
+        later = threading.Timer(1.0, lambda: (holder.commit(), holder.close()))
+        later.start()
+        try:
+            return real(s, run, index)  # waits for the cancel
+        finally:
+            later.join()
+
+    monkeypatch.setattr(chunks, "_lock_chunk", cancelled_meanwhile)
+    assert chunks.evaluate_chunk(factory, run_id, indexes[0]) == "over"
+    session.expire_all()
+    assert session.get(Run, run_id).status == "cancelled"
+    assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    assert session.scalar(select(func.count()).select_from(FlagCase)) == 0
+    assert session.scalar(select(RunChunk.status).where(
+        RunChunk.run_id == run_id, RunChunk.index == indexes[0])) == "stopped"
+
+
 def test_a_cancel_that_comes_while_the_run_is_stored_finds_it_stored(db_url, session,
                                                                       chunked, monkeypatch):
     """The last step holds the run's row while it stores the run: a cancel that comes
@@ -579,12 +620,16 @@ def test_a_runs_chunks_hold_its_employees_once_the_last_ones_halved(employees, g
     MIN_CHUNK; otherwise the chunks are of one size, the last one what is left."""
     import os
 
+    was = os.environ.get("LAUREL_RUN_CHUNK")
     os.environ["LAUREL_RUN_CHUNK"] = given_size
     try:
         size = chunks.chunk_size(employees)
         sizes = chunks.chunk_sizes(employees)
-    finally:
-        del os.environ["LAUREL_RUN_CHUNK"]
+    finally:  # as it was (a function-scoped monkeypatch is not for @given)
+        if was is None:
+            del os.environ["LAUREL_RUN_CHUNK"]
+        else:
+            os.environ["LAUREL_RUN_CHUNK"] = was
     assert sum(sizes) == employees and all(0 < s <= size for s in sizes)
     if size < 2 * chunks.MIN_CHUNK or employees <= 2 * size:
         assert sizes == [size] * (len(sizes) - 1) + [employees - size * (len(sizes) - 1)]
