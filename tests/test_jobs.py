@@ -70,6 +70,18 @@ def job_of(session: Session, code: str) -> int:
     return job.id
 
 
+def planned_on_postgres(db_url: str, session: Session) -> tuple[Any, int, int, list[int]]:
+    """The organisation loaded and January's job planned, where two writers may work at
+    once (PostgreSQL; the test is skipped on SQLite, which lets one writer at a time):
+    (session factory, job id, run id, chunk indexes)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
+    load(session)
+    job_id = job_of(session, "2026-01")
+    factory = db.make_sessionmaker(db_url)
+    return (factory, job_id, *planned(factory, job_id))
+
+
 def case_set(session: Session, run_id: int) -> set[tuple]:
     """The run's flag cases as (outcome, employee, rule, severity, holds, status); each must
     be one flag outcome's, and every flag outcome has one."""
@@ -322,12 +334,7 @@ def test_a_run_cancelled_while_a_chunk_stores_its_outcomes_keeps_nothing(db_url,
     outcomes and opening its cases, on another worker, waits for that chunk: its outcomes
     and cases go with the run's others, none is left to a cancelled run (they were: the
     cancel deleted the outcomes it saw, then waited on the chunk's row only to mark it)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
-    load(session)
-    job_id = job_of(session, "2026-01")
-    factory = db.make_sessionmaker(db_url)
-    run_id, indexes = planned(factory, job_id)
+    factory, job_id, run_id, indexes = planned_on_postgres(db_url, session)
     real = compliance.open_chunk_cases
     cancel = CancelMeanwhile(factory, job_id)
 
@@ -351,16 +358,11 @@ def test_an_employee_edited_while_a_chunk_stores_its_outcomes_is_not_kept_waitin
     KEY SHARE: none may be deleted or have its id changed meanwhile), not against edits:
     HR changing an employee's name meanwhile is not kept waiting for the chunk (it was,
     by FOR NO KEY UPDATE), and the chunk's outcomes are stored."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
     from sqlalchemy.exc import OperationalError
 
     from engine.models import Employee
 
-    load(session)
-    job_id = job_of(session, "2026-01")
-    factory = db.make_sessionmaker(db_url)
-    run_id, indexes = planned(factory, job_id)
+    factory, _, run_id, indexes = planned_on_postgres(db_url, session)
     with factory() as s:
         first = s.scalar(select(RunChunk.first_employee).where(
             RunChunk.run_id == run_id, RunChunk.index == indexes[0]))
@@ -401,14 +403,9 @@ def test_a_chunk_that_waited_for_a_cancel_to_store_its_outcomes_keeps_nothing(
     it, then reads the run as the cancel left it: over, nothing stored, the chunk stopped
     (read with the chunk's row in one statement, the run's status was the one from before
     the wait: the chunk stored its outcomes into the cancelled run and marked itself done)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite lets one writer at a time")
     import threading
 
-    load(session)
-    job_id = job_of(session, "2026-01")
-    factory = db.make_sessionmaker(db_url)
-    run_id, indexes = planned(factory, job_id)
+    factory, _, run_id, indexes = planned_on_postgres(db_url, session)
     real = chunks._lock_chunk
     calls: list[int] = []
 
