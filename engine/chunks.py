@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -215,7 +215,6 @@ def plan(session: Session, job_id: int, walker: Walker | None = None, parts: int
 # --- one chunk ------------------------------------------------------------------------------
 
 _COMPILED: dict[tuple[int, str], Any] = {}
-_CONTEXTS: dict[tuple[Any, ...], Context] = {}
 
 
 def _compiled(session: Session, run: Run) -> Any:
@@ -233,19 +232,6 @@ def _compiled(session: Session, run: Run) -> Any:
         _COMPILED.clear()  # one run at a time per worker process
         _COMPILED[key] = compiled
     return _COMPILED[key]
-
-
-def _context(session: Session, run: Run) -> Context:
-    """The run's population figures (written once, when the run was planned), read and
-    decoded once per process: at 1,000,000 employees (100,000 teams, a ranked metric of
-    as many values) reading them again for every chunk took a third of the chunk."""
-    key = (session.get_bind().url.render_as_string(), run.id, run.started_at,
-           run.ruleset_hash)
-    if key not in _CONTEXTS:
-        context = Context.from_json(session.get(RunContext, run.id).data)
-        _CONTEXTS.clear()  # one run at a time per worker process
-        _CONTEXTS[key] = context
-    return _CONTEXTS[key]
 
 
 def _lock_chunk(session: Session, run_id: int, index: int) -> SimpleNamespace:
@@ -276,7 +262,10 @@ def _set_chunk(session: Session, chunk: Any, **values: Any) -> None:
 
 
 # What a worker process reads of a run once, the run not changing it while it runs
-# (_known): its period's dates, the metric catalog, the facts its rules read, whether its
+# (_known): its population figures (written when the run was planned: at 1,000,000
+# employees, 100,000 teams and a ranked metric of as many values, reading them again for
+# every chunk took a third of the chunk), its period's dates, the metric catalog, the
+# facts its rules read, whether its
 # chunks open their flags' cases (compliance.opens_cases_early: no other run of the period
 # runs meanwhile, so none opens a case) and whether the session may skip the outcomes'
 # and the cases' key checks (bulk.may_skip_key_checks), the last two asked by its first
@@ -296,9 +285,9 @@ def _known(session: Session, run_id: int, chunk: Any) -> SimpleNamespace:
             session.expunge(metric)
         _KNOWN.clear()  # one run at a time per worker process
         _KNOWN[key] = SimpleNamespace(
-            compiled=compiled, context=_context(session, run), catalog=catalog,
+            compiled=compiled, catalog=catalog,
+            context=Context.from_json(session.get(RunContext, run_id).data),
             needed=facts_read_by(compiled), holds=compliance.holding(compiled.rules),
-            period_id=stored.id,
             period=SimpleNamespace(code=stored.code, start=stored.start, end=stored.end,
                                    kind=stored.kind, id=stored.id),
             early=None, skip=None)
@@ -346,7 +335,7 @@ def _evaluate_and_store(session_factory: Callable[[], Session], run_id: int, ind
         with session_factory() as session:
             known = _known(session, run_id, claimed)
             compiled, needed, period = known.compiled, known.needed, known.period
-            kept = kept_for(known.period_id, needed, first, last)
+            kept = kept_for(period.id, needed, first, last)
             facts = chunk_facts(session, period, known.context, first, last,
                                 catalog=known.catalog, needed=needed, kept=kept)
             if kept is not None:
@@ -540,33 +529,42 @@ def finish(session: Session, run_id: int,
 
 
 @contextmanager
-def _grouped_meanwhile(session: Session, run_id: int, wanted: bool = True
-                       ) -> Iterator[Callable[[], statements.OutcomeGroups | None] | None]:
-    """The run's outcomes summed up as its chunks wrote them (statements.outcome_groups),
-    worked out on a connection of its own while the last step opens the run's flag cases
-    on this one: two of the database's processes at work, not one after the other (the
-    last step is the time every worker waits). On PostgreSQL, where ``wanted``; gives the
-    function that waits for them, None where they could not be had (worked out in the
-    transaction then)."""
-    bind = session.get_bind()
-    if not wanted or bind.dialect.name != "postgresql":
+def _meanwhile(bind: Any, work: Callable[[Session], Any], thread: str,
+               wanted: bool = True) -> Iterator[Callable[[], Any] | None]:
+    """``work`` done in a thread of this process, in a session of its own on ``bind``,
+    while this process goes on: on PostgreSQL, where ``wanted``. Gives the function that
+    waits for its result (None where it failed: the caller works it out itself), or None
+    (not done)."""
+    if not wanted or bind is None or bind.dialect.name != "postgresql":
         yield None
         return
 
-    def work() -> statements.OutcomeGroups:
+    def done_apart() -> Any:
         with Session(bind) as other:  # closed, its reading rolled back, on the way out
-            return statements.outcome_groups(other, run_id)
+            return work(other)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="laurel-totals") as pool:
-        future = pool.submit(work)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread) as pool:
+        future = pool.submit(done_apart)
 
-        def result() -> statements.OutcomeGroups | None:
+        def result() -> Any:
             try:
                 return future.result()
-            except Exception:  # noqa: BLE001 - the transaction works them out itself
+            except Exception:  # noqa: BLE001 - the caller works it out itself
                 return None
 
         yield result
+
+
+def _grouped_meanwhile(session: Session, run_id: int, wanted: bool = True
+                       ) -> AbstractContextManager[Callable[[], Any] | None]:
+    """The run's outcomes summed up as its chunks wrote them (statements.outcome_groups),
+    worked out on a connection of its own while the last step opens the run's flag cases
+    on this one: two of the database's processes at work, not one after the other (the
+    last step is the time every worker waits). On PostgreSQL, where ``wanted``
+    (_meanwhile)."""
+    return _meanwhile(session.get_bind(),
+                      lambda other: statements.outcome_groups(other, run_id),
+                      "laurel-totals", wanted)
 
 
 def run_figures(session: Session, run_id: int) -> dict[str, Any]:
@@ -575,34 +573,13 @@ def run_figures(session: Session, run_id: int) -> dict[str, Any]:
                                                ranks=False))
 
 
-@contextmanager
-def figures_meanwhile(session_factory: Callable[[], Session], run_id: int
-                      ) -> Iterator[Callable[[], dict[str, Any] | None] | None]:
-    """The run's team figures (run_figures) worked out in a thread of this process while
-    its chunks run elsewhere, for its last step (finish): what the run keeps of its teams
-    depends on its context and the teams alone (2,000 teams: 30 ms of the last step,
-    every worker waiting). On PostgreSQL; gives the function that waits for them (None
-    where they could not be had: worked out in the last step), or None."""
-    with session_factory() as probe:
-        postgres = probe.get_bind().dialect.name == "postgresql"
-    if not postgres:
-        yield None
-        return
-
-    def work() -> dict[str, Any]:
-        with session_factory() as session:  # closed, its reading rolled back, on the way out
-            return run_figures(session, run_id)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="laurel-figures") as pool:
-        future = pool.submit(work)
-
-        def result() -> dict[str, Any] | None:
-            try:
-                return future.result()
-            except Exception:  # noqa: BLE001 - the last step works them out itself
-                return None
-
-        yield result
+def figures_meanwhile(bind: Any, run_id: int
+                      ) -> AbstractContextManager[Callable[[], Any] | None]:
+    """The run's team figures (run_figures) worked out while its chunks run elsewhere, for
+    its last step (finish): what the run keeps of its teams depends on its context and the
+    teams alone (2,000 teams: 30 ms of the last step, every worker waiting). On
+    PostgreSQL (_meanwhile)."""
+    return _meanwhile(bind, lambda other: run_figures(other, run_id), "laurel-figures")
 
 
 def _figures(session: Session, context: Context) -> dict[str, Any]:

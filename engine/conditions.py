@@ -334,11 +334,6 @@ class Check:
             out += [(True, self.population[0]), (True, self.population[1])]
         return out
 
-    def texts(self, facts: Mapping[str, Any]) -> list[str]:
-        """The values item(facts) reads, in its order, as the JSON texts orjson writes
-        them (holes)."""
-        return [hole_text(population, facts.get(name)) for population, name in self.holes()]
-
 
 def hole_text(population: bool, value: Any) -> str:
     """The JSON text of what item() makes of a value (Check.holes): null where it is

@@ -115,7 +115,7 @@ def _run_here(factory: sessionmaker[Session], job_id: int, workers: int,
                   session.execute(select(RunChunk.index, RunChunk.first_employee,
                                          RunChunk.last_employee, RunChunk.employees)
                                   .where(RunChunk.run_id == run_id)).all()}
-    with chunks.figures_meanwhile(factory, run_id) if pool.started \
+    with chunks.figures_meanwhile(factory.kw.get("bind"), run_id) if pool.started \
             else nullcontext() as figures:
         _evaluate_here(factory, run_id, indexes, bounds, workers, total, progress, pool)
         return _finish_here(factory, run_id, figures)
@@ -182,7 +182,7 @@ class _Workers:
         self.keeps = workers > 1 and bind is not None and bind.dialect.name != "sqlite"
         # how to walk a part (engine.facts.population's), set before the first round
         # forks the processes, which see it then
-        self.walking: dict[str, Callable[[Session, int, int], Walk]] = {}
+        self.walk: Callable[[Session, int, int], Walk] | None = None
         self.walked: dict[tuple[int, int], int] = {}  # part kept -> the worker's number
 
     def __enter__(self) -> _Workers:
@@ -202,13 +202,13 @@ class _Workers:
     def _work(self, item: tuple[Any, ...]) -> Any:
         if item[0] == "walk":
             with self.factory() as session:  # closed, its reading rolled back, on the way out
-                return self.walking["walk"](session, item[1], item[2])
+                return self.walk(session, item[1], item[2])  # type: ignore[misc]
         return chunks.evaluate_chunk(self.factory, item[1], item[2])
 
     def walker(self, parts: list[tuple[int, int]],
                walk: Callable[[Session, int, int], Walk]) -> list[Walk]:
         """The parts' walks, in order (a Walker)."""
-        self.walking["walk"] = walk
+        self.walk = walk
         items = [("walk", *p) for p in parts]
         if not self.keeps:
             with forks.Pool(self._work, min(self.workers, len(parts))) as once:

@@ -378,11 +378,10 @@ class Template:
     calc_holes: tuple[str, ...]  # those of them that are the employee's
     arithmetic: bool
     facts: tuple[str, ...]
-    checks: tuple[Check, ...]
-    value: str | None  # the outcome's value, alike for every employee
     # the facts its checks show, in order (Check.holes): a fact a rule's conditions test
     # twice (attainment at or above a tier's from and below its to) is written once
-    holes: tuple[tuple[bool, str], ...] = ()
+    holes: tuple[tuple[bool, str], ...]
+    value: str | None  # the outcome's value, alike for every employee
 
     @classmethod
     def of(cls, worded: Worded, firing: Firing, outcome: dict[str, Any]) -> Template | None:
@@ -426,8 +425,8 @@ class Template:
         if len(pieces) != count + 1:  # a rule's own text held the placeholder
             return None
         return cls("%s".join(pieces), tuple(calc), calc_holes, "arithmetic" in explanation,
-                   facts, tuple(worded.checks), outcome["value"],
-                   tuple(hole for check in worded.checks for hole in check.holes()))
+                   facts, tuple(hole for check in worded.checks for hole in check.holes()),
+                   outcome["value"])
 
     def fill(self, values: dict[str, Any], calc: dict[str, Any] | None,
              arithmetic: Callable[[dict[str, Any]], str] | None,
