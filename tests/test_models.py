@@ -299,3 +299,58 @@ def test_0026_keeps_explanations_as_text_on_postgresql_and_back(session: Session
     assert column_type() == "TEXT"
     with db.session_scope(db_url) as s:
         assert comparable(runs.outcome_rows(s, s.get(type(run), run.id))) == before
+
+
+def test_0032_leaves_commissions_and_bonuses_out_of_the_kind_index_on_postgresql(
+        session: Session, db_url: str) -> None:
+    """0032: on PostgreSQL the outcomes' index by run and kind has no entry for a
+    commission or a bonus, and a run's flags, warnings and ratings are still read through
+    it (the planner proves a kind asked as a parameter is one the index holds); a
+    commission asked by kind is not (the index cannot answer it). The downgrade indexes
+    every kind again, the upgrade leaves them out again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite's planner uses a partial index only where the "
+                    "query repeats its WHERE")
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from engine import runs
+    from engine.models import Outcome
+    from tests.test_runs import load
+
+    load(session)
+    run = runs.start_run(session, "2026-01", actor="ann@x.com").run
+    session.commit()
+    kinds = set(session.scalars(select(Outcome.kind).where(Outcome.run_id == run.id)))
+    assert {"commission", "flag"} <= kinds
+    engine = db.get_engine(db_url)
+
+    def indexed(kind: str) -> bool:
+        """Whether the run's outcomes of the kind are read through the index (a plan
+        that may not read the table whole, asked as the pages ask: the kind a
+        parameter)."""
+        with engine.connect() as conn:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(conn.scalars(text(
+                "EXPLAIN SELECT id FROM outcome WHERE run_id = :r AND kind = :k"),
+                {"r": run.id, "k": kind}))
+        return "ix_outcome_run_kind" in plan
+
+    def definition() -> str:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT indexdef FROM pg_indexes "
+                                    "WHERE indexname = 'ix_outcome_run_kind'"))
+
+    session.close()
+    assert "WHERE" in definition()
+    assert all(indexed(kind) for kind in ("flag", "warning", "rating"))
+    assert not indexed("commission") and not indexed("bonus")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    cfg.attributes["engine"] = engine
+    command.downgrade(cfg, "0031")
+    assert "WHERE" not in definition() and indexed("commission")
+    command.upgrade(cfg, "head")
+    assert "WHERE" in definition() and not indexed("commission") and indexed("flag")
