@@ -329,7 +329,7 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
                catalog: Catalog | None = None, ids: list[int] | None = None,
                figures: Figures | None = None,
                walker: Walker | None = None, parts: int = 1,
-               chunks: list[int] | None = None, keep: Iterable[str] | None = None
+               chunks: list[list[int]] | None = None, keep: Iterable[str] | None = None
                ) -> Context:
     """Walk the period's population once, a batch of employees at a time: each team's
     revenue, quota and members, and the ranks of each metric in ``ranked``. ``figures``
@@ -337,20 +337,23 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     the population's parts elsewhere (a run's ``parts`` worker processes): given the
     parts (first and last ids) and how to walk one in a session, it gives their walks in
     order; by default they are walked here, a batch at a time. ``chunks``: the sizes of
-    the run's chunks, in order, which the parts a walker is given then hold whole;
-    ``keep``: the facts the chunks read, which each walker keeps of its parts (walk)."""
+    the run's chunks, in order, part by part (engine.chunks.walk_chunks): a walker is
+    given those parts, each of whole chunks; ``keep``: the facts the chunks read, which
+    each walker keeps of its parts (walk)."""
     catalog = catalog or load_catalog(session)
     if ids is None:
         ids = assignments.in_period(session, period, sorted(figures) if figures is not None
                                     else period_employees(session, period.code))
     ranked = list(ranked)
     if walker is not None and figures is None:
-        # as many parts as processes, or twice, three times... as many, each at most a
-        # batch (the fewer the parts, the fewer the queries; the processes end together)
-        parts = max(1, parts)
-        count = parts * -(-len(ids) // (parts * BATCH))
-        ranges = list(_batches(ids, max(1, -(-len(ids) // count)))) if chunks is None \
-            else _parts_of_chunks(ids, chunks, count)
+        if chunks is None:
+            count = part_count(len(ids), parts)
+            ranges = list(_batches(ids, max(1, -(-len(ids) // count))))
+        else:
+            ranges, start = [], 0
+            for part in chunks:
+                ranges.append((ids[start], ids[start + sum(part) - 1]))
+                start += sum(part)
         # the period's dates, not the mapped row: a walker's process has sessions of its own
         days = SimpleNamespace(id=period.id, code=period.code, kind=period.kind,
                                start=period.start, end=period.end)
@@ -364,22 +367,31 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
     return merge(walks, ranked, len(ids))
 
 
-def _parts_of_chunks(ids: list[int], chunks: list[int], count: int
-                     ) -> list[tuple[int, int]]:
-    """(first id, last id) of about ``count`` parts of the population, each of whole
-    chunks (``chunks``: their sizes, in order) and at most BATCH employees unless a chunk
-    is larger: a walker's part is then the facts of whole chunks (kept_for)."""
-    target = len(ids) / count
-    ranges = []
-    start = end = 0
+def part_count(employees: int, processes: int) -> int:
+    """How many parts ``processes`` processes walk a population of ``employees`` in: as
+    many as processes, or twice, three times... as many, each at most a batch (the fewer
+    the parts, the fewer the queries; the processes end together)."""
+    processes = max(1, processes)
+    return processes * max(1, -(-employees // (processes * BATCH)))
+
+
+def parts_of_chunks(chunks: list[int], count: int) -> list[list[int]]:
+    """Chunks (their sizes, in order) grouped into about ``count`` parts of the population
+    in order, each of whole chunks and at most BATCH employees unless a chunk is larger:
+    a walker's part is then the facts of whole chunks (kept_for)."""
+    target = sum(chunks) / count
+    parts: list[list[int]] = []
+    part: list[int] = []
+    done = held = 0  # employees of the parts made, of the part being made
     for size in chunks:
-        if end > start and (end + size - start > BATCH or end >= target * (len(ranges) + 1)):
-            ranges.append((ids[start], ids[end - 1]))
-            start = end
-        end += size
-    if end > start:
-        ranges.append((ids[start], ids[end - 1]))
-    return ranges
+        if part and (held + size > BATCH or done + held >= target * (len(parts) + 1)):
+            parts.append(part)
+            done, part, held = done + held, [], 0
+        part.append(size)
+        held += size
+    if part:
+        parts.append(part)
+    return parts
 
 
 def _ranks(counts: dict[Decimal | Fraction, int],

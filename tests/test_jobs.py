@@ -640,6 +640,39 @@ def test_a_runs_chunks_hold_its_employees_once_the_last_ones_halved(employees, g
     assert len(tail) <= 2 + (sum(tail) // chunks.MIN_CHUNK).bit_length()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=2_000_000), st.integers(min_value=1, max_value=8),
+       st.sampled_from(["", "1", "2500", "70000"]))
+def test_each_walkers_chunks_end_with_halves(employees, processes, given_size):
+    """walk_chunks: every employee once, in parts of whole chunks of at most a batch
+    (unless a chunk is larger), as many parts as facts.part_count says or fewer; the
+    parts before the last ``processes`` are whole chunks, and each of the last ones is
+    cut as chunk_sizes cuts a run of its size (its last chunk's worth in halves), so
+    that each process, walking one of them last, ends with its halves."""
+    import os
+
+    from engine import facts
+
+    was = os.environ.get("LAUREL_RUN_CHUNK")
+    os.environ["LAUREL_RUN_CHUNK"] = given_size
+    try:
+        size = chunks.chunk_size(employees)
+        parts = chunks.walk_chunks(employees, processes)
+        tails = [chunks.chunk_sizes(sum(part), size) for part in parts[-processes:]]
+    finally:  # as it was (a function-scoped monkeypatch is not for @given)
+        if was is None:
+            del os.environ["LAUREL_RUN_CHUNK"]
+        else:
+            os.environ["LAUREL_RUN_CHUNK"] = was
+    assert sum(map(sum, parts)) == employees
+    assert all(part and all(0 < s <= size for s in part) for part in parts)
+    assert len(parts) <= facts.part_count(employees, processes)
+    assert all(sum(part) <= max(facts.BATCH, size) for part in parts)
+    assert parts[-processes:] == tails
+    for part in parts[:-processes]:  # whole chunks, the last one what is left
+        assert part[:-1] == [size] * (len(part) - 1)
+
+
 def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
     """A run's worker processes walk the population in parts (engine.jobs._walker) and
     the parts are merged: the same team sums, member counts and ranks, the same
