@@ -310,17 +310,33 @@ def update_rows(session: Session, table: Table, columns: Sequence[str],
 ANALYZE_AFTER = 5_000
 
 
-def analyze(session: Session, *tables: Table, rows: int = ANALYZE_AFTER) -> bool:
+# The statistics target of a run's own ANALYZE (analyze's ``sample``): 6,000 rows
+# sampled, where the server's default (100) samples 30,000.
+RUN_SAMPLE = 20
+
+
+def analyze(session: Session, *tables: Table, rows: int = ANALYZE_AFTER,
+            sample: int | None = None) -> bool:
     """After a bulk write of ``rows`` rows, refresh PostgreSQL's statistics of the tables
     in the caller's transaction (its own rows count). Without them the planner reads a
     table of a million fresh rows as empty: streaming a 20,000-employee run's outcomes
     took minutes on a nested loop until autovacuum (if on at all) got round to it.
-    Returns whether it did."""
+    ``sample``: the statistics target (300 rows sampled per unit) where not the server's
+    default; a run's (RUN_SAMPLE) tells the planner how many of the run's outcomes and
+    cases there are of each run, kind and status, which is what its reads plan by, in a
+    quarter of the time (a 20,000-employee run's 63,000 outcomes: 60 ms against 280 ms,
+    every sampled row read from the table), and the server's autovacuum analyses the
+    tables again with its own target once they have changed by a tenth. Returns whether
+    it did."""
     conn = session.connection()
     if rows < ANALYZE_AFTER or conn.dialect.name != "postgresql":
         return False
+    if sample is not None:  # this transaction's ANALYZE alone reads the setting
+        conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {int(sample)}")
     for analysed in tables:
         conn.exec_driver_sql(f"ANALYZE {_name(conn, analysed)} ({_analyzed(conn, analysed)})")
+    if sample is not None:
+        conn.exec_driver_sql("SET LOCAL default_statistics_target TO DEFAULT")
     return True
 
 

@@ -431,7 +431,8 @@ def _analyze_outcomes(session_factory: Callable[[], Session], run_id: int, emplo
     rows plan as well as the whole. Noted on the job; the last step analyses them itself
     when it is not (the cases too where it carries the period's: compliance.carry_cases)."""
     with session_factory() as session:
-        if bulk.analyze(session, Outcome.__table__, FlagCase.__table__, rows=employees):
+        if bulk.analyze(session, Outcome.__table__, FlagCase.__table__, rows=employees,
+                        sample=bulk.RUN_SAMPLE):
             session.execute(update(RunJob).where(RunJob.run_id == run_id)
                             .values(analysed_at=_now()))
         session.commit()
@@ -550,7 +551,7 @@ def finish(session: Session, run_id: int,
                 Outcome.run_id == run_id)) or 0
         analysed = job is not None and job.analysed_at is not None
         if not analysed:  # else a chunk did, the outcomes' and the cases' (_analyze_outcomes)
-            bulk.analyze(session, Outcome.__table__, rows=count)
+            bulk.analyze(session, Outcome.__table__, rows=count, sample=bulk.RUN_SAMPLE)
         settle(session, run, period, _compiled(session, run).rules, actor, releases, count,
                discarded, grouped, cases_analysed=analysed)
     if job is not None:

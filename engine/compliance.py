@@ -88,7 +88,8 @@ def carry_cases(session: Session, run: Run, rules: Iterable[dict[str, Any]],
     # run refreshed them with half its cases in, which plans as well, where the run only
     # opened cases (its chunks did: open_chunk_cases)
     if not (analysed and set(done) <= {"opened"}):
-        bulk.analyze(session, FlagCase.__table__, rows=cases_touched(done))
+        bulk.analyze(session, FlagCase.__table__, rows=cases_touched(done),
+                     sample=bulk.RUN_SAMPLE)
     recount(session, run.period_id)
     if changes_outcomes(done):
         decided = select(FlagCase.employee_id).where(

@@ -759,10 +759,10 @@ def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
     calls: list[tuple[str, int]] = []
     analyze = bulk.analyze
 
-    def spied(s, *tables, rows=bulk.ANALYZE_AFTER):
+    def spied(s, *tables, **kwargs):
         calls.extend((t.name, s.scalar(select(func.count()).select_from(RunChunk).where(
             RunChunk.status == "done"))) for t in tables)
-        return analyze(s, *tables, rows=rows)
+        return analyze(s, *tables, **kwargs)
 
     monkeypatch.setattr(bulk, "analyze", spied)
     load(session)
@@ -778,6 +778,36 @@ def test_the_chunk_that_brings_half_the_run_in_analyses_the_outcomes(
         assert job.analysed_at is not None and analysed == [3]
     else:
         assert job.analysed_at is None and analysed == [3, 5]  # and the last step's
+
+
+def test_a_runs_analyze_samples_fewer_rows_and_leaves_the_setting_as_it_was(db_url, session):
+    """A run's ANALYZE (bulk.analyze with ``sample``) samples to its own statistics target,
+    in its transaction alone: what follows in the transaction, and an ANALYZE without it,
+    have the server's default again (seen in the histogram of the outcomes' ids, every
+    one distinct)."""
+    from sqlalchemy import text
+
+    from engine import bulk
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's planner statistics")
+    load(session)
+    runs.start_run(session, "2026-01", actor="x@x.com")
+    session.commit()
+    outcomes = session.scalar(select(func.count()).select_from(Outcome))
+    assert outcomes > 30
+    default = session.scalar(text("SHOW default_statistics_target"))
+
+    def bounds() -> int:
+        return session.scalar(text("SELECT cardinality(histogram_bounds::text::text[]) "
+                                   "FROM pg_stats WHERE tablename = 'outcome' "
+                                   "AND attname = 'id'"))
+
+    assert bulk.analyze(session, Outcome.__table__, rows=bulk.ANALYZE_AFTER, sample=5)
+    assert bounds() <= 6  # a target of 5: at most 6 bounds
+    assert session.scalar(text("SHOW default_statistics_target")) == default
+    assert bulk.analyze(session, Outcome.__table__, rows=bulk.ANALYZE_AFTER)
+    assert bounds() == min(outcomes, int(default) + 1)
 
 
 def where_called(fn: Any, thread: str, where: list[str]) -> Any:
