@@ -142,17 +142,20 @@ def in_period(session: Session, period: Any, ids: list[int]) -> list[int]:
     return [i for i in ids if i not in away] if away else ids
 
 
-def team_shares(presence: Presence | None, team_id: int) -> Iterator[tuple[int, Fraction]]:
-    """(team, share of the period) of one member: the whole period in their team, or each
-    team they belonged to for its days."""
+def team_shares(presence: Presence | None, team_id: int
+                ) -> Iterator[tuple[int, Fraction | int]]:
+    """(team, share of the period) of one member: the whole period in their team (1, an
+    int: most members, whose count and sums then stay whole numbers, where adding
+    Fraction(1) a member was a sixth of the population's walk), or each team they
+    belonged to for its days."""
     if presence is None:
-        yield team_id, Fraction(1)
+        yield team_id, 1
         return
     for team, n in presence.teams.items():
         yield team, Fraction(n, presence.period_days)
 
 
-def part(value: Decimal, share: Fraction) -> Decimal:
+def part(value: Decimal, share: Fraction | int) -> Decimal:
     """A share of a figure, exact (the figure itself for the whole period)."""
     return value if share == 1 else from_fraction(Fraction(exact(value)) * share)
 
