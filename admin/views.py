@@ -22,7 +22,7 @@ from flask_admin.model import typefmt
 from flask_admin.model.fields import AjaxSelectField
 from flask_admin.model.template import TemplateLinkRowAction
 from flask_admin.model.widgets import AjaxSelect2Widget
-from flask_babel import format_datetime
+from flask_babel import format_datetime, lazy_pgettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -511,7 +511,8 @@ class EmployeeView(LaurelModelView):
         "manager": {"fields": ["code", "name"], "page_size": 20},
     }
     column_labels = {
-        "code": _l("Code"), "name": _l("Name"), "email": _l("Email"), "team": _l("Team"),
+        "code": _l("Code"), "name": lazy_pgettext("person", "Name"), "email": _l("Email"),
+        "team": _l("Team"),
         "region": _l("Region"), "level": _l("Level"), "manager": _l("Manager"),
         "hire_date": _l("Hire date"), "leave_date": _l("Leave date"),
     }
@@ -1181,7 +1182,8 @@ class UserView(LaurelModelView):
         description=_l("Leave empty to keep the current password."))}
     # locale may be empty: Flask-Admin offers the empty choice itself, named here
     form_choices = {"role": _choices(ROLES), "locale": [("en", "English"), ("zh", "中文")]}
-    column_labels = {"email": _l("Email"), "name": _l("Name"), "role": _l("Role"),
+    column_labels = {"email": _l("Email"), "name": lazy_pgettext("person", "Name"),
+                     "role": _l("Role"),
                      "team": _l("Team"), "locale": _l("Language"), "active": _l("Active"),
                      "password": _l("Password")}
     column_descriptions = {"team": _l("A sales manager sees this team only.")}

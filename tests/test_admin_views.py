@@ -641,3 +641,20 @@ def test_an_employee_with_a_team_that_does_not_exist_is_refused(client: FlaskCli
     assert count(org, Employee, Employee.code == "Z9") == 0
     zh = client.post("/admin/employee/new/?lang=zh", data=form)
     assert "团队：没有“North”这条记录" in text_of(zh)
+
+
+def test_a_persons_name_and_a_things_name_are_two_words_in_chinese(client: FlaskClient,
+                                                                   org: Org) -> None:
+    """姓名 is a person's name (employees, users), 名称 a thing's (teams, levels): the
+    column headers say which, and the English pages say Name for both."""
+    login(client, "hr_admin")
+    for path, word, other in (("/admin/employee/", "姓名", "名称"),
+                              ("/admin/user/", "姓名", "名称"),
+                              ("/admin/team/", "名称", "姓名"),
+                              ("/admin/level/", "名称", "姓名")):
+        headers = re.findall(r"<th[^>]*>(.*?)</th>",
+                             client.get(path + "?lang=zh").get_data(as_text=True), re.S)
+        said = " ".join(re.sub(r"<[^>]+>", " ", h) for h in headers)
+        assert word in said and other not in said, (path, said)
+        english = client.get(path + "?lang=en").get_data(as_text=True)
+        assert re.search(r"<th[^>]*>\s*(<a[^>]*>)?\s*Name\b", english), path
