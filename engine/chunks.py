@@ -120,7 +120,7 @@ def chunk_sizes(employees: int, size: int | None = None) -> list[int]:
     six, two workers, PostgreSQL)."""
     size = size or chunk_size(employees)
     if size < 2 * MIN_CHUNK or employees <= 2 * size:
-        return [min(size, employees - start) for start in range(0, employees, size)]
+        return _whole_chunks(employees, size)
     sizes = []
     left = employees
     while left > 0:
@@ -135,6 +135,11 @@ def chunk_sizes(employees: int, size: int | None = None) -> list[int]:
     return sizes
 
 
+def _whole_chunks(employees: int, size: int) -> list[int]:
+    """Chunks of ``size`` employees, the last one what is left."""
+    return [min(size, employees - start) for start in range(0, employees, size)]
+
+
 def walk_chunks(employees: int, processes: int) -> list[list[int]]:
     """The sizes of a run's chunks where ``processes`` forked processes walk its
     population and then evaluate the chunks of the parts they walked first (run_here),
@@ -146,8 +151,7 @@ def walk_chunks(employees: int, processes: int) -> list[list[int]]:
     employees, two workers: one core idle at the end for 0.26 s on average, up to 0.5 s;
     0.13 s with each part's, six runs each, for two chunks more)."""
     size = chunk_size(employees)
-    whole = [min(size, employees - start) for start in range(0, employees, size)]
-    parts = parts_of_chunks(whole, part_count(employees, processes))
+    parts = parts_of_chunks(_whole_chunks(employees, size), part_count(employees, processes))
     tails = len(parts) - max(1, processes)
     return [chunk_sizes(sum(part), size) if k >= tails else part
             for k, part in enumerate(parts)]

@@ -352,8 +352,9 @@ def population(session: Session, period: Period, ranked: Iterable[str] = (),
         else:
             ranges, start = [], 0
             for part in chunks:
-                ranges.append((ids[start], ids[start + sum(part) - 1]))
-                start += sum(part)
+                end = start + sum(part)
+                ranges.append((ids[start], ids[end - 1]))
+                start = end
         # the period's dates, not the mapped row: a walker's process has sessions of its own
         days = SimpleNamespace(id=period.id, code=period.code, kind=period.kind,
                                start=period.start, end=period.end)

@@ -671,6 +671,15 @@ def test_each_walkers_chunks_end_with_halves(employees, processes, given_size):
     assert parts[-processes:] == tails
     for part in parts[:-processes]:  # whole chunks, the last one what is left
         assert part[:-1] == [size] * (len(part) - 1)
+    # the same, said without chunk_sizes: each of the last parts that holds more than two
+    # chunks of 1,000 or more ends with chunks under a whole one, each MIN_CHUNK or more,
+    # halved (the last: what is left)
+    for part in parts[-processes:]:
+        if size >= 2 * chunks.MIN_CHUNK and sum(part) > 2 * size:
+            tail = [s for s in part if s < size]
+            assert tail and part[-len(tail):] == tail
+            assert all(s >= chunks.MIN_CHUNK for s in tail)
+            assert tail[:-1] == sorted(tail[:-1], reverse=True)
 
 
 def test_the_population_walked_in_parts_is_the_population_walked_whole(session):
