@@ -30,13 +30,14 @@ run: install
 	$(BIN)/laurel serve --port $(PORT)
 
 ## Run every test: lint, then the suite on SQLite, then on PostgreSQL when
-## LAUREL_TEST_POSTGRES_URL is set (.ci/run sets it and starts PostgreSQL).
+## LAUREL_TEST_POSTGRES_URL is set (.ci/run sets it and starts PostgreSQL): there only the
+## tests that use the database, the others having run on SQLite and doing the same anywhere.
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider -n $(JOBS)
 	@if [ -n "$$LAUREL_TEST_POSTGRES_URL" ]; then \
-	  echo "== the suite again on PostgreSQL ($$LAUREL_TEST_POSTGRES_URL)"; \
-	  LAUREL_TEST_DATABASE_URL="$$LAUREL_TEST_POSTGRES_URL" $(BIN)/pytest -q -p no:cacheprovider -n $(JOBS); \
+	  echo "== the tests that use the database, again on PostgreSQL ($$LAUREL_TEST_POSTGRES_URL)"; \
+	  LAUREL_TEST_DATABASE_URL="$$LAUREL_TEST_POSTGRES_URL" $(BIN)/pytest -q -p no:cacheprovider -n $(JOBS) --database-tests-only; \
 	else \
 	  echo "LAUREL_TEST_POSTGRES_URL is not set: the suite ran on SQLite only"; \
 	fi

@@ -27,13 +27,30 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("LAUREL_TASKS_EAGER", "true")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only", action="store_true",
+        help="run only the tests that use the database (the db_url fixture): `make test`'s "
+             "second pass, on PostgreSQL, leaves out those the first pass ran without one")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests marked slow first, each file's in their order, then the rest as they were.
 
     pytest-xdist hands the tests out in this order: a long test handed out last kept one
     worker busy after the others had finished (on PostgreSQL, test_scale's month of
     70,000 employees, a minute alone at the end).
+
+    With --database-tests-only, the tests that never ask for the database (db_url, which
+    session, app and client ask for) are deselected: they do the same on every database,
+    and the suite's second pass ran them again for nothing.
     """
+    if config.getoption("database_tests_only"):
+        kept = [item for item in items if "db_url" in getattr(item, "fixturenames", ())]
+        left = [item for item in items if "db_url" not in getattr(item, "fixturenames", ())]
+        if left:
+            config.hook.pytest_deselected(items=left)
+            items[:] = kept
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

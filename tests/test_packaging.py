@@ -1,10 +1,12 @@
-"""`make run` installs Laurel without the test extra: everything engine/ and admin/ import
-must come from the main dependencies of pyproject.toml."""
+"""How Laurel is packaged and tested: `make run` installs Laurel without the test extra, so
+everything engine/ and admin/ import must come from the main dependencies of pyproject.toml;
+`make test` runs the tests that use no database once."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires
@@ -89,3 +91,29 @@ def test_the_back_office_modules_import_each_other_without_a_circle():
 
     circles = sorted(m for m in graph if reaches(m, m, set()))
     assert circles == [], f"modules in an import circle: {circles}"
+
+
+def _collected(*options: str) -> set[str]:
+    """The test ids pytest collects from two files with these options."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         *options, "tests/test_period_codes.py", "tests/test_people.py"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    return {line.split("[")[0] for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_the_postgresql_pass_leaves_out_only_the_tests_that_use_no_database():
+    """`make test` runs the suite on SQLite, then with --database-tests-only on PostgreSQL:
+    a test that asks for no database (directly or through session, app or client) runs
+    once, every other twice."""
+    every = _collected()
+    database_only = _collected("--database-tests-only")
+    no_database = {"tests/test_period_codes.py::test_period_years_run_from_1900_to_9999",
+                   "tests/test_period_codes.py::test_a_period_code_is_ascii_with_a_sane_year",
+                   "tests/test_people.py::"
+                   "test_a_measured_ratio_is_cut_never_rounded_up_to_the_tier_it_missed"}
+    assert no_database <= every
+    assert not no_database & database_only
+    assert "tests/test_period_codes.py::test_laurel_run_refuses_a_period_code_in_one_line" \
+        in database_only  # asks for db_url itself
+    assert database_only == every - no_database  # session and client ask for it too
