@@ -20,6 +20,7 @@ from flask_admin.form import SecureForm
 from flask_admin.helpers import get_form_data
 from flask_admin.model import typefmt
 from flask_admin.model.fields import AjaxSelectField
+from flask_admin.model.form import converts
 from flask_admin.model.template import TemplateLinkRowAction
 from flask_admin.model.widgets import AjaxSelect2Widget
 from flask_babel import format_datetime, lazy_pgettext
@@ -35,7 +36,7 @@ from sqlalchemy.orm import defer, joinedload, with_expression
 from sqlalchemy.orm.attributes import set_committed_value
 from wtforms import PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
-from wtforms.validators import Optional, StopValidation
+from wtforms.validators import DataRequired, InputRequired, Optional, StopValidation
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
@@ -284,8 +285,24 @@ class KnownSelectField(AjaxSelectField):
         super().pre_validate(form)
 
 
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
 class LaurelModelConverter(AdminModelConverter):
-    """Flask-Admin's form builder, with record choices that refuse an unknown id."""
+    """Flask-Admin's form builder, with record choices that refuse an unknown id, and text
+    typed as an import reads its cells: without the spaces around it, and a required one
+    refused when nothing but spaces is typed (Flask-Admin's InputRequired took a name of
+    one space, saved blank)."""
+
+    @converts("String")  # VARCHAR and the like, as Flask-Admin's own
+    def conv_String(self, column: Any, field_args: dict[str, Any], **extra: Any) -> Any:
+        field = super().conv_String(column=column, field_args=field_args, **extra)
+        kwargs = field.kwargs
+        kwargs["filters"] = [_stripped, *kwargs.get("filters", ())]
+        kwargs["validators"] = [DataRequired() if isinstance(v, InputRequired) else v
+                                for v in kwargs.get("validators", ())]
+        return field
 
     def _model_select_field(self, prop: Any, multiple: Any, remote_model: Any,
                             **kwargs: Any) -> Any:
@@ -484,12 +501,20 @@ def _email_as_imported(form: Any, field: Any) -> None:
         raise ValidationError(_("Not a valid email address"))
 
 
+def _leave_not_before_hire(form: Any, field: Any) -> None:
+    hired = form.hire_date.data if "hire_date" in form else None
+    if field.data and hired and field.data < hired:
+        raise ValidationError(_("The leave date is before the hire date %(date)s.",
+                                date=i18n.day(hired)))
+
+
 class EmployeeView(LaurelModelView):
     resource = "employee"
     # As the import refuses them (engine.imports): payroll files carry the code as it is,
     # and the portal finds its salesperson by the email.
     form_args = {"code": {"validators": [_code_not_a_formula]},
-                 "email": {"validators": [_email_as_imported]}}
+                 "email": {"validators": [_email_as_imported]},
+                 "leave_date": {"validators": [_leave_not_before_hire]}}
     column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date",
                    "leave_date"]
     column_searchable_list = ["code", "name", "email"]
@@ -605,6 +630,13 @@ class NumberField(StringField):
         return "" if self.data is None else str(to_plain(self.data))
 
 
+def _a_share(form: Any, field: Any) -> None:
+    """A fraction of the price from 0 to 1 (a level's discount authority)."""
+    if field.data is not None and not 0 <= field.data <= 1:
+        raise ValidationError(_("%(value)s is not a share from 0 to 1: 0.05 is 5%%.",
+                                value=field.raw))
+
+
 class LevelView(LaurelModelView):
     resource = "level"
     # an exact decimal column (engine.models.ExactDecimal) is a decimal field
@@ -615,6 +647,7 @@ class LevelView(LaurelModelView):
     column_formatters = {"discount_authority": lambda v, c, m, n: i18n.percent(
         m.discount_authority)}
     form_columns = ["code", "name", "discount_authority"]
+    form_args = {"discount_authority": {"validators": [_a_share]}}
     column_labels = {"code": _l("Code"), "name": _l("Name"),
                      "discount_authority": _l("Discount authority")}
     column_descriptions = {"discount_authority": _l("A fraction: 0.05 is 5%.")}

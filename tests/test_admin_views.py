@@ -658,3 +658,43 @@ def test_a_persons_name_and_a_things_name_are_two_words_in_chinese(client: Flask
         assert word in said and other not in said, (path, said)
         english = client.get(path + "?lang=en").get_data(as_text=True)
         assert re.search(r"<th[^>]*>\s*(<a[^>]*>)?\s*Name\b", english), path
+
+
+def test_the_employee_form_refuses_a_blank_name_and_a_leave_before_the_hire(
+        client: FlaskClient, org: Org) -> None:
+    """A name of spaces was saved blank, and a leave date before the hire date taken; the
+    form now says so beside the field and keeps what was typed."""
+    login(client, "hr_admin")
+    with org.session() as s:
+        team, level = s.scalar(select(Team.id)), s.scalar(select(Level.id))
+    form = {"code": " Z8 ", "name": "   ", "email": "", "team": str(team), "level": str(level),
+            "manager": "", "hire_date": "2024-03-01", "leave_date": "2024-02-29"}
+    page = client.post("/admin/employee/new/", data=form)
+    said, html = text_of(page), page.get_data(as_text=True)
+    assert page.status_code == 200 and "This field is required." in said
+    assert "The leave date is before the hire date" in said
+    assert 'value="2024-02-29"' in html and 'value="2024-03-01"' in html
+    assert count(org, Employee, Employee.code.in_(("Z8", " Z8 "))) == 0
+    zh = text_of(client.post("/admin/employee/new/?lang=zh", data=form))
+    assert "离职日期早于入职日期" in zh
+    # the edge: leaving on the day of the hire is a day employed
+    saved = client.post("/admin/employee/new/", data={**form, "name": " Zed Eight ",
+                                                      "leave_date": "2024-03-01"})
+    assert saved.status_code == 302
+    with org.session() as s:
+        zed = s.scalars(select(Employee).where(Employee.code == "Z8")).one()
+        assert (zed.name, str(zed.leave_date)) == ("Zed Eight", "2024-03-01")
+
+
+@pytest.mark.parametrize(("typed", "kept"), [("5", False), ("-0.1", False), ("1.0001", False),
+                                             ("0", True), ("1", True), ("0.05", True)])
+def test_a_levels_discount_authority_is_a_share_from_0_to_1(client: FlaskClient, org: Org,
+                                                            typed: str, kept: bool) -> None:
+    login(client, "hr_admin")
+    page = client.post("/admin/level/new/", data={"code": "S9", "name": "Sales 9",
+                                                  "discount_authority": typed})
+    assert (page.status_code == 302) is kept
+    assert count(org, Level, Level.code == "S9") == int(kept)
+    if not kept:
+        assert f"{typed} is not a share from 0 to 1: 0.05 is 5%." in text_of(page)
+        assert f'value="{typed}"' in page.get_data(as_text=True)
