@@ -34,9 +34,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer, joinedload, with_expression
 from sqlalchemy.orm.attributes import set_committed_value
-from wtforms import PasswordField, SelectField, StringField, ValidationError
+from wtforms import DateField, PasswordField, SelectField, StringField, ValidationError
 from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, InputRequired, Optional, StopValidation
+from wtforms.widgets import DateInput
 
 from admin import i18n
 from admin.auth import current_principal, current_role, renew_login
@@ -294,6 +295,15 @@ class LaurelModelConverter(AdminModelConverter):
     typed as an import reads its cells: without the spaces around it, and a required one
     refused when nothing but spaces is typed (Flask-Admin's InputRequired took a name of
     one space, saved blank)."""
+
+    @converts("Date")
+    def convert_date(self, field_args: dict[str, Any], **extra: Any) -> Any:
+        """A date is the browser's own date input, not Flask-Admin's picker: typing a date
+        into the picker's text garbled it (its first digit read as year 2: 2023-02-28
+        became 0002-01-01023-02-28), and it spoke English on Chinese pages. The browser's
+        is typed and picked in the reader's own language, and sends the ISO date."""
+        field_args.setdefault("widget", DateInput())
+        return DateField(**field_args)
 
     @converts("String")  # VARCHAR and the like, as Flask-Admin's own
     def conv_String(self, column: Any, field_args: dict[str, Any], **extra: Any) -> Any:

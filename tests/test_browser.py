@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from engine import db
 from engine.lifecycle import approve as approve_run
-from engine.models import User
+from engine.models import Employee, User
 from engine.runs import start_run
 
 try:  # tests/ may or may not be a package
@@ -220,6 +221,22 @@ def test_the_back_office_works_under_its_content_security_policy(
     driver.find_element(By.CSS_SELECTOR, "a.filter").click()
     assert driver.find_elements(By.CSS_SELECTOR, "#filter_form .filter-op, .filters .filter-op")
     assert driver.current_url.endswith("/admin/team/")
+
+    # a date is typed, key by key, into the browser's own date input (Flask-Admin's picker
+    # read the first digit as the year 2 and garbled the rest)
+    with org.session() as s:
+        someone = s.scalars(select(Employee).order_by(Employee.id)).first()
+        code = someone.code
+    driver.get(f"{server}/admin/employee/edit/?id={someone.id}")
+    hired = driver.find_element(By.NAME, "hire_date")
+    assert hired.get_attribute("type") == "date"
+    hired.send_keys("02282023")  # the en-US order of the headless browser: month, day, year
+    assert hired.get_attribute("value") == "2023-02-28"
+    driver.find_element(By.CSS_SELECTOR, "form.admin-form input[type=submit]").click()
+    wait.until(ec.url_contains("/admin/employee/"))
+    with org.session() as s:
+        assert str(s.scalar(select(Employee.hire_date).where(Employee.code == code))) \
+            == "2023-02-28"
 
     # Chart.js, vendored, draws on the run page and the company dashboard.
     for path in (f"/admin/runs/{run_id}/", "/admin/team-dashboard/company?period=2026-01"):
