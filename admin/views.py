@@ -511,6 +511,21 @@ def _email_as_imported(form: Any, field: Any) -> None:
         raise ValidationError(_("Not a valid email address"))
 
 
+def _email_of_no_other_employee(form: Any, field: Any) -> None:
+    """An email another employee has is refused: the portal finds its salesperson by the
+    email (an invitation, a user made for a sales_rep), so two would be one login."""
+    email = (field.data or "").strip().lower()
+    if not email:
+        return
+    editing = request.args.get("id", type=int)
+    other = _db().scalar(select(Employee.code).where(
+        func.lower(Employee.email) == email,
+        *([Employee.id != editing] if editing is not None else [])).limit(1))
+    if other is not None:
+        raise ValidationError(_("Employee %(code)s has this email already: the portal finds "
+                                "a salesperson by their email.", code=other))
+
+
 def _leave_not_before_hire(form: Any, field: Any) -> None:
     hired = form.hire_date.data if "hire_date" in form else None
     if field.data and hired and field.data < hired:
@@ -523,7 +538,7 @@ class EmployeeView(LaurelModelView):
     # As the import refuses them (engine.imports): payroll files carry the code as it is,
     # and the portal finds its salesperson by the email.
     form_args = {"code": {"validators": [_code_not_a_formula]},
-                 "email": {"validators": [_email_as_imported]},
+                 "email": {"validators": [_email_as_imported, _email_of_no_other_employee]},
                  "leave_date": {"validators": [_leave_not_before_hire]}}
     column_list = ["code", "name", "email", "team", "region", "level", "manager", "hire_date",
                    "leave_date"]

@@ -698,3 +698,30 @@ def test_a_levels_discount_authority_is_a_share_from_0_to_1(client: FlaskClient,
     if not kept:
         assert f"{typed} is not a share from 0 to 1: 0.05 is 5%." in text_of(page)
         assert f'value="{typed}"' in page.get_data(as_text=True)
+
+
+def test_the_employee_form_refuses_an_email_another_employee_has(client: FlaskClient,
+                                                                 org: Org) -> None:
+    """Two employees with one email would be one portal login (the portal finds its
+    salesperson by the email): the form refuses the second, in any case, and keeps it."""
+    login(client, "hr_admin")
+    with org.session() as s:
+        first, second = s.scalars(select(Employee).order_by(Employee.id).limit(2)).all()
+        first_id, first_code, second_id = first.id, first.code, second.id
+        s.execute(Employee.__table__.update().where(Employee.id == first_id)
+                  .values(email="taken@example.com"))
+        s.commit()
+        team, level = second.team_id, second.level_id
+    form = {"code": "Z7", "name": "Zed", "email": "Taken@Example.com ", "team": str(team),
+            "level": str(level), "manager": "", "hire_date": "", "leave_date": ""}
+    page = client.post("/admin/employee/new/", data=form)
+    assert page.status_code == 200
+    assert f"Employee {first_code} has this email already" in text_of(page)
+    assert count(org, Employee, Employee.code == "Z7") == 0
+    moved = client.post(f"/admin/employee/edit/?id={second_id}", data={**form, "code": "Z6"})
+    assert moved.status_code == 200 and "has this email already" in text_of(moved)
+    # an employee keeps their own email when edited, and a blank one is no one's
+    own = client.post(f"/admin/employee/edit/?id={first_id}",
+                      data={**form, "code": first_code, "email": "taken@example.com"})
+    assert own.status_code == 302
+    assert client.post("/admin/employee/new/", data={**form, "email": ""}).status_code == 302
