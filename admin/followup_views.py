@@ -157,7 +157,10 @@ class PipsView(LaurelBaseView):
             checkins=portal.checkins(_db(), pip), can_see_talks=may_read("talks"),
             trail=trail, can_decide=may_write("pips") and pip.status in OPEN_PIP,
             decisions=PIP_DECISION_NAMES, typed=typed or {}, errors=errors or {},
-            today=dt.date.today().isoformat()), status
+            today=dt.date.today().isoformat(),
+            # closed early only before its end; from its last day on, it gets a decision
+            can_close=dt.date.today() < pip.end,
+            close_max=(pip.end - dt.timedelta(days=1)).isoformat()), status
 
     def _require_hr(self) -> None:
         if not may_write("pips"):

@@ -154,7 +154,8 @@ def decide_pip(session: Session, pip_id: int, decision: str, reason: str, actor:
 
 def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
               on: dt.date | None = None) -> Pip:
-    """Close an active PIP early, with a reason; it ends on that day."""
+    """Close an active PIP early, with a reason; it ends on that day, which is before its
+    end (at its end HR decides it: decide_pip)."""
     email = _hr(session, actor, "close a PIP")
     pip = get_pip(session, pip_id)
     if pip.status not in ("active", "extended"):
@@ -163,10 +164,15 @@ def close_pip(session: Session, pip_id: int, reason: str, actor: str | None,
     if not (reason or "").strip():
         raise LaurelError(msg("PIP %(id)s, field reason: a written reason is required", id=pip.id))
     day = on or dt.date.today()
+    if day >= pip.end:  # it has run its course: what comes of it is HR's decision
+        raise LaurelError(msg("PIP %(id)s, field on: it ends on %(value)s; a PIP closed early "
+                              "ends before that (a PIP that has run its course gets a "
+                              "decision: passed, extended, role change or exit)",
+                              id=pip.id, value=pip.end.isoformat()))
     if day < pip.start:  # closed before it began: it covers no day at all
         day = pip.start - dt.timedelta(days=1)
     before = {"status": pip.status, "end": pip.end.isoformat()}
-    pip.status, pip.end = "closed", min(pip.end, day)
+    pip.status, pip.end = "closed", day
     pip.decision_reason, pip.decided_by = reason.strip(), email
     pip.decided_at = dt.datetime.now(dt.UTC)
     audit(session, "close", "pip", pip.id,

@@ -210,6 +210,28 @@ def test_hr_extends_then_closes_early(app, world) -> None:
     assert "closed early" in text and "met the target" in text
 
 
+def test_a_pip_that_has_run_its_course_gets_a_decision_not_an_early_close(app, world) -> None:
+    """A PIP ending June 30 was "closed early" on December 1, skipping HR's decision: a last
+    day on or after its end is refused beside the field, what was typed kept; the day
+    before its end closes it; past its end the page offers the decision alone."""
+    client = as_user(app, HR)
+    for on in ("2026-06-30", "2026-12-01"):
+        late = client.post(f"/admin/pips/{world.pip}/close", data={"reason": "done", "on": on})
+        assert late.status_code == 400
+        assert "it ends on 2026-06-30; a PIP closed early ends before that" in text_of(late)
+        assert f'value="{on}"' in late.get_data(as_text=True)
+    zh = client.post(f"/admin/pips/{world.pip}/close?lang=zh",
+                     data={"reason": "done", "on": "2026-07-01"})
+    assert "提前关闭须在此日期之前" in text_of(zh)
+    assert world.pip_state()[:2] == ("active", dt.date(2026, 6, 30))
+    page = client.get(f"/admin/pips/{world.pip}/")
+    today = dt.date.today()
+    assert ('id="run-its-course"' in page.get_data(as_text=True)) is (today >= dt.date(2026, 6, 30))
+    assert client.post(f"/admin/pips/{world.pip}/close",
+                       data={"reason": "moved team", "on": "2026-06-29"}).status_code == 302
+    assert world.pip_state()[:3] == ("closed", dt.date(2026, 6, 29), "moved team")
+
+
 @pytest.mark.parametrize("who", [CA, CO, SM, AU, SOUTH_MANAGER])
 def test_only_hr_decides_pips(app, world, who) -> None:
     client = as_user(app, who)
