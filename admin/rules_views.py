@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -428,6 +429,15 @@ def _build_tree(rows: list[Cond], join: str, root: str) -> dict[str, Any] | None
     return top
 
 
+def key_from_name(kind: str, name: str) -> str:
+    """A new rule's key from its kind and English name, as the editor's script makes it
+    (rule_editor.js, makeKey): "Fixed bonus", a bonus, is bonus.fixed_bonus."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name.lower())
+                    if not unicodedata.combining(c))  # ü is u, not u_
+    slug = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")
+    return f"{kind}.{slug}" if slug and kind else ""
+
+
 def definition_from_form(f: RuleForm) -> dict[str, Any]:
     """The rule document the form describes (validation is the engine's)."""
     doc: dict[str, Any] = {k: v for k, v in f.fields.items() if v != ""}
@@ -724,6 +734,15 @@ class RulesView(LaurelBaseView):
         elif request.form.get("copy_of"):
             key, _sep, version = request.form["copy_of"].partition("@")
             copy_of = self._rule(key, int(version) if version.isdigit() else None)
+        if rule is None and not form.fields.get("key", "").strip():
+            # made from the name as the page makes it while the name is typed (a rule
+            # begun from a starting point, or a browser without the page's script, sent none)
+            form.fields["key"] = shown.fields["key"] = key_from_name(
+                form.fields.get("kind", ""), form.fields.get("name", ""))
+        if not form.fields.get("name", "").strip():
+            # its title on every page, statement and export: the key was put in its place
+            unit_errors["name"] = _("Write the rule's name, as people read it on statements "
+                                    "(the Chinese name is optional).")
         if unit_errors:
             return self._editor(shown, unit_errors, rule, message=next(
                 m for m in unit_errors.values() if m), status=400, base=base, copy_of=copy_of)

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from admin.rules_views import key_from_name
 from engine.lifecycle import approve as approve_run
 from engine.models import Rule, User
 from engine.rulebook import read_rule_file, stored_form, validate_for_session
@@ -28,6 +29,12 @@ Org = support.Org
 login = support.login
 text_of = support.text_of
 pytest_plugins = [support.__name__]
+
+
+def latest_of(org: Org, key: str) -> Rule | None:
+    with org.session() as s:
+        return s.scalars(select(Rule).where(Rule.key == key).order_by(Rule.version.desc())
+                         ).first()
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "rules").glob("*.yaml"))
@@ -219,6 +226,39 @@ def test_each_condition_message_is_shown_at_its_row(client: FlaskClient, org: Or
     page = client.post("/admin/rules/new", data=new_rule(conds=conds, extra=TIERS))
     assert page.status_code == 400
     assert error_at(page, where) == message
+
+
+def test_a_rule_needs_a_name_and_a_new_ones_key_is_made_from_it(client: FlaskClient,
+                                                                 org: Org) -> None:
+    """Saved with both names cleared, a rule took its key as its title on every page; a
+    rule begun from a starting point, its name filled and its key not, said "is missing"
+    naming no field: the key is made from the name as the page's script makes it."""
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[*TIERS, ("name", "  ")]))
+    assert page.status_code == 400
+    assert error_at(page, "name").startswith("Write the rule's name")
+    assert latest_of(org, "commission.key_accounts") is None
+    start = form_of(client.get("/admin/rules/new?start=fixed_bonus"))
+    assert dict(start)["key"] == "" and dict(start)["name"]
+    saved = client.post("/admin/rules/new", data=MultiDict(start))
+    assert saved.status_code == 302, text_of(saved)[:800]
+    assert latest_of(org, key_from_name(dict(start)["kind"], dict(start)["name"])) is not None
+    # an existing rule's name cleared is refused too
+    edit = form_of(client.get("/admin/rules/commission.tiered/edit"))
+    page = client.post("/admin/rules/commission.tiered/edit",
+                       data=MultiDict(replace(edit, name="", name_zh="")))
+    assert page.status_code == 400 and error_at(page, "name").startswith("Write the rule's")
+    zh = client.post("/admin/rules/new?lang=zh", data=new_rule(extra=[*TIERS, ("name", "")]))
+    assert error_at(zh, "name").startswith("请填写规则名称")
+
+
+@pytest.mark.parametrize(("kind", "name", "key"), [
+    ("bonus", "Fixed bonus", "bonus.fixed_bonus"),
+    ("commission", " Ünïcode  & co. ", "commission.unicode_co"),
+    ("flag", "中文", ""), ("bonus", "", "")])
+def test_a_key_is_made_from_the_name_as_the_editor_makes_it(kind: str, name: str, key: str
+                                                            ) -> None:
+    assert key_from_name(kind, name) == key
 
 
 def test_top_fields_and_action_fields_show_their_message(client: FlaskClient,

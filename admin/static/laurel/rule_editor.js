@@ -56,7 +56,7 @@
   var keyTyped = form.dataset.new !== '1' || key.value !== '';
   function makeKey() {
     if (keyTyped) { return; }
-    var slug = name.value.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+    var slug = name.value.toLowerCase().normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
     key.value = slug ? document.getElementById('kind').value + '.' + slug : '';
   }
   key.addEventListener('input', function () { keyTyped = key.value !== ''; });
