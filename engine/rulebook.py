@@ -245,8 +245,9 @@ class _Validator:
                kind: str | None = None) -> Decimal:
         """A number of the rule: finite, at most RULE_DECIMALS decimals, and in the range of
         ``kind`` (a metric type) when given."""
-        if isinstance(value, bool) or value is None or isinstance(value, list | dict) \
-                or "_" in str(value):
+        if value is None or value == "":  # left out, or a field left empty
+            self.fail(msg("is missing"), field, row)
+        if isinstance(value, bool) or isinstance(value, list | dict) or "_" in str(value):
             self.fail(msg("%(value)s is not a number", value=repr(str(value)[:40])), field, row)
         try:
             d = Decimal(str(value))
@@ -353,7 +354,7 @@ class _Validator:
             if op == "top_share":
                 share = self.number(cond.get("value"), f"{field}.value", row, "ratio")
                 if not Decimal(0) < share <= Decimal(1):
-                    self.fail("a top share is a fraction above 0 and at most 1 (0.10 is 10%)",
+                    self.fail(msg("a top share is above 0% and at most 100%"),
                               f"{field}.value", row)
                 out["value"] = share
             elif "value" in cond:
@@ -377,8 +378,9 @@ class _Validator:
         value = cond["value"]
         if info.numeric:
             if op not in NUMBER_OPS:
-                self.fail(f"operator {op} does not fit {info.type} metric {name}; use one of "
-                          + ", ".join(NUMBER_OPS + PRESENCE_OPS), f"{field}.op", row)
+                self.fail(msg("operator %(op)s does not fit %(type)s metric %(name)s; use one "
+                              "of %(ops)s", op=op, type=info.type, name=name,
+                              ops=", ".join(NUMBER_OPS + PRESENCE_OPS)), f"{field}.op", row)
             out["value"] = self.number(value, f"{field}.value", row, info.type)
         else:
             if op not in ("==", "!=", "in", "not_in"):
@@ -462,16 +464,17 @@ def _validate_limits(v: _Validator, action: Mapping[str, Any], out: dict[str, An
     for name in LIMITS:
         if action.get(name) in (None, ""):
             continue
-        said = "an annual cap" if name == "annual_cap" else f"a {name}"
         amount = v.number(action[name], f"action.{name}", kind="money")
         if amount < 0:
-            v.fail(f"{said} cannot be negative", f"action.{name}")
+            v.fail(msg("%(value)s is below 0: a limit is an amount of 0 or more",
+                       value=amount), f"action.{name}")
         if amount != amount.quantize(CENTS):
-            v.fail(f"{amount} has more than 2 decimals: {said} is an amount in cents",
-                   f"action.{name}")
+            v.fail(msg("%(value)s has more than 2 decimals: a limit is an amount in cents",
+                       value=amount), f"action.{name}")
         out[name] = amount
     if "floor" in out and "cap" in out and out["floor"] > out["cap"]:
-        v.fail(f"the floor {out['floor']} is above the cap {out['cap']}", "action.floor")
+        v.fail(msg("the floor %(floor)s is above the cap %(cap)s", floor=out["floor"],
+                   cap=out["cap"]), "action.floor")
 
 
 def _flag(v: _Validator, value: Any, field: str) -> bool:
@@ -499,17 +502,18 @@ def _validate_clawback(v: _Validator, claw: Any) -> dict[str, Any]:
                "action.clawback")
     below = v.number(claw.get("below"), "action.clawback.below", kind="ratio")
     if below <= 0:
-        v.fail("a clawback applies below a collection ratio above 0",
+        v.fail(msg("a clawback applies below a collection ratio above 0%"),
                "action.clawback.below")
     within = v.number(claw.get("within"), "action.clawback.within")
     if within != within.to_integral_value() or not 1 <= within <= 24:
-        v.fail("a clawback looks back a whole number of periods, 1 to 24",
+        v.fail(msg("a clawback looks back a whole number of periods, 1 to 24"),
                "action.clawback.within")
     out: dict[str, Any] = {"below": below, "within": int(within)}
     if claw.get("share") not in (None, ""):
         share = v.number(claw["share"], "action.clawback.share", kind="ratio")
         if not 0 < share <= 1:
-            v.fail("the share clawed back is above 0 and at most 1", "action.clawback.share")
+            v.fail(msg("the share clawed back is above 0% and at most 100%"),
+                   "action.clawback.share")
         out["share"] = share
     return out
 
@@ -528,11 +532,11 @@ def _validate_on_signing(v: _Validator, part: Any) -> dict[str, Any]:
                "have", "action.on_signing")
     share = v.number(part.get("share"), "action.on_signing.share", kind="ratio")
     if not 0 < share < 1:
-        v.fail("the share paid on signing is above 0 and below 1 (the rest waits for the "
-               "cash)", "action.on_signing.share")
+        v.fail(msg("the share paid on signing is above 0% and below 100% (the rest waits "
+                   "for the cash)"), "action.on_signing.share")
     release = v.number(part.get("release_at"), "action.on_signing.release_at", kind="ratio")
     if release <= 0:
-        v.fail("the rest is paid at a collection ratio above 0",
+        v.fail(msg("the rest is paid at a collection ratio above 0%"),
                "action.on_signing.release_at")
     return {"share": share, "release_at": release}
 
@@ -543,26 +547,28 @@ def _validate_draw(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]
     1) that recovers its balance."""
     amount = v.number(action.get("amount"), "action.amount", kind="money")
     if amount <= 0:
-        v.fail("a draw guarantees an amount above 0", "action.amount")
+        v.fail(msg("a draw guarantees an amount above 0"), "action.amount")
     if amount != amount.quantize(CENTS):
-        v.fail(f"{amount} has more than 2 decimals: a draw is an amount in cents",
+        v.fail(msg("%(value)s has more than 2 decimals: a draw is an amount in cents",
+                   value=amount),
                "action.amount")
     periods_n = v.number(action.get("periods"), "action.periods")
     if periods_n != periods_n.to_integral_value() or not 1 <= periods_n <= 120:
-        v.fail("a draw lasts a whole number of periods, 1 to 120", "action.periods")
+        v.fail(msg("a draw lasts a whole number of periods, 1 to 120"), "action.periods")
     out.update(amount=amount, periods=int(periods_n))
     if _flag(v, action.get("recoverable"), "action.recoverable"):
         out["recoverable"] = True  # false, the default, is not written
         if action.get("recovery_share") in (None, ""):
-            v.fail("a recoverable draw needs the share of later commissions that recovers "
-                   "it (0.5 for half)", "action.recovery_share")
+            v.fail(msg("a recoverable draw needs the share of later commissions that "
+                       "recovers it (half is 50%)"), "action.recovery_share")
         share = v.number(action["recovery_share"], "action.recovery_share", kind="ratio")
         if not 0 < share <= 1:
-            v.fail("the recovery share is above 0 and at most 1", "action.recovery_share")
+            v.fail(msg("the recovery share is above 0% and at most 100%"),
+                   "action.recovery_share")
         out["recovery_share"] = share
     elif action.get("recovery_share") not in (None, ""):
-        v.fail("only a recoverable draw is recovered: set recoverable: true or leave the "
-               "share out", "action.recovery_share")
+        v.fail(msg("only a recoverable draw is recovered: tick recoverable or leave the "
+                   "share out"), "action.recovery_share")
 
 
 def _prorate(v: _Validator, value: Any) -> bool:
@@ -806,8 +812,8 @@ def validate(doc: Mapping[str, Any], source: str, metric_types: Mapping[str, str
         base.append(out["when"])
     out["action"] = _validate_action(v, kind, doc.get("action"), base)
     if out["action"]["type"] == "draw" and out["effective_from"] is None:
-        v.fail("a draw counts its periods from effective_from: give the first day it "
-               "guarantees", "effective_from")
+        v.fail(msg("a draw counts its periods from its first day: give the date it takes "
+                   "effect"), "effective_from")
     hold = doc.get("hold", False)
     if not isinstance(hold, bool):
         v.fail(msg("hold is true or false"), "hold")

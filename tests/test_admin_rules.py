@@ -652,8 +652,8 @@ def test_a_draw_is_written_in_the_editor_and_its_misfits_are_named_at_their_fiel
         "a recoverable draw needs the share of later commissions")
     page = client.post("/admin/rules/new", data=new_rule(action="draw", tiers=[], extra=[
         *draw, ("a_recovery_share", "50")]))
-    assert error_at(page, "effective_from").startswith("a draw counts its periods from "
-                                                      "effective_from")
+    assert error_at(page, "effective_from").startswith("a draw counts its periods from its "
+                                                      "first day")
     assert client.post("/admin/rules/new", data=new_rule(action="draw", tiers=[], extra=[
         *draw, ("a_recovery_share", "50"), ("effective_from", "2026-01-01")])
     ).status_code == 302
@@ -687,13 +687,41 @@ def test_a_clawback_is_three_fields_in_the_editor_and_a_misfit_is_named_there(
     assert "回款率低于以下比例时追回" in text
 
 
+def test_the_editors_refusals_of_limits_and_clawbacks_read_in_chinese(client: FlaskClient,
+                                                                      org: Org) -> None:
+    """An empty field said "'None' is not a number" (the periods of a clawback) or "'' is
+    not a number" (a tier's rate), and the limits' and clawbacks' refusals stayed English
+    on Chinese pages; the shares are said in percent, as the form asks for them."""
+    login(client, "hr_admin")
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_clawback_below", "101"), ("a_clawback_within", "")]))
+    assert error_at(page, "action:clawback_within") == "is missing"
+    page = client.post("/admin/rules/new", data=new_rule(extra=TIERS,
+                                                         tiers=[("", "", "")]))
+    assert "not a number" not in text_of(page)
+    page = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_clawback_below", "50"), ("a_clawback_within", "3"),
+        ("a_clawback_share", "150")]))
+    assert error_at(page, "action:clawback_share") == \
+        "the share clawed back is above 0% and at most 100%"
+    zh = client.post("/admin/rules/new?lang=zh", data=new_rule(extra=[
+        *TIERS, ("a_floor", "500"), ("a_cap", "100")]))
+    assert error_at(zh, "action:floor") == "保底 500 高于上限 100"
+    zh = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_clawback_below", "50"), ("a_clawback_within", "1.5")]))
+    assert error_at(zh, "action:clawback_within") == "追回回溯的期数须为 1 到 24 之间的整数"
+    zh = client.post("/admin/rules/new", data=new_rule(extra=[
+        *TIERS, ("a_clawback_below", "50"), ("a_clawback_within", "")]))
+    assert error_at(zh, "action:clawback_within") == "缺失"
+
+
 def test_a_part_on_signing_is_two_fields_in_the_editor(client: FlaskClient, org: Org
                                                        ) -> None:
     login(client, "hr_admin")
     page = client.post("/admin/rules/new", data=new_rule(extra=[
         *TIERS, ("a_on_signing_share", "100"), ("a_on_signing_release_at", "90")]))
     assert error_at(page, "action:on_signing_share").startswith(
-        "the share paid on signing is above 0 and below 1")
+        "the share paid on signing is above 0% and below 100%")
     assert client.post("/admin/rules/new", data=new_rule(extra=[
         *TIERS, ("a_on_signing_share", "60"), ("a_on_signing_release_at", "90%")])
     ).status_code == 302

@@ -269,9 +269,9 @@ def test_limits_read_in_the_rule_summary_and_lines(session: Session) -> None:
 
 
 @pytest.mark.parametrize("limits, field, reason", [
-    ({"cap": "-1"}, "action.cap", "a cap cannot be negative"),
+    ({"cap": "-1"}, "action.cap", "-1 is below 0: a limit is an amount of 0 or more"),
     ({"annual_cap": "10.005"}, "action.annual_cap",
-     "10.005 has more than 2 decimals: an annual cap is an amount in cents"),
+     "10.005 has more than 2 decimals: a limit is an amount in cents"),
     ({"floor": "600", "cap": "500"}, "action.floor", "the floor 600 is above the cap 500"),
     ({"cap": "lots"}, "action.cap", "'lots' is not a number"),
 ])
@@ -531,7 +531,7 @@ def test_a_draw_says_what_it_paid_recovered_and_owes_in_statement_and_export(
 @pytest.mark.parametrize("change, field, reason", [
     ({"recovery_share": None}, "action.recovery_share",
      "a recoverable draw needs the share of later commissions"),
-    ({"recovery_share": "1.5"}, "action.recovery_share", "above 0 and at most 1"),
+    ({"recovery_share": "1.5"}, "action.recovery_share", "above 0% and at most 100%"),
     ({"periods": "2.5"}, "action.periods", "a whole number of periods, 1 to 120"),
     ({"amount": "0"}, "action.amount", "a draw guarantees an amount above 0"),
     ({"recoverable": None}, "action.recovery_share", "only a recoverable draw is recovered"),
@@ -612,7 +612,7 @@ def test_a_clawback_names_the_rule_period_and_ratio_in_explanation_statement_and
     ({"below": "0", "within": 2}, "action.clawback.below", "below a collection ratio above 0"),
     ({"below": "0.5", "within": 0}, "action.clawback.within", "1 to 24"),
     ({"below": "0.5", "within": 2, "share": "1.2"}, "action.clawback.share",
-     "above 0 and at most 1"),
+     "above 0% and at most 100%"),
     ({"below": "0.5", "within": 2, "after": 1}, "action.clawback.after",
      "unknown field 'after' for a clawback"),
     ("yes", "action.clawback", "a clawback is a mapping of below, within and share"),
@@ -678,7 +678,7 @@ def test_a_part_held_until_collected_is_said_and_paid_with_its_origin(session: S
 
 
 @pytest.mark.parametrize("part, field, reason", [
-    ({"share": "1", "release_at": "0.9"}, "action.on_signing.share", "above 0 and below 1"),
+    ({"share": "1", "release_at": "0.9"}, "action.on_signing.share", "above 0% and below 100%"),
     ({"share": "0.6", "release_at": "0"}, "action.on_signing.release_at",
      "a collection ratio above 0"),
     ({"share": "0.6"}, "action.on_signing.release_at", ""),
