@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import flask_admin
-from flask import Flask, abort, render_template, request
+from flask import Flask, abort, redirect, render_template, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -249,6 +249,13 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
             return answer_error(exc)
         if exc.code is None or exc.code < 400 or request.path.startswith("/admin/static/"):
             return exc
+        if exc.code == 405 and request.method in ("GET", "HEAD") and request.path != "/":
+            # an address that takes a form's POST alone, asked for by a link on the page
+            # that came back from it (a refused form: its language switch, its search): the
+            # page it belongs to, with what was asked
+            parent = request.path.rstrip("/").rsplit("/", 1)[0] + "/"
+            query = request.query_string.decode()
+            return redirect(parent + (f"?{query}" if query else ""), 303)
         if exc.code == 413:
             return render(413, str(_l("Nothing was saved: the upload is larger than %(mb)d MB.",
                                       mb=MAX_FILE_BYTES // 2**20)))

@@ -196,6 +196,29 @@ def test_the_decision_button_waits_for_the_review(app, world, lang) -> None:
     assert 'id="barred"' not in html and "disabled" not in button
 
 
+def test_a_refused_bulk_assignment_keeps_the_queues_filter_and_its_links_work(app,
+                                                                             world) -> None:
+    """Refused, the queue came back at the form's address without its filter (every flag
+    instead of the open ones), and its filter, search and language links asked that
+    address for a page: 405. The form carries the filter, and a page asked of an address
+    that takes a form alone is the page it belongs to."""
+    client = as_user(app, CO)
+    queue = client.get("/admin/compliance/?status=in_review").get_data(as_text=True)
+    assert 'action="/admin/compliance/assign?status=in_review"' in queue
+    refused = client.post("/admin/compliance/assign?status=in_review",
+                          data={"assignee": OFFICER2})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Choose at least one flag." in text_of(refused)
+    assert re.search(r'<option value="in_review"\s+selected', html)
+    assert str(world.discount) not in re.findall(r'name="case" value="(\d+)"', html)  # open
+    switched = client.get("/admin/compliance/assign?status=in_review&lang=zh")
+    assert switched.status_code == 303
+    assert switched.headers["Location"].endswith("/admin/compliance/?status=in_review&lang=zh")
+    assert client.get(switched.headers["Location"]).status_code == 200
+    adjust = client.get("/admin/runs/1/adjust")  # the run page's adjustment form's address
+    assert adjust.status_code == 303 and adjust.headers["Location"].endswith("/admin/runs/1/")
+
+
 def test_an_officer_assigns_in_bulk_notes_with_evidence_and_decides(app, world) -> None:
     client = as_user(app, CO)
     # nothing chosen: said next to the list, nothing changes

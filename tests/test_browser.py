@@ -238,6 +238,24 @@ def test_the_back_office_works_under_its_content_security_policy(
         assert str(s.scalar(select(Employee.hire_date).where(Employee.code == code))) \
             == "2023-02-28"
 
+    # a refused form at the bottom of a long page is shown, its first refused field given
+    # the cursor (admin.js), and the page's language switch still opens a page
+    log_out(driver)
+    log_in(driver, server, support.ROLE_EMAILS["comp_analyst"])
+    driver.get(f"{server}/admin/runs/{run_id}/")
+    form = driver.find_element(By.ID, "adjust")
+    form.find_element(By.NAME, "amount").send_keys("abc")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").submit()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#adjust .is-invalid")))
+    assert driver.execute_script("return window.scrollY") > 0
+    assert "is-invalid" in driver.switch_to.active_element.get_attribute("class")
+    driver.find_element(By.CSS_SELECTOR, "a[hreflang=zh]").click()
+    wait.until(ec.url_contains(f"/admin/runs/{run_id}/?lang=zh"))
+    assert "405" not in body(driver)
+    driver.find_element(By.CSS_SELECTOR, "a[hreflang=en]").click()
+    log_out(driver)
+    log_in(driver, server, support.ROLE_EMAILS["hr_admin"])
+
     # Chart.js, vendored, draws on the run page and the company dashboard.
     for path in (f"/admin/runs/{run_id}/", "/admin/team-dashboard/company?period=2026-01"):
         driver.get(f"{server}{path}")

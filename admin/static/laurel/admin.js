@@ -20,3 +20,24 @@
     if (action && window.modelActions) { window.modelActions.execute(action.dataset.action); }
   }, true);
 })();
+
+/* A form that came back refused shows its first refused field: on a long page (a run's,
+   its adjustment form at the bottom) the page opened at its top, where nothing had
+   changed. The field is scrolled to the middle of the window and given the cursor. */
+(function () {
+  "use strict";
+  function showRefused() {
+    var field = document.querySelector("form .is-invalid");
+    if (!field) { return; }
+    var box = field.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) {
+      field.scrollIntoView({block: "center"});
+    }
+    if (field.focus) { field.focus({preventScroll: true}); }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", showRefused);
+  } else {
+    showRefused();
+  }
+})();
