@@ -339,6 +339,7 @@ def outcome_totals(session: Session, run: Run, grouped: OutcomeGroups | None = N
             by_status[status] = by_status.get(status, ZERO) + amount
     by_team.update(teams)
     for amount, emp, team in adjustments:
+        kinds["adjustment"] += 1  # a line of the run (the overview's table by kind)
         by_kind["adjustment"] += amount
         by_rule["adjustment"] += amount
         by_team[team] += amount
@@ -582,7 +583,8 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     by_team = {t: Decimal(amount) for t, amount, _m, _a in shown}
     return {
         "employees": run.employee_count or totals["employees"],
-        "outcomes": sum(counts.values()), "counts": counts,
+        # the rules' outcomes; the adjustments, the analysts' lines, are counted by kind
+        "outcomes": sum(n for k, n in counts.items() if k != "adjustment"), "counts": counts,
         "flags": counts.get("flag", 0), "holds": totals["holds"],
         "by_kind": {k: Decimal(v) for k, v in totals["by_kind"].items()},
         "by_rule": {k: Decimal(v) for k, v in totals["by_rule"].items()},

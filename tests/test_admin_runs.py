@@ -562,8 +562,11 @@ def test_an_adjustment_shows_in_the_statement_totals_and_export(
     assert any(r["rule_key"] == "adjustment" and r["amount"] == "150.50"
                and r["employee_code"] == "N2" for r in csv.DictReader(io.StringIO(draft)))
     with org.session() as s:
-        assert statements.overview(s, s.get(Run, run_id))["by_kind"]["adjustment"] == \
-            Decimal("150.50")
+        seen = statements.overview(s, s.get(Run, run_id))
+        assert seen["by_kind"]["adjustment"] == Decimal("150.50")
+        # one line of its kind (the table by kind said 0), not one of the rules' outcomes
+        assert seen["counts"]["adjustment"] == 1
+        assert seen["outcomes"] == count(org, Outcome, Outcome.run_id == run_id)
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "adjust")).one()
         assert entry.actor == ANALYST
 
