@@ -1250,6 +1250,20 @@ class UserView(LaurelModelView):
                  "locale": {"blank_text": _l("Browser language"),
                             "coerce": lambda v: v or None}}
 
+    def create_form(self, obj: Any = None) -> Any:
+        """A new user's password is required, said beside the field (not "leave empty to
+        keep the current password": a new user has none)."""
+        form = super().create_form(obj)
+        # the message a str (_), not a lazy one: Flask-Admin shows a field's error only
+        # when it is a str, taking anything else for a nested form's
+        form.password.validators = [InputRequired(_("A new user needs a password.")),
+                                    _password_allowed]
+        form.password.flags.required = True
+        form.password.description = _("At least %(n)d characters. Give it to the user "
+                                       "in person, or invite an employee from their page "
+                                       "to set their own.", n=MIN_PASSWORD)
+        return form
+
     def on_model_change(self, form: Any, model: User, is_created: bool) -> None:
         model.email = (model.email or "").strip().lower()
         if "@" not in model.email:

@@ -386,6 +386,28 @@ def test_hr_creates_a_user_who_can_log_in(client: FlaskClient, org: Org) -> None
     assert "员工" in text and "Sam South" in text and "Nora North" not in text
 
 
+def test_a_new_users_password_is_required_and_an_edited_users_may_stay(
+        client: FlaskClient, org: Org) -> None:
+    """The new-user form said "Leave empty to keep the current password." of a user who
+    has none, and refused an empty one in a banner, not beside the field."""
+    login(client, "hr_admin")
+    blank = client.get("/admin/user/new/").get_data(as_text=True)
+    assert "keep the current password" not in blank
+    assert "Give it to the user in person" in blank
+    form = {"email": "someone@example.com", "name": "Some One", "password": "",
+            "role": "auditor", "locale": "", "active": "y"}
+    page = client.post("/admin/user/new/", data=form)
+    assert page.status_code == 200
+    assert re.search(r'is-invalid[^>]*name="password"|name="password"[^>]*is-invalid',
+                     page.get_data(as_text=True))
+    assert "A new user needs a password." in text_of(page)
+    assert count(org, User, User.email == "someone@example.com") == 0
+    with org.session() as s:
+        auditor = s.scalars(select(User).where(User.role == "auditor")).first()
+    edit = client.get(f"/admin/user/edit/?id={auditor.id}").get_data(as_text=True)
+    assert "Leave empty to keep the current password." in edit
+
+
 def test_an_error_page_offers_no_language_switch_to_whom_has_a_language_set(
         client: FlaskClient, org: Org) -> None:
     """The user's own setting wins over the switch: an error page, as every other page,
