@@ -490,6 +490,7 @@ def test_raising_the_top_rate_from_6_to_7_percent_in_the_back_office(
     # the impact can be seen before asking
     review = text_of(client.get("/admin/rules/commission.tiered/v2/review"))
     assert "Nobody has asked to publish this draft yet" in review
+    assert "publishing not asked for." in review and "asked by -" not in review
     assert "2 of 4 employees change" in review and "+CN¥1,844.57" in review
     page = client.post("/admin/rules/commission.tiered/v2/request")
     assert page.status_code == 400
