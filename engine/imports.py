@@ -67,13 +67,18 @@ class ImportReport:
     periods: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        counts = {"file": self.file, "rows": f"{self.rows:,}", "created": f"{self.created:,}",
+                  "updated": f"{self.updated:,}"}
+        if self.rows == 1:  # "1 rows" was said
+            if self.periods:
+                return msg("%(file)s: 1 row, %(created)s created, %(updated)s updated; "
+                           "period %(periods)s", periods=", ".join(self.periods), **counts)
+            return msg("%(file)s: 1 row, %(created)s created, %(updated)s updated", **counts)
         if self.periods:
             return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated; "
-                       "periods %(periods)s", file=self.file, rows=self.rows,
-                       created=self.created, updated=self.updated,
-                       periods=", ".join(self.periods))
+                       "periods %(periods)s", periods=", ".join(self.periods), **counts)
         return msg("%(file)s: %(rows)s rows, %(created)s created, %(updated)s updated",
-                   file=self.file, rows=self.rows, created=self.created, updated=self.updated)
+                   **counts)
 
 
 # --- reading ------------------------------------------------------------------------------

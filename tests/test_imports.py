@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine import imports
 from engine.errors import ImportFileError
-from engine.imports import import_employees, import_results
+from engine.imports import ImportReport, import_employees, import_results
 from engine.models import AuditLog, Employee, Period, ResultRow, Team
 from tests.stored import stored_value, stored_values, value_count
 
@@ -609,3 +609,17 @@ def test_a_bulk_import_leaves_postgresql_statistics_of_its_rows(org: Session,
                                     "WHERE tablename = 'result_row'")))
     assert {"employee_id", "period_id"} <= analysed
     assert "metric_values" not in analysed
+
+
+@pytest.mark.parametrize(("rows", "periods", "said"), [
+    (1, [], "f.csv: 1 row, 1 created, 0 updated"),
+    (1, ["2026-01"], "f.csv: 1 row, 1 created, 0 updated; period 2026-01"),
+    (16418, [], "f.csv: 16,418 rows, 16,418 created, 0 updated"),
+    (2, ["2026-01", "2026-02"], "f.csv: 2 rows, 2 created, 0 updated; periods 2026-01, 2026-02"),
+])
+def test_an_imports_summary_counts_in_words_people_read(rows: int, periods: list[str],
+                                                        said: str) -> None:
+    """It said "1 rows" and "16418 created"."""
+    report = ImportReport("results", "f.csv", rows=rows, created=rows, updated=0,
+                          periods=periods)
+    assert report.summary() == said
