@@ -93,12 +93,14 @@ def months_of(year: int) -> list[str]:
 def payouts(session: Session, codes: list[str], ids: set[int]
             ) -> dict[str, dict[int, dict[str, Decimal]]]:
     """{period: {employee: {"payable", "held", "forfeited"}}} of each period's latest live
-    run; adjustments count as payable."""
+    run, every period that has one a key (its employees in scope, perhaps none);
+    adjustments count as payable. A period without a live run is not a key: it has paid
+    nothing yet, which is not paying 0."""
     latest = dict(session.execute(
         select(Period.code, func.max(Run.id)).join(Run, Run.period_id == Period.id)
         .where(Period.code.in_(codes), Run.status.in_(LIVE_RUN))
         .group_by(Period.code)).all())
-    out: dict[str, dict[int, dict[str, Decimal]]] = defaultdict(dict)
+    out: dict[str, dict[int, dict[str, Decimal]]] = {code: {} for code in latest}
     if not latest or not ids:
         return out
     period_of = {run_id: code for code, run_id in latest.items()}
@@ -160,16 +162,21 @@ def _sum(rows: list[dict[str, Any]], key: str) -> Decimal:
     return sum((r[key] for r in rows if r.get(key) is not None), ZERO)
 
 
-def _row(code: str, facts: dict[int, dict[str, Any]], pay: dict[int, dict[str, Decimal]],
+def _row(code: str, facts: dict[int, dict[str, Any]],
+         pay: dict[int, dict[str, Decimal]] | None,
          members: set[int] | None = None) -> dict[str, Any]:
+    """A period's figures; its payout, held amounts and cost of sales None where no live
+    run has paid it (``pay`` None: the months ahead, shown as gaps, not as 0)."""
     rows = [f for emp, f in facts.items() if members is None or emp in members]
-    paid = [p for emp, p in pay.items() if members is None or emp in members]
     revenue, quota = _sum(rows, "revenue_total"), _sum(rows, "quota")
-    payout = sum((p["payable"] for p in paid), ZERO)
+    payout = held = None
+    if pay is not None:
+        paid = [p for emp, p in pay.items() if members is None or emp in members]
+        payout = sum((p["payable"] for p in paid), ZERO)
+        held = sum((p["held"] for p in paid), ZERO)
     return {"period": code, "headcount": len(rows), "revenue": revenue, "quota": quota,
-            "attainment": _div(revenue, quota), "payout": payout,
-            "held": sum((p["held"] for p in paid), ZERO),
-            "cost_of_sales": _div(payout, revenue)}
+            "attainment": _div(revenue, quota), "payout": payout, "held": held,
+            "cost_of_sales": None if payout is None else _div(payout, revenue)}
 
 
 def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
@@ -186,7 +193,8 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
     figures = _month_figures(session, months + last_year, ids)
     facts = {c: {e: f for e, f in figures[c].items() if e in placed[c]} for c in figures}
     paid = payouts(session, codes, ids)
-    pay = {c: {e: p for e, p in paid.get(c, {}).items() if e in placed[c]} for c in codes}
+    pay = {c: {e: p for e, p in paid[c].items() if e in placed[c]} if c in paid else None
+           for c in codes}
     for code in months:
         out.months.append(_row(code, facts[code], pay[code]))
     # per team and per region, month by month: who was in it that month
@@ -238,21 +246,36 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
                 "revenue": revenue_of[e], "attainment": _div(revenue_of[e], quota_of[e])}
                for e in ranked[:TOP]]
     # the year to date against the year before, month by month
-    cum = {"revenue": ZERO, "payout": ZERO, "last_revenue": ZERO, "last_payout": ZERO}
+    # (a sum stays None until a month has a figure to add: last year without results is
+    # not a year of 0, nor a year without runs one that paid 0)
+    cum: dict[str, Decimal | None] = dict.fromkeys(
+        ("revenue", "payout", "last_revenue", "last_payout"))
+
+    def plus(key: str, value: Decimal | None, counts: bool = True) -> None:
+        if value is not None and counts:
+            cum[key] = (cum[key] or ZERO) + value
+
     for this, now, last in zip(months, out.months, last_year, strict=True):
         before = _row(last, facts[last], pay[last])
-        cum["revenue"] += now["revenue"]
-        cum["payout"] += now["payout"]
-        cum["last_revenue"] += before["revenue"]
-        cum["last_payout"] += before["payout"]
-        out.ytd.append({"month": this[5:], **cum,
-                        "growth": _div(cum["revenue"] - cum["last_revenue"],
-                                       cum["last_revenue"])})
+        plus("revenue", now["revenue"], bool(facts[this]))
+        plus("payout", now["payout"])
+        plus("last_revenue", before["revenue"], bool(facts[last]))
+        plus("last_payout", before["payout"])
+        # a month without results or run (one ahead) is a gap, not the sum so far again
+        shown = {"revenue": cum["revenue"] if facts[this] else None,
+                 "payout": cum["payout"] if pay[this] is not None else None,
+                 "last_revenue": cum["last_revenue"] if facts[last] else None,
+                 "last_payout": cum["last_payout"] if pay[last] is not None else None}
+        out.ytd.append({"month": this[5:], **shown,
+                        "growth": None if shown["revenue"] is None or not shown["last_revenue"]
+                        else _div(shown["revenue"] - shown["last_revenue"],
+                                  shown["last_revenue"])})
     # each employee: attainment and every payout of the year in scope (months, quarters,
     # the year)
     year_codes = months + quarters + [str(year)]
     for emp in ranked:
-        total = sum((pay[c].get(emp, {}).get("payable", ZERO) for c in year_codes), ZERO)
+        total = sum(((pay[c] or {}).get(emp, {}).get("payable", ZERO) for c in year_codes),
+                    ZERO)
         out.employees.append({"code": who[emp]["code"], "name": who[emp]["name"],
                               "team": team_of[emp], "revenue": revenue_of[emp],
                               "attainment": _div(revenue_of[emp], quota_of[emp]),

@@ -212,6 +212,7 @@ def test_the_analytics_page_its_csv_files_and_a_managers_team(
     text = support.text_of(page)
     assert page.status_code == 200
     assert "S1 Sam South &middot; South &middot; CN¥90,000.00" in text  # a top seller
+    assert "2026-12" in text and "no run yet" in text  # a month with results, no run
     csv = client.get("/admin/analytics/payout.csv?year=2026").get_data(as_text=True)
     assert csv.splitlines()[0].startswith("period,headcount,revenue,quota")
     assert csv.splitlines()[1].startswith("2026-01,4,294456.5,300000")

@@ -495,6 +495,19 @@ def test_the_analytics_figures_equal_hand_sums_on_the_demo_organisation(demo) ->
         with localcontext() as ctx:
             ctx.prec = 34
             assert month["payout"] == paid and month["cost_of_sales"] == paid / revenue[code]
+    # a month no live run has paid (the demo runs January to April) has no payout, held
+    # amount or cost of sales yet: a gap, not 0 (it read CN¥0.00 and 0%)
+    ran = set(s.scalars(select(Period.code).join(Run, Run.period_id == Period.id)
+                        .where(Run.status.in_(("calculated", "approved", "locked")))))
+    unpaid = [m for m in a.months if m["period"] not in ran]
+    assert unpaid and all(m["revenue"] for m in unpaid)  # results, and no run
+    assert all((m["payout"], m["held"], m["cost_of_sales"]) == (None, None, None)
+               for m in unpaid)
+    assert all(m["payout"] is not None for m in a.months if m["period"] in ran)
+    # no results last year: no last year's figure, and no growth against it
+    assert not any(r["period"].startswith("2025") for r in rows)
+    assert all(y["last_revenue"] is None and y["growth"] is None for y in a.ytd)
+    assert [y["payout"] is None for y in a.ytd] == [m["payout"] is None for m in a.months]
     # the funnel of a region over the year: each month's figures in that month's region
     funnel = next(f for f in a.funnel if f["region"] == "East")
     for key in ("leads", "opportunities", "won_leads"):
