@@ -150,6 +150,19 @@ def term(word: Any) -> str:
     return say(word, current_language())
 
 
+def outcome_value(kind: str, value: Any) -> str:
+    """An outcome's value as its pages show it: a PIP's end as a day, a flag's or an
+    alert's severity in the page's language (it read "high" on Chinese statements), any
+    other (a rating, a program) as it is."""
+    if value in (None, ""):
+        return ""
+    if kind == "pip":
+        return day(value)
+    if kind in ("flag", "alert"):
+        return term(value)
+    return str(value)
+
+
 def rule_names(db: Any, keys: Any, used_rules: list[Any] | None = None,
                run_ids: Any = ()) -> dict[str, str]:
     """Rule keys by their names in the page's language (engine.plain.rule_names: the

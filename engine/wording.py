@@ -825,7 +825,7 @@ def summary(d: Mapping[str, Any], r: Reader) -> str:
             what += f"（{action['value']}）" if zh else f" ({action['value']})"
         what = (f"{term(kind, 'zh')} " if zh else f"a {kind} of ") + what
     elif atype == "value":
-        what = (f"{term(kind, 'zh')}“{action['value']}”" if zh
+        what = (f"{term(kind, 'zh')}“{term(action['value'], 'zh')}”" if zh
                 else f"the {term(kind)} \u201c{action['value']}\u201d")
     elif atype == "table":
         rows = [(f"{row['value']}：{condition(row.get('when'), r)}" if zh else

@@ -1001,3 +1001,22 @@ def test_the_adjustments_box_lists_the_runs_employees_only_when_they_are_few(
     assert offered("") == offered(codes[0]) == codes
     monkeypatch.setattr(runs_views, "CHOICES", len(codes) - 1)
     assert offered("") == offered(codes[0]) == []
+
+
+def test_a_flags_severity_reads_in_the_statements_language(client: FlaskClient, org: Org,
+                                                           run_id: int) -> None:
+    """A flag's line said "high" on a Chinese statement, where the queue says 高."""
+    with org.session() as s:  # N2 (S1, 5% authority) gave 9%: a flag of high severity
+        import_results(s, "late.csv", data=b"period,employee_code,max_discount_pct\n"
+                                            b"2026-01,N2,0.09\n")
+        s.commit()
+    newer = start(org)
+    login(client, ANALYST)
+    # the line's value: the cell after its kind's, once the line's explanation is closed
+    line = re.compile(r"<code>compliance\.discount_authority</code>.*?</details>\s*</td>\s*"
+                      r"<td>[^<]*</td>\s*<td>([^<]*)</td>", re.S)
+    en = line.search(client.get(f"/admin/runs/{newer}/statement/N2?lang=en")
+                     .get_data(as_text=True))
+    zh = line.search(client.get(f"/admin/runs/{newer}/statement/N2?lang=zh")
+                     .get_data(as_text=True))
+    assert en and zh and (en[1], zh[1]) == ("high", "高")
