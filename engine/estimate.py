@@ -80,7 +80,8 @@ def read_figures(session: Session, typed: dict[str, str], currency: str = "CNY"
         except CellError as err:
             raise LaurelError(msg("estimate, field %(key)s: %(reason)s", key=key,
                                   reason=err.reason)) from None
-        problem = range_problem(value, metric.type, metric.min_value, metric.max_value)
+        problem = range_problem(value, metric.type, metric.min_value, metric.max_value,
+                                percent=metric.type == "ratio")  # typed as a percentage
         if problem:
             raise LaurelError(msg("estimate, field %(key)s: %(problem)s", key=key,
                                   problem=problem))

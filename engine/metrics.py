@@ -133,15 +133,25 @@ def metric_range(mtype: str, low: Decimal | None = None, high: Decimal | None = 
 
 
 def range_problem(value: Decimal, mtype: str, low: Decimal | None = None,
-                  high: Decimal | None = None) -> str | None:
-    """Why a value is outside a metric's accepted range, or None when it is inside."""
+                  high: Decimal | None = None, percent: bool = False) -> str | None:
+    """Why a value is outside a metric's accepted range, or None when it is inside.
+
+    The range in words people read ("is outside 0 to 100", not "0..100"); a ratio's as a
+    fraction with its meaning ("0 to 1 (a ratio: 0.07 is 7%)"), or in percent where the
+    value was typed as a percentage (``percent``: the estimate's fields)."""
     lo, hi = metric_range(mtype, low, high)
     if lo <= value <= hi:
         return None
     if low is None and high is None:
         return msg("is outside the accepted range: %(words)s",
                    words=TYPE_RANGE_WORDS[mtype])
-    return msg("is outside %(low)s..%(high)s", low=to_plain(lo), high=to_plain(hi))
+    if mtype == "ratio" and percent:
+        return msg("is outside %(low)s%% to %(high)s%%", low=to_plain(lo * 100),
+                   high=to_plain(hi * 100))
+    if mtype == "ratio":
+        return msg("is outside %(low)s to %(high)s (a ratio: 0.07 is 7%%)",
+                   low=to_plain(lo), high=to_plain(hi))
+    return msg("is outside %(low)s to %(high)s", low=to_plain(lo), high=to_plain(hi))
 
 
 LEVELS = [("S1", "Sales 1", "0.05"), ("S2", "Sales 2", "0.08"), ("S3", "Sales 3", "0.10"),

@@ -407,8 +407,8 @@ def _satisfaction_row(s: Any) -> tuple[ResultRow, int]:
 
 @pytest.mark.parametrize(("text", "reason"), [
     ("NaN", "is not a number"), ("１２３", "is not a number"), ("1_000", "is not a number"),
-    ("1e999999999", "outside 0..100"), ("0.0000001", "more than 6 decimals"),
-    ("101", "outside 0..100")])
+    ("1e999999999", "outside 0 to 100"), ("0.0000001", "more than 6 decimals"),
+    ("101", "outside 0 to 100")])
 def test_the_result_form_refuses_what_an_import_refuses(
         org: Org, client: FlaskClient, text: str, reason: str) -> None:
     support.login(client, "comp_analyst")

@@ -534,9 +534,9 @@ def test_employees_from_xlsx(session: Session, tmp_path: Path) -> None:
 @pytest.mark.parametrize("column,text,reason", [
     ("max_discount_pct", "0.0500001", "more than 6 decimals"),
     ("leads", "-3", "negative"),
-    ("satisfaction", "200", "outside 0..100"),
-    ("nps", "-101", "outside -100..100"),
-    ("max_discount_pct", "1.5", "outside 0..1"),
+    ("satisfaction", "200", "outside 0 to 100"),
+    ("nps", "-101", "outside -100 to 100"),
+    ("max_discount_pct", "1.5", "outside 0 to 1 (a ratio: 0.07 is 7%)"),
 ])
 def test_values_that_would_be_rounded_or_are_out_of_range_are_refused(
         org: Session, column: str, text: str, reason: str) -> None:

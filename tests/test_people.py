@@ -300,6 +300,11 @@ def test_the_estimate_is_what_a_run_of_the_same_figures_pays(session) -> None:
     assert guess["totals"]["held"] == Decimal("7800.00") + Decimal("1000.00")
     with pytest.raises(LaurelError, match="field leads"):
         estimate.read_figures(session, {"leads": "-3"})
+    # a ratio is typed as a percentage there, and its range is said so (it said 0..1)
+    with pytest.raises(LaurelError, match=r"field max_discount_pct: is outside 0% to 100%$"):
+        estimate.read_figures(session, {"max_discount_pct": "101"})
+    assert estimate.read_figures(session, {"max_discount_pct": "100"}) == {
+        "max_discount_pct": Decimal(1)}
 
 
 # --- inquiries --------------------------------------------------------------------------------
