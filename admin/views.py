@@ -1146,7 +1146,24 @@ def _stored(key: str, value: Any, most: int | None = None, entity: str | None = 
         return Markup("{}").format(i18n.term(value))
     if isinstance(value, bool):
         return Markup("{}").format(_short(value))
+    if isinstance(value, str) and value in _SECRET_WORDS:  # a password or a token: that
+        return Markup("{}").format(_SECRET_WORDS[value])   # it changed, never what to
+    if key == "locale" and isinstance(value, str) and value in i18n.LANGUAGES:
+        return Markup("{}").format(i18n.LANGUAGES[value])
+    if isinstance(value, str) and _ISO_TIME.match(value):
+        # a moment in the page's words, the stored text kept as the tip
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return Markup('<span title="{}">{}</span>').format(
+                value, format_datetime(moment, "medium"))
     return Markup("<code>{}</code>").format(_short(value, most))
+
+
+# what engine.db writes of a secret that changed
+_SECRET_WORDS = {"(set)": _l("(set)"), "(cleared)": _l("(cleared)")}
 
 
 def _short(value: Any, most: int | None = None) -> str:

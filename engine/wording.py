@@ -60,7 +60,7 @@ TERMS_ZH = {
     "cleared": "不再触发", "proposed": "待生效", "role_change": "调岗", "exit": "离职",
     "eligible": "符合条件", "nominated": "已提名", "accepted": "已录取", "declined": "未录取",
     "self": "自评", "manager": "经理评估", "customer": "客户评分",
-    "hr_admin": "HR 管理员", "comp_analyst": "薪酬分析师", "compliance_officer": "合规专员",
+    "hr_admin": "人力资源管理员", "comp_analyst": "薪酬分析师", "compliance_officer": "合规专员",
     "sales_manager": "销售经理", "auditor": "审计员", "sales_rep": "销售人员",
 }
 TERMS_EN = {"pip": "PIP", "in_review": "in review"}

@@ -747,3 +747,32 @@ def test_the_employee_form_refuses_an_email_another_employee_has(client: FlaskCl
                       data={**form, "code": first_code, "email": "taken@example.com"})
     assert own.status_code == 302
     assert client.post("/admin/employee/new/", data={**form, "email": ""}).status_code == 302
+
+
+def test_the_audit_log_says_a_secret_a_language_and_a_moment_in_words(
+        client: FlaskClient, org: Org) -> None:
+    """It listed "password: (set)", "language: zh" and moments as stored
+    (2026-12-01T15:01:42.484758+00:00); they read in the page's words, the stored moment
+    kept as the tip."""
+    login(client, "hr_admin")
+    with org.session() as s:
+        auditor = s.scalars(select(User).where(User.role == "auditor")).first()
+        uid, email, name = auditor.id, auditor.email, auditor.name
+    form = {"email": email, "name": name, "password": "a-new-long-password", "role": "auditor",
+            "locale": "zh", "active": "y"}
+    assert client.post(f"/admin/user/edit/?id={uid}", data=form).status_code == 302
+    with org.session() as s:
+        entry = s.scalars(select(AuditLog).where(AuditLog.entity == "user")
+                          .order_by(AuditLog.id.desc())).first()
+        s.execute(AuditLog.__table__.update().where(AuditLog.id == entry.id).values(
+            after={**entry.after, "approved_at": "2026-12-01T15:01:42.484758+00:00"}))
+        s.commit()
+    zh = client.get("/admin/auditlog/?lang=zh").get_data(as_text=True)
+    assert "（已设置）" in zh and "(set)" not in zh
+    assert "中文" in text_of_html(zh)
+    assert 'title="2026-12-01T15:01:42.484758+00:00"' in zh
+    assert ">2026-12-01T15:01" not in zh  # the moment itself in words
+
+
+def text_of_html(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", html))
