@@ -191,7 +191,8 @@ class PortalView(LaurelBaseView):
         code = (request.values.get("period") or "").strip()
         period = next((p for p in choices if p.code == code), choices[0] if choices else None)
         metrics = estimate.inputs(db, period.kind) if period else []
-        typed = {m.key: request.form.get(m.key, "") for m in metrics}
+        # typed figures come back in the address when the period changes (runs.js)
+        typed = {m.key: request.values.get(m.key, "") for m in metrics}
         result = error = None
         errors: dict[str, str] = {}
         status = 200

@@ -363,6 +363,20 @@ def test_a_rep_reads_their_statement_on_a_phone_and_questions_a_line(
     inquiry_url = driver.current_url
     assert "waiting for an analyst" in body(driver) and Path(fh.name).name in body(driver)
     assert refused_by_the_policy(driver) == []
+    # the what-if: another period shows its recorded figures, what was typed kept
+    driver.get(f"{server}/admin/me/estimate")
+    periods = Select(driver.find_element(By.ID, "period"))
+    other = [o.get_attribute("value") for o in periods.options][-1]
+    assert other != periods.first_selected_option.get_attribute("value")
+    typed = driver.find_element(By.CSS_SELECTOR, "#estimate input[type=text]")
+    name = typed.get_attribute("name")
+    typed.send_keys("12345")
+    periods.select_by_value(other)
+    wait.until(ec.url_contains(f"period={other}"))
+    assert Select(driver.find_element(By.ID, "period")).first_selected_option \
+        .get_attribute("value") == other
+    assert driver.find_element(By.NAME, name).get_attribute("value") == "12345"
+    assert "Your estimated pay" not in body(driver)  # nothing estimated until asked
     driver.set_window_size(1400, 1000)  # the navigation folds away on a phone
     log_out(driver)
 

@@ -74,6 +74,18 @@
       var open = false;
       b.addEventListener("click", function () { open = !open; openAll(open); });
     });
+    // The what-if's period: another one reloads the page with its recorded figures (the
+    // grey ones), what was typed kept in the address; nothing is estimated until asked.
+    document.querySelectorAll("select[data-reload]").forEach(function (select) {
+      select.addEventListener("change", function () {
+        var query = new URLSearchParams();
+        select.form.querySelectorAll("input[type=text]").forEach(function (input) {
+          if (input.value) { query.set(input.name, input.value); }
+        });
+        query.set(select.name, select.value);
+        window.location.assign(window.location.pathname + "?" + query.toString());
+      });
+    });
     // A printed statement shows every explanation, whatever was open on screen.
     var wasOpen = [];
     window.addEventListener("beforeprint", function () {
