@@ -743,6 +743,7 @@ def test_the_overview_reads_the_figures_stored_with_the_run(session, org):
             held |= {o.employee_id} if o.status == "held" else set()
     for adj in session.scalars(select(Adjustment).where(Adjustment.run_id == run.id)):
         sums["payable"] += adj.amount
+        counts["adjustment"] = counts.get("adjustment", 0) + 1  # a line of its kind
     assert sums["forfeited"] > 0 and view["by_status"] == sums
     assert view["total"] == sum(sums.values()) and view["holds"] == len(held)
     assert view["counts"] == counts and view["by_kind"]["adjustment"] == Decimal("-12.50")
