@@ -254,7 +254,9 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
             # an address that takes a form's POST alone, asked for by a link on the page
             # that came back from it (a refused form: its language switch, its search): the
             # page it belongs to, with what was asked
-            parent = request.path.rstrip("/").rsplit("/", 1)[0] + "/"
+            # (a path of this site only: "//host/..." would be another site's address)
+            parent = "/" + request.path.rstrip("/").rsplit("/", 1)[0].lstrip("/") + "/"
+            parent = "/" if parent == "//" else parent
             query = request.query_string.decode()
             return redirect(parent + (f"?{query}" if query else ""), 303)
         if exc.code == 413:

@@ -217,6 +217,9 @@ def test_a_refused_bulk_assignment_keeps_the_queues_filter_and_its_links_work(ap
     assert client.get(switched.headers["Location"]).status_code == 200
     adjust = client.get("/admin/runs/1/adjust")  # the run page's adjustment form's address
     assert adjust.status_code == 303 and adjust.headers["Location"].endswith("/admin/runs/1/")
+    for path in ("//evil.example/admin/runs/1/adjust", "/admin//runs/1/adjust"):
+        where = client.get(path).headers.get("Location", "")
+        assert where.startswith("/") and not where.startswith("//"), (path, where)
 
 
 def test_an_officer_assigns_in_bulk_notes_with_evidence_and_decides(app, world) -> None:
