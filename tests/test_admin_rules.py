@@ -334,7 +334,10 @@ def test_a_change_is_a_new_draft_and_versions_compare_side_by_side(client: Flask
     # a new edit starts from the published version unless HR picks the draft
     assert ("t_rate", "6") in form_of(client.get("/admin/rules/commission.tiered/edit"))
     assert ("t_rate", "7") in form_of(client.get("/admin/rules/commission.tiered/edit?version=2"))
-    # a draft can be discarded: the rule is back to its published version
+    # a draft can be discarded, once the browser asked (admin.js's data-confirm): the rule
+    # is back to its published version
+    html = client.get("/admin/rules/commission.tiered/").get_data(as_text=True)
+    assert re.search(r'id="discard-draft" data-confirm="Discard version 2\?', html)
     client.post("/admin/rules/commission.tiered/v2/discard")
     page = client.get("/admin/rules/commission.tiered/")
     assert "Version 1" in text_of(page) and "discarded" in text_of(page)
