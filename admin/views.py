@@ -1481,6 +1481,8 @@ class ImportView(LaurelBaseView):
         return self.render("laurel/imports.html", form=form, report=report, error=error,
                            resource_name=resource_name,
                            recent=recent, can_import=bool(kinds), choice=CHOICE_NAMES,
+                           # the layouts of the files this role imports (a reader: all)
+                           layouts=[k for k, _name in kinds] or ["employees", "results"],
                            max_mb=MAX_FILE_BYTES // 2**20), status
 
 

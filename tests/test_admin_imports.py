@@ -136,3 +136,16 @@ def test_a_refused_employees_row_is_explained_in_chinese(client: FlaskClient,
     text = text_of(_upload(client, "employees", "people.csv", b"code,name,team,level,shoe\n"))
     assert "未知的列 &#39;shoe&#39;" in text and "unknown column" not in text
     assert count(org, Employee, Employee.code == "E9") == 0
+
+
+def test_the_page_explains_the_files_its_reader_imports(client: FlaskClient,
+                                                        org: support.Org) -> None:
+    """An analyst, who imports results only, was shown the employees file's layout too; a
+    reader who imports nothing is shown both."""
+    employees = "code,name,email,team,region,level,manager_code,hire_date,team_stage"
+    for role, shown in (("comp_analyst", {"results"}), ("hr_admin", {"employees", "results"}),
+                        ("auditor", {"employees", "results"})):
+        login(client, role)
+        html = client.get("/admin/imports/").get_data(as_text=True)
+        assert (employees in html) is ("employees" in shown), role
+        assert ("period,employee_code," in html) is ("results" in shown), role
