@@ -66,6 +66,10 @@ def open_cycle(session: Session, period_code: str, self_due: dt.date, manager_du
         raise LaurelError(msg("review cycle, field manager_due: the managers' deadline comes "
                               "after the self-assessments'"))
     period = periods.get_or_create(session, period_code)
+    if period.status == "locked":  # its close writes the scores as the quarter's results
+        raise LaurelError(msg("review cycle, field period: %(code)s is locked: the scores "
+                              "could not be written as its results; reopen it first",
+                              code=period.code))
     if session.scalar(select(ReviewCycle.id).where(ReviewCycle.period_id == period.id)):
         raise LaurelError(msg("review cycle, field period: %(code)s has a review cycle already",
                               code=period.code))

@@ -13,7 +13,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from admin.base import field_error
-from engine import db, inquiries, lifecycle, reviews
+from engine import db, inquiries, lifecycle, periods, reviews
 from engine.imports import import_results
 from engine.models import Adjustment, Inquiry, ReviewCycle, Talk
 
@@ -131,6 +131,14 @@ def test_hr_opens_and_closes_a_review_cycle_and_a_manager_assesses_the_team(
         assert all(words in support.text_of(empty) for words in said), lang
         assert "''" not in support.text_of(empty)
     client.get("/admin/?lang=en")
+    # a locked quarter: its close could not write the scores, so it is refused at once
+    with org.session() as s:
+        periods.get_or_create(s, "2025-Q4").status = "locked"
+        s.commit()
+    locked = client.post("/admin/reviews/open", data={
+        "period": "2025-Q4", "self_due": "2026-01-05", "manager_due": "2026-01-12"})
+    assert locked.status_code == 400
+    assert "2025-Q4 is locked: the scores could not be written" in support.text_of(locked)
     opened = client.post("/admin/reviews/open", data={
         "period": "2026-Q1", "self_due": "2026-04-05", "manager_due": "2026-04-12"})
     assert opened.status_code == 302
