@@ -1020,3 +1020,22 @@ def test_a_flags_severity_reads_in_the_statements_language(client: FlaskClient, 
     zh = line.search(client.get(f"/admin/runs/{newer}/statement/N2?lang=zh")
                      .get_data(as_text=True))
     assert en and zh and (en[1], zh[1]) == ("high", "高")
+
+
+def test_a_teams_share_of_a_member_is_explained_on_the_run_page(client: FlaskClient, org: Org,
+                                                               run_id: int) -> None:
+    """A team counted 9.48 employees with no word of why (members weighted by their days
+    in the team): a share says so under the table, whole counts say nothing."""
+    login(client, ANALYST)
+    html = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
+    assert 'id="by-team"' in html and 'id="members-weighted"' not in html
+    with org.session() as s:
+        run = s.get(Run, run_id)
+        summary = dict(run.summary)
+        teams = dict(summary["teams"])
+        teams["shown"] = [[t, amount, "1.50", a] for t, amount, _m, a in teams["shown"]]
+        summary["teams"] = teams
+        run.summary = summary
+        s.commit()
+    html = client.get(f"/admin/runs/{run_id}/").get_data(as_text=True)
+    assert 'id="members-weighted"' in html and ">1.50<" in html
