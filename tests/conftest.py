@@ -43,11 +43,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     With --database-tests-only, the tests that never ask for the database (db_url, which
     session, app and client ask for) are deselected: they do the same on every database,
-    and the suite's second pass ran them again for nothing.
+    and the suite's second pass ran them again for nothing. A Gherkin scenario
+    (pytest-bdd: its steps ask for their fixtures as they run, the database among them)
+    is kept whatever it asks for before.
     """
     if config.getoption("database_tests_only"):
-        kept = [item for item in items if "db_url" in getattr(item, "fixturenames", ())]
-        left = [item for item in items if "db_url" not in getattr(item, "fixturenames", ())]
+        def uses_database(item: pytest.Item) -> bool:
+            names = getattr(item, "fixturenames", ())
+            return "db_url" in names or "_pytest_bdd_example" in names
+
+        kept = [item for item in items if uses_database(item)]
+        left = [item for item in items if not uses_database(item)]
         if left:
             config.hook.pytest_deselected(items=left)
             items[:] = kept

@@ -101,7 +101,7 @@ def _collected(*options: str) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
          "-p", "xdist.plugin", "-p", "pytest_bdd.plugin", *options,
-         "tests/test_period_codes.py", "tests/test_people.py"],
+         "tests/test_period_codes.py", "tests/test_people.py", "tests/test_policy_specs.py"],
         cwd=ROOT, capture_output=True, text=True, check=True,
         env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     return {line.split("[")[0] for line in done.stdout.splitlines() if "::" in line}
@@ -122,3 +122,6 @@ def test_the_postgresql_pass_leaves_out_only_the_tests_that_use_no_database():
     assert "tests/test_period_codes.py::test_laurel_run_refuses_a_period_code_in_one_line" \
         in database_only  # asks for db_url itself
     assert database_only == every - no_database  # session and client ask for it too
+    # a Gherkin scenario's steps ask for the database as they run: kept
+    scenarios = {t for t in every if t.startswith("tests/test_policy_specs.py::")}
+    assert scenarios and scenarios <= database_only
