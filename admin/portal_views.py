@@ -191,8 +191,10 @@ class PortalView(LaurelBaseView):
         code = (request.values.get("period") or "").strip()
         period = next((p for p in choices if p.code == code), choices[0] if choices else None)
         metrics = estimate.inputs(db, period.kind) if period else []
-        # typed figures come back in the address when the period changes (runs.js)
-        typed = {m.key: request.values.get(m.key, "") for m in metrics}
+        # typed figures come back in the address when the period changes (runs.js); a
+        # sent form's own figures are what was typed then, whatever the address still says
+        source = request.form if request.method == "POST" else request.args
+        typed = {m.key: source.get(m.key, "") for m in metrics}
         result = error = None
         errors: dict[str, str] = {}
         status = 200

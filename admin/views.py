@@ -518,6 +518,9 @@ def _email_of_no_other_employee(form: Any, field: Any) -> None:
     if not email:
         return
     editing = request.args.get("id", type=int)
+    if editing is not None and (_db().scalar(select(func.lower(Employee.email)).where(
+            Employee.id == editing)) or "") == email:
+        return  # kept as it was (an import may have given two employees one email)
     other = _db().scalar(select(Employee.code).where(
         func.lower(Employee.email) == email,
         *([Employee.id != editing] if editing is not None else [])).limit(1))

@@ -747,6 +747,15 @@ def test_the_employee_form_refuses_an_email_another_employee_has(client: FlaskCl
                       data={**form, "code": first_code, "email": "taken@example.com"})
     assert own.status_code == 302
     assert client.post("/admin/employee/new/", data={**form, "email": ""}).status_code == 302
+    # two employees an import gave one email stay editable while it is kept
+    with org.session() as s:
+        s.execute(Employee.__table__.update().where(Employee.id == second_id)
+                  .values(email="taken@example.com"))
+        s.commit()
+    renamed = client.post(f"/admin/employee/edit/?id={second_id}",
+                          data={**form, "code": "Z6", "name": "Renamed",
+                                "email": "taken@example.com"})
+    assert renamed.status_code == 302
 
 
 def test_the_audit_log_says_a_secret_a_language_and_a_moment_in_words(

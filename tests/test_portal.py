@@ -187,6 +187,13 @@ def test_the_estimate_reads_typed_figures_and_refuses_what_is_not_a_number(
     assert page.status_code == 200 and "6% of Total revenue CN¥60,000 = CN¥3,600" in text
     bad = client.post("/admin/me/estimate", data={"period": "2026-01", "leads": "many"})
     assert bad.status_code == 400
+    # the figures a changed period left in the address (runs.js) come back in the fields;
+    # the form sent from there estimates what was typed in it, not what the address says
+    kept = client.get("/admin/me/estimate?period=2026-01&revenue_new=50000")
+    assert 'value="50000"' in kept.get_data(as_text=True)
+    sent = client.post("/admin/me/estimate?period=2026-01&revenue_new=50000",
+                       data={"period": "2026-01", "revenue_new": "CN¥60,000"})
+    assert "6% of Total revenue CN¥60,000 = CN¥3,600" in support.text_of(sent)
     with db.session_scope(org.url) as s:  # nothing stored
         assert s.scalar(select(Run.id).order_by(Run.id.desc()).limit(1)) == run_id
 
