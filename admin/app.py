@@ -11,6 +11,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import flask_admin
 from flask import Flask, abort, redirect, render_template, request
@@ -250,20 +251,39 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
             return answer_error(exc)
         if exc.code is None or exc.code < 400 or request.path.startswith("/admin/static/"):
             return exc
-        if exc.code == 405 and request.method in ("GET", "HEAD") and request.path != "/":
+        if exc.code == 405 and request.method in ("GET", "HEAD"):
             # an address that takes a form's POST alone, asked for by a link on the page
             # that came back from it (a refused form: its language switch, its search): the
             # page it belongs to, with what was asked
-            # (a path of this site only: "//host/..." would be another site's address)
-            parent = "/" + request.path.rstrip("/").rsplit("/", 1)[0].lstrip("/") + "/"
-            parent = "/" if parent == "//" else parent
-            query = request.query_string.decode()
-            return redirect(parent + (f"?{query}" if query else ""), 303)
+            page = _page_of(request.path)
+            if page is not None:
+                query = request.query_string.decode()
+                return redirect(page + (f"?{query}" if query else ""), 303)
         if exc.code == 413:
             return render(413, str(_l("Nothing was saved: the upload is larger than %(mb)d MB.",
                                       mb=MAX_FILE_BYTES // 2**20)))
         return render(exc.code, exc.description if exc.code == 400 and
                       exc.description != type(exc).description else "")
+
+    def _page_of(path: str) -> str | None:
+        """The nearest page above a form's address that answers GET: its parents, each
+        with and without the trailing slash (/admin/rules/KEY/v2/run is the rule's page
+        /admin/rules/KEY/, /admin/me/statement/5/ask the statement /admin/me/statement/5);
+        a path of this site only, quoted (a key may hold any character)."""
+        adapter = app.url_map.bind("localhost")
+        parts = [p for p in path.split("/") if p]
+        while parts:
+            parts.pop()
+            base = "/" + "/".join(parts)
+            for candidate in ((base.rstrip("/") + "/", base) if parts else ("/",)):
+                try:
+                    adapter.match(candidate, method="GET")
+                except HTTPException:
+                    continue
+                except Exception:  # a redirect of the map's own (a slash added): not it
+                    continue
+                return quote(candidate)
+        return None
 
     @app.errorhandler(OverflowError)
     @app.errorhandler(DataError)

@@ -220,6 +220,14 @@ def test_a_refused_bulk_assignment_keeps_the_queues_filter_and_its_links_work(ap
     for path in ("//evil.example/admin/runs/1/adjust", "/admin//runs/1/adjust"):
         where = client.get(path).headers.get("Location", "")
         assert where.startswith("/") and not where.startswith("//"), (path, where)
+    # the nearest page above that answers: a rule version's action is the rule's page, a
+    # question on a statement the statement (no trailing slash), a key of any character
+    for path, page in (("/admin/rules/alert.funnel/v1/run?lang=zh", "/admin/rules/alert.funnel/"),
+                       ("/admin/me/statement/5/ask", "/admin/me/statement/5"),
+                       ("/admin/rules/a%0D%0Ab/v1/approve", "/admin/rules/a%0D%0Ab/")):
+        where = client.get(path)
+        assert where.status_code == 303, path
+        assert where.headers["Location"].split("?")[0].endswith(page), (path, where.location)
 
 
 def test_an_officer_assigns_in_bulk_notes_with_evidence_and_decides(app, world) -> None:
