@@ -354,8 +354,8 @@ class _Validator:
             if op == "top_share":
                 share = self.number(cond.get("value"), f"{field}.value", row, "ratio")
                 if not Decimal(0) < share <= Decimal(1):
-                    self.fail(msg("a top share is above 0% and at most 100%"),
-                              f"{field}.value", row)
+                    self.fail(msg("a top share is above 0% and at most 100% (0 to 1 in a "
+                                  "rule file)"), f"{field}.value", row)
                 out["value"] = share
             elif "value" in cond:
                 self.fail(msg("highest takes no value"), f"{field}.value", row)
@@ -502,8 +502,8 @@ def _validate_clawback(v: _Validator, claw: Any) -> dict[str, Any]:
                "action.clawback")
     below = v.number(claw.get("below"), "action.clawback.below", kind="ratio")
     if below <= 0:
-        v.fail(msg("a clawback applies below a collection ratio above 0%"),
-               "action.clawback.below")
+        v.fail(msg("a clawback applies below a collection ratio above 0% (above 0 in a "
+                   "rule file)"), "action.clawback.below")
     within = v.number(claw.get("within"), "action.clawback.within")
     if within != within.to_integral_value() or not 1 <= within <= 24:
         v.fail(msg("a clawback looks back a whole number of periods, 1 to 24"),
@@ -512,8 +512,8 @@ def _validate_clawback(v: _Validator, claw: Any) -> dict[str, Any]:
     if claw.get("share") not in (None, ""):
         share = v.number(claw["share"], "action.clawback.share", kind="ratio")
         if not 0 < share <= 1:
-            v.fail(msg("the share clawed back is above 0% and at most 100%"),
-                   "action.clawback.share")
+            v.fail(msg("the share clawed back is above 0% and at most 100% (at most 1 "
+                       "in a rule file)"), "action.clawback.share")
         out["share"] = share
     return out
 
@@ -532,12 +532,12 @@ def _validate_on_signing(v: _Validator, part: Any) -> dict[str, Any]:
                "have", "action.on_signing")
     share = v.number(part.get("share"), "action.on_signing.share", kind="ratio")
     if not 0 < share < 1:
-        v.fail(msg("the share paid on signing is above 0% and below 100% (the rest waits "
-                   "for the cash)"), "action.on_signing.share")
+        v.fail(msg("the share paid on signing is above 0% and below 100% (below 1 in a "
+                   "rule file; the rest waits for the cash)"), "action.on_signing.share")
     release = v.number(part.get("release_at"), "action.on_signing.release_at", kind="ratio")
     if release <= 0:
-        v.fail(msg("the rest is paid at a collection ratio above 0%"),
-               "action.on_signing.release_at")
+        v.fail(msg("the rest is paid at a collection ratio above 0% (above 0 in a rule "
+                   "file)"), "action.on_signing.release_at")
     return {"share": share, "release_at": release}
 
 
@@ -560,15 +560,16 @@ def _validate_draw(v: _Validator, action: Mapping[str, Any], out: dict[str, Any]
         out["recoverable"] = True  # false, the default, is not written
         if action.get("recovery_share") in (None, ""):
             v.fail(msg("a recoverable draw needs the share of later commissions that "
-                       "recovers it (half is 50%)"), "action.recovery_share")
+                       "recovers it (half is 50%, 0.5 in a rule file)"),
+                   "action.recovery_share")
         share = v.number(action["recovery_share"], "action.recovery_share", kind="ratio")
         if not 0 < share <= 1:
-            v.fail(msg("the recovery share is above 0% and at most 100%"),
-                   "action.recovery_share")
+            v.fail(msg("the recovery share is above 0% and at most 100% (at most 1 in a "
+                       "rule file)"), "action.recovery_share")
         out["recovery_share"] = share
     elif action.get("recovery_share") not in (None, ""):
-        v.fail(msg("only a recoverable draw is recovered: tick recoverable or leave the "
-                   "share out"), "action.recovery_share")
+        v.fail(msg("only a recoverable draw is recovered: make it recoverable or leave "
+                   "the share out"), "action.recovery_share")
 
 
 def _prorate(v: _Validator, value: Any) -> bool:

@@ -579,6 +579,10 @@ def overview(session: Session, run: Run) -> dict[str, Any]:
     totals, teams = summary["totals"], summary["teams"]
     by_status = {s: Decimal(v) for s, v in totals["by_status"].items()}
     counts = totals["counts"]
+    if "adjustment" in totals["by_kind"] and "adjustment" not in counts:
+        # figures kept before adjustments were counted among the kinds: counted here
+        counts = {**counts, "adjustment": session.scalar(
+            select(func.count()).select_from(Adjustment).where(Adjustment.run_id == run.id))}
     shown = teams["shown"]
     by_team = {t: Decimal(amount) for t, amount, _m, _a in shown}
     return {

@@ -707,7 +707,7 @@ def test_the_editors_refusals_of_limits_and_clawbacks_read_in_chinese(client: Fl
         *TIERS, ("a_clawback_below", "50"), ("a_clawback_within", "3"),
         ("a_clawback_share", "150")]))
     assert error_at(page, "action:clawback_share") == \
-        "the share clawed back is above 0% and at most 100%"
+        "the share clawed back is above 0% and at most 100% (at most 1 in a rule file)"
     zh = client.post("/admin/rules/new?lang=zh", data=new_rule(extra=[
         *TIERS, ("a_floor", "500"), ("a_cap", "100")]))
     assert error_at(zh, "action:floor") == "保底 500 高于上限 100"
