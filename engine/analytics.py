@@ -282,8 +282,11 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
                               "payout": total})
     revenue = sum((m["revenue"] for m in out.months), ZERO)
     payout = sum((e["payout"] for e in out.employees), ZERO)
+    # the cost of sales of the months paid so far: the revenue of months no run has paid
+    # yet is not set against a payout that does not hold them
+    paid_revenue = sum((m["revenue"] for m in out.months if m["payout"] is not None), ZERO)
     out.totals = {"revenue": revenue, "quota": sum((m["quota"] for m in out.months), ZERO),
-                  "payout": payout, "cost_of_sales": _div(payout, revenue),
+                  "payout": payout, "cost_of_sales": _div(payout, paid_revenue),
                   "headcount": len(team_of)}
     out.totals["attainment"] = _div(revenue, out.totals["quota"])
     return out

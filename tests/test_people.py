@@ -509,6 +509,11 @@ def test_the_analytics_figures_equal_hand_sums_on_the_demo_organisation(demo) ->
     assert all((m["payout"], m["held"], m["cost_of_sales"]) == (None, None, None)
                for m in unpaid)
     assert all(m["payout"] is not None for m in a.months if m["period"] in ran)
+    # the year's cost of sales sets the payout against the revenue of the months paid
+    paid_revenue = sum((m["revenue"] for m in a.months if m["period"] in ran), Decimal(0))
+    with localcontext() as ctx:
+        ctx.prec = 34
+        assert a.totals["cost_of_sales"] == a.totals["payout"] / paid_revenue
     # no results last year: no last year's figure, and no growth against it
     assert not any(r["period"].startswith("2025") for r in rows)
     assert all(y["last_revenue"] is None and y["growth"] is None for y in a.ytd)
