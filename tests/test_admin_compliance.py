@@ -472,7 +472,7 @@ def test_a_flags_history_and_the_audit_log_read_in_the_readers_language(app, wor
     case = f"/admin/compliance/{world.discount}/"
     zh = text_of(officer.get(case + "?lang=zh"))
     assert f"合规标记 {world.discount}（compliance.discount_authority）已分配给 {OFFICER2}" in zh
-    assert f"由本期间的运行 {world.run_id}, {second} 触发" in zh and "assigned to" not in zh
+    assert f"由本期间的计算批次 {world.run_id}, {second} 触发" in zh and "assigned to" not in zh
     assert "raised again" not in zh and "Raised by" not in zh
     en = text_of(officer.get(case + "?lang=en"))
     assert f"flag {world.discount} (compliance.discount_authority) assigned to {OFFICER2}" in en

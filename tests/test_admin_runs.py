@@ -632,7 +632,7 @@ def test_statement_pages_for_each_role(
         assert money(app, st.totals["payable"], lang) in text
         assert "laurel/runs.css" in html
         if lang == "zh":
-            assert "应付" in text and "对账单" in text and "提成" in text
+            assert "应付" in text and "个人明细" in text and "提成" in text
         else:
             assert "payable" in text and "Statement" in text
         other = client.get(f"/admin/runs/{run_id}/statement/S1?lang={lang}")
