@@ -275,12 +275,10 @@ def _register_errors(app: Flask, db: scoped_session) -> None:
         while parts:
             parts.pop()
             base = "/" + "/".join(parts)
-            for candidate in ((base.rstrip("/") + "/", base) if parts else ("/",)):
-                try:
+            for candidate in ((base + "/", base) if parts else ("/",)):
+                try:  # a redirect of the map's own (a slash added) is an HTTPException too
                     adapter.match(candidate, method="GET")
                 except HTTPException:
-                    continue
-                except Exception:  # a redirect of the map's own (a slash added): not it
                     continue
                 return quote(candidate)
         return None

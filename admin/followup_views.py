@@ -152,14 +152,15 @@ class PipsView(LaurelBaseView):
         trail = db.scalars(select(AuditLog).where(AuditLog.entity == "pip",
                                                   AuditLog.entity_id == str(pip.id))
                            .order_by(AuditLog.id)).all()
+        today = dt.date.today()
         return self.render(
             "laurel/followup/pip.html", pip=pip, months=months, target=target, chart=chart,
             checkins=portal.checkins(_db(), pip), can_see_talks=may_read("talks"),
             trail=trail, can_decide=may_write("pips") and pip.status in OPEN_PIP,
             decisions=PIP_DECISION_NAMES, typed=typed or {}, errors=errors or {},
-            today=dt.date.today().isoformat(),
+            today=today.isoformat(),
             # closed early only before its end; from its last day on, it gets a decision
-            can_close=dt.date.today() < pip.end,
+            can_close=today < pip.end,
             close_max=(pip.end - dt.timedelta(days=1)).isoformat()), status
 
     def _require_hr(self) -> None:

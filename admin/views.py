@@ -50,6 +50,7 @@ from admin.runs_views import STATUS_NAMES as RUN_STATUS_NAMES
 from engine import assignments, bulk
 from engine.access import IMPORT, READ, TEAM_SCOPED, WRITE
 from engine.cells import CellError, formula_problem, metric_value, number
+from engine.db import SECRET_CLEARED, SECRET_SET
 from engine.errors import FormulaError, ImportFileError, LaurelError, PasswordRefused
 from engine.imports import (
     MAX_FILE_BYTES,
@@ -517,16 +518,13 @@ def _email_of_no_other_employee(form: Any, field: Any) -> None:
     email = (field.data or "").strip().lower()
     if not email:
         return
-    editing = request.args.get("id", type=int)
-    if editing is not None and (_db().scalar(select(func.lower(Employee.email)).where(
-            Employee.id == editing)) or "") == email:
+    having = dict(_db().execute(select(Employee.id, Employee.code).where(
+        func.lower(Employee.email) == email)).all())
+    if request.args.get("id", type=int) in having:
         return  # kept as it was (an import may have given two employees one email)
-    other = _db().scalar(select(Employee.code).where(
-        func.lower(Employee.email) == email,
-        *([Employee.id != editing] if editing is not None else [])).limit(1))
-    if other is not None:
+    if having:  # another's: the first of them named
         raise ValidationError(_("Employee %(code)s has this email already: the portal finds "
-                                "a salesperson by their email.", code=other))
+                                "a salesperson by their email.", code=min(having.items())[1]))
 
 
 def _leave_not_before_hire(form: Any, field: Any) -> None:
@@ -1008,20 +1006,24 @@ _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]
 _HASH = re.compile(r"^[0-9a-f]{16,}$")
 
 
+def _moment_words(value: Any) -> str | None:
+    """A stored moment (ISO text) in the page's words, or None for any other value."""
+    if not (isinstance(value, str) and _ISO_TIME.match(value)):
+        return None
+    try:
+        return format_datetime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")),
+                               "medium")
+    except ValueError:
+        return None
+
+
 def _readable(entry: dict[str, Any]) -> dict[str, Any]:
     """A snapshot without what people cannot read: hashes left out, times in words."""
     out = {}
     for key, value in entry.items():
         if key.endswith("hash") or (isinstance(value, str) and _HASH.match(value)):
             continue
-        if isinstance(value, str) and _ISO_TIME.match(value):
-            try:
-                value = format_datetime(dt.datetime.fromisoformat(value.replace("Z",
-                                                                                "+00:00")),
-                                        "medium")
-            except ValueError:
-                pass
-        out[key] = value
+        out[key] = _moment_words(value) or value
     return out
 
 
@@ -1153,20 +1155,14 @@ def _stored(key: str, value: Any, most: int | None = None, entity: str | None = 
         return Markup("{}").format(_SECRET_WORDS[value])   # it changed, never what to
     if key == "locale" and isinstance(value, str) and value in i18n.LANGUAGES:
         return Markup("{}").format(i18n.LANGUAGES[value])
-    if isinstance(value, str) and _ISO_TIME.match(value):
-        # a moment in the page's words, the stored text kept as the tip
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return Markup('<span title="{}">{}</span>').format(
-                value, format_datetime(moment, "medium"))
+    moment = _moment_words(value)
+    if moment is not None:  # in the page's words, the stored text kept as the tip
+        return Markup('<span title="{}">{}</span>').format(value, moment)
     return Markup("<code>{}</code>").format(_short(value, most))
 
 
-# what engine.db writes of a secret that changed
-_SECRET_WORDS = {"(set)": _l("(set)"), "(cleared)": _l("(cleared)")}
+# what engine.db writes of a secret that changed, in the page's language
+_SECRET_WORDS = {SECRET_SET: _l("(set)"), SECRET_CLEARED: _l("(cleared)")}
 
 
 def _short(value: Any, most: int | None = None) -> str:

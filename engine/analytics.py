@@ -250,22 +250,19 @@ def analytics(session: Session, year: int, scope: Scope = Scope()) -> Analytics:
     # not a year of 0, nor a year without runs one that paid 0)
     cum: dict[str, Decimal | None] = dict.fromkeys(
         ("revenue", "payout", "last_revenue", "last_payout"))
-
-    def plus(key: str, value: Decimal | None, counts: bool = True) -> None:
-        if value is not None and counts:
-            cum[key] = (cum[key] or ZERO) + value
-
     for this, now, last in zip(months, out.months, last_year, strict=True):
         before = _row(last, facts[last], pay[last])
-        plus("revenue", now["revenue"], bool(facts[this]))
-        plus("payout", now["payout"])
-        plus("last_revenue", before["revenue"], bool(facts[last]))
-        plus("last_payout", before["payout"])
-        # a month without results or run (one ahead) is a gap, not the sum so far again
-        shown = {"revenue": cum["revenue"] if facts[this] else None,
-                 "payout": cum["payout"] if pay[this] is not None else None,
-                 "last_revenue": cum["last_revenue"] if facts[last] else None,
-                 "last_payout": cum["last_payout"] if pay[last] is not None else None}
+        shown: dict[str, Decimal | None] = {}
+        # a month without results or run (one ahead) adds nothing and is a gap, not the
+        # sum so far again
+        for key, value, present in (("revenue", now["revenue"], bool(facts[this])),
+                                    ("payout", now["payout"], now["payout"] is not None),
+                                    ("last_revenue", before["revenue"], bool(facts[last])),
+                                    ("last_payout", before["payout"],
+                                     before["payout"] is not None)):
+            if present:
+                cum[key] = (cum[key] or ZERO) + value
+            shown[key] = cum[key] if present else None
         out.ytd.append({"month": this[5:], **shown,
                         "growth": None if shown["revenue"] is None or not shown["last_revenue"]
                         else _div(shown["revenue"] - shown["last_revenue"],

@@ -172,6 +172,7 @@ def _plain(value: Any) -> Any:
 # User.invite_hash, ApiToken.token_hash); that a password or an invitation was set or
 # cleared is, as "(set)" or "(cleared)" (a new session token at each login is not worth it).
 _SECRET_COLUMNS = {"password_hash", "session_token", "invite_hash", "token_hash"}
+SECRET_SET, SECRET_CLEARED = "(set)", "(cleared)"  # what an entry says of them
 _TOLD_SECRETS = {"password_hash": "password", "invite_hash": "invitation"}
 
 
@@ -182,7 +183,8 @@ def _snapshot(obj: Any, committed: bool = False) -> dict[str, Any]:
         hist = state.attrs[attr.key].history
         if attr.key in _SECRET_COLUMNS:
             if not committed and hist.added and attr.key in _TOLD_SECRETS:
-                out[_TOLD_SECRETS[attr.key]] = "(cleared)" if hist.added[0] is None else "(set)"
+                out[_TOLD_SECRETS[attr.key]] = SECRET_CLEARED if hist.added[0] is None \
+                    else SECRET_SET
             continue
         if committed:
             value = hist.deleted[0] if hist.deleted else (
